@@ -1,0 +1,62 @@
+// Keys, keyed chunk ids and authenticated encryption (design.md §4, §8). All of OpenSSL 3
+// lives behind this header.
+//
+//  - Owner keys: HKDF-SHA256 (RFC 5869) expands the 256-bit owner master key into the id key
+//    (info "cairn/v1/chunk-id"), the encryption key ("cairn/v1/encrypt") and the chunker seed
+//    ("cairn/v1/chunker"); salt is empty.
+//  - Chunk id: HMAC-SHA256 (RFC 2104) of the plaintext under the id key.
+//  - AEAD: AES-256-GCM (NIST SP 800-38D), 96-bit random nonce, 128-bit tag.
+//
+// Thread-safety: stateless functions; safe to call concurrently.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "cairn/base/bytes.h"
+#include "cairn/base/ids.h"
+
+namespace cairn::codec {
+
+constexpr size_t kKeySize = 32;
+constexpr size_t kNonceSize = 12;
+constexpr size_t kTagSize = 16;
+
+using Key = std::array<uint8_t, kKeySize>;
+using Nonce = std::array<uint8_t, kNonceSize>;
+
+struct OwnerKeys {
+  Key id_key;
+  Key encryption_key;
+  Key chunker_seed;
+};
+
+// A fresh random 256-bit key from the OS CSPRNG.
+Key RandomKey();
+Nonce RandomNonce();
+
+// HKDF-SHA256 (RFC 5869) of `master` into the three owner subkeys (see file comment).
+OwnerKeys DeriveOwnerKeys(const Key& master);
+
+// HMAC-SHA256(key, data) (RFC 2104), 32 bytes.
+std::array<uint8_t, 32> HmacSha256(ByteSpan key, ByteSpan data);
+
+// SHA-256 (FIPS 180-4), 32 bytes.
+std::array<uint8_t, 32> Sha256(ByteSpan data);
+
+// Chunk id = HMAC-SHA256(id_key, plaintext) (design.md §4).
+ChunkId ComputeChunkId(const Key& id_key, ByteSpan plaintext);
+
+// AES-256-GCM encryption. Returns ciphertext || 16-byte tag (size = plaintext + 16).
+Bytes AeadSeal(const Key& key, const Nonce& nonce, ByteSpan aad, ByteSpan plaintext);
+
+// AES-256-GCM decryption of ciphertext || tag. DATA_LOSS if the tag does not verify (wrong
+// key, altered ciphertext, altered AAD) or the input is shorter than the tag.
+absl::StatusOr<Bytes> AeadOpen(const Key& key, const Nonce& nonce, ByteSpan aad,
+                               ByteSpan ciphertext_and_tag);
+
+// Constant-time comparison of two equal-length byte strings (false if lengths differ).
+bool ConstantTimeEqual(ByteSpan a, ByteSpan b);
+
+}  // namespace cairn::codec

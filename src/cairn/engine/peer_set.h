@@ -1,0 +1,36 @@
+// PeerSet: the narrow view of the cluster the engines need — who can store blobs and how to
+// call them. The daemon implements it over Membership and gRPC clients; tests use in-memory
+// peers (engine/testing/fake_peers.h).
+//
+// Thread-safety: implementations are thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cairn/base/ids.h"
+#include "cairn/net/peer_client.h"
+
+namespace cairn::engine {
+
+struct StoragePeer {
+  PeerId id = 0;
+  std::string host;
+  uint64_t quota = 0;  // bytes; the placement weight
+  uint64_t used = 0;
+  bool alive = true;
+};
+
+class PeerSet {
+ public:
+  virtual ~PeerSet() = default;
+  // Every known peer except this one (the home peer never stores its own blobs).
+  virtual std::vector<StoragePeer> Peers() = 0;
+  // A client for `id`, or nullptr when the peer is unknown.
+  virtual std::shared_ptr<net::PeerClient> Client(PeerId id) = 0;
+  // A call to `id` failed with UNAVAILABLE/DEADLINE_EXCEEDED after retries.
+  virtual void ReportFailure(PeerId /*id*/) {}
+};
+
+}  // namespace cairn::engine

@@ -1,0 +1,75 @@
+// Restore engine and snapshot browsing (design.md §3): snapshot -> trees -> chunk ids ->
+// holders (catalog; else placement order over live peers) -> GetBlob from any copy ->
+// verify (checksum at the peer; GCM tag and chunk id here) -> decrypt -> decompress -> write.
+//
+// Files are written by a pool of workers, one chunk per task at its offset (pwrite), so one
+// large file and many small ones both keep every worker busy; memory is bounded by
+// threads x max chunk size. Regular files are written first, then hard links, then directory
+// modes and mtimes deepest first.
+//
+// Thread-safety: stateless apart from the context; concurrent restores are fine.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "cairn/engine/backup.h"
+
+namespace cairn::engine {
+
+// Resolves "latest", a full hex id or a unique hex prefix (>= 4 characters) to a snapshot.
+// NOT_FOUND when none matches; INVALID_ARGUMENT when the prefix is ambiguous or not hex.
+absl::StatusOr<index::SnapshotRecord> ResolveSnapshot(index::Catalog* catalog,
+                                                      const std::string& spec);
+
+// Loads a tree by id: the catalog cache, else from any peer holding it (then cached).
+absl::StatusOr<format::Tree> LoadTree(const EngineContext& ctx, const ChunkId& id);
+
+struct ListedEntry {
+  std::string path;  // relative to the snapshot root, '/'-separated, raw bytes
+  format::TreeEntry entry;
+};
+
+// Lists the entry at `path` (""/"/" = root) and, for a directory, everything below it
+// (recursive) or its direct children. NOT_FOUND for a path not in the snapshot.
+absl::StatusOr<std::vector<ListedEntry>> ListSnapshot(const EngineContext& ctx,
+                                                      const format::Snapshot& snapshot,
+                                                      const std::string& path, bool recursive);
+
+struct RestoreOptions {
+  std::string path;    // inside the snapshot; "" = everything
+  std::string target;  // directory; created if missing. Entry `a/b` is written to target/b
+                       // when path is "a/b", and each root entry to target/<name> otherwise.
+  int threads = 4;
+  bool restore_owner = true;  // chown when running as root
+};
+
+struct RestoreProgress {
+  std::atomic<uint64_t> files_total{0};
+  std::atomic<uint64_t> bytes_total{0};
+  std::atomic<uint64_t> files_done{0};
+  std::atomic<uint64_t> bytes_done{0};
+};
+
+struct RestoreResult {
+  uint64_t files = 0;
+  uint64_t directories = 0;
+  uint64_t symlinks = 0;
+  uint64_t hardlinks = 0;
+  uint64_t bytes = 0;
+  double seconds = 0;
+  std::vector<std::string> errors;  // paths that could not be restored (exit 3: partial)
+};
+
+// Restores a snapshot (or a path in it). Returns the result also when some files failed
+// (listed in errors); NOT_FOUND when `path` is not in the snapshot; CANCELLED on cancel.
+absl::StatusOr<RestoreResult> Restore(const EngineContext& ctx, const format::Snapshot& snapshot,
+                                      const RestoreOptions& options, RestoreProgress* progress,
+                                      const std::atomic<bool>* cancel = nullptr);
+
+}  // namespace cairn::engine

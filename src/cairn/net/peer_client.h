@@ -1,0 +1,62 @@
+// PeerClient: calls to another peer's peer service (design.md §6), in domain types. gRPC
+// types stay inside net/ (GrpcPeerClient). Every call has a deadline; RetryingPeerClient
+// retries UNAVAILABLE and DEADLINE_EXCEEDED with exponential backoff and full jitter
+// (AWS Architecture Blog, "Exponential Backoff And Jitter", 2015). All calls are idempotent.
+//
+// Status codes: UNAVAILABLE peer unreachable; DEADLINE_EXCEEDED too slow; RESOURCE_EXHAUSTED
+// no space (PutBlob); NOT_FOUND no such blob (GetBlob); DATA_LOSS checksum mismatch;
+// INVALID_ARGUMENT malformed request.
+//
+// Thread-safety: implementations are thread-safe.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "cairn/base/bytes.h"
+#include "cairn/base/ids.h"
+#include "cairn/cluster/membership.h"
+#include "cairn/store/blob_store.h"
+
+namespace cairn::net {
+
+struct PingReply {
+  cluster::PeerInfo self;                // the callee
+  std::vector<cluster::PeerInfo> known;  // peers the callee knows (excluding itself)
+};
+
+class PeerClient {
+ public:
+  virtual ~PeerClient() = default;
+  // Tells the callee who we are and whom we know; learns the same back.
+  virtual absl::StatusOr<PingReply> Ping(const cluster::PeerInfo& self,
+                                         const std::vector<cluster::PeerInfo>& known) = 0;
+  // Sends a blob with its XXH3-128 checksum (computed here).
+  virtual absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob) = 0;
+  // Fetches a blob and verifies the checksum the callee sent (DATA_LOSS on mismatch).
+  virtual absl::StatusOr<Bytes> GetBlob(const BlobKey& key) = 0;
+  // For each key, whether the callee holds it intact. Same length and order as `keys`.
+  virtual absl::StatusOr<std::vector<bool>> HasBlobs(std::span<const BlobKey> keys) = 0;
+};
+
+struct ClientOptions {
+  std::chrono::milliseconds ping_deadline{3000};
+  std::chrono::milliseconds blob_deadline{60000};
+  int max_attempts = 4;  // including the first
+  std::chrono::milliseconds initial_backoff{100};
+  std::chrono::milliseconds max_backoff{2000};
+};
+
+// A gRPC client for the peer at `address` (host:port), wrapped in retries.
+std::shared_ptr<PeerClient> NewGrpcPeerClient(const std::string& address,
+                                              const ClientOptions& options = {});
+
+// Wraps any client with retry/backoff on UNAVAILABLE and DEADLINE_EXCEEDED.
+std::shared_ptr<PeerClient> NewRetryingPeerClient(std::shared_ptr<PeerClient> inner,
+                                                  const ClientOptions& options = {});
+
+}  // namespace cairn::net

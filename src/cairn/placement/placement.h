@@ -1,0 +1,42 @@
+// Placement: which peers hold a chunk's blobs (design.md §5).
+//
+// Weighted rendezvous (highest-random-weight) hashing — Thaler & Ravishankar, "Using
+// name-based mappings to increase hit rates", IEEE/ACM ToN 1998; the weighted form
+// score = -w / ln(h(peer, chunk)) with h uniform in (0,1) is from Schindelhauer & Schomaker,
+// "Weighted distributed hash tables", SPAA 2005. Pure and deterministic: any peer with the
+// same candidate list computes the same order, so blobs can be found without the index and a
+// membership change moves few blobs.
+//
+// Thread-safety: stateless functions.
+#pragma once
+
+#include <span>
+#include <string>
+#include <vector>
+
+#include "cairn/base/ids.h"
+
+namespace cairn::placement {
+
+struct Candidate {
+  PeerId peer = 0;
+  std::string host;   // failure domain
+  double weight = 1;  // normally the peer's quota in bytes; <= 0 is never chosen
+};
+
+enum class Spread {
+  kHost,  // one peer per host first; reuse hosts only when they run out
+  kPeer,  // ignore hosts
+};
+
+// Returns every candidate with weight > 0, best first, for `chunk`.
+// kHost: the best-scoring peer of each host in score order, then all remaining peers in
+// score order. The caller walks this list and takes the first peers that are alive and have
+// space. Candidates must have distinct peer ids.
+std::vector<PeerId> PlacementOrder(const ChunkId& chunk, std::span<const Candidate> candidates,
+                                   Spread spread = Spread::kHost);
+
+// The HRW score of one (peer, chunk) pair; exposed for tests. Larger is better.
+double Score(const ChunkId& chunk, PeerId peer, double weight);
+
+}  // namespace cairn::placement

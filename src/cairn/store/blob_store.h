@@ -1,0 +1,113 @@
+// BlobStore: the blobs a storage peer holds for other owners (design.md §4, §10, §11).
+//
+// Every blob is kept with its XXH3-128 checksum: verified when it is written (against the
+// checksum the sender computed) and every time it is read. The store never holds more than
+// its quota. Writes are atomic and durable (temp + fsync + rename + directory fsync) and are
+// recorded in a BlobRegistry (SQLite in production) so that usage survives restarts.
+//
+// Thread-safety: implementations are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "cairn/base/bytes.h"
+#include "cairn/base/ids.h"
+#include "cairn/codec/checksum.h"
+
+namespace cairn::store {
+
+enum class PutOutcome { kStored, kAlreadyStored };
+
+struct StoreStats {
+  uint64_t quota = 0;  // bytes lent
+  uint64_t used = 0;   // bytes of blobs held
+  uint64_t blobs = 0;
+};
+
+class BlobStore {
+ public:
+  virtual ~BlobStore() = default;
+
+  // Stores `blob` under `key`. Checks, in order: the checksum of `blob` equals `checksum`
+  // (DATA_LOSS otherwise); the blob is a well-formed envelope whose header names key.owner,
+  // key.chunk and key.shard (INVALID_ARGUMENT otherwise); the key is not held yet
+  // (kAlreadyStored, nothing written: puts are idempotent); used + size <= quota
+  // (RESOURCE_EXHAUSTED otherwise). Returns kStored once the blob is durable.
+  virtual absl::StatusOr<PutOutcome> Put(const BlobKey& key, ByteSpan blob,
+                                         const codec::Checksum& checksum) = 0;
+
+  // Reads a blob and verifies its checksum. NOT_FOUND if not held; DATA_LOSS if the bytes on
+  // disk no longer match the recorded checksum (the blob is then not returned).
+  virtual absl::StatusOr<Bytes> Get(const BlobKey& key) = 0;
+
+  // True when the blob is held (registered and its file present with the recorded size).
+  // Does not re-hash; scrub does that.
+  virtual absl::StatusOr<bool> Has(const BlobKey& key) = 0;
+
+  virtual StoreStats Stats() = 0;
+
+  // Changes the quota (bytes). Blobs already held stay even if used > quota (reclaim moves
+  // them); new puts are refused until used fits.
+  virtual absl::Status SetQuota(uint64_t quota) = 0;
+};
+
+struct BlobRecord {
+  BlobKey key;
+  uint64_t size = 0;
+  codec::Checksum checksum{};
+};
+
+// Durable record of held blobs, one row per key. Thread-safe.
+class BlobRegistry {
+ public:
+  virtual ~BlobRegistry() = default;
+  // Inserts or replaces the record.
+  virtual absl::Status Add(const BlobRecord& record) = 0;
+  virtual absl::Status Remove(const BlobKey& key) = 0;
+  // nullopt when not registered.
+  virtual absl::StatusOr<std::optional<BlobRecord>> Find(const BlobKey& key) = 0;
+  // Sum of sizes and count of all records.
+  virtual absl::StatusOr<StoreStats> Totals() = 0;
+  // Calls `fn` for every record (any order); stops early and returns its error if it fails.
+  virtual absl::Status ForEach(const std::function<absl::Status(const BlobRecord&)>& fn) = 0;
+};
+
+// In-memory BlobRegistry for tests and for DiskBlobStore's unit tests.
+class MemBlobRegistry;
+std::unique_ptr<BlobRegistry> NewMemBlobRegistry();
+
+// Blobs as files under `root` in a two-level fan-out by chunk id: root/ab/cd/<owner>-<chunk
+// hex>-<shard>. Open() creates `root` if missing and removes leftover temp files.
+class DiskBlobStore : public BlobStore {
+ public:
+  // `registry` must outlive the store. INVALID_ARGUMENT/INTERNAL if root cannot be created.
+  static absl::StatusOr<std::unique_ptr<DiskBlobStore>> Open(const std::string& root,
+                                                             uint64_t quota,
+                                                             BlobRegistry* registry);
+  ~DiskBlobStore() override;
+
+  absl::StatusOr<PutOutcome> Put(const BlobKey& key, ByteSpan blob,
+                                 const codec::Checksum& checksum) override;
+  absl::StatusOr<Bytes> Get(const BlobKey& key) override;
+  absl::StatusOr<bool> Has(const BlobKey& key) override;
+  StoreStats Stats() override;
+  absl::Status SetQuota(uint64_t quota) override;
+
+  // Path of the file that holds `key` (tests corrupt it; scrub reads it).
+  std::string PathFor(const BlobKey& key) const;
+
+ private:
+  struct State;
+  explicit DiskBlobStore(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+// In-memory BlobStore with the same semantics (checksum, envelope, quota); for engine tests.
+std::unique_ptr<BlobStore> NewMemBlobStore(uint64_t quota);
+
+}  // namespace cairn::store
