@@ -13,12 +13,15 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "cairn/base/bytes.h"
 
 namespace cairn::codec {
 
 // Chunk size bounds in bytes. Defaults are restic's: 512 KiB / 1 MiB / 8 MiB.
 // Recorded with the data and never changed under existing data (design.md §4).
+// With normalization level 2 the mean chunk of random data is above avg_size: about
+// 1.2 x avg for the defaults (min = avg/2) and 1.14 x avg for min = avg/4.
 struct ChunkerParams {
   uint32_t min_size = 512 * 1024;
   uint32_t avg_size = 1024 * 1024;  // must be a power of two
@@ -30,8 +33,17 @@ struct ChunkerParams {
 
 class Chunker {
  public:
-  // `seed` (any length, normally 32 bytes) keys the gear table. `params` must be valid.
+  // `seed` (any length, normally 32 bytes) keys the gear table. `params` must be valid
+  // (the process aborts otherwise; use Create for parameters read from disk or the network).
+  //
+  // Gear table (a format: never change it under existing data): for j = 0..63,
+  // block_j = HMAC-SHA256(seed, "cairn/v1/gear" || u32le(j)) and gear[4j + k] is the
+  // little-endian u64 in bytes 8k..8k+7 of block_j. MaskS has log2(avg)+2 and MaskL
+  // log2(avg)-2 one-bits spread evenly over bits 16..63 (bit 63 - floor(48 i / n), i < n).
   Chunker(const ChunkerParams& params, ByteSpan seed);
+
+  // As the constructor, but INVALID_ARGUMENT (from ChunkerParams::Validate) for bad params.
+  static absl::StatusOr<Chunker> Create(const ChunkerParams& params, ByteSpan seed);
 
   // Returns the length in bytes of the chunk that starts at data[0]. Callers pass at least
   // max_size bytes unless they are at the end of the stream; the result is in

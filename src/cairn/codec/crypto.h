@@ -36,7 +36,12 @@ struct OwnerKeys {
 Key RandomKey();
 Nonce RandomNonce();
 
+// HKDF-SHA256 (RFC 5869 §2.2-2.3): extract with `salt` (empty = HashLen zero bytes), then
+// expand with `info` to `out_len` bytes. INVALID_ARGUMENT unless 1 <= out_len <= 255*32.
+absl::StatusOr<Bytes> HkdfSha256(ByteSpan ikm, ByteSpan salt, ByteSpan info, size_t out_len);
+
 // HKDF-SHA256 (RFC 5869) of `master` into the three owner subkeys (see file comment).
+// Deterministic: the same master key always gives the same subkeys.
 OwnerKeys DeriveOwnerKeys(const Key& master);
 
 // HMAC-SHA256(key, data) (RFC 2104), 32 bytes.

@@ -37,6 +37,9 @@ std::vector<PeerId> PlacementOrder(const ChunkId& chunk, std::span<const Candida
                                    Spread spread = Spread::kHost);
 
 // The HRW score of one (peer, chunk) pair; exposed for tests. Larger is better.
+// h = (floor(XXH3_64(chunk id bytes || u64le(peer)) / 2^11) + 0.5) / 2^53, in (0,1), and
+// score = -weight / ln(h) > 0. Returns 0 when weight is not finite and positive (such
+// candidates are never placed on, as are weights <= 0).
 double Score(const ChunkId& chunk, PeerId peer, double weight);
 
 }  // namespace cairn::placement

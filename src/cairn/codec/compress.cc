@@ -1,0 +1,97 @@
+#include "cairn/codec/compress.h"
+
+#include <zstd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace cairn::codec {
+namespace {
+
+struct DCtxDeleter {
+  void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
+};
+
+absl::Status FrameError(const char* what, size_t code) {
+  return absl::DataLossError(absl::StrCat("zstd: ", what, ": ", ZSTD_getErrorName(code)));
+}
+
+absl::Status TooLarge(size_t max_size) {
+  return absl::ResourceExhaustedError(
+      absl::StrCat("zstd: decompressed content exceeds the limit of ", max_size, " bytes"));
+}
+
+// Frames of unknown content size: stream into a buffer that grows up to `max_size`.
+absl::StatusOr<Bytes> DecompressStreaming(ByteSpan frame, size_t max_size) {
+  std::unique_ptr<ZSTD_DCtx, DCtxDeleter> dctx(ZSTD_createDCtx());
+  if (!dctx) return absl::ResourceExhaustedError("zstd: cannot allocate a decompression context");
+  Bytes out;
+  ZSTD_inBuffer in{frame.data(), frame.size(), 0};
+  const size_t step = ZSTD_DStreamOutSize();
+  for (;;) {
+    if (out.size() >= max_size) {
+      // Full: the frame may still end here. Probe with a 1-byte buffer.
+      uint8_t probe;
+      ZSTD_outBuffer o{&probe, 1, 0};
+      size_t r = ZSTD_decompressStream(dctx.get(), &o, &in);
+      if (ZSTD_isError(r)) return FrameError("corrupt frame", r);
+      if (o.pos > 0) return TooLarge(max_size);
+      if (r == 0) break;
+      if (in.pos == in.size) return absl::DataLossError("zstd: truncated frame");
+      continue;
+    }
+    size_t old = out.size();
+    size_t grow = std::min(step, max_size - old);
+    out.resize(old + grow);
+    ZSTD_outBuffer o{out.data() + old, grow, 0};
+    size_t r = ZSTD_decompressStream(dctx.get(), &o, &in);
+    out.resize(old + o.pos);
+    if (ZSTD_isError(r)) return FrameError("corrupt frame", r);
+    if (r == 0) break;  // frame complete
+    if (in.pos == in.size && o.pos < grow) return absl::DataLossError("zstd: truncated frame");
+  }
+  return out;
+}
+
+}  // namespace
+
+Bytes ZstdCompress(ByteSpan data, int level) {
+  level = std::clamp(level, 1, ZSTD_maxCLevel());
+  Bytes out(ZSTD_compressBound(data.size()));
+  size_t n = ZSTD_compress(out.data(), out.size(), data.data(), data.size(), level);
+  // With a ZSTD_compressBound-sized destination, compression only fails on allocation failure.
+  if (ZSTD_isError(n)) std::abort();
+  out.resize(n);
+  return out;
+}
+
+absl::StatusOr<Bytes> ZstdDecompress(ByteSpan frame, size_t max_size) {
+  // Exactly one regular zstd frame (RFC 8878 §3.1.1), nothing before or after it: we never
+  // write skippable frames or concatenations, so anything else is damage.
+  if (frame.size() < 4) return absl::DataLossError("zstd: truncated frame");
+  uint32_t magic = uint32_t{frame[0]} | uint32_t{frame[1]} << 8 | uint32_t{frame[2]} << 16 |
+                   uint32_t{frame[3]} << 24;
+  if (magic != ZSTD_MAGICNUMBER) return absl::DataLossError("zstd: bad magic number");
+  size_t frame_size = ZSTD_findFrameCompressedSize(frame.data(), frame.size());
+  if (ZSTD_isError(frame_size)) return FrameError("malformed or truncated frame", frame_size);
+  if (frame_size != frame.size()) {
+    return absl::DataLossError(
+        absl::StrCat("zstd: ", frame.size() - frame_size, " trailing bytes after the frame"));
+  }
+  unsigned long long content = ZSTD_getFrameContentSize(frame.data(), frame.size());
+  if (content == ZSTD_CONTENTSIZE_ERROR) return absl::DataLossError("zstd: bad frame header");
+  if (content == ZSTD_CONTENTSIZE_UNKNOWN) return DecompressStreaming(frame, max_size);
+  if (content > max_size) return TooLarge(max_size);
+  Bytes out(static_cast<size_t>(content));
+  size_t n = ZSTD_decompress(out.data(), out.size(), frame.data(), frame.size());
+  if (ZSTD_isError(n)) return FrameError("corrupt frame", n);
+  if (n != content) return absl::DataLossError("zstd: content size does not match the header");
+  return out;
+}
+
+}  // namespace cairn::codec
