@@ -1,9 +1,13 @@
 // Membership: what this peer knows about the others (design.md §7).
 //
 // Sources (this slice): the config's seed addresses and the peer lists exchanged in Ping.
-// Each known peer is alive while it answers; it becomes suspect after `suspect_after` without
-// contact and dead after `dead_after`; any contact makes it alive again. Multicast discovery
-// and the failure detector's use by repair come later (issue 3).
+// States, computed from the monotonic clock whenever asked:
+//   - a peer contacted directly (ObserveDirect) is alive while its last contact is less than
+//     `suspect_after` ago, suspect until `dead_after`, dead after that; any contact makes it
+//     alive again;
+//   - a peer only heard of (ObserveIndirect) and never contacted is suspect from when it was
+//     learned, and dead once that is `dead_after` ago: nobody vouches for it until it answers.
+// Multicast discovery and the failure detector's use by repair come later (issue 3).
 //
 // Thread-safety: thread-safe.
 #pragma once
@@ -33,6 +37,7 @@ struct PeerInfo {
 };
 
 enum class PeerState { kAlive, kSuspect, kDead };
+// "alive", "suspect" or "dead".
 const char* PeerStateName(PeerState state);
 
 struct PeerView {
@@ -40,6 +45,7 @@ struct PeerView {
   PeerState state = PeerState::kAlive;
   int64_t last_seen_ns = 0;  // wall clock of the last direct contact; 0 = never
   bool self = false;
+  uint64_t failures = 0;  // failed calls reported since the last direct contact
 };
 
 struct MembershipOptions {
@@ -51,28 +57,40 @@ class Membership {
  public:
   Membership(PeerInfo self, MembershipOptions options, env::Clock* clock);
 
-  const PeerInfo& self() const { return self_; }
+  // Identity this peer was created with (id, host, address); quota/used as at construction.
+  const PeerInfo& self() const { return self_initial_; }
   // Updates this peer's own quota/used (reported in Ping).
   void UpdateSelf(uint64_t quota, uint64_t used);
   PeerInfo Self() const;
 
-  // A peer answered us or called us: record it as alive now.
+  // A peer answered us or called us: record its info (as it reported it) and that it is alive
+  // now. Ignored when `info.id` is this peer's own id.
   void ObserveDirect(const PeerInfo& info);
-  // A peer was named by someone else: learn its address if unknown; does not refresh liveness.
+  // A peer was named by someone else: learn it if unknown; take its info if `info` comes from a
+  // newer incarnation than what we know. Never refreshes liveness. Ignored for self and for an
+  // empty address.
   void ObserveIndirect(const PeerInfo& info);
   // A call to this peer failed (unreachable); it does not change state by itself (time does),
   // but is counted for `cairn peers`.
   void ReportFailure(PeerId id);
 
-  // Every known peer including self, sorted by id, with states computed from the clock.
+  // Every known peer including self (self = true, alive, last_seen_ns = now), sorted by id,
+  // with states computed from the clock.
   std::vector<PeerView> Peers() const;
   std::optional<PeerView> Find(PeerId id) const;
-  // Addresses to ping: seeds not yet identified plus every known peer's address.
+  // Addresses to ping, deduplicated, never this peer's own address: seeds that no known peer
+  // has as its address (in the order added), then the address of every known peer, dead ones
+  // included so that they are noticed when they come back (by peer id).
   std::vector<std::string> PingTargets() const;
+  // Adds a seed address (host:port); duplicates and empty strings are ignored.
   void AddSeed(const std::string& address);
 
  private:
-  PeerState StateOf(int64_t last_contact_mono) const;
+  struct Entry;
+  // Caller holds mu_.
+  PeerState StateOf(const Entry& entry, int64_t now_mono) const;
+  PeerView ViewOf(const Entry& entry, int64_t now_mono) const;
+  PeerView SelfView() const;
 
   const PeerInfo self_initial_;
   PeerInfo self_;
@@ -82,8 +100,9 @@ class Membership {
   struct Entry {
     PeerInfo info;
     int64_t last_seen_ns = 0;
-    int64_t last_contact_mono = 0;  // 0 = never contacted directly
-    int64_t learned_mono = 0;
+    bool contacted = false;         // ever observed directly
+    int64_t last_contact_mono = 0;  // valid when `contacted`
+    int64_t learned_mono = 0;       // when this entry was created
     uint64_t failures = 0;
   };
   std::map<PeerId, Entry> peers_;

@@ -50,7 +50,12 @@ struct BlobHeader {
 // Parses and validates the header and total length of an encoded blob: magic, version,
 // known enum values, payload_size + header + tag == blob.size(), payload_size <= kMaxBlobSize.
 // INVALID_ARGUMENT (with the reason) on anything else; never reads past `blob`.
+// Scheme sanity: copies need k=1, m=0; erasure needs 1 <= k <= 16, m <= 8, shard < k+m.
 absl::StatusOr<BlobHeader> ParseBlobHeader(ByteSpan blob);
+
+// The 80 header bytes of `header` in layout v1 (no validation; ParseBlobHeader is the
+// validating inverse). Used by SealChunk, by code that wraps erasure-coded shards, and by tests.
+Bytes EncodeBlobHeader(const BlobHeader& header);
 
 struct SealedChunk {
   ChunkId id;

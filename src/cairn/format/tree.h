@@ -29,12 +29,12 @@ struct TreeEntry {
   uint32_t uid = 0;
   uint32_t gid = 0;
   int64_t mtime_ns = 0;
-  int64_t ctime_ns = 0;  // change detection only; not restored
-  uint64_t size = 0;     // file bytes
-  uint64_t inode = 0;    // change detection only
-  uint64_t device = 0;   // change detection only
-  std::string symlink_target;    // kSymlink: raw bytes
-  std::vector<ChunkId> chunks;   // kFile: content, in order
+  int64_t ctime_ns = 0;            // change detection only; not restored
+  uint64_t size = 0;               // file bytes
+  uint64_t inode = 0;              // change detection only
+  uint64_t device = 0;             // change detection only
+  std::string symlink_target;      // kSymlink: raw bytes
+  std::vector<ChunkId> chunks;     // kFile: content, in order
   std::optional<ChunkId> subtree;  // kDirectory: its Tree
   // Non-zero for files with more than one hard link: entries with equal group in one snapshot
   // are the same inode and are restored as hard links to each other.
@@ -51,17 +51,19 @@ struct Tree {
 
 // Encodes a tree. Entries must be sorted and unique (the encoder does not re-sort).
 Bytes EncodeTree(const Tree& tree);
-// Decodes and validates (version, names non-empty without '/', sorted unique, types known,
-// files have no subtree, directories have one). INVALID_ARGUMENT / DATA_LOSS with the reason.
+// Decodes and validates (version, names non-empty without '/' or NUL and not "." or "..",
+// sorted unique, types known, chunk ids 32 bytes, only files have chunks, only directories
+// have (and need) a subtree, only symlinks have a target, mode <= 07777). INVALID_ARGUMENT for
+// an empty input or unknown version, DATA_LOSS for anything malformed, with the reason.
 absl::StatusOr<Tree> DecodeTree(ByteSpan data);
 
 struct SnapshotStats {
   uint64_t files = 0;
   uint64_t directories = 0;
-  uint64_t bytes = 0;        // logical bytes of all files
-  uint64_t new_bytes = 0;    // plaintext bytes of chunks new in this backup
-  uint64_t sent_bytes = 0;   // blob bytes uploaded (all copies)
-  uint64_t chunks = 0;       // chunk references
+  uint64_t bytes = 0;       // logical bytes of all files
+  uint64_t new_bytes = 0;   // plaintext bytes of chunks new in this backup
+  uint64_t sent_bytes = 0;  // blob bytes uploaded (all copies)
+  uint64_t chunks = 0;      // chunk references
   uint64_t new_chunks = 0;
   bool operator==(const SnapshotStats&) const = default;
 };
@@ -79,7 +81,12 @@ struct Snapshot {
   bool operator==(const Snapshot&) const = default;
 };
 
+// Encodes a snapshot. `hostname` and `tags` are text: bytes that are not UTF-8 are replaced by
+// U+FFFD (the wire type is a protobuf string). `paths` are carried as raw bytes.
 Bytes EncodeSnapshot(const Snapshot& snapshot);
+// Decodes and validates (version; root and parent 32 bytes, parent absent when empty; paths
+// absolute without NUL). INVALID_ARGUMENT for an empty input or unknown version, DATA_LOSS for
+// anything malformed.
 absl::StatusOr<Snapshot> DecodeSnapshot(ByteSpan data);
 
 }  // namespace cairn::format

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -22,9 +23,9 @@ class Database;
 struct ChunkRecord {
   ChunkId id;
   BlobKind kind = BlobKind::kData;
-  uint64_t plain_size = 0;  // plaintext bytes
-  uint64_t blob_size = 0;   // size of one blob (envelope)
-  uint32_t target = 0;      // copies wanted
+  uint64_t plain_size = 0;      // plaintext bytes
+  uint64_t blob_size = 0;       // size of one blob (envelope)
+  uint32_t target = 0;          // copies wanted
   std::vector<PeerId> holders;  // peers confirmed to hold a copy (shard 0), ascending
 };
 
@@ -35,10 +36,10 @@ struct SnapshotRecord {
 
 struct CatalogStats {
   uint64_t chunks = 0;
-  uint64_t chunks_at_target = 0;   // holders.size() >= target
+  uint64_t chunks_at_target = 0;  // holders.size() >= target
   uint64_t chunks_below_target = 0;
-  uint64_t plain_bytes = 0;        // sum of plain_size
-  uint64_t stored_bytes = 0;       // sum of blob_size * holders
+  uint64_t plain_bytes = 0;   // sum of plain_size
+  uint64_t stored_bytes = 0;  // sum of blob_size * holders
 };
 
 class Catalog {
@@ -51,15 +52,24 @@ class Catalog {
   // adds `record.holders` to its holder set (a set: repeated calls are harmless).
   virtual absl::Status AddChunk(const ChunkRecord& record) = 0;
 
-  // Tree cache: encoded tree bytes by tree chunk id.
+  // Tree cache: encoded tree bytes by tree chunk id (PutTree replaces; GetTree: nullopt when
+  // not cached).
   virtual absl::Status PutTree(const ChunkId& id, ByteSpan encoded) = 0;
   virtual absl::StatusOr<std::optional<Bytes>> GetTree(const ChunkId& id) = 0;
 
-  // Snapshots (idempotent add by id), listed oldest first.
+  // Snapshots (idempotent add by id: a second add of a known id keeps the first), listed oldest
+  // first (by time_ns, then id). ListSnapshots: DATA_LOSS/INVALID_ARGUMENT if a stored snapshot
+  // no longer decodes.
   virtual absl::Status AddSnapshot(const SnapshotRecord& record) = 0;
   virtual absl::StatusOr<std::vector<SnapshotRecord>> ListSnapshots() = 0;
 
+  // Totals over all chunks; holders counted as in FindChunk.
   virtual absl::StatusOr<CatalogStats> Stats() = 0;
+
+  // Small settings by key (e.g. the chunker parameters recorded for existing data); values are
+  // raw bytes. GetMeta returns nullopt when the key was never set; SetMeta replaces.
+  virtual absl::StatusOr<std::optional<std::string>> GetMeta(const std::string& key) = 0;
+  virtual absl::Status SetMeta(const std::string& key, const std::string& value) = 0;
 };
 
 // Catalog on SQLite tables in `db` (which must outlive it).

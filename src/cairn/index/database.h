@@ -22,6 +22,8 @@ class Database {
 
   // Schema version after migrations (number of the last applied migration).
   int SchemaVersion() const;
+  // Number of the newest migration this binary carries.
+  static int LatestSchemaVersion();
 
   struct Impl;
   Impl* impl() { return impl_.get(); }

@@ -1,4 +1,9 @@
-// BlobRegistry (store/blob_store.h) on the `blobs` table of the peer database.
+// BlobRegistry (store/blob_store.h) on the `blobs` table of the peer database. Add replaces
+// an existing record and stamps it with the wall-clock time; Remove of an unknown key is OK
+// (idempotent); Totals is one SUM/COUNT query (quota stays 0: the store owns it); ForEach
+// visits records in key order, reading pages of rows and calling `fn` without holding the
+// database lock, so `fn` may call back into the registry. A row whose stored ids are malformed
+// makes Find/ForEach return DATA_LOSS.
 // Thread-safety: thread-safe (the Database serializes access).
 #pragma once
 

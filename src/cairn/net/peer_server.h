@@ -19,7 +19,8 @@ namespace cairn::net {
 class PeerServer {
  public:
   // Listens on `listen_address` (host:port; port 0 picks a free port). `store` and
-  // `membership` must outlive the server. UNAVAILABLE if the address cannot be bound.
+  // `membership` must outlive the server. UNAVAILABLE if the address cannot be bound
+  // (in use, not a local address); INVALID_ARGUMENT if it is not host:port with a port 0-65535.
   static absl::StatusOr<std::unique_ptr<PeerServer>> Start(const std::string& listen_address,
                                                            store::BlobStore* store,
                                                            cluster::Membership* membership);

@@ -49,6 +49,10 @@ class BlobStore {
   // Does not re-hash; scrub does that.
   virtual absl::StatusOr<bool> Has(const BlobKey& key) = 0;
 
+  // Drops a blob and frees its space. OK also when the key is not held (deletes are
+  // idempotent, design.md §6). Callers enforce who may delete (design.md §11.2).
+  virtual absl::Status Delete(const BlobKey& key) = 0;
+
   virtual StoreStats Stats() = 0;
 
   // Changes the quota (bytes). Blobs already held stay even if used > quota (reclaim moves
@@ -77,12 +81,24 @@ class BlobRegistry {
   virtual absl::Status ForEach(const std::function<absl::Status(const BlobRecord&)>& fn) = 0;
 };
 
+// The checks Put makes before storing anything, shared by every BlobStore (and usable by a
+// server before it queues a write): DATA_LOSS if BlobChecksum(blob) != checksum;
+// INVALID_ARGUMENT if `blob` is not a valid envelope (format::ParseBlobHeader) or its header
+// names another owner, chunk or shard than `key`.
+absl::Status ValidateBlobForKey(const BlobKey& key, ByteSpan blob, const codec::Checksum& checksum);
+
 // In-memory BlobRegistry for tests and for DiskBlobStore's unit tests.
 class MemBlobRegistry;
 std::unique_ptr<BlobRegistry> NewMemBlobRegistry();
 
 // Blobs as files under `root` in a two-level fan-out by chunk id: root/ab/cd/<owner>-<chunk
-// hex>-<shard>. Open() creates `root` if missing and removes leftover temp files.
+// hex>-<shard>. Open() creates `root` if missing and removes leftover temp files (".*.tmp-*",
+// from writes interrupted by a crash). A Put writes the file (env::WriteFileAtomic, creating
+// and fsyncing fan-out directories as needed) before registering it; a Delete removes the
+// file before unregistering it. A crash in between leaves either an unregistered file (a
+// retried Put overwrites it) or a record without a file (Has is false, Get NOT_FOUND; a
+// retried Put or Delete settles it). Concurrent puts of one key are serialized: the second
+// sees kAlreadyStored.
 class DiskBlobStore : public BlobStore {
  public:
   // `registry` must outlive the store. INVALID_ARGUMENT/INTERNAL if root cannot be created.
@@ -95,6 +111,7 @@ class DiskBlobStore : public BlobStore {
                                  const codec::Checksum& checksum) override;
   absl::StatusOr<Bytes> Get(const BlobKey& key) override;
   absl::StatusOr<bool> Has(const BlobKey& key) override;
+  absl::Status Delete(const BlobKey& key) override;
   StoreStats Stats() override;
   absl::Status SetQuota(uint64_t quota) override;
 

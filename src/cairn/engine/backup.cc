@@ -1,0 +1,558 @@
+#include "cairn/engine/backup.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <thread>
+#include <unordered_set>
+
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+#include "cairn/base/bounded_queue.h"
+#include "cairn/base/status.h"
+#include "cairn/engine/chunk_io.h"
+#include "cairn/engine/restore.h"
+#include "cairn/format/blob.h"
+
+namespace cairn::engine {
+namespace {
+
+// Errors reading the source tree (a file or directory we cannot read) are reported and the
+// backup goes on; any other error (cancel, catalog, no peer takes a chunk) stops it.
+constexpr char kSourceErrorPayload[] = "cairn.dev/source-error";
+absl::Status SourceError(absl::Status st) {
+  st.SetPayload(kSourceErrorPayload, absl::Cord("1"));
+  return st;
+}
+bool IsSourceError(const absl::Status& st) {
+  return st.GetPayload(kSourceErrorPayload).has_value();
+}
+
+int64_t ToNanos(const struct timespec& ts) {
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+std::string BaseName(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  size_t slash = p.rfind('/');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
+std::string JoinPath(const std::string& dir, const std::string& name) {
+  if (!dir.empty() && dir.back() == '/') return dir + name;
+  return dir + "/" + name;
+}
+
+bool Excluded(const std::vector<std::string>& globs, const std::string& path,
+              const std::string& name) {
+  for (const auto& g : globs) {
+    if (::fnmatch(g.c_str(), name.c_str(), 0) == 0) return true;
+    if (::fnmatch(g.c_str(), path.c_str(), 0) == 0) return true;
+  }
+  return false;
+}
+
+// Lists a directory's entry names (excluding . and ..), sorted bytewise.
+absl::StatusOr<std::vector<std::string>> ReadDirNames(const std::string& path) {
+  DIR* dir = ::opendir(path.c_str());
+  if (!dir) return ErrnoStatus(errno, "open directory " + path);
+  std::vector<std::string> names;
+  errno = 0;
+  while (struct dirent* e = ::readdir(dir)) {
+    if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+    names.emplace_back(e->d_name);
+  }
+  int err = errno;
+  ::closedir(dir);
+  if (err) return ErrnoStatus(err, "read directory " + path);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+format::TreeEntry EntryFromStat(const std::string& name, const struct stat& st) {
+  format::TreeEntry e;
+  e.name = name;
+  e.mode = st.st_mode & 07777;
+  e.uid = st.st_uid;
+  e.gid = st.st_gid;
+  e.mtime_ns = ToNanos(st.st_mtim);
+  e.ctime_ns = ToNanos(st.st_ctim);
+  e.inode = st.st_ino;
+  e.device = st.st_dev;
+  if (S_ISREG(st.st_mode)) {
+    e.type = format::EntryType::kFile;
+    e.size = static_cast<uint64_t>(st.st_size);
+  } else if (S_ISDIR(st.st_mode)) {
+    e.type = format::EntryType::kDirectory;
+  } else if (S_ISLNK(st.st_mode)) {
+    e.type = format::EntryType::kSymlink;
+  }
+  return e;
+}
+
+// One backup run: the walker (this thread) reads, chunks, hashes and builds trees; upload
+// workers seal and place new chunks.
+class BackupRun {
+ public:
+  BackupRun(const EngineContext& ctx, const BackupOptions& opts, BackupProgress* progress,
+            const std::atomic<bool>* cancel)
+      : ctx_(ctx),
+        opts_(opts),
+        progress_(progress ? progress : &own_progress_),
+        cancel_(cancel),
+        chunker_(ctx.chunker, ctx.keys.chunker_seed),
+        queue_(static_cast<size_t>(std::max(1, opts.queue_chunks))) {}
+
+  absl::StatusOr<BackupResult> Run();
+
+ private:
+  struct UploadTask {
+    ChunkId id;
+    BlobKind kind;
+    Bytes plaintext;
+    std::vector<PeerId> holders;  // already known holders (topping up)
+  };
+
+  bool Cancelled() const { return cancel_ && cancel_->load(); }
+  void StartWorkers();
+  absl::Status StopWorkers();
+  void WorkerLoop();
+  // Registers a chunk reference; queues it for upload if no peer holds enough copies yet.
+  absl::Status AddChunk(const ChunkId& id, BlobKind kind, ByteSpan plaintext);
+  absl::StatusOr<std::vector<ChunkId>> ChunkFile(const std::string& path, format::TreeEntry& e);
+  absl::StatusOr<ChunkId> BackupDirectory(const std::string& path, const format::Tree* parent);
+  // Fills `entry` (already stat'ed) with content; returns false if the entry must be skipped.
+  bool BackupEntry(const std::string& path, const struct stat& st, format::TreeEntry& entry,
+                   const format::TreeEntry* parent_entry, absl::Status* fatal);
+  absl::StatusOr<ChunkId> StoreTree(const format::Tree& tree);
+  std::optional<format::Tree> LoadParentTree(const ChunkId& id);
+  void ScanTotals(std::vector<std::string> paths);
+
+  const EngineContext& ctx_;
+  const BackupOptions& opts_;
+  BackupProgress own_progress_;
+  BackupProgress* progress_;
+  const std::atomic<bool>* cancel_;
+  codec::Chunker chunker_;
+  BoundedQueue<UploadTask> queue_;
+  std::vector<std::thread> workers_;
+
+  std::mutex mu_;  // guards the fields below
+  std::unordered_set<ChunkId, ChunkIdHash> in_flight_;
+  absl::Status upload_error_;
+  uint64_t below_target_ = 0;
+
+  std::map<std::pair<uint64_t, uint64_t>, std::pair<uint64_t, std::vector<ChunkId>>> hardlinks_;
+  uint64_t next_hardlink_group_ = 1;
+  BackupResult result_;
+  format::SnapshotStats stats_;
+};
+
+void BackupRun::StartWorkers() {
+  int n = std::max(1, opts_.upload_threads);
+  for (int i = 0; i < n; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+}
+
+absl::Status BackupRun::StopWorkers() {
+  queue_.Close();
+  for (auto& t : workers_) t.join();
+  workers_.clear();
+  std::lock_guard lock(mu_);
+  return upload_error_;
+}
+
+void BackupRun::WorkerLoop() {
+  while (auto task = queue_.Pop()) {
+    {
+      std::lock_guard lock(mu_);
+      if (!upload_error_.ok()) continue;  // drain without work after a fatal error
+    }
+    absl::Status st;
+    auto sealed = format::SealChunk(ctx_.keys, ctx_.owner, task->kind, task->plaintext, &task->id);
+    if (!sealed.ok()) {
+      st = sealed.status();
+    } else {
+      auto outcome = StoreChunk(ctx_, task->kind, *sealed, opts_.copies, task->holders);
+      if (!outcome.ok()) {
+        st = outcome.status();
+      } else {
+        progress_->sent_bytes += outcome->sent_bytes;
+        std::lock_guard lock(mu_);
+        if (outcome->holders.size() < opts_.copies) ++below_target_;
+      }
+    }
+    std::lock_guard lock(mu_);
+    in_flight_.erase(task->id);
+    if (!st.ok() && upload_error_.ok()) upload_error_ = st;
+  }
+}
+
+absl::Status BackupRun::AddChunk(const ChunkId& id, BlobKind kind, ByteSpan plaintext) {
+  progress_->chunks++;
+  if (kind == BlobKind::kData) stats_.chunks++;
+  {
+    std::lock_guard lock(mu_);
+    if (!upload_error_.ok()) return upload_error_;
+    if (in_flight_.count(id)) return absl::OkStatus();
+  }
+  CAIRN_ASSIGN_OR_RETURN(auto known, ctx_.catalog->FindChunk(id));
+  if (known && known->holders.size() >= opts_.copies) return absl::OkStatus();  // dedup
+  UploadTask task{id, kind, Bytes(plaintext.begin(), plaintext.end()), {}};
+  if (known) {
+    task.holders = known->holders;  // top up to the requested copies
+  } else {
+    progress_->new_chunks++;
+    progress_->new_bytes += plaintext.size();
+    if (kind == BlobKind::kData) {
+      stats_.new_chunks++;
+      stats_.new_bytes += plaintext.size();
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    in_flight_.insert(id);
+  }
+  queue_.Push(std::move(task));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<ChunkId>> BackupRun::ChunkFile(const std::string& path,
+                                                          format::TreeEntry& e) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOATIME | O_NOFOLLOW);
+  if (fd < 0 && errno == EPERM) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return SourceError(ErrnoStatus(errno, "open " + path));
+  struct stat before;
+  ::fstat(fd, &before);
+  std::vector<ChunkId> chunks;
+  const size_t max = chunker_.params().max_size;
+  Bytes buf(2 * max);
+  size_t start = 0, end = 0;
+  bool eof = false;
+  uint64_t total = 0;
+  absl::Status st;
+  while (st.ok()) {
+    while (!eof && end - start < max) {
+      if (buf.size() - end < max) {
+        std::memmove(buf.data(), buf.data() + start, end - start);
+        end -= start;
+        start = 0;
+      }
+      ssize_t n = ::read(fd, buf.data() + end, buf.size() - end);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        st = SourceError(ErrnoStatus(errno, "read " + path));
+        break;
+      }
+      if (n == 0) eof = true;
+      end += static_cast<size_t>(n);
+      progress_->bytes_read += static_cast<uint64_t>(n);
+      progress_->bytes_done += static_cast<uint64_t>(n);
+    }
+    if (!st.ok() || start == end) break;
+    if (Cancelled()) {
+      st = absl::CancelledError("backup cancelled");
+      break;
+    }
+    ByteSpan data(buf.data() + start, end - start);
+    size_t cut = chunker_.NextCut(data);
+    ByteSpan chunk = data.subspan(0, cut);
+    ChunkId id = codec::ComputeChunkId(ctx_.keys.id_key, chunk);
+    chunks.push_back(id);
+    st = AddChunk(id, BlobKind::kData, chunk);
+    start += cut;
+    total += cut;
+  }
+  struct stat after;
+  bool changed = ::fstat(fd, &after) == 0 &&
+                 (ToNanos(after.st_mtim) != ToNanos(before.st_mtim) || after.st_size != before.st_size);
+  ::close(fd);
+  CAIRN_RETURN_IF_ERROR(st);
+  e.size = total;  // what was actually read
+  if (changed) {
+    result_.warnings.push_back(path + ": file changed while it was read; the snapshot has the bytes read");
+  }
+  result_.files_read++;
+  return chunks;
+}
+
+std::optional<format::Tree> BackupRun::LoadParentTree(const ChunkId& id) {
+  auto tree = LoadTree(ctx_, id);
+  if (!tree.ok()) return std::nullopt;  // no parent: read everything
+  return std::move(*tree);
+}
+
+bool BackupRun::BackupEntry(const std::string& path, const struct stat& st,
+                            format::TreeEntry& entry, const format::TreeEntry* parent_entry,
+                            absl::Status* fatal) {
+  if (S_ISREG(st.st_mode)) {
+    stats_.files++;
+    stats_.bytes += entry.size;
+    if (st.st_nlink > 1) {
+      auto key = std::make_pair(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino));
+      auto it = hardlinks_.find(key);
+      if (it != hardlinks_.end()) {  // another name of an inode already in this snapshot
+        entry.hardlink_group = it->second.first;
+        entry.chunks = it->second.second;
+        stats_.chunks += entry.chunks.size();
+        progress_->files_done++;
+        progress_->bytes_done += entry.size;
+        return true;
+      }
+    }
+    bool unchanged = parent_entry && parent_entry->type == format::EntryType::kFile &&
+                     parent_entry->size == entry.size && parent_entry->mtime_ns == entry.mtime_ns &&
+                     parent_entry->ctime_ns == entry.ctime_ns && parent_entry->inode == entry.inode;
+    if (unchanged) {
+      entry.chunks = parent_entry->chunks;
+      stats_.chunks += entry.chunks.size();
+      progress_->chunks += entry.chunks.size();
+      progress_->bytes_done += entry.size;
+      result_.files_unchanged++;
+    } else {
+      auto chunks = ChunkFile(path, entry);
+      if (!chunks.ok()) {
+        if (!IsSourceError(chunks.status())) {
+          *fatal = chunks.status();
+          return false;
+        }
+        // A file we cannot read is reported and left out; the rest goes on.
+        result_.errors.push_back(std::string(chunks.status().message()));
+        stats_.files--;
+        stats_.bytes -= entry.size;
+        return false;
+      }
+      entry.chunks = std::move(*chunks);
+    }
+    if (st.st_nlink > 1) {
+      auto key = std::make_pair(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino));
+      entry.hardlink_group = next_hardlink_group_++;
+      hardlinks_[key] = {entry.hardlink_group, entry.chunks};
+    }
+    progress_->files_done++;
+    return true;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    stats_.directories++;
+    std::optional<format::Tree> parent_tree;
+    if (parent_entry && parent_entry->type == format::EntryType::kDirectory && parent_entry->subtree) {
+      parent_tree = LoadParentTree(*parent_entry->subtree);
+    }
+    auto id = BackupDirectory(path, parent_tree ? &*parent_tree : nullptr);
+    if (!id.ok()) {
+      if (!IsSourceError(id.status())) {
+        *fatal = id.status();
+        return false;
+      }
+      result_.errors.push_back(std::string(id.status().message()));
+      stats_.directories--;
+      return false;
+    }
+    entry.subtree = *id;
+    return true;
+  }
+  if (S_ISLNK(st.st_mode)) {
+    std::string target(static_cast<size_t>(st.st_size > 0 ? st.st_size : 4096) + 1, '\0');
+    ssize_t n = ::readlink(path.c_str(), target.data(), target.size());
+    if (n < 0) {
+      result_.errors.push_back(std::string(ErrnoStatus(errno, "readlink " + path).message()));
+      return false;
+    }
+    target.resize(static_cast<size_t>(n));
+    entry.symlink_target = target;
+    progress_->files_done++;
+    return true;
+  }
+  result_.warnings.push_back(path + ": special file skipped (device, socket or FIFO)");
+  return false;
+}
+
+absl::StatusOr<ChunkId> BackupRun::BackupDirectory(const std::string& path,
+                                                   const format::Tree* parent) {
+  if (Cancelled()) return absl::CancelledError("backup cancelled");
+  auto names = ReadDirNames(path);
+  if (!names.ok()) return SourceError(names.status());
+  format::Tree tree;
+  for (const auto& name : *names) {
+    std::string child = JoinPath(path, name);
+    if (Excluded(opts_.excludes, child, name)) continue;
+    struct stat st;
+    if (::lstat(child.c_str(), &st) != 0) {
+      result_.errors.push_back(std::string(ErrnoStatus(errno, "stat " + child).message()));
+      continue;
+    }
+    format::TreeEntry entry = EntryFromStat(name, st);
+    const format::TreeEntry* parent_entry = nullptr;
+    if (parent) {
+      auto it = std::lower_bound(parent->entries.begin(), parent->entries.end(), name,
+                                 [](const format::TreeEntry& e, const std::string& n) { return e.name < n; });
+      if (it != parent->entries.end() && it->name == name) parent_entry = &*it;
+    }
+    absl::Status fatal;
+    if (BackupEntry(child, st, entry, parent_entry, &fatal)) {
+      tree.entries.push_back(std::move(entry));
+    } else if (!fatal.ok()) {
+      return fatal;
+    }
+  }
+  return StoreTree(tree);
+}
+
+absl::StatusOr<ChunkId> BackupRun::StoreTree(const format::Tree& tree) {
+  Bytes encoded = format::EncodeTree(tree);
+  ChunkId id = codec::ComputeChunkId(ctx_.keys.id_key, encoded);
+  CAIRN_RETURN_IF_ERROR(ctx_.catalog->PutTree(id, encoded));
+  CAIRN_RETURN_IF_ERROR(AddChunk(id, BlobKind::kTree, encoded));
+  return id;
+}
+
+void BackupRun::ScanTotals(std::vector<std::string> paths) {
+  // A stat-only walk for the progress bar's totals; errors are the walker's to report.
+  std::vector<std::string> stack = std::move(paths);
+  while (!stack.empty() && !Cancelled() && !progress_->scan_done.load()) {
+    std::string p = std::move(stack.back());
+    stack.pop_back();
+    struct stat st;
+    if (::lstat(p.c_str(), &st) != 0) continue;
+    if (S_ISREG(st.st_mode)) {
+      progress_->files_total++;
+      progress_->bytes_total += static_cast<uint64_t>(st.st_size);
+    } else if (S_ISLNK(st.st_mode)) {
+      progress_->files_total++;
+    } else if (S_ISDIR(st.st_mode)) {
+      auto names = ReadDirNames(p);
+      if (!names.ok()) continue;
+      for (const auto& n : *names) {
+        std::string child = JoinPath(p, n);
+        if (!Excluded(opts_.excludes, child, n)) stack.push_back(child);
+      }
+    }
+  }
+  progress_->scan_done = true;
+}
+
+absl::StatusOr<BackupResult> BackupRun::Run() {
+  const int64_t start_mono = ctx_.clock->MonotonicNanos();
+  if (opts_.paths.empty()) return absl::InvalidArgumentError("backup: no paths given");
+  if (opts_.copies < 1) return absl::InvalidArgumentError("backup: copies must be at least 1");
+  // Absolute, normalized source paths; root entries are named by their last component.
+  std::vector<std::string> paths;
+  std::map<std::string, std::string> by_name;
+  for (const auto& p : opts_.paths) {
+    std::error_code ec;
+    std::string abs = std::filesystem::absolute(p, ec).lexically_normal().string();
+    if (ec) return absl::InvalidArgumentError("backup: bad path " + p);
+    while (abs.size() > 1 && abs.back() == '/') abs.pop_back();
+    struct stat st;
+    if (::lstat(abs.c_str(), &st) != 0) return ErrnoStatus(errno, "backup " + p);
+    std::string name = abs == "/" ? std::string("root") : BaseName(abs);
+    if (by_name.count(name)) {
+      return absl::InvalidArgumentError("backup: paths " + by_name[name] + " and " + abs +
+                                        " have the same name '" + name + "'; back them up separately");
+    }
+    by_name[name] = abs;
+    paths.push_back(abs);
+  }
+  std::sort(paths.begin(), paths.end());
+
+  // Parent: the latest snapshot of exactly these paths.
+  std::optional<format::Tree> parent_root;
+  std::optional<ChunkId> parent_id;
+  if (opts_.use_parent) {
+    CAIRN_ASSIGN_OR_RETURN(auto snaps, ctx_.catalog->ListSnapshots());
+    for (auto it = snaps.rbegin(); it != snaps.rend(); ++it) {
+      auto sp = it->snapshot.paths;
+      std::sort(sp.begin(), sp.end());
+      if (sp == paths) {
+        parent_id = it->id;
+        parent_root = LoadParentTree(it->snapshot.root);
+        break;
+      }
+    }
+  }
+
+  std::thread scanner([this, paths] { ScanTotals(paths); });
+  StartWorkers();
+  const int64_t start_wall = ctx_.clock->NowNanos();
+  absl::Status fatal;
+  format::Tree root;
+  for (const auto& [name, abs] : by_name) {
+    struct stat st;
+    if (::lstat(abs.c_str(), &st) != 0) {
+      fatal = ErrnoStatus(errno, "stat " + abs);
+      break;
+    }
+    format::TreeEntry entry = EntryFromStat(name, st);
+    const format::TreeEntry* parent_entry = nullptr;
+    if (parent_root) {
+      for (const auto& e : parent_root->entries)
+        if (e.name == name) parent_entry = &e;
+    }
+    absl::Status entry_fatal;
+    if (BackupEntry(abs, st, entry, parent_entry, &entry_fatal)) {
+      root.entries.push_back(std::move(entry));
+    } else if (!entry_fatal.ok()) {
+      fatal = entry_fatal;
+      break;
+    }
+  }
+  std::optional<ChunkId> root_id;
+  if (fatal.ok()) {
+    auto id = StoreTree(root);
+    if (id.ok()) root_id = *id;
+    else fatal = id.status();
+  }
+  absl::Status upload = StopWorkers();
+  progress_->scan_done = true;
+  scanner.join();
+  CAIRN_RETURN_IF_ERROR(fatal);
+  CAIRN_RETURN_IF_ERROR(upload);
+
+  format::Snapshot snap;
+  snap.time_ns = start_wall;
+  snap.owner = ctx_.owner;
+  snap.hostname = opts_.hostname;
+  snap.paths = paths;
+  snap.tags = opts_.tags;
+  snap.root = *root_id;
+  snap.parent = parent_id;
+  snap.copies = opts_.copies;
+  stats_.sent_bytes = progress_->sent_bytes.load();
+  snap.stats = stats_;
+  Bytes encoded = format::EncodeSnapshot(snap);
+  CAIRN_ASSIGN_OR_RETURN(auto sealed, format::SealChunk(ctx_.keys, ctx_.owner, BlobKind::kSnapshot, encoded));
+  CAIRN_ASSIGN_OR_RETURN(auto outcome, StoreChunk(ctx_, BlobKind::kSnapshot, sealed, opts_.copies, {}));
+  progress_->sent_bytes += outcome.sent_bytes;
+  if (outcome.holders.size() < opts_.copies) ++below_target_;
+  CAIRN_RETURN_IF_ERROR(ctx_.catalog->AddSnapshot({sealed.id, snap}));
+
+  result_.snapshot_id = sealed.id;
+  result_.snapshot = snap;
+  result_.snapshot.stats.sent_bytes = progress_->sent_bytes.load();
+  result_.bytes_read = progress_->bytes_read.load();
+  result_.chunks_below_target = below_target_;
+  result_.seconds = static_cast<double>(ctx_.clock->MonotonicNanos() - start_mono) / 1e9;
+  return std::move(result_);
+}
+
+}  // namespace
+
+absl::StatusOr<BackupResult> BackupEngine::Run(const BackupOptions& options,
+                                               BackupProgress* progress,
+                                               const std::atomic<bool>* cancel) {
+  if (!ctx_.catalog || !ctx_.peers || !ctx_.clock) {
+    return absl::FailedPreconditionError("backup engine is missing its catalog, peers or clock");
+  }
+  BackupRun run(ctx_, options, progress, cancel);
+  return run.Run();
+}
+
+}  // namespace cairn::engine

@@ -1,0 +1,415 @@
+#include "cairn/engine/restore.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "cairn/base/bounded_queue.h"
+#include "cairn/base/status.h"
+#include "cairn/engine/chunk_io.h"
+
+namespace cairn::engine {
+
+absl::StatusOr<index::SnapshotRecord> ResolveSnapshot(index::Catalog* catalog,
+                                                      const std::string& spec) {
+  CAIRN_ASSIGN_OR_RETURN(auto snaps, catalog->ListSnapshots());
+  if (spec == "latest") {
+    if (snaps.empty()) return absl::NotFoundError("no snapshots yet");
+    return snaps.back();
+  }
+  if (spec.size() < 4 || !FromHex(spec.size() % 2 ? spec + "0" : spec).ok()) {
+    return absl::InvalidArgumentError("snapshot id '" + spec +
+                                      "': expected 'latest' or a hex id prefix of at least 4 characters");
+  }
+  std::string want = spec;
+  std::transform(want.begin(), want.end(), want.begin(), ::tolower);
+  std::optional<index::SnapshotRecord> found;
+  for (auto& s : snaps) {
+    if (s.id.Hex().compare(0, want.size(), want) == 0) {
+      if (found) return absl::InvalidArgumentError("snapshot id prefix '" + spec + "' is ambiguous");
+      found = s;
+    }
+  }
+  if (!found) return absl::NotFoundError("no snapshot with id '" + spec + "'");
+  return *found;
+}
+
+absl::StatusOr<format::Tree> LoadTree(const EngineContext& ctx, const ChunkId& id) {
+  CAIRN_ASSIGN_OR_RETURN(auto cached, ctx.catalog->GetTree(id));
+  if (cached) {
+    auto tree = format::DecodeTree(*cached);
+    if (tree.ok()) return tree;
+    // A damaged cache entry: fall through and fetch the tree from the peers.
+  }
+  CAIRN_ASSIGN_OR_RETURN(Bytes encoded, Annotate(FetchChunk(ctx, id, BlobKind::kTree), "load tree"));
+  CAIRN_ASSIGN_OR_RETURN(auto tree, Annotate(format::DecodeTree(encoded), "tree " + id.ShortHex()));
+  CAIRN_RETURN_IF_ERROR(ctx.catalog->PutTree(id, encoded));
+  return tree;
+}
+
+namespace {
+
+std::vector<std::string> SplitPath(const std::string& path) {
+  std::vector<std::string> parts;
+  for (auto p : absl::StrSplit(path, '/', absl::SkipEmpty())) {
+    if (p == ".") continue;
+    parts.emplace_back(p);
+  }
+  return parts;
+}
+
+// Finds the entry at `parts` under `root` (parts non-empty). NOT_FOUND if absent.
+absl::StatusOr<format::TreeEntry> FindEntry(const EngineContext& ctx, const format::Tree& root,
+                                            const std::vector<std::string>& parts,
+                                            const std::string& path) {
+  const format::Tree* tree = &root;
+  format::Tree holder;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    auto it = std::find_if(tree->entries.begin(), tree->entries.end(),
+                           [&](const format::TreeEntry& e) { return e.name == parts[i]; });
+    if (it == tree->entries.end()) return absl::NotFoundError("path '" + path + "' is not in the snapshot");
+    if (i + 1 == parts.size()) return *it;
+    if (it->type != format::EntryType::kDirectory || !it->subtree) {
+      return absl::NotFoundError("path '" + path + "' is not in the snapshot");
+    }
+    CAIRN_ASSIGN_OR_RETURN(holder, LoadTree(ctx, *it->subtree));
+    tree = &holder;
+  }
+  return absl::NotFoundError("path '" + path + "' is not in the snapshot");
+}
+
+absl::Status ListInto(const EngineContext& ctx, const ChunkId& tree_id, const std::string& prefix,
+                      bool recursive, std::vector<ListedEntry>& out) {
+  CAIRN_ASSIGN_OR_RETURN(auto tree, LoadTree(ctx, tree_id));
+  for (auto& e : tree.entries) {
+    std::string p = prefix.empty() ? e.name : prefix + "/" + e.name;
+    out.push_back({p, e});
+    if (recursive && e.type == format::EntryType::kDirectory && e.subtree) {
+      CAIRN_RETURN_IF_ERROR(ListInto(ctx, *e.subtree, p, true, out));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<ListedEntry>> ListSnapshot(const EngineContext& ctx,
+                                                      const format::Snapshot& snapshot,
+                                                      const std::string& path, bool recursive) {
+  std::vector<ListedEntry> out;
+  auto parts = SplitPath(path);
+  if (parts.empty()) {
+    CAIRN_RETURN_IF_ERROR(ListInto(ctx, snapshot.root, "", recursive, out));
+    return out;
+  }
+  CAIRN_ASSIGN_OR_RETURN(auto root, LoadTree(ctx, snapshot.root));
+  CAIRN_ASSIGN_OR_RETURN(auto entry, FindEntry(ctx, root, parts, path));
+  std::string prefix;
+  for (const auto& p : parts) prefix += (prefix.empty() ? "" : "/") + p;
+  out.push_back({prefix, entry});
+  if (entry.type == format::EntryType::kDirectory && entry.subtree) {
+    CAIRN_RETURN_IF_ERROR(ListInto(ctx, *entry.subtree, prefix, recursive, out));
+  }
+  return out;
+}
+
+namespace {
+
+struct FileState {
+  std::string path;
+  format::TreeEntry entry;  // chunks cleared once queued
+  std::atomic<size_t> remaining{0};
+  std::atomic<bool> failed{false};
+};
+
+struct ChunkTask {
+  std::shared_ptr<FileState> file;
+  ChunkId id;
+  uint64_t offset = 0;
+};
+
+struct DirMeta {
+  std::string path;
+  format::TreeEntry entry;
+  size_t depth = 0;
+};
+
+int64_t Sec(int64_t ns) { return ns / 1'000'000'000; }
+long Nsec(int64_t ns) { return static_cast<long>(ns % 1'000'000'000); }
+
+void SetTimes(const std::string& path, int64_t mtime_ns, bool nofollow) {
+  struct timespec ts[2];
+  ts[0].tv_sec = Sec(mtime_ns);
+  ts[0].tv_nsec = Nsec(mtime_ns);
+  ts[1] = ts[0];
+  ::utimensat(AT_FDCWD, path.c_str(), ts, nofollow ? AT_SYMLINK_NOFOLLOW : 0);
+}
+
+class RestoreRun {
+ public:
+  RestoreRun(const EngineContext& ctx, const RestoreOptions& opts, RestoreProgress* progress,
+             const std::atomic<bool>* cancel)
+      : ctx_(ctx),
+        opts_(opts),
+        progress_(progress ? progress : &own_progress_),
+        cancel_(cancel),
+        queue_(static_cast<size_t>(std::max(1, opts.threads)) * 4),
+        as_root_(::geteuid() == 0) {}
+
+  absl::StatusOr<RestoreResult> Run(const format::Snapshot& snapshot);
+
+ private:
+  bool Cancelled() const { return cancel_ && cancel_->load(); }
+  void Error(const std::string& msg) {
+    std::lock_guard lock(mu_);
+    result_.errors.push_back(msg);
+  }
+  // Restores `entry` at `path`; directories recurse.
+  absl::Status RestoreEntry(const format::TreeEntry& entry, const std::string& path, size_t depth);
+  void RestoreFile(const format::TreeEntry& entry, const std::string& path);
+  void FinishFile(FileState& f);
+  void WorkerLoop();
+  void ApplyOwner(const std::string& path, const format::TreeEntry& e, bool nofollow) {
+    if (opts_.restore_owner && as_root_) {
+      if (nofollow) (void)::lchown(path.c_str(), e.uid, e.gid);
+      else (void)::chown(path.c_str(), e.uid, e.gid);
+    }
+  }
+
+  const EngineContext& ctx_;
+  const RestoreOptions& opts_;
+  RestoreProgress own_progress_;
+  RestoreProgress* progress_;
+  const std::atomic<bool>* cancel_;
+  BoundedQueue<ChunkTask> queue_;
+  const bool as_root_;
+  std::mutex mu_;
+  RestoreResult result_;
+  std::vector<DirMeta> dirs_;
+  std::map<uint64_t, std::string> hardlink_first_;  // group -> first restored path
+  std::vector<std::pair<std::string, std::string>> hardlinks_;  // (path, first path)
+};
+
+void RestoreRun::FinishFile(FileState& f) {
+  if (f.failed) return;
+  ApplyOwner(f.path, f.entry, false);  // before chmod: chown clears setuid/setgid
+  ::chmod(f.path.c_str(), f.entry.mode);
+  SetTimes(f.path, f.entry.mtime_ns, false);
+  progress_->files_done++;
+}
+
+void RestoreRun::WorkerLoop() {
+  while (auto task = queue_.Pop()) {
+    FileState& f = *task->file;
+    if (!f.failed && !Cancelled()) {
+      auto data = FetchChunk(ctx_, task->id, BlobKind::kData);
+      absl::Status st = data.status();
+      if (data.ok()) {
+        int fd = ::open(f.path.c_str(), O_WRONLY | O_CLOEXEC);
+        if (fd < 0) {
+          st = ErrnoStatus(errno, "open " + f.path);
+        } else {
+          size_t off = 0;
+          while (off < data->size()) {
+            ssize_t n = ::pwrite(fd, data->data() + off, data->size() - off,
+                                 static_cast<off_t>(task->offset + off));
+            if (n < 0) {
+              if (errno == EINTR) continue;
+              st = ErrnoStatus(errno, "write " + f.path);
+              break;
+            }
+            off += static_cast<size_t>(n);
+          }
+          ::close(fd);
+          progress_->bytes_done += data->size();
+        }
+      }
+      if (!st.ok() && !f.failed.exchange(true)) Error(f.path + ": " + std::string(st.message()));
+    } else if (Cancelled()) {
+      f.failed = true;
+    }
+    if (--f.remaining == 0) FinishFile(f);
+  }
+}
+
+void RestoreRun::RestoreFile(const format::TreeEntry& entry, const std::string& path) {
+  if (entry.hardlink_group) {
+    auto it = hardlink_first_.find(entry.hardlink_group);
+    if (it != hardlink_first_.end()) {
+      hardlinks_.push_back({path, it->second});
+      return;
+    }
+    hardlink_first_[entry.hardlink_group] = path;
+  }
+  progress_->files_total++;
+  progress_->bytes_total += entry.size;
+  ::unlink(path.c_str());  // replace whatever is there (also a symlink: never write through it)
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    Error(std::string(ErrnoStatus(errno, "create " + path).message()));
+    return;
+  }
+  int rc = ::ftruncate(fd, static_cast<off_t>(entry.size));
+  ::close(fd);
+  if (rc != 0) {
+    Error(std::string(ErrnoStatus(errno, "truncate " + path).message()));
+    return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    result_.files++;
+    result_.bytes += entry.size;
+  }
+  auto state = std::make_shared<FileState>();
+  state->path = path;
+  state->entry = entry;
+  state->entry.chunks.clear();
+  // A guard count of 1 so that the file is not finished before every chunk is queued.
+  state->remaining = 1;
+  uint64_t offset = 0;
+  for (size_t i = 0; i < entry.chunks.size(); ++i) {
+    const ChunkId& id = entry.chunks[i];
+    // Chunk sizes come from the catalog when known; otherwise offsets are learned by fetching
+    // in order (slow path, only without an index).
+    ++state->remaining;
+    queue_.Push({state, id, offset});
+    auto rec = ctx_.catalog->FindChunk(id);
+    if (rec.ok() && *rec && (*rec)->plain_size > 0) {
+      offset += (*rec)->plain_size;
+    } else {
+      // Unknown size: fetch it now to learn it (the worker fetches it again to write it).
+      auto data = FetchChunk(ctx_, id, BlobKind::kData);
+      if (!data.ok()) {
+        if (!state->failed.exchange(true)) Error(path + ": " + std::string(data.status().message()));
+        break;
+      }
+      offset += data->size();
+    }
+  }
+  if (--state->remaining == 0) FinishFile(*state);
+}
+
+absl::Status RestoreRun::RestoreEntry(const format::TreeEntry& entry, const std::string& path,
+                                      size_t depth) {
+  if (Cancelled()) return absl::CancelledError("restore cancelled");
+  switch (entry.type) {
+    case format::EntryType::kDirectory: {
+      if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+        Error(std::string(ErrnoStatus(errno, "mkdir " + path).message()));
+        return absl::OkStatus();
+      }
+      struct stat st;
+      if (::lstat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        Error(path + ": exists and is not a directory");
+        return absl::OkStatus();
+      }
+      ::chmod(path.c_str(), 0700 | entry.mode);  // writable while we fill it
+      {
+        std::lock_guard lock(mu_);
+        result_.directories++;
+      }
+      dirs_.push_back({path, entry, depth});
+      if (!entry.subtree) return absl::OkStatus();
+      auto tree = LoadTree(ctx_, *entry.subtree);
+      if (!tree.ok()) {
+        if (absl::IsCancelled(tree.status())) return tree.status();
+        Error(path + ": " + std::string(tree.status().message()));
+        return absl::OkStatus();
+      }
+      for (const auto& child : tree->entries) {
+        CAIRN_RETURN_IF_ERROR(RestoreEntry(child, path + "/" + child.name, depth + 1));
+      }
+      return absl::OkStatus();
+    }
+    case format::EntryType::kSymlink: {
+      ::unlink(path.c_str());
+      if (::symlink(entry.symlink_target.c_str(), path.c_str()) != 0) {
+        Error(std::string(ErrnoStatus(errno, "symlink " + path).message()));
+        return absl::OkStatus();
+      }
+      ApplyOwner(path, entry, true);
+      SetTimes(path, entry.mtime_ns, true);
+      std::lock_guard lock(mu_);
+      result_.symlinks++;
+      return absl::OkStatus();
+    }
+    case format::EntryType::kFile:
+      RestoreFile(entry, path);
+      return absl::OkStatus();
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RestoreResult> RestoreRun::Run(const format::Snapshot& snapshot) {
+  const int64_t start = ctx_.clock->MonotonicNanos();
+  if (opts_.target.empty()) return absl::InvalidArgumentError("restore: no target directory given");
+  CAIRN_RETURN_IF_ERROR(Annotate(
+      [&]() -> absl::Status {
+        std::error_code ec;
+        std::filesystem::create_directories(opts_.target, ec);
+        if (ec) return ErrnoStatus(ec.value(), "create target " + opts_.target);
+        return absl::OkStatus();
+      }(),
+      "restore"));
+  // What to restore: the root's entries, or the entry at opts_.path.
+  std::vector<format::TreeEntry> tops;
+  CAIRN_ASSIGN_OR_RETURN(auto root, LoadTree(ctx_, snapshot.root));
+  auto parts = SplitPath(opts_.path);
+  if (parts.empty()) {
+    tops = root.entries;
+  } else {
+    CAIRN_ASSIGN_OR_RETURN(auto entry, FindEntry(ctx_, root, parts, opts_.path));
+    tops.push_back(entry);
+  }
+
+  std::vector<std::thread> workers;
+  for (int i = 0; i < std::max(1, opts_.threads); ++i) workers.emplace_back([this] { WorkerLoop(); });
+  absl::Status st;
+  for (const auto& e : tops) {
+    st = RestoreEntry(e, opts_.target + "/" + e.name, 0);
+    if (!st.ok()) break;
+  }
+  queue_.Close();
+  for (auto& t : workers) t.join();
+  CAIRN_RETURN_IF_ERROR(st);
+  if (Cancelled()) return absl::CancelledError("restore cancelled");
+
+  // Hard links after their first name has its content.
+  for (const auto& [path, first] : hardlinks_) {
+    ::unlink(path.c_str());
+    if (::link(first.c_str(), path.c_str()) != 0) {
+      Error(std::string(ErrnoStatus(errno, "link " + path).message()));
+    } else {
+      result_.hardlinks++;
+    }
+  }
+  // Directory modes and times last, deepest first (writing inside changes a directory's mtime).
+  std::stable_sort(dirs_.begin(), dirs_.end(), [](const DirMeta& a, const DirMeta& b) { return a.depth > b.depth; });
+  for (const auto& d : dirs_) {
+    ApplyOwner(d.path, d.entry, false);
+    ::chmod(d.path.c_str(), d.entry.mode);
+    SetTimes(d.path, d.entry.mtime_ns, false);
+  }
+  result_.seconds = static_cast<double>(ctx_.clock->MonotonicNanos() - start) / 1e9;
+  return std::move(result_);
+}
+
+}  // namespace
+
+absl::StatusOr<RestoreResult> Restore(const EngineContext& ctx, const format::Snapshot& snapshot,
+                                      const RestoreOptions& options, RestoreProgress* progress,
+                                      const std::atomic<bool>* cancel) {
+  RestoreRun run(ctx, options, progress, cancel);
+  return run.Run(snapshot);
+}
+
+}  // namespace cairn::engine

@@ -1,0 +1,40 @@
+// In-memory peers for engine tests: each fake peer is a store::MemBlobStore behind a
+// PeerClient that calls it directly, with switches to make a peer unreachable or lose blobs.
+// Thread-safety: thread-safe.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "cairn/engine/peer_set.h"
+#include "cairn/store/blob_store.h"
+
+namespace cairn::engine::testing {
+
+class FakePeerSet : public PeerSet {
+ public:
+  // Adds a peer with its own in-memory store of `quota` bytes.
+  void AddPeer(PeerId id, const std::string& host, uint64_t quota);
+  // An unreachable peer answers every call with UNAVAILABLE (and is still listed as alive,
+  // as a peer that just died would be).
+  void SetReachable(PeerId id, bool reachable);
+  void SetAlive(PeerId id, bool alive);
+  store::BlobStore* Store(PeerId id);
+  // Blob keys held by `id`.
+  uint64_t BlobCount(PeerId id);
+
+  std::vector<StoragePeer> Peers() override;
+  std::shared_ptr<net::PeerClient> Client(PeerId id) override;
+  void ReportFailure(PeerId id) override;
+  uint64_t failures() const { return failures_; }
+
+ private:
+  struct Peer;
+  std::mutex mu_;
+  std::map<PeerId, std::shared_ptr<Peer>> peers_;
+  std::atomic<uint64_t> failures_{0};
+};
+
+}  // namespace cairn::engine::testing

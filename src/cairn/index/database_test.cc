@@ -1,0 +1,137 @@
+#include "cairn/index/database.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <random>
+#include <set>
+#include <string>
+
+#include "cairn/index/catalog.h"
+#include "cairn/index/database_impl.h"
+#include "cairn/index/migrations.h"
+#include "cairn/index/test_temp_dir.h"
+
+namespace cairn::index {
+namespace {
+
+std::set<std::string> TableNames(Database* db) {
+  std::set<std::string> names;
+  std::lock_guard<std::mutex> lock(db->impl()->mu);
+  auto stmt = db->impl()->Prepare("SELECT name FROM sqlite_master WHERE type = 'table'");
+  EXPECT_TRUE(stmt.ok()) << stmt.status();
+  if (!stmt.ok()) return names;
+  while (*stmt->Step()) names.insert(stmt->ColumnString(0));
+  return names;
+}
+
+std::string Pragma(Database* db, const std::string& pragma) {
+  std::lock_guard<std::mutex> lock(db->impl()->mu);
+  auto stmt = db->impl()->Prepare("PRAGMA " + pragma);
+  if (!stmt.ok() || !*stmt->Step()) return "<error>";
+  return stmt->ColumnString(0);
+}
+
+TEST(MigrationsTest, NumberedConsecutivelyFromOne) {
+  auto all = internal::Migrations();
+  ASSERT_FALSE(all.empty());
+  for (size_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(all[i].version, static_cast<int>(i + 1));
+    char prefix[8];
+    std::snprintf(prefix, sizeof prefix, "%04d_", all[i].version);
+    EXPECT_EQ(std::string(all[i].name).substr(0, 5), prefix) << all[i].name;
+    EXPECT_NE(std::string(all[i].sql).find("CREATE"), std::string::npos) << all[i].name;
+  }
+  EXPECT_EQ(Database::LatestSchemaVersion(), all.back().version);
+}
+
+TEST(DatabaseTest, NewDatabaseGetsSchemaAndSettings) {
+  TestTempDir dir;
+  auto db = Database::Open(dir.File("index.db"));
+  ASSERT_TRUE(db.ok()) << db.status();
+  EXPECT_EQ((*db)->SchemaVersion(), Database::LatestSchemaVersion());
+  EXPECT_EQ(Pragma(db->get(), "user_version"), std::to_string(Database::LatestSchemaVersion()));
+  std::set<std::string> tables = TableNames(db->get());
+  for (const char* table : {"meta", "chunks", "placements", "trees", "snapshots", "blobs"}) {
+    EXPECT_TRUE(tables.count(table)) << "missing table " << table;
+  }
+  EXPECT_EQ(Pragma(db->get(), "journal_mode"), "wal");
+  EXPECT_EQ(Pragma(db->get(), "synchronous"), "1");  // NORMAL
+  EXPECT_EQ(Pragma(db->get(), "foreign_keys"), "1");
+}
+
+TEST(DatabaseTest, ReopenIsIdempotentAndKeepsData) {
+  TestTempDir dir;
+  std::string path = dir.File("index.db");
+  {
+    auto db = Database::Open(path);
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE(NewSqliteCatalog(db->get())->SetMeta("k", "v").ok());
+  }
+  for (int i = 0; i < 2; ++i) {
+    auto db = Database::Open(path);
+    ASSERT_TRUE(db.ok()) << db.status();
+    EXPECT_EQ((*db)->SchemaVersion(), Database::LatestSchemaVersion());
+    auto value = NewSqliteCatalog(db->get())->GetMeta("k");
+    ASSERT_TRUE(value.ok()) << value.status();
+    EXPECT_EQ(*value, std::optional<std::string>("v"));
+  }
+}
+
+TEST(DatabaseTest, NewerSchemaIsRefused) {
+  TestTempDir dir;
+  std::string path = dir.File("index.db");
+  {
+    auto db = Database::Open(path);
+    ASSERT_TRUE(db.ok()) << db.status();
+    std::lock_guard<std::mutex> lock((*db)->impl()->mu);
+    ASSERT_TRUE((*db)->impl()->Exec("PRAGMA user_version = 999").ok());
+  }
+  auto db = Database::Open(path);
+  ASSERT_FALSE(db.ok());
+  EXPECT_EQ(db.status().code(), absl::StatusCode::kFailedPrecondition) << db.status();
+  EXPECT_NE(db.status().message().find("999"), std::string::npos) << db.status();
+}
+
+// Files that are not SQLite databases (or are damaged ones) give a clear INTERNAL error.
+TEST(DatabaseTest, GarbageFileIsAnErrorNotACrash) {
+  const uint64_t seed = std::random_device()();
+  SCOPED_TRACE("seed=" + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  auto random_bytes = [&](size_t n) {
+    std::string s(n, '\0');
+    for (char& c : s) c = static_cast<char>(rng());
+    return s;
+  };
+  struct Case {
+    const char* name;
+    std::string content;
+  };
+  std::string bad_header = std::string("SQLite format 3", 16) + random_bytes(8192 - 16);
+  const Case cases[] = {
+      {"text", "this is not a database\n"},
+      {"random 4 KiB", random_bytes(4096)},
+      {"random 64 KiB", random_bytes(65536)},
+      {"sqlite magic then garbage", bad_header},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    TestTempDir dir;
+    std::string path = dir.File("index.db");
+    std::ofstream(path, std::ios::binary) << c.content;
+    auto db = Database::Open(path);
+    ASSERT_FALSE(db.ok());
+    EXPECT_EQ(db.status().code(), absl::StatusCode::kInternal) << db.status();
+    EXPECT_NE(db.status().message().find(path), std::string::npos) << db.status();
+  }
+}
+
+TEST(DatabaseTest, UnopenablePathIsAnError) {
+  TestTempDir dir;
+  auto db = Database::Open(dir.File("no/such/dir/index.db"));
+  ASSERT_FALSE(db.ok());
+  EXPECT_EQ(db.status().code(), absl::StatusCode::kInternal) << db.status();
+}
+
+}  // namespace
+}  // namespace cairn::index

@@ -1,0 +1,232 @@
+// BlobRegistry conformance (SQLite and the store's in-memory registry) and SQLite persistence.
+#include "cairn/index/sqlite_blob_registry.h"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <map>
+#include <random>
+
+#include "cairn/index/database_impl.h"
+#include "cairn/index/test_temp_dir.h"
+
+namespace cairn::index {
+namespace {
+
+using store::BlobRecord;
+using store::BlobRegistry;
+
+BlobKey Key(PeerId owner, uint8_t chunk, uint32_t shard) {
+  BlobKey key;
+  key.owner = owner;
+  key.chunk.bytes.fill(chunk);
+  key.shard = shard;
+  return key;
+}
+
+BlobRecord Record(const BlobKey& key, uint64_t size) {
+  BlobRecord r;
+  r.key = key;
+  r.size = size;
+  for (size_t i = 0; i < r.checksum.size(); ++i) {
+    r.checksum[i] = static_cast<uint8_t>(size + i + key.shard);
+  }
+  return r;
+}
+
+bool SameRecord(const BlobRecord& a, const BlobRecord& b) {
+  return a.key == b.key && a.size == b.size && a.checksum == b.checksum;
+}
+
+struct Harness {
+  virtual ~Harness() = default;
+  std::unique_ptr<BlobRegistry> registry;
+};
+
+struct MemHarness : Harness {
+  MemHarness() { registry = store::NewMemBlobRegistry(); }
+};
+
+struct SqliteHarness : Harness {
+  SqliteHarness() { Reopen(); }
+  void Reopen() {
+    registry.reset();
+    db.reset();
+    auto opened = Database::Open(dir.File("index.db"));
+    EXPECT_TRUE(opened.ok()) << opened.status();
+    if (!opened.ok()) return;
+    db = std::move(*opened);
+    registry = NewSqliteBlobRegistry(db.get());
+  }
+  TestTempDir dir;
+  std::unique_ptr<Database> db;
+};
+
+struct Impl {
+  const char* name;
+  std::function<std::unique_ptr<Harness>()> make;
+};
+
+class BlobRegistryConformance : public ::testing::TestWithParam<Impl> {
+ protected:
+  void SetUp() override {
+    harness_ = GetParam().make();
+    ASSERT_NE(harness_->registry, nullptr);
+    registry_ = harness_->registry.get();
+  }
+  std::unique_ptr<Harness> harness_;
+  BlobRegistry* registry_ = nullptr;
+};
+
+TEST_P(BlobRegistryConformance, AddFindRemove) {
+  auto missing = registry_->Find(Key(1, 1, 0));
+  ASSERT_TRUE(missing.ok()) << missing.status();
+  EXPECT_FALSE(missing->has_value());
+
+  const BlobRecord a = Record(Key(1, 1, 0), 100);
+  const BlobRecord b = Record(Key(1, 1, 1), 200);  // other shard of the same chunk
+  const BlobRecord c = Record(Key(2, 1, 0), 300);  // same chunk, other owner
+  for (const auto& r : {a, b, c}) ASSERT_TRUE(registry_->Add(r).ok());
+  for (const auto& r : {a, b, c}) {
+    auto found = registry_->Find(r.key);
+    ASSERT_TRUE(found.ok()) << found.status();
+    ASSERT_TRUE(found->has_value()) << r.key.DebugString();
+    EXPECT_TRUE(SameRecord(**found, r)) << r.key.DebugString();
+  }
+
+  ASSERT_TRUE(registry_->Remove(b.key).ok());
+  ASSERT_TRUE(registry_->Remove(b.key).ok());         // idempotent
+  ASSERT_TRUE(registry_->Remove(Key(9, 9, 9)).ok());  // unknown is fine
+  auto gone = registry_->Find(b.key);
+  ASSERT_TRUE(gone.ok()) << gone.status();
+  EXPECT_FALSE(gone->has_value());
+  auto kept = registry_->Find(a.key);
+  ASSERT_TRUE(kept.ok() && kept->has_value());
+}
+
+TEST_P(BlobRegistryConformance, AddReplacesAndTotalsFollow) {
+  auto empty = registry_->Totals();
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(empty->used, 0u);
+  EXPECT_EQ(empty->blobs, 0u);
+
+  ASSERT_TRUE(registry_->Add(Record(Key(1, 1, 0), 100)).ok());
+  ASSERT_TRUE(registry_->Add(Record(Key(1, 2, 0), 250)).ok());
+  ASSERT_TRUE(registry_->Add(Record(Key(1, 1, 0), 150)).ok());  // replaces
+  auto totals = registry_->Totals();
+  ASSERT_TRUE(totals.ok()) << totals.status();
+  EXPECT_EQ(totals->used, 400u);
+  EXPECT_EQ(totals->blobs, 2u);
+  auto found = registry_->Find(Key(1, 1, 0));
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_TRUE(SameRecord(**found, Record(Key(1, 1, 0), 150)));
+
+  ASSERT_TRUE(registry_->Remove(Key(1, 2, 0)).ok());
+  totals = registry_->Totals();
+  ASSERT_TRUE(totals.ok()) << totals.status();
+  EXPECT_EQ(totals->used, 150u);
+  EXPECT_EQ(totals->blobs, 1u);
+}
+
+// Enough records to cross SQLite's ForEach page boundaries, with owners on both sides of 2^63.
+TEST_P(BlobRegistryConformance, ForEachVisitsEveryRecordOnce) {
+  const uint64_t seed = std::random_device()();
+  SCOPED_TRACE("seed=" + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  std::map<BlobKey, BlobRecord> want;
+  const PeerId owners[] = {1, 2, (1ull << 63) + 1, ~0ull};
+  while (want.size() < 1300) {
+    BlobKey key;
+    key.owner = owners[rng() % 4];
+    for (auto& byte : key.chunk.bytes) byte = static_cast<uint8_t>(rng());
+    key.shard = static_cast<uint32_t>(rng() % 6);
+    BlobRecord r = Record(key, rng() % 100000);
+    want[key] = r;
+    ASSERT_TRUE(registry_->Add(r).ok());
+  }
+  std::map<BlobKey, BlobRecord> seen;
+  ASSERT_TRUE(registry_
+                  ->ForEach([&](const BlobRecord& r) {
+                    EXPECT_TRUE(seen.emplace(r.key, r).second) << "twice: " << r.key.DebugString();
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  ASSERT_EQ(seen.size(), want.size());
+  for (const auto& [key, r] : want) {
+    auto it = seen.find(key);
+    ASSERT_NE(it, seen.end()) << key.DebugString();
+    EXPECT_TRUE(SameRecord(it->second, r)) << key.DebugString();
+  }
+  uint64_t used = 0;
+  for (const auto& [key, r] : want) used += r.size;
+  auto totals = registry_->Totals();
+  ASSERT_TRUE(totals.ok()) << totals.status();
+  EXPECT_EQ(totals->used, used);
+  EXPECT_EQ(totals->blobs, want.size());
+}
+
+TEST_P(BlobRegistryConformance, ForEachStopsAtFirstError) {
+  for (uint8_t i = 0; i < 10; ++i) ASSERT_TRUE(registry_->Add(Record(Key(1, i, 0), 1)).ok());
+  int calls = 0;
+  absl::Status status = registry_->ForEach([&](const BlobRecord&) {
+    return ++calls == 3 ? absl::AbortedError("stop") : absl::OkStatus();
+  });
+  EXPECT_EQ(status.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(calls, 3);
+}
+
+// fn may call back into the registry (DiskBlobStore drops records whose file is gone).
+TEST_P(BlobRegistryConformance, ForEachCallbackMayRemove) {
+  for (uint8_t i = 0; i < 20; ++i) ASSERT_TRUE(registry_->Add(Record(Key(1, i, 0), 10)).ok());
+  ASSERT_TRUE(registry_
+                  ->ForEach([&](const BlobRecord& r) {
+                    if (r.key.chunk.bytes[0] % 2 == 0) return registry_->Remove(r.key);
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  auto totals = registry_->Totals();
+  ASSERT_TRUE(totals.ok()) << totals.status();
+  EXPECT_EQ(totals->blobs, 10u);
+  EXPECT_EQ(totals->used, 100u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    All, BlobRegistryConformance,
+    ::testing::Values(Impl{"Mem", [] { return std::unique_ptr<Harness>(new MemHarness()); }},
+                      Impl{"Sqlite", [] { return std::unique_ptr<Harness>(new SqliteHarness()); }}),
+    [](const ::testing::TestParamInfo<Impl>& info) { return std::string(info.param.name); });
+
+TEST(SqliteBlobRegistryTest, RecordsPersistAcrossReopen) {
+  SqliteHarness h;
+  const BlobRecord a = Record(Key(3, 7, 2), 4096);
+  ASSERT_TRUE(h.registry->Add(a).ok());
+  ASSERT_TRUE(h.registry->Add(Record(Key(3, 8, 0), 10)).ok());
+  ASSERT_TRUE(h.registry->Remove(Key(3, 8, 0)).ok());
+  h.Reopen();
+  ASSERT_NE(h.registry, nullptr);
+  auto found = h.registry->Find(a.key);
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_TRUE(SameRecord(**found, a));
+  auto totals = h.registry->Totals();
+  ASSERT_TRUE(totals.ok()) << totals.status();
+  EXPECT_EQ(totals->used, 4096u);
+  EXPECT_EQ(totals->blobs, 1u);
+}
+
+TEST(SqliteBlobRegistryTest, DamagedRowIsDataLossNotACrash) {
+  SqliteHarness h;
+  {
+    std::lock_guard<std::mutex> lock(h.db->impl()->mu);
+    ASSERT_TRUE(h.db->impl()
+                    ->Exec("INSERT INTO blobs (owner, chunk_id, shard, size, checksum, stored_ns) "
+                           "VALUES (1, zeroblob(32), 0, 5, x'0102', 0)")
+                    .ok());
+  }
+  auto found = h.registry->Find(Key(1, 0, 0));
+  EXPECT_EQ(found.status().code(), absl::StatusCode::kDataLoss) << found.status();
+  absl::Status status = h.registry->ForEach([](const BlobRecord&) { return absl::OkStatus(); });
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << status;
+}
+
+}  // namespace
+}  // namespace cairn::index

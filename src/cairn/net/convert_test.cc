@@ -1,0 +1,148 @@
+#include "cairn/net/convert.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "cairn/net/status_map.h"
+
+namespace cairn::net {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(ConvertTest, BlobKeyRoundTrip) {
+  BlobKey key;
+  key.owner = 0xfedcba9876543210ull;
+  for (size_t i = 0; i < ChunkId::kSize; ++i) key.chunk.bytes[i] = static_cast<uint8_t>(i * 7);
+  key.shard = 5;
+  v1::BlobKey proto;
+  ToProto(key, &proto);
+  auto back = FromProto(proto);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, key);
+}
+
+TEST(ConvertTest, ChunkIdMustBe32Bytes) {
+  for (size_t size : {0, 1, 31, 33, 64}) {
+    v1::BlobKey proto;
+    proto.set_chunk_id(std::string(size, 'x'));
+    auto key = FromProto(proto);
+    EXPECT_EQ(key.status().code(), absl::StatusCode::kInvalidArgument) << "size " << size;
+  }
+}
+
+TEST(ConvertTest, ChecksumMustBe16Bytes) {
+  for (size_t size : {0, 15, 17, 32}) {
+    EXPECT_EQ(ChecksumFromProto(std::string(size, 'c')).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << "size " << size;
+  }
+  codec::Checksum sum{};
+  for (size_t i = 0; i < sum.size(); ++i) sum[i] = static_cast<uint8_t>(0xf0 + i);
+  auto back = ChecksumFromProto(ChecksumToProto(sum));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, sum);
+}
+
+TEST(ConvertTest, PeerInfoRoundTrip) {
+  cluster::PeerInfo info{7, "host-a", "10.0.0.1:7001", 1 << 30, 12345, "0.1.0", 99};
+  v1::PeerInfo proto;
+  ToProto(info, &proto);
+  EXPECT_EQ(FromProto(proto), info);
+}
+
+TEST(ConvertTest, PutOutcome) {
+  for (auto outcome : {store::PutOutcome::kStored, store::PutOutcome::kAlreadyStored}) {
+    auto back = FromProto(ToProto(outcome));
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ(*back, outcome);
+  }
+  EXPECT_EQ(FromProto(static_cast<v1::PutBlobResponse::Outcome>(7)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ConvertTest, HasBlobsKeyLimit) {
+  v1::HasBlobsRequest request;
+  for (size_t i = 0; i < kMaxHasBlobsKeys; ++i) {
+    request.add_keys()->set_chunk_id(std::string(32, static_cast<char>(i)));
+  }
+  auto keys = KeysFromProto(request);
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  EXPECT_EQ(keys->size(), kMaxHasBlobsKeys);
+
+  request.add_keys()->set_chunk_id(std::string(32, 'z'));
+  EXPECT_EQ(KeysFromProto(request).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ConvertTest, HasBlobsMalformedKeyNamesItsIndex) {
+  v1::HasBlobsRequest request;
+  request.add_keys()->set_chunk_id(std::string(32, 'a'));
+  request.add_keys()->set_chunk_id("short");
+  auto keys = KeysFromProto(request);
+  EXPECT_EQ(keys.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(keys.status().message(), HasSubstr("key 1"));
+}
+
+TEST(ConvertTest, HostFromGrpcPeer) {
+  struct Case {
+    std::string peer;
+    std::string host;
+  };
+  const Case cases[] = {
+      {"ipv4:127.0.0.1:54321", "127.0.0.1"},
+      {"ipv4:192.168.1.20:7001", "192.168.1.20"},
+      {"ipv6:[::1]:54321", "[::1]"},
+      {"ipv6:%5B::1%5D:54321", "[::1]"},
+      {"ipv6:%5B%3A%3A1%5D:54321", "[::1]"},
+      {"ipv6:[fe80::1%25eth0]:7001", "[fe80::1%eth0]"},
+      {"unix:/tmp/sock", ""},
+      {"ipv4:", ""},
+      {"ipv4:1.2.3.4", ""},
+      {"", ""},
+      {"ipv6:::1:80", ""},
+  };
+  for (const Case& c : cases) EXPECT_EQ(HostFromGrpcPeer(c.peer), c.host) << c.peer;
+}
+
+TEST(ConvertTest, FillWildcardHost) {
+  struct Case {
+    std::string address;
+    std::string caller;
+    std::string want;
+  };
+  const Case cases[] = {
+      {"0.0.0.0:7001", "127.0.0.1", "127.0.0.1:7001"},
+      {":7001", "10.1.2.3", "10.1.2.3:7001"},
+      {"[::]:7001", "[::1]", "[::1]:7001"},
+      {"192.168.1.5:7001", "127.0.0.1", "192.168.1.5:7001"},
+      {"desk.lan:7001", "127.0.0.1", "desk.lan:7001"},
+      {"0.0.0.0:7001", "", "0.0.0.0:7001"},
+      {"0.0.0.0:", "127.0.0.1", "0.0.0.0:"},
+      {"", "127.0.0.1", ""},
+      {"noport", "127.0.0.1", "noport"},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(FillWildcardHost(c.address, c.caller), c.want) << c.address << " / " << c.caller;
+  }
+}
+
+TEST(StatusMapTest, CodesMapOneToOne) {
+  for (int code = 1; code <= 16; ++code) {
+    absl::Status status(static_cast<absl::StatusCode>(code), "msg " + std::to_string(code));
+    grpc::Status wire = ToGrpcStatus(status);
+    EXPECT_EQ(static_cast<int>(wire.error_code()), code);
+    EXPECT_EQ(wire.error_message(), "msg " + std::to_string(code));
+    EXPECT_EQ(FromGrpcStatus(wire), status);
+  }
+  EXPECT_TRUE(ToGrpcStatus(absl::OkStatus()).ok());
+  EXPECT_TRUE(FromGrpcStatus(grpc::Status::OK).ok());
+  EXPECT_EQ(FromGrpcStatus(grpc::Status(static_cast<grpc::StatusCode>(42), "x")).code(),
+            absl::StatusCode::kUnknown);
+  EXPECT_EQ(ToGrpcStatus(absl::Status(static_cast<absl::StatusCode>(42), "x")).error_code(),
+            grpc::StatusCode::UNKNOWN);
+}
+
+}  // namespace
+}  // namespace cairn::net

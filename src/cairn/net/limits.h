@@ -1,0 +1,25 @@
+// Sizes and intervals shared by the peer client and server (internal to net/).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+
+#include "cairn/codec/crypto.h"
+#include "cairn/format/blob.h"
+
+namespace cairn::net {
+
+// Largest blob envelope on the wire: header + largest payload + GCM tag (format/blob.h).
+constexpr size_t kMaxWireBlobSize =
+    format::kBlobHeaderSize + format::kMaxBlobSize + codec::kTagSize;
+// gRPC message limit in both directions: the largest blob plus slack for the other fields.
+constexpr int kMaxMessageSize = 80 << 20;
+static_assert(kMaxWireBlobSize + (1 << 20) < static_cast<size_t>(kMaxMessageSize));
+
+// Client keepalive pings (HTTP/2 PING) notice a dead connection during long transfers; the
+// server accepts pings this often.
+constexpr std::chrono::milliseconds kKeepaliveTime{30000};
+constexpr std::chrono::milliseconds kKeepaliveTimeout{10000};
+constexpr std::chrono::milliseconds kMinKeepaliveTime{10000};
+
+}  // namespace cairn::net

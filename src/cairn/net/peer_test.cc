@@ -1,0 +1,490 @@
+// End-to-end tests of PeerServer + the gRPC PeerClient over 127.0.0.1 with a MemBlobStore.
+#include <arpa/inet.h>
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cairn/cluster/membership.h"
+#include "cairn/codec/checksum.h"
+#include "cairn/codec/crypto.h"
+#include "cairn/env/clock.h"
+#include "cairn/format/blob.h"
+#include "cairn/net/convert.h"
+#include "cairn/net/peer_client.h"
+#include "cairn/net/peer_server.h"
+#include "cairn/store/blob_store.h"
+#include "cairn/v1/peer.grpc.pb.h"
+
+namespace cairn::net {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+constexpr PeerId kServerId = 2;
+constexpr PeerId kOwner = 1;
+constexpr uint64_t kQuota = 64 << 20;
+
+cluster::PeerInfo Info(PeerId id, const std::string& address) {
+  cluster::PeerInfo info;
+  info.id = id;
+  info.host_id = "host-" + std::to_string(id);
+  info.address = address;
+  info.version = "test";
+  info.incarnation = 1000 + id;
+  return info;
+}
+
+Bytes RandomBytes(std::mt19937_64& rng, size_t size) {
+  Bytes out(size);
+  for (auto& b : out) b = static_cast<uint8_t>(rng());
+  return out;
+}
+
+// Small retries so that failure tests finish fast.
+ClientOptions TestOptions() {
+  ClientOptions options;
+  options.ping_deadline = 5000ms;
+  options.blob_deadline = 20000ms;
+  options.max_attempts = 3;
+  options.initial_backoff = 5ms;
+  options.max_backoff = 20ms;
+  return options;
+}
+
+class PeerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    seed_ = std::random_device{}();
+    rng_.seed(seed_);
+    codec::Key master{};
+    for (size_t i = 0; i < master.size(); ++i) master[i] = static_cast<uint8_t>(i + 1);
+    keys_ = codec::DeriveOwnerKeys(master);
+    store_ = store::NewMemBlobStore(kQuota);
+    membership_ = std::make_unique<cluster::Membership>(
+        Info(kServerId, "127.0.0.1:1"), cluster::MembershipOptions{}, env::RealClock::Default());
+    auto server = PeerServer::Start("127.0.0.1:0", store_.get(), membership_.get());
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    ASSERT_GT(server_->port(), 0);
+    address_ = "127.0.0.1:" + std::to_string(server_->port());
+    client_ = NewGrpcPeerClient(address_, TestOptions());
+  }
+
+  void TearDown() override {
+    if (HasFailure()) ADD_FAILURE() << "random seed was " << seed_;
+  }
+
+  // A valid blob (sealed envelope) and its key, from seeded random plaintext.
+  std::pair<BlobKey, Bytes> MakeBlob(size_t plain_size = 4096) {
+    Bytes plain = RandomBytes(rng_, plain_size);
+    auto sealed = format::SealChunk(keys_, kOwner, BlobKind::kData, plain);
+    EXPECT_TRUE(sealed.ok()) << sealed.status();
+    BlobKey key;
+    key.owner = kOwner;
+    key.chunk = sealed->id;
+    key.shard = 0;
+    return {key, std::move(sealed->blob)};
+  }
+
+  std::unique_ptr<v1::Peer::Stub> RawStub() {
+    grpc::ChannelArguments args;
+    args.SetMaxSendMessageSize(80 << 20);
+    return v1::Peer::NewStub(
+        grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), args));
+  }
+
+  uint32_t seed_ = 0;
+  std::mt19937_64 rng_;
+  codec::OwnerKeys keys_;
+  std::unique_ptr<store::BlobStore> store_;
+  std::unique_ptr<cluster::Membership> membership_;
+  std::unique_ptr<PeerServer> server_;
+  std::string address_;
+  std::shared_ptr<PeerClient> client_;
+};
+
+TEST_F(PeerTest, PutGetRoundTripAndIdempotentPut) {
+  for (size_t size : {1, 1000, 300 * 1024}) {
+    auto [key, blob] = MakeBlob(size);
+    auto put = client_->PutBlob(key, blob);
+    ASSERT_TRUE(put.ok()) << put.status();
+    EXPECT_EQ(*put, store::PutOutcome::kStored);
+
+    auto got = client_->GetBlob(key);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(*got, blob) << "plaintext size " << size;
+
+    auto again = client_->PutBlob(key, blob);
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(*again, store::PutOutcome::kAlreadyStored);
+  }
+}
+
+TEST_F(PeerTest, LargeBlobRoundTrip) {
+  auto [key, blob] = MakeBlob(8 << 20);  // the largest chunk size
+  ASSERT_TRUE(client_->PutBlob(key, blob).ok());
+  auto got = client_->GetBlob(key);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, blob);
+}
+
+TEST_F(PeerTest, HasBlobsPresentAndAbsent) {
+  auto [a, blob_a] = MakeBlob();
+  auto [b, blob_b] = MakeBlob();
+  auto [absent, unused] = MakeBlob();
+  ASSERT_TRUE(client_->PutBlob(a, blob_a).ok());
+  ASSERT_TRUE(client_->PutBlob(b, blob_b).ok());
+  BlobKey other_shard = a;
+  other_shard.shard = 1;
+  BlobKey other_owner = b;
+  other_owner.owner = 99;
+
+  std::vector<BlobKey> keys = {absent, a, other_shard, b, other_owner};
+  auto has = client_->HasBlobs(keys);
+  ASSERT_TRUE(has.ok()) << has.status();
+  EXPECT_EQ(*has, (std::vector<bool>{false, true, false, true, false}));
+
+  auto none = client_->HasBlobs({});
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+TEST_F(PeerTest, HasBlobsBatchesLargeAudits) {
+  auto [a, blob_a] = MakeBlob();
+  ASSERT_TRUE(client_->PutBlob(a, blob_a).ok());
+  std::vector<BlobKey> keys(2 * kMaxHasBlobsKeys + 7);
+  for (size_t i = 0; i < keys.size(); ++i) keys[i].owner = 1000 + i;
+  keys[kMaxHasBlobsKeys + 3] = a;
+  auto has = client_->HasBlobs(keys);
+  ASSERT_TRUE(has.ok()) << has.status();
+  ASSERT_EQ(has->size(), keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) EXPECT_EQ((*has)[i], i == kMaxHasBlobsKeys + 3) << i;
+}
+
+TEST_F(PeerTest, GetUnknownIsNotFound) {
+  auto [key, blob] = MakeBlob();
+  auto got = client_->GetBlob(key);
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(got.status().message(), HasSubstr("peer " + address_ + ": "));
+  EXPECT_THAT(got.status().message(), HasSubstr(key.DebugString()));
+}
+
+TEST_F(PeerTest, QuotaFullIsResourceExhausted) {
+  auto [a, blob_a] = MakeBlob();
+  auto [b, blob_b] = MakeBlob();
+  ASSERT_TRUE(client_->PutBlob(a, blob_a).ok());
+  ASSERT_TRUE(store_->SetQuota(store_->Stats().used).ok());
+  auto put = client_->PutBlob(b, blob_b);
+  EXPECT_EQ(put.status().code(), absl::StatusCode::kResourceExhausted);
+  // Not retried, and an existing key is still answered.
+  auto again = client_->PutBlob(a, blob_a);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, store::PutOutcome::kAlreadyStored);
+}
+
+TEST_F(PeerTest, RawPutWithWrongChecksumIsDataLoss) {
+  auto [key, blob] = MakeBlob();
+  v1::PutBlobRequest request;
+  ToProto(key, request.mutable_key());
+  request.set_blob(std::string(AsString(blob)));
+  codec::Checksum sum = codec::BlobChecksum(blob);
+  sum[3] ^= 0x10;
+  request.set_checksum(ChecksumToProto(sum));
+  v1::PutBlobResponse response;
+  grpc::ClientContext context;
+  grpc::Status status = RawStub()->PutBlob(&context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DATA_LOSS) << status.error_message();
+  EXPECT_FALSE(*store_->Has(key));
+}
+
+TEST_F(PeerTest, RawMalformedRequestsAreInvalidArgument) {
+  auto [key, blob] = MakeBlob();
+  auto stub = RawStub();
+  struct Case {
+    std::string name;
+    std::string chunk_id;
+    std::string checksum;
+    std::string blob;
+  };
+  const std::string good_id(reinterpret_cast<const char*>(key.chunk.bytes.data()), 32);
+  const std::string good_sum = ChecksumToProto(codec::BlobChecksum(blob));
+  const std::string good_blob(AsString(blob));
+  const std::string garbage = "definitely not a blob envelope";
+  const Case cases[] = {
+      {"chunk id 31 bytes", good_id.substr(0, 31), good_sum, good_blob},
+      {"chunk id 33 bytes", good_id + "x", good_sum, good_blob},
+      {"chunk id empty", "", good_sum, good_blob},
+      {"checksum 15 bytes", good_id, good_sum.substr(0, 15), good_blob},
+      {"checksum empty", good_id, "", good_blob},
+      {"empty blob", good_id, ChecksumToProto(codec::BlobChecksum({})), ""},
+      {"not an envelope", good_id, ChecksumToProto(codec::BlobChecksum(AsBytes(garbage))), garbage},
+  };
+  for (const Case& c : cases) {
+    v1::PutBlobRequest request;
+    request.mutable_key()->set_owner(kOwner);
+    request.mutable_key()->set_chunk_id(c.chunk_id);
+    request.set_checksum(c.checksum);
+    request.set_blob(c.blob);
+    v1::PutBlobResponse response;
+    grpc::ClientContext context;
+    grpc::Status status = stub->PutBlob(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << c.name << ": " << status.error_message();
+  }
+
+  v1::GetBlobRequest get;
+  get.mutable_key()->set_chunk_id("short");
+  v1::GetBlobResponse get_response;
+  grpc::ClientContext get_context;
+  EXPECT_EQ(stub->GetBlob(&get_context, get, &get_response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  v1::HasBlobsRequest has;
+  for (size_t i = 0; i <= kMaxHasBlobsKeys; ++i) has.add_keys()->set_chunk_id(good_id);
+  v1::HasBlobsResponse has_response;
+  grpc::ClientContext has_context;
+  EXPECT_EQ(stub->HasBlobs(&has_context, has, &has_response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  // The server keeps serving.
+  ASSERT_TRUE(client_->PutBlob(key, blob).ok());
+}
+
+TEST_F(PeerTest, PingExchangesMembership) {
+  membership_->ObserveDirect(Info(3, "127.0.0.1:7003"));
+  // The caller listens on the wildcard address: the server records the IP it called from.
+  cluster::PeerInfo caller = Info(1, "0.0.0.0:7001");
+  cluster::PeerInfo caller_known = Info(4, "127.0.0.1:7004");
+
+  auto reply = client_->Ping(caller, {caller_known, Info(kServerId, "elsewhere:1")});
+  ASSERT_TRUE(reply.ok()) << reply.status();
+
+  // The caller learns the server and the peers it knows.
+  EXPECT_EQ(reply->self.id, kServerId);
+  EXPECT_EQ(reply->self.quota, kQuota);
+  EXPECT_EQ(reply->self.host_id, "host-2");
+  std::vector<PeerId> known_ids;
+  for (const auto& info : reply->known) known_ids.push_back(info.id);
+  EXPECT_THAT(known_ids, ::testing::Contains(3u));
+  EXPECT_THAT(known_ids, ::testing::Not(::testing::Contains(kServerId)));
+  auto three = std::find_if(reply->known.begin(), reply->known.end(),
+                            [](const cluster::PeerInfo& p) { return p.id == 3; });
+  ASSERT_NE(three, reply->known.end());
+  EXPECT_EQ(three->address, "127.0.0.1:7003");
+
+  // The server learns the caller (directly, alive) and whom the caller knows.
+  auto seen = membership_->Find(1);
+  ASSERT_TRUE(seen.has_value());
+  EXPECT_EQ(seen->info.address, "127.0.0.1:7001");
+  EXPECT_EQ(seen->info.host_id, "host-1");
+  EXPECT_EQ(seen->state, cluster::PeerState::kAlive);
+  EXPECT_GT(seen->last_seen_ns, 0);
+  auto four = membership_->Find(4);
+  ASSERT_TRUE(four.has_value());
+  EXPECT_EQ(four->info.address, "127.0.0.1:7004");
+  // A peer naming the server does not change the server's own address.
+  EXPECT_EQ(membership_->Self().address, "127.0.0.1:1");
+}
+
+TEST_F(PeerTest, PingFromSenderWithoutAddressIsAnsweredNotRecorded) {
+  auto reply = client_->Ping(Info(5, ""), {Info(6, "")});
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(reply->self.id, kServerId);
+  EXPECT_FALSE(membership_->Find(5).has_value());
+  EXPECT_FALSE(membership_->Find(6).has_value());
+}
+
+TEST_F(PeerTest, PingReportsStoreUsage) {
+  auto [key, blob] = MakeBlob();
+  ASSERT_TRUE(client_->PutBlob(key, blob).ok());
+  auto reply = client_->Ping(Info(1, "127.0.0.1:7001"), {});
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(reply->self.used, store_->Stats().used);
+  EXPECT_GT(reply->self.used, 0u);
+}
+
+TEST_F(PeerTest, ConcurrentClients) {
+  std::vector<std::pair<BlobKey, Bytes>> blobs;
+  for (int i = 0; i < 16; ++i) blobs.push_back(MakeBlob(2000 + i));
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      auto client = NewGrpcPeerClient(address_, TestOptions());
+      for (size_t i = t; i < blobs.size(); i += 4) {
+        if (!client->PutBlob(blobs[i].first, blobs[i].second).ok()) continue;
+        auto got = client->GetBlob(blobs[i].first);
+        if (got.ok() && *got == blobs[i].second) ++ok;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(ok.load(), 16);
+}
+
+int ClosedPort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  socklen_t len = sizeof addr;
+  EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  close(fd);  // bound but never listening: connections are refused
+  return ntohs(addr.sin_port);
+}
+
+TEST(PeerClientTest, ClosedPortIsUnavailableAfterRetries) {
+  const std::string address = "127.0.0.1:" + std::to_string(ClosedPort());
+  auto client = NewGrpcPeerClient(address, TestOptions());
+  auto reply = client->Ping(Info(1, "127.0.0.1:7001"), {});
+  EXPECT_EQ(reply.status().code(), absl::StatusCode::kUnavailable) << reply.status();
+  EXPECT_THAT(reply.status().message(), HasSubstr("peer " + address + ": "));
+  EXPECT_THAT(reply.status().message(), HasSubstr("3 attempts"));
+
+  BlobKey key;
+  EXPECT_EQ(client->GetBlob(key).status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(PeerTest, SecondServerOnSamePortIsUnavailable) {
+  auto second = PeerServer::Start(address_, store_.get(), membership_.get());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(client_->Ping(Info(1, "127.0.0.1:7001"), {}).ok());
+}
+
+TEST(PeerServerTest, BadListenAddressIsUnavailable) {
+  auto store = store::NewMemBlobStore(kQuota);
+  cluster::Membership membership(Info(kServerId, "x:1"), {}, env::RealClock::Default());
+  struct Case {
+    std::string address;
+    absl::StatusCode code;
+  };
+  const Case cases[] = {
+      {"203.0.113.7:0", absl::StatusCode::kUnavailable},  // not an address of this machine
+      {"not an address", absl::StatusCode::kInvalidArgument},
+      {"127.0.0.1:99999", absl::StatusCode::kInvalidArgument},
+      {"127.0.0.1:-1", absl::StatusCode::kInvalidArgument},
+      {"127.0.0.1:", absl::StatusCode::kInvalidArgument},
+  };
+  for (const Case& c : cases) {
+    auto server = PeerServer::Start(c.address, store.get(), &membership);
+    EXPECT_EQ(server.status().code(), c.code) << c.address << ": " << server.status();
+  }
+}
+
+TEST_F(PeerTest, ShutdownServerMakesCallsUnavailable) {
+  ASSERT_TRUE(client_->Ping(Info(1, "127.0.0.1:7001"), {}).ok());
+  server_->Shutdown(100ms);
+  server_->Shutdown(100ms);  // idempotent
+  auto reply = client_->Ping(Info(1, "127.0.0.1:7001"), {});
+  EXPECT_EQ(reply.status().code(), absl::StatusCode::kUnavailable) << reply.status();
+}
+
+void SendAndClose(int port, const Bytes& data) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  size_t sent = 0;
+  while (sent < data.size()) {
+    // The server may hang up early on garbage: MSG_NOSIGNAL turns SIGPIPE into EPIPE.
+    ssize_t n = send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += static_cast<size_t>(n);
+  }
+  close(fd);
+}
+
+TEST_F(PeerTest, GarbageOnThePortDoesNotStopTheServer) {
+  SendAndClose(server_->port(), RandomBytes(rng_, 64 * 1024));
+  std::string http = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  SendAndClose(server_->port(), Bytes(http.begin(), http.end()));
+  // An HTTP/2 preface followed by junk frames.
+  std::string preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  Bytes h2(preface.begin(), preface.end());
+  Bytes junk = RandomBytes(rng_, 4096);
+  h2.insert(h2.end(), junk.begin(), junk.end());
+  SendAndClose(server_->port(), h2);
+
+  auto fresh = NewGrpcPeerClient(address_, TestOptions());
+  auto reply = fresh->Ping(Info(1, "127.0.0.1:7001"), {});
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(reply->self.id, kServerId);
+  auto [key, blob] = MakeBlob();
+  ASSERT_TRUE(fresh->PutBlob(key, blob).ok());
+  auto got = fresh->GetBlob(key);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, blob);
+}
+
+// A peer service that lies about GetBlob, to test the client's verification.
+class LyingService final : public v1::Peer::Service {
+ public:
+  std::string blob;
+  std::string checksum;
+  grpc::Status GetBlob(grpc::ServerContext*, const v1::GetBlobRequest*,
+                       v1::GetBlobResponse* response) override {
+    response->set_blob(blob);
+    response->set_checksum(checksum);
+    return grpc::Status::OK;
+  }
+};
+
+TEST(PeerClientTest, GetBlobVerifiesWhatThePeerSent) {
+  LyingService service;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  auto server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  auto client = NewGrpcPeerClient("127.0.0.1:" + std::to_string(port), TestOptions());
+
+  const std::string data = "some blob bytes";
+  codec::Checksum good = codec::BlobChecksum(AsBytes(data));
+  codec::Checksum bad = good;
+  bad[15] ^= 1;
+  struct Case {
+    std::string name;
+    std::string blob;
+    std::string checksum;
+    absl::StatusCode code;
+  };
+  const Case cases[] = {
+      {"honest", data, ChecksumToProto(good), absl::StatusCode::kOk},
+      {"flipped checksum", data, ChecksumToProto(bad), absl::StatusCode::kDataLoss},
+      {"flipped byte", "some blob bytez", ChecksumToProto(good), absl::StatusCode::kDataLoss},
+      {"short checksum", data, ChecksumToProto(good).substr(0, 8), absl::StatusCode::kDataLoss},
+      {"empty blob", "", ChecksumToProto(codec::BlobChecksum({})), absl::StatusCode::kDataLoss},
+  };
+  for (const Case& c : cases) {
+    service.blob = c.blob;
+    service.checksum = c.checksum;
+    auto got = client->GetBlob(BlobKey{});
+    EXPECT_EQ(got.status().code(), c.code) << c.name << ": " << got.status();
+    if (got.ok()) {
+      EXPECT_EQ(AsString(*got), data);
+    }
+  }
+  // Unimplemented RPCs come back as UNIMPLEMENTED, not retried.
+  EXPECT_EQ(client->HasBlobs(std::vector<BlobKey>(1)).status().code(),
+            absl::StatusCode::kUnimplemented);
+  server->Shutdown();
+}
+
+}  // namespace
+}  // namespace cairn::net

@@ -1,0 +1,203 @@
+#include "cairn/net/retrying_peer_client.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "cairn/base/status.h"
+
+namespace cairn::net {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+
+// A PeerClient that answers each call with the next scripted status (OK once the script runs
+// out) and counts calls.
+class ScriptedPeerClient : public PeerClient {
+ public:
+  explicit ScriptedPeerClient(std::vector<absl::Status> script)
+      : script_(script.begin(), script.end()) {}
+
+  absl::StatusOr<PingReply> Ping(const cluster::PeerInfo&,
+                                 const std::vector<cluster::PeerInfo>&) override {
+    CAIRN_RETURN_IF_ERROR(Next());
+    PingReply reply;
+    reply.self.id = 42;
+    return reply;
+  }
+  absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey&, ByteSpan) override {
+    CAIRN_RETURN_IF_ERROR(Next());
+    return store::PutOutcome::kStored;
+  }
+  absl::StatusOr<Bytes> GetBlob(const BlobKey&) override {
+    CAIRN_RETURN_IF_ERROR(Next());
+    return Bytes{1, 2, 3};
+  }
+  absl::StatusOr<std::vector<bool>> HasBlobs(std::span<const BlobKey> keys) override {
+    CAIRN_RETURN_IF_ERROR(Next());
+    return std::vector<bool>(keys.size(), true);
+  }
+
+  int calls() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+
+ private:
+  absl::Status Next() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+    if (script_.empty()) return absl::OkStatus();
+    absl::Status s = script_.front();
+    script_.pop_front();
+    return s;
+  }
+
+  std::mutex mu_;
+  std::deque<absl::Status> script_;
+  int calls_ = 0;
+};
+
+ClientOptions FastOptions() {
+  ClientOptions options;
+  options.max_attempts = 4;
+  options.initial_backoff = 10ms;
+  options.max_backoff = 50ms;
+  return options;
+}
+
+struct Recorder {
+  std::vector<std::chrono::milliseconds> sleeps;
+  RetryingPeerClient::SleepFn Fn() {
+    return [this](std::chrono::milliseconds d) { sleeps.push_back(d); };
+  }
+};
+
+TEST(RetryingPeerClientTest, RetriesUnavailableThenSucceeds) {
+  auto inner = std::make_shared<ScriptedPeerClient>(std::vector<absl::Status>{
+      absl::UnavailableError("down"), absl::UnavailableError("still down")});
+  Recorder recorder;
+  RetryingPeerClient client(inner, FastOptions(), "127.0.0.1:7001", recorder.Fn());
+  auto got = client.GetBlob(BlobKey{});
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, (Bytes{1, 2, 3}));
+  EXPECT_EQ(inner->calls(), 3);
+  ASSERT_EQ(recorder.sleeps.size(), 2u);
+  for (size_t i = 0; i < recorder.sleeps.size(); ++i) {
+    EXPECT_GE(recorder.sleeps[i].count(), 0);
+    EXPECT_LE(recorder.sleeps[i], RetryingPeerClient::BackoffCap(FastOptions(), i));
+  }
+}
+
+TEST(RetryingPeerClientTest, PublicFactoryRetries) {
+  auto inner = std::make_shared<ScriptedPeerClient>(std::vector<absl::Status>{
+      absl::UnavailableError("down"), absl::UnavailableError("still down")});
+  ClientOptions options = FastOptions();
+  options.initial_backoff = 1ms;
+  options.max_backoff = 2ms;
+  auto client = NewRetryingPeerClient(inner, options);
+  auto got = client->PutBlob(BlobKey{}, Bytes{9});
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, store::PutOutcome::kStored);
+  EXPECT_EQ(inner->calls(), 3);
+}
+
+TEST(RetryingPeerClientTest, DeadlineExceededIsRetried) {
+  auto inner = std::make_shared<ScriptedPeerClient>(
+      std::vector<absl::Status>{absl::DeadlineExceededError("slow")});
+  Recorder recorder;
+  RetryingPeerClient client(inner, FastOptions(), "p", recorder.Fn());
+  auto got = client.Ping(cluster::PeerInfo{}, {});
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->self.id, 42u);
+  EXPECT_EQ(inner->calls(), 2);
+}
+
+TEST(RetryingPeerClientTest, OtherCodesAreNotRetried) {
+  const absl::Status codes[] = {
+      absl::InvalidArgumentError("bad"), absl::NotFoundError("nope"),
+      absl::DataLossError("flipped"),    absl::ResourceExhaustedError("full"),
+      absl::InternalError("bug"),        absl::FailedPreconditionError("state"),
+  };
+  for (const absl::Status& code : codes) {
+    auto inner = std::make_shared<ScriptedPeerClient>(std::vector<absl::Status>{code});
+    Recorder recorder;
+    RetryingPeerClient client(inner, FastOptions(), "127.0.0.1:7001", recorder.Fn());
+    std::vector<BlobKey> keys(3);
+    auto got = client.HasBlobs(keys);
+    EXPECT_EQ(got.status().code(), code.code());
+    EXPECT_EQ(inner->calls(), 1) << code;
+    EXPECT_TRUE(recorder.sleeps.empty());
+    EXPECT_THAT(got.status().message(), HasSubstr("peer 127.0.0.1:7001: "));
+    EXPECT_THAT(got.status().message(), HasSubstr(std::string(code.message())));
+  }
+}
+
+TEST(RetryingPeerClientTest, GivesUpAfterMaxAttemptsWithLastStatus) {
+  std::vector<absl::Status> script;
+  for (int i = 1; i <= 10; ++i)
+    script.push_back(absl::UnavailableError("fail " + std::to_string(i)));
+  auto inner = std::make_shared<ScriptedPeerClient>(script);
+  Recorder recorder;
+  RetryingPeerClient client(inner, FastOptions(), "127.0.0.1:7001", recorder.Fn());
+  auto got = client.PutBlob(BlobKey{}, Bytes{1});
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(inner->calls(), 4);
+  EXPECT_EQ(recorder.sleeps.size(), 3u);
+  EXPECT_THAT(got.status().message(), HasSubstr("peer 127.0.0.1:7001: fail 4"));
+  EXPECT_THAT(got.status().message(), HasSubstr("4 attempts"));
+}
+
+TEST(RetryingPeerClientTest, ZeroAttemptsMeansOne) {
+  auto inner = std::make_shared<ScriptedPeerClient>(
+      std::vector<absl::Status>{absl::UnavailableError("down")});
+  ClientOptions options = FastOptions();
+  options.max_attempts = 0;
+  Recorder recorder;
+  RetryingPeerClient client(inner, options, "", recorder.Fn());
+  EXPECT_EQ(client.GetBlob(BlobKey{}).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(inner->calls(), 1);
+}
+
+TEST(RetryingPeerClientTest, BackoffCapDoublesUpToMax) {
+  ClientOptions options;
+  options.initial_backoff = 100ms;
+  options.max_backoff = 2000ms;
+  struct Case {
+    int retry;
+    std::chrono::milliseconds cap;
+  };
+  const Case cases[] = {{0, 100ms},  {1, 200ms},  {2, 400ms},  {3, 800ms},
+                        {4, 1600ms}, {5, 2000ms}, {6, 2000ms}, {1000, 2000ms}};
+  for (const Case& c : cases) {
+    EXPECT_EQ(RetryingPeerClient::BackoffCap(options, c.retry), c.cap) << "retry " << c.retry;
+  }
+  options.initial_backoff = 0ms;
+  EXPECT_EQ(RetryingPeerClient::BackoffCap(options, 3), 0ms);
+}
+
+TEST(RetryingPeerClientTest, JitterStaysWithinCap) {
+  std::vector<absl::Status> script(200, absl::UnavailableError("down"));
+  auto inner = std::make_shared<ScriptedPeerClient>(script);
+  ClientOptions options = FastOptions();
+  options.max_attempts = 200;
+  Recorder recorder;
+  RetryingPeerClient client(inner, options, "", recorder.Fn());
+  (void)client.GetBlob(BlobKey{});
+  ASSERT_EQ(recorder.sleeps.size(), 199u);
+  bool varied = false;
+  for (size_t i = 0; i < recorder.sleeps.size(); ++i) {
+    EXPECT_GE(recorder.sleeps[i].count(), 0);
+    EXPECT_LE(recorder.sleeps[i], RetryingPeerClient::BackoffCap(options, i));
+    if (recorder.sleeps[i] != recorder.sleeps[0]) varied = true;
+  }
+  EXPECT_TRUE(varied) << "full jitter should not sleep a constant time";
+}
+
+}  // namespace
+}  // namespace cairn::net
