@@ -102,6 +102,9 @@ class EngineTest : public ::testing::Test {
     fs::create_directories(s + "/a/b/c");
     fs::create_directories(s + "/empty dir");
     WriteFile(s + "/empty", "");
+    // Same bytes as an empty directory's tree encoding: one chunk id for a file and a tree.
+    WriteFile(s + "/one-byte", std::string(1, '\x01'));
+    ASSERT_EQ(format::EncodeTree(format::Tree{}), Bytes{0x01});
     WriteFile(s + "/big.bin", RandomData(rng, 700'000) + std::string(300'000, 'x'), 0600);
     WriteFile(s + "/a/b/c/deep.txt", "deep\n", 0444);
     WriteFile(s + "/a/script.sh", "#!/bin/sh\necho hi\n", 0755);

@@ -82,7 +82,7 @@ absl::StatusOr<StoreOutcome> StoreChunk(const EngineContext& ctx, BlobKind kind,
   return out;
 }
 
-absl::StatusOr<Bytes> FetchChunk(const EngineContext& ctx, const ChunkId& id, BlobKind kind) {
+absl::StatusOr<Bytes> FetchChunk(const EngineContext& ctx, const ChunkId& id) {
   std::vector<PeerId> tried_order;
   CAIRN_ASSIGN_OR_RETURN(auto record, ctx.catalog->FindChunk(id));
   if (record) tried_order = record->holders;
@@ -108,7 +108,7 @@ absl::StatusOr<Bytes> FetchChunk(const EngineContext& ctx, const ChunkId& id, Bl
       errors.push_back(absl::StrCat("peer ", peer, ": ", blob.status().ToString()));
       continue;
     }
-    auto plain = format::OpenChunk(ctx.keys, ctx.owner, kind, id, *blob);
+    auto plain = format::OpenChunk(ctx.keys, ctx.owner, id, *blob);
     if (!plain.ok()) {
       corrupt = true;
       errors.push_back(absl::StrCat("peer ", peer, ": ", plain.status().ToString()));

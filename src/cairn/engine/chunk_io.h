@@ -34,6 +34,6 @@ absl::StatusOr<StoreOutcome> StoreChunk(const EngineContext& ctx, BlobKind kind,
 
 // Fetches, verifies and decrypts chunk `id`. NOT_FOUND/UNAVAILABLE when no peer could serve
 // it; DATA_LOSS when every copy found was corrupt. The message names each peer tried.
-absl::StatusOr<Bytes> FetchChunk(const EngineContext& ctx, const ChunkId& id, BlobKind kind);
+absl::StatusOr<Bytes> FetchChunk(const EngineContext& ctx, const ChunkId& id);
 
 }  // namespace cairn::engine

@@ -50,7 +50,7 @@ absl::StatusOr<format::Tree> LoadTree(const EngineContext& ctx, const ChunkId& i
     if (tree.ok()) return tree;
     // A damaged cache entry: fall through and fetch the tree from the peers.
   }
-  CAIRN_ASSIGN_OR_RETURN(Bytes encoded, Annotate(FetchChunk(ctx, id, BlobKind::kTree), "load tree"));
+  CAIRN_ASSIGN_OR_RETURN(Bytes encoded, Annotate(FetchChunk(ctx, id), "load tree"));
   CAIRN_ASSIGN_OR_RETURN(auto tree, Annotate(format::DecodeTree(encoded), "tree " + id.ShortHex()));
   CAIRN_RETURN_IF_ERROR(ctx.catalog->PutTree(id, encoded));
   return tree;
@@ -211,7 +211,7 @@ void RestoreRun::WorkerLoop() {
   while (auto task = queue_.Pop()) {
     FileState& f = *task->file;
     if (!f.failed && !Cancelled()) {
-      auto data = FetchChunk(ctx_, task->id, BlobKind::kData);
+      auto data = FetchChunk(ctx_, task->id);
       absl::Status st = data.status();
       if (data.ok()) {
         int fd = ::open(f.path.c_str(), O_WRONLY | O_CLOEXEC);
@@ -287,7 +287,7 @@ void RestoreRun::RestoreFile(const format::TreeEntry& entry, const std::string& 
       offset += (*rec)->plain_size;
     } else {
       // Unknown size: fetch it now to learn it (the worker fetches it again to write it).
-      auto data = FetchChunk(ctx_, id, BlobKind::kData);
+      auto data = FetchChunk(ctx_, id);
       if (!data.ok()) {
         if (!state->failed.exchange(true)) Error(path + ": " + std::string(data.status().message()));
         break;

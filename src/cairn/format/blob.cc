@@ -146,10 +146,10 @@ absl::StatusOr<SealedChunk> SealChunk(const codec::OwnerKeys& keys, PeerId owner
   return out;
 }
 
-absl::StatusOr<Bytes> OpenChunk(const codec::OwnerKeys& keys, PeerId owner, BlobKind kind,
+absl::StatusOr<Bytes> OpenChunk(const codec::OwnerKeys& keys, PeerId owner,
                                 const ChunkId& expected, ByteSpan blob) {
   CAIRN_ASSIGN_OR_RETURN(BlobHeader h, ParseBlobHeader(blob));
-  if (h.owner != owner || h.kind != kind || h.chunk != expected) {
+  if (h.owner != owner || h.chunk != expected) {
     return absl::DataLossError("blob is for another chunk: expected " + expected.ShortHex() +
                                " of owner " + std::to_string(owner) + ", got " +
                                h.chunk.ShortHex() + " of owner " + std::to_string(h.owner));

@@ -71,10 +71,14 @@ absl::StatusOr<SealedChunk> SealChunk(const codec::OwnerKeys& keys, PeerId owner
                                       ByteSpan plaintext, const ChunkId* chunk_id = nullptr);
 
 // Opens a blob fetched for chunk `expected`: parses the header (INVALID_ARGUMENT), checks
-// owner, kind and chunk id match (DATA_LOSS: "blob is for another chunk"), verifies the GCM
-// tag (DATA_LOSS), decompresses (DATA_LOSS), and recomputes the chunk id from the plaintext
+// owner and chunk id match (DATA_LOSS: "blob is for another chunk"), verifies the GCM tag
+// (DATA_LOSS), decompresses (DATA_LOSS), and recomputes the chunk id from the plaintext
 // (DATA_LOSS on mismatch). Returns the plaintext.
-absl::StatusOr<Bytes> OpenChunk(const codec::OwnerKeys& keys, PeerId owner, BlobKind kind,
+// The kind is not checked: the chunk id is the HMAC of the plaintext alone, so identical
+// bytes stored once as a file chunk and once as a tree (e.g. a one-byte file equal to an
+// empty tree's encoding) are one chunk and one blob under one key, sealed with whichever
+// kind came first. The kind is still authenticated (AAD) and reported by ParseBlobHeader.
+absl::StatusOr<Bytes> OpenChunk(const codec::OwnerKeys& keys, PeerId owner,
                                 const ChunkId& expected, ByteSpan blob);
 
 }  // namespace cairn::format

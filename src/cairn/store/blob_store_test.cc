@@ -156,7 +156,7 @@ TEST_P(BlobStoreConformanceTest, PutGetRoundTrip) {
   EXPECT_EQ(st.blobs, 1u);
   EXPECT_EQ(st.quota, 1u << 30);
   // The owner can open what comes back.
-  auto plain = format::OpenChunk(TestKeys(), kOwner, BlobKind::kData, b.key.chunk, *got);
+  auto plain = format::OpenChunk(TestKeys(), kOwner, b.key.chunk, *got);
   EXPECT_TRUE(plain.ok()) << plain.status();
 }
 

@@ -1,0 +1,108 @@
+// `cairn backup PATH...`: asks the local peer to back up paths (POST /v1/backup) and follows
+// the job.
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "cairn/base/bytes.h"
+#include "cairn/base/status.h"
+#include "cairn/cli/api_client.h"
+#include "cairn/cli/commands.h"
+#include "cairn/cli/output.h"
+#include "cairn/cli/progress.h"
+#include "cairn/daemon/json_paths.h"
+
+namespace cairn::cli {
+namespace {
+
+struct BackupFlags {
+  std::vector<std::string> paths;
+  uint32_t copies = 0;  // 0 = the peer's configured default
+  std::vector<std::string> tags;
+  std::vector<std::string> excludes;
+};
+
+void PrintSummary(const nlohmann::json& r) {
+  uint64_t copies = U64(r, "copies");
+  std::cout << "snapshot " << Str(r, "short_id") << " saved\n"
+            << "files:      " << U64(r, "files") << " (" << U64(r, "files_read") << " read, "
+            << U64(r, "files_unchanged") << " unchanged)\n"
+            << "bytes read: " << FormatSize(U64(r, "bytes_read")) << "\n"
+            << "new data:   " << FormatSize(U64(r, "new_bytes")) << " in " << U64(r, "new_chunks")
+            << " new chunks (of " << U64(r, "chunks") << " chunks)\n"
+            << "sent:       " << FormatSize(U64(r, "sent_bytes")) << " (" << copies
+            << (copies == 1 ? " copy" : " copies") << ")\n"
+            << "duration:   " << FormatSeconds(Double(r, "duration_seconds")) << " ("
+            << FormatRate(U64(r, "bytes_read"), Double(r, "duration_seconds")) << ")" << std::endl;
+}
+
+// Warnings, errors and the degraded line go to stderr (stdout stays the summary or JSON).
+int ReportProblems(const nlohmann::json& r) {
+  for (const std::string& w : RawArray(r, "warnings")) std::cerr << "warning: " << w << "\n";
+  std::vector<std::string> errors = RawArray(r, "errors");
+  for (const std::string& e : errors) std::cerr << "error: " << e << "\n";
+  uint64_t below = U64(r, "chunks_below_target");
+  if (!Bool(r, "degraded") && below == 0 && errors.empty()) return kExitOk;
+  std::vector<std::string> parts;
+  if (below > 0) {
+    parts.push_back(absl::StrCat(below, below == 1 ? " chunk" : " chunks", " below ",
+                                 U64(r, "copies"), " copies"));
+  }
+  if (!errors.empty()) {
+    parts.push_back(absl::StrCat(errors.size(), errors.size() == 1 ? " file" : " files",
+                                 " unreadable: ", errors.front(),
+                                 errors.size() > 1 ? ", ..." : ""));
+  }
+  if (parts.empty()) parts.push_back("some data is below its target redundancy");
+  std::cerr << "degraded: " << absl::StrJoin(parts, "; ") << std::endl;
+  return kExitDegraded;
+}
+
+int RunBackup(const GlobalOptions& global, const BackupFlags& f) {
+  nlohmann::json body;
+  nlohmann::json paths = nlohmann::json::array();
+  for (const std::string& p : f.paths) {
+    if (p.empty()) return PrintUsageError("empty path");
+    paths.push_back(daemon::ToBase64(AbsolutePath(p)));
+  }
+  body["paths_base64"] = std::move(paths);
+  if (f.copies > 0) body["copies"] = f.copies;
+  daemon::SetPathArray(body, "tags", f.tags);
+  daemon::SetPathArray(body, "excludes", f.excludes);
+
+  absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
+  if (!api.ok()) return PrintError(api.status());
+  absl::StatusOr<nlohmann::json> started = (*api)->Post("/v1/backup", body);
+  if (!started.ok()) return PrintError(started.status());
+  std::string job_id = Str(*started, "job_id");
+  if (job_id.empty()) return PrintError(absl::InternalError("the peer returned no job id"));
+
+  ProgressBar bar(!global.json && ProgressBar::StderrIsTerminal());
+  absl::StatusOr<nlohmann::json> job = (*api)->WaitForJob(job_id, &bar);
+  if (!job.ok()) return PrintError(Annotate(job.status(), "backup failed"));
+  const nlohmann::json& result = (*job)["result"];
+  if (global.json) {
+    PrintJson(result);
+  } else {
+    PrintSummary(result);
+  }
+  return ReportProblems(result);
+}
+
+}  // namespace
+
+Action RegisterBackup(CLI::App& app, GlobalOptions& global) {
+  auto flags = std::make_shared<BackupFlags>();
+  CLI::App* cmd = app.add_subcommand("backup", "Back up files and directories to the peers");
+  cmd->add_option("paths", flags->paths, "Files and directories to back up")->required();
+  cmd->add_option("--copies", flags->copies, "Copies of each chunk (default: the peer's config)")
+      ->check(CLI::Range(1, 64));
+  cmd->add_option("--tag", flags->tags, "Tag for the snapshot (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--exclude", flags->excludes,
+                  "Skip names or paths matching this glob (repeatable)")
+      ->allow_extra_args(false);
+  return [&global, flags] { return RunBackup(global, *flags); };
+}
+
+}  // namespace cairn::cli

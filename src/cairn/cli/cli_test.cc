@@ -1,0 +1,297 @@
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "cairn/cli/api_client.h"
+#include "cairn/cli/main.h"
+#include "cairn/cli/output.h"
+#include "cairn/cli/progress.h"
+#include "cairn/daemon/daemon.h"
+#include "cairn/daemon/json_paths.h"
+#include "cairn/daemon/peer_dir.h"
+#include "cairn/daemon/test_util.h"
+#include "cairn/env/file.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace cairn::cli {
+namespace {
+
+using nlohmann::json;
+using ::testing::HasSubstr;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+struct CliRun {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+// Runs `cairn args...` in-process, capturing stdout and stderr.
+CliRun Cairn(std::vector<std::string> args) {
+  args.insert(args.begin(), "cairn");
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  ::testing::internal::CaptureStdout();
+  ::testing::internal::CaptureStderr();
+  int code = Main(static_cast<int>(args.size()), argv.data());
+  CliRun r{code, ::testing::internal::GetCapturedStdout(),
+           ::testing::internal::GetCapturedStderr()};
+  return r;
+}
+
+TEST(OutputTest, ModeStrings) {
+  const std::tuple<const char*, uint32_t, const char*> kCases[] = {
+      {"dir", 0755, "drwxr-xr-x"},   {"file", 0644, "-rw-r--r--"},  {"symlink", 0777, "lrwxrwxrwx"},
+      {"file", 04755, "-rwsr-xr-x"}, {"file", 02644, "-rw-r-Sr--"}, {"dir", 01777, "drwxrwxrwt"},
+      {"file", 0, "----------"},
+  };
+  for (const auto& [type, mode, want] : kCases) EXPECT_EQ(ModeString(type, mode), want);
+}
+
+TEST(OutputTest, TableAlignsColumns) {
+  Table t({"ID", "NAME", "SIZE"}, {false, false, true});
+  t.AddRow({"1", "caf\xc3\xa9", "10 B"});
+  t.AddRow({"22", "x", "1.5 KiB"});
+  std::ostringstream out;
+  t.Print(out);
+  EXPECT_EQ(out.str(),
+            "ID  NAME     SIZE\n"
+            "1   caf\xc3\xa9     10 B\n"
+            "22  x     1.5 KiB\n");
+}
+
+TEST(OutputTest, ProgressLine) {
+  json p{{"files_total", 10},
+         {"bytes_total", 2000000},
+         {"scan_done", true},
+         {"files_done", 5},
+         {"bytes_done", 1000000}};
+  std::string line = RenderProgressLine(p, 1e6);
+  EXPECT_THAT(line, HasSubstr(" 50.0%"));
+  EXPECT_THAT(line, HasSubstr("5/10 files"));
+  EXPECT_THAT(line, HasSubstr("1.0 MB/s"));
+  EXPECT_THAT(line, HasSubstr("ETA 0:01"));
+  EXPECT_THAT(RenderProgressLine(json{{"scan_done", false}}, 0), HasSubstr("scanning"));
+  // Garbage progress does not throw.
+  EXPECT_NO_THROW(RenderProgressLine(json("nonsense"), 1));
+}
+
+TEST(OutputTest, UrlEncode) {
+  EXPECT_EQ(UrlEncode("a+b/c=="), "a%2Bb%2Fc%3D%3D");
+  EXPECT_EQ(UrlEncode("latest"), "latest");
+}
+
+TEST(OutputTest, TimesAndRates) {
+  EXPECT_EQ(FormatSeconds(4.25), "4.2 s");
+  EXPECT_EQ(FormatRate(121'900'000, 1.0), "121.9 MB/s");
+  EXPECT_EQ(FormatRate(5, 0), "-");
+  EXPECT_EQ(FormatAge(3'000'000'000), "3s ago");
+  EXPECT_EQ(FormatAge(600'000'000'000), "10m ago");
+}
+
+TEST(CliTest, HelpAndUsageErrors) {
+  EXPECT_EQ(Cairn({"--help"}).code, 0);
+  CliRun r = Cairn({"backup", "--help"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, HasSubstr("--exclude"));
+  EXPECT_EQ(Cairn({}).code, 2);
+  EXPECT_EQ(Cairn({"frobnicate"}).code, 2);
+  r = Cairn({"init", "--dir", "/nonexistent/x"});  // --peer-id missing
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("cairn: "));
+  EXPECT_EQ(Cairn({"ls", "--dir", "/x"}).code, 2);                 // SNAPSHOT missing
+  EXPECT_EQ(Cairn({"restore", "latest", "--dir", "/x"}).code, 2);  // --target missing
+  EXPECT_EQ(Cairn({"backup", "--copies", "0", "/x"}).code, 2);
+}
+
+TEST(CliTest, InitThenRefuseAgain) {
+  daemon::testing::TempDir tmp;
+  std::string dir = tmp.File("p");
+  CliRun r = Cairn({"init", "--dir", dir, "--peer-id", "3", "--quota", "20G", "--seed",
+                    "127.0.0.1:7001", "--seed", "127.0.0.1:7002", "--copies", "3",
+                    "--ping-interval", "500ms", "--dead-after", "5s"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("initialized cairn peer 3"));
+  auto config = daemon::LoadConfig(dir);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->peer_id, 3u);
+  EXPECT_EQ(config->quota, 20ull << 30);
+  EXPECT_EQ(config->seeds, (std::vector<std::string>{"127.0.0.1:7001", "127.0.0.1:7002"}));
+  EXPECT_EQ(config->copies, 3u);
+  EXPECT_EQ(config->ping_interval, 500ms);
+  EXPECT_EQ(config->dead_after, 5s);
+  EXPECT_LE(config->suspect_after, config->dead_after);
+
+  r = Cairn({"init", "--dir", dir, "--peer-id", "3"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("cairn: "));
+  EXPECT_THAT(r.err, HasSubstr("exists"));
+
+  r = Cairn({"init", "--dir", tmp.File("q"), "--peer-id", "4", "--quota", "lots"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--quota: invalid size 'lots'"));
+  r = Cairn({"init", "--dir", tmp.File("q"), "--peer-id", "4", "--api", "0.0.0.0:0"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("loopback"));
+}
+
+TEST(CliTest, NoPeerRunningIsAClearError) {
+  daemon::testing::TempDir tmp;
+  ASSERT_EQ(Cairn({"init", "--dir", tmp.path(), "--peer-id", "1"}).code, 0);
+  CliRun r = Cairn({"status", "--dir", tmp.path()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("cairn: cannot reach the cairn peer at 127.0.0.1:0: is `cairn "
+                               "peer --dir " +
+                               tmp.path() + "` running?"));
+  r = Cairn({"snapshots", "--dir", tmp.File("not-a-peer")});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("cairn init"));
+}
+
+template <typename Fn>
+bool WaitFor(Fn done, std::chrono::milliseconds timeout = 60s) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return done();
+}
+
+// The CLI against three in-process peers: backup, snapshots, ls, restore, peers, status.
+TEST(CliTest, BackupListRestoreAgainstRunningPeers) {
+  signal(SIGPIPE, SIG_IGN);
+  // The daemons log through spdlog's default (stdout) logger; keep captured output clean.
+  spdlog::set_level(spdlog::level::off);
+  daemon::testing::TempDir tmp;
+  std::vector<std::unique_ptr<daemon::Daemon>> peers;
+  std::string seed;
+  for (int id = 1; id <= 3; ++id) {
+    std::string dir = tmp.File("p" + std::to_string(id));
+    std::vector<std::string> args = {"init",
+                                     "--dir",
+                                     dir,
+                                     "--peer-id",
+                                     std::to_string(id),
+                                     "--host-id",
+                                     "h" + std::to_string(id),
+                                     "--ping-interval",
+                                     "100ms",
+                                     "--chunk-min",
+                                     "16K",
+                                     "--chunk-avg",
+                                     "64K",
+                                     "--chunk-max",
+                                     "256K"};
+    if (!seed.empty()) args.insert(args.end(), {"--seed", seed});
+    ASSERT_EQ(Cairn(args).code, 0);
+    auto d = daemon::Daemon::Start(dir);
+    ASSERT_TRUE(d.ok()) << d.status();
+    if (seed.empty()) seed = (*d)->listen_address();
+    peers.push_back(*std::move(d));
+  }
+  std::string home = tmp.File("p1");
+  ASSERT_TRUE(WaitFor([&] {
+    int alive = 0;
+    json list = peers[0]->GetPeers().value_or(json::array());
+    for (const json& p : list) alive += p["state"] == "alive";
+    return alive == 3;
+  }));
+
+  std::string src = tmp.File("data");
+  fs::create_directories(src + "/d");
+  std::ofstream(src + "/d/a.txt") << "alpha";
+  std::ofstream(src + "/b\xff.bin") << std::string(100000, 'b');
+  fs::create_symlink("d/a.txt", src + "/link");
+
+  CliRun r = Cairn({"backup", "--dir", home, "--copies", "2", "--tag", "t1", src});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr(" saved\nfiles:      2 (2 read, 0 unchanged)"));
+  EXPECT_THAT(r.out, HasSubstr("(2 copies)"));
+
+  r = Cairn({"backup", "--dir", home, "--json", src});
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto backup = daemon::ParseJson(r.out);
+  ASSERT_TRUE(backup.ok()) << r.out;
+  for (const char* field :
+       {"snapshot_id", "short_id", "files", "files_read", "files_unchanged", "directories", "bytes",
+        "bytes_read", "new_bytes", "sent_bytes", "chunks", "new_chunks", "duration_seconds",
+        "copies", "warnings", "errors", "chunks_below_target", "degraded"}) {
+    EXPECT_TRUE(backup->contains(field)) << field;
+  }
+  EXPECT_EQ((*backup)["files_unchanged"], 2);
+
+  r = Cairn({"snapshots", "--dir", home});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("ID"));
+  EXPECT_THAT(r.out, HasSubstr("t1"));
+  r = Cairn({"snapshots", "--dir", home, "--json"});
+  auto snaps = daemon::ParseJson(r.out);
+  ASSERT_TRUE(snaps.ok());
+  ASSERT_EQ(snaps->size(), 2u);
+  EXPECT_EQ((*snaps)[1]["id"], (*backup)["snapshot_id"]);
+
+  r = Cairn({"ls", "--dir", home, "latest", "-r"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("a.txt"));
+  EXPECT_THAT(r.out, HasSubstr("b\xff.bin"));  // raw bytes on a terminal
+  EXPECT_THAT(r.out, HasSubstr("link -> d/a.txt"));
+  r = Cairn({"ls", "--dir", home, "--json", "latest", "-r"});
+  auto ls = daemon::ParseJson(r.out);
+  ASSERT_TRUE(ls.ok()) << r.out;
+  bool found = false;
+  for (const json& e : *ls) {
+    if (e.contains("path_base64")) {
+      EXPECT_THAT(*daemon::GetPathField(e, "path"), HasSubstr("b\xff.bin"));
+      found = true;
+    }
+  }
+  EXPECT_TRUE(found) << r.out;
+
+  std::string target = tmp.File("out");
+  r = Cairn(
+      {"restore", "--dir", home, (*backup)["short_id"].get<std::string>(), "--target", target});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("restored 2 files"));
+  EXPECT_EQ(*env::ReadFileString(target + "/data/d/a.txt"), "alpha");
+  EXPECT_EQ(*env::ReadFileString(target + "/data/b\xff.bin"), std::string(100000, 'b'));
+  EXPECT_EQ(fs::read_symlink(target + "/data/link"), "d/a.txt");
+
+  std::string sub_target = tmp.File("sub");
+  r = Cairn({"restore", "--dir", home, "latest:data/d", "--target", sub_target, "--json"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_EQ(*env::ReadFileString(sub_target + "/d/a.txt"), "alpha");
+
+  r = Cairn({"restore", "--dir", home, "deadbeef", "--target", sub_target});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("cairn: "));
+
+  r = Cairn({"peers", "--dir", home});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("1*"));
+  EXPECT_THAT(r.out, HasSubstr("alive"));
+  r = Cairn({"peers", "--dir", home, "--json"});
+  auto plist = daemon::ParseJson(r.out);
+  ASSERT_TRUE(plist.ok());
+  EXPECT_EQ(plist->size(), 3u);
+
+  r = Cairn({"status", "--dir", home});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("peer 1"));
+  r = Cairn({"status", "--dir", home, "--json"});
+  auto status = daemon::ParseJson(r.out);
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ((*status)["snapshots"], 2);
+
+  for (auto& p : peers) p->Shutdown();
+}
+
+}  // namespace
+}  // namespace cairn::cli

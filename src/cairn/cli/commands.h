@@ -1,0 +1,46 @@
+// Registration of the `cairn` subcommands (one .cc file each) and what they share.
+// Internal to cli/. Thread-safety: single-threaded use from Main().
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace cairn::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitError = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitDegraded = 3;
+
+// Options every command understands (set on the top-level app; subcommands fall through).
+struct GlobalOptions {
+  std::string dir;  // --dir / $CAIRN_DIR; resolved to ~/.cairn when empty
+  bool json = false;
+};
+
+// A command body, run after parsing; returns the exit code.
+using Action = std::function<int()>;
+
+// Each adds its subcommand to `app` and returns the body to run when it is selected.
+Action RegisterInit(CLI::App& app, GlobalOptions& global);
+Action RegisterPeer(CLI::App& app, GlobalOptions& global);
+Action RegisterBackup(CLI::App& app, GlobalOptions& global);
+Action RegisterSnapshots(CLI::App& app, GlobalOptions& global);
+Action RegisterLs(CLI::App& app, GlobalOptions& global);
+Action RegisterRestore(CLI::App& app, GlobalOptions& global);
+Action RegisterPeers(CLI::App& app, GlobalOptions& global);
+Action RegisterStatus(CLI::App& app, GlobalOptions& global);
+
+// `path` made absolute against the working directory (the peer runs elsewhere) and lexically
+// normal, without a trailing '/'. Symlinks are not resolved.
+std::string AbsolutePath(const std::string& path);
+
+// "cairn: <message>" on stderr; returns kExitError.
+int PrintError(const absl::Status& status);
+// "cairn: <message>" on stderr; returns kExitUsage.
+int PrintUsageError(const std::string& message);
+
+}  // namespace cairn::cli

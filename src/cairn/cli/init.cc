@@ -1,0 +1,134 @@
+// `cairn init`: creates a peer directory (daemon/peer_dir.h).
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "cairn/base/bytes.h"
+#include "cairn/cli/commands.h"
+#include "cairn/cli/output.h"
+#include "cairn/daemon/config.h"
+#include "cairn/daemon/json_paths.h"
+#include "cairn/daemon/peer_dir.h"
+
+namespace cairn::cli {
+namespace {
+
+struct InitFlags {
+  uint64_t peer_id = 0;
+  std::string listen = "127.0.0.1:0";
+  std::string api = "127.0.0.1:0";
+  std::string quota = "10G";
+  std::string host_id;
+  std::vector<std::string> seeds;
+  uint32_t copies = 2;
+  std::string chunk_min, chunk_avg, chunk_max;
+  std::string ping_interval, suspect_after, dead_after;
+};
+
+int RunInit(const GlobalOptions& global, const InitFlags& f) {
+  daemon::Config c;
+  c.dir = global.dir;
+  c.peer_id = f.peer_id;
+  c.listen = f.listen;
+  c.api = f.api;
+  c.host_id = f.host_id.empty() ? daemon::DefaultHostId() : f.host_id;
+  c.seeds = f.seeds;
+  c.copies = f.copies;
+  auto size = [](const char* flag, const std::string& text, uint64_t& out) -> bool {
+    auto v = ParseSize(text);
+    if (!v.ok()) {
+      PrintUsageError(absl::StrCat(flag, ": ", v.status().message()));
+      return false;
+    }
+    out = *v;
+    return true;
+  };
+  auto chunk = [&](const char* flag, const std::string& text, uint32_t& out) -> bool {
+    if (text.empty()) return true;
+    uint64_t v;
+    if (!size(flag, text, v)) return false;
+    if (v > 0xffffffffu) {
+      PrintUsageError(absl::StrCat(flag, ": too large"));
+      return false;
+    }
+    out = static_cast<uint32_t>(v);
+    return true;
+  };
+  auto duration = [](const char* flag, const std::string& text,
+                     std::chrono::milliseconds& out) -> bool {
+    if (text.empty()) return true;
+    auto v = daemon::ParseDuration(text);
+    if (!v.ok()) {
+      PrintUsageError(absl::StrCat(flag, ": ", v.status().message()));
+      return false;
+    }
+    out = *v;
+    return true;
+  };
+  if (!size("--quota", f.quota, c.quota) ||
+      !chunk("--chunk-min", f.chunk_min, c.chunker.min_size) ||
+      !chunk("--chunk-avg", f.chunk_avg, c.chunker.avg_size) ||
+      !chunk("--chunk-max", f.chunk_max, c.chunker.max_size) ||
+      !duration("--ping-interval", f.ping_interval, c.ping_interval) ||
+      !duration("--suspect-after", f.suspect_after, c.suspect_after) ||
+      !duration("--dead-after", f.dead_after, c.dead_after)) {
+    return kExitUsage;
+  }
+  // A short --dead-after alone should not trip "suspect_after longer than dead_after".
+  if (f.suspect_after.empty() && c.suspect_after > c.dead_after) c.suspect_after = c.dead_after;
+  absl::StatusOr<daemon::InitReport> report = daemon::InitPeerDir(c);
+  if (!report.ok()) {
+    // Invalid settings come from the flags: a usage error.
+    if (absl::IsInvalidArgument(report.status())) {
+      return PrintUsageError(std::string(report.status().message()));
+    }
+    return PrintError(report.status());
+  }
+  if (global.json) {
+    nlohmann::json j;
+    j["peer_id"] = c.peer_id;
+    daemon::SetPathField(j, "dir", c.dir);
+    daemon::SetPathField(j, "config", daemon::ConfigPath(c.dir));
+    daemon::SetPathArray(j, "created", report->created);
+    PrintJson(j);
+    return kExitOk;
+  }
+  std::cout << "initialized cairn peer " << c.peer_id << " in " << c.dir << "\n";
+  for (const std::string& path : report->created) std::cout << "  created " << path << "\n";
+  std::cout << "keep a copy of " << daemon::OwnerKeyPath(c.dir)
+            << ": without it this peer's backups cannot be decrypted\n"
+            << "start the peer with: cairn peer --dir " << c.dir << std::endl;
+  return kExitOk;
+}
+
+}  // namespace
+
+Action RegisterInit(CLI::App& app, GlobalOptions& global) {
+  auto flags = std::make_shared<InitFlags>();
+  CLI::App* cmd = app.add_subcommand("init", "Create a peer directory (config, keys, index)");
+  cmd->add_option("--peer-id", flags->peer_id, "This peer's permanent id (unique, >= 1)")
+      ->required()
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 62));
+  cmd->add_option("--listen", flags->listen, "Peer service address HOST:PORT (port 0 = pick)")
+      ->capture_default_str();
+  cmd->add_option("--api", flags->api, "Local HTTP API address, loopback only")
+      ->capture_default_str();
+  cmd->add_option("--quota", flags->quota, "Disk space lent to other peers (e.g. 500M, 20G, 1T)")
+      ->capture_default_str();
+  cmd->add_option("--host-id", flags->host_id,
+                  "Failure domain name (default: /etc/machine-id, else the host name)");
+  cmd->add_option("--seed", flags->seeds, "Another peer's listen address (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--copies", flags->copies, "Default number of copies per chunk")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  // Advanced settings, mostly for tests.
+  cmd->add_option("--chunk-min", flags->chunk_min, "Chunker minimum size")->group("");
+  cmd->add_option("--chunk-avg", flags->chunk_avg, "Chunker average size")->group("");
+  cmd->add_option("--chunk-max", flags->chunk_max, "Chunker maximum size")->group("");
+  cmd->add_option("--ping-interval", flags->ping_interval, "Ping interval")->group("");
+  cmd->add_option("--suspect-after", flags->suspect_after, "Suspect after")->group("");
+  cmd->add_option("--dead-after", flags->dead_after, "Dead after")->group("");
+  return [&global, flags] { return RunInit(global, *flags); };
+}
+
+}  // namespace cairn::cli

@@ -1,0 +1,62 @@
+// `cairn ls SNAPSHOT [PATH] [-r]`: lists a snapshot's entries (GET /v1/ls).
+#include <algorithm>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "cairn/cli/api_client.h"
+#include "cairn/cli/commands.h"
+#include "cairn/cli/output.h"
+#include "cairn/daemon/json_paths.h"
+
+namespace cairn::cli {
+namespace {
+
+struct LsFlags {
+  std::string snapshot;
+  std::string path;
+  bool recursive = false;
+};
+
+int RunLs(const GlobalOptions& global, const LsFlags& f) {
+  absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
+  if (!api.ok()) return PrintError(api.status());
+  std::string target = absl::StrCat("/v1/ls?snapshot=", UrlEncode(f.snapshot),
+                                    "&path_base64=", UrlEncode(daemon::ToBase64(f.path)),
+                                    "&recursive=", f.recursive ? "1" : "0");
+  absl::StatusOr<nlohmann::json> list = (*api)->Get(target);
+  if (!list.ok()) return PrintError(list.status());
+  if (global.json) {
+    PrintJson(*list);
+    return kExitOk;
+  }
+  if (!list->is_array()) return kExitOk;
+  size_t size_width = 0;
+  for (const nlohmann::json& e : *list) {
+    size_width = std::max(size_width, std::to_string(U64(e, "size")).size());
+  }
+  for (const nlohmann::json& e : *list) {
+    std::string type = Str(e, "type");
+    std::string size = std::to_string(U64(e, "size"));
+    std::string line = absl::StrCat(ModeString(type, static_cast<uint32_t>(U64(e, "mode"))), "  ",
+                                    std::string(size_width - size.size(), ' '), size, "  ",
+                                    FormatLocalTime(I64(e, "mtime_ns")), "  ", RawField(e, "path"));
+    if (type == "symlink") absl::StrAppend(&line, " -> ", RawField(e, "target"));
+    std::cout << line << "\n";
+  }
+  std::cout.flush();
+  return kExitOk;
+}
+
+}  // namespace
+
+Action RegisterLs(CLI::App& app, GlobalOptions& global) {
+  auto flags = std::make_shared<LsFlags>();
+  CLI::App* cmd = app.add_subcommand("ls", "List files in a snapshot");
+  cmd->add_option("snapshot", flags->snapshot, "Snapshot id, unique id prefix, or 'latest'")
+      ->required();
+  cmd->add_option("path", flags->path, "Path inside the snapshot (default: its root)");
+  cmd->add_flag("-r,--recursive", flags->recursive, "List everything below PATH");
+  return [&global, flags] { return RunLs(global, *flags); };
+}
+
+}  // namespace cairn::cli

@@ -1,0 +1,52 @@
+// `cairn peers`: the cluster as this peer sees it (GET /v1/peers).
+#include <chrono>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "cairn/base/bytes.h"
+#include "cairn/cli/api_client.h"
+#include "cairn/cli/commands.h"
+#include "cairn/cli/output.h"
+
+namespace cairn::cli {
+namespace {
+
+int RunPeers(const GlobalOptions& global) {
+  absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
+  if (!api.ok()) return PrintError(api.status());
+  absl::StatusOr<nlohmann::json> list = (*api)->Get("/v1/peers");
+  if (!list.ok()) return PrintError(list.status());
+  if (global.json) {
+    PrintJson(*list);
+    return kExitOk;
+  }
+  int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  Table table({"ID", "HOST", "ADDRESS", "STATE", "QUOTA", "USED", "LAST SEEN"},
+              {false, false, false, false, true, true, false});
+  if (list->is_array()) {
+    for (const nlohmann::json& p : *list) {
+      bool self = Bool(p, "self");
+      int64_t seen = I64(p, "last_seen_ns");
+      table.AddRow({absl::StrCat(U64(p, "peer_id"), self ? "*" : ""), Str(p, "host_id"),
+                    Str(p, "address"), Str(p, "state"), FormatSize(U64(p, "quota")),
+                    FormatSize(U64(p, "used")),
+                    self       ? "-"
+                    : seen > 0 ? FormatAge(now - seen)
+                               : "never"});
+    }
+  }
+  table.Print(std::cout);
+  std::cout.flush();
+  return kExitOk;
+}
+
+}  // namespace
+
+Action RegisterPeers(CLI::App& app, GlobalOptions& global) {
+  app.add_subcommand("peers", "List the peers this peer knows (* = this peer)");
+  return [&global] { return RunPeers(global); };
+}
+
+}  // namespace cairn::cli

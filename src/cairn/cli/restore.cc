@@ -1,0 +1,80 @@
+// `cairn restore SNAPSHOT[:PATH] --target DIR`: restores a snapshot or a path in it
+// (POST /v1/restore) and follows the job.
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "cairn/base/bytes.h"
+#include "cairn/base/status.h"
+#include "cairn/cli/api_client.h"
+#include "cairn/cli/commands.h"
+#include "cairn/cli/output.h"
+#include "cairn/cli/progress.h"
+#include "cairn/daemon/json_paths.h"
+
+namespace cairn::cli {
+namespace {
+
+struct RestoreFlags {
+  std::string spec;  // SNAPSHOT[:PATH]
+  std::string target;
+};
+
+int RunRestore(const GlobalOptions& global, const RestoreFlags& f) {
+  // Snapshot ids are hex and never contain ':', so the first ':' ends the id.
+  std::string snapshot = f.spec, path;
+  size_t colon = f.spec.find(':');
+  if (colon != std::string::npos) {
+    snapshot = f.spec.substr(0, colon);
+    path = f.spec.substr(colon + 1);
+  }
+  if (snapshot.empty()) return PrintUsageError("missing snapshot id before ':'");
+  if (f.target.empty()) return PrintUsageError("--target must not be empty");
+  std::string target = AbsolutePath(f.target);
+
+  nlohmann::json body;
+  body["snapshot"] = daemon::SanitizeUtf8(snapshot);
+  body["path_base64"] = daemon::ToBase64(path);
+  body["target_base64"] = daemon::ToBase64(target);
+
+  absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
+  if (!api.ok()) return PrintError(api.status());
+  absl::StatusOr<nlohmann::json> started = (*api)->Post("/v1/restore", body);
+  if (!started.ok()) return PrintError(started.status());
+  std::string job_id = Str(*started, "job_id");
+  if (job_id.empty()) return PrintError(absl::InternalError("the peer returned no job id"));
+
+  ProgressBar bar(!global.json && ProgressBar::StderrIsTerminal());
+  absl::StatusOr<nlohmann::json> job = (*api)->WaitForJob(job_id, &bar);
+  if (!job.ok()) return PrintError(Annotate(job.status(), "restore failed"));
+  const nlohmann::json& r = (*job)["result"];
+  if (global.json) {
+    PrintJson(r);
+  } else {
+    double seconds = Double(r, "duration_seconds");
+    std::cout << "restored " << U64(r, "files") << " files, " << U64(r, "directories") << " dirs, "
+              << U64(r, "symlinks") << " symlinks, " << U64(r, "hardlinks") << " hard links, "
+              << FormatSize(U64(r, "bytes")) << " in " << FormatSeconds(seconds) << " ("
+              << FormatRate(U64(r, "bytes"), seconds) << ") to " << target << std::endl;
+  }
+  std::vector<std::string> errors = RawArray(r, "errors");
+  if (errors.empty()) return kExitOk;
+  for (const std::string& e : errors) std::cerr << "error: " << e << "\n";
+  std::cerr << "degraded: " << errors.size() << (errors.size() == 1 ? " path" : " paths")
+            << " could not be restored" << std::endl;
+  return kExitDegraded;
+}
+
+}  // namespace
+
+Action RegisterRestore(CLI::App& app, GlobalOptions& global) {
+  auto flags = std::make_shared<RestoreFlags>();
+  CLI::App* cmd = app.add_subcommand("restore", "Restore a snapshot, or a path in it");
+  cmd->add_option("snapshot", flags->spec,
+                  "SNAPSHOT[:PATH]: id, unique id prefix or 'latest', optionally with a path")
+      ->required();
+  cmd->add_option("--target", flags->target, "Directory to restore into (created if missing)")
+      ->required();
+  return [&global, flags] { return RunRestore(global, *flags); };
+}
+
+}  // namespace cairn::cli

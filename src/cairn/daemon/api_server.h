@@ -1,0 +1,93 @@
+// The local HTTP API (cli-api-spec.md "Local HTTP API", design.md §8): cpp-httplib on a
+// loopback address, JSON in and out, bearer-token authentication. The CLI is its client.
+//
+// ApiServer owns the HTTP side — authentication, routing, request parsing and validation,
+// mapping absl codes to HTTP statuses — and calls an ApiHandler (the Daemon; a fake in tests)
+// with typed requests. Whatever arrives (malformed JSON, wrong types, garbage bytes, unknown
+// routes, a handler that throws) gets an error response and the server keeps serving.
+//
+// Errors: body {"error":{"code":"NOT_FOUND","message":"..."}}; HTTP status 400
+// INVALID_ARGUMENT, 401 UNAUTHENTICATED, 404 NOT_FOUND, 409 FAILED_PRECONDITION/ALREADY_EXISTS,
+// 503 UNAVAILABLE, 507 RESOURCE_EXHAUSTED, 500 others.
+//
+// Thread-safety: the handler is called concurrently from httplib's worker threads.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+
+namespace httplib {
+class Server;
+}
+
+namespace cairn::daemon {
+
+struct BackupRequest {
+  std::vector<std::string> paths;  // absolute, raw bytes
+  std::optional<uint32_t> copies;  // unset: the config default
+  std::vector<std::string> tags;
+  std::vector<std::string> excludes;
+};
+
+struct RestoreRequest {
+  std::string snapshot = "latest";  // id, unique prefix or "latest"
+  std::string path;                 // inside the snapshot, raw bytes; "" = everything
+  std::string target;               // absolute directory, raw bytes
+};
+
+// What the API serves; each method returns the JSON body of its route (cli-api-spec.md).
+class ApiHandler {
+ public:
+  virtual ~ApiHandler() = default;
+  virtual absl::StatusOr<nlohmann::json> GetStatus() = 0;
+  virtual absl::StatusOr<nlohmann::json> GetPeers() = 0;
+  virtual absl::StatusOr<nlohmann::json> GetSnapshots() = 0;
+  virtual absl::StatusOr<nlohmann::json> List(const std::string& snapshot, const std::string& path,
+                                              bool recursive) = 0;
+  // Both return the new job's id.
+  virtual absl::StatusOr<std::string> StartBackup(const BackupRequest& request) = 0;
+  virtual absl::StatusOr<std::string> StartRestore(const RestoreRequest& request) = 0;
+  virtual absl::StatusOr<nlohmann::json> GetJob(const std::string& id) = 0;
+  virtual absl::Status CancelJob(const std::string& id) = 0;
+};
+
+// HTTP status for an absl code (see file comment).
+int HttpStatusFor(absl::StatusCode code);
+
+class ApiServer {
+ public:
+  // Binds `address` (host:port, loopback only; port 0 picks a free port) and serves on a
+  // background thread. `token` is the bearer token (hex); `handler` must outlive the server.
+  // INVALID_ARGUMENT for a malformed or non-loopback address; UNAVAILABLE if it cannot bind.
+  static absl::StatusOr<std::unique_ptr<ApiServer>> Start(const std::string& address,
+                                                          const std::string& token,
+                                                          ApiHandler* handler);
+  ~ApiServer();
+
+  int port() const { return port_; }
+  // host:port actually bound.
+  std::string address() const;
+
+  // Stops accepting requests and waits for the serving thread. Idempotent.
+  void Stop();
+
+ private:
+  ApiServer() = default;
+  void Route();
+
+  std::string host_;
+  int port_ = 0;
+  std::string token_;
+  ApiHandler* handler_ = nullptr;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+};
+
+}  // namespace cairn::daemon

@@ -1,0 +1,504 @@
+#include "cairn/daemon/config.h"
+
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "cairn/base/bytes.h"
+#include "cairn/base/status.h"
+#include "cairn/env/file.h"
+
+namespace cairn::daemon {
+namespace {
+
+constexpr uint64_t kMaxConfigBytes = 1 << 20;
+
+// Errors about one key: "<source>: key '<key>': <problem>".
+class KeyErrors {
+ public:
+  explicit KeyErrors(std::string source) : source_(std::move(source)) {}
+  absl::Status Bad(const std::string& key, const std::string& problem) const {
+    return absl::InvalidArgumentError(absl::StrCat(source_, ": key '", key, "': ", problem));
+  }
+  absl::Status File(std::string_view problem) const {
+    return absl::InvalidArgumentError(absl::StrCat(source_, ": ", std::string(problem)));
+  }
+
+ private:
+  std::string source_;
+};
+
+const char* TypeName(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a number";
+    case toml::node_type::boolean:
+      return "a boolean";
+    default:
+      return "a date/time";
+  }
+}
+
+absl::StatusOr<int64_t> GetInt(const KeyErrors& err, const std::string& key, const toml::node& node,
+                               int64_t min, int64_t max) {
+  if (!node.is_integer()) {
+    return err.Bad(key, absl::StrCat("expected an integer, got ", TypeName(node)));
+  }
+  int64_t v = node.as_integer()->get();
+  if (v < min || v > max) {
+    return err.Bad(key, absl::StrCat("must be between ", min, " and ", max, ", got ", v));
+  }
+  return v;
+}
+
+absl::StatusOr<std::string> GetString(const KeyErrors& err, const std::string& key,
+                                      const toml::node& node) {
+  if (!node.is_string())
+    return err.Bad(key, absl::StrCat("expected a string, got ", TypeName(node)));
+  return node.as_string()->get();
+}
+
+absl::StatusOr<std::string> GetAddress(const KeyErrors& err, const std::string& key,
+                                       const toml::node& node) {
+  CAIRN_ASSIGN_OR_RETURN(std::string s, GetString(err, key, node));
+  auto hp = SplitHostPort(s);
+  if (!hp.ok()) return err.Bad(key, std::string(hp.status().message()));
+  return s;
+}
+
+// A size: integer bytes or a size string ("10G").
+absl::StatusOr<uint64_t> GetSize(const KeyErrors& err, const std::string& key,
+                                 const toml::node& node) {
+  if (node.is_integer()) {
+    int64_t v = node.as_integer()->get();
+    if (v < 0) return err.Bad(key, absl::StrCat("size must not be negative, got ", v));
+    return static_cast<uint64_t>(v);
+  }
+  if (!node.is_string()) {
+    return err.Bad(key, absl::StrCat("expected a size (\"10G\" or bytes), got ", TypeName(node)));
+  }
+  auto v = ParseSize(node.as_string()->get());
+  if (!v.ok()) return err.Bad(key, std::string(v.status().message()));
+  return *v;
+}
+
+absl::StatusOr<std::chrono::milliseconds> GetDuration(const KeyErrors& err, const std::string& key,
+                                                      const toml::node& node) {
+  if (!node.is_string()) {
+    return err.Bad(key,
+                   absl::StrCat("expected a duration string like \"2s\", got ", TypeName(node)));
+  }
+  auto d = ParseDuration(node.as_string()->get());
+  if (!d.ok()) return err.Bad(key, std::string(d.status().message()));
+  return *d;
+}
+
+// Adds `key` (a chunker/backup size) as an integer of bytes; sizes are also accepted as strings.
+absl::StatusOr<uint32_t> GetChunkSize(const KeyErrors& err, const std::string& key,
+                                      const toml::node& node) {
+  CAIRN_ASSIGN_OR_RETURN(uint64_t v, GetSize(err, key, node));
+  if (v > std::numeric_limits<uint32_t>::max()) return err.Bad(key, "chunk size too large");
+  return static_cast<uint32_t>(v);
+}
+
+std::string TomlQuote(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+// "10G" when exact, else plain bytes.
+std::string SizeForConfig(uint64_t bytes) {
+  static const struct {
+    uint64_t mult;
+    const char* suffix;
+  } kUnits[] = {{1ull << 40, "T"}, {1ull << 30, "G"}, {1ull << 20, "M"}, {1ull << 10, "K"}};
+  if (bytes == 0) return "\"0\"";
+  for (const auto& u : kUnits) {
+    if (bytes % u.mult == 0) return absl::StrCat("\"", bytes / u.mult, u.suffix, "\"");
+  }
+  return std::to_string(bytes);
+}
+
+absl::StatusOr<toml::table> ParseToml(std::string_view text, const std::string& source) {
+  try {
+    return toml::parse(text, std::string_view(source));
+  } catch (const toml::parse_error& e) {
+    const auto& begin = e.source().begin;
+    return absl::InvalidArgumentError(absl::StrCat(source, ":", begin.line, ":", begin.column, ": ",
+                                                   std::string(e.description())));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": ", e.what()));
+  }
+}
+
+// Replaces the value of root key `key` in `text` with the TOML string `value`, using the source
+// region toml++ recorded. False when the key is absent or spans lines.
+bool ReplaceValue(std::string& text, const toml::table& table, const std::string& key,
+                  const std::string& value) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) return false;
+  const toml::source_region& r = node->source();
+  if (r.begin.line == 0 || r.begin.line != r.end.line || r.end.column <= r.begin.column) {
+    return false;
+  }
+  // Find the start of the line (1-based line numbers, 1-based columns).
+  size_t pos = 0;
+  for (uint32_t line = 1; line < r.begin.line; ++line) {
+    pos = text.find('\n', pos);
+    if (pos == std::string::npos) return false;
+    ++pos;
+  }
+  size_t begin = pos + r.begin.column - 1, end = pos + r.end.column - 1;
+  if (end > text.size()) return false;
+  text.replace(begin, end - begin, TomlQuote(value));
+  return true;
+}
+
+}  // namespace
+
+bool Config::SameSettings(const Config& o) const {
+  return peer_id == o.peer_id && host_id == o.host_id && listen == o.listen && api == o.api &&
+         quota == o.quota && seeds == o.seeds && ping_interval == o.ping_interval &&
+         suspect_after == o.suspect_after && dead_after == o.dead_after && copies == o.copies &&
+         upload_threads == o.upload_threads && chunker.min_size == o.chunker.min_size &&
+         chunker.avg_size == o.chunker.avg_size && chunker.max_size == o.chunker.max_size;
+}
+
+std::string ConfigPath(const std::string& dir) { return dir + "/cairn.toml"; }
+
+absl::StatusOr<Config> ParseConfig(std::string_view text, const std::string& source) {
+  KeyErrors err(source);
+  CAIRN_ASSIGN_OR_RETURN(toml::table root, ParseToml(text, source));
+  Config c;
+  bool have_peer_id = false, have_host_id = false;
+  for (auto&& [k, node] : root) {
+    std::string key(k.str());
+    if (key == "peer_id") {
+      CAIRN_ASSIGN_OR_RETURN(int64_t v,
+                             GetInt(err, key, node, 1, std::numeric_limits<int64_t>::max()));
+      c.peer_id = static_cast<PeerId>(v);
+      have_peer_id = true;
+    } else if (key == "host_id") {
+      CAIRN_ASSIGN_OR_RETURN(c.host_id, GetString(err, key, node));
+      if (c.host_id.empty()) return err.Bad(key, "must not be empty");
+      have_host_id = true;
+    } else if (key == "listen") {
+      CAIRN_ASSIGN_OR_RETURN(c.listen, GetAddress(err, key, node));
+    } else if (key == "api") {
+      CAIRN_ASSIGN_OR_RETURN(c.api, GetAddress(err, key, node));
+      std::string host = SplitHostPort(c.api)->first;
+      if (!IsLoopbackHost(host)) {
+        return err.Bad(
+            key, absl::StrCat("must be a loopback address (127.0.0.1, ::1), got '", c.api, "'"));
+      }
+    } else if (key == "quota") {
+      CAIRN_ASSIGN_OR_RETURN(c.quota, GetSize(err, key, node));
+    } else if (key == "seeds") {
+      const toml::array* arr = node.as_array();
+      if (arr == nullptr) {
+        return err.Bad(
+            key, absl::StrCat("expected an array of \"host:port\" strings, got ", TypeName(node)));
+      }
+      for (const toml::node& e : *arr) {
+        CAIRN_ASSIGN_OR_RETURN(std::string seed, GetAddress(err, key, e));
+        c.seeds.push_back(std::move(seed));
+      }
+    } else if (key == "ping_interval") {
+      CAIRN_ASSIGN_OR_RETURN(c.ping_interval, GetDuration(err, key, node));
+    } else if (key == "suspect_after") {
+      CAIRN_ASSIGN_OR_RETURN(c.suspect_after, GetDuration(err, key, node));
+    } else if (key == "dead_after") {
+      CAIRN_ASSIGN_OR_RETURN(c.dead_after, GetDuration(err, key, node));
+    } else if (key == "backup") {
+      const toml::table* t = node.as_table();
+      if (t == nullptr) return err.Bad(key, absl::StrCat("expected a table, got ", TypeName(node)));
+      for (auto&& [k2, n2] : *t) {
+        std::string sub = absl::StrCat("backup.", std::string(k2.str()));
+        if (k2.str() == "copies") {
+          CAIRN_ASSIGN_OR_RETURN(int64_t v, GetInt(err, sub, n2, 1, 64));
+          c.copies = static_cast<uint32_t>(v);
+        } else if (k2.str() == "upload_threads") {
+          CAIRN_ASSIGN_OR_RETURN(int64_t v, GetInt(err, sub, n2, 1, 256));
+          c.upload_threads = static_cast<int>(v);
+        } else {
+          return err.Bad(sub, "unknown key");
+        }
+      }
+    } else if (key == "chunker") {
+      const toml::table* t = node.as_table();
+      if (t == nullptr) return err.Bad(key, absl::StrCat("expected a table, got ", TypeName(node)));
+      for (auto&& [k2, n2] : *t) {
+        std::string sub = absl::StrCat("chunker.", std::string(k2.str()));
+        if (k2.str() == "min_size") {
+          CAIRN_ASSIGN_OR_RETURN(c.chunker.min_size, GetChunkSize(err, sub, n2));
+        } else if (k2.str() == "avg_size") {
+          CAIRN_ASSIGN_OR_RETURN(c.chunker.avg_size, GetChunkSize(err, sub, n2));
+        } else if (k2.str() == "max_size") {
+          CAIRN_ASSIGN_OR_RETURN(c.chunker.max_size, GetChunkSize(err, sub, n2));
+        } else {
+          return err.Bad(sub, "unknown key");
+        }
+      }
+      absl::Status valid = c.chunker.Validate();
+      if (!valid.ok()) return err.Bad("chunker", std::string(valid.message()));
+    } else {
+      return err.Bad(key, "unknown key");
+    }
+  }
+  if (!have_peer_id) return err.File("missing required key 'peer_id'");
+  if (!have_host_id) c.host_id = DefaultHostId();
+  if (c.suspect_after > c.dead_after) {
+    return err.Bad("suspect_after", "must not be longer than dead_after");
+  }
+  return c;
+}
+
+absl::StatusOr<Config> LoadConfig(const std::string& dir) {
+  std::string path = ConfigPath(dir);
+  auto text = env::ReadFileString(path, kMaxConfigBytes);
+  if (!text.ok()) {
+    if (absl::IsNotFound(text.status())) {
+      return absl::NotFoundError(absl::StrCat(
+          path, " not found: is ", dir,
+          " a cairn peer directory? (create one with `cairn init --dir ", dir, " --peer-id N`)"));
+    }
+    return text.status();
+  }
+  CAIRN_ASSIGN_OR_RETURN(Config c, ParseConfig(*text, path));
+  c.dir = dir;
+  return c;
+}
+
+std::string RenderConfig(const Config& c) {
+  std::ostringstream o;
+  o << "# cairn peer configuration (see `cairn --help` and docs/operations.md).\n"
+    << "\n"
+    << "# This peer's permanent id, unique in the cluster.\n"
+    << "peer_id = " << c.peer_id << "\n"
+    << "# Failure domain: peers with the same host_id are on the same computer.\n"
+    << "host_id = " << TomlQuote(c.host_id) << "\n"
+    << "# Peer service (gRPC) address. Port 0 = pick a free port at first start (written back).\n"
+    << "listen = " << TomlQuote(c.listen) << "\n"
+    << "# Local HTTP API used by the cairn CLI; loopback only. Port 0 as above.\n"
+    << "api = " << TomlQuote(c.api) << "\n"
+    << "# Disk space lent to other peers (bytes, or a size like \"500M\", \"20G\", \"1T\").\n"
+    << "quota = " << SizeForConfig(c.quota) << "\n"
+    << "# Other peers' listen addresses, used to join the cluster.\n"
+    << "seeds = [";
+  for (size_t i = 0; i < c.seeds.size(); ++i) o << (i ? ", " : "") << TomlQuote(c.seeds[i]);
+  o << "]\n"
+    << "# Membership timing (durations: \"500ms\", \"2s\", \"10m\", \"1h\").\n"
+    << "ping_interval = " << TomlQuote(FormatDuration(c.ping_interval)) << "\n"
+    << "suspect_after = " << TomlQuote(FormatDuration(c.suspect_after)) << "\n"
+    << "dead_after = " << TomlQuote(FormatDuration(c.dead_after)) << "\n"
+    << "\n"
+    << "[backup]\n"
+    << "# Default number of copies of each chunk, on distinct peers (and hosts when possible).\n"
+    << "copies = " << c.copies << "\n"
+    << "upload_threads = " << c.upload_threads << "\n"
+    << "\n"
+    << "[chunker]  # recorded at init; never changes under existing data\n"
+    << "min_size = " << c.chunker.min_size << "\n"
+    << "avg_size = " << c.chunker.avg_size << "\n"
+    << "max_size = " << c.chunker.max_size << "\n";
+  return o.str();
+}
+
+absl::Status WriteConfig(const Config& config) {
+  std::string text = RenderConfig(config);
+  return env::WriteFileAtomic(ConfigPath(config.dir), AsBytes(text), 0600);
+}
+
+absl::Status WriteBackAddresses(const std::string& dir, const std::string& listen,
+                                const std::string& api) {
+  std::string path = ConfigPath(dir);
+  CAIRN_ASSIGN_OR_RETURN(std::string text, env::ReadFileString(path, kMaxConfigBytes));
+  CAIRN_ASSIGN_OR_RETURN(Config old_config, ParseConfig(text, path));
+  CAIRN_ASSIGN_OR_RETURN(toml::table table, ParseToml(text, path));
+  Config want = old_config;
+  want.listen = listen;
+  want.api = api;
+  if (want.SameSettings(old_config)) return absl::OkStatus();
+
+  std::string edited = text;
+  bool ok = true;
+  // Replace the later key first so that the earlier key's recorded position stays valid.
+  std::vector<std::pair<std::string, std::string>> edits;
+  if (old_config.listen != listen) edits.push_back({"listen", listen});
+  if (old_config.api != api) edits.push_back({"api", api});
+  std::sort(edits.begin(), edits.end(), [&](const auto& a, const auto& b) {
+    const toml::node* na = table.get(a.first);
+    const toml::node* nb = table.get(b.first);
+    uint32_t la = na ? na->source().begin.line : 0, lb = nb ? nb->source().begin.line : 0;
+    return la > lb;
+  });
+  std::string prepend;
+  for (const auto& [key, value] : edits) {
+    if (table.get(key) == nullptr) {
+      // Absent (default was used): add it at the top, which is always the root table.
+      prepend += absl::StrCat(key, " = ", TomlQuote(value), "\n");
+    } else if (!ReplaceValue(edited, table, key, value)) {
+      ok = false;
+    }
+  }
+  edited = prepend + edited;
+  if (ok) {
+    auto reparsed = ParseConfig(edited, path);
+    ok = reparsed.ok() && reparsed->SameSettings(want);
+  }
+  if (!ok) {
+    want.dir = dir;
+    edited = RenderConfig(want);
+  }
+  return env::WriteFileAtomic(path, AsBytes(edited), 0600);
+}
+
+absl::StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text) {
+  auto bad = [&] {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid duration '", std::string(text),
+                     "' (examples: \"500ms\", \"2s\", \"10m\", \"1h\")"));
+  };
+  std::string s = absl::AsciiStrToLower(absl::StripAsciiWhitespace(std::string(text)));
+  if (s.empty()) return bad();
+  double total_ms = 0;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t start = i;
+    while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
+    if (i == start) return bad();
+    double number;
+    if (!absl::SimpleAtod(s.substr(start, i - start), &number)) return bad();
+    size_t ustart = i;
+    while (i < s.size() && std::isalpha(static_cast<unsigned char>(s[i]))) ++i;
+    std::string unit = s.substr(ustart, i - ustart);
+    double mult;
+    if (unit == "ms") {
+      mult = 1;
+    } else if (unit == "s") {
+      mult = 1000;
+    } else if (unit == "m") {
+      mult = 60'000;
+    } else if (unit == "h") {
+      mult = 3'600'000;
+    } else {
+      return bad();
+    }
+    total_ms += number * mult;
+  }
+  if (!(total_ms >= 1) || total_ms > 1e15) return bad();
+  return std::chrono::milliseconds(static_cast<int64_t>(std::llround(total_ms)));
+}
+
+std::string FormatDuration(std::chrono::milliseconds d) {
+  int64_t ms = d.count();
+  if (ms % 3'600'000 == 0 && ms != 0) return absl::StrCat(ms / 3'600'000, "h");
+  if (ms % 60'000 == 0 && ms != 0) return absl::StrCat(ms / 60'000, "m");
+  if (ms % 1000 == 0) return absl::StrCat(ms / 1000, "s");
+  return absl::StrCat(ms, "ms");
+}
+
+absl::StatusOr<std::pair<std::string, int>> SplitHostPort(std::string_view address) {
+  auto bad = [&](std::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid address '", std::string(address),
+                                                   "': ", std::string(why),
+                                                   " (expected host:port, e.g. 127.0.0.1:7001)"));
+  };
+  std::string host;
+  std::string_view port_text;
+  if (!address.empty() && address[0] == '[') {
+    size_t close = address.find(']');
+    if (close == std::string_view::npos || close + 1 >= address.size() ||
+        address[close + 1] != ':') {
+      return bad("malformed [ipv6]:port");
+    }
+    host = std::string(address.substr(1, close - 1));
+    port_text = address.substr(close + 2);
+  } else {
+    size_t colon = address.rfind(':');
+    if (colon == std::string_view::npos) return bad("missing port");
+    host = std::string(address.substr(0, colon));
+    if (host.find(':') != std::string::npos) return bad("IPv6 hosts need brackets");
+    port_text = address.substr(colon + 1);
+  }
+  if (host.empty()) return bad("missing host");
+  int port;
+  if (port_text.empty() || port_text.size() > 5 ||
+      port_text.find_first_not_of("0123456789") != std::string_view::npos ||
+      !absl::SimpleAtoi(std::string(port_text), &port) || port > 65535) {
+    return bad("port must be 0..65535");
+  }
+  return std::make_pair(host, port);
+}
+
+std::string JoinHostPort(const std::string& host, int port) {
+  if (host.find(':') != std::string::npos) return absl::StrCat("[", host, "]:", port);
+  return absl::StrCat(host, ":", port);
+}
+
+bool IsLoopbackHost(const std::string& host) {
+  if (host == "localhost" || host == "::1") return true;
+  std::vector<std::string> parts = absl::StrSplit(host, '.');
+  if (parts.size() != 4 || parts[0] != "127") return false;
+  for (const std::string& p : parts) {
+    int v;
+    if (p.empty() || p.size() > 3 || !absl::SimpleAtoi(p, &v) || v < 0 || v > 255) return false;
+  }
+  return true;
+}
+
+std::string DefaultHostId() {
+  auto id = env::ReadFileString("/etc/machine-id", 4096);
+  if (id.ok()) {
+    std::string s(absl::StripAsciiWhitespace(*id));
+    if (!s.empty()) return s;
+  }
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) == 0 && buf[0] != '\0') return buf;
+  return "localhost";
+}
+
+}  // namespace cairn::daemon

@@ -1,0 +1,81 @@
+// The peer configuration DIR/cairn.toml (cli-api-spec.md "Peer directory", design.md §10):
+// parsing and validation (toml++), rendering with comments for `cairn init`, and the write-back
+// of ports resolved at first start.
+//
+// Every error names the file, the key and the problem ("DIR/cairn.toml: key 'quota': invalid
+// size 'abc' ..."), with code INVALID_ARGUMENT; a missing file is NOT_FOUND. Unknown keys are
+// errors (a misspelt key must not silently fall back to a default).
+//
+// Thread-safety: value types and stateless functions.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "cairn/base/ids.h"
+#include "cairn/codec/chunker.h"
+
+namespace cairn::daemon {
+
+struct Config {
+  std::string dir;      // the peer directory the file was loaded from (not stored in the file)
+  PeerId peer_id = 0;   // required, >= 1
+  std::string host_id;  // failure domain; default DefaultHostId()
+  std::string listen = "127.0.0.1:0";  // peer service host:port; port 0 = pick at first start
+  std::string api = "127.0.0.1:0";     // local HTTP API; loopback host only
+  uint64_t quota = 10ull << 30;        // bytes lent to other peers
+  std::vector<std::string> seeds;      // other peers' listen addresses (host:port)
+  std::chrono::milliseconds ping_interval{2000};
+  std::chrono::milliseconds suspect_after{15000};
+  std::chrono::milliseconds dead_after{600000};
+  uint32_t copies = 2;           // [backup] default replication degree
+  int upload_threads = 4;        // [backup]
+  codec::ChunkerParams chunker;  // [chunker]; fixed at init
+
+  // Field-wise equality (including chunker params).
+  bool SameSettings(const Config& other) const;
+};
+
+// DIR/cairn.toml.
+std::string ConfigPath(const std::string& dir);
+
+// Parses and validates config text. `source` names the file in error messages.
+absl::StatusOr<Config> ParseConfig(std::string_view text, const std::string& source);
+// Reads DIR/cairn.toml. NOT_FOUND ("DIR/cairn.toml not found: run `cairn init --dir DIR`")
+// when missing; INVALID_ARGUMENT for any problem in it.
+absl::StatusOr<Config> LoadConfig(const std::string& dir);
+
+// The config as TOML with explanatory comments (what `cairn init` writes).
+std::string RenderConfig(const Config& config);
+// Writes RenderConfig(config) to ConfigPath(config.dir) atomically (mode 0600).
+absl::Status WriteConfig(const Config& config);
+
+// Rewrites the `listen` and `api` values in DIR/cairn.toml (ports resolved at first start),
+// atomically, keeping every other setting and the comments: the value text is replaced in
+// place; if the result does not re-parse to the same settings the whole file is re-rendered.
+absl::Status WriteBackAddresses(const std::string& dir, const std::string& listen,
+                                const std::string& api);
+
+// Durations: a sequence of <number><unit> with units ms, s, m, h, e.g. "500ms", "2s", "10m",
+// "1h", "1h30m", "1.5s". INVALID_ARGUMENT for anything else or a zero/negative result.
+absl::StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text);
+// The shortest exact form: "500ms", "2s", "10m", "1h", "90s".
+std::string FormatDuration(std::chrono::milliseconds d);
+
+// Splits "host:port" or "[v6]:port". INVALID_ARGUMENT unless the port is 0..65535 and the host
+// is non-empty.
+absl::StatusOr<std::pair<std::string, int>> SplitHostPort(std::string_view address);
+// "host:port" ("[host]:port" when host contains ':').
+std::string JoinHostPort(const std::string& host, int port);
+// True for 127.0.0.0/8, ::1 and "localhost".
+bool IsLoopbackHost(const std::string& host);
+
+// /etc/machine-id contents if present, else the host name.
+std::string DefaultHostId();
+
+}  // namespace cairn::daemon

@@ -1,0 +1,222 @@
+#include "cairn/daemon/config.h"
+
+#include <string>
+
+#include "cairn/base/bytes.h"
+#include "cairn/daemon/test_util.h"
+#include "cairn/env/file.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace cairn::daemon {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kSpecExample[] = R"(peer_id = 3
+host_id = "a1b2"            # default: /etc/machine-id contents, else hostname
+listen = "127.0.0.1:0"      # peer service (gRPC)
+api = "127.0.0.1:0"         # local HTTP API
+quota = "10G"
+seeds = ["127.0.0.1:7001"]
+ping_interval = "2s"
+suspect_after = "15s"
+dead_after = "10m"
+
+[backup]
+copies = 2
+upload_threads = 4
+
+[chunker]   # recorded at init; never changes under existing data
+min_size = 524288
+avg_size = 1048576
+max_size = 8388608
+)";
+
+TEST(ConfigTest, ParsesTheSpecExample) {
+  auto c = ParseConfig(kSpecExample, "DIR/cairn.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->peer_id, 3u);
+  EXPECT_EQ(c->host_id, "a1b2");
+  EXPECT_EQ(c->listen, "127.0.0.1:0");
+  EXPECT_EQ(c->api, "127.0.0.1:0");
+  EXPECT_EQ(c->quota, 10ull << 30);
+  EXPECT_EQ(c->seeds, std::vector<std::string>{"127.0.0.1:7001"});
+  EXPECT_EQ(c->ping_interval, std::chrono::seconds(2));
+  EXPECT_EQ(c->suspect_after, std::chrono::seconds(15));
+  EXPECT_EQ(c->dead_after, std::chrono::minutes(10));
+  EXPECT_EQ(c->copies, 2u);
+  EXPECT_EQ(c->upload_threads, 4);
+  EXPECT_EQ(c->chunker.min_size, 524288u);
+  EXPECT_EQ(c->chunker.avg_size, 1048576u);
+  EXPECT_EQ(c->chunker.max_size, 8388608u);
+}
+
+TEST(ConfigTest, MinimalConfigGetsDefaults) {
+  auto c = ParseConfig("peer_id = 1\n", "x.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  Config defaults;
+  EXPECT_EQ(c->listen, defaults.listen);
+  EXPECT_EQ(c->quota, defaults.quota);
+  EXPECT_FALSE(c->host_id.empty());
+  EXPECT_EQ(c->copies, 2u);
+  EXPECT_EQ(ParseConfig("peer_id = 1\nquota = 1048576\n", "x")->quota, 1048576u);
+}
+
+struct BadCase {
+  const char* text;
+  const char* want;  // substring of the error message
+};
+
+TEST(ConfigTest, ErrorsNameFileKeyAndProblem) {
+  const BadCase kCases[] = {
+      {"peer_id = 3\nquota = \"abc\"\n", "DIR/cairn.toml: key 'quota': invalid size 'abc'"},
+      {"quota = \"1G\"\n", "DIR/cairn.toml: missing required key 'peer_id'"},
+      {"peer_id = \"three\"\n", "key 'peer_id': expected an integer, got a string"},
+      {"peer_id = 0\n", "key 'peer_id': must be between 1"},
+      {"peer_id = 3\nlisten = 7001\n", "key 'listen': expected a string, got an integer"},
+      {"peer_id = 3\nlisten = \"nohost\"\n", "key 'listen': invalid address 'nohost'"},
+      {"peer_id = 3\nlisten = \"h:99999\"\n", "port must be 0..65535"},
+      {"peer_id = 3\napi = \"0.0.0.0:80\"\n", "key 'api': must be a loopback address"},
+      {"peer_id = 3\nseeds = \"127.0.0.1:1\"\n", "key 'seeds': expected an array"},
+      {"peer_id = 3\nseeds = [1]\n", "key 'seeds': expected a string, got an integer"},
+      {"peer_id = 3\nquota = true\n", "key 'quota': expected a size"},
+      {"peer_id = 3\nquota = -5\n", "key 'quota': size must not be negative"},
+      {"peer_id = 3\nping_interval = 2\n", "key 'ping_interval': expected a duration string"},
+      {"peer_id = 3\nping_interval = \"2 parsecs\"\n", "key 'ping_interval': invalid duration"},
+      {"peer_id = 3\nsuspect_after = \"1h\"\ndead_after = \"1m\"\n",
+       "key 'suspect_after': must not be longer than dead_after"},
+      {"peer_id = 3\nbackup = 3\n", "key 'backup': expected a table, got an integer"},
+      {"peer_id = 3\n[backup]\ncopies = \"2\"\n", "key 'backup.copies': expected an integer"},
+      {"peer_id = 3\n[backup]\ncopies = 0\n", "key 'backup.copies': must be between 1 and 64"},
+      {"peer_id = 3\n[backup]\ncopeis = 2\n", "key 'backup.copeis': unknown key"},
+      {"peer_id = 3\nqouta = \"1G\"\n", "key 'qouta': unknown key"},
+      {"peer_id = 3\n[chunker]\navg_size = 1000\n", "key 'chunker':"},
+      {"peer_id = 3\n[chunker]\nmin_size = \"big\"\n", "key 'chunker.min_size': invalid size"},
+      {"peer_id = = 3\n", "DIR/cairn.toml:1:"},
+      {"peer_id = 3\npeer_id = 4\n", "DIR/cairn.toml:2:"},
+      {"\xff\xfe garbage", "DIR/cairn.toml:"},
+  };
+  for (const BadCase& c : kCases) {
+    auto parsed = ParseConfig(c.text, "DIR/cairn.toml");
+    ASSERT_FALSE(parsed.ok()) << c.text;
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << c.text;
+    EXPECT_THAT(std::string(parsed.status().message()), HasSubstr(c.want)) << c.text;
+  }
+}
+
+TEST(ConfigTest, RenderParsesBackToTheSameSettings) {
+  Config c;
+  c.dir = "/tmp/x";
+  c.peer_id = 42;
+  c.host_id = "host \"quoted\" \\ name\t";
+  c.listen = "[::1]:7001";
+  c.api = "127.0.0.1:7101";
+  c.quota = 1500;  // not a whole unit: written as bytes
+  c.seeds = {"10.0.0.1:7001", "10.0.0.2:7001"};
+  c.ping_interval = std::chrono::milliseconds(500);
+  c.suspect_after = std::chrono::seconds(90);
+  c.dead_after = std::chrono::hours(1);
+  c.copies = 3;
+  c.upload_threads = 8;
+  c.chunker.min_size = 64 * 1024;
+  c.chunker.avg_size = 128 * 1024;
+  c.chunker.max_size = 1024 * 1024;
+  std::string text = RenderConfig(c);
+  auto back = ParseConfig(text, "x");
+  ASSERT_TRUE(back.ok()) << back.status() << "\n" << text;
+  EXPECT_TRUE(back->SameSettings(c)) << text;
+  EXPECT_THAT(text, HasSubstr("# "));  // comments included
+}
+
+TEST(ConfigTest, LoadMissingFileIsNotFound) {
+  testing::TempDir dir;
+  auto c = LoadConfig(dir.path());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(c.status().message()), HasSubstr("cairn init"));
+}
+
+TEST(ConfigTest, WriteBackKeepsCommentsAndOtherSettings) {
+  testing::TempDir dir;
+  std::string path = ConfigPath(dir.path());
+  ASSERT_TRUE(env::WriteFileAtomic(path, AsBytes(std::string(kSpecExample)), 0600).ok());
+  ASSERT_TRUE(WriteBackAddresses(dir.path(), "127.0.0.1:40001", "127.0.0.1:40002").ok());
+  auto text = env::ReadFileString(path);
+  ASSERT_TRUE(text.ok());
+  EXPECT_THAT(*text, HasSubstr("listen = \"127.0.0.1:40001\"      # peer service (gRPC)"));
+  EXPECT_THAT(*text, HasSubstr("api = \"127.0.0.1:40002\"         # local HTTP API"));
+  EXPECT_THAT(*text, HasSubstr("[chunker]   # recorded at init"));
+  auto loaded = LoadConfig(dir.path());
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  auto original = ParseConfig(kSpecExample, "x");
+  Config want = *original;
+  want.listen = "127.0.0.1:40001";
+  want.api = "127.0.0.1:40002";
+  EXPECT_TRUE(loaded->SameSettings(want));
+  EXPECT_EQ(loaded->dir, dir.path());
+}
+
+TEST(ConfigTest, WriteBackAddsAbsentKeys) {
+  testing::TempDir dir;
+  std::string path = ConfigPath(dir.path());
+  std::string text = "# mine\npeer_id = 5\n\n[backup]\ncopies = 3\n";
+  ASSERT_TRUE(env::WriteFileAtomic(path, AsBytes(text), 0600).ok());
+  ASSERT_TRUE(WriteBackAddresses(dir.path(), "127.0.0.1:1234", "127.0.0.1:0").ok());
+  auto loaded = LoadConfig(dir.path());
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->listen, "127.0.0.1:1234");
+  EXPECT_EQ(loaded->api, "127.0.0.1:0");
+  EXPECT_EQ(loaded->copies, 3u);
+  EXPECT_THAT(*env::ReadFileString(path), HasSubstr("# mine"));
+}
+
+TEST(DurationTest, Parses) {
+  const std::pair<const char*, int64_t> kCases[] = {
+      {"500ms", 500},     {"2s", 2000},   {"10m", 600000}, {"1h", 3600000},
+      {"1h30m", 5400000}, {"1.5s", 1500}, {" 3s ", 3000},  {"2S", 2000},
+  };
+  for (const auto& [text, ms] : kCases) {
+    auto d = ParseDuration(text);
+    ASSERT_TRUE(d.ok()) << text << ": " << d.status();
+    EXPECT_EQ(d->count(), ms) << text;
+  }
+  for (const char* bad : {"", "2", "s", "2x", "-2s", "0s", "2s3", "1d", "ms", "..s"}) {
+    EXPECT_FALSE(ParseDuration(bad).ok()) << bad;
+  }
+}
+
+TEST(DurationTest, FormatRoundTrips) {
+  for (int64_t ms : {1, 500, 1000, 1500, 2000, 60000, 90000, 600000, 3600000, 5400000}) {
+    std::string text = FormatDuration(std::chrono::milliseconds(ms));
+    auto back = ParseDuration(text);
+    ASSERT_TRUE(back.ok()) << text;
+    EXPECT_EQ(back->count(), ms) << text;
+  }
+  EXPECT_EQ(FormatDuration(std::chrono::seconds(2)), "2s");
+  EXPECT_EQ(FormatDuration(std::chrono::minutes(10)), "10m");
+  EXPECT_EQ(FormatDuration(std::chrono::milliseconds(500)), "500ms");
+}
+
+TEST(AddressTest, SplitsAndChecksLoopback) {
+  auto hp = SplitHostPort("127.0.0.1:7001");
+  ASSERT_TRUE(hp.ok());
+  EXPECT_EQ(hp->first, "127.0.0.1");
+  EXPECT_EQ(hp->second, 7001);
+  hp = SplitHostPort("[::1]:0");
+  ASSERT_TRUE(hp.ok());
+  EXPECT_EQ(hp->first, "::1");
+  EXPECT_EQ(JoinHostPort("::1", 5), "[::1]:5");
+  for (const char* bad : {"", ":80", "host", "host:", "host:-1", "::1:80", "[::1]80", "h:1x"}) {
+    EXPECT_FALSE(SplitHostPort(bad).ok()) << bad;
+  }
+  EXPECT_TRUE(IsLoopbackHost("127.0.0.1"));
+  EXPECT_TRUE(IsLoopbackHost("127.1.2.3"));
+  EXPECT_TRUE(IsLoopbackHost("::1"));
+  EXPECT_TRUE(IsLoopbackHost("localhost"));
+  EXPECT_FALSE(IsLoopbackHost("0.0.0.0"));
+  EXPECT_FALSE(IsLoopbackHost("192.168.1.2"));
+  EXPECT_FALSE(IsLoopbackHost("127.0.0.1.evil.com"));
+}
+
+}  // namespace
+}  // namespace cairn::daemon

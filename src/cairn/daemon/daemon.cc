@@ -1,0 +1,501 @@
+#include "cairn/daemon/daemon.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <future>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "cairn/base/status.h"
+#include "cairn/daemon/json_paths.h"
+#include "cairn/daemon/peer_dir.h"
+#include "cairn/engine/restore.h"
+#include "cairn/index/sqlite_blob_registry.h"
+
+namespace cairn::daemon {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr char kVersion[] = "0.1.0";
+
+std::chrono::seconds CeilSeconds(std::chrono::milliseconds ms) {
+  return std::chrono::seconds((ms.count() + 999) / 1000);
+}
+
+// Asks the kernel for a free TCP port on `host` (bind to port 0, read it back, close).
+// Used when `listen` has port 0: the peer's advertised address must be known before the peer
+// service starts (Membership takes it at construction).
+absl::StatusOr<int> PickFreePort(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* res = nullptr;
+  int rc = ::getaddrinfo(host.c_str(), "0", &hints, &res);
+  if (rc != 0 || res == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot resolve listen host '", host, "': ", gai_strerror(rc)));
+  }
+  absl::Status last = absl::UnavailableError(absl::StrCat("cannot bind to ", host));
+  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) continue;
+    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+      last = ErrnoStatus(errno, absl::StrCat("bind ", host));
+      ::close(fd);
+      continue;
+    }
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    int port = -1;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+      if (ss.ss_family == AF_INET) port = ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+      if (ss.ss_family == AF_INET6) port = ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+    }
+    ::close(fd);
+    if (port > 0) {
+      ::freeaddrinfo(res);
+      return port;
+    }
+  }
+  ::freeaddrinfo(res);
+  return absl::UnavailableError(last.message());
+}
+
+std::string LocalHostname() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "";
+  return buf;
+}
+
+const char* EntryTypeName(format::EntryType t) {
+  switch (t) {
+    case format::EntryType::kFile:
+      return "file";
+    case format::EntryType::kDirectory:
+      return "dir";
+    case format::EntryType::kSymlink:
+      return "symlink";
+  }
+  return "unknown";
+}
+
+Json SnapshotJson(const index::SnapshotRecord& r) {
+  const format::Snapshot& s = r.snapshot;
+  Json j;
+  j["id"] = r.id.Hex();
+  j["short_id"] = r.id.ShortHex();
+  j["time"] = FormatRfc3339(s.time_ns);
+  j["time_ns"] = s.time_ns;
+  SetPathField(j, "hostname", s.hostname);
+  SetPathArray(j, "paths", s.paths);
+  SetPathArray(j, "tags", s.tags);
+  j["parent"] = s.parent ? Json(s.parent->Hex()) : Json(nullptr);
+  j["copies"] = s.copies;
+  j["files"] = s.stats.files;
+  j["directories"] = s.stats.directories;
+  j["bytes"] = s.stats.bytes;
+  return j;
+}
+
+Json BackupProgressJson(const engine::BackupProgress& p) {
+  return Json{{"files_total", p.files_total.load()}, {"bytes_total", p.bytes_total.load()},
+              {"scan_done", p.scan_done.load()},     {"files_done", p.files_done.load()},
+              {"bytes_done", p.bytes_done.load()},   {"bytes_read", p.bytes_read.load()},
+              {"new_bytes", p.new_bytes.load()},     {"sent_bytes", p.sent_bytes.load()},
+              {"chunks", p.chunks.load()},           {"new_chunks", p.new_chunks.load()}};
+}
+
+Json BackupResultJson(const engine::BackupResult& r) {
+  const format::SnapshotStats& st = r.snapshot.stats;
+  Json j;
+  j["snapshot_id"] = r.snapshot_id.Hex();
+  j["short_id"] = r.snapshot_id.ShortHex();
+  j["files"] = st.files;
+  j["files_read"] = r.files_read;
+  j["files_unchanged"] = r.files_unchanged;
+  j["directories"] = st.directories;
+  j["bytes"] = st.bytes;
+  j["bytes_read"] = r.bytes_read;
+  j["new_bytes"] = st.new_bytes;
+  j["sent_bytes"] = st.sent_bytes;
+  j["chunks"] = st.chunks;
+  j["new_chunks"] = st.new_chunks;
+  j["duration_seconds"] = r.seconds;
+  j["copies"] = r.snapshot.copies;
+  SetPathArray(j, "warnings", r.warnings);
+  SetPathArray(j, "errors", r.errors);
+  j["chunks_below_target"] = r.chunks_below_target;
+  j["degraded"] = r.degraded();
+  return j;
+}
+
+Json RestoreProgressJson(const engine::RestoreProgress& p) {
+  uint64_t files_total = p.files_total.load(), bytes_total = p.bytes_total.load();
+  return Json{{"files_total", files_total},
+              {"bytes_total", bytes_total},
+              {"scan_done", files_total > 0 || bytes_total > 0},
+              {"files_done", p.files_done.load()},
+              {"bytes_done", p.bytes_done.load()}};
+}
+
+Json RestoreResultJson(const engine::RestoreResult& r, const index::SnapshotRecord& snapshot,
+                       const std::string& target) {
+  Json j;
+  j["snapshot_id"] = snapshot.id.Hex();
+  j["short_id"] = snapshot.id.ShortHex();
+  SetPathField(j, "target", target);
+  j["files"] = r.files;
+  j["directories"] = r.directories;
+  j["symlinks"] = r.symlinks;
+  j["hardlinks"] = r.hardlinks;
+  j["bytes"] = r.bytes;
+  j["duration_seconds"] = r.seconds;
+  SetPathArray(j, "errors", r.errors);
+  return j;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const std::string& dir,
+                                                      DaemonOptions options) {
+  std::unique_ptr<Daemon> d(new Daemon());
+  absl::Status st = d->Init(dir, std::move(options));
+  if (!st.ok()) {
+    d->Shutdown();
+    return st;
+  }
+  return d;
+}
+
+absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
+  options_ = std::move(options);
+  if (options_.clock == nullptr) options_.clock = env::RealClock::Default();
+  CAIRN_ASSIGN_OR_RETURN(config_, LoadConfig(dir));
+  CAIRN_ASSIGN_OR_RETURN(owner_key_, LoadOwnerKey(dir));
+  CAIRN_ASSIGN_OR_RETURN(api_token_, LoadApiToken(dir));
+
+  CAIRN_ASSIGN_OR_RETURN(db_, index::Database::Open(IndexPath(dir)));
+  registry_ = index::NewSqliteBlobRegistry(db_.get());
+  CAIRN_ASSIGN_OR_RETURN(store_,
+                         store::DiskBlobStore::Open(BlobsDir(dir), config_.quota, registry_.get()));
+  catalog_ = index::NewSqliteCatalog(db_.get());
+  CAIRN_RETURN_IF_ERROR(CheckChunkerParams());
+
+  // The advertised address must be known before the membership exists: resolve port 0 first.
+  CAIRN_ASSIGN_OR_RETURN(auto listen_hp, SplitHostPort(config_.listen));
+  const std::string& listen_host = listen_hp.first;
+  int listen_port = listen_hp.second;
+  bool resolve_port = listen_port == 0;
+  store::StoreStats stats = store_->Stats();
+  cluster::MembershipOptions mopts;
+  mopts.suspect_after = CeilSeconds(config_.suspect_after);
+  mopts.dead_after = CeilSeconds(config_.dead_after);
+  absl::Status bind_error;
+  for (int attempt = 0; attempt < (resolve_port ? 5 : 1); ++attempt) {
+    if (resolve_port) {
+      CAIRN_ASSIGN_OR_RETURN(listen_port, PickFreePort(listen_host));
+    }
+    listen_address_ = JoinHostPort(listen_host, listen_port);
+    cluster::PeerInfo self;
+    self.id = config_.peer_id;
+    self.host_id = config_.host_id;
+    self.address = listen_address_;
+    self.quota = stats.quota;
+    self.used = stats.used;
+    self.version = kVersion;
+    self.incarnation = static_cast<uint64_t>(options_.clock->NowNanos());
+    membership_ = std::make_unique<cluster::Membership>(self, mopts, options_.clock);
+    auto server = net::PeerServer::Start(listen_address_, store_.get(), membership_.get());
+    if (server.ok()) {
+      peer_server_ = *std::move(server);
+      bind_error = absl::OkStatus();
+      break;
+    }
+    bind_error =
+        Annotate(server.status(), absl::StrCat("start the peer service on ", listen_address_));
+    membership_.reset();
+  }
+  CAIRN_RETURN_IF_ERROR(bind_error);
+  for (const std::string& seed : config_.seeds) {
+    if (seed != listen_address_) membership_->AddSeed(seed);
+  }
+
+  ClientFactory engine_factory = options_.client_factory;
+  ClientFactory ping_factory = options_.client_factory;
+  if (!ping_factory) {
+    net::ClientOptions ping_options;
+    auto deadline = std::clamp(config_.ping_interval, std::chrono::milliseconds(500),
+                               std::chrono::milliseconds(3000));
+    ping_options.ping_deadline = deadline;
+    ping_options.max_attempts = 1;
+    ping_factory = [ping_options](const std::string& address) {
+      return net::NewGrpcPeerClient(address, ping_options);
+    };
+  }
+  peer_set_ = std::make_unique<ClusterPeerSet>(membership_.get(), engine_factory);
+  ping_set_ = std::make_unique<ClusterPeerSet>(membership_.get(), ping_factory);
+
+  ctx_.owner = config_.peer_id;
+  ctx_.keys = codec::DeriveOwnerKeys(owner_key_);
+  ctx_.chunker = config_.chunker;
+  ctx_.catalog = catalog_.get();
+  ctx_.peers = peer_set_.get();
+  ctx_.clock = options_.clock;
+  ctx_.spread = placement::Spread::kHost;
+  jobs_ = std::make_unique<JobManager>();
+
+  CAIRN_ASSIGN_OR_RETURN(api_, ApiServer::Start(config_.api, api_token_, this));
+
+  // Record ports that were picked at this first start.
+  auto api_hp = SplitHostPort(config_.api);
+  std::string api_address = config_.api;
+  if (api_hp.ok() && api_hp->second == 0) api_address = api_->address();
+  std::string listen_config = resolve_port ? listen_address_ : config_.listen;
+  if (listen_config != config_.listen || api_address != config_.api) {
+    CAIRN_RETURN_IF_ERROR(Annotate(WriteBackAddresses(dir, listen_config, api_address),
+                                   "write the resolved ports back to cairn.toml"));
+    config_.listen = listen_config;
+    config_.api = api_address;
+  }
+
+  ping_thread_ = std::thread([this] { PingLoop(); });
+  spdlog::info("peer {} listening on {} (api {})", config_.peer_id, listen_address_,
+               api_->address());
+  return absl::OkStatus();
+}
+
+absl::Status Daemon::CheckChunkerParams() {
+  struct Want {
+    const char* key;
+    uint32_t value;
+  } wants[] = {{kMetaChunkerMin, config_.chunker.min_size},
+               {kMetaChunkerAvg, config_.chunker.avg_size},
+               {kMetaChunkerMax, config_.chunker.max_size}};
+  for (const Want& w : wants) {
+    CAIRN_ASSIGN_OR_RETURN(std::optional<std::string> recorded, catalog_->GetMeta(w.key));
+    if (!recorded) {
+      // A directory made before the params were recorded: record them now.
+      CAIRN_RETURN_IF_ERROR(catalog_->SetMeta(w.key, std::to_string(w.value)));
+      continue;
+    }
+    uint64_t v = 0;
+    if (!absl::SimpleAtoi(*recorded, &v) || v != w.value) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(ConfigPath(config_.dir), ": [chunker] ", w.key, " = ", w.value,
+                       " differs from ", *recorded, " recorded in ", IndexPath(config_.dir),
+                       " at init; chunker parameters never change under existing data"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+Daemon::~Daemon() { Shutdown(); }
+
+void Daemon::Shutdown() {
+  std::call_once(shutdown_once_, [this] {
+    if (api_) api_->Stop();
+    if (jobs_) jobs_->Shutdown();
+    {
+      std::lock_guard<std::mutex> lock(ping_mu_);
+      stopping_ = true;
+    }
+    ping_cv_.notify_all();
+    if (ping_thread_.joinable()) ping_thread_.join();
+    if (peer_server_) peer_server_->Shutdown();
+    // Release in reverse order of construction; the database closes last.
+    api_.reset();
+    jobs_.reset();
+    peer_server_.reset();
+    ping_set_.reset();
+    peer_set_.reset();
+    membership_.reset();
+    catalog_.reset();
+    store_.reset();
+    registry_.reset();
+    db_.reset();
+  });
+}
+
+std::string Daemon::api_address() const { return api_ ? api_->address() : config_.api; }
+
+void Daemon::PingLoop() {
+  std::unique_lock<std::mutex> lock(ping_mu_);
+  while (!stopping_) {
+    lock.unlock();
+    PingOnce();
+    lock.lock();
+    ping_cv_.wait_for(lock, config_.ping_interval, [this] { return stopping_; });
+  }
+}
+
+void Daemon::PingOnce() {
+  store::StoreStats stats = store_->Stats();
+  membership_->UpdateSelf(stats.quota, stats.used);
+  cluster::PeerInfo self = membership_->Self();
+  std::vector<cluster::PeerInfo> known;
+  for (const cluster::PeerView& v : membership_->Peers()) {
+    if (!v.self && v.info.id != self.id) known.push_back(v.info);
+  }
+  std::vector<std::future<void>> pings;
+  for (const std::string& target : membership_->PingTargets()) {
+    if (target == listen_address_) continue;
+    std::shared_ptr<net::PeerClient> client = ping_set_->ClientForAddress(target);
+    if (!client) continue;
+    pings.push_back(std::async(std::launch::async, [this, client, self, known, target] {
+      absl::StatusOr<net::PingReply> reply = client->Ping(self, known);
+      if (!reply.ok()) {
+        spdlog::debug("ping {}: {}", target, reply.status().ToString());
+        return;
+      }
+      if (reply->self.id != self.id) membership_->ObserveDirect(reply->self);
+      for (const cluster::PeerInfo& p : reply->known) {
+        if (p.id != self.id) membership_->ObserveIndirect(p);
+      }
+    }));
+  }
+  for (auto& f : pings) f.wait();
+}
+
+absl::StatusOr<Json> Daemon::GetStatus() {
+  store::StoreStats stats = store_->Stats();
+  CAIRN_ASSIGN_OR_RETURN(index::CatalogStats cs, catalog_->Stats());
+  CAIRN_ASSIGN_OR_RETURN(std::vector<index::SnapshotRecord> snapshots, catalog_->ListSnapshots());
+  Json j;
+  j["peer_id"] = config_.peer_id;
+  j["host_id"] = SanitizeUtf8(config_.host_id);
+  j["address"] = listen_address_;
+  j["api"] = api_address();
+  j["quota"] = stats.quota;
+  j["used"] = stats.used;
+  j["blobs"] = stats.blobs;
+  j["snapshots"] = snapshots.size();
+  j["chunks"] = cs.chunks;
+  j["chunks_at_target"] = cs.chunks_at_target;
+  j["chunks_below_target"] = cs.chunks_below_target;
+  j["plain_bytes"] = cs.plain_bytes;
+  j["stored_bytes"] = cs.stored_bytes;
+  return j;
+}
+
+absl::StatusOr<Json> Daemon::GetPeers() {
+  Json out = Json::array();
+  for (const cluster::PeerView& v : membership_->Peers()) {
+    Json j;
+    j["peer_id"] = v.info.id;
+    j["host_id"] = SanitizeUtf8(v.info.host_id);
+    j["address"] = SanitizeUtf8(v.info.address);
+    j["quota"] = v.info.quota;
+    j["used"] = v.info.used;
+    j["state"] = cluster::PeerStateName(v.state);
+    j["last_seen"] = v.last_seen_ns > 0 ? Json(FormatRfc3339(v.last_seen_ns)) : Json(nullptr);
+    j["last_seen_ns"] = v.last_seen_ns;
+    j["self"] = v.self;
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+absl::StatusOr<Json> Daemon::GetSnapshots() {
+  CAIRN_ASSIGN_OR_RETURN(std::vector<index::SnapshotRecord> snapshots, catalog_->ListSnapshots());
+  Json out = Json::array();
+  for (const index::SnapshotRecord& r : snapshots) out.push_back(SnapshotJson(r));
+  return out;
+}
+
+absl::StatusOr<Json> Daemon::List(const std::string& snapshot, const std::string& path,
+                                  bool recursive) {
+  CAIRN_ASSIGN_OR_RETURN(index::SnapshotRecord record,
+                         engine::ResolveSnapshot(catalog_.get(), snapshot));
+  CAIRN_ASSIGN_OR_RETURN(std::vector<engine::ListedEntry> entries,
+                         engine::ListSnapshot(ctx_, record.snapshot, path, recursive));
+  // The spec lists what is *in* PATH (its children, or everything below it with -r), so a
+  // directory's own entry is left out; a file PATH lists just the file.
+  std::string own = path;
+  while (!own.empty() && own.front() == '/') own.erase(own.begin());
+  while (!own.empty() && own.back() == '/') own.pop_back();
+  Json out = Json::array();
+  for (const engine::ListedEntry& e : entries) {
+    if (!own.empty() && e.path == own && e.entry.type == format::EntryType::kDirectory) continue;
+    Json j;
+    SetPathField(j, "path", e.path);
+    j["type"] = EntryTypeName(e.entry.type);
+    j["size"] = e.entry.size;
+    j["mode"] = e.entry.mode;
+    j["mtime"] = FormatRfc3339(e.entry.mtime_ns, /*nanoseconds=*/true);
+    j["mtime_ns"] = e.entry.mtime_ns;
+    j["uid"] = e.entry.uid;
+    j["gid"] = e.entry.gid;
+    if (e.entry.type == format::EntryType::kSymlink) {
+      SetPathField(j, "target", e.entry.symlink_target);
+    }
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> Daemon::StartBackup(const BackupRequest& request) {
+  engine::BackupOptions options;
+  options.paths = request.paths;
+  options.copies = request.copies.value_or(config_.copies);
+  options.tags = request.tags;
+  options.excludes = request.excludes;
+  options.hostname = LocalHostname();
+  options.upload_threads = config_.upload_threads;
+  auto progress = std::make_shared<engine::BackupProgress>();
+  JobFunctions fns;
+  fns.progress = [progress] { return BackupProgressJson(*progress); };
+  fns.run = [this, options, progress](const std::atomic<bool>& cancel) -> absl::StatusOr<Json> {
+    spdlog::info("backup of {} path(s) started ({} copies)", options.paths.size(), options.copies);
+    engine::BackupEngine engine(ctx_);
+    absl::StatusOr<engine::BackupResult> result = engine.Run(options, progress.get(), &cancel);
+    if (!result.ok()) {
+      spdlog::warn("backup failed: {}", SanitizeUtf8(result.status().ToString()));
+      return result.status();
+    }
+    spdlog::info("backup saved snapshot {}{}", result->snapshot_id.ShortHex(),
+                 result->degraded() ? " (degraded)" : "");
+    return BackupResultJson(*result);
+  };
+  return jobs_->Start(JobKind::kBackup, /*exclusive=*/true, std::move(fns));
+}
+
+absl::StatusOr<std::string> Daemon::StartRestore(const RestoreRequest& request) {
+  CAIRN_ASSIGN_OR_RETURN(index::SnapshotRecord record,
+                         engine::ResolveSnapshot(catalog_.get(), request.snapshot));
+  engine::RestoreOptions options;
+  options.path = request.path;
+  options.target = request.target;
+  auto progress = std::make_shared<engine::RestoreProgress>();
+  JobFunctions fns;
+  fns.progress = [progress] { return RestoreProgressJson(*progress); };
+  fns.run = [this, options, record,
+             progress](const std::atomic<bool>& cancel) -> absl::StatusOr<Json> {
+    spdlog::info("restore of snapshot {} started", record.id.ShortHex());
+    absl::StatusOr<engine::RestoreResult> result =
+        engine::Restore(ctx_, record.snapshot, options, progress.get(), &cancel);
+    if (!result.ok()) {
+      spdlog::warn("restore failed: {}", SanitizeUtf8(result.status().ToString()));
+      return result.status();
+    }
+    spdlog::info("restore of snapshot {} done ({} files, {} errors)", record.id.ShortHex(),
+                 result->files, result->errors.size());
+    return RestoreResultJson(*result, record, options.target);
+  };
+  return jobs_->Start(JobKind::kRestore, /*exclusive=*/false, std::move(fns));
+}
+
+absl::StatusOr<Json> Daemon::GetJob(const std::string& id) { return jobs_->Get(id); }
+
+absl::Status Daemon::CancelJob(const std::string& id) { return jobs_->Cancel(id); }
+
+}  // namespace cairn::daemon

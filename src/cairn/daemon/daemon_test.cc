@@ -1,0 +1,225 @@
+#include "cairn/daemon/daemon.h"
+
+#include <httplib.h>
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "cairn/base/bytes.h"
+#include "cairn/daemon/json_paths.h"
+#include "cairn/daemon/peer_dir.h"
+#include "cairn/daemon/test_util.h"
+#include "cairn/env/file.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace cairn::daemon {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+Config PeerConfig(const std::string& dir, PeerId id, std::vector<std::string> seeds = {}) {
+  Config c;
+  c.dir = dir;
+  c.peer_id = id;
+  c.host_id = "host-" + std::to_string(id);
+  c.quota = 1ull << 30;
+  c.seeds = std::move(seeds);
+  c.ping_interval = 100ms;
+  c.chunker.min_size = 16 * 1024;
+  c.chunker.avg_size = 64 * 1024;
+  c.chunker.max_size = 256 * 1024;
+  return c;
+}
+
+// Polls `done` every 10 ms until it is true or `timeout` passes.
+template <typename Fn>
+bool WaitFor(Fn done, std::chrono::milliseconds timeout = 60s) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return done();
+}
+
+json WaitForJob(Daemon& d, const std::string& id) {
+  json job;
+  WaitFor([&] {
+    auto j = d.GetJob(id);
+    if (!j.ok()) return false;
+    job = *j;
+    return job["state"] != "running";
+  });
+  return job;
+}
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override { signal(SIGPIPE, SIG_IGN); }
+};
+
+TEST_F(DaemonTest, StartWritesBackPortsAndServesTheApi) {
+  testing::TempDir tmp;
+  ASSERT_TRUE(InitPeerDir(PeerConfig(tmp.path(), 4)).ok());
+  std::string listen, api;
+  {
+    auto d = Daemon::Start(tmp.path());
+    ASSERT_TRUE(d.ok()) << d.status();
+    listen = (*d)->listen_address();
+    api = (*d)->api_address();
+    EXPECT_THAT(listen, ::testing::StartsWith("127.0.0.1:"));
+    EXPECT_NE(listen, "127.0.0.1:0");
+    EXPECT_NE(api, "127.0.0.1:0");
+    auto config = LoadConfig(tmp.path());
+    ASSERT_TRUE(config.ok());
+    EXPECT_EQ(config->listen, listen);
+    EXPECT_EQ(config->api, api);
+
+    auto hp = SplitHostPort(api);
+    httplib::Client client(hp->first, hp->second);
+    client.set_bearer_token_auth(*LoadApiToken(tmp.path()));
+    auto r = client.Get("/v1/status");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    json status = *ParseJson(r->body);
+    EXPECT_EQ(status["peer_id"], 4);
+    EXPECT_EQ(status["address"], listen);
+    EXPECT_EQ(status["quota"], 1ull << 30);
+    EXPECT_EQ(status["snapshots"], 0);
+    r = client.Get("/v1/peers");
+    ASSERT_TRUE(r);
+    json peers = *ParseJson(r->body);
+    ASSERT_EQ(peers.size(), 1u);
+    EXPECT_EQ(peers[0]["self"], true);
+    EXPECT_EQ(peers[0]["state"], "alive");
+    (*d)->Shutdown();
+    (*d)->Shutdown();  // idempotent
+  }
+  // A restart reuses the ports recorded at the first start.
+  auto again = Daemon::Start(tmp.path());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)->listen_address(), listen);
+  EXPECT_EQ((*again)->api_address(), api);
+}
+
+TEST_F(DaemonTest, RefusesChangedChunkerParams) {
+  testing::TempDir tmp;
+  ASSERT_TRUE(InitPeerDir(PeerConfig(tmp.path(), 5)).ok());
+  Config changed = PeerConfig(tmp.path(), 5);
+  changed.chunker.avg_size = 128 * 1024;
+  ASSERT_TRUE(WriteConfig(changed).ok());
+  auto d = Daemon::Start(tmp.path());
+  EXPECT_EQ(d.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(d.status().message()), ::testing::HasSubstr("chunker"));
+}
+
+TEST_F(DaemonTest, RefusesBadConfigAndMissingKeys) {
+  testing::TempDir tmp;
+  EXPECT_EQ(Daemon::Start(tmp.path()).status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(InitPeerDir(PeerConfig(tmp.path(), 6)).ok());
+  ASSERT_EQ(::unlink(OwnerKeyPath(tmp.path()).c_str()), 0);
+  auto d = Daemon::Start(tmp.path());
+  EXPECT_EQ(d.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(d.status().message()), ::testing::HasSubstr("owner.key"));
+}
+
+void WriteFile(const std::string& path, const std::string& data) {
+  std::ofstream out(path, std::ios::binary);
+  out << data;
+}
+
+std::string ReadAll(const std::string& path) {
+  auto s = env::ReadFileString(path);
+  return s.ok() ? *s : "<unreadable>";
+}
+
+// Three peers find each other through seeds; peer 1 backs up to the two others with 2 copies
+// and restores byte for byte, including a file name that is not UTF-8.
+TEST_F(DaemonTest, ThreePeersBackupAndRestore) {
+  testing::TempDir tmp;
+  testing::SeededRandom random;
+  std::vector<std::unique_ptr<Daemon>> peers;
+  std::string first_address;
+  for (PeerId id = 1; id <= 3; ++id) {
+    std::string dir = tmp.File("peer" + std::to_string(id));
+    std::vector<std::string> seeds;
+    if (!first_address.empty()) seeds.push_back(first_address);
+    ASSERT_TRUE(InitPeerDir(PeerConfig(dir, id, seeds)).ok());
+    auto d = Daemon::Start(dir);
+    ASSERT_TRUE(d.ok()) << d.status();
+    if (first_address.empty()) first_address = (*d)->listen_address();
+    peers.push_back(*std::move(d));
+  }
+  Daemon& home = *peers[0];
+  ASSERT_TRUE(WaitFor([&] {
+    json list = *home.GetPeers();
+    int alive = 0;
+    for (const json& p : list) alive += p["state"] == "alive";
+    return alive == 3;
+  })) << home.GetPeers()->dump();
+
+  std::string src = tmp.File("src");
+  fs::create_directories(src + "/sub");
+  std::string big(300 * 1024, '\0');
+  for (char& c : big) c = static_cast<char>(random.rng()());
+  WriteFile(src + "/big.bin", big);
+  WriteFile(src + "/sub/small.txt", "hello");
+  WriteFile(src + "/caf\xe9.txt", "latin-1 name");
+
+  BackupRequest backup;
+  backup.paths = {src};
+  backup.copies = 2;
+  auto job_id = home.StartBackup(backup);
+  ASSERT_TRUE(job_id.ok()) << job_id.status();
+  json job = WaitForJob(home, *job_id);
+  ASSERT_EQ(job["state"], "done") << job.dump();
+  json result = job["result"];
+  EXPECT_EQ(result["files"], 3);
+  EXPECT_EQ(result["degraded"], false);
+  EXPECT_EQ(result["copies"], 2);
+
+  json snapshots = *home.GetSnapshots();
+  ASSERT_EQ(snapshots.size(), 1u);
+  EXPECT_EQ(snapshots[0]["id"], result["snapshot_id"]);
+  EXPECT_EQ(*GetPathArray(snapshots[0], "paths"), std::vector<std::string>{src});
+
+  auto listing = home.List("latest", "", /*recursive=*/true);
+  ASSERT_TRUE(listing.ok()) << listing.status();
+  std::vector<std::string> listed;
+  for (const json& e : *listing) listed.push_back(*GetPathField(e, "path"));
+  EXPECT_THAT(listed, ::testing::Contains(::testing::HasSubstr("caf\xe9.txt")));
+  EXPECT_NO_THROW(DumpJson(*listing));
+
+  RestoreRequest restore;
+  restore.snapshot = result["short_id"];
+  restore.target = tmp.File("restored");
+  auto restore_id = home.StartRestore(restore);
+  ASSERT_TRUE(restore_id.ok()) << restore_id.status();
+  job = WaitForJob(home, *restore_id);
+  ASSERT_EQ(job["state"], "done") << job.dump();
+  EXPECT_TRUE(job["result"]["errors"].empty()) << job.dump();
+  std::string out = tmp.File("restored/src");
+  EXPECT_EQ(ReadAll(out + "/big.bin"), big);
+  EXPECT_EQ(ReadAll(out + "/sub/small.txt"), "hello");
+  EXPECT_EQ(ReadAll(out + "/caf\xe9.txt"), "latin-1 name");
+
+  // Status as home peer: every chunk at target.
+  json status = *home.GetStatus();
+  EXPECT_EQ(status["snapshots"], 1);
+  EXPECT_EQ(status["chunks_below_target"], 0);
+  EXPECT_GT(status["chunks"].get<uint64_t>(), 0u);
+
+  // Unknown snapshots are NOT_FOUND right away, not a failed job.
+  restore.snapshot = "ffffffff";
+  EXPECT_EQ(home.StartRestore(restore).status().code(), absl::StatusCode::kNotFound);
+  for (auto& p : peers) p->Shutdown();
+}
+
+}  // namespace
+}  // namespace cairn::daemon

@@ -1,0 +1,145 @@
+#include "cairn/daemon/jobs.h"
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "cairn/base/bytes.h"
+#include "cairn/daemon/json_paths.h"
+#include "cairn/env/file.h"
+
+namespace cairn::daemon {
+
+const char* JobKindName(JobKind kind) { return kind == JobKind::kBackup ? "backup" : "restore"; }
+
+struct JobManager::Job {
+  std::string id;
+  JobKind kind;
+  JobFunctions fns;
+  std::atomic<bool> cancel{false};
+  // Guarded by JobManager::mu_.
+  bool running = true;
+  absl::Status error;
+  nlohmann::json result;
+  std::thread thread;
+};
+
+JobManager::JobManager(size_t keep_finished) : keep_finished_(keep_finished) {}
+
+JobManager::~JobManager() { Shutdown(); }
+
+absl::StatusOr<std::string> JobManager::Start(JobKind kind, bool exclusive, JobFunctions fns) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (shut_down_) return absl::FailedPreconditionError("the peer is shutting down");
+  Prune();
+  if (exclusive) {
+    for (const auto& [id, job] : jobs_) {
+      if (job->kind == kind && job->running) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("a ", JobKindName(kind), " is already running (job ", id, ")"));
+      }
+    }
+  }
+  auto job = std::make_shared<Job>();
+  uint8_t rnd[8];
+  env::RandomFill(rnd, sizeof rnd);
+  job->id = ToHex(rnd);
+  job->kind = kind;
+  job->fns = std::move(fns);
+  jobs_[job->id] = job;
+  job->thread = std::thread([this, job] {
+    absl::StatusOr<nlohmann::json> result;
+    try {
+      result = job->fns.run(job->cancel);
+    } catch (const std::exception& e) {
+      result = absl::InternalError(absl::StrCat("job failed: ", e.what()));
+    } catch (...) {
+      result = absl::InternalError("job failed");
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (result.ok()) {
+      job->result = *std::move(result);
+    } else {
+      job->error = result.status();
+    }
+    job->running = false;
+    finished_.push_back(job->id);
+    done_cv_.notify_all();
+  });
+  return job->id;
+}
+
+void JobManager::Prune() {
+  while (finished_.size() > keep_finished_) {
+    auto it = jobs_.find(finished_.front());
+    finished_.pop_front();
+    if (it == jobs_.end()) continue;
+    std::shared_ptr<Job> job = it->second;
+    jobs_.erase(it);
+    // The thread marked the job finished under mu_ (which we hold now), so it no longer
+    // needs the lock and is about to return: joining here cannot deadlock.
+    if (job->thread.joinable()) job->thread.join();
+  }
+}
+
+absl::StatusOr<nlohmann::json> JobManager::Get(const std::string& id) {
+  std::shared_ptr<Job> job;
+  bool running;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
+    job = it->second;
+    running = job->running;
+  }
+  nlohmann::json out;
+  out["id"] = job->id;
+  out["kind"] = JobKindName(job->kind);
+  nlohmann::json progress = job->fns.progress ? job->fns.progress() : nlohmann::json::object();
+  out["progress"] = std::move(progress);
+  if (running) {
+    out["state"] = "running";
+    return out;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (job->error.ok()) {
+    out["state"] = "done";
+    out["result"] = job->result;
+  } else {
+    out["state"] = "failed";
+    out["error"] = StatusToJson(job->error);
+  }
+  return out;
+}
+
+absl::Status JobManager::Cancel(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
+  it->second->cancel = true;
+  return absl::OkStatus();
+}
+
+bool JobManager::Wait(const std::string& id, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return done_cv_.wait_for(lock, timeout, [&] {
+    auto it = jobs_.find(id);
+    return it == jobs_.end() || !it->second->running;
+  }) && jobs_.count(id) > 0;
+}
+
+void JobManager::Shutdown() {
+  std::vector<std::shared_ptr<Job>> all;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    shut_down_ = true;
+    for (auto& [id, job] : jobs_) {
+      job->cancel = true;
+      all.push_back(job);
+    }
+  }
+  for (auto& job : all) {
+    if (job->thread.joinable()) job->thread.join();
+  }
+}
+
+}  // namespace cairn::daemon

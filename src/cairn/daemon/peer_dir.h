@@ -1,0 +1,54 @@
+// The peer directory (cli-api-spec.md "Peer directory", design.md §10): creating it for
+// `cairn init` and loading its secrets.
+//
+//   DIR/cairn.toml          config (written last: its presence means "initialized")
+//   DIR/secrets/owner.key   64 hex chars, the 256-bit owner master key, mode 0600
+//   DIR/secrets/api.token   64 hex chars, bearer token of the local HTTP API, mode 0600
+//   DIR/blobs/              DiskBlobStore root
+//   DIR/index.db            SQLite catalog + blob registry
+//
+// Thread-safety: stateless functions.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "cairn/codec/crypto.h"
+#include "cairn/daemon/config.h"
+
+namespace cairn::daemon {
+
+std::string SecretsDir(const std::string& dir);
+std::string OwnerKeyPath(const std::string& dir);
+std::string ApiTokenPath(const std::string& dir);
+std::string BlobsDir(const std::string& dir);
+std::string IndexPath(const std::string& dir);
+
+// Catalog meta keys recording the chunker parameters at init (design.md §4: they never change
+// under existing data); the daemon refuses to start when the config disagrees.
+inline constexpr char kMetaChunkerMin[] = "chunker.min_size";
+inline constexpr char kMetaChunkerAvg[] = "chunker.avg_size";
+inline constexpr char kMetaChunkerMax[] = "chunker.max_size";
+inline constexpr char kMetaPeerId[] = "peer_id";
+
+struct InitReport {
+  std::vector<std::string> created;  // paths made, in order
+};
+
+// Creates a peer directory from `config` (config.dir is the directory; it may exist, e.g. an
+// empty temp dir, and is created with mode 0700 otherwise). Makes secrets/ (0700) with a fresh
+// owner key and API token (0600 each), blobs/, index.db (migrations run; chunker params and
+// peer id recorded with Catalog::SetMeta), and finally cairn.toml.
+// Errors: ALREADY_EXISTS when DIR/cairn.toml or DIR/secrets/owner.key exists (an owner key is
+// never overwritten); INVALID_ARGUMENT for an invalid config (bad chunker params, peer id 0,
+// non-loopback api address); errno-mapped errors from the file system.
+absl::StatusOr<InitReport> InitPeerDir(const Config& config);
+
+// Reads DIR/secrets/owner.key. FAILED_PRECONDITION naming the file when it is missing,
+// unreadable, or not exactly 64 hex characters (surrounding whitespace is ignored).
+absl::StatusOr<codec::Key> LoadOwnerKey(const std::string& dir);
+// Reads DIR/secrets/api.token (64 hex characters), with the same errors.
+absl::StatusOr<std::string> LoadApiToken(const std::string& dir);
+
+}  // namespace cairn::daemon
