@@ -79,7 +79,9 @@ PeerState Membership::StateOf(const Entry& entry, int64_t now_mono) const {
     return now_mono - entry.learned_mono >= dead_ns ? PeerState::kDead : PeerState::kSuspect;
   }
   const int64_t age = now_mono - entry.last_contact_mono;
-  if (age < suspect_ns) return PeerState::kAlive;
+  // A call that failed after its retries is direct evidence: suspect until the next contact,
+  // so that engines stop waiting on a peer that was just killed.
+  if (age < suspect_ns) return entry.failures > 0 ? PeerState::kSuspect : PeerState::kAlive;
   if (age < dead_ns) return PeerState::kSuspect;
   return PeerState::kDead;
 }

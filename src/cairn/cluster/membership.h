@@ -70,8 +70,8 @@ class Membership {
   // newer incarnation than what we know. Never refreshes liveness. Ignored for self and for an
   // empty address.
   void ObserveIndirect(const PeerInfo& info);
-  // A call to this peer failed (unreachable); it does not change state by itself (time does),
-  // but is counted for `cairn peers`.
+  // A call to this peer failed after its retries (unreachable): counted for `cairn peers`, and
+  // the peer is suspect (not a placement target) until its next direct contact.
   void ReportFailure(PeerId id);
 
   // Every known peer including self (self = true, alive, last_seen_ns = now), sorted by id,

@@ -101,16 +101,17 @@ TEST_F(MembershipTest, DirectContactLifecycle) {
   EXPECT_EQ(view->last_seen_ns, clock_.NowNanos());
 }
 
-TEST_F(MembershipTest, FailuresAreCountedUntilContact) {
+TEST_F(MembershipTest, AFailedCallMakesAPeerSuspectUntilContact) {
   membership_.ObserveDirect(Info(7, "a:1"));
   membership_.ReportFailure(7);
   membership_.ReportFailure(7);
   membership_.ReportFailure(99);  // unknown: ignored
   EXPECT_EQ(membership_.Find(7)->failures, 2u);
-  EXPECT_EQ(StateOf(7), PeerState::kAlive);  // failures alone do not change state
+  EXPECT_EQ(StateOf(7), PeerState::kSuspect);  // no placement on it until it answers again
   EXPECT_FALSE(membership_.Find(99).has_value());
   membership_.ObserveDirect(Info(7, "a:1"));
   EXPECT_EQ(membership_.Find(7)->failures, 0u);
+  EXPECT_EQ(StateOf(7), PeerState::kAlive);
 }
 
 TEST_F(MembershipTest, IndirectLearningDoesNotVouchForLiveness) {

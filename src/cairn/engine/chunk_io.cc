@@ -83,14 +83,23 @@ absl::StatusOr<StoreOutcome> StoreChunk(const EngineContext& ctx, BlobKind kind,
 }
 
 absl::StatusOr<Bytes> FetchChunk(const EngineContext& ctx, const ChunkId& id) {
-  std::vector<PeerId> tried_order;
   CAIRN_ASSIGN_OR_RETURN(auto record, ctx.catalog->FindChunk(id));
-  if (record) tried_order = record->holders;
-  // Then every other live peer in placement order: blobs can be found without the index.
   std::vector<StoragePeer> peers = ctx.peers->Peers();
-  for (PeerId p : placement::PlacementOrder(id, LiveCandidates(peers), ctx.spread)) {
-    if (!Contains(tried_order, p)) tried_order.push_back(p);
+  auto is_alive = [&](PeerId p) {
+    auto it = std::find_if(peers.begin(), peers.end(), [&](const StoragePeer& s) { return s.id == p; });
+    return it != peers.end() && it->alive;
+  };
+  // Recorded holders that are alive; then every other live peer in placement order (blobs can
+  // be found without the index); last, holders that are not known to be alive (a suspect
+  // peer may still answer, but should not make every read wait on its timeouts first).
+  std::vector<PeerId> tried_order, unresponsive;
+  if (record) {
+    for (PeerId p : record->holders) (is_alive(p) ? tried_order : unresponsive).push_back(p);
   }
+  for (PeerId p : placement::PlacementOrder(id, LiveCandidates(peers), ctx.spread)) {
+    if (!Contains(tried_order, p) && !Contains(unresponsive, p)) tried_order.push_back(p);
+  }
+  tried_order.insert(tried_order.end(), unresponsive.begin(), unresponsive.end());
   const BlobKey key{ctx.owner, id, 0};
   std::vector<std::string> errors;
   bool corrupt = false;
