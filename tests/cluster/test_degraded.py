@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Degraded is not failed (design.md §11 invariants 1 and 7): with 3 peers, `--copies 3` from
+peer 1 can place only 2 copies (never on the home peer), so backup exits 3 naming the shortfall,
+`status` reports chunks below target (exit 3), and the data is still restorable in full.
+"""
+
+import os
+import random
+import sys
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+
+def make_tree(root: str, rng: random.Random):
+    os.makedirs(os.path.join(root, "d", "e"))
+    for k in range(12):
+        sub = ["", "d", "d/e"][k % 3]
+        with open(os.path.join(root, sub, f"file{k}"), "wb") as f:
+            f.write(rng.randbytes(rng.randrange(1, 3_000_000)))
+    os.symlink("d/file1", os.path.join(root, "link"))
+    os.link(os.path.join(root, "file0"), os.path.join(root, "d", "hardlink0"))
+
+
+class DegradedTest(harness.ClusterTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.src = os.path.join(cls.tmp, "data")
+        make_tree(cls.src, random.Random(cls.seed))
+        cls.c = cls.make_cluster(3)
+
+    def test_1_copies_3_on_3_peers_is_degraded(self):
+        r = self.c.cli(1, "backup", self.src, "--copies", "3", json_out=True, expect=3)
+        b = r.json
+        self.assertIsInstance(b, dict, repr(r))
+        self.assertIs(b["degraded"], True, b)
+        self.assertEqual(b["copies"], 3, b)
+        self.assertGreater(b["chunks_below_target"], 0, b)
+        self.assertEqual(b["errors"], [], b)
+        self.assertTrue(b["snapshot_id"], b)
+
+        # The human summary says what is short.
+        r = self.c.cli(1, "backup", self.src, "--copies", "3", expect=3)
+        text = r.out + r.err
+        self.assertRegex(text, r"degraded: \d+ chunks? below 3 cop", repr(r))
+
+        status = self.c.cli(1, "status", json_out=True, expect=3)
+        self.assertGreater(status.json["chunks_below_target"], 0, repr(status))
+        self.assertLess(status.json["chunks_at_target"], status.json["chunks"], repr(status))
+
+        # Still restorable, byte for byte.
+        target = os.path.join(self.tmp, "restore")
+        rr = self.c.cli(1, "restore", b["snapshot_id"], "--target", target, json_out=True)
+        self.assertEqual(rr.json["errors"], [])
+        ok, out = harness.treecmp(self.src, os.path.join(target, "data"), "--owner")
+        self.assertTrue(ok, out)
+
+    def test_2_copies_2_is_fine(self):
+        # Two other peers are enough for 2 copies: exit 0, not degraded.
+        sub = os.path.join(self.src, "d")
+        b = self.c.json(1, "backup", sub, "--copies", "2")
+        self.assertIs(b["degraded"], False, b)
+        self.assertEqual(b["chunks_below_target"], 0, b)
+        target = os.path.join(self.tmp, "restore2")
+        self.c.cli(1, "restore", b["short_id"], "--target", target)
+        ok, out = harness.treecmp(sub, os.path.join(target, "d"), "--owner")
+        self.assertTrue(ok, out)
+
+
+if __name__ == "__main__":
+    harness.main()
