@@ -34,7 +34,7 @@ struct Config {
   std::chrono::milliseconds suspect_after{15000};
   std::chrono::milliseconds dead_after{600000};
   uint32_t copies = 2;           // [backup] default replication degree
-  int upload_threads = 4;        // [backup]
+  int upload_threads = 8;        // [backup]
   codec::ChunkerParams chunker;  // [chunker]; fixed at init
 
   // Field-wise equality (including chunker params).

@@ -46,7 +46,7 @@ struct BackupOptions {
   std::vector<std::string> excludes;  // fnmatch(3) globs, matched against the base name and
                                       // against the full path
   std::string hostname;
-  int upload_threads = 4;
+  int upload_threads = 8;
   int queue_chunks = 8;
   bool use_parent = true;  // skip files unchanged since the latest snapshot of the same paths
 };

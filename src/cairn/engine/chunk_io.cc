@@ -1,6 +1,7 @@
 #include "cairn/engine/chunk_io.h"
 
 #include <algorithm>
+#include <future>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -40,26 +41,44 @@ absl::StatusOr<StoreOutcome> StoreChunk(const EngineContext& ctx, BlobKind kind,
   std::vector<PeerId> order = placement::PlacementOrder(sealed.id, candidates, ctx.spread);
   std::vector<std::string> errors;
   const BlobKey key{ctx.owner, sealed.id, 0};
-  for (PeerId peer : order) {
-    if (out.holders.size() >= copies) break;
-    if (peer == ctx.owner || Contains(out.holders, peer)) continue;
-    auto it = std::find_if(peers.begin(), peers.end(), [&](const StoragePeer& p) { return p.id == peer; });
-    if (it != peers.end() && it->quota > 0 && it->used + sealed.blob.size() > it->quota) {
-      errors.push_back(absl::StrCat("peer ", peer, ": full"));
-      continue;
+  // Rounds: send to as many peers at once as copies are still missing, in placement order;
+  // peers that fail or are full are replaced by the next ones in the next round. The copies
+  // of one chunk thus travel in parallel (each storage peer's fsyncs overlap).
+  size_t next = 0;
+  while (out.holders.size() < copies && next < order.size()) {
+    std::vector<std::pair<PeerId, std::shared_ptr<net::PeerClient>>> round;
+    while (round.size() + out.holders.size() < copies && next < order.size()) {
+      PeerId peer = order[next++];
+      if (peer == ctx.owner || Contains(out.holders, peer)) continue;
+      auto it = std::find_if(peers.begin(), peers.end(), [&](const StoragePeer& p) { return p.id == peer; });
+      if (it != peers.end() && it->quota > 0 && it->used + sealed.blob.size() > it->quota) {
+        errors.push_back(absl::StrCat("peer ", peer, ": full"));
+        continue;
+      }
+      auto client = ctx.peers->Client(peer);
+      if (!client) continue;
+      round.emplace_back(peer, std::move(client));
     }
-    auto client = ctx.peers->Client(peer);
-    if (!client) continue;
-    auto put = client->PutBlob(key, sealed.blob);
-    if (!put.ok()) {
-      if (Retryable(put.status())) ctx.peers->ReportFailure(peer);
-      errors.push_back(absl::StrCat("peer ", peer, ": ", put.status().ToString()));
-      continue;
+    std::vector<std::future<absl::StatusOr<store::PutOutcome>>> pending;
+    for (size_t i = 1; i < round.size(); ++i) {
+      pending.push_back(std::async(std::launch::async, [&, i] { return round[i].second->PutBlob(key, sealed.blob); }));
     }
-    out.holders.push_back(peer);
-    if (*put == store::PutOutcome::kStored) {
-      out.sent_bytes += sealed.blob.size();
-      ++out.new_copies;
+    std::vector<absl::StatusOr<store::PutOutcome>> results;
+    if (!round.empty()) results.push_back(round[0].second->PutBlob(key, sealed.blob));
+    for (auto& f : pending) results.push_back(f.get());
+    for (size_t i = 0; i < round.size(); ++i) {
+      PeerId peer = round[i].first;
+      const auto& put = results[i];
+      if (!put.ok()) {
+        if (Retryable(put.status())) ctx.peers->ReportFailure(peer);
+        errors.push_back(absl::StrCat("peer ", peer, ": ", put.status().ToString()));
+        continue;
+      }
+      out.holders.push_back(peer);
+      if (*put == store::PutOutcome::kStored) {
+        out.sent_bytes += sealed.blob.size();
+        ++out.new_copies;
+      }
     }
   }
   if (out.holders.empty()) {
