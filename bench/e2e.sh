@@ -102,6 +102,14 @@ for i in 1 2 3 4; do
     python3 -c 'import json,sys; print(next(p["used"] for p in json.load(sys.stdin) if p.get("self")))')"
   cairn_stored=$((cairn_stored + used))
 done
+# Peak resident memory of each peer process (home peer 1 chunks and uploads; 2-4 store).
+cairn_rss=""
+for i in 1 2 3 4; do
+  pid="$(cat "$work/cluster/peer$i/pid" 2>/dev/null || true)"
+  hwm="$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)"
+  cairn_rss="$cairn_rss peer$i=$((hwm / 1024))MiB"
+done
+echo "$cairn_rss" >"$work/cairn_rss"
 scripts/local-cluster stop "$work/cluster" >&2
 rm -rf "$work/restore_cairn" "$work/cluster"/peer*/blobs
 
@@ -131,7 +139,8 @@ rm -rf "$work/restore_borg"
 # --- report ---------------------------------------------------------------------------------
 python3 - "$bytes" "$(secs cairn_backup)" "$(secs cairn_restore)" "$cairn_stored" \
   "$(secs restic_backup)" "$(secs restic_restore)" "$restic_stored" \
-  "$(secs borg_backup)" "$(secs borg_restore)" "$borg_stored" "$work/cairn_backup.out" <<'EOF'
+  "$(secs borg_backup)" "$(secs borg_restore)" "$borg_stored" "$work/cairn_backup.out" \
+  "$(cat "$work/cairn_rss")" <<'EOF'
 import json, sys
 a = sys.argv[1:]
 data = int(a[0])
@@ -142,6 +151,7 @@ cj = json.load(open(a[10]))
 mb = lambda b, s: b / 1e6 / s
 print(f"\ndataset: {data / 1e6:.1f} MB; cairn: {cj['files']} files, unique after dedup "
       f"{cj['new_bytes'] / 1e6:.1f} MB, sent {cj['sent_bytes'] / 1e6:.1f} MB")
+print(f"cairn peak RSS:{a[11]}")
 print(f"{'tool':8} {'backup MB/s':>12} {'restore MB/s':>13} {'stored MB':>10} {'copies':>7} "
       f"{'stored/copy':>12} {'backup s':>9} {'restore s':>10}")
 for tool, (b, r, st, cp) in rows.items():

@@ -2,13 +2,21 @@
 
 Cluster(n) inits n peers (ids 1..n, host ids host1..hostn) in a temp dir with listen ports chosen
 free up front (every peer seeds all others) and API ports picked by the daemon (port 0, written
-back to cairn.toml), starts them, and waits until every peer sees all n alive. Helpers run the CLI
-(parsing --json), wait on conditions with deadlines (polling every 100 ms, never fixed sleeps),
-kill -9 or SIGTERM peers, and always stop every peer on teardown. ClusterTestCase prints the peer
-logs when a test fails and removes the temp dir otherwise (env KEEP=1 keeps it).
+back to cairn.toml), starts them, and waits until every peer sees all n alive. Peer 1 is made
+with a new cluster key and the others join it with its token (`cairn init --join $(cairn cluster
+token)`). Multicast discovery is off unless asked for (multicast=True gives the cluster a UDP
+port of its own, so that concurrent test clusters never hear each other). Helpers run the CLI
+(parsing --json), edit cairn.toml, list blob files, wait on conditions with deadlines (polling
+every 100 ms, never fixed sleeps), kill -9 or SIGTERM peers, and always stop every peer on
+teardown. ClusterTestCase prints the peer logs when a test fails and removes the temp dir
+otherwise (env KEEP=1 keeps it).
+
+Network namespaces (netns=NetnsNet(...)): peer i runs in namespace NAME-i at SUBNET.(10+i), with
+no seeds (multicast finds the others); every CLI call for it runs under `ip netns exec` too.
 
 The binary is $CAIRN_BIN (ctest sets it), else build/cmd/cairn/cairn under the repo root.
-Python stdlib only.
+$CAIRN_TEST_SEED repeats a test's random data; $CAIRN_TEST_TIME_SCALE (e.g. 3 under ASan)
+stretches every deadline. Python stdlib only.
 """
 
 import atexit
@@ -18,6 +26,7 @@ import http.client
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -30,7 +39,10 @@ import unittest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TREECMP = os.path.join(REPO, "scripts", "treecmp.py")
+NETNS_CLUSTER = os.path.join(REPO, "scripts", "netns-cluster")
 POLL = 0.1  # seconds between polls of a condition
+# Stretches every wait_for deadline (e.g. 3 under ASan/valgrind, or on a loaded machine).
+TIME_SCALE = float(os.environ.get("CAIRN_TEST_TIME_SCALE", "1") or 1)
 
 
 def cairn_bin() -> str:
@@ -54,13 +66,124 @@ def free_ports(n: int) -> list:
             s.close()
 
 
+def free_udp_port() -> int:
+    """A UDP port free on every address right now (for a cluster's own multicast port)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("0.0.0.0", 0))
+        return s.getsockname()[1]
+
+
+def set_toml(path: str, section, key: str, value: str):
+    """Sets `key = value` in section `section` (None: the top-level table) of a TOML file that
+    cairn wrote, keeping everything else. `value` is TOML text ('false', '"4+2"', '[]').
+    Replaces the key's line if present, else adds it at the end of the section (making the
+    section if needed). Checks that the file parses afterwards."""
+    with open(path) as f:
+        lines = f.read().split("\n")
+    cur, start, end = None, None, None
+    first_header = None
+    for i, line in enumerate(lines):
+        m = re.match(r"^\s*\[([^\]]+)\]", line)
+        if m:
+            if first_header is None:
+                first_header = i
+            if cur == section and start is not None and end is None:
+                end = i
+            cur = m.group(1).strip()
+            if cur == section:
+                start = i
+            continue
+        if cur == section and re.match(rf"^\s*{re.escape(key)}\s*=", line):
+            lines[i] = f"{key} = {value}"
+            break
+    else:
+        if section is None:
+            at = first_header if first_header is not None else len(lines)
+            lines.insert(at, f"{key} = {value}")
+        elif start is None:
+            lines += [f"[{section}]", f"{key} = {value}", ""]
+        else:
+            at = end if end is not None else len(lines)
+            while at > start + 1 and not lines[at - 1].strip():
+                at -= 1
+            lines.insert(at, f"{key} = {value}")
+    text = "\n".join(lines)
+    tomllib.loads(text)  # raises on a broken edit
+    tmp = path + ".edit"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def blob_files(peer_dir: str) -> dict:
+    """{relative path: (owner, chunk hex, shard)} of the blob files under DIR/blobs, without the
+    quarantine directory and temp files (cairn's DiskBlobStore layout: ab/cd/OWNER-CHUNK-SHARD)."""
+    root = os.path.join(peer_dir, "blobs")
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        if dirpath == root:
+            dirnames[:] = [d for d in dirnames if d != "quarantine"]
+        for n in filenames:
+            m = re.fullmatch(r"(\d+)-([0-9a-f]+)-(\d+)", n)
+            if m:
+                rel = os.path.relpath(os.path.join(dirpath, n), root)
+                out[rel] = (int(m.group(1)), m.group(2), int(m.group(3)))
+    return out
+
+
+def quarantined_files(peer_dir: str) -> list:
+    q = os.path.join(peer_dir, "blobs", "quarantine")
+    try:
+        return sorted(os.listdir(q))
+    except FileNotFoundError:
+        return []
+
+
+class NetnsNet:
+    """Network namespaces NAME-1..NAME-N on one bridge (scripts/netns-cluster net-up), peer i at
+    SUBNET.(10+i). Root only; cleaned up by down() (also called at exit)."""
+
+    def __init__(self, name: str, n: int, subnet: str):
+        self.name, self.n, self.subnet = name, n, subnet
+        self.up_done = False
+
+    def ns(self, i: int) -> str:
+        return f"{self.name}-{i}"
+
+    def address(self, i: int) -> str:
+        return f"{self.subnet}.{10 + i}"
+
+    def up(self):
+        atexit.register(self.down)
+        self.up_done = True
+        cp = subprocess.run([NETNS_CLUSTER, "net-up", self.name, str(self.n), "--subnet",
+                             self.subnet], capture_output=True, timeout=120)
+        if cp.returncode != 0:
+            raise RuntimeError(f"netns-cluster net-up failed (exit {cp.returncode}): "
+                               f"{show(cp.stdout)}{show(cp.stderr)}")
+
+    def down(self):
+        if not self.up_done:
+            return
+        cp = subprocess.run([NETNS_CLUSTER, "net-down", self.name], capture_output=True,
+                            timeout=120)
+        if cp.returncode != 0:
+            print(f"netns-cluster net-down {self.name} failed: {show(cp.stderr)}",
+                  file=sys.stderr)
+        else:
+            self.up_done = False
+
+
 class Fatal(AssertionError):
     """Raised by a wait_for condition to stop waiting at once (e.g. the peer died)."""
 
 
-def wait_for(cond, timeout: float, what: str):
-    """Polls cond() every 100 ms until it returns a truthy value (returned) or the deadline.
-    Exceptions from cond count as "not yet", except Fatal, which is re-raised."""
+def wait_for(cond, timeout: float, what: str, interval: float = POLL):
+    """Polls cond() every `interval` seconds (default 100 ms) until it returns a truthy value
+    (returned) or the deadline. Exceptions from cond count as "not yet", except Fatal, which is
+    re-raised."""
+    timeout *= TIME_SCALE
     deadline = time.monotonic() + timeout
     last = None
     while True:
@@ -76,7 +199,7 @@ def wait_for(cond, timeout: float, what: str):
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} "
                                  f"(last: {last!r})")
-        time.sleep(POLL)
+        time.sleep(interval)
 
 
 def _die_with_parent():
@@ -109,22 +232,37 @@ class CliResult:
 
 
 class Peer:
-    def __init__(self, cluster, peer_id: int, listen_port: int):
+    """One peer directory and its `cairn peer` process. `name` is the directory name (peerN
+    for members); `netns`, when set, is the network namespace it runs in."""
+
+    def __init__(self, cluster, peer_id: int, listen_port: int, name: str = None,
+                 host: str = "127.0.0.1", netns: str = None):
         self.cluster = cluster
         self.id = peer_id
-        self.dir = os.path.join(cluster.root, f"peer{peer_id}")
+        self.name = name or f"peer{peer_id}"
+        self.dir = os.path.join(cluster.root, self.name)
+        self.host = host
         self.listen_port = listen_port
+        self.netns = netns
         self.log_path = os.path.join(self.dir, "peer.log")
         self.proc = None
         self.exit_code = None
 
     @property
     def listen(self) -> str:
-        return f"127.0.0.1:{self.listen_port}"
+        return f"{self.host}:{self.listen_port}"
+
+    @property
+    def config_path(self) -> str:
+        return os.path.join(self.dir, "cairn.toml")
 
     def config(self) -> dict:
-        with open(os.path.join(self.dir, "cairn.toml"), "rb") as f:
+        with open(self.config_path, "rb") as f:
             return tomllib.load(f)
+
+    def set_config(self, section, key: str, value: str):
+        """Edits cairn.toml (takes effect at the next start). value is TOML text."""
+        set_toml(self.config_path, section, key, value)
 
     def api_port(self) -> int:
         """The API port the daemon wrote back to cairn.toml (0 until it did)."""
@@ -134,13 +272,17 @@ class Peer:
         with open(os.path.join(self.dir, "secrets", "api.token")) as f:
             return f.read().strip()
 
+    def wrap(self, argv: list) -> list:
+        """argv run inside this peer's network namespace (unchanged without one)."""
+        return ["ip", "netns", "exec", self.netns, *argv] if self.netns else list(argv)
+
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
     def start(self):
         assert not self.running()
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([self.cluster.bin, "peer", "--dir", self.dir],
+        self.proc = subprocess.Popen(self.wrap([self.cluster.bin, "peer", "--dir", self.dir]),
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                      preexec_fn=_die_with_parent)
         log.close()
@@ -150,6 +292,14 @@ class Peer:
         """SIGKILL, as a crash or power loss would."""
         self.proc.kill()
         self.exit_code = self.proc.wait()
+
+    def wait_exit(self, timeout: float) -> int:
+        """Waits for the process to exit on its own; returns its exit code (raises on timeout)."""
+        try:
+            self.exit_code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"peer {self.name} still running after {timeout:.0f} s")
+        return self.exit_code
 
     def stop(self, timeout: float = 20) -> int:
         """SIGTERM and wait; returns the exit code (SIGKILL and raise after the timeout)."""
@@ -167,6 +317,13 @@ class Peer:
         self.exit_code = self.proc.returncode
         return self.exit_code
 
+    def log_text(self) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                return show(f.read())
+        except OSError:
+            return ""
+
     def log_tail(self, lines: int = 60) -> str:
         try:
             with open(self.log_path, "rb") as f:
@@ -174,6 +331,9 @@ class Peer:
         except OSError:
             return "(no log)"
         return "\n".join(show(l) for l in data.splitlines()[-lines:])
+
+    def blob_files(self) -> dict:
+        return blob_files(self.dir)
 
 
 _live_clusters = []
@@ -185,9 +345,40 @@ def _kill_leftovers():
         c.kill_all()
 
 
+_help_cache = {}
+
+
+def cli_help(bin_path: str, *cmd) -> str:
+    """`cairn CMD --help` text (cached), to adapt to flags that exist."""
+    key = (bin_path, cmd)
+    if key not in _help_cache:
+        cp = subprocess.run([bin_path, *cmd, "--help"], capture_output=True, timeout=30)
+        _help_cache[key] = show(cp.stdout) + show(cp.stderr)
+    return _help_cache[key]
+
+
 class Cluster:
+    """n member peers (ids 1..n). Keyword options (None = cairn's default):
+      copies          --copies at init (the config default)
+      ec              [backup] ec default, e.g. "4+2"
+      ping_interval, suspect_after, dead_after   membership timing ("500ms", "4s")
+      multicast       False: [discovery] multicast = false (default on loopback);
+                      True: on, on a UDP port of this cluster's own; an int: on, that port
+      announce_interval   [discovery] interval
+      scrub           False: [scrub] enabled = false; a duration string: enabled, that interval
+      config          {(section or None, key): TOML text} edited into every cairn.toml
+      join            True: peers 2..n join peer 1 with its token; False: every peer makes its
+                      own cluster key (as before cluster keys existed)
+      netns           NetnsNet: peer i in its namespace, no seeds, multicast on
+      chunk_avg etc.  --chunk-min/--chunk-avg/--chunk-max at init
+    """
+
     def __init__(self, n: int, root: str, copies: int = 2, quota: str = "1G",
-                 ping_interval: str = "250ms", extra_init=()):
+                 ping_interval: str = "250ms", extra_init=(), ec: str = None,
+                 suspect_after: str = None, dead_after: str = None, multicast=False,
+                 announce_interval: str = None, scrub=None, config=None, join: bool = True,
+                 netns: NetnsNet = None, chunk_min: str = None, chunk_avg: str = None,
+                 chunk_max: str = None):
         self.bin = cairn_bin()
         self.n = n
         self.root = root
@@ -195,48 +386,164 @@ class Cluster:
         self.quota = quota
         self.ping_interval = ping_interval
         self.extra_init = list(extra_init)
+        self.ec = ec
+        self.suspect_after = suspect_after
+        self.dead_after = dead_after
+        self.netns = netns
+        if netns is not None and multicast is False:
+            multicast = True
+        if multicast is True:
+            multicast = 7946 if netns is not None else free_udp_port()
+        self.multicast = multicast  # False or a UDP port
+        self.announce_interval = announce_interval
+        self.scrub = scrub
+        self.config = dict(config or {})
+        self.join = join
+        self.chunk = {"--chunk-min": chunk_min, "--chunk-avg": chunk_avg, "--chunk-max": chunk_max}
+        self.join_token = None
         self.peers = {}
+        self.others = []  # peers that are not members (outsiders, impostors): stopped, logged
         self.history = []  # CLI calls, printed on failure
         _live_clusters.append(self)
 
+    def all_peers(self) -> list:
+        return list(self.peers.values()) + self.others
+
     # --- lifecycle -------------------------------------------------------------------------
+    def init_args(self, p: Peer, seeds=()) -> list:
+        args = ["init", "--dir", p.dir, "--peer-id", str(p.id), "--listen", p.listen,
+                "--api", "127.0.0.1:0", "--quota", self.quota, "--copies", str(self.copies)]
+        if self.ping_interval:
+            args += ["--ping-interval", self.ping_interval]
+        if self.suspect_after:
+            args += ["--suspect-after", self.suspect_after]
+        if self.dead_after:
+            args += ["--dead-after", self.dead_after]
+        for flag, v in self.chunk.items():
+            if v:
+                args += [flag, v]
+        for s in seeds:
+            args += ["--seed", s]
+        return args + self.extra_init
+
+    def settings(self) -> dict:
+        """The cairn.toml edits every peer of this cluster gets."""
+        edits = {}
+        if self.multicast is False:
+            edits[("discovery", "multicast")] = "false"
+        else:
+            edits[("discovery", "multicast")] = "true"
+            edits[("discovery", "port")] = str(self.multicast)
+        if self.announce_interval:
+            edits[("discovery", "interval")] = f'"{self.announce_interval}"'
+        if self.ec:
+            edits[("backup", "ec")] = f'"{self.ec}"'
+        if self.scrub is False:
+            edits[("scrub", "enabled")] = "false"
+        elif self.scrub:
+            edits[("scrub", "enabled")] = "true"
+            edits[("scrub", "interval")] = f'"{self.scrub}"'
+        edits.update(self.config)
+        return edits
+
+    def new_peer(self, peer_id: int, name: str = None, host_id: str = None, join=None,
+                 seeds=None, member: bool = True, port: int = None, edits=None) -> Peer:
+        """Inits one peer directory (not started). join: None = this cluster's default (the
+        token of peer 1 when self.join), False = a new cluster key of its own, or a token
+        string. seeds: default every member's address (none in network namespaces)."""
+        if self.netns is not None:
+            i = len(self.peers) + len(self.others) + 1
+            p = Peer(self, peer_id, port or 7000, name=name, host=self.netns.address(i),
+                     netns=self.netns.ns(i))
+        else:
+            p = Peer(self, peer_id, port or free_ports(1)[0], name=name)
+        if seeds is None:
+            seeds = [] if self.netns is not None else [q.listen for q in self.peers.values()
+                                                       if q.listen != p.listen]
+        args = self.init_args(p, seeds)
+        at = args.index("--peer-id") + 2
+        args[at:at] = ["--host-id", host_id or f"host{peer_id}"]
+        token = self.join_token if join is None and self.join else (join or None)
+        if token:
+            args += ["--join", token]
+        r = self.run_raw(args)
+        if r.rc != 0:
+            raise AssertionError(f"cairn init failed: {r!r}")
+        all_edits = self.settings()
+        if token and self.netns is not None:
+            # The token's address becomes a seed; in namespaces the peers must find each other
+            # by multicast alone.
+            all_edits[(None, "seeds")] = "[]"
+        all_edits.update(edits or {})
+        for (section, key), value in all_edits.items():
+            p.set_config(section, key, value)
+        if member:
+            assert peer_id not in self.peers, peer_id
+            self.peers[peer_id] = p
+        else:
+            self.others.append(p)
+        return p
+
+    def cluster_token(self, peer: int = 1) -> str:
+        """`cairn cluster token` of a member (one line on stdout)."""
+        r = self.cli(peer, "cluster token")
+        token = r.out.strip()
+        if not token or "\n" in token:
+            raise AssertionError(f"cairn cluster token printed no single line: {r!r}")
+        return token
+
     def start(self, timeout: float = 60):
-        ports = free_ports(self.n)
-        for i in range(1, self.n + 1):
-            self.peers[i] = Peer(self, i, ports[i - 1])
-        for p in self.peers.values():
-            args = ["init", "--dir", p.dir, "--peer-id", str(p.id), "--host-id", f"host{p.id}",
-                    "--listen", p.listen, "--api", "127.0.0.1:0", "--quota", self.quota,
-                    "--copies", str(self.copies), "--ping-interval", self.ping_interval,
-                    *self.extra_init]
-            for q in self.peers.values():
-                if q.id != p.id:
-                    args += ["--seed", q.listen]
+        """Inits peers 1..n (peer 1 first: the others join with its token), starts them and
+        waits until every one sees all n alive."""
+        if self.netns is None:
+            ports = free_ports(self.n)  # every peer seeds all others on loopback
+            made = [Peer(self, i, ports[i - 1]) for i in range(1, self.n + 1)]
+        else:  # one address per namespace; the same port in each
+            made = [Peer(self, i, 7000, host=self.netns.address(i), netns=self.netns.ns(i))
+                    for i in range(1, self.n + 1)]
+        for p in made:
+            seeds = [] if self.netns is not None else [q.listen for q in made if q is not p]
+            args = self.init_args(p, seeds)
+            at = args.index("--peer-id") + 2
+            args[at:at] = ["--host-id", f"host{p.id}"]
+            if self.join and p.id != 1:
+                args += ["--join", self.join_token]
             r = self.run_raw(args)
             if r.rc != 0:
                 raise AssertionError(f"cairn init failed: {r!r}")
+            self.peers[p.id] = p
+            edits = self.settings()
+            if self.netns is not None:
+                # --join made the token's address a seed: here multicast alone must find peers.
+                edits[(None, "seeds")] = "[]"
+            for (section, key), value in edits.items():
+                p.set_config(section, key, value)
+            if self.join and p.id == 1:
+                self.join_token = self.cluster_token(1)
         for p in self.peers.values():
             p.start()
         self.wait_all_alive(timeout)
 
     def stop_all(self) -> dict:
-        """SIGTERMs every running peer (in parallel) and waits; returns {peer id: exit code}."""
-        for p in self.peers.values():
+        """SIGTERMs every running peer (in parallel) and waits; returns {peer id: exit code}
+        (members; other peers by name)."""
+        for p in self.all_peers():
             if p.running():
                 p.proc.terminate()
         codes, errors = {}, []
-        for p in self.peers.values():
+        for p in self.all_peers():
+            key = p.id if p in self.peers.values() else p.name
             try:
-                codes[p.id] = p.stop()
+                codes[key] = p.stop()
             except AssertionError as e:
                 errors.append(str(e))
-                codes[p.id] = p.exit_code
+                codes[key] = p.exit_code
         if errors:
             raise AssertionError("; ".join(errors))
         return codes
 
     def kill_all(self):
-        for p in self.peers.values():
+        for p in self.all_peers():
             if p.running():
                 p.kill9()
 
@@ -244,18 +551,24 @@ class Cluster:
         print("\n===== recent cairn CLI calls =====", file=out)
         for r in self.history[-15:]:
             print(repr(r), file=out)
-        for p in self.peers.values():
+        for p in self.all_peers():
             code = p.exit_code if p.proc is None else p.proc.poll()
             state = "running" if p.running() else f"exited {code}"
-            print(f"\n===== peer {p.id} ({state}) {p.log_path} (last {lines} lines) =====",
-                  file=out)
+            print(f"\n===== {p.name} (id {p.id}, {state}) {p.log_path} (last {lines} lines) "
+                  f"=====", file=out)
             print(p.log_tail(lines), file=out)
         out.flush()
 
     # --- CLI ---------------------------------------------------------------------------------
-    def run_raw(self, args, timeout: float = 180, env=None) -> CliResult:
-        """Runs `cairn ARGS` (no --dir added) and returns the result without checking it."""
+    def peer(self, peer) -> Peer:
+        return peer if isinstance(peer, Peer) else self.peers[peer]
+
+    def run_raw(self, args, timeout: float = 180, env=None, netns: str = None) -> CliResult:
+        """Runs `cairn ARGS` (no --dir added) and returns the result without checking it.
+        With netns, inside that network namespace (init runs outside: it needs no network)."""
         full = [self.bin, *args]
+        if netns:
+            full = ["ip", "netns", "exec", netns, *full]
         try:
             cp = subprocess.run(full, stdin=subprocess.DEVNULL, capture_output=True,
                                 timeout=timeout, env=env)
@@ -267,28 +580,41 @@ class Cluster:
         print(f"$ {' '.join(show(a) for a in full)}  -> exit {r.rc}", flush=True)
         return r
 
-    def cli(self, peer: int, cmd: str, *args, json_out: bool = False, expect=0,
+    def cli(self, peer, cmd: str, *args, json_out: bool = False, expect=0,
             timeout: float = 180) -> CliResult:
-        """Runs `cairn CMD --dir DIR(peer) [--json] ARGS`; asserts the exit code unless expect
-        is None."""
-        a = [cmd, "--dir", self.peers[peer].dir] + (["--json"] if json_out else []) + list(args)
-        r = self.run_raw(a, timeout=timeout)
-        if expect is not None and r.rc != expect:
+        """Runs `cairn CMD --dir DIR(peer) [--json] ARGS` (peer: member id or Peer); asserts
+        the exit code unless expect is None (expect may also be a tuple of codes). cmd may be
+        "cluster token" (several words)."""
+        p = self.peer(peer)
+        a = cmd.split() + ["--dir", p.dir] + (["--json"] if json_out else []) + list(args)
+        r = self.run_raw(a, timeout=timeout, netns=p.netns)
+        ok = expect is None or (r.rc in expect if isinstance(expect, tuple) else r.rc == expect)
+        if not ok:
             raise AssertionError(f"expected exit {expect}: {r!r}")
         if json_out and expect == 0 and r.json is None:
             raise AssertionError(f"no JSON on stdout: {r!r}")
         return r
 
-    def json(self, peer: int, cmd: str, *args, expect=0, timeout: float = 180):
+    def json(self, peer, cmd: str, *args, expect=0, timeout: float = 180):
         return self.cli(peer, cmd, *args, json_out=True, expect=expect, timeout=timeout).json
 
     # --- conditions ------------------------------------------------------------------------
-    def alive_seen_by(self, peer: int) -> set:
-        """Peer ids that `peer` reports alive (itself included)."""
-        r = self.run_raw(["peers", "--dir", self.peers[peer].dir, "--json"], timeout=30)
+    def peers_seen_by(self, peer) -> list:
+        """`cairn peers --json` of a peer ([] if it does not answer)."""
+        p = self.peer(peer)
+        r = self.run_raw(["peers", "--dir", p.dir, "--json"], timeout=30, netns=p.netns)
         if r.rc != 0 or not isinstance(r.json, list):
-            return set()
-        return {p.get("peer_id") for p in r.json if p.get("self") or p.get("state") == "alive"}
+            return []
+        return r.json
+
+    def states_seen_by(self, peer) -> dict:
+        """{peer id: state} as `peer` reports them ("self" for itself)."""
+        return {e.get("peer_id"): ("self" if e.get("self") else e.get("state"))
+                for e in self.peers_seen_by(peer)}
+
+    def alive_seen_by(self, peer) -> set:
+        """Peer ids that `peer` reports alive (itself included)."""
+        return {pid for pid, st in self.states_seen_by(peer).items() if st in ("self", "alive")}
 
     def wait_all_alive(self, timeout: float = 60):
         want = {p.id for p in self.peers.values() if p.running()}
@@ -304,9 +630,22 @@ class Cluster:
 
             wait_for(ok, timeout, f"peer {p.id} to see peers {sorted(want)} alive")
 
-    def wait_api(self, peer: int, timeout: float = 30) -> int:
-        return wait_for(lambda: self.peers[peer].api_port(), timeout,
-                        f"peer {peer} to write its API port to cairn.toml")
+    def wait_state(self, observer, peer_ids, state: str, timeout: float):
+        """Waits until `observer` reports every peer in peer_ids in `state`."""
+        want = set(peer_ids)
+
+        def ok():
+            if not self.peer(observer).running():
+                raise Fatal(f"observer {observer} exited")
+            states = self.states_seen_by(observer)
+            return all(states.get(i) == state for i in want) and states
+
+        return wait_for(ok, timeout, f"peer {observer} to report {sorted(want)} {state}")
+
+    def wait_api(self, peer, timeout: float = 30) -> int:
+        p = self.peer(peer)
+        return wait_for(lambda: p.api_port(), timeout,
+                        f"peer {p.name} to write its API port to cairn.toml")
 
     def http(self, peer: int, method: str, path: str, body=None, token=True, headers=None,
              timeout: float = 30):
@@ -333,15 +672,48 @@ class Cluster:
             return resp.status, data
 
     # --- data --------------------------------------------------------------------------------
-    def holders_by_used(self) -> list:
-        """Storage peers (all but 1) sorted by bytes they hold, largest first (own report)."""
-        used = []
+    def used_by_peer(self) -> dict:
+        """{peer id: used bytes} of the running members, each from its own `cairn peers`."""
+        used = {}
         for p in self.peers.values():
-            if p.id == 1 or not p.running():
+            if not p.running():
                 continue
             me = [e for e in self.json(p.id, "peers") if e.get("self")]
-            used.append((me[0]["used"] if me else 0, p.id))
-        return [pid for _, pid in sorted(used, reverse=True)]
+            used[p.id] = me[0]["used"] if me else 0
+        return used
+
+    def holders_by_used(self, home: int = 1) -> list:
+        """Storage peers (all but the home peer) sorted by bytes they hold, largest first."""
+        used = self.used_by_peer()
+        return [pid for pid, u in sorted(used.items(), key=lambda kv: (kv[1], kv[0]),
+                                         reverse=True) if pid != home]
+
+    def blob_map(self, peer_ids=None, owner: int = None) -> dict:
+        """{(owner, chunk hex): {shard: set(peer ids holding that blob file)}} over the blob
+        files of the given members (default all, running or not)."""
+        out = {}
+        for pid in (peer_ids if peer_ids is not None else self.peers):
+            for (o, chunk, shard) in self.peers[pid].blob_files().values():
+                if owner is not None and o != owner:
+                    continue
+                out.setdefault((o, chunk), {}).setdefault(shard, set()).add(pid)
+        return out
+
+    def check(self, peer: int = 1, *args, timeout: float = 300) -> CliResult:
+        """`cairn check --json ARGS`. The exit code (0 healthy, 3 below target, 1 lost) is not
+        asserted, but a usage error (2: no such command or flag) or a timeout raises Fatal; a
+        JSON object is required on stdout."""
+        r = self.cli(peer, "check", *args, json_out=True, expect=None, timeout=timeout)
+        if r.rc not in (0, 1, 3) or not isinstance(r.json, dict):
+            raise Fatal(f"cairn check did not run: {r!r}")
+        return r
+
+    def repair(self, peer: int = 1, timeout: float = 300) -> CliResult:
+        """`cairn repair --json` (exit code 0/1/3 not asserted; usage errors raise Fatal)."""
+        r = self.cli(peer, "repair", json_out=True, expect=None, timeout=timeout)
+        if r.rc not in (0, 1, 3):
+            raise Fatal(f"cairn repair did not run: {r!r}")
+        return r
 
 
 def treecmp(src, dst, *flags):
@@ -397,10 +769,11 @@ class ClusterTestCase(unittest.TestCase):
               flush=True)
 
     @classmethod
-    def make_cluster(cls, n: int, name: str = "cluster", **kw) -> Cluster:
+    def make_cluster(cls, n: int, name: str = "cluster", start: bool = True, **kw) -> Cluster:
         c = Cluster(n, os.path.join(cls.tmp, name), **kw)
         cls.clusters.append(c)
-        c.start()
+        if start:
+            c.start()
         return c
 
     @classmethod

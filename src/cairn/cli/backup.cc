@@ -10,6 +10,7 @@
 #include "cairn/cli/commands.h"
 #include "cairn/cli/output.h"
 #include "cairn/cli/progress.h"
+#include "cairn/codec/erasure.h"
 #include "cairn/daemon/json_paths.h"
 
 namespace cairn::cli {
@@ -18,20 +19,25 @@ namespace {
 struct BackupFlags {
   std::vector<std::string> paths;
   uint32_t copies = 0;  // 0 = the peer's configured default
+  std::string ec;       // "K+M"; "" = copies (or the peer's configured default)
   std::vector<std::string> tags;
   std::vector<std::string> excludes;
 };
 
 void PrintSummary(const nlohmann::json& r) {
   uint64_t copies = U64(r, "copies");
+  std::string redundancy = absl::StrCat(copies, copies == 1 ? " copy" : " copies");
+  if (r.contains("ec") && r["ec"].is_string()) {
+    redundancy = absl::StrCat(r["ec"].get<std::string>(), " erasure coded, small chunks ", copies,
+                              " copies");
+  }
   std::cout << "snapshot " << Str(r, "short_id") << " saved\n"
             << "files:      " << U64(r, "files") << " (" << U64(r, "files_read") << " read, "
             << U64(r, "files_unchanged") << " unchanged)\n"
             << "bytes read: " << FormatSize(U64(r, "bytes_read")) << "\n"
             << "new data:   " << FormatSize(U64(r, "new_bytes")) << " in " << U64(r, "new_chunks")
             << " new chunks (of " << U64(r, "chunks") << " chunks)\n"
-            << "sent:       " << FormatSize(U64(r, "sent_bytes")) << " (" << copies
-            << (copies == 1 ? " copy" : " copies") << ")\n"
+            << "sent:       " << FormatSize(U64(r, "sent_bytes")) << " (" << redundancy << ")\n"
             << "duration:   " << FormatSeconds(Double(r, "duration_seconds")) << " ("
             << FormatRate(U64(r, "bytes_read"), Double(r, "duration_seconds")) << ")" << std::endl;
 }
@@ -45,8 +51,11 @@ int ReportProblems(const nlohmann::json& r) {
   if (!Bool(r, "degraded") && below == 0 && errors.empty()) return kExitOk;
   std::vector<std::string> parts;
   if (below > 0) {
-    parts.push_back(absl::StrCat(below, below == 1 ? " chunk" : " chunks", " below ",
-                                 U64(r, "copies"), " copies"));
+    std::string target = absl::StrCat(U64(r, "copies"), " copies");
+    if (r.contains("ec") && r["ec"].is_string()) {
+      target = r["ec"].get<std::string>() + " shards on distinct peers";
+    }
+    parts.push_back(absl::StrCat(below, below == 1 ? " chunk" : " chunks", " below ", target));
   }
   if (!errors.empty()) {
     parts.push_back(absl::StrCat(errors.size(), errors.size() == 1 ? " file" : " files",
@@ -67,6 +76,11 @@ int RunBackup(const GlobalOptions& global, const BackupFlags& f) {
   }
   body["paths_base64"] = std::move(paths);
   if (f.copies > 0) body["copies"] = f.copies;
+  if (!f.ec.empty()) {
+    absl::StatusOr<codec::ErasureScheme> scheme = codec::ParseErasureScheme(f.ec);
+    if (!scheme.ok()) return PrintUsageError("--ec: " + std::string(scheme.status().message()));
+    body["ec"] = scheme->ToString();
+  }
   daemon::SetPathArray(body, "tags", f.tags);
   daemon::SetPathArray(body, "excludes", f.excludes);
 
@@ -97,6 +111,10 @@ Action RegisterBackup(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("paths", flags->paths, "Files and directories to back up")->required();
   cmd->add_option("--copies", flags->copies, "Copies of each chunk (default: the peer's config)")
       ->check(CLI::Range(1, 64));
+  cmd->add_option("--ec", flags->ec,
+                  "Erasure coding K+M instead of copies, e.g. 4+2 (k up to 16, m up to 8; "
+                  "default: the peer's config)")
+      ->excludes("--copies");
   cmd->add_option("--tag", flags->tags, "Tag for the snapshot (repeatable)")
       ->allow_extra_args(false);
   cmd->add_option("--exclude", flags->excludes,

@@ -1,15 +1,18 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "cairn/cli/api_client.h"
 #include "cairn/cli/main.h"
 #include "cairn/cli/output.h"
 #include "cairn/cli/progress.h"
+#include "cairn/cluster/cluster_key.h"
 #include "cairn/daemon/daemon.h"
 #include "cairn/daemon/json_paths.h"
 #include "cairn/daemon/peer_dir.h"
@@ -109,6 +112,10 @@ TEST(CliTest, HelpAndUsageErrors) {
   EXPECT_EQ(Cairn({"ls", "--dir", "/x"}).code, 2);                 // SNAPSHOT missing
   EXPECT_EQ(Cairn({"restore", "latest", "--dir", "/x"}).code, 2);  // --target missing
   EXPECT_EQ(Cairn({"backup", "--copies", "0", "/x"}).code, 2);
+  EXPECT_THAT(Cairn({"backup", "--help"}).out, HasSubstr("--ec"));
+  EXPECT_EQ(Cairn({"backup", "--ec", "4", "/x"}).code, 2);
+  EXPECT_EQ(Cairn({"backup", "--ec", "17+2", "/x"}).code, 2);
+  EXPECT_EQ(Cairn({"backup", "--ec", "4+2", "--copies", "2", "/x"}).code, 2);
 }
 
 TEST(CliTest, InitThenRefuseAgain) {
@@ -142,6 +149,65 @@ TEST(CliTest, InitThenRefuseAgain) {
   EXPECT_THAT(r.err, HasSubstr("loopback"));
 }
 
+// `cairn cluster token` on a member, `cairn init --join` on a new peer; typos are caught.
+TEST(CliTest, ClusterTokenAndJoin) {
+  daemon::testing::TempDir tmp;
+  const std::string one = tmp.File("one"), two = tmp.File("two");
+  ASSERT_EQ(Cairn({"init", "--dir", one, "--peer-id", "1", "--listen", "127.0.0.1:7101"}).code, 0);
+  CliRun r = Cairn({"cluster", "token", "--dir", one});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string token(absl::StripAsciiWhitespace(r.out));
+  auto parsed = cluster::ParseJoinToken(token);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->address, "127.0.0.1:7101");
+  EXPECT_EQ(parsed->key, *daemon::LoadClusterKey(one));
+  r = Cairn({"cluster", "token", "--dir", one, "--address", "192.0.2.9:7000", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("\"address\": \"192.0.2.9:7000\""));
+
+  r = Cairn({"init", "--dir", two, "--peer-id", "2", "--join", token});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("joined the cluster of the peer at 127.0.0.1:7101"));
+  EXPECT_EQ(*daemon::LoadClusterKey(two), parsed->key);
+  EXPECT_EQ(daemon::LoadConfig(two)->seeds, std::vector<std::string>{"127.0.0.1:7101"});
+  EXPECT_NE(*daemon::LoadOrCreateNodeId(two), *daemon::LoadOrCreateNodeId(one));
+
+  // A mistyped token: usage error, nothing created.
+  std::string typo = token;
+  typo[10] = typo[10] == 'A' ? 'B' : 'A';
+  r = Cairn({"init", "--dir", tmp.File("three"), "--peer-id", "3", "--join", typo});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("mistyped"));
+  EXPECT_FALSE(fs::exists(tmp.File("three")));
+  EXPECT_EQ(Cairn({"init", "--dir", tmp.File("three"), "--peer-id", "3", "--join",
+                   token.substr(0, token.size() - 3)})
+                .code,
+            2);
+
+  // A port not picked yet cannot go into a token.
+  ASSERT_EQ(Cairn({"init", "--dir", tmp.File("zero"), "--peer-id", "4"}).code, 0);
+  r = Cairn({"cluster", "token", "--dir", tmp.File("zero")});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("--address"));
+
+  // Directories from before cluster keys: `cluster join` / `cluster new`; never overwritten.
+  EXPECT_EQ(Cairn({"cluster", "new", "--dir", two}).code, 1);
+  ASSERT_EQ(::unlink(daemon::ClusterKeyPath(two).c_str()), 0);
+  r = Cairn({"cluster", "join", token, "--dir", two});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(*daemon::LoadClusterKey(two), parsed->key);
+  EXPECT_EQ(Cairn({"cluster", "join", token, "--dir", two}).code, 0);  // same key: fine
+  ASSERT_EQ(::unlink(daemon::ClusterKeyPath(one).c_str()), 0);
+  ASSERT_EQ(Cairn({"cluster", "new", "--dir", one}).code, 0);
+  EXPECT_NE(*daemon::LoadClusterKey(one), parsed->key);
+  r = Cairn({"cluster", "token", "--dir", one});
+  ASSERT_EQ(r.code, 0);
+  r = Cairn({"cluster", "join", std::string(absl::StripAsciiWhitespace(r.out)), "--dir", two});
+  EXPECT_EQ(r.code, 1);  // another key is already there
+  EXPECT_THAT(r.err, HasSubstr("never overwritten"));
+  EXPECT_EQ(Cairn({"cluster", "--dir", two}).code, 2);  // subcommand missing
+}
+
 TEST(CliTest, NoPeerRunningIsAClearError) {
   daemon::testing::TempDir tmp;
   ASSERT_EQ(Cairn({"init", "--dir", tmp.path(), "--peer-id", "1"}).code, 0);
@@ -172,7 +238,7 @@ TEST(CliTest, BackupListRestoreAgainstRunningPeers) {
   spdlog::set_level(spdlog::level::off);
   daemon::testing::TempDir tmp;
   std::vector<std::unique_ptr<daemon::Daemon>> peers;
-  std::string seed;
+  std::string token;
   for (int id = 1; id <= 3; ++id) {
     std::string dir = tmp.File("p" + std::to_string(id));
     std::vector<std::string> args = {"init",
@@ -190,11 +256,21 @@ TEST(CliTest, BackupListRestoreAgainstRunningPeers) {
                                      "64K",
                                      "--chunk-max",
                                      "256K"};
-    if (!seed.empty()) args.insert(args.end(), {"--seed", seed});
-    ASSERT_EQ(Cairn(args).code, 0);
+    // Peers 2 and 3 join peer 1's cluster with its token (which also makes it their seed).
+    if (!token.empty()) args.insert(args.end(), {"--join", token});
+    CliRun init = Cairn(args);
+    ASSERT_EQ(init.code, 0) << init.err;
     auto d = daemon::Daemon::Start(dir);
     ASSERT_TRUE(d.ok()) << d.status();
-    if (seed.empty()) seed = (*d)->listen_address();
+    if (token.empty()) {
+      CliRun t = Cairn({"cluster", "token", "--dir", dir});
+      ASSERT_EQ(t.code, 0) << t.err;
+      token = std::string(absl::StripAsciiWhitespace(t.out));
+      EXPECT_THAT(token, ::testing::StartsWith("cairn1:"));
+      auto parsed = cluster::ParseJoinToken(token);
+      ASSERT_TRUE(parsed.ok()) << parsed.status();
+      EXPECT_EQ(parsed->address, (*d)->listen_address());
+    }
     peers.push_back(*std::move(d));
   }
   std::string home = tmp.File("p1");
@@ -285,10 +361,12 @@ TEST(CliTest, BackupListRestoreAgainstRunningPeers) {
   r = Cairn({"status", "--dir", home});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("peer 1"));
+  EXPECT_THAT(r.out, HasSubstr("scrub:      no pass yet; next "));
   r = Cairn({"status", "--dir", home, "--json"});
   auto status = daemon::ParseJson(r.out);
   ASSERT_TRUE(status.ok());
   EXPECT_EQ((*status)["snapshots"], 2);
+  EXPECT_EQ((*status)["scrub"]["enabled"], true);
 
   for (auto& p : peers) p->Shutdown();
 }

@@ -33,6 +33,9 @@ Action RegisterLs(CLI::App& app, GlobalOptions& global);
 Action RegisterRestore(CLI::App& app, GlobalOptions& global);
 Action RegisterPeers(CLI::App& app, GlobalOptions& global);
 Action RegisterStatus(CLI::App& app, GlobalOptions& global);
+Action RegisterCluster(CLI::App& app, GlobalOptions& global);
+Action RegisterCheck(CLI::App& app, GlobalOptions& global);
+Action RegisterRepair(CLI::App& app, GlobalOptions& global);
 
 // `path` made absolute against the working directory (the peer runs elsewhere) and lexically
 // normal, without a trailing '/'. Symlinks are not resolved.

@@ -1,10 +1,13 @@
 // `cairn init`: creates a peer directory (daemon/peer_dir.h).
+#include <algorithm>
 #include <iostream>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "cairn/base/bytes.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/output.h"
+#include "cairn/cluster/cluster_key.h"
 #include "cairn/daemon/config.h"
 #include "cairn/daemon/json_paths.h"
 #include "cairn/daemon/peer_dir.h"
@@ -22,6 +25,7 @@ struct InitFlags {
   uint32_t copies = 2;
   std::string chunk_min, chunk_avg, chunk_max;
   std::string ping_interval, suspect_after, dead_after;
+  std::string join;  // --join TOKEN (cairn cluster token)
 };
 
 int RunInit(const GlobalOptions& global, const InitFlags& f) {
@@ -33,6 +37,16 @@ int RunInit(const GlobalOptions& global, const InitFlags& f) {
   c.host_id = f.host_id.empty() ? daemon::DefaultHostId() : f.host_id;
   c.seeds = f.seeds;
   c.copies = f.copies;
+  std::optional<cluster::JoinToken> token;
+  if (!f.join.empty()) {
+    auto parsed = cluster::ParseJoinToken(f.join);
+    if (!parsed.ok()) return PrintUsageError(absl::StrCat("--join: ", parsed.status().message()));
+    token = *std::move(parsed);
+    // The issuing member is a seed: that works across subnets, where multicast does not reach.
+    if (std::find(c.seeds.begin(), c.seeds.end(), token->address) == c.seeds.end()) {
+      c.seeds.push_back(token->address);
+    }
+  }
   auto size = [](const char* flag, const std::string& text, uint64_t& out) -> bool {
     auto v = ParseSize(text);
     if (!v.ok()) {
@@ -75,7 +89,8 @@ int RunInit(const GlobalOptions& global, const InitFlags& f) {
   }
   // A short --dead-after alone should not trip "suspect_after longer than dead_after".
   if (f.suspect_after.empty() && c.suspect_after > c.dead_after) c.suspect_after = c.dead_after;
-  absl::StatusOr<daemon::InitReport> report = daemon::InitPeerDir(c);
+  absl::StatusOr<daemon::InitReport> report =
+      daemon::InitPeerDir(c, token ? std::optional<codec::Key>(token->key) : std::nullopt);
   if (!report.ok()) {
     // Invalid settings come from the flags: a usage error.
     if (absl::IsInvalidArgument(report.status())) {
@@ -89,11 +104,19 @@ int RunInit(const GlobalOptions& global, const InitFlags& f) {
     daemon::SetPathField(j, "dir", c.dir);
     daemon::SetPathField(j, "config", daemon::ConfigPath(c.dir));
     daemon::SetPathArray(j, "created", report->created);
+    j["joined"] = token.has_value();
+    j["seeds"] = c.seeds;
     PrintJson(j);
     return kExitOk;
   }
   std::cout << "initialized cairn peer " << c.peer_id << " in " << c.dir << "\n";
   for (const std::string& path : report->created) std::cout << "  created " << path << "\n";
+  if (token) {
+    std::cout << "joined the cluster of the peer at " << token->address << " (seed)\n";
+  } else {
+    std::cout << "made a new cluster key; let other peers join with the token from "
+              << "`cairn cluster token --dir " << c.dir << "`\n";
+  }
   std::cout << "keep a copy of " << daemon::OwnerKeyPath(c.dir)
             << ": without it this peer's backups cannot be decrypted\n"
             << "start the peer with: cairn peer --dir " << c.dir << std::endl;
@@ -118,6 +141,9 @@ Action RegisterInit(CLI::App& app, GlobalOptions& global) {
                   "Failure domain name (default: /etc/machine-id, else the host name)");
   cmd->add_option("--seed", flags->seeds, "Another peer's listen address (repeatable)")
       ->allow_extra_args(false);
+  cmd->add_option("--join", flags->join,
+                  "Join the cluster of a member: the token printed by `cairn cluster token` "
+                  "there (default: make a new cluster)");
   cmd->add_option("--copies", flags->copies, "Default number of copies per chunk")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();

@@ -3,6 +3,7 @@
 #include <spdlog/cfg/env.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <iostream>
 
@@ -42,7 +43,11 @@ int RunPeer(const GlobalOptions& global) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  absl::StatusOr<std::unique_ptr<daemon::Daemon>> d = daemon::Daemon::Start(global.dir);
+  daemon::DaemonOptions options;
+  // Another node holds this peer's id: stop (the main thread below takes the signal) and exit 1
+  // rather than run as a duplicate.
+  options.on_fatal = [](const absl::Status&) { ::kill(::getpid(), SIGTERM); };
+  absl::StatusOr<std::unique_ptr<daemon::Daemon>> d = daemon::Daemon::Start(global.dir, options);
   if (!d.ok()) {
     spdlog::error("cannot start: {}", std::string(d.status().message()));
     return PrintError(d.status());
@@ -55,6 +60,14 @@ int RunPeer(const GlobalOptions& global) {
       continue;
     }
     break;
+  }
+  absl::Status fatal = (*d)->fatal_status();
+  if (!fatal.ok()) {
+    spdlog::error("stopping: {}", std::string(fatal.message()));
+    (*d)->Shutdown();
+    d->reset();
+    spdlog::shutdown();
+    return PrintError(fatal);
   }
   spdlog::info("{}: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   (*d)->Shutdown();

@@ -9,6 +9,35 @@
 namespace cairn::cli {
 namespace {
 
+// One line on the storage peer's scrub (daemon "scrub" object); empty when the daemon sent none.
+std::string ScrubLine(const nlohmann::json& scrub) {
+  if (!scrub.is_object()) return "";
+  std::string line = "scrub:      ";
+  const nlohmann::json& last = scrub.contains("last_pass") ? scrub["last_pass"] : nlohmann::json();
+  if (!Bool(scrub, "enabled")) {
+    line += "disabled";
+  } else if (last.is_object()) {
+    line += "last pass " + FormatLocalTime(I64(last, "finished_ns")) + ": " +
+            std::to_string(U64(last, "checked")) + " blobs checked, " +
+            std::to_string(U64(last, "corrupt")) + " corrupt, " +
+            std::to_string(U64(last, "missing")) + " missing";
+  } else {
+    line += "no pass yet";
+  }
+  const nlohmann::json& current =
+      scrub.contains("current_pass") ? scrub["current_pass"] : nlohmann::json();
+  if (Bool(scrub, "running") && current.is_object()) {
+    line += "; running (" + std::to_string(U64(current, "checked")) + " checked)";
+  } else if (scrub.contains("next_pass_ns") && scrub["next_pass_ns"].is_number()) {
+    line += "; next " + FormatLocalTime(I64(scrub, "next_pass_ns"));
+  }
+  line += "; " + std::to_string(U64(scrub, "quarantined")) + " quarantined";
+  if (U64(scrub, "quarantined") > 0) {
+    line += " (" + FormatSize(U64(scrub, "quarantined_bytes")) + ")";
+  }
+  return line + "\n";
+}
+
 int RunStatus(const GlobalOptions& global) {
   absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
   if (!api.ok()) return PrintError(api.status());
@@ -26,7 +55,8 @@ int RunStatus(const GlobalOptions& global) {
               << "chunks:     " << U64(*s, "chunks") << " (" << U64(*s, "chunks_at_target")
               << " at target, " << below << " below target)\n"
               << "data:       " << FormatSize(U64(*s, "plain_bytes")) << " logical, "
-              << FormatSize(U64(*s, "stored_bytes")) << " stored on peers" << std::endl;
+              << FormatSize(U64(*s, "stored_bytes")) << " stored on peers\n"
+              << ScrubLine(s->contains("scrub") ? (*s)["scrub"] : nlohmann::json()) << std::flush;
   }
   if (below > 0) {
     std::cerr << "degraded: " << below << (below == 1 ? " chunk" : " chunks") << " below target"

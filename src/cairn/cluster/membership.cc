@@ -34,6 +34,7 @@ PeerInfo Membership::Self() const {
 
 void Membership::ObserveDirect(const PeerInfo& info) {
   if (info.id == self_initial_.id) return;
+  if (options_.pins != nullptr && !options_.pins->Check(info.id, info.node_id).ok()) return;
   const int64_t now_mono = clock_->MonotonicNanos();
   const int64_t now_wall = clock_->NowNanos();
   std::lock_guard<std::mutex> lock(mu_);
@@ -50,6 +51,7 @@ void Membership::ObserveDirect(const PeerInfo& info) {
 
 void Membership::ObserveIndirect(const PeerInfo& info) {
   if (info.id == self_initial_.id || info.address.empty()) return;
+  if (options_.pins != nullptr && options_.pins->Conflicts(info.id, info.node_id)) return;
   const int64_t now_mono = clock_->MonotonicNanos();
   std::lock_guard<std::mutex> lock(mu_);
   auto [it, inserted] = peers_.try_emplace(info.id);

@@ -1,13 +1,13 @@
 // Membership: what this peer knows about the others (design.md §7).
 //
-// Sources (this slice): the config's seed addresses and the peer lists exchanged in Ping.
+// Sources: the config's seed addresses, the peer lists exchanged in Ping, and multicast
+// announcements (discovery.h), which count as direct contact.
 // States, computed from the monotonic clock whenever asked:
 //   - a peer contacted directly (ObserveDirect) is alive while its last contact is less than
 //     `suspect_after` ago, suspect until `dead_after`, dead after that; any contact makes it
 //     alive again;
 //   - a peer only heard of (ObserveIndirect) and never contacted is suspect from when it was
 //     learned, and dead once that is `dead_after` ago: nobody vouches for it until it answers.
-// Multicast discovery and the failure detector's use by repair come later (issue 3).
 //
 // Thread-safety: thread-safe.
 #pragma once
@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "cairn/base/ids.h"
+#include "cairn/cluster/node_pins.h"
 #include "cairn/env/clock.h"
 
 namespace cairn::cluster {
@@ -33,6 +34,7 @@ struct PeerInfo {
   uint64_t used = 0;    // bytes held
   std::string version;
   uint64_t incarnation = 0;  // start time of the process (ns); newer wins
+  std::string node_id;       // 32 hex characters (cluster_key.h); empty when unknown
   bool operator==(const PeerInfo&) const = default;
 };
 
@@ -51,6 +53,10 @@ struct PeerView {
 struct MembershipOptions {
   std::chrono::seconds suspect_after{15};
   std::chrono::seconds dead_after{600};
+  // When set (it must outlive the Membership): a direct observation pins the peer's node id
+  // on first contact and is ignored when it claims a peer id pinned to another node; indirect
+  // news about a pinned peer id with another node id is ignored (node_pins.h).
+  NodePins* pins = nullptr;
 };
 
 class Membership {
@@ -59,12 +65,15 @@ class Membership {
 
   // Identity this peer was created with (id, host, address); quota/used as at construction.
   const PeerInfo& self() const { return self_initial_; }
+  // The node id pins given in the options (nullptr when none).
+  NodePins* pins() const { return options_.pins; }
   // Updates this peer's own quota/used (reported in Ping).
   void UpdateSelf(uint64_t quota, uint64_t used);
   PeerInfo Self() const;
 
   // A peer answered us or called us: record its info (as it reported it) and that it is alive
-  // now. Ignored when `info.id` is this peer's own id.
+  // now. Ignored when `info.id` is this peer's own id, or (with pins) when its node id is not
+  // the one pinned for its peer id.
   void ObserveDirect(const PeerInfo& info);
   // A peer was named by someone else: learn it if unknown; take its info if `info` comes from a
   // newer incarnation than what we know. Never refreshes liveness. Ignored for self and for an

@@ -187,6 +187,34 @@ std::array<uint8_t, 32> Sha256(ByteSpan data) {
   return out;
 }
 
+Sha256Hasher::Sha256Hasher() {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  if (ctx == nullptr || EVP_DigestInit_ex2(ctx, Sha256Algorithm(), nullptr) != 1) {
+    Fatal("SHA-256 init");
+  }
+  ctx_ = ctx;
+}
+
+Sha256Hasher::~Sha256Hasher() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+
+void Sha256Hasher::Update(ByteSpan data) {
+  auto* ctx = static_cast<EVP_MD_CTX*>(ctx_);
+  for (size_t off = 0; off < data.size(); off += kMaxPiece) {
+    size_t len = std::min(kMaxPiece, data.size() - off);
+    if (EVP_DigestUpdate(ctx, data.data() + off, len) != 1) Fatal("SHA-256 update");
+  }
+}
+
+std::array<uint8_t, 32> Sha256Hasher::Finish() {
+  std::array<uint8_t, 32> out;
+  unsigned int out_len = 0;
+  if (EVP_DigestFinal_ex(static_cast<EVP_MD_CTX*>(ctx_), out.data(), &out_len) != 1 ||
+      out_len != out.size()) {
+    Fatal("SHA-256 final");
+  }
+  return out;
+}
+
 ChunkId ComputeChunkId(const Key& id_key, ByteSpan plaintext) {
   ChunkId id;
   id.bytes = HmacSha256(id_key, plaintext);

@@ -50,6 +50,23 @@ std::array<uint8_t, 32> HmacSha256(ByteSpan key, ByteSpan data);
 // SHA-256 (FIPS 180-4), 32 bytes.
 std::array<uint8_t, 32> Sha256(ByteSpan data);
 
+// Incremental SHA-256 (FIPS 180-4) for inputs produced piece by piece (e.g. a protobuf message
+// serialized into a stream), so that they need not be copied into one buffer first.
+// Thread-compatible: one hasher per thread.
+class Sha256Hasher {
+ public:
+  Sha256Hasher();
+  ~Sha256Hasher();
+  Sha256Hasher(const Sha256Hasher&) = delete;
+  Sha256Hasher& operator=(const Sha256Hasher&) = delete;
+  void Update(ByteSpan data);
+  // The digest of everything given to Update(); the hasher must not be used afterwards.
+  std::array<uint8_t, 32> Finish();
+
+ private:
+  void* ctx_;  // EVP_MD_CTX (OpenSSL stays out of this header)
+};
+
 // Chunk id = HMAC-SHA256(id_key, plaintext) (design.md §4).
 ChunkId ComputeChunkId(const Key& id_key, ByteSpan plaintext);
 

@@ -171,5 +171,21 @@ TEST(ConstantTimeEqualTest, ComparesBytesAndLengths) {
   EXPECT_FALSE(ConstantTimeEqual(AsBytes(""), AsBytes("a")));
 }
 
+TEST(Sha256HasherTest, PiecesEqualOneShot) {
+  std::string data(100000, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7 + 3);
+  for (size_t piece : {size_t{1}, size_t{63}, size_t{64}, size_t{4096}, data.size()}) {
+    Sha256Hasher hasher;
+    for (size_t off = 0; off < data.size(); off += piece) {
+      hasher.Update(AsBytes(std::string_view(data).substr(off, piece)));
+    }
+    EXPECT_EQ(hasher.Finish(), Sha256(AsBytes(data))) << "piece " << piece;
+  }
+  Sha256Hasher empty;
+  // FIPS 180-4 test vector: SHA-256("").
+  EXPECT_EQ(ToHex(empty.Finish()),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
 }  // namespace
 }  // namespace cairn::codec

@@ -77,6 +77,12 @@ absl::StatusOr<BackupRequest> ParseBackupRequest(const Json& body) {
     }
     r.copies = static_cast<uint32_t>(copies->get<int64_t>());
   }
+  auto ec = body.find("ec");
+  if (ec != body.end() && !ec->is_null()) {
+    if (!ec->is_string()) return absl::InvalidArgumentError("field 'ec' must be a string \"K+M\"");
+    CAIRN_ASSIGN_OR_RETURN(r.ec, codec::ParseErasureScheme(ec->get<std::string>()));
+    if (r.copies) return absl::InvalidArgumentError("fields 'copies' and 'ec' exclude each other");
+  }
   CAIRN_ASSIGN_OR_RETURN(r.tags, GetPathArray(body, "tags"));
   CAIRN_ASSIGN_OR_RETURN(r.excludes, GetPathArray(body, "excludes"));
   return r;
@@ -286,6 +292,35 @@ void ApiServer::Route() {
            CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
            CAIRN_ASSIGN_OR_RETURN(RestoreRequest r, ParseRestoreRequest(body));
            CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartRestore(r));
+           return Reply{202, Json{{"job_id", id}}};
+         }));
+  auto parse_check = [](const Json& body) -> absl::StatusOr<CheckRequest> {
+    CheckRequest r;
+    try {
+      if (body.contains("read_data")) r.read_data = body.at("read_data").get<bool>();
+      if (body.contains("read_subset_percent")) {
+        double p = body.at("read_subset_percent").get<double>();
+        if (!(p > 0 && p <= 100)) {
+          return absl::InvalidArgumentError("read_subset_percent must be in (0, 100]");
+        }
+        r.read_data = true;
+        r.read_subset = p / 100;
+      }
+    } catch (const std::exception& e) {
+      return absl::InvalidArgumentError(std::string("bad check request: ") + e.what());
+    }
+    return r;
+  };
+  s.Post("/v1/check", Wrap([this, parse_check](const httplib::Request& req) -> absl::StatusOr<Reply> {
+           CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
+           CAIRN_ASSIGN_OR_RETURN(CheckRequest r, parse_check(body));
+           CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartCheck(r));
+           return Reply{202, Json{{"job_id", id}}};
+         }));
+  s.Post("/v1/repair", Wrap([this, parse_check](const httplib::Request& req) -> absl::StatusOr<Reply> {
+           CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
+           CAIRN_ASSIGN_OR_RETURN(CheckRequest r, parse_check(body));
+           CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartRepair(r));
            return Reply{202, Json{{"job_id", id}}};
          }));
   s.Get(R"(/v1/jobs/([0-9A-Za-z_-]+))",

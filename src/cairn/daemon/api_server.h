@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "cairn/codec/erasure.h"
 #include "nlohmann/json.hpp"
 
 namespace httplib {
@@ -32,6 +33,9 @@ namespace cairn::daemon {
 struct BackupRequest {
   std::vector<std::string> paths;  // absolute, raw bytes
   std::optional<uint32_t> copies;  // unset: the config default
+  // Erasure coding "K+M" instead of copies (field "ec"; not together with "copies"). With
+  // neither set the config's [backup] ec, else its copies, applies.
+  std::optional<codec::ErasureScheme> ec;
   std::vector<std::string> tags;
   std::vector<std::string> excludes;
 };
@@ -40,6 +44,13 @@ struct RestoreRequest {
   std::string snapshot = "latest";  // id, unique prefix or "latest"
   std::string path;                 // inside the snapshot, raw bytes; "" = everything
   std::string target;               // absolute directory, raw bytes
+};
+
+// POST /v1/check body: {"read_data": bool, "read_subset_percent": 0..100}; POST /v1/repair body:
+// the same (a repair runs a check first).
+struct CheckRequest {
+  bool read_data = false;
+  double read_subset = 1.0;  // fraction 0..1
 };
 
 // What the API serves; each method returns the JSON body of its route (cli-api-spec.md).
@@ -54,6 +65,13 @@ class ApiHandler {
   // Both return the new job's id.
   virtual absl::StatusOr<std::string> StartBackup(const BackupRequest& request) = 0;
   virtual absl::StatusOr<std::string> StartRestore(const RestoreRequest& request) = 0;
+  // Check and repair jobs (issue 3); UNIMPLEMENTED unless overridden.
+  virtual absl::StatusOr<std::string> StartCheck(const CheckRequest& /*request*/) {
+    return absl::UnimplementedError("check is not available");
+  }
+  virtual absl::StatusOr<std::string> StartRepair(const CheckRequest& /*request*/) {
+    return absl::UnimplementedError("repair is not available");
+  }
   virtual absl::StatusOr<nlohmann::json> GetJob(const std::string& id) = 0;
   virtual absl::Status CancelJob(const std::string& id) = 0;
 };

@@ -144,6 +144,10 @@ TEST_F(ApiServerTest, MalformedBodiesAre400) {
       R"({"paths_base64": ["L3RtcA=="], "copies": "two"})",
       R"({"paths_base64": ["L3RtcA=="], "copies": 0})",
       R"({"paths_base64": ["L3RtcA=="], "copies": 2.5})",
+      R"({"paths_base64": ["L3RtcA=="], "ec": "4"})",
+      R"({"paths_base64": ["L3RtcA=="], "ec": "17+2"})",
+      R"({"paths_base64": ["L3RtcA=="], "ec": 42})",
+      R"({"paths_base64": ["L3RtcA=="], "ec": "4+2", "copies": 2})",
       R"({"paths_base64": ["L3RtcA=="], "tags": [{}]})",
   };
   for (const char* body : kBodies) {
@@ -177,6 +181,19 @@ TEST_F(ApiServerTest, BackupRequestIsDecoded) {
   EXPECT_EQ(handler_.last_backup.paths, (std::vector<std::string>{"/home/caf\xe9", "/etc"}));
   EXPECT_EQ(handler_.last_backup.copies, 3u);
   EXPECT_EQ(handler_.last_backup.tags, std::vector<std::string>{"daily"});
+}
+
+TEST_F(ApiServerTest, BackupRequestWithErasureCoding) {
+  json body;
+  body["paths_base64"] = {ToBase64("/etc")};
+  body["ec"] = "10+4";
+  auto [code, reply] = Do("POST", "/v1/backup", DumpJson(body));
+  EXPECT_EQ(code, 202) << reply;
+  std::lock_guard<std::mutex> lock(handler_.mu);
+  ASSERT_TRUE(handler_.last_backup.ec.has_value());
+  EXPECT_EQ(handler_.last_backup.ec->k, 10);
+  EXPECT_EQ(handler_.last_backup.ec->m, 4);
+  EXPECT_FALSE(handler_.last_backup.copies.has_value());
 }
 
 TEST_F(ApiServerTest, RestoreRequestIsDecoded) {

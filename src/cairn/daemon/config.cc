@@ -1,5 +1,7 @@
 #include "cairn/daemon/config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 
@@ -14,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
+#include "cairn/codec/erasure.h"
 #include "cairn/env/file.h"
 
 namespace cairn::daemon {
@@ -203,8 +206,12 @@ bool Config::SameSettings(const Config& o) const {
   return peer_id == o.peer_id && host_id == o.host_id && listen == o.listen && api == o.api &&
          quota == o.quota && seeds == o.seeds && ping_interval == o.ping_interval &&
          suspect_after == o.suspect_after && dead_after == o.dead_after && copies == o.copies &&
-         upload_threads == o.upload_threads && chunker.min_size == o.chunker.min_size &&
-         chunker.avg_size == o.chunker.avg_size && chunker.max_size == o.chunker.max_size;
+         ec == o.ec && upload_threads == o.upload_threads &&
+         chunker.min_size == o.chunker.min_size && chunker.avg_size == o.chunker.avg_size &&
+         chunker.max_size == o.chunker.max_size && scrub_enabled == o.scrub_enabled &&
+         scrub_interval == o.scrub_interval && scrub_rate == o.scrub_rate &&
+         repair_enabled == o.repair_enabled && repair_interval == o.repair_interval &&
+         discovery == o.discovery;
 }
 
 std::string ConfigPath(const std::string& dir) { return dir + "/cairn.toml"; }
@@ -260,6 +267,13 @@ absl::StatusOr<Config> ParseConfig(std::string_view text, const std::string& sou
         if (k2.str() == "copies") {
           CAIRN_ASSIGN_OR_RETURN(int64_t v, GetInt(err, sub, n2, 1, 64));
           c.copies = static_cast<uint32_t>(v);
+        } else if (k2.str() == "ec") {
+          CAIRN_ASSIGN_OR_RETURN(c.ec, GetString(err, sub, n2));
+          if (!c.ec.empty()) {
+            auto scheme = codec::ParseErasureScheme(c.ec);
+            if (!scheme.ok()) return err.Bad(sub, std::string(scheme.status().message()));
+            c.ec = scheme->ToString();
+          }
         } else if (k2.str() == "upload_threads") {
           CAIRN_ASSIGN_OR_RETURN(int64_t v, GetInt(err, sub, n2, 1, 256));
           c.upload_threads = static_cast<int>(v);
@@ -284,6 +298,71 @@ absl::StatusOr<Config> ParseConfig(std::string_view text, const std::string& sou
       }
       absl::Status valid = c.chunker.Validate();
       if (!valid.ok()) return err.Bad("chunker", std::string(valid.message()));
+    } else if (key == "discovery") {
+      const toml::table* t = node.as_table();
+      if (t == nullptr) return err.Bad(key, absl::StrCat("expected a table, got ", TypeName(node)));
+      for (auto&& [k2, n2] : *t) {
+        std::string sub = absl::StrCat("discovery.", std::string(k2.str()));
+        if (k2.str() == "multicast") {
+          if (!n2.is_boolean()) {
+            return err.Bad(sub, absl::StrCat("expected true or false, got ", TypeName(n2)));
+          }
+          c.discovery.multicast = n2.as_boolean()->get();
+        } else if (k2.str() == "group") {
+          CAIRN_ASSIGN_OR_RETURN(c.discovery.group, GetString(err, sub, n2));
+          in_addr group{};
+          if (::inet_pton(AF_INET, c.discovery.group.c_str(), &group) != 1 ||
+              !IN_MULTICAST(ntohl(group.s_addr))) {
+            return err.Bad(sub,
+                           "must be an IPv4 multicast address (224.0.0.0/4), e.g. "
+                           "\"239.255.67.82\"");
+          }
+        } else if (k2.str() == "port") {
+          CAIRN_ASSIGN_OR_RETURN(int64_t v, GetInt(err, sub, n2, 1, 65535));
+          c.discovery.port = static_cast<int>(v);
+        } else if (k2.str() == "interval") {
+          CAIRN_ASSIGN_OR_RETURN(c.discovery.interval, GetDuration(err, sub, n2));
+        } else if (k2.str() == "interface") {
+          CAIRN_ASSIGN_OR_RETURN(c.discovery.interface, GetString(err, sub, n2));
+        } else {
+          return err.Bad(sub, "unknown key");
+        }
+      }
+    } else if (key == "scrub") {
+      const toml::table* t = node.as_table();
+      if (t == nullptr) return err.Bad(key, absl::StrCat("expected a table, got ", TypeName(node)));
+      for (auto&& [k2, n2] : *t) {
+        std::string sub = absl::StrCat("scrub.", std::string(k2.str()));
+        if (k2.str() == "enabled") {
+          if (!n2.is_boolean()) {
+            return err.Bad(sub, absl::StrCat("expected true or false, got ", TypeName(n2)));
+          }
+          c.scrub_enabled = n2.as_boolean()->get();
+        } else if (k2.str() == "interval") {
+          CAIRN_ASSIGN_OR_RETURN(c.scrub_interval, GetDuration(err, sub, n2));
+        } else if (k2.str() == "rate") {
+          CAIRN_ASSIGN_OR_RETURN(c.scrub_rate, GetSize(err, sub, n2));
+          if (c.scrub_rate == 0) return err.Bad(sub, "must be at least 1 byte per second");
+        } else {
+          return err.Bad(sub, "unknown key");
+        }
+      }
+    } else if (key == "repair") {
+      const toml::table* t = node.as_table();
+      if (t == nullptr) return err.Bad(key, absl::StrCat("expected a table, got ", TypeName(node)));
+      for (auto&& [k2, n2] : *t) {
+        std::string sub = absl::StrCat("repair.", std::string(k2.str()));
+        if (k2.str() == "enabled") {
+          if (!n2.is_boolean()) {
+            return err.Bad(sub, absl::StrCat("expected true or false, got ", TypeName(n2)));
+          }
+          c.repair_enabled = n2.as_boolean()->get();
+        } else if (k2.str() == "interval") {
+          CAIRN_ASSIGN_OR_RETURN(c.repair_interval, GetDuration(err, sub, n2));
+        } else {
+          return err.Bad(sub, "unknown key");
+        }
+      }
     } else {
       return err.Bad(key, "unknown key");
     }
@@ -335,15 +414,38 @@ std::string RenderConfig(const Config& c) {
     << "suspect_after = " << TomlQuote(FormatDuration(c.suspect_after)) << "\n"
     << "dead_after = " << TomlQuote(FormatDuration(c.dead_after)) << "\n"
     << "\n"
+    << "[discovery]  # UDP multicast announcements: peers on one LAN find each other\n"
+    << "multicast = " << (c.discovery.multicast ? "true" : "false") << "\n"
+    << "group = " << TomlQuote(c.discovery.group) << "\n"
+    << "port = " << c.discovery.port << "\n"
+    << "interval = " << TomlQuote(FormatDuration(c.discovery.interval)) << "\n"
+    << "# Interface name or IPv4 address; empty: loopback if `listen` is, else the default.\n"
+    << "interface = " << TomlQuote(c.discovery.interface) << "\n"
+    << "\n"
     << "[backup]\n"
     << "# Default number of copies of each chunk, on distinct peers (and hosts when possible).\n"
     << "copies = " << c.copies << "\n"
+    << "# Default erasure coding instead of copies, \"K+M\" (e.g. \"4+2\": any 2 of 6 peers may\n"
+    << "# be lost, 1.5x the data stored); \"\" = copies. See docs/operations.md.\n"
+    << "ec = " << TomlQuote(c.ec) << "\n"
     << "upload_threads = " << c.upload_threads << "\n"
     << "\n"
     << "[chunker]  # recorded at init; never changes under existing data\n"
     << "min_size = " << c.chunker.min_size << "\n"
     << "avg_size = " << c.chunker.avg_size << "\n"
-    << "max_size = " << c.chunker.max_size << "\n";
+    << "max_size = " << c.chunker.max_size << "\n"
+    << "\n"
+    << "[scrub]  # re-hash the blobs held for others; corrupt ones are quarantined\n"
+    << "enabled = " << (c.scrub_enabled ? "true" : "false") << "\n"
+    << "# Time from the end of one full pass to the start of the next.\n"
+    << "interval = " << TomlQuote(FormatDuration(c.scrub_interval)) << "\n"
+    << "# Bytes read per second (a size like \"20M\").\n"
+    << "rate = " << SizeForConfig(c.scrub_rate) << "\n"
+    << "\n"
+    << "[repair]  # check own backups and rebuild what is below target\n"
+    << "enabled = " << (c.repair_enabled ? "true" : "false") << "\n"
+    << "# Also runs whenever a peer becomes dead.\n"
+    << "interval = " << TomlQuote(FormatDuration(c.repair_interval)) << "\n";
   return o.str();
 }
 

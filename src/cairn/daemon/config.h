@@ -22,6 +22,18 @@
 
 namespace cairn::daemon {
 
+// [discovery]: UDP multicast announcements on the LAN (cluster/discovery.h, docs/protocol.md).
+struct DiscoveryConfig {
+  bool multicast = true;
+  std::string group = "239.255.67.82";  // IPv4 multicast group
+  int port = 7946;
+  std::chrono::milliseconds interval{2000};
+  // Interface name or IPv4 address to announce on. Empty: the loopback interface when `listen`
+  // is a loopback address (such an address is no use to other hosts), else the kernel's choice.
+  std::string interface;
+  bool operator==(const DiscoveryConfig&) const = default;
+};
+
 struct Config {
   std::string dir;      // the peer directory the file was loaded from (not stored in the file)
   PeerId peer_id = 0;   // required, >= 1
@@ -34,8 +46,19 @@ struct Config {
   std::chrono::milliseconds suspect_after{15000};
   std::chrono::milliseconds dead_after{600000};
   uint32_t copies = 2;           // [backup] default replication degree
+  std::string ec;                // [backup] default erasure coding "K+M"; "" = copies
   int upload_threads = 8;        // [backup]
   codec::ChunkerParams chunker;  // [chunker]; fixed at init
+  // [scrub]: re-hash held blobs in the background (daemon/scrubber.h).
+  bool scrub_enabled = true;
+  std::chrono::milliseconds scrub_interval{86'400'000};  // from one pass's end to the next
+  uint64_t scrub_rate = 20ull << 20;                     // bytes per second, >= 1
+  // [repair]: check this peer's own backups and repair what is below target, every
+  // `repair_interval` and whenever a peer becomes dead (daemon repair loop).
+  bool repair_enabled = true;
+  std::chrono::milliseconds repair_interval{600'000};
+
+  DiscoveryConfig discovery;  // [discovery]
 
   // Field-wise equality (including chunker params).
   bool SameSettings(const Config& other) const;

@@ -93,6 +93,13 @@ TEST(ConfigTest, ErrorsNameFileKeyAndProblem) {
       {"peer_id = 3\nqouta = \"1G\"\n", "key 'qouta': unknown key"},
       {"peer_id = 3\n[chunker]\navg_size = 1000\n", "key 'chunker':"},
       {"peer_id = 3\n[chunker]\nmin_size = \"big\"\n", "key 'chunker.min_size': invalid size"},
+      {"peer_id = 3\n[discovery]\ngroup = \"10.0.0.1\"\n",
+       "key 'discovery.group': must be an IPv4 multicast address"},
+      {"peer_id = 3\n[discovery]\nport = 0\n", "key 'discovery.port': must be between 1"},
+      {"peer_id = 3\n[discovery]\nmulticast = \"yes\"\n",
+       "key 'discovery.multicast': expected true or false"},
+      {"peer_id = 3\n[discovery]\ninterval = \"soon\"\n", "key 'discovery.interval'"},
+      {"peer_id = 3\n[discovery]\nttl = 3\n", "key 'discovery.ttl': unknown key"},
       {"peer_id = = 3\n", "DIR/cairn.toml:1:"},
       {"peer_id = 3\npeer_id = 4\n", "DIR/cairn.toml:2:"},
       {"\xff\xfe garbage", "DIR/cairn.toml:"},
@@ -122,11 +129,41 @@ TEST(ConfigTest, RenderParsesBackToTheSameSettings) {
   c.chunker.min_size = 64 * 1024;
   c.chunker.avg_size = 128 * 1024;
   c.chunker.max_size = 1024 * 1024;
+  c.discovery.multicast = false;
+  c.discovery.group = "239.1.2.3";
+  c.discovery.port = 17946;
+  c.discovery.interval = std::chrono::milliseconds(250);
+  c.discovery.interface = "eth1";
   std::string text = RenderConfig(c);
   auto back = ParseConfig(text, "x");
   ASSERT_TRUE(back.ok()) << back.status() << "\n" << text;
   EXPECT_TRUE(back->SameSettings(c)) << text;
+  EXPECT_EQ(back->discovery, c.discovery);
   EXPECT_THAT(text, HasSubstr("# "));  // comments included
+}
+
+TEST(ConfigTest, BackupErasureScheme) {
+  auto none = ParseConfig("peer_id = 1\n", "x.toml");
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->ec, "");  // copies by default
+  auto ec = ParseConfig("peer_id = 1\n[backup]\nec = \" 10 + 4 \"\n", "x.toml");
+  ASSERT_TRUE(ec.ok()) << ec.status();
+  EXPECT_EQ(ec->ec, "10+4");  // normalized
+  auto empty = ParseConfig("peer_id = 1\n[backup]\nec = \"\"\n", "x.toml");
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(empty->ec, "");
+  for (const char* bad : {"ec = \"4\"", "ec = \"17+2\"", "ec = \"4+9\"", "ec = 4"}) {
+    auto parsed = ParseConfig(std::string("peer_id = 1\n[backup]\n") + bad + "\n", "x.toml");
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_THAT(std::string(parsed.status().message()), HasSubstr("key 'backup.ec'")) << bad;
+  }
+  Config c;
+  c.peer_id = 2;
+  c.host_id = "h";
+  c.ec = "4+2";
+  auto back = ParseConfig(RenderConfig(c), "x");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->ec, "4+2");
 }
 
 TEST(ConfigTest, LoadMissingFileIsNotFound) {

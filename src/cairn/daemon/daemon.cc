@@ -15,8 +15,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "cairn/base/status.h"
+#include "cairn/cluster/discovery.h"
 #include "cairn/daemon/json_paths.h"
 #include "cairn/daemon/peer_dir.h"
+#include "cairn/engine/check.h"
 #include "cairn/engine/restore.h"
 #include "cairn/index/sqlite_blob_registry.h"
 
@@ -101,6 +103,7 @@ Json SnapshotJson(const index::SnapshotRecord& r) {
   SetPathArray(j, "tags", s.tags);
   j["parent"] = s.parent ? Json(s.parent->Hex()) : Json(nullptr);
   j["copies"] = s.copies;
+  j["ec"] = s.ec_k > 0 ? Json(absl::StrCat(s.ec_k, "+", s.ec_m)) : Json(nullptr);
   j["files"] = s.stats.files;
   j["directories"] = s.stats.directories;
   j["bytes"] = s.stats.bytes;
@@ -132,6 +135,8 @@ Json BackupResultJson(const engine::BackupResult& r) {
   j["new_chunks"] = st.new_chunks;
   j["duration_seconds"] = r.seconds;
   j["copies"] = r.snapshot.copies;
+  j["ec"] = r.snapshot.ec_k > 0 ? Json(absl::StrCat(r.snapshot.ec_k, "+", r.snapshot.ec_m))
+                                : Json(nullptr);
   SetPathArray(j, "warnings", r.warnings);
   SetPathArray(j, "errors", r.errors);
   j["chunks_below_target"] = r.chunks_below_target;
@@ -183,13 +188,25 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   CAIRN_ASSIGN_OR_RETURN(config_, LoadConfig(dir));
   CAIRN_ASSIGN_OR_RETURN(owner_key_, LoadOwnerKey(dir));
   CAIRN_ASSIGN_OR_RETURN(api_token_, LoadApiToken(dir));
+  CAIRN_ASSIGN_OR_RETURN(cluster_key_, LoadClusterKey(dir));
+  CAIRN_ASSIGN_OR_RETURN(node_id_, LoadOrCreateNodeId(dir));
 
   CAIRN_ASSIGN_OR_RETURN(db_, index::Database::Open(IndexPath(dir)));
   registry_ = index::NewSqliteBlobRegistry(db_.get());
-  CAIRN_ASSIGN_OR_RETURN(store_,
-                         store::DiskBlobStore::Open(BlobsDir(dir), config_.quota, registry_.get()));
+  CAIRN_ASSIGN_OR_RETURN(
+      store_, store::DiskBlobStore::Open(
+                  BlobsDir(dir), config_.quota, registry_.get(),
+                  [](const BlobKey& key, store::ScrubOutcome outcome, const std::string& reason) {
+                    spdlog::warn("blob {} {}: {}", key.DebugString(),
+                                 outcome == store::ScrubOutcome::kQuarantined
+                                     ? "is corrupt and was quarantined"
+                                     : "is lost (file missing), record dropped",
+                                 SanitizeUtf8(reason));
+                  }));
   catalog_ = index::NewSqliteCatalog(db_.get());
   CAIRN_RETURN_IF_ERROR(CheckChunkerParams());
+  CAIRN_ASSIGN_OR_RETURN(
+      scrubber_, Scrubber::Create(store_.get(), catalog_.get(), ScrubberOptionsFrom(config_)));
 
   // The advertised address must be known before the membership exists: resolve port 0 first.
   CAIRN_ASSIGN_OR_RETURN(auto listen_hp, SplitHostPort(config_.listen));
@@ -197,9 +214,18 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   int listen_port = listen_hp.second;
   bool resolve_port = listen_port == 0;
   store::StoreStats stats = store_->Stats();
+  // Peer id -> node id pins (first contact), kept in the index so that they survive restarts.
+  pins_ = std::make_unique<cluster::NodePins>([this](const std::map<PeerId, std::string>& all) {
+    return catalog_->SetMeta(kMetaNodePins, cluster::NodePins::Serialize(all));
+  });
+  CAIRN_ASSIGN_OR_RETURN(std::optional<std::string> saved_pins, catalog_->GetMeta(kMetaNodePins));
+  if (saved_pins) pins_->Load(cluster::NodePins::Parse(*saved_pins));
+  rpc_auth_ = std::make_shared<cluster::RpcAuth>(
+      cluster_key_, cluster::NodeIdentity{config_.peer_id, node_id_}, options_.clock);
   cluster::MembershipOptions mopts;
   mopts.suspect_after = CeilSeconds(config_.suspect_after);
   mopts.dead_after = CeilSeconds(config_.dead_after);
+  mopts.pins = pins_.get();
   absl::Status bind_error;
   for (int attempt = 0; attempt < (resolve_port ? 5 : 1); ++attempt) {
     if (resolve_port) {
@@ -214,8 +240,13 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
     self.used = stats.used;
     self.version = kVersion;
     self.incarnation = static_cast<uint64_t>(options_.clock->NowNanos());
+    self.node_id = node_id_;
     membership_ = std::make_unique<cluster::Membership>(self, mopts, options_.clock);
-    auto server = net::PeerServer::Start(listen_address_, store_.get(), membership_.get());
+    net::PeerServerSecurity security;
+    security.auth = rpc_auth_;
+    security.on_conflict = [this](const absl::Status& s) { Fatal(s); };
+    auto server = net::PeerServer::Start(listen_address_, store_.get(), membership_.get(),
+                                         std::move(security));
     if (server.ok()) {
       peer_server_ = *std::move(server);
       bind_error = absl::OkStatus();
@@ -232,8 +263,16 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
 
   ClientFactory engine_factory = options_.client_factory;
   ClientFactory ping_factory = options_.client_factory;
+  if (!engine_factory) {
+    net::ClientOptions engine_options;
+    engine_options.auth = rpc_auth_;
+    engine_factory = [engine_options](const std::string& address) {
+      return net::NewGrpcPeerClient(address, engine_options);
+    };
+  }
   if (!ping_factory) {
     net::ClientOptions ping_options;
+    ping_options.auth = rpc_auth_;
     auto deadline = std::clamp(config_.ping_interval, std::chrono::milliseconds(500),
                                std::chrono::milliseconds(3000));
     ping_options.ping_deadline = deadline;
@@ -269,9 +308,48 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   }
 
   ping_thread_ = std::thread([this] { PingLoop(); });
+  if (config_.repair_enabled) repair_thread_ = std::thread([this] { RepairLoop(); });
+  StartDiscovery(listen_host);
+  scrubber_->Start();
   spdlog::info("peer {} listening on {} (api {})", config_.peer_id, listen_address_,
                api_->address());
   return absl::OkStatus();
+}
+
+void Daemon::StartDiscovery(const std::string& listen_host) {
+  if (!config_.discovery.multicast) return;
+  cluster::DiscoveryOptions options;
+  options.group = config_.discovery.group;
+  options.port = config_.discovery.port;
+  options.interval = config_.discovery.interval;
+  options.interface = config_.discovery.interface;
+  // A loopback listen address is no use to other hosts: announce it on loopback only (this is
+  // also what keeps local test clusters off the LAN).
+  if (options.interface.empty() && IsLoopbackHost(listen_host)) options.interface = "127.0.0.1";
+  auto discovery =
+      cluster::MulticastDiscovery::Start(options, cluster_key_, membership_.get(), options_.clock,
+                                         [this](const absl::Status& s) { Fatal(s); });
+  if (!discovery.ok()) {
+    // Seeds still work; a LAN without multicast is not a reason to refuse to run.
+    spdlog::warn("multicast discovery is off: {}", discovery.status().ToString());
+    return;
+  }
+  discovery_ = *std::move(discovery);
+}
+
+void Daemon::Fatal(const absl::Status& status) {
+  {
+    std::lock_guard<std::mutex> lock(fatal_mu_);
+    if (!fatal_.ok()) return;
+    fatal_ = status;
+  }
+  spdlog::error("{}", std::string(status.message()));
+  if (options_.on_fatal) options_.on_fatal(status);
+}
+
+absl::Status Daemon::fatal_status() const {
+  std::lock_guard<std::mutex> lock(fatal_mu_);
+  return fatal_;
 }
 
 absl::Status Daemon::CheckChunkerParams() {
@@ -311,14 +389,20 @@ void Daemon::Shutdown() {
     }
     ping_cv_.notify_all();
     if (ping_thread_.joinable()) ping_thread_.join();
+    if (repair_thread_.joinable()) repair_thread_.join();
+    if (discovery_) discovery_->Stop();
+    if (scrubber_) scrubber_->Stop();
     if (peer_server_) peer_server_->Shutdown();
     // Release in reverse order of construction; the database closes last.
     api_.reset();
     jobs_.reset();
     peer_server_.reset();
+    discovery_.reset();
     ping_set_.reset();
     peer_set_.reset();
     membership_.reset();
+    pins_.reset();
+    scrubber_.reset();
     catalog_.reset();
     store_.reset();
     registry_.reset();
@@ -353,8 +437,35 @@ void Daemon::PingOnce() {
     if (!client) continue;
     pings.push_back(std::async(std::launch::async, [this, client, self, known, target] {
       absl::StatusOr<net::PingReply> reply = client->Ping(self, known);
+      if (absl::IsAlreadyExists(reply.status())) {
+        // A member (the answer is authenticated) has our peer id pinned to another node.
+        Fatal(reply.status());
+        return;
+      }
+      if (absl::IsUnauthenticated(reply.status())) {
+        // Another cluster key, or clocks far apart: say so once per address, not every ping.
+        bool first;
+        {
+          std::lock_guard<std::mutex> lock(ping_mu_);
+          first = unauthenticated_targets_.insert(target).second;
+        }
+        if (first) {
+          spdlog::warn(
+              "the peer at {} does not accept this peer's cluster key (or the clocks "
+              "are more than 5 minutes apart): {}",
+              target, std::string(reply.status().message()));
+        }
+        return;
+      }
       if (!reply.ok()) {
         spdlog::debug("ping {}: {}", target, reply.status().ToString());
+        return;
+      }
+      if (reply->self.id == self.id && reply->self.node_id != self.node_id &&
+          reply->self.incarnation < self.incarnation) {
+        Fatal(absl::AlreadyExistsError(
+            absl::StrCat("peer id ", self.id, " belongs to another node: the peer at ", target,
+                         " has been running with this id since before this process started")));
         return;
       }
       if (reply->self.id != self.id) membership_->ObserveDirect(reply->self);
@@ -384,6 +495,7 @@ absl::StatusOr<Json> Daemon::GetStatus() {
   j["chunks_below_target"] = cs.chunks_below_target;
   j["plain_bytes"] = cs.plain_bytes;
   j["stored_bytes"] = cs.stored_bytes;
+  j["scrub"] = scrubber_->StatusJson();
   return j;
 }
 
@@ -397,6 +509,7 @@ absl::StatusOr<Json> Daemon::GetPeers() {
     j["quota"] = v.info.quota;
     j["used"] = v.info.used;
     j["state"] = cluster::PeerStateName(v.state);
+    j["node_id"] = v.info.node_id;
     j["last_seen"] = v.last_seen_ns > 0 ? Json(FormatRfc3339(v.last_seen_ns)) : Json(nullptr);
     j["last_seen_ns"] = v.last_seen_ns;
     j["self"] = v.self;
@@ -447,6 +560,12 @@ absl::StatusOr<std::string> Daemon::StartBackup(const BackupRequest& request) {
   engine::BackupOptions options;
   options.paths = request.paths;
   options.copies = request.copies.value_or(config_.copies);
+  // An explicit --copies or --ec wins; otherwise the config's ec, if any, else its copies.
+  options.ec = request.ec;
+  if (!request.ec && !request.copies && !config_.ec.empty()) {
+    CAIRN_ASSIGN_OR_RETURN(options.ec,
+                           Annotate(codec::ParseErasureScheme(config_.ec), "config [backup] ec"));
+  }
   options.tags = request.tags;
   options.excludes = request.excludes;
   options.hostname = LocalHostname();
@@ -455,7 +574,9 @@ absl::StatusOr<std::string> Daemon::StartBackup(const BackupRequest& request) {
   JobFunctions fns;
   fns.progress = [progress] { return BackupProgressJson(*progress); };
   fns.run = [this, options, progress](const std::atomic<bool>& cancel) -> absl::StatusOr<Json> {
-    spdlog::info("backup of {} path(s) started ({} copies)", options.paths.size(), options.copies);
+    spdlog::info("backup of {} path(s) started ({})", options.paths.size(),
+                 options.ec ? options.ec->ToString() + " erasure coded"
+                            : std::to_string(options.copies) + " copies");
     engine::BackupEngine engine(ctx_);
     absl::StatusOr<engine::BackupResult> result = engine.Run(options, progress.get(), &cancel);
     if (!result.ok()) {
@@ -497,5 +618,120 @@ absl::StatusOr<std::string> Daemon::StartRestore(const RestoreRequest& request) 
 absl::StatusOr<Json> Daemon::GetJob(const std::string& id) { return jobs_->Get(id); }
 
 absl::Status Daemon::CancelJob(const std::string& id) { return jobs_->Cancel(id); }
+
+namespace {
+
+Json CheckReportJson(const engine::CheckReport& r) {
+  Json snaps = Json::array();
+  for (const auto& s : r.snapshots) {
+    snaps.push_back({{"id", s.id.Hex()},
+                     {"short_id", s.id.ShortHex()},
+                     {"chunks", s.chunks},
+                     {"at_target", s.at_target},
+                     {"below_target", s.below_target},
+                     {"lost", s.lost}});
+  }
+  Json below = Json::array();
+  for (const auto& [id, missing] : r.below_detail) below.push_back({{"chunk", id.Hex()}, {"missing", missing}});
+  Json damaged = Json::array();
+  for (const auto& d : r.damaged) {
+    damaged.push_back({{"chunk", d.chunk.Hex()}, {"shard", d.shard}, {"peer", d.peer},
+                       {"reason", SanitizeUtf8(d.reason)}});
+  }
+  Json errors = Json::array();
+  for (const auto& e : r.errors) errors.push_back(SanitizeUtf8(e));
+  return Json{{"healthy", r.healthy()},     {"chunks", r.chunks},
+              {"at_target", r.at_target},   {"below_target", r.below_target},
+              {"lost", r.lost},             {"corrupt", r.corrupt},
+              {"blobs_read", r.blobs_read}, {"bytes_read", r.bytes_read},
+              {"snapshots", snaps},         {"below_target_detail", below},
+              {"corrupt_blobs", damaged},   {"errors", errors}};
+}
+
+Json RepairReportJson(const engine::RepairReport& r) {
+  Json errors = Json::array();
+  for (const auto& e : r.errors) errors.push_back(SanitizeUtf8(e));
+  return Json{{"chunks", r.chunks},
+              {"repaired", r.repaired},
+              {"blobs_written", r.blobs_written},
+              {"bytes_sent", r.bytes_sent},
+              {"still_below_target", r.still_below_target},
+              {"lost", r.lost},
+              {"errors", errors}};
+}
+
+Json CheckProgressJson(const engine::CheckProgress& p) {
+  return Json{{"chunks_total", p.chunks_total.load()},
+              {"chunks_done", p.chunks_done.load()},
+              {"bytes_read", p.bytes_read.load()}};
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> Daemon::StartCheck(const CheckRequest& request) {
+  engine::CheckOptions options{request.read_data, request.read_subset};
+  auto progress = std::make_shared<engine::CheckProgress>();
+  JobFunctions fns;
+  fns.progress = [progress] { return CheckProgressJson(*progress); };
+  fns.run = [this, options, progress](const std::atomic<bool>& cancel) -> absl::StatusOr<Json> {
+    auto report = engine::Check(ctx_, options, progress.get(), &cancel);
+    if (!report.ok()) return report.status();
+    spdlog::info("check: {} chunks, {} at target, {} below, {} lost, {} corrupt", report->chunks,
+                 report->at_target, report->below_target, report->lost, report->corrupt);
+    return CheckReportJson(*report);
+  };
+  return jobs_->Start(JobKind::kCheck, /*exclusive=*/false, std::move(fns));
+}
+
+absl::StatusOr<std::string> Daemon::StartRepair(const CheckRequest& request) {
+  engine::CheckOptions options{request.read_data, request.read_subset};
+  auto progress = std::make_shared<engine::CheckProgress>();
+  JobFunctions fns;
+  fns.progress = [progress] { return CheckProgressJson(*progress); };
+  fns.run = [this, options, progress](const std::atomic<bool>& cancel) -> absl::StatusOr<Json> {
+    auto report = engine::Repair(ctx_, options, progress.get(), &cancel);
+    if (!report.ok()) return report.status();
+    if (report->repaired || report->still_below_target || report->lost) {
+      spdlog::info("repair: {} chunks repaired ({} blobs, {} bytes), {} still below target, {} lost",
+                   report->repaired, report->blobs_written, report->bytes_sent,
+                   report->still_below_target, report->lost);
+    }
+    return RepairReportJson(*report);
+  };
+  return jobs_->Start(JobKind::kRepair, /*exclusive=*/true, std::move(fns));
+}
+
+void Daemon::RepairLoop() {
+  std::set<PeerId> dead;
+  auto last = std::chrono::steady_clock::now();
+  std::unique_lock<std::mutex> lock(ping_mu_);
+  while (!stopping_) {
+    ping_cv_.wait_for(lock, std::min<std::chrono::milliseconds>(config_.ping_interval, std::chrono::seconds(1)),
+                      [this] { return stopping_; });
+    if (stopping_) break;
+    lock.unlock();
+    std::set<PeerId> now_dead;
+    for (const auto& p : membership_->Peers()) {
+      if (!p.self && p.state == cluster::PeerState::kDead) now_dead.insert(p.info.id);
+    }
+    bool newly_dead = std::any_of(now_dead.begin(), now_dead.end(),
+                                  [&](PeerId id) { return !dead.count(id); });
+    dead = std::move(now_dead);
+    bool due = std::chrono::steady_clock::now() - last >= config_.repair_interval;
+    if (newly_dead || due) {
+      if (newly_dead) spdlog::info("a peer became dead: repairing own backups");
+      auto id = StartRepair(CheckRequest{});
+      if (id.ok()) {
+        last = std::chrono::steady_clock::now();
+        // One at a time; a repair that is cut short by shutdown is resumed next start.
+        while (!jobs_->Wait(*id, std::chrono::milliseconds(500))) {
+          std::lock_guard<std::mutex> l(ping_mu_);
+          if (stopping_) break;
+        }
+      }
+    }
+    lock.lock();
+  }
+}
 
 }  // namespace cairn::daemon

@@ -3,8 +3,10 @@
 //
 //   index.db -> Database -> SqliteBlobRegistry -> DiskBlobStore(DIR/blobs, quota)
 //                        -> SqliteCatalog
-//   Membership(self) <- seeds, ping loop (every ping_interval)
-//   PeerServer (gRPC) over the store and membership
+//   Scrubber(store, catalog meta) ([scrub] schedule and rate)
+//   NodePins (catalog meta) + RpcAuth (DIR/secrets/cluster.key, node.id)
+//   Membership(self) <- seeds, ping loop (every ping_interval), multicast announcements
+//   PeerServer (gRPC, every call authenticated) over the store and membership
 //   ClusterPeerSet (gRPC clients) + catalog + owner keys -> engine::EngineContext
 //   JobManager (backup/restore threads) + ApiServer (local HTTP API)
 //
@@ -18,18 +20,24 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "cairn/cluster/discovery.h"
 #include "cairn/cluster/membership.h"
+#include "cairn/cluster/node_pins.h"
+#include "cairn/cluster/rpc_auth.h"
 #include "cairn/codec/crypto.h"
 #include "cairn/daemon/api_server.h"
 #include "cairn/daemon/cluster_peer_set.h"
 #include "cairn/daemon/config.h"
 #include "cairn/daemon/jobs.h"
+#include "cairn/daemon/scrubber.h"
 #include "cairn/engine/backup.h"
 #include "cairn/env/clock.h"
 #include "cairn/index/catalog.h"
@@ -43,6 +51,10 @@ struct DaemonOptions {
   // Clients for other peers (engine calls and pings); default: gRPC (net::NewGrpcPeerClient).
   ClientFactory client_factory;
   env::Clock* clock = env::RealClock::Default();
+  // Called once (from any thread) when this peer must stop because another node holds its peer
+  // id (ALREADY_EXISTS, e.g. "peer id 3 belongs to another node"); `cairn peer` then exits 1.
+  // The daemon itself keeps running until Shutdown(); fatal_status() reports the reason.
+  std::function<void(const absl::Status&)> on_fatal;
 };
 
 class Daemon : public ApiHandler {
@@ -62,6 +74,8 @@ class Daemon : public ApiHandler {
   // host:port of the peer service and of the API, as bound.
   const std::string& listen_address() const { return listen_address_; }
   std::string api_address() const;
+  // OK, or why this peer must stop (see DaemonOptions::on_fatal).
+  absl::Status fatal_status() const;
 
   // ApiHandler.
   absl::StatusOr<nlohmann::json> GetStatus() override;
@@ -71,6 +85,8 @@ class Daemon : public ApiHandler {
                                       bool recursive) override;
   absl::StatusOr<std::string> StartBackup(const BackupRequest& request) override;
   absl::StatusOr<std::string> StartRestore(const RestoreRequest& request) override;
+  absl::StatusOr<std::string> StartCheck(const CheckRequest& request) override;
+  absl::StatusOr<std::string> StartRepair(const CheckRequest& request) override;
   absl::StatusOr<nlohmann::json> GetJob(const std::string& id) override;
   absl::Status CancelJob(const std::string& id) override;
 
@@ -79,11 +95,17 @@ class Daemon : public ApiHandler {
   absl::Status Init(const std::string& dir, DaemonOptions options);
   absl::Status CheckChunkerParams();
   void PingLoop();
+  // Repairs own backups every repair_interval and whenever a peer becomes dead.
+  void RepairLoop();
   void PingOnce();
+  void StartDiscovery(const std::string& listen_host);
+  void Fatal(const absl::Status& status);
 
   Config config_;
   DaemonOptions options_;
   codec::Key owner_key_{};
+  codec::Key cluster_key_{};
+  std::string node_id_;
   std::string api_token_;
   std::string listen_address_;
 
@@ -92,10 +114,14 @@ class Daemon : public ApiHandler {
   std::unique_ptr<store::BlobRegistry> registry_;
   std::unique_ptr<store::DiskBlobStore> store_;
   std::unique_ptr<index::Catalog> catalog_;
+  std::unique_ptr<Scrubber> scrubber_;       // [scrub]: re-hashes store_'s blobs
+  std::unique_ptr<cluster::NodePins> pins_;  // used by membership_; saved in catalog_ meta
+  std::shared_ptr<cluster::RpcAuth> rpc_auth_;
   std::unique_ptr<cluster::Membership> membership_;
   std::unique_ptr<ClusterPeerSet> peer_set_;  // engine calls (retrying clients)
   std::unique_ptr<ClusterPeerSet> ping_set_;  // pings (one attempt, short deadline)
   std::unique_ptr<net::PeerServer> peer_server_;
+  std::unique_ptr<cluster::MulticastDiscovery> discovery_;  // [discovery] multicast
   engine::EngineContext ctx_;
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<ApiServer> api_;
@@ -103,8 +129,12 @@ class Daemon : public ApiHandler {
   std::mutex ping_mu_;
   std::condition_variable ping_cv_;
   bool stopping_ = false;
+  std::set<std::string> unauthenticated_targets_;  // warned about once; guarded by ping_mu_
   std::thread ping_thread_;
+  std::thread repair_thread_;
   std::once_flag shutdown_once_;
+  mutable std::mutex fatal_mu_;
+  absl::Status fatal_;
 };
 
 }  // namespace cairn::daemon

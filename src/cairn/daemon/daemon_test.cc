@@ -6,6 +6,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "cairn/base/bytes.h"
@@ -146,11 +148,15 @@ TEST_F(DaemonTest, ThreePeersBackupAndRestore) {
   testing::SeededRandom random;
   std::vector<std::unique_ptr<Daemon>> peers;
   std::string first_address;
+  std::optional<codec::Key> cluster_key;  // peer 1 makes the cluster, the others join it
   for (PeerId id = 1; id <= 3; ++id) {
     std::string dir = tmp.File("peer" + std::to_string(id));
     std::vector<std::string> seeds;
     if (!first_address.empty()) seeds.push_back(first_address);
-    ASSERT_TRUE(InitPeerDir(PeerConfig(dir, id, seeds)).ok());
+    Config config = PeerConfig(dir, id, seeds);
+    config.discovery.multicast = false;  // seeds only
+    ASSERT_TRUE(InitPeerDir(config, cluster_key).ok());
+    if (!cluster_key) cluster_key = *LoadClusterKey(dir);
     auto d = Daemon::Start(dir);
     ASSERT_TRUE(d.ok()) << d.status();
     if (first_address.empty()) first_address = (*d)->listen_address();
@@ -219,6 +225,100 @@ TEST_F(DaemonTest, ThreePeersBackupAndRestore) {
   restore.snapshot = "ffffffff";
   EXPECT_EQ(home.StartRestore(restore).status().code(), absl::StatusCode::kNotFound);
   for (auto& p : peers) p->Shutdown();
+}
+
+TEST_F(DaemonTest, RefusesToStartWithoutAClusterKeyAndSaysHowToFix) {
+  testing::TempDir tmp;
+  ASSERT_TRUE(InitPeerDir(PeerConfig(tmp.path(), 7)).ok());
+  ASSERT_EQ(::unlink(ClusterKeyPath(tmp.path()).c_str()), 0);
+  auto d = Daemon::Start(tmp.path());
+  EXPECT_EQ(d.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(d.status().message()), ::testing::HasSubstr("cluster.key"));
+  EXPECT_THAT(std::string(d.status().message()), ::testing::HasSubstr("cairn cluster new"));
+  // A directory without a node id (made before node ids) simply gets one.
+  ASSERT_TRUE(WriteClusterKey(tmp.path(), codec::RandomKey()).ok());
+  ASSERT_EQ(::unlink(NodeIdPath(tmp.path()).c_str()), 0);
+  d = Daemon::Start(tmp.path());
+  ASSERT_TRUE(d.ok()) << d.status();
+  (*d)->Shutdown();
+  EXPECT_TRUE(LoadOrCreateNodeId(tmp.path()).ok());
+}
+
+// Peers with the same cluster key and no seeds find each other by multicast (on loopback, since
+// they listen on 127.0.0.1); a peer with another cluster key is never listed. A second process
+// with a peer id in use is refused by the members and told to stop (on_fatal).
+TEST_F(DaemonTest, MulticastDiscoveryAndDuplicatePeerIds) {
+  testing::TempDir tmp;
+  testing::SeededRandom random;
+  const int port = 20000 + static_cast<int>(random.rng()() % 30000);
+  auto config = [&](PeerId id, const std::string& name) {
+    Config c = PeerConfig(tmp.File(name), id);
+    c.discovery.port = port;
+    c.discovery.interval = 100ms;
+    return c;
+  };
+  ASSERT_TRUE(InitPeerDir(config(1, "one")).ok());
+  const codec::Key key = *LoadClusterKey(tmp.File("one"));
+  ASSERT_TRUE(InitPeerDir(config(2, "two"), key).ok());
+  ASSERT_TRUE(InitPeerDir(config(3, "outsider"), std::nullopt).ok());  // its own cluster
+  auto one = Daemon::Start(tmp.File("one"));
+  ASSERT_TRUE(one.ok()) << one.status();
+  auto two = Daemon::Start(tmp.File("two"));
+  ASSERT_TRUE(two.ok()) << two.status();
+  auto outsider = Daemon::Start(tmp.File("outsider"));
+  ASSERT_TRUE(outsider.ok()) << outsider.status();
+  auto state_of = [](Daemon& d, PeerId id) -> std::string {
+    json peers = *d.GetPeers();
+    for (const json& p : peers) {
+      if (p["peer_id"] == id) return p["state"];
+    }
+    return "unknown";
+  };
+  bool found =
+      WaitFor([&] { return state_of(**one, 2) == "alive" && state_of(**two, 1) == "alive"; }, 20s);
+  if (!found && state_of(**one, 2) == "unknown") {
+    GTEST_SKIP() << "multicast on loopback does not work here";
+  }
+  ASSERT_TRUE(found) << (*one)->GetPeers()->dump();
+  // The outsider announced too (same group and port) but was never accepted, either way.
+  EXPECT_EQ(state_of(**one, 3), "unknown");
+  EXPECT_EQ(state_of(**outsider, 1), "unknown");
+  const std::string two_address = (*two)->listen_address();
+
+  // A newcomer claiming peer id 2 (same cluster, its own directory and node id) is refused.
+  Config dup = config(2, "dup");
+  dup.seeds = {(*one)->listen_address()};
+  ASSERT_TRUE(InitPeerDir(dup, key).ok());
+  std::mutex mu;
+  absl::Status told;
+  DaemonOptions options;
+  options.on_fatal = [&](const absl::Status& s) {
+    std::lock_guard<std::mutex> lock(mu);
+    told = s;
+  };
+  auto newcomer = Daemon::Start(tmp.File("dup"), options);
+  ASSERT_TRUE(newcomer.ok()) << newcomer.status();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::lock_guard<std::mutex> lock(mu);
+        return !told.ok();
+      },
+      20s));
+  EXPECT_EQ((*newcomer)->fatal_status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(std::string((*newcomer)->fatal_status().message()),
+              ::testing::HasSubstr("peer id 2 belongs to another node"));
+  // The genuine peer 2 is unaffected.
+  json peers = *(*one)->GetPeers();
+  for (const json& p : peers) {
+    if (p["peer_id"] == 2) {
+      EXPECT_EQ(p["address"], two_address);
+    }
+  }
+  EXPECT_TRUE((*two)->fatal_status().ok());
+  (*newcomer)->Shutdown();
+  (*outsider)->Shutdown();
+  (*two)->Shutdown();
+  (*one)->Shutdown();
 }
 
 }  // namespace

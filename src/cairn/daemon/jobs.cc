@@ -9,7 +9,15 @@
 
 namespace cairn::daemon {
 
-const char* JobKindName(JobKind kind) { return kind == JobKind::kBackup ? "backup" : "restore"; }
+const char* JobKindName(JobKind kind) {
+  switch (kind) {
+    case JobKind::kBackup: return "backup";
+    case JobKind::kRestore: return "restore";
+    case JobKind::kCheck: return "check";
+    case JobKind::kRepair: return "repair";
+  }
+  return "job";
+}
 
 struct JobManager::Job {
   std::string id;

@@ -22,7 +22,7 @@
 
 namespace cairn::daemon {
 
-enum class JobKind { kBackup, kRestore };
+enum class JobKind { kBackup, kRestore, kCheck, kRepair };
 const char* JobKindName(JobKind kind);
 
 struct JobFunctions {

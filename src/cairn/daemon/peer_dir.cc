@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
+#include "cairn/cluster/cluster_key.h"
 #include "cairn/env/file.h"
 #include "cairn/index/catalog.h"
 #include "cairn/index/database.h"
@@ -66,10 +67,17 @@ absl::StatusOr<Bytes> LoadHexSecret(const std::string& path, size_t bytes, const
 std::string SecretsDir(const std::string& dir) { return dir + "/secrets"; }
 std::string OwnerKeyPath(const std::string& dir) { return dir + "/secrets/owner.key"; }
 std::string ApiTokenPath(const std::string& dir) { return dir + "/secrets/api.token"; }
+std::string ClusterKeyPath(const std::string& dir) { return dir + "/secrets/cluster.key"; }
+std::string NodeIdPath(const std::string& dir) { return dir + "/secrets/node.id"; }
 std::string BlobsDir(const std::string& dir) { return dir + "/blobs"; }
 std::string IndexPath(const std::string& dir) { return dir + "/index.db"; }
 
 absl::StatusOr<InitReport> InitPeerDir(const Config& config) {
+  return InitPeerDir(config, std::nullopt);
+}
+
+absl::StatusOr<InitReport> InitPeerDir(const Config& config,
+                                       const std::optional<codec::Key>& cluster_key) {
   const std::string& dir = config.dir;
   if (dir.empty()) return absl::InvalidArgumentError("no peer directory given");
   // Validate everything (through the same parser the daemon uses) before touching the disk.
@@ -100,6 +108,9 @@ absl::StatusOr<InitReport> InitPeerDir(const Config& config) {
   CAIRN_RETURN_IF_ERROR(WriteSecret(OwnerKeyPath(dir), ToHex(owner), report));
   codec::Key token = codec::RandomKey();
   CAIRN_RETURN_IF_ERROR(WriteSecret(ApiTokenPath(dir), ToHex(token), report));
+  codec::Key cluster = cluster_key.value_or(codec::RandomKey());
+  CAIRN_RETURN_IF_ERROR(WriteSecret(ClusterKeyPath(dir), ToHex(cluster), report));
+  CAIRN_RETURN_IF_ERROR(WriteSecret(NodeIdPath(dir), cluster::NewNodeId(), report));
   CAIRN_RETURN_IF_ERROR(MakeDir(BlobsDir(dir), 0700, report));
   {
     bool existed = Exists(IndexPath(dir));
@@ -129,6 +140,47 @@ absl::StatusOr<codec::Key> LoadOwnerKey(const std::string& dir) {
 
 absl::StatusOr<std::string> LoadApiToken(const std::string& dir) {
   CAIRN_ASSIGN_OR_RETURN(Bytes b, LoadHexSecret(ApiTokenPath(dir), 32, "API token"));
+  return ToHex(b);
+}
+
+absl::StatusOr<codec::Key> LoadClusterKey(const std::string& dir) {
+  if (!Exists(ClusterKeyPath(dir))) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        ClusterKeyPath(dir),
+        " not found: every peer needs the cluster key (this directory predates cluster "
+        "authentication). On one peer run `cairn cluster new --dir DIR`, then `cairn cluster "
+        "token --dir DIR` there, and on each other peer `cairn cluster join TOKEN --dir DIR`; "
+        "then start the peers again (this peer: --dir ",
+        dir, ")"));
+  }
+  CAIRN_ASSIGN_OR_RETURN(Bytes b,
+                         LoadHexSecret(ClusterKeyPath(dir), codec::kKeySize, "cluster key"));
+  codec::Key key;
+  std::memcpy(key.data(), b.data(), key.size());
+  return key;
+}
+
+absl::Status WriteClusterKey(const std::string& dir, const codec::Key& key) {
+  if (Exists(ClusterKeyPath(dir))) {
+    CAIRN_ASSIGN_OR_RETURN(codec::Key existing, LoadClusterKey(dir));
+    if (existing == key) return absl::OkStatus();
+    return absl::AlreadyExistsError(
+        absl::StrCat(ClusterKeyPath(dir),
+                     " exists with another key: this peer is already in a cluster (a "
+                     "cluster key is never overwritten; move the file away to re-key)"));
+  }
+  InitReport unused;
+  CAIRN_RETURN_IF_ERROR(MakeDir(SecretsDir(dir), 0700, unused));
+  return WriteSecret(ClusterKeyPath(dir), ToHex(key), unused);
+}
+
+absl::StatusOr<std::string> LoadOrCreateNodeId(const std::string& dir) {
+  if (!Exists(NodeIdPath(dir))) {
+    InitReport unused;
+    CAIRN_RETURN_IF_ERROR(MakeDir(SecretsDir(dir), 0700, unused));
+    CAIRN_RETURN_IF_ERROR(WriteSecret(NodeIdPath(dir), cluster::NewNodeId(), unused));
+  }
+  CAIRN_ASSIGN_OR_RETURN(Bytes b, LoadHexSecret(NodeIdPath(dir), 16, "node id"));
   return ToHex(b);
 }
 

@@ -110,7 +110,10 @@ class BackupRun {
         progress_(progress ? progress : &own_progress_),
         cancel_(cancel),
         chunker_(ctx.chunker, ctx.keys.chunker_seed),
-        queue_(static_cast<size_t>(std::max(1, opts.queue_chunks))) {}
+        queue_(static_cast<size_t>(std::max(1, opts.queue_chunks))) {
+    redundancy_.copies = opts.copies;
+    redundancy_.ec = opts.ec;
+  }
 
   absl::StatusOr<BackupResult> Run();
 
@@ -119,7 +122,10 @@ class BackupRun {
     ChunkId id;
     BlobKind kind;
     Bytes plaintext;
-    std::vector<PeerId> holders;  // already known holders (topping up)
+    // A stored chunk being topped up (a plain struct, not an optional: GCC 12 warns about
+    // moving an optional<ChunkRecord> through the queue).
+    bool topping_up = false;
+    index::ChunkRecord known;
   };
 
   bool Cancelled() const { return cancel_ && cancel_->load(); }
@@ -139,6 +145,7 @@ class BackupRun {
 
   const EngineContext& ctx_;
   const BackupOptions& opts_;
+  Redundancy redundancy_;
   BackupProgress own_progress_;
   BackupProgress* progress_;
   const std::atomic<bool>* cancel_;
@@ -177,18 +184,15 @@ void BackupRun::WorkerLoop() {
       if (!upload_error_.ok()) continue;  // drain without work after a fatal error
     }
     absl::Status st;
-    auto sealed = format::SealChunk(ctx_.keys, ctx_.owner, task->kind, task->plaintext, &task->id);
-    if (!sealed.ok()) {
-      st = sealed.status();
+    std::optional<index::ChunkRecord> known;
+    if (task->topping_up) known = std::move(task->known);
+    auto outcome = PutChunk(ctx_, task->kind, task->id, task->plaintext, redundancy_, known);
+    if (!outcome.ok()) {
+      st = outcome.status();
     } else {
-      auto outcome = StoreChunk(ctx_, task->kind, *sealed, opts_.copies, task->holders);
-      if (!outcome.ok()) {
-        st = outcome.status();
-      } else {
-        progress_->sent_bytes += outcome->sent_bytes;
-        std::lock_guard lock(mu_);
-        if (outcome->holders.size() < opts_.copies) ++below_target_;
-      }
+      progress_->sent_bytes += outcome->sent_bytes;
+      std::lock_guard lock(mu_);
+      if (!outcome->at_target) ++below_target_;
     }
     std::lock_guard lock(mu_);
     in_flight_.erase(task->id);
@@ -205,10 +209,14 @@ absl::Status BackupRun::AddChunk(const ChunkId& id, BlobKind kind, ByteSpan plai
     if (in_flight_.count(id)) return absl::OkStatus();
   }
   CAIRN_ASSIGN_OR_RETURN(auto known, ctx_.catalog->FindChunk(id));
-  if (known && known->holders.size() >= opts_.copies) return absl::OkStatus();  // dedup
-  UploadTask task{id, kind, Bytes(plaintext.begin(), plaintext.end()), {}};
+  if (known && SatisfiesRedundancy(*known, redundancy_)) return absl::OkStatus();  // dedup
+  UploadTask task;
+  task.id = id;
+  task.kind = kind;
+  task.plaintext.assign(plaintext.begin(), plaintext.end());
   if (known) {
-    task.holders = known->holders;  // top up to the requested copies
+    task.topping_up = true;
+    task.known = std::move(*known);
   } else {
     progress_->new_chunks++;
     progress_->new_bytes += plaintext.size();
@@ -272,13 +280,14 @@ absl::StatusOr<std::vector<ChunkId>> BackupRun::ChunkFile(const std::string& pat
     total += cut;
   }
   struct stat after;
-  bool changed = ::fstat(fd, &after) == 0 &&
-                 (ToNanos(after.st_mtim) != ToNanos(before.st_mtim) || after.st_size != before.st_size);
+  bool changed = ::fstat(fd, &after) == 0 && (ToNanos(after.st_mtim) != ToNanos(before.st_mtim) ||
+                                              after.st_size != before.st_size);
   ::close(fd);
   CAIRN_RETURN_IF_ERROR(st);
   e.size = total;  // what was actually read
   if (changed) {
-    result_.warnings.push_back(path + ": file changed while it was read; the snapshot has the bytes read");
+    result_.warnings.push_back(path +
+                               ": file changed while it was read; the snapshot has the bytes read");
   }
   result_.files_read++;
   return chunks;
@@ -343,7 +352,8 @@ bool BackupRun::BackupEntry(const std::string& path, const struct stat& st,
   if (S_ISDIR(st.st_mode)) {
     stats_.directories++;
     std::optional<format::Tree> parent_tree;
-    if (parent_entry && parent_entry->type == format::EntryType::kDirectory && parent_entry->subtree) {
+    if (parent_entry && parent_entry->type == format::EntryType::kDirectory &&
+        parent_entry->subtree) {
       parent_tree = LoadParentTree(*parent_entry->subtree);
     }
     auto id = BackupDirectory(path, parent_tree ? &*parent_tree : nullptr);
@@ -392,8 +402,9 @@ absl::StatusOr<ChunkId> BackupRun::BackupDirectory(const std::string& path,
     format::TreeEntry entry = EntryFromStat(name, st);
     const format::TreeEntry* parent_entry = nullptr;
     if (parent) {
-      auto it = std::lower_bound(parent->entries.begin(), parent->entries.end(), name,
-                                 [](const format::TreeEntry& e, const std::string& n) { return e.name < n; });
+      auto it = std::lower_bound(
+          parent->entries.begin(), parent->entries.end(), name,
+          [](const format::TreeEntry& e, const std::string& n) { return e.name < n; });
       if (it != parent->entries.end() && it->name == name) parent_entry = &*it;
     }
     absl::Status fatal;
@@ -442,7 +453,15 @@ void BackupRun::ScanTotals(std::vector<std::string> paths) {
 absl::StatusOr<BackupResult> BackupRun::Run() {
   const int64_t start_mono = ctx_.clock->MonotonicNanos();
   if (opts_.paths.empty()) return absl::InvalidArgumentError("backup: no paths given");
-  if (opts_.copies < 1) return absl::InvalidArgumentError("backup: copies must be at least 1");
+  if (opts_.ec) {
+    if (opts_.ec->k < 1 || opts_.ec->k > codec::kMaxDataShards || opts_.ec->m < 1 ||
+        opts_.ec->m > codec::kMaxParityShards) {
+      return absl::InvalidArgumentError("backup: erasure scheme " + opts_.ec->ToString() +
+                                        " out of range (k 1..16, m 1..8)");
+    }
+  } else if (opts_.copies < 1) {
+    return absl::InvalidArgumentError("backup: copies must be at least 1");
+  }
   // Absolute, normalized source paths; root entries are named by their last component.
   std::vector<std::string> paths;
   std::map<std::string, std::string> by_name;
@@ -456,7 +475,8 @@ absl::StatusOr<BackupResult> BackupRun::Run() {
     std::string name = abs == "/" ? std::string("root") : BaseName(abs);
     if (by_name.count(name)) {
       return absl::InvalidArgumentError("backup: paths " + by_name[name] + " and " + abs +
-                                        " have the same name '" + name + "'; back them up separately");
+                                        " have the same name '" + name +
+                                        "'; back them up separately");
     }
     by_name[name] = abs;
     paths.push_back(abs);
@@ -507,8 +527,10 @@ absl::StatusOr<BackupResult> BackupRun::Run() {
   std::optional<ChunkId> root_id;
   if (fatal.ok()) {
     auto id = StoreTree(root);
-    if (id.ok()) root_id = *id;
-    else fatal = id.status();
+    if (id.ok())
+      root_id = *id;
+    else
+      fatal = id.status();
   }
   absl::Status upload = StopWorkers();
   progress_->scan_done = true;
@@ -524,17 +546,23 @@ absl::StatusOr<BackupResult> BackupRun::Run() {
   snap.tags = opts_.tags;
   snap.root = *root_id;
   snap.parent = parent_id;
-  snap.copies = opts_.copies;
+  snap.copies = opts_.ec ? redundancy_.CopiesForCopiesChunk() : opts_.copies;
+  if (opts_.ec) {
+    snap.ec_k = static_cast<uint32_t>(opts_.ec->k);
+    snap.ec_m = static_cast<uint32_t>(opts_.ec->m);
+  }
   stats_.sent_bytes = progress_->sent_bytes.load();
   snap.stats = stats_;
   Bytes encoded = format::EncodeSnapshot(snap);
-  CAIRN_ASSIGN_OR_RETURN(auto sealed, format::SealChunk(ctx_.keys, ctx_.owner, BlobKind::kSnapshot, encoded));
-  CAIRN_ASSIGN_OR_RETURN(auto outcome, StoreChunk(ctx_, BlobKind::kSnapshot, sealed, opts_.copies, {}));
+  const ChunkId snapshot_id = codec::ComputeChunkId(ctx_.keys.id_key, encoded);
+  CAIRN_ASSIGN_OR_RETURN(auto known_snapshot, ctx_.catalog->FindChunk(snapshot_id));
+  CAIRN_ASSIGN_OR_RETURN(auto outcome, PutChunk(ctx_, BlobKind::kSnapshot, snapshot_id, encoded,
+                                                redundancy_, known_snapshot));
   progress_->sent_bytes += outcome.sent_bytes;
-  if (outcome.holders.size() < opts_.copies) ++below_target_;
-  CAIRN_RETURN_IF_ERROR(ctx_.catalog->AddSnapshot({sealed.id, snap}));
+  if (!outcome.at_target) ++below_target_;
+  CAIRN_RETURN_IF_ERROR(ctx_.catalog->AddSnapshot({snapshot_id, snap}));
 
-  result_.snapshot_id = sealed.id;
+  result_.snapshot_id = snapshot_id;
   result_.snapshot = snap;
   result_.snapshot.stats.sent_bytes = progress_->sent_bytes.load();
   result_.bytes_read = progress_->bytes_read.load();

@@ -1,6 +1,7 @@
 // Backup engine (design.md §3): walk -> (parent snapshot: skip unchanged) -> read -> FastCDC ->
-// HMAC chunk id -> dedup (catalog) -> zstd -> AES-256-GCM -> placement -> PutBlob to N distinct
-// peers -> record placement -> tree blobs -> snapshot blob -> snapshot in catalog.
+// HMAC chunk id -> dedup (catalog) -> zstd -> AES-256-GCM -> [Reed-Solomon k+m] -> placement ->
+// PutBlob to N (or k+m) distinct peers -> record placement -> tree blobs -> snapshot blob ->
+// snapshot in catalog. Storing is engine/chunk_io.h (PutChunk).
 //
 // Concurrency: one walker thread reads, chunks and hashes files and builds trees; a pool of
 // upload workers compresses, encrypts and uploads new chunks. The queue between them holds at
@@ -13,6 +14,7 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +22,7 @@
 #include "cairn/base/ids.h"
 #include "cairn/codec/chunker.h"
 #include "cairn/codec/crypto.h"
+#include "cairn/codec/erasure.h"
 #include "cairn/engine/peer_set.h"
 #include "cairn/env/clock.h"
 #include "cairn/format/tree.h"
@@ -41,7 +44,10 @@ struct EngineContext {
 
 struct BackupOptions {
   std::vector<std::string> paths;  // absolute or relative; made absolute
-  uint32_t copies = 2;             // replication degree (>= 1)
+  uint32_t copies = 2;             // replication degree (>= 1); ignored when `ec` is set
+  // Erasure coding k+m instead of copies: chunks become k+m shards on distinct peers (small
+  // chunks m+1 copies). Chunks already stored keep their scheme (docs/operations.md).
+  std::optional<codec::ErasureScheme> ec;
   std::vector<std::string> tags;
   std::vector<std::string> excludes;  // fnmatch(3) globs, matched against the base name and
                                       // against the full path
@@ -74,7 +80,8 @@ struct BackupResult {
   double seconds = 0;
   // Problems that did not stop the backup: unreadable files, skipped special files.
   std::vector<std::string> warnings;
-  // Chunks stored with fewer copies than asked (the backup is degraded, exit code 3).
+  // Chunks stored below their target: fewer copies than asked, or not all k+m shards on
+  // distinct peers (the backup is degraded, exit code 3).
   uint64_t chunks_below_target = 0;
   bool degraded() const { return chunks_below_target > 0 || !errors.empty(); }
   std::vector<std::string> errors;  // files that could not be backed up

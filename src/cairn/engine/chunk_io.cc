@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <future>
+#include <map>
+#include <mutex>
+#include <set>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -10,6 +13,9 @@
 
 namespace cairn::engine {
 namespace {
+
+// The largest k+m a shard blob can declare (format::ParseBlobHeader); a census asks for all.
+constexpr uint32_t kMaxShards = codec::kMaxDataShards + codec::kMaxParityShards;
 
 std::vector<placement::Candidate> LiveCandidates(const std::vector<StoragePeer>& peers) {
   std::vector<placement::Candidate> out;
@@ -29,7 +35,44 @@ bool Retryable(const absl::Status& s) {
          s.code() == absl::StatusCode::kDeadlineExceeded;
 }
 
+const StoragePeer* FindPeer(const std::vector<StoragePeer>& peers, PeerId id) {
+  for (const auto& p : peers)
+    if (p.id == id) return &p;
+  return nullptr;
+}
+
+bool LooksFull(const std::vector<StoragePeer>& peers, PeerId id, uint64_t size) {
+  const StoragePeer* p = FindPeer(peers, id);
+  return p != nullptr && p->quota > 0 && p->used + size > p->quota;
+}
+
+// Runs fn(i) for i in [0, n) concurrently (the calling thread takes i = 0) and returns the
+// results in order.
+template <typename T, typename Fn>
+std::vector<T> ParallelMap(size_t n, Fn fn) {
+  std::vector<std::future<T>> pending;
+  for (size_t i = 1; i < n; ++i) pending.push_back(std::async(std::launch::async, fn, i));
+  std::vector<T> out;
+  out.reserve(n);
+  if (n > 0) out.push_back(fn(0));
+  for (auto& f : pending) out.push_back(f.get());
+  return out;
+}
+
+std::vector<PeerId> DistinctPeers(const std::vector<index::ShardHolder>& shards) {
+  std::vector<PeerId> peers;
+  for (const auto& s : shards) peers.push_back(s.peer);
+  std::sort(peers.begin(), peers.end());
+  peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
+  return peers;
+}
+
 }  // namespace
+
+bool SatisfiesRedundancy(const index::ChunkRecord& known, const Redundancy& redundancy) {
+  if (known.erasure()) return known.AtTarget();
+  return known.holders.size() >= redundancy.CopiesForCopiesChunk();
+}
 
 absl::StatusOr<StoreOutcome> StoreChunk(const EngineContext& ctx, BlobKind kind,
                                         const format::SealedChunk& sealed, uint32_t copies,
@@ -50,8 +93,7 @@ absl::StatusOr<StoreOutcome> StoreChunk(const EngineContext& ctx, BlobKind kind,
     while (round.size() + out.holders.size() < copies && next < order.size()) {
       PeerId peer = order[next++];
       if (peer == ctx.owner || Contains(out.holders, peer)) continue;
-      auto it = std::find_if(peers.begin(), peers.end(), [&](const StoragePeer& p) { return p.id == peer; });
-      if (it != peers.end() && it->quota > 0 && it->used + sealed.blob.size() > it->quota) {
+      if (LooksFull(peers, peer, sealed.blob.size())) {
         errors.push_back(absl::StrCat("peer ", peer, ": full"));
         continue;
       }
@@ -59,13 +101,8 @@ absl::StatusOr<StoreOutcome> StoreChunk(const EngineContext& ctx, BlobKind kind,
       if (!client) continue;
       round.emplace_back(peer, std::move(client));
     }
-    std::vector<std::future<absl::StatusOr<store::PutOutcome>>> pending;
-    for (size_t i = 1; i < round.size(); ++i) {
-      pending.push_back(std::async(std::launch::async, [&, i] { return round[i].second->PutBlob(key, sealed.blob); }));
-    }
-    std::vector<absl::StatusOr<store::PutOutcome>> results;
-    if (!round.empty()) results.push_back(round[0].second->PutBlob(key, sealed.blob));
-    for (auto& f : pending) results.push_back(f.get());
+    auto results = ParallelMap<absl::StatusOr<store::PutOutcome>>(
+        round.size(), [&](size_t i) { return round[i].second->PutBlob(key, sealed.blob); });
     for (size_t i = 0; i < round.size(); ++i) {
       PeerId peer = round[i].first;
       const auto& put = results[i];
@@ -82,13 +119,12 @@ absl::StatusOr<StoreOutcome> StoreChunk(const EngineContext& ctx, BlobKind kind,
     }
   }
   if (out.holders.empty()) {
-    return absl::UnavailableError(
-        absl::StrCat("chunk ", sealed.id.ShortHex(), " could not be stored on any peer (",
-                     order.empty() ? std::string("no live peers")
-                                   : absl::StrJoin(errors, "; "),
-                     ")"));
+    return absl::UnavailableError(absl::StrCat(
+        "chunk ", sealed.id.ShortHex(), " could not be stored on any peer (",
+        order.empty() ? std::string("no live peers") : absl::StrJoin(errors, "; "), ")"));
   }
   std::sort(out.holders.begin(), out.holders.end());
+  out.at_target = out.holders.size() >= copies;
   index::ChunkRecord record;
   record.id = sealed.id;
   record.kind = kind;
@@ -101,12 +137,376 @@ absl::StatusOr<StoreOutcome> StoreChunk(const EngineContext& ctx, BlobKind kind,
   return out;
 }
 
-absl::StatusOr<Bytes> FetchChunk(const EngineContext& ctx, const ChunkId& id) {
-  CAIRN_ASSIGN_OR_RETURN(auto record, ctx.catalog->FindChunk(id));
+absl::StatusOr<StoreOutcome> StoreShards(const EngineContext& ctx, BlobKind kind,
+                                         const format::SealedShards& sealed,
+                                         const std::vector<index::ShardHolder>& existing) {
+  const uint32_t n = static_cast<uint32_t>(sealed.scheme.total());
+  const uint32_t k = static_cast<uint32_t>(sealed.scheme.k);
+  if (sealed.shards.size() != n) {
+    return absl::InvalidArgumentError("store shards: wrong number of shard blobs");
+  }
+  std::vector<StoragePeer> peers = ctx.peers->Peers();
+  std::vector<PeerId> order =
+      placement::PlacementOrder(sealed.id, LiveCandidates(peers), ctx.spread);
+  order.erase(std::remove(order.begin(), order.end(), ctx.owner), order.end());
+
+  std::set<index::ShardHolder> placed;
+  std::map<PeerId, int> load;  // shards of this chunk per peer (held or being sent)
+  std::vector<bool> have(n, false);
+  for (const auto& s : existing) {
+    placed.insert(s);
+    ++load[s.peer];
+    if (s.shard < n) have[s.shard] = true;
+  }
+  std::set<std::pair<PeerId, uint32_t>> attempted;  // (peer, shard) pairs tried by this call
+  std::set<PeerId> failed;                          // unreachable or full for this chunk
+  std::vector<std::string> errors;
+
+  // Shard i to the i-th unused peer of the placement order; once every peer holds a shard,
+  // onto the least loaded peers (below target, still more shards to survive losses).
+  size_t next = 0;
+  auto next_peer = [&](uint32_t shard) -> std::optional<PeerId> {
+    const uint64_t size = sealed.shards[shard].size();
+    while (next < order.size()) {
+      PeerId p = order[next++];
+      if (load[p] > 0 || failed.count(p) || attempted.count({p, shard})) continue;
+      if (LooksFull(peers, p, size)) {
+        failed.insert(p);
+        errors.push_back(absl::StrCat("peer ", p, ": full"));
+        continue;
+      }
+      return p;
+    }
+    std::optional<PeerId> best;
+    for (PeerId p : order) {
+      if (failed.count(p) || attempted.count({p, shard})) continue;
+      if (placed.count({shard, p})) continue;
+      if (LooksFull(peers, p, size * static_cast<uint64_t>(load[p] + 1))) continue;
+      if (!best || load[p] < load[*best]) best = p;
+    }
+    return best;
+  };
+
+  StoreOutcome out;
+  std::vector<uint32_t> pending;
+  for (uint32_t i = 0; i < n; ++i)
+    if (!have[i]) pending.push_back(i);
+  while (!pending.empty()) {
+    struct Put {
+      uint32_t shard;
+      PeerId peer;
+      std::shared_ptr<net::PeerClient> client;
+    };
+    std::vector<Put> round;
+    for (uint32_t shard : pending) {
+      while (true) {
+        std::optional<PeerId> p = next_peer(shard);
+        if (!p) break;
+        attempted.insert({*p, shard});
+        auto client = ctx.peers->Client(*p);
+        if (!client) {
+          failed.insert(*p);
+          continue;
+        }
+        ++load[*p];
+        round.push_back({shard, *p, std::move(client)});
+        break;
+      }
+    }
+    pending.clear();
+    if (round.empty()) break;
+    // PutBlob, and for ALREADY_STORED a read-back: a peer may hold this index from an
+    // earlier seal of the chunk (another nonce), which must not be counted as ours.
+    auto results = ParallelMap<absl::Status>(round.size(), [&](size_t i) -> absl::Status {
+      const Put& put = round[i];
+      const Bytes& blob = sealed.shards[put.shard];
+      const BlobKey key{ctx.owner, sealed.id, put.shard};
+      CAIRN_ASSIGN_OR_RETURN(store::PutOutcome outcome, put.client->PutBlob(key, blob));
+      if (outcome == store::PutOutcome::kStored) return absl::OkStatus();
+      CAIRN_ASSIGN_OR_RETURN(Bytes held, put.client->GetBlob(key));
+      if (held != blob) {
+        return absl::AlreadyExistsError("holds this shard index of another seal of the chunk");
+      }
+      return absl::CancelledError("already stored");  // ours: counted, not sent
+    });
+    for (size_t i = 0; i < round.size(); ++i) {
+      const Put& put = round[i];
+      const absl::Status& st = results[i];
+      if (st.ok() || absl::IsCancelled(st)) {
+        placed.insert({put.shard, put.peer});
+        if (st.ok()) {
+          out.sent_bytes += sealed.shards[put.shard].size();
+          ++out.new_copies;
+        }
+        continue;
+      }
+      --load[put.peer];
+      if (Retryable(st)) ctx.peers->ReportFailure(put.peer);
+      if (!absl::IsAlreadyExists(st)) failed.insert(put.peer);
+      errors.push_back(absl::StrCat("peer ", put.peer, " shard ", put.shard, ": ", st.ToString()));
+      pending.push_back(put.shard);
+    }
+  }
+
+  out.shards.assign(placed.begin(), placed.end());
+  out.holders = DistinctPeers(out.shards);
+  std::set<uint32_t> indices;
+  for (const auto& s : out.shards) indices.insert(s.shard);
+  if (!out.shards.empty()) {
+    index::ChunkRecord record;
+    record.id = sealed.id;
+    record.kind = kind;
+    record.plain_size = sealed.plain_size;
+    record.blob_size = sealed.shards[0].size();
+    record.target = n;
+    record.ec_k = static_cast<uint8_t>(sealed.scheme.k);
+    record.ec_m = static_cast<uint8_t>(sealed.scheme.m);
+    record.shards = out.shards;
+    out.at_target = record.AtTarget();
+    CAIRN_RETURN_IF_ERROR(
+        Annotate(ctx.catalog->AddChunk(record), "record chunk " + sealed.id.ShortHex()));
+  }
+  if (indices.size() < k) {
+    return absl::UnavailableError(absl::StrCat(
+        "chunk ", sealed.id.ShortHex(), ": only ", indices.size(), " of ", n,
+        " shards could be stored, ", k, " are needed (",
+        order.empty() ? std::string("no live peers") : absl::StrJoin(errors, "; "), ")"));
+  }
+  return out;
+}
+
+namespace {
+
+// Fetches shards of chunk `id` from `locations` (plus a HasBlobs census of the live peers when
+// those are not enough) and opens it. `k` may be 0 when unknown (learnt from the first shard).
+class ShardFetch {
+ public:
+  ShardFetch(const EngineContext& ctx, const ChunkId& id) : ctx_(ctx), id_(id) {
+    peers_ = ctx.peers->Peers();
+  }
+
+  void AddLocations(const std::vector<index::ShardHolder>& locations) {
+    for (const auto& s : locations) {
+      auto& list = candidates_[s.shard];
+      if (!Contains(list, s.peer)) list.push_back(s.peer);
+    }
+    // Live peers first: a suspect one may still answer, but should not make reads wait.
+    for (auto& [shard, list] : candidates_) {
+      std::stable_partition(list.begin(), list.end(), [&](PeerId p) { return IsAlive(p); });
+    }
+  }
+
+  // A blob already fetched (for the chunk, any shard).
+  void AddSeed(Bytes blob, PeerId from) {
+    auto v = format::ParseShard(blob);
+    if (!v.ok()) return;
+    tried_.insert({v->header.shard, from});
+    good_indices_.insert(v->header.shard);
+    LearnScheme(v->header);
+    blobs_.push_back(std::move(blob));
+  }
+
+  absl::StatusOr<format::OpenedShards> Run(bool rebuild) {
+    bool census_done = false;
+    while (true) {
+      if (k_ == 0) FetchUntilSchemeKnown();
+      if (k_ != 0) {
+        FetchMissing(/*all=*/false);
+        if (good_indices_.size() >= static_cast<size_t>(k_)) {
+          auto opened = Open(rebuild);
+          if (opened.ok()) return opened;
+          // Not authenticating (corrupt shards that passed the peer checksum): read every
+          // other shard and try other k-subsets.
+          FetchMissing(/*all=*/true);
+          opened = Open(rebuild);
+          if (opened.ok()) return opened;
+        }
+      }
+      if (census_done) return Finish();
+      Census();
+      census_done = true;
+    }
+  }
+
+ private:
+  bool IsAlive(PeerId p) const {
+    const StoragePeer* s = FindPeer(peers_, p);
+    return s != nullptr && s->alive;
+  }
+
+  void LearnScheme(const format::BlobHeader& h) {
+    if (k_ == 0) {
+      k_ = h.k;
+      m_ = h.m;
+    }
+  }
+
+  void Note(PeerId peer, uint32_t shard, const absl::Status& st) {
+    std::lock_guard lock(mu_);
+    if (st.code() == absl::StatusCode::kDataLoss ||
+        st.code() == absl::StatusCode::kInvalidArgument) {
+      corrupt_ = true;
+    }
+    errors_.push_back(absl::StrCat("peer ", peer, " shard ", shard, ": ", st.ToString()));
+  }
+
+  // One GetBlob, validated as a shard of this chunk with index `shard`.
+  absl::StatusOr<Bytes> Get(PeerId peer, uint32_t shard) {
+    if (peer == ctx_.owner) return absl::NotFoundError("home peer");
+    auto client = ctx_.peers->Client(peer);
+    if (!client) return absl::UnavailableError("unknown peer");
+    auto blob = client->GetBlob(BlobKey{ctx_.owner, id_, shard});
+    if (!blob.ok()) {
+      if (Retryable(blob.status())) ctx_.peers->ReportFailure(peer);
+      return blob.status();
+    }
+    auto v = format::ParseShard(*blob);
+    if (!v.ok()) return absl::DataLossError(std::string(v.status().message()));
+    if (v->header.owner != ctx_.owner || v->header.chunk != id_ || v->header.shard != shard) {
+      return absl::DataLossError("blob is for another chunk or shard");
+    }
+    return blob;
+  }
+
+  // Fetches shard `shard` from `peers`, one after another, until one is good.
+  struct Fetched {
+    std::optional<Bytes> blob;
+    std::vector<PeerId> tried;
+  };
+  Fetched FetchOne(uint32_t shard, const std::vector<PeerId>& peers) {
+    Fetched out;
+    for (PeerId p : peers) {
+      out.tried.push_back(p);
+      auto blob = Get(p, shard);
+      if (blob.ok()) {
+        out.blob = std::move(*blob);
+        break;
+      }
+      Note(p, shard, blob.status());
+    }
+    return out;
+  }
+
+  std::vector<PeerId> Untried(uint32_t shard) const {
+    std::vector<PeerId> out;
+    auto it = candidates_.find(shard);
+    if (it == candidates_.end()) return out;
+    for (PeerId p : it->second)
+      if (!tried_.count({shard, p})) out.push_back(p);
+    return out;
+  }
+
+  void FetchUntilSchemeKnown() {
+    for (const auto& [shard, list] : candidates_) {
+      Fetched got = FetchOne(shard, Untried(shard));
+      for (PeerId p : got.tried) tried_.insert({shard, p});
+      if (got.blob) {
+        AddSeed(std::move(*got.blob), got.tried.back());
+        return;
+      }
+    }
+  }
+
+  // all=false: rounds of parallel fetches of not yet good shard indices (lowest first) until
+  // k are good or no candidate is left. all=true: one round fetching every untried location.
+  void FetchMissing(bool all) {
+    while (all || good_indices_.size() < static_cast<size_t>(k_)) {
+      std::vector<std::pair<uint32_t, std::vector<PeerId>>> round;
+      size_t want = all ? SIZE_MAX : static_cast<size_t>(k_) - good_indices_.size();
+      for (const auto& [shard, list] : candidates_) {
+        if (round.size() >= want) break;
+        if (shard >= static_cast<uint32_t>(k_ + m_)) continue;
+        if (!all && good_indices_.count(shard)) continue;
+        std::vector<PeerId> untried = Untried(shard);
+        if (untried.empty()) continue;
+        if (all) {
+          for (PeerId p : untried) round.push_back({shard, {p}});
+        } else {
+          round.push_back({shard, untried});
+        }
+      }
+      if (round.empty()) return;
+      auto got = ParallelMap<Fetched>(
+          round.size(), [&](size_t i) { return FetchOne(round[i].first, round[i].second); });
+      for (size_t i = 0; i < round.size(); ++i) {
+        for (PeerId p : got[i].tried) tried_.insert({round[i].first, p});
+        if (!got[i].blob) continue;
+        good_indices_.insert(round[i].first);
+        blobs_.push_back(std::move(*got[i].blob));
+      }
+      if (all) return;
+    }
+  }
+
+  absl::StatusOr<format::OpenedShards> Open(bool rebuild) {
+    // Trying every k-subset again with the same shards would fail again, and costs.
+    if (blobs_.size() == opened_with_) return absl::DataLossError(open_error_);
+    opened_with_ = blobs_.size();
+    std::vector<ByteSpan> spans(blobs_.begin(), blobs_.end());
+    auto opened = format::OpenChunkShards(ctx_.keys, ctx_.owner, id_, spans, rebuild);
+    if (!opened.ok()) {
+      if (opened.status().code() == absl::StatusCode::kDataLoss) corrupt_ = true;
+      open_error_ = std::string(opened.status().message());
+    }
+    return opened;
+  }
+
+  // Every live peer (and the ones already known) is asked which shard keys it holds.
+  void Census() {
+    std::vector<PeerId> ask = placement::PlacementOrder(id_, LiveCandidates(peers_), ctx_.spread);
+    const uint32_t n = k_ != 0 ? static_cast<uint32_t>(k_ + m_) : kMaxShards;
+    std::vector<BlobKey> keys;
+    for (uint32_t i = 0; i < n; ++i) keys.push_back({ctx_.owner, id_, i});
+    auto answers = ParallelMap<std::vector<index::ShardHolder>>(ask.size(), [&](size_t i) {
+      std::vector<index::ShardHolder> found;
+      if (ask[i] == ctx_.owner) return found;
+      auto client = ctx_.peers->Client(ask[i]);
+      if (!client) return found;
+      auto has = client->HasBlobs(keys);
+      if (!has.ok()) {
+        if (Retryable(has.status())) ctx_.peers->ReportFailure(ask[i]);
+        return found;
+      }
+      for (size_t j = 0; j < has->size() && j < keys.size(); ++j) {
+        if ((*has)[j]) found.push_back({keys[j].shard, ask[i]});
+      }
+      return found;
+    });
+    for (const auto& a : answers) AddLocations(a);
+  }
+
+  absl::Status Finish() {
+    std::string msg = absl::StrCat(
+        "chunk ", id_.ShortHex(), ": no ", k_ == 0 ? std::string("k") : std::to_string(k_),
+        " intact shards could be read (", good_indices_.size(), " read",
+        open_error_.empty() ? std::string() : "; " + open_error_,
+        errors_.empty() ? std::string() : "; " + absl::StrJoin(errors_, "; "), ")");
+    if (corrupt_) return absl::DataLossError(msg);
+    return absl::UnavailableError(msg);
+  }
+
+  const EngineContext& ctx_;
+  const ChunkId id_;
+  std::vector<StoragePeer> peers_;
+  int k_ = 0, m_ = 0;
+  std::map<uint32_t, std::vector<PeerId>> candidates_;  // shard -> peers that may hold it
+  std::set<std::pair<uint32_t, PeerId>> tried_;
+  std::set<uint32_t> good_indices_;
+  std::vector<Bytes> blobs_;       // fetched shard blobs that parsed
+  size_t opened_with_ = SIZE_MAX;  // blobs_.size() at the last OpenChunkShards
+
+  std::mutex mu_;  // guards errors_ and corrupt_ while fetches run
+  std::vector<std::string> errors_;
+  bool corrupt_ = false;
+  std::string open_error_;
+};
+
+absl::StatusOr<Bytes> FetchCopies(const EngineContext& ctx, const ChunkId& id,
+                                  const std::optional<index::ChunkRecord>& record) {
   std::vector<StoragePeer> peers = ctx.peers->Peers();
   auto is_alive = [&](PeerId p) {
-    auto it = std::find_if(peers.begin(), peers.end(), [&](const StoragePeer& s) { return s.id == p; });
-    return it != peers.end() && it->alive;
+    const StoragePeer* s = FindPeer(peers, p);
+    return s != nullptr && s->alive;
   };
   // Recorded holders that are alive; then every other live peer in placement order (blobs can
   // be found without the index); last, holders that are not known to be alive (a suspect
@@ -136,6 +536,18 @@ absl::StatusOr<Bytes> FetchChunk(const EngineContext& ctx, const ChunkId& id) {
       errors.push_back(absl::StrCat("peer ", peer, ": ", blob.status().ToString()));
       continue;
     }
+    if (!record) {
+      // Without the index the blob says how the chunk is stored: a shard means k+m shards.
+      auto header = format::ParseBlobHeader(*blob);
+      if (header.ok() && header->scheme == format::Scheme::kErasure && header->owner == ctx.owner &&
+          header->chunk == id) {
+        ShardFetch fetch(ctx, id);
+        fetch.AddSeed(std::move(*blob), peer);
+        auto opened = fetch.Run(/*rebuild=*/false);
+        if (!opened.ok()) return opened.status();
+        return std::move(opened->plaintext);
+      }
+    }
     auto plain = format::OpenChunk(ctx.keys, ctx.owner, id, *blob);
     if (!plain.ok()) {
       corrupt = true;
@@ -144,10 +556,84 @@ absl::StatusOr<Bytes> FetchChunk(const EngineContext& ctx, const ChunkId& id) {
     }
     return std::move(*plain);
   }
-  std::string msg = absl::StrCat("chunk ", id.ShortHex(), ": no copy could be read (",
-                                 errors.empty() ? std::string("no peers") : absl::StrJoin(errors, "; "), ")");
+  if (!record) {
+    // No copy (and no shard 0) anywhere: the chunk may be erasure-coded with shard 0 lost.
+    ShardFetch fetch(ctx, id);
+    auto opened = fetch.Run(/*rebuild=*/false);
+    if (opened.ok()) return std::move(opened->plaintext);
+    if (opened.status().code() == absl::StatusCode::kDataLoss) corrupt = true;
+  }
+  std::string msg =
+      absl::StrCat("chunk ", id.ShortHex(), ": no copy could be read (",
+                   errors.empty() ? std::string("no peers") : absl::StrJoin(errors, "; "), ")");
   if (corrupt) return absl::DataLossError(msg);
   return absl::UnavailableError(msg);
+}
+
+}  // namespace
+
+absl::StatusOr<format::OpenedShards> FetchShards(const EngineContext& ctx, const ChunkId& id,
+                                                 const index::ChunkRecord& record) {
+  ShardFetch fetch(ctx, id);
+  fetch.AddLocations(record.shards);
+  return fetch.Run(/*rebuild=*/true);
+}
+
+absl::StatusOr<Bytes> FetchChunk(const EngineContext& ctx, const ChunkId& id) {
+  CAIRN_ASSIGN_OR_RETURN(auto record, ctx.catalog->FindChunk(id));
+  if (record && record->erasure()) {
+    ShardFetch fetch(ctx, id);
+    fetch.AddLocations(record->shards);
+    CAIRN_ASSIGN_OR_RETURN(format::OpenedShards opened, fetch.Run(/*rebuild=*/false));
+    return std::move(opened.plaintext);
+  }
+  return FetchCopies(ctx, id, record);
+}
+
+absl::StatusOr<StoreOutcome> PutChunk(const EngineContext& ctx, BlobKind kind, const ChunkId& id,
+                                      ByteSpan plaintext, const Redundancy& redundancy,
+                                      const std::optional<index::ChunkRecord>& known) {
+  if (known && known->erasure()) {
+    StoreOutcome as_is;
+    as_is.shards = known->shards;
+    as_is.holders = DistinctPeers(known->shards);
+    as_is.at_target = known->AtTarget();
+    std::set<uint32_t> indices;
+    for (const auto& s : known->shards) indices.insert(s.shard);
+    // Every shard placed (perhaps two on one peer): nothing a backup can add; moving shards
+    // onto distinct peers is repair's work.
+    if (indices.size() >= static_cast<size_t>(known->ec_k + known->ec_m)) return as_is;
+    // Missing shards must belong to the seal already stored: rebuild them from k others.
+    auto opened = FetchShards(ctx, id, *known);
+    if (opened.ok()) {
+      format::SealedShards sealed;
+      sealed.id = id;
+      sealed.plain_size = plaintext.size();
+      sealed.scheme = {known->ec_k, known->ec_m};
+      sealed.shards = std::move(opened->shards);
+      auto stored = StoreShards(ctx, kind, sealed, known->shards);
+      return stored.ok() ? stored : as_is;
+    }
+    // Fewer than k readable: the stored seal is lost; seal and store the chunk anew (shard
+    // keys still held from the old seal are detected by StoreShards and avoided).
+    CAIRN_ASSIGN_OR_RETURN(format::PreparedChunk prepared,
+                           format::PrepareChunk(ctx.keys, kind, plaintext, &id));
+    CAIRN_ASSIGN_OR_RETURN(
+        format::SealedShards sealed,
+        format::SealShards(ctx.keys, ctx.owner, prepared, {known->ec_k, known->ec_m}));
+    auto stored = StoreShards(ctx, kind, sealed, {});
+    return stored.ok() ? stored : as_is;
+  }
+  CAIRN_ASSIGN_OR_RETURN(format::PreparedChunk prepared,
+                         format::PrepareChunk(ctx.keys, kind, plaintext, &id));
+  if (!known && redundancy.ec && prepared.body.size() >= format::kMinErasurePayload) {
+    CAIRN_ASSIGN_OR_RETURN(format::SealedShards sealed,
+                           format::SealShards(ctx.keys, ctx.owner, prepared, *redundancy.ec));
+    return StoreShards(ctx, kind, sealed, {});
+  }
+  format::SealedChunk sealed = format::SealCopy(ctx.keys, ctx.owner, prepared);
+  return StoreChunk(ctx, kind, sealed, redundancy.CopiesForCopiesChunk(),
+                    known ? known->holders : std::vector<PeerId>{});
 }
 
 }  // namespace cairn::engine

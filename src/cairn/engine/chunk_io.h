@@ -1,27 +1,52 @@
-// Storing one sealed chunk on N peers and fetching it back: the two primitives every engine
-// (backup, restore, later check and repair) is built on.
+// Storing one chunk on peers and fetching it back: the primitives every engine (backup,
+// restore, later check and repair) is built on. Two redundancy schemes (design.md §4):
 //
-// Store: walk the placement order (design.md §5) over live peers, skipping peers that already
-// hold the chunk, look full, or fail, until `copies` peers hold it. Fetch: try the recorded
-// holders, then the placement order over the other live peers (blobs can be found without
-// the index), verifying every byte (format::OpenChunk).
+//  - N copies: walk the placement order (design.md §5) over live peers, skipping peers that
+//    already hold the chunk, look full, or fail, until N peers hold it.
+//  - Erasure coding k+m: the chunk is sealed once and split into k+m shards
+//    (format::SealShards); shard i goes to the i-th peer of the placement order (host spread
+//    puts distinct hosts first), a failed or full peer is replaced by the next unused one, and
+//    when there are fewer than k+m usable peers the remaining shards are put on peers that
+//    already hold one (below target, but more shards still survive more losses). Small chunks
+//    (sealed payload < format::kMinErasurePayload) get m+1 copies instead.
+//
+// Fetch: the recorded holders first, then the placement order over the other live peers (and,
+// for shards, a HasBlobs census), so blobs are found without the index. Copies are tried one
+// after another; shards are fetched in parallel, k at a time (data shards first: no decoding),
+// a failed fetch replaced by another shard, and opened from the first k that arrive intact
+// (checksum at the peer); when those do not authenticate (a corrupt shard that still passed
+// the checksum), every other shard is fetched and other k-subsets are tried.
 //
 // Thread-safety: stateless functions over a thread-safe context.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "cairn/codec/erasure.h"
 #include "cairn/engine/backup.h"
 #include "cairn/format/blob.h"
 
 namespace cairn::engine {
 
+// How a new chunk is to be stored: N copies, or k+m shards (small chunks: m+1 copies).
+struct Redundancy {
+  uint32_t copies = 2;
+  std::optional<codec::ErasureScheme> ec;
+
+  // Copies wanted for a chunk stored as copies under this redundancy: N, or m+1 (the same
+  // number of peer losses survived as k+m).
+  uint32_t CopiesForCopiesChunk() const { return ec ? static_cast<uint32_t>(ec->m) + 1 : copies; }
+};
+
 struct StoreOutcome {
-  std::vector<PeerId> holders;  // all peers known to hold the chunk afterwards
-  uint64_t sent_bytes = 0;      // blob bytes sent by this call
-  uint32_t new_copies = 0;
+  std::vector<PeerId> holders;             // peers holding a copy or a shard, ascending
+  std::vector<index::ShardHolder> shards;  // erasure coding: (shard, peer) placements
+  uint64_t sent_bytes = 0;                 // blob bytes sent by this call
+  uint32_t new_copies = 0;                 // blobs newly stored by this call
+  bool at_target = false;                  // index::ChunkRecord::AtTarget afterwards
 };
 
 // Places `sealed` on peers until `copies` distinct peers hold it (counting `existing_holders`)
@@ -32,8 +57,38 @@ absl::StatusOr<StoreOutcome> StoreChunk(const EngineContext& ctx, BlobKind kind,
                                         const format::SealedChunk& sealed, uint32_t copies,
                                         const std::vector<PeerId>& existing_holders);
 
-// Fetches, verifies and decrypts chunk `id`. NOT_FOUND/UNAVAILABLE when no peer could serve
-// it; DATA_LOSS when every copy found was corrupt. The message names each peer tried.
+// Places the shards of `sealed` that `existing` does not already hold (shard i on the i-th
+// placement target, see the file comment) and records every placement in the catalog (scheme
+// k+m, target k+m). Returns the outcome also when below target; UNAVAILABLE when fewer than k
+// shards are held afterwards (the chunk could not be rebuilt).
+absl::StatusOr<StoreOutcome> StoreShards(const EngineContext& ctx, BlobKind kind,
+                                         const format::SealedShards& sealed,
+                                         const std::vector<index::ShardHolder>& existing);
+
+// Seals and stores chunk `id` (`plaintext`, whose HMAC it is) as backup does:
+//  - unknown chunk (`known` empty): under `redundancy` (small erasure chunks as m+1 copies);
+//  - known chunk: topped up within the scheme it was first stored with: copies up to
+//    redundancy.CopiesForCopiesChunk(), shards up to k+m (missing shards are rebuilt from k
+//    fetched shards so that they belong to the stored seal; when fewer than k can be read the
+//    chunk is sealed and stored anew).
+absl::StatusOr<StoreOutcome> PutChunk(const EngineContext& ctx, BlobKind kind, const ChunkId& id,
+                                      ByteSpan plaintext, const Redundancy& redundancy,
+                                      const std::optional<index::ChunkRecord>& known);
+
+// True when a known chunk needs no upload for `redundancy`: copies chunks hold at least
+// CopiesForCopiesChunk() copies; erasure-coded chunks are at their own target.
+bool SatisfiesRedundancy(const index::ChunkRecord& known, const Redundancy& redundancy);
+
+// Fetches, verifies and decrypts chunk `id`, stored as copies or as shards (the catalog says
+// which; without a record the blobs found say it). NOT_FOUND/UNAVAILABLE when no peer could
+// serve it (or fewer than k shards); DATA_LOSS when what was found was corrupt. The message
+// names each peer tried.
 absl::StatusOr<Bytes> FetchChunk(const EngineContext& ctx, const ChunkId& id);
+
+// Fetches enough shards of erasure-coded chunk `id` to open it and returns the plaintext and
+// all k+m shard blobs rebuilt (format::OpenChunkShards with rebuild). Used to top up and
+// repair shards. Status codes as FetchChunk.
+absl::StatusOr<format::OpenedShards> FetchShards(const EngineContext& ctx, const ChunkId& id,
+                                                 const index::ChunkRecord& record);
 
 }  // namespace cairn::engine

@@ -186,6 +186,8 @@ Bytes EncodeSnapshot(const Snapshot& s) {
   msg.set_root(IdString(s.root));
   if (s.parent) msg.set_parent(IdString(*s.parent));
   msg.set_copies(s.copies);
+  msg.set_ec_k(s.ec_k);
+  msg.set_ec_m(s.ec_m);
   v1::SnapshotStatsProto* st = msg.mutable_stats();
   st->set_files(s.stats.files);
   st->set_directories(s.stats.directories);
@@ -216,6 +218,11 @@ absl::StatusOr<Snapshot> DecodeSnapshot(ByteSpan data) {
     s.parent = parent;
   }
   s.copies = msg.copies();
+  s.ec_k = msg.ec_k();
+  s.ec_m = msg.ec_m();
+  if (s.ec_k > 16 || s.ec_m > 8 || (s.ec_k == 0) != (s.ec_m == 0)) {
+    return Corrupt("snapshot", "erasure scheme out of range");
+  }
   const v1::SnapshotStatsProto& st = msg.stats();
   s.stats.files = st.files();
   s.stats.directories = st.directories();

@@ -76,7 +76,9 @@ struct Snapshot {
   std::vector<std::string> tags;
   ChunkId root;  // root Tree: one entry per source path, named by its last component
   std::optional<ChunkId> parent;
-  uint32_t copies = 0;  // requested replication degree
+  uint32_t copies = 0;  // requested replication degree (when ec_k == 0)
+  uint32_t ec_k = 0;    // requested erasure coding ec_k+ec_m; 0 = copies
+  uint32_t ec_m = 0;
   SnapshotStats stats;
   bool operator==(const Snapshot&) const = default;
 };
@@ -85,7 +87,7 @@ struct Snapshot {
 // U+FFFD (the wire type is a protobuf string). `paths` are carried as raw bytes.
 Bytes EncodeSnapshot(const Snapshot& snapshot);
 // Decodes and validates (version; root and parent 32 bytes, parent absent when empty; paths
-// absolute without NUL). INVALID_ARGUMENT for an empty input or unknown version, DATA_LOSS for
+// absolute without NUL; ec_k 0..16 and ec_m 0..8, both zero or both non-zero). INVALID_ARGUMENT for an empty input or unknown version, DATA_LOSS for
 // anything malformed.
 absl::StatusOr<Snapshot> DecodeSnapshot(ByteSpan data);
 

@@ -262,6 +262,15 @@ TEST(SnapshotTest, RoundTrip) {
   EXPECT_EQ(*dec, s);
 }
 
+TEST(SnapshotTest, ErasureSchemeRoundTrip) {
+  Snapshot s = SampleSnapshot();
+  s.ec_k = 10;
+  s.ec_m = 4;
+  auto dec = DecodeSnapshot(EncodeSnapshot(s));
+  ASSERT_TRUE(dec.ok()) << dec.status();
+  EXPECT_EQ(*dec, s);
+}
+
 TEST(SnapshotTest, NoParentRoundTrip) {
   Snapshot s = SampleSnapshot();
   s.parent.reset();
@@ -296,6 +305,18 @@ TEST(SnapshotTest, RejectsInvalidSnapshots) {
       {"relative path", [](v1::SnapshotProto& m) { m.add_paths("home/alice"); }},
       {"empty path", [](v1::SnapshotProto& m) { m.add_paths(""); }},
       {"nul in path", [](v1::SnapshotProto& m) { m.add_paths("/a\0b"s); }},
+      {"ec k without m", [](v1::SnapshotProto& m) { m.set_ec_k(4); }},
+      {"ec m without k", [](v1::SnapshotProto& m) { m.set_ec_m(2); }},
+      {"ec k=17",
+       [](v1::SnapshotProto& m) {
+         m.set_ec_k(17);
+         m.set_ec_m(2);
+       }},
+      {"ec m=9",
+       [](v1::SnapshotProto& m) {
+         m.set_ec_k(4);
+         m.set_ec_m(9);
+       }},
   };
   Bytes good = EncodeSnapshot(SampleSnapshot());
   for (const Case& c : cases) {

@@ -131,6 +131,23 @@ TEST_P(CatalogConformance, AddChunkTwiceMergesHoldersAsASet) {
   EXPECT_TRUE(MustFind(Id(2)).holders.empty());
 }
 
+TEST_P(CatalogConformance, RemovePlacementsForgetsOnlyThoseNamed) {
+  ChunkRecord shards = Chunk(2, 6, {});
+  shards.ec_k = 4;
+  shards.ec_m = 2;
+  for (uint32_t i = 0; i < 6; ++i) shards.shards.push_back({i, 10 + i});
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(1, 3, {1, 2, 3})).ok());
+  ASSERT_TRUE(catalog_->AddChunk(shards).ok());
+  ASSERT_TRUE(catalog_->RemovePlacements(Id(1), {2, 99}, {}).ok());
+  ASSERT_TRUE(catalog_->RemovePlacements(Id(2), {}, {{1, 11}, {5, 99}}).ok());
+  ASSERT_TRUE(catalog_->RemovePlacements(Id(7), {1}, {}).ok());  // unknown chunk: fine
+  EXPECT_EQ(MustFind(Id(1)).holders, (std::vector<PeerId>{1, 3}));
+  ChunkRecord out = MustFind(Id(2));
+  EXPECT_EQ(out.shards.size(), 5u);
+  EXPECT_FALSE(out.AtTarget());
+  EXPECT_EQ(out.PlacedCount(), 5u);
+}
+
 TEST_P(CatalogConformance, HoldersSortedAsUnsignedIds) {
   const PeerId big = (1ull << 63) + 5;
   ASSERT_TRUE(catalog_->AddChunk(Chunk(1, 2, {big, 1, ~0ull})).ok());
@@ -229,6 +246,58 @@ TEST_P(CatalogConformance, StatsCountAtAndBelowTarget) {
   EXPECT_EQ(stats->stored_bytes, 2 * 120u + 60u + 20u + 3 * 7u);
 }
 
+ChunkRecord EcChunk(uint8_t n, uint8_t k, uint8_t m, std::vector<ShardHolder> shards,
+                    uint64_t blob_size = 300) {
+  ChunkRecord r = Chunk(n, static_cast<uint32_t>(k + m), {}, 1000, blob_size);
+  r.ec_k = k;
+  r.ec_m = m;
+  r.shards = std::move(shards);
+  return r;
+}
+
+TEST_P(CatalogConformance, ErasureCodedChunksKeepSchemeAndShardPlacements) {
+  ASSERT_TRUE(catalog_->AddChunk(EcChunk(1, 4, 2, {{5, 15}, {0, 10}, {1, 11}})).ok());
+  ASSERT_TRUE(catalog_->AddChunk(EcChunk(1, 4, 2, {{2, 12}, {0, 10}, {3, 13}, {4, 14}})).ok());
+  ChunkRecord out = MustFind(Id(1));
+  EXPECT_TRUE(out.erasure());
+  EXPECT_EQ(out.ec_k, 4);
+  EXPECT_EQ(out.ec_m, 2);
+  EXPECT_EQ(out.target, 6u);
+  EXPECT_EQ(out.blob_size, 300u);
+  EXPECT_TRUE(out.holders.empty());
+  EXPECT_EQ(out.shards,
+            (std::vector<ShardHolder>{{0, 10}, {1, 11}, {2, 12}, {3, 13}, {4, 14}, {5, 15}}));
+  EXPECT_TRUE(out.AtTarget());
+  // A shard on a second peer is another placement of the same index.
+  ASSERT_TRUE(catalog_->AddChunk(EcChunk(1, 4, 2, {{0, 16}})).ok());
+  EXPECT_EQ(MustFind(Id(1)).shards.size(), 7u);
+  // Copies chunks are unaffected.
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(2, 2, {1, 2})).ok());
+  EXPECT_FALSE(MustFind(Id(2)).erasure());
+  EXPECT_TRUE(MustFind(Id(2)).shards.empty());
+}
+
+TEST_P(CatalogConformance, StatsCountErasureCodedChunks) {
+  // At target: all 6 indices on 6 distinct peers.
+  ASSERT_TRUE(
+      catalog_->AddChunk(EcChunk(1, 4, 2, {{0, 1}, {1, 2}, {2, 3}, {3, 4}, {4, 5}, {5, 6}})).ok());
+  // Below: shard 5 missing.
+  ASSERT_TRUE(catalog_->AddChunk(EcChunk(2, 4, 2, {{0, 1}, {1, 2}, {2, 3}, {3, 4}, {4, 5}})).ok());
+  // Below: all indices placed, but on 3 peers only (fewer than 6 distinct holders).
+  ASSERT_TRUE(
+      catalog_->AddChunk(EcChunk(3, 4, 2, {{0, 1}, {1, 1}, {2, 2}, {3, 2}, {4, 3}, {5, 3}})).ok());
+  auto stats = catalog_->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->chunks, 3u);
+  EXPECT_EQ(stats->chunks_at_target, 1u);
+  EXPECT_EQ(stats->chunks_below_target, 2u);
+  EXPECT_EQ(stats->stored_bytes, (6u + 5u + 6u) * 300u);
+  EXPECT_TRUE(MustFind(Id(1)).AtTarget());
+  EXPECT_FALSE(MustFind(Id(2)).AtTarget());
+  EXPECT_FALSE(MustFind(Id(3)).AtTarget());
+  EXPECT_EQ(MustFind(Id(2)).PlacedCount(), 5u);
+}
+
 TEST_P(CatalogConformance, MetaRoundTrip) {
   auto missing = catalog_->GetMeta("chunker");
   ASSERT_TRUE(missing.ok()) << missing.status();
@@ -285,6 +354,7 @@ TEST(SqliteCatalogTest, DataPersistsAcrossReopen) {
   ASSERT_TRUE(chunk.ok() && chunk->has_value());
   EXPECT_EQ((*chunk)->holders, (std::vector<PeerId>{5, 6}));
   EXPECT_EQ((*chunk)->target, 2u);
+  EXPECT_FALSE((*chunk)->erasure());
   auto tree = h.catalog->GetTree(Id(2));
   ASSERT_TRUE(tree.ok() && tree->has_value());
   EXPECT_EQ(**tree, (Bytes{1, 2, 3}));

@@ -1,6 +1,7 @@
 #include "cairn/index/database.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <fstream>
 #include <random>
@@ -40,7 +41,9 @@ TEST(MigrationsTest, NumberedConsecutivelyFromOne) {
     char prefix[8];
     std::snprintf(prefix, sizeof prefix, "%04d_", all[i].version);
     EXPECT_EQ(std::string(all[i].name).substr(0, 5), prefix) << all[i].name;
-    EXPECT_NE(std::string(all[i].sql).find("CREATE"), std::string::npos) << all[i].name;
+    const std::string sql = all[i].sql;
+    EXPECT_TRUE(sql.find("CREATE") != std::string::npos || sql.find("ALTER") != std::string::npos)
+        << all[i].name;
   }
   EXPECT_EQ(Database::LatestSchemaVersion(), all.back().version);
 }
@@ -76,6 +79,36 @@ TEST(DatabaseTest, ReopenIsIdempotentAndKeepsData) {
     ASSERT_TRUE(value.ok()) << value.status();
     EXPECT_EQ(*value, std::optional<std::string>("v"));
   }
+}
+
+// A database written by the walking skeleton (schema 1) is upgraded in place: its chunks read
+// back as copies with their holders.
+TEST(DatabaseTest, SchemaOneIsUpgradedKeepingChunks) {
+  TestTempDir dir;
+  std::string path = dir.File("index.db");
+  {
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &raw), SQLITE_OK);
+    std::string sql = std::string(internal::Migrations()[0].sql) +
+                      "INSERT INTO chunks VALUES (zeroblob(32), 1, 100, 150, 2);"
+                      "INSERT INTO placements VALUES (zeroblob(32), 7, 0);"
+                      "INSERT INTO placements VALUES (zeroblob(32), 9, 0);"
+                      "PRAGMA user_version = 1;";
+    char* err = nullptr;
+    EXPECT_EQ(sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK)
+        << (err ? err : "");
+    sqlite3_free(err);
+    sqlite3_close(raw);
+  }
+  auto db = Database::Open(path);
+  ASSERT_TRUE(db.ok()) << db.status();
+  EXPECT_EQ((*db)->SchemaVersion(), Database::LatestSchemaVersion());
+  auto chunk = NewSqliteCatalog(db->get())->FindChunk(ChunkId{});
+  ASSERT_TRUE(chunk.ok() && chunk->has_value()) << chunk.status();
+  EXPECT_FALSE((*chunk)->erasure());
+  EXPECT_EQ((*chunk)->target, 2u);
+  EXPECT_EQ((*chunk)->holders, (std::vector<PeerId>{7, 9}));
+  EXPECT_TRUE((*chunk)->AtTarget());
 }
 
 TEST(DatabaseTest, NewerSchemaIsRefused) {

@@ -19,6 +19,7 @@ class MemCatalog : public Catalog {
     if (it == chunks_.end()) return std::optional<ChunkRecord>();
     ChunkRecord record = it->second.record;
     record.holders.assign(it->second.holders.begin(), it->second.holders.end());
+    record.shards.assign(it->second.shards.begin(), it->second.shards.end());
     return std::optional<ChunkRecord>(std::move(record));
   }
 
@@ -29,10 +30,22 @@ class MemCatalog : public Catalog {
     if (inserted) {
       chunk.record = record;
       chunk.record.holders.clear();
+      chunk.record.shards.clear();
     } else {
       chunk.record.target = std::max(chunk.record.target, record.target);
     }
     chunk.holders.insert(record.holders.begin(), record.holders.end());
+    chunk.shards.insert(record.shards.begin(), record.shards.end());
+    return absl::OkStatus();
+  }
+
+  absl::Status RemovePlacements(const ChunkId& id, const std::vector<PeerId>& holders,
+                                const std::vector<ShardHolder>& shards) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = chunks_.find(id);
+    if (it == chunks_.end()) return absl::OkStatus();
+    for (PeerId h : holders) it->second.holders.erase(h);
+    for (const ShardHolder& s : shards) it->second.shards.erase(s);
     return absl::OkStatus();
   }
 
@@ -75,15 +88,19 @@ class MemCatalog : public Catalog {
     std::lock_guard<std::mutex> lock(mu_);
     CatalogStats stats;
     for (const auto& [id, chunk] : chunks_) {
-      uint64_t holders = chunk.holders.size();
+      ChunkRecord r = chunk.record;
+      r.holders.assign(chunk.holders.begin(), chunk.holders.end());
+      r.shards.assign(chunk.shards.begin(), chunk.shards.end());
+      // Blobs placed: copies (shard 0) plus shards, as SqliteCatalog counts placement rows.
+      uint64_t blobs = chunk.holders.size() + chunk.shards.size();
       ++stats.chunks;
-      if (holders >= chunk.record.target) {
+      if (r.AtTarget()) {
         ++stats.chunks_at_target;
       } else {
         ++stats.chunks_below_target;
       }
       stats.plain_bytes += chunk.record.plain_size;
-      stats.stored_bytes += chunk.record.blob_size * holders;
+      stats.stored_bytes += chunk.record.blob_size * blobs;
     }
     return stats;
   }
@@ -103,8 +120,9 @@ class MemCatalog : public Catalog {
 
  private:
   struct Chunk {
-    ChunkRecord record;        // holders kept in `holders` instead
-    std::set<PeerId> holders;  // ascending, unique
+    ChunkRecord record;            // holders and shards kept below instead
+    std::set<PeerId> holders;      // ascending, unique
+    std::set<ShardHolder> shards;  // ascending (shard, peer), unique
   };
 
   std::mutex mu_;

@@ -1,5 +1,7 @@
 #include "cairn/index/sqlite_blob_registry.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 #include <utility>
@@ -13,8 +15,9 @@
 namespace cairn::index {
 namespace {
 
-// ForEach reads this many rows per query and calls `fn` without holding the database lock, so
-// memory stays bounded and `fn` may itself use the registry (e.g. Remove a stale record).
+// ForEach reads this many rows per query (List) and calls `fn` without holding the database
+// lock, so memory stays bounded and `fn` may itself use the registry (e.g. Remove a stale
+// record).
 constexpr int kForEachPage = 512;
 
 constexpr char kColumns[] = "owner, chunk_id, shard, size, checksum";
@@ -101,43 +104,45 @@ class SqliteBlobRegistry : public store::BlobRegistry {
   }
 
   absl::Status ForEach(const std::function<absl::Status(const store::BlobRecord&)>& fn) override {
-    // Keyset pagination on the primary key (owner, chunk_id, shard): each page starts after the
-    // last row of the previous one, so rows added or removed meanwhile never derail the walk.
-    bool first = true;
-    BlobKey last;  // last key of the previous page
-    std::vector<store::BlobRecord> page;
+    std::optional<BlobKey> after;
     while (true) {
-      page.clear();
-      {
-        std::lock_guard<std::mutex> lock(impl_->mu);
-        std::string sql =
-            first ? absl::StrCat("SELECT ", kColumns,
-                                 " FROM blobs ORDER BY owner, chunk_id, shard LIMIT ?")
-                  : absl::StrCat("SELECT ", kColumns,
-                                 " FROM blobs WHERE (owner, chunk_id, shard) > (?, ?, ?) "
-                                 "ORDER BY owner, chunk_id, shard LIMIT ?");
-        CAIRN_ASSIGN_OR_RETURN(Statement stmt, impl_->Prepare(sql));
-        int limit_index = 1;
-        if (!first) {
-          // Bound exactly as Add stores them, so SQL compares like with like.
-          stmt.BindUint(1, last.owner);
-          stmt.BindBlob(2, last.chunk.bytes);
-          stmt.BindInt(3, last.shard);
-          limit_index = 4;
-        }
-        stmt.BindInt(limit_index, kForEachPage);
-        while (true) {
-          CAIRN_ASSIGN_OR_RETURN(bool row, stmt.Step());
-          if (!row) break;
-          CAIRN_ASSIGN_OR_RETURN(store::BlobRecord record, ReadRecord(stmt));
-          last = record.key;
-          page.push_back(std::move(record));
-        }
-      }
-      first = false;
+      CAIRN_ASSIGN_OR_RETURN(std::vector<store::BlobRecord> page, List(after, kForEachPage));
       for (const store::BlobRecord& record : page) CAIRN_RETURN_IF_ERROR(fn(record));
       if (page.size() < static_cast<size_t>(kForEachPage)) return absl::OkStatus();
+      after = page.back().key;
     }
+  }
+
+  absl::StatusOr<std::vector<store::BlobRecord>> List(const std::optional<BlobKey>& after,
+                                                      size_t limit) override {
+    if (limit == 0) return absl::InvalidArgumentError("list limit must be at least 1");
+    // Keyset pagination on the primary key (owner, chunk_id, shard): each page starts after the
+    // last key of the previous one, so rows added or removed meanwhile never derail a walk.
+    std::vector<store::BlobRecord> page;
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    std::string sql = !after
+                          ? absl::StrCat("SELECT ", kColumns,
+                                         " FROM blobs ORDER BY owner, chunk_id, shard LIMIT ?")
+                          : absl::StrCat("SELECT ", kColumns,
+                                         " FROM blobs WHERE (owner, chunk_id, shard) > (?, ?, ?) "
+                                         "ORDER BY owner, chunk_id, shard LIMIT ?");
+    CAIRN_ASSIGN_OR_RETURN(Statement stmt, impl_->Prepare(sql));
+    int limit_index = 1;
+    if (after) {
+      // Bound exactly as Add stores them, so SQL compares like with like.
+      stmt.BindUint(1, after->owner);
+      stmt.BindBlob(2, after->chunk.bytes);
+      stmt.BindInt(3, after->shard);
+      limit_index = 4;
+    }
+    stmt.BindInt(limit_index, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
+    while (true) {
+      CAIRN_ASSIGN_OR_RETURN(bool row, stmt.Step());
+      if (!row) break;
+      CAIRN_ASSIGN_OR_RETURN(store::BlobRecord record, ReadRecord(stmt));
+      page.push_back(std::move(record));
+    }
+    return page;
   }
 
  private:

@@ -2,8 +2,10 @@
 // an existing record and stamps it with the wall-clock time; Remove of an unknown key is OK
 // (idempotent); Totals is one SUM/COUNT query (quota stays 0: the store owns it); ForEach
 // visits records in key order, reading pages of rows and calling `fn` without holding the
-// database lock, so `fn` may call back into the registry. A row whose stored ids are malformed
-// makes Find/ForEach return DATA_LOSS.
+// database lock, so `fn` may call back into the registry. List returns one such page: keys
+// after a given key in (owner, chunk id bytes, shard) order, one indexed range query (scrub
+// walks the registry with it and resumes after a restart). A row whose stored ids are
+// malformed makes Find/ForEach/List return DATA_LOSS.
 // Thread-safety: thread-safe (the Database serializes access).
 #pragma once
 

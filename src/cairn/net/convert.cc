@@ -33,6 +33,11 @@ void ToProto(const cluster::PeerInfo& info, v1::PeerInfo* out) {
   out->set_used(info.used);
   out->set_version(info.version);
   out->set_incarnation(info.incarnation);
+  // Node ids travel as their 16 raw bytes; one that is not valid hex is left out.
+  auto node = FromHex(info.node_id);
+  if (node.ok() && node->size() == 16) {
+    out->set_node_id(reinterpret_cast<const char*>(node->data()), node->size());
+  }
 }
 
 cluster::PeerInfo FromProto(const v1::PeerInfo& info) {
@@ -44,6 +49,8 @@ cluster::PeerInfo FromProto(const v1::PeerInfo& info) {
   out.used = info.used();
   out.version = info.version();
   out.incarnation = info.incarnation();
+  // Anything but 16 bytes is no node id (left empty: such a peer is not pinned or trusted).
+  if (info.node_id().size() == 16) out.node_id = ToHex(AsBytes(info.node_id()));
   return out;
 }
 

@@ -47,10 +47,21 @@ TEST(ConvertTest, ChecksumMustBe16Bytes) {
 }
 
 TEST(ConvertTest, PeerInfoRoundTrip) {
-  cluster::PeerInfo info{7, "host-a", "10.0.0.1:7001", 1 << 30, 12345, "0.1.0", 99};
+  cluster::PeerInfo info{7,
+                         "host-a",
+                         "10.0.0.1:7001",
+                         1 << 30,
+                         12345,
+                         "0.1.0",
+                         99,
+                         "00112233445566778899aabbccddeeff"};
   v1::PeerInfo proto;
   ToProto(info, &proto);
+  EXPECT_EQ(proto.node_id().size(), 16u);  // raw bytes on the wire
   EXPECT_EQ(FromProto(proto), info);
+  // A node id that is not 16 bytes on the wire is no node id.
+  proto.set_node_id("short");
+  EXPECT_EQ(FromProto(proto).node_id, "");
 }
 
 TEST(ConvertTest, PutOutcome) {

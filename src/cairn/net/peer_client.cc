@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <optional>
 #include <random>
 #include <thread>
 #include <utility>
@@ -12,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "cairn/base/status.h"
 #include "cairn/codec/checksum.h"
+#include "cairn/net/call_auth.h"
 #include "cairn/net/convert.h"
 #include "cairn/net/limits.h"
 #include "cairn/net/retrying_peer_client.h"
@@ -41,6 +43,18 @@ class GrpcPeerClient final : public PeerClient {
   GrpcPeerClient(std::shared_ptr<grpc::Channel> channel, const ClientOptions& options)
       : stub_(v1::Peer::NewStub(channel)), options_(options) {}
 
+  // One authenticated unary call: signs the request, runs it, checks the reply MAC.
+  template <typename Request, typename Response, typename Rpc>
+  absl::Status Call(const char* method, Rpc rpc, const Request& request, Response* response,
+                    std::chrono::milliseconds deadline, cluster::NodeIdentity* callee = nullptr) {
+    grpc::ClientContext context;
+    SetDeadline(context, deadline);
+    const cluster::RpcAuth* auth = options_.auth.get();
+    std::optional<cluster::CallNonce> nonce = SignCall(auth, method, request, context);
+    grpc::Status status = (stub_.get()->*rpc)(&context, request, response);
+    return CheckReply(auth, method, nonce, status, *response, context, callee);
+  }
+
   absl::StatusOr<PingReply> Ping(const cluster::PeerInfo& self,
                                  const std::vector<cluster::PeerInfo>& known) override {
     return Guard<PingReply>("ping", [&]() -> absl::StatusOr<PingReply> {
@@ -48,11 +62,20 @@ class GrpcPeerClient final : public PeerClient {
       ToProto(self, request.mutable_sender());
       for (const cluster::PeerInfo& info : known) ToProto(info, request.add_known());
       v1::PingResponse response;
-      grpc::ClientContext context;
-      SetDeadline(context, options_.ping_deadline);
-      CAIRN_RETURN_IF_ERROR(FromGrpcStatus(stub_->Ping(&context, request, &response)));
+      cluster::NodeIdentity callee;
+      CAIRN_RETURN_IF_ERROR(Call("/cairn.v1.Peer/Ping", &v1::Peer::Stub::Ping, request, &response,
+                                 options_.ping_deadline, &callee));
       PingReply reply;
       reply.self = FromProto(response.self());
+      if (options_.auth != nullptr) {
+        // The callee's info must be about the peer that signed the answer.
+        if (reply.self.id != callee.peer_id) {
+          return absl::InvalidArgumentError(absl::StrCat("Ping answer describes peer ",
+                                                         reply.self.id, " but is signed by peer ",
+                                                         callee.peer_id));
+        }
+        reply.self.node_id = callee.node_id;
+      }
       reply.known.reserve(response.known_size());
       for (const v1::PeerInfo& info : response.known()) reply.known.push_back(FromProto(info));
       return reply;
@@ -74,9 +97,8 @@ class GrpcPeerClient final : public PeerClient {
           request.set_blob(reinterpret_cast<const char*>(blob.data()), blob.size());
           request.set_checksum(ChecksumToProto(codec::BlobChecksum(blob)));
           v1::PutBlobResponse response;
-          grpc::ClientContext context;
-          SetDeadline(context, options_.blob_deadline);
-          CAIRN_RETURN_IF_ERROR(FromGrpcStatus(stub_->PutBlob(&context, request, &response)));
+          CAIRN_RETURN_IF_ERROR(Call("/cairn.v1.Peer/PutBlob", &v1::Peer::Stub::PutBlob, request,
+                                     &response, options_.blob_deadline));
           return FromProto(response.outcome());
         });
   }
@@ -87,9 +109,8 @@ class GrpcPeerClient final : public PeerClient {
           v1::GetBlobRequest request;
           ToProto(key, request.mutable_key());
           v1::GetBlobResponse response;
-          grpc::ClientContext context;
-          SetDeadline(context, options_.blob_deadline);
-          CAIRN_RETURN_IF_ERROR(FromGrpcStatus(stub_->GetBlob(&context, request, &response)));
+          CAIRN_RETURN_IF_ERROR(Call("/cairn.v1.Peer/GetBlob", &v1::Peer::Stub::GetBlob, request,
+                                     &response, options_.blob_deadline));
           return CheckedBlob(response);
         });
   }
@@ -108,9 +129,8 @@ class GrpcPeerClient final : public PeerClient {
               ToProto(key, request.add_keys());
             }
             v1::HasBlobsResponse response;
-            grpc::ClientContext context;
-            SetDeadline(context, options_.ping_deadline);
-            CAIRN_RETURN_IF_ERROR(FromGrpcStatus(stub_->HasBlobs(&context, request, &response)));
+            CAIRN_RETURN_IF_ERROR(Call("/cairn.v1.Peer/HasBlobs", &v1::Peer::Stub::HasBlobs,
+                                       request, &response, options_.ping_deadline));
             if (static_cast<size_t>(response.present_size()) != count) {
               return absl::InternalError(absl::StrCat("peer answered ", response.present_size(),
                                                       " flags for ", count, " keys"));
@@ -234,7 +254,7 @@ std::shared_ptr<PeerClient> NewGrpcPeerClient(const std::string& address,
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
               static_cast<int>(std::max<int64_t>(100, options.max_backoff.count())));
-  // Cluster authentication comes with the cluster key (design.md §8); insecure until then.
+  // No TLS: calls are authenticated with the cluster key (options.auth; call_auth.h).
   auto raw = std::make_shared<GrpcPeerClient>(
       grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args), options);
   return std::make_shared<RetryingPeerClient>(std::move(raw), options, address);

@@ -5,7 +5,9 @@
 //
 // Status codes: UNAVAILABLE peer unreachable; DEADLINE_EXCEEDED too slow; RESOURCE_EXHAUSTED
 // no space (PutBlob); NOT_FOUND no such blob (GetBlob); DATA_LOSS checksum mismatch;
-// INVALID_ARGUMENT malformed request.
+// INVALID_ARGUMENT malformed request; UNAUTHENTICATED one side is not a cluster member (other
+// cluster key, clocks more than 5 minutes apart); ALREADY_EXISTS this peer's id belongs to
+// another node (the callee pinned it; only ever taken from an authenticated answer).
 //
 // Thread-safety: implementations are thread-safe.
 #pragma once
@@ -20,6 +22,7 @@
 #include "cairn/base/bytes.h"
 #include "cairn/base/ids.h"
 #include "cairn/cluster/membership.h"
+#include "cairn/cluster/rpc_auth.h"
 #include "cairn/store/blob_store.h"
 
 namespace cairn::net {
@@ -49,6 +52,10 @@ struct ClientOptions {
   int max_attempts = 4;  // including the first
   std::chrono::milliseconds initial_backoff{100};
   std::chrono::milliseconds max_backoff{2000};
+  // Cluster authentication (docs/protocol.md "Authentication"): every call is signed with it
+  // and every answer must carry a valid reply MAC (else UNAUTHENTICATED, not retried). Null:
+  // calls go out unauthenticated (a cluster member refuses them; for tests).
+  std::shared_ptr<const cluster::RpcAuth> auth;
 };
 
 // A gRPC client for the peer at `address` (host:port), wrapped in retries.

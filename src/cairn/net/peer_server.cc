@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cairn/base/status.h"
+#include "cairn/net/call_auth.h"
 #include "cairn/net/convert.h"
 #include "cairn/net/limits.h"
 #include "cairn/net/status_map.h"
@@ -21,119 +22,215 @@
 namespace cairn::net {
 namespace {
 
-// Runs a handler body; any exception (protobuf, allocation, our bugs) becomes INTERNAL so that
-// no request can take the process down (design.md §11.8).
+constexpr char kPing[] = "/cairn.v1.Peer/Ping";
+constexpr char kPutBlob[] = "/cairn.v1.Peer/PutBlob";
+constexpr char kGetBlob[] = "/cairn.v1.Peer/GetBlob";
+constexpr char kHasBlobs[] = "/cairn.v1.Peer/HasBlobs";
+
+absl::Status NotAMember() {
+  return absl::UnauthenticatedError(
+      "not authenticated as a cluster member (another cluster key, clocks more than 5 minutes "
+      "apart, or a replayed or altered call)");
+}
+
+// Runs `fn`; any exception (protobuf, allocation, our bugs) becomes INTERNAL so that no request
+// can take the process down (design.md §11.8).
 template <typename Fn>
-grpc::Status Guard(const char* rpc, grpc::ServerContext* context, Fn&& fn) {
-  absl::Status status;
+absl::Status Catching(const char* rpc, Fn&& fn) {
   try {
-    status = fn();
+    return fn();
   } catch (const std::exception& e) {
-    status = absl::InternalError(absl::StrCat(rpc, ": ", e.what()));
+    return absl::InternalError(absl::StrCat(rpc, ": ", e.what()));
   } catch (...) {
-    status = absl::InternalError(absl::StrCat(rpc, ": unknown exception"));
+    return absl::InternalError(absl::StrCat(rpc, ": unknown exception"));
   }
-  if (!status.ok()) {
-    spdlog::debug("{} from {} failed: {}", rpc, context->peer(), status.ToString());
-  }
-  return ToGrpcStatus(status);
 }
 
 class PeerService final : public v1::Peer::Service {
  public:
-  PeerService(store::BlobStore* store, cluster::Membership* membership)
-      : store_(store), membership_(membership) {}
+  PeerService(store::BlobStore* store, cluster::Membership* membership, PeerServerSecurity security)
+      : store_(store), membership_(membership), security_(std::move(security)) {}
 
   grpc::Status Ping(grpc::ServerContext* context, const v1::PingRequest* request,
                     v1::PingResponse* response) override {
-    return Guard("Ping", context, [&]() -> absl::Status {
-      const PeerId self_id = membership_->self().id;
-      if (request->has_sender()) {
-        cluster::PeerInfo sender = FromProto(request->sender());
-        // A sender without an address cannot be called back: answer it, but do not record it.
-        if (sender.id != self_id && !sender.address.empty()) {
-          // A peer listening on 0.0.0.0 cannot know its own LAN address; the IP it called
-          // from is the best one we have.
-          sender.address = FillWildcardHost(sender.address, HostFromGrpcPeer(context->peer()));
-          spdlog::debug("Ping from peer {} at {} ({})", sender.id, sender.address, context->peer());
-          membership_->ObserveDirect(sender);
-        }
-      }
-      for (const v1::PeerInfo& known : request->known()) {
-        cluster::PeerInfo info = FromProto(known);
-        if (info.id == self_id || info.address.empty()) continue;
-        membership_->ObserveIndirect(info);
-      }
-      store::StoreStats stats = store_->Stats();
-      membership_->UpdateSelf(stats.quota, stats.used);
-      ToProto(membership_->Self(), response->mutable_self());
-      for (const cluster::PeerView& view : membership_->Peers()) {
-        if (view.self || view.info.id == self_id) continue;
-        ToProto(view.info, response->add_known());
-      }
-      return absl::OkStatus();
-    });
+    return Serve(
+        kPing, context, *request, *response, /*self_id_allowed=*/true,
+        [&](const cluster::NodeIdentity& caller) -> absl::Status {
+          const cluster::PeerInfo self = membership_->Self();
+          if (caller.peer_id == self.id && caller.node_id != self.node_id) {
+            return SelfIdConflict(
+                request->has_sender() ? request->sender().incarnation() : UINT64_MAX, self);
+          }
+          if (request->has_sender()) {
+            cluster::PeerInfo sender = FromProto(request->sender());
+            if (sender.id != caller.peer_id) {
+              return absl::InvalidArgumentError(
+                  absl::StrCat("Ping sender is peer ", sender.id,
+                               " but the call is authenticated as peer ", caller.peer_id));
+            }
+            sender.node_id = caller.node_id;
+            // A sender without an address cannot be called back: answer it, but do not record it.
+            if (sender.id != self.id && !sender.address.empty()) {
+              // A peer listening on 0.0.0.0 cannot know its own LAN address; the IP it called from
+              // is the best one we have.
+              sender.address = FillWildcardHost(sender.address, HostFromGrpcPeer(context->peer()));
+              spdlog::debug("Ping from peer {} at {} ({})", sender.id, sender.address,
+                            context->peer());
+              membership_->ObserveDirect(sender);
+            }
+          }
+          for (const v1::PeerInfo& known : request->known()) {
+            cluster::PeerInfo info = FromProto(known);
+            if (info.id == self.id || info.address.empty()) continue;
+            membership_->ObserveIndirect(info);
+          }
+          store::StoreStats stats = store_->Stats();
+          membership_->UpdateSelf(stats.quota, stats.used);
+          ToProto(membership_->Self(), response->mutable_self());
+          for (const cluster::PeerView& view : membership_->Peers()) {
+            if (view.self || view.info.id == self.id) continue;
+            ToProto(view.info, response->add_known());
+          }
+          return absl::OkStatus();
+        });
   }
 
   grpc::Status PutBlob(grpc::ServerContext* context, const v1::PutBlobRequest* request,
                        v1::PutBlobResponse* response) override {
-    return Guard("PutBlob", context, [&]() -> absl::Status {
-      CAIRN_ASSIGN_OR_RETURN(BlobKey key, FromProto(request->key()));
-      CAIRN_ASSIGN_OR_RETURN(codec::Checksum checksum, ChecksumFromProto(request->checksum()));
-      const std::string& blob = request->blob();
-      if (blob.empty()) return absl::InvalidArgumentError("empty blob");
-      if (blob.size() > kMaxWireBlobSize) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("blob of ", blob.size(), " bytes exceeds ", kMaxWireBlobSize));
-      }
-      auto outcome = store_->Put(key, AsBytes(blob), checksum);
-      if (!outcome.ok()) {
-        return Annotate(outcome.status(), absl::StrCat("put blob ", key.DebugString()));
-      }
-      spdlog::debug("PutBlob {} ({} bytes) from {}: {}", key.DebugString(), blob.size(),
-                    context->peer(),
-                    *outcome == store::PutOutcome::kStored ? "stored" : "already stored");
-      response->set_outcome(ToProto(*outcome));
-      store::StoreStats stats = store_->Stats();
-      response->set_quota(stats.quota);
-      response->set_used(stats.used);
-      return absl::OkStatus();
-    });
+    return Serve(
+        kPutBlob, context, *request, *response, false,
+        [&](const cluster::NodeIdentity&) -> absl::Status {
+          CAIRN_ASSIGN_OR_RETURN(BlobKey key, FromProto(request->key()));
+          CAIRN_ASSIGN_OR_RETURN(codec::Checksum checksum, ChecksumFromProto(request->checksum()));
+          const std::string& blob = request->blob();
+          if (blob.empty()) return absl::InvalidArgumentError("empty blob");
+          if (blob.size() > kMaxWireBlobSize) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("blob of ", blob.size(), " bytes exceeds ", kMaxWireBlobSize));
+          }
+          auto outcome = store_->Put(key, AsBytes(blob), checksum);
+          if (!outcome.ok()) {
+            return Annotate(outcome.status(), absl::StrCat("put blob ", key.DebugString()));
+          }
+          spdlog::debug("PutBlob {} ({} bytes) from {}: {}", key.DebugString(), blob.size(),
+                        context->peer(),
+                        *outcome == store::PutOutcome::kStored ? "stored" : "already stored");
+          response->set_outcome(ToProto(*outcome));
+          store::StoreStats stats = store_->Stats();
+          response->set_quota(stats.quota);
+          response->set_used(stats.used);
+          return absl::OkStatus();
+        });
   }
 
   grpc::Status GetBlob(grpc::ServerContext* context, const v1::GetBlobRequest* request,
                        v1::GetBlobResponse* response) override {
-    return Guard("GetBlob", context, [&]() -> absl::Status {
-      CAIRN_ASSIGN_OR_RETURN(BlobKey key, FromProto(request->key()));
-      auto blob = store_->Get(key);
-      if (!blob.ok()) return Annotate(blob.status(), absl::StrCat("get blob ", key.DebugString()));
-      // The store verified the bytes against its recorded checksum, so this equals it.
-      response->set_checksum(ChecksumToProto(codec::BlobChecksum(*blob)));
-      response->set_blob(reinterpret_cast<const char*>(blob->data()), blob->size());
-      spdlog::debug("GetBlob {} ({} bytes) to {}", key.DebugString(), blob->size(),
-                    context->peer());
-      return absl::OkStatus();
-    });
+    return Serve(kGetBlob, context, *request, *response, false,
+                 [&](const cluster::NodeIdentity&) -> absl::Status {
+                   CAIRN_ASSIGN_OR_RETURN(BlobKey key, FromProto(request->key()));
+                   auto blob = store_->Get(key);
+                   if (!blob.ok())
+                     return Annotate(blob.status(), absl::StrCat("get blob ", key.DebugString()));
+                   // The store verified the bytes against its recorded checksum, so this equals it.
+                   response->set_checksum(ChecksumToProto(codec::BlobChecksum(*blob)));
+                   response->set_blob(reinterpret_cast<const char*>(blob->data()), blob->size());
+                   spdlog::debug("GetBlob {} ({} bytes) to {}", key.DebugString(), blob->size(),
+                                 context->peer());
+                   return absl::OkStatus();
+                 });
   }
 
   grpc::Status HasBlobs(grpc::ServerContext* context, const v1::HasBlobsRequest* request,
                         v1::HasBlobsResponse* response) override {
-    return Guard("HasBlobs", context, [&]() -> absl::Status {
-      CAIRN_ASSIGN_OR_RETURN(std::vector<BlobKey> keys, KeysFromProto(*request));
-      response->mutable_present()->Reserve(static_cast<int>(keys.size()));
-      for (const BlobKey& key : keys) {
-        auto has = store_->Has(key);
-        if (!has.ok()) return Annotate(has.status(), absl::StrCat("has blob ", key.DebugString()));
-        response->add_present(*has);
-      }
-      spdlog::debug("HasBlobs ({} keys) from {}", keys.size(), context->peer());
-      return absl::OkStatus();
-    });
+    return Serve(kHasBlobs, context, *request, *response, false,
+                 [&](const cluster::NodeIdentity&) -> absl::Status {
+                   CAIRN_ASSIGN_OR_RETURN(std::vector<BlobKey> keys, KeysFromProto(*request));
+                   response->mutable_present()->Reserve(static_cast<int>(keys.size()));
+                   for (const BlobKey& key : keys) {
+                     auto has = store_->Has(key);
+                     if (!has.ok())
+                       return Annotate(has.status(), absl::StrCat("has blob ", key.DebugString()));
+                     response->add_present(*has);
+                   }
+                   spdlog::debug("HasBlobs ({} keys) from {}", keys.size(), context->peer());
+                   return absl::OkStatus();
+                 });
   }
 
  private:
+  // Every handler runs inside Serve: authenticate the call (nothing else happens for a caller
+  // that is not a cluster member), check the caller's node id pin, run `fn`, sign the answer.
+  template <typename Fn>
+  grpc::Status Serve(const char* method, grpc::ServerContext* context,
+                     const google::protobuf::MessageLite& request,
+                     google::protobuf::MessageLite& response, bool self_id_allowed, Fn&& fn) {
+    absl::StatusOr<cluster::VerifiedRequest> call;
+    absl::Status verified = Catching(method, [&]() -> absl::Status {
+      call = VerifyCall(security_.auth.get(), method, request, *context);
+      return call.status();
+    });
+    if (!verified.ok()) {
+      spdlog::debug("{} from {} refused: {}", method, context->peer(), verified.ToString());
+      // The caller learns no more than that it is not a member (not even this peer's clock).
+      if (absl::IsUnauthenticated(verified)) return ToGrpcStatus(NotAMember());
+      return ToGrpcStatus(verified);
+    }
+    absl::Status status = CheckCaller(call->caller, self_id_allowed);
+    if (status.ok()) status = Catching(method, [&] { return fn(call->caller); });
+    if (!status.ok()) {
+      spdlog::debug("{} from peer {} ({}) failed: {}", method, call->caller.peer_id,
+                    context->peer(), status.ToString());
+      response.Clear();
+    }
+    grpc::Status out = ToGrpcStatus(status);
+    absl::Status signed_reply = Catching(method, [&] {
+      SignReply(security_.auth.get(), method, call->nonce, out, response, *context);
+      return absl::OkStatus();
+    });
+    if (!signed_reply.ok()) return ToGrpcStatus(signed_reply);
+    return out;
+  }
+
+  // The caller's peer id must be pinned to the node id it authenticated with.
+  absl::Status CheckCaller(const cluster::NodeIdentity& caller, bool self_id_allowed) {
+    const cluster::PeerInfo& self = membership_->self();
+    if (caller.peer_id == self.id) {
+      if (caller.node_id == self.node_id || self_id_allowed) return absl::OkStatus();
+      return absl::AlreadyExistsError(
+          absl::StrCat("peer id ", caller.peer_id, " belongs to another node (this one)"));
+    }
+    cluster::NodePins* pins = membership_->pins();
+    if (pins == nullptr) return absl::OkStatus();
+    absl::Status pinned = pins->Check(caller.peer_id, caller.node_id);
+    if (!pinned.ok()) {
+      spdlog::warn("refused a call from {}: {}", caller.peer_id, std::string(pinned.message()));
+    }
+    return pinned;
+  }
+
+  // Another node calls with this peer's own id. The process that started first keeps the id:
+  // a newer caller is refused; if the caller is older, this process is the newcomer.
+  absl::Status SelfIdConflict(uint64_t caller_incarnation, const cluster::PeerInfo& self) {
+    if (caller_incarnation > self.incarnation) {
+      return absl::AlreadyExistsError(absl::StrCat("peer id ", self.id,
+                                                   " belongs to another node (", self.address,
+                                                   "), running since before the caller started"));
+    }
+    absl::Status conflict = absl::AlreadyExistsError(
+        absl::StrCat("peer id ", self.id,
+                     " belongs to another node: a peer with this id was "
+                     "running before this process started; give this peer its own --peer-id"));
+    spdlog::error("{}", std::string(conflict.message()));
+    if (security_.on_conflict) security_.on_conflict(conflict);
+    return absl::FailedPreconditionError(
+        absl::StrCat("peer id ", self.id,
+                     ": this process is the newer of two with this id and "
+                     "gives way"));
+  }
+
   store::BlobStore* const store_;
   cluster::Membership* const membership_;
+  const PeerServerSecurity security_;
 };
 
 class GrpcPeerServer final : public PeerServer {
@@ -167,7 +264,11 @@ class GrpcPeerServer final : public PeerServer {
 
 absl::StatusOr<std::unique_ptr<PeerServer>> PeerServer::Start(const std::string& listen_address,
                                                               store::BlobStore* store,
-                                                              cluster::Membership* membership) {
+                                                              cluster::Membership* membership,
+                                                              PeerServerSecurity security) {
+  if (security.auth == nullptr) {
+    return absl::InvalidArgumentError("the peer service needs the cluster key (no RpcAuth)");
+  }
   // gRPC silently truncates ports above 65535 (99999 binds 34463): check before it parses.
   size_t colon = listen_address.rfind(':');
   std::string port_text = colon == std::string::npos ? "" : listen_address.substr(colon + 1);
@@ -178,10 +279,11 @@ absl::StatusOr<std::unique_ptr<PeerServer>> PeerServer::Start(const std::string&
         absl::StrCat("listen address \"", listen_address, "\" is not host:port (port 0-65535)"));
   }
   try {
-    auto service = std::make_unique<PeerService>(store, membership);
+    auto service = std::make_unique<PeerService>(store, membership, std::move(security));
     grpc::ServerBuilder builder;
     int selected_port = 0;
-    // Cluster authentication comes with the cluster key (design.md §8); insecure until then.
+    // No TLS: every call is authenticated with the cluster key instead (PeerService::Serve),
+    // and blobs are end-to-end encrypted (docs/security.md).
     builder.AddListeningPort(listen_address, grpc::InsecureServerCredentials(), &selected_port);
     builder.RegisterService(service.get());
     builder.SetMaxReceiveMessageSize(kMaxMessageSize);

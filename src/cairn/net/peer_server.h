@@ -2,6 +2,13 @@
 // Malformed requests get INVALID_ARGUMENT; garbage on the port is dropped by gRPC's HTTP/2
 // layer; the server keeps serving either way. Max message size fits the largest blob.
 //
+// Every call is authenticated before anything else (docs/protocol.md "Authentication"): a
+// call without a valid x-cairn-auth header gets UNAUTHENTICATED and nothing is read, written or
+// recorded (no membership update, no peer list, no blob). Then the caller's peer id must be
+// pinned to the node id it presents (Membership's NodePins, pinned on first contact): another
+// node gets ALREADY_EXISTS "peer id N belongs to another node". Answers to authenticated calls
+// carry a reply MAC (x-cairn-auth-reply).
+//
 // Thread-safety: thread-safe; gRPC's sync server runs handlers on its own thread pool.
 #pragma once
 
@@ -12,18 +19,29 @@
 
 #include "absl/status/statusor.h"
 #include "cairn/cluster/membership.h"
+#include "cairn/cluster/rpc_auth.h"
 #include "cairn/store/blob_store.h"
 
 namespace cairn::net {
+
+struct PeerServerSecurity {
+  // Required: verifies every call and signs every answer (this peer's identity and cluster key).
+  std::shared_ptr<cluster::RpcAuth> auth;
+  // Called (from a handler thread) when a Ping shows that this process is the newer of two
+  // processes with one peer id: the other one was running first and keeps the id.
+  std::function<void(const absl::Status&)> on_conflict;
+};
 
 class PeerServer {
  public:
   // Listens on `listen_address` (host:port; port 0 picks a free port). `store` and
   // `membership` must outlive the server. UNAVAILABLE if the address cannot be bound
-  // (in use, not a local address); INVALID_ARGUMENT if it is not host:port with a port 0-65535.
+  // (in use, not a local address); INVALID_ARGUMENT if it is not host:port with a port 0-65535,
+  // or `security.auth` is null.
   static absl::StatusOr<std::unique_ptr<PeerServer>> Start(const std::string& listen_address,
                                                            store::BlobStore* store,
-                                                           cluster::Membership* membership);
+                                                           cluster::Membership* membership,
+                                                           PeerServerSecurity security);
   virtual ~PeerServer() = default;
   // The port actually bound.
   virtual int port() const = 0;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -18,6 +19,7 @@
 #include "cairn/codec/crypto.h"
 #include "cairn/env/clock.h"
 #include "cairn/format/blob.h"
+#include "cairn/net/call_auth.h"
 #include "cairn/net/convert.h"
 #include "cairn/net/peer_client.h"
 #include "cairn/net/peer_server.h"
@@ -34,6 +36,30 @@ constexpr PeerId kServerId = 2;
 constexpr PeerId kOwner = 1;
 constexpr uint64_t kQuota = 64 << 20;
 
+// A node id for peer `id` in these tests (32 hex characters).
+std::string NodeOf(PeerId id, char fill = 'a') {
+  std::string digits = std::to_string(id);
+  return std::string(32 - digits.size(), fill) + digits;
+}
+
+cluster::ClusterKey TestClusterKey(uint8_t seed = 1) {
+  cluster::ClusterKey key{};
+  for (size_t i = 0; i < key.size(); ++i) key[i] = static_cast<uint8_t>(seed * 17 + i);
+  return key;
+}
+
+std::shared_ptr<cluster::RpcAuth> AuthAs(PeerId id, uint8_t key_seed = 1, char fill = 'a') {
+  return std::make_shared<cluster::RpcAuth>(TestClusterKey(key_seed),
+                                            cluster::NodeIdentity{id, NodeOf(id, fill)},
+                                            env::RealClock::Default());
+}
+
+PeerServerSecurity ServerSecurity(PeerId id = kServerId) {
+  PeerServerSecurity security;
+  security.auth = AuthAs(id);
+  return security;
+}
+
 cluster::PeerInfo Info(PeerId id, const std::string& address) {
   cluster::PeerInfo info;
   info.id = id;
@@ -41,6 +67,7 @@ cluster::PeerInfo Info(PeerId id, const std::string& address) {
   info.address = address;
   info.version = "test";
   info.incarnation = 1000 + id;
+  info.node_id = NodeOf(id);
   return info;
 }
 
@@ -50,9 +77,11 @@ Bytes RandomBytes(std::mt19937_64& rng, size_t size) {
   return out;
 }
 
-// Small retries so that failure tests finish fast.
-ClientOptions TestOptions() {
+// Small retries so that failure tests finish fast; calls authenticated as peer `as` of the
+// test cluster (nullptr auth: unauthenticated).
+ClientOptions TestOptions(std::shared_ptr<cluster::RpcAuth> auth = AuthAs(kOwner)) {
   ClientOptions options;
+  options.auth = std::move(auth);
   options.ping_deadline = 5000ms;
   options.blob_deadline = 20000ms;
   options.max_attempts = 3;
@@ -70,9 +99,17 @@ class PeerTest : public ::testing::Test {
     for (size_t i = 0; i < master.size(); ++i) master[i] = static_cast<uint8_t>(i + 1);
     keys_ = codec::DeriveOwnerKeys(master);
     store_ = store::NewMemBlobStore(kQuota);
-    membership_ = std::make_unique<cluster::Membership>(
-        Info(kServerId, "127.0.0.1:1"), cluster::MembershipOptions{}, env::RealClock::Default());
-    auto server = PeerServer::Start("127.0.0.1:0", store_.get(), membership_.get());
+    cluster::PeerInfo self = Info(kServerId, "127.0.0.1:1");
+    self.node_id = NodeOf(kServerId);
+    cluster::MembershipOptions options;
+    options.pins = &pins_;
+    membership_ = std::make_unique<cluster::Membership>(self, options, env::RealClock::Default());
+    PeerServerSecurity security = ServerSecurity();
+    security.on_conflict = [this](const absl::Status& s) {
+      std::lock_guard<std::mutex> lock(conflict_mu_);
+      conflict_ = s;
+    };
+    auto server = PeerServer::Start("127.0.0.1:0", store_.get(), membership_.get(), security);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     ASSERT_GT(server_->port(), 0);
@@ -96,6 +133,11 @@ class PeerTest : public ::testing::Test {
     return {key, std::move(sealed->blob)};
   }
 
+  absl::Status Conflict() {
+    std::lock_guard<std::mutex> lock(conflict_mu_);
+    return conflict_;
+  }
+
   std::unique_ptr<v1::Peer::Stub> RawStub() {
     grpc::ChannelArguments args;
     args.SetMaxSendMessageSize(80 << 20);
@@ -107,7 +149,10 @@ class PeerTest : public ::testing::Test {
   std::mt19937_64 rng_;
   codec::OwnerKeys keys_;
   std::unique_ptr<store::BlobStore> store_;
+  cluster::NodePins pins_;
   std::unique_ptr<cluster::Membership> membership_;
+  std::mutex conflict_mu_;
+  absl::Status conflict_;
   std::unique_ptr<PeerServer> server_;
   std::string address_;
   std::shared_ptr<PeerClient> client_;
@@ -202,6 +247,8 @@ TEST_F(PeerTest, RawPutWithWrongChecksumIsDataLoss) {
   request.set_checksum(ChecksumToProto(sum));
   v1::PutBlobResponse response;
   grpc::ClientContext context;
+  auto auth = AuthAs(kOwner);
+  SignCall(auth.get(), "/cairn.v1.Peer/PutBlob", request, context);
   grpc::Status status = RawStub()->PutBlob(&context, request, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DATA_LOSS) << status.error_message();
   EXPECT_FALSE(*store_->Has(key));
@@ -210,6 +257,7 @@ TEST_F(PeerTest, RawPutWithWrongChecksumIsDataLoss) {
 TEST_F(PeerTest, RawMalformedRequestsAreInvalidArgument) {
   auto [key, blob] = MakeBlob();
   auto stub = RawStub();
+  auto auth = AuthAs(kOwner);
   struct Case {
     std::string name;
     std::string chunk_id;
@@ -237,6 +285,7 @@ TEST_F(PeerTest, RawMalformedRequestsAreInvalidArgument) {
     request.set_blob(c.blob);
     v1::PutBlobResponse response;
     grpc::ClientContext context;
+    SignCall(auth.get(), "/cairn.v1.Peer/PutBlob", request, context);
     grpc::Status status = stub->PutBlob(&context, request, &response);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
         << c.name << ": " << status.error_message();
@@ -246,6 +295,7 @@ TEST_F(PeerTest, RawMalformedRequestsAreInvalidArgument) {
   get.mutable_key()->set_chunk_id("short");
   v1::GetBlobResponse get_response;
   grpc::ClientContext get_context;
+  SignCall(auth.get(), "/cairn.v1.Peer/GetBlob", get, get_context);
   EXPECT_EQ(stub->GetBlob(&get_context, get, &get_response).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
 
@@ -253,6 +303,7 @@ TEST_F(PeerTest, RawMalformedRequestsAreInvalidArgument) {
   for (size_t i = 0; i <= kMaxHasBlobsKeys; ++i) has.add_keys()->set_chunk_id(good_id);
   v1::HasBlobsResponse has_response;
   grpc::ClientContext has_context;
+  SignCall(auth.get(), "/cairn.v1.Peer/HasBlobs", has, has_context);
   EXPECT_EQ(stub->HasBlobs(&has_context, has, &has_response).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
 
@@ -297,7 +348,8 @@ TEST_F(PeerTest, PingExchangesMembership) {
 }
 
 TEST_F(PeerTest, PingFromSenderWithoutAddressIsAnsweredNotRecorded) {
-  auto reply = client_->Ping(Info(5, ""), {Info(6, "")});
+  auto reply =
+      NewGrpcPeerClient(address_, TestOptions(AuthAs(5)))->Ping(Info(5, ""), {Info(6, "")});
   ASSERT_TRUE(reply.ok()) << reply.status();
   EXPECT_EQ(reply->self.id, kServerId);
   EXPECT_FALSE(membership_->Find(5).has_value());
@@ -358,7 +410,7 @@ TEST(PeerClientTest, ClosedPortIsUnavailableAfterRetries) {
 }
 
 TEST_F(PeerTest, SecondServerOnSamePortIsUnavailable) {
-  auto second = PeerServer::Start(address_, store_.get(), membership_.get());
+  auto second = PeerServer::Start(address_, store_.get(), membership_.get(), ServerSecurity());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_TRUE(client_->Ping(Info(1, "127.0.0.1:7001"), {}).ok());
 }
@@ -378,9 +430,12 @@ TEST(PeerServerTest, BadListenAddressIsUnavailable) {
       {"127.0.0.1:", absl::StatusCode::kInvalidArgument},
   };
   for (const Case& c : cases) {
-    auto server = PeerServer::Start(c.address, store.get(), &membership);
+    auto server = PeerServer::Start(c.address, store.get(), &membership, ServerSecurity());
     EXPECT_EQ(server.status().code(), c.code) << c.address << ": " << server.status();
   }
+  // No cluster key: refused before binding anything.
+  EXPECT_EQ(PeerServer::Start("127.0.0.1:0", store.get(), &membership, {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(PeerTest, ShutdownServerMakesCallsUnavailable) {
@@ -452,7 +507,14 @@ TEST(PeerClientTest, GetBlobVerifiesWhatThePeerSent) {
   builder.RegisterService(&service);
   auto server = builder.BuildAndStart();
   ASSERT_NE(server, nullptr);
-  auto client = NewGrpcPeerClient("127.0.0.1:" + std::to_string(port), TestOptions());
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  // An authenticated client refuses answers that carry no reply MAC (not a cluster member).
+  service.blob = "x";
+  service.checksum = ChecksumToProto(codec::BlobChecksum(AsBytes(service.blob)));
+  EXPECT_EQ(NewGrpcPeerClient(address, TestOptions())->GetBlob(BlobKey{}).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  // The rest checks the payload verification, which applies with or without authentication.
+  auto client = NewGrpcPeerClient(address, TestOptions(nullptr));
 
   const std::string data = "some blob bytes";
   codec::Checksum good = codec::BlobChecksum(AsBytes(data));
@@ -484,6 +546,137 @@ TEST(PeerClientTest, GetBlobVerifiesWhatThePeerSent) {
   EXPECT_EQ(client->HasBlobs(std::vector<BlobKey>(1)).status().code(),
             absl::StatusCode::kUnimplemented);
   server->Shutdown();
+}
+
+// A process without the cluster key (another key, or none) gets UNAUTHENTICATED for every RPC
+// and learns nothing; the server's membership and store do not change.
+TEST_F(PeerTest, WithoutTheClusterKeyEveryRpcIsUnauthenticatedAndNothingChanges) {
+  cluster::PeerInfo three = Info(3, "127.0.0.1:7003");
+  three.node_id = NodeOf(3);
+  membership_->ObserveDirect(three);
+  auto [held_key, held_blob] = MakeBlob();
+  ASSERT_TRUE(client_->PutBlob(held_key, held_blob).ok());
+  auto ids = [&] {
+    std::vector<std::pair<PeerId, std::string>> out;
+    for (const auto& v : membership_->Peers()) out.push_back({v.info.id, v.info.address});
+    return out;
+  };
+  const auto ids_before = ids();
+  const store::StoreStats stats_before = store_->Stats();
+
+  auto [new_key, new_blob] = MakeBlob(5000);
+  struct Case {
+    std::string name;
+    ClientOptions options;
+  } cases[] = {{"other cluster key", TestOptions(AuthAs(9, /*key_seed=*/2))},
+               {"no key at all", TestOptions(nullptr)}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto outsider = NewGrpcPeerClient(address_, c.options);
+    auto ping = outsider->Ping(Info(9, "127.0.0.1:7009"), {Info(10, "127.0.0.1:7010")});
+    EXPECT_EQ(ping.status().code(), absl::StatusCode::kUnauthenticated) << ping.status();
+    EXPECT_EQ(outsider->PutBlob(new_key, new_blob).status().code(),
+              absl::StatusCode::kUnauthenticated);
+    EXPECT_EQ(outsider->GetBlob(held_key).status().code(), absl::StatusCode::kUnauthenticated);
+    EXPECT_EQ(outsider->HasBlobs(std::vector<BlobKey>{held_key}).status().code(),
+              absl::StatusCode::kUnauthenticated);
+  }
+  // Raw call without any header: no peer list, no self info in the answer.
+  v1::PingRequest ping;
+  ToProto(Info(11, "127.0.0.1:7011"), ping.mutable_sender());
+  v1::PingResponse response;
+  grpc::ClientContext context;
+  grpc::Status status = RawStub()->Ping(&context, ping, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_FALSE(response.has_self());
+  EXPECT_EQ(response.known_size(), 0);
+
+  EXPECT_EQ(ids(), ids_before);
+  EXPECT_FALSE(membership_->Find(9).has_value());
+  EXPECT_FALSE(membership_->Find(10).has_value());
+  EXPECT_FALSE(membership_->Find(11).has_value());
+  EXPECT_FALSE(*store_->Has(new_key));
+  EXPECT_EQ(store_->Stats().used, stats_before.used);
+  EXPECT_EQ(store_->Stats().blobs, stats_before.blobs);
+  // Members are unaffected.
+  EXPECT_TRUE(client_->GetBlob(held_key).ok());
+}
+
+TEST_F(PeerTest, ReplayedOrAlteredRequestsAreRefused) {
+  auto auth = AuthAs(kOwner);
+  auto stub = RawStub();
+  auto put = [&](const v1::PutBlobRequest& request, const std::string& header) {
+    v1::PutBlobResponse response;
+    grpc::ClientContext context;
+    context.AddMetadata(cluster::kAuthMetadataKey, header);
+    return stub->PutBlob(&context, request, &response).error_code();
+  };
+  auto request_for = [&](const std::pair<BlobKey, Bytes>& b) {
+    v1::PutBlobRequest request;
+    ToProto(b.first, request.mutable_key());
+    request.set_blob(std::string(AsString(b.second)));
+    request.set_checksum(ChecksumToProto(codec::BlobChecksum(b.second)));
+    return request;
+  };
+  auto a = MakeBlob(3000);
+  auto b = MakeBlob(3000);
+  v1::PutBlobRequest request_a = request_for(a), request_b = request_for(b);
+  std::string header_a = auth->SignRequest("/cairn.v1.Peer/PutBlob", HashMessage(request_a)).header;
+  // The body is covered by the MAC: the header of A does not carry B.
+  EXPECT_EQ(put(request_b, header_a), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_FALSE(*store_->Has(b.first));
+  // Nor another method.
+  std::string header_get =
+      auth->SignRequest("/cairn.v1.Peer/GetBlob", HashMessage(request_a)).header;
+  EXPECT_EQ(put(request_a, header_get), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(put(request_a, header_a), grpc::StatusCode::OK);
+  EXPECT_TRUE(*store_->Has(a.first));
+  // The same call recorded and sent again is a replay.
+  EXPECT_EQ(put(request_a, header_a), grpc::StatusCode::UNAUTHENTICATED);
+}
+
+// Peer ids are pinned to node ids on first contact: a second node claiming a peer id in use
+// is refused with ALREADY_EXISTS and changes nothing.
+TEST_F(PeerTest, DuplicatePeerIdIsRefused) {
+  auto first = NewGrpcPeerClient(address_, TestOptions(AuthAs(3, 1, 'a')));
+  ASSERT_TRUE(first->Ping(Info(3, "127.0.0.1:7003"), {}).ok());
+  EXPECT_EQ(*pins_.Pinned(3), NodeOf(3, 'a'));
+
+  auto duplicate = NewGrpcPeerClient(address_, TestOptions(AuthAs(3, 1, 'b')));
+  auto ping = duplicate->Ping(Info(3, "127.0.0.1:7999"), {Info(12, "127.0.0.1:7012")});
+  EXPECT_EQ(ping.status().code(), absl::StatusCode::kAlreadyExists) << ping.status();
+  EXPECT_THAT(ping.status().message(), HasSubstr("peer id 3 belongs to another node"));
+  auto [key, blob] = MakeBlob();
+  EXPECT_EQ(duplicate->PutBlob(key, blob).status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_FALSE(*store_->Has(key));
+  EXPECT_EQ(membership_->Find(3)->info.address, "127.0.0.1:7003");
+  EXPECT_EQ(membership_->Find(3)->info.node_id, NodeOf(3, 'a'));
+  EXPECT_FALSE(membership_->Find(12).has_value());
+  // The genuine peer still works.
+  EXPECT_TRUE(first->Ping(Info(3, "127.0.0.1:7003"), {}).ok());
+}
+
+// Another node calling with the server's own peer id: the process that started first keeps it.
+TEST_F(PeerTest, ClaimingTheServersOwnIdRefusesTheNewer) {
+  auto twin = NewGrpcPeerClient(address_, TestOptions(AuthAs(kServerId, 1, 'b')));
+  cluster::PeerInfo newer = Info(kServerId, "127.0.0.1:7998");
+  newer.incarnation = membership_->Self().incarnation + 1;
+  auto ping = twin->Ping(newer, {});
+  EXPECT_EQ(ping.status().code(), absl::StatusCode::kAlreadyExists) << ping.status();
+  EXPECT_THAT(ping.status().message(), HasSubstr("belongs to another node"));
+  EXPECT_TRUE(Conflict().ok());  // the server keeps running
+
+  cluster::PeerInfo older = newer;
+  older.incarnation = membership_->Self().incarnation - 1;
+  ping = twin->Ping(older, {});
+  EXPECT_EQ(ping.status().code(), absl::StatusCode::kFailedPrecondition) << ping.status();
+  EXPECT_EQ(Conflict().code(), absl::StatusCode::kAlreadyExists);  // the server gives way
+}
+
+TEST_F(PeerTest, PingSenderMustBeTheAuthenticatedCaller) {
+  auto reply = client_->Ping(Info(4, "127.0.0.1:7004"), {});  // authenticated as peer 1
+  EXPECT_EQ(reply.status().code(), absl::StatusCode::kInvalidArgument) << reply.status();
+  EXPECT_FALSE(membership_->Find(4).has_value());
 }
 
 }  // namespace

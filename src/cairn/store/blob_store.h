@@ -5,6 +5,13 @@
 // its quota. Writes are atomic and durable (temp + fsync + rename + directory fsync) and are
 // recorded in a BlobRegistry (SQLite in production) so that usage survives restarts.
 //
+// Scrub (design.md §4, issue 3): ListHeld walks the held blobs in key order and in batches, and
+// ScrubBlob re-hashes one. A blob whose bytes no longer match its record (bit rot, truncation,
+// unreadable sectors) is *quarantined*: kept aside for inspection but no longer held — Has is
+// false, Get is NOT_FOUND, it is not counted in `used` — so the owner's next check or repair
+// sees it missing, and a later Put of the key stores a fresh copy. Get quarantines too when it
+// finds a mismatch (it then answers DATA_LOSS once, NOT_FOUND afterwards).
+//
 // Thread-safety: implementations are thread-safe.
 #pragma once
 
@@ -13,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "cairn/base/bytes.h"
@@ -27,6 +35,25 @@ struct StoreStats {
   uint64_t quota = 0;  // bytes lent
   uint64_t used = 0;   // bytes of blobs held
   uint64_t blobs = 0;
+  uint64_t quarantined = 0;        // blobs set aside as corrupt (not in used/blobs)
+  uint64_t quarantined_bytes = 0;  // their size on disk
+};
+
+// What ScrubBlob found.
+enum class ScrubOutcome {
+  kIntact,       // size and XXH3-128 match the record
+  kQuarantined,  // bytes differ from the record (flipped, truncated, extended, unreadable):
+                 // set aside, no longer held
+  kMissing,      // registered but its file is gone: the record is dropped, no longer held
+  kNotHeld,      // not registered (e.g. deleted after it was listed): nothing to check
+};
+
+const char* ScrubOutcomeName(ScrubOutcome outcome);
+
+struct BlobRecord {
+  BlobKey key;
+  uint64_t size = 0;
+  codec::Checksum checksum{};
 };
 
 class BlobStore {
@@ -42,7 +69,8 @@ class BlobStore {
                                          const codec::Checksum& checksum) = 0;
 
   // Reads a blob and verifies its checksum. NOT_FOUND if not held; DATA_LOSS if the bytes on
-  // disk no longer match the recorded checksum (the blob is then not returned).
+  // disk no longer match the recorded checksum (the blob is then not returned, and is
+  // quarantined: later calls answer NOT_FOUND).
   virtual absl::StatusOr<Bytes> Get(const BlobKey& key) = 0;
 
   // True when the blob is held (registered and its file present with the recorded size).
@@ -58,12 +86,18 @@ class BlobStore {
   // Changes the quota (bytes). Blobs already held stay even if used > quota (reclaim moves
   // them); new puts are refused until used fits.
   virtual absl::Status SetQuota(uint64_t quota) = 0;
-};
 
-struct BlobRecord {
-  BlobKey key;
-  uint64_t size = 0;
-  codec::Checksum checksum{};
+  // Up to `limit` (>= 1) held blobs whose keys come after `after` (from the first when nullopt),
+  // in the store's key order, which is stable: a scrub walks the store in such batches and can
+  // resume after the last key it reached, also after a restart. Errors: the registry's.
+  virtual absl::StatusOr<std::vector<BlobRecord>> ListHeld(const std::optional<BlobKey>& after,
+                                                           size_t limit) = 0;
+
+  // Re-reads blob `key` from the medium (bypassing the page cache where the OS allows) and
+  // compares its size and XXH3-128 with the recorded ones; quarantines it on a mismatch (see the
+  // file comment). Reads at most the recorded size + 1 bytes. Errors (I/O failures other than
+  // unreadable data, a broken registry) leave the blob as it was.
+  virtual absl::StatusOr<ScrubOutcome> ScrubBlob(const BlobKey& key) = 0;
 };
 
 // Durable record of held blobs, one row per key. Thread-safe.
@@ -79,6 +113,11 @@ class BlobRegistry {
   virtual absl::StatusOr<StoreStats> Totals() = 0;
   // Calls `fn` for every record (any order); stops early and returns its error if it fails.
   virtual absl::Status ForEach(const std::function<absl::Status(const BlobRecord&)>& fn) = 0;
+  // Up to `limit` (>= 1) records with keys after `after` (from the first when nullopt), in the
+  // registry's key order (stable across calls and restarts; Sqlite: owner, chunk id bytes,
+  // shard). Records added or removed between calls never make a walk skip or repeat others.
+  virtual absl::StatusOr<std::vector<BlobRecord>> List(const std::optional<BlobKey>& after,
+                                                       size_t limit) = 0;
 };
 
 // The checks Put makes before storing anything, shared by every BlobStore (and usable by a
@@ -97,14 +136,24 @@ std::unique_ptr<BlobRegistry> NewMemBlobRegistry();
 // and fsyncing fan-out directories as needed) before registering it; a Delete removes the
 // file before unregistering it. A crash in between leaves either an unregistered file (a
 // retried Put overwrites it) or a record without a file (Has is false, Get NOT_FOUND; a
-// retried Put or Delete settles it). Concurrent puts of one key are serialized: the second
-// sees kAlreadyStored.
+// retried Put or Delete settles it; scrub drops such a record). Concurrent puts of one key are
+// serialized: the second sees kAlreadyStored.
+//
+// Quarantine: the file is renamed (atomically, then both directories fsynced) to
+// root/quarantine/<owner>-<chunk hex>-<shard>.<wall-clock ns> and only then unregistered, so a
+// crash in between leaves a record without a file (see above). Files in root/quarantine are
+// never read or deleted by cairn; Open counts them for Stats.
 class DiskBlobStore : public BlobStore {
  public:
+  // Called (outside any lock of the store) after a blob was quarantined or its record dropped
+  // because its file was missing, with the outcome and the reason; the daemon logs it.
+  using DamageObserver =
+      std::function<void(const BlobKey& key, ScrubOutcome outcome, const std::string& reason)>;
+
   // `registry` must outlive the store. INVALID_ARGUMENT/INTERNAL if root cannot be created.
   static absl::StatusOr<std::unique_ptr<DiskBlobStore>> Open(const std::string& root,
-                                                             uint64_t quota,
-                                                             BlobRegistry* registry);
+                                                             uint64_t quota, BlobRegistry* registry,
+                                                             DamageObserver observer = nullptr);
   ~DiskBlobStore() override;
 
   absl::StatusOr<PutOutcome> Put(const BlobKey& key, ByteSpan blob,
@@ -114,9 +163,14 @@ class DiskBlobStore : public BlobStore {
   absl::Status Delete(const BlobKey& key) override;
   StoreStats Stats() override;
   absl::Status SetQuota(uint64_t quota) override;
+  absl::StatusOr<std::vector<BlobRecord>> ListHeld(const std::optional<BlobKey>& after,
+                                                   size_t limit) override;
+  absl::StatusOr<ScrubOutcome> ScrubBlob(const BlobKey& key) override;
 
   // Path of the file that holds `key` (tests corrupt it; scrub reads it).
   std::string PathFor(const BlobKey& key) const;
+  // root/quarantine.
+  std::string QuarantineDir() const;
 
  private:
   struct State;
@@ -124,7 +178,14 @@ class DiskBlobStore : public BlobStore {
   std::unique_ptr<State> state_;
 };
 
-// In-memory BlobStore with the same semantics (checksum, envelope, quota); for engine tests.
+// In-memory BlobStore with the same semantics (checksum, envelope, quota, quarantine); for
+// engine tests.
 std::unique_ptr<BlobStore> NewMemBlobStore(uint64_t quota);
+
+// Test hook: applies `mutate` to the bytes a MemBlobStore holds for `key`, without touching the
+// recorded checksum (simulates bit rot or truncation). INVALID_ARGUMENT if `store` is not a
+// MemBlobStore, NOT_FOUND if the key is not held.
+absl::Status MutateMemBlobForTesting(BlobStore* store, const BlobKey& key,
+                                     const std::function<void(Bytes&)>& mutate);
 
 }  // namespace cairn::store

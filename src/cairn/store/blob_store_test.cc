@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -14,6 +15,7 @@
 
 #include "cairn/env/file.h"
 #include "cairn/format/blob.h"
+#include "cairn/store/scrub.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -74,21 +76,68 @@ TestBlob MakeShard(const ChunkId& chunk, uint32_t shard, size_t payload = 300) {
   return t;
 }
 
+// Ways a held blob gets damaged behind the store's back.
+enum class Damage { kFlipFirst, kFlipMiddle, kFlipLast, kTruncate, kExtend, kRemove };
+
+std::string DamageName(Damage d) {
+  switch (d) {
+    case Damage::kFlipFirst:
+      return "flip first byte";
+    case Damage::kFlipMiddle:
+      return "flip middle byte";
+    case Damage::kFlipLast:
+      return "flip last byte";
+    case Damage::kTruncate:
+      return "truncate";
+    case Damage::kExtend:
+      return "extend";
+    case Damage::kRemove:
+      return "remove";
+  }
+  return "?";
+}
+
+// Offset of the byte a flip damages in a blob of `size` bytes.
+size_t FlipOffset(Damage d, size_t size) {
+  return d == Damage::kFlipFirst ? 0 : d == Damage::kFlipMiddle ? size / 2 : size - 1;
+}
+
 // A store under test and whatever it needs to live.
 class Harness {
  public:
   virtual ~Harness() = default;
   virtual BlobStore* store() = 0;
+  // Damages the bytes held for `key`; false when this kind of store cannot suffer `d`.
+  virtual bool Inflict(const BlobKey& key, Damage d) = 0;
 };
 
 class MemHarness : public Harness {
  public:
   explicit MemHarness(uint64_t quota) : store_(NewMemBlobStore(quota)) {}
   BlobStore* store() override { return store_.get(); }
+  bool Inflict(const BlobKey& key, Damage d) override {
+    if (d == Damage::kRemove) return false;  // memory does not lose files
+    absl::Status st = MutateMemBlobForTesting(store_.get(), key, [d](Bytes& data) {
+      switch (d) {
+        case Damage::kTruncate:
+          data.pop_back();
+          break;
+        case Damage::kExtend:
+          data.push_back(0);
+          break;
+        default:
+          data[FlipOffset(d, data.size())] ^= 0x04;
+      }
+    });
+    EXPECT_TRUE(st.ok()) << st;
+    return st.ok();
+  }
 
  private:
   std::unique_ptr<BlobStore> store_;
 };
+
+void FlipByte(const std::string& path, size_t offset);
 
 std::string MakeTempDir() {
   const char* base = getenv("TMPDIR");
@@ -116,12 +165,52 @@ class DiskHarness : public Harness {
 
   void Reopen(uint64_t quota) {
     store_.reset();
-    auto s = DiskBlobStore::Open(root_, quota, registry_.get());
+    auto s = DiskBlobStore::Open(
+        root_, quota, registry_.get(),
+        [this](const BlobKey& key, ScrubOutcome outcome, const std::string& reason) {
+          std::lock_guard<std::mutex> lock(mu_);
+          damaged_.push_back({key, outcome, reason});
+        });
     ASSERT_TRUE(s.ok()) << s.status();
     store_ = std::move(*s);
   }
 
+  bool Inflict(const BlobKey& key, Damage d) override {
+    const std::string path = store_->PathFor(key);
+    std::error_code ec;
+    switch (d) {
+      case Damage::kTruncate:
+        std::filesystem::resize_file(path, std::filesystem::file_size(path) - 1, ec);
+        break;
+      case Damage::kExtend: {
+        std::ofstream f(path, std::ios::binary | std::ios::app);
+        f.put('\0');
+        break;
+      }
+      case Damage::kRemove:
+        std::filesystem::remove(path, ec);
+        break;
+      default:
+        FlipByte(path, FlipOffset(d, std::filesystem::file_size(path)));
+    }
+    EXPECT_FALSE(ec) << ec.message();
+    return true;
+  }
+
+  struct Damaged {
+    BlobKey key;
+    ScrubOutcome outcome;
+    std::string reason;
+  };
+  // What the store's DamageObserver reported.
+  std::vector<Damaged> damaged() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return damaged_;
+  }
+
  private:
+  std::mutex mu_;
+  std::vector<Damaged> damaged_;
   std::string dir_;
   std::string root_;
   std::unique_ptr<BlobRegistry> registry_;
@@ -356,6 +445,174 @@ TEST_P(BlobStoreConformanceTest, ConcurrentPutsNeverExceedQuota) {
   EXPECT_EQ(s->Stats().used, 3 * size);
 }
 
+TEST_P(BlobStoreConformanceTest, ListHeldWalksEveryBlobOnceInBatches) {
+  auto h = Make();
+  BlobStore* s = h->store();
+  std::set<BlobKey> want;
+  std::map<BlobKey, uint64_t> sizes;
+  for (int i = 0; i < 11; ++i) {
+    TestBlob b = MakeBlob(400 + i, 100 + i);
+    ASSERT_TRUE(s->Put(b.key, b.data, b.checksum).ok());
+    want.insert(b.key);
+    sizes[b.key] = b.data.size();
+  }
+  for (size_t limit : {size_t{1}, size_t{3}, size_t{11}, size_t{100}}) {
+    SCOPED_TRACE("limit " + std::to_string(limit));
+    std::vector<BlobKey> seen;
+    std::optional<BlobKey> after;
+    while (true) {
+      auto page = s->ListHeld(after, limit);
+      ASSERT_TRUE(page.ok()) << page.status();
+      ASSERT_LE(page->size(), limit);
+      for (const BlobRecord& r : *page) {
+        seen.push_back(r.key);
+        EXPECT_EQ(r.size, sizes[r.key]) << r.key.DebugString();
+      }
+      if (page->size() < limit) break;
+      after = page->back().key;
+    }
+    EXPECT_EQ(std::set<BlobKey>(seen.begin(), seen.end()), want);
+    EXPECT_EQ(seen.size(), want.size());  // nothing twice
+  }
+  // A blob deleted and one added behind the cursor do not derail a walk.
+  auto first = s->ListHeld(std::nullopt, 4);
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(s->Delete((*first)[3].key).ok());
+  auto rest = s->ListHeld((*first)[3].key, 100);
+  ASSERT_TRUE(rest.ok());
+  EXPECT_EQ(first->size() + rest->size(), want.size());
+  EXPECT_EQ(s->ListHeld(std::nullopt, 0).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Every kind of damage is found by scrub and quarantines the blob: not served, not counted, and
+// a fresh Put of the key (repair) stores it again.
+TEST_P(BlobStoreConformanceTest, ScrubQuarantinesEveryKindOfDamage) {
+  for (Damage d : {Damage::kFlipFirst, Damage::kFlipMiddle, Damage::kFlipLast, Damage::kTruncate,
+                   Damage::kExtend, Damage::kRemove}) {
+    SCOPED_TRACE(DamageName(d));
+    auto h = Make();
+    BlobStore* s = h->store();
+    TestBlob victim = MakeBlob(500), bystander = MakeBlob(501);
+    ASSERT_TRUE(s->Put(victim.key, victim.data, victim.checksum).ok());
+    ASSERT_TRUE(s->Put(bystander.key, bystander.data, bystander.checksum).ok());
+    EXPECT_EQ(*s->ScrubBlob(victim.key), ScrubOutcome::kIntact);
+    if (!h->Inflict(victim.key, d)) continue;
+
+    auto outcome = s->ScrubBlob(victim.key);
+    ASSERT_TRUE(outcome.ok()) << outcome.status();
+    const bool removed = d == Damage::kRemove;
+    EXPECT_EQ(*outcome, removed ? ScrubOutcome::kMissing : ScrubOutcome::kQuarantined);
+    EXPECT_EQ(*s->Has(victim.key), false);
+    EXPECT_EQ(s->Get(victim.key).status().code(), absl::StatusCode::kNotFound);
+    EXPECT_EQ(*s->ScrubBlob(victim.key), ScrubOutcome::kNotHeld);
+    StoreStats st = s->Stats();
+    EXPECT_EQ(st.used, bystander.data.size());
+    EXPECT_EQ(st.blobs, 1u);
+    EXPECT_EQ(st.quarantined, removed ? 0u : 1u);
+    EXPECT_EQ(*s->Get(bystander.key), bystander.data);
+    EXPECT_EQ(*s->ScrubBlob(bystander.key), ScrubOutcome::kIntact);
+
+    EXPECT_EQ(*s->Put(victim.key, victim.data, victim.checksum), PutOutcome::kStored);
+    EXPECT_EQ(*s->Get(victim.key), victim.data);
+    EXPECT_EQ(*s->ScrubBlob(victim.key), ScrubOutcome::kIntact);
+    EXPECT_EQ(s->Stats().used, victim.data.size() + bystander.data.size());
+    EXPECT_EQ(s->Stats().blobs, 2u);
+  }
+}
+
+// N of M blobs damaged: one pass reports exactly those N and quarantines them; the rest are
+// untouched; a second pass finds nothing; re-putting the N repairs them.
+TEST_P(BlobStoreConformanceTest, ScrubPassFindsExactlyTheDamagedBlobs) {
+  const uint64_t seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  auto h = Make();
+  BlobStore* s = h->store();
+  constexpr int kBlobs = 40, kDamaged = 7;
+  std::vector<TestBlob> blobs;
+  for (int i = 0; i < kBlobs; ++i) {
+    blobs.push_back(MakeBlob(rng(), 50 + rng() % 2000));
+    ASSERT_TRUE(s->Put(blobs.back().key, blobs.back().data, blobs.back().checksum).ok());
+  }
+  std::vector<int> order(kBlobs);
+  for (int i = 0; i < kBlobs; ++i) order[i] = i;
+  std::shuffle(order.begin(), order.end(), rng);
+  std::set<BlobKey> damaged;
+  uint64_t intact_bytes = 0, all_bytes = 0;
+  for (int i = 0; i < kBlobs; ++i) {
+    all_bytes += blobs[order[i]].data.size();
+    if (i < kDamaged) {
+      Damage d = static_cast<Damage>(rng() % 5);  // any kind but kRemove
+      ASSERT_TRUE(h->Inflict(blobs[order[i]].key, d));
+      damaged.insert(blobs[order[i]].key);
+    } else {
+      intact_bytes += blobs[order[i]].data.size();
+    }
+  }
+
+  ScrubPassOptions options;
+  options.batch = 6;
+  std::set<BlobKey> reported;
+  options.on_blob = [&](const BlobKey& key, ScrubOutcome outcome, const ScrubCounts&) {
+    if (outcome == ScrubOutcome::kQuarantined) reported.insert(key);
+  };
+  auto pass = RunScrubPass(s, options);
+  ASSERT_TRUE(pass.ok()) << pass.status();
+  EXPECT_TRUE(pass->complete);
+  EXPECT_EQ(pass->counts.checked, static_cast<uint64_t>(kBlobs));
+  EXPECT_EQ(pass->counts.bytes, all_bytes);
+  EXPECT_EQ(pass->counts.corrupt, static_cast<uint64_t>(kDamaged));
+  EXPECT_EQ(pass->counts.missing, 0u);
+  EXPECT_EQ(pass->counts.errors, 0u);
+  EXPECT_EQ(reported, damaged);
+  StoreStats st = s->Stats();
+  EXPECT_EQ(st.used, intact_bytes);
+  EXPECT_EQ(st.blobs, static_cast<uint64_t>(kBlobs - kDamaged));
+  EXPECT_EQ(st.quarantined, static_cast<uint64_t>(kDamaged));
+  for (const TestBlob& b : blobs) {
+    if (damaged.count(b.key)) {
+      EXPECT_EQ(*s->Has(b.key), false);
+      EXPECT_EQ(s->Get(b.key).status().code(), absl::StatusCode::kNotFound);
+    } else {
+      EXPECT_EQ(*s->Get(b.key), b.data);
+    }
+  }
+
+  auto again = RunScrubPass(s, ScrubPassOptions{});
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->counts.checked, static_cast<uint64_t>(kBlobs - kDamaged));
+  EXPECT_EQ(again->counts.corrupt, 0u);
+
+  for (const TestBlob& b : blobs) {
+    if (damaged.count(b.key)) {
+      EXPECT_EQ(*s->Put(b.key, b.data, b.checksum), PutOutcome::kStored);
+    }
+  }
+  EXPECT_EQ(s->Stats().used, all_bytes);
+  for (const TestBlob& b : blobs) EXPECT_EQ(*s->Get(b.key), b.data);
+}
+
+// Get notices damage too: it answers DATA_LOSS once and quarantines the blob at once.
+TEST_P(BlobStoreConformanceTest, GetQuarantinesADamagedBlob) {
+  auto h = Make();
+  BlobStore* s = h->store();
+  TestBlob b = MakeBlob(600), other = MakeBlob(601);
+  ASSERT_TRUE(s->Put(b.key, b.data, b.checksum).ok());
+  ASSERT_TRUE(s->Put(other.key, other.data, other.checksum).ok());
+  ASSERT_TRUE(h->Inflict(b.key, Damage::kFlipMiddle));
+  auto got = s->Get(b.key);
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(got.status().message()), HasSubstr("is corrupt"));
+  EXPECT_THAT(std::string(got.status().message()), HasSubstr("quarantined"));
+  EXPECT_EQ(s->Get(b.key).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(*s->Has(b.key), false);
+  EXPECT_EQ(s->Stats().used, other.data.size());
+  EXPECT_EQ(s->Stats().blobs, 1u);
+  EXPECT_EQ(s->Stats().quarantined, 1u);
+  EXPECT_EQ(*s->Put(b.key, b.data, b.checksum), PutOutcome::kStored);
+  EXPECT_EQ(*s->Get(b.key), b.data);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Stores, BlobStoreConformanceTest,
     ::testing::Values(StoreKind{"Mem",
@@ -407,19 +664,115 @@ TEST(DiskBlobStoreTest, FilesAreLaidOutByChunkId) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
-TEST(DiskBlobStoreTest, FlippedByteOnDiskIsDataLoss) {
-  DiskHarness h(1 << 30);
-  TestBlob b = MakeBlob(21);
-  ASSERT_TRUE(h.store()->Put(b.key, b.data, b.checksum).ok());
-  for (size_t offset : {size_t{0}, b.data.size() / 2, b.data.size() - 1}) {
-    SCOPED_TRACE("offset " + std::to_string(offset));
-    FlipByte(h.disk()->PathFor(b.key), offset);
+TEST(DiskBlobStoreTest, FlippedByteOnDiskIsDataLossAndTheFileIsQuarantined) {
+  for (Damage d : {Damage::kFlipFirst, Damage::kFlipMiddle, Damage::kFlipLast}) {
+    SCOPED_TRACE(DamageName(d));
+    DiskHarness h(1 << 30);
+    TestBlob b = MakeBlob(21);
+    ASSERT_TRUE(h.store()->Put(b.key, b.data, b.checksum).ok());
+    const std::string path = h.disk()->PathFor(b.key);
+    h.Inflict(b.key, d);
+    Bytes damaged = b.data;
+    damaged[FlipOffset(d, damaged.size())] ^= 0x04;
     auto got = h.store()->Get(b.key);
     EXPECT_EQ(got.status().code(), absl::StatusCode::kDataLoss);
     EXPECT_THAT(std::string(got.status().message()), HasSubstr("is corrupt"));
-    FlipByte(h.disk()->PathFor(b.key), offset);  // restore
-    EXPECT_EQ(*h.store()->Get(b.key), b.data);
+    EXPECT_FALSE(std::filesystem::exists(path));
+    // The damaged bytes are kept for inspection, named after the key.
+    std::vector<std::string> kept = FilesUnder(h.disk()->QuarantineDir());
+    ASSERT_EQ(kept.size(), 1u);
+    EXPECT_THAT(kept[0], HasSubstr(path.substr(path.rfind('/') + 1) + "."));
+    EXPECT_EQ(*env::ReadFile(kept[0]), damaged);
+    ASSERT_EQ(h.damaged().size(), 1u);
+    EXPECT_EQ(h.damaged()[0].key, b.key);
+    EXPECT_EQ(h.damaged()[0].outcome, ScrubOutcome::kQuarantined);
+    EXPECT_THAT(h.damaged()[0].reason, HasSubstr("checksum"));
+    EXPECT_EQ(h.store()->Stats().quarantined_bytes, b.data.size());
   }
+}
+
+TEST(DiskBlobStoreTest, QuarantineSurvivesReopenAndRepairDoesNotClash) {
+  DiskHarness h(1 << 30);
+  TestBlob b = MakeBlob(23);
+  ASSERT_TRUE(h.store()->Put(b.key, b.data, b.checksum).ok());
+  for (int round = 0; round < 2; ++round) {
+    h.Inflict(b.key, Damage::kTruncate);
+    EXPECT_EQ(*h.store()->ScrubBlob(b.key), ScrubOutcome::kQuarantined);
+    EXPECT_EQ(*h.store()->Put(b.key, b.data, b.checksum), PutOutcome::kStored);
+  }
+  EXPECT_EQ(FilesUnder(h.disk()->QuarantineDir()).size(), 2u);
+  h.Reopen(1 << 30);
+  StoreStats st = h.store()->Stats();
+  EXPECT_EQ(st.quarantined, 2u);
+  EXPECT_EQ(st.quarantined_bytes, 2 * (b.data.size() - 1));
+  EXPECT_EQ(st.used, b.data.size());
+  EXPECT_EQ(st.blobs, 1u);
+  EXPECT_EQ(*h.store()->Get(b.key), b.data);
+  auto totals = h.registry()->Totals();
+  ASSERT_TRUE(totals.ok());
+  EXPECT_EQ(totals->used, b.data.size());
+}
+
+TEST(DiskBlobStoreTest, ScrubDropsTheRecordOfAMissingFile) {
+  DiskHarness h(1 << 30);
+  TestBlob a = MakeBlob(24), b = MakeBlob(25);
+  ASSERT_TRUE(h.store()->Put(a.key, a.data, a.checksum).ok());
+  ASSERT_TRUE(h.store()->Put(b.key, b.data, b.checksum).ok());
+  h.Inflict(a.key, Damage::kRemove);
+  auto pass = RunScrubPass(h.store(), ScrubPassOptions{});
+  ASSERT_TRUE(pass.ok()) << pass.status();
+  EXPECT_EQ(pass->counts.checked, 2u);
+  EXPECT_EQ(pass->counts.missing, 1u);
+  EXPECT_EQ(pass->counts.corrupt, 0u);
+  EXPECT_FALSE(h.registry()->Find(a.key)->has_value());
+  EXPECT_EQ(h.store()->Stats().used, b.data.size());
+  EXPECT_EQ(h.store()->Stats().quarantined, 0u);
+  ASSERT_EQ(h.damaged().size(), 1u);
+  EXPECT_EQ(h.damaged()[0].outcome, ScrubOutcome::kMissing);
+}
+
+// Scrub runs beside puts, gets and deletes of the same keys without losing a healthy blob.
+TEST(DiskBlobStoreTest, ScrubIsSafeBesideConcurrentPutsAndDeletes) {
+  DiskHarness h(1 << 30);
+  std::vector<TestBlob> blobs;
+  for (int i = 0; i < 30; ++i) blobs.push_back(MakeBlob(700 + i, 300));
+  for (int i = 0; i < 15; ++i) {
+    ASSERT_TRUE(h.store()->Put(blobs[i].key, blobs[i].data, blobs[i].checksum).ok());
+  }
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    for (int round = 0; round < 3; ++round) {
+      for (int i = 0; i < 30; ++i) {
+        if ((i + round) % 3 == 0) {
+          EXPECT_TRUE(h.store()->Delete(blobs[i].key).ok());
+        } else {
+          EXPECT_TRUE(h.store()->Put(blobs[i].key, blobs[i].data, blobs[i].checksum).ok());
+        }
+      }
+    }
+    done = true;
+  });
+  uint64_t corrupt = 0;
+  ScrubPassOptions options;
+  options.batch = 4;
+  while (!done) {
+    auto pass = RunScrubPass(h.store(), options);
+    ASSERT_TRUE(pass.ok()) << pass.status();
+    corrupt += pass->counts.corrupt + pass->counts.missing;
+  }
+  writer.join();
+  EXPECT_EQ(corrupt, 0u);
+  EXPECT_EQ(h.store()->Stats().quarantined, 0u);
+  uint64_t used = 0, held = 0;
+  for (const TestBlob& b : blobs) {
+    if (*h.store()->Has(b.key)) {
+      EXPECT_EQ(*h.store()->Get(b.key), b.data);
+      used += b.data.size();
+      ++held;
+    }
+  }
+  EXPECT_EQ(h.store()->Stats().used, used);
+  EXPECT_EQ(h.store()->Stats().blobs, held);
 }
 
 TEST(DiskBlobStoreTest, TruncatedOrMissingFileIsNotHeldAndPutRestoresIt) {
@@ -432,6 +785,7 @@ TEST(DiskBlobStoreTest, TruncatedOrMissingFileIsNotHeldAndPutRestoresIt) {
   std::filesystem::resize_file(path, b.data.size() - 1);
   EXPECT_EQ(*h.store()->Has(b.key), false);
   EXPECT_EQ(h.store()->Get(b.key).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(h.store()->Stats().used, 0u);  // quarantined by that Get
   EXPECT_EQ(*h.store()->Put(b.key, b.data, b.checksum), PutOutcome::kStored);
   EXPECT_EQ(*h.store()->Get(b.key), b.data);
   EXPECT_EQ(h.store()->Stats().used, used);
@@ -541,6 +895,17 @@ TEST(MemBlobRegistryTest, AddFindRemoveTotalsForEach) {
   EXPECT_EQ(seen, 2);
   EXPECT_EQ(r->ForEach([](const BlobRecord&) { return absl::InternalError("stop"); }).code(),
             absl::StatusCode::kInternal);
+  auto all = r->List(std::nullopt, 10);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_LT((*all)[0].key, (*all)[1].key);
+  auto after = r->List((*all)[0].key, 10);
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ((*after)[0].key, (*all)[1].key);
+  EXPECT_EQ(r->List(std::nullopt, 1)->size(), 1u);
+  EXPECT_TRUE(r->List((*all)[1].key, 10)->empty());
+  EXPECT_EQ(r->List(std::nullopt, 0).status().code(), absl::StatusCode::kInvalidArgument);
   ASSERT_TRUE(r->Remove(a.key).ok());
   ASSERT_TRUE(r->Remove(a.key).ok());
   EXPECT_FALSE(r->Find(a.key)->has_value());

@@ -1,16 +1,19 @@
 // DiskBlobStore: one file per blob under a two-level fan-out, registered in a BlobRegistry.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <set>
 #include <vector>
 
 #include "cairn/base/status.h"
+#include "cairn/env/clock.h"
 #include "cairn/env/file.h"
 #include "cairn/store/blob_store.h"
 
@@ -57,12 +60,119 @@ absl::StatusOr<bool> FileHasSize(const std::string& path, uint64_t size) {
 }
 
 std::string DirOf(const std::string& path) { return path.substr(0, path.rfind('/')); }
+std::string BaseOf(const std::string& path) { return path.substr(path.rfind('/') + 1); }
+
+constexpr char kQuarantineDirName[] = "quarantine";
+
+// What reading a blob file back found.
+struct FileCheck {
+  enum Verdict { kIntact, kMissing, kCorrupt } verdict = kIntact;
+  std::string reason;      // kCorrupt: what is wrong, for logs and errors
+  uint64_t file_size = 0;  // bytes on disk (kIntact, kCorrupt)
+  Bytes data;              // kIntact, when asked for
+};
+
+// Reads `path` back and compares it with `record`: a regular file of exactly record.size bytes
+// whose XXH3-128 equals record.checksum. Never reads more than record.size bytes. With
+// `from_media`, asks the kernel to drop the file's cached pages before and after reading
+// (posix_fadvise DONTNEED), so that scrub reads what is on the disk and does not evict hotter
+// data. A read failing with EIO (an unreadable sector) is corruption; other I/O errors are
+// returned as errors.
+absl::StatusOr<FileCheck> CheckBlobFile(const std::string& path, const BlobRecord& record,
+                                        bool from_media, bool keep_data) {
+  FileCheck out;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) {
+      out.verdict = FileCheck::kMissing;
+      return out;
+    }
+    if (errno == ELOOP) {
+      out.verdict = FileCheck::kCorrupt;
+      out.reason = path + " is a symbolic link";
+      return out;
+    }
+    return ErrnoStatus(errno, "open " + path);
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return ErrnoStatus(errno, "stat " + path);
+  out.file_size = static_cast<uint64_t>(st.st_size);
+  if (!S_ISREG(st.st_mode)) {
+    out.verdict = FileCheck::kCorrupt;
+    out.reason = path + " is not a regular file";
+    return out;
+  }
+  if (out.file_size != record.size) {
+    out.verdict = FileCheck::kCorrupt;
+    out.reason = path + " is " + std::to_string(out.file_size) + " bytes, recorded " +
+                 std::to_string(record.size);
+    return out;
+  }
+  if (from_media) ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  Bytes data(record.size);
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::read(fd, data.data() + off, data.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EIO) {
+        out.verdict = FileCheck::kCorrupt;
+        out.reason = "read " + path + ": " + std::strerror(EIO);
+        return out;
+      }
+      return ErrnoStatus(errno, "read " + path);
+    }
+    if (n == 0) break;
+    off += static_cast<size_t>(n);
+  }
+  if (from_media) ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  if (off != data.size()) {
+    out.verdict = FileCheck::kCorrupt;
+    out.reason = path + " is truncated (" + std::to_string(off) + " of " +
+                 std::to_string(record.size) + " bytes)";
+    return out;
+  }
+  if (codec::BlobChecksum(data) != record.checksum) {
+    out.verdict = FileCheck::kCorrupt;
+    out.reason = path + " does not match its checksum";
+    return out;
+  }
+  if (keep_data) out.data = std::move(data);
+  return out;
+}
+
+// Count and total size of the regular files in `dir` (0, 0 when it does not exist).
+absl::Status CountFiles(const std::string& dir, uint64_t* files, uint64_t* bytes) {
+  *files = *bytes = 0;
+  std::error_code ec;
+  std::filesystem::directory_iterator it(dir, ec), end;
+  if (ec) {
+    if (ec == std::errc::no_such_file_or_directory) return absl::OkStatus();
+    return ErrnoStatus(ec.value(), "scan " + dir);
+  }
+  for (; it != end; it.increment(ec)) {
+    if (ec) return ErrnoStatus(ec.value(), "scan " + dir);
+    std::error_code ec2;
+    if (!it->is_regular_file(ec2)) continue;
+    uint64_t size = it->file_size(ec2);
+    if (ec2) continue;  // removed meanwhile
+    ++*files;
+    *bytes += size;
+  }
+  if (ec) return ErrnoStatus(ec.value(), "scan " + dir);
+  return absl::OkStatus();
+}
 
 }  // namespace
 
 struct DiskBlobStore::State {
   std::string root;
   BlobRegistry* registry = nullptr;
+  DamageObserver observer;
 
   std::mutex mu;
   std::condition_variable key_released;
@@ -70,7 +180,9 @@ struct DiskBlobStore::State {
   uint64_t used = 0;      // bytes of registered blobs
   uint64_t reserved = 0;  // bytes of puts in progress (counted against the quota)
   uint64_t blobs = 0;
-  std::set<BlobKey> busy;  // keys with a Put or Delete in progress
+  uint64_t quarantined = 0;        // files in QuarantineDir()
+  uint64_t quarantined_bytes = 0;  // their total size
+  std::set<BlobKey> busy;          // keys with a Put, Delete or quarantine in progress
 
   // Serializes fan-out directory creation so that no put writes into a directory whose
   // creation another put has not made durable yet.
@@ -88,6 +200,15 @@ struct DiskBlobStore::State {
     if (errno == EEXIST) return absl::OkStatus();
     return ErrnoStatus(errno, "create directory " + dir);
   }
+
+  std::string QuarantineDir() const { return root + "/" + kQuarantineDirName; }
+
+  // Re-checks blob `key` while holding its key guard and settles what it finds: an intact blob
+  // is left alone (a concurrent Put may have just restored it; its bytes go to `intact_data`
+  // when given); a damaged one is quarantined; a registered blob without a file loses its
+  // record. `reason` receives what was wrong. Calls the observer after releasing the guard.
+  absl::StatusOr<ScrubOutcome> Settle(const BlobKey& key, bool from_media, Bytes* intact_data,
+                                      std::string* reason);
 
   absl::Status WriteBlobFile(const std::string& path, ByteSpan blob) {
     std::string level2 = DirOf(path);
@@ -130,18 +251,70 @@ class KeyGuard {
 
 }  // namespace
 
+absl::StatusOr<ScrubOutcome> DiskBlobStore::State::Settle(const BlobKey& key, bool from_media,
+                                                          Bytes* intact_data, std::string* reason) {
+  ScrubOutcome outcome = ScrubOutcome::kNotHeld;
+  std::string why;
+  {
+    KeyGuard guard(mu, key_released, busy, key);
+    CAIRN_ASSIGN_OR_RETURN(std::optional<BlobRecord> record, registry->Find(key));
+    if (!record) return ScrubOutcome::kNotHeld;
+    const std::string path = PathFor(key);
+    CAIRN_ASSIGN_OR_RETURN(FileCheck check,
+                           CheckBlobFile(path, *record, from_media, intact_data != nullptr));
+    if (check.verdict == FileCheck::kIntact) {
+      if (intact_data != nullptr) *intact_data = std::move(check.data);
+      return ScrubOutcome::kIntact;
+    }
+    bool moved = false;
+    if (check.verdict == FileCheck::kCorrupt) {
+      const std::string qdir = QuarantineDir();
+      {
+        std::lock_guard<std::mutex> lock(dir_mu);
+        CAIRN_RETURN_IF_ERROR(EnsureDir(qdir));
+      }
+      const std::string target =
+          qdir + "/" + BaseOf(path) + "." + std::to_string(env::RealClock::Default()->NowNanos());
+      if (::rename(path.c_str(), target.c_str()) == 0) {
+        CAIRN_RETURN_IF_ERROR(env::FsyncDir(qdir));
+        CAIRN_RETURN_IF_ERROR(env::FsyncDir(DirOf(path)));
+        moved = true;
+        why = check.reason;
+      } else if (errno != ENOENT) {
+        return ErrnoStatus(
+            errno, "quarantine blob " + key.DebugString() + ": rename " + path + " to " + target);
+      }
+    }
+    if (!moved) why = path + " is missing";
+    CAIRN_RETURN_IF_ERROR(Annotate(registry->Remove(key), "quarantine blob " + key.DebugString()));
+    std::lock_guard<std::mutex> lock(mu);
+    used -= std::min(used, record->size);
+    if (blobs > 0) --blobs;
+    if (moved) {
+      ++quarantined;
+      quarantined_bytes += check.file_size;
+    }
+    outcome = moved ? ScrubOutcome::kQuarantined : ScrubOutcome::kMissing;
+  }
+  if (observer) observer(key, outcome, why);
+  if (reason != nullptr) *reason = std::move(why);
+  return outcome;
+}
+
 DiskBlobStore::DiskBlobStore(std::unique_ptr<State> state) : state_(std::move(state)) {}
 DiskBlobStore::~DiskBlobStore() = default;
 
 absl::StatusOr<std::unique_ptr<DiskBlobStore>> DiskBlobStore::Open(const std::string& root,
                                                                    uint64_t quota,
-                                                                   BlobRegistry* registry) {
+                                                                   BlobRegistry* registry,
+                                                                   DamageObserver observer) {
   if (root.empty()) return absl::InvalidArgumentError("blob store root is empty");
   if (registry == nullptr) return absl::InvalidArgumentError("blob store needs a registry");
   auto state = std::make_unique<State>();
   state->root = root;
   while (state->root.size() > 1 && state->root.back() == '/') state->root.pop_back();
   state->registry = registry;
+  state->observer = std::move(observer);
   state->quota = quota;
   CAIRN_RETURN_IF_ERROR(Annotate(env::MakeDirs(state->root, kDirMode), "open blob store"));
   CAIRN_RETURN_IF_ERROR(Annotate(RemoveTempFiles(state->root), "open blob store"));
@@ -149,10 +322,14 @@ absl::StatusOr<std::unique_ptr<DiskBlobStore>> DiskBlobStore::Open(const std::st
                          Annotate(registry->Totals(), "open blob store: read registry"));
   state->used = totals.used;
   state->blobs = totals.blobs;
+  CAIRN_RETURN_IF_ERROR(
+      Annotate(CountFiles(state->QuarantineDir(), &state->quarantined, &state->quarantined_bytes),
+               "open blob store"));
   return std::unique_ptr<DiskBlobStore>(new DiskBlobStore(std::move(state)));
 }
 
 std::string DiskBlobStore::PathFor(const BlobKey& key) const { return state_->PathFor(key); }
+std::string DiskBlobStore::QuarantineDir() const { return state_->QuarantineDir(); }
 
 absl::StatusOr<PutOutcome> DiskBlobStore::Put(const BlobKey& key, ByteSpan blob,
                                               const codec::Checksum& checksum) {
@@ -202,23 +379,39 @@ absl::StatusOr<Bytes> DiskBlobStore::Get(const BlobKey& key) {
   CAIRN_ASSIGN_OR_RETURN(std::optional<BlobRecord> record, s.registry->Find(key));
   if (!record) return absl::NotFoundError("blob " + key.DebugString() + " is not held");
   const std::string path = s.PathFor(key);
-  auto data = env::ReadFile(path, record->size);
-  if (!data.ok()) {
-    switch (data.status().code()) {
-      case absl::StatusCode::kNotFound:
-        return absl::NotFoundError("blob " + key.DebugString() + " is not held (file missing)");
-      case absl::StatusCode::kResourceExhausted:  // larger than recorded
-        return absl::DataLossError("blob " + key.DebugString() + " is corrupt: " + path +
-                                   " is larger than recorded");
-      default:
-        return Annotate(data.status(), "read blob " + key.DebugString());
-    }
+  CAIRN_ASSIGN_OR_RETURN(
+      FileCheck check,
+      Annotate(CheckBlobFile(path, *record, /*from_media=*/false, /*keep_data=*/true),
+               "read blob " + key.DebugString()));
+  switch (check.verdict) {
+    case FileCheck::kIntact:
+      return std::move(check.data);
+    case FileCheck::kMissing:
+      return absl::NotFoundError("blob " + key.DebugString() + " is not held (file missing)");
+    case FileCheck::kCorrupt:
+      break;
   }
-  if (data->size() != record->size || codec::BlobChecksum(*data) != record->checksum) {
-    return absl::DataLossError("blob " + key.DebugString() + " is corrupt: " + path +
-                               " does not match its checksum");
+  // Damaged: quarantine it now rather than at the next scrub, so that Has and the owner's next
+  // check see it missing at once.
+  Bytes data;
+  std::string reason;
+  auto settled = s.Settle(key, /*from_media=*/false, &data, &reason);
+  if (!settled.ok()) {
+    return absl::DataLossError("blob " + key.DebugString() + " is corrupt: " + check.reason +
+                               " (quarantine failed: " + std::string(settled.status().message()) +
+                               ")");
   }
-  return std::move(*data);
+  switch (*settled) {
+    case ScrubOutcome::kIntact:  // restored by a concurrent Put meanwhile
+      return data;
+    case ScrubOutcome::kQuarantined:
+      return absl::DataLossError("blob " + key.DebugString() + " is corrupt: " + reason +
+                                 "; quarantined");
+    case ScrubOutcome::kMissing:
+    case ScrubOutcome::kNotHeld:
+      break;
+  }
+  return absl::NotFoundError("blob " + key.DebugString() + " is not held");
 }
 
 absl::StatusOr<bool> DiskBlobStore::Has(const BlobKey& key) {
@@ -249,13 +442,35 @@ absl::Status DiskBlobStore::Delete(const BlobKey& key) {
 
 StoreStats DiskBlobStore::Stats() {
   std::lock_guard<std::mutex> lock(state_->mu);
-  return StoreStats{state_->quota, state_->used, state_->blobs};
+  return StoreStats{state_->quota, state_->used, state_->blobs, state_->quarantined,
+                    state_->quarantined_bytes};
 }
 
 absl::Status DiskBlobStore::SetQuota(uint64_t quota) {
   std::lock_guard<std::mutex> lock(state_->mu);
   state_->quota = quota;
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<BlobRecord>> DiskBlobStore::ListHeld(const std::optional<BlobKey>& after,
+                                                                size_t limit) {
+  return Annotate(state_->registry->List(after, limit), "list held blobs");
+}
+
+absl::StatusOr<ScrubOutcome> DiskBlobStore::ScrubBlob(const BlobKey& key) {
+  State& s = *state_;
+  CAIRN_ASSIGN_OR_RETURN(std::optional<BlobRecord> record,
+                         Annotate(s.registry->Find(key), "scrub blob " + key.DebugString()));
+  if (!record) return ScrubOutcome::kNotHeld;
+  // The common case reads without the key guard, so scrub never stalls puts and deletes; a
+  // damaged blob is re-checked under the guard before anything is moved.
+  CAIRN_ASSIGN_OR_RETURN(
+      FileCheck check,
+      Annotate(CheckBlobFile(s.PathFor(key), *record, /*from_media=*/true, /*keep_data=*/false),
+               "scrub blob " + key.DebugString()));
+  if (check.verdict == FileCheck::kIntact) return ScrubOutcome::kIntact;
+  return Annotate(s.Settle(key, /*from_media=*/true, nullptr, nullptr),
+                  "scrub blob " + key.DebugString());
 }
 
 }  // namespace cairn::store

@@ -1,0 +1,133 @@
+// `cairn check [--read-data | --read-data-subset P%]` and `cairn repair`: verify this peer's
+// own backups on their holders (POST /v1/check) and rebuild what is below target
+// (POST /v1/repair). Exit 0 healthy, 3 below target, 1 data lost (design.md §9).
+#include <iostream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "cairn/base/bytes.h"
+#include "cairn/base/status.h"
+#include "cairn/cli/api_client.h"
+#include "cairn/cli/commands.h"
+#include "cairn/cli/output.h"
+#include "cairn/cli/progress.h"
+
+namespace cairn::cli {
+namespace {
+
+struct CheckFlags {
+  bool read_data = false;
+  std::string subset;  // "P%" or "P"
+};
+
+absl::StatusOr<nlohmann::json> RunJob(const GlobalOptions& global, const std::string& route,
+                                      const CheckFlags& f) {
+  nlohmann::json body = nlohmann::json::object();
+  body["read_data"] = f.read_data;
+  if (!f.subset.empty()) {
+    std::string p = f.subset;
+    if (!p.empty() && p.back() == '%') p.pop_back();
+    double percent = 0;
+    if (!absl::SimpleAtod(p, &percent) || !(percent > 0 && percent <= 100)) {
+      return absl::InvalidArgumentError("--read-data-subset wants a percentage in (0, 100], e.g. 10%");
+    }
+    body["read_subset_percent"] = percent;
+  }
+  CAIRN_ASSIGN_OR_RETURN(auto api, ApiClient::Open(global.dir));
+  CAIRN_ASSIGN_OR_RETURN(nlohmann::json started, api->Post(route, body));
+  std::string job_id = Str(started, "job_id");
+  if (job_id.empty()) return absl::InternalError("the peer returned no job id");
+  ProgressBar bar(!global.json && ProgressBar::StderrIsTerminal());
+  CAIRN_ASSIGN_OR_RETURN(nlohmann::json job, api->WaitForJob(job_id, &bar));
+  return job["result"];
+}
+
+int ExitFor(uint64_t below, uint64_t lost) {
+  if (lost > 0) return kExitError;
+  if (below > 0) return kExitDegraded;
+  return kExitOk;
+}
+
+int RunCheck(const GlobalOptions& global, const CheckFlags& f) {
+  auto r = RunJob(global, "/v1/check", f);
+  if (!r.ok()) {
+    if (absl::IsInvalidArgument(r.status()) && !f.subset.empty()) return PrintUsageError(std::string(r.status().message()));
+    return PrintError(Annotate(r.status(), "check failed"));
+  }
+  uint64_t below = U64(*r, "below_target"), lost = U64(*r, "lost");
+  if (global.json) {
+    PrintJson(*r);
+  } else {
+    for (const auto& s : (*r)["snapshots"]) {
+      std::cout << "snapshot " << Str(s, "short_id") << ": " << U64(s, "chunks") << " chunks, "
+                << U64(s, "at_target") << " at target, " << U64(s, "below_target")
+                << " below target, " << U64(s, "lost") << " lost\n";
+    }
+    std::cout << "total: " << U64(*r, "chunks") << " chunks, " << U64(*r, "at_target")
+              << " at target, " << below << " below target, " << lost << " lost";
+    if (f.read_data || !f.subset.empty()) {
+      std::cout << "; read " << U64(*r, "blobs_read") << " blobs (" << FormatSize(U64(*r, "bytes_read"))
+                << "), " << U64(*r, "corrupt") << " corrupt";
+    }
+    std::cout << std::endl;
+    for (const auto& d : (*r)["corrupt_blobs"]) {
+      std::cerr << "corrupt: chunk " << Str(d, "chunk").substr(0, 8) << " shard " << U64(d, "shard")
+                << " on peer " << U64(d, "peer") << ": " << Str(d, "reason") << "\n";
+    }
+  }
+  for (const auto& e : (*r)["errors"]) std::cerr << "error: " << e.get<std::string>() << "\n";
+  if (lost > 0) {
+    std::cerr << "data lost: " << lost << " chunks have no readable copy (or fewer than k shards)"
+              << std::endl;
+  } else if (below > 0) {
+    std::cerr << "degraded: " << below << " chunks below target redundancy ("
+              << "`cairn repair` rebuilds them; the peer also repairs automatically)" << std::endl;
+  }
+  if (!(*r)["errors"].empty() && lost == 0) return kExitError;
+  return ExitFor(below, lost);
+}
+
+int RunRepair(const GlobalOptions& global, const CheckFlags& f) {
+  auto r = RunJob(global, "/v1/repair", f);
+  if (!r.ok()) {
+    if (absl::IsInvalidArgument(r.status()) && !f.subset.empty()) return PrintUsageError(std::string(r.status().message()));
+    return PrintError(Annotate(r.status(), "repair failed"));
+  }
+  uint64_t below = U64(*r, "still_below_target"), lost = U64(*r, "lost");
+  if (global.json) {
+    PrintJson(*r);
+  } else {
+    std::cout << "repair: " << U64(*r, "chunks") << " chunks checked, " << U64(*r, "repaired")
+              << " repaired (" << U64(*r, "blobs_written") << " blobs, "
+              << FormatSize(U64(*r, "bytes_sent")) << " sent), " << below
+              << " still below target, " << lost << " lost" << std::endl;
+  }
+  for (const auto& e : (*r)["errors"]) std::cerr << "error: " << e.get<std::string>() << "\n";
+  return ExitFor(below, lost);
+}
+
+void AddReadFlags(CLI::App* cmd, CheckFlags& f) {
+  cmd->add_flag("--read-data", f.read_data, "Fetch and verify every blob, not only ask holders");
+  cmd->add_option("--read-data-subset", f.subset,
+                  "Fetch and verify the blobs of this share of the chunks, e.g. 10%");
+}
+
+}  // namespace
+
+Action RegisterCheck(CLI::App& app, GlobalOptions& global) {
+  auto flags = std::make_shared<CheckFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "check", "Verify that every chunk of this peer's snapshots is held at its target redundancy");
+  AddReadFlags(cmd, *flags);
+  return [&global, flags] { return RunCheck(global, *flags); };
+}
+
+Action RegisterRepair(CLI::App& app, GlobalOptions& global) {
+  auto flags = std::make_shared<CheckFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "repair", "Rebuild missing or corrupt copies and shards of this peer's backups now");
+  AddReadFlags(cmd, *flags);
+  return [&global, flags] { return RunRepair(global, *flags); };
+}
+
+}  // namespace cairn::cli

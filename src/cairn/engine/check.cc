@@ -1,0 +1,285 @@
+#include "cairn/engine/check.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "absl/strings/str_cat.h"
+#include "cairn/base/status.h"
+#include "cairn/engine/chunk_io.h"
+#include "cairn/engine/restore.h"
+#include "cairn/format/blob.h"
+
+namespace cairn::engine {
+namespace {
+
+constexpr size_t kMaxBelowDetail = 100;
+constexpr size_t kMaxDamaged = 1000;
+constexpr size_t kMaxErrors = 100;
+
+// Every chunk a snapshot references: the snapshot blob, its trees and their files' chunks.
+absl::Status CollectChunks(const EngineContext& ctx, const index::SnapshotRecord& snap,
+                           std::vector<ChunkId>& out, const std::atomic<bool>* cancel) {
+  std::unordered_set<ChunkId, ChunkIdHash> seen;
+  auto add = [&](const ChunkId& id) {
+    if (seen.insert(id).second) out.push_back(id);
+  };
+  add(snap.id);
+  std::vector<ChunkId> trees = {snap.snapshot.root};
+  while (!trees.empty()) {
+    if (cancel && cancel->load()) return absl::CancelledError("check cancelled");
+    ChunkId id = trees.back();
+    trees.pop_back();
+    if (seen.count(id)) continue;
+    add(id);
+    CAIRN_ASSIGN_OR_RETURN(format::Tree tree, LoadTree(ctx, id));
+    for (const auto& e : tree.entries) {
+      for (const auto& c : e.chunks) add(c);
+      if (e.subtree) trees.push_back(*e.subtree);
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool InSubset(const ChunkId& id, double fraction) {
+  if (fraction >= 1.0) return true;
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = v << 8 | id.bytes[i];
+  return static_cast<double>(v) / 18446744073709551616.0 < fraction;
+}
+
+enum class Health { kAtTarget, kBelow, kLost };
+
+struct ChunkState {
+  index::ChunkRecord recorded;  // placements as the catalog knows them
+  index::ChunkRecord intact;    // only those confirmed present and intact on a live peer
+  bool known = false;
+  Health health = Health::kLost;
+};
+
+Health Classify(const ChunkState& s) {
+  if (!s.known) return Health::kLost;
+  if (s.intact.AtTarget()) return Health::kAtTarget;
+  if (s.intact.erasure()) {
+    return s.intact.PlacedCount() >= s.intact.ec_k ? Health::kBelow : Health::kLost;
+  }
+  return s.intact.holders.empty() ? Health::kLost : Health::kBelow;
+}
+
+struct Census {
+  std::unordered_map<ChunkId, ChunkState, ChunkIdHash> chunks;
+  CheckReport report;
+};
+
+absl::StatusOr<Census> RunCensus(const EngineContext& ctx, const CheckOptions& options,
+                                 CheckProgress* progress, const std::atomic<bool>* cancel) {
+  Census census;
+  CheckReport& report = census.report;
+  CAIRN_ASSIGN_OR_RETURN(auto snapshots, ctx.catalog->ListSnapshots());
+  std::vector<std::vector<ChunkId>> per_snapshot(snapshots.size());
+  for (size_t i = 0; i < snapshots.size(); ++i) {
+    absl::Status st = CollectChunks(ctx, snapshots[i], per_snapshot[i], cancel);
+    if (absl::IsCancelled(st)) return st;
+    if (!st.ok()) {
+      report.errors.push_back(absl::StrCat("snapshot ", snapshots[i].id.ShortHex(), ": ",
+                                           std::string(st.message())));
+    }
+    for (const auto& id : per_snapshot[i]) census.chunks.try_emplace(id);
+  }
+  if (progress) progress->chunks_total = census.chunks.size();
+
+  // Which peers can be asked: dead peers hold nothing we can count on.
+  std::set<PeerId> reachable;
+  for (const auto& p : ctx.peers->Peers()) {
+    if (p.alive) reachable.insert(p.id);
+  }
+  // Batched audit: one HasBlobs per peer for all its placements.
+  struct Probe {
+    ChunkId chunk;
+    uint32_t shard;
+  };
+  std::map<PeerId, std::vector<Probe>> probes;
+  for (auto& [id, state] : census.chunks) {
+    CAIRN_ASSIGN_OR_RETURN(auto record, ctx.catalog->FindChunk(id));
+    if (!record) continue;
+    state.known = true;
+    state.recorded = *record;
+    state.intact = *record;
+    state.intact.holders.clear();
+    state.intact.shards.clear();
+    for (PeerId p : record->holders) probes[p].push_back({id, 0});
+    for (const auto& s : record->shards) probes[s.peer].push_back({id, s.shard});
+  }
+  for (auto& [peer, list] : probes) {
+    if (cancel && cancel->load()) return absl::CancelledError("check cancelled");
+    std::vector<bool> present(list.size(), false);
+    auto client = reachable.count(peer) ? ctx.peers->Client(peer) : nullptr;
+    if (client) {
+      std::vector<BlobKey> keys;
+      keys.reserve(list.size());
+      for (const auto& p : list) keys.push_back({ctx.owner, p.chunk, p.shard});
+      auto has = client->HasBlobs(keys);
+      if (has.ok() && has->size() == list.size()) {
+        present = *has;
+      } else if (!has.ok()) {
+        ctx.peers->ReportFailure(peer);
+      }
+    }
+    for (size_t i = 0; i < list.size(); ++i) {
+      if (!present[i]) continue;
+      ChunkState& s = census.chunks[list[i].chunk];
+      if (s.recorded.erasure()) s.intact.shards.push_back({list[i].shard, peer});
+      else s.intact.holders.push_back(peer);
+    }
+  }
+
+  // Reading the data: every intact-looking blob of the chosen chunks is fetched and verified.
+  if (options.read_data) {
+    for (auto& [id, s] : census.chunks) {
+      if (cancel && cancel->load()) return absl::CancelledError("check cancelled");
+      if (!s.known || !InSubset(id, options.read_subset)) continue;
+      auto verify = [&](PeerId peer, uint32_t shard) -> bool {
+        auto client = ctx.peers->Client(peer);
+        if (!client) return false;
+        const BlobKey key{ctx.owner, id, shard};
+        auto blob = client->GetBlob(key);
+        std::string reason;
+        if (blob.ok()) {
+          report.blobs_read++;
+          report.bytes_read += blob->size();
+          if (progress) progress->bytes_read += blob->size();
+          if (!s.recorded.erasure()) {
+            auto plain = format::OpenChunk(ctx.keys, ctx.owner, id, *blob);
+            if (plain.ok()) return true;
+            reason = std::string(plain.status().message());
+          } else {
+            auto header = format::ParseBlobHeader(*blob);
+            if (header.ok() && header->owner == ctx.owner && header->chunk == id &&
+                header->shard == shard) {
+              return true;
+            }
+            reason = header.ok() ? "shard header does not match its key"
+                                 : std::string(header.status().message());
+          }
+        } else if (blob.status().code() == absl::StatusCode::kDataLoss) {
+          reason = std::string(blob.status().message());
+        } else {
+          return false;  // gone or unreachable: missing, not corrupt
+        }
+        report.corrupt++;
+        if (report.damaged.size() < kMaxDamaged) report.damaged.push_back({id, shard, peer, reason});
+        return false;
+      };
+      std::vector<PeerId> holders;
+      for (PeerId p : s.intact.holders)
+        if (verify(p, 0)) holders.push_back(p);
+      std::vector<index::ShardHolder> shards;
+      for (const auto& sh : s.intact.shards)
+        if (verify(sh.peer, sh.shard)) shards.push_back(sh);
+      s.intact.holders = std::move(holders);
+      s.intact.shards = std::move(shards);
+    }
+  }
+
+  std::vector<std::pair<ChunkId, uint32_t>> below;
+  for (auto& [id, s] : census.chunks) {
+    std::sort(s.intact.holders.begin(), s.intact.holders.end());
+    std::sort(s.intact.shards.begin(), s.intact.shards.end());
+    s.health = Classify(s);
+    switch (s.health) {
+      case Health::kAtTarget: report.at_target++; break;
+      case Health::kBelow: {
+        report.below_target++;
+        uint32_t placed = s.intact.PlacedCount();
+        below.emplace_back(id, s.intact.target > placed ? s.intact.target - placed : 1);
+        break;
+      }
+      case Health::kLost: report.lost++; break;
+    }
+    if (progress) progress->chunks_done++;
+  }
+  report.chunks = census.chunks.size();
+  std::sort(below.begin(), below.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  if (below.size() > kMaxBelowDetail) below.resize(kMaxBelowDetail);
+  report.below_detail = std::move(below);
+  for (size_t i = 0; i < snapshots.size(); ++i) {
+    SnapshotHealth h;
+    h.id = snapshots[i].id;
+    for (const auto& id : per_snapshot[i]) {
+      h.chunks++;
+      switch (census.chunks[id].health) {
+        case Health::kAtTarget: h.at_target++; break;
+        case Health::kBelow: h.below_target++; break;
+        case Health::kLost: h.lost++; break;
+      }
+    }
+    report.snapshots.push_back(h);
+  }
+  return census;
+}
+
+}  // namespace
+
+absl::StatusOr<CheckReport> Check(const EngineContext& ctx, const CheckOptions& options,
+                                  CheckProgress* progress, const std::atomic<bool>* cancel) {
+  CAIRN_ASSIGN_OR_RETURN(Census census, RunCensus(ctx, options, progress, cancel));
+  return std::move(census.report);
+}
+
+absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions& options,
+                                    CheckProgress* progress, const std::atomic<bool>* cancel) {
+  CAIRN_ASSIGN_OR_RETURN(Census census, RunCensus(ctx, options, progress, cancel));
+  RepairReport report;
+  report.chunks = census.chunks.size();
+  report.lost = census.report.lost;
+  for (auto& [id, s] : census.chunks) {
+    if (s.health != Health::kBelow) continue;
+    if (cancel && cancel->load()) return absl::CancelledError("repair cancelled");
+    auto fail = [&](const absl::Status& st) {
+      report.still_below_target++;
+      if (report.errors.size() < kMaxErrors) {
+        report.errors.push_back(absl::StrCat("chunk ", id.ShortHex(), ": ", std::string(st.message())));
+      }
+    };
+    // Forget the placements that are gone, so that reads and placement skip them.
+    std::vector<PeerId> gone_holders;
+    for (PeerId p : s.recorded.holders) {
+      if (!std::binary_search(s.intact.holders.begin(), s.intact.holders.end(), p)) gone_holders.push_back(p);
+    }
+    std::vector<index::ShardHolder> gone_shards;
+    for (const auto& sh : s.recorded.shards) {
+      if (!std::binary_search(s.intact.shards.begin(), s.intact.shards.end(), sh)) gone_shards.push_back(sh);
+    }
+    absl::Status st = ctx.catalog->RemovePlacements(id, gone_holders, gone_shards);
+    if (!st.ok()) return st;
+    auto plain = FetchChunk(ctx, id);
+    if (!plain.ok()) {
+      fail(plain.status());
+      continue;
+    }
+    CAIRN_ASSIGN_OR_RETURN(auto known, ctx.catalog->FindChunk(id));
+    Redundancy redundancy;
+    if (s.recorded.erasure()) {
+      redundancy.ec = codec::ErasureScheme{s.recorded.ec_k, s.recorded.ec_m};
+    } else {
+      redundancy.copies = s.recorded.target;
+    }
+    auto outcome = PutChunk(ctx, s.recorded.kind, id, *plain, redundancy, known);
+    if (!outcome.ok()) {
+      fail(outcome.status());
+      continue;
+    }
+    report.blobs_written += outcome->new_copies;
+    report.bytes_sent += outcome->sent_bytes;
+    if (outcome->at_target) {
+      report.repaired++;
+    } else {
+      fail(absl::UnavailableError("not enough live peers with space to reach the target"));
+    }
+  }
+  return report;
+}
+
+}  // namespace cairn::engine

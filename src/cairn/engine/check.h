@@ -1,0 +1,87 @@
+// Check and repair (design.md §2 "check, repair"; issue 3).
+//
+// Check: the home peer asks every holder of every chunk its snapshots reference whether it
+// still holds the blob intact (HasBlobs, batched per peer); with read_data it fetches the blobs
+// and verifies them (the storage peer's checksum — a mismatch there quarantines the blob — and,
+// for copies, the owner's GCM tag and chunk id). A placement counts only when the blob is
+// present and its peer is alive. A chunk is at target with `target` copies on distinct peers,
+// or with all k+m shards on distinct peers; lost when no copy, or fewer than k shards, remain.
+//
+// Repair: for each chunk below target, forgets the placements that check found gone, fetches
+// the chunk from the survivors and puts the missing copies or rebuilt shards on new peers in
+// placement order (PutChunk). Safe to interrupt and run again: every step is idempotent.
+//
+// Thread-safety: stateless functions over a thread-safe context.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "cairn/engine/backup.h"
+
+namespace cairn::engine {
+
+struct CheckOptions {
+  bool read_data = false;
+  double read_subset = 1.0;  // fraction of chunks whose blobs are read (by chunk id), 0..1
+};
+
+struct SnapshotHealth {
+  ChunkId id;
+  uint64_t chunks = 0;
+  uint64_t at_target = 0;
+  uint64_t below_target = 0;
+  uint64_t lost = 0;
+};
+
+struct DamagedBlob {
+  ChunkId chunk;
+  uint32_t shard = 0;
+  PeerId peer = 0;
+  std::string reason;
+};
+
+struct CheckProgress {
+  std::atomic<uint64_t> chunks_total{0};
+  std::atomic<uint64_t> chunks_done{0};
+  std::atomic<uint64_t> bytes_read{0};
+};
+
+struct CheckReport {
+  uint64_t chunks = 0;  // distinct chunks referenced by any snapshot (data, trees, snapshots)
+  uint64_t at_target = 0;
+  uint64_t below_target = 0;
+  uint64_t lost = 0;
+  uint64_t corrupt = 0;  // blobs that failed verification (read_data)
+  uint64_t blobs_read = 0;
+  uint64_t bytes_read = 0;
+  std::vector<SnapshotHealth> snapshots;
+  std::vector<std::pair<ChunkId, uint32_t>> below_detail;  // (chunk, blobs missing), <= 100
+  std::vector<DamagedBlob> damaged;                          // corrupt blobs, <= 1000
+  std::vector<std::string> errors;  // snapshots whose trees could not be read
+  bool healthy() const { return below_target == 0 && lost == 0 && errors.empty(); }
+};
+
+// Checks every snapshot in the catalog. Returns the report (also when unhealthy); CANCELLED
+// on cancel; INTERNAL for catalog errors.
+absl::StatusOr<CheckReport> Check(const EngineContext& ctx, const CheckOptions& options,
+                                  CheckProgress* progress, const std::atomic<bool>* cancel = nullptr);
+
+struct RepairReport {
+  uint64_t chunks = 0;           // chunks examined
+  uint64_t repaired = 0;         // chunks brought back to target
+  uint64_t blobs_written = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t still_below_target = 0;
+  uint64_t lost = 0;
+  std::vector<std::string> errors;  // per chunk, <= 100
+};
+
+// Runs a check (with `options`) and repairs what is below target.
+absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions& options,
+                                    CheckProgress* progress, const std::atomic<bool>* cancel = nullptr);
+
+}  // namespace cairn::engine
