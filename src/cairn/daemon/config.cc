@@ -211,6 +211,7 @@ bool Config::SameSettings(const Config& o) const {
          chunker.max_size == o.chunker.max_size && scrub_enabled == o.scrub_enabled &&
          scrub_interval == o.scrub_interval && scrub_rate == o.scrub_rate &&
          repair_enabled == o.repair_enabled && repair_interval == o.repair_interval &&
+         repair_rate == o.repair_rate &&
          discovery == o.discovery;
 }
 
@@ -359,6 +360,8 @@ absl::StatusOr<Config> ParseConfig(std::string_view text, const std::string& sou
           c.repair_enabled = n2.as_boolean()->get();
         } else if (k2.str() == "interval") {
           CAIRN_ASSIGN_OR_RETURN(c.repair_interval, GetDuration(err, sub, n2));
+        } else if (k2.str() == "rate") {
+          CAIRN_ASSIGN_OR_RETURN(c.repair_rate, GetSize(err, sub, n2));
         } else {
           return err.Bad(sub, "unknown key");
         }
@@ -445,7 +448,9 @@ std::string RenderConfig(const Config& c) {
     << "[repair]  # check own backups and rebuild what is below target\n"
     << "enabled = " << (c.repair_enabled ? "true" : "false") << "\n"
     << "# Also runs whenever a peer becomes dead.\n"
-    << "interval = " << TomlQuote(FormatDuration(c.repair_interval)) << "\n";
+    << "interval = " << TomlQuote(FormatDuration(c.repair_interval)) << "\n"
+    << "# Bytes sent per second by repair (0 = unlimited), so that backups are not starved.\n"
+    << "rate = " << SizeForConfig(c.repair_rate) << "\n";
   return o.str();
 }
 

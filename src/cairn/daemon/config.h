@@ -57,6 +57,7 @@ struct Config {
   // `repair_interval` and whenever a peer becomes dead (daemon repair loop).
   bool repair_enabled = true;
   std::chrono::milliseconds repair_interval{600'000};
+  uint64_t repair_rate = 50ull << 20;  // bytes per second sent by repair; 0 = unlimited
 
   DiscoveryConfig discovery;  // [discovery]
 

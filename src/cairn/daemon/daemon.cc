@@ -684,7 +684,7 @@ absl::StatusOr<std::string> Daemon::StartCheck(const CheckRequest& request) {
 }
 
 absl::StatusOr<std::string> Daemon::StartRepair(const CheckRequest& request) {
-  engine::CheckOptions options{request.read_data, request.read_subset};
+  engine::CheckOptions options{request.read_data, request.read_subset, config_.repair_rate};
   auto progress = std::make_shared<engine::CheckProgress>();
   JobFunctions fns;
   fns.progress = [progress] { return CheckProgressJson(*progress); };

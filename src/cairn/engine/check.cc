@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
+#include <thread>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
@@ -11,6 +13,7 @@
 #include "cairn/engine/chunk_io.h"
 #include "cairn/engine/restore.h"
 #include "cairn/format/blob.h"
+#include "cairn/store/rate_limiter.h"
 
 namespace cairn::engine {
 namespace {
@@ -233,6 +236,8 @@ absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions
   CAIRN_ASSIGN_OR_RETURN(Census census, RunCensus(ctx, options, progress, cancel));
   RepairReport report;
   report.chunks = census.chunks.size();
+  std::optional<store::RateLimiter> limiter;
+  if (options.repair_rate > 0) limiter.emplace(options.repair_rate, options.repair_rate, ctx.clock);
   report.lost = census.report.lost;
   for (auto& [id, s] : census.chunks) {
     if (s.health != Health::kBelow) continue;
@@ -273,6 +278,16 @@ absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions
     }
     report.blobs_written += outcome->new_copies;
     report.bytes_sent += outcome->sent_bytes;
+    if (limiter) {
+      // Pay for what was sent; wait in short slices so that a cancel is noticed.
+      auto wait = limiter->Reserve(outcome->sent_bytes);
+      while (wait.count() > 0) {
+        if (cancel && cancel->load()) return absl::CancelledError("repair cancelled");
+        auto slice = std::min<std::chrono::nanoseconds>(wait, std::chrono::milliseconds(100));
+        std::this_thread::sleep_for(slice);
+        wait -= slice;
+      }
+    }
     if (outcome->at_target) {
       report.repaired++;
     } else {

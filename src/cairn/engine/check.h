@@ -27,6 +27,9 @@ namespace cairn::engine {
 struct CheckOptions {
   bool read_data = false;
   double read_subset = 1.0;  // fraction of chunks whose blobs are read (by chunk id), 0..1
+  // Repair only: average bytes per second sent to peers (token bucket), so that repair does
+  // not starve backups. 0 = unlimited.
+  uint64_t repair_rate = 0;
 };
 
 struct SnapshotHealth {
