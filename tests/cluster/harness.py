@@ -345,18 +345,6 @@ def _kill_leftovers():
         c.kill_all()
 
 
-_help_cache = {}
-
-
-def cli_help(bin_path: str, *cmd) -> str:
-    """`cairn CMD --help` text (cached), to adapt to flags that exist."""
-    key = (bin_path, cmd)
-    if key not in _help_cache:
-        cp = subprocess.run([bin_path, *cmd, "--help"], capture_output=True, timeout=30)
-        _help_cache[key] = show(cp.stdout) + show(cp.stderr)
-    return _help_cache[key]
-
-
 class Cluster:
     """n member peers (ids 1..n). Keyword options (None = cairn's default):
       copies          --copies at init (the config default)

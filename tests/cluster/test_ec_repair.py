@@ -103,6 +103,12 @@ class EcRepairTest(harness.ClusterTestCase):
 
         check = self.c.check(1)
         self.assertEqual(check.rc, 0, repr(check))
+        for key in ["healthy", "chunks", "at_target", "below_target", "lost", "corrupt",
+                    "blobs_read", "bytes_read", "snapshots", "below_target_detail",
+                    "corrupt_blobs"]:
+            self.assertIn(key, check.json)
+        self.assertEqual(len(check.json["snapshots"]), 1, check.json)
+        self.assertEqual(check.json["snapshots"][0]["id"], b["snapshot_id"], check.json)
         self.assertIs(check.json["healthy"], True, check.json)
         self.assertEqual(check.json["lost"], 0, check.json)
         self.assertEqual(check.json["below_target"], 0, check.json)

@@ -28,6 +28,22 @@ std::string FormatEta(double seconds) {
 }  // namespace
 
 std::string RenderProgressLine(const nlohmann::json& p, double rate) {
+  if (p.contains("chunks_total")) {  // check / repair: chunks examined, bytes read
+    uint64_t total = U64(p, "chunks_total"), done = U64(p, "chunks_done");
+    std::string line = total == 0 ? std::string("[collecting chunks]  ") : "";
+    if (total > 0) {
+      double frac = std::min(1.0, static_cast<double>(done) / static_cast<double>(total));
+      const int kWidth = 20;
+      int filled = static_cast<int>(frac * kWidth);
+      char pct[16];
+      std::snprintf(pct, sizeof pct, "%5.1f%%", frac * 100);
+      line = absl::StrCat("[", std::string(filled, '#'), std::string(kWidth - filled, '-'), "] ",
+                          pct, "  ");
+    }
+    absl::StrAppend(&line, done, "/", total, " chunks  ", FormatSize(U64(p, "bytes_done")),
+                    " read  ", FormatRate(static_cast<uint64_t>(rate), 1.0));
+    return line;
+  }
   uint64_t files_total = U64(p, "files_total"), bytes_total = U64(p, "bytes_total");
   uint64_t files_done = U64(p, "files_done"), bytes_done = U64(p, "bytes_done");
   bool scan_done = Bool(p, "scan_done");

@@ -663,7 +663,7 @@ Json RepairReportJson(const engine::RepairReport& r) {
 Json CheckProgressJson(const engine::CheckProgress& p) {
   return Json{{"chunks_total", p.chunks_total.load()},
               {"chunks_done", p.chunks_done.load()},
-              {"bytes_read", p.bytes_read.load()}};
+              {"bytes_done", p.bytes_read.load()}};
 }
 
 }  // namespace
@@ -678,6 +678,7 @@ absl::StatusOr<std::string> Daemon::StartCheck(const CheckRequest& request) {
     if (!report.ok()) return report.status();
     spdlog::info("check: {} chunks, {} at target, {} below, {} lost, {} corrupt", report->chunks,
                  report->at_target, report->below_target, report->lost, report->corrupt);
+    if (report->below_target > 0) repair_requested_ = true;  // the repair loop takes it up
     return CheckReportJson(*report);
   };
   return jobs_->Start(JobKind::kCheck, /*exclusive=*/false, std::move(fns));
@@ -698,7 +699,12 @@ absl::StatusOr<std::string> Daemon::StartRepair(const CheckRequest& request) {
     }
     return RepairReportJson(*report);
   };
-  return jobs_->Start(JobKind::kRepair, /*exclusive=*/true, std::move(fns));
+  auto id = jobs_->Start(JobKind::kRepair, /*exclusive=*/true, std::move(fns));
+  // One repair at a time: a request while one runs (say the automatic one) follows that job.
+  if (absl::IsFailedPrecondition(id.status())) {
+    if (auto running = jobs_->Running(JobKind::kRepair)) return *running;
+  }
+  return id;
 }
 
 void Daemon::RepairLoop() {
@@ -718,8 +724,10 @@ void Daemon::RepairLoop() {
                                   [&](PeerId id) { return !dead.count(id); });
     dead = std::move(now_dead);
     bool due = std::chrono::steady_clock::now() - last >= config_.repair_interval;
-    if (newly_dead || due) {
+    bool requested = repair_requested_.exchange(false);
+    if (newly_dead || due || requested) {
       if (newly_dead) spdlog::info("a peer became dead: repairing own backups");
+      if (requested) spdlog::info("a check found chunks below target: repairing own backups");
       auto id = StartRepair(CheckRequest{});
       if (id.ok()) {
         last = std::chrono::steady_clock::now();

@@ -132,6 +132,7 @@ class Daemon : public ApiHandler {
   std::set<std::string> unauthenticated_targets_;  // warned about once; guarded by ping_mu_
   std::thread ping_thread_;
   std::thread repair_thread_;
+  std::atomic<bool> repair_requested_{false};  // a check found damage: repair soon
   std::once_flag shutdown_once_;
   mutable std::mutex fatal_mu_;
   absl::Status fatal_;

@@ -35,6 +35,14 @@ JobManager::JobManager(size_t keep_finished) : keep_finished_(keep_finished) {}
 
 JobManager::~JobManager() { Shutdown(); }
 
+std::optional<std::string> JobManager::Running(JobKind kind) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [id, job] : jobs_) {
+    if (job->kind == kind && job->running) return id;
+  }
+  return std::nullopt;
+}
+
 absl::StatusOr<std::string> JobManager::Start(JobKind kind, bool exclusive, JobFunctions fns) {
   std::lock_guard<std::mutex> lock(mu_);
   if (shut_down_) return absl::FailedPreconditionError("the peer is shutting down");

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -50,6 +51,9 @@ class JobManager {
   // Asks a running job to stop (it ends as failed/CANCELLED). OK for a finished job;
   // NOT_FOUND for an unknown id.
   absl::Status Cancel(const std::string& id);
+
+  // The id of a running job of `kind`, if any.
+  std::optional<std::string> Running(JobKind kind);
 
   // Waits until job `id` is no longer running or `timeout` passes; false on timeout or unknown.
   bool Wait(const std::string& id, std::chrono::milliseconds timeout);
