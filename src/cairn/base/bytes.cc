@@ -41,20 +41,38 @@ absl::StatusOr<Bytes> FromHex(std::string_view hex) {
 
 absl::StatusOr<uint64_t> ParseSize(std::string_view text) {
   std::string s = absl::AsciiStrToUpper(absl::StripAsciiWhitespace(std::string(text)));
-  auto bad = [&] { return absl::InvalidArgumentError(absl::StrCat("invalid size '", std::string(text), "' (examples: 1048576, 500M, 20G, 1T)")); };
+  auto bad = [&] {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid size '", std::string(text), "' (examples: 1048576, 500M, 20G, 1T)"));
+  };
   if (s.empty()) return bad();
-  if (absl::EndsWith(s, "IB")) s.resize(s.size() - 2);
-  else if (s.size() > 1 && s.back() == 'B' && !std::isdigit(static_cast<unsigned char>(s[s.size() - 2]))) s.pop_back();
-  else if (s.size() > 1 && s.back() == 'B') s.pop_back();
+  if (absl::EndsWith(s, "IB"))
+    s.resize(s.size() - 2);
+  else if (s.size() > 1 && s.back() == 'B' &&
+           !std::isdigit(static_cast<unsigned char>(s[s.size() - 2])))
+    s.pop_back();
+  else if (s.size() > 1 && s.back() == 'B')
+    s.pop_back();
   uint64_t mult = 1;
   if (!s.empty()) {
     switch (s.back()) {
-      case 'K': mult = 1ull << 10; break;
-      case 'M': mult = 1ull << 20; break;
-      case 'G': mult = 1ull << 30; break;
-      case 'T': mult = 1ull << 40; break;
-      case 'P': mult = 1ull << 50; break;
-      default: break;
+      case 'K':
+        mult = 1ull << 10;
+        break;
+      case 'M':
+        mult = 1ull << 20;
+        break;
+      case 'G':
+        mult = 1ull << 30;
+        break;
+      case 'T':
+        mult = 1ull << 40;
+        break;
+      case 'P':
+        mult = 1ull << 50;
+        break;
+      default:
+        break;
     }
     if (mult != 1) s.pop_back();
   }
@@ -94,19 +112,30 @@ bool IsValidUtf8(std::string_view s) {
   size_t n = s.size(), i = 0;
   while (i < n) {
     unsigned char c = p[i];
-    if (c < 0x80) { ++i; continue; }
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
     size_t len;
     uint32_t cp;
-    if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; }
-    else return false;
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else
+      return false;
     if (i + len > n) return false;
     for (size_t k = 1; k < len; ++k) {
       if ((p[i + k] & 0xC0) != 0x80) return false;
       cp = cp << 6 | (p[i + k] & 0x3F);
     }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) return false;
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000))
+      return false;
     if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
     i += len;
   }

@@ -9,9 +9,10 @@ TEST(ParseSizeTest, AcceptsSuffixes) {
   struct Case {
     const char* text;
     uint64_t want;
-  } cases[] = {{"0", 0},           {"1048576", 1048576},     {"500M", 500ull << 20},
-               {"20G", 20ull << 30}, {"1T", 1ull << 40},       {"4k", 4096},
-               {"2MiB", 2ull << 20}, {"3GB", 3ull << 30},      {"1.5K", 1536}};
+  } cases[] = {
+      {"0", 0},           {"1048576", 1048576}, {"500M", 500ull << 20}, {"20G", 20ull << 30},
+      {"1T", 1ull << 40}, {"4k", 4096},         {"2MiB", 2ull << 20},   {"3GB", 3ull << 30},
+      {"1.5K", 1536}};
   for (const auto& c : cases) {
     auto got = ParseSize(c.text);
     ASSERT_TRUE(got.ok()) << c.text << ": " << got.status();
@@ -37,9 +38,9 @@ TEST(Utf8Test, Validates) {
   EXPECT_TRUE(IsValidUtf8("plain"));
   EXPECT_TRUE(IsValidUtf8("d\xc3\xa9j\xc3\xa0 vu \xe2\x9c\x93 \xf0\x9f\x98\x80"));
   EXPECT_FALSE(IsValidUtf8("\xff"));
-  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));        // overlong '/'
-  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));    // surrogate
-  EXPECT_FALSE(IsValidUtf8("\xe2\x9c"));        // truncated
+  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));      // overlong '/'
+  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));  // surrogate
+  EXPECT_FALSE(IsValidUtf8("\xe2\x9c"));      // truncated
 }
 
 TEST(FixedIntTest, RoundTrip) {

@@ -16,10 +16,10 @@
 #define CAIRN_CONCAT_(a, b) CAIRN_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function when `expr` (an absl::Status) is not OK.
-#define CAIRN_RETURN_IF_ERROR(expr)                       \
-  do {                                                    \
-    ::absl::Status cairn_status_ = (expr);                \
-    if (!cairn_status_.ok()) return cairn_status_;        \
+#define CAIRN_RETURN_IF_ERROR(expr)                \
+  do {                                             \
+    ::absl::Status cairn_status_ = (expr);         \
+    if (!cairn_status_.ok()) return cairn_status_; \
   } while (0)
 
 // `lhs = value of expr` where expr is an absl::StatusOr<T>; returns its status when not OK.

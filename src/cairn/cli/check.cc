@@ -29,7 +29,8 @@ absl::StatusOr<nlohmann::json> RunJob(const GlobalOptions& global, const std::st
     if (!p.empty() && p.back() == '%') p.pop_back();
     double percent = 0;
     if (!absl::SimpleAtod(p, &percent) || !(percent > 0 && percent <= 100)) {
-      return absl::InvalidArgumentError("--read-data-subset wants a percentage in (0, 100], e.g. 10%");
+      return absl::InvalidArgumentError(
+          "--read-data-subset wants a percentage in (0, 100], e.g. 10%");
     }
     body["read_subset_percent"] = percent;
   }
@@ -51,7 +52,8 @@ int ExitFor(uint64_t below, uint64_t lost) {
 int RunCheck(const GlobalOptions& global, const CheckFlags& f) {
   auto r = RunJob(global, "/v1/check", f);
   if (!r.ok()) {
-    if (absl::IsInvalidArgument(r.status()) && !f.subset.empty()) return PrintUsageError(std::string(r.status().message()));
+    if (absl::IsInvalidArgument(r.status()) && !f.subset.empty())
+      return PrintUsageError(std::string(r.status().message()));
     return PrintError(Annotate(r.status(), "check failed"));
   }
   uint64_t below = U64(*r, "below_target"), lost = U64(*r, "lost");
@@ -66,8 +68,8 @@ int RunCheck(const GlobalOptions& global, const CheckFlags& f) {
     std::cout << "total: " << U64(*r, "chunks") << " chunks, " << U64(*r, "at_target")
               << " at target, " << below << " below target, " << lost << " lost";
     if (f.read_data || !f.subset.empty()) {
-      std::cout << "; read " << U64(*r, "blobs_read") << " blobs (" << FormatSize(U64(*r, "bytes_read"))
-                << "), " << U64(*r, "corrupt") << " corrupt";
+      std::cout << "; read " << U64(*r, "blobs_read") << " blobs ("
+                << FormatSize(U64(*r, "bytes_read")) << "), " << U64(*r, "corrupt") << " corrupt";
     }
     std::cout << std::endl;
     for (const auto& d : (*r)["corrupt_blobs"]) {
@@ -90,7 +92,8 @@ int RunCheck(const GlobalOptions& global, const CheckFlags& f) {
 int RunRepair(const GlobalOptions& global, const CheckFlags& f) {
   auto r = RunJob(global, "/v1/repair", f);
   if (!r.ok()) {
-    if (absl::IsInvalidArgument(r.status()) && !f.subset.empty()) return PrintUsageError(std::string(r.status().message()));
+    if (absl::IsInvalidArgument(r.status()) && !f.subset.empty())
+      return PrintUsageError(std::string(r.status().message()));
     return PrintError(Annotate(r.status(), "repair failed"));
   }
   uint64_t below = U64(*r, "still_below_target"), lost = U64(*r, "lost");
@@ -99,8 +102,8 @@ int RunRepair(const GlobalOptions& global, const CheckFlags& f) {
   } else {
     std::cout << "repair: " << U64(*r, "chunks") << " chunks checked, " << U64(*r, "repaired")
               << " repaired (" << U64(*r, "blobs_written") << " blobs, "
-              << FormatSize(U64(*r, "bytes_sent")) << " sent), " << below
-              << " still below target, " << lost << " lost" << std::endl;
+              << FormatSize(U64(*r, "bytes_sent")) << " sent), " << below << " still below target, "
+              << lost << " lost" << std::endl;
   }
   for (const auto& e : (*r)["errors"]) std::cerr << "error: " << e.get<std::string>() << "\n";
   return ExitFor(below, lost);

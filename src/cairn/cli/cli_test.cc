@@ -83,8 +83,9 @@ TEST(OutputTest, ProgressLine) {
   EXPECT_THAT(line, HasSubstr("ETA 0:01"));
   EXPECT_THAT(RenderProgressLine(json{{"scan_done", false}}, 0), HasSubstr("scanning"));
   // Check and repair jobs report chunks.
-  EXPECT_THAT(RenderProgressLine(json{{"chunks_total", 200}, {"chunks_done", 50}, {"bytes_done", 0}}, 0),
-              HasSubstr("25.0%  50/200 chunks"));
+  EXPECT_THAT(
+      RenderProgressLine(json{{"chunks_total", 200}, {"chunks_done", 50}, {"bytes_done", 0}}, 0),
+      HasSubstr("25.0%  50/200 chunks"));
   // Garbage progress does not throw.
   EXPECT_NO_THROW(RenderProgressLine(json("nonsense"), 1));
 }

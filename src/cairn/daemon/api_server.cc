@@ -311,13 +311,15 @@ void ApiServer::Route() {
     }
     return r;
   };
-  s.Post("/v1/check", Wrap([this, parse_check](const httplib::Request& req) -> absl::StatusOr<Reply> {
+  s.Post("/v1/check",
+         Wrap([this, parse_check](const httplib::Request& req) -> absl::StatusOr<Reply> {
            CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
            CAIRN_ASSIGN_OR_RETURN(CheckRequest r, parse_check(body));
            CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartCheck(r));
            return Reply{202, Json{{"job_id", id}}};
          }));
-  s.Post("/v1/repair", Wrap([this, parse_check](const httplib::Request& req) -> absl::StatusOr<Reply> {
+  s.Post("/v1/repair",
+         Wrap([this, parse_check](const httplib::Request& req) -> absl::StatusOr<Reply> {
            CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
            CAIRN_ASSIGN_OR_RETURN(CheckRequest r, parse_check(body));
            CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartRepair(r));

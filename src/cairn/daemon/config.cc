@@ -211,8 +211,7 @@ bool Config::SameSettings(const Config& o) const {
          chunker.max_size == o.chunker.max_size && scrub_enabled == o.scrub_enabled &&
          scrub_interval == o.scrub_interval && scrub_rate == o.scrub_rate &&
          repair_enabled == o.repair_enabled && repair_interval == o.repair_interval &&
-         repair_rate == o.repair_rate &&
-         discovery == o.discovery;
+         repair_rate == o.repair_rate && discovery == o.discovery;
 }
 
 std::string ConfigPath(const std::string& dir) { return dir + "/cairn.toml"; }

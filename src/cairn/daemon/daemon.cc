@@ -632,20 +632,29 @@ Json CheckReportJson(const engine::CheckReport& r) {
                      {"lost", s.lost}});
   }
   Json below = Json::array();
-  for (const auto& [id, missing] : r.below_detail) below.push_back({{"chunk", id.Hex()}, {"missing", missing}});
+  for (const auto& [id, missing] : r.below_detail)
+    below.push_back({{"chunk", id.Hex()}, {"missing", missing}});
   Json damaged = Json::array();
   for (const auto& d : r.damaged) {
-    damaged.push_back({{"chunk", d.chunk.Hex()}, {"shard", d.shard}, {"peer", d.peer},
+    damaged.push_back({{"chunk", d.chunk.Hex()},
+                       {"shard", d.shard},
+                       {"peer", d.peer},
                        {"reason", SanitizeUtf8(d.reason)}});
   }
   Json errors = Json::array();
   for (const auto& e : r.errors) errors.push_back(SanitizeUtf8(e));
-  return Json{{"healthy", r.healthy()},     {"chunks", r.chunks},
-              {"at_target", r.at_target},   {"below_target", r.below_target},
-              {"lost", r.lost},             {"corrupt", r.corrupt},
-              {"blobs_read", r.blobs_read}, {"bytes_read", r.bytes_read},
-              {"snapshots", snaps},         {"below_target_detail", below},
-              {"corrupt_blobs", damaged},   {"errors", errors}};
+  return Json{{"healthy", r.healthy()},
+              {"chunks", r.chunks},
+              {"at_target", r.at_target},
+              {"below_target", r.below_target},
+              {"lost", r.lost},
+              {"corrupt", r.corrupt},
+              {"blobs_read", r.blobs_read},
+              {"bytes_read", r.bytes_read},
+              {"snapshots", snaps},
+              {"below_target_detail", below},
+              {"corrupt_blobs", damaged},
+              {"errors", errors}};
 }
 
 Json RepairReportJson(const engine::RepairReport& r) {
@@ -693,9 +702,10 @@ absl::StatusOr<std::string> Daemon::StartRepair(const CheckRequest& request) {
     auto report = engine::Repair(ctx_, options, progress.get(), &cancel);
     if (!report.ok()) return report.status();
     if (report->repaired || report->still_below_target || report->lost) {
-      spdlog::info("repair: {} chunks repaired ({} blobs, {} bytes), {} still below target, {} lost",
-                   report->repaired, report->blobs_written, report->bytes_sent,
-                   report->still_below_target, report->lost);
+      spdlog::info(
+          "repair: {} chunks repaired ({} blobs, {} bytes), {} still below target, {} lost",
+          report->repaired, report->blobs_written, report->bytes_sent, report->still_below_target,
+          report->lost);
     }
     return RepairReportJson(*report);
   };
@@ -712,16 +722,17 @@ void Daemon::RepairLoop() {
   auto last = std::chrono::steady_clock::now();
   std::unique_lock<std::mutex> lock(ping_mu_);
   while (!stopping_) {
-    ping_cv_.wait_for(lock, std::min<std::chrono::milliseconds>(config_.ping_interval, std::chrono::seconds(1)),
-                      [this] { return stopping_; });
+    ping_cv_.wait_for(
+        lock, std::min<std::chrono::milliseconds>(config_.ping_interval, std::chrono::seconds(1)),
+        [this] { return stopping_; });
     if (stopping_) break;
     lock.unlock();
     std::set<PeerId> now_dead;
     for (const auto& p : membership_->Peers()) {
       if (!p.self && p.state == cluster::PeerState::kDead) now_dead.insert(p.info.id);
     }
-    bool newly_dead = std::any_of(now_dead.begin(), now_dead.end(),
-                                  [&](PeerId id) { return !dead.count(id); });
+    bool newly_dead =
+        std::any_of(now_dead.begin(), now_dead.end(), [&](PeerId id) { return !dead.count(id); });
     dead = std::move(now_dead);
     bool due = std::chrono::steady_clock::now() - last >= config_.repair_interval;
     bool requested = repair_requested_.exchange(false);

@@ -11,10 +11,14 @@ namespace cairn::daemon {
 
 const char* JobKindName(JobKind kind) {
   switch (kind) {
-    case JobKind::kBackup: return "backup";
-    case JobKind::kRestore: return "restore";
-    case JobKind::kCheck: return "check";
-    case JobKind::kRepair: return "repair";
+    case JobKind::kBackup:
+      return "backup";
+    case JobKind::kRestore:
+      return "restore";
+    case JobKind::kCheck:
+      return "check";
+    case JobKind::kRepair:
+      return "repair";
   }
   return "job";
 }

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <map>
 #include <optional>
-#include <thread>
 #include <set>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -86,8 +86,8 @@ absl::StatusOr<Census> RunCensus(const EngineContext& ctx, const CheckOptions& o
     absl::Status st = CollectChunks(ctx, snapshots[i], per_snapshot[i], cancel);
     if (absl::IsCancelled(st)) return st;
     if (!st.ok()) {
-      report.errors.push_back(absl::StrCat("snapshot ", snapshots[i].id.ShortHex(), ": ",
-                                           std::string(st.message())));
+      report.errors.push_back(
+          absl::StrCat("snapshot ", snapshots[i].id.ShortHex(), ": ", std::string(st.message())));
     }
     for (const auto& id : per_snapshot[i]) census.chunks.try_emplace(id);
   }
@@ -133,8 +133,10 @@ absl::StatusOr<Census> RunCensus(const EngineContext& ctx, const CheckOptions& o
     for (size_t i = 0; i < list.size(); ++i) {
       if (!present[i]) continue;
       ChunkState& s = census.chunks[list[i].chunk];
-      if (s.recorded.erasure()) s.intact.shards.push_back({list[i].shard, peer});
-      else s.intact.holders.push_back(peer);
+      if (s.recorded.erasure())
+        s.intact.shards.push_back({list[i].shard, peer});
+      else
+        s.intact.holders.push_back(peer);
     }
   }
 
@@ -172,7 +174,8 @@ absl::StatusOr<Census> RunCensus(const EngineContext& ctx, const CheckOptions& o
           return false;  // gone or unreachable: missing, not corrupt
         }
         report.corrupt++;
-        if (report.damaged.size() < kMaxDamaged) report.damaged.push_back({id, shard, peer, reason});
+        if (report.damaged.size() < kMaxDamaged)
+          report.damaged.push_back({id, shard, peer, reason});
         return false;
       };
       std::vector<PeerId> holders;
@@ -192,19 +195,24 @@ absl::StatusOr<Census> RunCensus(const EngineContext& ctx, const CheckOptions& o
     std::sort(s.intact.shards.begin(), s.intact.shards.end());
     s.health = Classify(s);
     switch (s.health) {
-      case Health::kAtTarget: report.at_target++; break;
+      case Health::kAtTarget:
+        report.at_target++;
+        break;
       case Health::kBelow: {
         report.below_target++;
         uint32_t placed = s.intact.PlacedCount();
         below.emplace_back(id, s.intact.target > placed ? s.intact.target - placed : 1);
         break;
       }
-      case Health::kLost: report.lost++; break;
+      case Health::kLost:
+        report.lost++;
+        break;
     }
     if (progress) progress->chunks_done++;
   }
   report.chunks = census.chunks.size();
-  std::sort(below.begin(), below.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::sort(below.begin(), below.end(),
+            [](const auto& a, const auto& b) { return a.second > b.second; });
   if (below.size() > kMaxBelowDetail) below.resize(kMaxBelowDetail);
   report.below_detail = std::move(below);
   for (size_t i = 0; i < snapshots.size(); ++i) {
@@ -213,9 +221,15 @@ absl::StatusOr<Census> RunCensus(const EngineContext& ctx, const CheckOptions& o
     for (const auto& id : per_snapshot[i]) {
       h.chunks++;
       switch (census.chunks[id].health) {
-        case Health::kAtTarget: h.at_target++; break;
-        case Health::kBelow: h.below_target++; break;
-        case Health::kLost: h.lost++; break;
+        case Health::kAtTarget:
+          h.at_target++;
+          break;
+        case Health::kBelow:
+          h.below_target++;
+          break;
+        case Health::kLost:
+          h.lost++;
+          break;
       }
     }
     report.snapshots.push_back(h);
@@ -245,17 +259,20 @@ absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions
     auto fail = [&](const absl::Status& st) {
       report.still_below_target++;
       if (report.errors.size() < kMaxErrors) {
-        report.errors.push_back(absl::StrCat("chunk ", id.ShortHex(), ": ", std::string(st.message())));
+        report.errors.push_back(
+            absl::StrCat("chunk ", id.ShortHex(), ": ", std::string(st.message())));
       }
     };
     // Forget the placements that are gone, so that reads and placement skip them.
     std::vector<PeerId> gone_holders;
     for (PeerId p : s.recorded.holders) {
-      if (!std::binary_search(s.intact.holders.begin(), s.intact.holders.end(), p)) gone_holders.push_back(p);
+      if (!std::binary_search(s.intact.holders.begin(), s.intact.holders.end(), p))
+        gone_holders.push_back(p);
     }
     std::vector<index::ShardHolder> gone_shards;
     for (const auto& sh : s.recorded.shards) {
-      if (!std::binary_search(s.intact.shards.begin(), s.intact.shards.end(), sh)) gone_shards.push_back(sh);
+      if (!std::binary_search(s.intact.shards.begin(), s.intact.shards.end(), sh))
+        gone_shards.push_back(sh);
     }
     absl::Status st = ctx.catalog->RemovePlacements(id, gone_holders, gone_shards);
     if (!st.ok()) return st;

@@ -63,7 +63,7 @@ struct CheckReport {
   uint64_t bytes_read = 0;
   std::vector<SnapshotHealth> snapshots;
   std::vector<std::pair<ChunkId, uint32_t>> below_detail;  // (chunk, blobs missing), <= 100
-  std::vector<DamagedBlob> damaged;                          // corrupt blobs, <= 1000
+  std::vector<DamagedBlob> damaged;                        // corrupt blobs, <= 1000
   std::vector<std::string> errors;  // snapshots whose trees could not be read
   bool healthy() const { return below_target == 0 && lost == 0 && errors.empty(); }
 };
@@ -71,11 +71,12 @@ struct CheckReport {
 // Checks every snapshot in the catalog. Returns the report (also when unhealthy); CANCELLED
 // on cancel; INTERNAL for catalog errors.
 absl::StatusOr<CheckReport> Check(const EngineContext& ctx, const CheckOptions& options,
-                                  CheckProgress* progress, const std::atomic<bool>* cancel = nullptr);
+                                  CheckProgress* progress,
+                                  const std::atomic<bool>* cancel = nullptr);
 
 struct RepairReport {
-  uint64_t chunks = 0;           // chunks examined
-  uint64_t repaired = 0;         // chunks brought back to target
+  uint64_t chunks = 0;    // chunks examined
+  uint64_t repaired = 0;  // chunks brought back to target
   uint64_t blobs_written = 0;
   uint64_t bytes_sent = 0;
   uint64_t still_below_target = 0;
@@ -85,6 +86,7 @@ struct RepairReport {
 
 // Runs a check (with `options`) and repairs what is below target.
 absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions& options,
-                                    CheckProgress* progress, const std::atomic<bool>* cancel = nullptr);
+                                    CheckProgress* progress,
+                                    const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace cairn::engine

@@ -80,7 +80,8 @@ class CheckTest : public ::testing::Test {
     EXPECT_TRUE(r->errors.empty()) << r->errors.front();
     for (int i = 0; i < 6; ++i) {
       std::string name = "f" + std::to_string(i);
-      std::ifstream a(root_ / "src" / name, std::ios::binary), b(root_ / "restore/src" / name, std::ios::binary);
+      std::ifstream a(root_ / "src" / name, std::ios::binary),
+          b(root_ / "restore/src" / name, std::ios::binary);
       EXPECT_EQ(std::string(std::istreambuf_iterator<char>(a), {}),
                 std::string(std::istreambuf_iterator<char>(b), {}))
           << name;
@@ -136,7 +137,8 @@ TEST_F(CheckTest, ErasureCodedChunksGetTheirMissingShardsRebuilt) {
   CheckReport after = MustCheck(/*read_data=*/true);
   EXPECT_TRUE(after.healthy()) << after.below_target << " below, " << after.lost << " lost";
   // Every erasure-coded chunk: 6 shards on 6 distinct live peers.
-  for (const auto& [id, missing] : after.below_detail) ADD_FAILURE() << id.ShortHex() << " missing " << missing;
+  for (const auto& [id, missing] : after.below_detail)
+    ADD_FAILURE() << id.ShortHex() << " missing " << missing;
   ExpectRestorable();
 }
 
@@ -147,9 +149,9 @@ TEST_F(CheckTest, ReadDataFindsCorruptBlobsAndRepairReplacesThem) {
   ASSERT_TRUE(held.ok());
   ASSERT_GE(held->size(), 3u);
   for (size_t i = 0; i < 3; ++i) {
-    ASSERT_TRUE(store::MutateMemBlobForTesting(peers_.Store(2), (*held)[i].key,
-                                               [](Bytes& b) { b[b.size() / 2] ^= 0x40; })
-                    .ok());
+    ASSERT_TRUE(store::MutateMemBlobForTesting(peers_.Store(2), (*held)[i].key, [](Bytes& b) {
+                  b[b.size() / 2] ^= 0x40;
+                }).ok());
   }
   EXPECT_TRUE(MustCheck(/*read_data=*/false).healthy());  // presence alone cannot see rot
   CheckReport found = MustCheck(/*read_data=*/true);

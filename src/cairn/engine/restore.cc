@@ -27,15 +27,17 @@ absl::StatusOr<index::SnapshotRecord> ResolveSnapshot(index::Catalog* catalog,
     return snaps.back();
   }
   if (spec.size() < 4 || !FromHex(spec.size() % 2 ? spec + "0" : spec).ok()) {
-    return absl::InvalidArgumentError("snapshot id '" + spec +
-                                      "': expected 'latest' or a hex id prefix of at least 4 characters");
+    return absl::InvalidArgumentError(
+        "snapshot id '" + spec +
+        "': expected 'latest' or a hex id prefix of at least 4 characters");
   }
   std::string want = spec;
   std::transform(want.begin(), want.end(), want.begin(), ::tolower);
   std::optional<index::SnapshotRecord> found;
   for (auto& s : snaps) {
     if (s.id.Hex().compare(0, want.size(), want) == 0) {
-      if (found) return absl::InvalidArgumentError("snapshot id prefix '" + spec + "' is ambiguous");
+      if (found)
+        return absl::InvalidArgumentError("snapshot id prefix '" + spec + "' is ambiguous");
       found = s;
     }
   }
@@ -76,7 +78,8 @@ absl::StatusOr<format::TreeEntry> FindEntry(const EngineContext& ctx, const form
   for (size_t i = 0; i < parts.size(); ++i) {
     auto it = std::find_if(tree->entries.begin(), tree->entries.end(),
                            [&](const format::TreeEntry& e) { return e.name == parts[i]; });
-    if (it == tree->entries.end()) return absl::NotFoundError("path '" + path + "' is not in the snapshot");
+    if (it == tree->entries.end())
+      return absl::NotFoundError("path '" + path + "' is not in the snapshot");
     if (i + 1 == parts.size()) return *it;
     if (it->type != format::EntryType::kDirectory || !it->subtree) {
       return absl::NotFoundError("path '" + path + "' is not in the snapshot");
@@ -180,8 +183,10 @@ class RestoreRun {
   void WorkerLoop();
   void ApplyOwner(const std::string& path, const format::TreeEntry& e, bool nofollow) {
     if (opts_.restore_owner && as_root_) {
-      if (nofollow) (void)::lchown(path.c_str(), e.uid, e.gid);
-      else (void)::chown(path.c_str(), e.uid, e.gid);
+      if (nofollow)
+        (void)::lchown(path.c_str(), e.uid, e.gid);
+      else
+        (void)::chown(path.c_str(), e.uid, e.gid);
     }
   }
 
@@ -195,7 +200,7 @@ class RestoreRun {
   std::mutex mu_;
   RestoreResult result_;
   std::vector<DirMeta> dirs_;
-  std::map<uint64_t, std::string> hardlink_first_;  // group -> first restored path
+  std::map<uint64_t, std::string> hardlink_first_;              // group -> first restored path
   std::vector<std::pair<std::string, std::string>> hardlinks_;  // (path, first path)
 };
 
@@ -289,7 +294,8 @@ void RestoreRun::RestoreFile(const format::TreeEntry& entry, const std::string& 
       // Unknown size: fetch it now to learn it (the worker fetches it again to write it).
       auto data = FetchChunk(ctx_, id);
       if (!data.ok()) {
-        if (!state->failed.exchange(true)) Error(path + ": " + std::string(data.status().message()));
+        if (!state->failed.exchange(true))
+          Error(path + ": " + std::string(data.status().message()));
         break;
       }
       offset += data->size();
@@ -372,7 +378,8 @@ absl::StatusOr<RestoreResult> RestoreRun::Run(const format::Snapshot& snapshot) 
   }
 
   std::vector<std::thread> workers;
-  for (int i = 0; i < std::max(1, opts_.threads); ++i) workers.emplace_back([this] { WorkerLoop(); });
+  for (int i = 0; i < std::max(1, opts_.threads); ++i)
+    workers.emplace_back([this] { WorkerLoop(); });
   absl::Status st;
   for (const auto& e : tops) {
     st = RestoreEntry(e, opts_.target + "/" + e.name, 0);
@@ -393,7 +400,8 @@ absl::StatusOr<RestoreResult> RestoreRun::Run(const format::Snapshot& snapshot) 
     }
   }
   // Directory modes and times last, deepest first (writing inside changes a directory's mtime).
-  std::stable_sort(dirs_.begin(), dirs_.end(), [](const DirMeta& a, const DirMeta& b) { return a.depth > b.depth; });
+  std::stable_sort(dirs_.begin(), dirs_.end(),
+                   [](const DirMeta& a, const DirMeta& b) { return a.depth > b.depth; });
   for (const auto& d : dirs_) {
     ApplyOwner(d.path, d.entry, false);
     ::chmod(d.path.c_str(), d.entry.mode);

@@ -49,7 +49,8 @@ absl::Status WriteFileAtomic(const std::string& path, ByteSpan data, uint32_t mo
   absl::Status st = WriteAll(fd, data, tmp);
   if (st.ok() && ::fsync(fd) != 0) st = ErrnoStatus(errno, "fsync " + tmp);
   if (::close(fd) != 0 && st.ok()) st = ErrnoStatus(errno, "close " + tmp);
-  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) st = ErrnoStatus(errno, "rename to " + path);
+  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0)
+    st = ErrnoStatus(errno, "rename to " + path);
   if (!st.ok()) {
     ::unlink(tmp.c_str());
     return st;
@@ -68,7 +69,8 @@ absl::StatusOr<Bytes> ReadFile(const std::string& path, uint64_t max_bytes) {
   }
   if (static_cast<uint64_t>(st.st_size) > max_bytes) {
     ::close(fd);
-    return absl::ResourceExhaustedError(path + ": file larger than " + std::to_string(max_bytes) + " bytes");
+    return absl::ResourceExhaustedError(path + ": file larger than " + std::to_string(max_bytes) +
+                                        " bytes");
   }
   Bytes out(static_cast<size_t>(st.st_size));
   size_t off = 0;

@@ -18,7 +18,8 @@ absl::Status WriteFileAtomic(const std::string& path, ByteSpan data, uint32_t mo
 
 // Reads a whole file. NOT_FOUND if missing; RESOURCE_EXHAUSTED if larger than `max_bytes`.
 absl::StatusOr<Bytes> ReadFile(const std::string& path, uint64_t max_bytes = 1ull << 30);
-absl::StatusOr<std::string> ReadFileString(const std::string& path, uint64_t max_bytes = 1ull << 30);
+absl::StatusOr<std::string> ReadFileString(const std::string& path,
+                                           uint64_t max_bytes = 1ull << 30);
 
 // fsync(2) on a directory so that a rename or create inside it is durable.
 absl::Status FsyncDir(const std::string& dir);

@@ -87,8 +87,8 @@ struct Snapshot {
 // U+FFFD (the wire type is a protobuf string). `paths` are carried as raw bytes.
 Bytes EncodeSnapshot(const Snapshot& snapshot);
 // Decodes and validates (version; root and parent 32 bytes, parent absent when empty; paths
-// absolute without NUL; ec_k 0..16 and ec_m 0..8, both zero or both non-zero). INVALID_ARGUMENT for an empty input or unknown version, DATA_LOSS for
-// anything malformed.
+// absolute without NUL; ec_k 0..16 and ec_m 0..8, both zero or both non-zero). INVALID_ARGUMENT for
+// an empty input or unknown version, DATA_LOSS for anything malformed.
 absl::StatusOr<Snapshot> DecodeSnapshot(ByteSpan data);
 
 }  // namespace cairn::format

@@ -115,7 +115,8 @@ class SqliteCatalog : public Catalog {
     auto drop = [&](int64_t shard, PeerId peer) -> absl::Status {
       CAIRN_ASSIGN_OR_RETURN(
           Statement stmt,
-          impl_->Prepare("DELETE FROM placements WHERE chunk_id = ? AND peer_id = ? AND shard = ?"));
+          impl_->Prepare(
+              "DELETE FROM placements WHERE chunk_id = ? AND peer_id = ? AND shard = ?"));
       stmt.BindBlob(1, id.bytes);
       stmt.BindUint(2, peer);
       stmt.BindInt(3, shard);
