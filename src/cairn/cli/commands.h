@@ -36,6 +36,9 @@ Action RegisterStatus(CLI::App& app, GlobalOptions& global);
 Action RegisterCluster(CLI::App& app, GlobalOptions& global);
 Action RegisterCheck(CLI::App& app, GlobalOptions& global);
 Action RegisterRepair(CLI::App& app, GlobalOptions& global);
+Action RegisterForget(CLI::App& app, GlobalOptions& global);
+Action RegisterDelete(CLI::App& app, GlobalOptions& global);
+Action RegisterReclaim(CLI::App& app, GlobalOptions& global);
 
 // `path` made absolute against the working directory (the peer runs elsewhere) and lexically
 // normal, without a trailing '/'. Symlinks are not resolved.

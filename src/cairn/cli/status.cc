@@ -1,4 +1,5 @@
 // `cairn status`: this peer as a storage peer and as a home peer (GET /v1/status).
+#include <cstdio>
 #include <iostream>
 
 #include "cairn/base/bytes.h"
@@ -49,14 +50,47 @@ int RunStatus(const GlobalOptions& global) {
   } else {
     std::cout << "peer " << U64(*s, "peer_id") << " on host " << Str(*s, "host_id") << "\n"
               << "address:    " << Str(*s, "address") << " (api " << Str(*s, "api") << ")\n"
+              << "\nas a storage peer\n"
               << "storage:    " << FormatSize(U64(*s, "used")) << " used of "
-              << FormatSize(U64(*s, "quota")) << " quota, " << U64(*s, "blobs") << " blobs\n"
+              << FormatSize(U64(*s, "quota")) << " quota, " << U64(*s, "blobs") << " blobs ("
+              << U64(*s, "extra_blobs") << " extra copies, " << FormatSize(U64(*s, "extra_bytes"))
+              << ")\n";
+    if (s->contains("owners") && (*s)["owners"].is_array()) {
+      for (const nlohmann::json& o : (*s)["owners"]) {
+        std::cout << "  owner " << U64(o, "owner") << ": " << FormatSize(U64(o, "bytes")) << " in "
+                  << U64(o, "blobs") << " blobs";
+        if (U64(o, "extra_blobs") > 0) {
+          std::cout << " (" << U64(o, "extra_blobs") << " extra, "
+                    << FormatSize(U64(o, "extra_bytes")) << ")";
+        }
+        std::cout << "\n";
+      }
+    }
+    if (U64(*s, "moved_notices_pending") > 0) {
+      std::cout << "moved:      " << U64(*s, "moved_notices_pending")
+                << " BlobMoved notices waiting for their owners\n";
+    }
+    std::cout << ScrubLine(s->contains("scrub") ? (*s)["scrub"] : nlohmann::json());
+    const nlohmann::json home = s->contains("home") ? (*s)["home"] : nlohmann::json::object();
+    char ratio[64];
+    std::cout << "\nas a home peer\n"
               << "snapshots:  " << U64(*s, "snapshots") << "\n"
               << "chunks:     " << U64(*s, "chunks") << " (" << U64(*s, "chunks_at_target")
-              << " at target, " << below << " below target)\n"
-              << "data:       " << FormatSize(U64(*s, "plain_bytes")) << " logical, "
-              << FormatSize(U64(*s, "stored_bytes")) << " stored on peers\n"
-              << ScrubLine(s->contains("scrub") ? (*s)["scrub"] : nlohmann::json()) << std::flush;
+              << " at target, " << below << " below target)\n";
+    std::snprintf(ratio, sizeof ratio, "%.2fx", Double(home, "dedup_ratio"));
+    std::cout << "data:       " << FormatSize(U64(home, "logical_bytes")) << " in snapshots, "
+              << FormatSize(U64(home, "unique_bytes")) << " after deduplication (" << ratio
+              << ")\n";
+    std::snprintf(ratio, sizeof ratio, "%.2fx", Double(home, "redundancy_overhead"));
+    std::cout << "stored:     " << FormatSize(U64(home, "stored_bytes")) << " on peers (" << ratio
+              << " one compressed copy of " << FormatSize(U64(home, "one_copy_bytes")) << "), plus "
+              << U64(home, "extra_blobs") << " extra copies ("
+              << FormatSize(U64(home, "extra_bytes")) << ")\n";
+    if (U64(home, "pending_deletions") > 0) {
+      std::cout << "deletions:  " << U64(home, "pending_deletions")
+                << " blob deletions queued for offline peers\n";
+    }
+    std::cout << std::flush;
   }
   if (below > 0) {
     std::cerr << "degraded: " << below << (below == 1 ? " chunk" : " chunks") << " below target"

@@ -30,6 +30,7 @@ absl::StatusOr<Bytes> EncodeAnnouncement(const Announcement& a, const codec::Key
   p->set_address(a.peer.address);
   p->set_quota(a.peer.quota);
   p->set_used(a.peer.used);
+  p->set_extra(a.peer.extra);
   p->set_version(a.peer.version);
   p->set_incarnation(a.peer.incarnation);
   p->set_node_id(reinterpret_cast<const char*>(node->data()), node->size());
@@ -89,6 +90,7 @@ absl::StatusOr<Announcement> DecodeAnnouncement(ByteSpan datagram, const codec::
   a.peer.address = p.address();
   a.peer.quota = p.quota();
   a.peer.used = p.used();
+  a.peer.extra = p.extra();
   a.peer.version = p.version();
   a.peer.incarnation = p.incarnation();
   a.peer.node_id = ToHex(AsBytes(p.node_id()));

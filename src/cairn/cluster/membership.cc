@@ -21,10 +21,11 @@ const char* PeerStateName(PeerState state) {
 Membership::Membership(PeerInfo self, MembershipOptions options, env::Clock* clock)
     : self_initial_(self), self_(std::move(self)), options_(options), clock_(clock) {}
 
-void Membership::UpdateSelf(uint64_t quota, uint64_t used) {
+void Membership::UpdateSelf(uint64_t quota, uint64_t used, uint64_t extra) {
   std::lock_guard<std::mutex> lock(mu_);
   self_.quota = quota;
   self_.used = used;
+  self_.extra = extra;
 }
 
 PeerInfo Membership::Self() const {

@@ -35,6 +35,7 @@ struct PeerInfo {
   std::string version;
   uint64_t incarnation = 0;  // start time of the process (ns); newer wins
   std::string node_id;       // 32 hex characters (cluster_key.h); empty when unknown
+  uint64_t extra = 0;        // of used: bytes held as extra copies (evicted for regular blobs)
   bool operator==(const PeerInfo&) const = default;
 };
 
@@ -68,7 +69,7 @@ class Membership {
   // The node id pins given in the options (nullptr when none).
   NodePins* pins() const { return options_.pins; }
   // Updates this peer's own quota/used (reported in Ping).
-  void UpdateSelf(uint64_t quota, uint64_t used);
+  void UpdateSelf(uint64_t quota, uint64_t used, uint64_t extra = 0);
   PeerInfo Self() const;
 
   // A peer answered us or called us: record its info (as it reported it) and that it is alive

@@ -103,6 +103,96 @@ absl::StatusOr<RestoreRequest> ParseRestoreRequest(const Json& body) {
   return r;
 }
 
+// An optional field: absent or null leaves `out` as it is.
+absl::Status OptionalInt(const Json& body, const char* name, int64_t min, int64_t max, int* out) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_number_integer() || it->get<int64_t>() < min || it->get<int64_t>() > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("field '", name, "' must be an integer between ", min, " and ", max));
+  }
+  *out = static_cast<int>(it->get<int64_t>());
+  return absl::OkStatus();
+}
+
+absl::Status OptionalBool(const Json& body, const char* name, bool* out) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_boolean()) {
+    return absl::InvalidArgumentError(absl::StrCat("field '", name, "' must be true or false"));
+  }
+  *out = it->get<bool>();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> StringArray(const Json& body, const char* name) {
+  std::vector<std::string> out;
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return out;
+  if (!it->is_array()) {
+    return absl::InvalidArgumentError(absl::StrCat("field '", name, "' must be an array"));
+  }
+  for (const Json& e : *it) {
+    if (!e.is_string()) {
+      return absl::InvalidArgumentError(absl::StrCat("field '", name, "' must hold strings"));
+    }
+    out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+
+absl::StatusOr<ForgetRequest> ParseForgetRequest(const Json& body) {
+  ForgetRequest r;
+  CAIRN_ASSIGN_OR_RETURN(r.snapshots, StringArray(body, "snapshots"));
+  RetentionConfig& p = r.policy;
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_last", -1, 1000000, &p.keep_last));
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_hourly", -1, 1000000, &p.keep_hourly));
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_daily", -1, 1000000, &p.keep_daily));
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_weekly", -1, 1000000, &p.keep_weekly));
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_monthly", -1, 1000000, &p.keep_monthly));
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_yearly", -1, 1000000, &p.keep_yearly));
+  auto within = body.find("keep_within");
+  if (within != body.end() && !within->is_null()) {
+    if (!within->is_string()) {
+      return absl::InvalidArgumentError("field 'keep_within' must be a string like \"7d\"");
+    }
+    p.keep_within = within->get<std::string>();
+  }
+  CAIRN_ASSIGN_OR_RETURN(p.keep_tags, StringArray(body, "keep_tags"));
+  CAIRN_RETURN_IF_ERROR(OptionalBool(body, "dry_run", &r.dry_run));
+  CAIRN_RETURN_IF_ERROR(OptionalBool(body, "prune", &r.prune));
+  if (r.snapshots.empty() && p.empty()) {
+    return absl::InvalidArgumentError(
+        "nothing to forget: name snapshots or give a policy (keep_last, keep_daily, ...)");
+  }
+  if (!r.snapshots.empty() && !p.empty()) {
+    return absl::InvalidArgumentError("give either snapshots or a policy, not both");
+  }
+  return r;
+}
+
+absl::StatusOr<DeleteRequest> ParseDeleteRequest(const Json& body) {
+  DeleteRequest r;
+  CAIRN_ASSIGN_OR_RETURN(r.path, GetPathField(body, "path"));
+  CAIRN_RETURN_IF_ERROR(RequireAbsolute(r.path, "the path to delete"));
+  auto snapshot = body.find("snapshot");
+  if (snapshot != body.end() && !snapshot->is_null()) {
+    if (!snapshot->is_string()) {
+      return absl::InvalidArgumentError("field 'snapshot' must be a string");
+    }
+    r.snapshot = snapshot->get<std::string>();
+  }
+  return r;
+}
+
+absl::StatusOr<ReclaimRequest> ParseReclaimRequest(const Json& body) {
+  auto quota = body.find("quota");
+  if (quota == body.end() || !quota->is_number_unsigned()) {
+    return absl::InvalidArgumentError("field 'quota' (bytes, an unsigned integer) is required");
+  }
+  return ReclaimRequest{quota->get<uint64_t>()};
+}
+
 absl::StatusOr<bool> ParseBool(const std::string& name, const std::string& v) {
   if (v == "1" || v == "true" || v == "yes") return true;
   if (v.empty() || v == "0" || v == "false" || v == "no") return false;
@@ -323,6 +413,24 @@ void ApiServer::Route() {
            CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
            CAIRN_ASSIGN_OR_RETURN(CheckRequest r, parse_check(body));
            CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartRepair(r));
+           return Reply{202, Json{{"job_id", id}}};
+         }));
+  s.Post("/v1/forget", Wrap([this](const httplib::Request& req) -> absl::StatusOr<Reply> {
+           CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
+           CAIRN_ASSIGN_OR_RETURN(ForgetRequest r, ParseForgetRequest(body));
+           CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartForget(r));
+           return Reply{202, Json{{"job_id", id}}};
+         }));
+  s.Post("/v1/delete", Wrap([this](const httplib::Request& req) -> absl::StatusOr<Reply> {
+           CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
+           CAIRN_ASSIGN_OR_RETURN(DeleteRequest r, ParseDeleteRequest(body));
+           CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartDelete(r));
+           return Reply{202, Json{{"job_id", id}}};
+         }));
+  s.Post("/v1/reclaim", Wrap([this](const httplib::Request& req) -> absl::StatusOr<Reply> {
+           CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
+           CAIRN_ASSIGN_OR_RETURN(ReclaimRequest r, ParseReclaimRequest(body));
+           CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartReclaim(r));
            return Reply{202, Json{{"job_id", id}}};
          }));
   s.Get(R"(/v1/jobs/([0-9A-Za-z_-]+))",

@@ -22,6 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "cairn/codec/erasure.h"
+#include "cairn/daemon/config.h"
 #include "nlohmann/json.hpp"
 
 namespace httplib {
@@ -53,6 +54,31 @@ struct CheckRequest {
   double read_subset = 1.0;  // fraction 0..1
 };
 
+// POST /v1/forget body: {"snapshots": ["id or prefix", ...]} or a policy {"keep_last": N,
+// "keep_hourly": N, "keep_daily": N, "keep_weekly": N, "keep_monthly": N, "keep_yearly": N
+// (-1 = unlimited), "keep_within": "7d", "keep_tags": ["t"]}, plus "dry_run": bool and
+// "prune": bool (default true: collect garbage afterwards). Snapshots and a policy exclude
+// each other; one of them is required.
+struct ForgetRequest {
+  std::vector<std::string> snapshots;
+  RetentionConfig policy;
+  bool dry_run = false;
+  bool prune = true;
+};
+
+// POST /v1/delete body: {"path": "/abs/path" (or "path_base64"), "snapshot": "id" (optional:
+// every snapshot)}: removes the path from the snapshots by rewriting them, then collects garbage.
+struct DeleteRequest {
+  std::string path;      // absolute, raw bytes
+  std::string snapshot;  // "" = every snapshot
+};
+
+// POST /v1/reclaim body: {"quota": bytes}: lowers (or raises) what this peer lends; blobs over
+// the new quota are handed to other peers first.
+struct ReclaimRequest {
+  uint64_t quota = 0;
+};
+
 // What the API serves; each method returns the JSON body of its route (cli-api-spec.md).
 class ApiHandler {
  public:
@@ -71,6 +97,16 @@ class ApiHandler {
   }
   virtual absl::StatusOr<std::string> StartRepair(const CheckRequest& /*request*/) {
     return absl::UnimplementedError("repair is not available");
+  }
+  // Lifecycle jobs (issue 4); UNIMPLEMENTED unless overridden.
+  virtual absl::StatusOr<std::string> StartForget(const ForgetRequest& /*request*/) {
+    return absl::UnimplementedError("forget is not available");
+  }
+  virtual absl::StatusOr<std::string> StartDelete(const DeleteRequest& /*request*/) {
+    return absl::UnimplementedError("delete is not available");
+  }
+  virtual absl::StatusOr<std::string> StartReclaim(const ReclaimRequest& /*request*/) {
+    return absl::UnimplementedError("reclaim is not available");
   }
   virtual absl::StatusOr<nlohmann::json> GetJob(const std::string& id) = 0;
   virtual absl::Status CancelJob(const std::string& id) = 0;

@@ -21,6 +21,7 @@ std::vector<engine::StoragePeer> ClusterPeerSet::Peers() {
     p.host = v.info.host_id;
     p.quota = v.info.quota;
     p.used = v.info.used;
+    p.extra = v.info.extra;
     p.alive = v.state == cluster::PeerState::kAlive;
     out.push_back(std::move(p));
   }

@@ -17,6 +17,7 @@
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
 #include "cairn/codec/erasure.h"
+#include "cairn/engine/retention.h"
 #include "cairn/env/file.h"
 
 namespace cairn::daemon {
@@ -179,6 +180,7 @@ absl::StatusOr<toml::table> ParseToml(std::string_view text, const std::string& 
 
 // Replaces the value of root key `key` in `text` with the TOML string `value`, using the source
 // region toml++ recorded. False when the key is absent or spans lines.
+// Replaces the value text of top-level `key` with `value` (already TOML: quoted if a string).
 bool ReplaceValue(std::string& text, const toml::table& table, const std::string& key,
                   const std::string& value) {
   const toml::node* node = table.get(key);
@@ -196,7 +198,7 @@ bool ReplaceValue(std::string& text, const toml::table& table, const std::string
   }
   size_t begin = pos + r.begin.column - 1, end = pos + r.end.column - 1;
   if (end > text.size()) return false;
-  text.replace(begin, end - begin, TomlQuote(value));
+  text.replace(begin, end - begin, value);
   return true;
 }
 
@@ -211,7 +213,8 @@ bool Config::SameSettings(const Config& o) const {
          chunker.max_size == o.chunker.max_size && scrub_enabled == o.scrub_enabled &&
          scrub_interval == o.scrub_interval && scrub_rate == o.scrub_rate &&
          repair_enabled == o.repair_enabled && repair_interval == o.repair_interval &&
-         repair_rate == o.repair_rate && discovery == o.discovery;
+         repair_rate == o.repair_rate && discovery == o.discovery && retention == o.retention &&
+         extra == o.extra;
 }
 
 std::string ConfigPath(const std::string& dir) { return dir + "/cairn.toml"; }
@@ -365,6 +368,67 @@ absl::StatusOr<Config> ParseConfig(std::string_view text, const std::string& sou
           return err.Bad(sub, "unknown key");
         }
       }
+    } else if (key == "retention") {
+      const toml::table* t = node.as_table();
+      if (t == nullptr) return err.Bad(key, absl::StrCat("expected a table, got ", TypeName(node)));
+      for (auto&& [k2, n2] : *t) {
+        std::string name(k2.str());
+        std::string sub = absl::StrCat("retention.", name);
+        RetentionConfig& r = c.retention;
+        int* count = name == "keep_last"      ? &r.keep_last
+                     : name == "keep_hourly"  ? &r.keep_hourly
+                     : name == "keep_daily"   ? &r.keep_daily
+                     : name == "keep_weekly"  ? &r.keep_weekly
+                     : name == "keep_monthly" ? &r.keep_monthly
+                     : name == "keep_yearly"  ? &r.keep_yearly
+                                              : nullptr;
+        if (count != nullptr) {
+          CAIRN_ASSIGN_OR_RETURN(int64_t v, GetInt(err, sub, n2, -1, 1000000));
+          *count = static_cast<int>(v);
+        } else if (name == "keep_within") {
+          CAIRN_ASSIGN_OR_RETURN(r.keep_within, GetString(err, sub, n2));
+          if (!r.keep_within.empty()) {
+            auto d = engine::ParseRetentionDuration(r.keep_within);
+            if (!d.ok()) return err.Bad(sub, std::string(d.status().message()));
+          }
+        } else if (name == "keep_tags") {
+          const toml::array* arr = n2.as_array();
+          if (arr == nullptr) {
+            return err.Bad(sub, absl::StrCat("expected an array of strings, got ", TypeName(n2)));
+          }
+          for (const toml::node& e : *arr) {
+            CAIRN_ASSIGN_OR_RETURN(std::string tag, GetString(err, sub, e));
+            r.keep_tags.push_back(std::move(tag));
+          }
+        } else {
+          return err.Bad(sub, "unknown key");
+        }
+      }
+    } else if (key == "extra") {
+      const toml::table* t = node.as_table();
+      if (t == nullptr) return err.Bad(key, absl::StrCat("expected a table, got ", TypeName(node)));
+      for (auto&& [k2, n2] : *t) {
+        std::string sub = absl::StrCat("extra.", std::string(k2.str()));
+        if (k2.str() == "metadata" || k2.str() == "data") {
+          if (!n2.is_boolean()) {
+            return err.Bad(sub, absl::StrCat("expected true or false, got ", TypeName(n2)));
+          }
+          (k2.str() == "metadata" ? c.extra.metadata : c.extra.data) = n2.as_boolean()->get();
+        } else if (k2.str() == "copies") {
+          CAIRN_ASSIGN_OR_RETURN(int64_t v, GetInt(err, sub, n2, 1, 8));
+          c.extra.copies = static_cast<uint32_t>(v);
+        } else if (k2.str() == "max_fill") {
+          if (!n2.is_number()) {
+            return err.Bad(sub, absl::StrCat("expected a number, got ", TypeName(n2)));
+          }
+          double v = n2.is_integer() ? static_cast<double>(n2.as_integer()->get())
+                                     : n2.as_floating_point()->get();
+          if (!(v > 0 && v <= 1)) return err.Bad(sub, "must be in (0, 1]");
+          c.extra.max_fill = v;
+        } else {
+          return err.Bad(sub, "unknown key");
+        }
+      }
     } else {
       return err.Bad(key, "unknown key");
     }
@@ -449,7 +513,32 @@ std::string RenderConfig(const Config& c) {
     << "# Also runs whenever a peer becomes dead.\n"
     << "interval = " << TomlQuote(FormatDuration(c.repair_interval)) << "\n"
     << "# Bytes sent per second by repair (0 = unlimited), so that backups are not starved.\n"
-    << "rate = " << SizeForConfig(c.repair_rate) << "\n";
+    << "rate = " << SizeForConfig(c.repair_rate) << "\n"
+    << "\n"
+    << "[retention]  # like restic forget --keep-*: applied after each backup to the snapshots\n"
+    << "# of the same host and paths; unused blobs are then deleted on every peer. Counts:\n"
+    << "# 0 = unset, -1 = unlimited; keep_within like \"7d\", \"1y6m\". All unset: keep all.\n"
+    << "keep_last = " << c.retention.keep_last << "\n"
+    << "keep_hourly = " << c.retention.keep_hourly << "\n"
+    << "keep_daily = " << c.retention.keep_daily << "\n"
+    << "keep_weekly = " << c.retention.keep_weekly << "\n"
+    << "keep_monthly = " << c.retention.keep_monthly << "\n"
+    << "keep_yearly = " << c.retention.keep_yearly << "\n"
+    << "keep_within = " << TomlQuote(c.retention.keep_within) << "\n"
+    << "keep_tags = [";
+  for (size_t i = 0; i < c.retention.keep_tags.size(); ++i) {
+    o << (i ? ", " : "") << TomlQuote(c.retention.keep_tags[i]);
+  }
+  o << "]\n"
+    << "\n"
+    << "[extra]  # extra copies in other peers' spare space: never counted toward the target,\n"
+    << "# the first thing evicted when a peer needs the space\n"
+    << "metadata = " << (c.extra.metadata ? "true" : "false") << "  # trees and snapshots\n"
+    << "data = " << (c.extra.data ? "true" : "false")
+    << "  # file chunks, least spread across hosts first\n"
+    << "copies = " << c.extra.copies << "\n"
+    << "# Use a peer for extra copies only while it is below this share of its quota.\n"
+    << "max_fill = " << absl::StrCat(c.extra.max_fill) << "\n";
   return o.str();
 }
 
@@ -486,7 +575,7 @@ absl::Status WriteBackAddresses(const std::string& dir, const std::string& liste
     if (table.get(key) == nullptr) {
       // Absent (default was used): add it at the top, which is always the root table.
       prepend += absl::StrCat(key, " = ", TomlQuote(value), "\n");
-    } else if (!ReplaceValue(edited, table, key, value)) {
+    } else if (!ReplaceValue(edited, table, key, TomlQuote(value))) {
       ok = false;
     }
   }
@@ -605,6 +694,32 @@ std::string DefaultHostId() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof buf - 1) == 0 && buf[0] != '\0') return buf;
   return "localhost";
+}
+
+absl::Status WriteBackQuota(const std::string& dir, uint64_t quota) {
+  std::string path = ConfigPath(dir);
+  CAIRN_ASSIGN_OR_RETURN(std::string text, env::ReadFileString(path, kMaxConfigBytes));
+  CAIRN_ASSIGN_OR_RETURN(Config old_config, ParseConfig(text, path));
+  CAIRN_ASSIGN_OR_RETURN(toml::table table, ParseToml(text, path));
+  Config want = old_config;
+  want.quota = quota;
+  if (want.SameSettings(old_config)) return absl::OkStatus();
+  std::string edited = text;
+  bool ok = true;
+  if (table.get("quota") == nullptr) {
+    edited = absl::StrCat("quota = ", SizeForConfig(quota), "\n", edited);
+  } else {
+    ok = ReplaceValue(edited, table, "quota", SizeForConfig(quota));
+  }
+  if (ok) {
+    auto reparsed = ParseConfig(edited, path);
+    ok = reparsed.ok() && reparsed->SameSettings(want);
+  }
+  if (!ok) {
+    want.dir = dir;
+    edited = RenderConfig(want);
+  }
+  return env::WriteFileAtomic(path, AsBytes(edited), 0600);
 }
 
 }  // namespace cairn::daemon

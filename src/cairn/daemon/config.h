@@ -34,6 +34,34 @@ struct DiscoveryConfig {
   bool operator==(const DiscoveryConfig&) const = default;
 };
 
+// [retention]: restic's `forget --keep-*` policy, applied after each backup to the snapshots of
+// the same host and paths (engine/retention.h). Counts: 0 = unset, -1 = unlimited. All unset:
+// keep everything (the default).
+struct RetentionConfig {
+  int keep_last = 0;
+  int keep_hourly = 0;
+  int keep_daily = 0;
+  int keep_weekly = 0;
+  int keep_monthly = 0;
+  int keep_yearly = 0;
+  std::string keep_within;  // restic's form "1y2m3d4h"; "" = unset
+  std::vector<std::string> keep_tags;
+  bool empty() const {
+    return !keep_last && !keep_hourly && !keep_daily && !keep_weekly && !keep_monthly &&
+           !keep_yearly && keep_within.empty() && keep_tags.empty();
+  }
+  bool operator==(const RetentionConfig&) const = default;
+};
+
+// [extra]: extra copies of this peer's chunks in other peers' spare space (engine/extras.h).
+struct ExtraConfig {
+  bool metadata = true;   // trees and snapshots
+  bool data = false;      // file chunks, least spread across hosts first
+  uint32_t copies = 1;    // extra copies per chunk, 1..8
+  double max_fill = 0.9;  // use a peer only while it stays below this share of its quota
+  bool operator==(const ExtraConfig&) const = default;
+};
+
 struct Config {
   std::string dir;      // the peer directory the file was loaded from (not stored in the file)
   PeerId peer_id = 0;   // required, >= 1
@@ -60,6 +88,8 @@ struct Config {
   uint64_t repair_rate = 50ull << 20;  // bytes per second sent by repair; 0 = unlimited
 
   DiscoveryConfig discovery;  // [discovery]
+  RetentionConfig retention;  // [retention]
+  ExtraConfig extra;          // [extra]
 
   // Field-wise equality (including chunker params).
   bool SameSettings(const Config& other) const;
@@ -84,6 +114,8 @@ absl::Status WriteConfig(const Config& config);
 // place; if the result does not re-parse to the same settings the whole file is re-rendered.
 absl::Status WriteBackAddresses(const std::string& dir, const std::string& listen,
                                 const std::string& api);
+// Rewrites `quota` in DIR/cairn.toml (cairn reclaim) the same way.
+absl::Status WriteBackQuota(const std::string& dir, uint64_t quota);
 
 // Durations: a sequence of <number><unit> with units ms, s, m, h, e.g. "500ms", "2s", "10m",
 // "1h", "1h30m", "1.5s". INVALID_ARGUMENT for anything else or a zero/negative result.

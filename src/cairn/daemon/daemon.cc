@@ -19,8 +19,10 @@
 #include "cairn/daemon/json_paths.h"
 #include "cairn/daemon/peer_dir.h"
 #include "cairn/engine/check.h"
+#include "cairn/engine/reclaim.h"
 #include "cairn/engine/restore.h"
 #include "cairn/index/sqlite_blob_registry.h"
+#include "cairn/index/sqlite_moved_outbox.h"
 
 namespace cairn::daemon {
 namespace {
@@ -91,25 +93,6 @@ const char* EntryTypeName(format::EntryType t) {
   return "unknown";
 }
 
-Json SnapshotJson(const index::SnapshotRecord& r) {
-  const format::Snapshot& s = r.snapshot;
-  Json j;
-  j["id"] = r.id.Hex();
-  j["short_id"] = r.id.ShortHex();
-  j["time"] = FormatRfc3339(s.time_ns);
-  j["time_ns"] = s.time_ns;
-  SetPathField(j, "hostname", s.hostname);
-  SetPathArray(j, "paths", s.paths);
-  SetPathArray(j, "tags", s.tags);
-  j["parent"] = s.parent ? Json(s.parent->Hex()) : Json(nullptr);
-  j["copies"] = s.copies;
-  j["ec"] = s.ec_k > 0 ? Json(absl::StrCat(s.ec_k, "+", s.ec_m)) : Json(nullptr);
-  j["files"] = s.stats.files;
-  j["directories"] = s.stats.directories;
-  j["bytes"] = s.stats.bytes;
-  return j;
-}
-
 Json BackupProgressJson(const engine::BackupProgress& p) {
   return Json{{"files_total", p.files_total.load()}, {"bytes_total", p.bytes_total.load()},
               {"scan_done", p.scan_done.load()},     {"files_done", p.files_done.load()},
@@ -171,6 +154,25 @@ Json RestoreResultJson(const engine::RestoreResult& r, const index::SnapshotReco
 
 }  // namespace
 
+Json SnapshotJson(const index::SnapshotRecord& r) {
+  const format::Snapshot& s = r.snapshot;
+  Json j;
+  j["id"] = r.id.Hex();
+  j["short_id"] = r.id.ShortHex();
+  j["time"] = FormatRfc3339(s.time_ns);
+  j["time_ns"] = s.time_ns;
+  SetPathField(j, "hostname", s.hostname);
+  SetPathArray(j, "paths", s.paths);
+  SetPathArray(j, "tags", s.tags);
+  j["parent"] = s.parent ? Json(s.parent->Hex()) : Json(nullptr);
+  j["copies"] = s.copies;
+  j["ec"] = s.ec_k > 0 ? Json(absl::StrCat(s.ec_k, "+", s.ec_m)) : Json(nullptr);
+  j["files"] = s.stats.files;
+  j["directories"] = s.stats.directories;
+  j["bytes"] = s.stats.bytes;
+  return j;
+}
+
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const std::string& dir,
                                                       DaemonOptions options) {
   std::unique_ptr<Daemon> d(new Daemon());
@@ -204,7 +206,16 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
                                  SanitizeUtf8(reason));
                   }));
   catalog_ = index::NewSqliteCatalog(db_.get());
+  outbox_ = index::NewSqliteMovedOutbox(db_.get());
   CAIRN_RETURN_IF_ERROR(CheckChunkerParams());
+  // What the owner side needs before the peer service can take a BlobMoved; peers come later.
+  ctx_.owner = config_.peer_id;
+  ctx_.keys = codec::DeriveOwnerKeys(owner_key_);
+  ctx_.chunker = config_.chunker;
+  ctx_.catalog = catalog_.get();
+  ctx_.clock = options_.clock;
+  ctx_.spread = placement::Spread::kHost;
+  ctx_.gc_lock = &gc_lock_;
   CAIRN_ASSIGN_OR_RETURN(
       scrubber_, Scrubber::Create(store_.get(), catalog_.get(), ScrubberOptionsFrom(config_)));
 
@@ -245,6 +256,14 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
     net::PeerServerSecurity security;
     security.auth = rpc_auth_;
     security.on_conflict = [this](const absl::Status& s) { Fatal(s); };
+    security.on_blobs_moved = [this](PeerId from, const std::vector<net::MovedBlob>& moves) {
+      absl::Status applied = engine::ApplyBlobMoves(ctx_, from, moves);
+      if (applied.ok()) {
+        spdlog::info("peer {} moved {} of this peer's blobs to other peers (reclaim)", from,
+                     moves.size());
+      }
+      return applied;
+    };
     auto server = net::PeerServer::Start(listen_address_, store_.get(), membership_.get(),
                                          std::move(security));
     if (server.ok()) {
@@ -284,13 +303,7 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   peer_set_ = std::make_unique<ClusterPeerSet>(membership_.get(), engine_factory);
   ping_set_ = std::make_unique<ClusterPeerSet>(membership_.get(), ping_factory);
 
-  ctx_.owner = config_.peer_id;
-  ctx_.keys = codec::DeriveOwnerKeys(owner_key_);
-  ctx_.chunker = config_.chunker;
-  ctx_.catalog = catalog_.get();
   ctx_.peers = peer_set_.get();
-  ctx_.clock = options_.clock;
-  ctx_.spread = placement::Spread::kHost;
   jobs_ = std::make_unique<JobManager>();
 
   CAIRN_ASSIGN_OR_RETURN(api_, ApiServer::Start(config_.api, api_token_, this));
@@ -309,6 +322,7 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
 
   ping_thread_ = std::thread([this] { PingLoop(); });
   if (config_.repair_enabled) repair_thread_ = std::thread([this] { RepairLoop(); });
+  maintenance_thread_ = std::thread([this] { MaintenanceLoop(); });
   StartDiscovery(listen_host);
   scrubber_->Start();
   spdlog::info("peer {} listening on {} (api {})", config_.peer_id, listen_address_,
@@ -382,6 +396,7 @@ Daemon::~Daemon() { Shutdown(); }
 void Daemon::Shutdown() {
   std::call_once(shutdown_once_, [this] {
     if (api_) api_->Stop();
+    maintenance_cancel_ = true;
     if (jobs_) jobs_->Shutdown();
     {
       std::lock_guard<std::mutex> lock(ping_mu_);
@@ -390,6 +405,7 @@ void Daemon::Shutdown() {
     ping_cv_.notify_all();
     if (ping_thread_.joinable()) ping_thread_.join();
     if (repair_thread_.joinable()) repair_thread_.join();
+    if (maintenance_thread_.joinable()) maintenance_thread_.join();
     if (discovery_) discovery_->Stop();
     if (scrubber_) scrubber_->Stop();
     if (peer_server_) peer_server_->Shutdown();
@@ -403,6 +419,7 @@ void Daemon::Shutdown() {
     membership_.reset();
     pins_.reset();
     scrubber_.reset();
+    outbox_.reset();
     catalog_.reset();
     store_.reset();
     registry_.reset();
@@ -424,7 +441,7 @@ void Daemon::PingLoop() {
 
 void Daemon::PingOnce() {
   store::StoreStats stats = store_->Stats();
-  membership_->UpdateSelf(stats.quota, stats.used);
+  membership_->UpdateSelf(stats.quota, stats.used, stats.extra_bytes);
   cluster::PeerInfo self = membership_->Self();
   std::vector<cluster::PeerInfo> known;
   for (const cluster::PeerView& v : membership_->Peers()) {
@@ -496,6 +513,7 @@ absl::StatusOr<Json> Daemon::GetStatus() {
   j["plain_bytes"] = cs.plain_bytes;
   j["stored_bytes"] = cs.stored_bytes;
   j["scrub"] = scrubber_->StatusJson();
+  j.update(LifecycleStatusJson());
   return j;
 }
 
@@ -585,7 +603,21 @@ absl::StatusOr<std::string> Daemon::StartBackup(const BackupRequest& request) {
     }
     spdlog::info("backup saved snapshot {}{}", result->snapshot_id.ShortHex(),
                  result->degraded() ? " (degraded)" : "");
-    return BackupResultJson(*result);
+    Json out = BackupResultJson(*result);
+    extras_requested_ = true;
+    ping_cv_.notify_all();
+    if (!config_.retention.empty()) {
+      // The per-source policy ([retention]); a failure here does not undo the backup.
+      auto forgot = ApplyRetentionAfterBackup(
+          index::SnapshotRecord{result->snapshot_id, result->snapshot}, cancel);
+      if (forgot.ok()) {
+        out["retention"] = *forgot;
+      } else {
+        spdlog::warn("retention after backup: {}", SanitizeUtf8(forgot.status().ToString()));
+        out["retention"] = Json{{"error", SanitizeUtf8(forgot.status().ToString())}};
+      }
+    }
+    return out;
   };
   return jobs_->Start(JobKind::kBackup, /*exclusive=*/true, std::move(fns));
 }

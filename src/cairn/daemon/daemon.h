@@ -24,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 
@@ -87,6 +88,10 @@ class Daemon : public ApiHandler {
   absl::StatusOr<std::string> StartRestore(const RestoreRequest& request) override;
   absl::StatusOr<std::string> StartCheck(const CheckRequest& request) override;
   absl::StatusOr<std::string> StartRepair(const CheckRequest& request) override;
+  // Lifecycle (daemon/lifecycle.cc): forget + garbage collection, delete a path, reclaim.
+  absl::StatusOr<std::string> StartForget(const ForgetRequest& request) override;
+  absl::StatusOr<std::string> StartDelete(const DeleteRequest& request) override;
+  absl::StatusOr<std::string> StartReclaim(const ReclaimRequest& request) override;
   absl::StatusOr<nlohmann::json> GetJob(const std::string& id) override;
   absl::Status CancelJob(const std::string& id) override;
 
@@ -98,6 +103,17 @@ class Daemon : public ApiHandler {
   // Repairs own backups every repair_interval and whenever a peer becomes dead.
   void RepairLoop();
   void PingOnce();
+  // Delivers queued deletions and BlobMoved notices (every few seconds while any are queued,
+  // and at once when a peer comes back), places extra copies after backups, and starts a
+  // reclaim when used > quota (daemon/lifecycle.cc).
+  void MaintenanceLoop();
+  // Forgets the snapshots `policy` does not keep among those with this snapshot's host and
+  // paths (config [retention]), then collects garbage. Returns the JSON of what was done.
+  absl::StatusOr<nlohmann::json> ApplyRetentionAfterBackup(const index::SnapshotRecord& latest,
+                                                           const std::atomic<bool>& cancel);
+  // Collects garbage and delivers the deletions (JSON "gc" and "deletions" objects).
+  absl::StatusOr<nlohmann::json> CollectAndDeliver(const std::atomic<bool>& cancel);
+  nlohmann::json LifecycleStatusJson();
   void StartDiscovery(const std::string& listen_host);
   void Fatal(const absl::Status& status);
 
@@ -114,8 +130,10 @@ class Daemon : public ApiHandler {
   std::unique_ptr<store::BlobRegistry> registry_;
   std::unique_ptr<store::DiskBlobStore> store_;
   std::unique_ptr<index::Catalog> catalog_;
-  std::unique_ptr<Scrubber> scrubber_;       // [scrub]: re-hashes store_'s blobs
-  std::unique_ptr<cluster::NodePins> pins_;  // used by membership_; saved in catalog_ meta
+  std::unique_ptr<store::MovedOutbox> outbox_;  // BlobMoved notices not yet delivered
+  std::shared_mutex gc_lock_;                   // engine/gc.h: the GC safety rule
+  std::unique_ptr<Scrubber> scrubber_;          // [scrub]: re-hashes store_'s blobs
+  std::unique_ptr<cluster::NodePins> pins_;     // used by membership_; saved in catalog_ meta
   std::shared_ptr<cluster::RpcAuth> rpc_auth_;
   std::unique_ptr<cluster::Membership> membership_;
   std::unique_ptr<ClusterPeerSet> peer_set_;  // engine calls (retrying clients)
@@ -132,10 +150,17 @@ class Daemon : public ApiHandler {
   std::set<std::string> unauthenticated_targets_;  // warned about once; guarded by ping_mu_
   std::thread ping_thread_;
   std::thread repair_thread_;
-  std::atomic<bool> repair_requested_{false};  // a check found damage: repair soon
+  std::thread maintenance_thread_;
+  std::atomic<bool> maintenance_cancel_{false};
+  std::atomic<bool> extras_requested_{true};     // place extra copies soon (after a backup)
+  std::atomic<bool> delivery_requested_{false};  // deliver deletions/notices soon
+  std::atomic<bool> repair_requested_{false};    // a check found damage: repair soon
   std::once_flag shutdown_once_;
   mutable std::mutex fatal_mu_;
   absl::Status fatal_;
 };
+
+// A snapshot as the API shows it (GET /v1/snapshots); shared by the daemon's sources.
+nlohmann::json SnapshotJson(const index::SnapshotRecord& record);
 
 }  // namespace cairn::daemon

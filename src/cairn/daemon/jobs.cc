@@ -19,6 +19,12 @@ const char* JobKindName(JobKind kind) {
       return "check";
     case JobKind::kRepair:
       return "repair";
+    case JobKind::kForget:
+      return "forget";
+    case JobKind::kDelete:
+      return "delete";
+    case JobKind::kReclaim:
+      return "reclaim";
   }
   return "job";
 }

@@ -23,7 +23,7 @@
 
 namespace cairn::daemon {
 
-enum class JobKind { kBackup, kRestore, kCheck, kRepair };
+enum class JobKind { kBackup, kRestore, kCheck, kRepair, kForget, kDelete, kReclaim };
 const char* JobKindName(JobKind kind);
 
 struct JobFunctions {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <shared_mutex>
 #include <thread>
 #include <unordered_set>
 
@@ -20,6 +21,7 @@
 #include "cairn/base/status.h"
 #include "cairn/engine/chunk_io.h"
 #include "cairn/engine/restore.h"
+#include "cairn/engine/snapshot_io.h"
 #include "cairn/format/blob.h"
 
 namespace cairn::engine {
@@ -553,14 +555,10 @@ absl::StatusOr<BackupResult> BackupRun::Run() {
   }
   stats_.sent_bytes = progress_->sent_bytes.load();
   snap.stats = stats_;
-  Bytes encoded = format::EncodeSnapshot(snap);
-  const ChunkId snapshot_id = codec::ComputeChunkId(ctx_.keys.id_key, encoded);
-  CAIRN_ASSIGN_OR_RETURN(auto known_snapshot, ctx_.catalog->FindChunk(snapshot_id));
-  CAIRN_ASSIGN_OR_RETURN(auto outcome, PutChunk(ctx_, BlobKind::kSnapshot, snapshot_id, encoded,
-                                                redundancy_, known_snapshot));
-  progress_->sent_bytes += outcome.sent_bytes;
-  if (!outcome.at_target) ++below_target_;
-  CAIRN_RETURN_IF_ERROR(ctx_.catalog->AddSnapshot({snapshot_id, snap}));
+  CAIRN_ASSIGN_OR_RETURN(StoredChunk stored, StoreSnapshot(ctx_, snap, redundancy_));
+  const ChunkId snapshot_id = stored.id;
+  progress_->sent_bytes += stored.outcome.sent_bytes;
+  if (!stored.outcome.at_target) ++below_target_;
 
   result_.snapshot_id = snapshot_id;
   result_.snapshot = snap;
@@ -579,6 +577,10 @@ absl::StatusOr<BackupResult> BackupEngine::Run(const BackupOptions& options,
   if (!ctx_.catalog || !ctx_.peers || !ctx_.clock) {
     return absl::FailedPreconditionError("backup engine is missing its catalog, peers or clock");
   }
+  // Shared for the whole run (engine/gc.h): the chunks this backup deduplicates against are
+  // referenced by no snapshot until it records its own, so no collection may sweep meanwhile.
+  std::shared_lock<std::shared_mutex> gc_lock;
+  if (ctx_.gc_lock) gc_lock = std::shared_lock(*ctx_.gc_lock);
   BackupRun run(ctx_, options, progress, cancel);
   return run.Run();
 }

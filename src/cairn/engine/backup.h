@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,10 @@ struct EngineContext {
   PeerSet* peers = nullptr;
   env::Clock* clock = nullptr;
   placement::Spread spread = placement::Spread::kHost;
+  // Garbage-collection lock (docs/operations.md "Garbage collection"; engine/gc.h): backup,
+  // check, repair, extra-copy placement, snapshot rewrite and BlobMoved take it shared; GC's
+  // mark+sweep and each batch of deletion delivery take it exclusive. Null: no locking.
+  std::shared_mutex* gc_lock = nullptr;
 };
 
 struct BackupOptions {

@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <shared_mutex>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -237,16 +238,26 @@ absl::StatusOr<Census> RunCensus(const EngineContext& ctx, const CheckOptions& o
   return census;
 }
 
+// Shared on ctx.gc_lock (engine/gc.h), taken once per public call: RunCensus never locks, so a
+// Repair does not take the shared lock again while a collection waits for it exclusively.
+std::shared_lock<std::shared_mutex> LockShared(const EngineContext& ctx) {
+  if (!ctx.gc_lock) return {};
+  return std::shared_lock(*ctx.gc_lock);
+}
+
 }  // namespace
 
 absl::StatusOr<CheckReport> Check(const EngineContext& ctx, const CheckOptions& options,
                                   CheckProgress* progress, const std::atomic<bool>* cancel) {
+  auto gc_lock = LockShared(ctx);
   CAIRN_ASSIGN_OR_RETURN(Census census, RunCensus(ctx, options, progress, cancel));
   return std::move(census.report);
 }
 
 absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions& options,
                                     CheckProgress* progress, const std::atomic<bool>* cancel) {
+  // Repairs record placements (Catalog::AddChunk) that a collection must not race with.
+  auto gc_lock = LockShared(ctx);
   CAIRN_ASSIGN_OR_RETURN(Census census, RunCensus(ctx, options, progress, cancel));
   RepairReport report;
   report.chunks = census.chunks.size();

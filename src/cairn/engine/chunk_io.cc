@@ -43,7 +43,8 @@ const StoragePeer* FindPeer(const std::vector<StoragePeer>& peers, PeerId id) {
 
 bool LooksFull(const std::vector<StoragePeer>& peers, PeerId id, uint64_t size) {
   const StoragePeer* p = FindPeer(peers, id);
-  return p != nullptr && p->quota > 0 && p->used + size > p->quota;
+  // Extra copies give way to a regular put (store/blob_store.h): they do not make a peer full.
+  return p != nullptr && p->quota > 0 && p->used - std::min(p->extra, p->used) + size > p->quota;
 }
 
 // Runs fn(i) for i in [0, n) concurrently (the calling thread takes i = 0) and returns the
@@ -508,12 +509,18 @@ absl::StatusOr<Bytes> FetchCopies(const EngineContext& ctx, const ChunkId& id,
     const StoragePeer* s = FindPeer(peers, p);
     return s != nullptr && s->alive;
   };
-  // Recorded holders that are alive; then every other live peer in placement order (blobs can
-  // be found without the index); last, holders that are not known to be alive (a suspect
-  // peer may still answer, but should not make every read wait on its timeouts first).
+  // Recorded holders that are alive, then the live peers recorded as keeping an extra copy
+  // (evictable, so only after the regular ones); then every other live peer in placement order
+  // (blobs can be found without the index); last, holders that are not known to be alive (a
+  // suspect peer may still answer, but should not make every read wait on its timeouts first).
   std::vector<PeerId> tried_order, unresponsive;
   if (record) {
     for (PeerId p : record->holders) (is_alive(p) ? tried_order : unresponsive).push_back(p);
+    for (PeerId p : record->extras) {
+      if (!Contains(tried_order, p) && !Contains(unresponsive, p)) {
+        (is_alive(p) ? tried_order : unresponsive).push_back(p);
+      }
+    }
   }
   for (PeerId p : placement::PlacementOrder(id, LiveCandidates(peers), ctx.spread)) {
     if (!Contains(tried_order, p) && !Contains(unresponsive, p)) tried_order.push_back(p);

@@ -10,12 +10,12 @@
 //    already hold one (below target, but more shards still survive more losses). Small chunks
 //    (sealed payload < format::kMinErasurePayload) get m+1 copies instead.
 //
-// Fetch: the recorded holders first, then the placement order over the other live peers (and,
-// for shards, a HasBlobs census), so blobs are found without the index. Copies are tried one
-// after another; shards are fetched in parallel, k at a time (data shards first: no decoding),
-// a failed fetch replaced by another shard, and opened from the first k that arrive intact
-// (checksum at the peer); when those do not authenticate (a corrupt shard that still passed
-// the checksum), every other shard is fetched and other k-subsets are tried.
+// Fetch: the recorded holders first, then (copies) the recorded extra copies, then the placement
+// order over the other live peers (and, for shards, a HasBlobs census), so blobs are found without
+// the index. Copies are tried one after another; shards are fetched in parallel, k at a time (data
+// shards first: no decoding), a failed fetch replaced by another shard, and opened from the first k
+// that arrive intact (checksum at the peer); when those do not authenticate (a corrupt shard that
+// still passed the checksum), every other shard is fetched and other k-subsets are tried.
 //
 // Thread-safety: stateless functions over a thread-safe context.
 #pragma once

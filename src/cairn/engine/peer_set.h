@@ -20,6 +20,7 @@ struct StoragePeer {
   uint64_t quota = 0;  // bytes; the placement weight
   uint64_t used = 0;
   bool alive = true;
+  uint64_t extra = 0;  // of used: extra copies, which a regular put evicts (store/blob_store.h)
 };
 
 class PeerSet {

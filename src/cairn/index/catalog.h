@@ -44,6 +44,9 @@ struct ChunkRecord {
   uint8_t ec_m = 0;                 // parity shards (erasure coding only)
   std::vector<PeerId> holders;      // copies: peers confirmed to hold a copy (shard 0), ascending
   std::vector<ShardHolder> shards;  // erasure: confirmed placements, ascending (shard, peer)
+  // Extra copies (issue 4; copies chunks only, shard 0): peers asked to keep one beyond the
+  // target, ascending. Never counted by PlacedCount/AtTarget; the peer may evict them.
+  std::vector<PeerId> extras;
 
   bool erasure() const { return ec_k > 0; }
   // Distinct shard indices with a holder (erasure), or copies held.
@@ -79,7 +82,28 @@ struct CatalogStats {
   uint64_t chunks_at_target = 0;  // ChunkRecord::AtTarget()
   uint64_t chunks_below_target = 0;
   uint64_t plain_bytes = 0;   // sum of plain_size
-  uint64_t stored_bytes = 0;  // sum of blob_size x placed blobs (copies or shards)
+  uint64_t stored_bytes = 0;  // sum of blob_size x placed blobs (copies or shards; no extras)
+  // Sum of blob_size x max(1, ec_k): what one copy of every chunk takes (compressed and
+  // encrypted); stored_bytes / one_copy_bytes is the redundancy overhead.
+  uint64_t one_copy_bytes = 0;
+  uint64_t extra_blobs = 0;        // extra placements
+  uint64_t extra_bytes = 0;        // sum of blob_size over them
+  uint64_t pending_deletions = 0;  // queued blob deletions not yet confirmed by their peer
+};
+
+// One blob of a chunk, without the owner (the catalog is one owner's).
+struct ChunkShard {
+  ChunkId chunk;
+  uint32_t shard = 0;
+  auto operator<=>(const ChunkShard&) const = default;
+  bool operator==(const ChunkShard&) const = default;
+};
+
+// What MovePlacement did with a BlobMoved notice.
+enum class MoveOutcome {
+  kMoved,         // the placement now names the new peer
+  kUnknownChunk,  // the chunk is no longer in the catalog (collected): a deletion of the
+                  // moved blob on the new peer was queued instead
 };
 
 class Catalog {
@@ -90,8 +114,48 @@ class Catalog {
   virtual absl::StatusOr<std::optional<ChunkRecord>> FindChunk(const ChunkId& id) = 0;
   // Inserts the chunk if new (kind, sizes, scheme, target from `record`; target raised if
   // larger; the scheme of a known chunk never changes) and adds `record.holders` (as shard
-  // 0) and `record.shards` to its placements (a set: repeated calls are harmless).
+  // 0) and `record.shards` to its placements (a set: repeated calls are harmless). A regular
+  // placement replaces an extra one of the same peer. In the same transaction it cancels any
+  // pending deletion of the blobs it records (a blob placed again after a garbage collection
+  // queued its deletion must not be deleted). `record.extras` is ignored.
   virtual absl::Status AddChunk(const ChunkRecord& record) = 0;
+  // Records an extra copy of copies chunk `id` on `peer` (no-op when `peer` holds a regular
+  // copy; cancels a pending deletion of that blob). NOT_FOUND for an unknown chunk;
+  // FAILED_PRECONDITION for an erasure-coded one.
+  virtual absl::Status AddExtraPlacement(const ChunkId& id, PeerId peer) = 0;
+  // Forgets extra copies (evicted or gone). Unknown chunks and peers are fine.
+  virtual absl::Status RemoveExtraPlacements(const ChunkId& id,
+                                             const std::vector<PeerId>& peers) = 0;
+  // Up to `limit` (>= 1) chunk records with ids after `after` (from the first when nullopt),
+  // ascending by id, each as FindChunk returns it. INVALID_ARGUMENT when `limit` is 0.
+  virtual absl::StatusOr<std::vector<ChunkRecord>> ListChunks(const std::optional<ChunkId>& after,
+                                                              size_t limit) = 0;
+
+  // Garbage collection (engine/gc.h): in one transaction, drops these chunk records (and their
+  // cached trees) and queues a deletion of every blob they had placed — regular and extra —
+  // for its peer. Unknown ids are skipped. Returns the number of deletions queued.
+  virtual absl::StatusOr<uint64_t> DeleteChunks(const std::vector<ChunkId>& ids) = 0;
+  // Peers with queued deletions, ascending.
+  virtual absl::StatusOr<std::vector<PeerId>> PeersWithPendingDeletions() = 0;
+  // Up to `limit` (>= 1) queued deletions for `peer`, oldest first (those queued together: by
+  // chunk id, then shard). INVALID_ARGUMENT when `limit` is 0.
+  virtual absl::StatusOr<std::vector<ChunkShard>> ListPendingDeletions(PeerId peer,
+                                                                       size_t limit) = 0;
+  // The peer confirmed these deletions: drop them from the queue.
+  virtual absl::Status AckDeletions(PeerId peer, const std::vector<ChunkShard>& done) = 0;
+  // Queues deletions outside garbage collection (a blob moved to a peer after its chunk was
+  // collected). Idempotent.
+  virtual absl::Status QueueDeletions(PeerId peer, const std::vector<ChunkShard>& blobs) = 0;
+
+  // BlobMoved (reclaim): blob (`id`, `shard`) moved from peer `from` to peer `to`. Known chunk:
+  // drops the placement (from, shard) — regular or extra — and records (to, shard) of the same
+  // sort (a regular one when `from` held none, unless `to` already holds it: a repeated
+  // notice), cancelling any pending deletion of it.
+  // Unknown chunk: queues the deletion of (id, shard) on `to` (kUnknownChunk). Idempotent.
+  // INVALID_ARGUMENT, nothing changed, when `shard` is not one of the known chunk's indices
+  // (copies: 0; erasure: 0..k+m-1).
+  virtual absl::StatusOr<MoveOutcome> MovePlacement(const ChunkId& id, uint32_t shard, PeerId from,
+                                                    PeerId to) = 0;
   // Forgets placements that no longer hold the chunk (check found them missing, corrupt or on
   // a dead peer): `holders` as shard-0 copies and `shards` as (shard, peer). Unknown chunks
   // and placements are fine (idempotent).
@@ -108,6 +172,9 @@ class Catalog {
   // no longer decodes.
   virtual absl::Status AddSnapshot(const SnapshotRecord& record) = 0;
   virtual absl::StatusOr<std::vector<SnapshotRecord>> ListSnapshots() = 0;
+  // Forgets a snapshot (its chunks stay until garbage collection). Returns false when the id
+  // was not known.
+  virtual absl::StatusOr<bool> RemoveSnapshot(const ChunkId& id) = 0;
 
   // Totals over all chunks; holders counted as in FindChunk.
   virtual absl::StatusOr<CatalogStats> Stats() = 0;

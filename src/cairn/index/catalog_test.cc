@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <functional>
+#include <ostream>
 #include <random>
 #include <thread>
 
@@ -13,6 +15,13 @@
 #include "cairn/index/test_temp_dir.h"
 
 namespace cairn::index {
+
+// Readable failure messages (found by argument-dependent lookup, so outside the anonymous
+// namespace).
+void PrintTo(const ChunkShard& blob, std::ostream* os) {
+  *os << "{" << blob.chunk.ShortHex() << ", shard " << blob.shard << "}";
+}
+
 namespace {
 
 ChunkId Id(uint8_t n) {
@@ -336,6 +345,493 @@ TEST_P(CatalogConformance, ConcurrentAddsKeepEveryHolder) {
   EXPECT_EQ(stats->chunks, static_cast<uint64_t>(kChunks));
 }
 
+// ---- Issue 4: extra copies, listing, garbage collection, BlobMoved ----
+
+ChunkShard Blob(uint8_t n, uint32_t shard = 0) { return ChunkShard{Id(n), shard}; }
+
+void ExpectSameRecord(const ChunkRecord& got, const ChunkRecord& want) {
+  EXPECT_EQ(got.id, want.id);
+  EXPECT_EQ(got.kind, want.kind);
+  EXPECT_EQ(got.plain_size, want.plain_size);
+  EXPECT_EQ(got.blob_size, want.blob_size);
+  EXPECT_EQ(got.target, want.target);
+  EXPECT_EQ(got.ec_k, want.ec_k);
+  EXPECT_EQ(got.ec_m, want.ec_m);
+  EXPECT_EQ(got.holders, want.holders);
+  EXPECT_EQ(got.shards, want.shards);
+  EXPECT_EQ(got.extras, want.extras);
+}
+
+TEST(ChunkRecordTest, ExtrasNeverCountTowardTarget) {
+  ChunkRecord r = Chunk(1, 2, {1});
+  r.extras = {2, 3, 4};
+  EXPECT_EQ(r.PlacedCount(), 1u);
+  EXPECT_FALSE(r.AtTarget());
+  r.holders = {1, 5};
+  EXPECT_TRUE(r.AtTarget());
+  r.holders.clear();
+  EXPECT_EQ(r.PlacedCount(), 0u);
+  EXPECT_FALSE(r.AtTarget());
+}
+
+TEST_P(CatalogConformance, ExtraPlacementsAreListedButNotCounted) {
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(1, 2, {1})).ok());
+  ASSERT_TRUE(catalog_->AddExtraPlacement(Id(1), 5).ok());
+  ASSERT_TRUE(catalog_->AddExtraPlacement(Id(1), 3).ok());
+  ASSERT_TRUE(catalog_->AddExtraPlacement(Id(1), 5).ok());  // a set
+  ASSERT_TRUE(catalog_->AddExtraPlacement(Id(1), 1).ok());  // regular holder: no-op
+  ChunkRecord out = MustFind(Id(1));
+  EXPECT_EQ(out.holders, (std::vector<PeerId>{1}));
+  EXPECT_EQ(out.extras, (std::vector<PeerId>{3, 5}));
+  EXPECT_EQ(out.PlacedCount(), 1u);
+  EXPECT_FALSE(out.AtTarget());
+
+  // Extras sort as unsigned ids, like holders.
+  const PeerId big = (1ull << 63) + 5;
+  ASSERT_TRUE(catalog_->AddExtraPlacement(Id(1), big).ok());
+  EXPECT_EQ(MustFind(Id(1)).extras, (std::vector<PeerId>{3, 5, big}));
+
+  // A record's own extras are ignored by AddChunk.
+  ChunkRecord with_extras = Chunk(2, 1, {1});
+  with_extras.extras = {7};
+  ASSERT_TRUE(catalog_->AddChunk(with_extras).ok());
+  EXPECT_TRUE(MustFind(Id(2)).extras.empty());
+}
+
+TEST_P(CatalogConformance, AddExtraPlacementRefusesUnknownAndErasureCodedChunks) {
+  absl::Status unknown = catalog_->AddExtraPlacement(Id(9), 1);
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kNotFound) << unknown;
+  ASSERT_TRUE(catalog_->AddChunk(EcChunk(2, 2, 1, {{0, 1}, {1, 2}, {2, 3}})).ok());
+  absl::Status erasure = catalog_->AddExtraPlacement(Id(2), 4);
+  EXPECT_EQ(erasure.code(), absl::StatusCode::kFailedPrecondition) << erasure;
+  EXPECT_TRUE(MustFind(Id(2)).extras.empty());
+  auto found = catalog_->FindChunk(Id(9));
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_FALSE(found->has_value());
+}
+
+TEST_P(CatalogConformance, RegularPlacementReplacesExtraOfSamePeer) {
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(1, 3, {1})).ok());
+  ASSERT_TRUE(catalog_->AddExtraPlacement(Id(1), 5).ok());
+  ASSERT_TRUE(catalog_->AddExtraPlacement(Id(1), 6).ok());
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(1, 3, {5})).ok());
+  ChunkRecord out = MustFind(Id(1));
+  EXPECT_EQ(out.holders, (std::vector<PeerId>{1, 5}));
+  EXPECT_EQ(out.extras, (std::vector<PeerId>{6}));
+}
+
+TEST_P(CatalogConformance, RemoveExtraPlacementsForgetsOnlyThoseNamed) {
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(1, 2, {1})).ok());
+  for (PeerId p : {4, 5, 6}) ASSERT_TRUE(catalog_->AddExtraPlacement(Id(1), p).ok());
+  ASSERT_TRUE(catalog_->RemoveExtraPlacements(Id(1), {5, 99, 1}).ok());
+  ASSERT_TRUE(catalog_->RemoveExtraPlacements(Id(7), {4}).ok());  // unknown chunk: fine
+  ASSERT_TRUE(catalog_->RemoveExtraPlacements(Id(1), {}).ok());
+  ChunkRecord out = MustFind(Id(1));
+  EXPECT_EQ(out.extras, (std::vector<PeerId>{4, 6}));
+  EXPECT_EQ(out.holders, (std::vector<PeerId>{1}));  // regular copies untouched
+}
+
+TEST_P(CatalogConformance, ListChunksPagesInIdOrder) {
+  const unsigned seed = std::random_device()();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> ns;
+  for (uint8_t n = 2; n <= 60; n += 2) ns.push_back(n);  // even ids: odd ones fall between
+  std::shuffle(ns.begin(), ns.end(), rng);
+  for (uint8_t n : ns) {
+    if (n % 3 == 0) {
+      ASSERT_TRUE(catalog_->AddChunk(EcChunk(n, 2, 1, {{0, 1}, {2, n}})).ok());
+    } else {
+      ASSERT_TRUE(catalog_->AddChunk(Chunk(n, 2, {n, 1}, n, n + 10u)).ok());
+      if (n % 4 == 0) {
+        ASSERT_TRUE(catalog_->AddExtraPlacement(Id(n), 200).ok());
+      }
+    }
+  }
+  std::sort(ns.begin(), ns.end());
+
+  for (size_t limit : {size_t{1}, size_t{7}, size_t{30}, size_t{1000}}) {
+    SCOPED_TRACE(::testing::Message() << "limit " << limit);
+    std::vector<ChunkRecord> all;
+    std::optional<ChunkId> after;
+    for (int pages = 0; pages < 100; ++pages) {
+      auto page = catalog_->ListChunks(after, limit);
+      ASSERT_TRUE(page.ok()) << page.status();
+      ASSERT_LE(page->size(), limit);
+      if (page->empty()) break;
+      all.insert(all.end(), page->begin(), page->end());
+      after = page->back().id;
+    }
+    ASSERT_EQ(all.size(), ns.size());
+    for (size_t i = 0; i < ns.size(); ++i) {
+      EXPECT_EQ(all[i].id, Id(ns[i])) << i;
+      ExpectSameRecord(all[i], MustFind(Id(ns[i])));
+    }
+  }
+
+  // Starting after an id that is not a chunk, and after the last one.
+  auto from_odd = catalog_->ListChunks(Id(5), 2);
+  ASSERT_TRUE(from_odd.ok()) << from_odd.status();
+  ASSERT_EQ(from_odd->size(), 2u);
+  EXPECT_EQ((*from_odd)[0].id, Id(6));
+  EXPECT_EQ((*from_odd)[1].id, Id(8));
+  auto past_end = catalog_->ListChunks(Id(60), 5);
+  ASSERT_TRUE(past_end.ok()) << past_end.status();
+  EXPECT_TRUE(past_end->empty());
+  EXPECT_FALSE(catalog_->ListChunks(std::nullopt, 0).ok());
+}
+
+TEST_P(CatalogConformance, ListChunksOfEmptyCatalogIsEmpty) {
+  auto page = catalog_->ListChunks(std::nullopt, 10);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_TRUE(page->empty());
+}
+
+TEST_P(CatalogConformance, RemoveSnapshotForgetsOnlyThatSnapshot) {
+  ASSERT_TRUE(catalog_->AddSnapshot(Snap(1, 100)).ok());
+  ASSERT_TRUE(catalog_->AddSnapshot(Snap(2, 200)).ok());
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(1, 1, {1})).ok());  // the snapshot's blob: stays
+  auto removed = catalog_->RemoveSnapshot(Id(1));
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_TRUE(*removed);
+  auto again = catalog_->RemoveSnapshot(Id(1));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_FALSE(*again);
+  auto unknown = catalog_->RemoveSnapshot(Id(9));
+  ASSERT_TRUE(unknown.ok()) << unknown.status();
+  EXPECT_FALSE(*unknown);
+  auto list = catalog_->ListSnapshots();
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].id, Id(2));
+  EXPECT_EQ(MustFind(Id(1)).holders, (std::vector<PeerId>{1}));
+  // It can be added again (e.g. recovered from the peers).
+  ASSERT_TRUE(catalog_->AddSnapshot(Snap(1, 100)).ok());
+  list = catalog_->ListSnapshots();
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].id, Id(1));
+  EXPECT_EQ((*list)[0].snapshot, Snap(1, 100).snapshot);
+}
+
+TEST_P(CatalogConformance, DeleteChunksQueuesEveryPlacedBlob) {
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(1, 2, {1, 2}, 100, 120, BlobKind::kTree)).ok());
+  ASSERT_TRUE(catalog_->AddExtraPlacement(Id(1), 3).ok());
+  ASSERT_TRUE(catalog_->AddChunk(EcChunk(2, 2, 1, {{0, 1}, {1, 4}, {2, 5}})).ok());
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(3, 1, {1})).ok());
+  ASSERT_TRUE(catalog_->PutTree(Id(1), Bytes{1}).ok());
+  ASSERT_TRUE(catalog_->PutTree(Id(3), Bytes{3}).ok());
+
+  // Unknown ids (and repeats) are skipped.
+  auto queued = catalog_->DeleteChunks({Id(1), Id(2), Id(99), Id(1)});
+  ASSERT_TRUE(queued.ok()) << queued.status();
+  EXPECT_EQ(*queued, 6u);  // copies on 1, 2; extra on 3; shards on 1, 4, 5
+
+  for (uint8_t gone : {1, 2}) {
+    auto found = catalog_->FindChunk(Id(gone));
+    ASSERT_TRUE(found.ok()) << found.status();
+    EXPECT_FALSE(found->has_value()) << int{gone};
+  }
+  EXPECT_EQ(MustFind(Id(3)).holders, (std::vector<PeerId>{1}));
+  auto tree1 = catalog_->GetTree(Id(1));
+  ASSERT_TRUE(tree1.ok()) << tree1.status();
+  EXPECT_FALSE(tree1->has_value());
+  auto tree3 = catalog_->GetTree(Id(3));
+  ASSERT_TRUE(tree3.ok()) << tree3.status();
+  EXPECT_TRUE(tree3->has_value());
+
+  auto peers = catalog_->PeersWithPendingDeletions();
+  ASSERT_TRUE(peers.ok()) << peers.status();
+  EXPECT_EQ(*peers, (std::vector<PeerId>{1, 2, 3, 4, 5}));
+  auto on1 = catalog_->ListPendingDeletions(1, 100);
+  ASSERT_TRUE(on1.ok()) << on1.status();
+  EXPECT_EQ(*on1, (std::vector<ChunkShard>{Blob(1, 0), Blob(2, 0)}));
+  auto on3 = catalog_->ListPendingDeletions(3, 100);
+  ASSERT_TRUE(on3.ok()) << on3.status();
+  EXPECT_EQ(*on3, (std::vector<ChunkShard>{Blob(1, 0)}));
+  auto on4 = catalog_->ListPendingDeletions(4, 100);
+  ASSERT_TRUE(on4.ok()) << on4.status();
+  EXPECT_EQ(*on4, (std::vector<ChunkShard>{Blob(2, 1)}));
+
+  auto stats = catalog_->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->chunks, 1u);
+  EXPECT_EQ(stats->extra_blobs, 0u);
+  EXPECT_EQ(stats->pending_deletions, 6u);
+  auto listed = catalog_->ListChunks(std::nullopt, 10);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].id, Id(3));
+
+  // Nothing left to queue for them.
+  auto none = catalog_->DeleteChunks({Id(1), Id(2)});
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(*none, 0u);
+  auto empty = catalog_->DeleteChunks({});
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(*empty, 0u);
+
+  // A chunk added again after collection starts afresh (no stale placements).
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(1, 2, {7})).ok());
+  ChunkRecord again = MustFind(Id(1));
+  EXPECT_EQ(again.holders, (std::vector<PeerId>{7}));
+  EXPECT_TRUE(again.extras.empty());
+}
+
+TEST_P(CatalogConformance, PendingDeletionsListOldestFirstThenByKey) {
+  auto none = catalog_->PeersWithPendingDeletions();
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->empty());
+
+  ASSERT_TRUE(catalog_->QueueDeletions(7, {Blob(9), Blob(3, 1), Blob(3, 0)}).ok());
+  ASSERT_TRUE(catalog_->QueueDeletions(7, {Blob(1)}).ok());
+  ASSERT_TRUE(catalog_->QueueDeletions(7, {Blob(9), Blob(1)}).ok());  // idempotent: keeps place
+  ASSERT_TRUE(catalog_->QueueDeletions(8, {Blob(5)}).ok());
+  ASSERT_TRUE(catalog_->QueueDeletions(8, {}).ok());
+
+  auto all = catalog_->ListPendingDeletions(7, 100);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(*all, (std::vector<ChunkShard>{Blob(3, 0), Blob(3, 1), Blob(9), Blob(1)}));
+  auto first = catalog_->ListPendingDeletions(7, 2);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(*first, (std::vector<ChunkShard>{Blob(3, 0), Blob(3, 1)}));
+  auto other = catalog_->ListPendingDeletions(6, 10);
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_TRUE(other->empty());
+  EXPECT_FALSE(catalog_->ListPendingDeletions(7, 0).ok());
+  auto stats = catalog_->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->pending_deletions, 5u);
+
+  // Acknowledged ones go; unknown ones and other peers' are fine.
+  ASSERT_TRUE(catalog_->AckDeletions(7, {Blob(3, 0), Blob(3, 1), Blob(50), Blob(5)}).ok());
+  auto rest = catalog_->ListPendingDeletions(7, 100);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(*rest, (std::vector<ChunkShard>{Blob(9), Blob(1)}));
+  auto peers = catalog_->PeersWithPendingDeletions();
+  ASSERT_TRUE(peers.ok()) << peers.status();
+  EXPECT_EQ(*peers, (std::vector<PeerId>{7, 8}));
+  ASSERT_TRUE(catalog_->AckDeletions(7, *rest).ok());
+  peers = catalog_->PeersWithPendingDeletions();
+  ASSERT_TRUE(peers.ok()) << peers.status();
+  EXPECT_EQ(*peers, (std::vector<PeerId>{8}));
+}
+
+TEST_P(CatalogConformance, PeersWithPendingDeletionsSortedAsUnsignedIds) {
+  const PeerId big = (1ull << 63) + 5;
+  for (PeerId p : std::vector<PeerId>{~0ull, big, 2})
+    ASSERT_TRUE(catalog_->QueueDeletions(p, {Blob(1)}).ok());
+  auto peers = catalog_->PeersWithPendingDeletions();
+  ASSERT_TRUE(peers.ok()) << peers.status();
+  EXPECT_EQ(*peers, (std::vector<PeerId>{2, big, ~0ull}));
+  auto on_big = catalog_->ListPendingDeletions(big, 10);
+  ASSERT_TRUE(on_big.ok()) << on_big.status();
+  EXPECT_EQ(*on_big, (std::vector<ChunkShard>{Blob(1)}));
+}
+
+TEST_P(CatalogConformance, PlacingABlobAgainCancelsItsPendingDeletion) {
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(1, 2, {1, 2})).ok());
+  ASSERT_TRUE(catalog_->AddChunk(EcChunk(2, 2, 1, {{0, 1}, {1, 2}, {2, 3}})).ok());
+  auto queued = catalog_->DeleteChunks({Id(1), Id(2)});
+  ASSERT_TRUE(queued.ok()) << queued.status();
+  ASSERT_EQ(*queued, 5u);
+
+  // A backup records them again: only the blobs it records are spared.
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(1, 2, {1})).ok());
+  ASSERT_TRUE(catalog_->AddChunk(EcChunk(2, 2, 1, {{1, 2}})).ok());
+  auto on1 = catalog_->ListPendingDeletions(1, 10);
+  ASSERT_TRUE(on1.ok()) << on1.status();
+  EXPECT_EQ(*on1, (std::vector<ChunkShard>{Blob(2, 0)}));
+  auto on2 = catalog_->ListPendingDeletions(2, 10);
+  ASSERT_TRUE(on2.ok()) << on2.status();
+  EXPECT_EQ(*on2, (std::vector<ChunkShard>{Blob(1, 0)}));
+  auto on3 = catalog_->ListPendingDeletions(3, 10);
+  ASSERT_TRUE(on3.ok()) << on3.status();
+  EXPECT_EQ(*on3, (std::vector<ChunkShard>{Blob(2, 2)}));
+
+  // So does an extra copy placed on a peer queued to delete that blob.
+  ASSERT_TRUE(catalog_->AddExtraPlacement(Id(1), 2).ok());
+  on2 = catalog_->ListPendingDeletions(2, 10);
+  ASSERT_TRUE(on2.ok()) << on2.status();
+  EXPECT_TRUE(on2->empty());
+  EXPECT_EQ(MustFind(Id(1)).extras, (std::vector<PeerId>{2}));
+  auto stats = catalog_->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->pending_deletions, 2u);
+}
+
+TEST_P(CatalogConformance, MovePlacementKeepsTheSortOfTheMovedBlob) {
+  auto move = [&](uint8_t n, uint32_t shard, PeerId from, PeerId to) {
+    auto outcome = catalog_->MovePlacement(Id(n), shard, from, to);
+    EXPECT_TRUE(outcome.ok()) << outcome.status();
+    EXPECT_EQ(outcome.value_or(MoveOutcome::kUnknownChunk), MoveOutcome::kMoved);
+  };
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(1, 2, {1, 2})).ok());
+  // A regular copy moves as a regular copy; a repeated notice changes nothing.
+  move(1, 0, 2, 3);
+  EXPECT_EQ(MustFind(Id(1)).holders, (std::vector<PeerId>{1, 3}));
+  move(1, 0, 2, 3);
+  EXPECT_EQ(MustFind(Id(1)).holders, (std::vector<PeerId>{1, 3}));
+  EXPECT_TRUE(MustFind(Id(1)).extras.empty());
+
+  // An extra copy moves as an extra copy; repeated: still extra (not turned regular).
+  ASSERT_TRUE(catalog_->AddExtraPlacement(Id(1), 4).ok());
+  move(1, 0, 4, 5);
+  move(1, 0, 4, 5);
+  ChunkRecord out = MustFind(Id(1));
+  EXPECT_EQ(out.holders, (std::vector<PeerId>{1, 3}));
+  EXPECT_EQ(out.extras, (std::vector<PeerId>{5}));
+
+  // `from` held none: a regular copy on `to`.
+  move(1, 0, 8, 6);
+  EXPECT_EQ(MustFind(Id(1)).holders, (std::vector<PeerId>{1, 3, 6}));
+
+  // An extra copy moved onto a regular holder is just gone.
+  move(1, 0, 5, 1);
+  out = MustFind(Id(1));
+  EXPECT_EQ(out.holders, (std::vector<PeerId>{1, 3, 6}));
+  EXPECT_TRUE(out.extras.empty());
+
+  // A regular copy moved onto an extra holder replaces the extra.
+  ASSERT_TRUE(catalog_->AddExtraPlacement(Id(1), 7).ok());
+  move(1, 0, 6, 7);
+  out = MustFind(Id(1));
+  EXPECT_EQ(out.holders, (std::vector<PeerId>{1, 3, 7}));
+  EXPECT_TRUE(out.extras.empty());
+
+  // Erasure-coded shards.
+  ASSERT_TRUE(catalog_->AddChunk(EcChunk(2, 2, 1, {{0, 1}, {1, 2}, {2, 3}})).ok());
+  move(2, 1, 2, 4);
+  move(2, 1, 2, 4);
+  EXPECT_EQ(MustFind(Id(2)).shards, (std::vector<ShardHolder>{{0, 1}, {1, 4}, {2, 3}}));
+  EXPECT_TRUE(MustFind(Id(2)).AtTarget());
+}
+
+TEST_P(CatalogConformance, MovePlacementCancelsADeletionQueuedOnTheNewPeer) {
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(1, 2, {1, 3})).ok());
+  ASSERT_TRUE(catalog_->QueueDeletions(9, {Blob(1), Blob(1, 2)}).ok());
+  auto outcome = catalog_->MovePlacement(Id(1), 0, 3, 9);
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_EQ(*outcome, MoveOutcome::kMoved);
+  EXPECT_EQ(MustFind(Id(1)).holders, (std::vector<PeerId>{1, 9}));
+  auto on9 = catalog_->ListPendingDeletions(9, 10);
+  ASSERT_TRUE(on9.ok()) << on9.status();
+  EXPECT_EQ(*on9, (std::vector<ChunkShard>{Blob(1, 2)}));
+}
+
+TEST_P(CatalogConformance, MovePlacementOfACollectedChunkQueuesItsDeletion) {
+  for (int i = 0; i < 2; ++i) {  // idempotent
+    auto outcome = catalog_->MovePlacement(Id(50), 2, 1, 8);
+    ASSERT_TRUE(outcome.ok()) << outcome.status();
+    EXPECT_EQ(*outcome, MoveOutcome::kUnknownChunk);
+  }
+  auto on8 = catalog_->ListPendingDeletions(8, 10);
+  ASSERT_TRUE(on8.ok()) << on8.status();
+  EXPECT_EQ(*on8, (std::vector<ChunkShard>{Blob(50, 2)}));
+  auto found = catalog_->FindChunk(Id(50));
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_FALSE(found->has_value());
+  auto on1 = catalog_->ListPendingDeletions(1, 10);
+  ASSERT_TRUE(on1.ok()) << on1.status();
+  EXPECT_TRUE(on1->empty());
+}
+
+TEST_P(CatalogConformance, MovePlacementRejectsAShardOutsideTheScheme) {
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(1, 2, {1, 2})).ok());
+  ASSERT_TRUE(catalog_->AddChunk(EcChunk(2, 2, 1, {{0, 1}, {1, 2}, {2, 3}})).ok());
+  auto copies = catalog_->MovePlacement(Id(1), 1, 1, 5);
+  EXPECT_EQ(copies.status().code(), absl::StatusCode::kInvalidArgument) << copies.status();
+  auto erasure = catalog_->MovePlacement(Id(2), 3, 3, 5);
+  EXPECT_EQ(erasure.status().code(), absl::StatusCode::kInvalidArgument) << erasure.status();
+  EXPECT_EQ(MustFind(Id(1)).holders, (std::vector<PeerId>{1, 2}));
+  EXPECT_EQ(MustFind(Id(2)).shards, (std::vector<ShardHolder>{{0, 1}, {1, 2}, {2, 3}}));
+  auto on5 = catalog_->ListPendingDeletions(5, 10);
+  ASSERT_TRUE(on5.ok()) << on5.status();
+  EXPECT_TRUE(on5->empty());
+}
+
+TEST_P(CatalogConformance, StatsCountOneCopyExtrasAndPendingDeletions) {
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(1, 2, {1, 2}, 100, 120)).ok());  // at target
+  ASSERT_TRUE(catalog_->AddExtraPlacement(Id(1), 3).ok());
+  ASSERT_TRUE(catalog_->AddExtraPlacement(Id(1), 4).ok());
+  // Below target however many extras it has.
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(4, 3, {1}, 40, 50)).ok());
+  ASSERT_TRUE(catalog_->AddExtraPlacement(Id(4), 2).ok());
+  ASSERT_TRUE(catalog_->AddExtraPlacement(Id(4), 3).ok());
+  ASSERT_TRUE(
+      catalog_->AddChunk(EcChunk(2, 4, 2, {{0, 1}, {1, 2}, {2, 3}, {3, 4}, {4, 5}, {5, 6}}, 300))
+          .ok());
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(3, 1, {}, 10, 20)).ok());  // below: nothing placed
+  ASSERT_TRUE(catalog_->QueueDeletions(9, {Blob(7), Blob(8), Blob(8, 1)}).ok());
+
+  auto stats = catalog_->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->chunks, 4u);
+  EXPECT_EQ(stats->chunks_at_target, 2u);
+  EXPECT_EQ(stats->chunks_below_target, 2u);
+  EXPECT_EQ(stats->plain_bytes, 100u + 40u + 1000u + 10u);
+  EXPECT_EQ(stats->stored_bytes, 2 * 120u + 50u + 6 * 300u);  // no extras
+  EXPECT_EQ(stats->one_copy_bytes, 120u + 50u + 4 * 300u + 20u);
+  EXPECT_EQ(stats->extra_blobs, 4u);
+  EXPECT_EQ(stats->extra_bytes, 2 * 120u + 2 * 50u);
+  EXPECT_EQ(stats->pending_deletions, 3u);
+
+  ASSERT_TRUE(catalog_->RemoveExtraPlacements(Id(4), {2, 3}).ok());
+  ASSERT_TRUE(catalog_->AckDeletions(9, {Blob(8, 1)}).ok());
+  stats = catalog_->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->extra_blobs, 2u);
+  EXPECT_EQ(stats->extra_bytes, 2 * 120u);
+  EXPECT_EQ(stats->pending_deletions, 2u);
+}
+
+TEST_P(CatalogConformance, ConcurrentLifecycleOperations) {
+  constexpr int kChunks = 40;
+  for (int c = 0; c < kChunks; ++c) {
+    ASSERT_TRUE(catalog_->AddChunk(Chunk(static_cast<uint8_t>(c), 2, {9})).ok());
+    ASSERT_TRUE(catalog_->AddChunk(Chunk(static_cast<uint8_t>(100 + c), 1, {5})).ok());
+  }
+  std::vector<std::thread> threads;
+  threads.emplace_back([this] {  // extras on 1 and 2
+    for (int c = 0; c < kChunks; ++c) {
+      EXPECT_TRUE(catalog_->AddExtraPlacement(Id(static_cast<uint8_t>(c)), 1).ok());
+      EXPECT_TRUE(catalog_->AddExtraPlacement(Id(static_cast<uint8_t>(c)), 2).ok());
+    }
+  });
+  threads.emplace_back([this] {  // a regular copy on 1, racing the extra one
+    for (int c = kChunks - 1; c >= 0; --c) {
+      EXPECT_TRUE(catalog_->AddChunk(Chunk(static_cast<uint8_t>(c), 2, {1})).ok());
+    }
+  });
+  threads.emplace_back([this] {  // garbage collection of other chunks
+    for (int c = 0; c < kChunks; c += 4) {
+      std::vector<ChunkId> ids;
+      for (int i = c; i < c + 4; ++i) ids.push_back(Id(static_cast<uint8_t>(100 + i)));
+      auto queued = catalog_->DeleteChunks(ids);
+      EXPECT_TRUE(queued.ok()) << queued.status();
+      EXPECT_EQ(queued.value_or(0), 4u);
+    }
+  });
+  threads.emplace_back([this] {  // stats and listing meanwhile
+    for (int i = 0; i < 20; ++i) {
+      EXPECT_TRUE(catalog_->Stats().ok());
+      EXPECT_TRUE(catalog_->ListChunks(std::nullopt, 16).ok());
+      EXPECT_TRUE(catalog_->ListPendingDeletions(5, 8).ok());
+    }
+  });
+  for (auto& th : threads) th.join();
+  for (int c = 0; c < kChunks; ++c) {
+    ChunkRecord out = MustFind(Id(static_cast<uint8_t>(c)));
+    EXPECT_EQ(out.holders, (std::vector<PeerId>{1, 9})) << c;
+    EXPECT_EQ(out.extras, (std::vector<PeerId>{2})) << c;
+  }
+  auto stats = catalog_->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->chunks, static_cast<uint64_t>(kChunks));
+  EXPECT_EQ(stats->pending_deletions, static_cast<uint64_t>(kChunks));
+  EXPECT_EQ(stats->extra_blobs, static_cast<uint64_t>(kChunks));
+}
+
 INSTANTIATE_TEST_SUITE_P(
     All, CatalogConformance,
     ::testing::Values(Impl{"Mem", [] { return std::unique_ptr<Harness>(new MemHarness()); }},
@@ -381,6 +877,46 @@ TEST(SqliteCatalogTest, DamagedSnapshotRowIsAnErrorNotACrash) {
   ASSERT_FALSE(list.ok());
   EXPECT_NE(list.status().code(), absl::StatusCode::kOk);
   EXPECT_NE(list.status().message().find("snapshot"), std::string::npos) << list.status();
+}
+
+TEST(SqliteCatalogTest, LifecycleStatePersistsAcrossReopen) {
+  SqliteHarness h;
+  ASSERT_TRUE(h.catalog->AddChunk(Chunk(1, 2, {5})).ok());
+  ASSERT_TRUE(h.catalog->AddExtraPlacement(Id(1), 6).ok());
+  ASSERT_TRUE(h.catalog->AddChunk(Chunk(2, 1, {5})).ok());
+  auto queued = h.catalog->DeleteChunks({Id(2)});
+  ASSERT_TRUE(queued.ok()) << queued.status();
+  ASSERT_TRUE(h.catalog->QueueDeletions(5, {Blob(0)}).ok());
+  ASSERT_TRUE(h.catalog->AddSnapshot(Snap(3, 1)).ok());
+  ASSERT_TRUE(h.catalog->AddSnapshot(Snap(4, 2)).ok());
+  auto removed = h.catalog->RemoveSnapshot(Id(3));
+  ASSERT_TRUE(removed.ok() && *removed);
+  h.Reopen();
+  ASSERT_NE(h.catalog, nullptr);
+  auto chunk = h.catalog->FindChunk(Id(1));
+  ASSERT_TRUE(chunk.ok() && chunk->has_value());
+  EXPECT_EQ((*chunk)->extras, (std::vector<PeerId>{6}));
+  auto pending = h.catalog->ListPendingDeletions(5, 10);
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  EXPECT_EQ(*pending, (std::vector<ChunkShard>{Blob(2), Blob(0)}));  // queue order kept
+  auto snaps = h.catalog->ListSnapshots();
+  ASSERT_TRUE(snaps.ok()) << snaps.status();
+  ASSERT_EQ(snaps->size(), 1u);
+  EXPECT_EQ((*snaps)[0].id, Id(4));
+}
+
+TEST(SqliteCatalogTest, DamagedPendingDeletionRowIsAnErrorNotACrash) {
+  SqliteHarness h;
+  {
+    std::lock_guard<std::mutex> lock(h.db->impl()->mu);
+    ASSERT_TRUE(h.db->impl()
+                    ->Exec("INSERT INTO pending_deletions (peer_id, chunk_id, shard, queued_ns) "
+                           "VALUES (3, x'0102', 0, 1)")
+                    .ok());
+  }
+  auto list = h.catalog->ListPendingDeletions(3, 10);
+  ASSERT_FALSE(list.ok());
+  EXPECT_EQ(list.status().code(), absl::StatusCode::kDataLoss) << list.status();
 }
 
 }  // namespace

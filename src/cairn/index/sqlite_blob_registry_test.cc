@@ -247,6 +247,155 @@ TEST_P(BlobRegistryConformance, ListWalksInPagesAndResumesAfterAnyKey) {
   EXPECT_EQ(registry_->List(std::nullopt, 0).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+BlobRecord Extra(const BlobKey& key, uint64_t size) {
+  BlobRecord r = Record(key, size);
+  r.extra = true;
+  return r;
+}
+
+std::vector<BlobKey> KeysOf(const std::vector<BlobRecord>& records) {
+  std::vector<BlobKey> out;
+  for (const BlobRecord& r : records) out.push_back(r.key);
+  return out;
+}
+
+TEST_P(BlobRegistryConformance, ExtraFlagRoundTripsAndTotalsCountIt) {
+  ASSERT_TRUE(registry_->Add(Record(Key(1, 1, 0), 100)).ok());
+  ASSERT_TRUE(registry_->Add(Extra(Key(1, 2, 0), 30)).ok());
+  ASSERT_TRUE(registry_->Add(Extra(Key(2, 3, 1), 7)).ok());
+  auto found = registry_->Find(Key(1, 2, 0));
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_TRUE((*found)->extra);
+  EXPECT_FALSE((*registry_->Find(Key(1, 1, 0)))->extra);
+  auto totals = registry_->Totals();
+  ASSERT_TRUE(totals.ok()) << totals.status();
+  EXPECT_EQ(totals->used, 137u);
+  EXPECT_EQ(totals->blobs, 3u);
+  EXPECT_EQ(totals->extra_bytes, 37u);
+  EXPECT_EQ(totals->extra_blobs, 2u);
+
+  // SetExtra both ways; NOT_FOUND for an unknown key.
+  ASSERT_TRUE(registry_->SetExtra(Key(1, 2, 0), false).ok());
+  ASSERT_TRUE(registry_->SetExtra(Key(1, 1, 0), true).ok());
+  EXPECT_FALSE((*registry_->Find(Key(1, 2, 0)))->extra);
+  EXPECT_TRUE((*registry_->Find(Key(1, 1, 0)))->extra);
+  EXPECT_EQ(registry_->SetExtra(Key(9, 9, 9), true).code(), absl::StatusCode::kNotFound);
+  totals = registry_->Totals();
+  ASSERT_TRUE(totals.ok());
+  EXPECT_EQ(totals->extra_bytes, 107u);
+  EXPECT_EQ(totals->extra_blobs, 2u);
+
+  // Add replaces the flag too; List and ForEach report it.
+  ASSERT_TRUE(registry_->Add(Record(Key(2, 3, 1), 7)).ok());
+  int extras = 0;
+  ASSERT_TRUE(registry_
+                  ->ForEach([&](const BlobRecord& r) {
+                    extras += r.extra ? 1 : 0;
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  EXPECT_EQ(extras, 1);
+  auto listed = registry_->List(std::nullopt, 10);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 3u);
+  EXPECT_TRUE((*listed)[0].extra);  // Key(1, 1, 0)
+}
+
+TEST_P(BlobRegistryConformance, ListExtrasOldestStoredFirst) {
+  // Stored in an order unlike the key order; regular records in between.
+  const BlobKey order[] = {Key(3, 9, 0), Key(1, 5, 2), Key(2, 1, 0), Key(1, 5, 0), Key(3, 2, 1)};
+  for (size_t i = 0; i < std::size(order); ++i) {
+    ASSERT_TRUE(registry_->Add(Extra(order[i], 10 + i)).ok());
+    ASSERT_TRUE(registry_->Add(Record(Key(7, static_cast<uint8_t>(i), 0), 1)).ok());
+  }
+  auto all = registry_->ListExtras(100);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(KeysOf(*all), std::vector<BlobKey>(std::begin(order), std::end(order)));
+  for (const BlobRecord& r : *all) EXPECT_TRUE(r.extra);
+  auto two = registry_->ListExtras(2);
+  ASSERT_TRUE(two.ok());
+  EXPECT_EQ(KeysOf(*two), (std::vector<BlobKey>{order[0], order[1]}));
+  // Promoted and removed records leave the list; re-adding one makes it the newest.
+  ASSERT_TRUE(registry_->SetExtra(order[0], false).ok());
+  ASSERT_TRUE(registry_->Remove(order[2]).ok());
+  ASSERT_TRUE(registry_->Add(Extra(order[1], 11)).ok());
+  all = registry_->ListExtras(100);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(KeysOf(*all), (std::vector<BlobKey>{order[3], order[4], order[1]}));
+  EXPECT_EQ(registry_->ListExtras(0).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_P(BlobRegistryConformance, UsageByOwnerAscending) {
+  auto empty = registry_->UsageByOwner();
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_TRUE(empty->empty());
+  const PeerId big = (1ull << 63) + 5;  // stored as a negative integer by SQLite
+  ASSERT_TRUE(registry_->Add(Record(Key(big, 1, 0), 1000)).ok());
+  ASSERT_TRUE(registry_->Add(Extra(Key(4, 1, 0), 10)).ok());
+  ASSERT_TRUE(registry_->Add(Record(Key(4, 2, 0), 20)).ok());
+  ASSERT_TRUE(registry_->Add(Extra(Key(4, 2, 1), 40)).ok());
+  ASSERT_TRUE(registry_->Add(Record(Key(2, 2, 0), 5)).ok());
+  auto usage = registry_->UsageByOwner();
+  ASSERT_TRUE(usage.ok()) << usage.status();
+  ASSERT_EQ(usage->size(), 3u);
+  EXPECT_EQ((*usage)[0].owner, 2u);
+  EXPECT_EQ((*usage)[0].blobs, 1u);
+  EXPECT_EQ((*usage)[0].bytes, 5u);
+  EXPECT_EQ((*usage)[0].extra_blobs, 0u);
+  EXPECT_EQ((*usage)[1].owner, 4u);
+  EXPECT_EQ((*usage)[1].blobs, 3u);
+  EXPECT_EQ((*usage)[1].bytes, 70u);
+  EXPECT_EQ((*usage)[1].extra_blobs, 2u);
+  EXPECT_EQ((*usage)[1].extra_bytes, 50u);
+  EXPECT_EQ((*usage)[2].owner, big);
+  EXPECT_EQ((*usage)[2].bytes, 1000u);
+}
+
+TEST_P(BlobRegistryConformance, ListOwnerPagesInChunkShardOrder) {
+  const uint64_t seed = std::random_device()();
+  SCOPED_TRACE("seed=" + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  std::set<BlobKey> mine;
+  while (mine.size() < 40) {
+    BlobKey key;
+    key.owner = 8;
+    for (auto& byte : key.chunk.bytes) byte = static_cast<uint8_t>(rng());
+    key.shard = static_cast<uint32_t>(rng() % 3);
+    if (mine.insert(key).second) {
+      ASSERT_TRUE(registry_->Add(Record(key, 3)).ok());
+    }
+    BlobKey other = key;
+    other.owner = rng() % 2 ? 7 : 9;
+    ASSERT_TRUE(registry_->Add(Record(other, 4)).ok());
+  }
+  const std::vector<BlobKey> want(mine.begin(), mine.end());  // (chunk, shard) order
+  for (size_t limit : {size_t{1}, size_t{6}, size_t{40}, size_t{100}}) {
+    SCOPED_TRACE("limit " + std::to_string(limit));
+    std::vector<BlobKey> walked;
+    std::optional<BlobKey> after;
+    while (true) {
+      auto page = registry_->ListOwner(8, after, limit);
+      ASSERT_TRUE(page.ok()) << page.status();
+      ASSERT_LE(page->size(), limit);
+      for (const BlobRecord& r : *page) {
+        EXPECT_TRUE(SameRecord(r, Record(r.key, 3)));
+        walked.push_back(r.key);
+      }
+      if (page->size() < limit) break;
+      after = page->back().key;
+    }
+    EXPECT_EQ(walked, want);
+  }
+  // Resumes after a key that is gone.
+  ASSERT_TRUE(registry_->Remove(want[10]).ok());
+  auto rest = registry_->ListOwner(8, want[10], 100);
+  ASSERT_TRUE(rest.ok());
+  EXPECT_EQ(KeysOf(*rest), std::vector<BlobKey>(want.begin() + 11, want.end()));
+  EXPECT_TRUE(registry_->ListOwner(5, std::nullopt, 10)->empty());
+  EXPECT_EQ(registry_->ListOwner(8, std::nullopt, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     All, BlobRegistryConformance,
     ::testing::Values(Impl{"Mem", [] { return std::unique_ptr<Harness>(new MemHarness()); }},
@@ -268,6 +417,48 @@ TEST(SqliteBlobRegistryTest, RecordsPersistAcrossReopen) {
   ASSERT_TRUE(totals.ok()) << totals.status();
   EXPECT_EQ(totals->used, 4096u);
   EXPECT_EQ(totals->blobs, 1u);
+}
+
+TEST(SqliteBlobRegistryTest, ExtraFlagPersistsAcrossReopen) {
+  SqliteHarness h;
+  ASSERT_TRUE(h.registry->Add(Extra(Key(3, 1, 0), 10)).ok());
+  ASSERT_TRUE(h.registry->Add(Extra(Key(3, 2, 0), 20)).ok());
+  ASSERT_TRUE(h.registry->Add(Record(Key(3, 3, 0), 40)).ok());
+  ASSERT_TRUE(h.registry->SetExtra(Key(3, 1, 0), false).ok());
+  h.Reopen();
+  ASSERT_NE(h.registry, nullptr);
+  EXPECT_FALSE((*h.registry->Find(Key(3, 1, 0)))->extra);
+  EXPECT_TRUE((*h.registry->Find(Key(3, 2, 0)))->extra);
+  auto totals = h.registry->Totals();
+  ASSERT_TRUE(totals.ok());
+  EXPECT_EQ(totals->extra_blobs, 1u);
+  EXPECT_EQ(totals->extra_bytes, 20u);
+  // Added after the reopen: newer than those stored before.
+  ASSERT_TRUE(h.registry->Add(Extra(Key(3, 0, 0), 1)).ok());
+  auto extras = h.registry->ListExtras(10);
+  ASSERT_TRUE(extras.ok());
+  EXPECT_EQ(KeysOf(*extras), (std::vector<BlobKey>{Key(3, 2, 0), Key(3, 0, 0)}));
+}
+
+// Equal stored times (e.g. rows written by another process in the same nanosecond): key order.
+TEST(SqliteBlobRegistryTest, ListExtrasBreaksTiesByKey) {
+  SqliteHarness h;
+  {
+    std::lock_guard<std::mutex> lock(h.db->impl()->mu);
+    ASSERT_TRUE(h.db->impl()
+                    ->Exec("INSERT INTO blobs (owner, chunk_id, shard, size, checksum, stored_ns, "
+                           "extra) VALUES "
+                           "(2, zeroblob(32), 1, 5, zeroblob(16), 100, 1), "
+                           "(1, zeroblob(32), 0, 5, zeroblob(16), 100, 1), "
+                           "(2, zeroblob(32), 0, 5, zeroblob(16), 100, 1), "
+                           "(9, zeroblob(32), 0, 5, zeroblob(16), 50, 1), "
+                           "(0, zeroblob(32), 0, 5, zeroblob(16), 10, 0)")
+                    .ok());
+  }
+  auto extras = h.registry->ListExtras(10);
+  ASSERT_TRUE(extras.ok()) << extras.status();
+  EXPECT_EQ(KeysOf(*extras),
+            (std::vector<BlobKey>{Key(9, 0, 0), Key(1, 0, 0), Key(2, 0, 0), Key(2, 0, 1)}));
 }
 
 TEST(SqliteBlobRegistryTest, DamagedRowIsDataLossNotACrash) {

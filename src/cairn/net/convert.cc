@@ -1,5 +1,7 @@
 #include "cairn/net/convert.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -31,6 +33,7 @@ void ToProto(const cluster::PeerInfo& info, v1::PeerInfo* out) {
   out->set_address(info.address);
   out->set_quota(info.quota);
   out->set_used(info.used);
+  out->set_extra(info.extra);
   out->set_version(info.version);
   out->set_incarnation(info.incarnation);
   // Node ids travel as their 16 raw bytes; one that is not valid hex is left out.
@@ -47,6 +50,7 @@ cluster::PeerInfo FromProto(const v1::PeerInfo& info) {
   out.address = info.address();
   out.quota = info.quota();
   out.used = info.used();
+  out.extra = info.extra();
   out.version = info.version();
   out.incarnation = info.incarnation();
   // Anything but 16 bytes is no node id (left empty: such a peer is not pinned or trusted).
@@ -85,21 +89,125 @@ absl::StatusOr<store::PutOutcome> FromProto(v1::PutBlobResponse::Outcome outcome
   }
 }
 
-absl::StatusOr<std::vector<BlobKey>> KeysFromProto(const v1::HasBlobsRequest& request) {
-  if (static_cast<size_t>(request.keys_size()) > kMaxHasBlobsKeys) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "at most ", kMaxHasBlobsKeys, " keys per HasBlobs, got ", request.keys_size()));
+namespace {
+
+// At most kMaxKeysPerCall well-formed keys.
+absl::StatusOr<std::vector<BlobKey>> KeysFrom(
+    const google::protobuf::RepeatedPtrField<v1::BlobKey>& in, const char* rpc) {
+  if (static_cast<size_t>(in.size()) > kMaxKeysPerCall) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("at most ", kMaxKeysPerCall, " keys per ", rpc, ", got ", in.size()));
   }
   std::vector<BlobKey> keys;
-  keys.reserve(request.keys_size());
-  for (int i = 0; i < request.keys_size(); ++i) {
-    auto key = FromProto(request.keys(i));
+  keys.reserve(in.size());
+  for (int i = 0; i < in.size(); ++i) {
+    auto key = FromProto(in.Get(i));
     if (!key.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("key ", i, ": ", key.status().message()));
     }
     keys.push_back(*key);
   }
   return keys;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<BlobKey>> KeysFromProto(const v1::HasBlobsRequest& request) {
+  return KeysFrom(request.keys(), "HasBlobs");
+}
+
+absl::StatusOr<std::vector<BlobKey>> KeysFromProto(const v1::DeleteBlobsRequest& request) {
+  return KeysFrom(request.keys(), "DeleteBlobs");
+}
+
+absl::StatusOr<ListBlobsArgs> FromProto(const v1::ListBlobsRequest& request) {
+  ListBlobsArgs args;
+  args.owner = request.owner();
+  if (request.limit() < 1 || request.limit() > kMaxKeysPerCall) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ListBlobs limit must be 1..", kMaxKeysPerCall, ", got ", request.limit()));
+  }
+  args.limit = request.limit();
+  if (request.has_after()) {
+    auto after = FromProto(request.after());
+    if (!after.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("after: ", after.status().message()));
+    }
+    args.after = *after;
+  }
+  return args;
+}
+
+void ToProto(const ListBlobsArgs& args, v1::ListBlobsRequest* out) {
+  out->set_owner(args.owner);
+  if (args.after) ToProto(*args.after, out->mutable_after());
+  out->set_limit(static_cast<uint32_t>(std::min<size_t>(args.limit, UINT32_MAX)));
+}
+
+void ToProto(const store::BlobRecord& record, v1::ListedBlob* out) {
+  ToProto(record.key, out->mutable_key());
+  out->set_size(record.size);
+  out->set_checksum(ChecksumToProto(record.checksum));
+  out->set_extra(record.extra);
+}
+
+absl::StatusOr<store::BlobRecord> FromProto(const v1::ListedBlob& blob) {
+  store::BlobRecord record;
+  CAIRN_ASSIGN_OR_RETURN(record.key, FromProto(blob.key()));
+  CAIRN_ASSIGN_OR_RETURN(record.checksum, ChecksumFromProto(blob.checksum()));
+  record.size = blob.size();
+  record.extra = blob.extra();
+  return record;
+}
+
+absl::StatusOr<BlobListPage> PageFromProto(const v1::ListBlobsResponse& response, PeerId owner,
+                                           size_t limit) {
+  if (static_cast<size_t>(response.blobs_size()) > limit) {
+    return absl::InvalidArgumentError(absl::StrCat("ListBlobs answer lists ", response.blobs_size(),
+                                                   " blobs, asked for ", limit));
+  }
+  BlobListPage page;
+  page.more = response.more();
+  page.blobs.reserve(response.blobs_size());
+  for (int i = 0; i < response.blobs_size(); ++i) {
+    auto record = FromProto(response.blobs(i));
+    if (!record.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("ListBlobs answer, blob ", i, ": ", record.status().message()));
+    }
+    if (record->key.owner != owner) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("ListBlobs answer for owner ", owner, " lists ", record->key.DebugString()));
+    }
+    page.blobs.push_back(*record);
+  }
+  return page;
+}
+
+void ToProto(std::span<const MovedBlob> moves, v1::BlobMovedRequest* out) {
+  out->mutable_moves()->Reserve(static_cast<int>(moves.size()));
+  for (const MovedBlob& move : moves) {
+    v1::BlobMovedRequest::Move* m = out->add_moves();
+    ToProto(move.key, m->mutable_key());
+    m->set_to(move.to);
+  }
+}
+
+absl::StatusOr<std::vector<MovedBlob>> MovesFromProto(const v1::BlobMovedRequest& request) {
+  if (static_cast<size_t>(request.moves_size()) > kMaxKeysPerCall) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "at most ", kMaxKeysPerCall, " moves per BlobMoved, got ", request.moves_size()));
+  }
+  std::vector<MovedBlob> moves;
+  moves.reserve(request.moves_size());
+  for (int i = 0; i < request.moves_size(); ++i) {
+    auto key = FromProto(request.moves(i).key());
+    if (!key.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("move ", i, ": ", key.status().message()));
+    }
+    moves.push_back(MovedBlob{*key, request.moves(i).to()});
+  }
+  return moves;
 }
 
 namespace {

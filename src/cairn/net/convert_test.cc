@@ -3,7 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "cairn/net/status_map.h"
 
@@ -155,6 +157,85 @@ TEST(StatusMapTest, CodesMapOneToOne) {
             absl::StatusCode::kUnknown);
   EXPECT_EQ(ToGrpcStatus(absl::Status(static_cast<absl::StatusCode>(42), "x")).error_code(),
             grpc::StatusCode::UNKNOWN);
+}
+
+BlobKey TestKey(PeerId owner, uint8_t fill, uint32_t shard = 0) {
+  BlobKey key;
+  key.owner = owner;
+  key.chunk.bytes.fill(fill);
+  key.shard = shard;
+  return key;
+}
+
+TEST(ConvertTest, ListBlobsRequestRoundTripAndLimits) {
+  for (const std::optional<BlobKey>& after :
+       {std::optional<BlobKey>(), std::optional(TestKey(4, 9, 2))}) {
+    v1::ListBlobsRequest proto;
+    ToProto(ListBlobsArgs{4, after, 77}, &proto);
+    auto back = FromProto(proto);
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(back->owner, 4u);
+    EXPECT_EQ(back->after, after);
+    EXPECT_EQ(back->limit, 77u);
+  }
+  for (uint32_t limit : {0u, static_cast<uint32_t>(kMaxKeysPerCall + 1), UINT32_MAX}) {
+    v1::ListBlobsRequest proto;
+    proto.set_owner(4);
+    proto.set_limit(limit);
+    EXPECT_EQ(FromProto(proto).status().code(), absl::StatusCode::kInvalidArgument) << limit;
+  }
+  v1::ListBlobsRequest bad_after;
+  bad_after.set_limit(5);
+  bad_after.mutable_after()->set_chunk_id("short");
+  EXPECT_EQ(FromProto(bad_after).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ConvertTest, ListBlobsPageIsChecked) {
+  store::BlobRecord a{TestKey(4, 1), 100, {}, true};
+  a.checksum[0] = 7;
+  store::BlobRecord b{TestKey(4, 2, 1), 200, {}, false};
+  v1::ListBlobsResponse response;
+  ToProto(a, response.add_blobs());
+  ToProto(b, response.add_blobs());
+  response.set_more(true);
+  auto page = PageFromProto(response, 4, 2);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_TRUE(page->more);
+  ASSERT_EQ(page->blobs.size(), 2u);
+  EXPECT_EQ(page->blobs[0].key, a.key);
+  EXPECT_EQ(page->blobs[0].size, 100u);
+  EXPECT_EQ(page->blobs[0].checksum, a.checksum);
+  EXPECT_TRUE(page->blobs[0].extra);
+  EXPECT_FALSE(page->blobs[1].extra);
+  // More than asked for, another owner's blob, a malformed checksum: refused.
+  EXPECT_EQ(PageFromProto(response, 4, 1).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(PageFromProto(response, 5, 2).status().code(), absl::StatusCode::kInvalidArgument);
+  response.mutable_blobs(1)->set_checksum("x");
+  EXPECT_EQ(PageFromProto(response, 4, 2).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ConvertTest, KeyAndMoveListsAreBounded) {
+  const std::vector<MovedBlob> moves = {{TestKey(2, 1), 5}, {TestKey(2, 3, 4), 6}};
+  v1::BlobMovedRequest moved;
+  ToProto(moves, &moved);
+  auto back = MovesFromProto(moved);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, moves);
+  while (static_cast<size_t>(moved.moves_size()) <= kMaxKeysPerCall) {
+    *moved.add_moves() = moved.moves(0);
+  }
+  EXPECT_EQ(MovesFromProto(moved).status().code(), absl::StatusCode::kInvalidArgument);
+  v1::BlobMovedRequest bad_move;
+  bad_move.add_moves()->mutable_key()->set_chunk_id("short");
+  EXPECT_EQ(MovesFromProto(bad_move).status().code(), absl::StatusCode::kInvalidArgument);
+
+  v1::DeleteBlobsRequest del;
+  for (size_t i = 0; i < kMaxKeysPerCall; ++i) ToProto(TestKey(2, 1), del.add_keys());
+  auto keys = KeysFromProto(del);
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  EXPECT_EQ(keys->size(), kMaxKeysPerCall);
+  ToProto(TestKey(2, 1), del.add_keys());
+  EXPECT_EQ(KeysFromProto(del).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

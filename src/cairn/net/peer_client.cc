@@ -9,6 +9,7 @@
 #include <random>
 #include <thread>
 #include <utility>
+#include <variant>
 
 #include "absl/strings/str_cat.h"
 #include "cairn/base/status.h"
@@ -82,9 +83,12 @@ class GrpcPeerClient final : public PeerClient {
     });
   }
 
-  absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob) override {
+  using PeerClient::PutBlob;
+  absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob,
+                                            const store::PutOptions& options) override {
     return Guard<store::PutOutcome>(
-        absl::StrCat("put blob ", key.DebugString()), [&]() -> absl::StatusOr<store::PutOutcome> {
+        absl::StrCat("put ", options.extra ? "extra " : "", "blob ", key.DebugString()),
+        [&]() -> absl::StatusOr<store::PutOutcome> {
           // Checked here so that gRPC's own RESOURCE_EXHAUSTED (message too large) is never
           // mistaken for a full quota.
           if (blob.empty()) return absl::InvalidArgumentError("empty blob");
@@ -96,6 +100,7 @@ class GrpcPeerClient final : public PeerClient {
           ToProto(key, request.mutable_key());
           request.set_blob(reinterpret_cast<const char*>(blob.data()), blob.size());
           request.set_checksum(ChecksumToProto(codec::BlobChecksum(blob)));
+          request.set_extra(options.extra);
           v1::PutBlobResponse response;
           CAIRN_RETURN_IF_ERROR(Call("/cairn.v1.Peer/PutBlob", &v1::Peer::Stub::PutBlob, request,
                                      &response, options_.blob_deadline));
@@ -139,6 +144,58 @@ class GrpcPeerClient final : public PeerClient {
           }
           return present;
         });
+  }
+
+  absl::StatusOr<uint64_t> DeleteBlobs(std::span<const BlobKey> keys) override {
+    return Guard<uint64_t>(
+        absl::StrCat("delete blobs (", keys.size(), " keys)"), [&]() -> absl::StatusOr<uint64_t> {
+          // Not batched: one call is all or nothing (PERMISSION_DENIED deletes nothing).
+          if (keys.size() > kMaxKeysPerCall) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("at most ", kMaxKeysPerCall, " keys per DeleteBlobs"));
+          }
+          v1::DeleteBlobsRequest request;
+          for (const BlobKey& key : keys) ToProto(key, request.add_keys());
+          v1::DeleteBlobsResponse response;
+          CAIRN_RETURN_IF_ERROR(Call("/cairn.v1.Peer/DeleteBlobs", &v1::Peer::Stub::DeleteBlobs,
+                                     request, &response, options_.blob_deadline));
+          return response.deleted();
+        });
+  }
+
+  absl::StatusOr<BlobListPage> ListBlobs(PeerId owner, const std::optional<BlobKey>& after,
+                                         size_t limit) override {
+    return Guard<BlobListPage>(
+        absl::StrCat("list blobs of owner ", owner), [&]() -> absl::StatusOr<BlobListPage> {
+          if (limit < 1 || limit > kMaxKeysPerCall) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("ListBlobs limit must be 1..", kMaxKeysPerCall, ", got ", limit));
+          }
+          v1::ListBlobsRequest request;
+          ToProto(ListBlobsArgs{owner, after, limit}, &request);
+          v1::ListBlobsResponse response;
+          CAIRN_RETURN_IF_ERROR(Call("/cairn.v1.Peer/ListBlobs", &v1::Peer::Stub::ListBlobs,
+                                     request, &response, options_.blob_deadline));
+          return PageFromProto(response, owner, limit);
+        });
+  }
+
+  absl::Status BlobMoved(std::span<const MovedBlob> moves) override {
+    return Guard<std::monostate>(
+               absl::StrCat("blob moved (", moves.size(), " blobs)"),
+               [&]() -> absl::StatusOr<std::monostate> {
+                 if (moves.size() > kMaxKeysPerCall) {
+                   return absl::InvalidArgumentError(
+                       absl::StrCat("at most ", kMaxKeysPerCall, " moves per BlobMoved"));
+                 }
+                 v1::BlobMovedRequest request;
+                 ToProto(moves, &request);
+                 v1::BlobMovedResponse response;
+                 CAIRN_RETURN_IF_ERROR(Call("/cairn.v1.Peer/BlobMoved", &v1::Peer::Stub::BlobMoved,
+                                            request, &response, options_.blob_deadline));
+                 return std::monostate{};
+               })
+        .status();
   }
 
  private:
@@ -228,8 +285,9 @@ absl::StatusOr<PingReply> RetryingPeerClient::Ping(const cluster::PeerInfo& self
   return Run<PingReply>([&] { return inner_->Ping(self, known); });
 }
 
-absl::StatusOr<store::PutOutcome> RetryingPeerClient::PutBlob(const BlobKey& key, ByteSpan blob) {
-  return Run<store::PutOutcome>([&] { return inner_->PutBlob(key, blob); });
+absl::StatusOr<store::PutOutcome> RetryingPeerClient::PutBlob(const BlobKey& key, ByteSpan blob,
+                                                              const store::PutOptions& options) {
+  return Run<store::PutOutcome>([&] { return inner_->PutBlob(key, blob, options); });
 }
 
 absl::StatusOr<Bytes> RetryingPeerClient::GetBlob(const BlobKey& key) {
@@ -238,6 +296,24 @@ absl::StatusOr<Bytes> RetryingPeerClient::GetBlob(const BlobKey& key) {
 
 absl::StatusOr<std::vector<bool>> RetryingPeerClient::HasBlobs(std::span<const BlobKey> keys) {
   return Run<std::vector<bool>>([&] { return inner_->HasBlobs(keys); });
+}
+
+absl::StatusOr<uint64_t> RetryingPeerClient::DeleteBlobs(std::span<const BlobKey> keys) {
+  return Run<uint64_t>([&] { return inner_->DeleteBlobs(keys); });
+}
+
+absl::StatusOr<BlobListPage> RetryingPeerClient::ListBlobs(PeerId owner,
+                                                           const std::optional<BlobKey>& after,
+                                                           size_t limit) {
+  return Run<BlobListPage>([&] { return inner_->ListBlobs(owner, after, limit); });
+}
+
+absl::Status RetryingPeerClient::BlobMoved(std::span<const MovedBlob> moves) {
+  return Run<std::monostate>([&]() -> absl::StatusOr<std::monostate> {
+           CAIRN_RETURN_IF_ERROR(inner_->BlobMoved(moves));
+           return std::monostate{};
+         })
+      .status();
 }
 
 std::shared_ptr<PeerClient> NewGrpcPeerClient(const std::string& address,

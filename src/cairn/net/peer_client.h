@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -27,6 +28,20 @@
 
 namespace cairn::net {
 
+// Largest number of keys in one HasBlobs, DeleteBlobs or BlobMoved request, and in one
+// ListBlobs page (peer.proto).
+constexpr size_t kMaxKeysPerCall = 10000;
+
+// A blob a storage peer handed to another peer (reclaim/evacuation, design.md §6 BlobMoved):
+// `key` is now held by peer `to` and no longer by the sender.
+using MovedBlob = store::MovedBlob;
+
+// One page of ListBlobs.
+struct BlobListPage {
+  std::vector<store::BlobRecord> blobs;  // key, size, checksum, extra; in key order
+  bool more = false;                     // true: ask again with `after` = the last key of this page
+};
+
 struct PingReply {
   cluster::PeerInfo self;                // the callee
   std::vector<cluster::PeerInfo> known;  // peers the callee knows (excluding itself)
@@ -38,12 +53,28 @@ class PeerClient {
   // Tells the callee who we are and whom we know; learns the same back.
   virtual absl::StatusOr<PingReply> Ping(const cluster::PeerInfo& self,
                                          const std::vector<cluster::PeerInfo>& known) = 0;
-  // Sends a blob with its XXH3-128 checksum (computed here).
-  virtual absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob) = 0;
+  // Sends a blob with its XXH3-128 checksum (computed here). options.extra: keep it as an
+  // extra copy (store/blob_store.h PutOptions).
+  virtual absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob,
+                                                    const store::PutOptions& options) = 0;
+  absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob) {
+    return PutBlob(key, blob, store::PutOptions{});
+  }
   // Fetches a blob and verifies the checksum the callee sent (DATA_LOSS on mismatch).
   virtual absl::StatusOr<Bytes> GetBlob(const BlobKey& key) = 0;
   // For each key, whether the callee holds it intact. Same length and order as `keys`.
   virtual absl::StatusOr<std::vector<bool>> HasBlobs(std::span<const BlobKey> keys) = 0;
+  // Asks the callee to drop these blobs of ours (every key's owner must be the caller:
+  // PERMISSION_DENIED otherwise, nothing deleted). Keys not held are fine (idempotent).
+  // Returns how many were held and are now deleted. At most kMaxKeysPerCall keys.
+  virtual absl::StatusOr<uint64_t> DeleteBlobs(std::span<const BlobKey> keys) = 0;
+  // Lists the blobs the callee holds for `owner` (must be the caller: PERMISSION_DENIED
+  // otherwise), after `after`, at most `limit` (1..kMaxKeysPerCall) per page.
+  virtual absl::StatusOr<BlobListPage> ListBlobs(PeerId owner, const std::optional<BlobKey>& after,
+                                                 size_t limit) = 0;
+  // Tells the callee (the owner of every key: INVALID_ARGUMENT otherwise) that the caller
+  // handed these blobs to other peers. At most kMaxKeysPerCall.
+  virtual absl::Status BlobMoved(std::span<const MovedBlob> moves) = 0;
 };
 
 struct ClientOptions {

@@ -26,6 +26,9 @@ constexpr char kPing[] = "/cairn.v1.Peer/Ping";
 constexpr char kPutBlob[] = "/cairn.v1.Peer/PutBlob";
 constexpr char kGetBlob[] = "/cairn.v1.Peer/GetBlob";
 constexpr char kHasBlobs[] = "/cairn.v1.Peer/HasBlobs";
+constexpr char kDeleteBlobs[] = "/cairn.v1.Peer/DeleteBlobs";
+constexpr char kListBlobs[] = "/cairn.v1.Peer/ListBlobs";
+constexpr char kBlobMoved[] = "/cairn.v1.Peer/BlobMoved";
 
 absl::Status NotAMember() {
   return absl::UnauthenticatedError(
@@ -85,7 +88,7 @@ class PeerService final : public v1::Peer::Service {
             membership_->ObserveIndirect(info);
           }
           store::StoreStats stats = store_->Stats();
-          membership_->UpdateSelf(stats.quota, stats.used);
+          membership_->UpdateSelf(stats.quota, stats.used, stats.extra_bytes);
           ToProto(membership_->Self(), response->mutable_self());
           for (const cluster::PeerView& view : membership_->Peers()) {
             if (view.self || view.info.id == self.id) continue;
@@ -108,12 +111,15 @@ class PeerService final : public v1::Peer::Service {
             return absl::InvalidArgumentError(
                 absl::StrCat("blob of ", blob.size(), " bytes exceeds ", kMaxWireBlobSize));
           }
-          auto outcome = store_->Put(key, AsBytes(blob), checksum);
+          store::PutOptions options;
+          options.extra = request->extra();
+          auto outcome = store_->Put(key, AsBytes(blob), checksum, options);
           if (!outcome.ok()) {
-            return Annotate(outcome.status(), absl::StrCat("put blob ", key.DebugString()));
+            return Annotate(outcome.status(), absl::StrCat("put ", options.extra ? "extra " : "",
+                                                           "blob ", key.DebugString()));
           }
-          spdlog::debug("PutBlob {} ({} bytes) from {}: {}", key.DebugString(), blob.size(),
-                        context->peer(),
+          spdlog::debug("PutBlob {} ({} bytes{}) from {}: {}", key.DebugString(), blob.size(),
+                        options.extra ? ", extra" : "", context->peer(),
                         *outcome == store::PutOutcome::kStored ? "stored" : "already stored");
           response->set_outcome(ToProto(*outcome));
           store::StoreStats stats = store_->Stats();
@@ -154,6 +160,84 @@ class PeerService final : public v1::Peer::Service {
                    }
                    spdlog::debug("HasBlobs ({} keys) from {}", keys.size(), context->peer());
                    return absl::OkStatus();
+                 });
+  }
+
+  // design.md §11.2: a peer deletes a blob it holds for another owner only on that owner's
+  // authenticated request. The whole request is checked before anything is deleted.
+  grpc::Status DeleteBlobs(grpc::ServerContext* context, const v1::DeleteBlobsRequest* request,
+                           v1::DeleteBlobsResponse* response) override {
+    return Serve(
+        kDeleteBlobs, context, *request, *response, false,
+        [&](const cluster::NodeIdentity& caller) -> absl::Status {
+          CAIRN_ASSIGN_OR_RETURN(std::vector<BlobKey> keys, KeysFromProto(*request));
+          for (const BlobKey& key : keys) {
+            if (key.owner != caller.peer_id) {
+              return absl::PermissionDeniedError(
+                  absl::StrCat("peer ", caller.peer_id, " may not delete blob ", key.DebugString(),
+                               " of owner ", key.owner, "; nothing was deleted"));
+            }
+          }
+          uint64_t deleted = 0;
+          for (const BlobKey& key : keys) {
+            auto has = store_->Has(key);
+            if (!has.ok()) {
+              return Annotate(has.status(), absl::StrCat("delete blob ", key.DebugString()));
+            }
+            CAIRN_RETURN_IF_ERROR(
+                Annotate(store_->Delete(key), absl::StrCat("delete blob ", key.DebugString())));
+            if (*has) ++deleted;
+          }
+          spdlog::debug("DeleteBlobs ({} keys, {} held) from peer {}", keys.size(), deleted,
+                        caller.peer_id);
+          response->set_deleted(deleted);
+          return absl::OkStatus();
+        });
+  }
+
+  grpc::Status ListBlobs(grpc::ServerContext* context, const v1::ListBlobsRequest* request,
+                         v1::ListBlobsResponse* response) override {
+    return Serve(kListBlobs, context, *request, *response, false,
+                 [&](const cluster::NodeIdentity& caller) -> absl::Status {
+                   CAIRN_ASSIGN_OR_RETURN(ListBlobsArgs args, FromProto(*request));
+                   if (args.owner != caller.peer_id) {
+                     return absl::PermissionDeniedError(absl::StrCat(
+                         "peer ", caller.peer_id, " may not list the blobs of owner ", args.owner));
+                   }
+                   // One more than asked tells whether another page follows.
+                   CAIRN_ASSIGN_OR_RETURN(
+                       std::vector<store::BlobRecord> records,
+                       Annotate(store_->ListOwner(args.owner, args.after, args.limit + 1),
+                                absl::StrCat("list blobs of owner ", args.owner)));
+                   const bool more = records.size() > args.limit;
+                   if (more) records.resize(args.limit);
+                   response->mutable_blobs()->Reserve(static_cast<int>(records.size()));
+                   for (const store::BlobRecord& r : records) ToProto(r, response->add_blobs());
+                   response->set_more(more);
+                   spdlog::debug("ListBlobs ({} blobs{}) to peer {}", records.size(),
+                                 more ? ", more" : "", caller.peer_id);
+                   return absl::OkStatus();
+                 });
+  }
+
+  grpc::Status BlobMoved(grpc::ServerContext* context, const v1::BlobMovedRequest* request,
+                         v1::BlobMovedResponse* response) override {
+    return Serve(kBlobMoved, context, *request, *response, false,
+                 [&](const cluster::NodeIdentity& caller) -> absl::Status {
+                   CAIRN_ASSIGN_OR_RETURN(std::vector<MovedBlob> moves, MovesFromProto(*request));
+                   const PeerId self = membership_->self().id;
+                   for (const MovedBlob& move : moves) {
+                     if (move.key.owner != self) {
+                       return absl::InvalidArgumentError(
+                           absl::StrCat("BlobMoved names blob ", move.key.DebugString(),
+                                        ", which is not of this peer (", self, ")"));
+                     }
+                   }
+                   if (!security_.on_blobs_moved) {
+                     return absl::UnimplementedError("this peer does not accept BlobMoved");
+                   }
+                   spdlog::debug("BlobMoved ({} blobs) from peer {}", moves.size(), caller.peer_id);
+                   return security_.on_blobs_moved(caller.peer_id, moves);
                  });
   }
 

@@ -16,10 +16,12 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "cairn/cluster/membership.h"
 #include "cairn/cluster/rpc_auth.h"
+#include "cairn/net/peer_client.h"
 #include "cairn/store/blob_store.h"
 
 namespace cairn::net {
@@ -30,6 +32,9 @@ struct PeerServerSecurity {
   // Called (from a handler thread) when a Ping shows that this process is the newer of two
   // processes with one peer id: the other one was running first and keeps the id.
   std::function<void(const absl::Status&)> on_conflict;
+  // Called for an authenticated BlobMoved from peer `from` (this peer is the owner of every
+  // key; the server checked that). Its status is the call's answer. Null: UNIMPLEMENTED.
+  std::function<absl::Status(PeerId from, const std::vector<MovedBlob>& moves)> on_blobs_moved;
 };
 
 class PeerServer {

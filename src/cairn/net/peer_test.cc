@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -109,6 +111,11 @@ class PeerTest : public ::testing::Test {
       std::lock_guard<std::mutex> lock(conflict_mu_);
       conflict_ = s;
     };
+    security.on_blobs_moved = [this](PeerId from, const std::vector<MovedBlob>& moves) {
+      std::lock_guard<std::mutex> lock(moved_mu_);
+      moved_.push_back({from, moves});
+      return moved_answer_;
+    };
     auto server = PeerServer::Start("127.0.0.1:0", store_.get(), membership_.get(), security);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
@@ -122,12 +129,12 @@ class PeerTest : public ::testing::Test {
   }
 
   // A valid blob (sealed envelope) and its key, from seeded random plaintext.
-  std::pair<BlobKey, Bytes> MakeBlob(size_t plain_size = 4096) {
+  std::pair<BlobKey, Bytes> MakeBlob(size_t plain_size = 4096, PeerId owner = kOwner) {
     Bytes plain = RandomBytes(rng_, plain_size);
-    auto sealed = format::SealChunk(keys_, kOwner, BlobKind::kData, plain);
+    auto sealed = format::SealChunk(keys_, owner, BlobKind::kData, plain);
     EXPECT_TRUE(sealed.ok()) << sealed.status();
     BlobKey key;
-    key.owner = kOwner;
+    key.owner = owner;
     key.chunk = sealed->id;
     key.shard = 0;
     return {key, std::move(sealed->blob)};
@@ -136,6 +143,16 @@ class PeerTest : public ::testing::Test {
   absl::Status Conflict() {
     std::lock_guard<std::mutex> lock(conflict_mu_);
     return conflict_;
+  }
+
+  // The BlobMoved calls the server's hook received: (caller, moves).
+  std::vector<std::pair<PeerId, std::vector<MovedBlob>>> Moved() {
+    std::lock_guard<std::mutex> lock(moved_mu_);
+    return moved_;
+  }
+  void SetMovedAnswer(absl::Status answer) {
+    std::lock_guard<std::mutex> lock(moved_mu_);
+    moved_answer_ = std::move(answer);
   }
 
   std::unique_ptr<v1::Peer::Stub> RawStub() {
@@ -153,6 +170,9 @@ class PeerTest : public ::testing::Test {
   std::unique_ptr<cluster::Membership> membership_;
   std::mutex conflict_mu_;
   absl::Status conflict_;
+  std::mutex moved_mu_;
+  std::vector<std::pair<PeerId, std::vector<MovedBlob>>> moved_;
+  absl::Status moved_answer_;
   std::unique_ptr<PeerServer> server_;
   std::string address_;
   std::shared_ptr<PeerClient> client_;
@@ -677,6 +697,282 @@ TEST_F(PeerTest, PingSenderMustBeTheAuthenticatedCaller) {
   auto reply = client_->Ping(Info(4, "127.0.0.1:7004"), {});  // authenticated as peer 1
   EXPECT_EQ(reply.status().code(), absl::StatusCode::kInvalidArgument) << reply.status();
   EXPECT_FALSE(membership_->Find(4).has_value());
+}
+
+// ---- Lifecycle RPCs (issue 4): DeleteBlobs, ListBlobs, BlobMoved, extra puts ----
+
+// A blob key of `owner` that need not be held (BlobMoved names blobs by key only).
+BlobKey KeyOf(PeerId owner, uint8_t fill, uint32_t shard = 0) {
+  BlobKey key;
+  key.owner = owner;
+  key.chunk.bytes.fill(fill);
+  key.shard = shard;
+  return key;
+}
+
+TEST_F(PeerTest, DeleteBlobsDropsTheCallersBlobsAndIsIdempotent) {
+  auto [a, blob_a] = MakeBlob(1000);
+  auto [b, blob_b] = MakeBlob(2000);
+  auto [kept, blob_kept] = MakeBlob(3000);
+  auto [absent, unused] = MakeBlob(100);
+  for (const auto& [key, blob] :
+       std::vector<std::pair<BlobKey, Bytes>>{{a, blob_a}, {b, blob_b}, {kept, blob_kept}}) {
+    ASSERT_TRUE(client_->PutBlob(key, blob).ok());
+  }
+  const std::vector<BlobKey> doomed = {a, absent, b, a};
+  auto deleted = client_->DeleteBlobs(doomed);
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_EQ(*deleted, 2u);
+  EXPECT_FALSE(*store_->Has(a));
+  EXPECT_FALSE(*store_->Has(b));
+  EXPECT_TRUE(*store_->Has(kept));
+  EXPECT_EQ(store_->Stats().used, blob_kept.size());
+  EXPECT_EQ(store_->Stats().blobs, 1u);
+
+  auto again = client_->DeleteBlobs(doomed);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, 0u);
+  auto none = client_->DeleteBlobs({});
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(*none, 0u);
+  EXPECT_EQ(*client_->GetBlob(kept), blob_kept);
+}
+
+// design.md §11.2: a blob of another owner is never deleted on this caller's request, and a
+// request naming one deletes nothing at all.
+TEST_F(PeerTest, DeleteBlobsOfAnotherOwnerIsPermissionDeniedAndDeletesNothing) {
+  auto [mine, blob_mine] = MakeBlob(1000);
+  auto [theirs, blob_theirs] = MakeBlob(1000, /*owner=*/3);
+  ASSERT_TRUE(client_->PutBlob(mine, blob_mine).ok());
+  auto peer3 = NewGrpcPeerClient(address_, TestOptions(AuthAs(3)));
+  ASSERT_TRUE(peer3->PutBlob(theirs, blob_theirs).ok());
+  const store::StoreStats before = store_->Stats();
+
+  auto denied = client_->DeleteBlobs(std::vector<BlobKey>{mine, theirs});
+  EXPECT_EQ(denied.status().code(), absl::StatusCode::kPermissionDenied) << denied.status();
+  EXPECT_THAT(denied.status().message(), HasSubstr(theirs.DebugString()));
+  EXPECT_TRUE(*store_->Has(mine));
+  EXPECT_TRUE(*store_->Has(theirs));
+  EXPECT_EQ(store_->Stats().used, before.used);
+
+  // The owner itself may.
+  auto deleted = peer3->DeleteBlobs(std::vector<BlobKey>{theirs});
+  ASSERT_TRUE(deleted.ok()) << deleted.status();
+  EXPECT_EQ(*deleted, 1u);
+  EXPECT_FALSE(*store_->Has(theirs));
+  EXPECT_TRUE(*store_->Has(mine));
+}
+
+TEST_F(PeerTest, ListBlobsPagesThroughTheCallersBlobs) {
+  std::map<BlobKey, Bytes> mine;
+  for (int i = 0; i < 23; ++i) {
+    auto [key, blob] = MakeBlob(100 + i);
+    ASSERT_TRUE(client_->PutBlob(key, blob, store::PutOptions{.extra = i % 5 == 0}).ok());
+    mine[key] = blob;
+  }
+  auto peer3 = NewGrpcPeerClient(address_, TestOptions(AuthAs(3)));
+  for (int i = 0; i < 3; ++i) {
+    auto [key, blob] = MakeBlob(100, /*owner=*/3);
+    ASSERT_TRUE(peer3->PutBlob(key, blob).ok());
+  }
+  std::vector<BlobKey> listed;
+  std::optional<BlobKey> after;
+  int pages = 0;
+  while (true) {
+    auto page = client_->ListBlobs(kOwner, after, 7);
+    ASSERT_TRUE(page.ok()) << page.status();
+    ++pages;
+    ASSERT_LE(page->blobs.size(), 7u);
+    for (const store::BlobRecord& r : page->blobs) {
+      ASSERT_EQ(mine.count(r.key), 1u) << r.key.DebugString();
+      EXPECT_EQ(r.size, mine[r.key].size());
+      EXPECT_EQ(r.checksum, codec::BlobChecksum(mine[r.key]));
+      listed.push_back(r.key);
+    }
+    if (!page->more) break;
+    ASSERT_FALSE(page->blobs.empty());
+    after = page->blobs.back().key;
+  }
+  EXPECT_EQ(pages, 4);  // 7 + 7 + 7 + 2
+  std::vector<BlobKey> want;
+  for (const auto& [key, blob] : mine) want.push_back(key);
+  EXPECT_EQ(listed, want);  // key order, each once
+
+  // Exactly one full page: no more.
+  auto all = client_->ListBlobs(kOwner, std::nullopt, 23);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(all->blobs.size(), 23u);
+  EXPECT_FALSE(all->more);
+  int extras = 0;
+  for (const store::BlobRecord& r : all->blobs) extras += r.extra ? 1 : 0;
+  EXPECT_EQ(extras, 5);  // i = 0, 5, 10, 15, 20
+
+  // Only the owner may list its blobs.
+  auto denied = client_->ListBlobs(3, std::nullopt, 10);
+  EXPECT_EQ(denied.status().code(), absl::StatusCode::kPermissionDenied) << denied.status();
+  auto theirs = peer3->ListBlobs(3, std::nullopt, 10);
+  ASSERT_TRUE(theirs.ok()) << theirs.status();
+  EXPECT_EQ(theirs->blobs.size(), 3u);
+  auto nothing = peer3->ListBlobs(3, theirs->blobs.back().key, 10);
+  ASSERT_TRUE(nothing.ok()) << nothing.status();
+  EXPECT_TRUE(nothing->blobs.empty());
+  EXPECT_FALSE(nothing->more);
+}
+
+TEST_F(PeerTest, ExtraPutIsListedAsExtraUntilARegularPut) {
+  auto [key, blob] = MakeBlob(2000);
+  auto put = client_->PutBlob(key, blob, store::PutOptions{.extra = true});
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_EQ(*put, store::PutOutcome::kStored);
+  EXPECT_EQ(store_->Stats().extra_blobs, 1u);
+  auto page = client_->ListBlobs(kOwner, std::nullopt, 10);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->blobs.size(), 1u);
+  EXPECT_EQ(page->blobs[0].key, key);
+  EXPECT_TRUE(page->blobs[0].extra);
+
+  auto promote = client_->PutBlob(key, blob);
+  ASSERT_TRUE(promote.ok()) << promote.status();
+  EXPECT_EQ(*promote, store::PutOutcome::kAlreadyStored);
+  page = client_->ListBlobs(kOwner, std::nullopt, 10);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->blobs.size(), 1u);
+  EXPECT_FALSE(page->blobs[0].extra);
+  EXPECT_EQ(store_->Stats().extra_blobs, 0u);
+}
+
+TEST_F(PeerTest, BlobMovedReachesTheHookWithTheCaller) {
+  auto storage = NewGrpcPeerClient(address_, TestOptions(AuthAs(3)));
+  const std::vector<MovedBlob> moves = {{KeyOf(kServerId, 1), 4}, {KeyOf(kServerId, 2, 1), 5}};
+  ASSERT_TRUE(storage->BlobMoved(moves).ok());
+  auto moved = Moved();
+  ASSERT_EQ(moved.size(), 1u);
+  EXPECT_EQ(moved[0].first, 3u);
+  EXPECT_EQ(moved[0].second, moves);
+
+  // The hook's answer is the call's answer.
+  SetMovedAnswer(absl::FailedPreconditionError("catalog busy"));
+  absl::Status refused = storage->BlobMoved(moves);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
+  EXPECT_THAT(refused.message(), HasSubstr("catalog busy"));
+  EXPECT_EQ(Moved().size(), 2u);
+}
+
+TEST_F(PeerTest, BlobMovedOfAnotherOwnersBlobIsInvalidArgument) {
+  auto storage = NewGrpcPeerClient(address_, TestOptions(AuthAs(3)));
+  const std::vector<MovedBlob> moves = {{KeyOf(kServerId, 1), 4}, {KeyOf(kOwner, 2), 5}};
+  absl::Status status = storage->BlobMoved(moves);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_THAT(status.message(), HasSubstr(KeyOf(kOwner, 2).DebugString()));
+  EXPECT_TRUE(Moved().empty());
+}
+
+TEST_F(PeerTest, BlobMovedWithoutAHookIsUnimplemented) {
+  auto plain = PeerServer::Start("127.0.0.1:0", store_.get(), membership_.get(), ServerSecurity());
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  auto storage =
+      NewGrpcPeerClient("127.0.0.1:" + std::to_string((*plain)->port()), TestOptions(AuthAs(3)));
+  const std::vector<MovedBlob> moves = {{KeyOf(kServerId, 1), 4}};
+  EXPECT_EQ(storage->BlobMoved(moves).code(), absl::StatusCode::kUnimplemented);
+}
+
+TEST_F(PeerTest, OversizeLifecycleRequestsAreInvalidArgument) {
+  auto [key, blob] = MakeBlob(1000);
+  ASSERT_TRUE(client_->PutBlob(key, blob).ok());
+  std::vector<BlobKey> too_many(kMaxKeysPerCall + 1, key);
+  // Refused by the client before sending...
+  EXPECT_EQ(client_->DeleteBlobs(too_many).status().code(), absl::StatusCode::kInvalidArgument);
+  std::vector<MovedBlob> too_many_moves(kMaxKeysPerCall + 1, MovedBlob{KeyOf(kServerId, 1), 4});
+  EXPECT_EQ(client_->BlobMoved(too_many_moves).code(), absl::StatusCode::kInvalidArgument);
+  for (size_t limit : {size_t{0}, kMaxKeysPerCall + 1}) {
+    EXPECT_EQ(client_->ListBlobs(kOwner, std::nullopt, limit).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << limit;
+  }
+  EXPECT_TRUE(*store_->Has(key));
+
+  // ...and by the server.
+  auto stub = RawStub();
+  auto auth = AuthAs(kOwner);
+  {
+    v1::DeleteBlobsRequest request;
+    for (size_t i = 0; i <= kMaxKeysPerCall; ++i) ToProto(key, request.add_keys());
+    v1::DeleteBlobsResponse response;
+    grpc::ClientContext context;
+    SignCall(auth.get(), "/cairn.v1.Peer/DeleteBlobs", request, context);
+    grpc::Status status = stub->DeleteBlobs(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  }
+  {
+    v1::DeleteBlobsRequest request;
+    ToProto(key, request.add_keys());
+    request.add_keys()->set_chunk_id("short");
+    v1::DeleteBlobsResponse response;
+    grpc::ClientContext context;
+    SignCall(auth.get(), "/cairn.v1.Peer/DeleteBlobs", request, context);
+    grpc::Status status = stub->DeleteBlobs(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  }
+  EXPECT_TRUE(*store_->Has(key));
+  {
+    v1::BlobMovedRequest request;
+    for (size_t i = 0; i <= kMaxKeysPerCall; ++i) {
+      v1::BlobMovedRequest::Move* move = request.add_moves();
+      ToProto(KeyOf(kServerId, 1), move->mutable_key());
+      move->set_to(4);
+    }
+    v1::BlobMovedResponse response;
+    grpc::ClientContext context;
+    SignCall(auth.get(), "/cairn.v1.Peer/BlobMoved", request, context);
+    grpc::Status status = stub->BlobMoved(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  }
+  EXPECT_TRUE(Moved().empty());
+  for (uint32_t limit : {0u, static_cast<uint32_t>(kMaxKeysPerCall + 1)}) {
+    v1::ListBlobsRequest request;
+    request.set_owner(kOwner);
+    request.set_limit(limit);
+    v1::ListBlobsResponse response;
+    grpc::ClientContext context;
+    SignCall(auth.get(), "/cairn.v1.Peer/ListBlobs", request, context);
+    grpc::Status status = stub->ListBlobs(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << limit << ": " << status.error_message();
+  }
+  // A full page of kMaxKeysPerCall is fine.
+  auto page = client_->ListBlobs(kOwner, std::nullopt, kMaxKeysPerCall);
+  ASSERT_TRUE(page.ok()) << page.status();
+  EXPECT_EQ(page->blobs.size(), 1u);
+}
+
+// Without the cluster key the lifecycle RPCs are UNAUTHENTICATED and change nothing, even for a
+// caller claiming the owner's peer id.
+TEST_F(PeerTest, LifecycleRpcsWithoutTheClusterKeyAreUnauthenticated) {
+  auto [held_key, held_blob] = MakeBlob();
+  ASSERT_TRUE(client_->PutBlob(held_key, held_blob).ok());
+  struct Case {
+    std::string name;
+    ClientOptions options;
+  } cases[] = {{"other cluster key", TestOptions(AuthAs(kOwner, /*key_seed=*/2))},
+               {"no key at all", TestOptions(nullptr)}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto outsider = NewGrpcPeerClient(address_, c.options);
+    EXPECT_EQ(outsider->DeleteBlobs(std::vector<BlobKey>{held_key}).status().code(),
+              absl::StatusCode::kUnauthenticated);
+    EXPECT_EQ(outsider->ListBlobs(kOwner, std::nullopt, 10).status().code(),
+              absl::StatusCode::kUnauthenticated);
+    EXPECT_EQ(outsider->BlobMoved(std::vector<MovedBlob>{{KeyOf(kServerId, 1), 4}}).code(),
+              absl::StatusCode::kUnauthenticated);
+    auto [extra_key, extra_blob] = MakeBlob(500);
+    EXPECT_EQ(
+        outsider->PutBlob(extra_key, extra_blob, store::PutOptions{.extra = true}).status().code(),
+        absl::StatusCode::kUnauthenticated);
+    EXPECT_FALSE(*store_->Has(extra_key));
+  }
+  EXPECT_TRUE(*store_->Has(held_key));
+  EXPECT_TRUE(Moved().empty());
+  EXPECT_EQ(*client_->GetBlob(held_key), held_blob);
 }
 
 }  // namespace

@@ -31,9 +31,15 @@ class RetryingPeerClient final : public PeerClient {
 
   absl::StatusOr<PingReply> Ping(const cluster::PeerInfo& self,
                                  const std::vector<cluster::PeerInfo>& known) override;
-  absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob) override;
+  using PeerClient::PutBlob;
+  absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob,
+                                            const store::PutOptions& options) override;
   absl::StatusOr<Bytes> GetBlob(const BlobKey& key) override;
   absl::StatusOr<std::vector<bool>> HasBlobs(std::span<const BlobKey> keys) override;
+  absl::StatusOr<uint64_t> DeleteBlobs(std::span<const BlobKey> keys) override;
+  absl::StatusOr<BlobListPage> ListBlobs(PeerId owner, const std::optional<BlobKey>& after,
+                                         size_t limit) override;
+  absl::Status BlobMoved(std::span<const MovedBlob> moves) override;
 
   // The upper bound of the sleep before retry number `retry` (0-based), in milliseconds:
   // min(max_backoff, initial_backoff * 2^retry).

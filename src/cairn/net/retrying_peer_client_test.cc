@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,8 +32,11 @@ class ScriptedPeerClient : public PeerClient {
     reply.self.id = 42;
     return reply;
   }
-  absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey&, ByteSpan) override {
+  using PeerClient::PutBlob;
+  absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey&, ByteSpan,
+                                            const store::PutOptions& options) override {
     CAIRN_RETURN_IF_ERROR(Next());
+    last_extra_ = options.extra;
     return store::PutOutcome::kStored;
   }
   absl::StatusOr<Bytes> GetBlob(const BlobKey&) override {
@@ -41,6 +46,23 @@ class ScriptedPeerClient : public PeerClient {
   absl::StatusOr<std::vector<bool>> HasBlobs(std::span<const BlobKey> keys) override {
     CAIRN_RETURN_IF_ERROR(Next());
     return std::vector<bool>(keys.size(), true);
+  }
+  absl::StatusOr<uint64_t> DeleteBlobs(std::span<const BlobKey> keys) override {
+    CAIRN_RETURN_IF_ERROR(Next());
+    return keys.size();
+  }
+  absl::StatusOr<BlobListPage> ListBlobs(PeerId owner, const std::optional<BlobKey>&,
+                                         size_t) override {
+    CAIRN_RETURN_IF_ERROR(Next());
+    BlobListPage page;
+    page.blobs.push_back(store::BlobRecord{BlobKey{owner, ChunkId{}, 0}, 10, {}, true});
+    return page;
+  }
+  absl::Status BlobMoved(std::span<const MovedBlob>) override { return Next(); }
+
+  bool last_extra() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_extra_;
   }
 
   int calls() {
@@ -61,6 +83,7 @@ class ScriptedPeerClient : public PeerClient {
   std::mutex mu_;
   std::deque<absl::Status> script_;
   int calls_ = 0;
+  bool last_extra_ = false;
 };
 
 ClientOptions FastOptions() {
@@ -105,6 +128,64 @@ TEST(RetryingPeerClientTest, PublicFactoryRetries) {
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(*got, store::PutOutcome::kStored);
   EXPECT_EQ(inner->calls(), 3);
+}
+
+// The lifecycle calls (issue 4) retry like the others, and PutBlob passes its options through.
+TEST(RetryingPeerClientTest, LifecycleCallsAreRetried) {
+  const std::vector<absl::Status> flaky = {absl::UnavailableError("down"),
+                                           absl::DeadlineExceededError("slow")};
+  struct Case {
+    std::string name;
+    std::function<absl::Status(PeerClient&)> call;
+  };
+  const std::vector<BlobKey> keys(3);
+  const std::vector<MovedBlob> moves = {{BlobKey{}, 7}};
+  const Case cases[] = {
+      {"DeleteBlobs",
+       [&](PeerClient& c) {
+         auto got = c.DeleteBlobs(keys);
+         if (got.ok()) {
+           EXPECT_EQ(*got, 3u);
+         }
+         return got.status();
+       }},
+      {"ListBlobs",
+       [&](PeerClient& c) {
+         auto got = c.ListBlobs(9, std::nullopt, 10);
+         if (got.ok()) {
+           EXPECT_EQ(got->blobs.size(), 1u);
+           EXPECT_EQ(got->blobs[0].key.owner, 9u);
+         }
+         return got.status();
+       }},
+      {"BlobMoved", [&](PeerClient& c) { return c.BlobMoved(moves); }},
+      {"PutBlob extra",
+       [&](PeerClient& c) {
+         return c.PutBlob(BlobKey{}, Bytes{1}, store::PutOptions{.extra = true}).status();
+       }},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto inner = std::make_shared<ScriptedPeerClient>(flaky);
+    Recorder recorder;
+    RetryingPeerClient client(inner, FastOptions(), "p", recorder.Fn());
+    absl::Status status = c.call(client);
+    EXPECT_TRUE(status.ok()) << status;
+    EXPECT_EQ(inner->calls(), 3);
+    EXPECT_EQ(recorder.sleeps.size(), 2u);
+    if (c.name == "PutBlob extra") {
+      EXPECT_TRUE(inner->last_extra());
+    }
+
+    // Not retried: PERMISSION_DENIED (another owner's blobs) and INVALID_ARGUMENT.
+    for (const absl::Status& final_status :
+         {absl::PermissionDeniedError("not yours"), absl::InvalidArgumentError("bad")}) {
+      auto refusing = std::make_shared<ScriptedPeerClient>(std::vector<absl::Status>{final_status});
+      RetryingPeerClient once(refusing, FastOptions(), "p", recorder.Fn());
+      EXPECT_EQ(c.call(once).code(), final_status.code());
+      EXPECT_EQ(refusing->calls(), 1);
+    }
+  }
 }
 
 TEST(RetryingPeerClientTest, DeadlineExceededIsRetried) {

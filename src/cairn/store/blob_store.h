@@ -31,10 +31,18 @@ namespace cairn::store {
 
 enum class PutOutcome { kStored, kAlreadyStored };
 
+// Extra copies (issue 4): an owner may ask a peer with spare space to keep a blob as *extra* —
+// beyond the chunk's target, never counted toward it, and evicted first when space is needed.
+struct PutOptions {
+  bool extra = false;
+};
+
 struct StoreStats {
-  uint64_t quota = 0;  // bytes lent
-  uint64_t used = 0;   // bytes of blobs held
-  uint64_t blobs = 0;
+  uint64_t quota = 0;        // bytes lent
+  uint64_t used = 0;         // bytes of blobs held (extra ones included)
+  uint64_t blobs = 0;        // blobs held (extra ones included)
+  uint64_t extra_blobs = 0;  // of which held as extra copies
+  uint64_t extra_bytes = 0;
   uint64_t quarantined = 0;        // blobs set aside as corrupt (not in used/blobs)
   uint64_t quarantined_bytes = 0;  // their size on disk
 };
@@ -54,6 +62,30 @@ struct BlobRecord {
   BlobKey key;
   uint64_t size = 0;
   codec::Checksum checksum{};
+  bool extra = false;  // held as an extra copy (evictable)
+};
+
+// What one owner has on this storage peer (`cairn status` as a storage peer).
+struct OwnerUsage {
+  PeerId owner = 0;
+  uint64_t blobs = 0;  // extra ones included
+  uint64_t bytes = 0;
+  uint64_t extra_blobs = 0;
+  uint64_t extra_bytes = 0;
+};
+
+// A blob this storage peer handed to another peer during a reclaim (evacuation): `key` is
+// now held by peer `to`. The owner is told with BlobMoved (design.md §6).
+struct MovedBlob {
+  BlobKey key;
+  PeerId to = 0;
+  auto operator<=>(const MovedBlob&) const = default;
+  bool operator==(const MovedBlob&) const = default;
+};
+
+struct EvictResult {
+  uint64_t blobs = 0;
+  uint64_t bytes = 0;
 };
 
 class BlobStore {
@@ -65,8 +97,20 @@ class BlobStore {
   // key.chunk and key.shard (INVALID_ARGUMENT otherwise); the key is not held yet
   // (kAlreadyStored, nothing written: puts are idempotent); used + size <= quota
   // (RESOURCE_EXHAUSTED otherwise). Returns kStored once the blob is durable.
+  //
+  // Extra copies: a regular put (options.extra false) that does not fit evicts extra blobs
+  // (oldest stored first) until it fits — but only when evicting every extra blob would make
+  // it fit; otherwise it evicts nothing and answers RESOURCE_EXHAUSTED. A regular put of a key
+  // held as extra promotes it to regular (durably; answers kAlreadyStored). An extra put never
+  // evicts anything (RESOURCE_EXHAUSTED when used + size > quota) and leaves a key already
+  // held — extra or regular — as it is (kAlreadyStored).
   virtual absl::StatusOr<PutOutcome> Put(const BlobKey& key, ByteSpan blob,
-                                         const codec::Checksum& checksum) = 0;
+                                         const codec::Checksum& checksum,
+                                         const PutOptions& options) = 0;
+  absl::StatusOr<PutOutcome> Put(const BlobKey& key, ByteSpan blob,
+                                 const codec::Checksum& checksum) {
+    return Put(key, blob, checksum, PutOptions{});
+  }
 
   // Reads a blob and verifies its checksum. NOT_FOUND if not held; DATA_LOSS if the bytes on
   // disk no longer match the recorded checksum (the blob is then not returned, and is
@@ -83,9 +127,24 @@ class BlobStore {
 
   virtual StoreStats Stats() = 0;
 
+  // Usage per owner, ascending by owner. Errors: the registry's.
+  virtual absl::StatusOr<std::vector<OwnerUsage>> UsageByOwner() = 0;
+
   // Changes the quota (bytes). Blobs already held stay even if used > quota (reclaim moves
-  // them); new puts are refused until used fits.
+  // them); new puts are refused until used fits. Does not evict (see EvictExtras).
   virtual absl::Status SetQuota(uint64_t quota) = 0;
+
+  // Evicts extra blobs, oldest stored first, until used <= `target_used` or no extra blob is
+  // left. Returns what was evicted. Errors: I/O or registry failures (what was evicted so far
+  // stays evicted).
+  virtual absl::StatusOr<EvictResult> EvictExtras(uint64_t target_used) = 0;
+
+  // Up to `limit` (>= 1) held blobs of `owner` with keys after `after` (chunk id, shard order;
+  // from the first when nullopt; only after's chunk id and shard count). For ListBlobs
+  // (recovery, audit). INVALID_ARGUMENT for limit 0.
+  virtual absl::StatusOr<std::vector<BlobRecord>> ListOwner(PeerId owner,
+                                                            const std::optional<BlobKey>& after,
+                                                            size_t limit) = 0;
 
   // Up to `limit` (>= 1) held blobs whose keys come after `after` (from the first when nullopt),
   // in the store's key order, which is stable: a scrub walks the store in such batches and can
@@ -109,8 +168,18 @@ class BlobRegistry {
   virtual absl::Status Remove(const BlobKey& key) = 0;
   // nullopt when not registered.
   virtual absl::StatusOr<std::optional<BlobRecord>> Find(const BlobKey& key) = 0;
-  // Sum of sizes and count of all records.
+  // Sum of sizes and count of all records (and of the extra ones).
   virtual absl::StatusOr<StoreStats> Totals() = 0;
+  // Marks a record extra or regular. NOT_FOUND when not registered.
+  virtual absl::Status SetExtra(const BlobKey& key, bool extra) = 0;
+  // Per owner, ascending by owner.
+  virtual absl::StatusOr<std::vector<OwnerUsage>> UsageByOwner() = 0;
+  // Up to `limit` extra records, oldest stored first (the eviction order).
+  virtual absl::StatusOr<std::vector<BlobRecord>> ListExtras(size_t limit) = 0;
+  // Like List, restricted to one owner.
+  virtual absl::StatusOr<std::vector<BlobRecord>> ListOwner(PeerId owner,
+                                                            const std::optional<BlobKey>& after,
+                                                            size_t limit) = 0;
   // Calls `fn` for every record (any order); stops early and returns its error if it fails.
   virtual absl::Status ForEach(const std::function<absl::Status(const BlobRecord&)>& fn) = 0;
   // Up to `limit` (>= 1) records with keys after `after` (from the first when nullopt), in the
@@ -119,6 +188,23 @@ class BlobRegistry {
   virtual absl::StatusOr<std::vector<BlobRecord>> List(const std::optional<BlobKey>& after,
                                                        size_t limit) = 0;
 };
+
+// Durable queue of BlobMoved notices not yet delivered to their owners (the owner may be
+// offline; issue 4). Thread-safe.
+class MovedOutbox {
+ public:
+  virtual ~MovedOutbox() = default;
+  // Queues a notice; replaces an earlier one for the same key.
+  virtual absl::Status Add(const MovedBlob& move) = 0;
+  // Owners with queued notices, ascending.
+  virtual absl::StatusOr<std::vector<PeerId>> Owners() = 0;
+  // Up to `limit` notices for `owner`, oldest first.
+  virtual absl::StatusOr<std::vector<MovedBlob>> List(PeerId owner, size_t limit) = 0;
+  // Drops delivered notices (a notice whose key was re-queued with another `to` stays).
+  virtual absl::Status Ack(const std::vector<MovedBlob>& delivered) = 0;
+  virtual absl::StatusOr<uint64_t> Count() = 0;
+};
+std::unique_ptr<MovedOutbox> NewMemMovedOutbox();
 
 // The checks Put makes before storing anything, shared by every BlobStore (and usable by a
 // server before it queues a write): DATA_LOSS if BlobChecksum(blob) != checksum;
@@ -143,6 +229,12 @@ std::unique_ptr<BlobRegistry> NewMemBlobRegistry();
 // root/quarantine/<owner>-<chunk hex>-<shard>.<wall-clock ns> and only then unregistered, so a
 // crash in between leaves a record without a file (see above). Files in root/quarantine are
 // never read or deleted by cairn; Open counts them for Stats.
+//
+// Extra copies: the extra flag lives in the registry record (so it survives restarts, and Open
+// loads the extra totals with the others). Evicting an extra blob (a regular put that needs the
+// room, or EvictExtras) removes its file, then its record, like Delete; it skips keys that
+// another Put, Delete or quarantine is working on instead of waiting for them, so a regular put
+// may still find no room when every remaining extra blob is busy (RESOURCE_EXHAUSTED).
 class DiskBlobStore : public BlobStore {
  public:
   // Called (outside any lock of the store) after a blob was quarantined or its record dropped
@@ -156,13 +248,19 @@ class DiskBlobStore : public BlobStore {
                                                              DamageObserver observer = nullptr);
   ~DiskBlobStore() override;
 
-  absl::StatusOr<PutOutcome> Put(const BlobKey& key, ByteSpan blob,
-                                 const codec::Checksum& checksum) override;
+  using BlobStore::Put;
+  absl::StatusOr<PutOutcome> Put(const BlobKey& key, ByteSpan blob, const codec::Checksum& checksum,
+                                 const PutOptions& options) override;
   absl::StatusOr<Bytes> Get(const BlobKey& key) override;
   absl::StatusOr<bool> Has(const BlobKey& key) override;
   absl::Status Delete(const BlobKey& key) override;
   StoreStats Stats() override;
+  absl::StatusOr<std::vector<OwnerUsage>> UsageByOwner() override;
   absl::Status SetQuota(uint64_t quota) override;
+  absl::StatusOr<EvictResult> EvictExtras(uint64_t target_used) override;
+  absl::StatusOr<std::vector<BlobRecord>> ListOwner(PeerId owner,
+                                                    const std::optional<BlobKey>& after,
+                                                    size_t limit) override;
   absl::StatusOr<std::vector<BlobRecord>> ListHeld(const std::optional<BlobKey>& after,
                                                    size_t limit) override;
   absl::StatusOr<ScrubOutcome> ScrubBlob(const BlobKey& key) override;

@@ -613,6 +613,338 @@ TEST_P(BlobStoreConformanceTest, GetQuarantinesADamagedBlob) {
   EXPECT_EQ(*s->Get(b.key), b.data);
 }
 
+// ---- Extra copies (issue 4) ----
+
+constexpr PutOptions kExtra{.extra = true};
+
+// Whether `key` is listed for its owner as extra (nullopt: not listed).
+std::optional<bool> ListedExtra(BlobStore* s, const BlobKey& key) {
+  auto page = s->ListOwner(key.owner, std::nullopt, 1000);
+  EXPECT_TRUE(page.ok()) << page.status();
+  if (!page.ok()) return std::nullopt;
+  for (const BlobRecord& r : *page) {
+    if (r.key == key) return r.extra;
+  }
+  return std::nullopt;
+}
+
+// Blobs of one size, sorted by key descending (so that storing them in this order makes the
+// store order the opposite of the key order).
+std::vector<TestBlob> DescendingBlobs(uint64_t first_seed, int n) {
+  std::vector<TestBlob> out;
+  for (int i = 0; i < n; ++i) out.push_back(MakeBlob(first_seed + i));
+  std::sort(out.begin(), out.end(),
+            [](const TestBlob& a, const TestBlob& b) { return a.key > b.key; });
+  return out;
+}
+
+TEST_P(BlobStoreConformanceTest, ExtraPutNeverEvictsAndLeavesHeldKeysAlone) {
+  TestBlob regular = MakeBlob(800), extra = MakeBlob(801), more = MakeBlob(802);
+  const uint64_t size = regular.data.size();
+  auto h = Make(2 * size + size / 2);
+  BlobStore* s = h->store();
+  ASSERT_EQ(*s->Put(regular.key, regular.data, regular.checksum), PutOutcome::kStored);
+  auto put = s->Put(extra.key, extra.data, extra.checksum, kExtra);
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_EQ(*put, PutOutcome::kStored);
+  StoreStats st = s->Stats();
+  EXPECT_EQ(st.used, 2 * size);
+  EXPECT_EQ(st.blobs, 2u);
+  EXPECT_EQ(st.extra_blobs, 1u);
+  EXPECT_EQ(st.extra_bytes, size);
+
+  // Full: another extra put is refused and evicts nothing.
+  auto full = s->Put(more.key, more.data, more.checksum, kExtra);
+  EXPECT_EQ(full.status().code(), absl::StatusCode::kResourceExhausted) << full.status();
+  EXPECT_EQ(*s->Has(extra.key), true);
+  EXPECT_EQ(*s->Has(more.key), false);
+
+  // Extra puts of held keys change nothing: a regular blob stays regular.
+  EXPECT_EQ(*s->Put(regular.key, regular.data, regular.checksum, kExtra),
+            PutOutcome::kAlreadyStored);
+  EXPECT_EQ(*s->Put(extra.key, extra.data, extra.checksum, kExtra), PutOutcome::kAlreadyStored);
+  EXPECT_EQ(ListedExtra(s, regular.key), false);
+  EXPECT_EQ(ListedExtra(s, extra.key), true);
+  st = s->Stats();
+  EXPECT_EQ(st.used, 2 * size);
+  EXPECT_EQ(st.extra_blobs, 1u);
+  EXPECT_EQ(st.extra_bytes, size);
+  EXPECT_EQ(*s->Get(extra.key), extra.data);
+}
+
+TEST_P(BlobStoreConformanceTest, RegularPutEvictsExtrasOldestStoredFirst) {
+  std::vector<TestBlob> extras = DescendingBlobs(810, 3);
+  TestBlob r1 = MakeBlob(820), r2 = MakeBlob(821);
+  const uint64_t size = r1.data.size();
+  auto h = Make(3 * size);
+  BlobStore* s = h->store();
+  for (const TestBlob& e : extras) {
+    ASSERT_EQ(*s->Put(e.key, e.data, e.checksum, kExtra), PutOutcome::kStored);
+  }
+  ASSERT_EQ(s->Stats().extra_blobs, 3u);
+
+  // Each regular put evicts exactly one extra: the oldest stored (not the smallest key).
+  ASSERT_EQ(*s->Put(r1.key, r1.data, r1.checksum), PutOutcome::kStored);
+  EXPECT_EQ(*s->Has(extras[0].key), false);
+  EXPECT_EQ(*s->Has(extras[1].key), true);
+  EXPECT_EQ(*s->Has(extras[2].key), true);
+  ASSERT_EQ(*s->Put(r2.key, r2.data, r2.checksum), PutOutcome::kStored);
+  EXPECT_EQ(*s->Has(extras[1].key), false);
+  EXPECT_EQ(*s->Has(extras[2].key), true);
+  StoreStats st = s->Stats();
+  EXPECT_EQ(st.used, 3 * size);
+  EXPECT_EQ(st.blobs, 3u);
+  EXPECT_EQ(st.extra_blobs, 1u);
+  EXPECT_EQ(st.extra_bytes, size);
+  EXPECT_EQ(*s->Get(r1.key), r1.data);
+  EXPECT_EQ(*s->Get(r2.key), r2.data);
+  EXPECT_EQ(*s->Get(extras[2].key), extras[2].data);
+}
+
+// A regular put that would not fit even with every extra copy evicted evicts none of them.
+TEST_P(BlobStoreConformanceTest, RegularPutThatCannotFitEvictsNothing) {
+  TestBlob regular = MakeBlob(830), e1 = MakeBlob(831), e2 = MakeBlob(832);
+  TestBlob big = MakeBlob(833, 3500);
+  const uint64_t size = regular.data.size();
+  const uint64_t quota = 3 * size + 100;
+  ASSERT_GT(size + big.data.size(), quota);  // too big beside the regular blob
+  auto h = Make(quota);
+  BlobStore* s = h->store();
+  ASSERT_TRUE(s->Put(regular.key, regular.data, regular.checksum).ok());
+  ASSERT_TRUE(s->Put(e1.key, e1.data, e1.checksum, kExtra).ok());
+  ASSERT_TRUE(s->Put(e2.key, e2.data, e2.checksum, kExtra).ok());
+  auto put = s->Put(big.key, big.data, big.checksum);
+  EXPECT_EQ(put.status().code(), absl::StatusCode::kResourceExhausted) << put.status();
+  EXPECT_EQ(*s->Has(big.key), false);
+  EXPECT_EQ(*s->Has(e1.key), true);
+  EXPECT_EQ(*s->Has(e2.key), true);
+  StoreStats st = s->Stats();
+  EXPECT_EQ(st.used, 3 * size);
+  EXPECT_EQ(st.extra_blobs, 2u);
+
+  // Also when the quota shrank below what the regular blobs use.
+  ASSERT_TRUE(s->SetQuota(size - 1).ok());
+  TestBlob small = MakeBlob(834, 10);
+  EXPECT_EQ(s->Put(small.key, small.data, small.checksum).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(s->Stats().extra_blobs, 2u);
+}
+
+TEST_P(BlobStoreConformanceTest, RegularPutOfAnExtraKeyPromotesIt) {
+  TestBlob a = MakeBlob(840), b = MakeBlob(841);
+  const uint64_t size = a.data.size();
+  auto h = Make(size + size / 2);
+  BlobStore* s = h->store();
+  ASSERT_EQ(*s->Put(a.key, a.data, a.checksum, kExtra), PutOutcome::kStored);
+  EXPECT_EQ(s->Stats().extra_blobs, 1u);
+  auto put = s->Put(a.key, a.data, a.checksum);
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_EQ(*put, PutOutcome::kAlreadyStored);
+  StoreStats st = s->Stats();
+  EXPECT_EQ(st.used, size);
+  EXPECT_EQ(st.blobs, 1u);
+  EXPECT_EQ(st.extra_blobs, 0u);
+  EXPECT_EQ(st.extra_bytes, 0u);
+  EXPECT_EQ(ListedExtra(s, a.key), false);
+  // No longer evictable: neither a regular put nor EvictExtras removes it.
+  EXPECT_EQ(s->Put(b.key, b.data, b.checksum).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  auto evicted = s->EvictExtras(0);
+  ASSERT_TRUE(evicted.ok()) << evicted.status();
+  EXPECT_EQ(evicted->blobs, 0u);
+  EXPECT_EQ(*s->Get(a.key), a.data);
+}
+
+TEST_P(BlobStoreConformanceTest, EvictExtrasOldestFirstDownToTarget) {
+  std::vector<TestBlob> extras = DescendingBlobs(850, 4);
+  TestBlob r1 = MakeBlob(860), r2 = MakeBlob(861);
+  const uint64_t size = r1.data.size();
+  auto h = Make();
+  BlobStore* s = h->store();
+  ASSERT_TRUE(s->Put(r1.key, r1.data, r1.checksum).ok());
+  for (const TestBlob& e : extras) ASSERT_TRUE(s->Put(e.key, e.data, e.checksum, kExtra).ok());
+  ASSERT_TRUE(s->Put(r2.key, r2.data, r2.checksum).ok());
+  ASSERT_EQ(s->Stats().used, 6 * size);
+
+  auto none = s->EvictExtras(6 * size);  // already there
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(none->blobs, 0u);
+  EXPECT_EQ(none->bytes, 0u);
+
+  auto one = s->EvictExtras(6 * size - 1);
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(one->blobs, 1u);
+  EXPECT_EQ(one->bytes, size);
+  EXPECT_EQ(*s->Has(extras[0].key), false);
+  EXPECT_EQ(*s->Has(extras[1].key), true);
+
+  auto two = s->EvictExtras(3 * size);
+  ASSERT_TRUE(two.ok()) << two.status();
+  EXPECT_EQ(two->blobs, 2u);
+  EXPECT_EQ(*s->Has(extras[2].key), false);
+  EXPECT_EQ(*s->Has(extras[3].key), true);
+
+  // Below what the regular blobs use: every extra goes, nothing else.
+  auto rest = s->EvictExtras(0);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  EXPECT_EQ(rest->blobs, 1u);
+  StoreStats st = s->Stats();
+  EXPECT_EQ(st.used, 2 * size);
+  EXPECT_EQ(st.blobs, 2u);
+  EXPECT_EQ(st.extra_blobs, 0u);
+  EXPECT_EQ(st.extra_bytes, 0u);
+  EXPECT_EQ(*s->Get(r1.key), r1.data);
+  EXPECT_EQ(*s->Get(r2.key), r2.data);
+}
+
+TEST_P(BlobStoreConformanceTest, UsageByOwnerCountsEachOwnersBlobs) {
+  auto h = Make();
+  BlobStore* s = h->store();
+  auto empty = s->UsageByOwner();
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_TRUE(empty->empty());
+  TestBlob a1 = MakeBlob(870, 1000, 7), a2 = MakeBlob(871, 500, 7), a3 = MakeBlob(872, 300, 7);
+  TestBlob b1 = MakeBlob(873, 200, 3);
+  ASSERT_TRUE(s->Put(a1.key, a1.data, a1.checksum).ok());
+  ASSERT_TRUE(s->Put(a2.key, a2.data, a2.checksum, kExtra).ok());
+  ASSERT_TRUE(s->Put(a3.key, a3.data, a3.checksum, kExtra).ok());
+  ASSERT_TRUE(s->Put(b1.key, b1.data, b1.checksum).ok());
+  auto usage = s->UsageByOwner();
+  ASSERT_TRUE(usage.ok()) << usage.status();
+  ASSERT_EQ(usage->size(), 2u);
+  const OwnerUsage& three = (*usage)[0];
+  const OwnerUsage& seven = (*usage)[1];
+  EXPECT_EQ(three.owner, 3u);
+  EXPECT_EQ(three.blobs, 1u);
+  EXPECT_EQ(three.bytes, b1.data.size());
+  EXPECT_EQ(three.extra_blobs, 0u);
+  EXPECT_EQ(three.extra_bytes, 0u);
+  EXPECT_EQ(seven.owner, 7u);
+  EXPECT_EQ(seven.blobs, 3u);
+  EXPECT_EQ(seven.bytes, a1.data.size() + a2.data.size() + a3.data.size());
+  EXPECT_EQ(seven.extra_blobs, 2u);
+  EXPECT_EQ(seven.extra_bytes, a2.data.size() + a3.data.size());
+  ASSERT_TRUE(s->Delete(b1.key).ok());
+  usage = s->UsageByOwner();
+  ASSERT_TRUE(usage.ok());
+  ASSERT_EQ(usage->size(), 1u);
+  EXPECT_EQ((*usage)[0].owner, 7u);
+}
+
+TEST_P(BlobStoreConformanceTest, ListOwnerPagesThroughOneOwnersBlobs) {
+  auto h = Make();
+  BlobStore* s = h->store();
+  std::map<BlobKey, TestBlob> mine;
+  std::map<BlobKey, bool> extra_of;
+  for (int i = 0; i < 11; ++i) {
+    TestBlob b = MakeBlob(880 + i, 100 + i, 6);
+    ASSERT_TRUE(s->Put(b.key, b.data, b.checksum, PutOptions{.extra = i % 3 == 0}).ok());
+    mine[b.key] = b;
+    extra_of[b.key] = i % 3 == 0;
+  }
+  for (PeerId other : {PeerId{5}, PeerId{7}}) {
+    for (int i = 0; i < 3; ++i) {
+      TestBlob b = MakeBlob(900 + 10 * other + i, 100, other);
+      ASSERT_TRUE(s->Put(b.key, b.data, b.checksum).ok());
+    }
+  }
+  for (size_t limit : {size_t{1}, size_t{4}, size_t{11}, size_t{50}}) {
+    SCOPED_TRACE("limit " + std::to_string(limit));
+    std::vector<BlobKey> seen;
+    std::optional<BlobKey> after;
+    while (true) {
+      auto page = s->ListOwner(6, after, limit);
+      ASSERT_TRUE(page.ok()) << page.status();
+      ASSERT_LE(page->size(), limit);
+      for (const BlobRecord& r : *page) {
+        seen.push_back(r.key);
+        ASSERT_EQ(mine.count(r.key), 1u) << r.key.DebugString();
+        const TestBlob& b = mine[r.key];
+        EXPECT_EQ(r.size, b.data.size());
+        EXPECT_EQ(r.checksum, b.checksum);
+        EXPECT_EQ(r.extra, extra_of[r.key]);
+      }
+      if (page->size() < limit) break;
+      after = page->back().key;
+    }
+    std::vector<BlobKey> want;
+    for (const auto& [key, b] : mine) want.push_back(key);
+    EXPECT_EQ(seen, want);  // in key order, each once
+  }
+  size_t extras = 0;
+  auto all = s->ListOwner(6, std::nullopt, 100);
+  ASSERT_TRUE(all.ok()) << all.status();
+  for (const BlobRecord& r : *all) extras += r.extra ? 1 : 0;
+  EXPECT_EQ(extras, 4u);  // i = 0, 3, 6, 9
+  EXPECT_TRUE(s->ListOwner(4, std::nullopt, 10)->empty());
+  EXPECT_EQ(s->ListOwner(6, std::nullopt, 0).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Damage to an extra blob takes it out of the extra counters too.
+TEST_P(BlobStoreConformanceTest, QuarantinedExtraBlobLeavesTheExtraCounters) {
+  auto h = Make();
+  BlobStore* s = h->store();
+  TestBlob e = MakeBlob(950), r = MakeBlob(951);
+  ASSERT_TRUE(s->Put(e.key, e.data, e.checksum, kExtra).ok());
+  ASSERT_TRUE(s->Put(r.key, r.data, r.checksum).ok());
+  ASSERT_TRUE(h->Inflict(e.key, Damage::kFlipMiddle));
+  EXPECT_EQ(*s->ScrubBlob(e.key), ScrubOutcome::kQuarantined);
+  StoreStats st = s->Stats();
+  EXPECT_EQ(st.used, r.data.size());
+  EXPECT_EQ(st.blobs, 1u);
+  EXPECT_EQ(st.extra_blobs, 0u);
+  EXPECT_EQ(st.extra_bytes, 0u);
+  // Repaired by a regular put: stored again as regular.
+  EXPECT_EQ(*s->Put(e.key, e.data, e.checksum), PutOutcome::kStored);
+  EXPECT_EQ(s->Stats().extra_blobs, 0u);
+  EXPECT_EQ(ListedExtra(s, e.key), false);
+}
+
+// Regular puts racing to evict the same extra copies: the quota holds and the counters stay
+// consistent with what is held.
+TEST_P(BlobStoreConformanceTest, ConcurrentEvictingPutsKeepCountersConsistent) {
+  std::vector<TestBlob> extras, regular;
+  for (int i = 0; i < 8; ++i) extras.push_back(MakeBlob(960 + i));
+  for (int i = 0; i < 8; ++i) regular.push_back(MakeBlob(980 + i));
+  const uint64_t size = extras[0].data.size();
+  auto h = Make(8 * size);
+  BlobStore* s = h->store();
+  for (const TestBlob& e : extras) ASSERT_TRUE(s->Put(e.key, e.data, e.checksum, kExtra).ok());
+  std::vector<std::thread> threads;
+  std::atomic<int> unexpected{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = t; i < 8; i += 4) {
+        auto put = s->Put(regular[i].key, regular[i].data, regular[i].checksum);
+        if (!put.ok() && put.status().code() != absl::StatusCode::kResourceExhausted) ++unexpected;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(unexpected.load(), 0);
+  uint64_t used = 0, blobs = 0, extra_blobs = 0;
+  for (const TestBlob& b : extras) {
+    if (*s->Has(b.key)) {
+      used += size;
+      ++blobs;
+      ++extra_blobs;
+    }
+  }
+  for (const TestBlob& b : regular) {
+    if (*s->Has(b.key)) {
+      used += size;
+      ++blobs;
+    }
+  }
+  StoreStats st = s->Stats();
+  EXPECT_LE(st.used, st.quota);
+  EXPECT_EQ(st.used, used);
+  EXPECT_EQ(st.blobs, blobs);
+  EXPECT_EQ(st.extra_blobs, extra_blobs);
+  EXPECT_EQ(st.extra_bytes, extra_blobs * size);
+  EXPECT_GE(blobs - extra_blobs, 1u);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Stores, BlobStoreConformanceTest,
     ::testing::Values(StoreKind{"Mem",
@@ -825,6 +1157,48 @@ TEST(DiskBlobStoreTest, ReopenKeepsUsageAndBlobs) {
   EXPECT_EQ(totals->used, total);
 }
 
+TEST(DiskBlobStoreTest, ExtraFlagAndCountersSurviveReopen) {
+  DiskHarness h(1 << 30);
+  std::vector<TestBlob> extras = DescendingBlobs(990, 3);
+  TestBlob regular = MakeBlob(995);
+  const uint64_t size = regular.data.size();
+  ASSERT_TRUE(h.store()->Put(regular.key, regular.data, regular.checksum).ok());
+  for (const TestBlob& e : extras) {
+    ASSERT_TRUE(h.store()->Put(e.key, e.data, e.checksum, kExtra).ok());
+  }
+  h.Reopen(4 * size);
+  StoreStats st = h.store()->Stats();
+  EXPECT_EQ(st.used, 4 * size);
+  EXPECT_EQ(st.blobs, 4u);
+  EXPECT_EQ(st.extra_blobs, 3u);
+  EXPECT_EQ(st.extra_bytes, 3 * size);
+  EXPECT_EQ(ListedExtra(h.store(), regular.key), false);
+  for (const TestBlob& e : extras) EXPECT_EQ(ListedExtra(h.store(), e.key), true);
+  auto totals = h.registry()->Totals();
+  ASSERT_TRUE(totals.ok());
+  EXPECT_EQ(totals->extra_blobs, 3u);
+  EXPECT_EQ(totals->extra_bytes, 3 * size);
+
+  // Promotion is durable, and eviction keeps the stored order across the restart.
+  EXPECT_EQ(*h.store()->Put(extras[2].key, extras[2].data, extras[2].checksum),
+            PutOutcome::kAlreadyStored);
+  h.Reopen(4 * size);
+  EXPECT_EQ(h.store()->Stats().extra_blobs, 2u);
+  EXPECT_EQ(ListedExtra(h.store(), extras[2].key), false);
+  TestBlob next = MakeBlob(996);
+  ASSERT_EQ(*h.store()->Put(next.key, next.data, next.checksum), PutOutcome::kStored);
+  EXPECT_EQ(*h.store()->Has(extras[0].key), false);
+  EXPECT_EQ(*h.store()->Has(extras[1].key), true);
+  EXPECT_FALSE(std::filesystem::exists(h.disk()->PathFor(extras[0].key)));
+  st = h.store()->Stats();
+  EXPECT_EQ(st.used, 4 * size);
+  EXPECT_EQ(st.extra_blobs, 1u);
+  EXPECT_EQ(st.extra_bytes, size);
+  h.Reopen(4 * size);
+  EXPECT_EQ(h.store()->Stats().extra_blobs, 1u);
+  EXPECT_EQ(h.store()->Stats().used, 4 * size);
+}
+
 TEST(DiskBlobStoreTest, OpenRemovesLeftoverTempFiles) {
   DiskHarness h(1 << 30);
   TestBlob b = MakeBlob(40);
@@ -910,6 +1284,66 @@ TEST(MemBlobRegistryTest, AddFindRemoveTotalsForEach) {
   ASSERT_TRUE(r->Remove(a.key).ok());
   EXPECT_FALSE(r->Find(a.key)->has_value());
   EXPECT_EQ(r->Totals()->blobs, 1u);
+}
+
+TEST(MemBlobRegistryTest, ExtrasUsageAndOwnerListing) {
+  auto r = NewMemBlobRegistry();
+  std::vector<TestBlob> blobs = DescendingBlobs(70, 4);
+  for (size_t i = 0; i < blobs.size(); ++i) {
+    BlobRecord rec{blobs[i].key, blobs[i].data.size(), blobs[i].checksum, i != 1};
+    ASSERT_TRUE(r->Add(rec).ok());
+  }
+  TestBlob other = MakeBlob(80, 100, 9);
+  ASSERT_TRUE(r->Add({other.key, other.data.size(), other.checksum, true}).ok());
+  auto extras = r->ListExtras(10);
+  ASSERT_TRUE(extras.ok());
+  ASSERT_EQ(extras->size(), 4u);  // oldest added first
+  EXPECT_EQ((*extras)[0].key, blobs[0].key);
+  EXPECT_EQ((*extras)[1].key, blobs[2].key);
+  EXPECT_EQ((*extras)[2].key, blobs[3].key);
+  EXPECT_EQ((*extras)[3].key, other.key);
+  EXPECT_EQ(r->ListExtras(2)->size(), 2u);
+  ASSERT_TRUE(r->SetExtra(blobs[0].key, false).ok());
+  EXPECT_EQ(r->ListExtras(10)->front().key, blobs[2].key);
+  EXPECT_EQ(r->SetExtra(MakeBlob(81).key, true).code(), absl::StatusCode::kNotFound);
+  auto totals = r->Totals();
+  ASSERT_TRUE(totals.ok());
+  EXPECT_EQ(totals->blobs, 5u);
+  EXPECT_EQ(totals->extra_blobs, 3u);
+  auto usage = r->UsageByOwner();
+  ASSERT_TRUE(usage.ok());
+  ASSERT_EQ(usage->size(), 2u);
+  EXPECT_EQ((*usage)[0].owner, kOwner);
+  EXPECT_EQ((*usage)[0].blobs, 4u);
+  EXPECT_EQ((*usage)[0].extra_blobs, 2u);
+  EXPECT_EQ((*usage)[1].owner, 9u);
+  EXPECT_EQ((*usage)[1].extra_bytes, other.data.size());
+  auto mine = r->ListOwner(kOwner, std::nullopt, 10);
+  ASSERT_TRUE(mine.ok());
+  ASSERT_EQ(mine->size(), 4u);
+  EXPECT_EQ((*mine)[0].key, blobs[3].key);  // key order
+  auto after = r->ListOwner(kOwner, (*mine)[1].key, 10);
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->size(), 2u);
+  EXPECT_EQ((*after)[0].key, (*mine)[2].key);
+}
+
+TEST(MemMovedOutboxTest, QueueListAck) {
+  auto o = NewMemMovedOutbox();
+  BlobKey a = MakeBlob(90).key, b = MakeBlob(91).key, c = MakeBlob(92, 100, 3).key;
+  ASSERT_TRUE(o->Add({b, 20}).ok());
+  ASSERT_TRUE(o->Add({a, 21}).ok());
+  ASSERT_TRUE(o->Add({c, 22}).ok());
+  ASSERT_TRUE(o->Add({b, 23}).ok());  // replaces (and is now the newest)
+  EXPECT_EQ(*o->Count(), 3u);
+  EXPECT_EQ(*o->Owners(), (std::vector<PeerId>{3, kOwner}));
+  EXPECT_EQ(*o->List(kOwner, 10), (std::vector<MovedBlob>{{a, 21}, {b, 23}}));
+  EXPECT_EQ(*o->List(kOwner, 1), (std::vector<MovedBlob>{{a, 21}}));
+  ASSERT_TRUE(o->Ack({{a, 21}, {b, 20}}).ok());  // b was re-queued with another peer: stays
+  EXPECT_EQ(*o->List(kOwner, 10), (std::vector<MovedBlob>{{b, 23}}));
+  ASSERT_TRUE(o->Ack({{b, 23}, {c, 22}}).ok());
+  EXPECT_EQ(*o->Count(), 0u);
+  EXPECT_TRUE(o->Owners()->empty());
 }
 
 }  // namespace

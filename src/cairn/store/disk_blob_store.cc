@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <vector>
@@ -180,6 +181,8 @@ struct DiskBlobStore::State {
   uint64_t used = 0;      // bytes of registered blobs
   uint64_t reserved = 0;  // bytes of puts in progress (counted against the quota)
   uint64_t blobs = 0;
+  uint64_t extra_blobs = 0;        // of which held as extra copies
+  uint64_t extra_bytes = 0;        // their bytes (part of used)
   uint64_t quarantined = 0;        // files in QuarantineDir()
   uint64_t quarantined_bytes = 0;  // their total size
   std::set<BlobKey> busy;          // keys with a Put, Delete or quarantine in progress
@@ -209,6 +212,21 @@ struct DiskBlobStore::State {
   // record. `reason` receives what was wrong. Calls the observer after releasing the guard.
   absl::StatusOr<ScrubOutcome> Settle(const BlobKey& key, bool from_media, Bytes* intact_data,
                                       std::string* reason);
+
+  // Takes a registered record out of the counters. Caller holds `mu`.
+  void ForgetLocked(const BlobRecord& record) {
+    used -= std::min(used, record.size);
+    if (blobs > 0) --blobs;
+    if (record.extra) {
+      extra_bytes -= std::min(extra_bytes, record.size);
+      if (extra_blobs > 0) --extra_blobs;
+    }
+  }
+
+  // Evicts extra blobs, oldest stored first, until `enough()` (evaluated with `mu` held) or no
+  // extra blob is left that is not busy: a key with a Put, Delete or quarantine in progress is
+  // skipped rather than waited for, so that puts evicting for each other cannot deadlock.
+  absl::StatusOr<EvictResult> EvictUntil(const std::function<bool()>& enough);
 
   absl::Status WriteBlobFile(const std::string& path, ByteSpan blob) {
     std::string level2 = DirOf(path);
@@ -249,7 +267,79 @@ class KeyGuard {
   BlobKey key_;
 };
 
+// Holds `key` exclusively if no one else does; owns() tells whether it got it.
+class TryKeyGuard {
+ public:
+  TryKeyGuard(std::mutex& mu, std::condition_variable& cv, std::set<BlobKey>& busy,
+              const BlobKey& key)
+      : mu_(mu), cv_(cv), busy_(busy), key_(key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    owns_ = busy_.insert(key_).second;
+  }
+  ~TryKeyGuard() {
+    if (!owns_) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      busy_.erase(key_);
+    }
+    cv_.notify_all();
+  }
+  TryKeyGuard(const TryKeyGuard&) = delete;
+  TryKeyGuard& operator=(const TryKeyGuard&) = delete;
+  bool owns() const { return owns_; }
+
+ private:
+  std::mutex& mu_;
+  std::condition_variable& cv_;
+  std::set<BlobKey>& busy_;
+  BlobKey key_;
+  bool owns_ = false;
+};
+
+// Extra records read per registry query while evicting.
+constexpr size_t kEvictPage = 256;
+
 }  // namespace
+
+absl::StatusOr<EvictResult> DiskBlobStore::State::EvictUntil(const std::function<bool()>& enough) {
+  EvictResult result;
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (enough() || extra_blobs == 0) return result;
+    }
+    CAIRN_ASSIGN_OR_RETURN(std::vector<BlobRecord> extras,
+                           Annotate(registry->ListExtras(kEvictPage), "evict extra blobs"));
+    bool evicted_any = false;
+    for (const BlobRecord& listed : extras) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (enough()) return result;
+      }
+      TryKeyGuard guard(mu, key_released, busy, listed.key);
+      if (!guard.owns()) continue;
+      // Re-read under the guard: it may have been deleted or promoted meanwhile.
+      CAIRN_ASSIGN_OR_RETURN(std::optional<BlobRecord> record,
+                             Annotate(registry->Find(listed.key), "evict extra blobs"));
+      if (!record || !record->extra) continue;
+      const std::string path = PathFor(record->key);
+      const std::string what = "evict extra blob " + record->key.DebugString();
+      if (::unlink(path.c_str()) == 0) {
+        CAIRN_RETURN_IF_ERROR(Annotate(env::FsyncDir(DirOf(path)), what));
+      } else if (errno != ENOENT && errno != ENOTDIR) {
+        return ErrnoStatus(errno, what + ": remove " + path);
+      }
+      CAIRN_RETURN_IF_ERROR(Annotate(registry->Remove(record->key), what));
+      std::lock_guard<std::mutex> lock(mu);
+      ForgetLocked(*record);
+      ++result.blobs;
+      result.bytes += record->size;
+      evicted_any = true;
+    }
+    // A page of busy keys only (or none at all): stop rather than spin on them.
+    if (!evicted_any) return result;
+  }
+}
 
 absl::StatusOr<ScrubOutcome> DiskBlobStore::State::Settle(const BlobKey& key, bool from_media,
                                                           Bytes* intact_data, std::string* reason) {
@@ -288,8 +378,7 @@ absl::StatusOr<ScrubOutcome> DiskBlobStore::State::Settle(const BlobKey& key, bo
     if (!moved) why = path + " is missing";
     CAIRN_RETURN_IF_ERROR(Annotate(registry->Remove(key), "quarantine blob " + key.DebugString()));
     std::lock_guard<std::mutex> lock(mu);
-    used -= std::min(used, record->size);
-    if (blobs > 0) --blobs;
+    ForgetLocked(*record);
     if (moved) {
       ++quarantined;
       quarantined_bytes += check.file_size;
@@ -322,6 +411,8 @@ absl::StatusOr<std::unique_ptr<DiskBlobStore>> DiskBlobStore::Open(const std::st
                          Annotate(registry->Totals(), "open blob store: read registry"));
   state->used = totals.used;
   state->blobs = totals.blobs;
+  state->extra_blobs = totals.extra_blobs;
+  state->extra_bytes = totals.extra_bytes;
   CAIRN_RETURN_IF_ERROR(
       Annotate(CountFiles(state->QuarantineDir(), &state->quarantined, &state->quarantined_bytes),
                "open blob store"));
@@ -332,7 +423,8 @@ std::string DiskBlobStore::PathFor(const BlobKey& key) const { return state_->Pa
 std::string DiskBlobStore::QuarantineDir() const { return state_->QuarantineDir(); }
 
 absl::StatusOr<PutOutcome> DiskBlobStore::Put(const BlobKey& key, ByteSpan blob,
-                                              const codec::Checksum& checksum) {
+                                              const codec::Checksum& checksum,
+                                              const PutOptions& options) {
   State& s = *state_;
   CAIRN_RETURN_IF_ERROR(ValidateBlobForKey(key, blob, checksum));
   KeyGuard guard(s.mu, s.key_released, s.busy, key);
@@ -342,35 +434,78 @@ absl::StatusOr<PutOutcome> DiskBlobStore::Put(const BlobKey& key, ByteSpan blob,
   uint64_t old_size = 0;
   if (existing) {
     CAIRN_ASSIGN_OR_RETURN(bool present, FileHasSize(path, existing->size));
-    if (present) return PutOutcome::kAlreadyStored;
+    if (present) {
+      if (existing->extra && !options.extra) {
+        // A regular put of a key held as extra: it is now counted toward the owner's target,
+        // so it must no longer be evictable.
+        CAIRN_RETURN_IF_ERROR(
+            Annotate(s.registry->SetExtra(key, false), "promote extra blob " + key.DebugString()));
+        std::lock_guard<std::mutex> lock(s.mu);
+        s.extra_bytes -= std::min(s.extra_bytes, existing->size);
+        if (s.extra_blobs > 0) --s.extra_blobs;
+      }
+      return PutOutcome::kAlreadyStored;
+    }
     // Registered but its file is gone or truncated: this put restores it.
     old_size = existing->size;
   }
+  // A restored record never turns from regular into extra.
+  const bool extra = options.extra && (!existing || existing->extra);
 
   const uint64_t size = blob.size();
-  const uint64_t extra = size > old_size ? size - old_size : 0;
-  {
-    std::lock_guard<std::mutex> lock(s.mu);
+  const uint64_t needed = size > old_size ? size - old_size : 0;
+  auto fits = [&] {  // caller holds s.mu
     uint64_t committed = s.used + s.reserved;
-    if (committed > s.quota || extra > s.quota - committed) {
-      return absl::ResourceExhaustedError(
-          "no space for blob " + key.DebugString() + " (" + std::to_string(size) + " bytes; used " +
-          std::to_string(committed) + " of " + std::to_string(s.quota) + ")");
+    return committed <= s.quota && needed <= s.quota - committed;
+  };
+  auto no_space = [&] {  // caller holds s.mu
+    return absl::ResourceExhaustedError(
+        "no space for " + std::string(extra ? "extra " : "") + "blob " + key.DebugString() + " (" +
+        std::to_string(size) + " bytes; used " + std::to_string(s.used + s.reserved) + " of " +
+        std::to_string(s.quota) + ", " + std::to_string(s.extra_bytes) + " in extra copies)");
+  };
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(s.mu);
+      if (fits()) {
+        s.reserved += needed;
+        break;
+      }
+      if (extra) return no_space();
+      // Evict only when evicting every extra blob (but this one, if its record is extra) would
+      // make room; otherwise leave them all.
+      uint64_t evictable = s.extra_bytes;
+      if (existing && existing->extra) evictable -= std::min(evictable, old_size);
+      uint64_t regular = s.used + s.reserved - std::min(s.used + s.reserved, evictable);
+      if (regular > s.quota || needed > s.quota - regular) return no_space();
     }
-    s.reserved += extra;
+    CAIRN_ASSIGN_OR_RETURN(EvictResult evicted, s.EvictUntil(fits));
+    if (evicted.blobs == 0) {
+      std::lock_guard<std::mutex> lock(s.mu);
+      if (fits()) {
+        s.reserved += needed;
+        break;
+      }
+      return no_space();  // what is left is busy
+    }
   }
 
   absl::Status st = s.WriteBlobFile(path, blob);
   if (st.ok()) {
-    st = s.registry->Add(BlobRecord{key, size, checksum});
+    st = s.registry->Add(BlobRecord{key, size, checksum, extra});
     if (!st.ok()) ::unlink(path.c_str());
   }
 
   std::lock_guard<std::mutex> lock(s.mu);
-  s.reserved -= extra;
+  s.reserved -= needed;
   if (!st.ok()) return Annotate(st, "store blob " + key.DebugString());
-  s.used = s.used - old_size + size;
-  if (!existing) ++s.blobs;
+  if (existing) s.ForgetLocked(*existing);
+  s.used += size;
+  ++s.blobs;
+  if (extra) {
+    s.extra_bytes += size;
+    ++s.extra_blobs;
+  }
   return PutOutcome::kStored;
 }
 
@@ -435,15 +570,36 @@ absl::Status DiskBlobStore::Delete(const BlobKey& key) {
   if (!record) return absl::OkStatus();
   CAIRN_RETURN_IF_ERROR(Annotate(s.registry->Remove(key), "delete blob " + key.DebugString()));
   std::lock_guard<std::mutex> lock(s.mu);
-  s.used -= std::min(s.used, record->size);
-  if (s.blobs > 0) --s.blobs;
+  s.ForgetLocked(*record);
   return absl::OkStatus();
 }
 
 StoreStats DiskBlobStore::Stats() {
   std::lock_guard<std::mutex> lock(state_->mu);
-  return StoreStats{state_->quota, state_->used, state_->blobs, state_->quarantined,
-                    state_->quarantined_bytes};
+  StoreStats stats;
+  stats.quota = state_->quota;
+  stats.used = state_->used;
+  stats.blobs = state_->blobs;
+  stats.extra_blobs = state_->extra_blobs;
+  stats.extra_bytes = state_->extra_bytes;
+  stats.quarantined = state_->quarantined;
+  stats.quarantined_bytes = state_->quarantined_bytes;
+  return stats;
+}
+
+absl::StatusOr<std::vector<OwnerUsage>> DiskBlobStore::UsageByOwner() {
+  return Annotate(state_->registry->UsageByOwner(), "usage by owner");
+}
+
+absl::StatusOr<EvictResult> DiskBlobStore::EvictExtras(uint64_t target_used) {
+  State& s = *state_;
+  return s.EvictUntil([&] { return s.used <= target_used; });
+}
+
+absl::StatusOr<std::vector<BlobRecord>> DiskBlobStore::ListOwner(
+    PeerId owner, const std::optional<BlobKey>& after, size_t limit) {
+  return Annotate(state_->registry->ListOwner(owner, after, limit),
+                  "list blobs of owner " + std::to_string(owner));
 }
 
 absl::Status DiskBlobStore::SetQuota(uint64_t quota) {

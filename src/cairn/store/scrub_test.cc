@@ -278,15 +278,25 @@ TEST(ScrubPassTest, EmptyStoreCompletesAndBadOptionsAreRejected) {
 class FailingScrubStore : public BlobStore {
  public:
   FailingScrubStore(BlobStore* inner, BlobKey bad) : inner_(inner), bad_(bad) {}
-  absl::StatusOr<PutOutcome> Put(const BlobKey& key, ByteSpan blob,
-                                 const codec::Checksum& checksum) override {
-    return inner_->Put(key, blob, checksum);
+  using BlobStore::Put;
+  absl::StatusOr<PutOutcome> Put(const BlobKey& key, ByteSpan blob, const codec::Checksum& checksum,
+                                 const PutOptions& options) override {
+    return inner_->Put(key, blob, checksum, options);
   }
   absl::StatusOr<Bytes> Get(const BlobKey& key) override { return inner_->Get(key); }
   absl::StatusOr<bool> Has(const BlobKey& key) override { return inner_->Has(key); }
   absl::Status Delete(const BlobKey& key) override { return inner_->Delete(key); }
   StoreStats Stats() override { return inner_->Stats(); }
+  absl::StatusOr<std::vector<OwnerUsage>> UsageByOwner() override { return inner_->UsageByOwner(); }
   absl::Status SetQuota(uint64_t quota) override { return inner_->SetQuota(quota); }
+  absl::StatusOr<EvictResult> EvictExtras(uint64_t target_used) override {
+    return inner_->EvictExtras(target_used);
+  }
+  absl::StatusOr<std::vector<BlobRecord>> ListOwner(PeerId owner,
+                                                    const std::optional<BlobKey>& after,
+                                                    size_t limit) override {
+    return inner_->ListOwner(owner, after, limit);
+  }
   absl::StatusOr<std::vector<BlobRecord>> ListHeld(const std::optional<BlobKey>& after,
                                                    size_t limit) override {
     return inner_->ListHeld(after, limit);

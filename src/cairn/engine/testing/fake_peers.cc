@@ -17,8 +17,9 @@ namespace {
 
 class LocalClient : public net::PeerClient {
  public:
-  LocalClient(store::BlobStore* store, std::atomic<bool>* reachable, PeerId id)
-      : store_(store), reachable_(reachable), id_(id) {}
+  // `caller`: the peer the calls come from (0: any, no owner checks).
+  LocalClient(store::BlobStore* store, std::atomic<bool>* reachable, PeerId id, PeerId caller)
+      : store_(store), reachable_(reachable), id_(id), caller_(caller) {}
 
   absl::StatusOr<net::PingReply> Ping(const cluster::PeerInfo&,
                                       const std::vector<cluster::PeerInfo>&) override {
@@ -27,9 +28,11 @@ class LocalClient : public net::PeerClient {
     reply.self.id = id_;
     return reply;
   }
-  absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob) override {
+  using net::PeerClient::PutBlob;
+  absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob,
+                                            const store::PutOptions& options) override {
     CAIRN_CHECK_REACHABLE();
-    return store_->Put(key, blob, codec::BlobChecksum(blob));
+    return store_->Put(key, blob, codec::BlobChecksum(blob), options);
   }
   absl::StatusOr<Bytes> GetBlob(const BlobKey& key) override {
     CAIRN_CHECK_REACHABLE();
@@ -44,6 +47,42 @@ class LocalClient : public net::PeerClient {
     }
     return out;
   }
+  absl::StatusOr<uint64_t> DeleteBlobs(std::span<const BlobKey> keys) override {
+    CAIRN_CHECK_REACHABLE();
+    for (const auto& k : keys) {
+      if (caller_ != 0 && k.owner != caller_) {
+        return absl::PermissionDeniedError("fake peer: DeleteBlobs of another owner's blob");
+      }
+    }
+    uint64_t deleted = 0;
+    for (const auto& k : keys) {
+      auto has = store_->Has(k);
+      if (!has.ok()) return has.status();
+      if (!*has) continue;
+      absl::Status st = store_->Delete(k);
+      if (!st.ok()) return st;
+      ++deleted;
+    }
+    return deleted;
+  }
+  absl::StatusOr<net::BlobListPage> ListBlobs(PeerId owner, const std::optional<BlobKey>& after,
+                                              size_t limit) override {
+    CAIRN_CHECK_REACHABLE();
+    if (caller_ != 0 && owner != caller_) {
+      return absl::PermissionDeniedError("fake peer: ListBlobs of another owner");
+    }
+    auto records = store_->ListOwner(owner, after, limit + 1);
+    if (!records.ok()) return records.status();
+    net::BlobListPage page;
+    page.more = records->size() > limit;
+    if (page.more) records->resize(limit);
+    page.blobs = std::move(*records);
+    return page;
+  }
+  absl::Status BlobMoved(std::span<const net::MovedBlob>) override {
+    CAIRN_CHECK_REACHABLE();
+    return absl::UnimplementedError("fake storage peer: BlobMoved goes to an owner");
+  }
 
  private:
   absl::Status Unreachable() const {
@@ -52,6 +91,43 @@ class LocalClient : public net::PeerClient {
   store::BlobStore* store_;
   std::atomic<bool>* reachable_;
   PeerId id_;
+  PeerId caller_;
+};
+
+// The owner's end of BlobMoved (FakePeerSet::AddOwner).
+class OwnerClient : public net::PeerClient {
+ public:
+  explicit OwnerClient(PeerId caller, FakePeerSet::MovedHandler handler)
+      : caller_(caller), handler_(std::move(handler)) {}
+  absl::StatusOr<net::PingReply> Ping(const cluster::PeerInfo&,
+                                      const std::vector<cluster::PeerInfo>&) override {
+    return net::PingReply{};
+  }
+  using net::PeerClient::PutBlob;
+  absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey&, ByteSpan,
+                                            const store::PutOptions&) override {
+    return absl::UnimplementedError("fake owner");
+  }
+  absl::StatusOr<Bytes> GetBlob(const BlobKey&) override {
+    return absl::UnimplementedError("fake owner");
+  }
+  absl::StatusOr<std::vector<bool>> HasBlobs(std::span<const BlobKey>) override {
+    return absl::UnimplementedError("fake owner");
+  }
+  absl::StatusOr<uint64_t> DeleteBlobs(std::span<const BlobKey>) override {
+    return absl::UnimplementedError("fake owner");
+  }
+  absl::StatusOr<net::BlobListPage> ListBlobs(PeerId, const std::optional<BlobKey>&,
+                                              size_t) override {
+    return absl::UnimplementedError("fake owner");
+  }
+  absl::Status BlobMoved(std::span<const net::MovedBlob> moves) override {
+    return handler_(caller_, std::vector<net::MovedBlob>(moves.begin(), moves.end()));
+  }
+
+ private:
+  PeerId caller_;
+  FakePeerSet::MovedHandler handler_;
 };
 
 }  // namespace
@@ -86,19 +162,64 @@ std::vector<StoragePeer> FakePeerSet::Peers() {
   std::vector<StoragePeer> out;
   for (auto& [id, p] : peers_) {
     StoragePeer s = p->info;
-    s.used = p->store->Stats().used;
+    store::StoreStats st = p->store->Stats();
+    s.used = st.used;
+    s.extra = st.extra_bytes;
     out.push_back(s);
   }
   return out;
 }
 
-std::shared_ptr<net::PeerClient> FakePeerSet::Client(PeerId id) {
+std::shared_ptr<net::PeerClient> FakePeerSet::Client(PeerId id) { return ClientAs(id, caller_); }
+
+std::shared_ptr<net::PeerClient> FakePeerSet::ClientAs(PeerId id, PeerId caller) {
   std::lock_guard lock(mu_);
+  auto owner = owners_.find(id);
+  if (owner != owners_.end()) return std::make_shared<OwnerClient>(caller, owner->second);
   auto it = peers_.find(id);
   if (it == peers_.end()) return nullptr;
   auto peer = it->second;
   // Peers are never removed, so the raw pointers stay valid for the set's lifetime.
-  return std::make_shared<LocalClient>(peer->store.get(), &peer->reachable, id);
+  return std::make_shared<LocalClient>(peer->store.get(), &peer->reachable, id, caller);
+}
+
+void FakePeerSet::SetQuota(PeerId id, uint64_t quota) {
+  std::lock_guard lock(mu_);
+  auto& p = peers_.at(id);
+  p->info.quota = quota;
+  (void)p->store->SetQuota(quota);
+}
+
+void FakePeerSet::AddOwner(PeerId id, MovedHandler handler) {
+  std::lock_guard lock(mu_);
+  owners_[id] = std::move(handler);
+}
+
+namespace {
+// FakePeerSet::ViewFrom.
+class PeerView : public PeerSet {
+ public:
+  PeerView(FakePeerSet* set, PeerId self) : set_(set), self_(self) {}
+  std::vector<StoragePeer> Peers() override {
+    std::vector<StoragePeer> out;
+    for (auto& p : set_->Peers()) {
+      if (p.id != self_) out.push_back(p);
+    }
+    return out;
+  }
+  std::shared_ptr<net::PeerClient> Client(PeerId id) override {
+    return id == self_ ? nullptr : set_->ClientAs(id, self_);
+  }
+  void ReportFailure(PeerId id) override { set_->ReportFailure(id); }
+
+ private:
+  FakePeerSet* set_;
+  PeerId self_;
+};
+}  // namespace
+
+std::unique_ptr<PeerSet> FakePeerSet::ViewFrom(PeerId self) {
+  return std::make_unique<PeerView>(this, self);
 }
 
 void FakePeerSet::ReportFailure(PeerId) { ++failures_; }

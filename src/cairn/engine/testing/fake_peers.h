@@ -3,6 +3,7 @@
 // Thread-safety: thread-safe.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,6 +23,21 @@ class FakePeerSet : public PeerSet {
   void SetReachable(PeerId id, bool reachable);
   void SetAlive(PeerId id, bool alive);
   store::BlobStore* Store(PeerId id);
+  // Changes a peer's quota (its store's and the one Peers() reports).
+  void SetQuota(PeerId id, uint64_t quota);
+  // Calls made through Client() come from `caller` (0, the default: anyone; no owner checks on
+  // DeleteBlobs/ListBlobs).
+  void SetCaller(PeerId caller) { caller_ = caller; }
+  // Registers an owner endpoint (not a storage peer: not listed by Peers()): BlobMoved calls to
+  // `id` go to `handler` with the calling peer's id; its other calls are UNIMPLEMENTED.
+  using MovedHandler =
+      std::function<absl::Status(PeerId from, const std::vector<net::MovedBlob>& moves)>;
+  void AddOwner(PeerId id, MovedHandler handler);
+  // The cluster as peer `self` sees it (a storage peer evacuating): every peer but `self`,
+  // calls made as `self`. Valid while this set lives.
+  std::unique_ptr<PeerSet> ViewFrom(PeerId self);
+  // A client for `id` whose calls come from `caller`.
+  std::shared_ptr<net::PeerClient> ClientAs(PeerId id, PeerId caller);
   // Blob keys held by `id`.
   uint64_t BlobCount(PeerId id);
 
@@ -34,6 +50,8 @@ class FakePeerSet : public PeerSet {
   struct Peer;
   std::mutex mu_;
   std::map<PeerId, std::shared_ptr<Peer>> peers_;
+  std::map<PeerId, MovedHandler> owners_;
+  std::atomic<PeerId> caller_{0};
   std::atomic<uint64_t> failures_{0};
 };
 

@@ -1,0 +1,141 @@
+// `cairn forget SNAPSHOT... | --keep-* [--dry-run]`: drops snapshots by id or by a retention
+// policy with restic's semantics (POST /v1/forget), then deletes the blobs no snapshot
+// references any more on every peer (queued for peers that are offline).
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "cairn/base/bytes.h"
+#include "cairn/base/status.h"
+#include "cairn/cli/api_client.h"
+#include "cairn/cli/commands.h"
+#include "cairn/cli/output.h"
+#include "cairn/cli/progress.h"
+#include "cairn/engine/retention.h"
+
+namespace cairn::cli {
+namespace {
+
+struct ForgetFlags {
+  std::vector<std::string> snapshots;
+  int keep_last = 0, keep_hourly = 0, keep_daily = 0, keep_weekly = 0, keep_monthly = 0,
+      keep_yearly = 0;
+  std::string keep_within;
+  std::vector<std::string> keep_tags;
+  bool dry_run = false;
+  bool no_prune = false;
+};
+
+void PrintDecisions(const char* verb, const nlohmann::json& list) {
+  if (!list.is_array() || list.empty()) return;
+  std::cout << verb << " " << list.size() << (list.size() == 1 ? " snapshot" : " snapshots")
+            << ":\n";
+  Table table({"ID", "TIME", "HOST", "PATHS", "TAGS", "REASONS"});
+  for (const nlohmann::json& s : list) {
+    std::vector<std::string> reasons;
+    if (s.contains("reasons") && s["reasons"].is_array()) {
+      for (const auto& r : s["reasons"])
+        if (r.is_string()) reasons.push_back(r.get<std::string>());
+    }
+    table.AddRow({Str(s, "short_id"), FormatLocalTime(I64(s, "time_ns")), RawField(s, "hostname"),
+                  absl::StrJoin(RawArray(s, "paths"), ","), absl::StrJoin(RawArray(s, "tags"), ","),
+                  absl::StrJoin(reasons, ", ")});
+  }
+  table.Print(std::cout);
+  std::cout << "\n";
+}
+
+int RunForget(const GlobalOptions& global, const ForgetFlags& f) {
+  nlohmann::json body = nlohmann::json::object();
+  bool policy = f.keep_last || f.keep_hourly || f.keep_daily || f.keep_weekly || f.keep_monthly ||
+                f.keep_yearly || !f.keep_within.empty() || !f.keep_tags.empty();
+  if (f.snapshots.empty() && !policy) {
+    return PrintUsageError(
+        "name snapshots to forget, or give a policy (--keep-last, --keep-daily, ...); "
+        "see `cairn forget --help`");
+  }
+  if (!f.snapshots.empty() && policy) {
+    return PrintUsageError("give either snapshot ids or a --keep-* policy, not both");
+  }
+  if (!f.keep_within.empty()) {
+    auto d = engine::ParseRetentionDuration(f.keep_within);
+    if (!d.ok()) return PrintUsageError("--keep-within: " + std::string(d.status().message()));
+  }
+  body["snapshots"] = f.snapshots;
+  body["keep_last"] = f.keep_last;
+  body["keep_hourly"] = f.keep_hourly;
+  body["keep_daily"] = f.keep_daily;
+  body["keep_weekly"] = f.keep_weekly;
+  body["keep_monthly"] = f.keep_monthly;
+  body["keep_yearly"] = f.keep_yearly;
+  if (!f.keep_within.empty()) body["keep_within"] = f.keep_within;
+  body["keep_tags"] = f.keep_tags;
+  body["dry_run"] = f.dry_run;
+  body["prune"] = !f.no_prune;
+
+  absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
+  if (!api.ok()) return PrintError(api.status());
+  absl::StatusOr<nlohmann::json> started = (*api)->Post("/v1/forget", body);
+  if (!started.ok()) return PrintError(started.status());
+  std::string job_id = Str(*started, "job_id");
+  if (job_id.empty()) return PrintError(absl::InternalError("the peer returned no job id"));
+  ProgressBar bar(false);
+  absl::StatusOr<nlohmann::json> job = (*api)->WaitForJob(job_id, &bar);
+  if (!job.ok()) return PrintError(Annotate(job.status(), "forget failed"));
+  const nlohmann::json& r = (*job)["result"];
+  if (global.json) {
+    PrintJson(r);
+    return kExitOk;
+  }
+  PrintDecisions("keep", r["kept"]);
+  PrintDecisions(f.dry_run ? "would remove" : "remove", r["removed"]);
+  if (f.dry_run) {
+    std::cout << "dry run: nothing was removed" << std::endl;
+    return kExitOk;
+  }
+  if (r.contains("gc") && r["gc"].is_object()) {
+    const nlohmann::json& gc = r["gc"];
+    const nlohmann::json& del = r["deletions"];
+    std::cout << "garbage collection: " << U64(gc, "referenced_chunks") << " chunks still used, "
+              << U64(gc, "unreferenced_chunks") << " unused chunks dropped ("
+              << FormatSize(U64(gc, "unreferenced_bytes")) << " on peers); "
+              << U64(del, "delivered") << " blob deletions delivered" << std::endl;
+    if (U64(del, "pending") > 0) {
+      std::cerr << "note: " << U64(del, "pending")
+                << " blob deletions are queued for peers that are offline; they are delivered "
+                   "when those peers return"
+                << std::endl;
+    }
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+Action RegisterForget(CLI::App& app, GlobalOptions& global) {
+  auto f = std::make_shared<ForgetFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "forget",
+      "Forget snapshots (by id or by a --keep-* policy, as restic) and delete unused blobs");
+  cmd->add_option("snapshots", f->snapshots, "Snapshot ids or unique prefixes");
+  cmd->add_option("--keep-last", f->keep_last, "Keep the N newest snapshots (-1: all)");
+  cmd->add_option("--keep-hourly", f->keep_hourly, "Keep the newest snapshot of each of N hours");
+  cmd->add_option("--keep-daily", f->keep_daily, "Keep the newest snapshot of each of N days");
+  cmd->add_option("--keep-weekly", f->keep_weekly, "Keep the newest snapshot of each of N weeks");
+  cmd->add_option("--keep-monthly", f->keep_monthly,
+                  "Keep the newest snapshot of each of N months");
+  cmd->add_option("--keep-yearly", f->keep_yearly, "Keep the newest snapshot of each of N years");
+  cmd->add_option("--keep-within", f->keep_within,
+                  "Keep snapshots newer than this before the latest one, e.g. 7d, 1y6m, 36h");
+  cmd->add_option("--keep-tag", f->keep_tags, "Keep snapshots with this tag (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_flag("--dry-run,-n", f->dry_run, "Only print what would be removed and why");
+  cmd->add_flag("--no-prune", f->no_prune,
+                "Only forget the snapshots; leave unused blobs until the next forget");
+  return [&global, f] { return RunForget(global, *f); };
+}
+
+}  // namespace cairn::cli

@@ -1,0 +1,57 @@
+// `cairn reclaim SIZE`: sets what this peer lends to SIZE ("0" empties it). Blobs over the new
+// quota are handed to other peers (placement) and deleted here only once stored there; their
+// owners are told (BlobMoved). Refused, with nothing moved or deleted, when the other peers lack
+// the room (POST /v1/reclaim).
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "cairn/base/bytes.h"
+#include "cairn/base/status.h"
+#include "cairn/cli/api_client.h"
+#include "cairn/cli/commands.h"
+#include "cairn/cli/output.h"
+#include "cairn/cli/progress.h"
+
+namespace cairn::cli {
+namespace {
+
+int RunReclaim(const GlobalOptions& global, const std::string& size) {
+  absl::StatusOr<uint64_t> quota = ParseSize(size);
+  if (!quota.ok()) return PrintUsageError("SIZE: " + std::string(quota.status().message()));
+  absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
+  if (!api.ok()) return PrintError(api.status());
+  absl::StatusOr<nlohmann::json> started =
+      (*api)->Post("/v1/reclaim", nlohmann::json{{"quota", *quota}});
+  if (!started.ok()) return PrintError(started.status());
+  std::string job_id = Str(*started, "job_id");
+  if (job_id.empty()) return PrintError(absl::InternalError("the peer returned no job id"));
+  ProgressBar bar(!global.json && ProgressBar::StderrIsTerminal());
+  absl::StatusOr<nlohmann::json> job = (*api)->WaitForJob(job_id, &bar);
+  if (!job.ok()) return PrintError(Annotate(job.status(), "reclaim failed"));
+  const nlohmann::json& r = (*job)["result"];
+  if (global.json) {
+    PrintJson(r);
+    return kExitOk;
+  }
+  std::cout << "quota:   " << FormatSize(U64(r, "old_quota")) << " -> "
+            << FormatSize(U64(r, "quota")) << "\n"
+            << "moved:   " << U64(r, "moved_blobs") << " blobs ("
+            << FormatSize(U64(r, "moved_bytes")) << ") to other peers\n"
+            << "evicted: " << U64(r, "evicted_blobs") << " extra copies ("
+            << FormatSize(U64(r, "evicted_bytes")) << ")\n"
+            << "used:    " << FormatSize(U64(r, "used")) << std::endl;
+  return kExitOk;
+}
+
+}  // namespace
+
+Action RegisterReclaim(CLI::App& app, GlobalOptions& global) {
+  auto size = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand(
+      "reclaim", "Lend less space: move blobs over the new quota to other peers first");
+  cmd->add_option("size", *size, "New quota, e.g. 20G, 500M, or 0 to empty this peer")->required();
+  return [&global, size] { return RunReclaim(global, *size); };
+}
+
+}  // namespace cairn::cli

@@ -1,0 +1,407 @@
+// The daemon's space and lifecycle work (issue 4): forget + garbage collection, removing a path
+// from snapshots, reclaim (evacuation), and the maintenance loop that delivers queued deletions
+// and BlobMoved notices, places extra copies and evacuates when used > quota.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "cairn/base/status.h"
+#include "cairn/daemon/daemon.h"
+#include "cairn/daemon/json_paths.h"
+#include "cairn/engine/extras.h"
+#include "cairn/engine/gc.h"
+#include "cairn/engine/reclaim.h"
+#include "cairn/engine/restore.h"
+#include "cairn/engine/retention.h"
+#include "cairn/engine/rewrite.h"
+
+namespace cairn::daemon {
+namespace {
+
+using Json = nlohmann::json;
+
+// How often queued deletions and notices are retried while any are queued.
+constexpr std::chrono::seconds kDeliveryInterval{10};
+// How often an evacuation is retried while used > quota.
+constexpr std::chrono::seconds kReclaimRetry{60};
+
+absl::StatusOr<engine::RetentionPolicy> PolicyFrom(const RetentionConfig& c) {
+  engine::RetentionPolicy p;
+  p.keep_last = c.keep_last;
+  p.keep_hourly = c.keep_hourly;
+  p.keep_daily = c.keep_daily;
+  p.keep_weekly = c.keep_weekly;
+  p.keep_monthly = c.keep_monthly;
+  p.keep_yearly = c.keep_yearly;
+  if (!c.keep_within.empty()) {
+    CAIRN_ASSIGN_OR_RETURN(p.keep_within, engine::ParseRetentionDuration(c.keep_within));
+  }
+  p.keep_tags = c.keep_tags;
+  return p;
+}
+
+Json DecisionJson(const engine::RetentionDecision& d) {
+  Json j = SnapshotJson(d.snapshot);
+  Json reasons = Json::array();
+  for (const auto& r : d.reasons) reasons.push_back(SanitizeUtf8(r));
+  j["reasons"] = reasons;
+  return j;
+}
+
+Json GcJson(const engine::GcReport& r) {
+  return Json{{"snapshots", r.snapshots},
+              {"referenced_chunks", r.referenced_chunks},
+              {"unreferenced_chunks", r.unreferenced_chunks},
+              {"unreferenced_bytes", r.unreferenced_bytes},
+              {"deletions_queued", r.deletions_queued}};
+}
+
+Json DeliveryJson(const engine::DeliveryReport& r) {
+  return Json{{"delivered", r.delivered},
+              {"peers_done", r.peers_done},
+              {"peers_unreachable", r.peers_unreachable},
+              {"pending", r.pending}};
+}
+
+bool SameGroup(const format::Snapshot& a, const format::Snapshot& b) {
+  std::vector<std::string> pa = a.paths, pb = b.paths;
+  std::sort(pa.begin(), pa.end());
+  std::sort(pb.begin(), pb.end());
+  return a.hostname == b.hostname && pa == pb;
+}
+
+// The path inside `snapshot` for absolute path `abs`: root entries are named by the last
+// component of each backed-up path ("root" for "/"), see engine/backup.cc. nullopt when `abs`
+// is not under any of the snapshot's paths.
+std::optional<std::string> SnapshotPathFor(const format::Snapshot& snapshot,
+                                           const std::string& abs) {
+  for (const std::string& p : snapshot.paths) {
+    std::string base = p == "/" ? std::string("root") : p.substr(p.find_last_of('/') + 1);
+    if (abs == p) return base;
+    std::string prefix = p == "/" ? p : p + "/";
+    if (abs.size() > prefix.size() && abs.compare(0, prefix.size(), prefix) == 0) {
+      return base + "/" + abs.substr(prefix.size());
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+absl::StatusOr<Json> Daemon::CollectAndDeliver(const std::atomic<bool>& cancel) {
+  engine::GcProgress progress;
+  CAIRN_ASSIGN_OR_RETURN(engine::GcReport gc,
+                         engine::CollectGarbage(ctx_, engine::GcOptions{}, &progress, &cancel));
+  CAIRN_ASSIGN_OR_RETURN(engine::DeliveryReport delivery, engine::DeliverDeletions(ctx_, &cancel));
+  spdlog::info(
+      "garbage collection: {} chunks referenced, {} unreferenced dropped; {} blob deletions "
+      "delivered, {} pending",
+      gc.referenced_chunks, gc.unreferenced_chunks, delivery.delivered, delivery.pending);
+  return Json{{"gc", GcJson(gc)}, {"deletions", DeliveryJson(delivery)}};
+}
+
+absl::StatusOr<Json> Daemon::ApplyRetentionAfterBackup(const index::SnapshotRecord& latest,
+                                                       const std::atomic<bool>& cancel) {
+  CAIRN_ASSIGN_OR_RETURN(engine::RetentionPolicy policy, PolicyFrom(config_.retention));
+  CAIRN_ASSIGN_OR_RETURN(std::vector<index::SnapshotRecord> all, catalog_->ListSnapshots());
+  std::vector<index::SnapshotRecord> group;
+  for (auto& r : all) {
+    if (SameGroup(r.snapshot, latest.snapshot)) group.push_back(std::move(r));
+  }
+  Json removed = Json::array();
+  for (const engine::RetentionDecision& d : engine::ApplyRetention(group, policy)) {
+    if (d.keep) continue;
+    CAIRN_RETURN_IF_ERROR(catalog_->RemoveSnapshot(d.snapshot.id).status());
+    spdlog::info("retention: forgot snapshot {}", d.snapshot.id.ShortHex());
+    removed.push_back(DecisionJson(d));
+  }
+  Json out{{"removed", removed}};
+  if (!removed.empty()) {
+    CAIRN_ASSIGN_OR_RETURN(Json collected, CollectAndDeliver(cancel));
+    out.update(collected);
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> Daemon::StartForget(const ForgetRequest& request) {
+  // Resolve named snapshots now, so that a typo is an error of the request, not of the job.
+  std::vector<index::SnapshotRecord> named;
+  for (const std::string& spec : request.snapshots) {
+    CAIRN_ASSIGN_OR_RETURN(index::SnapshotRecord r, engine::ResolveSnapshot(catalog_.get(), spec));
+    named.push_back(std::move(r));
+  }
+  engine::RetentionPolicy policy;
+  if (named.empty()) {
+    CAIRN_ASSIGN_OR_RETURN(policy, PolicyFrom(request.policy));
+  }
+  auto phase = std::make_shared<std::atomic<int>>(0);  // 0 choose, 1 collect, 2 deliver
+  JobFunctions fns;
+  fns.progress = [phase] {
+    static const char* kPhases[] = {"forget", "garbage collection", "delete blobs"};
+    return Json{{"phase", kPhases[std::clamp(phase->load(), 0, 2)]}};
+  };
+  fns.run = [this, request, named, policy,
+             phase](const std::atomic<bool>& cancel) -> absl::StatusOr<Json> {
+    std::vector<engine::RetentionDecision> decisions;
+    CAIRN_ASSIGN_OR_RETURN(std::vector<index::SnapshotRecord> all, catalog_->ListSnapshots());
+    if (!named.empty()) {
+      std::set<ChunkId> ids;
+      for (const auto& r : named) ids.insert(r.id);
+      for (const auto& r : all) {
+        engine::RetentionDecision d;
+        d.snapshot = r;
+        d.keep = ids.count(r.id) == 0;
+        d.reasons.push_back(d.keep ? "not named" : "named on the command line");
+        decisions.push_back(std::move(d));
+      }
+    } else {
+      decisions = engine::ApplyRetention(all, policy);
+    }
+    Json kept = Json::array(), removed = Json::array();
+    for (const auto& d : decisions) (d.keep ? kept : removed).push_back(DecisionJson(d));
+    Json out{{"dry_run", request.dry_run}, {"kept", kept}, {"removed", removed}};
+    if (request.dry_run) return out;
+    for (const auto& d : decisions) {
+      if (d.keep) continue;
+      CAIRN_RETURN_IF_ERROR(catalog_->RemoveSnapshot(d.snapshot.id).status());
+    }
+    spdlog::info("forget: {} snapshots removed, {} kept", removed.size(), kept.size());
+    if (request.prune && !removed.empty()) {
+      *phase = 1;
+      CAIRN_ASSIGN_OR_RETURN(Json collected, CollectAndDeliver(cancel));
+      out.update(collected);
+    }
+    return out;
+  };
+  return jobs_->Start(JobKind::kForget, /*exclusive=*/true, std::move(fns));
+}
+
+absl::StatusOr<std::string> Daemon::StartDelete(const DeleteRequest& request) {
+  std::vector<index::SnapshotRecord> targets;
+  if (!request.snapshot.empty()) {
+    CAIRN_ASSIGN_OR_RETURN(index::SnapshotRecord r,
+                           engine::ResolveSnapshot(catalog_.get(), request.snapshot));
+    targets.push_back(std::move(r));
+  } else {
+    CAIRN_ASSIGN_OR_RETURN(targets, catalog_->ListSnapshots());
+  }
+  std::string abs = request.path;
+  while (abs.size() > 1 && abs.back() == '/') abs.pop_back();
+  auto done = std::make_shared<std::atomic<uint64_t>>(0);
+  const uint64_t total = targets.size();
+  JobFunctions fns;
+  fns.progress = [done, total] {
+    return Json{{"snapshots_total", total}, {"snapshots_done", done->load()}};
+  };
+  fns.run = [this, targets, abs, done](const std::atomic<bool>& cancel) -> absl::StatusOr<Json> {
+    Json rewritten = Json::array();
+    uint64_t unchanged = 0;
+    for (const index::SnapshotRecord& record : targets) {
+      if (cancel) return absl::CancelledError("delete cancelled");
+      std::optional<std::string> inner = SnapshotPathFor(record.snapshot, abs);
+      engine::RewriteResult result;
+      result.changed = false;
+      if (inner) {
+        CAIRN_ASSIGN_OR_RETURN(
+            result,
+            engine::RemovePath(ctx_, record, *inner, engine::SnapshotRedundancy(record.snapshot)));
+      }
+      ++*done;
+      if (!result.changed) {
+        ++unchanged;
+        continue;
+      }
+      spdlog::info("delete: snapshot {} rewritten as {} without {}", record.id.ShortHex(),
+                   result.snapshot.id.ShortHex(), SanitizeUtf8(abs));
+      rewritten.push_back(Json{{"old_id", record.id.Hex()},
+                               {"old_short_id", record.id.ShortHex()},
+                               {"new_id", result.snapshot.id.Hex()},
+                               {"new_short_id", result.snapshot.id.ShortHex()},
+                               {"removed_files", result.removed_files},
+                               {"removed_bytes", result.removed_bytes}});
+    }
+    if (rewritten.empty()) {
+      return absl::NotFoundError(absl::StrCat("'", SanitizeUtf8(abs), "' is in none of the ",
+                                              targets.size(),
+                                              " snapshot(s) searched; nothing was changed"));
+    }
+    Json out{{"rewritten", rewritten}, {"unchanged", unchanged}};
+    SetPathField(out, "path", abs);
+    CAIRN_ASSIGN_OR_RETURN(Json collected, CollectAndDeliver(cancel));
+    out.update(collected);
+    return out;
+  };
+  return jobs_->Start(JobKind::kDelete, /*exclusive=*/true, std::move(fns));
+}
+
+absl::StatusOr<std::string> Daemon::StartReclaim(const ReclaimRequest& request) {
+  auto progress = std::make_shared<engine::EvacuateProgress>();
+  const uint64_t quota = request.quota;
+  JobFunctions fns;
+  fns.progress = [progress] {
+    return Json{{"bytes_total", progress->bytes_total.load()},
+                {"bytes_done", progress->bytes_moved.load()},
+                {"blobs_moved", progress->blobs_moved.load()},
+                {"blobs_evicted", progress->blobs_evicted.load()}};
+  };
+  fns.run = [this, quota, progress](const std::atomic<bool>& cancel) -> absl::StatusOr<Json> {
+    const uint64_t old_quota = store_->Stats().quota;
+    // Lower the quota first so that no new blob arrives while the old ones move out.
+    CAIRN_RETURN_IF_ERROR(store_->SetQuota(quota));
+    engine::EvacuateContext ectx;
+    ectx.self = config_.peer_id;
+    ectx.store = store_.get();
+    ectx.outbox = outbox_.get();
+    ectx.peers = peer_set_.get();
+    ectx.spread = ctx_.spread;
+    ectx.rate = config_.repair_rate;
+    absl::StatusOr<engine::EvacuateReport> report =
+        engine::Evacuate(ectx, quota, progress.get(), &cancel);
+    // Tell the owners at once where their blobs went (queued ones go later).
+    auto notices = engine::DeliverMovedNotices(outbox_.get(), peer_set_.get());
+    if (!notices.ok()) spdlog::debug("BlobMoved notices: {}", notices.status().ToString());
+    if (!report.ok()) {
+      // The quota stays as it was: what moved stays moved; run it again when there is room.
+      (void)store_->SetQuota(old_quota);
+      membership_->UpdateSelf(old_quota, store_->Stats().used, store_->Stats().extra_bytes);
+      return Annotate(report.status(),
+                      absl::StrCat("reclaim to ", FormatSize(quota), " stopped; the quota stays ",
+                                   FormatSize(old_quota)));
+    }
+    CAIRN_RETURN_IF_ERROR(
+        Annotate(WriteBackQuota(config_.dir, quota), "write the new quota to cairn.toml"));
+    config_.quota = quota;
+    store::StoreStats stats = store_->Stats();
+    membership_->UpdateSelf(stats.quota, stats.used, stats.extra_bytes);
+    spdlog::info("reclaim: quota {} ; {} blobs moved ({}), {} extra copies evicted; used {}",
+                 FormatSize(quota), report->moved_blobs, FormatSize(report->moved_bytes),
+                 report->evicted_blobs, FormatSize(stats.used));
+    return Json{{"quota", quota},
+                {"old_quota", old_quota},
+                {"used", stats.used},
+                {"moved_blobs", report->moved_blobs},
+                {"moved_bytes", report->moved_bytes},
+                {"evicted_blobs", report->evicted_blobs},
+                {"evicted_bytes", report->evicted_bytes},
+                {"notices_delivered", notices.ok() ? *notices : 0}};
+  };
+  auto id = jobs_->Start(JobKind::kReclaim, /*exclusive=*/true, std::move(fns));
+  return id;
+}
+
+Json Daemon::LifecycleStatusJson() {
+  Json j;
+  store::StoreStats stats = store_->Stats();
+  j["extra_blobs"] = stats.extra_blobs;
+  j["extra_bytes"] = stats.extra_bytes;
+  Json owners = Json::array();
+  if (auto usage = store_->UsageByOwner(); usage.ok()) {
+    for (const store::OwnerUsage& u : *usage) {
+      owners.push_back(Json{{"owner", u.owner},
+                            {"blobs", u.blobs},
+                            {"bytes", u.bytes},
+                            {"extra_blobs", u.extra_blobs},
+                            {"extra_bytes", u.extra_bytes}});
+    }
+  }
+  j["owners"] = owners;
+  auto notices = outbox_->Count();
+  j["moved_notices_pending"] = notices.ok() ? *notices : 0;
+
+  // As a home peer.
+  auto cs = catalog_->Stats();
+  auto snapshots = catalog_->ListSnapshots();
+  if (cs.ok() && snapshots.ok()) {
+    uint64_t logical = 0;
+    for (const auto& s : *snapshots) logical += s.snapshot.stats.bytes;
+    Json home;
+    home["snapshots"] = snapshots->size();
+    home["logical_bytes"] = logical;  // file bytes over all snapshots
+    home["unique_bytes"] = cs->plain_bytes;
+    home["stored_bytes"] = cs->stored_bytes;
+    home["one_copy_bytes"] = cs->one_copy_bytes;
+    home["dedup_ratio"] = cs->plain_bytes ? static_cast<double>(logical) / cs->plain_bytes : 0.0;
+    home["redundancy_overhead"] =
+        cs->one_copy_bytes ? static_cast<double>(cs->stored_bytes) / cs->one_copy_bytes : 0.0;
+    home["chunks"] = cs->chunks;
+    home["chunks_at_target"] = cs->chunks_at_target;
+    home["chunks_below_target"] = cs->chunks_below_target;
+    home["extra_blobs"] = cs->extra_blobs;
+    home["extra_bytes"] = cs->extra_bytes;
+    home["pending_deletions"] = cs->pending_deletions;
+    j["home"] = home;
+  }
+  return j;
+}
+
+void Daemon::MaintenanceLoop() {
+  auto last_delivery = std::chrono::steady_clock::time_point::min();
+  auto last_reclaim = std::chrono::steady_clock::time_point::min();
+  std::map<PeerId, cluster::PeerState> states;
+  std::unique_lock<std::mutex> lock(ping_mu_);
+  while (!stopping_) {
+    ping_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; });
+    if (stopping_) break;
+    lock.unlock();
+    const auto now = std::chrono::steady_clock::now();
+
+    // A peer that comes back (or is new) gets what was queued for it at once.
+    bool came_back = false;
+    for (const auto& p : membership_->Peers()) {
+      if (p.self) continue;
+      auto it = states.find(p.info.id);
+      if (p.state == cluster::PeerState::kAlive &&
+          (it == states.end() || it->second != cluster::PeerState::kAlive)) {
+        came_back = true;
+      }
+      states[p.info.id] = p.state;
+    }
+    bool deliver = delivery_requested_.exchange(false) || came_back ||
+                   now - last_delivery >= kDeliveryInterval;
+    if (deliver) {
+      last_delivery = now;
+      auto owners = outbox_->Owners();
+      if (owners.ok() && !owners->empty()) {
+        auto n = engine::DeliverMovedNotices(outbox_.get(), peer_set_.get());
+        if (n.ok() && *n > 0) spdlog::info("delivered {} BlobMoved notices", *n);
+      }
+      auto peers = catalog_->PeersWithPendingDeletions();
+      if (peers.ok() && !peers->empty()) {
+        auto r = engine::DeliverDeletions(ctx_, &maintenance_cancel_);
+        if (r.ok() && r->delivered > 0) {
+          spdlog::info("delivered {} queued blob deletions ({} pending)", r->delivered, r->pending);
+        }
+      }
+    }
+
+    if ((config_.extra.metadata || config_.extra.data) && extras_requested_.exchange(false)) {
+      engine::ExtraOptions eo;
+      eo.metadata = config_.extra.metadata;
+      eo.data = config_.extra.data;
+      eo.copies = config_.extra.copies;
+      eo.max_fill = config_.extra.max_fill;
+      auto r = engine::PlaceExtraCopies(ctx_, eo, &maintenance_cancel_);
+      if (!r.ok()) {
+        spdlog::debug("extra copies: {}", r.status().ToString());
+      } else if (r->placed > 0) {
+        spdlog::info("placed {} extra copies ({})", r->placed, FormatSize(r->bytes));
+      }
+    }
+
+    store::StoreStats stats = store_->Stats();
+    if (stats.used > stats.quota && now - last_reclaim >= kReclaimRetry &&
+        !jobs_->Running(JobKind::kReclaim)) {
+      last_reclaim = now;
+      spdlog::info("{} used is over the quota of {}: moving blobs to other peers",
+                   FormatSize(stats.used), FormatSize(stats.quota));
+      auto id = StartReclaim(ReclaimRequest{stats.quota});
+      if (!id.ok()) spdlog::debug("reclaim: {}", id.status().ToString());
+    }
+    lock.lock();
+  }
+}
+
+}  // namespace cairn::daemon

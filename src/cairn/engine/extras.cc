@@ -1,0 +1,300 @@
+#include "cairn/engine/extras.h"
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <shared_mutex>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "cairn/base/status.h"
+#include "cairn/format/blob.h"
+
+namespace cairn::engine {
+namespace {
+
+constexpr size_t kPageSize = 512;
+constexpr size_t kMaxErrors = 100;
+
+bool Contains(const std::vector<PeerId>& v, PeerId id) {
+  return std::find(v.begin(), v.end(), id) != v.end();
+}
+
+bool Retryable(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kUnavailable ||
+         s.code() == absl::StatusCode::kDeadlineExceeded;
+}
+
+// The GC lock, shared (not locked without one).
+std::shared_lock<std::shared_mutex> SharedGcLock(std::shared_mutex* mu) {
+  return mu != nullptr ? std::shared_lock<std::shared_mutex>(*mu)
+                       : std::shared_lock<std::shared_mutex>();
+}
+
+// One run of PlaceExtraCopies.
+class ExtraPlacer {
+ public:
+  ExtraPlacer(const EngineContext& ctx, const ExtraOptions& options,
+              const std::atomic<bool>* cancel)
+      : ctx_(ctx), options_(options), cancel_(cancel) {
+    for (const StoragePeer& p : ctx.peers->Peers()) {
+      hosts_[p.id] = p.host;
+      if (!p.alive || p.id == ctx.owner) continue;
+      Target t;
+      t.quota = p.quota;
+      t.used = p.used;
+      targets_[p.id] = t;
+      candidates_.push_back({p.id, p.host, static_cast<double>(p.quota)});
+    }
+  }
+
+  absl::StatusOr<ExtraReport> Run() {
+    if (options_.copies == 0 || (!options_.metadata && !options_.data)) return Finish();
+    if (options_.metadata) {
+      CAIRN_RETURN_IF_ERROR(
+          Pass([](const index::ChunkRecord& r, size_t) { return r.kind != BlobKind::kData; }));
+    }
+    if (options_.data) {
+      // Pass h places extras of the data chunks whose regular holders are on h distinct hosts,
+      // and notes the next larger h that exists.
+      size_t h = 1;
+      while (!stop_) {
+        std::optional<size_t> next;
+        CAIRN_RETURN_IF_ERROR(Pass([&](const index::ChunkRecord& r, size_t hosts) {
+          if (r.kind != BlobKind::kData) return false;
+          if (hosts > h && (!next || hosts < *next)) next = hosts;
+          return hosts == h;
+        }));
+        if (!next) break;
+        h = *next;
+      }
+    }
+    return Finish();
+  }
+
+ private:
+  struct Target {
+    uint64_t quota = 0;
+    uint64_t used = 0;
+    bool full = false;         // refused a put (RESOURCE_EXHAUSTED)
+    bool unreachable = false;  // failed a call: skipped for this run
+  };
+
+  double Limit(const Target& t) const { return options_.max_fill * static_cast<double>(t.quota); }
+
+  bool HasRoom(const Target& t, uint64_t size) const {
+    return !t.full && !t.unreachable && static_cast<double>(t.used + size) <= Limit(t);
+  }
+
+  bool Exhausted(const Target& t) const {
+    return t.full || t.unreachable || static_cast<double>(t.used) >= Limit(t);
+  }
+
+  bool AllExhausted() const {
+    return std::all_of(targets_.begin(), targets_.end(),
+                       [&](const auto& kv) { return Exhausted(kv.second); });
+  }
+
+  size_t DistinctHosts(const index::ChunkRecord& r) const {
+    std::set<std::string> hosts;
+    for (PeerId p : r.holders) {
+      auto it = hosts_.find(p);
+      hosts.insert(it != hosts_.end() ? it->second : absl::StrCat("peer:", p));
+    }
+    return hosts.size();
+  }
+
+  void Error(const index::ChunkRecord& r, const std::string& what) {
+    if (report_.errors.size() < kMaxErrors) {
+      report_.errors.push_back(absl::StrCat("chunk ", r.id.ShortHex(), ": ", what));
+    }
+  }
+
+  // One walk over the catalog; `select(record, distinct hosts)` picks the chunks of this pass.
+  template <typename Select>
+  absl::Status Pass(Select select) {
+    std::optional<ChunkId> after;
+    while (!stop_) {
+      auto lock = SharedGcLock(ctx_.gc_lock);
+      CAIRN_ASSIGN_OR_RETURN(std::vector<index::ChunkRecord> page,
+                             ctx_.catalog->ListChunks(after, kPageSize));
+      if (page.empty()) break;
+      after = page.back().id;
+      for (const index::ChunkRecord& r : page) {
+        if (cancel_ != nullptr && cancel_->load()) {
+          return absl::CancelledError("extra copy placement cancelled");
+        }
+        if (r.erasure() || r.holders.empty()) continue;
+        if (!select(r, DistinctHosts(r))) continue;
+        if (AllExhausted()) {
+          stop_ = true;
+          break;
+        }
+        ++report_.chunks_considered;
+        CAIRN_RETURN_IF_ERROR(PlaceChunk(r));
+      }
+      if (page.size() < kPageSize) break;
+    }
+    return absl::OkStatus();
+  }
+
+  // The chunk's blob from a regular holder, else from an extra one.
+  absl::StatusOr<Bytes> Fetch(const index::ChunkRecord& r) {
+    std::vector<PeerId> sources;
+    for (PeerId p : r.holders)
+      if (targets_.count(p)) sources.push_back(p);  // alive ones first
+    for (PeerId p : r.holders)
+      if (!targets_.count(p) && p != ctx_.owner) sources.push_back(p);
+    for (PeerId p : r.extras)
+      if (p != ctx_.owner) sources.push_back(p);
+    const BlobKey key{ctx_.owner, r.id, 0};
+    std::vector<std::string> errors;
+    for (PeerId p : sources) {
+      auto client = ctx_.peers->Client(p);
+      if (!client) continue;
+      auto blob = client->GetBlob(key);
+      if (!blob.ok()) {
+        if (Retryable(blob.status())) ctx_.peers->ReportFailure(p);
+        errors.push_back(absl::StrCat("peer ", p, ": ", blob.status().ToString()));
+        continue;
+      }
+      // The peer verified its checksum; make sure it is this chunk's copies blob before
+      // spreading it (it is put as is, without decrypting).
+      auto header = format::ParseBlobHeader(*blob);
+      if (!header.ok() || header->owner != ctx_.owner || header->chunk != r.id ||
+          header->scheme != format::Scheme::kCopies) {
+        errors.push_back(absl::StrCat("peer ", p, ": not a copy of this chunk"));
+        continue;
+      }
+      return std::move(*blob);
+    }
+    return absl::UnavailableError(absl::StrCat(
+        "no copy could be read (",
+        errors.empty() ? std::string("no holder reachable") : absl::StrJoin(errors, "; "), ")"));
+  }
+
+  absl::Status PlaceChunk(const index::ChunkRecord& r) {
+    if (r.extras.size() >= options_.copies) return absl::OkStatus();
+    size_t need = options_.copies - r.extras.size();
+    std::optional<Bytes> blob;
+    uint64_t size = r.blob_size;
+    const BlobKey key{ctx_.owner, r.id, 0};
+    for (PeerId p : placement::PlacementOrder(r.id, candidates_, ctx_.spread)) {
+      if (need == 0) break;
+      if (p == ctx_.owner || Contains(r.holders, p) || Contains(r.extras, p)) continue;
+      Target& t = targets_[p];
+      if (!HasRoom(t, size)) continue;
+      if (!blob) {
+        auto fetched = Fetch(r);
+        if (!fetched.ok()) {
+          Error(r, std::string(fetched.status().message()));
+          return absl::OkStatus();
+        }
+        blob = std::move(*fetched);
+        size = blob->size();
+        if (!HasRoom(t, size)) continue;
+      }
+      auto client = ctx_.peers->Client(p);
+      if (!client) {
+        t.unreachable = true;
+        continue;
+      }
+      auto put = client->PutBlob(key, *blob, store::PutOptions{.extra = true});
+      if (!put.ok()) {
+        if (put.status().code() == absl::StatusCode::kResourceExhausted) {
+          t.full = true;
+        } else {
+          if (Retryable(put.status())) ctx_.peers->ReportFailure(p);
+          t.unreachable = true;
+          Error(r, absl::StrCat("peer ", p, ": ", put.status().ToString()));
+        }
+        continue;
+      }
+      // Already stored: the peer holds it (as extra, or as a regular copy the catalog does not
+      // know); recording it as extra never overstates the redundancy.
+      CAIRN_RETURN_IF_ERROR(Annotate(ctx_.catalog->AddExtraPlacement(r.id, p),
+                                     "record extra copy of chunk " + r.id.ShortHex()));
+      --need;
+      ++report_.placed;
+      if (*put == store::PutOutcome::kStored) {
+        t.used += size;
+        report_.bytes += size;
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<ExtraReport> Finish() {
+    report_.peers_full = 0;
+    for (const auto& [id, t] : targets_)
+      if (Exhausted(t)) ++report_.peers_full;
+    return std::move(report_);
+  }
+
+  const EngineContext& ctx_;
+  const ExtraOptions& options_;
+  const std::atomic<bool>* cancel_;
+  std::map<PeerId, std::string> hosts_;  // every known peer
+  std::map<PeerId, Target> targets_;     // live peers
+  std::vector<placement::Candidate> candidates_;
+  ExtraReport report_;
+  bool stop_ = false;
+};
+
+}  // namespace
+
+absl::StatusOr<ExtraReport> PlaceExtraCopies(const EngineContext& ctx, const ExtraOptions& options,
+                                             const std::atomic<bool>* cancel) {
+  if (!(options.max_fill > 0) || options.max_fill > 1) {
+    return absl::InvalidArgumentError("extra copies: max_fill must be in (0, 1]");
+  }
+  ExtraPlacer placer(ctx, options, cancel);
+  return placer.Run();
+}
+
+absl::StatusOr<uint64_t> PruneExtras(const EngineContext& ctx, const std::atomic<bool>* cancel) {
+  std::set<PeerId> alive;
+  for (const StoragePeer& p : ctx.peers->Peers())
+    if (p.alive) alive.insert(p.id);
+  std::set<PeerId> unreachable;
+  uint64_t forgotten = 0;
+  std::optional<ChunkId> after;
+  while (true) {
+    if (cancel != nullptr && cancel->load()) return absl::CancelledError("prune cancelled");
+    auto lock = SharedGcLock(ctx.gc_lock);
+    CAIRN_ASSIGN_OR_RETURN(std::vector<index::ChunkRecord> page,
+                           ctx.catalog->ListChunks(after, kPageSize));
+    if (page.empty()) break;
+    after = page.back().id;
+    std::map<PeerId, std::vector<BlobKey>> asks;
+    for (const auto& r : page) {
+      for (PeerId p : r.extras) asks[p].push_back({ctx.owner, r.id, 0});
+    }
+    for (const auto& [peer, keys] : asks) {
+      if (!alive.count(peer) || unreachable.count(peer)) continue;
+      auto client = ctx.peers->Client(peer);
+      if (!client) continue;
+      for (size_t i = 0; i < keys.size(); i += net::kMaxKeysPerCall) {
+        std::span<const BlobKey> batch(keys.data() + i,
+                                       std::min(net::kMaxKeysPerCall, keys.size() - i));
+        auto has = client->HasBlobs(batch);
+        if (!has.ok() || has->size() != batch.size()) {
+          if (!has.ok() && Retryable(has.status())) ctx.peers->ReportFailure(peer);
+          unreachable.insert(peer);
+          break;
+        }
+        for (size_t j = 0; j < batch.size(); ++j) {
+          if ((*has)[j]) continue;
+          CAIRN_RETURN_IF_ERROR(ctx.catalog->RemoveExtraPlacements(batch[j].chunk, {peer}));
+          ++forgotten;
+        }
+      }
+    }
+    if (page.size() < kPageSize) break;
+  }
+  return forgotten;
+}
+
+}  // namespace cairn::engine
