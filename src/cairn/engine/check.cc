@@ -318,6 +318,22 @@ absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions
     }
     if (outcome->at_target) {
       report.repaired++;
+      // A placement forgotten because its peer was down may still hold the blob. Now that the
+      // chunk is at target without it, queue its deletion so that the blob does not outlive
+      // the index's knowledge of it (garbage collection could never reach it): delivered when
+      // the peer is back, cancelled if the blob is placed there again meanwhile. Below target,
+      // such a blob is kept: it may still be the copy that saves the chunk.
+      std::vector<PeerId> now_holders = outcome->holders;
+      for (PeerId p : gone_holders) {
+        if (std::find(now_holders.begin(), now_holders.end(), p) != now_holders.end()) continue;
+        CAIRN_RETURN_IF_ERROR(ctx.catalog->QueueDeletions(p, {index::ChunkShard{id, 0}}));
+      }
+      for (const auto& sh : gone_shards) {
+        if (std::find(outcome->shards.begin(), outcome->shards.end(), sh) != outcome->shards.end())
+          continue;
+        CAIRN_RETURN_IF_ERROR(
+            ctx.catalog->QueueDeletions(sh.peer, {index::ChunkShard{id, sh.shard}}));
+      }
     } else {
       fail(absl::UnavailableError("not enough live peers with space to reach the target"));
     }

@@ -1,6 +1,7 @@
 // Check and repair through in-memory peers: check sees every lost, dead or corrupt blob;
 // repair brings every chunk back to its target on live peers; what was restorable stays so.
 #include "cairn/engine/check.h"
+#include "cairn/engine/gc.h"
 
 #include <gtest/gtest.h>
 
@@ -120,6 +121,35 @@ TEST_F(CheckTest, DeadPeerIsRepairedFromTheSurvivingCopy) {
   EXPECT_TRUE(after.healthy()) << after.below_target << " below, " << after.lost << " lost";
   // A second repair has nothing to do (idempotent).
   EXPECT_EQ(MustRepair().repaired, 0u);
+  ExpectRestorable();
+}
+
+TEST_F(CheckTest, RepairQueuesDeletionOfCopiesOnThePeerItReplaced) {
+  // The blobs of a peer that was down when repair replaced them must not outlive the index's
+  // knowledge of them: repair queues their deletion, delivered when the peer is back.
+  Backup(std::nullopt, 2);
+  const uint64_t held = peers_.BlobCount(3);
+  ASSERT_GT(held, 0u);
+  peers_.SetReachable(3, false);
+  peers_.SetAlive(3, false);
+  RepairReport rep = MustRepair();
+  EXPECT_EQ(rep.still_below_target, 0u);
+  auto queued = catalog_->ListPendingDeletions(3, 100000);
+  ASSERT_TRUE(queued.ok()) << queued.status();
+  EXPECT_EQ(queued->size(), held);
+  for (PeerId p : {2, 4, 5}) {
+    auto other = catalog_->ListPendingDeletions(p, 10);
+    ASSERT_TRUE(other.ok());
+    EXPECT_TRUE(other->empty()) << "peer " << p;
+  }
+  // Peer 3 comes back: its stale copies are deleted; everything is still at target.
+  peers_.SetReachable(3, true);
+  peers_.SetAlive(3, true);
+  auto delivered = DeliverDeletions(ctx_);
+  ASSERT_TRUE(delivered.ok()) << delivered.status();
+  EXPECT_EQ(delivered->delivered, held);
+  EXPECT_EQ(peers_.BlobCount(3), 0u);
+  EXPECT_TRUE(MustCheck().healthy());
   ExpectRestorable();
 }
 

@@ -72,6 +72,25 @@ class Evacuation {
           "cannot reclaim: ", must_move, " bytes must move but the other peers have only ", free,
           " bytes free; nothing was moved or deleted"));
     }
+    // An owner never takes its own blobs: whatever must move of owner o's blobs (at least what
+    // is left after every other owner's moved) needs room on peers other than o.
+    CAIRN_ASSIGN_OR_RETURN(std::vector<store::OwnerUsage> owners, ctx_.store->UsageByOwner());
+    for (const store::OwnerUsage& o : owners) {
+      const uint64_t regular_o = o.bytes - std::min(o.extra_bytes, o.bytes);
+      const uint64_t others_regular = regular - std::min(regular_o, regular);
+      const uint64_t needed = must_move > others_regular ? must_move - others_regular : 0;
+      uint64_t free_o = 0;
+      if (auto it = others_.find(o.owner);
+          it != others_.end() && it->second.quota > it->second.used) {
+        free_o = it->second.quota - it->second.used;
+      }
+      if (needed > free - free_o) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat("cannot reclaim: ", needed, " bytes of peer ", o.owner,
+                         "'s blobs must move but the peers other than it have only ", free - free_o,
+                         " bytes free; nothing was moved or deleted"));
+      }
+    }
     if (progress_ != nullptr) progress_->bytes_total = must_move;
 
     if (stats.used > target_) {
