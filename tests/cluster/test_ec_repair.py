@@ -178,8 +178,9 @@ class EcRepairTest(harness.ClusterTestCase):
                                         f"chunk {chunk[1]}: shards not on 6 distinct survivors: "
                                         f"{shards}")
                 self.assertNotIn(1, holders)
-            else:  # replicated: at least as many live copies as before the deaths
-                self.assertGreaterEqual(len(shards.get(0, ())), len(shards_before[0]),
+            else:  # small chunk, replicated: M+1 live copies (extra copies, which repair does
+                # not replace, may have been among those before the deaths)
+                self.assertGreaterEqual(len(shards.get(0, ())), M + 1,
                                         f"chunk {chunk[1]} copies: before {shards_before}, "
                                         f"after {shards}")
         self.restore_and_compare("restore_after_repair")
