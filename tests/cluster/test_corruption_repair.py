@@ -63,8 +63,10 @@ class CorruptionRepairTest(harness.ClusterTestCase):
         cls.src_ec = os.path.join(cls.tmp, "ec")
         make_tree(cls.src_copies, cls.rng, 6, 30)
         make_tree(cls.src_ec, cls.rng, 6, 30)
+        # No extra copies: check --read-data does not read them (they never count), so a
+        # flipped extra copy would not be reported.
         cls.c = cls.make_cluster(7, scrub=False, chunk_min="64K", chunk_avg="128K",
-                                 chunk_max="512K")
+                                 chunk_max="512K", config={("extra", "metadata"): "false"})
         cls.snaps = {}
         for name, src, args in (("copies", cls.src_copies, ["--copies", "2"]),
                                 ("ec", cls.src_ec, ["--ec", "4+2"])):
