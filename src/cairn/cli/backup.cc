@@ -22,6 +22,7 @@ struct BackupFlags {
   std::string ec;       // "K+M"; "" = copies (or the peer's configured default)
   std::vector<std::string> tags;
   std::vector<std::string> excludes;
+  bool rehash = false;
 };
 
 void PrintSummary(const nlohmann::json& r) {
@@ -33,8 +34,20 @@ void PrintSummary(const nlohmann::json& r) {
   }
   std::cout << "snapshot " << Str(r, "short_id") << " saved\n"
             << "files:      " << U64(r, "files") << " (" << U64(r, "files_read") << " read, "
-            << U64(r, "files_unchanged") << " unchanged)\n"
-            << "bytes read: " << FormatSize(U64(r, "bytes_read")) << "\n"
+            << U64(r, "files_unchanged")
+            << (Bool(r, "rehash") ? " unchanged by content)\n" : " unchanged)\n");
+  if (uint64_t reread = U64(r, "files_reread"); reread > 0) {
+    uint64_t flagged = U64(r, "files_changed_during_read");
+    std::cout << "re-read:    " << reread << (reread == 1 ? " file" : " files")
+              << " changed while being read";
+    if (flagged > 0) std::cout << " (" << flagged << " kept changing: stored as read)";
+    std::cout << "\n";
+  }
+  if (uint64_t silent = U64(r, "files_changed_same_metadata"); silent > 0) {
+    std::cout << "rehash:     " << silent << (silent == 1 ? " file" : " files")
+              << " changed with size, mtime, ctime and inode unchanged\n";
+  }
+  std::cout << "bytes read: " << FormatSize(U64(r, "bytes_read")) << "\n"
             << "new data:   " << FormatSize(U64(r, "new_bytes")) << " in " << U64(r, "new_chunks")
             << " new chunks (of " << U64(r, "chunks") << " chunks)\n"
             << "sent:       " << FormatSize(U64(r, "sent_bytes")) << " (" << redundancy << ")\n"
@@ -83,6 +96,7 @@ int RunBackup(const GlobalOptions& global, const BackupFlags& f) {
   }
   daemon::SetPathArray(body, "tags", f.tags);
   daemon::SetPathArray(body, "excludes", f.excludes);
+  if (f.rehash) body["rehash"] = true;
 
   absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
   if (!api.ok()) return PrintError(api.status());
@@ -120,6 +134,9 @@ Action RegisterBackup(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--exclude", flags->excludes,
                   "Skip names or paths matching this glob (repeatable)")
       ->allow_extra_args(false);
+  cmd->add_flag("--rehash", flags->rehash,
+                "Read every file and compare its content with the last snapshot instead of its "
+                "size, mtime, ctime and inode (slower; finds changes that kept the metadata)");
   return [&global, flags] { return RunBackup(global, *flags); };
 }
 

@@ -13,6 +13,7 @@
 #include "cairn/cli/output.h"
 #include "cairn/cli/progress.h"
 #include "cairn/cluster/cluster_key.h"
+#include "cairn/cluster/recovery_key.h"
 #include "cairn/daemon/daemon.h"
 #include "cairn/daemon/json_paths.h"
 #include "cairn/daemon/peer_dir.h"
@@ -210,6 +211,43 @@ TEST(CliTest, ClusterTokenAndJoin) {
   EXPECT_EQ(r.code, 1);  // another key is already there
   EXPECT_THAT(r.err, HasSubstr("never overwritten"));
   EXPECT_EQ(Cairn({"cluster", "--dir", two}).code, 2);  // subcommand missing
+}
+
+// `cairn key export` prints the directory's keys as a recovery key; `cairn recover` refuses a
+// mistyped key or another peer id (usage errors) and an existing peer directory, making nothing.
+TEST(CliTest, KeyExportAndRecoverRefusals) {
+  daemon::testing::TempDir tmp;
+  const std::string one = tmp.File("one");
+  ASSERT_EQ(Cairn({"init", "--dir", one, "--peer-id", "5"}).code, 0);
+  CliRun r = Cairn({"key", "export", "--dir", one});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("OFF this machine"));
+  const std::string text(absl::StripAsciiWhitespace(r.out));
+  auto key = cluster::ParseRecoveryKey(text);
+  ASSERT_TRUE(key.ok()) << key.status() << ": " << text;
+  EXPECT_EQ(key->peer_id, 5u);
+  EXPECT_EQ(key->owner_key, *daemon::LoadOwnerKey(one));
+  EXPECT_EQ(key->cluster_key, *daemon::LoadClusterKey(one));
+  EXPECT_EQ(key->node_id, *daemon::LoadOrCreateNodeId(one));
+  r = Cairn({"key", "export", "--dir", one, "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["recovery_key"], text);
+  EXPECT_EQ(Cairn({"key", "--dir", one}).code, 2);  // subcommand missing
+
+  const std::string two = tmp.File("two");
+  std::string typo = text;
+  typo[20] = typo[20] == 'a' ? 'b' : 'a';  // a base32 character (not a group dash)
+  r = Cairn({"recover", "--recovery-key", typo, "--peer-id", "5", "--dir", two});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("mistyped"));
+  r = Cairn({"recover", "--recovery-key", text, "--peer-id", "6", "--dir", two});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("belongs to peer 5"));
+  EXPECT_FALSE(fs::exists(two));
+  r = Cairn({"recover", "--recovery-key", text, "--peer-id", "5", "--dir", one});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("already a cairn peer directory"));
+  EXPECT_EQ(key->owner_key, *daemon::LoadOwnerKey(one));  // untouched
 }
 
 TEST(CliTest, NoPeerRunningIsAClearError) {

@@ -39,6 +39,16 @@ Action RegisterRepair(CLI::App& app, GlobalOptions& global);
 Action RegisterForget(CLI::App& app, GlobalOptions& global);
 Action RegisterDelete(CLI::App& app, GlobalOptions& global);
 Action RegisterReclaim(CLI::App& app, GlobalOptions& global);
+Action RegisterKey(CLI::App& app, GlobalOptions& global);
+Action RegisterRecover(CLI::App& app, GlobalOptions& global);
+// Versions (issue 5): versions.cc, diff.cc, find.cc.
+Action RegisterVersions(CLI::App& app, GlobalOptions& global);
+Action RegisterDiff(CLI::App& app, GlobalOptions& global);
+Action RegisterFind(CLI::App& app, GlobalOptions& global);
+Action RegisterMount(CLI::App& app, GlobalOptions& global);
+// Continuous backup (issue 5): source.cc (add|list|remove), watch.cc.
+Action RegisterSource(CLI::App& app, GlobalOptions& global);
+Action RegisterWatch(CLI::App& app, GlobalOptions& global);
 
 // `path` made absolute against the working directory (the peer runs elsewhere) and lexically
 // normal, without a trailing '/'. Symlinks are not resolved.

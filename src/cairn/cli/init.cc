@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "cairn/base/bytes.h"
 #include "cairn/cli/commands.h"
+#include "cairn/cli/init_flags.h"
 #include "cairn/cli/output.h"
 #include "cairn/cluster/cluster_key.h"
 #include "cairn/daemon/config.h"
@@ -15,28 +16,13 @@
 namespace cairn::cli {
 namespace {
 
-struct InitFlags {
-  uint64_t peer_id = 0;
-  std::string listen = "127.0.0.1:0";
-  std::string api = "127.0.0.1:0";
-  std::string quota = "10G";
-  std::string host_id;
-  std::vector<std::string> seeds;
-  uint32_t copies = 2;
-  std::string chunk_min, chunk_avg, chunk_max;
-  std::string ping_interval, suspect_after, dead_after;
+struct JoinInitFlags : InitFlags {
   std::string join;  // --join TOKEN (cairn cluster token)
 };
 
-int RunInit(const GlobalOptions& global, const InitFlags& f) {
+int RunInit(const GlobalOptions& global, const JoinInitFlags& f) {
   daemon::Config c;
-  c.dir = global.dir;
-  c.peer_id = f.peer_id;
-  c.listen = f.listen;
-  c.api = f.api;
-  c.host_id = f.host_id.empty() ? daemon::DefaultHostId() : f.host_id;
-  c.seeds = f.seeds;
-  c.copies = f.copies;
+  if (int rc = ConfigFromInitFlags(global, f, c); rc != kExitOk) return rc;
   std::optional<cluster::JoinToken> token;
   if (!f.join.empty()) {
     auto parsed = cluster::ParseJoinToken(f.join);
@@ -47,6 +33,78 @@ int RunInit(const GlobalOptions& global, const InitFlags& f) {
       c.seeds.push_back(token->address);
     }
   }
+  absl::StatusOr<daemon::InitReport> report =
+      daemon::InitPeerDir(c, token ? std::optional<codec::Key>(token->key) : std::nullopt);
+  if (!report.ok()) {
+    // Invalid settings come from the flags: a usage error.
+    if (absl::IsInvalidArgument(report.status())) {
+      return PrintUsageError(std::string(report.status().message()));
+    }
+    return PrintError(report.status());
+  }
+  if (global.json) {
+    nlohmann::json j;
+    j["peer_id"] = c.peer_id;
+    daemon::SetPathField(j, "dir", c.dir);
+    daemon::SetPathField(j, "config", daemon::ConfigPath(c.dir));
+    daemon::SetPathArray(j, "created", report->created);
+    j["joined"] = token.has_value();
+    j["seeds"] = c.seeds;
+    PrintJson(j);
+    return kExitOk;
+  }
+  std::cout << "initialized cairn peer " << c.peer_id << " in " << c.dir << "\n";
+  for (const std::string& path : report->created) std::cout << "  created " << path << "\n";
+  if (token) {
+    std::cout << "joined the cluster of the peer at " << token->address << " (seed)\n";
+  } else {
+    std::cout << "made a new cluster key; let other peers join with the token from "
+              << "`cairn cluster token --dir " << c.dir << "`\n";
+  }
+  std::cout << "print this peer's recovery key with `cairn key export --dir " << c.dir
+            << "` and keep it off this machine: without it a lost machine's backups cannot be "
+               "decrypted\n"
+            << "start the peer with: cairn peer --dir " << c.dir << std::endl;
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddInitFlags(CLI::App* cmd, InitFlags& f) {
+  InitFlags* flags = &f;
+  cmd->add_option("--peer-id", flags->peer_id, "This peer's permanent id (unique, >= 1)")
+      ->required()
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 62));
+  cmd->add_option("--listen", flags->listen, "Peer service address HOST:PORT (port 0 = pick)")
+      ->capture_default_str();
+  cmd->add_option("--api", flags->api, "Local HTTP API address, loopback only")
+      ->capture_default_str();
+  cmd->add_option("--quota", flags->quota, "Disk space lent to other peers (e.g. 500M, 20G, 1T)")
+      ->capture_default_str();
+  cmd->add_option("--host-id", flags->host_id,
+                  "Failure domain name (default: /etc/machine-id, else the host name)");
+  cmd->add_option("--seed", flags->seeds, "Another peer's listen address (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--copies", flags->copies, "Default number of copies per chunk")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  // Advanced settings, mostly for tests.
+  cmd->add_option("--chunk-min", flags->chunk_min, "Chunker minimum size")->group("");
+  cmd->add_option("--chunk-avg", flags->chunk_avg, "Chunker average size")->group("");
+  cmd->add_option("--chunk-max", flags->chunk_max, "Chunker maximum size")->group("");
+  cmd->add_option("--ping-interval", flags->ping_interval, "Ping interval")->group("");
+  cmd->add_option("--suspect-after", flags->suspect_after, "Suspect after")->group("");
+  cmd->add_option("--dead-after", flags->dead_after, "Dead after")->group("");
+}
+
+int ConfigFromInitFlags(const GlobalOptions& global, const InitFlags& f, daemon::Config& c) {
+  c.dir = global.dir;
+  c.peer_id = f.peer_id;
+  c.listen = f.listen;
+  c.api = f.api;
+  c.host_id = f.host_id.empty() ? daemon::DefaultHostId() : f.host_id;
+  c.seeds = f.seeds;
+  c.copies = f.copies;
   auto size = [](const char* flag, const std::string& text, uint64_t& out) -> bool {
     auto v = ParseSize(text);
     if (!v.ok()) {
@@ -89,71 +147,16 @@ int RunInit(const GlobalOptions& global, const InitFlags& f) {
   }
   // A short --dead-after alone should not trip "suspect_after longer than dead_after".
   if (f.suspect_after.empty() && c.suspect_after > c.dead_after) c.suspect_after = c.dead_after;
-  absl::StatusOr<daemon::InitReport> report =
-      daemon::InitPeerDir(c, token ? std::optional<codec::Key>(token->key) : std::nullopt);
-  if (!report.ok()) {
-    // Invalid settings come from the flags: a usage error.
-    if (absl::IsInvalidArgument(report.status())) {
-      return PrintUsageError(std::string(report.status().message()));
-    }
-    return PrintError(report.status());
-  }
-  if (global.json) {
-    nlohmann::json j;
-    j["peer_id"] = c.peer_id;
-    daemon::SetPathField(j, "dir", c.dir);
-    daemon::SetPathField(j, "config", daemon::ConfigPath(c.dir));
-    daemon::SetPathArray(j, "created", report->created);
-    j["joined"] = token.has_value();
-    j["seeds"] = c.seeds;
-    PrintJson(j);
-    return kExitOk;
-  }
-  std::cout << "initialized cairn peer " << c.peer_id << " in " << c.dir << "\n";
-  for (const std::string& path : report->created) std::cout << "  created " << path << "\n";
-  if (token) {
-    std::cout << "joined the cluster of the peer at " << token->address << " (seed)\n";
-  } else {
-    std::cout << "made a new cluster key; let other peers join with the token from "
-              << "`cairn cluster token --dir " << c.dir << "`\n";
-  }
-  std::cout << "keep a copy of " << daemon::OwnerKeyPath(c.dir)
-            << ": without it this peer's backups cannot be decrypted\n"
-            << "start the peer with: cairn peer --dir " << c.dir << std::endl;
   return kExitOk;
 }
 
-}  // namespace
-
 Action RegisterInit(CLI::App& app, GlobalOptions& global) {
-  auto flags = std::make_shared<InitFlags>();
+  auto flags = std::make_shared<JoinInitFlags>();
   CLI::App* cmd = app.add_subcommand("init", "Create a peer directory (config, keys, index)");
-  cmd->add_option("--peer-id", flags->peer_id, "This peer's permanent id (unique, >= 1)")
-      ->required()
-      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 62));
-  cmd->add_option("--listen", flags->listen, "Peer service address HOST:PORT (port 0 = pick)")
-      ->capture_default_str();
-  cmd->add_option("--api", flags->api, "Local HTTP API address, loopback only")
-      ->capture_default_str();
-  cmd->add_option("--quota", flags->quota, "Disk space lent to other peers (e.g. 500M, 20G, 1T)")
-      ->capture_default_str();
-  cmd->add_option("--host-id", flags->host_id,
-                  "Failure domain name (default: /etc/machine-id, else the host name)");
-  cmd->add_option("--seed", flags->seeds, "Another peer's listen address (repeatable)")
-      ->allow_extra_args(false);
+  AddInitFlags(cmd, *flags);
   cmd->add_option("--join", flags->join,
                   "Join the cluster of a member: the token printed by `cairn cluster token` "
                   "there (default: make a new cluster)");
-  cmd->add_option("--copies", flags->copies, "Default number of copies per chunk")
-      ->check(CLI::Range(1, 64))
-      ->capture_default_str();
-  // Advanced settings, mostly for tests.
-  cmd->add_option("--chunk-min", flags->chunk_min, "Chunker minimum size")->group("");
-  cmd->add_option("--chunk-avg", flags->chunk_avg, "Chunker average size")->group("");
-  cmd->add_option("--chunk-max", flags->chunk_max, "Chunker maximum size")->group("");
-  cmd->add_option("--ping-interval", flags->ping_interval, "Ping interval")->group("");
-  cmd->add_option("--suspect-after", flags->suspect_after, "Suspect after")->group("");
-  cmd->add_option("--dead-after", flags->dead_after, "Dead after")->group("");
   return [&global, flags] { return RunInit(global, *flags); };
 }
 

@@ -1,6 +1,8 @@
 // `cairn restore SNAPSHOT[:PATH] --target DIR`: restores a snapshot or a path in it
-// (POST /v1/restore) and follows the job.
+// (POST /v1/restore) and follows the job. `cairn restore --at TIME PATH --target DIR`
+// restores PATH as it was at TIME: from the newest snapshot at or before TIME that holds it.
 #include <iostream>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "cairn/base/bytes.h"
@@ -10,29 +12,47 @@
 #include "cairn/cli/output.h"
 #include "cairn/cli/progress.h"
 #include "cairn/daemon/json_paths.h"
+#include "cairn/engine/versions.h"
 
 namespace cairn::cli {
 namespace {
 
 struct RestoreFlags {
-  std::string spec;  // SNAPSHOT[:PATH]
+  std::string spec;  // SNAPSHOT[:PATH], or PATH with --at
   std::string target;
+  std::string at;  // TIME (engine::ParseTimePoint, local times allowed)
 };
 
 int RunRestore(const GlobalOptions& global, const RestoreFlags& f) {
   // Snapshot ids are hex and never contain ':', so the first ':' ends the id.
   std::string snapshot = f.spec, path;
-  size_t colon = f.spec.find(':');
-  if (colon != std::string::npos) {
-    snapshot = f.spec.substr(0, colon);
-    path = f.spec.substr(colon + 1);
+  std::optional<int64_t> at_ns;
+  if (!f.at.empty()) {
+    // --at TIME PATH: PATH is a path on this machine, absolute or relative to the cwd.
+    if (f.spec.empty()) return PrintUsageError("--at needs the PATH to restore");
+    absl::StatusOr<int64_t> t =
+        engine::ParseTimePoint(f.at, /*allow_local=*/true, /*allow_unix_ns=*/false);
+    if (!t.ok()) return PrintUsageError(std::string(t.status().message()));
+    at_ns = *t;
+    path = AbsolutePath(f.spec);
+  } else {
+    if (f.spec.empty()) return PrintUsageError("a snapshot is required (or --at TIME PATH)");
+    size_t colon = f.spec.find(':');
+    if (colon != std::string::npos) {
+      snapshot = f.spec.substr(0, colon);
+      path = f.spec.substr(colon + 1);
+    }
+    if (snapshot.empty()) return PrintUsageError("missing snapshot id before ':'");
   }
-  if (snapshot.empty()) return PrintUsageError("missing snapshot id before ':'");
   if (f.target.empty()) return PrintUsageError("--target must not be empty");
   std::string target = AbsolutePath(f.target);
 
   nlohmann::json body;
-  body["snapshot"] = daemon::SanitizeUtf8(snapshot);
+  if (at_ns) {
+    body["at"] = *at_ns;
+  } else {
+    body["snapshot"] = daemon::SanitizeUtf8(snapshot);
+  }
   body["path_base64"] = daemon::ToBase64(path);
   body["target_base64"] = daemon::ToBase64(target);
 
@@ -55,6 +75,10 @@ int RunRestore(const GlobalOptions& global, const RestoreFlags& f) {
               << U64(r, "symlinks") << " symlinks, " << U64(r, "hardlinks") << " hard links, "
               << FormatSize(U64(r, "bytes")) << " in " << FormatSeconds(seconds) << " ("
               << FormatRate(U64(r, "bytes"), seconds) << ") to " << target << std::endl;
+    if (at_ns) {
+      std::cout << "from snapshot " << Str(r, "short_id") << ", the newest at or before "
+                << FormatLocalTime(*at_ns) << " holding " << path << std::endl;
+    }
   }
   std::vector<std::string> errors = RawArray(r, "errors");
   if (errors.empty()) return kExitOk;
@@ -70,8 +94,11 @@ Action RegisterRestore(CLI::App& app, GlobalOptions& global) {
   auto flags = std::make_shared<RestoreFlags>();
   CLI::App* cmd = app.add_subcommand("restore", "Restore a snapshot, or a path in it");
   cmd->add_option("snapshot", flags->spec,
-                  "SNAPSHOT[:PATH]: id, unique id prefix or 'latest', optionally with a path")
-      ->required();
+                  "SNAPSHOT[:PATH]: id, unique id prefix or 'latest', optionally with a path; "
+                  "with --at: the PATH (absolute or relative to the working directory)");
+  cmd->add_option("--at", flags->at,
+                  "Restore PATH as it was at this time: '2026-11-22 10:00:00' (local), RFC 3339 "
+                  "or '@UNIX_SECONDS'");
   cmd->add_option("--target", flags->target, "Directory to restore into (created if missing)")
       ->required();
   return [&global, flags] { return RunRestore(global, *flags); };

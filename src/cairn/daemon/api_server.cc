@@ -13,6 +13,7 @@
 #include "cairn/codec/crypto.h"
 #include "cairn/daemon/config.h"
 #include "cairn/daemon/json_paths.h"
+#include "cairn/engine/versions.h"
 
 namespace cairn::daemon {
 namespace {
@@ -85,7 +86,35 @@ absl::StatusOr<BackupRequest> ParseBackupRequest(const Json& body) {
   }
   CAIRN_ASSIGN_OR_RETURN(r.tags, GetPathArray(body, "tags"));
   CAIRN_ASSIGN_OR_RETURN(r.excludes, GetPathArray(body, "excludes"));
+  auto rehash = body.find("rehash");
+  if (rehash != body.end() && !rehash->is_null()) {
+    if (!rehash->is_boolean())
+      return absl::InvalidArgumentError("field 'rehash' must be a boolean");
+    r.rehash = rehash->get<bool>();
+  }
   return r;
+}
+
+// Field "at" of POST /v1/restore (RestoreRequest::at_ns): RFC 3339 text, or Unix nanoseconds
+// as an integer or digits. With it, "path" is an absolute source path and "snapshot" is absent.
+absl::Status ParseRestoreAt(const Json& body, RestoreRequest& r) {
+  auto at = body.find("at");
+  if (at == body.end() || at->is_null()) return absl::OkStatus();
+  if (at->is_number_integer()) {
+    r.at_ns = at->get<int64_t>();
+  } else if (at->is_string()) {
+    CAIRN_ASSIGN_OR_RETURN(r.at_ns, engine::ParseTimePoint(at->get<std::string>(),
+                                                           /*allow_local=*/false,
+                                                           /*allow_unix_ns=*/true));
+  } else {
+    return absl::InvalidArgumentError(
+        "field 'at' must be RFC 3339 text or Unix nanoseconds (an integer)");
+  }
+  auto snapshot = body.find("snapshot");
+  if (snapshot != body.end() && !snapshot->is_null()) {
+    return absl::InvalidArgumentError("fields 'at' and 'snapshot' exclude each other");
+  }
+  return RequireAbsolute(r.path, "with 'at', the path");
 }
 
 absl::StatusOr<RestoreRequest> ParseRestoreRequest(const Json& body) {
@@ -100,6 +129,7 @@ absl::StatusOr<RestoreRequest> ParseRestoreRequest(const Json& body) {
   CAIRN_ASSIGN_OR_RETURN(r.path, GetPathField(body, "path"));
   CAIRN_ASSIGN_OR_RETURN(r.target, GetPathField(body, "target"));
   CAIRN_RETURN_IF_ERROR(RequireAbsolute(r.target, "the restore target"));
+  CAIRN_RETURN_IF_ERROR(ParseRestoreAt(body, r));
   return r;
 }
 
@@ -191,6 +221,103 @@ absl::StatusOr<ReclaimRequest> ParseReclaimRequest(const Json& body) {
     return absl::InvalidArgumentError("field 'quota' (bytes, an unsigned integer) is required");
   }
   return ReclaimRequest{quota->get<uint64_t>()};
+}
+
+// A required query parameter holding a non-negative decimal integer (bytes).
+absl::StatusOr<uint64_t> ParseByteCount(const httplib::Request& req, const char* name) {
+  if (!req.has_param(name)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("query parameter '", name, "' (bytes) is required"));
+  }
+  std::string v = req.get_param_value(name);
+  uint64_t n = 0;
+  bool ok = !v.empty() && v.size() <= 20;
+  for (char c : v) ok = ok && c >= '0' && c <= '9';
+  for (size_t i = 0; ok && i < v.size(); ++i) {
+    uint64_t digit = static_cast<uint64_t>(v[i] - '0');
+    if (n > (UINT64_MAX - digit) / 10) ok = false;  // overflow
+    n = n * 10 + digit;
+  }
+  if (!ok) {
+    return absl::InvalidArgumentError(absl::StrCat("query parameter '", name,
+                                                   "' must be a non-negative integer (bytes), "
+                                                   "got '",
+                                                   SanitizeUtf8(v), "'"));
+  }
+  return n;
+}
+
+// GET /v1/read?snapshot=ID&path_base64=B (or path=P)&offset=N&length=N.
+absl::StatusOr<ReadRequest> ParseReadRequest(const httplib::Request& req) {
+  ReadRequest r;
+  r.snapshot = req.get_param_value("snapshot");
+  if (r.snapshot.empty()) {
+    return absl::InvalidArgumentError("query parameter 'snapshot' is required");
+  }
+  if (req.has_param("path_base64")) {
+    auto decoded = FromBase64(req.get_param_value("path_base64"));
+    if (!decoded.ok()) {
+      return absl::InvalidArgumentError("query parameter 'path_base64' is not base64");
+    }
+    r.path = *std::move(decoded);
+  } else {
+    r.path = req.get_param_value("path");
+  }
+  if (r.path.empty()) return absl::InvalidArgumentError("query parameter 'path' is required");
+  CAIRN_ASSIGN_OR_RETURN(r.offset, ParseByteCount(req, "offset"));
+  CAIRN_ASSIGN_OR_RETURN(r.length, ParseByteCount(req, "length"));
+  return r;
+}
+
+// POST /v1/sources body: {"path_base64" (or "path"), "copies": N | "ec": "K+M", "excludes":
+// [...] (or "excludes_base64"), "schedule": "1h" ("" = none), "watch": bool, "keep_last": N, ...
+// "keep_within": "7d", "keep_tags": [...]} (all but the path optional).
+absl::StatusOr<SourceConfig> ParseSourceRequest(const Json& body) {
+  SourceConfig s;
+  CAIRN_ASSIGN_OR_RETURN(s.path, GetPathField(body, "path"));
+  CAIRN_RETURN_IF_ERROR(RequireAbsolute(s.path, "a source path"));
+  int copies = 0;
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "copies", 1, 64, &copies));
+  s.copies = static_cast<uint32_t>(copies);
+  auto ec = body.find("ec");
+  if (ec != body.end() && !ec->is_null()) {
+    if (!ec->is_string()) return absl::InvalidArgumentError("field 'ec' must be a string \"K+M\"");
+    CAIRN_ASSIGN_OR_RETURN(codec::ErasureScheme scheme,
+                           codec::ParseErasureScheme(ec->get<std::string>()));
+    s.ec = scheme.ToString();
+    if (s.copies != 0) {
+      return absl::InvalidArgumentError("fields 'copies' and 'ec' exclude each other");
+    }
+  }
+  CAIRN_ASSIGN_OR_RETURN(s.excludes, GetPathArray(body, "excludes"));
+  auto schedule = body.find("schedule");
+  if (schedule != body.end() && !schedule->is_null()) {
+    if (!schedule->is_string()) {
+      return absl::InvalidArgumentError("field 'schedule' must be a duration string like \"1h\"");
+    }
+    std::string text = schedule->get<std::string>();
+    if (!text.empty()) {
+      CAIRN_ASSIGN_OR_RETURN(s.schedule, ParseDuration(text));
+    }
+  }
+  CAIRN_RETURN_IF_ERROR(OptionalBool(body, "watch", &s.watch));
+  RetentionConfig& k = s.keep;
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_last", -1, 1000000, &k.keep_last));
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_hourly", -1, 1000000, &k.keep_hourly));
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_daily", -1, 1000000, &k.keep_daily));
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_weekly", -1, 1000000, &k.keep_weekly));
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_monthly", -1, 1000000, &k.keep_monthly));
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_yearly", -1, 1000000, &k.keep_yearly));
+  auto within = body.find("keep_within");
+  if (within != body.end() && !within->is_null()) {
+    if (!within->is_string()) {
+      return absl::InvalidArgumentError("field 'keep_within' must be a string like \"7d\"");
+    }
+    k.keep_within = within->get<std::string>();
+  }
+  CAIRN_ASSIGN_OR_RETURN(k.keep_tags, StringArray(body, "keep_tags"));
+  CAIRN_RETURN_IF_ERROR(ValidateSource(s));
+  return s;
 }
 
 absl::StatusOr<bool> ParseBool(const std::string& name, const std::string& v) {
@@ -372,6 +499,58 @@ void ApiServer::Route() {
           CAIRN_ASSIGN_OR_RETURN(Json j, handler_->List(snapshot, path, recursive));
           return Reply{200, std::move(j)};
         }));
+  // File bytes (`cairn mount`): the body is the raw bytes, not JSON; errors are JSON as usual.
+  s.Get("/v1/read", [this](const httplib::Request& req, httplib::Response& res) {
+    try {
+      absl::StatusOr<ReadRequest> r = ParseReadRequest(req);
+      absl::StatusOr<std::string> data = r.ok() ? handler_->ReadFile(*r) : r.status();
+      if (!data.ok()) {
+        WriteError(res, data.status());
+        return;
+      }
+      res.status = 200;
+      res.set_content(*data, "application/octet-stream");
+    } catch (const std::exception& e) {
+      WriteError(res, absl::InternalError(absl::StrCat("internal error: ", e.what())));
+    } catch (...) {
+      WriteError(res, absl::InternalError("internal error"));
+    }
+  });
+  // Versions (issue 5): raw-byte parameters come as NAME_base64 (else NAME as text).
+  auto raw_param = [](const httplib::Request& req,
+                      const std::string& name) -> absl::StatusOr<std::string> {
+    if (!req.has_param(name + "_base64")) return req.get_param_value(name);
+    auto decoded = FromBase64(req.get_param_value(name + "_base64"));
+    if (!decoded.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("query parameter '", name, "_base64' is not base64"));
+    }
+    return *std::move(decoded);
+  };
+  s.Get("/v1/versions",
+        Wrap([this, raw_param](const httplib::Request& req) -> absl::StatusOr<Reply> {
+          CAIRN_ASSIGN_OR_RETURN(std::string path, raw_param(req, "path"));
+          CAIRN_RETURN_IF_ERROR(RequireAbsolute(path, "the path"));
+          CAIRN_ASSIGN_OR_RETURN(bool all, ParseBool("all", req.get_param_value("all")));
+          CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetVersions(path, all));
+          return Reply{200, std::move(j)};
+        }));
+  s.Get("/v1/diff", Wrap([this](const httplib::Request& req) -> absl::StatusOr<Reply> {
+          std::string a = req.get_param_value("a"), b = req.get_param_value("b");
+          if (a.empty() || b.empty()) {
+            return absl::InvalidArgumentError("query parameters 'a' and 'b' are required");
+          }
+          CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetDiff(a, b));
+          return Reply{200, std::move(j)};
+        }));
+  s.Get("/v1/find", Wrap([this, raw_param](const httplib::Request& req) -> absl::StatusOr<Reply> {
+          CAIRN_ASSIGN_OR_RETURN(std::string pattern, raw_param(req, "pattern"));
+          if (pattern.empty()) {
+            return absl::InvalidArgumentError("query parameter 'pattern' is required");
+          }
+          CAIRN_ASSIGN_OR_RETURN(Json j, handler_->FindEntries(pattern));
+          return Reply{200, std::move(j)};
+        }));
   s.Post("/v1/backup", Wrap([this](const httplib::Request& req) -> absl::StatusOr<Reply> {
            CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
            CAIRN_ASSIGN_OR_RETURN(BackupRequest r, ParseBackupRequest(body));
@@ -381,7 +560,8 @@ void ApiServer::Route() {
   s.Post("/v1/restore", Wrap([this](const httplib::Request& req) -> absl::StatusOr<Reply> {
            CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
            CAIRN_ASSIGN_OR_RETURN(RestoreRequest r, ParseRestoreRequest(body));
-           CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartRestore(r));
+           CAIRN_ASSIGN_OR_RETURN(
+               std::string id, r.at_ns ? handler_->StartRestoreAt(r) : handler_->StartRestore(r));
            return Reply{202, Json{{"job_id", id}}};
          }));
   auto parse_check = [](const Json& body) -> absl::StatusOr<CheckRequest> {
@@ -433,6 +613,33 @@ void ApiServer::Route() {
            CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartReclaim(r));
            return Reply{202, Json{{"job_id", id}}};
          }));
+  s.Get("/v1/sources", Wrap([this](const httplib::Request&) -> absl::StatusOr<Reply> {
+          CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetSources());
+          return Reply{200, std::move(j)};
+        }));
+  s.Post("/v1/sources", Wrap([this](const httplib::Request& req) -> absl::StatusOr<Reply> {
+           CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
+           CAIRN_ASSIGN_OR_RETURN(SourceConfig source, ParseSourceRequest(body));
+           CAIRN_ASSIGN_OR_RETURN(Json j, handler_->AddSource(source));
+           return Reply{201, std::move(j)};
+         }));
+  s.Delete("/v1/sources", Wrap([this](const httplib::Request& req) -> absl::StatusOr<Reply> {
+             std::string path;
+             if (req.has_param("path_base64")) {
+               auto decoded = FromBase64(req.get_param_value("path_base64"));
+               if (!decoded.ok()) {
+                 return absl::InvalidArgumentError("query parameter 'path_base64' is not base64");
+               }
+               path = *std::move(decoded);
+             } else {
+               path = req.get_param_value("path");
+             }
+             CAIRN_RETURN_IF_ERROR(RequireAbsolute(path, "a source path"));
+             CAIRN_RETURN_IF_ERROR(handler_->RemoveSource(path));
+             Json j{{"removed", true}};
+             SetPathField(j, "path", path);
+             return Reply{200, std::move(j)};
+           }));
   s.Get(R"(/v1/jobs/([0-9A-Za-z_-]+))",
         Wrap([this](const httplib::Request& req) -> absl::StatusOr<Reply> {
           CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetJob(req.matches[1].str()));

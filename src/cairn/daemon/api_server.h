@@ -39,12 +39,22 @@ struct BackupRequest {
   std::optional<codec::ErasureScheme> ec;
   std::vector<std::string> tags;
   std::vector<std::string> excludes;
+  // The keep policy applied after the backup (a source's keep_*; not an API field); unset:
+  // the config's [retention].
+  std::optional<RetentionConfig> retention;
+  // Field "rehash": compare file content with the parent snapshot instead of size, mtime, ctime
+  // and inode (engine::BackupOptions::rehash).
+  bool rehash = false;
 };
 
 struct RestoreRequest {
   std::string snapshot = "latest";  // id, unique prefix or "latest"
   std::string path;                 // inside the snapshot, raw bytes; "" = everything
   std::string target;               // absolute directory, raw bytes
+  // Field "at" (issue 5 versions): RFC 3339 text, or Unix nanoseconds (integer or digits).
+  // Then "path" is an absolute source path, "snapshot" must be absent, and the snapshot is the
+  // newest at or before that time holding the path (engine::SnapshotAt; StartRestoreAt).
+  std::optional<int64_t> at_ns;
 };
 
 // POST /v1/check body: {"read_data": bool, "read_subset_percent": 0..100}; POST /v1/repair body:
@@ -79,6 +89,17 @@ struct ReclaimRequest {
   uint64_t quota = 0;
 };
 
+// GET /v1/read?snapshot=ID&path_base64=B&offset=N&length=N (`cairn mount`): bytes of a file in
+// a snapshot, answered as application/octet-stream. offset and length are required
+// non-negative integers (bytes); a longer length is capped (4 MiB); fewer bytes only at the end
+// of the file.
+struct ReadRequest {
+  std::string snapshot;  // id, unique prefix or "latest"
+  std::string path;      // inside the snapshot, raw bytes
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
 // What the API serves; each method returns the JSON body of its route (cli-api-spec.md).
 class ApiHandler {
  public:
@@ -107,6 +128,40 @@ class ApiHandler {
   }
   virtual absl::StatusOr<std::string> StartReclaim(const ReclaimRequest& /*request*/) {
     return absl::UnimplementedError("reclaim is not available");
+  }
+  // Bytes of a file in a snapshot (issue 5, `cairn mount`); UNIMPLEMENTED unless overridden.
+  virtual absl::StatusOr<std::string> ReadFile(const ReadRequest& /*request*/) {
+    return absl::UnimplementedError("read is not available");
+  }
+  // Sources ([[source]], issue 5 watch): GET /v1/sources (an array, daemon/sources.h
+  // StatusJson), POST /v1/sources (the added source's JSON), DELETE /v1/sources?path_base64=B.
+  // UNIMPLEMENTED unless overridden.
+  virtual absl::StatusOr<nlohmann::json> GetSources() {
+    return absl::UnimplementedError("sources are not available");
+  }
+  virtual absl::StatusOr<nlohmann::json> AddSource(const SourceConfig& /*source*/) {
+    return absl::UnimplementedError("sources are not available");
+  }
+  virtual absl::Status RemoveSource(const std::string& /*path*/) {
+    return absl::UnimplementedError("sources are not available");
+  }
+  // Versions (issue 5, daemon/versions.cc); UNIMPLEMENTED unless overridden.
+  // GET /v1/versions?path_base64=B&all=0|1: every stored version of absolute path B.
+  virtual absl::StatusOr<nlohmann::json> GetVersions(const std::string& /*path*/, bool /*all*/) {
+    return absl::UnimplementedError("versions are not available");
+  }
+  // GET /v1/diff?a=SNAP&b=SNAP: the changes from snapshot a to snapshot b.
+  virtual absl::StatusOr<nlohmann::json> GetDiff(const std::string& /*a*/,
+                                                 const std::string& /*b*/) {
+    return absl::UnimplementedError("diff is not available");
+  }
+  // GET /v1/find?pattern_base64=B (or pattern=P): entries matching a glob over all snapshots.
+  virtual absl::StatusOr<nlohmann::json> FindEntries(const std::string& /*pattern*/) {
+    return absl::UnimplementedError("find is not available");
+  }
+  // POST /v1/restore with "at" (RestoreRequest::at_ns): returns the restore job's id.
+  virtual absl::StatusOr<std::string> StartRestoreAt(const RestoreRequest& /*request*/) {
+    return absl::UnimplementedError("restore --at is not available");
   }
   virtual absl::StatusOr<nlohmann::json> GetJob(const std::string& id) = 0;
   virtual absl::Status CancelJob(const std::string& id) = 0;

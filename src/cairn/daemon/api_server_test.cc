@@ -149,6 +149,7 @@ TEST_F(ApiServerTest, MalformedBodiesAre400) {
       R"({"paths_base64": ["L3RtcA=="], "ec": 42})",
       R"({"paths_base64": ["L3RtcA=="], "ec": "4+2", "copies": 2})",
       R"({"paths_base64": ["L3RtcA=="], "tags": [{}]})",
+      R"({"paths_base64": ["L3RtcA=="], "rehash": "yes"})",
   };
   for (const char* body : kBodies) {
     auto [code, reply] = Do("POST", "/v1/backup", body);
@@ -174,6 +175,7 @@ TEST_F(ApiServerTest, BackupRequestIsDecoded) {
   body["copies"] = 3;
   body["tags"] = {"daily"};
   body["excludes"] = json::array();
+  body["rehash"] = true;
   auto [code, reply] = Do("POST", "/v1/backup", DumpJson(body));
   EXPECT_EQ(code, 202);
   EXPECT_EQ(reply["job_id"], "job1");
@@ -181,6 +183,7 @@ TEST_F(ApiServerTest, BackupRequestIsDecoded) {
   EXPECT_EQ(handler_.last_backup.paths, (std::vector<std::string>{"/home/caf\xe9", "/etc"}));
   EXPECT_EQ(handler_.last_backup.copies, 3u);
   EXPECT_EQ(handler_.last_backup.tags, std::vector<std::string>{"daily"});
+  EXPECT_TRUE(handler_.last_backup.rehash);
 }
 
 TEST_F(ApiServerTest, BackupRequestWithErasureCoding) {
@@ -194,6 +197,7 @@ TEST_F(ApiServerTest, BackupRequestWithErasureCoding) {
   EXPECT_EQ(handler_.last_backup.ec->k, 10);
   EXPECT_EQ(handler_.last_backup.ec->m, 4);
   EXPECT_FALSE(handler_.last_backup.copies.has_value());
+  EXPECT_FALSE(handler_.last_backup.rehash);  // absent: compare metadata
 }
 
 TEST_F(ApiServerTest, RestoreRequestIsDecoded) {

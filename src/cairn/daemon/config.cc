@@ -7,16 +7,19 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
 #include "cairn/codec/erasure.h"
+#include "cairn/daemon/json_paths.h"
 #include "cairn/engine/retention.h"
 #include "cairn/env/file.h"
 
@@ -202,6 +205,195 @@ bool ReplaceValue(std::string& text, const toml::table& table, const std::string
   return true;
 }
 
+// [[source]] and [watch] (daemon/sources.h) -------------------------------------------------
+
+// One keep_* key of a retention policy ([retention] or a [[source]]); false when `name` is
+// not one.
+absl::StatusOr<bool> ParseKeepKey(const KeyErrors& err, const std::string& sub,
+                                  const std::string& name, const toml::node& node,
+                                  RetentionConfig& r) {
+  int* count = name == "keep_last"      ? &r.keep_last
+               : name == "keep_hourly"  ? &r.keep_hourly
+               : name == "keep_daily"   ? &r.keep_daily
+               : name == "keep_weekly"  ? &r.keep_weekly
+               : name == "keep_monthly" ? &r.keep_monthly
+               : name == "keep_yearly"  ? &r.keep_yearly
+                                        : nullptr;
+  if (count != nullptr) {
+    CAIRN_ASSIGN_OR_RETURN(int64_t v, GetInt(err, sub, node, -1, 1000000));
+    *count = static_cast<int>(v);
+    return true;
+  }
+  if (name == "keep_within") {
+    CAIRN_ASSIGN_OR_RETURN(r.keep_within, GetString(err, sub, node));
+    if (!r.keep_within.empty()) {
+      auto d = engine::ParseRetentionDuration(r.keep_within);
+      if (!d.ok()) return err.Bad(sub, std::string(d.status().message()));
+    }
+    return true;
+  }
+  if (name == "keep_tags") {
+    const toml::array* arr = node.as_array();
+    if (arr == nullptr) {
+      return err.Bad(sub, absl::StrCat("expected an array of strings, got ", TypeName(node)));
+    }
+    for (const toml::node& e : *arr) {
+      CAIRN_ASSIGN_OR_RETURN(std::string tag, GetString(err, sub, e));
+      r.keep_tags.push_back(std::move(tag));
+    }
+    return true;
+  }
+  return false;
+}
+
+// A duration, or "" for none (0).
+absl::StatusOr<std::chrono::milliseconds> GetOptionalDuration(const KeyErrors& err,
+                                                              const std::string& key,
+                                                              const toml::node& node) {
+  if (node.is_string() && node.as_string()->get().empty()) return std::chrono::milliseconds(0);
+  return GetDuration(err, key, node);
+}
+
+std::string OptionalDurationText(std::chrono::milliseconds d) {
+  return d.count() > 0 ? FormatDuration(d) : std::string();
+}
+
+absl::StatusOr<SourceConfig> ParseSource(const KeyErrors& err, size_t index,
+                                         const toml::node& node) {
+  const std::string name = absl::StrCat("source[", index + 1, "]");
+  const toml::table* t = node.as_table();
+  if (t == nullptr) {
+    return err.Bad(name, absl::StrCat("expected a table ([[source]]), got ", TypeName(node)));
+  }
+  SourceConfig s;
+  bool have_path = false;
+  for (auto&& [k2, n2] : *t) {
+    std::string key(k2.str());
+    std::string sub = absl::StrCat(name, ".", key);
+    if (key == "path") {
+      CAIRN_ASSIGN_OR_RETURN(s.path, GetString(err, sub, n2));
+      if (s.path.empty() || s.path[0] != '/') {
+        return err.Bad(sub, absl::StrCat("must be an absolute path, got '", s.path, "'"));
+      }
+      s.path = NormalSourcePath(s.path);
+      have_path = true;
+    } else if (key == "copies") {
+      CAIRN_ASSIGN_OR_RETURN(int64_t v, GetInt(err, sub, n2, 1, 64));
+      s.copies = static_cast<uint32_t>(v);
+    } else if (key == "ec") {
+      CAIRN_ASSIGN_OR_RETURN(s.ec, GetString(err, sub, n2));
+      if (!s.ec.empty()) {
+        auto scheme = codec::ParseErasureScheme(s.ec);
+        if (!scheme.ok()) return err.Bad(sub, std::string(scheme.status().message()));
+        s.ec = scheme->ToString();
+      }
+    } else if (key == "exclude") {
+      const toml::array* arr = n2.as_array();
+      if (arr == nullptr) {
+        return err.Bad(sub, absl::StrCat("expected an array of globs, got ", TypeName(n2)));
+      }
+      for (const toml::node& e : *arr) {
+        CAIRN_ASSIGN_OR_RETURN(std::string glob, GetString(err, sub, e));
+        if (glob.empty()) return err.Bad(sub, "an exclude glob must not be empty");
+        s.excludes.push_back(std::move(glob));
+      }
+    } else if (key == "schedule") {
+      CAIRN_ASSIGN_OR_RETURN(s.schedule, GetOptionalDuration(err, sub, n2));
+    } else if (key == "watch") {
+      if (!n2.is_boolean()) {
+        return err.Bad(sub, absl::StrCat("expected true or false, got ", TypeName(n2)));
+      }
+      s.watch = n2.as_boolean()->get();
+    } else {
+      CAIRN_ASSIGN_OR_RETURN(bool keep, ParseKeepKey(err, sub, key, n2, s.keep));
+      if (!keep) return err.Bad(sub, "unknown key");
+    }
+  }
+  if (!have_path) return err.Bad(name, "missing required key 'path'");
+  if (s.copies != 0 && !s.ec.empty()) {
+    return err.Bad(name, "'copies' and 'ec' exclude each other");
+  }
+  return s;
+}
+
+void RenderSources(std::ostringstream& o, const std::vector<SourceConfig>& sources) {
+  for (const SourceConfig& s : sources) {
+    o << "\n[[source]]\n"
+      << "path = " << TomlQuote(s.path) << "\n";
+    if (s.copies != 0) o << "copies = " << s.copies << "\n";
+    if (!s.ec.empty()) o << "ec = " << TomlQuote(s.ec) << "\n";
+    o << "exclude = [";
+    for (size_t i = 0; i < s.excludes.size(); ++i) {
+      o << (i ? ", " : "") << TomlQuote(s.excludes[i]);
+    }
+    o << "]\n"
+      << "schedule = " << TomlQuote(OptionalDurationText(s.schedule)) << "\n"
+      << "watch = " << (s.watch ? "true" : "false") << "\n";
+    const RetentionConfig& k = s.keep;
+    const std::pair<const char*, int> counts[] = {
+        {"keep_last", k.keep_last},       {"keep_hourly", k.keep_hourly},
+        {"keep_daily", k.keep_daily},     {"keep_weekly", k.keep_weekly},
+        {"keep_monthly", k.keep_monthly}, {"keep_yearly", k.keep_yearly}};
+    for (const auto& [name, v] : counts) {
+      if (v != 0) o << name << " = " << v << "\n";
+    }
+    if (!k.keep_within.empty()) o << "keep_within = " << TomlQuote(k.keep_within) << "\n";
+    if (!k.keep_tags.empty()) {
+      o << "keep_tags = [";
+      for (size_t i = 0; i < k.keep_tags.size(); ++i) {
+        o << (i ? ", " : "") << TomlQuote(k.keep_tags[i]);
+      }
+      o << "]\n";
+    }
+  }
+}
+
+// `text` without its [[source]] blocks: from a `[[source]]` header line to the next table
+// header, leaving the comment and blank lines right above that header to it.
+std::string CutSourceBlocks(const std::string& text) {
+  std::vector<std::string> lines = absl::StrSplit(text, '\n');
+  auto is_header = [](const std::string& line) {
+    absl::string_view v = absl::StripLeadingAsciiWhitespace(line);
+    return !v.empty() && v[0] == '[';
+  };
+  auto is_source_header = [](const std::string& line) {
+    std::string v(absl::StripAsciiWhitespace(line));
+    size_t hash = v.find('#');
+    if (hash != std::string::npos) v = std::string(absl::StripAsciiWhitespace(v.substr(0, hash)));
+    v.erase(std::remove(v.begin(), v.end(), ' '), v.end());
+    return v == "[[source]]";
+  };
+  std::vector<bool> cut(lines.size(), false);
+  for (size_t i = 0; i < lines.size();) {
+    if (!is_source_header(lines[i])) {
+      ++i;
+      continue;
+    }
+    size_t end = i + 1;
+    while (end < lines.size() && !is_header(lines[end])) ++end;
+    size_t keep_from = end;
+    if (end < lines.size()) {
+      while (keep_from > i + 1) {
+        absl::string_view v = absl::StripLeadingAsciiWhitespace(lines[keep_from - 1]);
+        if (!v.empty() && v[0] != '#') break;
+        --keep_from;
+      }
+    }
+    for (size_t j = i; j < keep_from; ++j) cut[j] = true;
+    i = end;
+  }
+  std::vector<std::string> kept;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (!cut[i]) kept.push_back(std::move(lines[i]));
+  }
+  std::string out = absl::StrJoin(kept, "\n");
+  // Drop the blank lines the cut left at the end.
+  while (!out.empty() && absl::ascii_isspace(static_cast<unsigned char>(out.back()))) {
+    out.pop_back();
+  }
+  return out + "\n";
+}
+
 }  // namespace
 
 bool Config::SameSettings(const Config& o) const {
@@ -214,7 +406,7 @@ bool Config::SameSettings(const Config& o) const {
          scrub_interval == o.scrub_interval && scrub_rate == o.scrub_rate &&
          repair_enabled == o.repair_enabled && repair_interval == o.repair_interval &&
          repair_rate == o.repair_rate && discovery == o.discovery && retention == o.retention &&
-         extra == o.extra;
+         extra == o.extra && watch == o.watch && sources == o.sources;
 }
 
 std::string ConfigPath(const std::string& dir) { return dir + "/cairn.toml"; }
@@ -429,6 +621,35 @@ absl::StatusOr<Config> ParseConfig(std::string_view text, const std::string& sou
           return err.Bad(sub, "unknown key");
         }
       }
+    } else if (key == "watch") {
+      const toml::table* t = node.as_table();
+      if (t == nullptr) return err.Bad(key, absl::StrCat("expected a table, got ", TypeName(node)));
+      for (auto&& [k2, n2] : *t) {
+        std::string sub = absl::StrCat("watch.", std::string(k2.str()));
+        if (k2.str() == "quiet_period") {
+          CAIRN_ASSIGN_OR_RETURN(c.watch.quiet_period, GetDuration(err, sub, n2));
+        } else if (k2.str() == "rescan_interval") {
+          CAIRN_ASSIGN_OR_RETURN(c.watch.rescan_interval, GetOptionalDuration(err, sub, n2));
+        } else {
+          return err.Bad(sub, "unknown key");
+        }
+      }
+    } else if (key == "source") {
+      const toml::array* arr = node.as_array();
+      if (arr == nullptr) {
+        return err.Bad(
+            key, absl::StrCat("expected an array of tables ([[source]]), got ", TypeName(node)));
+      }
+      for (size_t i = 0; i < arr->size(); ++i) {
+        CAIRN_ASSIGN_OR_RETURN(SourceConfig s, ParseSource(err, i, *arr->get(i)));
+        for (const SourceConfig& other : c.sources) {
+          if (other.path == s.path) {
+            return err.Bad(absl::StrCat("source[", i + 1, "].path"),
+                           absl::StrCat("'", s.path, "' is already a source"));
+          }
+        }
+        c.sources.push_back(std::move(s));
+      }
     } else {
       return err.Bad(key, "unknown key");
     }
@@ -539,6 +760,23 @@ std::string RenderConfig(const Config& c) {
     << "copies = " << c.extra.copies << "\n"
     << "# Use a peer for extra copies only while it is below this share of its quota.\n"
     << "max_fill = " << absl::StrCat(c.extra.max_fill) << "\n";
+  o << "\n"
+    << "[watch]  # how sources ([[source]] below) are kept backed up as they change\n"
+    << "# Back up a changed source once nothing changed in it for this long (and at the\n"
+    << "# latest 6 times this long after its first change).\n"
+    << "quiet_period = " << TomlQuote(FormatDuration(c.watch.quiet_period)) << "\n"
+    << "# A full backup of every source this often, to catch what inotify missed; \"\" = never.\n"
+    << "rescan_interval = " << TomlQuote(OptionalDurationText(c.watch.rescan_interval)) << "\n"
+    << "\n"
+    << "# Sources this peer backs up by itself (also `cairn source add|list|remove`), e.g.\n"
+    << "# [[source]]\n"
+    << "# path = \"/home/me/Documents\"  # absolute\n"
+    << "# copies = 2                   # or ec = \"4+2\"; default: [backup]\n"
+    << "# exclude = [\"*.tmp\", \".cache\"]\n"
+    << "# schedule = \"1h\"              # also back up this often; \"\" = after changes only\n"
+    << "# watch = true                 # inotify; false: schedule and rescans only\n"
+    << "# keep_daily = 7               # keep_* as in [retention], for this source's snapshots\n";
+  RenderSources(o, c.sources);
   return o.str();
 }
 
@@ -716,6 +954,64 @@ absl::Status WriteBackQuota(const std::string& dir, uint64_t quota) {
     ok = reparsed.ok() && reparsed->SameSettings(want);
   }
   if (!ok) {
+    want.dir = dir;
+    edited = RenderConfig(want);
+  }
+  return env::WriteFileAtomic(path, AsBytes(edited), 0600);
+}
+
+std::string NormalSourcePath(const std::string& path) {
+  std::string s = std::filesystem::path(path).lexically_normal().string();
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  return s;
+}
+
+absl::Status ValidateSource(const SourceConfig& s) {
+  auto bad = [](const std::string& why) { return absl::InvalidArgumentError(why); };
+  if (s.path.empty() || s.path[0] != '/') {
+    return bad(absl::StrCat("a source path must be absolute, got '", SanitizeUtf8(s.path), "'"));
+  }
+  if (SanitizeUtf8(s.path) != s.path) {
+    return bad("a source path must be valid UTF-8 (cairn.toml holds text)");
+  }
+  if (s.copies > 64) return bad("copies must be between 1 and 64");
+  if (!s.ec.empty()) {
+    auto scheme = codec::ParseErasureScheme(s.ec);
+    if (!scheme.ok()) return scheme.status();
+    if (s.copies != 0) return bad("copies and ec exclude each other");
+  }
+  if (s.schedule.count() < 0) return bad("the schedule must not be negative");
+  for (const std::string& g : s.excludes) {
+    if (g.empty() || SanitizeUtf8(g) != g) {
+      return bad("exclude globs must be non-empty UTF-8 text");
+    }
+  }
+  const RetentionConfig& k = s.keep;
+  for (int v :
+       {k.keep_last, k.keep_hourly, k.keep_daily, k.keep_weekly, k.keep_monthly, k.keep_yearly}) {
+    if (v < -1 || v > 1000000) return bad("keep counts must be between -1 and 1000000");
+  }
+  if (!k.keep_within.empty()) {
+    CAIRN_RETURN_IF_ERROR(engine::ParseRetentionDuration(k.keep_within).status());
+  }
+  for (const std::string& t : k.keep_tags) {
+    if (SanitizeUtf8(t) != t) return bad("keep tags must be UTF-8 text");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WriteBackSources(const std::string& dir, const std::vector<SourceConfig>& sources) {
+  std::string path = ConfigPath(dir);
+  CAIRN_ASSIGN_OR_RETURN(std::string text, env::ReadFileString(path, kMaxConfigBytes));
+  CAIRN_ASSIGN_OR_RETURN(Config old_config, ParseConfig(text, path));
+  Config want = old_config;
+  want.sources = sources;
+  if (want.SameSettings(old_config)) return absl::OkStatus();
+  std::ostringstream rendered;
+  RenderSources(rendered, sources);
+  std::string edited = CutSourceBlocks(text) + rendered.str();
+  auto reparsed = ParseConfig(edited, path);
+  if (!reparsed.ok() || !reparsed->SameSettings(want)) {
     want.dir = dir;
     edited = RenderConfig(want);
   }

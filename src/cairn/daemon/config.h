@@ -62,6 +62,37 @@ struct ExtraConfig {
   bool operator==(const ExtraConfig&) const = default;
 };
 
+// [[source]]: a path the daemon keeps backed up by itself (daemon/sources.h): after changes
+// (inotify, debounced by [watch] quiet_period), every `schedule`, every [watch] rescan_interval
+// and at start. Also managed with `cairn source add|list|remove` (WriteBackSources).
+struct SourceConfig {
+  std::string path;                       // absolute, no trailing '/', UTF-8 (TOML strings are)
+  uint32_t copies = 0;                    // 0 = unset: the [backup] default applies
+  std::string ec;                         // "K+M"; "" = unset. Not together with `copies`.
+  std::vector<std::string> excludes;      // TOML key "exclude": fnmatch(3) globs, as --exclude
+  std::chrono::milliseconds schedule{0};  // back up this often anyway; 0 = no schedule
+  bool watch = true;                      // inotify; false: schedule and rescans only
+  RetentionConfig keep;  // keep_* keys: this source's policy; empty: [retention] applies
+  bool operator==(const SourceConfig&) const = default;
+};
+
+// [watch]: how watched sources are debounced and rescanned (daemon/debouncer.h).
+struct WatchConfig {
+  // A source is backed up once no change was seen for this long (and at the latest
+  // kMaxDelayFactor x quiet_period after its first unsaved change).
+  std::chrono::milliseconds quiet_period{10'000};
+  // A full backup of every source this often, whatever inotify reported; 0 = never.
+  std::chrono::milliseconds rescan_interval{3'600'000};
+  bool operator==(const WatchConfig&) const = default;
+};
+
+// INVALID_ARGUMENT (naming the problem) unless `source` is valid: absolute path, copies 1..64,
+// a valid ec and not both, keep_within parsable, keep counts -1..1000000.
+absl::Status ValidateSource(const SourceConfig& source);
+// `path` without "." / ".." components and repeated or trailing '/' (lexically; symlinks are not
+// resolved): the form source paths are stored and compared in.
+std::string NormalSourcePath(const std::string& path);
+
 struct Config {
   std::string dir;      // the peer directory the file was loaded from (not stored in the file)
   PeerId peer_id = 0;   // required, >= 1
@@ -91,6 +122,9 @@ struct Config {
   RetentionConfig retention;  // [retention]
   ExtraConfig extra;          // [extra]
 
+  WatchConfig watch;                  // [watch]
+  std::vector<SourceConfig> sources;  // [[source]], paths distinct
+
   // Field-wise equality (including chunker params).
   bool SameSettings(const Config& other) const;
 };
@@ -116,6 +150,11 @@ absl::Status WriteBackAddresses(const std::string& dir, const std::string& liste
                                 const std::string& api);
 // Rewrites `quota` in DIR/cairn.toml (cairn reclaim) the same way.
 absl::Status WriteBackQuota(const std::string& dir, uint64_t quota);
+// Replaces the [[source]] tables of DIR/cairn.toml with `sources` (cairn source add|remove),
+// atomically: the old [[source]] blocks are cut out and the new ones appended, keeping every
+// other line and comment; if the result does not re-parse to the expected settings the whole
+// file is re-rendered.
+absl::Status WriteBackSources(const std::string& dir, const std::vector<SourceConfig>& sources);
 
 // Durations: a sequence of <number><unit> with units ms, s, m, h, e.g. "500ms", "2s", "10m",
 // "1h", "1h30m", "1.5s". INVALID_ARGUMENT for anything else or a zero/negative result.

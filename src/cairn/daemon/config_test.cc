@@ -1,5 +1,6 @@
 #include "cairn/daemon/config.h"
 
+#include <functional>
 #include <string>
 
 #include "cairn/base/bytes.h"
@@ -253,6 +254,201 @@ TEST(AddressTest, SplitsAndChecksLoopback) {
   EXPECT_FALSE(IsLoopbackHost("0.0.0.0"));
   EXPECT_FALSE(IsLoopbackHost("192.168.1.2"));
   EXPECT_FALSE(IsLoopbackHost("127.0.0.1.evil.com"));
+}
+
+// [[source]] and [watch] (issue 5, daemon/sources.h).
+TEST(SourceConfigTest, ParsesSourcesAndWatch) {
+  auto c = ParseConfig(R"(peer_id = 1
+[watch]
+quiet_period = "2s"
+rescan_interval = ""
+
+[[source]]
+path = "/home/me/Documents/"
+copies = 3
+exclude = ["*.tmp", ".cache"]
+schedule = "1h"
+keep_daily = 7
+keep_within = "2d"
+keep_tags = ["keep"]
+
+[[source]]
+path = "/srv/photos"
+ec = " 4 + 2 "
+watch = false
+)",
+                       "x.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->watch.quiet_period, std::chrono::seconds(2));
+  EXPECT_EQ(c->watch.rescan_interval.count(), 0);  // never
+  ASSERT_EQ(c->sources.size(), 2u);
+  const SourceConfig& docs = c->sources[0];
+  EXPECT_EQ(docs.path, "/home/me/Documents");  // normalized
+  EXPECT_EQ(docs.copies, 3u);
+  EXPECT_EQ(docs.ec, "");
+  EXPECT_EQ(docs.excludes, (std::vector<std::string>{"*.tmp", ".cache"}));
+  EXPECT_EQ(docs.schedule, std::chrono::hours(1));
+  EXPECT_TRUE(docs.watch);
+  EXPECT_EQ(docs.keep.keep_daily, 7);
+  EXPECT_EQ(docs.keep.keep_within, "2d");
+  EXPECT_EQ(docs.keep.keep_tags, std::vector<std::string>{"keep"});
+  const SourceConfig& photos = c->sources[1];
+  EXPECT_EQ(photos.ec, "4+2");
+  EXPECT_EQ(photos.copies, 0u);
+  EXPECT_FALSE(photos.watch);
+  EXPECT_EQ(photos.schedule.count(), 0);
+  EXPECT_TRUE(photos.keep.empty());
+
+  auto defaults = ParseConfig("peer_id = 1\n", "x.toml");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults->watch.quiet_period, std::chrono::seconds(10));
+  EXPECT_EQ(defaults->watch.rescan_interval, std::chrono::hours(1));
+  EXPECT_TRUE(defaults->sources.empty());
+}
+
+TEST(SourceConfigTest, ErrorsNameTheSourceAndKey) {
+  struct Case {
+    std::string text;
+    std::string want;
+  } cases[] = {
+      {"[[source]]\ncopies = 2\n", "key 'source[1]': missing required key 'path'"},
+      {"[[source]]\npath = \"relative\"\n", "key 'source[1].path': must be an absolute path"},
+      {"[[source]]\npath = \"/a\"\ncopies = 2\nec = \"4+2\"\n",
+       "key 'source[1]': 'copies' and 'ec' exclude each other"},
+      {"[[source]]\npath = \"/a\"\n[[source]]\npath = \"/a/\"\n",
+       "key 'source[2].path': '/a' is already a source"},
+      {"[[source]]\npath = \"/a\"\nexclude = \"*.tmp\"\n", "key 'source[1].exclude'"},
+      {"[[source]]\npath = \"/a\"\nschedule = \"soon\"\n", "key 'source[1].schedule'"},
+      {"[[source]]\npath = \"/a\"\nwatch = \"yes\"\n", "key 'source[1].watch'"},
+      {"[[source]]\npath = \"/a\"\nkeep_within = \"forever\"\n", "key 'source[1].keep_within'"},
+      {"[[source]]\npath = \"/a\"\ncopeis = 2\n", "key 'source[1].copeis': unknown key"},
+      {"[[source]]\npath = \"/a\"\nec = \"4\"\n", "key 'source[1].ec'"},
+      {"source = \"/a\"\n", "key 'source': expected an array of tables"},
+      {"[watch]\nquiet_period = \"\"\n", "key 'watch.quiet_period'"},
+      {"[watch]\nquiet = \"1s\"\n", "key 'watch.quiet': unknown key"},
+      {"[watch]\nrescan_interval = 5\n", "key 'watch.rescan_interval'"},
+  };
+  for (const Case& c : cases) {
+    auto parsed = ParseConfig("peer_id = 1\n" + c.text, "DIR/cairn.toml");
+    ASSERT_FALSE(parsed.ok()) << c.text;
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << c.text;
+    EXPECT_THAT(std::string(parsed.status().message()), HasSubstr(c.want)) << c.text;
+    EXPECT_THAT(std::string(parsed.status().message()), HasSubstr("DIR/cairn.toml")) << c.text;
+  }
+}
+
+Config WithSources() {
+  Config c;
+  c.peer_id = 7;
+  c.host_id = "h";
+  c.watch.quiet_period = std::chrono::milliseconds(1500);
+  c.watch.rescan_interval = std::chrono::minutes(30);
+  SourceConfig a;
+  a.path = "/data/a \"quoted\"";
+  a.copies = 2;
+  a.excludes = {"*.o", "build"};
+  a.schedule = std::chrono::hours(6);
+  a.keep.keep_last = 5;
+  a.keep.keep_monthly = -1;
+  a.keep.keep_tags = {"t1", "t2"};
+  SourceConfig b;
+  b.path = "/data/b";
+  b.ec = "3+1";
+  b.watch = false;
+  c.sources = {a, b};
+  return c;
+}
+
+TEST(SourceConfigTest, RenderParsesBackAndSameSettingsComparesSources) {
+  Config c = WithSources();
+  std::string text = RenderConfig(c);
+  auto back = ParseConfig(text, "x");
+  ASSERT_TRUE(back.ok()) << back.status() << "\n" << text;
+  EXPECT_TRUE(back->SameSettings(c)) << text;
+  EXPECT_EQ(back->sources, c.sources);
+  EXPECT_EQ(back->watch, c.watch);
+  EXPECT_THAT(text, HasSubstr("[watch]"));
+  // Without sources the rendering shows an example in comments only.
+  Config none = c;
+  none.sources.clear();
+  none.watch.rescan_interval = std::chrono::milliseconds(0);
+  text = RenderConfig(none);
+  EXPECT_THAT(text, HasSubstr("# [[source]]"));
+  EXPECT_THAT(text, HasSubstr("rescan_interval = \"\""));
+  back = ParseConfig(text, "x");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->SameSettings(none));
+  EXPECT_FALSE(back->SameSettings(c));
+  Config other = c;
+  other.sources[1].excludes.push_back("x");
+  EXPECT_FALSE(other.SameSettings(c));
+  other = c;
+  other.watch.quiet_period = std::chrono::seconds(1);
+  EXPECT_FALSE(other.SameSettings(c));
+}
+
+TEST(SourceConfigTest, WriteBackSourcesKeepsTheRestOfTheFile) {
+  testing::TempDir dir;
+  std::string path = ConfigPath(dir.path());
+  std::string text = std::string(kSpecExample) +
+                     "\n# my sources\n[[source]]\npath = \"/old\"  # going away\nwatch = false\n"
+                     "\n# retention, mine\n[retention]\nkeep_last = 4\n";
+  ASSERT_TRUE(env::WriteFileAtomic(path, AsBytes(text), 0600).ok());
+  SourceConfig fresh;
+  fresh.path = "/new";
+  fresh.excludes = {"*.tmp"};
+  fresh.keep.keep_daily = 3;
+  SourceConfig second;
+  second.path = "/second";
+  ASSERT_TRUE(WriteBackSources(dir.path(), {fresh, second}).ok());
+  auto written = env::ReadFileString(path);
+  ASSERT_TRUE(written.ok());
+  EXPECT_THAT(*written, HasSubstr("host_id = \"a1b2\"            # default: /etc/machine-id"));
+  EXPECT_THAT(*written, HasSubstr("# retention, mine\n[retention]\nkeep_last = 4\n"));
+  EXPECT_THAT(*written, ::testing::Not(HasSubstr("/old")));
+  auto loaded = LoadConfig(dir.path());
+  ASSERT_TRUE(loaded.ok()) << loaded.status() << "\n" << *written;
+  EXPECT_EQ(loaded->sources, (std::vector<SourceConfig>{fresh, second}));
+  EXPECT_EQ(loaded->retention.keep_last, 4);
+  Config want = *ParseConfig(text, "x");
+  want.sources = {fresh, second};
+  EXPECT_TRUE(loaded->SameSettings(want));
+
+  // Down to none, and back to one.
+  ASSERT_TRUE(WriteBackSources(dir.path(), {}).ok());
+  loaded = LoadConfig(dir.path());
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_TRUE(loaded->sources.empty());
+  ASSERT_TRUE(WriteBackSources(dir.path(), {second}).ok());
+  loaded = LoadConfig(dir.path());
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->sources, std::vector<SourceConfig>{second});
+  EXPECT_THAT(*env::ReadFileString(path), HasSubstr("[chunker]   # recorded at init"));
+}
+
+TEST(SourceConfigTest, ValidateSource) {
+  SourceConfig s;
+  s.path = "/ok";
+  EXPECT_TRUE(ValidateSource(s).ok());
+  for (auto mutate : std::vector<std::function<void(SourceConfig&)>>{
+           [](SourceConfig& x) { x.path = "rel"; },
+           [](SourceConfig& x) { x.path = "/caf\xe9"; },  // not UTF-8: cannot be in TOML
+           [](SourceConfig& x) { x.copies = 65; },
+           [](SourceConfig& x) { x.ec = "4"; },
+           [](SourceConfig& x) {
+             x.copies = 2;
+             x.ec = "4+2";
+           },
+           [](SourceConfig& x) { x.excludes = {""}; },
+           [](SourceConfig& x) { x.keep.keep_last = -2; },
+           [](SourceConfig& x) { x.keep.keep_within = "later"; },
+       }) {
+    SourceConfig bad = s;
+    mutate(bad);
+    EXPECT_TRUE(absl::IsInvalidArgument(ValidateSource(bad))) << bad.path;
+  }
+  EXPECT_EQ(NormalSourcePath("/a//b/./c/../d/"), "/a/b/d");
+  EXPECT_EQ(NormalSourcePath("/"), "/");
 }
 
 }  // namespace

@@ -94,11 +94,19 @@ const char* EntryTypeName(format::EntryType t) {
 }
 
 Json BackupProgressJson(const engine::BackupProgress& p) {
-  return Json{{"files_total", p.files_total.load()}, {"bytes_total", p.bytes_total.load()},
-              {"scan_done", p.scan_done.load()},     {"files_done", p.files_done.load()},
-              {"bytes_done", p.bytes_done.load()},   {"bytes_read", p.bytes_read.load()},
-              {"new_bytes", p.new_bytes.load()},     {"sent_bytes", p.sent_bytes.load()},
-              {"chunks", p.chunks.load()},           {"new_chunks", p.new_chunks.load()}};
+  return Json{{"files_total", p.files_total.load()},
+              {"bytes_total", p.bytes_total.load()},
+              {"scan_done", p.scan_done.load()},
+              {"files_done", p.files_done.load()},
+              {"bytes_done", p.bytes_done.load()},
+              {"bytes_read", p.bytes_read.load()},
+              {"new_bytes", p.new_bytes.load()},
+              {"sent_bytes", p.sent_bytes.load()},
+              {"chunks", p.chunks.load()},
+              {"new_chunks", p.new_chunks.load()},
+              {"files_read", p.files_read.load()},
+              {"files_unchanged", p.files_unchanged.load()},
+              {"files_changed_during_read", p.files_changed_during_read.load()}};
 }
 
 Json BackupResultJson(const engine::BackupResult& r) {
@@ -109,6 +117,10 @@ Json BackupResultJson(const engine::BackupResult& r) {
   j["files"] = st.files;
   j["files_read"] = r.files_read;
   j["files_unchanged"] = r.files_unchanged;
+  j["rehash"] = r.rehash;
+  j["files_changed_same_metadata"] = r.files_changed_same_metadata;
+  j["files_reread"] = r.files_reread;
+  j["files_changed_during_read"] = r.files_changed_during_read;
   j["directories"] = st.directories;
   j["bytes"] = st.bytes;
   j["bytes_read"] = r.bytes_read;
@@ -306,6 +318,7 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   ctx_.peers = peer_set_.get();
   jobs_ = std::make_unique<JobManager>();
 
+  StartSources();  // before the API, which serves /v1/sources
   CAIRN_ASSIGN_OR_RETURN(api_, ApiServer::Start(config_.api, api_token_, this));
 
   // Record ports that were picked at this first start.
@@ -396,6 +409,7 @@ Daemon::~Daemon() { Shutdown(); }
 void Daemon::Shutdown() {
   std::call_once(shutdown_once_, [this] {
     if (api_) api_->Stop();
+    if (sources_) sources_->Stop();  // no new backups from here on
     maintenance_cancel_ = true;
     if (jobs_) jobs_->Shutdown();
     {
@@ -411,6 +425,7 @@ void Daemon::Shutdown() {
     if (peer_server_) peer_server_->Shutdown();
     // Release in reverse order of construction; the database closes last.
     api_.reset();
+    sources_.reset();
     jobs_.reset();
     peer_server_.reset();
     discovery_.reset();
@@ -586,12 +601,16 @@ absl::StatusOr<std::string> Daemon::StartBackup(const BackupRequest& request) {
   }
   options.tags = request.tags;
   options.excludes = request.excludes;
+  options.rehash = request.rehash;
   options.hostname = LocalHostname();
   options.upload_threads = config_.upload_threads;
   auto progress = std::make_shared<engine::BackupProgress>();
+  // A source's own keep policy, else [retention].
+  RetentionConfig retention = request.retention.value_or(config_.retention);
   JobFunctions fns;
   fns.progress = [progress] { return BackupProgressJson(*progress); };
-  fns.run = [this, options, progress](const std::atomic<bool>& cancel) -> absl::StatusOr<Json> {
+  fns.run = [this, options, progress,
+             retention](const std::atomic<bool>& cancel) -> absl::StatusOr<Json> {
     spdlog::info("backup of {} path(s) started ({})", options.paths.size(),
                  options.ec ? options.ec->ToString() + " erasure coded"
                             : std::to_string(options.copies) + " copies");
@@ -606,10 +625,10 @@ absl::StatusOr<std::string> Daemon::StartBackup(const BackupRequest& request) {
     Json out = BackupResultJson(*result);
     extras_requested_ = true;
     ping_cv_.notify_all();
-    if (!config_.retention.empty()) {
-      // The per-source policy ([retention]); a failure here does not undo the backup.
+    if (!retention.empty()) {
+      // The per-source policy; a failure here does not undo the backup.
       auto forgot = ApplyRetentionAfterBackup(
-          index::SnapshotRecord{result->snapshot_id, result->snapshot}, cancel);
+          index::SnapshotRecord{result->snapshot_id, result->snapshot}, retention, cancel);
       if (forgot.ok()) {
         out["retention"] = *forgot;
       } else {

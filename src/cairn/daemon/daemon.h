@@ -9,6 +9,7 @@
 //   PeerServer (gRPC, every call authenticated) over the store and membership
 //   ClusterPeerSet (gRPC clients) + catalog + owner keys -> engine::EngineContext
 //   JobManager (backup/restore threads) + ApiServer (local HTTP API)
+//   SourceScheduler ([[source]]: inotify watchers -> debouncer -> backup jobs)
 //
 // Start() brings everything up in that order and writes ports resolved from port 0 back to
 // cairn.toml before it returns; Shutdown() stops the API, cancels and joins jobs, stops the
@@ -38,8 +39,11 @@
 #include "cairn/daemon/cluster_peer_set.h"
 #include "cairn/daemon/config.h"
 #include "cairn/daemon/jobs.h"
+#include "cairn/daemon/recover.h"
 #include "cairn/daemon/scrubber.h"
+#include "cairn/daemon/sources.h"
 #include "cairn/engine/backup.h"
+#include "cairn/engine/file_reader.h"
 #include "cairn/env/clock.h"
 #include "cairn/index/catalog.h"
 #include "cairn/index/database.h"
@@ -92,8 +96,30 @@ class Daemon : public ApiHandler {
   absl::StatusOr<std::string> StartForget(const ForgetRequest& request) override;
   absl::StatusOr<std::string> StartDelete(const DeleteRequest& request) override;
   absl::StatusOr<std::string> StartReclaim(const ReclaimRequest& request) override;
+  // Bytes of a file in a snapshot for `cairn mount` (daemon/mount.cc): GET /v1/read.
+  absl::StatusOr<std::string> ReadFile(const ReadRequest& request) override;
+  // Sources (daemon/sources.cc): the scheduler's state; add/remove write cairn.toml first.
+  absl::StatusOr<nlohmann::json> GetSources() override;
+  absl::StatusOr<nlohmann::json> AddSource(const SourceConfig& source) override;
+  absl::Status RemoveSource(const std::string& path) override;
+  // Versions (daemon/versions.cc): GET /v1/versions, /v1/diff, /v1/find (read-only, on the
+  // API thread) and POST /v1/restore with "at" (a restore job of the snapshot SnapshotAt picks).
+  absl::StatusOr<nlohmann::json> GetVersions(const std::string& path, bool all) override;
+  absl::StatusOr<nlohmann::json> GetDiff(const std::string& a, const std::string& b) override;
+  absl::StatusOr<nlohmann::json> FindEntries(const std::string& pattern) override;
+  absl::StatusOr<std::string> StartRestoreAt(const RestoreRequest& request) override;
   absl::StatusOr<nlohmann::json> GetJob(const std::string& id) override;
   absl::Status CancelJob(const std::string& id) override;
+
+  // Disaster recovery (daemon/recover.cc; `cairn recover` runs it on a fresh directory made
+  // from a recovery key): waits until peers answer (options.wait_for_peers, then until the set
+  // of live peers settles), then rebuilds the index from them (engine::RecoverIndex). Errors:
+  // UNAVAILABLE when no peer answered in time (the message says whether the peers refused the
+  // cluster key), ALREADY_EXISTS when a member has this peer id pinned to another node, and
+  // engine::RecoverIndex's (e.g. FAILED_PRECONDITION for a key that decrypts no snapshot).
+  absl::StatusOr<engine::RecoverReport> RecoverIndex(const RecoveryOptions& options,
+                                                     engine::RecoverProgress* progress,
+                                                     const std::atomic<bool>* cancel = nullptr);
 
  private:
   Daemon() = default;
@@ -108,13 +134,17 @@ class Daemon : public ApiHandler {
   // reclaim when used > quota (daemon/lifecycle.cc).
   void MaintenanceLoop();
   // Forgets the snapshots `policy` does not keep among those with this snapshot's host and
-  // paths (config [retention]), then collects garbage. Returns the JSON of what was done.
+  // paths (config [retention], or the backup's source's keep_*), then collects garbage.
+  // Returns the JSON of what was done.
   absl::StatusOr<nlohmann::json> ApplyRetentionAfterBackup(const index::SnapshotRecord& latest,
+                                                           const RetentionConfig& retention,
                                                            const std::atomic<bool>& cancel);
   // Collects garbage and delivers the deletions (JSON "gc" and "deletions" objects).
   absl::StatusOr<nlohmann::json> CollectAndDeliver(const std::atomic<bool>& cancel);
   nlohmann::json LifecycleStatusJson();
   void StartDiscovery(const std::string& listen_host);
+  // Makes sources_ and starts watching and scheduling config_.sources (daemon/sources.cc).
+  void StartSources();
   void Fatal(const absl::Status& status);
 
   Config config_;
@@ -141,7 +171,11 @@ class Daemon : public ApiHandler {
   std::unique_ptr<net::PeerServer> peer_server_;
   std::unique_ptr<cluster::MulticastDiscovery> discovery_;  // [discovery] multicast
   engine::EngineContext ctx_;
+  std::once_flag file_reader_once_;
+  std::unique_ptr<engine::FileReader> file_reader_;  // GET /v1/read; made on first use
   std::unique_ptr<JobManager> jobs_;
+  std::mutex sources_config_mu_;              // serializes source add/remove (config_.sources)
+  std::unique_ptr<SourceScheduler> sources_;  // [[source]]: watch, debounce, schedule backups
   std::unique_ptr<ApiServer> api_;
 
   std::mutex ping_mu_;

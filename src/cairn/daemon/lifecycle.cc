@@ -17,6 +17,7 @@
 #include "cairn/engine/restore.h"
 #include "cairn/engine/retention.h"
 #include "cairn/engine/rewrite.h"
+#include "cairn/engine/versions.h"
 
 namespace cairn::daemon {
 namespace {
@@ -73,22 +74,6 @@ bool SameGroup(const format::Snapshot& a, const format::Snapshot& b) {
   return a.hostname == b.hostname && pa == pb;
 }
 
-// The path inside `snapshot` for absolute path `abs`: root entries are named by the last
-// component of each backed-up path ("root" for "/"), see engine/backup.cc. nullopt when `abs`
-// is not under any of the snapshot's paths.
-std::optional<std::string> SnapshotPathFor(const format::Snapshot& snapshot,
-                                           const std::string& abs) {
-  for (const std::string& p : snapshot.paths) {
-    std::string base = p == "/" ? std::string("root") : p.substr(p.find_last_of('/') + 1);
-    if (abs == p) return base;
-    std::string prefix = p == "/" ? p : p + "/";
-    if (abs.size() > prefix.size() && abs.compare(0, prefix.size(), prefix) == 0) {
-      return base + "/" + abs.substr(prefix.size());
-    }
-  }
-  return std::nullopt;
-}
-
 }  // namespace
 
 absl::StatusOr<Json> Daemon::CollectAndDeliver(const std::atomic<bool>& cancel) {
@@ -104,8 +89,9 @@ absl::StatusOr<Json> Daemon::CollectAndDeliver(const std::atomic<bool>& cancel) 
 }
 
 absl::StatusOr<Json> Daemon::ApplyRetentionAfterBackup(const index::SnapshotRecord& latest,
+                                                       const RetentionConfig& retention,
                                                        const std::atomic<bool>& cancel) {
-  CAIRN_ASSIGN_OR_RETURN(engine::RetentionPolicy policy, PolicyFrom(config_.retention));
+  CAIRN_ASSIGN_OR_RETURN(engine::RetentionPolicy policy, PolicyFrom(retention));
   CAIRN_ASSIGN_OR_RETURN(std::vector<index::SnapshotRecord> all, catalog_->ListSnapshots());
   std::vector<index::SnapshotRecord> group;
   for (auto& r : all) {
@@ -201,7 +187,7 @@ absl::StatusOr<std::string> Daemon::StartDelete(const DeleteRequest& request) {
     uint64_t unchanged = 0;
     for (const index::SnapshotRecord& record : targets) {
       if (cancel) return absl::CancelledError("delete cancelled");
-      std::optional<std::string> inner = SnapshotPathFor(record.snapshot, abs);
+      std::optional<std::string> inner = engine::SnapshotPathFor(record.snapshot, abs);
       engine::RewriteResult result;
       result.changed = false;
       if (inner) {

@@ -78,8 +78,17 @@ absl::StatusOr<InitReport> InitPeerDir(const Config& config) {
 
 absl::StatusOr<InitReport> InitPeerDir(const Config& config,
                                        const std::optional<codec::Key>& cluster_key) {
+  InitSecrets secrets;
+  secrets.cluster_key = cluster_key;
+  return InitPeerDir(config, secrets);
+}
+
+absl::StatusOr<InitReport> InitPeerDir(const Config& config, const InitSecrets& secrets) {
   const std::string& dir = config.dir;
   if (dir.empty()) return absl::InvalidArgumentError("no peer directory given");
+  if (secrets.node_id && !cluster::IsValidNodeId(*secrets.node_id)) {
+    return absl::InvalidArgumentError("a node id must be 32 hex characters");
+  }
   // Validate everything (through the same parser the daemon uses) before touching the disk.
   CAIRN_RETURN_IF_ERROR(ParseConfig(RenderConfig(config), ConfigPath(dir)).status());
   if (Exists(ConfigPath(dir))) {
@@ -104,13 +113,15 @@ absl::StatusOr<InitReport> InitPeerDir(const Config& config,
   }
   CAIRN_RETURN_IF_ERROR(MakeDir(dir, 0700, report));
   CAIRN_RETURN_IF_ERROR(MakeDir(SecretsDir(dir), 0700, report));
-  codec::Key owner = codec::RandomKey();
+  codec::Key owner = secrets.owner_key.value_or(codec::RandomKey());
   CAIRN_RETURN_IF_ERROR(WriteSecret(OwnerKeyPath(dir), ToHex(owner), report));
   codec::Key token = codec::RandomKey();
   CAIRN_RETURN_IF_ERROR(WriteSecret(ApiTokenPath(dir), ToHex(token), report));
-  codec::Key cluster = cluster_key.value_or(codec::RandomKey());
+  codec::Key cluster = secrets.cluster_key.value_or(codec::RandomKey());
   CAIRN_RETURN_IF_ERROR(WriteSecret(ClusterKeyPath(dir), ToHex(cluster), report));
-  CAIRN_RETURN_IF_ERROR(WriteSecret(NodeIdPath(dir), cluster::NewNodeId(), report));
+  CAIRN_RETURN_IF_ERROR(WriteSecret(
+      NodeIdPath(dir),
+      secrets.node_id ? absl::AsciiStrToLower(*secrets.node_id) : cluster::NewNodeId(), report));
   CAIRN_RETURN_IF_ERROR(MakeDir(BlobsDir(dir), 0700, report));
   {
     bool existed = Exists(IndexPath(dir));

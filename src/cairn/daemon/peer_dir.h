@@ -56,6 +56,16 @@ absl::StatusOr<InitReport> InitPeerDir(const Config& config);
 absl::StatusOr<InitReport> InitPeerDir(const Config& config,
                                        const std::optional<codec::Key>& cluster_key);
 
+// Secrets given to InitPeerDir instead of fresh random ones.
+struct InitSecrets {
+  std::optional<codec::Key> cluster_key;  // joining a cluster (`cairn init --join`)
+  std::optional<codec::Key> owner_key;    // a recovered peer (`cairn recover`)
+  std::optional<std::string> node_id;     // a recovered peer: 32 hex characters
+};
+// The same with any of the secrets given. INVALID_ARGUMENT for a node id that is not 32 hex
+// characters.
+absl::StatusOr<InitReport> InitPeerDir(const Config& config, const InitSecrets& secrets);
+
 // Reads DIR/secrets/owner.key. FAILED_PRECONDITION naming the file when it is missing,
 // unreadable, or not exactly 64 hex characters (surrounding whitespace is ignored).
 absl::StatusOr<codec::Key> LoadOwnerKey(const std::string& dir);

@@ -69,6 +69,28 @@ TEST(PeerDirTest, InitCreatesTheLayoutWithPrivateModes) {
   EXPECT_EQ(**avg, "262144");
 }
 
+// `cairn recover`: the owner key, cluster key and node id come from the recovery key.
+TEST(PeerDirTest, InitWithGivenSecretsWritesThem) {
+  testing::TempDir tmp;
+  std::string dir = tmp.File("peer");
+  InitSecrets secrets;
+  secrets.owner_key = codec::RandomKey();
+  secrets.cluster_key = codec::RandomKey();
+  secrets.node_id = "00112233445566778899AABBCCDDEEFF";
+  auto report = InitPeerDir(TestConfig(dir), secrets);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(*LoadOwnerKey(dir), *secrets.owner_key);
+  EXPECT_EQ(*LoadClusterKey(dir), *secrets.cluster_key);
+  EXPECT_EQ(*LoadOrCreateNodeId(dir), "00112233445566778899aabbccddeeff");
+  EXPECT_EQ(ModeOf(NodeIdPath(dir)), 0600u);
+
+  secrets.node_id = "not-a-node-id";
+  auto bad = InitPeerDir(TestConfig(tmp.File("other")), secrets);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  struct stat st;
+  EXPECT_NE(::stat(tmp.File("other").c_str(), &st), 0);  // nothing written
+}
+
 TEST(PeerDirTest, InitIntoAnExistingEmptyDirectoryWorks) {
   testing::TempDir tmp;
   ASSERT_TRUE(InitPeerDir(TestConfig(tmp.path())).ok());

@@ -80,6 +80,36 @@ absl::StatusOr<std::vector<std::string>> ReadDirNames(const std::string& path) {
   return names;
 }
 
+// Whether a file changed between two fstat calls on it: size, mtime or ctime differ (any
+// write, truncation, chmod or utimensat moves ctime).
+bool ChangedBetween(const struct stat& before, const struct stat& after) {
+  return before.st_size != after.st_size || ToNanos(before.st_mtim) != ToNanos(after.st_mtim) ||
+         ToNanos(before.st_ctim) != ToNanos(after.st_ctim);
+}
+
+// Whether `now` (fresh from lstat) has the metadata of the parent snapshot's entry: type, size,
+// mtime, ctime and inode. A parent ctime or inode of 0 is unknown (trees written before they
+// were recorded) and is not compared. The device is not compared: it is not stable across
+// reboots for some filesystems (NFS, btrfs subvolumes).
+bool SameMetadata(const format::TreeEntry& parent, const format::TreeEntry& now) {
+  return parent.type == format::EntryType::kFile && now.type == format::EntryType::kFile &&
+         parent.size == now.size && parent.mtime_ns == now.mtime_ns &&
+         (parent.ctime_ns == 0 || parent.ctime_ns == now.ctime_ns) &&
+         (parent.inode == 0 || parent.inode == now.inode);
+}
+
+// Closes a file descriptor when it goes out of scope.
+class FdCloser {
+ public:
+  explicit FdCloser(int fd) : fd_(fd) {}
+  ~FdCloser() { ::close(fd_); }
+  FdCloser(const FdCloser&) = delete;
+  FdCloser& operator=(const FdCloser&) = delete;
+
+ private:
+  int fd_;
+};
+
 format::TreeEntry EntryFromStat(const std::string& name, const struct stat& st) {
   format::TreeEntry e;
   e.name = name;
@@ -136,7 +166,13 @@ class BackupRun {
   void WorkerLoop();
   // Registers a chunk reference; queues it for upload if no peer holds enough copies yet.
   absl::Status AddChunk(const ChunkId& id, BlobKind kind, ByteSpan plaintext);
-  absl::StatusOr<std::vector<ChunkId>> ChunkFile(const std::string& path, format::TreeEntry& e);
+  // One pass over an open file from its current offset to EOF: chunks it and registers every
+  // chunk (AddChunk). Returns the chunk ids; `*size` gets the bytes read.
+  absl::StatusOr<std::vector<ChunkId>> ChunkPass(int fd, const std::string& path, uint64_t* size);
+  // Reads a regular file and returns its chunk ids; fills `e`'s size (bytes read) and
+  // metadata from fstat. A file that changed while it was read is read once more; if it
+  // changed again it is kept as read and flagged (warnings, files_changed_during_read).
+  absl::StatusOr<std::vector<ChunkId>> ReadFile(const std::string& path, format::TreeEntry& e);
   absl::StatusOr<ChunkId> BackupDirectory(const std::string& path, const format::Tree* parent);
   // Fills `entry` (already stat'ed) with content; returns false if the entry must be skipped.
   bool BackupEntry(const std::string& path, const struct stat& st, format::TreeEntry& entry,
@@ -154,6 +190,7 @@ class BackupRun {
   codec::Chunker chunker_;
   BoundedQueue<UploadTask> queue_;
   std::vector<std::thread> workers_;
+  Bytes read_buf_;  // the walker's read buffer (ChunkPass)
 
   std::mutex mu_;  // guards the fields below
   std::unordered_set<ChunkId, ChunkIdHash> in_flight_;
@@ -235,21 +272,18 @@ absl::Status BackupRun::AddChunk(const ChunkId& id, BlobKind kind, ByteSpan plai
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<ChunkId>> BackupRun::ChunkFile(const std::string& path,
-                                                          format::TreeEntry& e) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOATIME | O_NOFOLLOW);
-  if (fd < 0 && errno == EPERM) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return SourceError(ErrnoStatus(errno, "open " + path));
-  struct stat before;
-  ::fstat(fd, &before);
+absl::StatusOr<std::vector<ChunkId>> BackupRun::ChunkPass(int fd, const std::string& path,
+                                                          uint64_t* size) {
   std::vector<ChunkId> chunks;
   const size_t max = chunker_.params().max_size;
-  Bytes buf(2 * max);
+  // One buffer for the whole run: allocating (and zeroing) 2 x max chunk size per file would
+  // cost more than reading a small file.
+  if (read_buf_.size() != 2 * max) read_buf_.resize(2 * max);
+  Bytes& buf = read_buf_;
   size_t start = 0, end = 0;
   bool eof = false;
   uint64_t total = 0;
-  absl::Status st;
-  while (st.ok()) {
+  while (true) {
     while (!eof && end - start < max) {
       if (buf.size() - end < max) {
         std::memmove(buf.data(), buf.data() + start, end - start);
@@ -259,40 +293,77 @@ absl::StatusOr<std::vector<ChunkId>> BackupRun::ChunkFile(const std::string& pat
       ssize_t n = ::read(fd, buf.data() + end, buf.size() - end);
       if (n < 0) {
         if (errno == EINTR) continue;
-        st = SourceError(ErrnoStatus(errno, "read " + path));
-        break;
+        return SourceError(ErrnoStatus(errno, "read " + path));
       }
       if (n == 0) eof = true;
       end += static_cast<size_t>(n);
       progress_->bytes_read += static_cast<uint64_t>(n);
       progress_->bytes_done += static_cast<uint64_t>(n);
     }
-    if (!st.ok() || start == end) break;
-    if (Cancelled()) {
-      st = absl::CancelledError("backup cancelled");
-      break;
-    }
+    if (start == end) break;
+    if (Cancelled()) return absl::CancelledError("backup cancelled");
     ByteSpan data(buf.data() + start, end - start);
     size_t cut = chunker_.NextCut(data);
     ByteSpan chunk = data.subspan(0, cut);
     ChunkId id = codec::ComputeChunkId(ctx_.keys.id_key, chunk);
     chunks.push_back(id);
-    st = AddChunk(id, BlobKind::kData, chunk);
+    CAIRN_RETURN_IF_ERROR(AddChunk(id, BlobKind::kData, chunk));
     start += cut;
     total += cut;
   }
-  struct stat after;
-  bool changed = ::fstat(fd, &after) == 0 && (ToNanos(after.st_mtim) != ToNanos(before.st_mtim) ||
-                                              after.st_size != before.st_size);
-  ::close(fd);
-  CAIRN_RETURN_IF_ERROR(st);
-  e.size = total;  // what was actually read
-  if (changed) {
-    result_.warnings.push_back(path +
-                               ": file changed while it was read; the snapshot has the bytes read");
-  }
-  result_.files_read++;
+  *size = total;
   return chunks;
+}
+
+absl::StatusOr<std::vector<ChunkId>> BackupRun::ReadFile(const std::string& path,
+                                                         format::TreeEntry& e) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOATIME | O_NOFOLLOW);
+  if (fd < 0 && errno == EPERM) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return SourceError(ErrnoStatus(errno, "open " + path));
+  FdCloser closer(fd);
+  constexpr int kAttempts = 2;
+  for (int attempt = 1;; ++attempt) {
+    struct stat before;
+    if (::fstat(fd, &before) != 0) return SourceError(ErrnoStatus(errno, "stat " + path));
+    if (attempt > 1 && ::lseek(fd, 0, SEEK_SET) < 0) {
+      return SourceError(ErrnoStatus(errno, "seek " + path));
+    }
+    uint64_t size = 0;
+    CAIRN_ASSIGN_OR_RETURN(std::vector<ChunkId> chunks, ChunkPass(fd, path, &size));
+    if (opts_.after_file_read) opts_.after_file_read(path, attempt);
+    struct stat after;
+    const bool changed = ::fstat(fd, &after) == 0 && ChangedBetween(before, after);
+    if (changed && attempt < kAttempts) {
+      // Read it again from the start. This pass's chunks are stored already (garbage for
+      // the next collection unless referenced elsewhere) but no longer referenced here.
+      stats_.chunks -= chunks.size();
+      progress_->chunks -= chunks.size();
+      progress_->bytes_done -= size;
+      result_.files_reread++;
+      continue;
+    }
+    // The metadata recorded is the one from before the last pass: for a file that changed
+    // during it, that differs from the file's metadata now, so the next run reads it again.
+    format::TreeEntry now = EntryFromStat(e.name, before);
+    e.mode = now.mode;
+    e.uid = now.uid;
+    e.gid = now.gid;
+    e.mtime_ns = now.mtime_ns;
+    e.ctime_ns = now.ctime_ns;
+    e.inode = now.inode;
+    e.device = now.device;
+    e.size = size;  // what was actually read
+    if (changed) {
+      result_.files_changed_during_read++;
+      progress_->files_changed_during_read++;
+      result_.warnings.push_back(path +
+                                 ": file changed while it was read, twice; the snapshot has the "
+                                 "bytes read, which may mix versions");
+    }
+    result_.files_read++;
+    progress_->files_read++;
+    return chunks;
+  }
 }
 
 std::optional<format::Tree> BackupRun::LoadParentTree(const ChunkId& id) {
@@ -319,17 +390,17 @@ bool BackupRun::BackupEntry(const std::string& path, const struct stat& st,
         return true;
       }
     }
-    bool unchanged = parent_entry && parent_entry->type == format::EntryType::kFile &&
-                     parent_entry->size == entry.size && parent_entry->mtime_ns == entry.mtime_ns &&
-                     parent_entry->ctime_ns == entry.ctime_ns && parent_entry->inode == entry.inode;
-    if (unchanged) {
+    const bool same_metadata = parent_entry && SameMetadata(*parent_entry, entry);
+    if (same_metadata && !opts_.rehash) {
       entry.chunks = parent_entry->chunks;
       stats_.chunks += entry.chunks.size();
       progress_->chunks += entry.chunks.size();
       progress_->bytes_done += entry.size;
       result_.files_unchanged++;
+      progress_->files_unchanged++;
     } else {
-      auto chunks = ChunkFile(path, entry);
+      const uint64_t stat_size = entry.size;
+      auto chunks = ReadFile(path, entry);
       if (!chunks.ok()) {
         if (!IsSourceError(chunks.status())) {
           *fatal = chunks.status();
@@ -338,10 +409,19 @@ bool BackupRun::BackupEntry(const std::string& path, const struct stat& st,
         // A file we cannot read is reported and left out; the rest goes on.
         result_.errors.push_back(std::string(chunks.status().message()));
         stats_.files--;
-        stats_.bytes -= entry.size;
+        stats_.bytes -= stat_size;
         return false;
       }
+      stats_.bytes = stats_.bytes - stat_size + entry.size;
       entry.chunks = std::move(*chunks);
+      if (opts_.rehash && parent_entry && parent_entry->type == format::EntryType::kFile) {
+        if (parent_entry->chunks == entry.chunks) {
+          result_.files_unchanged++;
+          progress_->files_unchanged++;
+        } else if (same_metadata) {
+          result_.files_changed_same_metadata++;
+        }
+      }
     }
     if (st.st_nlink > 1) {
       auto key = std::make_pair(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino));
@@ -560,6 +640,7 @@ absl::StatusOr<BackupResult> BackupRun::Run() {
   progress_->sent_bytes += stored.outcome.sent_bytes;
   if (!stored.outcome.at_target) ++below_target_;
 
+  result_.rehash = opts_.rehash;
   result_.snapshot_id = snapshot_id;
   result_.snapshot = snap;
   result_.snapshot.stats.sent_bytes = progress_->sent_bytes.load();

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
@@ -59,7 +60,19 @@ struct BackupOptions {
   std::string hostname;
   int upload_threads = 8;
   int queue_chunks = 8;
-  bool use_parent = true;  // skip files unchanged since the latest snapshot of the same paths
+  // Change detection against the parent (the latest snapshot of exactly these paths;
+  // docs/architecture.md "Change detection"): a file whose size, mtime, ctime and inode equal
+  // the parent entry's is not read, its chunk list is reused. A parent entry with ctime or
+  // inode 0 (a tree written before they were recorded) does not compare that field.
+  bool use_parent = true;
+  // Compare content instead of metadata: every file is read and chunked, and a file whose
+  // chunk ids equal the parent entry's counts as unchanged (it was read all the same). Catches
+  // changes that kept size, mtime, ctime and inode (tools that restore timestamps, bit rot).
+  bool rehash = false;
+  // Test hook, called on the walker thread after each pass over a regular file's content
+  // (`attempt` 1, then 2 when the file changed during the first pass) and before the file is
+  // stat'ed again to see whether it changed while it was read. Empty: none.
+  std::function<void(const std::string& path, int attempt)> after_file_read;
 };
 
 // Live counters, updated while a backup runs.
@@ -74,16 +87,32 @@ struct BackupProgress {
   std::atomic<uint64_t> sent_bytes{0};
   std::atomic<uint64_t> chunks{0};
   std::atomic<uint64_t> new_chunks{0};
+  std::atomic<uint64_t> files_read{0};       // as BackupResult
+  std::atomic<uint64_t> files_unchanged{0};  // as BackupResult
+  std::atomic<uint64_t> files_changed_during_read{0};
 };
 
 struct BackupResult {
   ChunkId snapshot_id;
   format::Snapshot snapshot;
-  uint64_t files_read = 0;       // files whose content was read
-  uint64_t files_unchanged = 0;  // files taken from the parent snapshot without reading
-  uint64_t bytes_read = 0;
+  bool rehash = false;      // BackupOptions::rehash
+  uint64_t files_read = 0;  // files whose content was read (a file read twice counts once)
+  // Files whose content is the parent's: taken from the parent without reading (metadata
+  // equal), or with `rehash` read and found to have the parent's chunk ids.
+  uint64_t files_unchanged = 0;
+  // With `rehash`: files whose size, mtime, ctime and inode matched the parent's but whose
+  // content did not, i.e. changes the metadata comparison alone would have missed.
+  uint64_t files_changed_same_metadata = 0;
+  // Files that changed while they were read (size, mtime or ctime differ between fstat before
+  // and after the read) and were read a second time.
+  uint64_t files_reread = 0;
+  // Files that changed again during the second read: stored as read (the bytes may be a mix
+  // of versions), named in `warnings`, and recorded so that the next run reads them again.
+  uint64_t files_changed_during_read = 0;
+  uint64_t bytes_read = 0;  // file bytes read, second reads included
   double seconds = 0;
-  // Problems that did not stop the backup: unreadable files, skipped special files.
+  // Problems that did not stop the backup: skipped special files, files that kept changing
+  // while they were read.
   std::vector<std::string> warnings;
   // Chunks stored below their target: fewer copies than asked, or not all k+m shards on
   // distinct peers (the backup is degraded, exit code 3).

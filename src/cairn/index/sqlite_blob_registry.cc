@@ -20,7 +20,7 @@ namespace {
 // record).
 constexpr int kForEachPage = 512;
 
-constexpr char kColumns[] = "owner, chunk_id, shard, size, checksum, extra";
+constexpr char kColumns[] = "owner, chunk_id, shard, size, checksum, extra, kind";
 
 // Reads a row laid out as kColumns. DATA_LOSS when the stored ids are malformed.
 absl::StatusOr<store::BlobRecord> ReadRecord(Statement& stmt) {
@@ -43,6 +43,8 @@ absl::StatusOr<store::BlobRecord> ReadRecord(Statement& stmt) {
   }
   std::memcpy(record.checksum.data(), checksum.data(), checksum.size());
   record.extra = stmt.ColumnInt(5) != 0;
+  int64_t kind = stmt.ColumnInt(6);
+  record.kind = kind >= 0 && kind <= 255 ? static_cast<uint8_t>(kind) : 0;
   return record;
 }
 
@@ -74,8 +76,8 @@ class SqliteBlobRegistry : public store::BlobRegistry {
     last_stored_ns_ = now_ns;
     CAIRN_ASSIGN_OR_RETURN(
         Statement stmt, impl_->Prepare("INSERT OR REPLACE INTO blobs "
-                                       "(owner, chunk_id, shard, size, checksum, stored_ns, extra) "
-                                       "VALUES (?, ?, ?, ?, ?, ?, ?)"));
+                                       "(owner, chunk_id, shard, size, checksum, stored_ns, extra, "
+                                       "kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
     stmt.BindUint(1, record.key.owner);
     stmt.BindBlob(2, record.key.chunk.bytes);
     stmt.BindInt(3, record.key.shard);
@@ -83,6 +85,7 @@ class SqliteBlobRegistry : public store::BlobRegistry {
     stmt.BindBlob(5, record.checksum);
     stmt.BindInt(6, now_ns);
     stmt.BindInt(7, record.extra ? 1 : 0);
+    stmt.BindInt(8, record.kind);
     return Annotate(stmt.Run(), absl::StrCat("register blob ", record.key.DebugString()));
   }
 

@@ -396,6 +396,23 @@ TEST_P(BlobRegistryConformance, ListOwnerPagesInChunkShardOrder) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST_P(BlobRegistryConformance, KindRoundTrips) {
+  for (uint8_t kind : {0, 1, 2, 3}) {
+    BlobRecord r = Record(Key(4, kind, 0), 10 + kind);
+    r.kind = kind;
+    ASSERT_TRUE(registry_->Add(r).ok());
+  }
+  for (uint8_t kind : {0, 1, 2, 3}) {
+    auto found = registry_->Find(Key(4, kind, 0));
+    ASSERT_TRUE(found.ok() && found->has_value());
+    EXPECT_EQ((*found)->kind, kind);
+  }
+  auto listed = registry_->ListOwner(4, std::nullopt, 10);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 4u);
+  for (const BlobRecord& r : *listed) EXPECT_EQ(r.kind, r.key.chunk.bytes[0]);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     All, BlobRegistryConformance,
     ::testing::Values(Impl{"Mem", [] { return std::unique_ptr<Harness>(new MemHarness()); }},
@@ -438,6 +455,27 @@ TEST(SqliteBlobRegistryTest, ExtraFlagPersistsAcrossReopen) {
   auto extras = h.registry->ListExtras(10);
   ASSERT_TRUE(extras.ok());
   EXPECT_EQ(KeysOf(*extras), (std::vector<BlobKey>{Key(3, 2, 0), Key(3, 0, 0)}));
+}
+
+// Rows registered before migration 0004 (no kind written) read back as kind 0, unknown.
+TEST(SqliteBlobRegistryTest, RowsWithoutAKindReadAsUnknown) {
+  SqliteHarness h;
+  {
+    std::lock_guard<std::mutex> lock(h.db->impl()->mu);
+    ASSERT_TRUE(h.db->impl()
+                    ->Exec("INSERT INTO blobs (owner, chunk_id, shard, size, checksum, stored_ns, "
+                           "extra) VALUES (2, zeroblob(32), 0, 5, zeroblob(16), 100, 0)")
+                    .ok());
+  }
+  BlobRecord tree = Record(Key(2, 9, 0), 7);
+  tree.kind = static_cast<uint8_t>(BlobKind::kTree);
+  ASSERT_TRUE(h.registry->Add(tree).ok());
+  h.Reopen();
+  auto listed = h.registry->ListOwner(2, std::nullopt, 10);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].kind, 0);
+  EXPECT_EQ((*listed)[1].kind, static_cast<uint8_t>(BlobKind::kTree));
 }
 
 // Equal stored times (e.g. rows written by another process in the same nanosecond): key order.

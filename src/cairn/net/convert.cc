@@ -149,6 +149,7 @@ void ToProto(const store::BlobRecord& record, v1::ListedBlob* out) {
   out->set_size(record.size);
   out->set_checksum(ChecksumToProto(record.checksum));
   out->set_extra(record.extra);
+  out->set_kind(record.kind);
 }
 
 absl::StatusOr<store::BlobRecord> FromProto(const v1::ListedBlob& blob) {
@@ -157,6 +158,8 @@ absl::StatusOr<store::BlobRecord> FromProto(const v1::ListedBlob& blob) {
   CAIRN_ASSIGN_OR_RETURN(record.checksum, ChecksumFromProto(blob.checksum()));
   record.size = blob.size();
   record.extra = blob.extra();
+  // An unknown value (a later kind) is "unknown" here: the owner reads the header instead.
+  record.kind = blob.kind() <= 255 ? static_cast<uint8_t>(blob.kind()) : 0;
   return record;
 }
 

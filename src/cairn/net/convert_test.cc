@@ -191,7 +191,7 @@ TEST(ConvertTest, ListBlobsRequestRoundTripAndLimits) {
 }
 
 TEST(ConvertTest, ListBlobsPageIsChecked) {
-  store::BlobRecord a{TestKey(4, 1), 100, {}, true};
+  store::BlobRecord a{TestKey(4, 1), 100, {}, true, static_cast<uint8_t>(BlobKind::kSnapshot)};
   a.checksum[0] = 7;
   store::BlobRecord b{TestKey(4, 2, 1), 200, {}, false};
   v1::ListBlobsResponse response;
@@ -207,6 +207,12 @@ TEST(ConvertTest, ListBlobsPageIsChecked) {
   EXPECT_EQ(page->blobs[0].checksum, a.checksum);
   EXPECT_TRUE(page->blobs[0].extra);
   EXPECT_FALSE(page->blobs[1].extra);
+  EXPECT_EQ(page->blobs[0].kind, static_cast<uint8_t>(BlobKind::kSnapshot));
+  EXPECT_EQ(page->blobs[1].kind, 0);  // unknown
+  // A kind from a later version reads as unknown.
+  v1::ListBlobsResponse later = response;
+  later.mutable_blobs(0)->set_kind(1000);
+  EXPECT_EQ(PageFromProto(later, 4, 2)->blobs[0].kind, 0);
   // More than asked for, another owner's blob, a malformed checksum: refused.
   EXPECT_EQ(PageFromProto(response, 4, 1).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(PageFromProto(response, 5, 2).status().code(), absl::StatusCode::kInvalidArgument);

@@ -38,7 +38,7 @@ using MovedBlob = store::MovedBlob;
 
 // One page of ListBlobs.
 struct BlobListPage {
-  std::vector<store::BlobRecord> blobs;  // key, size, checksum, extra; in key order
+  std::vector<store::BlobRecord> blobs;  // key, size, checksum, extra, kind; in key order
   bool more = false;                     // true: ask again with `after` = the last key of this page
 };
 

@@ -27,6 +27,11 @@ absl::Status ValidateBlobForKey(const BlobKey& key, ByteSpan blob,
   return absl::OkStatus();
 }
 
+uint8_t BlobKindOf(ByteSpan blob) {
+  auto header = format::ParseBlobHeader(blob);
+  return header.ok() ? static_cast<uint8_t>(header->kind) : 0;
+}
+
 const char* ScrubOutcomeName(ScrubOutcome outcome) {
   switch (outcome) {
     case ScrubOutcome::kIntact:
@@ -255,7 +260,8 @@ class MemBlobStore : public BlobStore {
       // Evicting every extra copy makes it fit: evict oldest first until it does.
       EvictLocked([&] { return FitsLocked(used_, size); });
     }
-    blobs_[key] = Held{Bytes(blob.begin(), blob.end()), checksum, size, options.extra, ++seq_};
+    blobs_[key] = Held{
+        Bytes(blob.begin(), blob.end()), checksum, size, options.extra, ++seq_, BlobKindOf(blob)};
     used_ += size;
     if (options.extra) {
       extra_bytes_ += size;
@@ -380,11 +386,12 @@ class MemBlobStore : public BlobStore {
     uint64_t size = 0;  // as stored (and counted in used_)
     bool extra = false;
     uint64_t seq = 0;  // order stored (eviction order of extras)
+    uint8_t kind = 0;  // BlobRecord::kind
   };
   using Iterator = std::map<BlobKey, Held>::iterator;
 
   static BlobRecord RecordOf(const std::pair<const BlobKey, Held>& e) {
-    return BlobRecord{e.first, e.second.size, e.second.checksum, e.second.extra};
+    return BlobRecord{e.first, e.second.size, e.second.checksum, e.second.extra, e.second.kind};
   }
 
   // Whether `size` more bytes fit beside `used` bytes.

@@ -63,7 +63,14 @@ struct BlobRecord {
   uint64_t size = 0;
   codec::Checksum checksum{};
   bool extra = false;  // held as an extra copy (evictable)
+  // The envelope's kind (BlobKind value: 1 data, 2 tree, 3 snapshot), recorded at Put from the
+  // blob header so that ListBlobs can tell an owner recovering its index which blobs are
+  // snapshots without sending them. 0 = unknown (stored before index migration 0004).
+  uint8_t kind = 0;
 };
+
+// The kind byte of an envelope (BlobRecord::kind), 0 when `blob` has no valid header.
+uint8_t BlobKindOf(ByteSpan blob);
 
 // What one owner has on this storage peer (`cairn status` as a storage peer).
 struct OwnerUsage {

@@ -880,6 +880,33 @@ TEST_P(BlobStoreConformanceTest, ListOwnerPagesThroughOneOwnersBlobs) {
   EXPECT_EQ(s->ListOwner(6, std::nullopt, 0).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// The kind of each blob is read from its envelope at Put and listed (ListBlobs, recovery).
+TEST_P(BlobStoreConformanceTest, ListOwnerReportsTheKindOfEachBlob) {
+  auto h = Make();
+  BlobStore* s = h->store();
+  std::map<BlobKey, uint8_t> want;
+  int seed = 0;
+  for (BlobKind kind : {BlobKind::kData, BlobKind::kTree, BlobKind::kSnapshot}) {
+    Bytes plain(200 + seed, static_cast<uint8_t>(seed));
+    auto sealed = format::SealChunk(TestKeys(), kOwner, kind, plain);
+    ASSERT_TRUE(sealed.ok()) << sealed.status();
+    BlobKey key{kOwner, sealed->id, 0};
+    ASSERT_TRUE(s->Put(key, sealed->blob, codec::BlobChecksum(sealed->blob)).ok());
+    want[key] = static_cast<uint8_t>(kind);
+    ++seed;
+  }
+  TestBlob shard = MakeShard(MakeBlob(970).key.chunk, 3);  // a data shard (default kind)
+  ASSERT_TRUE(s->Put(shard.key, shard.data, shard.checksum).ok());
+  want[shard.key] = static_cast<uint8_t>(BlobKind::kData);
+  auto listed = s->ListOwner(kOwner, std::nullopt, 100);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  std::map<BlobKey, uint8_t> got;
+  for (const BlobRecord& r : *listed) got[r.key] = r.kind;
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(BlobKindOf(shard.data), static_cast<uint8_t>(BlobKind::kData));
+  EXPECT_EQ(BlobKindOf(Bytes(10, 0)), 0);
+}
+
 // Damage to an extra blob takes it out of the extra counters too.
 TEST_P(BlobStoreConformanceTest, QuarantinedExtraBlobLeavesTheExtraCounters) {
   auto h = Make();

@@ -492,7 +492,7 @@ absl::StatusOr<PutOutcome> DiskBlobStore::Put(const BlobKey& key, ByteSpan blob,
 
   absl::Status st = s.WriteBlobFile(path, blob);
   if (st.ok()) {
-    st = s.registry->Add(BlobRecord{key, size, checksum, extra});
+    st = s.registry->Add(BlobRecord{key, size, checksum, extra, BlobKindOf(blob)});
     if (!st.ok()) ::unlink(path.c_str());
   }
 

@@ -1,0 +1,65 @@
+// `cairn find PATTERN`: entries whose name (or, for a pattern with '/', whose path) matches a
+// glob, over all snapshots (GET /v1/find).
+#include <iostream>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "cairn/base/bytes.h"
+#include "cairn/cli/api_client.h"
+#include "cairn/cli/commands.h"
+#include "cairn/cli/output.h"
+#include "cairn/daemon/json_paths.h"
+
+namespace cairn::cli {
+namespace {
+
+struct FindFlags {
+  std::string pattern;
+};
+
+int RunFind(const GlobalOptions& global, const FindFlags& f) {
+  if (f.pattern.empty()) return PrintUsageError("empty pattern");
+  absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
+  if (!api.ok()) return PrintError(api.status());
+  absl::StatusOr<nlohmann::json> r =
+      (*api)->Get(absl::StrCat("/v1/find?pattern_base64=", UrlEncode(daemon::ToBase64(f.pattern))));
+  if (!r.ok()) return PrintError(r.status());
+  if (global.json) {
+    PrintJson(*r);
+    return kExitOk;
+  }
+  if (!r->is_array() || r->empty()) {
+    std::cout << "nothing matches " << f.pattern << std::endl;
+    return kExitOk;
+  }
+  Table table({"SNAPSHOT", "TIME", "MODE", "SIZE", "MODIFIED", "PATH"},
+              {false, false, false, true, false, false});
+  std::set<std::string> snapshots;
+  for (const nlohmann::json& e : *r) {
+    std::string type = Str(e, "type");
+    snapshots.insert(Str(e, "snapshot_id"));
+    table.AddRow({Str(e, "snapshot_short_id"), FormatLocalTime(I64(e, "snapshot_time_ns")),
+                  ModeString(type, static_cast<uint32_t>(U64(e, "mode"))),
+                  type == "file" ? FormatSize(U64(e, "size")) : "",
+                  FormatLocalTime(I64(e, "mtime_ns")), RawField(e, "path")});
+  }
+  table.Print(std::cout);
+  std::cout << r->size() << (r->size() == 1 ? " match" : " matches") << " in " << snapshots.size()
+            << (snapshots.size() == 1 ? " snapshot" : " snapshots") << std::endl;
+  return kExitOk;
+}
+
+}  // namespace
+
+Action RegisterFind(CLI::App& app, GlobalOptions& global) {
+  auto f = std::make_shared<FindFlags>();
+  CLI::App* cmd = app.add_subcommand("find", "Find files by name in all snapshots");
+  cmd->add_option("pattern", f->pattern,
+                  "Glob (fnmatch) for the name, e.g. '*.pdf'; with '/' also the whole path")
+      ->required();
+  return [&global, f] { return RunFind(global, *f); };
+}
+
+}  // namespace cairn::cli

@@ -1,0 +1,211 @@
+// `cairn mount MOUNTPOINT`: a read-only FUSE view of this peer's snapshots (cli/fuse_fs.h),
+// served in the foreground until SIGINT/SIGTERM or `fusermount3 -u MOUNTPOINT`. The process is
+// a client of the local peer's API: listings with GET /v1/snapshots and GET /v1/ls, file bytes
+// with GET /v1/read (the daemon fetches and decrypts the chunks through its chunk cache).
+#include <httplib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <iostream>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "cairn/base/status.h"
+#include "cairn/cli/api_client.h"
+#include "cairn/cli/commands.h"
+#include "cairn/cli/fuse_fs.h"
+#include "cairn/cli/output.h"
+#include "cairn/daemon/config.h"
+#include "cairn/daemon/json_paths.h"
+#include "cairn/daemon/peer_dir.h"
+
+namespace cairn::cli {
+namespace {
+
+// SnapshotSource over the local API. FUSE calls come from several threads; each request takes
+// an HTTP client (a kept-alive connection) from a small pool.
+class ApiSource : public SnapshotSource {
+ public:
+  static absl::StatusOr<std::unique_ptr<ApiSource>> Open(const std::string& dir) {
+    CAIRN_ASSIGN_OR_RETURN(daemon::Config config, daemon::LoadConfig(dir));
+    std::unique_ptr<ApiSource> s(new ApiSource());
+    s->dir_ = dir;
+    s->address_ = config.api;
+    CAIRN_ASSIGN_OR_RETURN(s->token_, daemon::LoadApiToken(dir));
+    CAIRN_ASSIGN_OR_RETURN(auto host_port, daemon::SplitHostPort(config.api));
+    s->host_ = host_port.first;
+    s->port_ = host_port.second;
+    return s;
+  }
+
+  absl::StatusOr<std::vector<Snapshot>> Snapshots() override {
+    CAIRN_ASSIGN_OR_RETURN(nlohmann::json list, GetJson("/v1/snapshots"));
+    if (!list.is_array()) return absl::InternalError("GET /v1/snapshots: not a JSON array");
+    std::vector<Snapshot> out;
+    for (const nlohmann::json& s : list) {
+      Snapshot snap;
+      snap.id = Str(s, "id");
+      snap.time_ns = I64(s, "time_ns");
+      if (snap.id.empty()) continue;
+      out.push_back(std::move(snap));
+    }
+    return out;
+  }
+
+  absl::StatusOr<std::vector<Entry>> List(const std::string& id, const std::string& path) override {
+    std::string target =
+        absl::StrCat("/v1/ls?snapshot=", UrlEncode(id),
+                     "&path_base64=", UrlEncode(daemon::ToBase64(path)), "&recursive=0");
+    CAIRN_ASSIGN_OR_RETURN(nlohmann::json list, GetJson(target));
+    if (!list.is_array()) return absl::InternalError("GET /v1/ls: not a JSON array");
+    std::vector<Entry> out;
+    for (const nlohmann::json& e : list) {
+      CAIRN_ASSIGN_OR_RETURN(std::string full, daemon::GetPathField(e, "path"));
+      Entry entry;
+      size_t slash = full.rfind('/');
+      entry.name = slash == std::string::npos ? full : full.substr(slash + 1);
+      if (entry.name.empty()) continue;
+      std::string type = Str(e, "type");
+      FsNode& n = entry.node;
+      if (type == "dir") {
+        n.type = FsNode::Type::kDirectory;
+      } else if (type == "symlink") {
+        n.type = FsNode::Type::kSymlink;
+        CAIRN_ASSIGN_OR_RETURN(n.target, daemon::GetPathField(e, "target"));
+      } else {
+        n.type = FsNode::Type::kFile;
+      }
+      n.mode = static_cast<uint32_t>(U64(e, "mode")) & 07777;
+      n.uid = static_cast<uint32_t>(U64(e, "uid"));
+      n.gid = static_cast<uint32_t>(U64(e, "gid"));
+      n.size = n.type == FsNode::Type::kSymlink ? n.target.size() : U64(e, "size");
+      n.mtime_ns = I64(e, "mtime_ns");
+      out.push_back(std::move(entry));
+    }
+    return out;
+  }
+
+  absl::StatusOr<std::string> Read(const std::string& id, const std::string& path, uint64_t offset,
+                                   uint64_t length) override {
+    std::string target = absl::StrCat("/v1/read?snapshot=", UrlEncode(id),
+                                      "&path_base64=", UrlEncode(daemon::ToBase64(path)),
+                                      "&offset=", offset, "&length=", length);
+    return GetRaw(target);
+  }
+
+ private:
+  ApiSource() = default;
+
+  std::unique_ptr<httplib::Client> Take() {
+    {
+      std::lock_guard lock(mu_);
+      if (!idle_.empty()) {
+        auto c = std::move(idle_.back());
+        idle_.pop_back();
+        return c;
+      }
+    }
+    auto c = std::make_unique<httplib::Client>(host_, port_);
+    c->set_connection_timeout(std::chrono::seconds(5));
+    c->set_read_timeout(std::chrono::seconds(300));  // a read may fetch chunks from peers
+    c->set_write_timeout(std::chrono::seconds(60));
+    c->set_bearer_token_auth(token_);
+    c->set_keep_alive(true);
+    return c;
+  }
+
+  void Give(std::unique_ptr<httplib::Client> c) {
+    std::lock_guard lock(mu_);
+    if (idle_.size() < 16) idle_.push_back(std::move(c));
+  }
+
+  // The body of a 2xx answer; otherwise the API's error.
+  absl::StatusOr<std::string> GetRaw(const std::string& target) {
+    std::unique_ptr<httplib::Client> c = Take();
+    httplib::Result r = c->Get(target.c_str());
+    if (!r) {
+      return absl::UnavailableError(absl::StrCat("cannot reach the cairn peer at ", address_,
+                                                 ": is `cairn peer --dir ", dir_, "` running?"));
+    }
+    Give(std::move(c));
+    if (r->status >= 200 && r->status < 300) return std::move(r->body);
+    absl::StatusOr<nlohmann::json> body = daemon::ParseJson(r->body);
+    if (body.ok() && body->is_object() && body->contains("error")) {
+      return daemon::StatusFromJson((*body)["error"]);
+    }
+    return absl::UnknownError(absl::StrCat("GET ", target, ": the peer answered HTTP ", r->status));
+  }
+
+  absl::StatusOr<nlohmann::json> GetJson(const std::string& target) {
+    CAIRN_ASSIGN_OR_RETURN(std::string body, GetRaw(target));
+    absl::StatusOr<nlohmann::json> j = daemon::ParseJson(body);
+    if (!j.ok()) {
+      return absl::InternalError(absl::StrCat("GET ", target, ": malformed JSON from the peer"));
+    }
+    return j;
+  }
+
+  std::string dir_;
+  std::string address_;
+  std::string token_;
+  std::string host_;
+  int port_ = 0;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<httplib::Client>> idle_;
+};
+
+struct MountFlags {
+  std::string mountpoint;
+  bool allow_other = false;
+  bool debug = false;
+};
+
+int RunMount(const GlobalOptions& global, const MountFlags& f) {
+  absl::StatusOr<std::unique_ptr<ApiSource>> source = ApiSource::Open(global.dir);
+  if (!source.ok()) return PrintError(source.status());
+  // Fail early (and clearly) when the peer is not running.
+  absl::StatusOr<std::vector<SnapshotSource::Snapshot>> snapshots = (*source)->Snapshots();
+  if (!snapshots.ok()) return PrintError(snapshots.status());
+
+  std::string mountpoint = AbsolutePath(f.mountpoint);
+  struct stat st;
+  if (::stat(mountpoint.c_str(), &st) != 0) {
+    return PrintError(ErrnoStatus(errno, "mount point " + mountpoint));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return PrintError(
+        absl::InvalidArgumentError("mount point " + mountpoint + " is not a directory"));
+  }
+
+  SnapshotFs::Options options;
+  options.uid = ::getuid();
+  options.gid = ::getgid();
+  SnapshotFs fs(source->get(), options);
+  FuseOptions fuse_options;
+  fuse_options.allow_other = f.allow_other;
+  fuse_options.debug = f.debug;
+  absl::Status served = ServeFuse(&fs, mountpoint, fuse_options, [&] {
+    std::cerr << "cairn: " << snapshots->size()
+              << (snapshots->size() == 1 ? " snapshot" : " snapshots") << " mounted read-only at "
+              << mountpoint << " (Ctrl-C or `fusermount3 -u " << mountpoint << "` unmounts)"
+              << std::endl;
+  });
+  if (!served.ok()) return PrintError(served);
+  std::cerr << "cairn: unmounted " << mountpoint << std::endl;
+  return kExitOk;
+}
+
+}  // namespace
+
+Action RegisterMount(CLI::App& app, GlobalOptions& global) {
+  auto flags = std::make_shared<MountFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "mount", "Browse the snapshots as a read-only file system (FUSE) until Ctrl-C");
+  cmd->add_option("mountpoint", flags->mountpoint, "An existing empty directory")->required();
+  cmd->add_flag("--allow-other", flags->allow_other,
+                "Let other users read it (needs user_allow_other in /etc/fuse.conf)");
+  cmd->add_flag("--fuse-debug", flags->debug, "Print libfuse's debug output")->group("");
+  return [&global, flags] { return RunMount(global, *flags); };
+}
+
+}  // namespace cairn::cli

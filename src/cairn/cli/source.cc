@@ -1,0 +1,208 @@
+// `cairn source add|list|remove`: the paths the local peer keeps backed up by itself
+// ([[source]] in cairn.toml; GET/POST/DELETE /v1/sources). The peer watches a source, backs it
+// up after changes (debounced), on its schedule and on periodic rescans (daemon/sources.h).
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "cairn/base/status.h"
+#include "cairn/cli/api_client.h"
+#include "cairn/cli/commands.h"
+#include "cairn/cli/output.h"
+#include "cairn/codec/erasure.h"
+#include "cairn/daemon/config.h"
+#include "cairn/daemon/json_paths.h"
+#include "cairn/engine/retention.h"
+
+namespace cairn::cli {
+namespace {
+
+struct SourceFlags {
+  std::string path;
+  uint32_t copies = 0;
+  std::string ec;
+  std::vector<std::string> excludes;
+  std::string schedule;
+  bool no_watch = false;
+  int keep_last = 0, keep_hourly = 0, keep_daily = 0, keep_weekly = 0, keep_monthly = 0,
+      keep_yearly = 0;
+  std::string keep_within;
+  std::vector<std::string> keep_tags;
+};
+
+std::string Redundancy(const nlohmann::json& s) {
+  if (s.contains("ec") && s["ec"].is_string()) return s["ec"].get<std::string>();
+  if (U64(s, "copies") > 0) return absl::StrCat(U64(s, "copies"), " copies");
+  return "default";
+}
+
+std::string KeepText(const nlohmann::json& s) {
+  if (!s.contains("keep") || !s["keep"].is_object() || s["keep"].empty()) return "[retention]";
+  std::vector<std::string> parts;
+  for (const auto& [key, value] : s["keep"].items()) {
+    std::string name = key.rfind("keep_", 0) == 0 ? key.substr(5) : key;
+    if (key == "keep_tags_base64") continue;
+    if (value.is_array()) {
+      parts.push_back(absl::StrCat(name, " ", absl::StrJoin(RawArray(s["keep"], key), ",")));
+    } else if (value.is_number_integer()) {
+      parts.push_back(absl::StrCat(name, " ", value.get<int64_t>()));
+    } else if (value.is_string()) {
+      parts.push_back(absl::StrCat(name, " ", value.get<std::string>()));
+    }
+  }
+  return absl::StrJoin(parts, ", ");
+}
+
+std::string LastBackupText(const nlohmann::json& s) {
+  if (s.contains("running_job") && s["running_job"].is_string()) return "running now";
+  if (!s.contains("last_backup") || !s["last_backup"].is_object()) return "-";
+  const nlohmann::json& b = s["last_backup"];
+  if (Str(b, "state") == "done") return absl::StrCat(Str(b, "short_id"), " ", Str(b, "time"));
+  return absl::StrCat("failed ", Str(b, "time"), ": ", Str(b, "error"));
+}
+
+int RunAdd(const GlobalOptions& global, const SourceFlags& f) {
+  if (f.path.empty()) return PrintUsageError("a path is required");
+  std::string path = AbsolutePath(f.path);
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    return PrintError(ErrnoStatus(errno, absl::StrCat("cannot add source ", path)));
+  }
+  nlohmann::json body = nlohmann::json::object();
+  body["path_base64"] = daemon::ToBase64(path);
+  if (f.copies > 0) body["copies"] = f.copies;
+  if (!f.ec.empty()) {
+    absl::StatusOr<codec::ErasureScheme> scheme = codec::ParseErasureScheme(f.ec);
+    if (!scheme.ok()) return PrintUsageError("--ec: " + std::string(scheme.status().message()));
+    body["ec"] = scheme->ToString();
+  }
+  daemon::SetPathArray(body, "excludes", f.excludes);
+  if (!f.schedule.empty()) {
+    auto d = daemon::ParseDuration(f.schedule);
+    if (!d.ok()) return PrintUsageError("--schedule: " + std::string(d.status().message()));
+    body["schedule"] = daemon::FormatDuration(*d);
+  }
+  body["watch"] = !f.no_watch;
+  if (!f.keep_within.empty()) {
+    auto d = engine::ParseRetentionDuration(f.keep_within);
+    if (!d.ok()) return PrintUsageError("--keep-within: " + std::string(d.status().message()));
+    body["keep_within"] = f.keep_within;
+  }
+  body["keep_last"] = f.keep_last;
+  body["keep_hourly"] = f.keep_hourly;
+  body["keep_daily"] = f.keep_daily;
+  body["keep_weekly"] = f.keep_weekly;
+  body["keep_monthly"] = f.keep_monthly;
+  body["keep_yearly"] = f.keep_yearly;
+  body["keep_tags"] = f.keep_tags;
+
+  absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
+  if (!api.ok()) return PrintError(api.status());
+  absl::StatusOr<nlohmann::json> added = (*api)->Post("/v1/sources", body);
+  if (!added.ok()) return PrintError(added.status());
+  if (global.json) {
+    PrintJson(*added);
+    return kExitOk;
+  }
+  std::cout << "source " << RawField(*added, "path") << " added ("
+            << (f.no_watch ? "not watched" : "watched") << ", " << Redundancy(*added)
+            << (f.schedule.empty() ? "" : ", every " + Str(*added, "schedule"))
+            << "); its first backup starts shortly" << std::endl;
+  return kExitOk;
+}
+
+int RunList(const GlobalOptions& global) {
+  absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
+  if (!api.ok()) return PrintError(api.status());
+  absl::StatusOr<nlohmann::json> list = (*api)->Get("/v1/sources");
+  if (!list.ok()) return PrintError(list.status());
+  if (global.json) {
+    PrintJson(*list);
+    return kExitOk;
+  }
+  if (!list->is_array() || list->empty()) {
+    std::cout << "no sources (add one with `cairn source add PATH`)" << std::endl;
+    return kExitOk;
+  }
+  Table table({"PATH", "REDUNDANCY", "SCHEDULE", "WATCH", "EXCLUDE", "KEEP", "LAST BACKUP"});
+  for (const nlohmann::json& s : *list) {
+    std::string watch = "no";
+    if (Bool(s, "watch")) {
+      watch = Bool(s, "watching") ? absl::StrCat(U64(s, "watches"), " dirs") : "path missing";
+    }
+    std::string schedule = Str(s, "schedule");
+    table.AddRow({RawField(s, "path"), Redundancy(s), schedule.empty() ? "-" : schedule, watch,
+                  absl::StrJoin(RawArray(s, "excludes"), " "), KeepText(s), LastBackupText(s)});
+  }
+  table.Print(std::cout);
+  return kExitOk;
+}
+
+int RunRemove(const GlobalOptions& global, const SourceFlags& f) {
+  if (f.path.empty()) return PrintUsageError("a path is required");
+  std::string path = AbsolutePath(f.path);
+  absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
+  if (!api.ok()) return PrintError(api.status());
+  absl::StatusOr<nlohmann::json> removed =
+      (*api)->Delete("/v1/sources?path_base64=" + UrlEncode(daemon::ToBase64(path)));
+  if (!removed.ok()) return PrintError(removed.status());
+  if (global.json) {
+    PrintJson(*removed);
+    return kExitOk;
+  }
+  std::cout << "source " << path << " removed (its snapshots are kept)" << std::endl;
+  return kExitOk;
+}
+
+}  // namespace
+
+Action RegisterSource(CLI::App& app, GlobalOptions& global) {
+  auto f = std::make_shared<SourceFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "source", "Manage the paths this peer keeps backed up by itself (watched, scheduled)");
+  cmd->require_subcommand(1);
+
+  CLI::App* add = cmd->add_subcommand(
+      "add", "Back up PATH from now on: after changes, on a schedule, and on periodic rescans");
+  add->add_option("path", f->path, "File or directory")->required();
+  add->add_option("--copies", f->copies, "Copies of each chunk (default: the peer's config)")
+      ->check(CLI::Range(1, 64));
+  add->add_option("--ec", f->ec, "Erasure coding K+M instead of copies, e.g. 4+2")
+      ->excludes("--copies");
+  add->add_option("--exclude", f->excludes, "Skip names or paths matching this glob (repeatable)")
+      ->allow_extra_args(false);
+  add->add_option("--schedule", f->schedule,
+                  "Also back up this often, e.g. 1h, 30m (default: after changes only)");
+  add->add_flag("--no-watch", f->no_watch,
+                "Do not watch for changes (back up on the schedule and rescans only)");
+  add->add_option("--keep-last", f->keep_last, "Keep the N newest snapshots of it (-1: all)");
+  add->add_option("--keep-hourly", f->keep_hourly, "Keep the newest snapshot of N hours");
+  add->add_option("--keep-daily", f->keep_daily, "Keep the newest snapshot of N days");
+  add->add_option("--keep-weekly", f->keep_weekly, "Keep the newest snapshot of N weeks");
+  add->add_option("--keep-monthly", f->keep_monthly, "Keep the newest snapshot of N months");
+  add->add_option("--keep-yearly", f->keep_yearly, "Keep the newest snapshot of N years");
+  add->add_option("--keep-within", f->keep_within,
+                  "Keep snapshots newer than this before the latest one, e.g. 7d");
+  add->add_option("--keep-tag", f->keep_tags, "Keep snapshots with this tag (repeatable)")
+      ->allow_extra_args(false);
+
+  CLI::App* list = cmd->add_subcommand("list", "List the sources and their last backup");
+  CLI::App* remove =
+      cmd->add_subcommand("remove", "Stop backing up PATH (the snapshots already made are kept)");
+  remove->add_option("path", f->path, "The source's path")->required();
+
+  return [&global, f, add, list, remove] {
+    if (add->parsed()) return RunAdd(global, *f);
+    if (list->parsed()) return RunList(global);
+    if (remove->parsed()) return RunRemove(global, *f);
+    return PrintUsageError("source: add, list or remove is required");
+  };
+}
+
+}  // namespace cairn::cli

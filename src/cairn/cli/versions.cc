@@ -1,0 +1,66 @@
+// `cairn versions PATH [--all]`: every stored version of a file (GET /v1/versions): the
+// snapshot it was first seen in, its time, size, mtime and content hash, oldest first.
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "cairn/base/bytes.h"
+#include "cairn/cli/api_client.h"
+#include "cairn/cli/commands.h"
+#include "cairn/cli/output.h"
+#include "cairn/daemon/json_paths.h"
+
+namespace cairn::cli {
+namespace {
+
+struct VersionsFlags {
+  std::string path;
+  bool all = false;
+};
+
+int RunVersions(const GlobalOptions& global, const VersionsFlags& f) {
+  if (f.path.empty()) return PrintUsageError("empty path");
+  const std::string path = AbsolutePath(f.path);
+  absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
+  if (!api.ok()) return PrintError(api.status());
+  absl::StatusOr<nlohmann::json> r = (*api)->Get(absl::StrCat(
+      "/v1/versions?path_base64=", UrlEncode(daemon::ToBase64(path)), "&all=", f.all ? "1" : "0"));
+  if (!r.ok()) return PrintError(r.status());
+  if (global.json) {
+    PrintJson(*r);
+    return kExitOk;
+  }
+  const nlohmann::json& versions = (*r)["versions"];
+  if (!versions.is_array()) return PrintError(absl::InternalError("the peer sent no versions"));
+  Table table({"SNAPSHOT", "TIME", "SIZE", "MODIFIED", "HASH", "SEEN IN"},
+              {false, false, true, false, false, false});
+  for (const nlohmann::json& v : versions) {
+    std::string type = Str(v, "type");
+    std::string size = type == "file" ? FormatSize(U64(v, "size")) : type;
+    uint64_t n = U64(v, "snapshots");
+    std::string seen =
+        n == 1 ? "1 snapshot"
+               : absl::StrCat(n, " snapshots, until ", Str(v, "last_snapshot_short_id"));
+    table.AddRow({Str(v, "snapshot_short_id"), FormatLocalTime(I64(v, "snapshot_time_ns")), size,
+                  FormatLocalTime(I64(v, "mtime_ns")), Str(v, "content_hash").substr(0, 16), seen});
+  }
+  table.Print(std::cout);
+  std::cout << versions.size() << (versions.size() == 1 ? " version" : " versions") << " of "
+            << path << std::endl;
+  return kExitOk;
+}
+
+}  // namespace
+
+Action RegisterVersions(CLI::App& app, GlobalOptions& global) {
+  auto f = std::make_shared<VersionsFlags>();
+  CLI::App* cmd = app.add_subcommand("versions", "List every stored version of a file");
+  cmd->add_option("path", f->path, "The file (or directory) as it was backed up")->required();
+  cmd->add_flag("--all", f->all,
+                "One line per snapshot (default: snapshots in a row with the same content are "
+                "one version)");
+  return [&global, f] { return RunVersions(global, *f); };
+}
+
+}  // namespace cairn::cli
