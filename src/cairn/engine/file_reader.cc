@@ -143,10 +143,19 @@ absl::StatusOr<std::shared_ptr<const FileReader::Layout>> FileReader::GetLayout(
     if (record && record->plain_size > 0) {
       offset += record->plain_size;
     } else {
-      // Not in the catalog: learn the size from the chunk itself (it stays cached).
+      // Size unknown (after `cairn recover`): learn it from the chunk itself (it stays cached),
+      // and the catalog keeps it for the next time.
       CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const Bytes> data,
                              Annotate(GetChunk(id), "read '" + normal + "'"));
       offset += data->size();
+      if (record) {
+        index::ChunkRecord learned = *record;
+        learned.holders.clear();
+        learned.shards.clear();
+        learned.extras.clear();
+        learned.plain_size = data->size();
+        (void)ctx_.catalog->AddChunk(learned);  // best effort: only a cache of the size
+      }
     }
   }
   layout->offsets.push_back(offset);

@@ -22,10 +22,10 @@
 //     ctx.gc_lock shared.
 //
 // Plaintext sizes of the chunks of multi-chunk files are unknown from the peers (the envelope
-// stores the compressed length) and are recorded as 0, "unknown": a restore then learns those
-// files' chunk offsets by fetching their chunks in order (restore.cc's path for chunks without
-// a size; each such chunk is fetched twice), so the first restore of large files after a
-// recovery sends more over the network. Blobs on peers that are not alive during the recovery are
+// stores the compressed length) and are recorded as 0, "unknown": the first restore (or mount
+// read) of such a file then learns its chunk offsets by fetching its chunks in order, one at a
+// time, and the catalog keeps each size learned (Catalog::AddChunk fills in a size of 0), so
+// later restores of it are parallel again. Blobs on peers that are not alive during the recovery are
 // not recorded; such chunks may look below target, and repair then adds copies elsewhere.
 //
 // Idempotent: running it again (or on a catalog that already knows some of it) only adds.

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -138,6 +139,7 @@ struct ChunkTask {
   std::shared_ptr<FileState> file;
   ChunkId id;
   uint64_t offset = 0;
+  std::optional<Bytes> data;  // already fetched (to learn its size), else fetched by the worker
 };
 
 struct DirMeta {
@@ -216,7 +218,8 @@ void RestoreRun::WorkerLoop() {
   while (auto task = queue_.Pop()) {
     FileState& f = *task->file;
     if (!f.failed && !Cancelled()) {
-      auto data = FetchChunk(ctx_, task->id);
+      absl::StatusOr<Bytes> data =
+          task->data ? absl::StatusOr<Bytes>(std::move(*task->data)) : FetchChunk(ctx_, task->id);
       absl::Status st = data.status();
       if (data.ok()) {
         int fd = ::open(f.path.c_str(), O_WRONLY | O_CLOEXEC);
@@ -283,15 +286,14 @@ void RestoreRun::RestoreFile(const format::TreeEntry& entry, const std::string& 
   uint64_t offset = 0;
   for (size_t i = 0; i < entry.chunks.size(); ++i) {
     const ChunkId& id = entry.chunks[i];
-    // Chunk sizes come from the catalog when known; otherwise offsets are learned by fetching
-    // in order (slow path, only without an index).
-    ++state->remaining;
-    queue_.Push({state, id, offset});
+    // Chunk sizes come from the catalog when known; otherwise (chunks of multi-chunk files
+    // after `cairn recover`) offsets are learned by fetching in order, and the catalog keeps
+    // the size for the next time.
+    ChunkTask task{state, id, offset, std::nullopt};
     auto rec = ctx_.catalog->FindChunk(id);
     if (rec.ok() && *rec && (*rec)->plain_size > 0) {
       offset += (*rec)->plain_size;
     } else {
-      // Unknown size: fetch it now to learn it (the worker fetches it again to write it).
       auto data = FetchChunk(ctx_, id);
       if (!data.ok()) {
         if (!state->failed.exchange(true))
@@ -299,7 +301,18 @@ void RestoreRun::RestoreFile(const format::TreeEntry& entry, const std::string& 
         break;
       }
       offset += data->size();
+      if (rec.ok() && *rec) {
+        index::ChunkRecord learned = **rec;
+        learned.holders.clear();
+        learned.shards.clear();
+        learned.extras.clear();
+        learned.plain_size = data->size();
+        (void)ctx_.catalog->AddChunk(learned);  // best effort: only a cache of the size
+      }
+      task.data = std::move(*data);
     }
+    ++state->remaining;
+    queue_.Push(std::move(task));
   }
   if (--state->remaining == 0) FinishFile(*state);
 }

@@ -113,7 +113,8 @@ class Catalog {
   // nullopt when the chunk is unknown.
   virtual absl::StatusOr<std::optional<ChunkRecord>> FindChunk(const ChunkId& id) = 0;
   // Inserts the chunk if new (kind, sizes, scheme, target from `record`; target raised if
-  // larger; the scheme of a known chunk never changes) and adds `record.holders` (as shard
+  // larger; a plain_size of 0 = unknown (after `recover`) is filled in from a record that
+  // knows it; the scheme of a known chunk never changes) and adds `record.holders` (as shard
   // 0) and `record.shards` to its placements (a set: repeated calls are harmless). A regular
   // placement replaces an extra one of the same peer. In the same transaction it cancels any
   // pending deletion of the blobs it records (a blob placed again after a garbage collection

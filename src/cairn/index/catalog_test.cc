@@ -176,6 +176,17 @@ TEST_P(CatalogConformance, TargetIsRaisedNeverLowered) {
   EXPECT_EQ(MustFind(Id(1)).target, 3u);
 }
 
+TEST_P(CatalogConformance, UnknownPlainSizeIsLearnedOnce) {
+  // `cairn recover` records chunks of multi-chunk files with plain_size 0 (unknown).
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(1, 2, {1, 2}, 0, 110)).ok());
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(1, 2, {}, 100, 110)).ok());
+  ChunkRecord out = MustFind(Id(1));
+  EXPECT_EQ(out.plain_size, 100u);
+  EXPECT_EQ(out.holders, (std::vector<PeerId>{1, 2}));
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(1, 2, {}, 999, 110)).ok());
+  EXPECT_EQ(MustFind(Id(1)).plain_size, 100u);  // a known size never changes
+}
+
 TEST_P(CatalogConformance, TreeCacheRoundTrip) {
   auto missing = catalog_->GetTree(Id(5));
   ASSERT_TRUE(missing.ok()) << missing.status();

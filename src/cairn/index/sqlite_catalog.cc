@@ -95,7 +95,9 @@ class SqliteCatalog : public Catalog {
           Statement stmt,
           impl_->Prepare("INSERT INTO chunks (id, kind, plain_size, blob_size, target, ec_k, "
                          "ec_m) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                         "ON CONFLICT (id) DO UPDATE SET target = max(target, excluded.target)"));
+                         "ON CONFLICT (id) DO UPDATE SET target = max(target, excluded.target), "
+                         "plain_size = CASE plain_size WHEN 0 THEN excluded.plain_size "
+                         "ELSE plain_size END"));
       stmt.BindBlob(1, record.id.bytes);
       stmt.BindInt(2, static_cast<int64_t>(record.kind));
       stmt.BindUint(3, record.plain_size);
