@@ -29,48 +29,14 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-if [[ -z "${CAIRN_BIN:-}" ]]; then
-  echo "e2e: building cairn (scripts/build cairn)" >&2
-  scripts/build cairn
-  export CAIRN_BIN="$repo/build/cmd/cairn/cairn"
-fi
-cairn="$CAIRN_BIN"
-scripts/install-deps --bench
-
-if [[ -n "$workdir" ]]; then
-  mkdir -p "$workdir"
-  work="$(cd "$workdir" && pwd)"
-else
-  work="$(mktemp -d "${TMPDIR:-/var/tmp}/cairn-e2e.XXXXXX")"
-fi
-cleanup() {
-  local rc=$?
-  scripts/local-cluster stop "$work/cluster" >/dev/null 2>&1 || true
-  if [[ -n "$keep" ]]; then echo "e2e: kept $work" >&2; else rm -rf "$work"; fi
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench=e2e
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_init --bench
 
 data="$work/data"
 results="$work/results.tsv"
 : >"$results"
-now() { date +%s.%N; }
-# timed NAME CMD...: runs CMD, appends "NAME<TAB>seconds" to $work/times, fails loudly.
-timed() {
-  local name="$1" t0 t1
-  shift
-  t0=$(now)
-  if ! "$@" >"$work/$name.out" 2>"$work/$name.err"; then
-    echo "e2e: $name failed: $*" >&2
-    tail -n 30 "$work/$name.out" "$work/$name.err" >&2
-    exit 1
-  fi
-  t1=$(now)
-  python3 -c 'import sys; print(f"{sys.argv[1]}\t{float(sys.argv[3]) - float(sys.argv[2]):.3f}")' \
-    "$name" "$t0" "$t1" >>"$work/times"
-}
-secs() { awk -F'\t' -v n="$1" '$1 == n { print $2 }' "$work/times"; }
 verify() {
   local tool="$1" restored="$2"
   if ! python3 scripts/treecmp.py "$data" "$restored" >"$work/cmp_$tool.out" 2>&1; then
@@ -79,7 +45,6 @@ verify() {
     exit 1
   fi
 }
-: >"$work/times"
 
 echo "e2e: generating $size dataset (seed $seed) in $data" >&2
 python3 bench/gen_dataset.py "$data" --size "$size" --seed "$seed"

@@ -35,46 +35,12 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-if [[ -z "${CAIRN_BIN:-}" ]]; then
-  echo "ec_vs_copies: building cairn (scripts/build cairn)" >&2
-  scripts/build cairn
-  export CAIRN_BIN="$repo/build/cmd/cairn/cairn"
-fi
-cairn="$CAIRN_BIN"
-
-if [[ -n "$workdir" ]]; then
-  mkdir -p "$workdir"
-  work="$(cd "$workdir" && pwd)"
-else
-  work="$(mktemp -d "${TMPDIR:-/var/tmp}/cairn-ecbench.XXXXXX")"
-fi
-cleanup() {
-  local rc=$?
-  scripts/local-cluster stop "$work/cluster" >/dev/null 2>&1 || true
-  if [[ -n "$keep" ]]; then echo "ec_vs_copies: kept $work" >&2; else rm -rf "$work"; fi
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench=ec_vs_copies
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_init
 
 data="$work/data"
-now() { date +%s.%N; }
-: >"$work/times"
-# timed NAME CMD...: runs CMD (stdout to $work/NAME.out), appends "NAME<TAB>seconds" to
-# $work/times; exit 3 (degraded) is a failure here too: the comparison needs full redundancy.
-timed() {
-  local name="$1" t0 t1
-  shift
-  t0=$(now)
-  if ! "$@" >"$work/$name.out" 2>"$work/$name.err"; then
-    echo "ec_vs_copies: $name failed: $*" >&2
-    tail -n 30 "$work/$name.out" "$work/$name.err" >&2
-    exit 1
-  fi
-  t1=$(now)
-  python3 -c 'import sys; print(f"{sys.argv[1]}\t{float(sys.argv[3]) - float(sys.argv[2]):.3f}")' \
-    "$name" "$t0" "$t1" >>"$work/times"
-}
 
 echo "ec_vs_copies: generating $size dataset (seed $seed) in $data" >&2
 python3 bench/gen_dataset.py "$data" --size "$size" --seed "$seed"

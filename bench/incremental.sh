@@ -36,48 +36,12 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-if [[ -z "${CAIRN_BIN:-}" ]]; then
-  echo "incremental: building cairn (scripts/build cairn)" >&2
-  scripts/build cairn
-  export CAIRN_BIN="$repo/build/cmd/cairn/cairn"
-fi
-cairn="$CAIRN_BIN"
-scripts/install-deps --bench
-
-if [[ -n "$workdir" ]]; then
-  mkdir -p "$workdir"
-  work="$(cd "$workdir" && pwd)"
-else
-  work="$(mktemp -d "${TMPDIR:-/var/tmp}/cairn-incremental.XXXXXX")"
-fi
-cleanup() {
-  local rc=$?
-  scripts/local-cluster stop "$work/cluster" >/dev/null 2>&1 || true
-  if [[ -n "$keep" ]]; then echo "incremental: kept $work" >&2; else rm -rf "$work"; fi
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench=incremental
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_init --bench
 
 data="$work/data"
-now() { date +%s.%N; }
-# timed NAME CMD...: runs CMD (stdout to $work/NAME.out), appends "NAME<TAB>seconds" to
-# $work/times, fails loudly.
-timed() {
-  local name="$1" t0 t1
-  shift
-  t0=$(now)
-  if ! "$@" >"$work/$name.out" 2>"$work/$name.err"; then
-    echo "incremental: $name failed: $*" >&2
-    tail -n 30 "$work/$name.out" "$work/$name.err" >&2
-    exit 1
-  fi
-  t1=$(now)
-  python3 -c 'import sys; print(f"{sys.argv[1]}\t{float(sys.argv[3]) - float(sys.argv[2]):.3f}")' \
-    "$name" "$t0" "$t1" >>"$work/times"
-  echo "incremental: $name $(awk -F'\t' -v n="$name" '$1 == n { print $2 }' "$work/times") s" >&2
-}
-: >"$work/times"
 
 echo "incremental: generating $files files (seed $seed) in $data" >&2
 python3 - "$data" "$files" "$seed" <<'EOF'

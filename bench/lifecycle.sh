@@ -29,31 +29,12 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-if [[ -z "${CAIRN_BIN:-}" ]]; then
-  echo "lifecycle: building cairn (scripts/build cairn)" >&2
-  scripts/build cairn
-  export CAIRN_BIN="$repo/build/cmd/cairn/cairn"
-fi
-cairn="$CAIRN_BIN"
-
-if [[ -n "$workdir" ]]; then
-  mkdir -p "$workdir"
-  work="$(cd "$workdir" && pwd)"
-else
-  work="$(mktemp -d "${TMPDIR:-/var/tmp}/cairn-lifecycle.XXXXXX")"
-fi
-cleanup() {
-  local rc=$?
-  scripts/local-cluster stop "$work/cluster" >/dev/null 2>&1 || true
-  if [[ -n "$keep" ]]; then echo "lifecycle: kept $work" >&2; else rm -rf "$work"; fi
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench=lifecycle
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_init
 
 data="$work/data"
-now() { date +%s.%N; }
-elapsed() { python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.3f}")' "$1" "$2"; }
 used_total() {
   local i used total=0
   for ((i = 1; i <= peers; i++)); do

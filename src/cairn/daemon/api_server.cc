@@ -171,24 +171,30 @@ absl::StatusOr<std::vector<std::string>> StringArray(const Json& body, const cha
   return out;
 }
 
-absl::StatusOr<ForgetRequest> ParseForgetRequest(const Json& body) {
-  ForgetRequest r;
-  CAIRN_ASSIGN_OR_RETURN(r.snapshots, StringArray(body, "snapshots"));
-  RetentionConfig& p = r.policy;
-  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_last", -1, 1000000, &p.keep_last));
-  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_hourly", -1, 1000000, &p.keep_hourly));
-  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_daily", -1, 1000000, &p.keep_daily));
-  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_weekly", -1, 1000000, &p.keep_weekly));
-  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_monthly", -1, 1000000, &p.keep_monthly));
-  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_yearly", -1, 1000000, &p.keep_yearly));
+// The keep_* fields of a forget request or a source (absent or null: not set).
+absl::Status ParseKeepFields(const Json& body, RetentionConfig* k) {
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_last", -1, 1000000, &k->keep_last));
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_hourly", -1, 1000000, &k->keep_hourly));
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_daily", -1, 1000000, &k->keep_daily));
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_weekly", -1, 1000000, &k->keep_weekly));
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_monthly", -1, 1000000, &k->keep_monthly));
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_yearly", -1, 1000000, &k->keep_yearly));
   auto within = body.find("keep_within");
   if (within != body.end() && !within->is_null()) {
     if (!within->is_string()) {
       return absl::InvalidArgumentError("field 'keep_within' must be a string like \"7d\"");
     }
-    p.keep_within = within->get<std::string>();
+    k->keep_within = within->get<std::string>();
   }
-  CAIRN_ASSIGN_OR_RETURN(p.keep_tags, StringArray(body, "keep_tags"));
+  CAIRN_ASSIGN_OR_RETURN(k->keep_tags, StringArray(body, "keep_tags"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ForgetRequest> ParseForgetRequest(const Json& body) {
+  ForgetRequest r;
+  CAIRN_ASSIGN_OR_RETURN(r.snapshots, StringArray(body, "snapshots"));
+  RetentionConfig& p = r.policy;
+  CAIRN_RETURN_IF_ERROR(ParseKeepFields(body, &p));
   CAIRN_RETURN_IF_ERROR(OptionalBool(body, "dry_run", &r.dry_run));
   CAIRN_RETURN_IF_ERROR(OptionalBool(body, "prune", &r.prune));
   if (r.snapshots.empty() && p.empty()) {
@@ -302,20 +308,7 @@ absl::StatusOr<SourceConfig> ParseSourceRequest(const Json& body) {
   }
   CAIRN_RETURN_IF_ERROR(OptionalBool(body, "watch", &s.watch));
   RetentionConfig& k = s.keep;
-  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_last", -1, 1000000, &k.keep_last));
-  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_hourly", -1, 1000000, &k.keep_hourly));
-  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_daily", -1, 1000000, &k.keep_daily));
-  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_weekly", -1, 1000000, &k.keep_weekly));
-  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_monthly", -1, 1000000, &k.keep_monthly));
-  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_yearly", -1, 1000000, &k.keep_yearly));
-  auto within = body.find("keep_within");
-  if (within != body.end() && !within->is_null()) {
-    if (!within->is_string()) {
-      return absl::InvalidArgumentError("field 'keep_within' must be a string like \"7d\"");
-    }
-    k.keep_within = within->get<std::string>();
-  }
-  CAIRN_ASSIGN_OR_RETURN(k.keep_tags, StringArray(body, "keep_tags"));
+  CAIRN_RETURN_IF_ERROR(ParseKeepFields(body, &k));
   CAIRN_RETURN_IF_ERROR(ValidateSource(s));
   return s;
 }

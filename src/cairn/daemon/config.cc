@@ -566,35 +566,8 @@ absl::StatusOr<Config> ParseConfig(std::string_view text, const std::string& sou
       for (auto&& [k2, n2] : *t) {
         std::string name(k2.str());
         std::string sub = absl::StrCat("retention.", name);
-        RetentionConfig& r = c.retention;
-        int* count = name == "keep_last"      ? &r.keep_last
-                     : name == "keep_hourly"  ? &r.keep_hourly
-                     : name == "keep_daily"   ? &r.keep_daily
-                     : name == "keep_weekly"  ? &r.keep_weekly
-                     : name == "keep_monthly" ? &r.keep_monthly
-                     : name == "keep_yearly"  ? &r.keep_yearly
-                                              : nullptr;
-        if (count != nullptr) {
-          CAIRN_ASSIGN_OR_RETURN(int64_t v, GetInt(err, sub, n2, -1, 1000000));
-          *count = static_cast<int>(v);
-        } else if (name == "keep_within") {
-          CAIRN_ASSIGN_OR_RETURN(r.keep_within, GetString(err, sub, n2));
-          if (!r.keep_within.empty()) {
-            auto d = engine::ParseRetentionDuration(r.keep_within);
-            if (!d.ok()) return err.Bad(sub, std::string(d.status().message()));
-          }
-        } else if (name == "keep_tags") {
-          const toml::array* arr = n2.as_array();
-          if (arr == nullptr) {
-            return err.Bad(sub, absl::StrCat("expected an array of strings, got ", TypeName(n2)));
-          }
-          for (const toml::node& e : *arr) {
-            CAIRN_ASSIGN_OR_RETURN(std::string tag, GetString(err, sub, e));
-            r.keep_tags.push_back(std::move(tag));
-          }
-        } else {
-          return err.Bad(sub, "unknown key");
-        }
+        CAIRN_ASSIGN_OR_RETURN(bool known, ParseKeepKey(err, sub, name, n2, c.retention));
+        if (!known) return err.Bad(sub, "unknown key");
       }
     } else if (key == "extra") {
       const toml::table* t = node.as_table();

@@ -81,18 +81,6 @@ std::string LocalHostname() {
   return buf;
 }
 
-const char* EntryTypeName(format::EntryType t) {
-  switch (t) {
-    case format::EntryType::kFile:
-      return "file";
-    case format::EntryType::kDirectory:
-      return "dir";
-    case format::EntryType::kSymlink:
-      return "symlink";
-  }
-  return "unknown";
-}
-
 Json BackupProgressJson(const engine::BackupProgress& p) {
   return Json{{"files_total", p.files_total.load()},
               {"bytes_total", p.bytes_total.load()},
@@ -533,6 +521,9 @@ absl::StatusOr<Json> Daemon::GetStatus() {
 }
 
 absl::StatusOr<Json> Daemon::GetPeers() {
+  // This peer's own usage as it is now, not as of the last ping round.
+  store::StoreStats stats = store_->Stats();
+  membership_->UpdateSelf(stats.quota, stats.used, stats.extra_bytes);
   Json out = Json::array();
   for (const cluster::PeerView& v : membership_->Peers()) {
     Json j;
@@ -574,7 +565,7 @@ absl::StatusOr<Json> Daemon::List(const std::string& snapshot, const std::string
     if (!own.empty() && e.path == own && e.entry.type == format::EntryType::kDirectory) continue;
     Json j;
     SetPathField(j, "path", e.path);
-    j["type"] = EntryTypeName(e.entry.type);
+    j["type"] = format::EntryTypeName(e.entry.type);
     j["size"] = e.entry.size;
     j["mode"] = e.entry.mode;
     j["mtime"] = FormatRfc3339(e.entry.mtime_ns, /*nanoseconds=*/true);

@@ -16,18 +16,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-const char* TypeName(format::EntryType t) {
-  switch (t) {
-    case format::EntryType::kFile:
-      return "file";
-    case format::EntryType::kDirectory:
-      return "dir";
-    case format::EntryType::kSymlink:
-      return "symlink";
-  }
-  return "unknown";
-}
-
 const char* ChangeName(engine::ChangeKind k) {
   switch (k) {
     case engine::ChangeKind::kAdded:
@@ -54,7 +42,7 @@ Json VersionJson(const engine::FileVersion& v) {
   SetSnapshot(j, "last_snapshot_", v.last_snapshot_id, v.last_time_ns);
   j["snapshots"] = v.snapshots;
   SetPathField(j, "snapshot_path", v.snapshot_path);
-  j["type"] = TypeName(v.type);
+  j["type"] = format::EntryTypeName(v.type);
   j["size"] = v.size;
   j["mode"] = v.mode;
   j["mtime"] = FormatRfc3339(v.mtime_ns, /*nanoseconds=*/true);
@@ -70,14 +58,14 @@ Json ChangeJson(const engine::Change& c) {
   SetPathField(j, "path", c.path);
   const bool before = c.kind != engine::ChangeKind::kAdded;
   const bool after = c.kind != engine::ChangeKind::kRemoved;
-  j["type"] = TypeName(after ? c.type_after : c.type_before);
+  j["type"] = format::EntryTypeName(after ? c.type_after : c.type_before);
   if (before) {
-    j["type_before"] = TypeName(c.type_before);
+    j["type_before"] = format::EntryTypeName(c.type_before);
     j["size_before"] = c.size_before;
     j["mode_before"] = c.mode_before;
   }
   if (after) {
-    j["type_after"] = TypeName(c.type_after);
+    j["type_after"] = format::EntryTypeName(c.type_after);
     j["size_after"] = c.size_after;
     j["mode_after"] = c.mode_after;
   }
@@ -94,7 +82,7 @@ Json FoundJson(const engine::FoundEntry& f) {
   SetSnapshot(j, "snapshot_", f.snapshot_id, f.time_ns);
   SetPathField(j, "path", f.path);
   SetPathField(j, "snapshot_path", f.snapshot_path);
-  j["type"] = TypeName(f.type);
+  j["type"] = format::EntryTypeName(f.type);
   j["size"] = f.size;
   j["mode"] = f.mode;
   j["mtime"] = FormatRfc3339(f.mtime_ns, /*nanoseconds=*/true);

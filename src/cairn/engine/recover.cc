@@ -191,29 +191,20 @@ class Recovery {
       if (Cancelled(cancel_)) return;
       const ChunkId& id = need[i]->first;
       Found& f = need[i]->second;
-      std::string last_error = "no holder";
+      // Regular holders first, then extra copies (shard 0).
+      std::vector<std::pair<PeerId, uint32_t>> candidates;
       for (const auto& [shard, peers] : f.regular) {
-        for (PeerId peer : peers) {
-          absl::StatusOr<format::BlobHeader> header =
-              ReadHeader(peer, BlobKey{ctx_.owner, id, shard});
-          if (!header.ok()) {
-            last_error = absl::StrCat("peer ", peer, ": ", header.status().message());
-            continue;
-          }
-          std::lock_guard<std::mutex> lock(mu_);
-          f.header_read = true;
-          f.kind = static_cast<uint8_t>(header->kind);
-          f.erasure = header->scheme == format::Scheme::kErasure;
-          f.ec_k = f.erasure ? header->k : 0;
-          f.ec_m = f.erasure ? header->m : 0;
-          ++report_.headers_read;
-          progress_->headers_read++;
-          return;
-        }
+        for (PeerId peer : peers) candidates.emplace_back(peer, shard);
       }
-      for (PeerId peer : f.extras) {
-        absl::StatusOr<format::BlobHeader> header = ReadHeader(peer, BlobKey{ctx_.owner, id, 0});
-        if (!header.ok()) continue;
+      for (PeerId peer : f.extras) candidates.emplace_back(peer, 0);
+      std::string last_error = "no holder";
+      for (const auto& [peer, shard] : candidates) {
+        absl::StatusOr<format::BlobHeader> header =
+            ReadHeader(peer, BlobKey{ctx_.owner, id, shard});
+        if (!header.ok()) {
+          last_error = absl::StrCat("peer ", peer, ": ", header.status().message());
+          continue;
+        }
         std::lock_guard<std::mutex> lock(mu_);
         f.header_read = true;
         f.kind = static_cast<uint8_t>(header->kind);

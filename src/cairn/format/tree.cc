@@ -137,6 +137,18 @@ absl::StatusOr<TreeEntry> EntryFromProto(const v1::TreeEntryProto& p) {
 
 }  // namespace
 
+const char* EntryTypeName(EntryType t) {
+  switch (t) {
+    case EntryType::kFile:
+      return "file";
+    case EntryType::kDirectory:
+      return "dir";
+    case EntryType::kSymlink:
+      return "symlink";
+  }
+  return "unknown";
+}
+
 Bytes EncodeTree(const Tree& tree) {
   v1::TreeProto msg;
   msg.mutable_entries()->Reserve(static_cast<int>(tree.entries.size()));

@@ -22,6 +22,10 @@ constexpr uint8_t kSnapshotVersion = 1;
 
 enum class EntryType : uint8_t { kFile = 1, kDirectory = 2, kSymlink = 3 };
 
+// "file", "dir" or "symlink" ("unknown" for any other value): the names `--json` and the
+// local API use.
+const char* EntryTypeName(EntryType t);
+
 struct TreeEntry {
   std::string name;  // one path component, raw bytes, no '/' and not "." or ".."
   EntryType type = EntryType::kFile;
