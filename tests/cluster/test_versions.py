@@ -144,9 +144,11 @@ class VersionsTest(harness.ClusterTestCase):
         text = self.c.cli(1, "diff", self.snaps[0][:8], self.snaps[1][:8]).out
         lines = {ln.split("  (")[0] for ln in text.splitlines()
                  if ln[:1] in ("+", "-", "M")}
-        self.assertEqual(lines, {"M    /data/docs/report.txt", "+    /data/added.txt",
-                                 "-    /data/old.txt", "M    /data/run.sh",
-                                 "+    /data/newdir/", "+    /data/newdir/inner.bin"}, text)
+        src = self.src
+        self.assertEqual(report["source_path"], self.report)
+        self.assertEqual(lines, {f"M    {src}/docs/report.txt", f"+    {src}/added.txt",
+                                 f"-    {src}/old.txt", f"M    {src}/run.sh",
+                                 f"+    {src}/newdir/", f"+    {src}/newdir/inner.bin"}, text)
         self.assertIn("3 added", text)
         self.assertIn("1 removed", text)
         self.assertIn("2 modified", text)

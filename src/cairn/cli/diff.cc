@@ -26,9 +26,11 @@ std::string Octal(uint64_t mode) {
   return buf;
 }
 
-// "/data/docs/" for a directory, "/data/a.txt" for a file.
+// The path on the backed-up machine ("/home/u/data/docs/" for a directory, "/home/u/data/a.txt"
+// for a file), else "/" + the path inside the snapshots.
 std::string Shown(const nlohmann::json& c, const std::string& type) {
-  std::string p = "/" + RawField(c, "path");
+  std::string p =
+      c.contains("source_path") ? RawField(c, "source_path") : "/" + RawField(c, "path");
   if (type == "dir") p += "/";
   return p;
 }

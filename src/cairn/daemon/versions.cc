@@ -5,6 +5,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <optional>
+#include <string>
+
 #include "absl/strings/str_cat.h"
 #include "cairn/base/status.h"
 #include "cairn/daemon/daemon.h"
@@ -52,10 +55,14 @@ Json VersionJson(const engine::FileVersion& v) {
   return j;
 }
 
-Json ChangeJson(const engine::Change& c) {
+// `a`, `b`: the snapshots compared (the source path is looked up in the newer one first).
+Json ChangeJson(const engine::Change& c, const format::Snapshot& a, const format::Snapshot& b) {
   Json j;
   j["change"] = ChangeName(c.kind);
   SetPathField(j, "path", c.path);
+  std::optional<std::string> source = engine::SourcePathFor(b, c.path);
+  if (!source) source = engine::SourcePathFor(a, c.path);
+  if (source) SetPathField(j, "source_path", *source);
   const bool before = c.kind != engine::ChangeKind::kAdded;
   const bool after = c.kind != engine::ChangeKind::kRemoved;
   j["type"] = format::EntryTypeName(after ? c.type_after : c.type_before);
@@ -111,7 +118,8 @@ absl::StatusOr<Json> Daemon::GetDiff(const std::string& a, const std::string& b)
   CAIRN_ASSIGN_OR_RETURN(index::SnapshotRecord rb, engine::ResolveSnapshot(catalog_.get(), b));
   CAIRN_ASSIGN_OR_RETURN(engine::DiffResult d, engine::Diff(ctx_, ra.snapshot, rb.snapshot));
   Json changes = Json::array();
-  for (const engine::Change& c : d.changes) changes.push_back(ChangeJson(c));
+  for (const engine::Change& c : d.changes)
+    changes.push_back(ChangeJson(c, ra.snapshot, rb.snapshot));
   Json out;
   Json ja, jb;
   SetSnapshot(ja, "", ra.id, ra.snapshot.time_ns);
