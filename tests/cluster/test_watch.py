@@ -12,9 +12,10 @@ tree. `cairn watch` refuses a configured source; `cairn source remove` takes it 
 `cairn watch OTHER --quiet 1s` (a path that is not a source) backs OTHER up at start and again
 after a new file appears in it, printing one line per snapshot, and exits 0 on SIGINT.
 
-The event-queue overflow path is tested at unit level (daemon/watcher_test.cc,
-debouncer_test.cc, sources_test.cc): a real overflow needs more events than
-fs.inotify.max_queued_events.
+The event-queue overflow path is tested at unit level: a real kernel overflow (the watcher
+thread held while more than fs.inotify.max_queued_events events are made) in
+daemon/watcher_test.cc, and the rescan it triggers with a fake clock in debouncer_test.cc and
+sources_test.cc.
 """
 
 import os
