@@ -1,7 +1,6 @@
 // Check and repair through in-memory peers: check sees every lost, dead or corrupt blob;
 // repair brings every chunk back to its target on live peers; what was restorable stays so.
 #include "cairn/engine/check.h"
-#include "cairn/engine/gc.h"
 
 #include <gtest/gtest.h>
 
@@ -9,6 +8,7 @@
 #include <fstream>
 #include <random>
 
+#include "cairn/engine/gc.h"
 #include "cairn/engine/restore.h"
 #include "cairn/engine/testing/fake_peers.h"
 #include "cairn/index/catalog.h"

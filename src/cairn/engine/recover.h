@@ -25,8 +25,8 @@
 // stores the compressed length) and are recorded as 0, "unknown": the first restore (or mount
 // read) of such a file then learns its chunk offsets by fetching its chunks in order, one at a
 // time, and the catalog keeps each size learned (Catalog::AddChunk fills in a size of 0), so
-// later restores of it are parallel again. Blobs on peers that are not alive during the recovery are
-// not recorded; such chunks may look below target, and repair then adds copies elsewhere.
+// later restores of it are parallel again. Blobs on peers that are not alive during the recovery
+// are not recorded; such chunks may look below target, and repair then adds copies elsewhere.
 //
 // Idempotent: running it again (or on a catalog that already knows some of it) only adds.
 //
