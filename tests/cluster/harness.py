@@ -727,6 +727,8 @@ class ClusterTestCase(unittest.TestCase):
     CLI calls are printed. The temp dir is removed unless env KEEP is set."""
 
     seed = None  # seeded randomness; printed, and settable with CAIRN_TEST_SEED
+    # [storage] layout of every peer of make_cluster() (None: cairn's default, segments).
+    storage_layout = None
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -758,6 +760,9 @@ class ClusterTestCase(unittest.TestCase):
 
     @classmethod
     def make_cluster(cls, n: int, name: str = "cluster", start: bool = True, **kw) -> Cluster:
+        if cls.storage_layout:
+            kw["config"] = {("storage", "layout"): f'"{cls.storage_layout}"',
+                            **(kw.get("config") or {})}
         c = Cluster(n, os.path.join(cls.tmp, name), **kw)
         cls.clusters.append(c)
         if start:

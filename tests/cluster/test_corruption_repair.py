@@ -55,6 +55,8 @@ def same_chunk(a: str, b: str) -> bool:
 
 
 class CorruptionRepairTest(harness.ClusterTestCase):
+    # Reads and damages blob files directly: the one-file-per-blob layout.
+    storage_layout = "files"
     @classmethod
     def setUpClass(cls):
         super().setUpClass()

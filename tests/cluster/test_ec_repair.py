@@ -54,6 +54,8 @@ def make_tree(root: str, rng: random.Random) -> int:
 
 
 class EcRepairTest(harness.ClusterTestCase):
+    # Reads and damages blob files directly: the one-file-per-blob layout.
+    storage_layout = "files"
     @classmethod
     def setUpClass(cls):
         super().setUpClass()

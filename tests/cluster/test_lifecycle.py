@@ -80,6 +80,8 @@ def restore_and_compare(case, c, snapshot: str, src: str, name: str, tag: str):
 
 
 class ForgetGcTest(harness.ClusterTestCase):
+    # Reads and damages blob files directly: the one-file-per-blob layout.
+    storage_layout = "files"
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -175,6 +177,8 @@ class ForgetGcTest(harness.ClusterTestCase):
 
 
 class ReclaimTest(harness.ClusterTestCase):
+    # Reads and damages blob files directly: the one-file-per-blob layout.
+    storage_layout = "files"
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -209,6 +213,8 @@ class ReclaimTest(harness.ClusterTestCase):
 
 
 class ReclaimFullTest(harness.ClusterTestCase):
+    # Reads and damages blob files directly: the one-file-per-blob layout.
+    storage_layout = "files"
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -234,6 +240,8 @@ class ReclaimFullTest(harness.ClusterTestCase):
 
 
 class RaceTest(harness.ClusterTestCase):
+    # Reads and damages blob files directly: the one-file-per-blob layout.
+    storage_layout = "files"
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -273,6 +281,8 @@ class RaceTest(harness.ClusterTestCase):
 
 
 class ExtrasTest(harness.ClusterTestCase):
+    # Reads and damages blob files directly: the one-file-per-blob layout.
+    storage_layout = "files"
     @classmethod
     def setUpClass(cls):
         super().setUpClass()

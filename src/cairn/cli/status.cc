@@ -10,6 +10,24 @@
 namespace cairn::cli {
 namespace {
 
+// One line on how the blobs are kept (daemon "storage" object): segments with their live and
+// dead bytes and compaction, or one file per blob. Empty when the daemon sent none.
+std::string LayoutLine(const nlohmann::json& st) {
+  if (!st.is_object()) return "";
+  if (Str(st, "layout") != "segments") return "layout:     one file per blob\n";
+  std::string line = "segments:   " + std::to_string(U64(st, "segments")) + " segments, " +
+                     FormatSize(U64(st, "live_bytes")) + " live, " +
+                     FormatSize(U64(st, "dead_bytes")) + " dead (returned by compaction)";
+  if (st.contains("compacting") && st["compacting"].is_object()) {
+    const nlohmann::json& c = st["compacting"];
+    line += "; compacting segment " + std::to_string(U64(c, "segment")) + " (" +
+            FormatSize(U64(c, "done_bytes")) + " of " + FormatSize(U64(c, "total_bytes")) + ")";
+  }
+  line += "; " + std::to_string(U64(st, "compactions")) + " compactions since start returned " +
+          FormatSize(U64(st, "compaction_reclaimed_bytes"));
+  return line + "\n";
+}
+
 // One line on the storage peer's scrub (daemon "scrub" object); empty when the daemon sent none.
 std::string ScrubLine(const nlohmann::json& scrub) {
   if (!scrub.is_object()) return "";
@@ -66,6 +84,7 @@ int RunStatus(const GlobalOptions& global) {
         std::cout << "\n";
       }
     }
+    std::cout << LayoutLine(s->contains("storage") ? (*s)["storage"] : nlohmann::json());
     if (U64(*s, "moved_notices_pending") > 0) {
       std::cout << "moved:      " << U64(*s, "moved_notices_pending")
                 << " BlobMoved notices waiting for their owners\n";

@@ -16,6 +16,20 @@ namespace {
 struct DCtxDeleter {
   void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
 };
+struct CCtxDeleter {
+  void operator()(ZSTD_CCtx* c) const { ZSTD_freeCCtx(c); }
+};
+
+// One context per thread, reused: ZSTD_compress/ZSTD_decompress make and free a context (a few
+// hundred KiB at level 3) on every call, which costs more than compressing a small chunk.
+ZSTD_CCtx* ThreadCCtx() {
+  thread_local std::unique_ptr<ZSTD_CCtx, CCtxDeleter> cctx(ZSTD_createCCtx());
+  return cctx.get();
+}
+ZSTD_DCtx* ThreadDCtx() {
+  thread_local std::unique_ptr<ZSTD_DCtx, DCtxDeleter> dctx(ZSTD_createDCtx());
+  return dctx.get();
+}
 
 absl::Status FrameError(const char* what, size_t code) {
   return absl::DataLossError(absl::StrCat("zstd: ", what, ": ", ZSTD_getErrorName(code)));
@@ -63,7 +77,9 @@ absl::StatusOr<Bytes> DecompressStreaming(ByteSpan frame, size_t max_size) {
 Bytes ZstdCompress(ByteSpan data, int level) {
   level = std::clamp(level, 1, ZSTD_maxCLevel());
   Bytes out(ZSTD_compressBound(data.size()));
-  size_t n = ZSTD_compress(out.data(), out.size(), data.data(), data.size(), level);
+  ZSTD_CCtx* cctx = ThreadCCtx();
+  if (cctx == nullptr) std::abort();  // out of memory
+  size_t n = ZSTD_compressCCtx(cctx, out.data(), out.size(), data.data(), data.size(), level);
   // With a ZSTD_compressBound-sized destination, compression only fails on allocation failure.
   if (ZSTD_isError(n)) std::abort();
   out.resize(n);
@@ -88,7 +104,9 @@ absl::StatusOr<Bytes> ZstdDecompress(ByteSpan frame, size_t max_size) {
   if (content == ZSTD_CONTENTSIZE_UNKNOWN) return DecompressStreaming(frame, max_size);
   if (content > max_size) return TooLarge(max_size);
   Bytes out(static_cast<size_t>(content));
-  size_t n = ZSTD_decompress(out.data(), out.size(), frame.data(), frame.size());
+  ZSTD_DCtx* dctx = ThreadDCtx();
+  if (dctx == nullptr) return absl::ResourceExhaustedError("zstd: cannot allocate a context");
+  size_t n = ZSTD_decompressDCtx(dctx, out.data(), out.size(), frame.data(), frame.size());
   if (ZSTD_isError(n)) return FrameError("corrupt frame", n);
   if (n != content) return absl::DataLossError("zstd: content size does not match the header");
   return out;

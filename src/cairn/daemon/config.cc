@@ -404,6 +404,8 @@ bool Config::SameSettings(const Config& o) const {
          chunker.min_size == o.chunker.min_size && chunker.avg_size == o.chunker.avg_size &&
          chunker.max_size == o.chunker.max_size && scrub_enabled == o.scrub_enabled &&
          scrub_interval == o.scrub_interval && scrub_rate == o.scrub_rate &&
+         storage_layout == o.storage_layout && segment_size == o.segment_size &&
+         compact_below == o.compact_below && compact_rate == o.compact_rate &&
          repair_enabled == o.repair_enabled && repair_interval == o.repair_interval &&
          repair_rate == o.repair_rate && discovery == o.discovery && retention == o.retention &&
          extra == o.extra && watch == o.watch && sources == o.sources;
@@ -538,6 +540,34 @@ absl::StatusOr<Config> ParseConfig(std::string_view text, const std::string& sou
         } else if (k2.str() == "rate") {
           CAIRN_ASSIGN_OR_RETURN(c.scrub_rate, GetSize(err, sub, n2));
           if (c.scrub_rate == 0) return err.Bad(sub, "must be at least 1 byte per second");
+        } else {
+          return err.Bad(sub, "unknown key");
+        }
+      }
+    } else if (key == "storage") {
+      const toml::table* t = node.as_table();
+      if (t == nullptr) return err.Bad(key, absl::StrCat("expected a table, got ", TypeName(node)));
+      for (auto&& [k2, n2] : *t) {
+        std::string sub = absl::StrCat("storage.", std::string(k2.str()));
+        if (k2.str() == "layout") {
+          CAIRN_ASSIGN_OR_RETURN(c.storage_layout, GetString(err, sub, n2));
+          if (c.storage_layout != "" && c.storage_layout != "segments" &&
+              c.storage_layout != "files") {
+            return err.Bad(sub, "must be \"segments\", \"files\" or \"\" (auto)");
+          }
+        } else if (k2.str() == "segment_size") {
+          CAIRN_ASSIGN_OR_RETURN(c.segment_size, GetSize(err, sub, n2));
+          if (c.segment_size < (1u << 20)) return err.Bad(sub, "must be at least 1M");
+        } else if (k2.str() == "compact_below") {
+          if (!n2.is_number()) {
+            return err.Bad(sub, absl::StrCat("expected a number, got ", TypeName(n2)));
+          }
+          c.compact_below = n2.value<double>().value_or(0.5);
+          if (!(c.compact_below >= 0 && c.compact_below <= 1)) {
+            return err.Bad(sub, "must be between 0 and 1");
+          }
+        } else if (k2.str() == "compact_rate") {
+          CAIRN_ASSIGN_OR_RETURN(c.compact_rate, GetSize(err, sub, n2));
         } else {
           return err.Bad(sub, "unknown key");
         }
@@ -701,6 +731,15 @@ std::string RenderConfig(const Config& c) {
     << "interval = " << TomlQuote(FormatDuration(c.scrub_interval)) << "\n"
     << "# Bytes read per second (a size like \"20M\").\n"
     << "rate = " << SizeForConfig(c.scrub_rate) << "\n"
+    << "\n"
+    << "[storage]  # blobs held for other peers (docs/operations.md \"Storage\")\n"
+    << "# \"segments\" (pack files), \"files\" (one file per blob, older peers), \"\" = auto.\n"
+    << "layout = " << TomlQuote(c.storage_layout) << "\n"
+    << "segment_size = " << SizeForConfig(c.segment_size) << "\n"
+    << "# Segments whose live fraction falls below this are rewritten (compaction).\n"
+    << "compact_below = " << c.compact_below << "\n"
+    << "# Bytes per second copied by compaction (0 = unlimited).\n"
+    << "compact_rate = " << SizeForConfig(c.compact_rate) << "\n"
     << "\n"
     << "[repair]  # check own backups and rebuild what is below target\n"
     << "enabled = " << (c.repair_enabled ? "true" : "false") << "\n"

@@ -106,12 +106,20 @@ struct Config {
   std::chrono::milliseconds dead_after{600000};
   uint32_t copies = 2;           // [backup] default replication degree
   std::string ec;                // [backup] default erasure coding "K+M"; "" = copies
-  int upload_threads = 8;        // [backup]
+  int upload_threads = 32;       // [backup]
   codec::ChunkerParams chunker;  // [chunker]; fixed at init
   // [scrub]: re-hash held blobs in the background (daemon/scrubber.h).
   bool scrub_enabled = true;
   std::chrono::milliseconds scrub_interval{86'400'000};  // from one pass's end to the next
   uint64_t scrub_rate = 20ull << 20;                     // bytes per second, >= 1
+  // [storage]: how blobs held for other peers are kept (docs/operations.md "Storage").
+  // layout: "segments" (append-only pack files with group commit, store/segment_blob_store.h),
+  // "files" (one file per blob, the layout of peer directories made before segments), or ""
+  // (auto: "files" when the directory already holds blobs in that layout, else "segments").
+  std::string storage_layout;
+  uint64_t segment_size = 64ull << 20;  // a segment is sealed at this many bytes
+  double compact_below = 0.5;           // rewrite sealed segments less live than this
+  uint64_t compact_rate = 32ull << 20;  // bytes per second copied by compaction; 0 = no limit
   // [repair]: check this peer's own backups and repair what is below target, every
   // `repair_interval` and whenever a peer becomes dead (daemon repair loop).
   bool repair_enabled = true;

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <filesystem>
 #include <future>
 #include <vector>
 
@@ -23,6 +24,8 @@
 #include "cairn/engine/restore.h"
 #include "cairn/index/sqlite_blob_registry.h"
 #include "cairn/index/sqlite_moved_outbox.h"
+#include "cairn/index/sqlite_segment_registry.h"
+#include "cairn/net/batching_peer_client.h"
 
 namespace cairn::daemon {
 namespace {
@@ -184,6 +187,63 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const std::string& dir,
   return d;
 }
 
+namespace {
+
+// Whether `dir` holds blobs in the one-file-per-blob layout (store/disk_blob_store): registry
+// rows in the `blobs` table, or anything under DIR/blobs.
+absl::StatusOr<bool> HasFileLayoutBlobs(const std::string& dir, store::BlobRegistry* registry) {
+  CAIRN_ASSIGN_OR_RETURN(store::StoreStats totals, registry->Totals());
+  if (totals.blobs > 0) return true;
+  std::error_code ec;
+  std::filesystem::directory_iterator it(BlobsDir(dir), ec);
+  if (ec) return false;  // missing: nothing there
+  return it != std::filesystem::directory_iterator();
+}
+
+}  // namespace
+
+absl::Status Daemon::OpenStore(const std::string& dir) {
+  auto observer = [](const BlobKey& key, store::ScrubOutcome outcome, const std::string& reason) {
+    spdlog::warn("blob {} {}: {}", key.DebugString(),
+                 outcome == store::ScrubOutcome::kQuarantined
+                     ? "is corrupt and was quarantined"
+                     : "is lost (its file or segment is missing), record dropped",
+                 SanitizeUtf8(reason));
+  };
+  std::string layout = config_.storage_layout;
+  if (layout.empty()) {
+    CAIRN_ASSIGN_OR_RETURN(bool old, HasFileLayoutBlobs(dir, registry_.get()));
+    layout = old ? "files" : "segments";
+  }
+  if (layout == "files") {
+    CAIRN_ASSIGN_OR_RETURN(store_,
+                           store::DiskBlobStore::Open(BlobsDir(dir), config_.quota, registry_.get(),
+                                                      std::move(observer)));
+    spdlog::info("storage: one file per blob in {}", BlobsDir(dir));
+    return absl::OkStatus();
+  }
+  segment_registry_ = index::NewSqliteSegmentRegistry(db_.get());
+  store::SegmentStoreOptions options;
+  options.segment_target_bytes = config_.segment_size;
+  options.compact_below_live_fraction = config_.compact_below;
+  options.compact_bytes_per_second = config_.compact_rate;
+  options.observer = std::move(observer);
+  CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<store::SegmentBlobStore> segments,
+                         store::SegmentBlobStore::Open(dir, config_.quota, segment_registry_.get(),
+                                                       options, env::PosixFileSystem()));
+  const store::SegmentRecovery r = segments->recovery();
+  if (r.replayed_records > 0 || r.torn_tail_bytes > 0 || r.removed_segments > 0) {
+    spdlog::warn(
+        "storage: recovered {} segments: {} records registered again, {} bytes of torn tail cut, "
+        "{} unfinished or retired segment files removed",
+        r.segments, r.replayed_records, r.torn_tail_bytes, r.removed_segments);
+  }
+  spdlog::info("storage: {} segments in {}/segments", r.segments, dir);
+  segments_ = segments.get();
+  store_ = std::move(segments);
+  return absl::OkStatus();
+}
+
 absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   options_ = std::move(options);
   if (options_.clock == nullptr) options_.clock = env::RealClock::Default();
@@ -195,16 +255,7 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
 
   CAIRN_ASSIGN_OR_RETURN(db_, index::Database::Open(IndexPath(dir)));
   registry_ = index::NewSqliteBlobRegistry(db_.get());
-  CAIRN_ASSIGN_OR_RETURN(
-      store_, store::DiskBlobStore::Open(
-                  BlobsDir(dir), config_.quota, registry_.get(),
-                  [](const BlobKey& key, store::ScrubOutcome outcome, const std::string& reason) {
-                    spdlog::warn("blob {} {}: {}", key.DebugString(),
-                                 outcome == store::ScrubOutcome::kQuarantined
-                                     ? "is corrupt and was quarantined"
-                                     : "is lost (file missing), record dropped",
-                                 SanitizeUtf8(reason));
-                  }));
+  CAIRN_RETURN_IF_ERROR(OpenStore(dir));
   catalog_ = index::NewSqliteCatalog(db_.get());
   outbox_ = index::NewSqliteMovedOutbox(db_.get());
   CAIRN_RETURN_IF_ERROR(CheckChunkerParams());
@@ -285,8 +336,11 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   if (!engine_factory) {
     net::ClientOptions engine_options;
     engine_options.auth = rpc_auth_;
+    // The engines' concurrent single-blob calls to one peer travel in PutBlobs/GetBlobs
+    // batches (docs/architecture.md "Data path").
     engine_factory = [engine_options](const std::string& address) {
-      return net::NewGrpcPeerClient(address, engine_options);
+      return std::make_shared<net::BatchingPeerClient>(
+          net::NewGrpcPeerClient(address, engine_options));
     };
   }
   if (!ping_factory) {
@@ -516,6 +570,25 @@ absl::StatusOr<Json> Daemon::GetStatus() {
   j["plain_bytes"] = cs.plain_bytes;
   j["stored_bytes"] = cs.stored_bytes;
   j["scrub"] = scrubber_->StatusJson();
+  Json storage;
+  storage["layout"] = segments_ != nullptr ? "segments" : "files";
+  if (segments_ != nullptr) {
+    storage["live_bytes"] = stats.live_bytes;
+    storage["dead_bytes"] = stats.dead_bytes;
+    storage["segments"] = stats.segments;
+    storage["compactions"] = stats.compactions;
+    storage["compaction_copied_bytes"] = stats.compaction_copied_bytes;
+    storage["compaction_reclaimed_bytes"] = stats.compaction_reclaimed_bytes;
+    if (stats.compacting_segment != 0) {
+      storage["compacting"] = {{"segment", stats.compacting_segment},
+                               {"done_bytes", stats.compaction_done_bytes},
+                               {"total_bytes", stats.compaction_total_bytes}};
+    }
+  } else {
+    storage["live_bytes"] = stats.used;
+    storage["dead_bytes"] = 0;
+  }
+  j["storage"] = std::move(storage);
   j.update(LifecycleStatusJson());
   return j;
 }

@@ -49,6 +49,7 @@
 #include "cairn/index/database.h"
 #include "cairn/net/peer_server.h"
 #include "cairn/store/blob_store.h"
+#include "cairn/store/segment_blob_store.h"
 
 namespace cairn::daemon {
 
@@ -133,6 +134,8 @@ class Daemon : public ApiHandler {
   // and at once when a peer comes back), places extra copies after backups, and starts a
   // reclaim when used > quota (daemon/lifecycle.cc).
   void MaintenanceLoop();
+  // Opens store_ in the layout [storage] asks for (docs/operations.md "Storage").
+  absl::Status OpenStore(const std::string& dir);
   // Forgets the snapshots `policy` does not keep among those with this snapshot's host and
   // paths (config [retention], or the backup's source's keep_*), then collects garbage.
   // Returns the JSON of what was done.
@@ -158,7 +161,9 @@ class Daemon : public ApiHandler {
   // Declaration order is construction order; members are destroyed in reverse.
   std::unique_ptr<index::Database> db_;
   std::unique_ptr<store::BlobRegistry> registry_;
-  std::unique_ptr<store::DiskBlobStore> store_;
+  std::unique_ptr<store::SegmentRegistry> segment_registry_;  // layout "segments" only
+  std::unique_ptr<store::BlobStore> store_;      // DiskBlobStore or SegmentBlobStore ([storage])
+  store::SegmentBlobStore* segments_ = nullptr;  // store_ when it keeps segments, else null
   std::unique_ptr<index::Catalog> catalog_;
   std::unique_ptr<store::MovedOutbox> outbox_;  // BlobMoved notices not yet delivered
   std::shared_mutex gc_lock_;                   // engine/gc.h: the GC safety rule

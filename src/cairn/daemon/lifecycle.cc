@@ -26,6 +26,8 @@ using Json = nlohmann::json;
 
 // How often queued deletions and notices are retried while any are queued.
 constexpr std::chrono::seconds kDeliveryInterval{10};
+// How often the maintenance loop looks for segments to compact.
+constexpr std::chrono::seconds kCompactionInterval{30};
 // How often an evacuation is retried while used > quota.
 constexpr std::chrono::seconds kReclaimRetry{60};
 
@@ -257,6 +259,10 @@ absl::StatusOr<std::string> Daemon::StartReclaim(const ReclaimRequest& request) 
                       absl::StrCat("reclaim to ", FormatSize(quota), " stopped; the quota stays ",
                                    FormatSize(old_quota)));
     }
+    // Evacuated blobs are dead until their segments are rewritten: return the space now.
+    if (segments_ != nullptr) {
+      CAIRN_RETURN_IF_ERROR(Annotate(segments_->CompactAll(), "reclaim: compact segments"));
+    }
     CAIRN_RETURN_IF_ERROR(
         Annotate(WriteBackQuota(config_.dir, quota), "write the new quota to cairn.toml"));
     config_.quota = quota;
@@ -328,6 +334,7 @@ void Daemon::MaintenanceLoop() {
   const auto long_ago = std::chrono::steady_clock::now() - std::chrono::hours(24);
   auto last_delivery = long_ago;
   auto last_reclaim = long_ago;
+  auto last_compaction = long_ago;
   std::map<PeerId, cluster::PeerState> states;
   std::unique_lock<std::mutex> lock(ping_mu_);
   while (!stopping_) {
@@ -362,6 +369,23 @@ void Daemon::MaintenanceLoop() {
         if (r.ok() && r->delivered > 0) {
           spdlog::info("delivered {} queued blob deletions ({} pending)", r->delivered, r->pending);
         }
+      }
+    }
+
+    // Compaction (docs/operations.md "Storage"): rewrite segments that deletes left mostly
+    // dead, a segment at a time (rate-limited by [storage] compact_rate).
+    if (segments_ != nullptr && now - last_compaction >= kCompactionInterval) {
+      last_compaction = now;
+      while (!stopping_) {
+        absl::StatusOr<bool> compacted = segments_->CompactOnce();
+        if (!compacted.ok()) {
+          spdlog::warn("compaction: {}", compacted.status().ToString());
+          break;
+        }
+        if (!*compacted) break;
+        const store::StoreStats st = store_->Stats();
+        spdlog::info("compaction: rewrote a segment; {} live, {} dead bytes in {} segments",
+                     st.live_bytes, st.dead_bytes, st.segments);
       }
     }
 

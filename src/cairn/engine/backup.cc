@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -22,6 +23,7 @@
 #include "cairn/engine/chunk_io.h"
 #include "cairn/engine/restore.h"
 #include "cairn/engine/snapshot_io.h"
+#include "cairn/engine/write_behind_catalog.h"
 #include "cairn/format/blob.h"
 
 namespace cairn::engine {
@@ -131,18 +133,46 @@ format::TreeEntry EntryFromStat(const std::string& name, const struct stat& st) 
   return e;
 }
 
+// Bytes the walker may hand to the upload workers before it waits (memory flat in the data
+// size: design.md §3). A chunk larger than the whole budget still goes when nothing else is in
+// flight.
+class ByteBudget {
+ public:
+  explicit ByteBudget(uint64_t limit) : limit_(std::max<uint64_t>(limit, 1)) {}
+  void Acquire(uint64_t n) {
+    std::unique_lock lock(mu_);
+    released_.wait(lock, [&] { return used_ == 0 || used_ + n <= limit_; });
+    used_ += n;
+  }
+  void Release(uint64_t n) {
+    {
+      std::lock_guard lock(mu_);
+      used_ -= std::min(used_, n);
+    }
+    released_.notify_all();
+  }
+
+ private:
+  const uint64_t limit_;
+  std::mutex mu_;
+  std::condition_variable released_;
+  uint64_t used_ = 0;
+};
+
 // One backup run: the walker (this thread) reads, chunks, hashes and builds trees; upload
 // workers seal and place new chunks.
 class BackupRun {
  public:
   BackupRun(const EngineContext& ctx, const BackupOptions& opts, BackupProgress* progress,
             const std::atomic<bool>* cancel)
-      : ctx_(ctx),
+      : records_(ctx.catalog, kCatalogBatch),
+        ctx_(WithCatalog(ctx, &records_)),
         opts_(opts),
         progress_(progress ? progress : &own_progress_),
         cancel_(cancel),
         chunker_(ctx.chunker, ctx.keys.chunker_seed),
-        queue_(static_cast<size_t>(std::max(1, opts.queue_chunks))) {
+        queue_(static_cast<size_t>(std::max(1, opts.queue_chunks))),
+        budget_(opts.max_bytes_in_flight) {
     redundancy_.copies = opts.copies;
     redundancy_.ec = opts.ec;
   }
@@ -181,7 +211,16 @@ class BackupRun {
   std::optional<format::Tree> LoadParentTree(const ChunkId& id);
   void ScanTotals(std::vector<std::string> paths);
 
-  const EngineContext& ctx_;
+  static EngineContext WithCatalog(const EngineContext& ctx, index::Catalog* catalog) {
+    EngineContext out = ctx;
+    out.catalog = catalog;
+    return out;
+  }
+  // Chunk records written per catalog transaction (engine/write_behind_catalog.h).
+  static constexpr size_t kCatalogBatch = 512;
+
+  WriteBehindCatalog records_;  // the run's catalog: chunk records written in batches
+  const EngineContext ctx_;     // the caller's, with records_ as its catalog
   const BackupOptions& opts_;
   Redundancy redundancy_;
   BackupProgress own_progress_;
@@ -189,6 +228,7 @@ class BackupRun {
   const std::atomic<bool>* cancel_;
   codec::Chunker chunker_;
   BoundedQueue<UploadTask> queue_;
+  ByteBudget budget_;  // plaintext bytes queued or being uploaded
   std::vector<std::thread> workers_;
   Bytes read_buf_;  // the walker's read buffer (ChunkPass)
 
@@ -220,12 +260,18 @@ void BackupRun::WorkerLoop() {
   while (auto task = queue_.Pop()) {
     {
       std::lock_guard lock(mu_);
-      if (!upload_error_.ok()) continue;  // drain without work after a fatal error
+      if (!upload_error_.ok()) {  // drain without work after a fatal error
+        budget_.Release(task->plaintext.size());
+        continue;
+      }
     }
     absl::Status st;
     std::optional<index::ChunkRecord> known;
     if (task->topping_up) known = std::move(task->known);
     auto outcome = PutChunk(ctx_, task->kind, task->id, task->plaintext, redundancy_, known);
+    const uint64_t task_bytes = task->plaintext.size();
+    task->plaintext = Bytes();
+    budget_.Release(task_bytes);
     if (!outcome.ok()) {
       st = outcome.status();
     } else {
@@ -268,6 +314,7 @@ absl::Status BackupRun::AddChunk(const ChunkId& id, BlobKind kind, ByteSpan plai
     std::lock_guard lock(mu_);
     in_flight_.insert(id);
   }
+  budget_.Acquire(plaintext.size());
   queue_.Push(std::move(task));
   return absl::OkStatus();
 }
@@ -619,6 +666,7 @@ absl::StatusOr<BackupResult> BackupRun::Run() {
   scanner.join();
   CAIRN_RETURN_IF_ERROR(fatal);
   CAIRN_RETURN_IF_ERROR(upload);
+  CAIRN_RETURN_IF_ERROR(records_.Flush());
 
   format::Snapshot snap;
   snap.time_ns = start_wall;

@@ -3,10 +3,11 @@
 // PutBlob to N (or k+m) distinct peers -> record placement -> tree blobs -> snapshot blob ->
 // snapshot in catalog. Storing is engine/chunk_io.h (PutChunk).
 //
-// Concurrency: one walker thread reads, chunks and hashes files and builds trees; a pool of
-// upload workers compresses, encrypts and uploads new chunks. The queue between them holds at
-// most `queue_chunks` chunks, so memory is bounded by (queue_chunks + upload_threads) x
-// max chunk size whatever the data size.
+// Concurrency: one walker thread reads, chunks and hashes files and builds trees; a fixed pool
+// of upload workers compresses, encrypts and uploads new chunks (their copies go out at once
+// through base/fan_out.h, and concurrent puts to one peer travel in batches when the peer
+// client batches: net/batching_peer_client.h). The plaintext queued or being uploaded is at
+// most `max_bytes_in_flight` (plus one chunk), so memory stays flat whatever the data size.
 //
 // Thread-safety: one Run at a time per BackupEngine; progress may be read from other threads.
 #pragma once
@@ -58,8 +59,11 @@ struct BackupOptions {
   std::vector<std::string> excludes;  // fnmatch(3) globs, matched against the base name and
                                       // against the full path
   std::string hostname;
-  int upload_threads = 8;
-  int queue_chunks = 8;
+  // Many workers, so that many small chunks are in flight to each peer at once (they share
+  // batches and the storage peers' group commits); memory is bounded by bytes, not by them.
+  int upload_threads = 32;
+  int queue_chunks = 64;
+  uint64_t max_bytes_in_flight = 48ull << 20;  // plaintext bytes
   // Change detection against the parent (the latest snapshot of exactly these paths;
   // docs/architecture.md "Change detection"): a file whose size, mtime, ctime and inode equal
   // the parent entry's is not read, its chunk list is reused. A parent entry with ctime or

@@ -1,7 +1,6 @@
 #include "cairn/engine/chunk_io.h"
 
 #include <algorithm>
-#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -9,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cairn/base/fan_out.h"
 #include "cairn/base/status.h"
 
 namespace cairn::engine {
@@ -47,17 +47,11 @@ bool LooksFull(const std::vector<StoragePeer>& peers, PeerId id, uint64_t size) 
   return p != nullptr && p->quota > 0 && p->used - std::min(p->extra, p->used) + size > p->quota;
 }
 
-// Runs fn(i) for i in [0, n) concurrently (the calling thread takes i = 0) and returns the
-// results in order.
+// Runs fn(i) for i in [0, n) concurrently on the shared pool and the calling thread
+// (base/fan_out.h: no thread per call) and returns the results in order.
 template <typename T, typename Fn>
 std::vector<T> ParallelMap(size_t n, Fn fn) {
-  std::vector<std::future<T>> pending;
-  for (size_t i = 1; i < n; ++i) pending.push_back(std::async(std::launch::async, fn, i));
-  std::vector<T> out;
-  out.reserve(n);
-  if (n > 0) out.push_back(fn(0));
-  for (auto& f : pending) out.push_back(f.get());
-  return out;
+  return FanOut::Shared().Map<T>(n, fn);
 }
 
 std::vector<PeerId> DistinctPeers(const std::vector<index::ShardHolder>& shards) {

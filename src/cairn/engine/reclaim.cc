@@ -56,7 +56,9 @@ class Evacuation {
       return absl::InvalidArgumentError("evacuate: store, outbox and peers are required");
     }
     const store::StoreStats stats = ctx_.store->Stats();
-    const uint64_t regular = stats.used - std::min(stats.extra_bytes, stats.used);
+    // Dead bytes in segments go with compaction, after the evacuation: not moved.
+    const uint64_t held = store::HeldBytes(stats);
+    const uint64_t regular = held - std::min(stats.extra_bytes, held);
     const uint64_t must_move = regular > target_ ? regular - target_ : 0;
     uint64_t free = 0;
     for (const StoragePeer& p : ctx_.peers->Peers()) {
@@ -93,7 +95,7 @@ class Evacuation {
     }
     if (progress_ != nullptr) progress_->bytes_total = must_move;
 
-    if (stats.used > target_) {
+    if (held > target_) {
       CAIRN_ASSIGN_OR_RETURN(store::EvictResult evicted, ctx_.store->EvictExtras(target_));
       report_.evicted_blobs = evicted.blobs;
       report_.evicted_bytes = evicted.bytes;
@@ -139,7 +141,7 @@ class Evacuation {
   }
 
  private:
-  uint64_t Used() { return ctx_.store->Stats().used; }
+  uint64_t Used() { return store::HeldBytes(ctx_.store->Stats()); }
 
   bool Cancelled() const { return cancel_ != nullptr && cancel_->load(); }
 

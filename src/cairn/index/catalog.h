@@ -9,12 +9,14 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/ids.h"
+#include "cairn/base/status.h"
 #include "cairn/format/tree.h"
 
 namespace cairn::index {
@@ -120,6 +122,12 @@ class Catalog {
   // pending deletion of the blobs it records (a blob placed again after a garbage collection
   // queued its deletion must not be deleted). `record.extras` is ignored.
   virtual absl::Status AddChunk(const ChunkRecord& record) = 0;
+  // AddChunk for each record, all in one transaction (backup records chunks in batches,
+  // docs/architecture.md "Data path"). The default calls AddChunk in turn.
+  virtual absl::Status AddChunks(std::span<const ChunkRecord> records) {
+    for (const ChunkRecord& r : records) CAIRN_RETURN_IF_ERROR(AddChunk(r));
+    return absl::OkStatus();
+  }
   // Records an extra copy of copies chunk `id` on `peer` (no-op when `peer` holds a regular
   // copy; cancels a pending deletion of that blob). NOT_FOUND for an unknown chunk;
   // FAILED_PRECONDITION for an erasure-coded one.

@@ -90,6 +90,19 @@ class SqliteCatalog : public Catalog {
   absl::Status AddChunk(const ChunkRecord& record) override {
     std::lock_guard<std::mutex> lock(impl_->mu);
     CAIRN_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(impl_));
+    CAIRN_RETURN_IF_ERROR(AddChunkLocked(record));
+    return Annotate(txn.Commit(), absl::StrCat("add chunk ", record.id.ShortHex()));
+  }
+
+  absl::Status AddChunks(std::span<const ChunkRecord> records) override {
+    if (records.empty()) return absl::OkStatus();
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    CAIRN_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(impl_));
+    for (const ChunkRecord& record : records) CAIRN_RETURN_IF_ERROR(AddChunkLocked(record));
+    return Annotate(txn.Commit(), absl::StrCat("add ", records.size(), " chunks"));
+  }
+
+  absl::Status AddChunkLocked(const ChunkRecord& record) {
     {
       CAIRN_ASSIGN_OR_RETURN(
           Statement stmt,
@@ -113,7 +126,7 @@ class SqliteCatalog : public Catalog {
     for (const ShardHolder& s : record.shards) {
       CAIRN_RETURN_IF_ERROR(PlaceRegularLocked(record.id, s.shard, s.peer));
     }
-    return Annotate(txn.Commit(), absl::StrCat("add chunk ", record.id.ShortHex()));
+    return absl::OkStatus();
   }
 
   absl::Status AddExtraPlacement(const ChunkId& id, PeerId peer) override {

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "cairn/base/bytes.h"
 #include "cairn/codec/crypto.h"
 #include "cairn/net/status_map.h"
 
@@ -52,6 +53,51 @@ std::string Metadata(const std::multimap<grpc::string_ref, grpc::string_ref>& me
   return std::string(it->second.data(), std::min<size_t>(it->second.size(), 1024));
 }
 
+// The outcome of a call whose reply MAC covers `body` (CheckReply's rules).
+absl::Status CheckSignedEnd(const cluster::RpcAuth& auth, const char* method,
+                            const cluster::CallNonce& nonce, const grpc::Status& status,
+                            const cluster::Digest& body, const grpc::ClientContext& context,
+                            cluster::NodeIdentity* callee) {
+  absl::Status result = FromGrpcStatus(status);
+  std::string header =
+      Metadata(context.GetServerTrailingMetadata(), cluster::kAuthReplyMetadataKey);
+  absl::StatusOr<cluster::NodeIdentity> who = auth.VerifyReply(
+      method, nonce, static_cast<int>(status.error_code()), status.error_message(), body, header);
+  if (who.ok()) {
+    if (callee != nullptr) *callee = *who;
+    return result;
+  }
+  if (status.ok()) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "the callee is not an authenticated cluster member: ", who.status().message()));
+  }
+  if (result.code() == absl::StatusCode::kAlreadyExists) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("unauthenticated answer: ", std::string(result.message())));
+  }
+  return result;
+}
+
+void PutBe64(codec::Sha256Hasher& hasher, uint64_t value) {
+  uint8_t be[8];
+  for (int i = 0; i < 8; ++i) be[i] = static_cast<uint8_t>(value >> (56 - 8 * i));
+  hasher.Update(ByteSpan(be, sizeof be));
+}
+
+cluster::Digest StreamHash(std::string_view domain, const cluster::Digest& request_mac,
+                           uint64_t number, const cluster::Digest* message_hash) {
+  codec::Sha256Hasher hasher;
+  // The domain string with its terminating NUL.
+  hasher.Update(ByteSpan(reinterpret_cast<const uint8_t*>(domain.data()), domain.size() + 1));
+  hasher.Update(request_mac);
+  PutBe64(hasher, number);
+  if (message_hash != nullptr) hasher.Update(*message_hash);
+  return hasher.Finish();
+}
+
+constexpr char kStreamDomain[] = "cairn-rpc-stream-v1";
+constexpr char kStreamEndDomain[] = "cairn-rpc-stream-end-v1";
+
 }  // namespace
 
 cluster::Digest HashMessage(const google::protobuf::MessageLite& message) {
@@ -82,26 +128,9 @@ absl::Status CheckReply(const cluster::RpcAuth* auth, const char* method,
                         const std::optional<cluster::CallNonce>& nonce, const grpc::Status& status,
                         const google::protobuf::MessageLite& response,
                         const grpc::ClientContext& context, cluster::NodeIdentity* callee) {
-  absl::Status result = FromGrpcStatus(status);
-  if (auth == nullptr || !nonce.has_value()) return result;
-  std::string header =
-      Metadata(context.GetServerTrailingMetadata(), cluster::kAuthReplyMetadataKey);
+  if (auth == nullptr || !nonce.has_value()) return FromGrpcStatus(status);
   const cluster::Digest body = status.ok() ? HashMessage(response) : EmptyBodyHash();
-  absl::StatusOr<cluster::NodeIdentity> who = auth->VerifyReply(
-      method, *nonce, static_cast<int>(status.error_code()), status.error_message(), body, header);
-  if (who.ok()) {
-    if (callee != nullptr) *callee = *who;
-    return result;
-  }
-  if (status.ok()) {
-    return absl::UnauthenticatedError(absl::StrCat(
-        "the callee is not an authenticated cluster member: ", who.status().message()));
-  }
-  if (result.code() == absl::StatusCode::kAlreadyExists) {
-    return absl::UnauthenticatedError(
-        absl::StrCat("unauthenticated answer: ", std::string(result.message())));
-  }
-  return result;
+  return CheckSignedEnd(*auth, method, *nonce, status, body, context, callee);
 }
 
 absl::StatusOr<cluster::VerifiedRequest> VerifyCall(cluster::RpcAuth* auth, const char* method,
@@ -123,6 +152,86 @@ void SignReply(const cluster::RpcAuth* auth, const char* method,
       cluster::kAuthReplyMetadataKey,
       auth->SignReply(method, request_nonce, static_cast<int>(status.error_code()),
                       status.error_message(), body));
+}
+
+std::optional<cluster::Digest> RequestMacOf(std::string_view header) {
+  size_t space = header.rfind(' ');
+  if (space == std::string_view::npos) return std::nullopt;
+  auto mac = FromHex(header.substr(space + 1));
+  cluster::Digest out{};
+  if (!mac.ok() || mac->size() != out.size()) return std::nullopt;
+  std::copy(mac->begin(), mac->end(), out.begin());
+  return out;
+}
+
+cluster::Digest StreamMessageHash(const cluster::Digest& request_mac, uint64_t sequence,
+                                  const cluster::Digest& message_hash) {
+  return StreamHash(kStreamDomain, request_mac, sequence, &message_hash);
+}
+
+cluster::Digest StreamEndHash(const cluster::Digest& request_mac, uint64_t messages) {
+  return StreamHash(kStreamEndDomain, request_mac, messages, nullptr);
+}
+
+std::optional<StreamCall> SignStreamCall(const cluster::RpcAuth* auth, const char* method,
+                                         const google::protobuf::MessageLite& request,
+                                         grpc::ClientContext& context) {
+  if (auth == nullptr) return std::nullopt;
+  cluster::SignedRequest signed_request = auth->SignRequest(method, HashMessage(request));
+  context.AddMetadata(cluster::kAuthMetadataKey, signed_request.header);
+  StreamCall call;
+  call.nonce = signed_request.nonce;
+  call.request_mac = RequestMacOf(signed_request.header).value_or(cluster::Digest{});
+  return call;
+}
+
+absl::StatusOr<cluster::NodeIdentity> CheckStreamMessage(const cluster::RpcAuth& auth,
+                                                         const char* method, const StreamCall& call,
+                                                         uint64_t sequence,
+                                                         const cluster::Digest& message_hash,
+                                                         std::string_view message_auth) {
+  absl::StatusOr<cluster::NodeIdentity> who =
+      auth.VerifyReply(method, call.nonce, 0, "",
+                       StreamMessageHash(call.request_mac, sequence, message_hash), message_auth);
+  if (!who.ok()) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "stream message ", sequence, " is not authenticated: ", who.status().message()));
+  }
+  return who;
+}
+
+absl::Status CheckStreamEnd(const cluster::RpcAuth* auth, const char* method,
+                            const std::optional<StreamCall>& call, const grpc::Status& status,
+                            uint64_t messages, const grpc::ClientContext& context,
+                            cluster::NodeIdentity* callee) {
+  if (auth == nullptr || !call.has_value()) return FromGrpcStatus(status);
+  return CheckSignedEnd(*auth, method, call->nonce, status,
+                        StreamEndHash(call->request_mac, messages), context, callee);
+}
+
+absl::StatusOr<cluster::Digest> RequestMacOf(const grpc::ServerContext& context) {
+  std::optional<cluster::Digest> mac =
+      RequestMacOf(Metadata(context.client_metadata(), cluster::kAuthMetadataKey));
+  if (!mac.has_value()) return absl::UnauthenticatedError("no request MAC");
+  return *mac;
+}
+
+std::string SignStreamMessage(const cluster::RpcAuth& auth, const char* method,
+                              const cluster::CallNonce& request_nonce,
+                              const cluster::Digest& request_mac, uint64_t sequence,
+                              const cluster::Digest& message_hash) {
+  return auth.SignReply(method, request_nonce, 0, "",
+                        StreamMessageHash(request_mac, sequence, message_hash));
+}
+
+void SignStreamEnd(const cluster::RpcAuth* auth, const char* method,
+                   const cluster::CallNonce& request_nonce, const cluster::Digest& request_mac,
+                   const grpc::Status& status, uint64_t messages, grpc::ServerContext& context) {
+  if (auth == nullptr) return;
+  context.AddTrailingMetadata(
+      cluster::kAuthReplyMetadataKey,
+      auth->SignReply(method, request_nonce, static_cast<int>(status.error_code()),
+                      status.error_message(), StreamEndHash(request_mac, messages)));
 }
 
 }  // namespace cairn::net

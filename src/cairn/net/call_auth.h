@@ -13,8 +13,10 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "cairn/cluster/rpc_auth.h"
@@ -54,5 +56,64 @@ absl::StatusOr<cluster::VerifiedRequest> VerifyCall(cluster::RpcAuth* auth, cons
 void SignReply(const cluster::RpcAuth* auth, const char* method,
                const cluster::CallNonce& request_nonce, const grpc::Status& status,
                const google::protobuf::MessageLite& response, grpc::ServerContext& context);
+
+// ---- Server streams (GetBlobs; docs/protocol.md "Batches", "Stream authentication") ----
+//
+// A streamed answer is authenticated message by message: message number `sequence` (0, 1, ...)
+// carries a reply MAC (RpcAuth::SignReply with status 0 and an empty message) whose body hash is
+//   SHA-256("cairn-rpc-stream-v1" 0x00 || request mac || u64be(sequence) ||
+//           SHA-256(message with its auth field empty))
+// and the trailing x-cairn-auth-reply of the stream (whatever its status) uses the body hash
+//   SHA-256("cairn-rpc-stream-end-v1" 0x00 || request mac || u64be(messages sent)).
+// The request mac binds every message to this one call (its method, caller, time, nonce and
+// request body); the sequence number stops reordering, dropping or repeating messages; the count
+// in the trailer stops a cut-short stream from passing as complete.
+
+// What a client needs to check a stream's answers.
+struct StreamCall {
+  cluster::CallNonce nonce{};
+  cluster::Digest request_mac{};
+};
+
+// The MAC of an x-cairn-auth request header (its last field), nullopt when it has none.
+std::optional<cluster::Digest> RequestMacOf(std::string_view header);
+
+cluster::Digest StreamMessageHash(const cluster::Digest& request_mac, uint64_t sequence,
+                                  const cluster::Digest& message_hash);
+cluster::Digest StreamEndHash(const cluster::Digest& request_mac, uint64_t messages);
+
+// Client: like SignCall, for a call answered by a stream. nullopt when `auth` is null.
+std::optional<StreamCall> SignStreamCall(const cluster::RpcAuth* auth, const char* method,
+                                         const google::protobuf::MessageLite& request,
+                                         grpc::ClientContext& context);
+
+// Client: checks the `auth` value of stream message `sequence`, whose hash with the auth field
+// empty is `message_hash`. Returns the signer; UNAUTHENTICATED when it does not verify.
+absl::StatusOr<cluster::NodeIdentity> CheckStreamMessage(const cluster::RpcAuth& auth,
+                                                         const char* method, const StreamCall& call,
+                                                         uint64_t sequence,
+                                                         const cluster::Digest& message_hash,
+                                                         std::string_view message_auth);
+
+// Client: the stream's final status after checking its trailer for `messages` messages
+// received; same rules as CheckReply (an OK end without a valid MAC is UNAUTHENTICATED).
+absl::Status CheckStreamEnd(const cluster::RpcAuth* auth, const char* method,
+                            const std::optional<StreamCall>& call, const grpc::Status& status,
+                            uint64_t messages, const grpc::ClientContext& context,
+                            cluster::NodeIdentity* callee = nullptr);
+
+// Server: the request mac of a verified call (from its x-cairn-auth header).
+absl::StatusOr<cluster::Digest> RequestMacOf(const grpc::ServerContext& context);
+
+// Server: the `auth` value of stream message `sequence` (hash taken with the field empty).
+std::string SignStreamMessage(const cluster::RpcAuth& auth, const char* method,
+                              const cluster::CallNonce& request_nonce,
+                              const cluster::Digest& request_mac, uint64_t sequence,
+                              const cluster::Digest& message_hash);
+
+// Server: the stream's trailing reply MAC, for `messages` messages sent and final `status`.
+void SignStreamEnd(const cluster::RpcAuth* auth, const char* method,
+                   const cluster::CallNonce& request_nonce, const cluster::Digest& request_mac,
+                   const grpc::Status& status, uint64_t messages, grpc::ServerContext& context);
 
 }  // namespace cairn::net

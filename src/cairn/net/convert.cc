@@ -91,12 +91,13 @@ absl::StatusOr<store::PutOutcome> FromProto(v1::PutBlobResponse::Outcome outcome
 
 namespace {
 
-// At most kMaxKeysPerCall well-formed keys.
+// At most `max` well-formed keys.
 absl::StatusOr<std::vector<BlobKey>> KeysFrom(
-    const google::protobuf::RepeatedPtrField<v1::BlobKey>& in, const char* rpc) {
-  if (static_cast<size_t>(in.size()) > kMaxKeysPerCall) {
+    const google::protobuf::RepeatedPtrField<v1::BlobKey>& in, const char* rpc,
+    size_t max = kMaxKeysPerCall) {
+  if (static_cast<size_t>(in.size()) > max) {
     return absl::InvalidArgumentError(
-        absl::StrCat("at most ", kMaxKeysPerCall, " keys per ", rpc, ", got ", in.size()));
+        absl::StrCat("at most ", max, " keys per ", rpc, ", got ", in.size()));
   }
   std::vector<BlobKey> keys;
   keys.reserve(in.size());
@@ -118,6 +119,10 @@ absl::StatusOr<std::vector<BlobKey>> KeysFromProto(const v1::HasBlobsRequest& re
 
 absl::StatusOr<std::vector<BlobKey>> KeysFromProto(const v1::DeleteBlobsRequest& request) {
   return KeysFrom(request.keys(), "DeleteBlobs");
+}
+
+absl::StatusOr<std::vector<BlobKey>> KeysFromProto(const v1::GetBlobsRequest& request) {
+  return KeysFrom(request.keys(), "GetBlobs", kMaxBlobsPerBatch);
 }
 
 absl::StatusOr<ListBlobsArgs> FromProto(const v1::ListBlobsRequest& request) {

@@ -2,8 +2,8 @@
 // cairn's domain types. Protobuf types do not leak past net/ (conventions.md), so every
 // message crosses here, and everything read from the wire is validated here:
 //   - chunk_id exactly 32 bytes, checksum exactly 16 bytes, HasBlobs/DeleteBlobs/BlobMoved at
-//     most kMaxKeysPerCall keys, a ListBlobs limit of 1..kMaxKeysPerCall; anything else is
-//     INVALID_ARGUMENT.
+//     most kMaxKeysPerCall keys, GetBlobs at most kMaxBlobsPerBatch keys, a ListBlobs limit of
+//     1..kMaxKeysPerCall; anything else is INVALID_ARGUMENT.
 //
 // Internal to net/. Thread-safety: stateless functions.
 #pragma once
@@ -49,6 +49,9 @@ absl::StatusOr<store::PutOutcome> FromProto(v1::PutBlobResponse::Outcome outcome
 absl::StatusOr<std::vector<BlobKey>> KeysFromProto(const v1::HasBlobsRequest& request);
 // The keys of a DeleteBlobs request; same checks.
 absl::StatusOr<std::vector<BlobKey>> KeysFromProto(const v1::DeleteBlobsRequest& request);
+// The keys of a GetBlobs request: at most kMaxBlobsPerBatch, each well-formed
+// (INVALID_ARGUMENT otherwise).
+absl::StatusOr<std::vector<BlobKey>> KeysFromProto(const v1::GetBlobsRequest& request);
 
 // A ListBlobs request. INVALID_ARGUMENT for a limit outside 1..kMaxKeysPerCall or a malformed
 // `after` key.

@@ -120,6 +120,122 @@ class GrpcPeerClient final : public PeerClient {
         });
   }
 
+  // docs/protocol.md "Batches". Blobs that PutBlob would refuse before sending (empty, larger
+  // than a blob can be) are answered here and not sent.
+  absl::StatusOr<std::vector<absl::StatusOr<store::PutOutcome>>> PutBlobs(
+      std::span<const BlobPut> puts) override {
+    using Answers = std::vector<absl::StatusOr<store::PutOutcome>>;
+    return Guard<Answers>(
+        absl::StrCat("put blobs (", puts.size(), " blobs)"), [&]() -> absl::StatusOr<Answers> {
+          CAIRN_RETURN_IF_ERROR(CheckPutBatch(puts));
+          Answers answers(puts.size(), absl::InternalError("not answered"));
+          v1::PutBlobsRequest request;
+          std::vector<size_t> sent;  // request.blobs(j) is puts[sent[j]]
+          for (size_t i = 0; i < puts.size(); ++i) {
+            const BlobPut& put = puts[i];
+            if (put.blob.empty() || put.blob.size() > kMaxWireBlobSize) {
+              answers[i] = absl::InvalidArgumentError(absl::StrCat(
+                  "put blob ", put.key.DebugString(), ": ",
+                  put.blob.empty() ? std::string("empty blob")
+                                   : absl::StrCat("blob of ", put.blob.size(), " bytes exceeds ",
+                                                  kMaxWireBlobSize)));
+              continue;
+            }
+            v1::PutBlobRequest* out = request.add_blobs();
+            ToProto(put.key, out->mutable_key());
+            out->set_blob(reinterpret_cast<const char*>(put.blob.data()), put.blob.size());
+            out->set_checksum(ChecksumToProto(codec::BlobChecksum(put.blob)));
+            out->set_extra(put.options.extra);
+            sent.push_back(i);
+          }
+          if (sent.empty()) return answers;
+          v1::PutBlobsResponse response;
+          CAIRN_RETURN_IF_ERROR(Call("/cairn.v1.Peer/PutBlobs", &v1::Peer::Stub::PutBlobs, request,
+                                     &response, options_.blob_deadline));
+          if (static_cast<size_t>(response.items_size()) != sent.size()) {
+            return absl::InternalError(absl::StrCat("peer answered ", response.items_size(),
+                                                    " items for ", sent.size(), " blobs"));
+          }
+          for (size_t j = 0; j < sent.size(); ++j) {
+            const v1::PutBlobsResponse::Item& item = response.items(static_cast<int>(j));
+            if (item.code() != 0) {
+              answers[sent[j]] = ItemStatus(item.code(), item.message());
+            } else {
+              answers[sent[j]] = FromProto(item.outcome());
+            }
+          }
+          return answers;
+        });
+  }
+
+  absl::StatusOr<std::vector<absl::StatusOr<Bytes>>> GetBlobs(
+      std::span<const BlobKey> keys) override {
+    std::vector<absl::StatusOr<Bytes>> answers;
+    answers.reserve(keys.size());
+    CAIRN_RETURN_IF_ERROR(GetBlobsStreamed(
+        keys, [&](size_t, absl::StatusOr<Bytes> answer) { answers.push_back(std::move(answer)); }));
+    return answers;
+  }
+
+  // One GetBlobs stream (docs/protocol.md "Batches"): every message's MAC is checked in its place
+  // (sequence number), every blob against its checksum (DATA_LOSS for that key only), and the
+  // trailer against the number of messages received.
+  absl::Status GetBlobsStreamed(std::span<const BlobKey> keys, const BlobSink& on_blob) override {
+    constexpr char kMethod[] = "/cairn.v1.Peer/GetBlobs";
+    return Guard<std::monostate>(
+               absl::StrCat("get blobs (", keys.size(), " keys)"),
+               [&]() -> absl::StatusOr<std::monostate> {
+                 if (keys.empty()) return std::monostate{};
+                 if (keys.size() > kMaxBlobsPerBatch) {
+                   return absl::InvalidArgumentError(absl::StrCat(
+                       "at most ", kMaxBlobsPerBatch, " keys per GetBlobs, got ", keys.size()));
+                 }
+                 v1::GetBlobsRequest request;
+                 request.mutable_keys()->Reserve(static_cast<int>(keys.size()));
+                 for (const BlobKey& key : keys) ToProto(key, request.add_keys());
+                 grpc::ClientContext context;
+                 SetDeadline(context, options_.blob_deadline);
+                 const cluster::RpcAuth* auth = options_.auth.get();
+                 std::optional<StreamCall> call = SignStreamCall(auth, kMethod, request, context);
+                 std::unique_ptr<grpc::ClientReader<v1::GetBlobsResponse>> reader =
+                     stub_->GetBlobs(&context, request);
+                 size_t next = 0;        // index of the next key to answer
+                 uint64_t messages = 0;  // messages received and accepted
+                 std::optional<cluster::NodeIdentity> signer;
+                 absl::Status broken;  // the stream is not to be trusted past this
+                 v1::GetBlobsResponse message;
+                 while (reader->Read(&message)) {
+                   broken = CheckMessage(auth, kMethod, call, messages, keys.size(), next, signer,
+                                         message);
+                   if (!broken.ok()) break;
+                   for (const v1::GetBlobsResponse::Item& item : message.items()) {
+                     on_blob(next, CheckedItem(keys[next], item));
+                     ++next;
+                   }
+                   ++messages;
+                 }
+                 if (!broken.ok()) {
+                   context.TryCancel();
+                   (void)reader->Finish();
+                   return broken;
+                 }
+                 const grpc::Status status = reader->Finish();
+                 cluster::NodeIdentity end_signer;
+                 CAIRN_RETURN_IF_ERROR(
+                     CheckStreamEnd(auth, kMethod, call, status, messages, context, &end_signer));
+                 if (auth != nullptr && signer.has_value() && end_signer != *signer) {
+                   return absl::UnauthenticatedError(
+                       "the stream's end is signed by another peer than its messages");
+                 }
+                 if (next != keys.size()) {
+                   return absl::InternalError(absl::StrCat(
+                       "peer answered ", next, " of ", keys.size(), " keys and ended the stream"));
+                 }
+                 return std::monostate{};
+               })
+        .status();
+  }
+
   absl::StatusOr<std::vector<bool>> HasBlobs(std::span<const BlobKey> keys) override {
     return Guard<std::vector<bool>>(
         absl::StrCat("has blobs (", keys.size(), " keys)"),
@@ -206,115 +322,85 @@ class GrpcPeerClient final : public PeerClient {
   // Verifies what the storage peer sent (design.md §11.5): a non-empty blob whose XXH3-128
   // matches the checksum it recorded. DATA_LOSS otherwise.
   static absl::StatusOr<Bytes> CheckedBlob(const v1::GetBlobResponse& response) {
-    if (response.blob().empty()) return absl::DataLossError("peer sent an empty blob");
-    auto sent = ChecksumFromProto(response.checksum());
+    return CheckedBlob(response.blob(), response.checksum());
+  }
+  static absl::StatusOr<Bytes> CheckedBlob(const std::string& bytes, const std::string& checksum) {
+    if (bytes.empty()) return absl::DataLossError("peer sent an empty blob");
+    auto sent = ChecksumFromProto(checksum);
     if (!sent.ok())
       return absl::DataLossError(absl::StrCat("bad checksum field: ", sent.status().message()));
-    ByteSpan blob = AsBytes(response.blob());
+    ByteSpan blob = AsBytes(bytes);
     if (codec::BlobChecksum(blob) != *sent) {
       return absl::DataLossError("blob checksum mismatch (corrupted in transfer)");
     }
     return Bytes(blob.begin(), blob.end());
   }
 
+  // One answer of a GetBlobs stream: the blob (verified), or the peer's error for that key.
+  static absl::StatusOr<Bytes> CheckedItem(const BlobKey& key,
+                                           const v1::GetBlobsResponse::Item& item) {
+    absl::StatusOr<Bytes> blob = item.code() != 0 ? ItemStatus(item.code(), item.message())
+                                                  : CheckedBlob(item.blob(), item.checksum());
+    if (blob.ok() || item.code() != 0) return blob;
+    return Annotate(blob.status(), absl::StrCat("get blob ", key.DebugString()));
+  }
+
+  // A per-item status from the wire; a code this version does not know is UNKNOWN, and a
+  // nonzero code never becomes OK.
+  static absl::Status ItemStatus(uint32_t code, const std::string& message) {
+    absl::Status status =
+        FromGrpcStatus(grpc::Status(static_cast<grpc::StatusCode>(code <= 16 ? code : 2), message));
+    return status.ok() ? absl::UnknownError(message) : status;
+  }
+
+  // Checks one GetBlobs message before its items are used: its MAC in place `sequence` (when
+  // authenticating; every message by the same signer), and that it continues the answers at
+  // key `next` without going past the last key.
+  static absl::Status CheckMessage(const cluster::RpcAuth* auth, const char* method,
+                                   const std::optional<StreamCall>& call, uint64_t sequence,
+                                   size_t keys, size_t next,
+                                   std::optional<cluster::NodeIdentity>& signer,
+                                   v1::GetBlobsResponse& message) {
+    if (auth != nullptr && call.has_value()) {
+      const std::string mac = message.auth();
+      message.clear_auth();
+      CAIRN_ASSIGN_OR_RETURN(
+          cluster::NodeIdentity who,
+          net::CheckStreamMessage(*auth, method, *call, sequence, HashMessage(message), mac));
+      if (signer.has_value() && who != *signer) {
+        return absl::UnauthenticatedError("stream messages signed by different peers");
+      }
+      signer = who;
+    }
+    if (message.first() != next || message.items_size() == 0 ||
+        static_cast<size_t>(message.items_size()) > keys - next) {
+      return absl::InternalError(absl::StrCat("GetBlobs message ", sequence, " answers keys ",
+                                              message.first(), "..+", message.items_size(), " of ",
+                                              keys, " where key ", next, " was next"));
+    }
+    return absl::OkStatus();
+  }
+
+  // INVALID_ARGUMENT unless `puts` fits one PutBlobs (kMaxBlobsPerBatch, kMaxBatchBytes).
+  static absl::Status CheckPutBatch(std::span<const BlobPut> puts) {
+    if (puts.size() > kMaxBlobsPerBatch) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("at most ", kMaxBlobsPerBatch, " blobs per PutBlobs, got ", puts.size()));
+    }
+    uint64_t total = 0;
+    for (const BlobPut& put : puts) total += put.blob.size();
+    if (puts.size() > 1 && total > kMaxBatchBytes) {
+      return absl::InvalidArgumentError(absl::StrCat("PutBlobs of ", puts.size(), " blobs carries ",
+                                                     total, " bytes, more than ", kMaxBatchBytes));
+    }
+    return absl::OkStatus();
+  }
+
   std::unique_ptr<v1::Peer::Stub> stub_;
   const ClientOptions options_;
 };
 
-std::mt19937_64& ThreadRng() {
-  thread_local std::mt19937_64 rng(std::random_device{}());
-  return rng;
-}
-
 }  // namespace
-
-RetryingPeerClient::RetryingPeerClient(std::shared_ptr<PeerClient> inner,
-                                       const ClientOptions& options, std::string label,
-                                       SleepFn sleep)
-    : inner_(std::move(inner)),
-      options_(options),
-      label_(std::move(label)),
-      sleep_(std::move(sleep)) {
-  if (!sleep_) sleep_ = [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
-}
-
-bool RetryingPeerClient::IsRetryable(const absl::Status& status) {
-  return status.code() == absl::StatusCode::kUnavailable ||
-         status.code() == absl::StatusCode::kDeadlineExceeded;
-}
-
-std::chrono::milliseconds RetryingPeerClient::BackoffCap(const ClientOptions& options, int retry) {
-  const int64_t initial = std::max<int64_t>(0, options.initial_backoff.count());
-  const int64_t max = std::max<int64_t>(0, options.max_backoff.count());
-  int64_t cap = initial;
-  for (int i = 0; i < retry && cap < max; ++i) cap *= 2;  // no overflow: stops at max
-  return std::chrono::milliseconds(std::min(cap, max));
-}
-
-std::chrono::milliseconds RetryingPeerClient::Jitter(std::chrono::milliseconds cap) {
-  if (cap.count() <= 0) return std::chrono::milliseconds(0);
-  std::uniform_int_distribution<int64_t> dist(0, cap.count());
-  return std::chrono::milliseconds(dist(ThreadRng()));
-}
-
-absl::Status RetryingPeerClient::Finish(const absl::Status& status, int attempts) const {
-  std::string message(status.message());
-  if (attempts > 1) absl::StrAppend(&message, " (gave up after ", attempts, " attempts)");
-  if (!label_.empty()) message = absl::StrCat("peer ", label_, ": ", message);
-  return absl::Status(status.code(), message);
-}
-
-template <typename T>
-absl::StatusOr<T> RetryingPeerClient::Run(const std::function<absl::StatusOr<T>()>& call) {
-  const int max_attempts = std::max(1, options_.max_attempts);
-  for (int attempt = 0;; ++attempt) {
-    absl::StatusOr<T> result = call();
-    if (result.ok()) return result;
-    if (!IsRetryable(result.status()) || attempt + 1 >= max_attempts) {
-      return Finish(result.status(), attempt + 1);
-    }
-    std::chrono::milliseconds wait = Jitter(BackoffCap(options_, attempt));
-    spdlog::debug("peer {}: attempt {} failed ({}); retrying in {} ms", label_, attempt + 1,
-                  result.status().ToString(), wait.count());
-    sleep_(wait);
-  }
-}
-
-absl::StatusOr<PingReply> RetryingPeerClient::Ping(const cluster::PeerInfo& self,
-                                                   const std::vector<cluster::PeerInfo>& known) {
-  return Run<PingReply>([&] { return inner_->Ping(self, known); });
-}
-
-absl::StatusOr<store::PutOutcome> RetryingPeerClient::PutBlob(const BlobKey& key, ByteSpan blob,
-                                                              const store::PutOptions& options) {
-  return Run<store::PutOutcome>([&] { return inner_->PutBlob(key, blob, options); });
-}
-
-absl::StatusOr<Bytes> RetryingPeerClient::GetBlob(const BlobKey& key) {
-  return Run<Bytes>([&] { return inner_->GetBlob(key); });
-}
-
-absl::StatusOr<std::vector<bool>> RetryingPeerClient::HasBlobs(std::span<const BlobKey> keys) {
-  return Run<std::vector<bool>>([&] { return inner_->HasBlobs(keys); });
-}
-
-absl::StatusOr<uint64_t> RetryingPeerClient::DeleteBlobs(std::span<const BlobKey> keys) {
-  return Run<uint64_t>([&] { return inner_->DeleteBlobs(keys); });
-}
-
-absl::StatusOr<BlobListPage> RetryingPeerClient::ListBlobs(PeerId owner,
-                                                           const std::optional<BlobKey>& after,
-                                                           size_t limit) {
-  return Run<BlobListPage>([&] { return inner_->ListBlobs(owner, after, limit); });
-}
-
-absl::Status RetryingPeerClient::BlobMoved(std::span<const MovedBlob> moves) {
-  return Run<std::monostate>([&]() -> absl::StatusOr<std::monostate> {
-           CAIRN_RETURN_IF_ERROR(inner_->BlobMoved(moves));
-           return std::monostate{};
-         })
-      .status();
-}
 
 std::shared_ptr<PeerClient> NewGrpcPeerClient(const std::string& address,
                                               const ClientOptions& options) {
@@ -334,11 +420,6 @@ std::shared_ptr<PeerClient> NewGrpcPeerClient(const std::string& address,
   auto raw = std::make_shared<GrpcPeerClient>(
       grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args), options);
   return std::make_shared<RetryingPeerClient>(std::move(raw), options, address);
-}
-
-std::shared_ptr<PeerClient> NewRetryingPeerClient(std::shared_ptr<PeerClient> inner,
-                                                  const ClientOptions& options) {
-  return std::make_shared<RetryingPeerClient>(std::move(inner), options, "");
 }
 
 }  // namespace cairn::net

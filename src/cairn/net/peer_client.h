@@ -13,6 +13,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -42,6 +43,19 @@ struct BlobListPage {
   bool more = false;                     // true: ask again with `after` = the last key of this page
 };
 
+// One blob of a PutBlobs batch. `blob` must stay valid until the call returns.
+struct BlobPut {
+  BlobKey key;
+  ByteSpan blob;
+  store::PutOptions options;
+};
+
+// Bytes of blobs in one PutBlobs request / one GetBlobs response message, at most, unless the
+// batch is a single blob (a blob may be larger; net/limits.h bounds the message).
+constexpr size_t kMaxBatchBytes = 16u << 20;
+// Blobs in one PutBlobs or GetBlobs request, at most.
+constexpr size_t kMaxBlobsPerBatch = 4096;
+
 struct PingReply {
   cluster::PeerInfo self;                // the callee
   std::vector<cluster::PeerInfo> known;  // peers the callee knows (excluding itself)
@@ -62,6 +76,40 @@ class PeerClient {
   }
   // Fetches a blob and verifies the checksum the callee sent (DATA_LOSS on mismatch).
   virtual absl::StatusOr<Bytes> GetBlob(const BlobKey& key) = 0;
+
+  // Batched transfers (docs/protocol.md "Batches"). The outer status is the call's (UNAVAILABLE,
+  // DEADLINE_EXCEEDED, UNAUTHENTICATED, INVALID_ARGUMENT for a malformed or oversized batch);
+  // when it is OK, one answer per item in the order of `puts`/`keys`, each what PutBlob/GetBlob
+  // would have answered for it. Idempotent like the single calls. The defaults loop over the
+  // single calls (fakes); the gRPC client sends one request (PutBlobs: at most
+  // kMaxBlobsPerBatch blobs and kMaxBatchBytes bytes; GetBlobs: at most kMaxBlobsPerBatch keys,
+  // answers streamed).
+  virtual absl::StatusOr<std::vector<absl::StatusOr<store::PutOutcome>>> PutBlobs(
+      std::span<const BlobPut> puts) {
+    std::vector<absl::StatusOr<store::PutOutcome>> out;
+    out.reserve(puts.size());
+    for (const BlobPut& p : puts) out.push_back(PutBlob(p.key, p.blob, p.options));
+    return out;
+  }
+  virtual absl::StatusOr<std::vector<absl::StatusOr<Bytes>>> GetBlobs(
+      std::span<const BlobKey> keys) {
+    std::vector<absl::StatusOr<Bytes>> out;
+    out.reserve(keys.size());
+    for (const BlobKey& k : keys) out.push_back(GetBlob(k));
+    return out;
+  }
+  // GetBlobs, answer by answer as they arrive, so that a caller need not hold them all: calls
+  // `on_blob(i, answer)` for keys[i], in order, on the calling thread, before it returns. When
+  // the returned status is not OK, a prefix keys[0..n) was answered and the rest was not (the
+  // gRPC client streams; RetryingPeerClient then asks again for the rest only). The default
+  // runs GetBlobs and hands its answers out.
+  using BlobSink = std::function<void(size_t index, absl::StatusOr<Bytes> answer)>;
+  virtual absl::Status GetBlobsStreamed(std::span<const BlobKey> keys, const BlobSink& on_blob) {
+    auto all = GetBlobs(keys);
+    if (!all.ok()) return all.status();
+    for (size_t i = 0; i < all->size() && i < keys.size(); ++i) on_blob(i, std::move((*all)[i]));
+    return absl::OkStatus();
+  }
   // For each key, whether the callee holds it intact. Same length and order as `keys`.
   virtual absl::StatusOr<std::vector<bool>> HasBlobs(std::span<const BlobKey> keys) = 0;
   // Asks the callee to drop these blobs of ours (every key's owner must be the caller:

@@ -7,12 +7,14 @@
 #include <chrono>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "cairn/base/status.h"
+#include "cairn/codec/checksum.h"
 #include "cairn/net/call_auth.h"
 #include "cairn/net/convert.h"
 #include "cairn/net/limits.h"
@@ -29,6 +31,8 @@ constexpr char kHasBlobs[] = "/cairn.v1.Peer/HasBlobs";
 constexpr char kDeleteBlobs[] = "/cairn.v1.Peer/DeleteBlobs";
 constexpr char kListBlobs[] = "/cairn.v1.Peer/ListBlobs";
 constexpr char kBlobMoved[] = "/cairn.v1.Peer/BlobMoved";
+constexpr char kPutBlobs[] = "/cairn.v1.Peer/PutBlobs";
+constexpr char kGetBlobs[] = "/cairn.v1.Peer/GetBlobs";
 
 absl::Status NotAMember() {
   return absl::UnauthenticatedError(
@@ -241,24 +245,162 @@ class PeerService final : public v1::Peer::Service {
                  });
   }
 
+  // PutBlob for many blobs (docs/protocol.md "Batches"): every blob is checked on its own
+  // (a bad one is answered with its error and does not fail the others) and the valid ones go
+  // to the store in one PutBatch, which a group-committing store makes durable at once.
+  grpc::Status PutBlobs(grpc::ServerContext* context, const v1::PutBlobsRequest* request,
+                        v1::PutBlobsResponse* response) override {
+    return Serve(
+        kPutBlobs, context, *request, *response, false,
+        [&](const cluster::NodeIdentity& caller) -> absl::Status {
+          const int count = request->blobs_size();
+          if (static_cast<size_t>(count) > kMaxBlobsPerBatch) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("at most ", kMaxBlobsPerBatch, " blobs per PutBlobs, got ", count));
+          }
+          uint64_t total = 0;
+          for (const v1::PutBlobRequest& put : request->blobs()) total += put.blob().size();
+          if (count > 1 && total > kMaxBatchBytes) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("PutBlobs of ", count, " blobs carries ", total, " bytes, more than ",
+                             kMaxBatchBytes, " (send them in several batches)"));
+          }
+          std::vector<absl::Status> answers(count);
+          std::vector<store::PutItem> items;
+          std::vector<int> index;  // items[j] is blob index[j] of the request
+          items.reserve(count);
+          index.reserve(count);
+          for (int i = 0; i < count; ++i) {
+            absl::StatusOr<store::PutItem> item = CheckedPut(request->blobs(i));
+            if (item.ok()) {
+              items.push_back(*item);
+              index.push_back(i);
+            } else {
+              answers[i] = item.status();
+            }
+          }
+          std::vector<absl::StatusOr<store::PutOutcome>> outcomes;
+          if (!items.empty()) outcomes = store_->PutBatch(items);
+          if (outcomes.size() != items.size()) {
+            return absl::InternalError(
+                absl::StrCat("the store answered ", outcomes.size(), " puts of ", items.size()));
+          }
+          response->mutable_items()->Reserve(count);
+          for (int i = 0; i < count; ++i) response->add_items();
+          size_t stored = 0;
+          size_t failed = 0;
+          for (size_t j = 0; j < items.size(); ++j) {
+            v1::PutBlobsResponse::Item* out = response->mutable_items(index[j]);
+            if (outcomes[j].ok()) {
+              out->set_outcome(ToProto(*outcomes[j]));
+              if (*outcomes[j] == store::PutOutcome::kStored) ++stored;
+            } else {
+              answers[index[j]] = outcomes[j].status();
+            }
+          }
+          for (int i = 0; i < count; ++i) {
+            if (answers[i].ok()) continue;
+            ++failed;
+            const absl::Status status =
+                Annotate(answers[i], absl::StrCat("put ", request->blobs(i).extra() ? "extra " : "",
+                                                  "blob ", KeyText(request->blobs(i).key())));
+            response->mutable_items(i)->set_code(static_cast<uint32_t>(status.code()));
+            response->mutable_items(i)->set_message(std::string(status.message()));
+          }
+          store::StoreStats stats = store_->Stats();
+          response->set_quota(stats.quota);
+          response->set_used(stats.used);
+          spdlog::debug("PutBlobs ({} blobs, {} bytes: {} stored, {} failed) from peer {} ({})",
+                        count, total, stored, failed, caller.peer_id, context->peer());
+          return absl::OkStatus();
+        });
+  }
+
+  // GetBlob for many keys: the answers stream back in the request's order, at most
+  // kMaxBatchBytes of blob bytes per message (one larger blob goes alone), so that neither side
+  // holds more than about one message (design.md §11.6).
+  grpc::Status GetBlobs(grpc::ServerContext* context, const v1::GetBlobsRequest* request,
+                        grpc::ServerWriter<v1::GetBlobsResponse>* writer) override {
+    return ServeStream(
+        kGetBlobs, context, *request, writer,
+        [&](const cluster::NodeIdentity& caller, auto& send) -> absl::Status {
+          CAIRN_ASSIGN_OR_RETURN(std::vector<BlobKey> keys, KeysFromProto(*request));
+          v1::GetBlobsResponse message;
+          size_t message_bytes = 0;
+          uint32_t next = 0;  // index of the first key not yet sent
+          size_t found = 0;
+          uint64_t bytes = 0;
+          auto flush = [&]() -> absl::Status {
+            message.set_first(next);
+            CAIRN_RETURN_IF_ERROR(send(message));
+            next += static_cast<uint32_t>(message.items_size());
+            message.Clear();
+            message_bytes = 0;
+            return absl::OkStatus();
+          };
+          for (const BlobKey& key : keys) {
+            if (context->IsCancelled()) return absl::CancelledError("the caller cancelled");
+            absl::StatusOr<Bytes> blob = store_->Get(key);
+            const size_t size = blob.ok() ? blob->size() : 0;
+            if (message.items_size() > 0 && message_bytes + size > kMaxBatchBytes) {
+              CAIRN_RETURN_IF_ERROR(flush());
+            }
+            v1::GetBlobsResponse::Item* item = message.add_items();
+            if (blob.ok()) {
+              // The store verified the bytes against its recorded checksum, so this equals it.
+              item->set_checksum(ChecksumToProto(codec::BlobChecksum(*blob)));
+              item->set_blob(reinterpret_cast<const char*>(blob->data()), blob->size());
+              message_bytes += size;
+              bytes += size;
+              ++found;
+            } else {
+              const absl::Status status =
+                  Annotate(blob.status(), absl::StrCat("get blob ", key.DebugString()));
+              item->set_code(static_cast<uint32_t>(status.code()));
+              item->set_message(std::string(status.message()));
+            }
+          }
+          if (message.items_size() > 0) CAIRN_RETURN_IF_ERROR(flush());
+          spdlog::debug("GetBlobs ({} keys, {} found, {} bytes) to peer {} ({})", keys.size(),
+                        found, bytes, caller.peer_id, context->peer());
+          return absl::OkStatus();
+        });
+  }
+
  private:
+  // The checks PutBlob makes, for one blob of a PutBlobs (store::ValidateBlobForKey: checksum,
+  // envelope, key). INVALID_ARGUMENT / DATA_LOSS otherwise.
+  static absl::StatusOr<store::PutItem> CheckedPut(const v1::PutBlobRequest& put) {
+    store::PutItem item;
+    CAIRN_ASSIGN_OR_RETURN(item.key, FromProto(put.key()));
+    CAIRN_ASSIGN_OR_RETURN(item.checksum, ChecksumFromProto(put.checksum()));
+    const std::string& blob = put.blob();
+    if (blob.empty()) return absl::InvalidArgumentError("empty blob");
+    if (blob.size() > kMaxWireBlobSize) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("blob of ", blob.size(), " bytes exceeds ", kMaxWireBlobSize));
+    }
+    item.blob = AsBytes(blob);
+    item.options.extra = put.extra();
+    CAIRN_RETURN_IF_ERROR(store::ValidateBlobForKey(item.key, item.blob, item.checksum));
+    return item;
+  }
+
+  // A key as logged: its DebugString when well-formed.
+  static std::string KeyText(const v1::BlobKey& key) {
+    auto parsed = FromProto(key);
+    return parsed.ok() ? parsed->DebugString() : "(malformed key)";
+  }
+
   // Every handler runs inside Serve: authenticate the call (nothing else happens for a caller
   // that is not a cluster member), check the caller's node id pin, run `fn`, sign the answer.
   template <typename Fn>
   grpc::Status Serve(const char* method, grpc::ServerContext* context,
                      const google::protobuf::MessageLite& request,
                      google::protobuf::MessageLite& response, bool self_id_allowed, Fn&& fn) {
-    absl::StatusOr<cluster::VerifiedRequest> call;
-    absl::Status verified = Catching(method, [&]() -> absl::Status {
-      call = VerifyCall(security_.auth.get(), method, request, *context);
-      return call.status();
-    });
-    if (!verified.ok()) {
-      spdlog::debug("{} from {} refused: {}", method, context->peer(), verified.ToString());
-      // The caller learns no more than that it is not a member (not even this peer's clock).
-      if (absl::IsUnauthenticated(verified)) return ToGrpcStatus(NotAMember());
-      return ToGrpcStatus(verified);
-    }
+    grpc::Status refusal;
+    std::optional<cluster::VerifiedRequest> call = Authenticate(method, context, request, &refusal);
+    if (!call.has_value()) return refusal;
     absl::Status status = CheckCaller(call->caller, self_id_allowed);
     if (status.ok()) status = Catching(method, [&] { return fn(call->caller); });
     if (!status.ok()) {
@@ -273,6 +415,62 @@ class PeerService final : public v1::Peer::Service {
     });
     if (!signed_reply.ok()) return ToGrpcStatus(signed_reply);
     return out;
+  }
+
+  // Serve for a call answered by a stream (docs/protocol.md "Batches"): `fn(caller, send)`
+  // calls `send(message)` for each message, which signs it in its place in the stream and
+  // writes it; the trailer's MAC counts the messages sent.
+  template <typename Message, typename Fn>
+  grpc::Status ServeStream(const char* method, grpc::ServerContext* context,
+                           const google::protobuf::MessageLite& request,
+                           grpc::ServerWriter<Message>* writer, Fn&& fn) {
+    grpc::Status refusal;
+    std::optional<cluster::VerifiedRequest> call = Authenticate(method, context, request, &refusal);
+    if (!call.has_value()) return refusal;
+    absl::StatusOr<cluster::Digest> request_mac = RequestMacOf(*context);
+    if (!request_mac.ok()) return ToGrpcStatus(NotAMember());
+    uint64_t sent = 0;
+    auto send = [&](Message& message) -> absl::Status {
+      message.clear_auth();
+      message.set_auth(SignStreamMessage(*security_.auth, method, call->nonce, *request_mac, sent,
+                                         HashMessage(message)));
+      if (!writer->Write(message)) {
+        return absl::CancelledError("the caller went away during the stream");
+      }
+      ++sent;
+      return absl::OkStatus();
+    };
+    absl::Status status = CheckCaller(call->caller, /*self_id_allowed=*/false);
+    if (status.ok()) status = Catching(method, [&] { return fn(call->caller, send); });
+    if (!status.ok()) {
+      spdlog::debug("{} from peer {} ({}) failed after {} messages: {}", method,
+                    call->caller.peer_id, context->peer(), sent, status.ToString());
+    }
+    grpc::Status out = ToGrpcStatus(status);
+    absl::Status signed_reply = Catching(method, [&] {
+      SignStreamEnd(security_.auth.get(), method, call->nonce, *request_mac, out, sent, *context);
+      return absl::OkStatus();
+    });
+    if (!signed_reply.ok()) return ToGrpcStatus(signed_reply);
+    return out;
+  }
+
+  // Verifies the call's x-cairn-auth header. nullopt (with *refusal, to be returned unsigned)
+  // when the caller is not a cluster member.
+  std::optional<cluster::VerifiedRequest> Authenticate(const char* method,
+                                                       grpc::ServerContext* context,
+                                                       const google::protobuf::MessageLite& request,
+                                                       grpc::Status* refusal) {
+    absl::StatusOr<cluster::VerifiedRequest> call;
+    absl::Status verified = Catching(method, [&]() -> absl::Status {
+      call = VerifyCall(security_.auth.get(), method, request, *context);
+      return call.status();
+    });
+    if (verified.ok()) return *std::move(call);
+    spdlog::debug("{} from {} refused: {}", method, context->peer(), verified.ToString());
+    // The caller learns no more than that it is not a member (not even this peer's clock).
+    *refusal = ToGrpcStatus(absl::IsUnauthenticated(verified) ? NotAMember() : verified);
+    return std::nullopt;
   }
 
   // The caller's peer id must be pinned to the node id it authenticated with.

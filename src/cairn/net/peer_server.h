@@ -7,7 +7,8 @@
 // recorded (no membership update, no peer list, no blob). Then the caller's peer id must be
 // pinned to the node id it presents (Membership's NodePins, pinned on first contact): another
 // node gets ALREADY_EXISTS "peer id N belongs to another node". Answers to authenticated calls
-// carry a reply MAC (x-cairn-auth-reply).
+// carry a reply MAC (x-cairn-auth-reply); the messages of a streamed answer (GetBlobs) carry one
+// each, bound to their place in the stream (docs/protocol.md "Batches").
 //
 // Thread-safety: thread-safe; gRPC's sync server runs handlers on its own thread pool.
 #pragma once

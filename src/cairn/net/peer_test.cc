@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <future>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -21,10 +23,12 @@
 #include "cairn/codec/crypto.h"
 #include "cairn/env/clock.h"
 #include "cairn/format/blob.h"
+#include "cairn/net/batching_peer_client.h"
 #include "cairn/net/call_auth.h"
 #include "cairn/net/convert.h"
 #include "cairn/net/peer_client.h"
 #include "cairn/net/peer_server.h"
+#include "cairn/net/retrying_peer_client.h"
 #include "cairn/store/blob_store.h"
 #include "cairn/v1/peer.grpc.pb.h"
 
@@ -92,6 +96,58 @@ ClientOptions TestOptions(std::shared_ptr<cluster::RpcAuth> auth = AuthAs(kOwner
   return options;
 }
 
+// A BlobStore that forwards to another and counts the calls that do work, to show that a
+// refused call did none and that PutBlobs makes one PutBatch.
+class CountingStore final : public store::BlobStore {
+ public:
+  explicit CountingStore(store::BlobStore* inner) : inner_(inner) {}
+  using store::BlobStore::Put;
+  absl::StatusOr<store::PutOutcome> Put(const BlobKey& key, ByteSpan blob,
+                                        const codec::Checksum& checksum,
+                                        const store::PutOptions& options) override {
+    ++puts;
+    return inner_->Put(key, blob, checksum, options);
+  }
+  std::vector<absl::StatusOr<store::PutOutcome>> PutBatch(
+      std::span<const store::PutItem> items) override {
+    ++put_batches;
+    return inner_->PutBatch(items);
+  }
+  absl::StatusOr<Bytes> Get(const BlobKey& key) override {
+    ++gets;
+    return inner_->Get(key);
+  }
+  absl::StatusOr<bool> Has(const BlobKey& key) override { return inner_->Has(key); }
+  absl::Status Delete(const BlobKey& key) override { return inner_->Delete(key); }
+  store::StoreStats Stats() override { return inner_->Stats(); }
+  absl::StatusOr<std::vector<store::OwnerUsage>> UsageByOwner() override {
+    return inner_->UsageByOwner();
+  }
+  absl::Status SetQuota(uint64_t quota) override { return inner_->SetQuota(quota); }
+  absl::StatusOr<store::EvictResult> EvictExtras(uint64_t target_used) override {
+    return inner_->EvictExtras(target_used);
+  }
+  absl::StatusOr<std::vector<store::BlobRecord>> ListOwner(PeerId owner,
+                                                           const std::optional<BlobKey>& after,
+                                                           size_t limit) override {
+    return inner_->ListOwner(owner, after, limit);
+  }
+  absl::StatusOr<std::vector<store::BlobRecord>> ListHeld(const std::optional<BlobKey>& after,
+                                                          size_t limit) override {
+    return inner_->ListHeld(after, limit);
+  }
+  absl::StatusOr<store::ScrubOutcome> ScrubBlob(const BlobKey& key) override {
+    return inner_->ScrubBlob(key);
+  }
+
+  std::atomic<int> puts{0};
+  std::atomic<int> put_batches{0};
+  std::atomic<int> gets{0};
+
+ private:
+  store::BlobStore* const inner_;
+};
+
 class PeerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -100,7 +156,10 @@ class PeerTest : public ::testing::Test {
     codec::Key master{};
     for (size_t i = 0; i < master.size(); ++i) master[i] = static_cast<uint8_t>(i + 1);
     keys_ = codec::DeriveOwnerKeys(master);
-    store_ = store::NewMemBlobStore(kQuota);
+    mem_store_ = store::NewMemBlobStore(kQuota);
+    auto counting = std::make_unique<CountingStore>(mem_store_.get());
+    counting_ = counting.get();
+    store_ = std::move(counting);
     cluster::PeerInfo self = Info(kServerId, "127.0.0.1:1");
     self.node_id = NodeOf(kServerId);
     cluster::MembershipOptions options;
@@ -165,6 +224,8 @@ class PeerTest : public ::testing::Test {
   uint32_t seed_ = 0;
   std::mt19937_64 rng_;
   codec::OwnerKeys keys_;
+  std::unique_ptr<store::BlobStore> mem_store_;
+  CountingStore* counting_ = nullptr;  // store_
   std::unique_ptr<store::BlobStore> store_;
   cluster::NodePins pins_;
   std::unique_ptr<cluster::Membership> membership_;
@@ -973,6 +1034,513 @@ TEST_F(PeerTest, LifecycleRpcsWithoutTheClusterKeyAreUnauthenticated) {
   EXPECT_TRUE(*store_->Has(held_key));
   EXPECT_TRUE(Moved().empty());
   EXPECT_EQ(*client_->GetBlob(held_key), held_blob);
+}
+
+// ---- Batches (docs/protocol.md "Batches"): PutBlobs, GetBlobs ----
+
+std::vector<BlobPut> PutsOf(const std::vector<std::pair<BlobKey, Bytes>>& blobs) {
+  std::vector<BlobPut> puts;
+  for (const auto& [key, blob] : blobs) puts.push_back(BlobPut{key, blob, {}});
+  return puts;
+}
+
+std::vector<BlobKey> KeysOf(const std::vector<std::pair<BlobKey, Bytes>>& blobs) {
+  std::vector<BlobKey> keys;
+  for (const auto& [key, blob] : blobs) keys.push_back(key);
+  return keys;
+}
+
+TEST_F(PeerTest, PutBlobsGetBlobsRoundTrip) {
+  std::vector<std::pair<BlobKey, Bytes>> blobs;
+  for (int i = 0; i < 40; ++i) blobs.push_back(MakeBlob(1 + 997 * i));
+  auto put = client_->PutBlobs(PutsOf(blobs));
+  ASSERT_TRUE(put.ok()) << put.status();
+  ASSERT_EQ(put->size(), blobs.size());
+  for (const auto& answer : *put) {
+    ASSERT_TRUE(answer.ok()) << answer.status();
+    EXPECT_EQ(*answer, store::PutOutcome::kStored);
+  }
+  EXPECT_EQ(counting_->put_batches.load(), 1);  // one durable group for the whole batch
+  EXPECT_EQ(store_->Stats().blobs, blobs.size());
+
+  // Large blobs too: the answers then span several stream messages (at most kMaxBatchBytes of
+  // blobs each).
+  std::vector<std::pair<BlobKey, Bytes>> large = {MakeBlob(7 << 20), MakeBlob(6 << 20),
+                                                  MakeBlob(5 << 20)};
+  for (const auto& blob : large) {
+    auto one = client_->PutBlobs(PutsOf({blob}));
+    ASSERT_TRUE(one.ok()) << one.status();
+    ASSERT_TRUE((*one)[0].ok()) << (*one)[0].status();
+  }
+  auto [absent, unused] = MakeBlob(10);
+  std::vector<std::pair<BlobKey, Bytes>> all = large;
+  all.insert(all.begin() + 1, blobs.begin(), blobs.end());
+  std::vector<BlobKey> keys = KeysOf(all);
+  keys.insert(keys.begin() + 5, absent);
+  auto got = client_->GetBlobs(keys);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), keys.size());
+  for (size_t i = 0, j = 0; i < keys.size(); ++i) {
+    if (i == 5) {
+      EXPECT_EQ((*got)[i].status().code(), absl::StatusCode::kNotFound) << (*got)[i].status();
+      continue;
+    }
+    ASSERT_TRUE((*got)[i].ok()) << i << ": " << (*got)[i].status();
+    EXPECT_EQ(*(*got)[i], all[j].second) << i;
+    ++j;
+  }
+  auto none = client_->GetBlobs({});
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->empty());
+}
+
+// Every blob of a batch is answered on its own: one bad blob does not fail the others.
+TEST_F(PeerTest, PutBlobsMixedBatchIsAnsweredPerItem) {
+  auto stored_before = MakeBlob(1000);
+  ASSERT_TRUE(client_->PutBlob(stored_before.first, stored_before.second).ok());
+  auto good = MakeBlob(2000);
+  auto bad_sum = MakeBlob(2000);
+  auto wrong_key = MakeBlob(2000);
+  auto too_big = MakeBlob(50000);
+  // Room for `good` and not for `too_big`.
+  ASSERT_TRUE(store_->SetQuota(store_->Stats().used + good.second.size() + 1000).ok());
+
+  v1::PutBlobsRequest request;
+  auto add = [&](const BlobKey& key, const Bytes& blob, codec::Checksum sum) {
+    v1::PutBlobRequest* put = request.add_blobs();
+    ToProto(key, put->mutable_key());
+    put->set_blob(std::string(AsString(blob)));
+    put->set_checksum(ChecksumToProto(sum));
+  };
+  add(good.first, good.second, codec::BlobChecksum(good.second));
+  codec::Checksum flipped = codec::BlobChecksum(bad_sum.second);
+  flipped[0] ^= 1;
+  add(bad_sum.first, bad_sum.second, flipped);
+  BlobKey other_shard = wrong_key.first;
+  other_shard.shard = 1;  // the envelope says shard 0
+  add(other_shard, wrong_key.second, codec::BlobChecksum(wrong_key.second));
+  add(stored_before.first, stored_before.second, codec::BlobChecksum(stored_before.second));
+  add(too_big.first, too_big.second, codec::BlobChecksum(too_big.second));
+  request.add_blobs()->mutable_key()->set_chunk_id("short");  // malformed key
+
+  auto auth = AuthAs(kOwner);
+  grpc::ClientContext context;
+  auto nonce = SignCall(auth.get(), "/cairn.v1.Peer/PutBlobs", request, context);
+  v1::PutBlobsResponse response;
+  grpc::Status status = RawStub()->PutBlobs(&context, request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  // The answer is MAC'd like every other.
+  ASSERT_TRUE(
+      CheckReply(auth.get(), "/cairn.v1.Peer/PutBlobs", nonce, status, response, context).ok());
+  ASSERT_EQ(response.items_size(), 6);
+  const grpc::StatusCode want[] = {grpc::StatusCode::OK,
+                                   grpc::StatusCode::DATA_LOSS,
+                                   grpc::StatusCode::INVALID_ARGUMENT,
+                                   grpc::StatusCode::OK,
+                                   grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                   grpc::StatusCode::INVALID_ARGUMENT};
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(response.items(i).code(), static_cast<uint32_t>(want[i]))
+        << i << ": " << response.items(i).message();
+  }
+  EXPECT_EQ(response.items(0).outcome(), v1::PutBlobResponse::STORED);
+  EXPECT_EQ(response.items(3).outcome(), v1::PutBlobResponse::ALREADY_STORED);
+  EXPECT_THAT(response.items(1).message(), HasSubstr(bad_sum.first.DebugString()));
+  EXPECT_EQ(response.quota(), store_->Stats().quota);
+  EXPECT_EQ(response.used(), store_->Stats().used);
+  EXPECT_EQ(counting_->put_batches.load(), 1);
+
+  EXPECT_TRUE(*store_->Has(good.first));
+  EXPECT_FALSE(*store_->Has(bad_sum.first));
+  EXPECT_FALSE(*store_->Has(other_shard));
+  EXPECT_FALSE(*store_->Has(wrong_key.first));
+  EXPECT_FALSE(*store_->Has(too_big.first));
+  EXPECT_EQ(store_->Stats().blobs, 2u);
+
+  // The client maps the same answers to statuses, item by item.
+  auto again = client_->PutBlobs(std::vector<BlobPut>{{good.first, good.second, {}},
+                                                      {other_shard, wrong_key.second, {}},
+                                                      {too_big.first, too_big.second, {}}});
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*(*again)[0], store::PutOutcome::kAlreadyStored);
+  EXPECT_EQ((*again)[1].status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*again)[2].status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT((*again)[2].status().message(), HasSubstr("peer " + address_ + ": "));
+}
+
+TEST_F(PeerTest, OversizeBatchesAreInvalidArgument) {
+  auto [key, blob] = MakeBlob(1000);
+  // The client refuses them before sending...
+  std::vector<BlobPut> too_many(kMaxBlobsPerBatch + 1, BlobPut{key, blob, {}});
+  EXPECT_EQ(client_->PutBlobs(too_many).status().code(), absl::StatusCode::kInvalidArgument);
+  std::vector<BlobKey> too_many_keys(kMaxBlobsPerBatch + 1, key);
+  EXPECT_EQ(client_->GetBlobs(too_many_keys).status().code(), absl::StatusCode::kInvalidArgument);
+
+  // ...and so does the server, before touching the store.
+  auto stub = RawStub();
+  auto auth = AuthAs(kOwner);
+  const std::string blob_text(AsString(blob));
+  const std::string big(6 << 20, 'x');  // three of them exceed kMaxBatchBytes
+  struct Case {
+    std::string name;
+    size_t count;
+    const std::string* bytes;
+  } cases[] = {{"too many blobs", kMaxBlobsPerBatch + 1, &blob_text}, {"too many bytes", 3, &big}};
+  for (const Case& c : cases) {
+    v1::PutBlobsRequest request;
+    for (size_t i = 0; i < c.count; ++i) {
+      v1::PutBlobRequest* put = request.add_blobs();
+      ToProto(key, put->mutable_key());
+      put->set_blob(*c.bytes);
+      put->set_checksum(ChecksumToProto(codec::BlobChecksum(AsBytes(*c.bytes))));
+    }
+    grpc::ClientContext context;
+    SignCall(auth.get(), "/cairn.v1.Peer/PutBlobs", request, context);
+    v1::PutBlobsResponse response;
+    grpc::Status status = stub->PutBlobs(&context, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << c.name << ": " << status.error_message();
+    EXPECT_EQ(response.items_size(), 0) << c.name;
+  }
+  {
+    v1::GetBlobsRequest request;
+    for (size_t i = 0; i <= kMaxBlobsPerBatch; ++i) ToProto(key, request.add_keys());
+    grpc::ClientContext context;
+    SignCall(auth.get(), "/cairn.v1.Peer/GetBlobs", request, context);
+    auto reader = stub->GetBlobs(&context, request);
+    v1::GetBlobsResponse message;
+    EXPECT_FALSE(reader->Read(&message));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  EXPECT_EQ(counting_->put_batches.load(), 0);
+  EXPECT_EQ(counting_->puts.load(), 0);
+  EXPECT_EQ(counting_->gets.load(), 0);
+  EXPECT_EQ(store_->Stats().blobs, 0u);
+  // The client counts bytes too: three blobs of 6 MiB do not make one batch; one does.
+  std::vector<std::pair<BlobKey, Bytes>> large = {MakeBlob(6 << 20), MakeBlob(6 << 20),
+                                                  MakeBlob(6 << 20)};
+  EXPECT_EQ(client_->PutBlobs(PutsOf(large)).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->Stats().blobs, 0u);
+  auto alone = client_->PutBlobs(PutsOf({large[0]}));
+  ASSERT_TRUE(alone.ok()) << alone.status();
+  EXPECT_EQ(*(*alone)[0], store::PutOutcome::kStored);
+}
+
+TEST_F(PeerTest, BatchesWithoutTheClusterKeyAreRefusedBeforeAnyWork) {
+  auto [held_key, held_blob] = MakeBlob();
+  ASSERT_TRUE(client_->PutBlob(held_key, held_blob).ok());
+  const store::StoreStats before = store_->Stats();
+  const int puts_before = counting_->puts.load();
+  auto [new_key, new_blob] = MakeBlob(3000);
+  struct Case {
+    std::string name;
+    ClientOptions options;
+  } cases[] = {{"other cluster key", TestOptions(AuthAs(kOwner, /*key_seed=*/2))},
+               {"no key at all", TestOptions(nullptr)}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto outsider = NewGrpcPeerClient(address_, c.options);
+    EXPECT_EQ(outsider->PutBlobs(std::vector<BlobPut>{{new_key, new_blob, {}}}).status().code(),
+              absl::StatusCode::kUnauthenticated);
+    EXPECT_EQ(outsider->GetBlobs(std::vector<BlobKey>{held_key}).status().code(),
+              absl::StatusCode::kUnauthenticated);
+  }
+  EXPECT_EQ(counting_->put_batches.load(), 0);
+  EXPECT_EQ(counting_->puts.load(), puts_before);
+  EXPECT_EQ(counting_->gets.load(), 0);
+  EXPECT_FALSE(*store_->Has(new_key));
+  EXPECT_EQ(store_->Stats().used, before.used);
+  EXPECT_EQ(store_->Stats().blobs, before.blobs);
+}
+
+TEST_F(PeerTest, RepeatedPutBlobsIsHarmless) {
+  std::vector<std::pair<BlobKey, Bytes>> blobs;
+  for (int i = 0; i < 10; ++i) blobs.push_back(MakeBlob(500 + i));
+  const std::vector<BlobPut> puts = PutsOf(blobs);
+  auto first = client_->PutBlobs(puts);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const store::StoreStats after_first = store_->Stats();
+  auto second = client_->PutBlobs(puts);
+  ASSERT_TRUE(second.ok()) << second.status();
+  for (const auto& answer : *second) {
+    ASSERT_TRUE(answer.ok()) << answer.status();
+    EXPECT_EQ(*answer, store::PutOutcome::kAlreadyStored);
+  }
+  EXPECT_EQ(store_->Stats().blobs, after_first.blobs);
+  EXPECT_EQ(store_->Stats().used, after_first.used);
+  EXPECT_EQ(after_first.blobs, blobs.size());
+
+  // The same request and header replayed is refused (the nonce was seen).
+  v1::PutBlobsRequest request;
+  for (const auto& [key, blob] : blobs) {
+    v1::PutBlobRequest* put = request.add_blobs();
+    ToProto(key, put->mutable_key());
+    put->set_blob(std::string(AsString(blob)));
+    put->set_checksum(ChecksumToProto(codec::BlobChecksum(blob)));
+  }
+  auto auth = AuthAs(kOwner);
+  const std::string header =
+      auth->SignRequest("/cairn.v1.Peer/PutBlobs", HashMessage(request)).header;
+  auto stub = RawStub();
+  for (grpc::StatusCode want : {grpc::StatusCode::OK, grpc::StatusCode::UNAUTHENTICATED}) {
+    grpc::ClientContext context;
+    context.AddMetadata(cluster::kAuthMetadataKey, header);
+    v1::PutBlobsResponse response;
+    EXPECT_EQ(stub->PutBlobs(&context, request, &response).error_code(), want);
+  }
+  EXPECT_EQ(store_->Stats().blobs, after_first.blobs);
+}
+
+// Forwards to a client; its first PutBlobs / GetBlobsStreamed loses the answer (after the
+// server did the work) and fails with UNAVAILABLE, like a connection that broke on the way back.
+class LossyClient final : public PeerClient {
+ public:
+  explicit LossyClient(std::shared_ptr<PeerClient> inner, size_t get_answers_kept = 0)
+      : inner_(std::move(inner)), get_answers_kept_(get_answers_kept) {}
+  absl::StatusOr<PingReply> Ping(const cluster::PeerInfo& self,
+                                 const std::vector<cluster::PeerInfo>& known) override {
+    return inner_->Ping(self, known);
+  }
+  using PeerClient::PutBlob;
+  absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob,
+                                            const store::PutOptions& options) override {
+    return inner_->PutBlob(key, blob, options);
+  }
+  absl::StatusOr<Bytes> GetBlob(const BlobKey& key) override { return inner_->GetBlob(key); }
+  absl::StatusOr<std::vector<absl::StatusOr<store::PutOutcome>>> PutBlobs(
+      std::span<const BlobPut> puts) override {
+    auto answers = inner_->PutBlobs(puts);
+    if (put_calls_++ == 0) return absl::UnavailableError("answer lost");
+    return answers;
+  }
+  absl::Status GetBlobsStreamed(std::span<const BlobKey> keys, const BlobSink& on_blob) override {
+    get_sizes_.push_back(keys.size());
+    if (get_sizes_.size() > 1) return inner_->GetBlobsStreamed(keys, on_blob);
+    // The first stream breaks after `get_answers_kept_` answers.
+    size_t delivered = 0;
+    absl::Status status = inner_->GetBlobsStreamed(keys, [&](size_t i, absl::StatusOr<Bytes> a) {
+      if (delivered < get_answers_kept_) {
+        ++delivered;
+        on_blob(i, std::move(a));
+      }
+    });
+    if (!status.ok()) return status;
+    return absl::UnavailableError("stream broken");
+  }
+  absl::StatusOr<std::vector<bool>> HasBlobs(std::span<const BlobKey> keys) override {
+    return inner_->HasBlobs(keys);
+  }
+  absl::StatusOr<uint64_t> DeleteBlobs(std::span<const BlobKey> keys) override {
+    return inner_->DeleteBlobs(keys);
+  }
+  absl::StatusOr<BlobListPage> ListBlobs(PeerId owner, const std::optional<BlobKey>& after,
+                                         size_t limit) override {
+    return inner_->ListBlobs(owner, after, limit);
+  }
+  absl::Status BlobMoved(std::span<const MovedBlob> moves) override {
+    return inner_->BlobMoved(moves);
+  }
+
+  int put_calls_ = 0;
+  std::vector<size_t> get_sizes_;
+
+ private:
+  std::shared_ptr<PeerClient> inner_;
+  size_t get_answers_kept_;
+};
+
+TEST_F(PeerTest, LostPutBlobsAnswerIsRetriedToSuccess) {
+  ClientOptions once = TestOptions();
+  once.max_attempts = 1;
+  auto lossy = std::make_shared<LossyClient>(NewGrpcPeerClient(address_, once));
+  RetryingPeerClient client(lossy, TestOptions(), address_);
+  std::vector<std::pair<BlobKey, Bytes>> blobs;
+  for (int i = 0; i < 8; ++i) blobs.push_back(MakeBlob(700 + i));
+  auto put = client.PutBlobs(PutsOf(blobs));
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_EQ(lossy->put_calls_, 2);
+  // The first attempt stored them; the retry finds them there.
+  for (const auto& answer : *put) {
+    ASSERT_TRUE(answer.ok()) << answer.status();
+    EXPECT_EQ(*answer, store::PutOutcome::kAlreadyStored);
+  }
+  EXPECT_EQ(counting_->put_batches.load(), 2);
+  EXPECT_EQ(store_->Stats().blobs, blobs.size());
+  for (const auto& [key, blob] : blobs) EXPECT_EQ(*client_->GetBlob(key), blob);
+}
+
+TEST_F(PeerTest, BrokenGetBlobsStreamIsResumedWithTheRest) {
+  std::vector<std::pair<BlobKey, Bytes>> blobs;
+  for (int i = 0; i < 12; ++i) blobs.push_back(MakeBlob(900 + i));
+  ASSERT_TRUE(client_->PutBlobs(PutsOf(blobs)).ok());
+  ClientOptions once = TestOptions();
+  once.max_attempts = 1;
+  auto lossy = std::make_shared<LossyClient>(NewGrpcPeerClient(address_, once),
+                                             /*get_answers_kept=*/5);
+  RetryingPeerClient client(lossy, TestOptions(), address_);
+  auto got = client.GetBlobs(KeysOf(blobs));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(lossy->get_sizes_, (std::vector<size_t>{12, 7}));  // the second asks for the rest
+  ASSERT_EQ(got->size(), blobs.size());
+  for (size_t i = 0; i < blobs.size(); ++i) {
+    ASSERT_TRUE((*got)[i].ok()) << i << ": " << (*got)[i].status();
+    EXPECT_EQ(*(*got)[i], blobs[i].second) << i;
+  }
+}
+
+TEST_F(PeerTest, GetBlobsReportsACorruptBlobAndReturnsTheOthers) {
+  std::vector<std::pair<BlobKey, Bytes>> blobs = {MakeBlob(1000), MakeBlob(2000), MakeBlob(3000)};
+  ASSERT_TRUE(client_->PutBlobs(PutsOf(blobs)).ok());
+  ASSERT_TRUE(store::MutateMemBlobForTesting(mem_store_.get(), blobs[1].first, [](Bytes& b) {
+                b[9] ^= 4;
+              }).ok());
+  auto got = client_->GetBlobs(KeysOf(blobs));
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), 3u);
+  EXPECT_EQ(*(*got)[0], blobs[0].second);
+  EXPECT_EQ((*got)[1].status().code(), absl::StatusCode::kDataLoss) << (*got)[1].status();
+  EXPECT_EQ(*(*got)[2], blobs[2].second);
+}
+
+// A peer service that answers GetBlobs with messages it signs itself, in the wrong place or
+// altered, to test the client's checks of a stream (docs/protocol.md "Batches").
+class ForgingService final : public v1::Peer::Service {
+ public:
+  enum class Mode { kHonest, kSwapped, kAltered, kRepeated, kCutShort, kClaimsMore };
+  explicit ForgingService(std::shared_ptr<cluster::RpcAuth> auth) : auth_(std::move(auth)) {}
+  Mode mode = Mode::kHonest;
+
+  grpc::Status GetBlobs(grpc::ServerContext* context, const v1::GetBlobsRequest* request,
+                        grpc::ServerWriter<v1::GetBlobsResponse>* writer) override {
+    constexpr char kMethod[] = "/cairn.v1.Peer/GetBlobs";
+    auto call = VerifyCall(auth_.get(), kMethod, *request, *context);
+    if (!call.ok()) return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "no");
+    const cluster::Digest request_mac = *RequestMacOf(*context);
+    // One message per key; the blob is the key's chunk id.
+    std::vector<v1::GetBlobsResponse> messages;
+    for (int i = 0; i < request->keys_size(); ++i) {
+      v1::GetBlobsResponse message;
+      message.set_first(static_cast<uint32_t>(i));
+      v1::GetBlobsResponse::Item* item = message.add_items();
+      item->set_blob(request->keys(i).chunk_id());
+      item->set_checksum(ChecksumToProto(codec::BlobChecksum(AsBytes(item->blob()))));
+      message.set_auth(SignStreamMessage(*auth_, kMethod, call->nonce, request_mac,
+                                         static_cast<uint64_t>(i), HashMessage(message)));
+      messages.push_back(message);
+    }
+    uint64_t claimed = messages.size();
+    switch (mode) {
+      case Mode::kHonest:
+        break;
+      case Mode::kSwapped:
+        std::swap(messages[0], messages[1]);
+        break;
+      case Mode::kAltered:
+        (*messages[1].mutable_items(0)->mutable_blob())[0] ^= 1;
+        messages[1].mutable_items(0)->set_checksum(
+            ChecksumToProto(codec::BlobChecksum(AsBytes(messages[1].items(0).blob()))));
+        break;
+      case Mode::kRepeated:
+        messages[1] = messages[0];
+        break;
+      case Mode::kCutShort:
+        messages.pop_back();
+        claimed = messages.size();
+        break;
+      case Mode::kClaimsMore:
+        messages.pop_back();
+        break;
+    }
+    for (const auto& message : messages) writer->Write(message);
+    SignStreamEnd(auth_.get(), kMethod, call->nonce, request_mac, grpc::Status::OK, claimed,
+                  *context);
+    return grpc::Status::OK;
+  }
+
+ private:
+  std::shared_ptr<cluster::RpcAuth> auth_;
+};
+
+TEST(PeerClientTest, GetBlobsChecksEveryStreamMessage) {
+  ForgingService service(AuthAs(kServerId));
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  auto server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  auto client = NewGrpcPeerClient("127.0.0.1:" + std::to_string(port), TestOptions());
+  const std::vector<BlobKey> keys = {KeyOf(kOwner, 1), KeyOf(kOwner, 2), KeyOf(kOwner, 3)};
+  struct Case {
+    std::string name;
+    ForgingService::Mode mode;
+    absl::StatusCode code;
+  } cases[] = {
+      {"honest", ForgingService::Mode::kHonest, absl::StatusCode::kOk},
+      {"swapped", ForgingService::Mode::kSwapped, absl::StatusCode::kUnauthenticated},
+      {"altered", ForgingService::Mode::kAltered, absl::StatusCode::kUnauthenticated},
+      {"repeated", ForgingService::Mode::kRepeated, absl::StatusCode::kUnauthenticated},
+      {"cut short", ForgingService::Mode::kCutShort, absl::StatusCode::kInternal},
+      {"claims more", ForgingService::Mode::kClaimsMore, absl::StatusCode::kUnauthenticated},
+  };
+  for (const Case& c : cases) {
+    service.mode = c.mode;
+    std::vector<size_t> answered;
+    absl::Status status =
+        client->GetBlobsStreamed(keys, [&](size_t i, absl::StatusOr<Bytes> answer) {
+          EXPECT_TRUE(answer.ok()) << c.name << " " << i << ": " << answer.status();
+          if (answer.ok()) {
+            EXPECT_EQ(*answer, Bytes(keys[i].chunk.bytes.begin(), keys[i].chunk.bytes.end()));
+          }
+          answered.push_back(i);
+        });
+    EXPECT_EQ(status.code(), c.code) << c.name << ": " << status;
+    // Whatever was handed out came in order and verified; nothing after a forged message.
+    for (size_t i = 0; i < answered.size(); ++i) EXPECT_EQ(answered[i], i) << c.name;
+    const size_t want_answered = c.mode == ForgingService::Mode::kHonest    ? 3
+                                 : c.mode == ForgingService::Mode::kSwapped ? 0
+                                                                            : answered.size();
+    EXPECT_EQ(answered.size(), want_answered) << c.name;
+    if (c.mode == ForgingService::Mode::kAltered) {
+      EXPECT_EQ(answered.size(), 1u);
+    }
+  }
+  // A client of another cluster accepts nothing.
+  service.mode = ForgingService::Mode::kHonest;
+  auto outsider = NewGrpcPeerClient("127.0.0.1:" + std::to_string(port),
+                                    TestOptions(AuthAs(kOwner, /*key_seed=*/2)));
+  EXPECT_EQ(outsider->GetBlobs(keys).status().code(), absl::StatusCode::kUnauthenticated);
+  server->Shutdown();
+}
+
+// Many threads putting and getting single blobs through a BatchingPeerClient over the real
+// service: each gets its own answer and the bytes come back equal.
+TEST_F(PeerTest, BatchingClientOverTheRealService) {
+  BatchingPeerClient batching(NewGrpcPeerClient(address_, TestOptions()));
+  constexpr int kThreads = 64;
+  std::vector<std::pair<BlobKey, Bytes>> blobs;
+  for (int i = 0; i < kThreads; ++i) blobs.push_back(MakeBlob(100 + 37 * i));
+  std::vector<absl::StatusOr<store::PutOutcome>> puts(kThreads, absl::UnknownError("not run"));
+  std::vector<absl::StatusOr<Bytes>> gets(kThreads, absl::UnknownError("not run"));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      puts[t] = batching.PutBlob(blobs[t].first, blobs[t].second);
+      gets[t] = batching.GetBlob(blobs[t].first);
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (int t = 0; t < kThreads; ++t) {
+    ASSERT_TRUE(puts[t].ok()) << t << ": " << puts[t].status();
+    EXPECT_EQ(*puts[t], store::PutOutcome::kStored);
+    ASSERT_TRUE(gets[t].ok()) << t << ": " << gets[t].status();
+    EXPECT_EQ(*gets[t], blobs[t].second) << t;
+  }
+  EXPECT_EQ(store_->Stats().blobs, static_cast<uint64_t>(kThreads));
+  EXPECT_EQ(counting_->puts.load(), 0);  // every put arrived in a batch
+  const BatchingCounters counters = batching.Counters();
+  EXPECT_EQ(counters.bytes_in_flight, 0u);
+  EXPECT_LE(counters.put_batches, static_cast<uint64_t>(kThreads));
 }
 
 }  // namespace

@@ -35,6 +35,17 @@ class RetryingPeerClient final : public PeerClient {
   absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob,
                                             const store::PutOptions& options) override;
   absl::StatusOr<Bytes> GetBlob(const BlobKey& key) override;
+  // The whole batch again on UNAVAILABLE / DEADLINE_EXCEEDED; a blob's own error is returned
+  // (prefixed with the label), not retried.
+  absl::StatusOr<std::vector<absl::StatusOr<store::PutOutcome>>> PutBlobs(
+      std::span<const BlobPut> puts) override;
+  absl::StatusOr<std::vector<absl::StatusOr<Bytes>>> GetBlobs(
+      std::span<const BlobKey> keys) override;
+  // On UNAVAILABLE / DEADLINE_EXCEEDED asks again for the keys not answered yet only. An attempt
+  // that answered some keys made progress and does not count toward max_attempts (a batch too
+  // long for one deadline still completes); max_attempts attempts in a row that answer nothing
+  // end the call.
+  absl::Status GetBlobsStreamed(std::span<const BlobKey> keys, const BlobSink& on_blob) override;
   absl::StatusOr<std::vector<bool>> HasBlobs(std::span<const BlobKey> keys) override;
   absl::StatusOr<uint64_t> DeleteBlobs(std::span<const BlobKey> keys) override;
   absl::StatusOr<BlobListPage> ListBlobs(PeerId owner, const std::optional<BlobKey>& after,
@@ -52,6 +63,8 @@ class RetryingPeerClient final : public PeerClient {
   template <typename T>
   absl::StatusOr<T> Run(const std::function<absl::StatusOr<T>()>& call);
   absl::Status Finish(const absl::Status& status, int attempts) const;
+  // `status` prefixed with "peer <label>: " (when there is a label).
+  absl::Status Label(const absl::Status& status) const;
   std::chrono::milliseconds Jitter(std::chrono::milliseconds cap);
 
   std::shared_ptr<PeerClient> inner_;

@@ -280,5 +280,84 @@ TEST(RetryingPeerClientTest, JitterStaysWithinCap) {
   EXPECT_TRUE(varied) << "full jitter should not sleep a constant time";
 }
 
+// Answers `per_attempt` keys of each GetBlobsStreamed, then breaks (UNAVAILABLE) unless every
+// key was answered. PutBlobs fails (UNAVAILABLE) its first `lost_puts` calls as a whole.
+class BreakingPeerClient final : public ScriptedPeerClient {
+ public:
+  BreakingPeerClient(size_t per_attempt, int lost_puts)
+      : ScriptedPeerClient({}), per_attempt_(per_attempt), lost_puts_(lost_puts) {}
+  absl::Status GetBlobsStreamed(std::span<const BlobKey> keys, const BlobSink& on_blob) override {
+    asked.push_back(keys.size());
+    for (size_t i = 0; i < keys.size() && i < per_attempt_; ++i) {
+      on_blob(i, Bytes{static_cast<uint8_t>(keys[i].shard)});
+    }
+    if (keys.size() <= per_attempt_) return absl::OkStatus();
+    return absl::UnavailableError("broken stream");
+  }
+  absl::StatusOr<std::vector<absl::StatusOr<store::PutOutcome>>> PutBlobs(
+      std::span<const BlobPut> puts) override {
+    ++put_calls;
+    if (put_calls <= lost_puts_) return absl::UnavailableError("answer lost");
+    std::vector<absl::StatusOr<store::PutOutcome>> out;
+    for (const BlobPut& put : puts) {
+      if (put.key.shard == 1) {
+        out.push_back(absl::ResourceExhaustedError("full"));
+      } else {
+        out.push_back(store::PutOutcome::kAlreadyStored);
+      }
+    }
+    return out;
+  }
+  std::vector<size_t> asked;
+  int put_calls = 0;
+
+ private:
+  const size_t per_attempt_;
+  const int lost_puts_;
+};
+
+// A GetBlobs stream that breaks is asked again for the keys not answered yet; attempts that
+// answered something do not count toward max_attempts.
+TEST(RetryingPeerClientTest, GetBlobsStreamedResumesWithTheKeysNotAnswered) {
+  auto inner = std::make_shared<BreakingPeerClient>(/*per_attempt=*/2, /*lost_puts=*/0);
+  Recorder recorder;
+  ClientOptions options = FastOptions();
+  options.max_attempts = 2;
+  RetryingPeerClient client(inner, options, "p", recorder.Fn());
+  std::vector<BlobKey> keys(9);
+  for (size_t i = 0; i < keys.size(); ++i) keys[i].shard = static_cast<uint32_t>(i);
+  auto got = client.GetBlobs(keys);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) EXPECT_EQ(*(*got)[i], Bytes{static_cast<uint8_t>(i)});
+  EXPECT_EQ(inner->asked, (std::vector<size_t>{9, 7, 5, 3, 1}));
+
+  // Attempts that answer nothing count: UNAVAILABLE after max_attempts of them in a row.
+  auto dead = std::make_shared<BreakingPeerClient>(/*per_attempt=*/0, /*lost_puts=*/0);
+  RetryingPeerClient gives_up(dead, options, "p", recorder.Fn());
+  absl::Status status = gives_up.GetBlobsStreamed(
+      keys, [](size_t, absl::StatusOr<Bytes>) { ADD_FAILURE() << "nothing to answer"; });
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_EQ(dead->asked.size(), 2u);
+}
+
+TEST(RetryingPeerClientTest, PutBlobsIsRetriedWholeAndItemErrorsAreAnswers) {
+  auto inner = std::make_shared<BreakingPeerClient>(/*per_attempt=*/0, /*lost_puts=*/2);
+  Recorder recorder;
+  RetryingPeerClient client(inner, FastOptions(), "127.0.0.1:7001", recorder.Fn());
+  const Bytes blob = {1};
+  BlobKey full;
+  full.shard = 1;
+  std::vector<BlobPut> puts = {BlobPut{BlobKey{}, blob, {}}, BlobPut{full, blob, {}}};
+  auto got = client.PutBlobs(puts);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(inner->put_calls, 3);
+  ASSERT_EQ(got->size(), 2u);
+  EXPECT_EQ(*(*got)[0], store::PutOutcome::kAlreadyStored);
+  // A blob's own error is its answer (not retried), labelled with the peer.
+  EXPECT_EQ((*got)[1].status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT((*got)[1].status().message(), HasSubstr("peer 127.0.0.1:7001: full"));
+}
+
 }  // namespace
 }  // namespace cairn::net

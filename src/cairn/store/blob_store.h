@@ -15,10 +15,12 @@
 // Thread-safety: implementations are thread-safe.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -37,6 +39,14 @@ struct PutOptions {
   bool extra = false;
 };
 
+// One blob of a PutBatch.
+struct PutItem {
+  BlobKey key;
+  ByteSpan blob;
+  codec::Checksum checksum{};
+  PutOptions options;
+};
+
 struct StoreStats {
   uint64_t quota = 0;        // bytes lent
   uint64_t used = 0;         // bytes of blobs held (extra ones included)
@@ -45,7 +55,22 @@ struct StoreStats {
   uint64_t extra_bytes = 0;
   uint64_t quarantined = 0;        // blobs set aside as corrupt (not in used/blobs)
   uint64_t quarantined_bytes = 0;  // their size on disk
+  // Segment stores only (SegmentBlobStore; 0 for the others). `used` = live_bytes + dead_bytes:
+  // a deleted or evicted blob's bytes stay in its segment, and count, until compaction.
+  uint64_t live_bytes = 0;                  // bytes of held blobs
+  uint64_t dead_bytes = 0;                  // bytes of deleted/evicted blobs not yet compacted away
+  uint64_t segments = 0;                    // segment files
+  uint64_t compactions = 0;                 // segments rewritten since open
+  uint64_t compaction_copied_bytes = 0;     // live bytes they copied
+  uint64_t compaction_reclaimed_bytes = 0;  // dead and quarantined bytes they returned
+  uint64_t compacting_segment = 0;          // segment being rewritten now, 0 when none
+  uint64_t compaction_done_bytes = 0;       // of it: live bytes copied so far
+  uint64_t compaction_total_bytes = 0;      // of it: live bytes to copy
 };
+
+// Bytes of the blobs held (what an owner relies on), without dead bytes still waiting for
+// compaction in a segment store.
+inline uint64_t HeldBytes(const StoreStats& s) { return s.used - std::min(s.dead_bytes, s.used); }
 
 // What ScrubBlob found.
 enum class ScrubOutcome {
@@ -119,6 +144,19 @@ class BlobStore {
     return Put(key, blob, checksum, PutOptions{});
   }
 
+  // Stores several blobs; each item is checked and answered as Put would answer it, in the
+  // order of `items` (one item's failure does not fail the others). A store that writes in
+  // groups (the segment store's group commit) makes the whole batch durable with one sync;
+  // the default runs Put for each item in turn.
+  virtual std::vector<absl::StatusOr<PutOutcome>> PutBatch(std::span<const PutItem> items) {
+    std::vector<absl::StatusOr<PutOutcome>> out;
+    out.reserve(items.size());
+    for (const PutItem& item : items) {
+      out.push_back(Put(item.key, item.blob, item.checksum, item.options));
+    }
+    return out;
+  }
+
   // Reads a blob and verifies its checksum. NOT_FOUND if not held; DATA_LOSS if the bytes on
   // disk no longer match the recorded checksum (the blob is then not returned, and is
   // quarantined: later calls answer NOT_FOUND).
@@ -128,8 +166,9 @@ class BlobStore {
   // Does not re-hash; scrub does that.
   virtual absl::StatusOr<bool> Has(const BlobKey& key) = 0;
 
-  // Drops a blob and frees its space. OK also when the key is not held (deletes are
-  // idempotent, design.md §6). Callers enforce who may delete (design.md §11.2).
+  // Drops a blob and frees its space (a segment store: once compaction rewrote its segment;
+  // until then its bytes count as dead, see StoreStats). OK also when the key is not held (deletes
+  // are idempotent, design.md §6). Callers enforce who may delete (design.md §11.2).
   virtual absl::Status Delete(const BlobKey& key) = 0;
 
   virtual StoreStats Stats() = 0;

@@ -1,0 +1,533 @@
+#include "cairn/env/file_system.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "cairn/base/status.h"
+
+namespace cairn::env {
+
+std::string DirName(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+namespace {
+
+// ---- POSIX ----
+
+class PosixFile : public File {
+ public:
+  PosixFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  ~PosixFile() override { ::close(fd_); }
+
+  absl::StatusOr<size_t> ReadAt(uint64_t offset, std::span<uint8_t> out) override {
+    size_t done = 0;
+    while (done < out.size()) {
+      ssize_t n =
+          ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EIO) {
+          return absl::DataLossError("read " + path_ + " at " + std::to_string(offset + done) +
+                                     ": " + std::strerror(EIO));
+        }
+        return ErrnoStatus(errno, "read " + path_);
+      }
+      if (n == 0) break;
+      done += static_cast<size_t>(n);
+    }
+    return done;
+  }
+
+  absl::Status Append(ByteSpan data) override {
+    size_t done = 0;
+    while (done < data.size()) {
+      // The file is opened with O_APPEND: each write lands at the current end.
+      ssize_t n = ::write(fd_, data.data() + done, data.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus(errno, "append to " + path_);
+      }
+      done += static_cast<size_t>(n);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Sync() override {
+    if (::fdatasync(fd_) != 0) return ErrnoStatus(errno, "fdatasync " + path_);
+    return absl::OkStatus();
+  }
+
+  absl::Status Truncate(uint64_t size) override {
+    CAIRN_ASSIGN_OR_RETURN(uint64_t now, Size());
+    if (size > now) {
+      return absl::InvalidArgumentError("truncate " + path_ + " to " + std::to_string(size) +
+                                        " bytes: longer than the file");
+    }
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
+      return ErrnoStatus(errno, "truncate " + path_);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<uint64_t> Size() override {
+    struct stat st;
+    if (::fstat(fd_, &st) != 0) return ErrnoStatus(errno, "stat " + path_);
+    return static_cast<uint64_t>(st.st_size);
+  }
+
+  void DropCache() override { ::posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED); }
+
+ private:
+  const int fd_;
+  const std::string path_;
+};
+
+class PosixFs : public FileSystem {
+ public:
+  absl::StatusOr<std::unique_ptr<File>> Open(const std::string& path, OpenMode mode) override {
+    int flags = O_CLOEXEC;
+    switch (mode) {
+      case OpenMode::kRead:
+        flags |= O_RDONLY;
+        break;
+      case OpenMode::kReadWrite:
+        flags |= O_RDWR | O_APPEND;
+        break;
+      case OpenMode::kCreate:
+        flags |= O_RDWR | O_APPEND | O_CREAT | O_EXCL;
+        break;
+    }
+    int fd = ::open(path.c_str(), flags, 0600);
+    if (fd < 0) {
+      if (errno == EEXIST) return absl::AlreadyExistsError("create " + path + ": exists");
+      return ErrnoStatus(errno, "open " + path);
+    }
+    return std::unique_ptr<File>(new PosixFile(fd, path));
+  }
+
+  absl::StatusOr<uint64_t> FileSize(const std::string& path) override {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return ErrnoStatus(errno, "stat " + path);
+    return static_cast<uint64_t>(st.st_size);
+  }
+
+  absl::StatusOr<bool> Exists(const std::string& path) override {
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0) return true;
+    if (errno == ENOENT || errno == ENOTDIR) return false;
+    return ErrnoStatus(errno, "stat " + path);
+  }
+
+  absl::Status Rename(const std::string& from, const std::string& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0) {
+      return ErrnoStatus(errno, "rename " + from + " to " + to);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Remove(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0) return ErrnoStatus(errno, "remove " + path);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir) override {
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) return ErrnoStatus(errno, "list " + dir);
+    std::vector<std::string> out;
+    errno = 0;
+    while (struct dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name != "." && name != "..") out.push_back(std::move(name));
+    }
+    int err = errno;
+    ::closedir(d);
+    if (err != 0) return ErrnoStatus(err, "list " + dir);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  absl::Status CreateDir(const std::string& dir) override {
+    if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) return absl::OkStatus();
+    return ErrnoStatus(errno, "create directory " + dir);
+  }
+
+  absl::Status SyncDir(const std::string& dir) override {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return ErrnoStatus(errno, "open directory " + dir);
+    int rc = ::fsync(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return ErrnoStatus(err, "fsync directory " + dir);
+    return absl::OkStatus();
+  }
+};
+
+// ---- In memory ----
+
+struct MemNode {
+  std::mutex mu;
+  Bytes data;
+};
+
+class MemFile : public File {
+ public:
+  MemFile(std::shared_ptr<MemNode> node, bool writable)
+      : node_(std::move(node)), writable_(writable) {}
+
+  absl::StatusOr<size_t> ReadAt(uint64_t offset, std::span<uint8_t> out) override {
+    std::lock_guard<std::mutex> lock(node_->mu);
+    if (offset >= node_->data.size()) return size_t{0};
+    size_t n = std::min<uint64_t>(out.size(), node_->data.size() - offset);
+    std::memcpy(out.data(), node_->data.data() + offset, n);
+    return n;
+  }
+  absl::Status Append(ByteSpan data) override {
+    if (!writable_) return absl::FailedPreconditionError("append to a file opened for reading");
+    std::lock_guard<std::mutex> lock(node_->mu);
+    node_->data.insert(node_->data.end(), data.begin(), data.end());
+    return absl::OkStatus();
+  }
+  absl::Status Sync() override { return absl::OkStatus(); }
+  absl::Status Truncate(uint64_t size) override {
+    if (!writable_) return absl::FailedPreconditionError("truncate a file opened for reading");
+    std::lock_guard<std::mutex> lock(node_->mu);
+    if (size > node_->data.size()) {
+      return absl::InvalidArgumentError("truncate: longer than the file");
+    }
+    node_->data.resize(size);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<uint64_t> Size() override {
+    std::lock_guard<std::mutex> lock(node_->mu);
+    return node_->data.size();
+  }
+
+ private:
+  std::shared_ptr<MemNode> node_;
+  const bool writable_;
+};
+
+class MemFs : public FileSystem {
+ public:
+  MemFs() { dirs_.insert("/"); }
+
+  absl::StatusOr<std::unique_ptr<File>> Open(const std::string& path, OpenMode mode) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = files_.find(path);
+    if (mode == OpenMode::kCreate) {
+      if (it != files_.end() || dirs_.count(path)) {
+        return absl::AlreadyExistsError("create " + path + ": exists");
+      }
+      if (!dirs_.count(DirName(path))) return absl::NotFoundError("create " + path + ": no dir");
+      auto node = std::make_shared<MemNode>();
+      files_[path] = node;
+      return std::unique_ptr<File>(new MemFile(node, true));
+    }
+    if (it == files_.end()) return absl::NotFoundError("open " + path + ": no such file");
+    return std::unique_ptr<File>(new MemFile(it->second, mode == OpenMode::kReadWrite));
+  }
+
+  absl::StatusOr<uint64_t> FileSize(const std::string& path) override {
+    std::shared_ptr<MemNode> node;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = files_.find(path);
+      if (it == files_.end()) return absl::NotFoundError("stat " + path + ": no such file");
+      node = it->second;
+    }
+    std::lock_guard<std::mutex> lock(node->mu);
+    return node->data.size();
+  }
+
+  absl::StatusOr<bool> Exists(const std::string& path) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return files_.count(path) > 0 || dirs_.count(path) > 0;
+  }
+
+  absl::Status Rename(const std::string& from, const std::string& to) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = files_.find(from);
+    if (it == files_.end()) return absl::NotFoundError("rename " + from + ": no such file");
+    if (!dirs_.count(DirName(to))) return absl::NotFoundError("rename to " + to + ": no dir");
+    auto node = it->second;
+    files_.erase(it);
+    files_[to] = node;
+    return absl::OkStatus();
+  }
+
+  absl::Status Remove(const std::string& path) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (files_.erase(path) == 0) return absl::NotFoundError("remove " + path + ": no such file");
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!dirs_.count(dir)) return absl::NotFoundError("list " + dir + ": no such directory");
+    std::vector<std::string> out;
+    auto add_child = [&](const std::string& path) {
+      if (path != dir && DirName(path) == dir) out.push_back(path.substr(path.rfind('/') + 1));
+    };
+    for (const auto& [path, node] : files_) add_child(path);
+    for (const auto& path : dirs_) add_child(path);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  absl::Status CreateDir(const std::string& dir) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (dirs_.count(dir)) return absl::OkStatus();
+    if (files_.count(dir)) return absl::AlreadyExistsError("create directory " + dir + ": a file");
+    if (!dirs_.count(DirName(dir))) {
+      return absl::NotFoundError("create directory " + dir + ": no parent");
+    }
+    dirs_.insert(dir);
+    return absl::OkStatus();
+  }
+
+  absl::Status SyncDir(const std::string& dir) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!dirs_.count(dir)) return absl::NotFoundError("sync " + dir + ": no such directory");
+    return absl::OkStatus();
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<MemNode>> files_;
+  std::set<std::string> dirs_;
+};
+
+}  // namespace
+
+FileSystem* PosixFileSystem() {
+  static PosixFs* fs = new PosixFs();
+  return fs;
+}
+
+std::unique_ptr<FileSystem> NewMemFileSystem() { return std::make_unique<MemFs>(); }
+
+// ---- Fault injection ----
+
+class FaultInjectionFile : public File {
+ public:
+  FaultInjectionFile(FaultInjectionFileSystem* fs, std::unique_ptr<File> base, std::string path)
+      : fs_(fs), base_(std::move(base)), path_(std::move(path)) {}
+
+  absl::StatusOr<size_t> ReadAt(uint64_t offset, std::span<uint8_t> out) override {
+    CAIRN_RETURN_IF_ERROR(fs_->Tick(FaultInjectionFileSystem::Op::kRead, "read " + path_));
+    return base_->ReadAt(offset, out);
+  }
+  absl::Status Append(ByteSpan data) override {
+    CAIRN_RETURN_IF_ERROR(fs_->Tick(FaultInjectionFileSystem::Op::kAppend, "append " + path_));
+    return base_->Append(data);
+  }
+  absl::Status Sync() override {
+    std::function<void()> hook;
+    {
+      std::lock_guard<std::mutex> lock(fs_->mu_);
+      hook = fs_->sync_hook_;
+    }
+    if (hook) hook();
+    CAIRN_RETURN_IF_ERROR(fs_->Tick(FaultInjectionFileSystem::Op::kSync, "sync " + path_));
+    CAIRN_RETURN_IF_ERROR(base_->Sync());
+    CAIRN_ASSIGN_OR_RETURN(uint64_t size, base_->Size());
+    fs_->OnSynced(path_, size);
+    return absl::OkStatus();
+  }
+  absl::Status Truncate(uint64_t size) override {
+    CAIRN_RETURN_IF_ERROR(fs_->Tick(FaultInjectionFileSystem::Op::kTruncate, "truncate " + path_));
+    CAIRN_RETURN_IF_ERROR(base_->Truncate(size));
+    fs_->OnTruncated(path_, size);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<uint64_t> Size() override { return base_->Size(); }
+  void DropCache() override { base_->DropCache(); }
+
+ private:
+  FaultInjectionFileSystem* const fs_;
+  std::unique_ptr<File> base_;
+  const std::string path_;
+};
+
+FaultInjectionFileSystem::FaultInjectionFileSystem(FileSystem* base) : base_(base) {}
+FaultInjectionFileSystem::~FaultInjectionFileSystem() = default;
+
+absl::Status FaultInjectionFileSystem::Tick(Op op, const std::string& what) {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t n = ++counts_[op];
+  auto it = fail_at_.find(op);
+  if (it != fail_at_.end() && it->second == n) {
+    fail_at_.erase(it);
+    return absl::InternalError("injected I/O error: " + what);
+  }
+  return absl::OkStatus();
+}
+
+void FaultInjectionFileSystem::OnSynced(const std::string& path, uint64_t size) {
+  std::lock_guard<std::mutex> lock(mu_);
+  files_[path].synced_size = size;
+}
+
+void FaultInjectionFileSystem::OnTruncated(const std::string& path, uint64_t size) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = files_.find(path);
+  if (it != files_.end()) it->second.synced_size = std::min(it->second.synced_size, size);
+}
+
+absl::StatusOr<std::unique_ptr<File>> FaultInjectionFileSystem::Open(const std::string& path,
+                                                                     OpenMode mode) {
+  if (mode == OpenMode::kCreate) CAIRN_RETURN_IF_ERROR(Tick(Op::kCreate, "create " + path));
+  CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<File> file, base_->Open(path, mode));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (mode == OpenMode::kCreate) {
+      files_[path] = FileState{};
+      unsynced_creates_.insert(path);
+    } else if (!files_.count(path)) {
+      // Not written through this wrapper so far: what is there now is taken as durable.
+      auto size = file->Size();
+      files_[path].synced_size = size.ok() ? *size : 0;
+    }
+  }
+  return std::unique_ptr<File>(new FaultInjectionFile(this, std::move(file), path));
+}
+
+absl::StatusOr<uint64_t> FaultInjectionFileSystem::FileSize(const std::string& path) {
+  return base_->FileSize(path);
+}
+
+absl::StatusOr<bool> FaultInjectionFileSystem::Exists(const std::string& path) {
+  return base_->Exists(path);
+}
+
+absl::Status FaultInjectionFileSystem::Rename(const std::string& from, const std::string& to) {
+  CAIRN_RETURN_IF_ERROR(Tick(Op::kRename, "rename " + from));
+  CAIRN_RETURN_IF_ERROR(base_->Rename(from, to));
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = files_.find(from);
+  if (it != files_.end()) {
+    files_[to] = it->second;
+    files_.erase(from);
+  }
+  if (unsynced_creates_.erase(from)) unsynced_creates_.insert(to);
+  unsynced_renames_.push_back({from, to});
+  return absl::OkStatus();
+}
+
+absl::Status FaultInjectionFileSystem::Remove(const std::string& path) {
+  CAIRN_RETURN_IF_ERROR(Tick(Op::kRemove, "remove " + path));
+  CAIRN_RETURN_IF_ERROR(base_->Remove(path));
+  std::lock_guard<std::mutex> lock(mu_);
+  files_.erase(path);
+  unsynced_creates_.erase(path);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> FaultInjectionFileSystem::ListDir(const std::string& dir) {
+  return base_->ListDir(dir);
+}
+
+absl::Status FaultInjectionFileSystem::CreateDir(const std::string& dir) {
+  return base_->CreateDir(dir);
+}
+
+absl::Status FaultInjectionFileSystem::SyncDir(const std::string& dir) {
+  CAIRN_RETURN_IF_ERROR(Tick(Op::kSyncDir, "sync directory " + dir));
+  CAIRN_RETURN_IF_ERROR(base_->SyncDir(dir));
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = unsynced_creates_.begin(); it != unsynced_creates_.end();) {
+    it = DirName(*it) == dir ? unsynced_creates_.erase(it) : std::next(it);
+  }
+  std::erase_if(unsynced_renames_, [&](const PendingRename& r) { return DirName(r.to) == dir; });
+  return absl::OkStatus();
+}
+
+absl::Status FaultInjectionFileSystem::SimulateCrash() {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Unsynced appends go first, by the names the files have now.
+  for (auto& [path, state] : files_) {
+    auto size = base_->FileSize(path);
+    if (!size.ok()) {
+      if (size.status().code() == absl::StatusCode::kNotFound) continue;
+      return size.status();
+    }
+    if (*size > state.synced_size) {
+      uint64_t keep = state.synced_size;
+      if (torn_) {
+        // splitmix64 (Steele et al., "Fast splittable pseudorandom number generators", 2014).
+        uint64_t z = (torn_state_ += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        keep += z % (*size - state.synced_size + 1);
+      }
+      CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<File> f, base_->Open(path, OpenMode::kReadWrite));
+      CAIRN_RETURN_IF_ERROR(f->Truncate(keep));
+      state.synced_size = keep;
+    }
+  }
+  // Then unsynced renames, newest first, then unsynced creates.
+  for (auto it = unsynced_renames_.rbegin(); it != unsynced_renames_.rend(); ++it) {
+    CAIRN_RETURN_IF_ERROR(base_->Rename(it->to, it->from));
+    auto state = files_.find(it->to);
+    if (state != files_.end()) {
+      files_[it->from] = state->second;
+      files_.erase(state);
+    }
+    if (unsynced_creates_.erase(it->to)) unsynced_creates_.insert(it->from);
+  }
+  unsynced_renames_.clear();
+  for (const std::string& path : unsynced_creates_) {
+    absl::Status st = base_->Remove(path);
+    if (!st.ok() && st.code() != absl::StatusCode::kNotFound) return st;
+    files_.erase(path);
+  }
+  unsynced_creates_.clear();
+  return absl::OkStatus();
+}
+
+void FaultInjectionFileSystem::FailAfter(Op op, uint64_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  fail_at_[op] = counts_[op] + std::max<uint64_t>(n, 1);
+}
+
+void FaultInjectionFileSystem::ClearFailures() {
+  std::lock_guard<std::mutex> lock(mu_);
+  fail_at_.clear();
+}
+
+uint64_t FaultInjectionFileSystem::Count(Op op) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return counts_[op];
+}
+
+void FaultInjectionFileSystem::KeepRandomUnsyncedPrefixes(uint64_t seed) {
+  std::lock_guard<std::mutex> lock(mu_);
+  torn_ = true;
+  torn_state_ = seed;
+}
+
+void FaultInjectionFileSystem::SetSyncHook(std::function<void()> hook) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sync_hook_ = std::move(hook);
+}
+
+uint64_t FaultInjectionFileSystem::TotalCalls() {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t total = 0;
+  for (const auto& [op, n] : counts_) total += n;
+  return total;
+}
+
+}  // namespace cairn::env

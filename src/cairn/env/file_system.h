@@ -1,0 +1,188 @@
+// FileSystem: the small file-system interface the segment store runs on (design.md §13 "fault
+// injection below the store"; modelled on leveldb's Env, helpers/memenv and
+// fault_injection_test.cc). Three implementations:
+//   - PosixFileSystem(): the real one (pread/pwrite, fdatasync, fsync of directories);
+//   - NewMemFileSystem(): everything in memory, for fast tests;
+//   - FaultInjectionFileSystem: wraps another one, remembers what was made durable (file bytes
+//     by File::Sync, creates/renames/removes by SyncDir of their directory) and can drop
+//     everything else (SimulateCrash) or fail chosen calls with an I/O error.
+//
+// Paths are plain strings ("dir/name"); a directory's entries are listed by name. Files are
+// read at any offset and written by appending at their end (the only way segments grow).
+//
+// Durability contract (POSIX semantics, which the in-memory and fault-injecting file systems
+// model): bytes appended to a file are durable once File::Sync returned OK; a create, rename or
+// remove is durable once SyncDir of the directory holding the name returned OK. A failed Sync
+// leaves it unknown which unsynced bytes reached the medium.
+//
+// Thread-safety: FileSystem implementations are thread-safe. A File may be read (ReadAt) from
+// any number of threads while one thread appends, syncs or truncates it; ReadAt never sees bytes
+// past the size the file had when the call started, except that it may see appended bytes.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "cairn/base/bytes.h"
+
+namespace cairn::env {
+
+// An open file: random reads, appends, sync, truncate.
+class File {
+ public:
+  virtual ~File() = default;
+
+  // Reads up to out.size() bytes at `offset` (bytes from the start of the file). Returns the
+  // number read: less than out.size() only at the end of the file (0 at or past it). Errors:
+  // DATA_LOSS for an unreadable range (EIO: a bad sector), else errno-mapped.
+  virtual absl::StatusOr<size_t> ReadAt(uint64_t offset, std::span<uint8_t> out) = 0;
+
+  // Appends `data` at the end of the file. Not durable until Sync. On an error some prefix of
+  // `data` may have been appended (Size tells how much).
+  virtual absl::Status Append(ByteSpan data) = 0;
+
+  // Makes the file's bytes durable (fdatasync(2)).
+  virtual absl::Status Sync() = 0;
+
+  // Cuts the file to `size` bytes (<= its size; INVALID_ARGUMENT otherwise). Durable with the
+  // next Sync.
+  virtual absl::Status Truncate(uint64_t size) = 0;
+
+  // Current size in bytes (what was appended, including unsynced bytes).
+  virtual absl::StatusOr<uint64_t> Size() = 0;
+
+  // Hint that the next reads should come from the medium, not a cache (posix_fadvise DONTNEED);
+  // scrub uses it. No-op where it means nothing.
+  virtual void DropCache() {}
+};
+
+enum class OpenMode {
+  kRead,       // existing file, reads only (NOT_FOUND if missing)
+  kReadWrite,  // existing file, reads and appends (NOT_FOUND if missing)
+  kCreate,     // new empty file, reads and appends (ALREADY_EXISTS if present)
+};
+
+class FileSystem {
+ public:
+  virtual ~FileSystem() = default;
+
+  // Opens `path`. A file stays readable through its handle after it was removed or renamed.
+  // Errors: NOT_FOUND (missing, or its directory is), ALREADY_EXISTS (kCreate), errno-mapped.
+  virtual absl::StatusOr<std::unique_ptr<File>> Open(const std::string& path, OpenMode mode) = 0;
+
+  // Size of the file at `path` in bytes. NOT_FOUND if missing.
+  virtual absl::StatusOr<uint64_t> FileSize(const std::string& path) = 0;
+
+  // Whether a file or directory exists at `path`.
+  virtual absl::StatusOr<bool> Exists(const std::string& path) = 0;
+
+  // Renames `from` to `to`, replacing a file at `to`. NOT_FOUND if `from` is missing.
+  virtual absl::Status Rename(const std::string& from, const std::string& to) = 0;
+
+  // Removes the file at `path`. NOT_FOUND if missing.
+  virtual absl::Status Remove(const std::string& path) = 0;
+
+  // Names of the entries of directory `dir` (files and directories), ascending. NOT_FOUND if
+  // missing.
+  virtual absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir) = 0;
+
+  // Creates directory `dir` (its parent must exist); OK if it exists already. Durable once the
+  // parent is synced (SyncDir).
+  virtual absl::Status CreateDir(const std::string& dir) = 0;
+
+  // Makes creates, renames and removes inside `dir` durable (fsync of the directory).
+  virtual absl::Status SyncDir(const std::string& dir) = 0;
+};
+
+// The process's real file system (POSIX). Never null; lives forever.
+FileSystem* PosixFileSystem();
+
+// A fresh, empty in-memory file system ("/" exists). Everything is durable at once (nothing is
+// lost; SimulateCrash belongs to FaultInjectionFileSystem).
+std::unique_ptr<FileSystem> NewMemFileSystem();
+
+// "dir" of "dir/name" ("." when there is no '/').
+std::string DirName(const std::string& path);
+
+// Wraps `base` (which must outlive it and hold only files it created or saw synced) and
+// injects faults:
+//   - SimulateCrash(): what a power cut would leave: every file cut back to the size it had at
+//     its last successful Sync (bytes appended later are dropped; a truncation is kept), every
+//     file created since its directory was last synced removed, every unsynced rename undone
+//     (the old name comes back; a file it replaced is not brought back). Removes are taken as
+//     durable at once (a removed file never comes back). Open handles keep working afterwards
+//     but the store must be reopened, as after a real crash.
+//   - FailAfter(op, n): the n-th next call (1 = the very next) of kind `op` fails with an
+//     INTERNAL I/O error and does nothing (an Append writes nothing). One failure per arming.
+//   - Counts of each call, for tests asserting how many syncs a workload took.
+// Files created through `base` directly (not through this wrapper) are treated as durable.
+class FaultInjectionFileSystem : public FileSystem {
+ public:
+  enum class Op { kAppend, kSync, kTruncate, kCreate, kRename, kRemove, kSyncDir, kRead };
+
+  explicit FaultInjectionFileSystem(FileSystem* base);
+  ~FaultInjectionFileSystem() override;
+
+  absl::StatusOr<std::unique_ptr<File>> Open(const std::string& path, OpenMode mode) override;
+  absl::StatusOr<uint64_t> FileSize(const std::string& path) override;
+  absl::StatusOr<bool> Exists(const std::string& path) override;
+  absl::Status Rename(const std::string& from, const std::string& to) override;
+  absl::Status Remove(const std::string& path) override;
+  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir) override;
+  absl::Status CreateDir(const std::string& dir) override;
+  absl::Status SyncDir(const std::string& dir) override;
+
+  // Drops everything not durable (see the class comment). Errors: the base file system's.
+  absl::Status SimulateCrash();
+
+  // Arms a failure of the n-th next call of kind `op` (n >= 1); replaces an earlier arming of
+  // the same kind.
+  void FailAfter(Op op, uint64_t n);
+  // Disarms every failure.
+  void ClearFailures();
+  // Calls of kind `op` made so far (failed ones included).
+  uint64_t Count(Op op);
+  // Calls of every kind made so far.
+  uint64_t TotalCalls();
+  // From now on SimulateCrash keeps, of each file's unsynced appended bytes, a prefix of random
+  // length (drawn from `seed`) instead of none: the kernel may have written part of them back,
+  // which leaves torn records for recovery to find.
+  void KeepRandomUnsyncedPrefixes(uint64_t seed);
+  // Runs `hook` at the start of every File::Sync (outside any lock of this file system); tests
+  // use it to hold a sync while other writers queue up. nullptr removes it.
+  void SetSyncHook(std::function<void()> hook);
+
+ private:
+  friend class FaultInjectionFile;
+  struct FileState {
+    uint64_t synced_size = 0;
+  };
+  // Counts a call of kind `op`; returns the injected error when it is the armed one.
+  absl::Status Tick(Op op, const std::string& what);
+  void OnSynced(const std::string& path, uint64_t size);
+  void OnTruncated(const std::string& path, uint64_t size);
+
+  FileSystem* const base_;
+  std::mutex mu_;
+  std::map<std::string, FileState> files_;  // files written through this wrapper
+  std::set<std::string> unsynced_creates_;  // created since their directory's last SyncDir
+  struct PendingRename {
+    std::string from, to;
+  };
+  std::vector<PendingRename> unsynced_renames_;  // in order
+  std::map<Op, uint64_t> counts_;
+  std::map<Op, uint64_t> fail_at_;  // op -> count value at which to fail
+  std::function<void()> sync_hook_;
+  bool torn_ = false;
+  uint64_t torn_state_ = 0;  // splitmix64 state for torn prefixes
+};
+
+}  // namespace cairn::env

@@ -1,0 +1,135 @@
+// SegmentBlobStore: a BlobStore that appends blobs to segment (pack) files with group commit
+// (design.md §10, §11.3, §14; format and durability argument in docs/formats.md "Segments").
+//
+// Layout: ROOT/segments/NNNNNNNN.seg, each a header and framed records (store/segment.h). Puts
+// append to the open segment; at `segment_target_bytes` it is sealed and never written again.
+// Where each blob lives is recorded in a SegmentRegistry (SQLite in production).
+//
+// Group commit (leveldb's write groups): concurrent Put and PutBatch calls queue up; the caller
+// at the head of the queue (the leader) appends the records of every queued put, issues ONE
+// fdatasync and ONE registry transaction for all of them, then wakes the others. A put is
+// answered kStored only after its record was synced and its slot committed. The registry commit
+// of a group is not itself synced (SQLite synchronous=NORMAL): the segment is the log, and Open
+// re-registers every intact record past a segment's `registered_end` and cuts a torn tail. Every
+// other registry change (delete, eviction, promotion, quarantine, compaction switch) is
+// committed durably before it is answered.
+//
+// Same semantics as DiskBlobStore (blob_store.h) for checks, idempotency, quota with eviction of
+// extra copies, promotion, quarantine, listing and scrub, except that space is returned by
+// compaction: a deleted or evicted blob becomes *dead*; its bytes stay in its segment, counted
+// in `used` (the quota counts bytes on disk), until its segment is rewritten. A put (or
+// EvictExtras) that does not fit otherwise compacts first, at full speed, every segment holding
+// dead bytes (sealing the open one). Compaction temporarily needs room for the live bytes of
+// one segment beyond the quota. `used` counts blob bytes; the record framing (76 bytes per
+// blob) and segment headers are not counted.
+//
+// Quarantine is a registry state: the record stays in its segment, no longer held (not in
+// `used`), counted in `quarantined`, until compaction drops it with the segment.
+//
+// Failures: an I/O error while appending a group fails that group's puts; the store then tries
+// to cut the segment back. If that fails, or a sync or a group's registry commit fails, the store
+// stops accepting writes (FAILED_PRECONDITION) until it is reopened: after a failed fsync the
+// page cache cannot be trusted (what reached the disk is unknown), and Open recovers from what
+// is on disk.
+//
+// Thread-safety: thread-safe. Compaction, scrub and puts run concurrently; reads never wait for
+// a write group's sync.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "cairn/env/clock.h"
+#include "cairn/env/file_system.h"
+#include "cairn/store/blob_store.h"
+#include "cairn/store/rate_limiter.h"
+#include "cairn/store/segment_registry.h"
+
+namespace cairn::store {
+
+struct SegmentStoreOptions {
+  // A segment is sealed once it reaches this many bytes (a segment exceeds it by at most one
+  // record).
+  uint64_t segment_target_bytes = 64ull << 20;
+  // CompactOnce rewrites a sealed segment whose live bytes are below this fraction of its
+  // blob bytes (live + dead + quarantined).
+  double compact_below_live_fraction = 0.5;
+  // Background compaction (CompactOnce/Compact) copies at most this many bytes per second;
+  // 0 = unlimited. Compaction a put needs for room is never throttled.
+  uint64_t compact_bytes_per_second = 32ull << 20;
+  // A write group takes queued puts until it holds this many blob bytes (at least one put).
+  uint64_t max_group_bytes = 16ull << 20;
+  // Time and waiting for the compaction rate limit; nullptr = real ones owned by the store.
+  env::Clock* clock = nullptr;
+  Sleeper* sleeper = nullptr;
+  // Told about quarantined blobs and records dropped because their segment is missing.
+  DiskBlobStore::DamageObserver observer;
+};
+
+// What Open found and repaired (logged by the daemon).
+struct SegmentRecovery {
+  uint64_t segments = 0;          // segment files found
+  uint64_t replayed_records = 0;  // intact records past registered_end, registered again
+  uint64_t torn_tail_bytes = 0;   // bytes cut off torn tails
+  uint64_t removed_segments = 0;  // unfinished compaction outputs and retired segments
+};
+
+class SegmentBlobStore : public BlobStore {
+ public:
+  // Opens or creates the store in `root` (creates root and root/segments), on `fs` (e.g.
+  // env::PosixFileSystem()); recovers as described above. `registry` and `fs` must outlive the
+  // store. INVALID_ARGUMENT for an empty root or null registry/fs; I/O and registry errors.
+  static absl::StatusOr<std::unique_ptr<SegmentBlobStore>> Open(const std::string& root,
+                                                                uint64_t quota,
+                                                                SegmentRegistry* registry,
+                                                                const SegmentStoreOptions& options,
+                                                                env::FileSystem* fs);
+  ~SegmentBlobStore() override;
+
+  using BlobStore::Put;
+  absl::StatusOr<PutOutcome> Put(const BlobKey& key, ByteSpan blob, const codec::Checksum& checksum,
+                                 const PutOptions& options) override;
+  std::vector<absl::StatusOr<PutOutcome>> PutBatch(std::span<const PutItem> items) override;
+  absl::StatusOr<Bytes> Get(const BlobKey& key) override;
+  absl::StatusOr<bool> Has(const BlobKey& key) override;
+  absl::Status Delete(const BlobKey& key) override;
+  StoreStats Stats() override;
+  absl::StatusOr<std::vector<OwnerUsage>> UsageByOwner() override;
+  absl::Status SetQuota(uint64_t quota) override;
+  absl::StatusOr<EvictResult> EvictExtras(uint64_t target_used) override;
+  absl::StatusOr<std::vector<BlobRecord>> ListOwner(PeerId owner,
+                                                    const std::optional<BlobKey>& after,
+                                                    size_t limit) override;
+  absl::StatusOr<std::vector<BlobRecord>> ListHeld(const std::optional<BlobKey>& after,
+                                                   size_t limit) override;
+  absl::StatusOr<ScrubOutcome> ScrubBlob(const BlobKey& key) override;
+
+  // Rewrites one sealed segment whose live fraction is below the threshold (the lowest first),
+  // rate-limited. True when it rewrote one, false when none qualifies. Crash-safe at every step
+  // (docs/formats.md "Segments"). For the daemon's maintenance loop.
+  absl::StatusOr<bool> CompactOnce();
+  // CompactOnce until it finds nothing to do; returns how many segments it rewrote.
+  absl::StatusOr<uint64_t> Compact();
+  // Seals the open segment and rewrites every segment holding dead or quarantined bytes, at
+  // full speed: afterwards `used` = live bytes (what a put short of room does).
+  absl::Status CompactAll();
+
+  // What Open recovered.
+  SegmentRecovery recovery() const;
+  // ROOT/segments/NNNNNNNN.seg of segment `id` (tests damage it).
+  std::string SegmentPath(uint64_t id) const;
+  // Puts waiting in the write queue, the group being committed included (tests of group
+  // commit wait for it).
+  size_t QueuedWriters();
+  // Where `key`'s live record is (tests damage it). NOT_FOUND if not held.
+  absl::StatusOr<SlotLocation> LocationOf(const BlobKey& key);
+
+  class Impl;
+
+ private:
+  explicit SegmentBlobStore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cairn::store
