@@ -6,10 +6,12 @@ back to cairn.toml), starts them, and waits until every peer sees all n alive. P
 with a new cluster key and the others join it with its token (`cairn init --join $(cairn cluster
 token)`). Multicast discovery is off unless asked for (multicast=True gives the cluster a UDP
 port of its own, so that concurrent test clusters never hear each other). Helpers run the CLI
-(parsing --json), edit cairn.toml, list blob files, wait on conditions with deadlines (polling
-every 100 ms, never fixed sleeps), kill -9 or SIGTERM peers, and always stop every peer on
-teardown. ClusterTestCase prints the peer logs when a test fails and removes the temp dir
-otherwise (env KEEP=1 keeps it).
+(parsing --json), edit cairn.toml, list, damage and drop the blobs a storage peer holds (segment
+layout: the registry in DIR/index.db, read read-only, and the segment files DIR/segments/*.seg;
+or the blob files of the old one-file-per-blob layout, for a peer directory in that layout),
+wait on conditions with deadlines (polling every 100 ms, never fixed sleeps), kill -9 or SIGTERM
+peers, and always stop every peer on teardown. ClusterTestCase prints the peer logs when a test
+fails and removes the temp dir otherwise (env KEEP=1 keeps it).
 
 Network namespaces (netns=NetnsNet(...)): peer i runs in namespace NAME-i at SUBNET.(10+i), with
 no seeds (multicast finds the others); every CLI call for it runs under `ip netns exec` too.
@@ -21,6 +23,7 @@ stretches every deadline. Python stdlib only.
 
 import atexit
 import base64
+import collections
 import ctypes
 import http.client
 import json
@@ -30,6 +33,8 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
+import struct
 import subprocess
 import sys
 import tempfile
@@ -138,6 +143,275 @@ def quarantined_files(peer_dir: str) -> list:
         return sorted(os.listdir(q))
     except FileNotFoundError:
         return []
+
+
+# --- Segment layout (docs/formats.md "Segments"; migration 0005_segments.sql) -------------------
+# A peer keeps the blobs it holds for others in DIR/segments/NNNNNNNN.seg; which record is held
+# (live), deleted (dead) or quarantined is a state in the registry table segment_blobs of
+# DIR/index.db. The helpers below read that registry read-only (the peer may be running: the
+# database is in WAL mode) and the segment files directly. A peer directory may hold either
+# layout (`[storage] layout`), or both while it migrates: the helpers that list what a peer holds
+# take the union of DIR/segments (registry) and DIR/blobs (files).
+
+SEG_MAGIC = b"CAIRNSEG"
+SEG_HEADER_SIZE = 32    # magic, version, flags, id, checksum
+SEG_RECORD_HEADER = 76  # L, header checksum, type, kind, flags, 0, owner, chunk, shard, XXH3-128
+SEG_RECORD_BLOB = 1     # record type
+SEG_FLAG_EXTRA = 1      # record flags bit 0
+SEG_MAX_BLOB = 64 << 20
+SEG_LIVE, SEG_DEAD, SEG_QUARANTINED = 0, 1, 2  # segment_blobs.state
+
+
+def segment_path(peer_dir: str, segment: int) -> str:
+    return os.path.join(peer_dir, "segments", f"{segment:08d}.seg")
+
+
+def has_segments(peer_dir: str) -> bool:
+    """Whether the peer directory uses the segment layout (the daemon made DIR/segments)."""
+    return os.path.isdir(os.path.join(peer_dir, "segments"))
+
+
+def _index_ro(peer_dir: str):
+    """A read-only connection to DIR/index.db (None when there is none)."""
+    path = os.path.join(peer_dir, "index.db")
+    if not os.path.exists(path):
+        return None
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+
+
+class SegmentSlot(collections.namedtuple(
+        "SegmentSlot", "segment pos owner chunk shard size kind extra state")):
+    """One row of segment_blobs: where a record is (segment id, pos = offset of the record in
+    the segment file) and what it holds (chunk as hex, extra as bool)."""
+    __slots__ = ()
+
+    @property
+    def key(self) -> tuple:
+        return (self.owner, self.chunk, self.shard)
+
+    @property
+    def where(self) -> str:
+        """segments/NNNNNNNN.seg@POS, relative to the peer directory."""
+        return f"segments/{self.segment:08d}.seg@{self.pos}"
+
+
+def segment_slots(peer_dir: str, states=(SEG_LIVE,)) -> list:
+    """SegmentSlot rows of the peer's segment registry in the given states (default: live, i.e.
+    held), ordered by (segment, pos); [] when the directory has no segment registry."""
+    if not has_segments(peer_dir):
+        return []
+    db = _index_ro(peer_dir)
+    if db is None:
+        return []
+    try:
+        marks = ",".join("?" * len(states))
+        rows = db.execute(
+            "SELECT segment, pos, owner, chunk_id, shard, size, kind, extra, state "
+            f"FROM segment_blobs WHERE state IN ({marks}) ORDER BY segment, pos",
+            tuple(states)).fetchall()
+    except sqlite3.OperationalError as e:
+        if "no such table" in str(e):
+            return []
+        raise
+    finally:
+        db.close()
+    return [SegmentSlot(seg, pos, o, bytes(c).hex(), sh, size, kind, bool(x), st)
+            for seg, pos, o, c, sh, size, kind, x, st in rows]
+
+
+def parse_segment_header(data: bytes) -> dict:
+    """The fields of a segment file header (32 bytes; the checksum is not verified: XXH3 is not
+    in the Python standard library). Raises ValueError if it is not one."""
+    if len(data) < SEG_HEADER_SIZE or data[:8] != SEG_MAGIC:
+        raise ValueError(f"not a segment header: {data[:8]!r}")
+    version, flags, seg_id = struct.unpack_from("<IIQ", data, 8)
+    return {"version": version, "flags": flags, "id": seg_id}
+
+
+def parse_record_header(data: bytes) -> dict:
+    """The fields of one record header (76 bytes, docs/formats.md "Segments"); the header
+    checksum and the blob's XXH3-128 are not verified. Raises ValueError for anything that is
+    not a blob record header of a valid length."""
+    if len(data) < SEG_RECORD_HEADER:
+        raise ValueError(f"record header truncated ({len(data)} bytes)")
+    length, = struct.unpack_from("<I", data, 0)
+    rtype, kind, flags, zero = data[12], data[13], data[14], data[15]
+    owner, = struct.unpack_from("<Q", data, 16)
+    chunk = data[24:56].hex()
+    shard, = struct.unpack_from("<I", data, 56)
+    if rtype != SEG_RECORD_BLOB or zero != 0 or not 64 <= length <= 64 + SEG_MAX_BLOB:
+        raise ValueError(f"not a blob record header (type {rtype}, length {length})")
+    return {"length": length, "size": length - 64, "kind": kind, "extra": bool(flags & 1),
+            "owner": owner, "chunk": chunk, "shard": shard, "checksum": data[60:76].hex(),
+            "key": (owner, chunk, shard)}
+
+
+def segment_records(path: str) -> list:
+    """Walks a segment file from its header: [(pos, record header fields)], stopping at the first
+    record that is incomplete or not a valid blob record header (where a torn tail starts; the
+    checksums are not verified)."""
+    out = []
+    with open(path, "rb") as f:
+        parse_segment_header(f.read(SEG_HEADER_SIZE))
+        size = os.fstat(f.fileno()).st_size
+        pos = SEG_HEADER_SIZE
+        while pos + SEG_RECORD_HEADER <= size:
+            f.seek(pos)
+            try:
+                rec = parse_record_header(f.read(SEG_RECORD_HEADER))
+            except ValueError:
+                break
+            if pos + SEG_RECORD_HEADER + rec["size"] > size:
+                break
+            out.append((pos, rec))
+            pos += SEG_RECORD_HEADER + rec["size"]
+    return out
+
+
+def segment_mismatches(peer_dir: str) -> list:
+    """Cross-checks the registry against the segment files (read with segment_records): every
+    live row must sit at a record boundary of its segment, the record holding the row's key,
+    size and extra flag as written. Returns the disagreements ([] when they agree). Only
+    meaningful while the peer is quiet (a compaction moves records)."""
+    bad, records = [], {}
+    for s in segment_slots(peer_dir):
+        if s.segment not in records:
+            path = segment_path(peer_dir, s.segment)
+            try:
+                records[s.segment] = dict(segment_records(path))
+            except (OSError, ValueError) as e:
+                records[s.segment] = {}
+                bad.append(f"{path}: {e}")
+        rec = records[s.segment].get(s.pos)
+        if rec is None:
+            bad.append(f"{s.where}: no record starts there ({s})")
+        elif (rec["key"], rec["size"]) != (s.key, s.size):
+            bad.append(f"{s.where}: record {rec} is not row {s}")
+    return bad
+
+
+def held_blobs(peer_dir: str) -> dict:
+    """{where: (owner, chunk hex, shard)} of every blob the peer holds: the live rows of its
+    segment registry (where = "segments/NNNNNNNN.seg@POS") and its blob files (file layout or
+    not yet migrated; where = "blobs/REL")."""
+    out = {s.where: s.key for s in segment_slots(peer_dir)}
+    out.update({f"blobs/{rel}": key for rel, key in blob_files(peer_dir).items()})
+    return out
+
+
+def held_records(peer_dir: str) -> list:
+    """(owner, chunk hex, shard, extra) of every blob the peer's registry says it holds: live
+    segment rows and rows of the file layout's `blobs` table (read-only)."""
+    out = [(s.owner, s.chunk, s.shard, s.extra) for s in segment_slots(peer_dir)]
+    db = _index_ro(peer_dir)
+    if db is None:
+        return out
+    try:
+        out += [(o, bytes(c).hex(), s, bool(e))
+                for o, c, s, e in db.execute("SELECT owner, chunk_id, shard, extra FROM blobs")]
+    except sqlite3.OperationalError as e:
+        if "no such table" not in str(e):
+            raise
+    finally:
+        db.close()
+    return out
+
+
+def quarantined_blobs(peer_dir: str) -> list:
+    """(owner, chunk hex, shard) of the blobs the peer quarantined: segment rows in state
+    quarantined (the bytes stay in the segment), and files in DIR/blobs/quarantine/ (file
+    layout; their names start with OWNER-CHUNK-SHARD)."""
+    out = [s.key for s in segment_slots(peer_dir, states=(SEG_QUARANTINED,))]
+    for name in quarantined_files(peer_dir):
+        m = re.match(r"(\d+)-([0-9a-f]+)-(\d+)", name)
+        if m:
+            out.append((int(m.group(1)), m.group(2), int(m.group(3))))
+    return sorted(out)
+
+
+def is_quarantined(peer_dir: str, where: str) -> bool:
+    """Whether the blob copy at `where` (a key of held_blobs) was quarantined: for
+    "segments/NNNNNNNN.seg@POS", the registry row at that segment and offset is in state
+    quarantined; for "blobs/REL", DIR/blobs/quarantine/ has a file named after it."""
+    m = re.fullmatch(r"segments/(\d+)\.seg@(\d+)", where)
+    if m:
+        seg, pos = int(m.group(1)), int(m.group(2))
+        return any((s.segment, s.pos) == (seg, pos)
+                   for s in segment_slots(peer_dir, states=(SEG_QUARANTINED,)))
+    name = os.path.basename(where)
+    return any(q.startswith(name) for q in quarantined_files(peer_dir))
+
+
+def _flip_at(path: str, offsets):
+    with open(path, "r+b") as f:
+        for off in offsets:
+            f.seek(off)
+            b = f.read(1)
+            if len(b) != 1:
+                raise AssertionError(f"{path}: nothing to flip at offset {off}")
+            f.seek(off)
+            f.write(bytes([b[0] ^ 0x5A]))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def corrupt_blob(peer_dir: str, key: tuple, rng: random.Random) -> str:
+    """Damages the peer's held copy of blob `key` = (owner, chunk hex, shard) in place, keeping
+    its size: flips one byte in the second half of the blob (past the envelope header) and one in
+    the first half, so that the peer's checksum check fails when it next reads it. Segment
+    layout: inside the blob's bytes in its segment, at the offset the registry records (pos +
+    76), after checking that the record header there names this key and size (a wrong offset
+    would damage another blob or a record header instead). File layout: inside the blob file.
+    Returns where (for the log). AssertionError if the peer holds no live copy of `key`."""
+    key = (int(key[0]), str(key[1]).lower(), int(key[2]))
+    for s in segment_slots(peer_dir):
+        if s.key != key:
+            continue
+        path = segment_path(peer_dir, s.segment)
+        with open(path, "rb") as f:
+            seg = parse_segment_header(f.read(SEG_HEADER_SIZE))
+            f.seek(s.pos)
+            rec = parse_record_header(f.read(SEG_RECORD_HEADER))
+        if seg["id"] != s.segment or rec["key"] != key or rec["size"] != s.size:
+            raise AssertionError(f"{path}@{s.pos}: record {rec} does not match registry row {s}")
+        start = s.pos + SEG_RECORD_HEADER
+        _flip_at(path, sorted({start + rng.randrange(s.size // 2, s.size),
+                               start + rng.randrange(0, max(1, s.size // 2))}))
+        return f"{path}@{s.pos} (blob bytes {start}..{start + s.size})"
+    for rel, k in blob_files(peer_dir).items():
+        if k == key:
+            path = os.path.join(peer_dir, "blobs", rel)
+            size = os.path.getsize(path)
+            _flip_at(path, sorted({rng.randrange(size // 2, size),
+                                   rng.randrange(0, max(1, size // 2))}))
+            return path
+    raise AssertionError(f"{peer_dir} holds no live copy of blob {key}")
+
+
+def drop_held_blob(peer_dir: str, key: tuple) -> str:
+    """Makes a STOPPED peer lose its copy of `key` without anything noticing at once, as a blob
+    file removed behind the daemon's back does in the file layout. Segment layout: the live
+    registry row goes (the record's bytes stay, unreferenced: open re-registers only records past
+    a segment's registered_end, so the peer comes back up not holding the blob). File layout:
+    the blob file is removed (its `blobs` row stays; Has sees no file). Returns what was done."""
+    key = (int(key[0]), str(key[1]).lower(), int(key[2]))
+    for s in segment_slots(peer_dir):
+        if s.key == key:
+            db = sqlite3.connect(os.path.join(peer_dir, "index.db"), timeout=30)
+            try:
+                with db:
+                    n = db.execute("DELETE FROM segment_blobs WHERE segment = ? AND pos = ? "
+                                   "AND state = ?", (s.segment, s.pos, SEG_LIVE)).rowcount
+            finally:
+                db.close()
+            if n != 1:
+                raise AssertionError(f"registry row {s} not removed ({n} rows)")
+            return f"removed the registry row of {s.where}"
+    for rel, k in blob_files(peer_dir).items():
+        if k == key:
+            os.remove(os.path.join(peer_dir, "blobs", rel))
+            return f"removed blobs/{rel}"
+    raise AssertionError(f"{peer_dir} holds no live copy of blob {key}")
 
 
 class NetnsNet:
@@ -333,7 +607,12 @@ class Peer:
         return "\n".join(show(l) for l in data.splitlines()[-lines:])
 
     def blob_files(self) -> dict:
+        """Blob files of the file layout (DIR/blobs); see held_blobs for either layout."""
         return blob_files(self.dir)
+
+    def held_blobs(self) -> dict:
+        """{where: (owner, chunk hex, shard)} of the blobs it holds, in either layout."""
+        return held_blobs(self.dir)
 
 
 _live_clusters = []
@@ -677,11 +956,12 @@ class Cluster:
                                          reverse=True) if pid != home]
 
     def blob_map(self, peer_ids=None, owner: int = None) -> dict:
-        """{(owner, chunk hex): {shard: set(peer ids holding that blob file)}} over the blob
-        files of the given members (default all, running or not)."""
+        """{(owner, chunk hex): {shard: set(peer ids holding that blob)}} over the blobs the
+        given members hold on disk (default all, running or not; held_blobs: live segment
+        registry rows and blob files)."""
         out = {}
         for pid in (peer_ids if peer_ids is not None else self.peers):
-            for (o, chunk, shard) in self.peers[pid].blob_files().values():
+            for (o, chunk, shard) in self.peers[pid].held_blobs().values():
                 if owner is not None and o != owner:
                     continue
                 out.setdefault((o, chunk), {}).setdefault(shard, set()).add(pid)

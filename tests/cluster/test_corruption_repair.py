@@ -2,17 +2,19 @@
 """Corrupt blobs on disk are found, reported and repaired (issue 3, cluster test (b)).
 
 7 peers (home peer 1 and 6 storage peers; scrub off so that only `check` finds the damage). Two
-generated trees are backed up: one with `--copies 2`, one with `--ec 4+2`. Then bytes are
-flipped in 5% (at least 3) of the blob files under the storage peers' blobs/ directories (never
-two blobs of one chunk, so nothing is lost; the file names are printed). `cairn check
---read-data --json` must report every flipped blob (corrupt >= flipped, each in corrupt_blobs,
-exit 3: below target, not lost). After `cairn repair`, `cairn check --read-data` exits 0 and both
-snapshots restore identically.
+generated trees are backed up: one with `--copies 2`, one with `--ec 4+2`. The storage peers
+keep blobs in segment files (DIR/segments/*.seg, the default layout). Then bytes are flipped in
+5% (at least 3) of the blobs the storage peers hold (the live rows of their segment registries,
+never two blobs of one chunk, so nothing is lost): in place, inside each chosen blob's bytes in
+its segment, at the offset its registry row records (segment and offset are printed). `cairn
+check --read-data --json` must report every flipped blob (corrupt >= flipped, each in
+corrupt_blobs, exit 3: below target, not lost); the peers quarantine them when they read them.
+After `cairn repair`, `cairn check --read-data` exits 0 and both snapshots restore identically.
 
 Then scrub: one storage peer is restarted with scrub on (interval 1 s) after a blob of its own
-was flipped; it quarantines the blob (the file moves to blobs/quarantine/ and is no longer
-counted), the owner's `cairn check` (without --read-data) sees the chunk below target, and
-repair brings it back.
+was flipped (the peer stopped meanwhile); it quarantines the blob (its registry row turns
+quarantined, the bytes stay in the segment; it is no longer held nor counted), the owner's
+`cairn check` (without --read-data) sees the chunk below target, and repair brings it back.
 """
 
 import os
@@ -36,18 +38,6 @@ def make_tree(root: str, rng: random.Random, nbig: int, nsmall: int):
             f.write(rng.randbytes(rng.randrange(0, 50 * KiB)))
 
 
-def flip(path: str, rng: random.Random):
-    """Flips one byte in the second half of the file (past the envelope header) and one in the
-    first: the size stays, the checksum does not."""
-    size = os.path.getsize(path)
-    with open(path, "r+b") as f:
-        for off in {rng.randrange(size // 2, size), rng.randrange(0, max(1, size // 2))}:
-            f.seek(off)
-            b = f.read(1)
-            f.seek(off)
-            f.write(bytes([b[0] ^ 0x5A]))
-
-
 def same_chunk(a: str, b: str) -> bool:
     """Chunk ids as hex, either possibly shortened."""
     n = min(len(a), len(b))
@@ -55,8 +45,6 @@ def same_chunk(a: str, b: str) -> bool:
 
 
 class CorruptionRepairTest(harness.ClusterTestCase):
-    # Reads and damages blob files directly: the one-file-per-blob layout.
-    storage_layout = "files"
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -91,29 +79,32 @@ class CorruptionRepairTest(harness.ClusterTestCase):
         self.assertEqual(check.json["corrupt"], 0, check.json)
         self.assertGreater(check.json["blobs_read"], 0, check.json)
 
-        files = []  # (peer id, rel path, (owner, chunk, shard))
+        files = []  # (peer id, where, (owner, chunk, shard))
         for pid, p in self.c.peers.items():
             if pid == 1:
                 continue
-            files += [(pid, rel, key) for rel, key in sorted(p.blob_files().items())]
+            self.assertTrue(harness.has_segments(p.dir), f"peer {pid} is not on segments")
+            self.assertEqual(p.blob_files(), {}, f"peer {pid} has blob files")
+            self.assertEqual(harness.segment_mismatches(p.dir), [], f"peer {pid}")
+            files += [(pid, where, key) for where, key in sorted(p.held_blobs().items())]
         self.assertGreater(len(files), 20, files)
         want = max(3, (len(files) * 5 + 99) // 100)
         self.rng.shuffle(files)
         chosen, chunks = [], set()
-        for pid, rel, key in files:
+        for pid, where, key in files:
             if key[1] in chunks:
                 continue  # one damaged blob per chunk: always repairable
-            chosen.append((pid, rel, key))
+            chosen.append((pid, where, key))
             chunks.add(key[1])
             if len(chosen) == want:
                 break
         self.assertEqual(len(chosen), want)
-        for pid, rel, key in chosen:
-            path = os.path.join(self.c.peers[pid].dir, "blobs", rel)
-            flip(path, self.rng)
-            print(f"flipped bytes in peer {pid}: {path} (shard {key[2]})", flush=True)
+        for pid, where, key in chosen:
+            at = harness.corrupt_blob(self.c.peers[pid].dir, key, self.rng)
+            print(f"flipped bytes in peer {pid}: {at} (chunk {key[1][:16]} shard {key[2]})",
+                  flush=True)
         type(self).flipped = chosen
-        print(f"{len(chosen)} of {len(files)} blob files flipped", flush=True)
+        print(f"{len(chosen)} of {len(files)} held blobs flipped", flush=True)
 
         check = self.c.check(1, "--read-data")
         j = check.json
@@ -124,10 +115,18 @@ class CorruptionRepairTest(harness.ClusterTestCase):
         self.assertEqual(j["lost"], 0, j)
         reported = [(str(e["chunk"]), int(e["shard"]), int(e["peer"]))
                     for e in j.get("corrupt_blobs", [])]
-        for pid, rel, (owner, chunk, shard) in chosen:
+        for pid, where, (owner, chunk, shard) in chosen:
             self.assertTrue(any(same_chunk(c, chunk) and (s, p) == (shard, pid)
                                 for c, s, p in reported),
-                            f"flipped blob {rel} on peer {pid} not in corrupt_blobs: {reported}")
+                            f"flipped blob {where} on peer {pid} not in corrupt_blobs: {reported}")
+        # Each peer quarantined what it found corrupt: a registry state; that record is no
+        # longer held (the daemon may already be repairing: a new copy would be a new record).
+        for pid, where, key in chosen:
+            self.assertTrue(harness.is_quarantined(self.c.peers[pid].dir, where),
+                            f"peer {pid} did not quarantine {where} {key}: quarantined "
+                            f"{harness.quarantined_blobs(self.c.peers[pid].dir)}")
+            self.assertNotIn(where, self.c.peers[pid].held_blobs())
+            self.assertNotIn(where, self.c.peers[pid].held_blobs())
 
     def test_2_repair_fixes_every_flip(self):
         self.assertTrue(self.flipped, "nothing was flipped")
@@ -160,11 +159,11 @@ class CorruptionRepairTest(harness.ClusterTestCase):
     def test_3_scrub_quarantines(self):
         # A storage peer with a blob of an erasure-coded chunk, restarted with scrub on.
         blobs = self.c.blob_map(owner=1)
-        pid = rel = key = None
+        pid = where = key = None
         for p in sorted(self.c.peers)[1:]:
-            for r, k in sorted(self.c.peers[p].blob_files().items()):
+            for w, k in sorted(self.c.peers[p].held_blobs().items()):
                 if k[2] > 0 and len(blobs[(k[0], k[1])]) >= 6:
-                    pid, rel, key = p, r, k
+                    pid, where, key = p, w, k
                     break
             if pid:
                 break
@@ -174,14 +173,13 @@ class CorruptionRepairTest(harness.ClusterTestCase):
         peer.set_config("scrub", "enabled", "true")
         peer.set_config("scrub", "interval", '"1s"')
         peer.set_config("scrub", "rate", '"100M"')
-        flip(os.path.join(peer.dir, "blobs", rel), self.rng)
-        print(f"flipped {rel} on peer {pid}; restarting it with scrub on", flush=True)
-        name = os.path.basename(rel)
+        self.assertFalse(harness.is_quarantined(peer.dir, where))
+        at = harness.corrupt_blob(peer.dir, key, self.rng)
+        print(f"flipped {at} on peer {pid}; restarting it with scrub on", flush=True)
         peer.start()
-        harness.wait_for(lambda: any(q.startswith(name) for q in
-                                     harness.quarantined_files(peer.dir)),
-                         60, f"peer {pid} to quarantine {name}")
-        self.assertNotIn(rel, peer.blob_files())
+        harness.wait_for(lambda: harness.is_quarantined(peer.dir, where),
+                         60, f"peer {pid} to quarantine {where} {key}")
+        self.assertNotIn(where, peer.held_blobs())
         self.c.wait_all_alive(60)
         st = self.c.json(pid, "status", expect=None)
         if isinstance(st, dict) and isinstance(st.get("scrub"), dict):

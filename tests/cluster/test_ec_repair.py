@@ -9,10 +9,11 @@ A generated tree (files above 64 KiB, which are erasure coded, and small files, 
 copies; small chunker sizes give many chunks) is backed up with `--ec 4+2`. Two storage peers
 that hold shards are killed with SIGKILL; the restore is still byte-identical. Once peer 1
 reports both dead, `cairn check` must reach exit 0 within 90 s (the daemon repairs by itself
-when a peer becomes dead; after 30 s the test also calls `cairn repair`). The blob files on the
-survivors' disks are then counted independently: every erasure-coded chunk has shards 0..5 on 6
-distinct live peers, every replicated chunk at least as many live copies as it had before.
-A second restore is identical.
+when a peer becomes dead; after 30 s the test also calls `cairn repair`). The blobs on the
+survivors' disks are then counted independently (the live rows of each survivor's segment
+registry, read-only from DIR/index.db: the storage peers use the segment layout): every
+erasure-coded chunk has shards 0..5 on 6 distinct live peers, every replicated chunk at least as
+many live copies as it had before. A second restore is identical.
 """
 
 import os
@@ -54,8 +55,6 @@ def make_tree(root: str, rng: random.Random) -> int:
 
 
 class EcRepairTest(harness.ClusterTestCase):
-    # Reads and damages blob files directly: the one-file-per-blob layout.
-    storage_layout = "files"
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -85,6 +84,10 @@ class EcRepairTest(harness.ClusterTestCase):
         else:
             self.assertEqual(b.get("ec"), f"{K}+{M}", b)
         self.assertGreater(b["new_chunks"], 20, b)
+        for pid, p in self.c.peers.items():
+            if pid != 1:
+                self.assertTrue(harness.has_segments(p.dir), f"peer {pid} is not on segments")
+                self.assertEqual(p.blob_files(), {}, f"peer {pid} has blob files")
         blobs = self.c.blob_map(owner=1)
         ec_chunks = [c for c, shards in blobs.items() if max(shards) > 0]
         copy_chunks = [c for c, shards in blobs.items() if max(shards) == 0]
@@ -168,7 +171,7 @@ class EcRepairTest(harness.ClusterTestCase):
         self.assertEqual(j["at_target"], j["chunks"], j)
         self.assertEqual((j["below_target"], j["lost"]), (0, 0), j)
 
-        # Independently, from the files on the survivors' disks.
+        # Independently, from what the survivors' segment registries say they hold.
         after = self.c.blob_map(survivors, owner=1)
         for chunk, shards_before in self.before.items():
             shards = after.get(chunk, {})

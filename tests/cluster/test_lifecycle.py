@@ -3,21 +3,28 @@
 peer, delete a path, reclaim with evacuation, reclaim refused on a full cluster, a backup racing
 a forget, and extra copies.
 
+The storage peers keep blobs in segment files (the default layout); what a peer holds is read
+from its segment registry (the live rows of segment_blobs in DIR/index.db, read-only): "held"
+below means a live row. A deleted blob's row turns dead (its bytes stay until compaction).
+
 ForgetGcTest (5 peers: home 1, storage 2-5, 2 copies): three versions of a tree are backed up
 (each version has a file of its own, and they share others). Peer 5 is stopped, the first two
 snapshots are forgotten: the forget deletes their unused blobs on peers 2-4 at once and queues
-those of peer 5. Afterwards the distinct chunks of peer 1 on disk (peers 2-4) are exactly as many
-as `cairn check` counts for the remaining snapshot — nothing unreferenced is left — and fewer than
-before; the third version restores identically. When peer 5 comes back it receives its
-deletions (no pending deletions left, and its chunks are a subset of what peers 2-4 hold).
-Then `cairn delete` removes one file from the backup entirely.
+those of peer 5 (what peer 5 holds does not change while it is down). Afterwards the distinct
+chunks of peer 1 held by peers 2-4 are exactly as many as `cairn check` counts for the remaining
+snapshot — nothing unreferenced is left — and fewer than before; the third version restores
+identically. When peer 5 comes back it receives its deletions (no pending deletions left, and
+its chunks are a subset of what peers 2-4 hold). Then `cairn delete` removes one file from the
+backup entirely.
 
 ReclaimTest (6 peers, 2 copies): `cairn reclaim 0` on the storage peer holding the most: it
-holds no blob file afterwards, its quota in cairn.toml is 0, `cairn check` exits 0 (every chunk
-at target: the owner learnt where its blobs went through BlobMoved) and restore is identical.
+holds no blob afterwards (every record it had is gone: reclaim compacts its segments, which
+leaves no segment file), its quota in cairn.toml is 0, `cairn check` exits 0 (every chunk at
+target: the owner learnt where its blobs went through BlobMoved) and restore is identical.
 
 ReclaimFullTest (4 peers with a 4M quota each, filled to about 75%): `cairn reclaim 0` refuses
-with exit 1 and no blob file changes anywhere.
+with exit 1 and nothing changes anywhere (every peer holds the same blobs at the same segment
+offsets).
 
 RaceTest: three rounds of a backup of a changed tree running at the same time as
 `cairn forget --keep-last 1`; afterwards every snapshot that exists restores identically to the
@@ -25,15 +32,15 @@ tree it was taken of.
 
 ExtrasTest (4 peers, 2 copies, extra copies of metadata and data on): extra copies appear in
 spare space (storage peers report extra blobs); `cairn check` does not count them (after a
-regular copy of a chunk that also has an extra copy is deleted, check reports the chunk below
-target); a reclaim down to exactly the regular bytes evicts the extras and moves nothing.
+regular copy of a chunk that also has an extra copy is lost — its peer stopped, the copy's
+registry row removed, the peer started again — check reports the chunk below target); a reclaim
+down to exactly the regular bytes evicts the extras and moves nothing.
 """
 
 import os
 import json
 import random
 import shutil
-import sqlite3
 import subprocess
 import sys
 
@@ -52,23 +59,19 @@ def write(path: str, data: bytes):
 
 
 def owner_chunks(c, peer_ids, owner: int = 1) -> set:
-    """Distinct chunk ids (hex) of `owner` in the blob files of the given peers."""
+    """Distinct chunk ids (hex) of `owner` in the blobs the given peers hold."""
     return {chunk for (o, chunk) in c.blob_map(peer_ids, owner=owner)}
 
 
-def all_blob_files(c) -> dict:
-    return {pid: sorted(p.blob_files()) for pid, p in c.peers.items()}
+def all_held_blobs(c) -> dict:
+    """{peer id: {where (segment@offset): (owner, chunk hex, shard)}} of every member."""
+    return {pid: p.held_blobs() for pid, p in c.peers.items()}
 
 
 def held_records(peer) -> list:
-    """(owner, chunk hex, shard, extra) of a storage peer's blob registry (read-only)."""
-    db = sqlite3.connect(f"file:{os.path.join(peer.dir, 'index.db')}?mode=ro", uri=True,
-                         timeout=30)
-    try:
-        return [(o, bytes(c).hex(), s, bool(e))
-                for o, c, s, e in db.execute("SELECT owner, chunk_id, shard, extra FROM blobs")]
-    finally:
-        db.close()
+    """(owner, chunk hex, shard, extra) of the blobs a storage peer holds (its registry,
+    read-only)."""
+    return harness.held_records(peer.dir)
 
 
 def restore_and_compare(case, c, snapshot: str, src: str, name: str, tag: str):
@@ -80,8 +83,6 @@ def restore_and_compare(case, c, snapshot: str, src: str, name: str, tag: str):
 
 
 class ForgetGcTest(harness.ClusterTestCase):
-    # Reads and damages blob files directly: the one-file-per-blob layout.
-    storage_layout = "files"
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -108,7 +109,9 @@ class ForgetGcTest(harness.ClusterTestCase):
         offline = c.peers[5]
         self.assertEqual(offline.stop(), 0)
         # Listed once it is down (extra copies may still have been arriving until then).
-        offline_before = sorted(offline.blob_files())
+        offline_before = offline.held_blobs()
+        self.assertTrue(harness.has_segments(offline.dir), "peer 5 is not on segments")
+        self.assertGreater(len(offline_before), 0)
 
         r = c.json(1, "forget", self.snaps[0][:12], self.snaps[1][:12], timeout=300)
         self.assertEqual(len(r["removed"]), 2, r)
@@ -120,7 +123,7 @@ class ForgetGcTest(harness.ClusterTestCase):
         self.assertEqual([s["id"] for s in snaps], [self.snaps[2]])
 
         # Peer 5 was not touched while it was down.
-        self.assertEqual(sorted(offline.blob_files()), offline_before)
+        self.assertEqual(offline.held_blobs(), offline_before)
         status = c.json(1, "status", expect=None)
         self.assertGreater(status["home"]["pending_deletions"], 0, status)
 
@@ -144,7 +147,7 @@ class ForgetGcTest(harness.ClusterTestCase):
         check = c.check(1)
         self.assertEqual(check.rc, 0, repr(check))
         self.assertEqual(len(after), check.json["chunks"],
-                         "blob files of chunks no snapshot references are left on the peers")
+                         "blobs of chunks no snapshot references are still held by the peers")
         self.assertTrue(owner_chunks(c, [5]) <= after)
         restore_and_compare(self, c, self.snaps[2], self.src, "data", "v3")
 
@@ -177,8 +180,6 @@ class ForgetGcTest(harness.ClusterTestCase):
 
 
 class ReclaimTest(harness.ClusterTestCase):
-    # Reads and damages blob files directly: the one-file-per-blob layout.
-    storage_layout = "files"
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -192,14 +193,23 @@ class ReclaimTest(harness.ClusterTestCase):
     def test_reclaim_zero_empties_the_peer(self):
         c = self.c
         victim = c.holders_by_used(1)[0]
-        total = sum(len(p.blob_files()) for pid, p in c.peers.items())
-        held = len(c.peers[victim].blob_files())
-        print(f"peer {victim} holds {held} of {total} blob files", flush=True)
+        vdir = c.peers[victim].dir
+        total = sum(len(p.held_blobs()) for pid, p in c.peers.items())
+        held = len(c.peers[victim].held_blobs())
+        print(f"peer {victim} holds {held} of {total} blobs", flush=True)
+        self.assertTrue(harness.has_segments(vdir), f"peer {victim} is not on segments")
         self.assertGreater(held, 0)
         r = c.json(victim, "reclaim", "0", timeout=300)
         self.assertEqual(r["quota"], 0, r)
         self.assertEqual(r["moved_blobs"], held, r)
-        self.assertEqual(c.peers[victim].blob_files(), {})
+        self.assertEqual(c.peers[victim].held_blobs(), {})
+        # Evacuated blobs turn dead; reclaim then compacts every segment holding dead bytes
+        # (CompactAll), which with nothing live copies nothing: no record, no segment file left.
+        left = harness.segment_slots(vdir, states=(harness.SEG_LIVE, harness.SEG_DEAD,
+                                                   harness.SEG_QUARANTINED))
+        self.assertEqual(left, [], f"records left in peer {victim}'s registry")
+        self.assertEqual(sorted(os.listdir(os.path.join(vdir, "segments"))), [],
+                         f"segment files left on peer {victim}")
         self.assertIn(c.peers[victim].config()["quota"], (0, "0"))
         status = c.json(victim, "status", expect=None)
         self.assertEqual(status["used"], 0, status)
@@ -213,8 +223,6 @@ class ReclaimTest(harness.ClusterTestCase):
 
 
 class ReclaimFullTest(harness.ClusterTestCase):
-    # Reads and damages blob files directly: the one-file-per-blob layout.
-    storage_layout = "files"
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -229,19 +237,19 @@ class ReclaimFullTest(harness.ClusterTestCase):
     def test_reclaim_refused_when_cluster_is_full(self):
         c = self.c
         victim = c.holders_by_used(1)[0]
-        before = all_blob_files(c)
+        before = all_held_blobs(c)
+        self.assertTrue(all(harness.has_segments(p.dir) for pid, p in c.peers.items() if pid != 1))
+        self.assertGreater(len(before[victim]), 0)
         quota_before = c.peers[victim].config()["quota"]
         r = c.cli(victim, "reclaim", "0", expect=1, timeout=300)
         self.assertIn("cannot reclaim", r.err, repr(r))
-        self.assertEqual(all_blob_files(c), before, "a refused reclaim changed blob files")
+        self.assertEqual(all_held_blobs(c), before, "a refused reclaim changed held blobs")
         self.assertEqual(c.peers[victim].config()["quota"], quota_before)
         status = c.json(victim, "status", expect=None)
         self.assertEqual(status["quota"], 4 * MiB, status)
 
 
 class RaceTest(harness.ClusterTestCase):
-    # Reads and damages blob files directly: the one-file-per-blob layout.
-    storage_layout = "files"
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -281,8 +289,6 @@ class RaceTest(harness.ClusterTestCase):
 
 
 class ExtrasTest(harness.ClusterTestCase):
-    # Reads and damages blob files directly: the one-file-per-blob layout.
-    storage_layout = "files"
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -316,11 +322,22 @@ class ExtrasTest(harness.ClusterTestCase):
         regular = [q for q in (2, 3, 4) if q != pid and any(
             r[:3] == (owner, chunk, shard) and not r[3] for r in held_records(c.peers[q]))]
         self.assertTrue(regular, "no regular holder found for the extra copy's chunk")
-        c.peers[regular[0]].stop()
-        for rel, key in c.peers[regular[0]].blob_files().items():
-            if key == (owner, chunk, shard):
-                os.remove(os.path.join(c.peers[regular[0]].dir, "blobs", rel))
-        c.peers[regular[0]].start()
+        # The copy is lost the way a blob file removed behind the daemon's back was in the
+        # file layout: with the peer down, its registry row goes (drop_held_blob; the record's
+        # bytes stay unreferenced in the segment), so the peer comes back not holding it and
+        # answers HasBlobs "no" at once. Corrupting the record instead would not do: `cairn
+        # check` without --read-data only asks HasBlobs, which does not read the blob, so the
+        # copy would still count until something read it; and a read that quarantines it
+        # (check --read-data, scrub) makes the daemon start a repair at once (a check that finds
+        # a chunk below target requests one), racing the below-target assertion below — with
+        # --read-data, exit 3 would moreover come from the corrupt blob, not only from the extra
+        # copy not counting.
+        lost = c.peers[regular[0]]
+        self.assertEqual(lost.stop(), 0)
+        print(f"peer {regular[0]}: " + harness.drop_held_blob(lost.dir, (owner, chunk, shard)),
+              flush=True)
+        self.assertNotIn((owner, chunk, shard), lost.held_blobs().values())
+        lost.start()
         c.wait_all_alive(60)
         check = c.check(1)
         self.assertEqual(check.rc, 3, f"the extra copy must not count toward the target: {check!r}")

@@ -187,21 +187,6 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const std::string& dir,
   return d;
 }
 
-namespace {
-
-// Whether `dir` holds blobs in the one-file-per-blob layout (store/disk_blob_store): registry
-// rows in the `blobs` table, or anything under DIR/blobs.
-absl::StatusOr<bool> HasFileLayoutBlobs(const std::string& dir, store::BlobRegistry* registry) {
-  CAIRN_ASSIGN_OR_RETURN(store::StoreStats totals, registry->Totals());
-  if (totals.blobs > 0) return true;
-  std::error_code ec;
-  std::filesystem::directory_iterator it(BlobsDir(dir), ec);
-  if (ec) return false;  // missing: nothing there
-  return it != std::filesystem::directory_iterator();
-}
-
-}  // namespace
-
 absl::Status Daemon::OpenStore(const std::string& dir) {
   auto observer = [](const BlobKey& key, store::ScrubOutcome outcome, const std::string& reason) {
     spdlog::warn("blob {} {}: {}", key.DebugString(),
@@ -210,28 +195,27 @@ absl::Status Daemon::OpenStore(const std::string& dir) {
                      : "is lost (its file or segment is missing), record dropped",
                  SanitizeUtf8(reason));
   };
-  std::string layout = config_.storage_layout;
-  if (layout.empty()) {
-    CAIRN_ASSIGN_OR_RETURN(bool old, HasFileLayoutBlobs(dir, registry_.get()));
-    layout = old ? "files" : "segments";
-  }
-  if (layout == "files") {
-    CAIRN_ASSIGN_OR_RETURN(store_,
-                           store::DiskBlobStore::Open(BlobsDir(dir), config_.quota, registry_.get(),
-                                                      std::move(observer)));
-    spdlog::info("storage: one file per blob in {}", BlobsDir(dir));
+  if (config_.storage_layout == "files") {
+    CAIRN_ASSIGN_OR_RETURN(file_store_, store::DiskBlobStore::Open(BlobsDir(dir), config_.quota,
+                                                                   registry_.get(), observer));
+    store_ = file_store_.get();
+    spdlog::info("storage: one file per blob in {} ([storage] layout = \"files\")", BlobsDir(dir));
     return absl::OkStatus();
   }
+  // Segments; a directory that still holds blobs as files (made before segments) is migrated
+  // in the background while both layouts serve (store/layout_migration.h).
+  CAIRN_ASSIGN_OR_RETURN(bool migrate, store::NeedsLayoutMigration(BlobsDir(dir), registry_.get()));
   segment_registry_ = index::NewSqliteSegmentRegistry(db_.get());
   store::SegmentStoreOptions options;
   options.segment_target_bytes = config_.segment_size;
   options.compact_below_live_fraction = config_.compact_below;
   options.compact_bytes_per_second = config_.compact_rate;
-  options.observer = std::move(observer);
-  CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<store::SegmentBlobStore> segments,
+  options.observer = observer;
+  CAIRN_ASSIGN_OR_RETURN(segment_store_,
                          store::SegmentBlobStore::Open(dir, config_.quota, segment_registry_.get(),
                                                        options, env::PosixFileSystem()));
-  const store::SegmentRecovery r = segments->recovery();
+  segments_ = segment_store_.get();
+  const store::SegmentRecovery r = segment_store_->recovery();
   if (r.replayed_records > 0 || r.torn_tail_bytes > 0 || r.removed_segments > 0) {
     spdlog::warn(
         "storage: recovered {} segments: {} records registered again, {} bytes of torn tail cut, "
@@ -239,8 +223,23 @@ absl::Status Daemon::OpenStore(const std::string& dir) {
         r.segments, r.replayed_records, r.torn_tail_bytes, r.removed_segments);
   }
   spdlog::info("storage: {} segments in {}/segments", r.segments, dir);
-  segments_ = segments.get();
-  store_ = std::move(segments);
+  if (!migrate) {
+    store_ = segment_store_.get();
+    return absl::OkStatus();
+  }
+  CAIRN_ASSIGN_OR_RETURN(file_store_, store::DiskBlobStore::Open(BlobsDir(dir), config_.quota,
+                                                                 registry_.get(), observer));
+  CAIRN_ASSIGN_OR_RETURN(
+      migrating_store_,
+      store::MigratingBlobStore::Create(segment_store_.get(), file_store_.get(), config_.quota));
+  store::LayoutMigrationOptions mo;
+  mo.bytes_per_second = config_.compact_rate > 0 ? config_.compact_rate : 0;
+  CAIRN_ASSIGN_OR_RETURN(
+      migrator_, store::FileLayoutMigrator::Create(BlobsDir(dir), migrating_store_.get(), mo));
+  store_ = migrating_store_.get();
+  const store::LayoutMigrationProgress p = migrator_->Progress();
+  spdlog::info("storage: moving {} blobs ({}) from {} into segments in the background",
+               p.remaining_blobs, FormatSize(p.remaining_bytes), BlobsDir(dir));
   return absl::OkStatus();
 }
 
@@ -267,8 +266,8 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   ctx_.clock = options_.clock;
   ctx_.spread = placement::Spread::kHost;
   ctx_.gc_lock = &gc_lock_;
-  CAIRN_ASSIGN_OR_RETURN(
-      scrubber_, Scrubber::Create(store_.get(), catalog_.get(), ScrubberOptionsFrom(config_)));
+  CAIRN_ASSIGN_OR_RETURN(scrubber_,
+                         Scrubber::Create(store_, catalog_.get(), ScrubberOptionsFrom(config_)));
 
   // The advertised address must be known before the membership exists: resolve port 0 first.
   CAIRN_ASSIGN_OR_RETURN(auto listen_hp, SplitHostPort(config_.listen));
@@ -315,8 +314,8 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
       }
       return applied;
     };
-    auto server = net::PeerServer::Start(listen_address_, store_.get(), membership_.get(),
-                                         std::move(security));
+    auto server =
+        net::PeerServer::Start(listen_address_, store_, membership_.get(), std::move(security));
     if (server.ok()) {
       peer_server_ = *std::move(server);
       bind_error = absl::OkStatus();
@@ -378,6 +377,21 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   ping_thread_ = std::thread([this] { PingLoop(); });
   if (config_.repair_enabled) repair_thread_ = std::thread([this] { RepairLoop(); });
   maintenance_thread_ = std::thread([this] { MaintenanceLoop(); });
+  if (migrator_) {
+    migration_thread_ = std::thread([this] {
+      absl::Status st = migrator_->Run();
+      const store::LayoutMigrationProgress p = migrator_->Progress();
+      if (st.ok()) {
+        spdlog::info(
+            "storage: migration into segments done: {} blobs moved ({}), {} damaged and {} "
+            "missing blobs not moved",
+            p.moved_blobs, FormatSize(p.moved_bytes), p.damaged_blobs, p.missing_blobs);
+      } else if (!absl::IsCancelled(st)) {
+        spdlog::error("storage: migration into segments stopped ({} blobs left): {}",
+                      p.remaining_blobs, st.ToString());
+      }
+    });
+  }
   StartDiscovery(listen_host);
   scrubber_->Start();
   spdlog::info("peer {} listening on {} (api {})", config_.peer_id, listen_address_,
@@ -462,6 +476,8 @@ void Daemon::Shutdown() {
     if (ping_thread_.joinable()) ping_thread_.join();
     if (repair_thread_.joinable()) repair_thread_.join();
     if (maintenance_thread_.joinable()) maintenance_thread_.join();
+    if (migrator_) migrator_->Stop();
+    if (migration_thread_.joinable()) migration_thread_.join();
     if (discovery_) discovery_->Stop();
     if (scrubber_) scrubber_->Stop();
     if (peer_server_) peer_server_->Shutdown();
@@ -478,7 +494,13 @@ void Daemon::Shutdown() {
     scrubber_.reset();
     outbox_.reset();
     catalog_.reset();
-    store_.reset();
+    store_ = nullptr;
+    segments_ = nullptr;
+    migrator_.reset();
+    migrating_store_.reset();
+    segment_store_.reset();
+    file_store_.reset();
+    segment_registry_.reset();
     registry_.reset();
     db_.reset();
   });
@@ -587,6 +609,16 @@ absl::StatusOr<Json> Daemon::GetStatus() {
   } else {
     storage["live_bytes"] = stats.used;
     storage["dead_bytes"] = 0;
+  }
+  if (migrator_) {
+    const store::LayoutMigrationProgress p = migrator_->Progress();
+    storage["migration"] = {{"done", p.done},
+                            {"moved_blobs", p.moved_blobs},
+                            {"moved_bytes", p.moved_bytes},
+                            {"remaining_blobs", p.remaining_blobs},
+                            {"remaining_bytes", p.remaining_bytes},
+                            {"damaged_blobs", p.damaged_blobs},
+                            {"missing_blobs", p.missing_blobs}};
   }
   j["storage"] = std::move(storage);
   j.update(LifecycleStatusJson());

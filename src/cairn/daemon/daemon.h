@@ -49,6 +49,7 @@
 #include "cairn/index/database.h"
 #include "cairn/net/peer_server.h"
 #include "cairn/store/blob_store.h"
+#include "cairn/store/layout_migration.h"
 #include "cairn/store/segment_blob_store.h"
 
 namespace cairn::daemon {
@@ -161,9 +162,17 @@ class Daemon : public ApiHandler {
   // Declaration order is construction order; members are destroyed in reverse.
   std::unique_ptr<index::Database> db_;
   std::unique_ptr<store::BlobRegistry> registry_;
-  std::unique_ptr<store::SegmentRegistry> segment_registry_;  // layout "segments" only
-  std::unique_ptr<store::BlobStore> store_;      // DiskBlobStore or SegmentBlobStore ([storage])
-  store::SegmentBlobStore* segments_ = nullptr;  // store_ when it keeps segments, else null
+  // Storage ([storage] layout, docs/operations.md "Storage"): a SegmentBlobStore, a
+  // DiskBlobStore (one file per blob), or both behind a MigratingBlobStore while a directory made
+  // with files is moved into segments by migrator_ on migration_thread_. store_ is the one that
+  // serves.
+  std::unique_ptr<store::SegmentRegistry> segment_registry_;
+  std::unique_ptr<store::DiskBlobStore> file_store_;
+  std::unique_ptr<store::SegmentBlobStore> segment_store_;
+  std::unique_ptr<store::MigratingBlobStore> migrating_store_;
+  std::unique_ptr<store::FileLayoutMigrator> migrator_;
+  store::BlobStore* store_ = nullptr;
+  store::SegmentBlobStore* segments_ = nullptr;  // segment_store_.get(): null with files only
   std::unique_ptr<index::Catalog> catalog_;
   std::unique_ptr<store::MovedOutbox> outbox_;  // BlobMoved notices not yet delivered
   std::shared_mutex gc_lock_;                   // engine/gc.h: the GC safety rule
@@ -190,6 +199,7 @@ class Daemon : public ApiHandler {
   std::thread ping_thread_;
   std::thread repair_thread_;
   std::thread maintenance_thread_;
+  std::thread migration_thread_;  // runs migrator_ (file layout -> segments)
   std::atomic<bool> maintenance_cancel_{false};
   std::atomic<bool> extras_requested_{true};     // place extra copies soon (after a backup)
   std::atomic<bool> delivery_requested_{false};  // deliver deletions/notices soon

@@ -241,7 +241,7 @@ absl::StatusOr<std::string> Daemon::StartReclaim(const ReclaimRequest& request) 
     CAIRN_RETURN_IF_ERROR(store_->SetQuota(quota));
     engine::EvacuateContext ectx;
     ectx.self = config_.peer_id;
-    ectx.store = store_.get();
+    ectx.store = store_;
     ectx.outbox = outbox_.get();
     ectx.peers = peer_set_.get();
     ectx.spread = ctx_.spread;
