@@ -1,4 +1,5 @@
 // `cairn peer`: runs the daemon in the foreground until SIGTERM/SIGINT (design.md §9).
+#include <malloc.h>
 #include <signal.h>
 #include <spdlog/cfg/env.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -32,6 +33,10 @@ int RunPeer(const GlobalOptions& global) {
   absl::StatusOr<daemon::Config> config = daemon::LoadConfig(global.dir);
   if (!config.ok()) return PrintError(config.status());
   SetUpLogging(config->peer_id);
+  // A peer runs dozens of threads (upload workers, gRPC, batching senders); glibc would give
+  // each its own malloc arena, and every arena keeps freed chunk buffers: memory would grow
+  // with the thread count, not with the work (docs/architecture.md "Data path").
+  mallopt(M_ARENA_MAX, 4);
 
   // Block the shutdown signals in every thread (threads inherit the mask) and take them with
   // sigwait below; a peer that closes a connection must not kill us with SIGPIPE.

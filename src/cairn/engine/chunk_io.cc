@@ -1,6 +1,7 @@
 #include "cairn/engine/chunk_io.h"
 
 #include <algorithm>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -96,8 +97,16 @@ absl::StatusOr<StoreOutcome> StoreChunk(const EngineContext& ctx, BlobKind kind,
       if (!client) continue;
       round.emplace_back(peer, std::move(client));
     }
-    auto results = ParallelMap<absl::StatusOr<store::PutOutcome>>(
-        round.size(), [&](size_t i) { return round[i].second->PutBlob(key, sealed.blob); });
+    // Every copy of the round goes out at once without a thread per copy: the peer clients
+    // queue them into their next batch (net/batching_peer_client.h).
+    std::vector<std::future<absl::StatusOr<store::PutOutcome>>> pending;
+    pending.reserve(round.size());
+    for (const auto& [peer, client] : round) {
+      pending.push_back(client->StartPutBlob(key, sealed.blob, store::PutOptions{}));
+    }
+    std::vector<absl::StatusOr<store::PutOutcome>> results;
+    results.reserve(round.size());
+    for (auto& f : pending) results.push_back(f.get());
     for (size_t i = 0; i < round.size(); ++i) {
       PeerId peer = round[i].first;
       const auto& put = results[i];
@@ -212,18 +221,31 @@ absl::StatusOr<StoreOutcome> StoreShards(const EngineContext& ctx, BlobKind kind
     if (round.empty()) break;
     // PutBlob, and for ALREADY_STORED a read-back: a peer may hold this index from an
     // earlier seal of the chunk (another nonce), which must not be counted as ours.
-    auto results = ParallelMap<absl::Status>(round.size(), [&](size_t i) -> absl::Status {
-      const Put& put = round[i];
-      const Bytes& blob = sealed.shards[put.shard];
-      const BlobKey key{ctx.owner, sealed.id, put.shard};
-      CAIRN_ASSIGN_OR_RETURN(store::PutOutcome outcome, put.client->PutBlob(key, blob));
-      if (outcome == store::PutOutcome::kStored) return absl::OkStatus();
-      CAIRN_ASSIGN_OR_RETURN(Bytes held, put.client->GetBlob(key));
-      if (held != blob) {
-        return absl::AlreadyExistsError("holds this shard index of another seal of the chunk");
-      }
-      return absl::CancelledError("already stored");  // ours: counted, not sent
-    });
+    std::vector<std::future<absl::StatusOr<store::PutOutcome>>> sent;
+    sent.reserve(round.size());
+    for (const Put& put : round) {
+      sent.push_back(put.client->StartPutBlob({ctx.owner, sealed.id, put.shard},
+                                              sealed.shards[put.shard], store::PutOptions{}));
+    }
+    std::vector<absl::StatusOr<store::PutOutcome>> answers;
+    answers.reserve(round.size());
+    for (auto& f : sent) answers.push_back(f.get());
+    // ALREADY_STORED is rare (a re-run after a crash): its read-back runs on this thread.
+    std::vector<absl::Status> results;
+    results.reserve(round.size());
+    for (size_t i = 0; i < round.size(); ++i)
+      results.push_back([&]() -> absl::Status {
+        const Put& put = round[i];
+        const Bytes& blob = sealed.shards[put.shard];
+        const BlobKey key{ctx.owner, sealed.id, put.shard};
+        CAIRN_ASSIGN_OR_RETURN(store::PutOutcome outcome, std::move(answers[i]));
+        if (outcome == store::PutOutcome::kStored) return absl::OkStatus();
+        CAIRN_ASSIGN_OR_RETURN(Bytes held, put.client->GetBlob(key));
+        if (held != blob) {
+          return absl::AlreadyExistsError("holds this shard index of another seal of the chunk");
+        }
+        return absl::CancelledError("already stored");  // ours: counted, not sent
+      }());
     for (size_t i = 0; i < round.size(); ++i) {
       const Put& put = round[i];
       const absl::Status& st = results[i];

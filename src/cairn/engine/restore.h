@@ -45,7 +45,9 @@ struct RestoreOptions {
   std::string path;    // inside the snapshot; "" = everything
   std::string target;  // directory; created if missing. Entry `a/b` is written to target/b
                        // when path is "a/b", and each root entry to target/<name> otherwise.
-  int threads = 4;
+  // Workers fetching chunks; their concurrent fetches to one peer share GetBlobs batches
+  // (net/batching_peer_client.h), so more workers mean fewer round trips per chunk.
+  int threads = 12;
   bool restore_owner = true;  // chown when running as root
 };
 

@@ -125,6 +125,9 @@ absl::StatusOr<PreparedChunk> PrepareChunk(const codec::OwnerKeys& keys, BlobKin
                                       " bytes exceeds the maximum of " +
                                       std::to_string(kMaxPlaintextSize));
   }
+  // zstd level 1 (docs/formats.md "Blob envelope"): about twice as fast as level 3 for ~8%
+  // larger output; the level is not recorded (any level decodes alike).
+  constexpr int kZstdLevel = 1;
   PreparedChunk out;
   out.id = chunk_id != nullptr ? *chunk_id : codec::ComputeChunkId(keys.id_key, plaintext);
   out.kind = kind;
@@ -133,7 +136,7 @@ absl::StatusOr<PreparedChunk> PrepareChunk(const codec::OwnerKeys& keys, BlobKin
   // an empty plaintext).
   out.compression = Compression::kNone;
   if (!plaintext.empty()) {
-    Bytes compressed = codec::ZstdCompress(plaintext);
+    Bytes compressed = codec::ZstdCompress(plaintext, kZstdLevel);
     if (compressed.size() < plaintext.size()) {
       out.body = std::move(compressed);
       out.compression = Compression::kZstd;

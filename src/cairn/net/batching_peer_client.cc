@@ -92,6 +92,17 @@ absl::StatusOr<store::PutOutcome> BatchingPeerClient::PutBlob(const BlobKey& key
   return EnqueuePut(std::move(put)).get();
 }
 
+std::future<absl::StatusOr<store::PutOutcome>> BatchingPeerClient::StartPutBlob(
+    const BlobKey& key, ByteSpan blob, const store::PutOptions& options) {
+  absl::Status admitted = Admit(blob.size());
+  if (!admitted.ok()) return ReadyFuture<store::PutOutcome>(admitted);
+  auto put = std::make_unique<PendingPut>();
+  put->key = key;
+  put->blob = blob;
+  put->options = options;
+  return EnqueuePut(std::move(put));
+}
+
 std::future<absl::StatusOr<store::PutOutcome>> BatchingPeerClient::PutBlobAsync(
     const BlobKey& key, Bytes blob, const store::PutOptions& options) {
   absl::Status admitted = Admit(blob.size());

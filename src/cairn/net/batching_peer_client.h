@@ -87,6 +87,13 @@ class BatchingPeerClient final : public PeerClient {
   // client is destroyed).
   std::future<absl::StatusOr<store::PutOutcome>> PutBlobAsync(
       const BlobKey& key, Bytes blob, const store::PutOptions& options = {});
+  // Queued like PutBlob, answered through the future; `blob` is not copied and must stay valid
+  // until the future is ready. Blocks only while the window is full.
+  std::future<absl::StatusOr<store::PutOutcome>> StartPutBlob(
+      const BlobKey& key, ByteSpan blob, const store::PutOptions& options) override;
+  std::future<absl::StatusOr<Bytes>> StartGetBlob(const BlobKey& key) override {
+    return GetBlobAsync(key);
+  }
   // GetBlob without a thread per request; never blocks. The future holds the blob once
   // answered (the caller bounds how many it leaves outstanding).
   std::future<absl::StatusOr<Bytes>> GetBlobAsync(const BlobKey& key);

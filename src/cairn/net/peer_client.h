@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <span>
@@ -76,6 +77,23 @@ class PeerClient {
   }
   // Fetches a blob and verifies the checksum the callee sent (DATA_LOSS on mismatch).
   virtual absl::StatusOr<Bytes> GetBlob(const BlobKey& key) = 0;
+
+  // PutBlob / GetBlob whose answers come back as futures, so that one thread can have several
+  // calls in flight without a thread per call (a chunk's copies and shards go out at once,
+  // docs/architecture.md "Data path"). `blob` must stay valid until the future is ready. The
+  // defaults run the call on the calling thread and return a ready future; BatchingPeerClient
+  // queues the call into its next batch and returns at once.
+  virtual std::future<absl::StatusOr<store::PutOutcome>> StartPutBlob(
+      const BlobKey& key, ByteSpan blob, const store::PutOptions& options) {
+    std::promise<absl::StatusOr<store::PutOutcome>> done;
+    done.set_value(PutBlob(key, blob, options));
+    return done.get_future();
+  }
+  virtual std::future<absl::StatusOr<Bytes>> StartGetBlob(const BlobKey& key) {
+    std::promise<absl::StatusOr<Bytes>> done;
+    done.set_value(GetBlob(key));
+    return done.get_future();
+  }
 
   // Batched transfers (docs/protocol.md "Batches"). The outer status is the call's (UNAVAILABLE,
   // DEADLINE_EXCEEDED, UNAUTHENTICATED, INVALID_ARGUMENT for a malformed or oversized batch);
