@@ -106,7 +106,7 @@ struct Config {
   std::chrono::milliseconds dead_after{600000};
   uint32_t copies = 2;           // [backup] default replication degree
   std::string ec;                // [backup] default erasure coding "K+M"; "" = copies
-  int upload_threads = 32;       // [backup]
+  int upload_threads = 8;        // [backup]
   codec::ChunkerParams chunker;  // [chunker]; fixed at init
   // [scrub]: re-hash held blobs in the background (daemon/scrubber.h).
   bool scrub_enabled = true;

@@ -228,8 +228,21 @@ class BackupRun {
   const std::atomic<bool>* cancel_;
   codec::Chunker chunker_;
   BoundedQueue<UploadTask> queue_;
-  ByteBudget budget_;  // plaintext bytes queued or being uploaded
+  ByteBudget budget_;  // plaintext bytes queued, being sealed or with puts in flight
   std::vector<std::thread> workers_;
+  // New copies chunks whose puts are in flight, oldest first, finished by finisher_: the
+  // workers seal the next chunk instead of waiting for the peers (docs/architecture.md
+  // "Data path"). Unbounded as a queue; budget_ bounds what it holds.
+  struct Sent {
+    ChunkId id;
+    uint64_t budget_bytes = 0;
+    CopiesInFlight copies;
+  };
+  BoundedQueue<Sent> sent_{SIZE_MAX};
+  std::thread finisher_;
+  void FinisherLoop();
+  // A chunk is done (stored, or failed with `st`): counters, in-flight set, first error.
+  void Done(const ChunkId& id, const absl::StatusOr<StoreOutcome>& outcome);
   Bytes read_buf_;  // the walker's read buffer (ChunkPass)
 
   std::mutex mu_;  // guards the fields below
@@ -246,12 +259,15 @@ class BackupRun {
 void BackupRun::StartWorkers() {
   int n = std::max(1, opts_.upload_threads);
   for (int i = 0; i < n; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  finisher_ = std::thread([this] { FinisherLoop(); });
 }
 
 absl::Status BackupRun::StopWorkers() {
   queue_.Close();
   for (auto& t : workers_) t.join();
   workers_.clear();
+  sent_.Close();
+  if (finisher_.joinable()) finisher_.join();
   std::lock_guard lock(mu_);
   return upload_error_;
 }
@@ -265,24 +281,45 @@ void BackupRun::WorkerLoop() {
         continue;
       }
     }
-    absl::Status st;
+    const uint64_t task_bytes = task->plaintext.size();
+    if (!task->topping_up) {
+      // A new chunk stored as copies: seal it, start its puts, and hand it to the finisher.
+      auto started = StartNewCopies(ctx_, task->kind, task->id, task->plaintext, redundancy_);
+      if (!started.ok() || started->has_value()) {
+        task->plaintext = Bytes();
+        if (!started.ok()) {
+          budget_.Release(task_bytes);
+          Done(task->id, started.status());
+          continue;
+        }
+        sent_.Push(Sent{task->id, task_bytes, std::move(**started)});
+        continue;
+      }
+    }
     std::optional<index::ChunkRecord> known;
     if (task->topping_up) known = std::move(task->known);
     auto outcome = PutChunk(ctx_, task->kind, task->id, task->plaintext, redundancy_, known);
-    const uint64_t task_bytes = task->plaintext.size();
     task->plaintext = Bytes();
     budget_.Release(task_bytes);
-    if (!outcome.ok()) {
-      st = outcome.status();
-    } else {
-      progress_->sent_bytes += outcome->sent_bytes;
-      std::lock_guard lock(mu_);
-      if (!outcome->at_target) ++below_target_;
-    }
-    std::lock_guard lock(mu_);
-    in_flight_.erase(task->id);
-    if (!st.ok() && upload_error_.ok()) upload_error_ = st;
+    Done(task->id, outcome);
   }
+}
+
+void BackupRun::FinisherLoop() {
+  while (auto sent = sent_.Pop()) {
+    auto outcome = FinishCopies(ctx_, sent->copies);
+    sent->copies = CopiesInFlight();
+    budget_.Release(sent->budget_bytes);
+    Done(sent->id, outcome);
+  }
+}
+
+void BackupRun::Done(const ChunkId& id, const absl::StatusOr<StoreOutcome>& outcome) {
+  if (outcome.ok()) progress_->sent_bytes += outcome->sent_bytes;
+  std::lock_guard lock(mu_);
+  if (outcome.ok() && !outcome->at_target) ++below_target_;
+  in_flight_.erase(id);
+  if (!outcome.ok() && upload_error_.ok()) upload_error_ = outcome.status();
 }
 
 absl::Status BackupRun::AddChunk(const ChunkId& id, BlobKind kind, ByteSpan plaintext) {

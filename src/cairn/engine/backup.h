@@ -4,9 +4,10 @@
 // snapshot in catalog. Storing is engine/chunk_io.h (PutChunk).
 //
 // Concurrency: one walker thread reads, chunks and hashes files and builds trees; a fixed pool
-// of upload workers compresses, encrypts and uploads new chunks (their copies go out at once
-// through base/fan_out.h, and concurrent puts to one peer travel in batches when the peer
-// client batches: net/batching_peer_client.h). The plaintext queued or being uploaded is at
+// of upload workers compresses and encrypts new chunks and starts their puts
+// (engine/chunk_io.h StartNewCopies); one finisher thread collects the answers in order and
+// records the chunks (FinishCopies). Concurrent puts to one peer travel in batches
+// (net/batching_peer_client.h). The plaintext queued or being uploaded is at
 // most `max_bytes_in_flight` (plus one chunk), so memory stays flat whatever the data size.
 //
 // Thread-safety: one Run at a time per BackupEngine; progress may be read from other threads.
@@ -59,9 +60,11 @@ struct BackupOptions {
   std::vector<std::string> excludes;  // fnmatch(3) globs, matched against the base name and
                                       // against the full path
   std::string hostname;
-  // Many workers, so that many small chunks are in flight to each peer at once (they share
-  // batches and the storage peers' group commits); memory is bounded by bytes, not by them.
-  int upload_threads = 32;
+  // Workers seal chunks; a new chunk's copies are then sent without waiting (the answers are
+  // collected by one finisher thread), so many chunks are in flight to each peer at once with
+  // few threads (they share batches and the storage peers' group commits). Erasure-coded and
+  // topped-up chunks are stored by the worker itself. Memory is bounded by bytes.
+  int upload_threads = 8;
   int queue_chunks = 64;
   uint64_t max_bytes_in_flight = 48ull << 20;  // plaintext bytes
   // Change detection against the parent (the latest snapshot of exactly these paths;

@@ -70,6 +70,25 @@ bool SatisfiesRedundancy(const index::ChunkRecord& known, const Redundancy& redu
   return known.holders.size() >= redundancy.CopiesForCopiesChunk();
 }
 
+namespace {
+
+// Sorts the holders, sets at_target and records the chunk with its holders in the catalog.
+absl::Status RecordCopies(const EngineContext& ctx, BlobKind kind,
+                          const format::SealedChunk& sealed, uint32_t copies, StoreOutcome& out) {
+  std::sort(out.holders.begin(), out.holders.end());
+  out.at_target = out.holders.size() >= copies;
+  index::ChunkRecord record;
+  record.id = sealed.id;
+  record.kind = kind;
+  record.plain_size = sealed.plain_size;
+  record.blob_size = sealed.blob.size();
+  record.target = copies;
+  record.holders = out.holders;
+  return Annotate(ctx.catalog->AddChunk(record), "record chunk " + sealed.id.ShortHex());
+}
+
+}  // namespace
+
 absl::StatusOr<StoreOutcome> StoreChunk(const EngineContext& ctx, BlobKind kind,
                                         const format::SealedChunk& sealed, uint32_t copies,
                                         const std::vector<PeerId>& existing_holders) {
@@ -127,18 +146,64 @@ absl::StatusOr<StoreOutcome> StoreChunk(const EngineContext& ctx, BlobKind kind,
         "chunk ", sealed.id.ShortHex(), " could not be stored on any peer (",
         order.empty() ? std::string("no live peers") : absl::StrJoin(errors, "; "), ")"));
   }
-  std::sort(out.holders.begin(), out.holders.end());
-  out.at_target = out.holders.size() >= copies;
-  index::ChunkRecord record;
-  record.id = sealed.id;
-  record.kind = kind;
-  record.plain_size = sealed.plain_size;
-  record.blob_size = sealed.blob.size();
-  record.target = copies;
-  record.holders = out.holders;
-  CAIRN_RETURN_IF_ERROR(
-      Annotate(ctx.catalog->AddChunk(record), "record chunk " + sealed.id.ShortHex()));
+  CAIRN_RETURN_IF_ERROR(RecordCopies(ctx, kind, sealed, copies, out));
   return out;
+}
+
+absl::StatusOr<std::optional<CopiesInFlight>> StartNewCopies(const EngineContext& ctx,
+                                                             BlobKind kind, const ChunkId& id,
+                                                             ByteSpan plaintext,
+                                                             const Redundancy& redundancy) {
+  if (redundancy.ec) return std::optional<CopiesInFlight>();
+  CAIRN_ASSIGN_OR_RETURN(format::PreparedChunk prepared,
+                         format::PrepareChunk(ctx.keys, kind, plaintext, &id));
+  CopiesInFlight f;
+  f.kind = kind;
+  f.sealed = format::SealCopy(ctx.keys, ctx.owner, prepared);
+  f.copies = redundancy.CopiesForCopiesChunk();
+  // StoreChunk's first round: the first `copies` usable peers of the placement order.
+  std::vector<StoragePeer> peers = ctx.peers->Peers();
+  std::vector<PeerId> order =
+      placement::PlacementOrder(f.sealed.id, LiveCandidates(peers), ctx.spread);
+  const BlobKey key{ctx.owner, f.sealed.id, 0};
+  for (PeerId peer : order) {
+    if (f.peers.size() >= f.copies) break;
+    if (peer == ctx.owner || LooksFull(peers, peer, f.sealed.blob.size())) continue;
+    auto client = ctx.peers->Client(peer);
+    if (!client) continue;
+    f.peers.push_back(peer);
+    // The blob's bytes live in f.sealed.blob, whose buffer stays put when `f` is moved.
+    f.answers.push_back(client->StartPutBlob(key, f.sealed.blob, store::PutOptions{}));
+  }
+  return std::optional<CopiesInFlight>(std::move(f));
+}
+
+absl::StatusOr<StoreOutcome> FinishCopies(const EngineContext& ctx, CopiesInFlight& f) {
+  StoreOutcome first;
+  for (size_t i = 0; i < f.answers.size(); ++i) {
+    absl::StatusOr<store::PutOutcome> put = f.answers[i].get();
+    if (!put.ok()) {
+      if (Retryable(put.status())) ctx.peers->ReportFailure(f.peers[i]);
+      continue;
+    }
+    first.holders.push_back(f.peers[i]);
+    if (*put == store::PutOutcome::kStored) {
+      first.sent_bytes += f.sealed.blob.size();
+      ++first.new_copies;
+    }
+  }
+  f.answers.clear();
+  if (first.holders.size() < f.copies) {
+    // A peer failed or was missing: StoreChunk goes on down the placement order from the
+    // holders it has (and reports what it could not place).
+    CAIRN_ASSIGN_OR_RETURN(StoreOutcome rest,
+                           StoreChunk(ctx, f.kind, f.sealed, f.copies, first.holders));
+    rest.sent_bytes += first.sent_bytes;
+    rest.new_copies += first.new_copies;
+    return rest;
+  }
+  CAIRN_RETURN_IF_ERROR(RecordCopies(ctx, f.kind, f.sealed, f.copies, first));
+  return first;
 }
 
 absl::StatusOr<StoreOutcome> StoreShards(const EngineContext& ctx, BlobKind kind,

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <future>
 #include <optional>
 #include <vector>
 
@@ -74,6 +75,30 @@ absl::StatusOr<StoreOutcome> StoreShards(const EngineContext& ctx, BlobKind kind
 absl::StatusOr<StoreOutcome> PutChunk(const EngineContext& ctx, BlobKind kind, const ChunkId& id,
                                       ByteSpan plaintext, const Redundancy& redundancy,
                                       const std::optional<index::ChunkRecord>& known);
+
+// A new chunk's copies on their way (backup's pipeline, docs/architecture.md "Data path"):
+// sealed, and sent to the first `copies` peers of its placement order, answers pending.
+struct CopiesInFlight {
+  BlobKind kind = BlobKind::kData;
+  format::SealedChunk sealed;
+  uint32_t copies = 0;
+  std::vector<PeerId> peers;  // the peers sent to, in placement order
+  std::vector<std::future<absl::StatusOr<store::PutOutcome>>> answers;  // one per peer
+};
+
+// The first half of PutChunk for an unknown chunk stored as copies, without waiting: seals it
+// and starts its puts (PeerClient::StartPutBlob), so that the caller can seal the next chunk
+// while these travel. nullopt when `redundancy` is erasure coding (use PutChunk). Errors:
+// sealing's (INVALID_ARGUMENT for an oversized chunk).
+absl::StatusOr<std::optional<CopiesInFlight>> StartNewCopies(const EngineContext& ctx,
+                                                             BlobKind kind, const ChunkId& id,
+                                                             ByteSpan plaintext,
+                                                             const Redundancy& redundancy);
+
+// The second half: waits for the answers; when fewer than `copies` peers took the chunk, goes on
+// down the placement order as StoreChunk does; records the holders in the catalog. Returns what
+// StoreChunk returns.
+absl::StatusOr<StoreOutcome> FinishCopies(const EngineContext& ctx, CopiesInFlight& in_flight);
 
 // True when a known chunk needs no upload for `redundancy`: copies chunks hold at least
 // CopiesForCopiesChunk() copies; erasure-coded chunks are at their own target.
