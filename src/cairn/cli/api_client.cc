@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -116,6 +117,7 @@ absl::StatusOr<nlohmann::json> ApiClient::Delete(const std::string& target) {
 absl::StatusOr<nlohmann::json> ApiClient::WaitForJob(const std::string& id, ProgressBar* bar) {
   InterruptGuard guard;
   const std::string target = "/v1/jobs/" + UrlEncode(id);
+  int ticks = 1;  // 10 ms each
   while (true) {
     if (g_interrupted) {
       if (bar) bar->Finish();
@@ -140,10 +142,12 @@ absl::StatusOr<nlohmann::json> ApiClient::WaitForJob(const std::string& id, Prog
       return absl::UnknownError("the job failed");
     }
     if (state != "running") return absl::InternalError("malformed job status from the peer");
-    // Sleep 200 ms, waking early on Ctrl-C.
-    for (int i = 0; i < 20 && !g_interrupted; ++i) {
+    // Poll after 10, 20, 40 ... ms, then every 200 ms (a short job is not made to wait for a
+    // long interval), waking early on Ctrl-C.
+    for (int i = 0; i < ticks && !g_interrupted; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+    ticks = std::min(ticks * 2, 20);
   }
 }
 

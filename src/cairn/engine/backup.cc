@@ -292,7 +292,11 @@ void BackupRun::WorkerLoop() {
           Done(task->id, started.status());
           continue;
         }
-        sent_.Push(Sent{task->id, task_bytes, std::move(**started)});
+        // From here on the chunk holds its sealed blob, not its plaintext: the budget keeps
+        // what it holds.
+        const uint64_t held = std::min<uint64_t>(task_bytes, (*started)->sealed.blob.size());
+        budget_.Release(task_bytes - held);
+        sent_.Push(Sent{task->id, held, std::move(**started)});
         continue;
       }
     }

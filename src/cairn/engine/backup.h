@@ -66,7 +66,9 @@ struct BackupOptions {
   // topped-up chunks are stored by the worker itself. Memory is bounded by bytes.
   int upload_threads = 8;
   int queue_chunks = 64;
-  uint64_t max_bytes_in_flight = 48ull << 20;  // plaintext bytes
+  // Bytes of chunks queued, being sealed or with puts in flight (plaintext until sealed, then
+  // the sealed blob).
+  uint64_t max_bytes_in_flight = 32ull << 20;
   // Change detection against the parent (the latest snapshot of exactly these paths;
   // docs/architecture.md "Change detection"): a file whose size, mtime, ctime and inode equal
   // the parent entry's is not read, its chunk list is reused. A parent entry with ctime or
