@@ -9,7 +9,7 @@
 # per blob; with segments and group commit, one sync covers a whole write group.
 # Not a test: nothing is asserted. strace slows peer 2 down (it is not a speed benchmark).
 #
-# Usage: bench/fsync.sh [--files 20000] [--seed 1] [--layout segments|files] [--workdir DIR]
+# Usage: bench/fsync.sh [--files 20000] [--seed 1] [--layout segments|files|""] [--workdir DIR]
 #                       [--keep]
 #   env CAIRN_BIN: use this binary instead of building build/cmd/cairn/cairn
 set -euo pipefail
@@ -21,7 +21,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --files) files="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
-    --layout) layout="$2"; shift 2 ;;
+    --layout) layout="$2"; shift 2 ;;  # "": cairn's default (for binaries without [storage])
     --workdir) workdir="$2"; shift 2 ;;
     --keep) keep=1; shift ;;
     -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -48,7 +48,7 @@ for i in range(n):
         f.write(rng.randbytes(rng.randint(100, 4096)))
 PY
 
-scripts/local-cluster start 4 "$work/cluster" --quota 10G --storage-layout "$layout" >&2
+scripts/local-cluster start 4 "$work/cluster" --quota 10G ${layout:+--storage-layout "$layout"} >&2
 strace -f --seccomp-bpf -c -e trace=fsync,fdatasync,sync_file_range,syncfs -o "$work/strace.txt" \
   -p "$(cat "$work/cluster/peer2/pid")" 2>/dev/null &
 strace_pid=$!

@@ -239,6 +239,9 @@ absl::StatusOr<std::string> Daemon::StartReclaim(const ReclaimRequest& request) 
     const uint64_t old_quota = store_->Stats().quota;
     // Lower the quota first so that no new blob arrives while the old ones move out.
     CAIRN_RETURN_IF_ERROR(store_->SetQuota(quota));
+    // Decide on fresh numbers: the peers' used bytes as the last ping round saw them may be
+    // older than a backup that just filled them.
+    PingOnce();
     engine::EvacuateContext ectx;
     ectx.self = config_.peer_id;
     ectx.store = store_;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
@@ -203,13 +204,21 @@ class BackupRun {
   // metadata from fstat. A file that changed while it was read is read once more; if it
   // changed again it is kept as read and flagged (warnings, files_changed_during_read).
   absl::StatusOr<std::vector<ChunkId>> ReadFile(const std::string& path, format::TreeEntry& e);
-  absl::StatusOr<ChunkId> BackupDirectory(const std::string& path, const format::Tree* parent);
+  // `parent_id`: the id of `parent` (its cached tree), when there is one.
+  absl::StatusOr<ChunkId> BackupDirectory(const std::string& path, const format::Tree* parent,
+                                          const std::optional<ChunkId>& parent_id);
   // Fills `entry` (already stat'ed) with content; returns false if the entry must be skipped.
   bool BackupEntry(const std::string& path, const struct stat& st, format::TreeEntry& entry,
                    const format::TreeEntry* parent_entry, absl::Status* fatal);
-  absl::StatusOr<ChunkId> StoreTree(const format::Tree& tree);
+  // Caches and stores a tree; `cached`: the id of a tree already in the catalog's cache (the
+  // parent's), whose write is skipped when this tree is the same.
+  absl::StatusOr<ChunkId> StoreTree(const format::Tree& tree,
+                                    const std::optional<ChunkId>& cached = std::nullopt);
   std::optional<format::Tree> LoadParentTree(const ChunkId& id);
   void ScanTotals(std::vector<std::string> paths);
+  static constexpr std::chrono::milliseconds kScanDelay{1000};
+  std::mutex scan_mu_;  // with scan_cv_: the scanner's wait for kScanDelay or the end
+  std::condition_variable scan_cv_;
 
   static EngineContext WithCatalog(const EngineContext& ctx, index::Catalog* catalog) {
     EngineContext out = ctx;
@@ -526,7 +535,9 @@ bool BackupRun::BackupEntry(const std::string& path, const struct stat& st,
         parent_entry->subtree) {
       parent_tree = LoadParentTree(*parent_entry->subtree);
     }
-    auto id = BackupDirectory(path, parent_tree ? &*parent_tree : nullptr);
+    std::optional<ChunkId> parent_id;
+    if (parent_tree) parent_id = *parent_entry->subtree;
+    auto id = BackupDirectory(path, parent_tree ? &*parent_tree : nullptr, parent_id);
     if (!id.ok()) {
       if (!IsSourceError(id.status())) {
         *fatal = id.status();
@@ -556,7 +567,8 @@ bool BackupRun::BackupEntry(const std::string& path, const struct stat& st,
 }
 
 absl::StatusOr<ChunkId> BackupRun::BackupDirectory(const std::string& path,
-                                                   const format::Tree* parent) {
+                                                   const format::Tree* parent,
+                                                   const std::optional<ChunkId>& parent_id) {
   if (Cancelled()) return absl::CancelledError("backup cancelled");
   auto names = ReadDirNames(path);
   if (!names.ok()) return SourceError(names.status());
@@ -584,19 +596,28 @@ absl::StatusOr<ChunkId> BackupRun::BackupDirectory(const std::string& path,
       return fatal;
     }
   }
-  return StoreTree(tree);
+  return StoreTree(tree, parent_id);
 }
 
-absl::StatusOr<ChunkId> BackupRun::StoreTree(const format::Tree& tree) {
+absl::StatusOr<ChunkId> BackupRun::StoreTree(const format::Tree& tree,
+                                             const std::optional<ChunkId>& cached) {
   Bytes encoded = format::EncodeTree(tree);
   ChunkId id = codec::ComputeChunkId(ctx_.keys.id_key, encoded);
-  CAIRN_RETURN_IF_ERROR(ctx_.catalog->PutTree(id, encoded));
+  // An unchanged directory: its tree is the parent's, cached when it was loaded (a write per
+  // directory would be most of a no-change backup's work).
+  if (id != cached) CAIRN_RETURN_IF_ERROR(ctx_.catalog->PutTree(id, encoded));
   CAIRN_RETURN_IF_ERROR(AddChunk(id, BlobKind::kTree, encoded));
   return id;
 }
 
 void BackupRun::ScanTotals(std::vector<std::string> paths) {
-  // A stat-only walk for the progress bar's totals; errors are the walker's to report.
+  // A stat-only walk for the progress bar's totals; errors are the walker's to report. It
+  // starts only when the backup is still running after kScanDelay: a short run (a re-backup
+  // with few changes) needs no ETA, and the scan would double its stat calls.
+  {
+    std::unique_lock lock(scan_mu_);
+    if (scan_cv_.wait_for(lock, kScanDelay, [&] { return progress_->scan_done.load(); })) return;
+  }
   std::vector<std::string> stack = std::move(paths);
   while (!stack.empty() && !Cancelled() && !progress_->scan_done.load()) {
     std::string p = std::move(stack.back());
@@ -703,7 +724,11 @@ absl::StatusOr<BackupResult> BackupRun::Run() {
       fatal = id.status();
   }
   absl::Status upload = StopWorkers();
-  progress_->scan_done = true;
+  {
+    std::lock_guard lock(scan_mu_);
+    progress_->scan_done = true;
+  }
+  scan_cv_.notify_all();
   scanner.join();
   CAIRN_RETURN_IF_ERROR(fatal);
   CAIRN_RETURN_IF_ERROR(upload);

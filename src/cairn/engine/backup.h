@@ -86,7 +86,9 @@ struct BackupOptions {
 
 // Live counters, updated while a backup runs.
 struct BackupProgress {
-  std::atomic<uint64_t> files_total{0};  // from a concurrent stat-only scan
+  // From a concurrent stat-only scan, started once the backup has run for a second (0 for a
+  // backup that ended sooner).
+  std::atomic<uint64_t> files_total{0};
   std::atomic<uint64_t> bytes_total{0};
   std::atomic<bool> scan_done{false};
   std::atomic<uint64_t> files_done{0};

@@ -67,12 +67,31 @@ int64_t ClampLimit(size_t limit) {
       std::min<size_t>(limit, static_cast<size_t>(std::numeric_limits<int64_t>::max())));
 }
 
+// One read transaction around several statements, so that SQLite takes its locks (fcntl calls
+// on the database and the WAL index) once, not once per statement. Errors of BEGIN leave the
+// statements to run in autocommit mode as before; COMMIT of a read transaction cannot lose
+// anything. Caller holds impl->mu and is not inside another transaction.
+class ReadTransaction {
+ public:
+  explicit ReadTransaction(Database::Impl* impl) : impl_(impl), open_(impl->Exec("BEGIN").ok()) {}
+  ~ReadTransaction() {
+    if (open_) (void)impl_->Exec("COMMIT");
+  }
+  ReadTransaction(const ReadTransaction&) = delete;
+  ReadTransaction& operator=(const ReadTransaction&) = delete;
+
+ private:
+  Database::Impl* impl_;
+  bool open_;
+};
+
 class SqliteCatalog : public Catalog {
  public:
   explicit SqliteCatalog(Database* db) : impl_(db->impl()) {}
 
   absl::StatusOr<std::optional<ChunkRecord>> FindChunk(const ChunkId& id) override {
     std::lock_guard<std::mutex> lock(impl_->mu);
+    ReadTransaction read(impl_);
     ChunkRecord record;
     {
       CAIRN_ASSIGN_OR_RETURN(
@@ -166,6 +185,7 @@ class SqliteCatalog : public Catalog {
                                                       size_t limit) override {
     if (limit == 0) return absl::InvalidArgumentError("list chunks: limit must be >= 1");
     std::lock_guard<std::mutex> lock(impl_->mu);
+    ReadTransaction read(impl_);
     std::vector<ChunkRecord> out;
     {
       // An empty blob sorts before every chunk id (SQLite compares blobs with memcmp, then
