@@ -135,8 +135,8 @@ format::TreeEntry EntryFromStat(const std::string& name, const struct stat& st) 
 }
 
 // Bytes the walker may hand to the upload workers before it waits (memory flat in the data
-// size: design.md §3). A chunk larger than the whole budget still goes when nothing else is in
-// flight.
+// size: docs/architecture.md "Data path"). A chunk larger than the whole budget still goes when
+// nothing else is in flight.
 class ByteBudget {
  public:
   explicit ByteBudget(uint64_t limit) : limit_(std::max<uint64_t>(limit, 1)) {}

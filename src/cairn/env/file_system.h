@@ -1,5 +1,5 @@
-// FileSystem: the small file-system interface the segment store runs on (design.md §13 "fault
-// injection below the store"; modelled on leveldb's Env, helpers/memenv and
+// FileSystem: the small file-system interface the segment store runs on (docs/architecture.md "Data
+// path"; "fault injection below the store"; modelled on leveldb's Env, helpers/memenv and
 // fault_injection_test.cc). Three implementations:
 //   - PosixFileSystem(): the real one (pread/pwrite, fdatasync, fsync of directories);
 //   - NewMemFileSystem(): everything in memory, for fast tests;

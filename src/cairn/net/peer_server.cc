@@ -318,7 +318,7 @@ class PeerService final : public v1::Peer::Service {
 
   // GetBlob for many keys: the answers stream back in the request's order, at most
   // kMaxBatchBytes of blob bytes per message (one larger blob goes alone), so that neither side
-  // holds more than about one message (design.md §11.6).
+  // holds more than about one message (docs/protocol.md "Batches").
   grpc::Status GetBlobs(grpc::ServerContext* context, const v1::GetBlobsRequest* request,
                         grpc::ServerWriter<v1::GetBlobsResponse>* writer) override {
     return ServeStream(

@@ -168,7 +168,7 @@ class BlobStore {
 
   // Drops a blob and frees its space (a segment store: once compaction rewrote its segment;
   // until then its bytes count as dead, see StoreStats). OK also when the key is not held (deletes
-  // are idempotent, design.md §6). Callers enforce who may delete (design.md §11.2).
+  // are idempotent, docs/protocol.md). Callers enforce who may delete (docs/protocol.md).
   virtual absl::Status Delete(const BlobKey& key) = 0;
 
   virtual StoreStats Stats() = 0;

@@ -1,5 +1,5 @@
 // Segment files: the append-only pack files a storage peer keeps its blobs in
-// (DIR/segments/NNNNNNNN.seg; design.md §10, §11.3, §14; byte layout in docs/formats.md
+// (DIR/segments/NNNNNNNN.seg; byte layout in docs/formats.md
 // "Segments"). A segment is a 32-byte file header followed by records; each record frames one
 // blob with its length, a header checksum, the blob key, kind, extra flag and the blob's
 // XXH3-128, so that a segment alone says what it holds and where a torn or corrupt tail starts.

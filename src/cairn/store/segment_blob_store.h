@@ -1,5 +1,5 @@
 // SegmentBlobStore: a BlobStore that appends blobs to segment (pack) files with group commit
-// (design.md §10, §11.3, §14; format and durability argument in docs/formats.md "Segments").
+// (format and durability argument in docs/formats.md "Segments").
 //
 // Layout: ROOT/segments/NNNNNNNN.seg, each a header and framed records (store/segment.h). Puts
 // append to the open segment; at `segment_target_bytes` it is sealed and never written again.

@@ -1,11 +1,11 @@
-// SegmentRegistry: where each blob of a SegmentBlobStore lives (design.md §10, §11.3;
-// docs/formats.md "Segments"). One *slot* per record of a segment: the blob's key, size,
-// checksum, kind and extra flag, its place (segment id, record offset) and its state — live
-// (held), dead (deleted or evicted; its bytes stay until compaction rewrites the segment) or
-// quarantined (found corrupt; kept in the segment, no longer held). At most one slot per key is
-// live. One row per segment: its state and `registered_end`, the length of the file prefix
-// whose records all have slots (records after it are re-registered from the segment on open:
-// the segment is the log, the registry a materialized view of it).
+// SegmentRegistry: where each blob of a SegmentBlobStore lives (docs/formats.md "Segments"). One
+// *slot* per record of a segment: the blob's key, size, checksum, kind and extra flag, its place
+// (segment id, record offset) and its state — live (held), dead (deleted or evicted; its bytes stay
+// until compaction rewrites the segment) or quarantined (found corrupt; kept in the segment, no
+// longer held). At most one slot per key is live. One row per segment: its state and
+// `registered_end`, the length of the file prefix whose records all have slots (records after it
+// are re-registered from the segment on open: the segment is the log, the registry a materialized
+// view of it).
 //
 // Changes come in batches applied atomically (one SQLite transaction); a batch applied with
 // `durable` survives a power cut once Apply returned (SQLite synchronous=FULL for that commit,
