@@ -337,10 +337,10 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
     engine_options.auth = rpc_auth_;
     // The engines' concurrent single-blob calls to one peer travel in PutBlobs/GetBlobs
     // batches (docs/architecture.md "Data path").
-    // Batches of at most 4 MiB, 16 MiB of puts in flight per peer: a request is copied into
-    // its protobuf message and serialized once more, so this bounds the home peer's memory.
+    // Batches of at most 2 MiB, 16 MiB of puts in flight per peer: a batch is serialized once
+    // into the buffer gRPC sends (net/put_blobs_wire.h), so this bounds the home peer's memory.
     net::BatchingOptions batching;
-    batching.max_batch_bytes = size_t{4} << 20;
+    batching.max_batch_bytes = size_t{2} << 20;
     batching.max_bytes_in_flight = size_t{16} << 20;
     engine_factory = [engine_options, batching](const std::string& address) {
       return std::make_shared<net::BatchingPeerClient>(

@@ -267,6 +267,13 @@ class BackupRun {
 
 void BackupRun::StartWorkers() {
   int n = std::max(1, opts_.upload_threads);
+  if (!redundancy_.ec) {
+    // Stored as copies, a worker only seals (compress, encrypt) and starts the puts: it never
+    // waits for a peer, so more workers than cores add memory (each holds a chunk's plaintext,
+    // compressed and sealed forms) and no speed (docs/architecture.md "Data path").
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    n = std::min(n, cores + 1);
+  }
   for (int i = 0; i < n; ++i) workers_.emplace_back([this] { WorkerLoop(); });
   finisher_ = std::thread([this] { FinisherLoop(); });
 }
@@ -373,16 +380,18 @@ absl::StatusOr<std::vector<ChunkId>> BackupRun::ChunkPass(int fd, const std::str
                                                           uint64_t* size) {
   std::vector<ChunkId> chunks;
   const size_t max = chunker_.params().max_size;
-  // One buffer for the whole run: allocating (and zeroing) 2 x max chunk size per file would
-  // cost more than reading a small file.
-  if (read_buf_.size() != 2 * max) read_buf_.resize(2 * max);
+  // One buffer for the whole run (allocating and zeroing one per file would cost more than
+  // reading a small file): the chunker needs `max` bytes ahead of a cut, reads add up to
+  // kReadSize more.
+  constexpr size_t kReadSize = 1 << 20;
+  if (read_buf_.size() != max + kReadSize) read_buf_.resize(max + kReadSize);
   Bytes& buf = read_buf_;
   size_t start = 0, end = 0;
   bool eof = false;
   uint64_t total = 0;
   while (true) {
     while (!eof && end - start < max) {
-      if (buf.size() - end < max) {
+      if (buf.size() - end < kReadSize) {
         std::memmove(buf.data(), buf.data() + start, end - start);
         end -= start;
         start = 0;

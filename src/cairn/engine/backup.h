@@ -63,12 +63,14 @@ struct BackupOptions {
   // Workers seal chunks; a new chunk's copies are then sent without waiting (the answers are
   // collected by one finisher thread), so many chunks are in flight to each peer at once with
   // few threads (they share batches and the storage peers' group commits). Erasure-coded and
-  // topped-up chunks are stored by the worker itself. Memory is bounded by bytes.
+  // topped-up chunks are stored by the worker itself (copies use at most cores + 1 workers:
+  // they only seal). Memory is bounded by bytes.
   int upload_threads = 8;
   int queue_chunks = 64;
   // Bytes of chunks queued, being sealed or with puts in flight (plaintext until sealed, then
-  // the sealed blob).
-  uint64_t max_bytes_in_flight = 32ull << 20;
+  // the sealed blob). 16 MiB keeps a home peer within 128 MiB and is still several round trips
+  // of a storage peer's group commit at full speed.
+  uint64_t max_bytes_in_flight = 16ull << 20;
   // Change detection against the parent (the latest snapshot of exactly these paths;
   // docs/architecture.md "Change detection"): a file whose size, mtime, ctime and inode equal
   // the parent entry's is not read, its chunk list is reused. A parent entry with ctime or

@@ -119,7 +119,14 @@ std::optional<cluster::CallNonce> SignCall(const cluster::RpcAuth* auth, const c
                                            const google::protobuf::MessageLite& request,
                                            grpc::ClientContext& context) {
   if (auth == nullptr) return std::nullopt;
-  cluster::SignedRequest signed_request = auth->SignRequest(method, HashMessage(request));
+  return SignCall(auth, method, HashMessage(request), context);
+}
+
+std::optional<cluster::CallNonce> SignCall(const cluster::RpcAuth* auth, const char* method,
+                                           const cluster::Digest& request_hash,
+                                           grpc::ClientContext& context) {
+  if (auth == nullptr) return std::nullopt;
+  cluster::SignedRequest signed_request = auth->SignRequest(method, request_hash);
   context.AddMetadata(cluster::kAuthMetadataKey, signed_request.header);
   return signed_request.nonce;
 }

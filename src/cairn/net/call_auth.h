@@ -34,6 +34,10 @@ const cluster::Digest& EmptyBodyHash();
 std::optional<cluster::CallNonce> SignCall(const cluster::RpcAuth* auth, const char* method,
                                            const google::protobuf::MessageLite& request,
                                            grpc::ClientContext& context);
+// The same, for a request already serialized whose HashMessage is `request_hash`.
+std::optional<cluster::CallNonce> SignCall(const cluster::RpcAuth* auth, const char* method,
+                                           const cluster::Digest& request_hash,
+                                           grpc::ClientContext& context);
 
 // Client: the outcome of a call as absl::Status, after checking the callee's reply MAC. With
 // no `auth` (nonce nullopt) the status is returned as is. An OK answer without a valid MAC is

@@ -1,5 +1,6 @@
 #include "cairn/net/peer_client.h"
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
@@ -12,17 +13,21 @@
 #include <variant>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "cairn/base/status.h"
 #include "cairn/codec/checksum.h"
 #include "cairn/net/call_auth.h"
 #include "cairn/net/convert.h"
 #include "cairn/net/limits.h"
+#include "cairn/net/put_blobs_wire.h"
 #include "cairn/net/retrying_peer_client.h"
 #include "cairn/net/status_map.h"
 #include "cairn/v1/peer.grpc.pb.h"
 
 namespace cairn::net {
 namespace {
+
+constexpr char kPutBlobsMethod[] = "/cairn.v1.Peer/PutBlobs";
 
 // Runs a client call body; exceptions from protobuf/gRPC (e.g. allocation failures) become
 // INTERNAL instead of escaping into the engine.
@@ -42,7 +47,7 @@ absl::StatusOr<T> Guard(const std::string& what, Fn&& fn) {
 class GrpcPeerClient final : public PeerClient {
  public:
   GrpcPeerClient(std::shared_ptr<grpc::Channel> channel, const ClientOptions& options)
-      : stub_(v1::Peer::NewStub(channel)), options_(options) {}
+      : stub_(v1::Peer::NewStub(channel)), generic_stub_(channel), options_(options) {}
 
   // One authenticated unary call: signs the request, runs it, checks the reply MAC.
   template <typename Request, typename Response, typename Rpc>
@@ -54,6 +59,26 @@ class GrpcPeerClient final : public PeerClient {
     std::optional<cluster::CallNonce> nonce = SignCall(auth, method, request, context);
     grpc::Status status = (stub_.get()->*rpc)(&context, request, response);
     return CheckReply(auth, method, nonce, status, *response, context, callee);
+  }
+
+  // One authenticated unary call whose request is already serialized (`encoded`), through the
+  // generic stub: the bytes go out as they are.
+  template <typename Response>
+  absl::Status CallEncoded(const char* method, const EncodedPutBlobs& encoded, Response* response,
+                           std::chrono::milliseconds deadline) {
+    grpc::ClientContext context;
+    SetDeadline(context, deadline);
+    const cluster::RpcAuth* auth = options_.auth.get();
+    std::optional<cluster::CallNonce> nonce = SignCall(auth, method, encoded.hash, context);
+    grpc::Status status;
+    absl::Notification done;
+    generic_stub_.UnaryCall(&context, method, grpc::StubOptions(), &encoded.request, response,
+                            [&](grpc::Status s) {
+                              status = std::move(s);
+                              done.Notify();
+                            });
+    done.WaitForNotification();
+    return CheckReply(auth, method, nonce, status, *response, context, nullptr);
   }
 
   absl::StatusOr<PingReply> Ping(const cluster::PeerInfo& self,
@@ -129,8 +154,8 @@ class GrpcPeerClient final : public PeerClient {
         absl::StrCat("put blobs (", puts.size(), " blobs)"), [&]() -> absl::StatusOr<Answers> {
           CAIRN_RETURN_IF_ERROR(CheckPutBatch(puts));
           Answers answers(puts.size(), absl::InternalError("not answered"));
-          v1::PutBlobsRequest request;
-          std::vector<size_t> sent;  // request.blobs(j) is puts[sent[j]]
+          std::vector<size_t> sent;  // the request's blob j is puts[sent[j]]
+          std::vector<const BlobPut*> wire;
           for (size_t i = 0; i < puts.size(); ++i) {
             const BlobPut& put = puts[i];
             if (put.blob.empty() || put.blob.size() > kMaxWireBlobSize) {
@@ -141,17 +166,15 @@ class GrpcPeerClient final : public PeerClient {
                                                   kMaxWireBlobSize)));
               continue;
             }
-            v1::PutBlobRequest* out = request.add_blobs();
-            ToProto(put.key, out->mutable_key());
-            out->set_blob(reinterpret_cast<const char*>(put.blob.data()), put.blob.size());
-            out->set_checksum(ChecksumToProto(codec::BlobChecksum(put.blob)));
-            out->set_extra(put.options.extra);
             sent.push_back(i);
+            wire.push_back(&put);
           }
           if (sent.empty()) return answers;
+          // Serialized once, straight from the blobs (put_blobs_wire.h).
+          EncodedPutBlobs encoded = EncodePutBlobs(wire);
           v1::PutBlobsResponse response;
-          CAIRN_RETURN_IF_ERROR(Call("/cairn.v1.Peer/PutBlobs", &v1::Peer::Stub::PutBlobs, request,
-                                     &response, options_.blob_deadline));
+          CAIRN_RETURN_IF_ERROR(CallEncoded(kPutBlobsMethod, encoded, &response,
+                                            options_.blob_deadline));
           if (static_cast<size_t>(response.items_size()) != sent.size()) {
             return absl::InternalError(absl::StrCat("peer answered ", response.items_size(),
                                                     " items for ", sent.size(), " blobs"));
@@ -397,6 +420,7 @@ class GrpcPeerClient final : public PeerClient {
   }
 
   std::unique_ptr<v1::Peer::Stub> stub_;
+  grpc::TemplatedGenericStub<grpc::ByteBuffer, v1::PutBlobsResponse> generic_stub_;
   const ClientOptions options_;
 };
 
