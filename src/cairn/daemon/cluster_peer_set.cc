@@ -23,6 +23,7 @@ std::vector<engine::StoragePeer> ClusterPeerSet::Peers() {
     p.used = v.info.used;
     p.extra = v.info.extra;
     p.alive = v.state == cluster::PeerState::kAlive;
+    p.suspect = v.state == cluster::PeerState::kSuspect;
     out.push_back(std::move(p));
   }
   return out;

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -35,6 +36,22 @@
 
 namespace cairn::engine {
 
+class PeerFailures;  // engine/peer_failures.h
+
+// How a chunk fetch retries holders it could not reach (engine/chunk_io.h FetchChunk;
+// docs/architecture.md "Holders and retries").
+struct FetchRetry {
+  // Holders that failed with UNAVAILABLE or DEADLINE_EXCEEDED are asked again, after a backoff,
+  // until this long after the fetch began. Longer than gRPC takes to reconnect to a peer that
+  // restarted (net/peer_client.cc caps its reconnect backoff at 1 s, plus 20% jitter).
+  std::chrono::milliseconds budget{5000};
+  // Before retry round r (0-based) a fetch sleeps a uniformly random time in [c/2, c] with
+  // c = min(max_backoff, initial_backoff * 2^r) (jittered, but long enough for a reconnect to
+  // make progress), never past the budget.
+  std::chrono::milliseconds initial_backoff{100};
+  std::chrono::milliseconds max_backoff{1000};
+};
+
 // What the engines share: this owner's identity and keys, its catalog and the cluster.
 struct EngineContext {
   PeerId owner = 0;
@@ -48,6 +65,10 @@ struct EngineContext {
   // check, repair, extra-copy placement, snapshot rewrite and BlobMoved take it shared; GC's
   // mark+sweep and each batch of deletion delivery take it exclusive. Null: no locking.
   std::shared_mutex* gc_lock = nullptr;
+  FetchRetry fetch_retry;
+  // Peers that could not be reached lately, shared by fetches: tried after the holders that
+  // answer. Null: each fetch knows only its own failures (a restore then keeps one of its own).
+  PeerFailures* peer_failures = nullptr;
 };
 
 struct BackupOptions {

@@ -16,6 +16,7 @@
 
 #include "cairn/codec/checksum.h"
 #include "cairn/engine/chunk_io.h"
+#include "cairn/engine/peer_failures.h"
 #include "cairn/engine/restore.h"
 #include "cairn/engine/testing/fake_peers.h"
 #include "cairn/env/clock.h"
@@ -103,6 +104,9 @@ class EngineTest : public ::testing::Test {
     ctx_.catalog = catalog_.get();
     ctx_.peers = &peers_;
     ctx_.clock = env::RealClock::Default();
+    // Unreachable holders are retried for this long: shorter than in production (5 s) so that
+    // tests of lost chunks stay quick, longer than the reconnects the fault tests simulate.
+    ctx_.fetch_retry.budget = std::chrono::milliseconds(1500);
   }
   void TearDown() override {
     if (!HasFailure()) fs::remove_all(root_);
@@ -312,6 +316,134 @@ TEST_F(EngineTest, UnreachableDataIsReportedPerFile) {
   ASSERT_TRUE(r.ok()) << r.status();  // trees are cached; file contents are not reachable
   EXPECT_FALSE(r->errors.empty());
   EXPECT_NE(r->errors[0].find("no copy could be read"), std::string::npos) << r->errors[0];
+}
+
+// The fault every holder-failover test below injects on the first call for each blob: the
+// codes a holder can fail with (unreachable, slow, lost the blob, corrupt blob).
+absl::Status FirstCallFault(size_t n) {
+  switch (n % 4) {
+    case 0:
+      return absl::UnavailableError("injected: holder unreachable");
+    case 1:
+      return absl::DeadlineExceededError("injected: holder too slow");
+    case 2:
+      return absl::NotFoundError("injected: holder lost the blob");
+    default:
+      return absl::DataLossError("injected: holder's blob is corrupt");
+  }
+}
+
+TEST_F(EngineTest, RestoreTriesTheOtherHolderWhenTheFirstFailsForEveryChunk) {
+  MakeTree();
+  Backup(2);
+  // The first GetBlob for every blob fails (whichever peer it goes to), with a rotating code;
+  // the calls each blob got are recorded to check they went to its recorded holders.
+  std::mutex mu;
+  std::map<BlobKey, std::vector<PeerId>> calls;
+  size_t faults = 0;
+  peers_.SetGetFault([&](PeerId peer, const BlobKey& key) {
+    std::lock_guard lock(mu);
+    auto& seen = calls[key];
+    seen.push_back(peer);
+    if (seen.size() > 1) return absl::OkStatus();
+    return FirstCallFault(faults++);
+  });
+  std::string target = (root_ / "restore").string();
+  RestoreResult rr = RestoreTo(target);
+  ASSERT_TRUE(rr.errors.empty()) << rr.errors.front();
+  EXPECT_EQ(CompareTrees((root_ / "src").string(), target + "/src"), "");
+  peers_.SetGetFault(nullptr);
+  ASSERT_GT(calls.size(), 20u);
+  EXPECT_EQ(faults, calls.size());  // every chunk's first holder failed
+  for (const auto& [key, asked] : calls) {
+    auto rec = catalog_->FindChunk(key.chunk);
+    ASSERT_TRUE(rec.ok() && rec->has_value());
+    // A chunk in several files is fetched once per file: two calls or more.
+    ASSERT_GE(asked.size(), 2u) << key.DebugString();
+    // Every call went to a recorded holder: the second holder, not a peer that never held it.
+    for (PeerId p : asked) {
+      EXPECT_NE(std::find((*rec)->holders.begin(), (*rec)->holders.end(), p), (*rec)->holders.end())
+          << key.DebugString() << " asked peer " << p;
+    }
+    EXPECT_NE(asked[0], asked[1]);
+  }
+}
+
+// A holder killed mid-restore, and the chunk's other holder just restarted: its client cannot
+// reach it until the channel reconnects (simulated: every other peer answers UNAVAILABLE for
+// the first 700 ms). The fetch must keep retrying the recorded holders for longer than that.
+TEST_F(EngineTest, RestoreWaitsForAHolderThatIsReconnecting) {
+  MakeTree();
+  Backup(2);
+  peers_.SetReachable(3, false);
+  const auto reconnected = std::chrono::steady_clock::now() + std::chrono::milliseconds(700);
+  std::atomic<uint64_t> refused{0};
+  peers_.SetGetFault([&](PeerId, const BlobKey&) {
+    if (std::chrono::steady_clock::now() >= reconnected) return absl::OkStatus();
+    ++refused;
+    return absl::UnavailableError("injected: reconnecting");
+  });
+  std::string target = (root_ / "restore").string();
+  RestoreResult rr = RestoreTo(target);
+  ASSERT_TRUE(rr.errors.empty()) << rr.errors.front();
+  EXPECT_EQ(CompareTrees((root_ / "src").string(), target + "/src"), "");
+  EXPECT_GT(refused.load(), 0u);
+  peers_.SetGetFault(nullptr);
+}
+
+// Once a holder has failed, later chunks ask their other holder first: a dead peer costs a few
+// calls, not one per chunk it held.
+TEST_F(EngineTest, DeadHolderIsAskedAfterTheOthersOnceItFailed) {
+  MakeTree();
+  Backup(2);
+  const uint64_t held = peers_.BlobCount(3);
+  ASSERT_GT(held, 40u);
+  peers_.SetReachable(3, false);
+  const uint64_t before = peers_.GetCalls(3);
+  std::string target = (root_ / "restore").string();
+  RestoreResult rr = RestoreTo(target);  // 12 workers
+  ASSERT_TRUE(rr.errors.empty()) << rr.errors.front();
+  EXPECT_EQ(CompareTrees((root_ / "src").string(), target + "/src"), "");
+  // At most one call per worker can be on its way to peer 3 before its first failure is known.
+  EXPECT_LE(peers_.GetCalls(3) - before, 12u) << "of " << held << " blobs peer 3 held";
+}
+
+TEST(OrderHoldersTest, AliveThenSuspectThenOthersAndFailingPeersLast) {
+  EngineContext ctx;
+  ctx.owner = 1;
+  ctx.clock = env::RealClock::Default();
+  PeerFailures failures(ctx.clock);
+  ctx.peer_failures = &failures;
+  std::vector<StoragePeer> peers;
+  for (PeerId id = 2; id <= 7; ++id) peers.push_back({id, "h" + std::to_string(id), 100, 0, true});
+  peers[1].alive = false;  // 3: suspect
+  peers[1].suspect = true;
+  peers[2].alive = false;  // 4: dead
+  peers[4].alive = false;  // 6: suspect
+  peers[4].suspect = true;
+  failures.Failed(5);
+  ChunkId id{};
+  struct Case {
+    std::vector<PeerId> holders;
+    std::vector<PeerId> want;
+  } cases[] = {
+      {{2, 5}, {2, 5}},          // 5 is alive but failing: after 2
+      {{5, 2}, {2, 5}},          // recorded order does not matter
+      {{4, 3}, {3, 4}},          // suspect before dead
+      {{4, 5}, {5, 4}},          // alive (failing) before dead
+      {{99, 4, 7}, {7, 4, 99}},  // unknown peers last
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(OrderHolders(ctx, id, peers, c.holders), c.want)
+        << "holders " << ::testing::PrintToString(c.holders);
+  }
+  // Between peers in the same state, the placement order decides.
+  std::vector<PeerId> suspects = OrderHolders(ctx, id, peers, {3, 6});
+  std::vector<placement::Candidate> all;
+  for (const auto& p : peers) all.push_back({p.id, p.host, 100.0});
+  std::vector<PeerId> order = placement::PlacementOrder(id, all, ctx.spread);
+  auto pos = [&](PeerId p) { return std::find(order.begin(), order.end(), p) - order.begin(); };
+  EXPECT_EQ(suspects.front(), pos(3) < pos(6) ? 3u : 6u);
 }
 
 // ---- Erasure coding (issue 3): 8 peers on 8 hosts, chunks of 64 KiB .. 1 MiB. ----
@@ -625,6 +757,40 @@ TEST_F(ErasureTest, BadSchemeIsInvalidArgument) {
   opts.ec = codec::ErasureScheme{17, 2};
   BackupEngine engine(ctx_);
   EXPECT_EQ(engine.Run(opts, nullptr).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Shards: with one shard holder dead and every other peer unreachable for the first 700 ms
+// (its client reconnecting), a restore still reads k shards of every chunk.
+TEST_F(ErasureTest, RestoreRetriesShardHoldersThatAreReconnecting) {
+  MakeEcTree();
+  Backup(2, kFourTwo);
+  peers_.SetReachable(3, false);
+  const auto reconnected = std::chrono::steady_clock::now() + std::chrono::milliseconds(700);
+  peers_.SetGetFault([&](PeerId, const BlobKey&) {
+    if (std::chrono::steady_clock::now() >= reconnected) return absl::OkStatus();
+    return absl::UnavailableError("injected: reconnecting");
+  });
+  EXPECT_EQ(RestoreAndCompare("restore"), "");
+  peers_.SetGetFault(nullptr);
+}
+
+// Shards: for every chunk the first m calls fail (whichever shards or copies they ask for); the
+// fetch takes the other holders and still reads k shards (or the one copy left).
+TEST_F(ErasureTest, RestoreTakesOtherHoldersWhenTheFirstOnesFailForEveryChunk) {
+  MakeEcTree();
+  Backup(2, kFourTwo);
+  std::mutex mu;
+  std::map<ChunkId, int> calls;
+  size_t faults = 0;
+  peers_.SetGetFault([&](PeerId, const BlobKey& key) {
+    std::lock_guard lock(mu);
+    if (++calls[key.chunk] > kFourTwo.m) return absl::OkStatus();
+    return FirstCallFault(faults++);
+  });
+  EXPECT_EQ(RestoreAndCompare("restore"), "");
+  peers_.SetGetFault(nullptr);
+  EXPECT_EQ(faults, calls.size() * kFourTwo.m);
+  EXPECT_GT(calls.size(), 10u);
 }
 
 }  // namespace

@@ -1,16 +1,23 @@
 #include "cairn/engine/chunk_io.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <chrono>
 #include <future>
 #include <map>
 #include <mutex>
+#include <random>
 #include <set>
 #include <string>
+#include <thread>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "cairn/base/fan_out.h"
 #include "cairn/base/status.h"
+#include "cairn/engine/peer_failures.h"
 
 namespace cairn::engine {
 namespace {
@@ -63,7 +70,119 @@ std::vector<PeerId> DistinctPeers(const std::vector<index::ShardHolder>& shards)
   return peers;
 }
 
+std::string PeerList(const std::vector<PeerId>& peers) {
+  return peers.empty() ? std::string("none") : absl::StrJoin(peers, ", ");
+}
+
+// The retrying side of one chunk fetch (docs/architecture.md "Holders and retries"): reports each
+// holder's answer to the peer set and the shared failure memory, and decides whether holders
+// that could not be reached are asked again — until ctx.fetch_retry.budget after the fetch
+// began, with backoff between rounds, and never for a peer that has been unreachable for
+// longer than the budget already (a dead peer must not make every chunk wait).
+class FetchRetrier {
+ public:
+  explicit FetchRetrier(const EngineContext& ctx)
+      : ctx_(ctx),
+        own_failures_(ctx.clock != nullptr ? ctx.clock : env::RealClock::Default()),
+        failures_(ctx.peer_failures != nullptr ? ctx.peer_failures : &own_failures_),
+        start_(std::chrono::steady_clock::now()) {}
+
+  PeerFailures& failures() { return *failures_; }
+
+  // Records the answer of `peer` (OK or the call's error).
+  void Note(PeerId peer, const absl::Status& status) {
+    if (status.ok()) {
+      failures_->Succeeded(peer);
+    } else if (Retryable(status)) {
+      ctx_.peers->ReportFailure(peer);
+      failures_->Failed(peer);
+    } else {
+      // NOT_FOUND, DATA_LOSS...: the peer answered; it is reachable, only this blob is not.
+      failures_->Succeeded(peer);
+    }
+  }
+
+  // Whether `peer`, whose call failed with `status`, is to be asked again in a later round.
+  bool WorthRetrying(PeerId peer, const absl::Status& status) {
+    if (!Retryable(status)) return false;
+    std::optional<int64_t> failing = failures_->FailingForNanos(peer);
+    const int64_t budget_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(ctx_.fetch_retry.budget).count();
+    return !failing || *failing <= budget_ns;
+  }
+
+  // Sleeps before retry round `round_` (jittered in [c/2, c], see FetchRetry; never past the
+  // budget) and returns true; false, without sleeping, once the budget is spent.
+  bool Backoff() {
+    const auto left = ctx_.fetch_retry.budget - Elapsed();
+    if (left <= std::chrono::milliseconds(0)) return false;
+    int64_t cap = std::max<int64_t>(1, ctx_.fetch_retry.initial_backoff.count());
+    const int64_t max = std::max<int64_t>(cap, ctx_.fetch_retry.max_backoff.count());
+    for (int i = 0; i < round_ && cap < max; ++i) cap *= 2;
+    cap = std::min(cap, max);
+    thread_local std::mt19937_64 rng(std::random_device{}());
+    std::uniform_int_distribution<int64_t> dist(cap / 2, cap);  // at least half: let it reconnect
+    auto wait = std::min<std::chrono::milliseconds>(
+        std::chrono::milliseconds(dist(rng)),
+        std::chrono::duration_cast<std::chrono::milliseconds>(left));
+    ++round_;
+    std::this_thread::sleep_for(wait);
+    return true;
+  }
+
+  int rounds() const { return round_; }
+  std::chrono::milliseconds Elapsed() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                 start_);
+  }
+
+ private:
+  const EngineContext& ctx_;
+  PeerFailures own_failures_;
+  PeerFailures* failures_;
+  const std::chrono::steady_clock::time_point start_;
+  int round_ = 0;
+};
+
+// Sorts `holders` into the order a fetch asks them (docs/architecture.md "Holders and retries").
+void SortHolders(const EngineContext& ctx, const ChunkId& id, const std::vector<StoragePeer>& peers,
+                 PeerFailures& failures, std::vector<PeerId>& holders) {
+  std::vector<placement::Candidate> all;
+  for (const auto& p : peers) {
+    all.push_back({p.id, p.host, static_cast<double>(std::max<uint64_t>(p.quota, 1))});
+  }
+  std::vector<PeerId> order = placement::PlacementOrder(id, all, ctx.spread);
+  struct Rank {
+    int state;  // 0 alive, 1 suspect, 2 dead or unknown
+    bool failing;
+    size_t position;  // in the placement order over every known peer; unknown peers last
+    PeerId id;
+    bool operator<(const Rank& o) const {
+      return std::tie(state, failing, position, id) <
+             std::tie(o.state, o.failing, o.position, o.id);
+    }
+  };
+  std::vector<Rank> ranks;
+  for (PeerId h : holders) {
+    const StoragePeer* p = FindPeer(peers, h);
+    int state = p == nullptr ? 2 : p->alive ? 0 : p->suspect ? 1 : 2;
+    size_t position = std::find(order.begin(), order.end(), h) - order.begin();
+    ranks.push_back({state, failures.Failing(h), position, h});
+  }
+  std::sort(ranks.begin(), ranks.end());
+  holders.clear();
+  for (const Rank& r : ranks) holders.push_back(r.id);
+}
+
 }  // namespace
+
+std::vector<PeerId> OrderHolders(const EngineContext& ctx, const ChunkId& id,
+                                 const std::vector<StoragePeer>& peers,
+                                 std::vector<PeerId> holders) {
+  FetchRetrier retrier(ctx);
+  SortHolders(ctx, id, peers, retrier.failures(), holders);
+  return holders;
+}
 
 bool SatisfiesRedundancy(const index::ChunkRecord& known, const Redundancy& redundancy) {
   if (known.erasure()) return known.AtTarget();
@@ -363,7 +482,7 @@ namespace {
 // those are not enough) and opens it. `k` may be 0 when unknown (learnt from the first shard).
 class ShardFetch {
  public:
-  ShardFetch(const EngineContext& ctx, const ChunkId& id) : ctx_(ctx), id_(id) {
+  ShardFetch(const EngineContext& ctx, const ChunkId& id) : ctx_(ctx), id_(id), retrier_(ctx) {
     peers_ = ctx.peers->Peers();
   }
 
@@ -374,7 +493,7 @@ class ShardFetch {
     }
     // Live peers first: a suspect one may still answer, but should not make reads wait.
     for (auto& [shard, list] : candidates_) {
-      std::stable_partition(list.begin(), list.end(), [&](PeerId p) { return IsAlive(p); });
+      SortHolders(ctx_, id_, peers_, retrier_.failures(), list);
     }
   }
 
@@ -404,18 +523,16 @@ class ShardFetch {
           if (opened.ok()) return opened;
         }
       }
-      if (census_done) return Finish();
-      Census();
-      census_done = true;
+      if (!census_done) {
+        Census();
+        census_done = true;
+        continue;
+      }
+      if (!RetryUnreachable()) return Finish();
     }
   }
 
  private:
-  bool IsAlive(PeerId p) const {
-    const StoragePeer* s = FindPeer(peers_, p);
-    return s != nullptr && s->alive;
-  }
-
   void LearnScheme(const format::BlobHeader& h) {
     if (k_ == 0) {
       k_ = h.k;
@@ -429,7 +546,30 @@ class ShardFetch {
         st.code() == absl::StatusCode::kInvalidArgument) {
       corrupt_ = true;
     }
+    if (retrier_.WorthRetrying(peer, st)) unreachable_.insert({shard, peer});
     errors_.push_back(absl::StrCat("peer ", peer, " shard ", shard, ": ", st.ToString()));
+    spdlog::warn("chunk {}: peer {} failed for shard {} ({}); trying other shard holders",
+                 id_.ShortHex(), peer, shard, st.ToString());
+  }
+
+  // When fewer than k shards could be read and some holders could not be reached: waits a
+  // backoff (within the retry budget) and makes those (shard, peer) pairs untried again.
+  bool RetryUnreachable() {
+    std::set<std::pair<uint32_t, PeerId>> again;
+    {
+      std::lock_guard lock(mu_);
+      again.swap(unreachable_);
+    }
+    if (again.empty() || !retrier_.Backoff()) return false;
+    std::vector<PeerId> peers;
+    for (const auto& [shard, peer] : again) {
+      tried_.erase({shard, peer});
+      if (std::find(peers.begin(), peers.end(), peer) == peers.end()) peers.push_back(peer);
+    }
+    spdlog::warn(
+        "chunk {}: retrying unreachable shard holder(s) {} (round {}, {} ms into the fetch)",
+        id_.ShortHex(), PeerList(peers), retrier_.rounds(), retrier_.Elapsed().count());
+    return true;
   }
 
   // One GetBlob, validated as a shard of this chunk with index `shard`.
@@ -438,10 +578,8 @@ class ShardFetch {
     auto client = ctx_.peers->Client(peer);
     if (!client) return absl::UnavailableError("unknown peer");
     auto blob = client->GetBlob(BlobKey{ctx_.owner, id_, shard});
-    if (!blob.ok()) {
-      if (Retryable(blob.status())) ctx_.peers->ReportFailure(peer);
-      return blob.status();
-    }
+    retrier_.Note(peer, blob.status());
+    if (!blob.ok()) return blob.status();
     auto v = format::ParseShard(*blob);
     if (!v.ok()) return absl::DataLossError(std::string(v.status().message()));
     if (v->header.owner != ctx_.owner || v->header.chunk != id_ || v->header.shard != shard) {
@@ -459,6 +597,10 @@ class ShardFetch {
     Fetched out;
     for (PeerId p : peers) {
       out.tried.push_back(p);
+      {
+        std::lock_guard lock(mu_);
+        if (!Contains(peers_tried_, p)) peers_tried_.push_back(p);
+      }
       auto blob = Get(p, shard);
       if (blob.ok()) {
         out.blob = std::move(*blob);
@@ -545,10 +687,8 @@ class ShardFetch {
       auto client = ctx_.peers->Client(ask[i]);
       if (!client) return found;
       auto has = client->HasBlobs(keys);
-      if (!has.ok()) {
-        if (Retryable(has.status())) ctx_.peers->ReportFailure(ask[i]);
-        return found;
-      }
+      retrier_.Note(ask[i], has.status());
+      if (!has.ok()) return found;
       for (size_t j = 0; j < has->size() && j < keys.size(); ++j) {
         if ((*has)[j]) found.push_back({keys[j].shard, ask[i]});
       }
@@ -561,8 +701,10 @@ class ShardFetch {
     std::string msg = absl::StrCat(
         "chunk ", id_.ShortHex(), ": no ", k_ == 0 ? std::string("k") : std::to_string(k_),
         " intact shards could be read (", good_indices_.size(), " read",
-        open_error_.empty() ? std::string() : "; " + open_error_,
+        open_error_.empty() ? std::string() : "; " + open_error_, "; peers tried ",
+        PeerList(peers_tried_),
         errors_.empty() ? std::string() : "; " + absl::StrJoin(errors_, "; "), ")");
+    spdlog::error("{}", msg);
     if (corrupt_) return absl::DataLossError(msg);
     return absl::UnavailableError(msg);
   }
@@ -577,72 +719,91 @@ class ShardFetch {
   std::vector<Bytes> blobs_;       // fetched shard blobs that parsed
   size_t opened_with_ = SIZE_MAX;  // blobs_.size() at the last OpenChunkShards
 
-  std::mutex mu_;  // guards errors_ and corrupt_ while fetches run
+  FetchRetrier retrier_;
+
+  std::mutex mu_;  // guards errors_, corrupt_, unreachable_ and peers_tried_ while fetches run
   std::vector<std::string> errors_;
   bool corrupt_ = false;
+  std::set<std::pair<uint32_t, PeerId>> unreachable_;  // (shard, peer) worth another round
+  std::vector<PeerId> peers_tried_;
   std::string open_error_;
 };
 
 absl::StatusOr<Bytes> FetchCopies(const EngineContext& ctx, const ChunkId& id,
                                   const std::optional<index::ChunkRecord>& record) {
   std::vector<StoragePeer> peers = ctx.peers->Peers();
-  auto is_alive = [&](PeerId p) {
-    const StoragePeer* s = FindPeer(peers, p);
-    return s != nullptr && s->alive;
-  };
-  // Recorded holders that are alive, then the live peers recorded as keeping an extra copy
-  // (evictable, so only after the regular ones); then every other live peer in placement order
-  // (blobs can be found without the index); last, holders that are not known to be alive (a
-  // suspect peer may still answer, but should not make every read wait on its timeouts first).
-  std::vector<PeerId> tried_order, unresponsive;
+  FetchRetrier retrier(ctx);
+  // Every recorded holder (alive, then suspect, then the others; docs/architecture.md "Holders
+  // and retries"), then the recorded extra copies (evictable, so only after the regular ones),
+  // then every other live peer in placement order (blobs can be found without the index).
+  std::vector<PeerId> holders, extras, order;
   if (record) {
-    for (PeerId p : record->holders) (is_alive(p) ? tried_order : unresponsive).push_back(p);
-    for (PeerId p : record->extras) {
-      if (!Contains(tried_order, p) && !Contains(unresponsive, p)) {
-        (is_alive(p) ? tried_order : unresponsive).push_back(p);
-      }
-    }
+    holders = record->holders;
+    SortHolders(ctx, id, peers, retrier.failures(), holders);
+    for (PeerId p : record->extras)
+      if (!Contains(holders, p)) extras.push_back(p);
+    SortHolders(ctx, id, peers, retrier.failures(), extras);
   }
+  order = holders;
+  order.insert(order.end(), extras.begin(), extras.end());
   for (PeerId p : placement::PlacementOrder(id, LiveCandidates(peers), ctx.spread)) {
-    if (!Contains(tried_order, p) && !Contains(unresponsive, p)) tried_order.push_back(p);
+    if (!Contains(order, p)) order.push_back(p);
   }
-  tried_order.insert(tried_order.end(), unresponsive.begin(), unresponsive.end());
+  order.erase(std::remove(order.begin(), order.end(), ctx.owner), order.end());
+
   const BlobKey key{ctx.owner, id, 0};
   std::vector<std::string> errors;
+  std::vector<PeerId> tried;
   bool corrupt = false;
-  for (PeerId peer : tried_order) {
-    if (peer == ctx.owner) continue;
-    auto client = ctx.peers->Client(peer);
-    if (!client) {
-      errors.push_back(absl::StrCat("peer ", peer, ": unknown"));
-      continue;
-    }
-    auto blob = client->GetBlob(key);
-    if (!blob.ok()) {
-      if (Retryable(blob.status())) ctx.peers->ReportFailure(peer);
-      if (blob.status().code() == absl::StatusCode::kDataLoss) corrupt = true;
+  // Rounds: every candidate once, then again the ones that could not be reached, with backoff,
+  // while the retry budget lasts (a restarted holder is reachable again once gRPC reconnects).
+  std::vector<PeerId> round = order;
+  while (true) {
+    std::vector<PeerId> again;
+    for (size_t i = 0; i < round.size(); ++i) {
+      const PeerId peer = round[i];
+      if (!Contains(tried, peer)) tried.push_back(peer);
+      absl::StatusOr<Bytes> blob = absl::UnavailableError("unknown peer");
+      if (auto client = ctx.peers->Client(peer)) blob = client->GetBlob(key);
+      retrier.Note(peer, blob.status());
+      if (blob.ok() && !record) {
+        // Without the index the blob says how the chunk is stored: a shard means k+m shards.
+        auto header = format::ParseBlobHeader(*blob);
+        if (header.ok() && header->scheme == format::Scheme::kErasure &&
+            header->owner == ctx.owner && header->chunk == id) {
+          ShardFetch fetch(ctx, id);
+          fetch.AddSeed(std::move(*blob), peer);
+          auto opened = fetch.Run(/*rebuild=*/false);
+          if (!opened.ok()) return opened.status();
+          return std::move(opened->plaintext);
+        }
+      }
+      if (blob.ok()) {
+        auto plain = format::OpenChunk(ctx.keys, ctx.owner, id, *blob);
+        if (plain.ok()) {
+          if (!errors.empty()) {
+            spdlog::info("chunk {}: fetched from peer {} after {} failed attempt(s)", id.ShortHex(),
+                         peer, errors.size());
+          }
+          return std::move(*plain);
+        }
+        blob = plain.status();
+        corrupt = true;
+      } else if (blob.status().code() == absl::StatusCode::kDataLoss) {
+        corrupt = true;
+      }
       errors.push_back(absl::StrCat("peer ", peer, ": ", blob.status().ToString()));
-      continue;
-    }
-    if (!record) {
-      // Without the index the blob says how the chunk is stored: a shard means k+m shards.
-      auto header = format::ParseBlobHeader(*blob);
-      if (header.ok() && header->scheme == format::Scheme::kErasure && header->owner == ctx.owner &&
-          header->chunk == id) {
-        ShardFetch fetch(ctx, id);
-        fetch.AddSeed(std::move(*blob), peer);
-        auto opened = fetch.Run(/*rebuild=*/false);
-        if (!opened.ok()) return opened.status();
-        return std::move(opened->plaintext);
+      const bool holder = Contains(holders, peer) || Contains(extras, peer);
+      if (retrier.WorthRetrying(peer, blob.status())) again.push_back(peer);
+      if (holder && i + 1 < round.size()) {
+        spdlog::warn("chunk {}: holder peer {} failed ({}); trying peer {}", id.ShortHex(), peer,
+                     blob.status().ToString(), round[i + 1]);
       }
     }
-    auto plain = format::OpenChunk(ctx.keys, ctx.owner, id, *blob);
-    if (!plain.ok()) {
-      corrupt = true;
-      errors.push_back(absl::StrCat("peer ", peer, ": ", plain.status().ToString()));
-      continue;
-    }
-    return std::move(*plain);
+    if (again.empty() || !retrier.Backoff()) break;
+    spdlog::warn("chunk {}: retrying unreachable peer(s) {} (round {}, {} ms into the fetch)",
+                 id.ShortHex(), PeerList(again), retrier.rounds(), retrier.Elapsed().count());
+    round = std::move(again);
   }
   if (!record) {
     // No copy (and no shard 0) anywhere: the chunk may be erasure-coded with shard 0 lost.
@@ -652,8 +813,10 @@ absl::StatusOr<Bytes> FetchCopies(const EngineContext& ctx, const ChunkId& id,
     if (opened.status().code() == absl::StatusCode::kDataLoss) corrupt = true;
   }
   std::string msg =
-      absl::StrCat("chunk ", id.ShortHex(), ": no copy could be read (",
+      absl::StrCat("chunk ", id.ShortHex(), ": no copy could be read (holders ", PeerList(holders),
+                   "; peers tried ", PeerList(tried), "; ",
                    errors.empty() ? std::string("no peers") : absl::StrJoin(errors, "; "), ")");
+  spdlog::error("{}", msg);
   if (corrupt) return absl::DataLossError(msg);
   return absl::UnavailableError(msg);
 }

@@ -10,12 +10,17 @@
 //    already hold one (below target, but more shards still survive more losses). Small chunks
 //    (sealed payload < format::kMinErasurePayload) get m+1 copies instead.
 //
-// Fetch: the recorded holders first, then (copies) the recorded extra copies, then the placement
-// order over the other live peers (and, for shards, a HasBlobs census), so blobs are found without
-// the index. Copies are tried one after another; shards are fetched in parallel, k at a time (data
-// shards first: no decoding), a failed fetch replaced by another shard, and opened from the first k
-// that arrive intact (checksum at the peer); when those do not authenticate (a corrupt shard that
-// still passed the checksum), every other shard is fetched and other k-subsets are tried.
+// Fetch: every recorded holder first (alive, then suspect, then the others; within each, peers
+// that have not failed lately before those that have, then placement order: OrderHolders), then
+// (copies) the recorded extra copies, then the placement order over the other live peers (and,
+// for shards, a HasBlobs census), so blobs are found without the index. Copies are tried one
+// after another; shards are fetched in parallel, k at a time (data shards first: no decoding), a
+// failed fetch replaced by another holder or shard, and opened from the first k that arrive
+// intact (checksum at the peer); when those do not authenticate (a corrupt shard that still
+// passed the checksum), every other shard is fetched and other k-subsets are tried. Holders that
+// could not be reached (UNAVAILABLE, DEADLINE_EXCEEDED) are asked again after a backoff while
+// EngineContext::fetch_retry.budget lasts, so that a holder that just restarted is read once
+// gRPC has reconnected to it (docs/architecture.md "Holders and retries").
 //
 // Thread-safety: stateless functions over a thread-safe context.
 #pragma once
@@ -105,10 +110,19 @@ absl::StatusOr<StoreOutcome> FinishCopies(const EngineContext& ctx, CopiesInFlig
 bool SatisfiesRedundancy(const index::ChunkRecord& known, const Redundancy& redundancy);
 
 // Fetches, verifies and decrypts chunk `id`, stored as copies or as shards (the catalog says
-// which; without a record the blobs found say it). NOT_FOUND/UNAVAILABLE when no peer could
-// serve it (or fewer than k shards); DATA_LOSS when what was found was corrupt. The message
-// names each peer tried.
+// which; without a record the blobs found say it). Blocks up to about
+// ctx.fetch_retry.budget (plus the last calls' own deadlines) while holders cannot be reached.
+// UNAVAILABLE when no peer could serve it (or fewer than k shards); DATA_LOSS when what was
+// found was corrupt. The message names each peer tried; logged at error level, each holder that
+// failed before another was tried at warn level.
 absl::StatusOr<Bytes> FetchChunk(const EngineContext& ctx, const ChunkId& id);
+
+// The order in which a fetch asks the recorded `holders` of chunk `id`: alive, then suspect, then
+// dead or unknown peers (as `peers` lists them); within each, peers not failing in
+// ctx.peer_failures first, then the placement order over all of `peers`.
+std::vector<PeerId> OrderHolders(const EngineContext& ctx, const ChunkId& id,
+                                 const std::vector<StoragePeer>& peers,
+                                 std::vector<PeerId> holders);
 
 // Fetches enough shards of erasure-coded chunk `id` to open it and returns the plaintext and
 // all k+m shard blobs rebuilt (format::OpenChunkShards with rebuild). Used to top up and

@@ -17,6 +17,7 @@
 #include "cairn/base/bounded_queue.h"
 #include "cairn/base/status.h"
 #include "cairn/engine/chunk_io.h"
+#include "cairn/engine/peer_failures.h"
 
 namespace cairn::engine {
 
@@ -429,7 +430,12 @@ absl::StatusOr<RestoreResult> RestoreRun::Run(const format::Snapshot& snapshot) 
 absl::StatusOr<RestoreResult> Restore(const EngineContext& ctx, const format::Snapshot& snapshot,
                                       const RestoreOptions& options, RestoreProgress* progress,
                                       const std::atomic<bool>* cancel) {
-  RestoreRun run(ctx, options, progress, cancel);
+  // A peer that fails one chunk's fetch is asked after the other holders by the next chunks
+  // (engine/peer_failures.h): the restore's own memory when the context keeps none.
+  EngineContext run_ctx = ctx;
+  PeerFailures failures(ctx.clock != nullptr ? ctx.clock : env::RealClock::Default());
+  if (run_ctx.peer_failures == nullptr) run_ctx.peer_failures = &failures;
+  RestoreRun run(run_ctx, options, progress, cancel);
   return run.Run(snapshot);
 }
 

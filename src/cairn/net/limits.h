@@ -21,5 +21,9 @@ static_assert(kMaxWireBlobSize + (1 << 20) < static_cast<size_t>(kMaxMessageSize
 constexpr std::chrono::milliseconds kKeepaliveTime{30000};
 constexpr std::chrono::milliseconds kKeepaliveTimeout{10000};
 constexpr std::chrono::milliseconds kMinKeepaliveTime{10000};
+// Longest a client channel waits between attempts to reconnect to a peer that went away
+// (gRPC adds up to 20% jitter). Chunk fetches retry unreachable holders for longer
+// (engine/backup.h FetchRetry), so a peer that restarted is read again.
+constexpr std::chrono::milliseconds kMaxReconnectBackoff{1000};
 
 }  // namespace cairn::net

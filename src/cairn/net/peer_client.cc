@@ -435,11 +435,12 @@ std::shared_ptr<PeerClient> NewGrpcPeerClient(const std::string& address,
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, static_cast<int>(kKeepaliveTime.count()));
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, static_cast<int>(kKeepaliveTimeout.count()));
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
-  // Reconnect soon after a peer comes back, so that our own retries can reach it.
+  // Reconnect soon after a peer comes back, so that our own retries can reach it: a channel
+  // whose peer was down waits at most kMaxReconnectBackoff (plus gRPC's 20% jitter) before it
+  // tries again, which a chunk fetch's retry budget outlasts (engine/backup.h FetchRetry).
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
-              static_cast<int>(std::max<int64_t>(100, options.max_backoff.count())));
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(kMaxReconnectBackoff.count()));
   // No TLS: calls are authenticated with the cluster key (options.auth; call_auth.h).
   auto raw = std::make_shared<GrpcPeerClient>(
       grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args), options);

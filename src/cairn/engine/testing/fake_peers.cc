@@ -8,6 +8,7 @@ struct FakePeerSet::Peer {
   StoragePeer info;
   std::unique_ptr<store::BlobStore> store;
   std::atomic<bool> reachable{true};
+  std::atomic<uint64_t> get_calls{0};
 };
 
 namespace {
@@ -18,8 +19,16 @@ namespace {
 class LocalClient : public net::PeerClient {
  public:
   // `caller`: the peer the calls come from (0: any, no owner checks).
-  LocalClient(store::BlobStore* store, std::atomic<bool>* reachable, PeerId id, PeerId caller)
-      : store_(store), reachable_(reachable), id_(id), caller_(caller) {}
+  // `get_fault`: consulted before each GetBlob (FakePeerSet::SetGetFault); `get_calls` counts them.
+  LocalClient(store::BlobStore* store, std::atomic<bool>* reachable, PeerId id, PeerId caller,
+              std::function<absl::Status(const BlobKey&)> get_fault,
+              std::atomic<uint64_t>* get_calls)
+      : store_(store),
+        reachable_(reachable),
+        id_(id),
+        caller_(caller),
+        get_fault_(std::move(get_fault)),
+        get_calls_(get_calls) {}
 
   absl::StatusOr<net::PingReply> Ping(const cluster::PeerInfo&,
                                       const std::vector<cluster::PeerInfo>&) override {
@@ -35,7 +44,10 @@ class LocalClient : public net::PeerClient {
     return store_->Put(key, blob, codec::BlobChecksum(blob), options);
   }
   absl::StatusOr<Bytes> GetBlob(const BlobKey& key) override {
+    ++*get_calls_;
     CAIRN_CHECK_REACHABLE();
+    absl::Status fault = get_fault_(key);
+    if (!fault.ok()) return fault;
     return store_->Get(key);
   }
   absl::StatusOr<std::vector<bool>> HasBlobs(std::span<const BlobKey> keys) override {
@@ -92,6 +104,8 @@ class LocalClient : public net::PeerClient {
   std::atomic<bool>* reachable_;
   PeerId id_;
   PeerId caller_;
+  std::function<absl::Status(const BlobKey&)> get_fault_;
+  std::atomic<uint64_t>* get_calls_;
 };
 
 // The owner's end of BlobMoved (FakePeerSet::AddOwner).
@@ -150,6 +164,31 @@ void FakePeerSet::SetAlive(PeerId id, bool alive) {
   peers_.at(id)->info.alive = alive;
 }
 
+void FakePeerSet::SetSuspect(PeerId id, bool suspect) {
+  std::lock_guard lock(mu_);
+  peers_.at(id)->info.suspect = suspect;
+}
+
+void FakePeerSet::SetGetFault(GetFault fault) {
+  auto shared = fault ? std::make_shared<const GetFault>(std::move(fault)) : nullptr;
+  std::lock_guard lock(mu_);
+  get_fault_ = std::move(shared);
+}
+
+absl::Status FakePeerSet::GetFaultFor(PeerId id, const BlobKey& key) {
+  std::shared_ptr<const GetFault> fault;
+  {
+    std::lock_guard lock(mu_);
+    fault = get_fault_;
+  }
+  return fault ? (*fault)(id, key) : absl::OkStatus();
+}
+
+uint64_t FakePeerSet::GetCalls(PeerId id) {
+  std::lock_guard lock(mu_);
+  return peers_.at(id)->get_calls.load();
+}
+
 store::BlobStore* FakePeerSet::Store(PeerId id) {
   std::lock_guard lock(mu_);
   return peers_.at(id)->store.get();
@@ -180,7 +219,9 @@ std::shared_ptr<net::PeerClient> FakePeerSet::ClientAs(PeerId id, PeerId caller)
   if (it == peers_.end()) return nullptr;
   auto peer = it->second;
   // Peers are never removed, so the raw pointers stay valid for the set's lifetime.
-  return std::make_shared<LocalClient>(peer->store.get(), &peer->reachable, id, caller);
+  return std::make_shared<LocalClient>(
+      peer->store.get(), &peer->reachable, id, caller,
+      [this, id](const BlobKey& key) { return GetFaultFor(id, key); }, &peer->get_calls);
 }
 
 void FakePeerSet::SetQuota(PeerId id, uint64_t quota) {

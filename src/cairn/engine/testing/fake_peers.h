@@ -22,6 +22,15 @@ class FakePeerSet : public PeerSet {
   // as a peer that just died would be).
   void SetReachable(PeerId id, bool reachable);
   void SetAlive(PeerId id, bool alive);
+  // Peers() lists `id` as suspect (set alive to false as well for a peer that is only suspect).
+  void SetSuspect(PeerId id, bool suspect);
+  // Called before every GetBlob a peer serves (also those inside GetBlobs); a non-OK status is
+  // answered instead of the blob, as a holder that restarted, lost the blob or corrupted it
+  // would. Null (the default): no faults. May be called concurrently.
+  using GetFault = std::function<absl::Status(PeerId peer, const BlobKey& key)>;
+  void SetGetFault(GetFault fault);
+  // GetBlob calls peer `id` answered or refused (reachable or not).
+  uint64_t GetCalls(PeerId id);
   store::BlobStore* Store(PeerId id);
   // Changes a peer's quota (its store's and the one Peers() reports).
   void SetQuota(PeerId id, uint64_t quota);
@@ -48,11 +57,13 @@ class FakePeerSet : public PeerSet {
 
  private:
   struct Peer;
+  absl::Status GetFaultFor(PeerId id, const BlobKey& key);
   std::mutex mu_;
   std::map<PeerId, std::shared_ptr<Peer>> peers_;
   std::map<PeerId, MovedHandler> owners_;
   std::atomic<PeerId> caller_{0};
   std::atomic<uint64_t> failures_{0};
+  std::shared_ptr<const GetFault> get_fault_;  // guarded by mu_
 };
 
 }  // namespace cairn::engine::testing
