@@ -57,6 +57,9 @@ void PrintSummary(const nlohmann::json& r) {
 
 // Warnings, errors and the degraded line go to stderr (stdout stays the summary or JSON).
 int ReportProblems(const nlohmann::json& r) {
+  if (r.contains("redundancy_warning") && r["redundancy_warning"].is_string()) {
+    std::cerr << "warning: " << r["redundancy_warning"].get<std::string>() << "\n";
+  }
   for (const std::string& w : RawArray(r, "warnings")) std::cerr << "warning: " << w << "\n";
   std::vector<std::string> errors = RawArray(r, "errors");
   for (const std::string& e : errors) std::cerr << "error: " << e << "\n";

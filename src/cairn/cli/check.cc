@@ -43,6 +43,19 @@ absl::StatusOr<nlohmann::json> RunJob(const GlobalOptions& global, const std::st
   return job["result"];
 }
 
+// The chunks below target for want of storage peers, one line per target; returns how many.
+uint64_t PrintShortfalls(const nlohmann::json& r) {
+  uint64_t chunks = 0;
+  if (!r.contains("short_of_peers") || !r["short_of_peers"].is_array()) return 0;
+  for (const auto& s : r["short_of_peers"]) {
+    chunks += U64(s, "chunks");
+    std::cerr << "degraded: " << Str(s, "message")
+              << " (they reach it when more peers join; lower the target with `cairn forget` "
+                 "of the snapshots that ask for it)\n";
+  }
+  return chunks;
+}
+
 int ExitFor(uint64_t below, uint64_t lost) {
   if (lost > 0) return kExitError;
   if (below > 0) return kExitDegraded;
@@ -82,8 +95,13 @@ int RunCheck(const GlobalOptions& global, const CheckFlags& f) {
     std::cerr << "data lost: " << lost << " chunks have no readable copy (or fewer than k shards)"
               << std::endl;
   } else if (below > 0) {
-    std::cerr << "degraded: " << below << " chunks below target redundancy ("
-              << "`cairn repair` rebuilds them; the peer also repairs automatically)" << std::endl;
+    const uint64_t short_of_peers = PrintShortfalls(*r);
+    if (below > short_of_peers) {
+      std::cerr << "degraded: " << below - short_of_peers
+                << " chunks below target redundancy (`cairn repair` rebuilds them; the peer "
+                   "also repairs automatically)"
+                << std::endl;
+    }
   }
   if (!(*r)["errors"].empty() && lost == 0) return kExitError;
   return ExitFor(below, lost);
@@ -106,6 +124,10 @@ int RunRepair(const GlobalOptions& global, const CheckFlags& f) {
               << lost << " lost" << std::endl;
   }
   for (const auto& e : (*r)["errors"]) std::cerr << "error: " << e.get<std::string>() << "\n";
+  if (uint64_t omitted = U64(*r, "errors_omitted"); omitted > 0) {
+    std::cerr << "error: " << omitted << " more chunks could not be repaired\n";
+  }
+  if (below > 0 && lost == 0) PrintShortfalls(*r);
   return ExitFor(below, lost);
 }
 

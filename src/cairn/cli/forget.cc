@@ -103,10 +103,22 @@ int RunForget(const GlobalOptions& global, const ForgetFlags& f) {
               << U64(gc, "unreferenced_chunks") << " unused chunks dropped ("
               << FormatSize(U64(gc, "unreferenced_bytes")) << " on peers); "
               << U64(del, "delivered") << " blob deletions delivered" << std::endl;
+    if (uint64_t lowered = U64(gc, "targets_lowered"); lowered > 0) {
+      std::cout << "targets: " << lowered << (lowered == 1 ? " chunk" : " chunks")
+                << " now want fewer copies (the snapshots that asked for more are gone)"
+                << std::endl;
+    }
     if (U64(del, "pending") > 0) {
       std::cerr << "note: " << U64(del, "pending")
                 << " blob deletions are queued for peers that are offline; they are delivered "
                    "when those peers return"
+                << std::endl;
+    }
+  }
+  if (r.contains("targets") && r["targets"].is_object()) {
+    if (uint64_t lowered = U64(r["targets"], "targets_lowered"); lowered > 0) {
+      std::cout << "targets: " << lowered << (lowered == 1 ? " chunk" : " chunks")
+                << " now want fewer copies (the snapshots that asked for more are gone)"
                 << std::endl;
     }
   }

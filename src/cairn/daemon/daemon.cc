@@ -126,6 +126,8 @@ Json BackupResultJson(const engine::BackupResult& r) {
   SetPathArray(j, "warnings", r.warnings);
   SetPathArray(j, "errors", r.errors);
   j["chunks_below_target"] = r.chunks_below_target;
+  j["redundancy_warning"] =
+      r.redundancy_warning.empty() ? Json(nullptr) : Json(SanitizeUtf8(r.redundancy_warning));
   j["degraded"] = r.degraded();
   return j;
 }
@@ -721,6 +723,7 @@ absl::StatusOr<std::string> Daemon::StartBackup(const BackupRequest& request) {
       spdlog::warn("backup failed: {}", SanitizeUtf8(result.status().ToString()));
       return result.status();
     }
+    if (!result->redundancy_warning.empty()) spdlog::warn("backup: {}", result->redundancy_warning);
     spdlog::info("backup saved snapshot {}{}", result->snapshot_id.ShortHex(),
                  result->degraded() ? " (degraded)" : "");
     Json out = BackupResultJson(*result);
@@ -773,6 +776,18 @@ absl::Status Daemon::CancelJob(const std::string& id) { return jobs_->Cancel(id)
 
 namespace {
 
+// [{"target","chunks","message"}]: chunks below target for want of storage peers.
+Json ShortfallJson(const std::vector<engine::PeerShortfall>& shortfalls, uint64_t storage_peers) {
+  std::vector<std::string> messages = engine::DescribeShortfalls(shortfalls, storage_peers);
+  Json out = Json::array();
+  for (size_t i = 0; i < shortfalls.size(); ++i) {
+    out.push_back({{"target", shortfalls[i].target},
+                   {"chunks", shortfalls[i].chunks},
+                   {"message", messages[i]}});
+  }
+  return out;
+}
+
 Json CheckReportJson(const engine::CheckReport& r) {
   Json snaps = Json::array();
   for (const auto& s : r.snapshots) {
@@ -805,6 +820,8 @@ Json CheckReportJson(const engine::CheckReport& r) {
               {"bytes_read", r.bytes_read},
               {"snapshots", snaps},
               {"below_target_detail", below},
+              {"storage_peers", r.storage_peers},
+              {"short_of_peers", ShortfallJson(r.short_of_peers, r.storage_peers)},
               {"corrupt_blobs", damaged},
               {"errors", errors}};
 }
@@ -818,7 +835,10 @@ Json RepairReportJson(const engine::RepairReport& r) {
               {"bytes_sent", r.bytes_sent},
               {"still_below_target", r.still_below_target},
               {"lost", r.lost},
-              {"errors", errors}};
+              {"storage_peers", r.storage_peers},
+              {"short_of_peers", ShortfallJson(r.short_of_peers, r.storage_peers)},
+              {"errors", errors},
+              {"errors_omitted", r.errors_omitted}};
 }
 
 Json CheckProgressJson(const engine::CheckProgress& p) {
@@ -839,6 +859,10 @@ absl::StatusOr<std::string> Daemon::StartCheck(const CheckRequest& request) {
     if (!report.ok()) return report.status();
     spdlog::info("check: {} chunks, {} at target, {} below, {} lost, {} corrupt", report->chunks,
                  report->at_target, report->below_target, report->lost, report->corrupt);
+    for (const std::string& m :
+         engine::DescribeShortfalls(report->short_of_peers, report->storage_peers)) {
+      spdlog::warn("check: {} (more peers must join)", m);
+    }
     if (report->below_target > 0) repair_requested_ = true;  // the repair loop takes it up
     return CheckReportJson(*report);
   };
@@ -858,6 +882,10 @@ absl::StatusOr<std::string> Daemon::StartRepair(const CheckRequest& request) {
           "repair: {} chunks repaired ({} blobs, {} bytes), {} still below target, {} lost",
           report->repaired, report->blobs_written, report->bytes_sent, report->still_below_target,
           report->lost);
+    }
+    for (const std::string& m :
+         engine::DescribeShortfalls(report->short_of_peers, report->storage_peers)) {
+      spdlog::warn("repair: {} (more peers must join)", m);
     }
     return RepairReportJson(*report);
   };

@@ -59,7 +59,9 @@ Json GcJson(const engine::GcReport& r) {
               {"referenced_chunks", r.referenced_chunks},
               {"unreferenced_chunks", r.unreferenced_chunks},
               {"unreferenced_bytes", r.unreferenced_bytes},
-              {"deletions_queued", r.deletions_queued}};
+              {"deletions_queued", r.deletions_queued},
+              {"targets_lowered", r.targets_lowered},
+              {"targets_raised", r.targets_raised}};
 }
 
 Json DeliveryJson(const engine::DeliveryReport& r) {
@@ -84,9 +86,10 @@ absl::StatusOr<Json> Daemon::CollectAndDeliver(const std::atomic<bool>& cancel) 
                          engine::CollectGarbage(ctx_, engine::GcOptions{}, &progress, &cancel));
   CAIRN_ASSIGN_OR_RETURN(engine::DeliveryReport delivery, engine::DeliverDeletions(ctx_, &cancel));
   spdlog::info(
-      "garbage collection: {} chunks referenced, {} unreferenced dropped; {} blob deletions "
-      "delivered, {} pending",
-      gc.referenced_chunks, gc.unreferenced_chunks, delivery.delivered, delivery.pending);
+      "garbage collection: {} chunks referenced, {} unreferenced dropped, {} targets lowered, {} "
+      "raised; {} blob deletions delivered, {} pending",
+      gc.referenced_chunks, gc.unreferenced_chunks, gc.targets_lowered, gc.targets_raised,
+      delivery.delivered, delivery.pending);
   return Json{{"gc", GcJson(gc)}, {"deletions", DeliveryJson(delivery)}};
 }
 
@@ -161,6 +164,17 @@ absl::StatusOr<std::string> Daemon::StartForget(const ForgetRequest& request) {
       *phase = 1;
       CAIRN_ASSIGN_OR_RETURN(Json collected, CollectAndDeliver(cancel));
       out.update(collected);
+    } else if (!removed.empty()) {
+      // No collection, but the chunks' targets are now those of the snapshots that remain
+      // (docs/operations.md "Redundancy targets").
+      *phase = 1;
+      engine::GcProgress progress;
+      CAIRN_ASSIGN_OR_RETURN(engine::GcReport targets,
+                             engine::RecomputeTargets(ctx_, &progress, &cancel));
+      spdlog::info("forget: {} chunk targets lowered, {} raised", targets.targets_lowered,
+                   targets.targets_raised);
+      out["targets"] = Json{{"targets_lowered", targets.targets_lowered},
+                            {"targets_raised", targets.targets_raised}};
     }
     return out;
   };

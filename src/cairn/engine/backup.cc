@@ -662,6 +662,7 @@ absl::StatusOr<BackupResult> BackupRun::Run() {
   } else if (opts_.copies < 1) {
     return absl::InvalidArgumentError("backup: copies must be at least 1");
   }
+  result_.redundancy_warning = RedundancyWarning(opts_.copies, opts_.ec, ctx_.peers->Peers());
   // Absolute, normalized source paths; root entries are named by their last component.
   std::vector<std::string> paths;
   std::map<std::string, std::string> by_name;
@@ -774,6 +775,27 @@ absl::StatusOr<BackupResult> BackupRun::Run() {
 }
 
 }  // namespace
+
+std::string RedundancyWarning(uint32_t copies, const std::optional<codec::ErasureScheme>& ec,
+                              const std::vector<StoragePeer>& peers) {
+  const uint64_t needed = ec ? static_cast<uint64_t>(ec->k + ec->m) : copies;
+  const uint64_t known = peers.size();
+  const uint64_t alive = static_cast<uint64_t>(
+      std::count_if(peers.begin(), peers.end(), [](const StoragePeer& p) { return p.alive; }));
+  if (alive >= needed) return "";
+  const std::string asks =
+      ec ? absl::StrCat("--ec ", ec->ToString(), " asks for ", needed, " shards on distinct peers")
+         : absl::StrCat("--copies ", copies, " asks for ", copies,
+                        copies == 1 ? " copy" : " copies");
+  if (known < needed) {
+    return absl::StrCat(asks, " but only ", known,
+                        known == 1 ? " other storage peer is" : " other storage peers are",
+                        " known; chunks will stay below target until more peers join");
+  }
+  return absl::StrCat(asks, " but only ", alive, " of the ", known,
+                      " other storage peers are alive; chunks will stay below target until enough "
+                      "of them are back");
+}
 
 absl::StatusOr<BackupResult> BackupEngine::Run(const BackupOptions& options,
                                                BackupProgress* progress,

@@ -151,9 +151,21 @@ struct BackupResult {
   // Chunks stored below their target: fewer copies than asked, or not all k+m shards on
   // distinct peers (the backup is degraded, exit code 3).
   uint64_t chunks_below_target = 0;
+  // Set when the cluster cannot give the requested redundancy at all (RedundancyWarning, as
+  // the backup started): too few storage peers are known, or alive. Empty otherwise.
+  std::string redundancy_warning;
   bool degraded() const { return chunks_below_target > 0 || !errors.empty(); }
   std::vector<std::string> errors;  // files that could not be backed up
 };
+
+// Why `copies` copies (or, when `ec` is set, k+m shards on distinct peers) cannot be held by
+// the storage peers `peers` (every known peer but this one, as PeerSet::Peers lists them):
+// fewer are known ("--copies 5 asks for 5 copies but only 2 other storage peers are known;
+// chunks will stay below target until more peers join"), or fewer are alive. Empty when
+// enough are alive. Small chunks of an erasure-coded backup need only m+1 peers; the warning
+// is about the k+m that the others need.
+std::string RedundancyWarning(uint32_t copies, const std::optional<codec::ErasureScheme>& ec,
+                              const std::vector<StoragePeer>& peers);
 
 class BackupEngine {
  public:

@@ -21,7 +21,8 @@ namespace {
 
 constexpr size_t kMaxBelowDetail = 100;
 constexpr size_t kMaxDamaged = 1000;
-constexpr size_t kMaxErrors = 100;
+// Repair's per-chunk error lines; the rest are counted (RepairReport::errors_omitted).
+constexpr size_t kMaxErrors = 10;
 
 // Every chunk a snapshot references: the snapshot blob, its trees and their files' chunks.
 absl::Status CollectChunks(const EngineContext& ctx, const index::SnapshotRecord& snap,
@@ -77,6 +78,22 @@ struct Census {
   CheckReport report;
 };
 
+// Distinct peers holding a blob of `r` (copies or shards).
+size_t DistinctHolders(const index::ChunkRecord& r) {
+  if (!r.erasure()) return r.holders.size();
+  std::set<PeerId> peers;
+  for (const auto& s : r.shards) peers.insert(s.peer);
+  return peers.size();
+}
+
+// Adds one chunk of target `target` to `shortfalls` (kept ascending by target).
+void CountShortfall(std::vector<PeerShortfall>& shortfalls, uint32_t target) {
+  auto it = std::lower_bound(shortfalls.begin(), shortfalls.end(), target,
+                             [](const PeerShortfall& s, uint32_t t) { return s.target < t; });
+  if (it == shortfalls.end() || it->target != target) it = shortfalls.insert(it, {target, 0});
+  it->chunks++;
+}
+
 absl::StatusOr<Census> RunCensus(const EngineContext& ctx, const CheckOptions& options,
                                  CheckProgress* progress, const std::atomic<bool>* cancel) {
   Census census;
@@ -97,8 +114,9 @@ absl::StatusOr<Census> RunCensus(const EngineContext& ctx, const CheckOptions& o
   // Which peers can be asked: dead peers hold nothing we can count on.
   std::set<PeerId> reachable;
   for (const auto& p : ctx.peers->Peers()) {
-    if (p.alive) reachable.insert(p.id);
+    if (p.alive && p.id != ctx.owner) reachable.insert(p.id);
   }
+  report.storage_peers = reachable.size();
   // Batched audit: one HasBlobs per peer for all its placements.
   struct Probe {
     ChunkId chunk;
@@ -201,6 +219,9 @@ absl::StatusOr<Census> RunCensus(const EngineContext& ctx, const CheckOptions& o
         break;
       case Health::kBelow: {
         report.below_target++;
+        if (s.intact.target > report.storage_peers) {
+          CountShortfall(report.short_of_peers, s.intact.target);
+        }
         uint32_t placed = s.intact.PlacedCount();
         below.emplace_back(id, s.intact.target > placed ? s.intact.target - placed : 1);
         break;
@@ -247,6 +268,17 @@ std::shared_lock<std::shared_mutex> LockShared(const EngineContext& ctx) {
 
 }  // namespace
 
+std::vector<std::string> DescribeShortfalls(const std::vector<PeerShortfall>& shortfalls,
+                                            uint64_t storage_peers) {
+  std::vector<std::string> out;
+  for (const PeerShortfall& s : shortfalls) {
+    out.push_back(absl::StrCat(
+        s.chunks, s.chunks == 1 ? " chunk" : " chunks", " below target: only ", storage_peers,
+        storage_peers == 1 ? " storage peer" : " storage peers", " for a target of ", s.target));
+  }
+  return out;
+}
+
 absl::StatusOr<CheckReport> Check(const EngineContext& ctx, const CheckOptions& options,
                                   CheckProgress* progress, const std::atomic<bool>* cancel) {
   auto gc_lock = LockShared(ctx);
@@ -264,6 +296,7 @@ absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions
   std::optional<store::RateLimiter> limiter;
   if (options.repair_rate > 0) limiter.emplace(options.repair_rate, options.repair_rate, ctx.clock);
   report.lost = census.report.lost;
+  report.storage_peers = census.report.storage_peers;
   for (auto& [id, s] : census.chunks) {
     if (s.health != Health::kBelow) continue;
     if (cancel && cancel->load()) return absl::CancelledError("repair cancelled");
@@ -272,7 +305,15 @@ absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions
       if (report.errors.size() < kMaxErrors) {
         report.errors.push_back(
             absl::StrCat("chunk ", id.ShortHex(), ": ", std::string(st.message())));
+      } else {
+        report.errors_omitted++;
       }
+    };
+    // Too few storage peers for this target: summarized once, not an error per chunk.
+    const bool short_of_peers = s.intact.target > report.storage_peers;
+    auto short_fall = [&] {
+      report.still_below_target++;
+      CountShortfall(report.short_of_peers, s.intact.target);
     };
     // Forget the placements that are gone, so that reads and placement skip them.
     std::vector<PeerId> gone_holders;
@@ -287,6 +328,13 @@ absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions
     }
     absl::Status st = ctx.catalog->RemovePlacements(id, gone_holders, gone_shards);
     if (!st.ok()) return st;
+    // Every alive storage peer already holds a blob of it (and, erasure-coded, every shard is
+    // placed): no put could add anything, so do not fetch it.
+    if (short_of_peers && DistinctHolders(s.intact) >= report.storage_peers &&
+        (!s.intact.erasure() || s.intact.PlacedCount() >= s.intact.target)) {
+      short_fall();
+      continue;
+    }
     auto plain = FetchChunk(ctx, id);
     if (!plain.ok()) {
       fail(plain.status());
@@ -334,6 +382,8 @@ absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions
         CAIRN_RETURN_IF_ERROR(
             ctx.catalog->QueueDeletions(sh.peer, {index::ChunkShard{id, sh.shard}}));
       }
+    } else if (short_of_peers) {
+      short_fall();
     } else {
       fail(absl::UnavailableError("not enough live peers with space to reach the target"));
     }

@@ -47,6 +47,19 @@ struct DamagedBlob {
   std::string reason;
 };
 
+// Chunks below target because the cluster has fewer alive storage peers (other than this
+// one) than their target: `target` copies, or k+m shards on distinct peers. No repair can close
+// this until more peers join, so it is reported once per target, not once per chunk.
+struct PeerShortfall {
+  uint32_t target = 0;
+  uint64_t chunks = 0;
+  bool operator==(const PeerShortfall&) const = default;
+};
+
+// "N chunks below target: only P storage peers for a target of T" for each shortfall.
+std::vector<std::string> DescribeShortfalls(const std::vector<PeerShortfall>& shortfalls,
+                                            uint64_t storage_peers);
+
 struct CheckProgress {
   std::atomic<uint64_t> chunks_total{0};
   std::atomic<uint64_t> chunks_done{0};
@@ -65,6 +78,9 @@ struct CheckReport {
   std::vector<std::pair<ChunkId, uint32_t>> below_detail;  // (chunk, blobs missing), <= 100
   std::vector<DamagedBlob> damaged;                        // corrupt blobs, <= 1000
   std::vector<std::string> errors;  // snapshots whose trees could not be read
+  uint64_t storage_peers = 0;       // alive storage peers other than this one
+  // Of below_target: chunks whose target exceeds storage_peers, by target ascending.
+  std::vector<PeerShortfall> short_of_peers;
   bool healthy() const { return below_target == 0 && lost == 0 && errors.empty(); }
 };
 
@@ -81,10 +97,17 @@ struct RepairReport {
   uint64_t bytes_sent = 0;
   uint64_t still_below_target = 0;
   uint64_t lost = 0;
-  std::vector<std::string> errors;  // per chunk, <= 100
+  uint64_t storage_peers = 0;  // alive storage peers other than this one
+  // Of still_below_target: chunks whose target exceeds storage_peers, by target ascending.
+  // They get no line in `errors` (the summary says it once).
+  std::vector<PeerShortfall> short_of_peers;
+  std::vector<std::string> errors;  // per chunk, the first 10 (then errors_omitted)
+  uint64_t errors_omitted = 0;      // chunks that failed for another reason beyond those 10
 };
 
-// Runs a check (with `options`) and repairs what is below target.
+// Runs a check (with `options`) and repairs what is below target. A chunk whose target exceeds
+// the alive storage peers is still spread onto every one of them, but is not fetched when
+// every alive storage peer already holds a blob of it (nothing could be added).
 absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions& options,
                                     CheckProgress* progress,
                                     const std::atomic<bool>* cancel = nullptr);

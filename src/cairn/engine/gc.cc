@@ -4,11 +4,14 @@
 #include <map>
 #include <mutex>
 #include <shared_mutex>
+#include <span>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "absl/strings/str_cat.h"
 #include "cairn/base/status.h"
 #include "cairn/engine/restore.h"
+#include "cairn/engine/rewrite.h"
 
 namespace cairn::engine {
 namespace {
@@ -24,17 +27,34 @@ std::unique_lock<std::shared_mutex> LockExclusive(const EngineContext& ctx) {
   return std::unique_lock(*ctx.gc_lock);
 }
 
-// Adds every chunk `snap` references to `marked`. Trees already marked (shared with another
-// snapshot) are not walked again: a tree's id is the hash of its content.
-absl::Status Mark(const EngineContext& ctx, const index::SnapshotRecord& snap, ChunkSet& marked,
-                  GcProgress* progress, const std::atomic<bool>* cancel) {
-  marked.insert(snap.id);
+// Chunk id -> the copies target the snapshots that reference it ask for (the largest).
+using TargetMap = std::unordered_map<ChunkId, uint32_t, ChunkIdHash>;
+
+// Copies a copies chunk of `snapshot` wants: its copies, or m+1 for an erasure-coded snapshot
+// (whose small chunks are stored as copies; chunk_io.h Redundancy::CopiesForCopiesChunk).
+uint32_t CopiesTarget(const format::Snapshot& snapshot) {
+  return SnapshotRedundancy(snapshot).CopiesForCopiesChunk();
+}
+
+// Adds every chunk `snap` references to `marked` with at least `target`. Trees already walked
+// (shared with another snapshot) are not walked again: a tree's id is the hash of its content,
+// and snapshots are marked in descending target order, so the first walk of a tree carried
+// the largest target any snapshot gives it.
+absl::Status Mark(const EngineContext& ctx, const index::SnapshotRecord& snap, uint32_t target,
+                  TargetMap& marked, ChunkSet& walked, GcProgress* progress,
+                  const std::atomic<bool>* cancel) {
+  auto mark = [&](const ChunkId& id) {
+    auto [it, inserted] = marked.try_emplace(id, target);
+    if (!inserted) it->second = std::max(it->second, target);
+  };
+  mark(snap.id);
   std::vector<ChunkId> trees = {snap.snapshot.root};
   while (!trees.empty()) {
     if (Cancelled(cancel)) return absl::CancelledError("garbage collection cancelled");
     ChunkId id = trees.back();
     trees.pop_back();
-    if (!marked.insert(id).second) continue;
+    if (!walked.insert(id).second) continue;
+    mark(id);
     auto tree = LoadTree(ctx, id);
     if (!tree.ok()) {
       return Annotate(tree.status(),
@@ -43,17 +63,17 @@ absl::Status Mark(const EngineContext& ctx, const index::SnapshotRecord& snap, C
     }
     if (progress) progress->trees++;
     for (const auto& e : tree->entries) {
-      marked.insert(e.chunks.begin(), e.chunks.end());
+      for (const ChunkId& c : e.chunks) mark(c);
       if (e.subtree) trees.push_back(*e.subtree);
     }
   }
   return absl::OkStatus();
 }
 
-}  // namespace
-
-absl::StatusOr<GcReport> CollectGarbage(const EngineContext& ctx, const GcOptions& options,
-                                        GcProgress* progress, const std::atomic<bool>* cancel) {
+// Mark and sweep; with `collect` false only the targets are set (RecomputeTargets).
+absl::StatusOr<GcReport> MarkAndSweep(const EngineContext& ctx, const GcOptions& options,
+                                      bool collect, GcProgress* progress,
+                                      const std::atomic<bool>* cancel) {
   if (!ctx.catalog) return absl::FailedPreconditionError("garbage collection: no catalog");
   std::unique_lock<std::shared_mutex> lock;
   if (ctx.gc_lock) {
@@ -65,28 +85,45 @@ absl::StatusOr<GcReport> CollectGarbage(const EngineContext& ctx, const GcOption
   }
   GcReport report;
 
-  // Mark.
+  // Mark, largest target first (see Mark).
   if (progress) progress->phase = GcProgress::Phase::kMarking;
   CAIRN_ASSIGN_OR_RETURN(auto snapshots, ctx.catalog->ListSnapshots());
+  std::stable_sort(snapshots.begin(), snapshots.end(), [](const auto& a, const auto& b) {
+    return CopiesTarget(a.snapshot) > CopiesTarget(b.snapshot);
+  });
   if (progress) progress->snapshots_total = snapshots.size();
-  ChunkSet marked;
+  TargetMap marked;
+  ChunkSet walked;
   for (const auto& snap : snapshots) {
-    CAIRN_RETURN_IF_ERROR(Mark(ctx, snap, marked, progress, cancel));
+    CAIRN_RETURN_IF_ERROR(
+        Mark(ctx, snap, CopiesTarget(snap.snapshot), marked, walked, progress, cancel));
     report.snapshots++;
     if (progress) progress->snapshots_done++;
   }
+  walked.clear();
   report.referenced_chunks = marked.size();
 
-  // Sweep: first list what is unreferenced (paging by id is then undisturbed by deletions).
+  // Sweep: first list what is unreferenced and which targets change (paging by id is then
+  // undisturbed by deletions).
   if (progress) progress->phase = GcProgress::Phase::kSweeping;
   std::vector<ChunkId> garbage;
+  std::vector<index::ChunkTarget> retarget;
   std::optional<ChunkId> after;
   while (true) {
     if (Cancelled(cancel)) return absl::CancelledError("garbage collection cancelled");
     CAIRN_ASSIGN_OR_RETURN(auto page, ctx.catalog->ListChunks(after, kBatch));
     for (const auto& c : page) {
       if (progress) progress->chunks_scanned++;
-      if (marked.count(c.id)) continue;
+      auto it = marked.find(c.id);
+      if (it != marked.end()) {
+        // Erasure-coded chunks keep k+m: their scheme fixes it (Catalog::SetChunkTargets).
+        if (!c.erasure() && c.target != it->second) {
+          (c.target > it->second ? report.targets_lowered : report.targets_raised)++;
+          retarget.push_back({c.id, it->second});
+        }
+        continue;
+      }
+      if (!collect) continue;
       const uint64_t blobs = c.holders.size() + c.shards.size() + c.extras.size();
       report.unreferenced_chunks++;
       report.unreferenced_blobs += blobs;
@@ -97,6 +134,12 @@ absl::StatusOr<GcReport> CollectGarbage(const EngineContext& ctx, const GcOption
     after = page.back().id;
   }
   if (!options.dry_run) {
+    for (size_t i = 0; i < retarget.size(); i += kBatch) {
+      if (Cancelled(cancel)) return absl::CancelledError("garbage collection cancelled");
+      std::span<const index::ChunkTarget> batch(retarget.data() + i,
+                                                std::min(kBatch, retarget.size() - i));
+      CAIRN_RETURN_IF_ERROR(ctx.catalog->SetChunkTargets(batch).status());
+    }
     for (size_t i = 0; i < garbage.size(); i += kBatch) {
       if (Cancelled(cancel)) return absl::CancelledError("garbage collection cancelled");
       std::vector<ChunkId> batch(
@@ -108,6 +151,18 @@ absl::StatusOr<GcReport> CollectGarbage(const EngineContext& ctx, const GcOption
   }
   if (progress) progress->phase = GcProgress::Phase::kDone;
   return report;
+}
+
+}  // namespace
+
+absl::StatusOr<GcReport> CollectGarbage(const EngineContext& ctx, const GcOptions& options,
+                                        GcProgress* progress, const std::atomic<bool>* cancel) {
+  return MarkAndSweep(ctx, options, /*collect=*/true, progress, cancel);
+}
+
+absl::StatusOr<GcReport> RecomputeTargets(const EngineContext& ctx, GcProgress* progress,
+                                          const std::atomic<bool>* cancel) {
+  return MarkAndSweep(ctx, GcOptions{}, /*collect=*/false, progress, cancel);
 }
 
 absl::StatusOr<DeliveryReport> DeliverDeletions(const EngineContext& ctx,

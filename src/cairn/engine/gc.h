@@ -8,6 +8,12 @@
 //     Catalog::DeleteChunks the unreferenced ones, which drops their records and queues, in the
 //     same transaction, a deletion of every blob they had placed (regular and extra copies).
 //     The queue is durable (the SQLite catalog), so it survives restarts.
+//     The same pass sets every referenced copies chunk's target to the largest one the
+//     remaining snapshots ask for (docs/operations.md "Redundancy targets"): the mark carries
+//     each snapshot's copies (m+1 for an erasure-coded snapshot's small chunks), snapshots
+//     walked in descending target order so that a shared tree is walked once with its largest
+//     target, and the sweep batches the changed targets into Catalog::SetChunkTargets. So a
+//     forgotten `--copies 5` snapshot no longer keeps its chunks "below target" for ever.
 //  2. DeliverDeletions — sends each peer its queued deletions (DeleteBlobs) and drops them
 //     from the queue once the peer confirmed them. A peer that is unreachable or dead keeps its
 //     queue until a later delivery reaches it.
@@ -64,16 +70,27 @@ struct GcReport {
   uint64_t unreferenced_bytes = 0;
   uint64_t unreferenced_blobs = 0;  // their placed blobs, extras included
   uint64_t deletions_queued = 0;    // blob deletions queued (0 in a dry run)
+  // Referenced copies chunks whose target changed to what the remaining snapshots ask for
+  // (counted, not changed, in a dry run). Erasure-coded chunks keep k+m.
+  uint64_t targets_lowered = 0;
+  uint64_t targets_raised = 0;
 };
 
-// Marks and sweeps under ctx.gc_lock exclusive (when non-null). Deletes in batches of at most
-// 1000 chunks; a cancel between batches leaves a consistent, partly swept catalog.
+// Marks and sweeps under ctx.gc_lock exclusive (when non-null). Sets targets and deletes in
+// batches of at most 1000 chunks (one transaction each); a cancel between batches leaves a
+// consistent, partly swept catalog.
 // Errors: when a tree cannot be loaded, LoadTree's code (UNAVAILABLE, NOT_FOUND, DATA_LOSS...)
 // with a message naming the snapshot and the tree, and nothing is deleted; CANCELLED on
 // cancel; the catalog's errors. `progress` may be null.
 absl::StatusOr<GcReport> CollectGarbage(const EngineContext& ctx, const GcOptions& options,
                                         GcProgress* progress,
                                         const std::atomic<bool>* cancel = nullptr);
+
+// The mark and the target update of CollectGarbage without the sweep's deletions: after
+// snapshots were forgotten without a collection (`forget --no-prune`). Same lock, errors and
+// report (unreferenced counts stay 0).
+absl::StatusOr<GcReport> RecomputeTargets(const EngineContext& ctx, GcProgress* progress,
+                                          const std::atomic<bool>* cancel = nullptr);
 
 struct DeliveryReport {
   uint64_t delivered = 0;           // queued deletions confirmed by their peer and dropped

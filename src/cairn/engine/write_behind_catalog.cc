@@ -92,6 +92,10 @@ absl::StatusOr<std::vector<index::ChunkRecord>> WriteBehindCatalog::ListChunks(
 absl::StatusOr<uint64_t> WriteBehindCatalog::DeleteChunks(const std::vector<ChunkId>& ids) {
   CAIRN_FLUSH_THEN(DeleteChunks(ids));
 }
+absl::StatusOr<uint64_t> WriteBehindCatalog::SetChunkTargets(
+    std::span<const index::ChunkTarget> targets) {
+  CAIRN_FLUSH_THEN(SetChunkTargets(targets));
+}
 absl::StatusOr<std::vector<PeerId>> WriteBehindCatalog::PeersWithPendingDeletions() {
   CAIRN_FLUSH_THEN(PeersWithPendingDeletions());
 }

@@ -43,6 +43,7 @@ class WriteBehindCatalog final : public index::Catalog {
   absl::StatusOr<std::vector<index::ChunkRecord>> ListChunks(const std::optional<ChunkId>& after,
                                                              size_t limit) override;
   absl::StatusOr<uint64_t> DeleteChunks(const std::vector<ChunkId>& ids) override;
+  absl::StatusOr<uint64_t> SetChunkTargets(std::span<const index::ChunkTarget> targets) override;
   absl::StatusOr<std::vector<PeerId>> PeersWithPendingDeletions() override;
   absl::StatusOr<std::vector<index::ChunkShard>> ListPendingDeletions(PeerId peer,
                                                                       size_t limit) override;

@@ -101,6 +101,12 @@ struct ChunkShard {
   bool operator==(const ChunkShard&) const = default;
 };
 
+// A chunk and the target it should have (Catalog::SetChunkTargets).
+struct ChunkTarget {
+  ChunkId id;
+  uint32_t target = 0;  // copies wanted (>= 1)
+};
+
 // What MovePlacement did with a BlobMoved notice.
 enum class MoveOutcome {
   kMoved,         // the placement now names the new peer
@@ -144,6 +150,12 @@ class Catalog {
   // cached trees) and queues a deletion of every blob they had placed — regular and extra —
   // for its peer. Unknown ids are skipped. Returns the number of deletions queued.
   virtual absl::StatusOr<uint64_t> DeleteChunks(const std::vector<ChunkId>& ids) = 0;
+  // Targets after snapshots were forgotten (engine/gc.h; docs/operations.md "Redundancy
+  // targets"): in one transaction, sets the target of each listed copies chunk (ec_k == 0) to
+  // the given value, lower or higher. Unknown chunks and erasure-coded chunks (whose k+m is
+  // fixed by their scheme) are skipped; placements are not touched. Returns the number of
+  // targets that changed. INVALID_ARGUMENT, nothing changed, for a target of 0.
+  virtual absl::StatusOr<uint64_t> SetChunkTargets(std::span<const ChunkTarget> targets) = 0;
   // Peers with queued deletions, ascending.
   virtual absl::StatusOr<std::vector<PeerId>> PeersWithPendingDeletions() = 0;
   // Up to `limit` (>= 1) queued deletions for `peer`, oldest first (those queued together: by

@@ -297,6 +297,40 @@ TEST_P(CatalogConformance, ErasureCodedChunksKeepSchemeAndShardPlacements) {
   EXPECT_TRUE(MustFind(Id(2)).shards.empty());
 }
 
+TEST_P(CatalogConformance, SetChunkTargetsLowersAndRaisesCopiesChunksOnly) {
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(1, 5, {1, 2})).ok());
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(2, 2, {1, 2})).ok());
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(3, 2, {1})).ok());
+  ASSERT_TRUE(catalog_->AddChunk(EcChunk(4, 4, 2, {{0, 10}})).ok());
+  EXPECT_FALSE(MustFind(Id(1)).AtTarget());
+  const std::vector<ChunkTarget> targets = {
+      {Id(1), 2}, {Id(2), 2}, {Id(3), 3}, {Id(4), 2}, {Id(9), 4}};
+  auto changed = catalog_->SetChunkTargets(targets);
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(*changed, 2u);  // chunk 1 lowered, chunk 3 raised; 2 unchanged; 4 EC; 9 unknown
+  ChunkRecord one = MustFind(Id(1));
+  EXPECT_EQ(one.target, 2u);
+  EXPECT_TRUE(one.AtTarget());
+  EXPECT_EQ(one.holders, (std::vector<PeerId>{1, 2}));  // placements untouched
+  EXPECT_EQ(MustFind(Id(2)).target, 2u);
+  EXPECT_EQ(MustFind(Id(3)).target, 3u);
+  EXPECT_EQ(MustFind(Id(4)).target, 6u);  // k+m is the scheme's
+  auto unknown = catalog_->FindChunk(Id(9));
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_FALSE(unknown->has_value());  // not created
+  auto stats = catalog_->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->chunks_below_target, 2u);  // chunk 3 (1 of 3) and chunk 4 (1 of 6 shards)
+  // A target of 0 is refused and changes nothing.
+  const std::vector<ChunkTarget> bad = {{Id(2), 5}, {Id(1), 0}};
+  EXPECT_TRUE(absl::IsInvalidArgument(catalog_->SetChunkTargets(bad).status()));
+  EXPECT_EQ(MustFind(Id(2)).target, 2u);
+  // Nothing to do is fine.
+  auto none = catalog_->SetChunkTargets({});
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(*none, 0u);
+}
+
 TEST_P(CatalogConformance, StatsCountErasureCodedChunks) {
   // At target: all 6 indices on 6 distinct peers.
   ASSERT_TRUE(

@@ -102,6 +102,25 @@ class MemCatalog : public Catalog {
     return queued;
   }
 
+  absl::StatusOr<uint64_t> SetChunkTargets(std::span<const ChunkTarget> targets) override {
+    for (const ChunkTarget& t : targets) {
+      if (t.target == 0) {
+        return absl::InvalidArgumentError("set chunk targets: target 0 for chunk " +
+                                          t.id.ShortHex());
+      }
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    uint64_t changed = 0;
+    for (const ChunkTarget& t : targets) {
+      auto it = chunks_.find(t.id);
+      if (it == chunks_.end() || it->second.record.erasure()) continue;
+      if (it->second.record.target == t.target) continue;
+      it->second.record.target = t.target;
+      ++changed;
+    }
+    return changed;
+  }
+
   absl::StatusOr<std::vector<PeerId>> PeersWithPendingDeletions() override {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<PeerId> out;

@@ -266,6 +266,32 @@ class SqliteCatalog : public Catalog {
     return queued;
   }
 
+  absl::StatusOr<uint64_t> SetChunkTargets(std::span<const ChunkTarget> targets) override {
+    for (const ChunkTarget& t : targets) {
+      if (t.target == 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("set chunk targets: target 0 for chunk ", t.id.ShortHex()));
+      }
+    }
+    if (targets.empty()) return 0;
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    CAIRN_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(impl_));
+    uint64_t changed = 0;
+    for (const ChunkTarget& t : targets) {
+      CAIRN_ASSIGN_OR_RETURN(
+          Statement stmt,
+          impl_->Prepare("UPDATE chunks SET target = ? WHERE id = ? AND ec_k = 0 AND target != ?"));
+      stmt.BindInt(1, t.target);
+      stmt.BindBlob(2, t.id.bytes);
+      stmt.BindInt(3, t.target);
+      CAIRN_RETURN_IF_ERROR(stmt.Run());
+      changed += static_cast<uint64_t>(sqlite3_changes(impl_->db));
+    }
+    CAIRN_RETURN_IF_ERROR(
+        Annotate(txn.Commit(), absl::StrCat("set the targets of ", targets.size(), " chunks")));
+    return changed;
+  }
+
   absl::StatusOr<std::vector<PeerId>> PeersWithPendingDeletions() override {
     std::lock_guard<std::mutex> lock(impl_->mu);
     CAIRN_ASSIGN_OR_RETURN(Statement stmt,
