@@ -2,6 +2,11 @@
 """Degraded is not failed (design.md §11 invariants 1 and 7): with 3 peers, `--copies 3` from
 peer 1 can place only 2 copies (never on the home peer), so backup exits 3 naming the shortfall,
 `status` reports chunks below target (exit 3), and the data is still restorable in full.
+
+Then targets (docs/operations.md "Redundancy targets"): `--copies 5` on the same 3 peers warns
+that only 2 other storage peers are known; check and repair say so once per target, not once per
+chunk; after a `--copies 2` backup of the same data and a `forget` of every snapshot that asked
+for more, check, repair and status are healthy again (exit 0): the targets were lowered.
 """
 
 import os
@@ -66,6 +71,51 @@ class DegradedTest(harness.ClusterTestCase):
         target = os.path.join(self.tmp, "restore2")
         self.c.cli(1, "restore", b["short_id"], "--target", target)
         ok, out = harness.treecmp(sub, os.path.join(target, "d"), "--owner")
+        self.assertTrue(ok, out)
+
+    def test_3_forgetting_copies_5_lowers_the_targets(self):
+        want = ("--copies 5 asks for 5 copies but only 2 other storage peers are known; chunks "
+                "will stay below target until more peers join")
+        b = self.c.cli(1, "backup", self.src, "--copies", "5", json_out=True, expect=3).json
+        self.assertEqual(b["redundancy_warning"], want, b)
+        self.assertGreater(b["chunks_below_target"], 0, b)
+        r = self.c.cli(1, "backup", self.src, "--copies", "5", expect=3)
+        self.assertIn("warning: " + want, r.err, repr(r))
+        self.assertTrue(self.c.peer(1).log_text().count(want) >= 1, self.c.peer(1).log_tail())
+
+        # Check and repair: one summary line per target, no line per chunk.
+        check = self.c.cli(1, "check", json_out=True, expect=3).json
+        self.assertEqual(check["storage_peers"], 2, check)
+        targets = {s["target"]: s for s in check["short_of_peers"]}
+        self.assertIn(5, targets, check)
+        self.assertRegex(targets[5]["message"],
+                         r"^\d+ chunks below target: only 2 storage peers for a target of 5$")
+        r = self.c.cli(1, "repair", expect=3)
+        self.assertNotIn("error:", r.err, repr(r))
+        self.assertRegex(r.err, r"\d+ chunks below target: only 2 storage peers for a target of 5")
+        self.assertLess(len(r.err.splitlines()), 10, repr(r))
+
+        # A copies-2 backup of the same data, then forget every snapshot that asked for more.
+        two = self.c.json(1, "backup", self.src, "--copies", "2")
+        self.assertIs(two["degraded"], False, two)
+        self.assertIsNone(two["redundancy_warning"], two)
+        snaps = self.c.json(1, "snapshots")
+        greedy = [s["id"] for s in snaps if s["copies"] > 2]
+        self.assertGreaterEqual(len(greedy), 3, snaps)
+        f = self.c.json(1, "forget", *greedy)
+        self.assertGreater(f["gc"]["targets_lowered"], 0, f)
+
+        check = self.c.json(1, "check")
+        self.assertIs(check["healthy"], True, check)
+        self.assertEqual(check["short_of_peers"], [], check)
+        rep = self.c.json(1, "repair")
+        self.assertEqual(rep["still_below_target"], 0, rep)
+        status = self.c.json(1, "status")
+        self.assertEqual(status["chunks_below_target"], 0, status)
+
+        target = os.path.join(self.tmp, "restore3")
+        self.c.cli(1, "restore", two["short_id"], "--target", target)
+        ok, out = harness.treecmp(self.src, os.path.join(target, "data"), "--owner")
         self.assertTrue(ok, out)
 
 
