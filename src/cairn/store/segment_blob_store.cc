@@ -5,8 +5,8 @@
 #include <condition_variable>
 #include <deque>
 #include <map>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -472,8 +472,7 @@ absl::Status SegmentBlobStore::Impl::Reserve(const BlobKey& key, uint64_t size, 
             return absl::ResourceExhaustedError(absl::StrCat(
                 "no space on disk for ", extra ? "extra " : "", "blob ", key.DebugString(), " (",
                 size, " bytes; ", *disk_free, " bytes free on the file system of ", dir, ", ",
-                options.disk_reserve_bytes, " kept in reserve, ", reserved,
-                " being written)"));
+                options.disk_reserve_bytes, " kept in reserve, ", reserved, " being written)"));
           }
         }
         reserved += size;
