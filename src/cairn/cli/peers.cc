@@ -11,6 +11,14 @@
 namespace cairn::cli {
 namespace {
 
+std::string RoomText(const nlohmann::json& p) {
+  const uint64_t quota = U64(p, "quota"), used = U64(p, "used");
+  const uint64_t quota_room = quota > used ? quota - used : 0;
+  // Older daemons do not report "room": the quota's.
+  const uint64_t room = p.contains("room") ? U64(p, "room") : quota_room;
+  return FormatSize(room) + (room < quota_room ? " (disk)" : "");
+}
+
 int RunPeers(const GlobalOptions& global) {
   absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
   if (!api.ok()) return PrintError(api.status());
@@ -23,15 +31,17 @@ int RunPeers(const GlobalOptions& global) {
   int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                     std::chrono::system_clock::now().time_since_epoch())
                     .count();
-  Table table({"ID", "HOST", "ADDRESS", "STATE", "QUOTA", "USED", "LAST SEEN"},
-              {false, false, false, false, true, true, false});
+  // ROOM: what the peer can take now, quota - used or less when its disk is short of room
+  // ("disk" marks that).
+  Table table({"ID", "HOST", "ADDRESS", "STATE", "QUOTA", "USED", "ROOM", "LAST SEEN"},
+              {false, false, false, false, true, true, true, false});
   if (list->is_array()) {
     for (const nlohmann::json& p : *list) {
       bool self = Bool(p, "self");
       int64_t seen = I64(p, "last_seen_ns");
       table.AddRow({absl::StrCat(U64(p, "peer_id"), self ? "*" : ""), Str(p, "host_id"),
                     Str(p, "address"), Str(p, "state"), FormatSize(U64(p, "quota")),
-                    FormatSize(U64(p, "used")),
+                    FormatSize(U64(p, "used")), RoomText(p),
                     self       ? "-"
                     : seen > 0 ? FormatAge(now - seen)
                                : "never"});

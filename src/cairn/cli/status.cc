@@ -73,6 +73,15 @@ int RunStatus(const GlobalOptions& global) {
               << FormatSize(U64(*s, "quota")) << " quota, " << U64(*s, "blobs") << " blobs ("
               << U64(*s, "extra_blobs") << " extra copies, " << FormatSize(U64(*s, "extra_bytes"))
               << ")\n";
+    if (s->contains("disk_free") && (*s)["disk_free"].is_number_unsigned()) {
+      const uint64_t quota = U64(*s, "quota"), used = U64(*s, "used");
+      const uint64_t room = U64(*s, "room");
+      std::cout << "room:       " << FormatSize(room) << " for new blobs ("
+                << FormatSize(U64(*s, "disk_free")) << " free on disk, "
+                << FormatSize(U64(*s, "disk_reserve")) << " kept in reserve)"
+                << (room < (quota > used ? quota - used : 0) ? ": the disk is the limit" : "")
+                << "\n";
+    }
     if (s->contains("owners") && (*s)["owners"].is_array()) {
       for (const nlohmann::json& o : (*s)["owners"]) {
         std::cout << "  owner " << U64(o, "owner") << ": " << FormatSize(U64(o, "bytes")) << " in "

@@ -31,6 +31,7 @@ absl::StatusOr<Bytes> EncodeAnnouncement(const Announcement& a, const codec::Key
   p->set_quota(a.peer.quota);
   p->set_used(a.peer.used);
   p->set_extra(a.peer.extra);
+  if (a.peer.disk_room) p->set_disk_room(*a.peer.disk_room);
   p->set_version(a.peer.version);
   p->set_incarnation(a.peer.incarnation);
   p->set_node_id(reinterpret_cast<const char*>(node->data()), node->size());
@@ -91,6 +92,7 @@ absl::StatusOr<Announcement> DecodeAnnouncement(ByteSpan datagram, const codec::
   a.peer.quota = p.quota();
   a.peer.used = p.used();
   a.peer.extra = p.extra();
+  if (p.has_disk_room()) a.peer.disk_room = p.disk_room();
   a.peer.version = p.version();
   a.peer.incarnation = p.incarnation();
   a.peer.node_id = ToHex(AsBytes(p.node_id()));

@@ -21,11 +21,19 @@ const char* PeerStateName(PeerState state) {
 Membership::Membership(PeerInfo self, MembershipOptions options, env::Clock* clock)
     : self_initial_(self), self_(std::move(self)), options_(options), clock_(clock) {}
 
-void Membership::UpdateSelf(uint64_t quota, uint64_t used, uint64_t extra) {
+uint64_t Room(const PeerInfo& info) {
+  uint64_t room = info.quota - std::min(info.quota, info.used);
+  if (info.disk_room) room = std::min(room, *info.disk_room);
+  return room;
+}
+
+void Membership::UpdateSelf(uint64_t quota, uint64_t used, uint64_t extra,
+                            std::optional<uint64_t> disk_room) {
   std::lock_guard<std::mutex> lock(mu_);
   self_.quota = quota;
   self_.used = used;
   self_.extra = extra;
+  self_.disk_room = disk_room;
 }
 
 PeerInfo Membership::Self() const {

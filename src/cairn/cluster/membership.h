@@ -36,8 +36,14 @@ struct PeerInfo {
   uint64_t incarnation = 0;  // start time of the process (ns); newer wins
   std::string node_id;       // 32 hex characters (cluster_key.h); empty when unknown
   uint64_t extra = 0;        // of used: bytes held as extra copies (evicted for regular blobs)
+  // Bytes its store may still write on its disk (free space minus a reserve); nullopt when
+  // unknown. docs/operations.md "A full disk".
+  std::optional<uint64_t> disk_room;
   bool operator==(const PeerInfo&) const = default;
 };
+
+// Bytes `info`'s peer can take now: the smaller of quota - used and its disk room.
+uint64_t Room(const PeerInfo& info);
 
 enum class PeerState { kAlive, kSuspect, kDead };
 // "alive", "suspect" or "dead".
@@ -68,8 +74,9 @@ class Membership {
   const PeerInfo& self() const { return self_initial_; }
   // The node id pins given in the options (nullptr when none).
   NodePins* pins() const { return options_.pins; }
-  // Updates this peer's own quota/used (reported in Ping).
-  void UpdateSelf(uint64_t quota, uint64_t used, uint64_t extra = 0);
+  // Updates this peer's own quota/used/disk room (reported in Ping and announcements).
+  void UpdateSelf(uint64_t quota, uint64_t used, uint64_t extra = 0,
+                  std::optional<uint64_t> disk_room = std::nullopt);
   PeerInfo Self() const;
 
   // A peer answered us or called us: record its info (as it reported it) and that it is alive

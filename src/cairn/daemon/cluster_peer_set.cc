@@ -22,6 +22,7 @@ std::vector<engine::StoragePeer> ClusterPeerSet::Peers() {
     p.quota = v.info.quota;
     p.used = v.info.used;
     p.extra = v.info.extra;
+    p.disk_room = v.info.disk_room;
     p.alive = v.state == cluster::PeerState::kAlive;
     p.suspect = v.state == cluster::PeerState::kSuspect;
     out.push_back(std::move(p));

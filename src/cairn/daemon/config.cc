@@ -406,9 +406,10 @@ bool Config::SameSettings(const Config& o) const {
          scrub_interval == o.scrub_interval && scrub_rate == o.scrub_rate &&
          storage_layout == o.storage_layout && segment_size == o.segment_size &&
          compact_below == o.compact_below && compact_rate == o.compact_rate &&
-         repair_enabled == o.repair_enabled && repair_interval == o.repair_interval &&
-         repair_rate == o.repair_rate && discovery == o.discovery && retention == o.retention &&
-         extra == o.extra && watch == o.watch && sources == o.sources;
+         disk_reserve == o.disk_reserve && repair_enabled == o.repair_enabled &&
+         repair_interval == o.repair_interval && repair_rate == o.repair_rate &&
+         discovery == o.discovery && retention == o.retention && extra == o.extra &&
+         watch == o.watch && sources == o.sources;
 }
 
 std::string ConfigPath(const std::string& dir) { return dir + "/cairn.toml"; }
@@ -568,6 +569,8 @@ absl::StatusOr<Config> ParseConfig(std::string_view text, const std::string& sou
           }
         } else if (k2.str() == "compact_rate") {
           CAIRN_ASSIGN_OR_RETURN(c.compact_rate, GetSize(err, sub, n2));
+        } else if (k2.str() == "disk_reserve") {
+          CAIRN_ASSIGN_OR_RETURN(c.disk_reserve, GetSize(err, sub, n2));
         } else {
           return err.Bad(sub, "unknown key");
         }
@@ -740,6 +743,8 @@ std::string RenderConfig(const Config& c) {
     << "compact_below = " << c.compact_below << "\n"
     << "# Bytes per second copied by compaction (0 = unlimited).\n"
     << "compact_rate = " << SizeForConfig(c.compact_rate) << "\n"
+    << "# Bytes puts leave free on the disk (for the index and compaction).\n"
+    << "disk_reserve = " << SizeForConfig(c.disk_reserve) << "\n"
     << "\n"
     << "[repair]  # check own backups and rebuild what is below target\n"
     << "enabled = " << (c.repair_enabled ? "true" : "false") << "\n"

@@ -120,6 +120,9 @@ struct Config {
   uint64_t segment_size = 64ull << 20;  // a segment is sealed at this many bytes
   double compact_below = 0.5;           // rewrite sealed segments less live than this
   uint64_t compact_rate = 32ull << 20;  // bytes per second copied by compaction; 0 = no limit
+  // Bytes puts leave free on the disk holding the segments, for the index and compaction
+  // (docs/operations.md "A full disk").
+  uint64_t disk_reserve = 64ull << 20;
   // [repair]: check this peer's own backups and repair what is below target, every
   // `repair_interval` and whenever a peer becomes dead (daemon repair loop).
   bool repair_enabled = true;

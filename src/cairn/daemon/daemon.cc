@@ -212,6 +212,7 @@ absl::Status Daemon::OpenStore(const std::string& dir) {
   options.segment_target_bytes = config_.segment_size;
   options.compact_below_live_fraction = config_.compact_below;
   options.compact_bytes_per_second = config_.compact_rate;
+  options.disk_reserve_bytes = config_.disk_reserve;
   options.observer = observer;
   CAIRN_ASSIGN_OR_RETURN(segment_store_,
                          store::SegmentBlobStore::Open(dir, config_.quota, segment_registry_.get(),
@@ -525,9 +526,33 @@ void Daemon::PingLoop() {
   }
 }
 
+void Daemon::WatchDisk(const store::StoreStats& stats) {
+  std::optional<DiskWatch::Change> change;
+  {
+    std::lock_guard<std::mutex> lock(ping_mu_);
+    change = disk_watch_.Observe(stats);
+  }
+  if (!change) return;
+  const uint64_t free = stats.disk_free.value_or(0);
+  if (*change == DiskWatch::Change::kBecameFull) {
+    spdlog::warn(
+        "storage: the disk holding {}/segments is full: {} free, {} kept in reserve; this peer "
+        "now offers {} of room instead of the {} its quota leaves, and puts that do not fit are "
+        "refused (owners place those blobs on other peers)",
+        config_.dir, FormatSize(free), FormatSize(stats.disk_reserve),
+        FormatSize(store::Room(stats)),
+        FormatSize(stats.quota - std::min(stats.quota, stats.used)));
+  } else {
+    spdlog::info(
+        "storage: the disk holding {}/segments has room again: {} free; this peer offers {}",
+        config_.dir, FormatSize(free), FormatSize(store::Room(stats)));
+  }
+}
+
 void Daemon::PingOnce() {
   store::StoreStats stats = store_->Stats();
-  membership_->UpdateSelf(stats.quota, stats.used, stats.extra_bytes);
+  WatchDisk(stats);
+  membership_->UpdateSelf(stats.quota, stats.used, stats.extra_bytes, store::DiskRoom(stats));
   cluster::PeerInfo self = membership_->Self();
   std::vector<cluster::PeerInfo> known;
   for (const cluster::PeerView& v : membership_->Peers()) {
@@ -591,6 +616,9 @@ absl::StatusOr<Json> Daemon::GetStatus() {
   j["api"] = api_address();
   j["quota"] = stats.quota;
   j["used"] = stats.used;
+  j["room"] = store::Room(stats);
+  j["disk_free"] = stats.disk_free ? Json(*stats.disk_free) : Json(nullptr);
+  j["disk_reserve"] = stats.disk_reserve;
   j["blobs"] = stats.blobs;
   j["snapshots"] = snapshots.size();
   j["chunks"] = cs.chunks;
@@ -635,7 +663,7 @@ absl::StatusOr<Json> Daemon::GetStatus() {
 absl::StatusOr<Json> Daemon::GetPeers() {
   // This peer's own usage as it is now, not as of the last ping round.
   store::StoreStats stats = store_->Stats();
-  membership_->UpdateSelf(stats.quota, stats.used, stats.extra_bytes);
+  membership_->UpdateSelf(stats.quota, stats.used, stats.extra_bytes, store::DiskRoom(stats));
   Json out = Json::array();
   for (const cluster::PeerView& v : membership_->Peers()) {
     Json j;
@@ -644,6 +672,9 @@ absl::StatusOr<Json> Daemon::GetPeers() {
     j["address"] = SanitizeUtf8(v.info.address);
     j["quota"] = v.info.quota;
     j["used"] = v.info.used;
+    // What it can take now: quota - used, or less when its disk is short of room.
+    j["room"] = cluster::Room(v.info);
+    j["disk_room"] = v.info.disk_room ? Json(*v.info.disk_room) : Json(nullptr);
     j["state"] = cluster::PeerStateName(v.state);
     j["node_id"] = v.info.node_id;
     j["last_seen"] = v.last_seen_ns > 0 ? Json(FormatRfc3339(v.last_seen_ns)) : Json(nullptr);

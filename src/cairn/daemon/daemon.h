@@ -38,6 +38,7 @@
 #include "cairn/daemon/api_server.h"
 #include "cairn/daemon/cluster_peer_set.h"
 #include "cairn/daemon/config.h"
+#include "cairn/daemon/disk_watch.h"
 #include "cairn/daemon/jobs.h"
 #include "cairn/daemon/recover.h"
 #include "cairn/daemon/scrubber.h"
@@ -131,6 +132,8 @@ class Daemon : public ApiHandler {
   // Repairs own backups every repair_interval and whenever a peer becomes dead.
   void RepairLoop();
   void PingOnce();
+  // Logs once when the disk holding the store becomes full and once when it is not any more.
+  void WatchDisk(const store::StoreStats& stats);
   // Delivers queued deletions and BlobMoved notices (every few seconds while any are queued,
   // and at once when a peer comes back), places extra copies after backups, and starts a
   // reclaim when used > quota (daemon/lifecycle.cc).
@@ -196,6 +199,7 @@ class Daemon : public ApiHandler {
   std::condition_variable ping_cv_;
   bool stopping_ = false;
   std::set<std::string> unauthenticated_targets_;  // warned about once; guarded by ping_mu_
+  DiskWatch disk_watch_;                           // guarded by ping_mu_
   std::thread ping_thread_;
   std::thread repair_thread_;
   std::thread maintenance_thread_;

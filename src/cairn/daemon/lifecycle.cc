@@ -271,7 +271,8 @@ absl::StatusOr<std::string> Daemon::StartReclaim(const ReclaimRequest& request) 
     if (!report.ok()) {
       // The quota stays as it was: what moved stays moved; run it again when there is room.
       (void)store_->SetQuota(old_quota);
-      membership_->UpdateSelf(old_quota, store_->Stats().used, store_->Stats().extra_bytes);
+      store::StoreStats now = store_->Stats();
+      membership_->UpdateSelf(old_quota, now.used, now.extra_bytes, store::DiskRoom(now));
       return Annotate(report.status(),
                       absl::StrCat("reclaim to ", FormatSize(quota), " stopped; the quota stays ",
                                    FormatSize(old_quota)));
@@ -284,7 +285,7 @@ absl::StatusOr<std::string> Daemon::StartReclaim(const ReclaimRequest& request) 
         Annotate(WriteBackQuota(config_.dir, quota), "write the new quota to cairn.toml"));
     config_.quota = quota;
     store::StoreStats stats = store_->Stats();
-    membership_->UpdateSelf(stats.quota, stats.used, stats.extra_bytes);
+    membership_->UpdateSelf(stats.quota, stats.used, stats.extra_bytes, store::DiskRoom(stats));
     spdlog::info("reclaim: quota {} ; {} blobs moved ({}), {} extra copies evicted; used {}",
                  FormatSize(quota), report->moved_blobs, FormatSize(report->moved_bytes),
                  report->evicted_blobs, FormatSize(stats.used));

@@ -51,8 +51,12 @@ const StoragePeer* FindPeer(const std::vector<StoragePeer>& peers, PeerId id) {
 
 bool LooksFull(const std::vector<StoragePeer>& peers, PeerId id, uint64_t size) {
   const StoragePeer* p = FindPeer(peers, id);
+  if (p == nullptr) return false;
+  // A disk short of room refuses the put whatever the quota says (docs/operations.md "A full
+  // disk").
+  if (p->disk_room && size > *p->disk_room) return true;
   // Extra copies give way to a regular put (store/blob_store.h): they do not make a peer full.
-  return p != nullptr && p->quota > 0 && p->used - std::min(p->extra, p->used) + size > p->quota;
+  return p->quota > 0 && p->used - std::min(p->extra, p->used) + size > p->quota;
 }
 
 // Runs fn(i) for i in [0, n) concurrently on the shared pool and the calling thread

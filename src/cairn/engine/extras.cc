@@ -45,6 +45,7 @@ class ExtraPlacer {
       Target t;
       t.quota = p.quota;
       t.used = p.used;
+      t.disk_room = p.disk_room;
       targets_[p.id] = t;
       candidates_.push_back({p.id, p.host, static_cast<double>(p.quota)});
     }
@@ -78,18 +79,21 @@ class ExtraPlacer {
   struct Target {
     uint64_t quota = 0;
     uint64_t used = 0;
-    bool full = false;         // refused a put (RESOURCE_EXHAUSTED)
-    bool unreachable = false;  // failed a call: skipped for this run
+    std::optional<uint64_t> disk_room;  // bytes it may still write on its disk; nullopt: unknown
+    bool full = false;                  // refused a put (RESOURCE_EXHAUSTED)
+    bool unreachable = false;           // failed a call: skipped for this run
   };
 
   double Limit(const Target& t) const { return options_.max_fill * static_cast<double>(t.quota); }
 
   bool HasRoom(const Target& t, uint64_t size) const {
-    return !t.full && !t.unreachable && static_cast<double>(t.used + size) <= Limit(t);
+    return !t.full && !t.unreachable && static_cast<double>(t.used + size) <= Limit(t) &&
+           (!t.disk_room || size <= *t.disk_room);
   }
 
   bool Exhausted(const Target& t) const {
-    return t.full || t.unreachable || static_cast<double>(t.used) >= Limit(t);
+    return t.full || t.unreachable || static_cast<double>(t.used) >= Limit(t) ||
+           (t.disk_room && *t.disk_room == 0);
   }
 
   bool AllExhausted() const {
@@ -220,6 +224,7 @@ class ExtraPlacer {
       ++report_.placed;
       if (*put == store::PutOutcome::kStored) {
         t.used += size;
+        if (t.disk_room) *t.disk_room -= std::min(*t.disk_room, size);
         report_.bytes += size;
       }
     }

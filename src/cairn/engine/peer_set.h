@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,9 @@ struct StoragePeer {
   // Not alive but heard from lately (design.md §7: missed pings, or a call that failed): may
   // still answer. A peer neither alive nor suspect is dead.
   bool suspect = false;
+  // Bytes it may still write on its disk (free space minus a reserve); nullopt when unknown.
+  // Extra copies do not give way to it (docs/operations.md "A full disk").
+  std::optional<uint64_t> disk_room;
 };
 
 class PeerSet {

@@ -65,9 +65,11 @@ class Evacuation {
       if (!p.alive || p.id == ctx_.self) continue;
       // Their extra copies give way to the regular blobs moved to them.
       const uint64_t regular_used = p.used - std::min(p.extra, p.used);
-      others_[p.id] = Other{p.host, p.quota, regular_used};
+      // A disk short of room caps what it takes: room = min(quota - used, disk room).
+      const uint64_t cap = p.disk_room ? std::min(p.quota, regular_used + *p.disk_room) : p.quota;
+      others_[p.id] = Other{p.host, cap, regular_used};
       candidates_.push_back({p.id, p.host, static_cast<double>(p.quota)});
-      if (p.quota > regular_used) free += p.quota - regular_used;
+      if (cap > regular_used) free += cap - regular_used;
     }
     if (must_move > free) {
       return absl::ResourceExhaustedError(absl::StrCat(

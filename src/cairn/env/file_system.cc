@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -171,11 +172,45 @@ class PosixFs : public FileSystem {
     if (rc != 0) return ErrnoStatus(err, "fsync directory " + dir);
     return absl::OkStatus();
   }
+
+  absl::StatusOr<uint64_t> FreeSpace(const std::string& path) override {
+    struct statvfs st;
+    if (::statvfs(path.c_str(), &st) != 0) return ErrnoStatus(errno, "statvfs " + path);
+    return static_cast<uint64_t>(st.f_bavail) * static_cast<uint64_t>(st.f_frsize);
+  }
 };
 
 // ---- In memory ----
 
+// The bytes a MemFs holds, against its capacity. Shared by its nodes, which give their bytes
+// back when the last handle is gone (as unlinked files do).
+struct MemSpace {
+  explicit MemSpace(uint64_t capacity) : capacity(capacity) {}
+  const uint64_t capacity;
+  std::mutex mu;
+  uint64_t used = 0;
+
+  // Takes up to `size` bytes; returns how many fit.
+  uint64_t Take(uint64_t size) {
+    std::lock_guard<std::mutex> lock(mu);
+    uint64_t n = std::min(size, capacity - std::min(capacity, used));
+    used += n;
+    return n;
+  }
+  void Give(uint64_t size) {
+    std::lock_guard<std::mutex> lock(mu);
+    used -= std::min(used, size);
+  }
+  uint64_t Free() {
+    std::lock_guard<std::mutex> lock(mu);
+    return capacity - std::min(capacity, used);
+  }
+};
+
 struct MemNode {
+  explicit MemNode(std::shared_ptr<MemSpace> space) : space(std::move(space)) {}
+  ~MemNode() { space->Give(data.size()); }
+  std::shared_ptr<MemSpace> space;
   std::mutex mu;
   Bytes data;
 };
@@ -195,7 +230,11 @@ class MemFile : public File {
   absl::Status Append(ByteSpan data) override {
     if (!writable_) return absl::FailedPreconditionError("append to a file opened for reading");
     std::lock_guard<std::mutex> lock(node_->mu);
-    node_->data.insert(node_->data.end(), data.begin(), data.end());
+    const uint64_t fits = node_->space->Take(data.size());
+    node_->data.insert(node_->data.end(), data.begin(), data.begin() + fits);
+    if (fits < data.size()) {
+      return absl::ResourceExhaustedError("append: " + std::string(std::strerror(ENOSPC)));
+    }
     return absl::OkStatus();
   }
   absl::Status Sync() override { return absl::OkStatus(); }
@@ -205,6 +244,7 @@ class MemFile : public File {
     if (size > node_->data.size()) {
       return absl::InvalidArgumentError("truncate: longer than the file");
     }
+    node_->space->Give(node_->data.size() - size);
     node_->data.resize(size);
     return absl::OkStatus();
   }
@@ -220,7 +260,9 @@ class MemFile : public File {
 
 class MemFs : public FileSystem {
  public:
-  MemFs() { dirs_.insert("/"); }
+  explicit MemFs(uint64_t capacity) : space_(std::make_shared<MemSpace>(capacity)) {
+    dirs_.insert("/");
+  }
 
   absl::StatusOr<std::unique_ptr<File>> Open(const std::string& path, OpenMode mode) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -230,7 +272,7 @@ class MemFs : public FileSystem {
         return absl::AlreadyExistsError("create " + path + ": exists");
       }
       if (!dirs_.count(DirName(path))) return absl::NotFoundError("create " + path + ": no dir");
-      auto node = std::make_shared<MemNode>();
+      auto node = std::make_shared<MemNode>(space_);
       files_[path] = node;
       return std::unique_ptr<File>(new MemFile(node, true));
     }
@@ -302,7 +344,18 @@ class MemFs : public FileSystem {
     return absl::OkStatus();
   }
 
+  absl::StatusOr<uint64_t> FreeSpace(const std::string& path) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!files_.count(path) && !dirs_.count(path)) {
+        return absl::NotFoundError("statvfs " + path + ": no such file or directory");
+      }
+    }
+    return space_->Free();
+  }
+
  private:
+  const std::shared_ptr<MemSpace> space_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<MemNode>> files_;
   std::set<std::string> dirs_;
@@ -315,7 +368,9 @@ FileSystem* PosixFileSystem() {
   return fs;
 }
 
-std::unique_ptr<FileSystem> NewMemFileSystem() { return std::make_unique<MemFs>(); }
+std::unique_ptr<FileSystem> NewMemFileSystem(uint64_t capacity) {
+  return std::make_unique<MemFs>(capacity);
+}
 
 // ---- Fault injection ----
 
@@ -330,6 +385,14 @@ class FaultInjectionFile : public File {
   }
   absl::Status Append(ByteSpan data) override {
     CAIRN_RETURN_IF_ERROR(fs_->Tick(FaultInjectionFileSystem::Op::kAppend, "append " + path_));
+    const uint64_t fits = fs_->TakeSpace(data.size());
+    if (fits < data.size()) {
+      // A full disk: the prefix that fits lands, as a short write(2) before ENOSPC leaves it.
+      absl::Status st = base_->Append(data.subspan(0, fits));
+      if (!st.ok()) return st;
+      return absl::ResourceExhaustedError("append to " + path_ + ": " + std::strerror(ENOSPC) +
+                                          " (simulated)");
+    }
     return base_->Append(data);
   }
   absl::Status Sync() override {
@@ -347,7 +410,9 @@ class FaultInjectionFile : public File {
   }
   absl::Status Truncate(uint64_t size) override {
     CAIRN_RETURN_IF_ERROR(fs_->Tick(FaultInjectionFileSystem::Op::kTruncate, "truncate " + path_));
+    CAIRN_ASSIGN_OR_RETURN(uint64_t before, base_->Size());
     CAIRN_RETURN_IF_ERROR(base_->Truncate(size));
+    fs_->ReturnSpace(before - std::min(before, size));
     fs_->OnTruncated(path_, size);
     return absl::OkStatus();
   }
@@ -427,7 +492,10 @@ absl::Status FaultInjectionFileSystem::Rename(const std::string& from, const std
 
 absl::Status FaultInjectionFileSystem::Remove(const std::string& path) {
   CAIRN_RETURN_IF_ERROR(Tick(Op::kRemove, "remove " + path));
+  auto size = base_->FileSize(path);
   CAIRN_RETURN_IF_ERROR(base_->Remove(path));
+  // Simplification: the space comes back at once, not when the last open handle closes.
+  if (size.ok()) ReturnSpace(*size);
   std::lock_guard<std::mutex> lock(mu_);
   files_.erase(path);
   unsynced_creates_.erase(path);
@@ -495,6 +563,36 @@ absl::Status FaultInjectionFileSystem::SimulateCrash() {
   }
   unsynced_creates_.clear();
   return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> FaultInjectionFileSystem::FreeSpace(const std::string& path) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_space_) {
+      CAIRN_ASSIGN_OR_RETURN(bool exists, base_->Exists(path));
+      if (!exists) return absl::NotFoundError("statvfs " + path + ": no such file or directory");
+      return *free_space_;
+    }
+  }
+  return base_->FreeSpace(path);
+}
+
+void FaultInjectionFileSystem::SimulateFreeSpace(std::optional<uint64_t> bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  free_space_ = bytes;
+}
+
+uint64_t FaultInjectionFileSystem::TakeSpace(uint64_t size) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!free_space_) return size;
+  const uint64_t n = std::min(size, *free_space_);
+  *free_space_ -= n;
+  return n;
+}
+
+void FaultInjectionFileSystem::ReturnSpace(uint64_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (free_space_) *free_space_ += bytes;
 }
 
 void FaultInjectionFileSystem::FailAfter(Op op, uint64_t n) {

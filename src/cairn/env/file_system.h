@@ -2,10 +2,11 @@
 // path"; "fault injection below the store"; modelled on leveldb's Env, helpers/memenv and
 // fault_injection_test.cc). Three implementations:
 //   - PosixFileSystem(): the real one (pread/pwrite, fdatasync, fsync of directories);
-//   - NewMemFileSystem(): everything in memory, for fast tests;
+//   - NewMemFileSystem(): everything in memory, for fast tests (optionally on a small "disk");
 //   - FaultInjectionFileSystem: wraps another one, remembers what was made durable (file bytes
 //     by File::Sync, creates/renames/removes by SyncDir of their directory) and can drop
-//     everything else (SimulateCrash) or fail chosen calls with an I/O error.
+//     everything else (SimulateCrash), fail chosen calls with an I/O error, or simulate a disk
+//     with little free space (SimulateFreeSpace: appends past it fail like ENOSPC).
 //
 // Paths are plain strings ("dir/name"); a directory's entries are listed by name. Files are
 // read at any offset and written by appending at their end (the only way segments grow).
@@ -25,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -46,7 +48,8 @@ class File {
   virtual absl::StatusOr<size_t> ReadAt(uint64_t offset, std::span<uint8_t> out) = 0;
 
   // Appends `data` at the end of the file. Not durable until Sync. On an error some prefix of
-  // `data` may have been appended (Size tells how much).
+  // `data` may have been appended (Size tells how much). RESOURCE_EXHAUSTED when the file
+  // system is full (ENOSPC, EDQUOT).
   virtual absl::Status Append(ByteSpan data) = 0;
 
   // Makes the file's bytes durable (fdatasync(2)).
@@ -100,14 +103,22 @@ class FileSystem {
 
   // Makes creates, renames and removes inside `dir` durable (fsync of the directory).
   virtual absl::Status SyncDir(const std::string& dir) = 0;
+
+  // Bytes an unprivileged writer can still write on the file system holding `path` (a file or
+  // directory): statvfs(3) f_bavail x f_frsize. Approximate (other writers, metadata). Errors:
+  // NOT_FOUND if `path` is missing, errno-mapped.
+  virtual absl::StatusOr<uint64_t> FreeSpace(const std::string& path) = 0;
 };
 
 // The process's real file system (POSIX). Never null; lives forever.
 FileSystem* PosixFileSystem();
 
 // A fresh, empty in-memory file system ("/" exists). Everything is durable at once (nothing is
-// lost; SimulateCrash belongs to FaultInjectionFileSystem).
-std::unique_ptr<FileSystem> NewMemFileSystem();
+// lost; SimulateCrash belongs to FaultInjectionFileSystem). It holds at most `capacity` bytes of
+// file data (FreeSpace = capacity - bytes held): an append past that appends the prefix that
+// fits and fails with RESOURCE_EXHAUSTED, as a full disk does.
+inline constexpr uint64_t kMemFileSystemCapacity = uint64_t{1} << 40;  // 1 TiB
+std::unique_ptr<FileSystem> NewMemFileSystem(uint64_t capacity = kMemFileSystemCapacity);
 
 // "dir" of "dir/name" ("." when there is no '/').
 std::string DirName(const std::string& path);
@@ -122,6 +133,10 @@ std::string DirName(const std::string& path);
 //     but the store must be reopened, as after a real crash.
 //   - FailAfter(op, n): the n-th next call (1 = the very next) of kind `op` fails with an
 //     INTERNAL I/O error and does nothing (an Append writes nothing). One failure per arming.
+//   - SimulateFreeSpace(n): from now on the file system has `n` bytes free (FreeSpace answers
+//     it): appends consume it, truncations and removes give it back, and an append that does
+//     not fit appends the prefix that fits and fails with RESOURCE_EXHAUSTED (ENOSPC).
+//     SimulateFreeSpace(nullopt) goes back to the base file system's free space.
 //   - Counts of each call, for tests asserting how many syncs a workload took.
 // Files created through `base` directly (not through this wrapper) are treated as durable.
 class FaultInjectionFileSystem : public FileSystem {
@@ -139,6 +154,7 @@ class FaultInjectionFileSystem : public FileSystem {
   absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir) override;
   absl::Status CreateDir(const std::string& dir) override;
   absl::Status SyncDir(const std::string& dir) override;
+  absl::StatusOr<uint64_t> FreeSpace(const std::string& path) override;
 
   // Drops everything not durable (see the class comment). Errors: the base file system's.
   absl::Status SimulateCrash();
@@ -148,6 +164,8 @@ class FaultInjectionFileSystem : public FileSystem {
   void FailAfter(Op op, uint64_t n);
   // Disarms every failure.
   void ClearFailures();
+  // Simulates a disk with `bytes` free (see the class comment); nullopt ends the simulation.
+  void SimulateFreeSpace(std::optional<uint64_t> bytes);
   // Calls of kind `op` made so far (failed ones included).
   uint64_t Count(Op op);
   // Calls of every kind made so far.
@@ -167,6 +185,11 @@ class FaultInjectionFileSystem : public FileSystem {
   };
   // Counts a call of kind `op`; returns the injected error when it is the armed one.
   absl::Status Tick(Op op, const std::string& what);
+  // With a simulated free space: how many of `size` bytes an append may write (all of them
+  // without a simulation); takes them from the free space.
+  uint64_t TakeSpace(uint64_t size);
+  // With a simulated free space: gives `bytes` back.
+  void ReturnSpace(uint64_t bytes);
   void OnSynced(const std::string& path, uint64_t size);
   void OnTruncated(const std::string& path, uint64_t size);
 
@@ -181,6 +204,7 @@ class FaultInjectionFileSystem : public FileSystem {
   std::map<Op, uint64_t> counts_;
   std::map<Op, uint64_t> fail_at_;  // op -> count value at which to fail
   std::function<void()> sync_hook_;
+  std::optional<uint64_t> free_space_;  // simulated free bytes; nullopt: the base's
   bool torn_ = false;
   uint64_t torn_state_ = 0;  // splitmix64 state for torn prefixes
 };

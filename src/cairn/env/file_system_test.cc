@@ -151,6 +151,13 @@ FsFixture MakeMem() {
   return f;
 }
 
+TEST_P(FileSystemConformanceTest, FreeSpaceOfAnExistingPath) {
+  auto before = fs()->FreeSpace(f_.root);
+  ASSERT_TRUE(before.ok()) << before.status();
+  EXPECT_GT(*before, 0u);
+  EXPECT_EQ(fs()->FreeSpace(P("missing")).status().code(), absl::StatusCode::kNotFound);
+}
+
 INSTANTIATE_TEST_SUITE_P(FileSystems, FileSystemConformanceTest,
                          ::testing::Values(FsKind{"Posix", MakePosix}, FsKind{"Mem", MakeMem}),
                          [](const auto& info) { return info.param.name; });
@@ -230,6 +237,44 @@ TEST_F(FaultInjectionTest, FailsTheNthCallOnceAndCounts) {
   fs_.FailAfter(FaultInjectionFileSystem::Op::kSyncDir, 1);
   fs_.ClearFailures();
   EXPECT_TRUE(fs_.SyncDir("/d").ok());
+}
+
+TEST(MemFileSystemTest, SmallDiskFillsUpAndFreesOnTruncateAndRemove) {
+  auto fs = NewMemFileSystem(/*capacity=*/10);
+  EXPECT_EQ(*fs->FreeSpace("/"), 10u);
+  auto f = fs->Open("/a", OpenMode::kCreate);
+  ASSERT_TRUE(f.ok());
+  ASSERT_TRUE((*f)->Append(B("123456")).ok());
+  EXPECT_EQ(*fs->FreeSpace("/a"), 4u);
+  // A full disk: the prefix that fits lands, the append fails as ENOSPC does.
+  absl::Status st = (*f)->Append(B("789abc"));
+  EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted) << st;
+  EXPECT_EQ(*(*f)->Size(), 10u);
+  EXPECT_EQ(*fs->FreeSpace("/"), 0u);
+  ASSERT_TRUE((*f)->Truncate(6).ok());
+  EXPECT_EQ(*fs->FreeSpace("/"), 4u);
+  f->reset();
+  ASSERT_TRUE(fs->Remove("/a").ok());
+  EXPECT_EQ(*fs->FreeSpace("/"), 10u);
+}
+
+TEST_F(FaultInjectionTest, SimulatedFreeSpaceRunsOutAndComesBack) {
+  fs_.SimulateFreeSpace(8);
+  EXPECT_EQ(*fs_.FreeSpace("/d"), 8u);
+  auto f = fs_.Open("/d/a", OpenMode::kCreate);
+  ASSERT_TRUE(f.ok());
+  ASSERT_TRUE((*f)->Append(B("12345")).ok());
+  EXPECT_EQ(*fs_.FreeSpace("/d"), 3u);
+  absl::Status st = (*f)->Append(B("67890"));
+  EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted) << st;
+  EXPECT_EQ(ReadPath(&fs_, "/d/a"), "12345678");  // the prefix that fitted
+  EXPECT_EQ(*fs_.FreeSpace("/d"), 0u);
+  ASSERT_TRUE((*f)->Truncate(5).ok());
+  EXPECT_EQ(*fs_.FreeSpace("/d"), 3u);
+  ASSERT_TRUE(fs_.Remove("/d/a").ok());
+  EXPECT_EQ(*fs_.FreeSpace("/d"), 8u);
+  fs_.SimulateFreeSpace(std::nullopt);
+  EXPECT_EQ(*fs_.FreeSpace("/d"), *base_->FreeSpace("/d"));
 }
 
 }  // namespace

@@ -34,6 +34,7 @@ void ToProto(const cluster::PeerInfo& info, v1::PeerInfo* out) {
   out->set_quota(info.quota);
   out->set_used(info.used);
   out->set_extra(info.extra);
+  if (info.disk_room) out->set_disk_room(*info.disk_room);
   out->set_version(info.version);
   out->set_incarnation(info.incarnation);
   // Node ids travel as their 16 raw bytes; one that is not valid hex is left out.
@@ -51,6 +52,7 @@ cluster::PeerInfo FromProto(const v1::PeerInfo& info) {
   out.quota = info.quota();
   out.used = info.used();
   out.extra = info.extra();
+  if (info.has_disk_room()) out.disk_room = info.disk_room();
   out.version = info.version();
   out.incarnation = info.incarnation();
   // Anything but 16 bytes is no node id (left empty: such a peer is not pinned or trusted).

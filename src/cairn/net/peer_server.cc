@@ -92,7 +92,8 @@ class PeerService final : public v1::Peer::Service {
             membership_->ObserveIndirect(info);
           }
           store::StoreStats stats = store_->Stats();
-          membership_->UpdateSelf(stats.quota, stats.used, stats.extra_bytes);
+          membership_->UpdateSelf(stats.quota, stats.used, stats.extra_bytes,
+                                  store::DiskRoom(stats));
           ToProto(membership_->Self(), response->mutable_self());
           for (const cluster::PeerView& view : membership_->Peers()) {
             if (view.self || view.info.id == self.id) continue;

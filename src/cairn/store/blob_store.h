@@ -66,11 +66,32 @@ struct StoreStats {
   uint64_t compacting_segment = 0;          // segment being rewritten now, 0 when none
   uint64_t compaction_done_bytes = 0;       // of it: live bytes copied so far
   uint64_t compaction_total_bytes = 0;      // of it: live bytes to copy
+  // The file system holding the store (SegmentBlobStore only; docs/operations.md "A full
+  // disk"): its free bytes (env::FileSystem::FreeSpace) when last asked, nullopt when unknown
+  // (other stores, or the query failed), and the bytes the store leaves free on it for the
+  // index and compaction.
+  std::optional<uint64_t> disk_free;
+  uint64_t disk_reserve = 0;
 };
 
 // Bytes of the blobs held (what an owner relies on), without dead bytes still waiting for
 // compaction in a segment store.
 inline uint64_t HeldBytes(const StoreStats& s) { return s.used - std::min(s.dead_bytes, s.used); }
+
+// Bytes the store may still write on its disk: free space minus the reserve; nullopt when the
+// free space is unknown.
+inline std::optional<uint64_t> DiskRoom(const StoreStats& s) {
+  if (!s.disk_free) return std::nullopt;
+  return *s.disk_free - std::min(*s.disk_free, s.disk_reserve);
+}
+
+// Bytes of blobs the store can take now: the smaller of quota - used and DiskRoom. Extra copies
+// are counted as used (a regular put may evict them, within the quota only).
+inline uint64_t Room(const StoreStats& s) {
+  uint64_t room = s.quota - std::min(s.quota, s.used);
+  if (auto disk = DiskRoom(s)) room = std::min(room, *disk);
+  return room;
+}
 
 // What ScrubBlob found.
 enum class ScrubOutcome {

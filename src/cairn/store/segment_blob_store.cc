@@ -6,6 +6,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -88,6 +89,7 @@ class SegmentBlobStore::Impl {
   std::set<BlobKey> busy;
   uint64_t quota = 0;
   uint64_t reserved = 0;                   // bytes of puts between admission and commit
+  std::optional<uint64_t> last_disk_free;  // FreeSpace(dir) when last asked
   std::map<uint64_t, SegmentUsage> usage;  // per segment with slots
   std::set<uint64_t> segment_files;        // segments whose files exist (not retired)
   std::map<uint64_t, std::shared_ptr<env::File>> handles;  // open for reading
@@ -249,6 +251,14 @@ class SegmentBlobStore::Impl {
                                       std::string* reason);
   absl::StatusOr<EvictResult> EvictUntil(const std::function<bool()>& enough);
   absl::Status Reserve(const BlobKey& key, uint64_t size, bool extra);
+  // Free bytes of the file system holding the segments, remembered for Stats; nullopt when
+  // the query failed (then only the quota limits puts).
+  std::optional<uint64_t> QueryFreeSpace() {
+    auto free = fs->FreeSpace(dir);
+    std::lock_guard<std::mutex> lock(mu);
+    last_disk_free = free.ok() ? std::optional<uint64_t>(*free) : std::nullopt;
+    return last_disk_free;
+  }
   absl::Status CommitGroup(std::vector<Writer*>& group, std::vector<Slot>* added);
   absl::Status Commit(Writer* w);
   absl::StatusOr<std::shared_ptr<env::File>> CreateSegment(uint64_t id, uint32_t flags);
@@ -304,22 +314,40 @@ absl::Status SegmentBlobStore::Impl::CommitGroup(std::vector<Writer*>& group,
   RegistryBatch batch;
   std::vector<std::shared_ptr<env::File>> to_sync;  // sealed during this group
   Bytes buf;
+  const std::shared_ptr<env::File> group_file = wfile;  // nullptr: none was open
   const uint64_t group_start = wsize;
   const uint64_t group_segment = wid;
-  bool rotated = false;
+  std::vector<uint64_t> created;  // segments this group created
   const int64_t now_ns = (options.clock ? options.clock : env::RealClock::Default())->NowNanos();
 
-  auto fail = [&](const absl::Status& st, bool can_cut) -> absl::Status {
-    // Cut what this group appended so that the next group does not follow garbage. When that is
-    // impossible, refuse further writes until Open has recovered from the disk.
-    bool cut = false;
-    if (can_cut && !rotated && wfile != nullptr && group_segment == wid) {
-      cut = wfile->Truncate(group_start).ok();
-      if (cut) wsize = group_start;
+  auto fail = [&](const absl::Status& st, bool can_roll_back) -> absl::Status {
+    // Roll back to the state before the group: cut what it appended to the segment that was
+    // open and remove the segments it created, so that the next group does not follow a torn
+    // record (a full disk leaves one) and puts work again once there is space. Nothing of the
+    // group is registered yet. When that is impossible, refuse further writes until Open has
+    // recovered from the disk.
+    bool rolled_back = can_roll_back;
+    if (rolled_back && group_file != nullptr) rolled_back = group_file->Truncate(group_start).ok();
+    for (uint64_t id : created) {
+      if (!rolled_back) break;
+      absl::Status removed = fs->Remove(PathOf(id));
+      rolled_back = removed.ok() || removed.code() == absl::StatusCode::kNotFound;
+      if (rolled_back) {
+        std::lock_guard<std::mutex> lock(mu);
+        segment_files.erase(id);
+        handles.erase(id);
+      }
     }
-    if (!cut) {
+    if (rolled_back) {
+      wfile = group_file;
+      wid = group_segment;
+      wsize = group_start;
+    } else {
       std::lock_guard<std::mutex> lock(mu);
       if (broken.ok()) broken = st;
+    }
+    if (st.code() == absl::StatusCode::kResourceExhausted) {
+      return Annotate(st, "no space on disk for this write group");
     }
     return st;
   };
@@ -339,16 +367,16 @@ absl::Status SegmentBlobStore::Impl::CommitGroup(std::vector<Writer*>& group,
           if (absl::Status st = flush(); !st.ok()) return fail(st, true);
           to_sync.push_back(wfile);
           batch.put_segments.push_back({wid, SegmentState::kSealed, wsize});
-          rotated = true;
         }
         uint64_t id;
         {
           std::lock_guard<std::mutex> lock(mu);
           id = next_id++;
         }
-        auto created = CreateSegment(id, 0);
-        if (!created.ok()) return fail(created.status(), true);
-        wfile = *created;
+        auto file = CreateSegment(id, 0);
+        if (!file.ok()) return fail(file.status(), true);
+        created.push_back(id);
+        wfile = *file;
         wid = id;
         wsize = kSegmentHeaderSize;
       }
@@ -425,6 +453,8 @@ absl::Status SegmentBlobStore::Impl::Commit(Writer* w) {
 absl::Status SegmentBlobStore::Impl::Reserve(const BlobKey& key, uint64_t size, bool extra) {
   bool compacted = false;
   while (true) {
+    // Asked outside the lock: a statvfs per put is cheap next to its append and sync.
+    std::optional<uint64_t> disk_free = QueryFreeSpace();
     uint64_t live, dead, extra_bytes;
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -434,6 +464,17 @@ absl::Status SegmentBlobStore::Impl::Reserve(const BlobKey& key, uint64_t size, 
       extra_bytes = t.extra_bytes;
       const uint64_t committed = live + dead + reserved;
       if (committed <= quota && size <= quota - committed) {
+        // The disk: bytes admitted but not yet committed may not be on it yet.
+        if (disk_free) {
+          const uint64_t room = *disk_free - std::min(*disk_free, options.disk_reserve_bytes);
+          const uint64_t need = reserved + size + kRecordHeaderSize;
+          if (need > room) {
+            return absl::ResourceExhaustedError(absl::StrCat(
+                "no space on disk for ", extra ? "extra " : "", "blob ", key.DebugString(), " (",
+                size, " bytes; ", *disk_free, " bytes free on the file system of ", dir, ", ",
+                options.disk_reserve_bytes, " kept in reserve, ", reserved, " being written)"));
+          }
+        }
         reserved += size;
         return absl::OkStatus();
       }
@@ -1043,6 +1084,8 @@ absl::Status SegmentBlobStore::Delete(const BlobKey& key) {
 
 StoreStats SegmentBlobStore::Stats() {
   Impl& s = *impl_;
+  // Asked every time: a peer refusing puts for a full disk learns here that space came back.
+  s.QueryFreeSpace();
   std::lock_guard<std::mutex> lock(s.mu);
   SegmentUsage t = s.TotalsLocked();
   StoreStats st;
@@ -1062,6 +1105,8 @@ StoreStats SegmentBlobStore::Stats() {
   st.compacting_segment = s.compacting;
   st.compaction_done_bytes = s.compact_done;
   st.compaction_total_bytes = s.compact_total;
+  st.disk_free = s.last_disk_free;
+  st.disk_reserve = s.options.disk_reserve_bytes;
   return st;
 }
 

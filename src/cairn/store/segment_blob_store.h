@@ -26,11 +26,18 @@
 // Quarantine is a registry state: the record stays in its segment, no longer held (not in
 // `used`), counted in `quarantined`, until compaction drops it with the segment.
 //
-// Failures: an I/O error while appending a group fails that group's puts; the store then tries
-// to cut the segment back. If that fails, or a sync or a group's registry commit fails, the store
-// stops accepting writes (FAILED_PRECONDITION) until it is reopened: after a failed fsync the
-// page cache cannot be trusted (what reached the disk is unknown), and Open recovers from what
-// is on disk.
+// A full disk (docs/operations.md "A full disk"): besides the quota, a put must fit in the free
+// space of the file system holding the segments minus `disk_reserve_bytes` (left for the index
+// and compaction); otherwise it is answered RESOURCE_EXHAUSTED, like a full quota, before
+// anything is written. Stats reports the free space, so the peer advertises the smaller room.
+//
+// Failures: an I/O error while appending a group (ENOSPC included: RESOURCE_EXHAUSTED) fails
+// that group's puts; the store then rolls the open segment back to where the group started and
+// removes any segment the group created, so no torn record stays behind a later put and the
+// store keeps taking puts once space returns. If that fails, or a sync or a group's registry
+// commit fails, the store stops accepting writes (FAILED_PRECONDITION) until it is reopened:
+// after a failed fsync the page cache cannot be trusted (what reached the disk is unknown), and
+// Open recovers from what is on disk.
 //
 // Thread-safety: thread-safe. Compaction, scrub and puts run concurrently; reads never wait for
 // a write group's sync.
@@ -60,6 +67,9 @@ struct SegmentStoreOptions {
   uint64_t compact_bytes_per_second = 32ull << 20;
   // A write group takes queued puts until it holds this many blob bytes (at least one put).
   uint64_t max_group_bytes = 16ull << 20;
+  // Bytes a put must leave free on the file system holding the segments (see above).
+  uint64_t disk_reserve_bytes = kDefaultDiskReserveBytes;
+  static constexpr uint64_t kDefaultDiskReserveBytes = 64ull << 20;
   // Time and waiting for the compaction rate limit; nullptr = real ones owned by the store.
   env::Clock* clock = nullptr;
   Sleeper* sleeper = nullptr;

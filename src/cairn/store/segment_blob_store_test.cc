@@ -403,6 +403,104 @@ TEST_F(SegmentStoreTest, FailedAppendFailsTheGroupAndTheStoreGoesOn) {
   ExpectConsistent(s.get());
 }
 
+// A full disk (docs/operations.md "A full disk"): a put that does not fit in the free space
+// minus the reserve is refused before anything is written, Stats shows the disk's room, and
+// puts work again once space returns.
+TEST_F(SegmentStoreTest, PutsBeyondTheDiskAreRefusedUntilSpaceReturns) {
+  options_.disk_reserve_bytes = 4096;
+  auto s = Open(/*quota=*/1 << 20);
+  TestBlob a = MakeBlob(950), b = MakeBlob(951);
+  const uint64_t record = kRecordHeaderSize + a.data.size();
+  // Room for the segment header and one record, not two.
+  fs_.SimulateFreeSpace(4096 + kSegmentHeaderSize + record + record / 2);
+  ASSERT_EQ(*s->Put(a.key, a.data, a.checksum), PutOutcome::kStored);
+  const uint64_t appends = fs_.Count(Op::kAppend);
+  auto refused = s->Put(b.key, b.data, b.checksum);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
+  EXPECT_NE(refused.status().message().find("no space on disk"), std::string::npos)
+      << refused.status();
+  EXPECT_EQ(fs_.Count(Op::kAppend), appends);  // refused before writing
+  StoreStats st = s->Stats();
+  ASSERT_TRUE(st.disk_free.has_value());
+  EXPECT_EQ(*st.disk_free, 4096 + record / 2);
+  EXPECT_EQ(st.disk_reserve, 4096u);
+  EXPECT_EQ(*DiskRoom(st), record / 2);
+  EXPECT_EQ(Room(st), record / 2);  // the disk, not the quota, is the limit
+
+  fs_.SimulateFreeSpace(64 << 20);  // space returns (files deleted elsewhere)
+  st = s->Stats();
+  EXPECT_EQ(Room(st), (1u << 20) - st.used);  // the quota is the limit again
+  EXPECT_EQ(*s->Put(b.key, b.data, b.checksum), PutOutcome::kStored);
+  EXPECT_EQ(*s->Get(a.key), a.data);
+  EXPECT_EQ(*s->Get(b.key), b.data);
+  ExpectConsistent(s.get());
+}
+
+// The free space the store saw does not hold the records (other writers took it, or the
+// framing): the append hits ENOSPC part way. The group's puts are answered RESOURCE_EXHAUSTED,
+// the torn record is cut at once, earlier blobs stay readable, later puts follow intact
+// records, and a reopen finds no torn tail.
+TEST_F(SegmentStoreTest, EnospcWhileAppendingRollsBackTheGroup) {
+  options_.disk_reserve_bytes = 0;
+  auto s = Open();
+  TestBlob a = MakeBlob(960), b = MakeBlob(961), c = MakeBlob(962), d = MakeBlob(963);
+  ASSERT_EQ(*s->Put(a.key, a.data, a.checksum), PutOutcome::kStored);
+  ASSERT_EQ(*s->Put(b.key, b.data, b.checksum), PutOutcome::kStored);
+  auto loc = s->LocationOf(b.key);
+  ASSERT_TRUE(loc.ok()) << loc.status();
+  const std::string path = s->SegmentPath(loc->segment);
+  const uint64_t good_end = *fs_.FileSize(path);
+  // Admission counts each blob's bytes and one record header: two records need one more.
+  fs_.SimulateFreeSpace(c.data.size() + d.data.size() + kRecordHeaderSize);
+  std::vector<PutItem> items = {{c.key, c.data, c.checksum, {}}, {d.key, d.data, d.checksum, {}}};
+  auto out = s->PutBatch(items);
+  ASSERT_EQ(out.size(), 2u);
+  for (const auto& r : out) {
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted) << r.status();
+  }
+  EXPECT_EQ(*fs_.FileSize(path), good_end);  // no torn record left behind
+  EXPECT_FALSE(*s->Has(c.key));
+  EXPECT_FALSE(*s->Has(d.key));
+  EXPECT_EQ(*s->Get(a.key), a.data);
+  EXPECT_EQ(*s->Get(b.key), b.data);
+
+  fs_.SimulateFreeSpace(std::nullopt);
+  out = s->PutBatch(items);
+  for (const auto& r : out) EXPECT_EQ(*r, PutOutcome::kStored);
+  ExpectConsistent(s.get());
+  s.reset();
+  s = Open();
+  EXPECT_EQ(s->recovery().torn_tail_bytes, 0u);
+  for (const TestBlob* t : {&a, &b, &c, &d}) EXPECT_EQ(*s->Get(t->key), t->data);
+  ExpectConsistent(s.get());
+}
+
+// ENOSPC in the segment a group opened (the previous one was full): the new segment is
+// removed and the group's puts refused; the store goes on where it was.
+TEST_F(SegmentStoreTest, EnospcInANewSegmentRemovesIt) {
+  options_.disk_reserve_bytes = 0;
+  options_.segment_target_bytes = 1024;
+  auto s = Open();
+  TestBlob a = MakeBlob(970), b = MakeBlob(971), c = MakeBlob(972);
+  ASSERT_GT(a.data.size() + kRecordHeaderSize + kSegmentHeaderSize, 512u);
+  ASSERT_EQ(*s->Put(a.key, a.data, a.checksum), PutOutcome::kStored);
+  ASSERT_EQ(*s->Put(b.key, b.data, b.checksum), PutOutcome::kStored);  // past the target
+  const std::vector<std::string> before = *fs_.ListDir("/peer/blobs/segments");
+  // Admission passes (the new segment's header is not counted); the record does not fit.
+  fs_.SimulateFreeSpace(c.data.size() + kRecordHeaderSize);
+  auto refused = s->Put(c.key, c.data, c.checksum);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted) << refused.status();
+  EXPECT_EQ(*fs_.ListDir("/peer/blobs/segments"), before);
+  fs_.SimulateFreeSpace(std::nullopt);
+  EXPECT_EQ(*s->Put(c.key, c.data, c.checksum), PutOutcome::kStored);
+  for (const TestBlob* t : {&a, &b, &c}) EXPECT_EQ(*s->Get(t->key), t->data);
+  ExpectConsistent(s.get());
+  s.reset();
+  s = Open();
+  EXPECT_EQ(s->recovery().torn_tail_bytes, 0u);
+  for (const TestBlob* t : {&a, &b, &c}) EXPECT_EQ(*s->Get(t->key), t->data);
+}
+
 // Random puts, deletes and compactions; at a random point a call fails or the power goes;
 // after reopening, every acknowledged put is readable, every acknowledged delete stays
 // deleted, and registry and segments agree. Repeated for many crash points.
