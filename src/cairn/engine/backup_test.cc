@@ -415,7 +415,13 @@ TEST(OrderHoldersTest, AliveThenSuspectThenOthersAndFailingPeersLast) {
   PeerFailures failures(ctx.clock);
   ctx.peer_failures = &failures;
   std::vector<StoragePeer> peers;
-  for (PeerId id = 2; id <= 7; ++id) peers.push_back({id, "h" + std::to_string(id), 100, 0, true});
+  for (PeerId id = 2; id <= 7; ++id) {
+    StoragePeer peer;
+    peer.id = id;
+    peer.host = "h" + std::to_string(id);
+    peer.quota = 100;
+    peers.push_back(peer);
+  }
   peers[1].alive = false;  // 3: suspect
   peers[1].suspect = true;
   peers[2].alive = false;  // 4: dead

@@ -56,7 +56,9 @@ TEST(ConvertTest, PeerInfoRoundTrip) {
                          12345,
                          "0.1.0",
                          99,
-                         "00112233445566778899aabbccddeeff"};
+                         "00112233445566778899aabbccddeeff",
+                         uint64_t{5} << 20,
+                         uint64_t{7} << 20};
   v1::PeerInfo proto;
   ToProto(info, &proto);
   EXPECT_EQ(proto.node_id().size(), 16u);  // raw bytes on the wire

@@ -148,7 +148,10 @@ class OwnerClient : public net::PeerClient {
 
 void FakePeerSet::AddPeer(PeerId id, const std::string& host, uint64_t quota) {
   auto p = std::make_shared<Peer>();
-  p->info = {id, host, quota, 0, true};
+  p->info = StoragePeer();
+  p->info.id = id;
+  p->info.host = host;
+  p->info.quota = quota;
   p->store = store::NewMemBlobStore(quota);
   std::lock_guard lock(mu_);
   peers_[id] = p;
