@@ -365,7 +365,9 @@ TEST_F(EngineTest, RestoreTriesTheOtherHolderWhenTheFirstFailsForEveryChunk) {
       EXPECT_NE(std::find((*rec)->holders.begin(), (*rec)->holders.end(), p), (*rec)->holders.end())
           << key.DebugString() << " asked peer " << p;
     }
-    EXPECT_NE(asked[0], asked[1]);
+    // The fetch that failed moved on to the other holder. (Another file's concurrent fetch of
+    // the same chunk may have asked the first holder again in between, so look at all calls.)
+    EXPECT_EQ(std::set<PeerId>(asked.begin(), asked.end()).size(), 2u) << key.DebugString();
   }
 }
 
