@@ -22,7 +22,7 @@ struct StoragePeer {
   uint64_t used = 0;
   bool alive = true;
   uint64_t extra = 0;  // of used: extra copies, which a regular put evicts (store/blob_store.h)
-  // Not alive but heard from lately (design.md §7: missed pings, or a call that failed): may
+  // Not alive but heard from lately (docs/architecture.md "Membership": missed pings, or a call that failed): may
   // still answer. A peer neither alive nor suspect is dead.
   bool suspect = false;
   // Bytes it may still write on its disk (free space minus a reserve); nullopt when unknown.

@@ -173,8 +173,8 @@ class GrpcPeerClient final : public PeerClient {
           // Serialized once, straight from the blobs (put_blobs_wire.h).
           EncodedPutBlobs encoded = EncodePutBlobs(wire);
           v1::PutBlobsResponse response;
-          CAIRN_RETURN_IF_ERROR(CallEncoded(kPutBlobsMethod, encoded, &response,
-                                            options_.blob_deadline));
+          CAIRN_RETURN_IF_ERROR(
+              CallEncoded(kPutBlobsMethod, encoded, &response, options_.blob_deadline));
           if (static_cast<size_t>(response.items_size()) != sent.size()) {
             return absl::InternalError(absl::StrCat("peer answered ", response.items_size(),
                                                     " items for ", sent.size(), " blobs"));

@@ -20,7 +20,8 @@ std::string Flatten(const grpc::ByteBuffer& buffer) {
   std::vector<grpc::Slice> slices;
   EXPECT_TRUE(buffer.Dump(&slices).ok());
   std::string out;
-  for (const grpc::Slice& s : slices) out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  for (const grpc::Slice& s : slices)
+    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
   return out;
 }
 
@@ -77,8 +78,9 @@ TEST(PutBlobsWireTest, SameBytesAsProtobufDeterministicSerialization) {
     ASSERT_TRUE(parsed.ParseFromString(bytes));
     ASSERT_EQ(parsed.blobs_size(), static_cast<int>(n));
     for (size_t i = 0; i < n; ++i) {
-      EXPECT_EQ(parsed.blobs(static_cast<int>(i)).blob(),
-                std::string(reinterpret_cast<const char*>(puts[i].blob.data()), puts[i].blob.size()));
+      EXPECT_EQ(
+          parsed.blobs(static_cast<int>(i)).blob(),
+          std::string(reinterpret_cast<const char*>(puts[i].blob.data()), puts[i].blob.size()));
       EXPECT_EQ(parsed.blobs(static_cast<int>(i)).extra(), puts[i].options.extra);
       auto key = FromProto(parsed.blobs(static_cast<int>(i)).key());
       ASSERT_TRUE(key.ok());
