@@ -222,6 +222,13 @@ ChunkId ComputeChunkId(const Key& id_key, ByteSpan plaintext) {
 }
 
 Bytes AeadSeal(const Key& key, const Nonce& nonce, ByteSpan aad, ByteSpan plaintext) {
+  Bytes out;
+  AeadSealAppend(key, nonce, aad, plaintext, &out);
+  return out;
+}
+
+void AeadSealAppend(const Key& key, const Nonce& nonce, ByteSpan aad, ByteSpan plaintext,
+                    Bytes* sealed) {
   std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter> ctx(EVP_CIPHER_CTX_new());
   // The default GCM IV length is 12 bytes (kNonceSize).
   if (!ctx ||
@@ -235,26 +242,26 @@ Bytes AeadSeal(const Key& key, const Nonce& nonce, ByteSpan aad, ByteSpan plaint
       Fatal("AES-256-GCM AAD");
     }
   }
-  Bytes out(plaintext.size() + kTagSize);
+  const size_t start = sealed->size();
+  sealed->resize(start + plaintext.size() + kTagSize);
+  uint8_t* out = sealed->data() + start;
   size_t written = 0;
   for (size_t off = 0; off < plaintext.size(); off += kMaxPiece) {
     int piece = static_cast<int>(std::min(kMaxPiece, plaintext.size() - off));
-    if (EVP_EncryptUpdate(ctx.get(), out.data() + written, &len, plaintext.data() + off, piece) !=
-        1) {
+    if (EVP_EncryptUpdate(ctx.get(), out + written, &len, plaintext.data() + off, piece) != 1) {
       Fatal("AES-256-GCM encrypt");
     }
     written += static_cast<size_t>(len);
   }
-  if (EVP_EncryptFinal_ex(ctx.get(), out.data() + written, &len) != 1) {
+  if (EVP_EncryptFinal_ex(ctx.get(), out + written, &len) != 1) {
     Fatal("AES-256-GCM encrypt final");
   }
   written += static_cast<size_t>(len);
   if (written != plaintext.size()) Fatal("AES-256-GCM produced an unexpected length");
   if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(kTagSize),
-                          out.data() + written) != 1) {
+                          out + written) != 1) {
     Fatal("AES-256-GCM get tag");
   }
-  return out;
 }
 
 absl::StatusOr<Bytes> AeadOpen(const Key& key, const Nonce& nonce, ByteSpan aad,

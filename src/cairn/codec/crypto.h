@@ -72,6 +72,11 @@ ChunkId ComputeChunkId(const Key& id_key, ByteSpan plaintext);
 
 // AES-256-GCM encryption. Returns ciphertext || 16-byte tag (size = plaintext + 16).
 Bytes AeadSeal(const Key& key, const Nonce& nonce, ByteSpan aad, ByteSpan plaintext);
+// AeadSeal that appends ciphertext || tag to `*out`, so that a blob is sealed straight behind
+// its header without another buffer and copy. `aad` may lie in `*out` (it is read before `*out`
+// grows); `plaintext` must not.
+void AeadSealAppend(const Key& key, const Nonce& nonce, ByteSpan aad, ByteSpan plaintext,
+                    Bytes* out);
 
 // AES-256-GCM decryption of ciphertext || tag. DATA_LOSS if the tag does not verify (wrong
 // key, altered ciphertext, altered AAD) or the input is shorter than the tag.

@@ -1,5 +1,6 @@
 #include "cairn/codec/crypto.h"
 
+#include <algorithm>
 #include <gtest/gtest.h>
 
 #include <set>
@@ -112,6 +113,29 @@ TEST(AeadTest, RoundTrip) {
     auto opened = AeadOpen(key, nonce, AsBytes("aad"), sealed);
     ASSERT_TRUE(opened.ok()) << size << ": " << opened.status();
     EXPECT_EQ(*opened, plaintext) << size;
+  }
+}
+
+// Sealing behind a header that is also the AAD (how blobs are sealed) gives the same bytes as
+// AeadSeal, and opens.
+TEST(AeadTest, SealAppendBehindTheAadEqualsSeal) {
+  const Key key = KeyOf(3);
+  const Nonce nonce = RandomNonce();
+  for (size_t size : {size_t{0}, size_t{17}, size_t{1} << 16}) {
+    Bytes plaintext(size);
+    for (size_t i = 0; i < size; ++i) plaintext[i] = static_cast<uint8_t>(i * 13 + 1);
+    const ByteSpan header_text = AsBytes("header bytes, 24 long...");
+    const Bytes header(header_text.begin(), header_text.end());
+    Bytes blob = header;
+    AeadSealAppend(key, nonce, ByteSpan(blob.data(), header.size()), plaintext, &blob);
+    ASSERT_EQ(blob.size(), header.size() + size + kTagSize);
+    EXPECT_TRUE(std::equal(header.begin(), header.end(), blob.begin()));
+    const Bytes sealed = AeadSeal(key, nonce, header, plaintext);
+    EXPECT_TRUE(std::equal(sealed.begin(), sealed.end(), blob.begin() + header.size())) << size;
+    auto opened = AeadOpen(key, nonce, header,
+                           ByteSpan(blob.data() + header.size(), blob.size() - header.size()));
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    EXPECT_EQ(*opened, plaintext);
   }
 }
 

@@ -86,7 +86,7 @@ Scrubber::Scrubber(store::BlobStore* store, index::Catalog* catalog, ScrubberOpt
     : store_(store),
       catalog_(catalog),
       options_(options),
-      own_sleeper_(options.sleeper ? nullptr : std::make_unique<store::InterruptibleSleeper>()),
+      own_sleeper_(options.sleeper ? nullptr : std::make_unique<env::InterruptibleSleeper>()),
       sleeper_(options.sleeper ? options.sleeper : own_sleeper_.get()),
       limiter_(options.rate, options.rate, options.clock) {}
 

@@ -25,9 +25,9 @@
 #include "absl/status/statusor.h"
 #include "cairn/daemon/config.h"
 #include "cairn/env/clock.h"
+#include "cairn/env/rate_limiter.h"
 #include "cairn/index/catalog.h"
 #include "cairn/store/blob_store.h"
-#include "cairn/store/rate_limiter.h"
 #include "cairn/store/scrub.h"
 #include "nlohmann/json.hpp"
 
@@ -41,7 +41,7 @@ struct ScrubberOptions {
   uint64_t rate = 20ull << 20;                     // bytes per second (also the burst)
   size_t batch = 256;                              // blobs per listing and per state save
   env::Clock* clock = env::RealClock::Default();
-  store::Sleeper* sleeper = nullptr;  // nullptr: a real InterruptibleSleeper
+  env::Sleeper* sleeper = nullptr;  // nullptr: a real InterruptibleSleeper
 };
 
 // The [scrub] settings of a peer's config.
@@ -99,9 +99,9 @@ class Scrubber {
   store::BlobStore* const store_;
   index::Catalog* const catalog_;
   const ScrubberOptions options_;
-  std::unique_ptr<store::InterruptibleSleeper> own_sleeper_;
-  store::Sleeper* sleeper_;
-  store::RateLimiter limiter_;
+  std::unique_ptr<env::InterruptibleSleeper> own_sleeper_;
+  env::Sleeper* sleeper_;
+  env::RateLimiter limiter_;
 
   std::mutex pass_mu_;  // held by the running pass
   std::atomic<bool> stopping_{false};

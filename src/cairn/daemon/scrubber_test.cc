@@ -100,7 +100,7 @@ struct Held {
 };
 
 // Waits on a gate until Open() or Interrupt(); counts the sleeps that entered it.
-class GateSleeper : public store::Sleeper {
+class GateSleeper : public env::Sleeper {
  public:
   bool SleepFor(nanoseconds d) override {
     std::unique_lock<std::mutex> lock(mu_);
@@ -130,7 +130,7 @@ class GateSleeper : public store::Sleeper {
 
 // A FakeSleeper that reports an interruption from its (n+1)-th sleep on: stops a pass after n
 // rate-limited blobs, as Stop() or a shutdown would.
-class StopAfterSleeper : public store::Sleeper {
+class StopAfterSleeper : public env::Sleeper {
  public:
   StopAfterSleeper(env::FakeClock* clock, int n) : inner_(clock), left_(n) {}
   bool SleepFor(nanoseconds d) override {
@@ -140,7 +140,7 @@ class StopAfterSleeper : public store::Sleeper {
   void Interrupt() override { inner_.Interrupt(); }
 
  private:
-  store::FakeSleeper inner_;
+  env::FakeSleeper inner_;
   int left_;
 };
 
@@ -219,7 +219,7 @@ TEST_F(ScrubberTest, PassQuarantinesExactlyTheCorruptBlobsAtTheConfiguredRate) {
     }
   }
   env::FakeClock clock;
-  store::FakeSleeper sleeper(&clock);
+  env::FakeSleeper sleeper(&clock);
   ScrubberOptions options;
   options.rate = 8000;
   options.batch = 4;
@@ -303,7 +303,7 @@ TEST_F(ScrubberTest, AStoppedPassResumesAfterARestartWhereItStopped) {
   // Restart: everything reopened from the directory.
   Close();
   Open();
-  store::FakeSleeper sleeper(&clock);
+  env::FakeSleeper sleeper(&clock);
   options.sleeper = &sleeper;
   auto scrubber = MakeScrubber(options);
   ASSERT_NE(scrubber, nullptr);
@@ -321,7 +321,7 @@ TEST_F(ScrubberTest, AStoppedPassResumesAfterARestartWhereItStopped) {
 
 TEST_F(ScrubberTest, PassesRunAnIntervalApart) {
   env::FakeClock clock;
-  store::FakeSleeper sleeper(&clock);
+  env::FakeSleeper sleeper(&clock);
   ScrubberOptions options;
   options.interval = 10h;
   options.clock = &clock;

@@ -22,8 +22,8 @@
 #include "cairn/base/bounded_queue.h"
 #include "cairn/base/status.h"
 #include "cairn/engine/chunk_io.h"
-#include "cairn/engine/restore.h"
 #include "cairn/engine/snapshot_io.h"
+#include "cairn/engine/snapshot_read.h"
 #include "cairn/engine/write_behind_catalog.h"
 #include "cairn/format/blob.h"
 
@@ -188,7 +188,7 @@ class BackupRun {
     // A stored chunk being topped up (a plain struct, not an optional: GCC 12 warns about
     // moving an optional<ChunkRecord> through the queue).
     bool topping_up = false;
-    index::ChunkRecord known;
+    ports::ChunkRecord known;
   };
 
   bool Cancelled() const { return cancel_ && cancel_->load(); }
@@ -220,7 +220,7 @@ class BackupRun {
   std::mutex scan_mu_;  // with scan_cv_: the scanner's wait for kScanDelay or the end
   std::condition_variable scan_cv_;
 
-  static EngineContext WithCatalog(const EngineContext& ctx, index::Catalog* catalog) {
+  static EngineContext WithCatalog(const EngineContext& ctx, ports::Catalog* catalog) {
     EngineContext out = ctx;
     out.catalog = catalog;
     return out;
@@ -316,7 +316,7 @@ void BackupRun::WorkerLoop() {
         continue;
       }
     }
-    std::optional<index::ChunkRecord> known;
+    std::optional<ports::ChunkRecord> known;
     if (task->topping_up) known = std::move(task->known);
     auto outcome = PutChunk(ctx_, task->kind, task->id, task->plaintext, redundancy_, known);
     task->plaintext = Bytes();

@@ -20,7 +20,7 @@
 #include "cairn/engine/restore.h"
 #include "cairn/engine/testing/fake_peers.h"
 #include "cairn/env/clock.h"
-#include "cairn/index/catalog.h"
+#include "cairn/ports/catalog.h"
 
 namespace cairn::engine {
 namespace {
@@ -94,7 +94,7 @@ class EngineTest : public ::testing::Test {
              ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root_);
     fs::create_directories(root_ / "src");
-    catalog_ = index::NewMemCatalog();
+    catalog_ = ports::NewMemCatalog();
     for (PeerId id = 2; id <= 5; ++id) peers_.AddPeer(id, "host" + std::to_string(id), 1ull << 30);
     codec::Key master{};
     master[0] = 42;
@@ -162,7 +162,7 @@ class EngineTest : public ::testing::Test {
   }
 
   fs::path root_;
-  std::unique_ptr<index::Catalog> catalog_;
+  std::unique_ptr<ports::Catalog> catalog_;
   testing::FakePeerSet peers_;
   EngineContext ctx_;
 };
@@ -184,7 +184,7 @@ TEST_F(EngineTest, RestoreEqualsSourceAfterAPeerDies) {
   peers_.SetReachable(3, false);  // a storage peer dies after the backup
   // A fresh catalog that knows only the snapshot: trees, holders and chunk sizes must all be
   // found on the peers (placement order), so this also proves restore without the index.
-  catalog_ = index::NewMemCatalog();
+  catalog_ = ports::NewMemCatalog();
   ctx_.catalog = catalog_.get();
   ASSERT_TRUE(catalog_->AddSnapshot({r.snapshot_id, r.snapshot}).ok());
   std::string target = (root_ / "restore").string();
@@ -494,7 +494,7 @@ class ErasureTest : public EngineTest {
   // Replaces a held blob by a corrupt but well-formed one (a flipped payload byte, a fresh
   // checksum): what a peer with bad RAM or a bug would serve. Only the owner's GCM tag sees it.
   void CorruptBlob(PeerId peer, const BlobKey& key) {
-    store::BlobStore* st = peers_.Store(peer);
+    ports::BlobStore* st = peers_.Store(peer);
     auto blob = st->Get(key);
     ASSERT_TRUE(blob.ok()) << blob.status();
     Bytes bad = *blob;
@@ -512,8 +512,8 @@ class ErasureTest : public EngineTest {
   }
 
   // Erasure-coded chunks in the catalog.
-  std::vector<index::ChunkRecord> EcChunks(const BackupResult& r) {
-    std::vector<index::ChunkRecord> out;
+  std::vector<ports::ChunkRecord> EcChunks(const BackupResult& r) {
+    std::vector<ports::ChunkRecord> out;
     auto all = ListSnapshot(ctx_, r.snapshot, "", true);
     EXPECT_TRUE(all.ok());
     std::set<ChunkId> seen;
@@ -535,7 +535,7 @@ TEST_F(ErasureTest, ShardsOnDistinctPeersAndRestoreWithAnyTwoPeersGone) {
   EXPECT_FALSE(r.degraded());
   EXPECT_EQ(r.snapshot.ec_k, 4u);
   EXPECT_EQ(r.snapshot.ec_m, 2u);
-  std::vector<index::ChunkRecord> ec = EcChunks(r);
+  std::vector<ports::ChunkRecord> ec = EcChunks(r);
   ASSERT_GT(ec.size(), 5u);
   for (const auto& rec : ec) {
     EXPECT_EQ(rec.ec_k, 4);
@@ -580,13 +580,13 @@ TEST_F(ErasureTest, ShardsOnDistinctPeersAndRestoreWithAnyTwoPeersGone) {
 TEST_F(ErasureTest, RestoreWithoutIndexWithTwoPeersGone) {
   MakeEcTree();
   BackupResult r = Backup(2, kFourTwo);
-  std::vector<index::ChunkRecord> ec = EcChunks(r);
+  std::vector<ports::ChunkRecord> ec = EcChunks(r);
   ASSERT_FALSE(ec.empty());
   // The holders of shard 0 and shard 4 of the first erasure-coded chunk.
   PeerId a = ec[0].shards[0].peer, b = ec[0].shards[4].peer;
   peers_.SetReachable(a, false);
   peers_.SetReachable(b, false);
-  catalog_ = index::NewMemCatalog();
+  catalog_ = ports::NewMemCatalog();
   ctx_.catalog = catalog_.get();
   ASSERT_TRUE(catalog_->AddSnapshot({r.snapshot_id, r.snapshot}).ok());
   EXPECT_EQ(RestoreAndCompare("restore"), "");
@@ -597,7 +597,7 @@ TEST_F(ErasureTest, RestoreWithoutIndexWithTwoPeersGone) {
 TEST_F(ErasureTest, RestoreSurvivesCorruptShards) {
   MakeEcTree();
   BackupResult r = Backup(2, kFourTwo);
-  std::vector<index::ChunkRecord> ec = EcChunks(r);
+  std::vector<ports::ChunkRecord> ec = EcChunks(r);
   ASSERT_FALSE(ec.empty());
   const uint64_t seed = std::random_device{}();
   SCOPED_TRACE("seed " + std::to_string(seed));
@@ -615,7 +615,7 @@ TEST_F(ErasureTest, RestoreSurvivesCorruptShards) {
 TEST_F(ErasureTest, RestoreSurvivesOneCorruptShardAndOnePeerGone) {
   MakeEcTree();
   BackupResult r = Backup(2, kFourTwo);
-  std::vector<index::ChunkRecord> ec = EcChunks(r);
+  std::vector<ports::ChunkRecord> ec = EcChunks(r);
   ASSERT_FALSE(ec.empty());
   PeerId gone = 4;
   for (const auto& rec : ec) {
@@ -635,7 +635,7 @@ TEST_F(ErasureTest, RestoreSurvivesOneCorruptShardAndOnePeerGone) {
 TEST_F(ErasureTest, MoreThanMLostIsReported) {
   MakeEcTree();
   BackupResult r = Backup(2, kFourTwo);
-  std::vector<index::ChunkRecord> ec = EcChunks(r);
+  std::vector<ports::ChunkRecord> ec = EcChunks(r);
   ASSERT_FALSE(ec.empty());
   const auto& rec = ec[0];
   for (uint32_t i = 0; i < 3; ++i) CorruptBlob(rec.shards[i].peer, {ctx_.owner, rec.id, i});
@@ -687,7 +687,7 @@ TEST_F(ErasureTest, FewerPeersThanShardsIsDegradedButRestorable) {
   EXPECT_GT(r.chunks_below_target, 0u);
   EXPECT_TRUE(r.degraded());
   for (PeerId p : {7, 8, 9}) EXPECT_EQ(peers_.BlobCount(p), 0u);
-  std::vector<index::ChunkRecord> ec = EcChunks(r);
+  std::vector<ports::ChunkRecord> ec = EcChunks(r);
   ASSERT_FALSE(ec.empty());
   for (const auto& rec : ec) {
     EXPECT_EQ(rec.PlacedCount(), 6u);
@@ -718,9 +718,9 @@ TEST_F(ErasureTest, TopUpRebuildsMissingShards) {
   auto original5 = peers_.Store(holder5)->Get({ctx_.owner, id, 5});
   ASSERT_TRUE(original5.ok());
   ASSERT_TRUE(peers_.Store(holder5)->Delete({ctx_.owner, id, 5}).ok());
-  index::ChunkRecord known = **catalog_->FindChunk(id);
+  ports::ChunkRecord known = **catalog_->FindChunk(id);
   known.shards.pop_back();
-  catalog_ = index::NewMemCatalog();
+  catalog_ = ports::NewMemCatalog();
   ctx_.catalog = catalog_.get();
   ASSERT_TRUE(catalog_->AddChunk(known).ok());
   EXPECT_FALSE(SatisfiesRedundancy(known, red));
@@ -738,8 +738,8 @@ TEST_F(ErasureTest, TopUpRebuildsMissingShards) {
 
   // Three shards lost (fewer than k = 4 left): sealed and stored anew; old shard keys that
   // are still held are not mistaken for the new seal's.
-  index::ChunkRecord now = **catalog_->FindChunk(id);
-  index::ChunkRecord partial = now;
+  ports::ChunkRecord now = **catalog_->FindChunk(id);
+  ports::ChunkRecord partial = now;
   partial.shards.clear();
   for (const auto& s : now.shards) {
     if (s.shard < 3) {
@@ -748,7 +748,7 @@ TEST_F(ErasureTest, TopUpRebuildsMissingShards) {
       partial.shards.push_back(s);
     }
   }
-  catalog_ = index::NewMemCatalog();
+  catalog_ = ports::NewMemCatalog();
   ctx_.catalog = catalog_.get();
   ASSERT_TRUE(catalog_->AddChunk(partial).ok());
   auto resealed = PutChunk(ctx_, BlobKind::kData, id, plain, red, partial);

@@ -12,9 +12,9 @@
 #include "absl/strings/str_cat.h"
 #include "cairn/base/status.h"
 #include "cairn/engine/chunk_io.h"
-#include "cairn/engine/restore.h"
+#include "cairn/engine/snapshot_read.h"
+#include "cairn/env/rate_limiter.h"
 #include "cairn/format/blob.h"
-#include "cairn/store/rate_limiter.h"
 
 namespace cairn::engine {
 namespace {
@@ -25,7 +25,7 @@ constexpr size_t kMaxDamaged = 1000;
 constexpr size_t kMaxErrors = 10;
 
 // Every chunk a snapshot references: the snapshot blob, its trees and their files' chunks.
-absl::Status CollectChunks(const EngineContext& ctx, const index::SnapshotRecord& snap,
+absl::Status CollectChunks(const EngineContext& ctx, const ports::SnapshotRecord& snap,
                            std::vector<ChunkId>& out, const std::atomic<bool>* cancel) {
   std::unordered_set<ChunkId, ChunkIdHash> seen;
   auto add = [&](const ChunkId& id) {
@@ -58,8 +58,8 @@ bool InSubset(const ChunkId& id, double fraction) {
 enum class Health { kAtTarget, kBelow, kLost };
 
 struct ChunkState {
-  index::ChunkRecord recorded;  // placements as the catalog knows them
-  index::ChunkRecord intact;    // only those confirmed present and intact on a live peer
+  ports::ChunkRecord recorded;  // placements as the catalog knows them
+  ports::ChunkRecord intact;    // only those confirmed present and intact on a live peer
   bool known = false;
   Health health = Health::kLost;
 };
@@ -79,7 +79,7 @@ struct Census {
 };
 
 // Distinct peers holding a blob of `r` (copies or shards).
-size_t DistinctHolders(const index::ChunkRecord& r) {
+size_t DistinctHolders(const ports::ChunkRecord& r) {
   if (!r.erasure()) return r.holders.size();
   std::set<PeerId> peers;
   for (const auto& s : r.shards) peers.insert(s.peer);
@@ -200,7 +200,7 @@ absl::StatusOr<Census> RunCensus(const EngineContext& ctx, const CheckOptions& o
       std::vector<PeerId> holders;
       for (PeerId p : s.intact.holders)
         if (verify(p, 0)) holders.push_back(p);
-      std::vector<index::ShardHolder> shards;
+      std::vector<ports::ShardHolder> shards;
       for (const auto& sh : s.intact.shards)
         if (verify(sh.peer, sh.shard)) shards.push_back(sh);
       s.intact.holders = std::move(holders);
@@ -293,7 +293,7 @@ absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions
   CAIRN_ASSIGN_OR_RETURN(Census census, RunCensus(ctx, options, progress, cancel));
   RepairReport report;
   report.chunks = census.chunks.size();
-  std::optional<store::RateLimiter> limiter;
+  std::optional<env::RateLimiter> limiter;
   if (options.repair_rate > 0) limiter.emplace(options.repair_rate, options.repair_rate, ctx.clock);
   report.lost = census.report.lost;
   report.storage_peers = census.report.storage_peers;
@@ -321,7 +321,7 @@ absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions
       if (!std::binary_search(s.intact.holders.begin(), s.intact.holders.end(), p))
         gone_holders.push_back(p);
     }
-    std::vector<index::ShardHolder> gone_shards;
+    std::vector<ports::ShardHolder> gone_shards;
     for (const auto& sh : s.recorded.shards) {
       if (!std::binary_search(s.intact.shards.begin(), s.intact.shards.end(), sh))
         gone_shards.push_back(sh);
@@ -374,13 +374,13 @@ absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions
       std::vector<PeerId> now_holders = outcome->holders;
       for (PeerId p : gone_holders) {
         if (std::find(now_holders.begin(), now_holders.end(), p) != now_holders.end()) continue;
-        CAIRN_RETURN_IF_ERROR(ctx.catalog->QueueDeletions(p, {index::ChunkShard{id, 0}}));
+        CAIRN_RETURN_IF_ERROR(ctx.catalog->QueueDeletions(p, {ports::ChunkShard{id, 0}}));
       }
       for (const auto& sh : gone_shards) {
         if (std::find(outcome->shards.begin(), outcome->shards.end(), sh) != outcome->shards.end())
           continue;
         CAIRN_RETURN_IF_ERROR(
-            ctx.catalog->QueueDeletions(sh.peer, {index::ChunkShard{id, sh.shard}}));
+            ctx.catalog->QueueDeletions(sh.peer, {ports::ChunkShard{id, sh.shard}}));
       }
     } else if (short_of_peers) {
       short_fall();

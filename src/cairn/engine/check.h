@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "cairn/engine/backup.h"
+#include "cairn/engine/context.h"
 
 namespace cairn::engine {
 

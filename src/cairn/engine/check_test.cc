@@ -8,10 +8,11 @@
 #include <fstream>
 #include <random>
 
+#include "cairn/engine/backup.h"
 #include "cairn/engine/gc.h"
 #include "cairn/engine/restore.h"
 #include "cairn/engine/testing/fake_peers.h"
-#include "cairn/index/catalog.h"
+#include "cairn/ports/catalog.h"
 
 namespace cairn::engine {
 namespace {
@@ -33,7 +34,7 @@ class CheckTest : public ::testing::Test {
       std::ofstream(root_ / "src" / ("f" + std::to_string(i)), std::ios::binary) << data;
     }
     std::ofstream(root_ / "src/sub/small") << "small file";
-    catalog_ = index::NewMemCatalog();
+    catalog_ = ports::NewMemCatalog();
     for (PeerId id = 2; id <= 9; ++id) peers_.AddPeer(id, "host" + std::to_string(id), 1ull << 30);
     codec::Key master{};
     master[0] = 7;
@@ -90,7 +91,7 @@ class CheckTest : public ::testing::Test {
   }
 
   fs::path root_;
-  std::unique_ptr<index::Catalog> catalog_;
+  std::unique_ptr<ports::Catalog> catalog_;
   testing::FakePeerSet peers_;
   EngineContext ctx_;
 };

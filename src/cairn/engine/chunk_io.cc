@@ -66,7 +66,7 @@ std::vector<T> ParallelMap(size_t n, Fn fn) {
   return FanOut::Shared().Map<T>(n, fn);
 }
 
-std::vector<PeerId> DistinctPeers(const std::vector<index::ShardHolder>& shards) {
+std::vector<PeerId> DistinctPeers(const std::vector<ports::ShardHolder>& shards) {
   std::vector<PeerId> peers;
   for (const auto& s : shards) peers.push_back(s.peer);
   std::sort(peers.begin(), peers.end());
@@ -188,7 +188,7 @@ std::vector<PeerId> OrderHolders(const EngineContext& ctx, const ChunkId& id,
   return holders;
 }
 
-bool SatisfiesRedundancy(const index::ChunkRecord& known, const Redundancy& redundancy) {
+bool SatisfiesRedundancy(const ports::ChunkRecord& known, const Redundancy& redundancy) {
   if (known.erasure()) return known.AtTarget();
   return known.holders.size() >= redundancy.CopiesForCopiesChunk();
 }
@@ -200,7 +200,7 @@ absl::Status RecordCopies(const EngineContext& ctx, BlobKind kind,
                           const format::SealedChunk& sealed, uint32_t copies, StoreOutcome& out) {
   std::sort(out.holders.begin(), out.holders.end());
   out.at_target = out.holders.size() >= copies;
-  index::ChunkRecord record;
+  ports::ChunkRecord record;
   record.id = sealed.id;
   record.kind = kind;
   record.plain_size = sealed.plain_size;
@@ -227,7 +227,7 @@ absl::StatusOr<StoreOutcome> StoreChunk(const EngineContext& ctx, BlobKind kind,
   // of one chunk thus travel in parallel (each storage peer's fsyncs overlap).
   size_t next = 0;
   while (out.holders.size() < copies && next < order.size()) {
-    std::vector<std::pair<PeerId, std::shared_ptr<net::PeerClient>>> round;
+    std::vector<std::pair<PeerId, std::shared_ptr<ports::PeerClient>>> round;
     while (round.size() + out.holders.size() < copies && next < order.size()) {
       PeerId peer = order[next++];
       if (peer == ctx.owner || Contains(out.holders, peer)) continue;
@@ -241,12 +241,12 @@ absl::StatusOr<StoreOutcome> StoreChunk(const EngineContext& ctx, BlobKind kind,
     }
     // Every copy of the round goes out at once without a thread per copy: the peer clients
     // queue them into their next batch (net/batching_peer_client.h).
-    std::vector<std::future<absl::StatusOr<store::PutOutcome>>> pending;
+    std::vector<std::future<absl::StatusOr<ports::PutOutcome>>> pending;
     pending.reserve(round.size());
     for (const auto& [peer, client] : round) {
-      pending.push_back(client->StartPutBlob(key, sealed.blob, store::PutOptions{}));
+      pending.push_back(client->StartPutBlob(key, sealed.blob, ports::PutOptions{}));
     }
-    std::vector<absl::StatusOr<store::PutOutcome>> results;
+    std::vector<absl::StatusOr<ports::PutOutcome>> results;
     results.reserve(round.size());
     for (auto& f : pending) results.push_back(f.get());
     for (size_t i = 0; i < round.size(); ++i) {
@@ -258,7 +258,7 @@ absl::StatusOr<StoreOutcome> StoreChunk(const EngineContext& ctx, BlobKind kind,
         continue;
       }
       out.holders.push_back(peer);
-      if (*put == store::PutOutcome::kStored) {
+      if (*put == ports::PutOutcome::kStored) {
         out.sent_bytes += sealed.blob.size();
         ++out.new_copies;
       }
@@ -296,7 +296,7 @@ absl::StatusOr<std::optional<CopiesInFlight>> StartNewCopies(const EngineContext
     if (!client) continue;
     f.peers.push_back(peer);
     // The blob's bytes live in f.sealed.blob, whose buffer stays put when `f` is moved.
-    f.answers.push_back(client->StartPutBlob(key, f.sealed.blob, store::PutOptions{}));
+    f.answers.push_back(client->StartPutBlob(key, f.sealed.blob, ports::PutOptions{}));
   }
   return std::optional<CopiesInFlight>(std::move(f));
 }
@@ -304,13 +304,13 @@ absl::StatusOr<std::optional<CopiesInFlight>> StartNewCopies(const EngineContext
 absl::StatusOr<StoreOutcome> FinishCopies(const EngineContext& ctx, CopiesInFlight& f) {
   StoreOutcome first;
   for (size_t i = 0; i < f.answers.size(); ++i) {
-    absl::StatusOr<store::PutOutcome> put = f.answers[i].get();
+    absl::StatusOr<ports::PutOutcome> put = f.answers[i].get();
     if (!put.ok()) {
       if (Retryable(put.status())) ctx.peers->ReportFailure(f.peers[i]);
       continue;
     }
     first.holders.push_back(f.peers[i]);
-    if (*put == store::PutOutcome::kStored) {
+    if (*put == ports::PutOutcome::kStored) {
       first.sent_bytes += f.sealed.blob.size();
       ++first.new_copies;
     }
@@ -331,7 +331,7 @@ absl::StatusOr<StoreOutcome> FinishCopies(const EngineContext& ctx, CopiesInFlig
 
 absl::StatusOr<StoreOutcome> StoreShards(const EngineContext& ctx, BlobKind kind,
                                          const format::SealedShards& sealed,
-                                         const std::vector<index::ShardHolder>& existing) {
+                                         const std::vector<ports::ShardHolder>& existing) {
   const uint32_t n = static_cast<uint32_t>(sealed.scheme.total());
   const uint32_t k = static_cast<uint32_t>(sealed.scheme.k);
   if (sealed.shards.size() != n) {
@@ -342,7 +342,7 @@ absl::StatusOr<StoreOutcome> StoreShards(const EngineContext& ctx, BlobKind kind
       placement::PlacementOrder(sealed.id, LiveCandidates(peers), ctx.spread);
   order.erase(std::remove(order.begin(), order.end(), ctx.owner), order.end());
 
-  std::set<index::ShardHolder> placed;
+  std::set<ports::ShardHolder> placed;
   std::map<PeerId, int> load;  // shards of this chunk per peer (held or being sent)
   std::vector<bool> have(n, false);
   for (const auto& s : existing) {
@@ -387,7 +387,7 @@ absl::StatusOr<StoreOutcome> StoreShards(const EngineContext& ctx, BlobKind kind
     struct Put {
       uint32_t shard;
       PeerId peer;
-      std::shared_ptr<net::PeerClient> client;
+      std::shared_ptr<ports::PeerClient> client;
     };
     std::vector<Put> round;
     for (uint32_t shard : pending) {
@@ -409,13 +409,13 @@ absl::StatusOr<StoreOutcome> StoreShards(const EngineContext& ctx, BlobKind kind
     if (round.empty()) break;
     // PutBlob, and for ALREADY_STORED a read-back: a peer may hold this index from an
     // earlier seal of the chunk (another nonce), which must not be counted as ours.
-    std::vector<std::future<absl::StatusOr<store::PutOutcome>>> sent;
+    std::vector<std::future<absl::StatusOr<ports::PutOutcome>>> sent;
     sent.reserve(round.size());
     for (const Put& put : round) {
       sent.push_back(put.client->StartPutBlob({ctx.owner, sealed.id, put.shard},
-                                              sealed.shards[put.shard], store::PutOptions{}));
+                                              sealed.shards[put.shard], ports::PutOptions{}));
     }
-    std::vector<absl::StatusOr<store::PutOutcome>> answers;
+    std::vector<absl::StatusOr<ports::PutOutcome>> answers;
     answers.reserve(round.size());
     for (auto& f : sent) answers.push_back(f.get());
     // ALREADY_STORED is rare (a re-run after a crash): its read-back runs on this thread.
@@ -426,8 +426,8 @@ absl::StatusOr<StoreOutcome> StoreShards(const EngineContext& ctx, BlobKind kind
         const Put& put = round[i];
         const Bytes& blob = sealed.shards[put.shard];
         const BlobKey key{ctx.owner, sealed.id, put.shard};
-        CAIRN_ASSIGN_OR_RETURN(store::PutOutcome outcome, std::move(answers[i]));
-        if (outcome == store::PutOutcome::kStored) return absl::OkStatus();
+        CAIRN_ASSIGN_OR_RETURN(ports::PutOutcome outcome, std::move(answers[i]));
+        if (outcome == ports::PutOutcome::kStored) return absl::OkStatus();
         CAIRN_ASSIGN_OR_RETURN(Bytes held, put.client->GetBlob(key));
         if (held != blob) {
           return absl::AlreadyExistsError("holds this shard index of another seal of the chunk");
@@ -458,7 +458,7 @@ absl::StatusOr<StoreOutcome> StoreShards(const EngineContext& ctx, BlobKind kind
   std::set<uint32_t> indices;
   for (const auto& s : out.shards) indices.insert(s.shard);
   if (!out.shards.empty()) {
-    index::ChunkRecord record;
+    ports::ChunkRecord record;
     record.id = sealed.id;
     record.kind = kind;
     record.plain_size = sealed.plain_size;
@@ -490,7 +490,7 @@ class ShardFetch {
     peers_ = ctx.peers->Peers();
   }
 
-  void AddLocations(const std::vector<index::ShardHolder>& locations) {
+  void AddLocations(const std::vector<ports::ShardHolder>& locations) {
     for (const auto& s : locations) {
       auto& list = candidates_[s.shard];
       if (!Contains(list, s.peer)) list.push_back(s.peer);
@@ -685,8 +685,8 @@ class ShardFetch {
     const uint32_t n = k_ != 0 ? static_cast<uint32_t>(k_ + m_) : kMaxShards;
     std::vector<BlobKey> keys;
     for (uint32_t i = 0; i < n; ++i) keys.push_back({ctx_.owner, id_, i});
-    auto answers = ParallelMap<std::vector<index::ShardHolder>>(ask.size(), [&](size_t i) {
-      std::vector<index::ShardHolder> found;
+    auto answers = ParallelMap<std::vector<ports::ShardHolder>>(ask.size(), [&](size_t i) {
+      std::vector<ports::ShardHolder> found;
       if (ask[i] == ctx_.owner) return found;
       auto client = ctx_.peers->Client(ask[i]);
       if (!client) return found;
@@ -734,7 +734,7 @@ class ShardFetch {
 };
 
 absl::StatusOr<Bytes> FetchCopies(const EngineContext& ctx, const ChunkId& id,
-                                  const std::optional<index::ChunkRecord>& record) {
+                                  const std::optional<ports::ChunkRecord>& record) {
   std::vector<StoragePeer> peers = ctx.peers->Peers();
   FetchRetrier retrier(ctx);
   // Every recorded holder (alive, then suspect, then the others; docs/architecture.md "Holders
@@ -828,7 +828,7 @@ absl::StatusOr<Bytes> FetchCopies(const EngineContext& ctx, const ChunkId& id,
 }  // namespace
 
 absl::StatusOr<format::OpenedShards> FetchShards(const EngineContext& ctx, const ChunkId& id,
-                                                 const index::ChunkRecord& record) {
+                                                 const ports::ChunkRecord& record) {
   ShardFetch fetch(ctx, id);
   fetch.AddLocations(record.shards);
   return fetch.Run(/*rebuild=*/true);
@@ -847,7 +847,7 @@ absl::StatusOr<Bytes> FetchChunk(const EngineContext& ctx, const ChunkId& id) {
 
 absl::StatusOr<StoreOutcome> PutChunk(const EngineContext& ctx, BlobKind kind, const ChunkId& id,
                                       ByteSpan plaintext, const Redundancy& redundancy,
-                                      const std::optional<index::ChunkRecord>& known) {
+                                      const std::optional<ports::ChunkRecord>& known) {
   if (known && known->erasure()) {
     StoreOutcome as_is;
     as_is.shards = known->shards;

@@ -32,7 +32,7 @@
 
 #include "absl/status/statusor.h"
 #include "cairn/codec/erasure.h"
-#include "cairn/engine/backup.h"
+#include "cairn/engine/context.h"
 #include "cairn/format/blob.h"
 
 namespace cairn::engine {
@@ -49,10 +49,10 @@ struct Redundancy {
 
 struct StoreOutcome {
   std::vector<PeerId> holders;             // peers holding a copy or a shard, ascending
-  std::vector<index::ShardHolder> shards;  // erasure coding: (shard, peer) placements
+  std::vector<ports::ShardHolder> shards;  // erasure coding: (shard, peer) placements
   uint64_t sent_bytes = 0;                 // blob bytes sent by this call
   uint32_t new_copies = 0;                 // blobs newly stored by this call
-  bool at_target = false;                  // index::ChunkRecord::AtTarget afterwards
+  bool at_target = false;                  // ports::ChunkRecord::AtTarget afterwards
 };
 
 // Places `sealed` on peers until `copies` distinct peers hold it (counting `existing_holders`)
@@ -69,7 +69,7 @@ absl::StatusOr<StoreOutcome> StoreChunk(const EngineContext& ctx, BlobKind kind,
 // shards are held afterwards (the chunk could not be rebuilt).
 absl::StatusOr<StoreOutcome> StoreShards(const EngineContext& ctx, BlobKind kind,
                                          const format::SealedShards& sealed,
-                                         const std::vector<index::ShardHolder>& existing);
+                                         const std::vector<ports::ShardHolder>& existing);
 
 // Seals and stores chunk `id` (`plaintext`, whose HMAC it is) as backup does:
 //  - unknown chunk (`known` empty): under `redundancy` (small erasure chunks as m+1 copies);
@@ -79,7 +79,7 @@ absl::StatusOr<StoreOutcome> StoreShards(const EngineContext& ctx, BlobKind kind
 //    chunk is sealed and stored anew).
 absl::StatusOr<StoreOutcome> PutChunk(const EngineContext& ctx, BlobKind kind, const ChunkId& id,
                                       ByteSpan plaintext, const Redundancy& redundancy,
-                                      const std::optional<index::ChunkRecord>& known);
+                                      const std::optional<ports::ChunkRecord>& known);
 
 // A new chunk's copies on their way (backup's pipeline, docs/architecture.md "Data path"):
 // sealed, and sent to the first `copies` peers of its placement order, answers pending.
@@ -88,7 +88,7 @@ struct CopiesInFlight {
   format::SealedChunk sealed;
   uint32_t copies = 0;
   std::vector<PeerId> peers;  // the peers sent to, in placement order
-  std::vector<std::future<absl::StatusOr<store::PutOutcome>>> answers;  // one per peer
+  std::vector<std::future<absl::StatusOr<ports::PutOutcome>>> answers;  // one per peer
 };
 
 // The first half of PutChunk for an unknown chunk stored as copies, without waiting: seals it
@@ -107,7 +107,7 @@ absl::StatusOr<StoreOutcome> FinishCopies(const EngineContext& ctx, CopiesInFlig
 
 // True when a known chunk needs no upload for `redundancy`: copies chunks hold at least
 // CopiesForCopiesChunk() copies; erasure-coded chunks are at their own target.
-bool SatisfiesRedundancy(const index::ChunkRecord& known, const Redundancy& redundancy);
+bool SatisfiesRedundancy(const ports::ChunkRecord& known, const Redundancy& redundancy);
 
 // Fetches, verifies and decrypts chunk `id`, stored as copies or as shards (the catalog says
 // which; without a record the blobs found say it). Blocks up to about
@@ -128,6 +128,6 @@ std::vector<PeerId> OrderHolders(const EngineContext& ctx, const ChunkId& id,
 // all k+m shard blobs rebuilt (format::OpenChunkShards with rebuild). Used to top up and
 // repair shards. Status codes as FetchChunk.
 absl::StatusOr<format::OpenedShards> FetchShards(const EngineContext& ctx, const ChunkId& id,
-                                                 const index::ChunkRecord& record);
+                                                 const ports::ChunkRecord& record);
 
 }  // namespace cairn::engine

@@ -55,7 +55,7 @@ class ExtraPlacer {
     if (options_.copies == 0 || (!options_.metadata && !options_.data)) return Finish();
     if (options_.metadata) {
       CAIRN_RETURN_IF_ERROR(
-          Pass([](const index::ChunkRecord& r, size_t) { return r.kind != BlobKind::kData; }));
+          Pass([](const ports::ChunkRecord& r, size_t) { return r.kind != BlobKind::kData; }));
     }
     if (options_.data) {
       // Pass h places extras of the data chunks whose regular holders are on h distinct hosts,
@@ -63,7 +63,7 @@ class ExtraPlacer {
       size_t h = 1;
       while (!stop_) {
         std::optional<size_t> next;
-        CAIRN_RETURN_IF_ERROR(Pass([&](const index::ChunkRecord& r, size_t hosts) {
+        CAIRN_RETURN_IF_ERROR(Pass([&](const ports::ChunkRecord& r, size_t hosts) {
           if (r.kind != BlobKind::kData) return false;
           if (hosts > h && (!next || hosts < *next)) next = hosts;
           return hosts == h;
@@ -101,7 +101,7 @@ class ExtraPlacer {
                        [&](const auto& kv) { return Exhausted(kv.second); });
   }
 
-  size_t DistinctHosts(const index::ChunkRecord& r) const {
+  size_t DistinctHosts(const ports::ChunkRecord& r) const {
     std::set<std::string> hosts;
     for (PeerId p : r.holders) {
       auto it = hosts_.find(p);
@@ -110,7 +110,7 @@ class ExtraPlacer {
     return hosts.size();
   }
 
-  void Error(const index::ChunkRecord& r, const std::string& what) {
+  void Error(const ports::ChunkRecord& r, const std::string& what) {
     if (report_.errors.size() < kMaxErrors) {
       report_.errors.push_back(absl::StrCat("chunk ", r.id.ShortHex(), ": ", what));
     }
@@ -122,11 +122,11 @@ class ExtraPlacer {
     std::optional<ChunkId> after;
     while (!stop_) {
       auto lock = SharedGcLock(ctx_.gc_lock);
-      CAIRN_ASSIGN_OR_RETURN(std::vector<index::ChunkRecord> page,
+      CAIRN_ASSIGN_OR_RETURN(std::vector<ports::ChunkRecord> page,
                              ctx_.catalog->ListChunks(after, kPageSize));
       if (page.empty()) break;
       after = page.back().id;
-      for (const index::ChunkRecord& r : page) {
+      for (const ports::ChunkRecord& r : page) {
         if (cancel_ != nullptr && cancel_->load()) {
           return absl::CancelledError("extra copy placement cancelled");
         }
@@ -145,7 +145,7 @@ class ExtraPlacer {
   }
 
   // The chunk's blob from a regular holder, else from an extra one.
-  absl::StatusOr<Bytes> Fetch(const index::ChunkRecord& r) {
+  absl::StatusOr<Bytes> Fetch(const ports::ChunkRecord& r) {
     std::vector<PeerId> sources;
     for (PeerId p : r.holders)
       if (targets_.count(p)) sources.push_back(p);  // alive ones first
@@ -179,7 +179,7 @@ class ExtraPlacer {
         errors.empty() ? std::string("no holder reachable") : absl::StrJoin(errors, "; "), ")"));
   }
 
-  absl::Status PlaceChunk(const index::ChunkRecord& r) {
+  absl::Status PlaceChunk(const ports::ChunkRecord& r) {
     if (r.extras.size() >= options_.copies) return absl::OkStatus();
     size_t need = options_.copies - r.extras.size();
     std::optional<Bytes> blob;
@@ -205,7 +205,7 @@ class ExtraPlacer {
         t.unreachable = true;
         continue;
       }
-      auto put = client->PutBlob(key, *blob, store::PutOptions{.extra = true});
+      auto put = client->PutBlob(key, *blob, ports::PutOptions{.extra = true});
       if (!put.ok()) {
         if (put.status().code() == absl::StatusCode::kResourceExhausted) {
           t.full = true;
@@ -222,7 +222,7 @@ class ExtraPlacer {
                                      "record extra copy of chunk " + r.id.ShortHex()));
       --need;
       ++report_.placed;
-      if (*put == store::PutOutcome::kStored) {
+      if (*put == ports::PutOutcome::kStored) {
         t.used += size;
         if (t.disk_room) *t.disk_room -= std::min(*t.disk_room, size);
         report_.bytes += size;
@@ -269,7 +269,7 @@ absl::StatusOr<uint64_t> PruneExtras(const EngineContext& ctx, const std::atomic
   while (true) {
     if (cancel != nullptr && cancel->load()) return absl::CancelledError("prune cancelled");
     auto lock = SharedGcLock(ctx.gc_lock);
-    CAIRN_ASSIGN_OR_RETURN(std::vector<index::ChunkRecord> page,
+    CAIRN_ASSIGN_OR_RETURN(std::vector<ports::ChunkRecord> page,
                            ctx.catalog->ListChunks(after, kPageSize));
     if (page.empty()) break;
     after = page.back().id;
@@ -281,9 +281,9 @@ absl::StatusOr<uint64_t> PruneExtras(const EngineContext& ctx, const std::atomic
       if (!alive.count(peer) || unreachable.count(peer)) continue;
       auto client = ctx.peers->Client(peer);
       if (!client) continue;
-      for (size_t i = 0; i < keys.size(); i += net::kMaxKeysPerCall) {
+      for (size_t i = 0; i < keys.size(); i += ports::kMaxKeysPerCall) {
         std::span<const BlobKey> batch(keys.data() + i,
-                                       std::min(net::kMaxKeysPerCall, keys.size() - i));
+                                       std::min(ports::kMaxKeysPerCall, keys.size() - i));
         auto has = client->HasBlobs(batch);
         if (!has.ok() || has->size() != batch.size()) {
           if (!has.ok() && Retryable(has.status())) ctx.peers->ReportFailure(peer);

@@ -1,9 +1,9 @@
 // Extra copies in spare space (issue 4; docs/operations.md "Extra copies"): the owner asks
 // peers with room to keep copies of its chunks beyond their target. An extra copy is a blob
 // like any other on the wire (the same envelope bytes as the regular copies, no re-encryption)
-// but is stored marked extra (store::PutOptions::extra): the storage peer evicts extras first,
+// but is stored marked extra (ports::PutOptions::extra): the storage peer evicts extras first,
 // oldest first, whenever a regular put, a quota change or a reclaim needs the space, and the
-// owner's catalog records extras apart (index::ChunkRecord::extras), so check never counts
+// owner's catalog records extras apart (ports::ChunkRecord::extras), so check never counts
 // them toward the target. Restore may read them after the regular holders (FetchChunk).
 //
 // Only copies-scheme chunks (shard 0) get extras: a spare shard would not add a whole chunk's
@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "cairn/engine/backup.h"
+#include "cairn/engine/context.h"
 
 namespace cairn::engine {
 

@@ -10,11 +10,12 @@
 #include <random>
 #include <set>
 
+#include "cairn/engine/backup.h"
 #include "cairn/engine/check.h"
 #include "cairn/engine/chunk_io.h"
 #include "cairn/engine/restore.h"
 #include "cairn/engine/testing/fake_peers.h"
-#include "cairn/index/catalog.h"
+#include "cairn/ports/catalog.h"
 
 namespace cairn::engine {
 namespace {
@@ -31,7 +32,7 @@ class ExtrasTest : public ::testing::Test {
              ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root_);
     WriteFiles("src", 6, /*seed=*/99);
-    catalog_ = index::NewMemCatalog();
+    catalog_ = ports::NewMemCatalog();
     codec::Key master{};
     master[0] = 7;
     ctx_.owner = 1;
@@ -76,10 +77,10 @@ class ExtrasTest : public ::testing::Test {
     return r.ok() ? *r : ExtraReport{};
   }
 
-  std::vector<index::ChunkRecord> AllChunks() {
+  std::vector<ports::ChunkRecord> AllChunks() {
     auto page = catalog_->ListChunks(std::nullopt, 1'000'000);
     EXPECT_TRUE(page.ok()) << page.status();
-    return page.ok() ? *page : std::vector<index::ChunkRecord>{};
+    return page.ok() ? *page : std::vector<ports::ChunkRecord>{};
   }
 
   CheckReport MustCheck() {
@@ -126,7 +127,7 @@ class ExtrasTest : public ::testing::Test {
   }
 
   fs::path root_;
-  std::unique_ptr<index::Catalog> catalog_;
+  std::unique_ptr<ports::Catalog> catalog_;
   testing::FakePeerSet peers_;
   std::shared_mutex gc_lock_;
   EngineContext ctx_;
@@ -216,7 +217,7 @@ TEST_F(ExtrasTest, LeastSpreadDataChunksGoFirst) {
   ctx_.spread = placement::Spread::kPeer;
   Backup("src", 2);
   for (PeerId p : {2, 3, 4}) peers_.SetQuota(p, peers_.Store(p)->Stats().used);
-  auto one_host = [](const index::ChunkRecord& c) {
+  auto one_host = [](const ports::ChunkRecord& c) {
     return c.holders == std::vector<PeerId>{2, 3};
   };
   uint64_t room = 0, on_one_host = 0, on_two_hosts = 0;
@@ -257,7 +258,7 @@ TEST_F(ExtrasTest, CheckDoesNotCountExtras) {
   ExtraOptions o;
   o.data = true;
   MustPlace(o);
-  std::optional<index::ChunkRecord> victim;
+  std::optional<ports::ChunkRecord> victim;
   for (const auto& c : AllChunks()) {
     if (c.kind == BlobKind::kData) victim = c;
   }
@@ -315,7 +316,7 @@ TEST_F(ExtrasTest, FetchChunkUsesARecordedExtraWhenTheRegularHolderIsGone) {
   MustPlace(o);
   auto chunks = AllChunks();
   ASSERT_FALSE(chunks.empty());
-  const index::ChunkRecord& c = chunks[0];
+  const ports::ChunkRecord& c = chunks[0];
   ASSERT_EQ(c.holders.size(), 1u);
   ASSERT_EQ(c.extras.size(), 1u);
   peers_.SetReachable(c.holders[0], false);
@@ -352,7 +353,7 @@ TEST_F(ExtrasTest, RegularPutsEvictExtrasAndPruneForgetsThem) {
   std::mt19937_64 rng(5);
   uint64_t regular_puts = 0;
   for (const auto& p : peers_.Peers()) {
-    store::StoreStats s = peers_.Store(p.id)->Stats();
+    ports::StoreStats s = peers_.Store(p.id)->Stats();
     ASSERT_GT(s.extra_bytes, 0u) << "peer " << p.id;
     std::string plain(200'000, '\0');
     for (auto& ch : plain) ch = static_cast<char>(rng());
@@ -364,7 +365,7 @@ TEST_F(ExtrasTest, RegularPutsEvictExtrasAndPruneForgetsThem) {
     auto put = peers_.ClientAs(p.id, 50)->PutBlob({50, sealed->id, 0}, sealed->blob);
     ASSERT_TRUE(put.ok()) << "peer " << p.id << ": " << put.status();
     ++regular_puts;
-    store::StoreStats after = peers_.Store(p.id)->Stats();
+    ports::StoreStats after = peers_.Store(p.id)->Stats();
     EXPECT_LT(after.extra_blobs, s.extra_blobs);
     EXPECT_EQ(after.blobs - after.extra_blobs, s.blobs - s.extra_blobs + 1);
   }

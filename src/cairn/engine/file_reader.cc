@@ -7,7 +7,7 @@
 #include "absl/strings/str_split.h"
 #include "cairn/base/status.h"
 #include "cairn/engine/chunk_io.h"
-#include "cairn/engine/restore.h"
+#include "cairn/engine/snapshot_read.h"
 
 namespace cairn::engine {
 
@@ -139,7 +139,7 @@ absl::StatusOr<std::shared_ptr<const FileReader::Layout>> FileReader::GetLayout(
   uint64_t offset = 0;
   for (const ChunkId& id : entry.chunks) {
     layout->offsets.push_back(offset);
-    CAIRN_ASSIGN_OR_RETURN(std::optional<index::ChunkRecord> record, ctx_.catalog->FindChunk(id));
+    CAIRN_ASSIGN_OR_RETURN(std::optional<ports::ChunkRecord> record, ctx_.catalog->FindChunk(id));
     if (record && record->plain_size > 0) {
       offset += record->plain_size;
     } else {
@@ -149,7 +149,7 @@ absl::StatusOr<std::shared_ptr<const FileReader::Layout>> FileReader::GetLayout(
                              Annotate(GetChunk(id), "read '" + normal + "'"));
       offset += data->size();
       if (record) {
-        index::ChunkRecord learned = *record;
+        ports::ChunkRecord learned = *record;
         learned.holders.clear();
         learned.shards.clear();
         learned.extras.clear();

@@ -31,7 +31,7 @@
 #include "absl/status/statusor.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/ids.h"
-#include "cairn/engine/backup.h"
+#include "cairn/engine/context.h"
 #include "cairn/format/tree.h"
 
 namespace cairn::engine {

@@ -146,7 +146,7 @@ class FileReaderTest : public LifecycleTest {
   ::testing::ScopedTrace trace_{__FILE__, __LINE__, "CAIRN_TEST_SEED=" + std::to_string(seed_)};
   fs::path src_;
   std::string big_;
-  index::SnapshotRecord snap_;
+  ports::SnapshotRecord snap_;
 };
 
 TEST_F(FileReaderTest, RangesAcrossChunkBoundariesAndEof) {

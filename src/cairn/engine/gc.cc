@@ -10,8 +10,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "cairn/base/status.h"
-#include "cairn/engine/restore.h"
 #include "cairn/engine/rewrite.h"
+#include "cairn/engine/snapshot_read.h"
 
 namespace cairn::engine {
 namespace {
@@ -40,7 +40,7 @@ uint32_t CopiesTarget(const format::Snapshot& snapshot) {
 // (shared with another snapshot) are not walked again: a tree's id is the hash of its content,
 // and snapshots are marked in descending target order, so the first walk of a tree carried
 // the largest target any snapshot gives it.
-absl::Status Mark(const EngineContext& ctx, const index::SnapshotRecord& snap, uint32_t target,
+absl::Status Mark(const EngineContext& ctx, const ports::SnapshotRecord& snap, uint32_t target,
                   TargetMap& marked, ChunkSet& walked, GcProgress* progress,
                   const std::atomic<bool>* cancel) {
   auto mark = [&](const ChunkId& id) {
@@ -107,7 +107,7 @@ absl::StatusOr<GcReport> MarkAndSweep(const EngineContext& ctx, const GcOptions&
   // undisturbed by deletions).
   if (progress) progress->phase = GcProgress::Phase::kSweeping;
   std::vector<ChunkId> garbage;
-  std::vector<index::ChunkTarget> retarget;
+  std::vector<ports::ChunkTarget> retarget;
   std::optional<ChunkId> after;
   while (true) {
     if (Cancelled(cancel)) return absl::CancelledError("garbage collection cancelled");
@@ -136,7 +136,7 @@ absl::StatusOr<GcReport> MarkAndSweep(const EngineContext& ctx, const GcOptions&
   if (!options.dry_run) {
     for (size_t i = 0; i < retarget.size(); i += kBatch) {
       if (Cancelled(cancel)) return absl::CancelledError("garbage collection cancelled");
-      std::span<const index::ChunkTarget> batch(retarget.data() + i,
+      std::span<const ports::ChunkTarget> batch(retarget.data() + i,
                                                 std::min(kBatch, retarget.size() - i));
       CAIRN_RETURN_IF_ERROR(ctx.catalog->SetChunkTargets(batch).status());
     }

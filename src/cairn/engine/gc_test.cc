@@ -11,6 +11,7 @@
 #include <shared_mutex>
 #include <thread>
 
+#include "cairn/engine/backup.h"
 #include "cairn/engine/lifecycle_test_util.h"
 #include "cairn/format/blob.h"
 
@@ -75,7 +76,7 @@ class GcTest : public LifecycleTest {
     return r.ok() ? *r : DeliveryReport{};
   }
 
-  void Forget(const index::SnapshotRecord& snap) {
+  void Forget(const ports::SnapshotRecord& snap) {
     auto removed = catalog_->RemoveSnapshot(snap.id);
     ASSERT_TRUE(removed.ok()) << removed.status();
     EXPECT_TRUE(*removed);
@@ -99,7 +100,7 @@ class GcKeepTest : public GcTest, public ::testing::WithParamInterface<int> {};
 TEST_P(GcKeepTest, OnlyTheRemainingSnapshotsBlobsStay) {
   const int keep = GetParam();
   MakeVersions();
-  std::vector<index::SnapshotRecord> snaps;
+  std::vector<ports::SnapshotRecord> snaps;
   for (int v = 1; v <= 3; ++v) snaps.push_back(Backup(Version(v)));
   ASSERT_FALSE(HasFailure());
   const size_t blobs_before = HeldChunks().size();
@@ -260,24 +261,24 @@ class HookedPeerSet : public PeerSet {
   std::function<void()> hook;  // set while no backup runs
 
   std::vector<StoragePeer> Peers() override { return inner_->Peers(); }
-  std::shared_ptr<net::PeerClient> Client(PeerId id) override {
+  std::shared_ptr<ports::PeerClient> Client(PeerId id) override {
     auto c = inner_->Client(id);
     return c ? std::make_shared<Client_>(std::move(c), this) : nullptr;
   }
   void ReportFailure(PeerId id) override { inner_->ReportFailure(id); }
 
  private:
-  class Client_ : public net::PeerClient {
+  class Client_ : public ports::PeerClient {
    public:
-    Client_(std::shared_ptr<net::PeerClient> inner, HookedPeerSet* set)
+    Client_(std::shared_ptr<ports::PeerClient> inner, HookedPeerSet* set)
         : inner_(std::move(inner)), set_(set) {}
-    absl::StatusOr<net::PingReply> Ping(const cluster::PeerInfo& self,
-                                        const std::vector<cluster::PeerInfo>& known) override {
+    absl::StatusOr<ports::PingReply> Ping(const cluster::PeerInfo& self,
+                                          const std::vector<cluster::PeerInfo>& known) override {
       return inner_->Ping(self, known);
     }
-    using net::PeerClient::PutBlob;
-    absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob,
-                                              const store::PutOptions& options) override {
+    using ports::PeerClient::PutBlob;
+    absl::StatusOr<ports::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob,
+                                              const ports::PutOptions& options) override {
       auto header = format::ParseBlobHeader(blob);
       if (header.ok() && header->kind == BlobKind::kSnapshot && set_->hook) set_->hook();
       return inner_->PutBlob(key, blob, options);
@@ -289,16 +290,16 @@ class HookedPeerSet : public PeerSet {
     absl::StatusOr<uint64_t> DeleteBlobs(std::span<const BlobKey> keys) override {
       return inner_->DeleteBlobs(keys);
     }
-    absl::StatusOr<net::BlobListPage> ListBlobs(PeerId owner, const std::optional<BlobKey>& after,
-                                                size_t limit) override {
+    absl::StatusOr<ports::BlobListPage> ListBlobs(PeerId owner, const std::optional<BlobKey>& after,
+                                                  size_t limit) override {
       return inner_->ListBlobs(owner, after, limit);
     }
-    absl::Status BlobMoved(std::span<const net::MovedBlob> moves) override {
+    absl::Status BlobMoved(std::span<const ports::MovedBlob> moves) override {
       return inner_->BlobMoved(moves);
     }
 
    private:
-    std::shared_ptr<net::PeerClient> inner_;
+    std::shared_ptr<ports::PeerClient> inner_;
     HookedPeerSet* set_;
   };
   PeerSet* inner_;
@@ -348,7 +349,7 @@ TEST_F(GcTest, BackupsRacingCollectionsLoseNothing) {
 
   constexpr int kRounds = 7;
   std::vector<fs::path> dirs;
-  std::vector<index::SnapshotRecord> snaps;
+  std::vector<ports::SnapshotRecord> snaps;
   dirs.push_back(make_round(0));
   snaps.push_back(Backup(dirs[0]));  // kept to the end
   for (int round = 1; round < kRounds; ++round) {

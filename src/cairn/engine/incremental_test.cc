@@ -21,7 +21,7 @@
 #include "cairn/engine/snapshot_io.h"
 #include "cairn/engine/testing/fake_peers.h"
 #include "cairn/env/clock.h"
-#include "cairn/index/catalog.h"
+#include "cairn/ports/catalog.h"
 
 namespace cairn::engine {
 namespace {
@@ -102,7 +102,7 @@ class IncrementalTest : public ::testing::Test {
  protected:
   void SetUp() override {
     MakeRoot(fs::temp_directory_path());
-    catalog_ = index::NewMemCatalog();
+    catalog_ = ports::NewMemCatalog();
     for (PeerId id = 2; id <= 4; ++id) peers_.AddPeer(id, "host" + std::to_string(id), 1ull << 32);
     codec::Key master{};
     master[0] = 7;
@@ -186,7 +186,7 @@ class IncrementalTest : public ::testing::Test {
 
   fs::path root_;
   std::string src_;
-  std::unique_ptr<index::Catalog> catalog_;
+  std::unique_ptr<ports::Catalog> catalog_;
   testing::FakePeerSet peers_;
   EngineContext ctx_;
 };

@@ -18,7 +18,7 @@
 #include "cairn/engine/restore.h"
 #include "cairn/engine/testing/fake_peers.h"
 #include "cairn/env/clock.h"
-#include "cairn/index/catalog.h"
+#include "cairn/ports/catalog.h"
 
 namespace cairn::engine::lifecycle_testing {
 
@@ -86,7 +86,7 @@ inline std::string CompareTrees(const fs::path& a, const fs::path& b,
 using ChunkSet = std::set<ChunkId>;
 
 // Every chunk `snap` references: its own blob, its trees, its files' chunks.
-inline ChunkSet ReferencedChunks(const EngineContext& ctx, const index::SnapshotRecord& snap) {
+inline ChunkSet ReferencedChunks(const EngineContext& ctx, const ports::SnapshotRecord& snap) {
   ChunkSet out = {snap.id};
   std::vector<ChunkId> trees = {snap.snapshot.root};
   while (!trees.empty()) {
@@ -120,7 +120,7 @@ class LifecycleTest : public ::testing::Test {
         fs::temp_directory_path() / ("cairn-lifecycle-" + std::to_string(::getpid()) + "-" + name);
     fs::remove_all(root_);
     fs::create_directories(root_);
-    catalog_ = index::NewMemCatalog();
+    catalog_ = ports::NewMemCatalog();
     for (PeerId id = kFirstPeer; id <= kLastPeer; ++id)
       peers_.AddPeer(id, "host" + std::to_string(id), 1ull << 30);
     peers_.SetCaller(kOwner);
@@ -138,7 +138,7 @@ class LifecycleTest : public ::testing::Test {
   }
 
   // Backs up `dir` (its last component names the root entry).
-  index::SnapshotRecord Backup(const fs::path& dir, uint32_t copies = 2,
+  ports::SnapshotRecord Backup(const fs::path& dir, uint32_t copies = 2,
                                std::optional<codec::ErasureScheme> ec = std::nullopt) {
     BackupOptions opts;
     opts.paths = {dir.string()};
@@ -154,7 +154,7 @@ class LifecycleTest : public ::testing::Test {
   }
 
   // Restores `snap` into a fresh directory and compares its root entry `name` with `source`.
-  std::string RestoreAndCompare(const index::SnapshotRecord& snap, const fs::path& source,
+  std::string RestoreAndCompare(const ports::SnapshotRecord& snap, const fs::path& source,
                                 const std::set<std::string>& ignored = {}) {
     RestoreOptions opts;
     opts.target = (root_ / ("restore-" + snap.id.ShortHex())).string();
@@ -201,7 +201,7 @@ class LifecycleTest : public ::testing::Test {
   }
 
   fs::path root_;
-  std::unique_ptr<index::Catalog> catalog_;
+  std::unique_ptr<ports::Catalog> catalog_;
   testing::FakePeerSet peers_;
   EngineContext ctx_;
 };

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "cairn/base/ids.h"
-#include "cairn/net/peer_client.h"
+#include "cairn/ports/peer_client.h"
 
 namespace cairn::engine {
 
@@ -22,8 +22,8 @@ struct StoragePeer {
   uint64_t used = 0;
   bool alive = true;
   uint64_t extra = 0;  // of used: extra copies, which a regular put evicts (store/blob_store.h)
-  // Not alive but heard from lately (docs/architecture.md "Membership": missed pings, or a call that failed): may
-  // still answer. A peer neither alive nor suspect is dead.
+  // Not alive but heard from lately (docs/architecture.md "Membership": missed pings, or a call
+  // that failed): may still answer. A peer neither alive nor suspect is dead.
   bool suspect = false;
   // Bytes it may still write on its disk (free space minus a reserve); nullopt when unknown.
   // Extra copies do not give way to it (docs/operations.md "A full disk").
@@ -36,7 +36,7 @@ class PeerSet {
   // Every known peer except this one (the home peer never stores its own blobs).
   virtual std::vector<StoragePeer> Peers() = 0;
   // A client for `id`, or nullptr when the peer is unknown.
-  virtual std::shared_ptr<net::PeerClient> Client(PeerId id) = 0;
+  virtual std::shared_ptr<ports::PeerClient> Client(PeerId id) = 0;
   // A call to `id` failed with UNAVAILABLE/DEADLINE_EXCEEDED after retries.
   virtual void ReportFailure(PeerId /*id*/) {}
 };

@@ -40,7 +40,7 @@ struct Other {
 };
 
 struct Pending {
-  store::BlobRecord record;
+  ports::BlobRecord record;
   Bytes blob;
   std::vector<BlobKey> siblings;  // every blob key of the chunk (shards 0..k+m-1, or shard 0)
 };
@@ -55,9 +55,9 @@ class Evacuation {
     if (ctx_.store == nullptr || ctx_.outbox == nullptr || ctx_.peers == nullptr) {
       return absl::InvalidArgumentError("evacuate: store, outbox and peers are required");
     }
-    const store::StoreStats stats = ctx_.store->Stats();
+    const ports::StoreStats stats = ctx_.store->Stats();
     // Dead bytes in segments go with compaction, after the evacuation: not moved.
-    const uint64_t held = store::HeldBytes(stats);
+    const uint64_t held = ports::HeldBytes(stats);
     const uint64_t regular = held - std::min(stats.extra_bytes, held);
     const uint64_t must_move = regular > target_ ? regular - target_ : 0;
     uint64_t free = 0;
@@ -78,8 +78,8 @@ class Evacuation {
     }
     // An owner never takes its own blobs: whatever must move of owner o's blobs (at least what
     // is left after every other owner's moved) needs room on peers other than o.
-    CAIRN_ASSIGN_OR_RETURN(std::vector<store::OwnerUsage> owners, ctx_.store->UsageByOwner());
-    for (const store::OwnerUsage& o : owners) {
+    CAIRN_ASSIGN_OR_RETURN(std::vector<ports::OwnerUsage> owners, ctx_.store->UsageByOwner());
+    for (const ports::OwnerUsage& o : owners) {
       const uint64_t regular_o = o.bytes - std::min(o.extra_bytes, o.bytes);
       const uint64_t others_regular = regular - std::min(regular_o, regular);
       const uint64_t needed = must_move > others_regular ? must_move - others_regular : 0;
@@ -98,7 +98,7 @@ class Evacuation {
     if (progress_ != nullptr) progress_->bytes_total = must_move;
 
     if (held > target_) {
-      CAIRN_ASSIGN_OR_RETURN(store::EvictResult evicted, ctx_.store->EvictExtras(target_));
+      CAIRN_ASSIGN_OR_RETURN(ports::EvictResult evicted, ctx_.store->EvictExtras(target_));
       report_.evicted_blobs = evicted.blobs;
       report_.evicted_bytes = evicted.bytes;
       if (progress_ != nullptr) {
@@ -113,12 +113,12 @@ class Evacuation {
 
     std::optional<BlobKey> after;
     while (Used() > target_) {
-      CAIRN_ASSIGN_OR_RETURN(std::vector<store::BlobRecord> page,
+      CAIRN_ASSIGN_OR_RETURN(std::vector<ports::BlobRecord> page,
                              ctx_.store->ListHeld(after, kBatchBlobs));
       if (page.empty()) break;
       std::vector<Pending> batch;
       uint64_t batch_bytes = 0;
-      for (const store::BlobRecord& rec : page) {
+      for (const ports::BlobRecord& rec : page) {
         if (!batch.empty() && batch_bytes >= kBatchBytes) break;
         after = rec.key;
         if (rec.extra) continue;
@@ -143,11 +143,11 @@ class Evacuation {
   }
 
  private:
-  uint64_t Used() { return store::HeldBytes(ctx_.store->Stats()); }
+  uint64_t Used() { return ports::HeldBytes(ctx_.store->Stats()); }
 
   bool Cancelled() const { return cancel_ != nullptr && cancel_->load(); }
 
-  void Unplaced(const store::BlobRecord& rec, const std::string& why) {
+  void Unplaced(const ports::BlobRecord& rec, const std::string& why) {
     ++unplaced_blobs_;
     unplaced_bytes_ += rec.size;
     if (reasons_.size() < kMaxReasons) {
@@ -157,7 +157,7 @@ class Evacuation {
 
   // Reads a held blob and the keys of its chunk's other blobs. nullopt when it is no longer
   // held (deleted or quarantined since it was listed) or cannot be moved (kept, counted).
-  absl::StatusOr<std::optional<Pending>> Load(const store::BlobRecord& rec) {
+  absl::StatusOr<std::optional<Pending>> Load(const ports::BlobRecord& rec) {
     auto blob = ctx_.store->Get(rec.key);
     if (!blob.ok()) {
       if (absl::IsNotFound(blob.status()) || absl::IsDataLoss(blob.status())) {
@@ -195,9 +195,9 @@ class Evacuation {
         unknown->insert(id);
         continue;
       }
-      for (size_t i = 0; i < keys.size(); i += net::kMaxKeysPerCall) {
+      for (size_t i = 0; i < keys.size(); i += ports::kMaxKeysPerCall) {
         std::span<const BlobKey> part(keys.data() + i,
-                                      std::min(net::kMaxKeysPerCall, keys.size() - i));
+                                      std::min(ports::kMaxKeysPerCall, keys.size() - i));
         auto has = client->HasBlobs(part);
         if (!has.ok() || has->size() != part.size()) {
           if (!has.ok() && Retryable(has.status())) {
@@ -279,7 +279,7 @@ class Evacuation {
       auto client = ctx_.peers->Client(target);
       if (!client) continue;
       CAIRN_RETURN_IF_ERROR(Pace(p.blob.size()));
-      auto put = client->PutBlob(key, p.blob, store::PutOptions{});
+      auto put = client->PutBlob(key, p.blob, ports::PutOptions{});
       if (!put.ok()) {
         if (absl::IsResourceExhausted(put.status())) {
           o.full = true;
@@ -295,7 +295,7 @@ class Evacuation {
           Annotate(ctx_.store->Delete(key), "delete moved blob " + key.DebugString()));
       CAIRN_RETURN_IF_ERROR(
           Annotate(ctx_.outbox->Add({key, target}), "queue BlobMoved for " + key.DebugString()));
-      if (*put == store::PutOutcome::kStored) o.used += p.blob.size();
+      if (*put == ports::PutOutcome::kStored) o.used += p.blob.size();
       chunk_holders.insert(target);
       ++report_.moved_blobs;
       report_.moved_bytes += p.blob.size();
@@ -317,7 +317,7 @@ class Evacuation {
   const std::atomic<bool>* cancel_;
   std::map<PeerId, Other> others_;  // live peers but self
   std::vector<placement::Candidate> candidates_;
-  std::optional<store::RateLimiter> limiter_;
+  std::optional<env::RateLimiter> limiter_;
   EvacuateReport report_;
   uint64_t unplaced_blobs_ = 0;
   uint64_t unplaced_bytes_ = 0;
@@ -333,7 +333,7 @@ absl::StatusOr<EvacuateReport> Evacuate(const EvacuateContext& ctx, uint64_t tar
   return evacuation.Run();
 }
 
-absl::StatusOr<uint64_t> DeliverMovedNotices(store::MovedOutbox* outbox, PeerSet* peers) {
+absl::StatusOr<uint64_t> DeliverMovedNotices(ports::MovedOutbox* outbox, PeerSet* peers) {
   std::map<PeerId, bool> alive;
   for (const StoragePeer& p : peers->Peers()) alive[p.id] = p.alive;
   CAIRN_ASSIGN_OR_RETURN(std::vector<PeerId> owners, outbox->Owners());
@@ -343,10 +343,10 @@ absl::StatusOr<uint64_t> DeliverMovedNotices(store::MovedOutbox* outbox, PeerSet
     if (known != alive.end() && !known->second) continue;  // known dead: keep for later
     auto client = peers->Client(owner);
     if (!client) continue;
-    std::vector<net::MovedBlob> previous;
+    std::vector<ports::MovedBlob> previous;
     while (true) {
-      CAIRN_ASSIGN_OR_RETURN(std::vector<net::MovedBlob> batch,
-                             outbox->List(owner, net::kMaxKeysPerCall));
+      CAIRN_ASSIGN_OR_RETURN(std::vector<ports::MovedBlob> batch,
+                             outbox->List(owner, ports::kMaxKeysPerCall));
       // The same batch again after an Ack would mean the outbox is not draining: stop.
       if (batch.empty() || batch == previous) break;
       absl::Status st = client->BlobMoved(batch);
@@ -363,8 +363,8 @@ absl::StatusOr<uint64_t> DeliverMovedNotices(store::MovedOutbox* outbox, PeerSet
 }
 
 absl::Status ApplyBlobMoves(const EngineContext& ctx, PeerId from,
-                            const std::vector<net::MovedBlob>& moves) {
-  for (const net::MovedBlob& m : moves) {
+                            const std::vector<ports::MovedBlob>& moves) {
+  for (const ports::MovedBlob& m : moves) {
     if (m.key.owner != ctx.owner) {
       return absl::InvalidArgumentError(absl::StrCat("BlobMoved from peer ", from, ": blob ",
                                                      m.key.DebugString(), " is not ours"));
@@ -377,7 +377,7 @@ absl::Status ApplyBlobMoves(const EngineContext& ctx, PeerId from,
   }
   std::shared_lock<std::shared_mutex> lock;
   if (ctx.gc_lock != nullptr) lock = std::shared_lock<std::shared_mutex>(*ctx.gc_lock);
-  for (const net::MovedBlob& m : moves) {
+  for (const ports::MovedBlob& m : moves) {
     auto moved = ctx.catalog->MovePlacement(m.key.chunk, m.key.shard, from, m.to);
     CAIRN_RETURN_IF_ERROR(Annotate(moved.status(), "apply BlobMoved of " + m.key.DebugString()));
   }

@@ -8,7 +8,7 @@
 // (BlobMoved), also later when an owner was offline. On the owner, ApplyBlobMoves updates the
 // catalog (Catalog::MovePlacement).
 //
-// The caller lowers the store's quota to the target first (store::BlobStore::SetQuota), so
+// The caller lowers the store's quota to the target first (ports::BlobStore::SetQuota), so
 // that new puts do not refill what is being emptied.
 //
 // Thread-safety: stateless functions over thread-safe stores and peer sets. Run one Evacuate
@@ -20,27 +20,27 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "cairn/engine/backup.h"
+#include "cairn/engine/context.h"
 #include "cairn/engine/peer_set.h"
 #include "cairn/env/clock.h"
-#include "cairn/net/peer_client.h"
+#include "cairn/env/rate_limiter.h"
 #include "cairn/placement/placement.h"
-#include "cairn/store/blob_store.h"
-#include "cairn/store/rate_limiter.h"
+#include "cairn/ports/blob_store.h"
+#include "cairn/ports/peer_client.h"
 
 namespace cairn::engine {
 
 struct EvacuateContext {
   PeerId self = 0;                       // this storage peer
-  store::BlobStore* store = nullptr;     // what it holds
-  store::MovedOutbox* outbox = nullptr;  // BlobMoved notices not yet delivered
+  ports::BlobStore* store = nullptr;     // what it holds
+  ports::MovedOutbox* outbox = nullptr;  // BlobMoved notices not yet delivered
   PeerSet* peers = nullptr;              // the other peers; calls are made as `self`
   placement::Spread spread = placement::Spread::kHost;
   uint64_t rate = 0;            // bytes/s sent to other peers; 0 = unlimited
   env::Clock* clock = nullptr;  // for `rate`; null: the real clock
-  // Waits for `rate` (store/rate_limiter.h); Interrupt() ends the evacuation (CANCELLED).
+  // Waits for `rate` (env/rate_limiter.h); Interrupt() ends the evacuation (CANCELLED).
   // Null: sleeps in short slices and watches `cancel`.
-  store::Sleeper* sleeper = nullptr;
+  env::Sleeper* sleeper = nullptr;
 };
 
 // Live counters (bytes of blobs).
@@ -65,7 +65,7 @@ struct EvacuateReport {
 //     space, sum of max(0, quota - used), is smaller, fails with RESOURCE_EXHAUSTED ("cannot
 //     reclaim: N bytes must move but the other peers have only M bytes free; nothing was moved
 //     or deleted") before touching anything.
-//  2. Evicts extra copies (store::BlobStore::EvictExtras) down to `target_used`.
+//  2. Evicts extra copies (ports::BlobStore::EvictExtras) down to `target_used`.
 //  3. Walks the regular blobs (ListHeld) in batches; for each batch one HasBlobs census per live
 //     peer over every blob key of each chunk (shards 0..k+m-1 from the envelope header of an
 //     erasure-coded shard, shard 0 of a copy) learns who holds any blob of the chunk. A blob
@@ -83,10 +83,10 @@ absl::StatusOr<EvacuateReport> Evacuate(const EvacuateContext& ctx, uint64_t tar
                                         const std::atomic<bool>* cancel = nullptr);
 
 // Delivers queued BlobMoved notices: for each owner in the outbox that is not known dead and
-// has a client, sends its notices in batches (at most net::kMaxKeysPerCall) and drops each
+// has a client, sends its notices in batches (at most ports::kMaxKeysPerCall) and drops each
 // batch the owner accepted. Notices for owners that are unreachable or refuse stay queued for a
 // later call. Returns how many notices were delivered; outbox errors as they are.
-absl::StatusOr<uint64_t> DeliverMovedNotices(store::MovedOutbox* outbox, PeerSet* peers);
+absl::StatusOr<uint64_t> DeliverMovedNotices(ports::MovedOutbox* outbox, PeerSet* peers);
 
 // The owner's side of BlobMoved: storage peer `from` handed these blobs to other peers. Under
 // ctx.gc_lock (shared), records each move with Catalog::MovePlacement (a move of a chunk that
@@ -94,6 +94,6 @@ absl::StatusOr<uint64_t> DeliverMovedNotices(store::MovedOutbox* outbox, PeerSet
 // nothing applied, when a key's owner is not ctx.owner or a move names `from` or the owner
 // itself as the new holder; catalog errors as they are.
 absl::Status ApplyBlobMoves(const EngineContext& ctx, PeerId from,
-                            const std::vector<net::MovedBlob>& moves);
+                            const std::vector<ports::MovedBlob>& moves);
 
 }  // namespace cairn::engine

@@ -10,11 +10,12 @@
 #include <map>
 #include <random>
 
+#include "cairn/engine/backup.h"
 #include "cairn/engine/check.h"
 #include "cairn/engine/extras.h"
 #include "cairn/engine/restore.h"
 #include "cairn/engine/testing/fake_peers.h"
-#include "cairn/index/catalog.h"
+#include "cairn/ports/catalog.h"
 
 namespace cairn::engine {
 namespace {
@@ -49,7 +50,7 @@ class ReclaimFixture : public ::testing::Test {
       std::ofstream(root_ / "src" / ("f" + std::to_string(i)), std::ios::binary) << data;
     }
     std::ofstream(root_ / "src/sub/small") << "small file";
-    catalog_ = index::NewMemCatalog();
+    catalog_ = ports::NewMemCatalog();
     // Hosts: 2,3 share one; the others have their own.
     for (PeerId id = 2; id <= 7; ++id) {
       peers_.AddPeer(id, id == 3 ? "host2" : "host" + std::to_string(id), kGiB);
@@ -69,7 +70,7 @@ class ReclaimFixture : public ::testing::Test {
 
   // The owner's endpoint: BlobMoved applied to its catalog, or UNAVAILABLE while offline.
   void RegisterOwner() {
-    peers_.AddOwner(ctx_.owner, [this](PeerId from, const std::vector<net::MovedBlob>& moves) {
+    peers_.AddOwner(ctx_.owner, [this](PeerId from, const std::vector<ports::MovedBlob>& moves) {
       if (!owner_online_) return absl::UnavailableError("owner offline");
       return ApplyBlobMoves(ctx_, from, moves);
     });
@@ -88,7 +89,7 @@ class ReclaimFixture : public ::testing::Test {
   absl::StatusOr<EvacuateReport> Evacuate(PeerId self, uint64_t target,
                                           EvacuateProgress* progress = nullptr,
                                           const std::atomic<bool>* cancel = nullptr,
-                                          store::Sleeper* sleeper = nullptr, uint64_t rate = 0) {
+                                          env::Sleeper* sleeper = nullptr, uint64_t rate = 0) {
     views_.push_back(peers_.ViewFrom(self));
     EvacuateContext ectx;
     ectx.self = self;
@@ -115,13 +116,13 @@ class ReclaimFixture : public ::testing::Test {
     return n.ok() ? *n : 0;
   }
 
-  std::vector<index::ChunkRecord> AllChunks() {
+  std::vector<ports::ChunkRecord> AllChunks() {
     auto page = catalog_->ListChunks(std::nullopt, 1'000'000);
     EXPECT_TRUE(page.ok()) << page.status();
-    return page.ok() ? *page : std::vector<index::ChunkRecord>{};
+    return page.ok() ? *page : std::vector<ports::ChunkRecord>{};
   }
 
-  bool Names(const index::ChunkRecord& c, PeerId p) {
+  bool Names(const ports::ChunkRecord& c, PeerId p) {
     for (PeerId h : c.holders)
       if (h == p) return true;
     for (PeerId h : c.extras)
@@ -184,10 +185,10 @@ class ReclaimFixture : public ::testing::Test {
 
   static inline int counter_ = 0;
   fs::path root_;
-  std::unique_ptr<index::Catalog> catalog_;
+  std::unique_ptr<ports::Catalog> catalog_;
   testing::FakePeerSet peers_;
   std::vector<std::unique_ptr<PeerSet>> views_;
-  std::unique_ptr<store::MovedOutbox> outbox_;
+  std::unique_ptr<ports::MovedOutbox> outbox_;
   std::shared_mutex gc_lock_;
   std::atomic<bool> owner_online_{true};
   env::FakeClock clock_;
@@ -200,7 +201,7 @@ TEST_P(ReclaimTest, EvacuatingAPeerToZeroKeepsEveryChunkAtTarget) {
   RegisterOwner();
   Backup(GetParam());
   const PeerId self = Busiest();
-  const store::StoreStats before = peers_.Store(self)->Stats();
+  const ports::StoreStats before = peers_.Store(self)->Stats();
   ASSERT_GT(before.blobs, 0u);
 
   EvacuateProgress progress;
@@ -286,7 +287,7 @@ TEST_F(ReclaimCopiesTest, ExtrasAreEvictedBeforeAnythingMoves) {
   extras.data = true;
   ASSERT_TRUE(PlaceExtraCopies(ctx_, extras).ok());
   const PeerId self = Busiest();
-  const store::StoreStats before = peers_.Store(self)->Stats();
+  const ports::StoreStats before = peers_.Store(self)->Stats();
   ASSERT_GT(before.extra_bytes, 0u);
 
   // Dropping half of the extras' bytes is enough: nothing regular moves.
@@ -363,7 +364,7 @@ TEST_F(ReclaimCopiesTest, RateLimitPacesTheMoves) {
   Backup({"copies2", 2, std::nullopt});
   const PeerId self = Busiest();
   const uint64_t used = peers_.Store(self)->Stats().used;
-  store::FakeSleeper sleeper(&clock_);
+  env::FakeSleeper sleeper(&clock_);
   const uint64_t rate = 100'000;  // bytes per second
   auto r = Evacuate(self, 0, nullptr, nullptr, &sleeper, rate);
   ASSERT_TRUE(r.ok()) << r.status();
@@ -378,8 +379,8 @@ TEST_F(ReclaimCopiesTest, BlobMovedForAnotherOwnersKeysIsRefused) {
   Backup({"copies2", 2, std::nullopt});
   auto chunks = AllChunks();
   ASSERT_FALSE(chunks.empty());
-  const index::ChunkRecord c = chunks[0];
-  std::vector<net::MovedBlob> moves(2);
+  const ports::ChunkRecord c = chunks[0];
+  std::vector<ports::MovedBlob> moves(2);
   moves[0].key = {ctx_.owner, c.id, 0};
   moves[0].to = 7;
   moves[1].key = {ctx_.owner + 100, c.id, 0};
@@ -390,7 +391,7 @@ TEST_F(ReclaimCopiesTest, BlobMovedForAnotherOwnersKeysIsRefused) {
   ASSERT_TRUE(after.ok() && *after);
   EXPECT_EQ((*after)->holders, c.holders);  // nothing applied
   // A move "to" the owner itself is refused too.
-  std::vector<net::MovedBlob> to_owner(1);
+  std::vector<ports::MovedBlob> to_owner(1);
   to_owner[0].key = {ctx_.owner, c.id, 0};
   to_owner[0].to = ctx_.owner;
   st = ApplyBlobMoves(ctx_, c.holders[0], to_owner);

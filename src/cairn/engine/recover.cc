@@ -16,7 +16,7 @@
 #include "cairn/engine/chunk_io.h"
 #include "cairn/format/blob.h"
 #include "cairn/format/tree.h"
-#include "cairn/net/peer_client.h"
+#include "cairn/ports/peer_client.h"
 
 namespace cairn::engine {
 namespace {
@@ -111,25 +111,25 @@ class Recovery {
     }
     struct Listing {
       absl::Status status;
-      std::vector<store::BlobRecord> blobs;
+      std::vector<ports::BlobRecord> blobs;
     };
     std::vector<Listing> listings(alive.size());
-    const size_t page_size = std::clamp<size_t>(options_.list_page, 1, net::kMaxKeysPerCall);
+    const size_t page_size = std::clamp<size_t>(options_.list_page, 1, ports::kMaxKeysPerCall);
     ParallelFor(alive.size(), options_.threads, [&](size_t i) {
       Listing& l = listings[i];
-      std::shared_ptr<net::PeerClient> client = ctx_.peers->Client(alive[i]);
+      std::shared_ptr<ports::PeerClient> client = ctx_.peers->Client(alive[i]);
       if (!client) {
         l.status = absl::UnavailableError("no address known");
         return;
       }
       std::optional<BlobKey> after;
       while (!Cancelled(cancel_)) {
-        absl::StatusOr<net::BlobListPage> page = client->ListBlobs(ctx_.owner, after, page_size);
+        absl::StatusOr<ports::BlobListPage> page = client->ListBlobs(ctx_.owner, after, page_size);
         if (!page.ok()) {
           l.status = page.status();
           return;
         }
-        for (store::BlobRecord& r : page->blobs) l.blobs.push_back(std::move(r));
+        for (ports::BlobRecord& r : page->blobs) l.blobs.push_back(std::move(r));
         progress_->blobs_listed += page->blobs.size();
         if (!page->more || page->blobs.empty()) break;
         after = l.blobs.back().key;
@@ -150,7 +150,7 @@ class Recovery {
       } else {
         report_.peers_listed.push_back(alive[i]);
       }
-      for (const store::BlobRecord& r : l.blobs) {
+      for (const ports::BlobRecord& r : l.blobs) {
         if (r.key.owner != ctx_.owner) continue;
         ++report_.blobs;
         Found& f = found_[r.key.chunk];
@@ -226,7 +226,7 @@ class Recovery {
   }
 
   absl::StatusOr<format::BlobHeader> ReadHeader(PeerId peer, const BlobKey& key) {
-    std::shared_ptr<net::PeerClient> client = ctx_.peers->Client(peer);
+    std::shared_ptr<ports::PeerClient> client = ctx_.peers->Client(peer);
     if (!client) return absl::UnavailableError("no address known");
     CAIRN_ASSIGN_OR_RETURN(Bytes blob, client->GetBlob(key));
     CAIRN_ASSIGN_OR_RETURN(format::BlobHeader header, format::ParseBlobHeader(blob));
@@ -237,9 +237,9 @@ class Recovery {
   }
 
   // The catalog record of a chunk as found (placements, scheme); nullopt when unusable.
-  std::optional<index::ChunkRecord> RecordOf(const ChunkId& id, const Found& f) const {
+  std::optional<ports::ChunkRecord> RecordOf(const ChunkId& id, const Found& f) const {
     if (f.unusable || f.kind < 1 || f.kind > 3) return std::nullopt;
-    index::ChunkRecord r;
+    ports::ChunkRecord r;
     r.id = id;
     r.kind = static_cast<BlobKind>(f.kind);
     r.plain_size = f.plain_size;
@@ -273,7 +273,7 @@ class Recovery {
   // metadata chunks (snapshots and trees) are, so that nothing is written to ctx_.catalog
   // before the key has proven right.
   absl::Status OpenSnapshots() {
-    staging_ = index::NewMemCatalog();
+    staging_ = ports::NewMemCatalog();
     staging_ctx_ = ctx_;
     staging_ctx_.catalog = staging_.get();
     staging_ctx_.gc_lock = nullptr;
@@ -283,7 +283,7 @@ class Recovery {
           f.kind != static_cast<uint8_t>(BlobKind::kTree)) {
         continue;
       }
-      std::optional<index::ChunkRecord> r = RecordOf(id, f);
+      std::optional<ports::ChunkRecord> r = RecordOf(id, f);
       if (!r) continue;
       if (!r->erasure()) {  // any copy will do for reading
         r->holders.insert(r->holders.end(), r->extras.begin(), r->extras.end());
@@ -325,7 +325,7 @@ class Recovery {
     absl::Status first_error;
     for (size_t i = 0; i < snapshot_ids.size(); ++i) {
       if (opened[i].ok()) {
-        report_.snapshots.push_back(index::SnapshotRecord{snapshot_ids[i], *opened[i]});
+        report_.snapshots.push_back(ports::SnapshotRecord{snapshot_ids[i], *opened[i]});
         continue;
       }
       ++report_.snapshots_unreadable;
@@ -352,7 +352,7 @@ class Recovery {
       }
     }
     std::sort(report_.snapshots.begin(), report_.snapshots.end(),
-              [](const index::SnapshotRecord& a, const index::SnapshotRecord& b) {
+              [](const ports::SnapshotRecord& a, const ports::SnapshotRecord& b) {
                 return std::tie(a.snapshot.time_ns, a.id) < std::tie(b.snapshot.time_ns, b.id);
               });
     return absl::OkStatus();
@@ -376,7 +376,7 @@ class Recovery {
     // whichever snapshot reaches it (content addressing), so a tree is walked again only for a
     // snapshot that asks for more copies.
     std::map<ChunkId, uint32_t> walked;
-    for (const index::SnapshotRecord& s : report_.snapshots) {
+    for (const ports::SnapshotRecord& s : report_.snapshots) {
       Redundancy redundancy;
       redundancy.copies = std::max<uint32_t>(s.snapshot.copies, 1);
       if (s.snapshot.ec_k > 0) {
@@ -467,7 +467,7 @@ class Recovery {
     if (ctx_.gc_lock) gc_lock = std::shared_lock(*ctx_.gc_lock);
     for (const auto& [id, f] : found_) {
       CAIRN_RETURN_IF_ERROR(CheckCancel());
-      std::optional<index::ChunkRecord> r = RecordOf(id, f);
+      std::optional<ports::ChunkRecord> r = RecordOf(id, f);
       if (!r) continue;
       CAIRN_RETURN_IF_ERROR(Annotate(ctx_.catalog->AddChunk(*r), "recover"));
       if (!r->erasure()) {
@@ -491,10 +491,10 @@ class Recovery {
           break;
       }
       if (r->erasure()) ++report_.erasure_chunks;
-      CAIRN_ASSIGN_OR_RETURN(std::optional<index::ChunkRecord> stored, ctx_.catalog->FindChunk(id));
+      CAIRN_ASSIGN_OR_RETURN(std::optional<ports::ChunkRecord> stored, ctx_.catalog->FindChunk(id));
       if (stored && !stored->AtTarget()) ++report_.chunks_below_target;
     }
-    for (const index::SnapshotRecord& s : report_.snapshots) {
+    for (const ports::SnapshotRecord& s : report_.snapshots) {
       CAIRN_RETURN_IF_ERROR(Annotate(ctx_.catalog->AddSnapshot(s), "recover"));
     }
     if (errors_not_listed_ > 0) {
@@ -514,7 +514,7 @@ class Recovery {
   std::set<ChunkId> missing_;
   RecoverReport report_;
   size_t errors_not_listed_ = 0;
-  std::unique_ptr<index::Catalog> staging_;
+  std::unique_ptr<ports::Catalog> staging_;
   EngineContext staging_ctx_;
 };
 

@@ -39,13 +39,13 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "cairn/engine/backup.h"
-#include "cairn/index/catalog.h"
+#include "cairn/engine/context.h"
+#include "cairn/ports/catalog.h"
 
 namespace cairn::engine {
 
 struct RecoverOptions {
-  size_t list_page = 1000;  // blobs per ListBlobs call (1..net::kMaxKeysPerCall)
+  size_t list_page = 1000;  // blobs per ListBlobs call (1..ports::kMaxKeysPerCall)
   int threads = 8;          // concurrent header, snapshot and tree fetches
 };
 
@@ -70,7 +70,7 @@ struct RecoverReport {
   uint64_t erasure_chunks = 0;                   // of `chunks`, erasure-coded
   uint64_t headers_read = 0;                     // blobs fetched to read their envelope header
   uint64_t trees = 0;                            // distinct trees walked and cached
-  std::vector<index::SnapshotRecord> snapshots;  // recovered, oldest first
+  std::vector<ports::SnapshotRecord> snapshots;  // recovered, oldest first
   uint64_t snapshots_unreadable = 0;             // snapshot blobs that could not be opened
   // Chunks that a recovered snapshot references but no live peer listed (those files cannot
   // be restored unless a peer that holds them comes back).

@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "cairn/engine/lifecycle_test_util.h"
+#include "cairn/engine/restore.h"
 #include "cairn/format/blob.h"
 
 namespace cairn::engine {
@@ -24,23 +25,23 @@ class KindlessPeers : public PeerSet {
  public:
   explicit KindlessPeers(PeerSet* inner) : inner_(inner) {}
   std::vector<StoragePeer> Peers() override { return inner_->Peers(); }
-  std::shared_ptr<net::PeerClient> Client(PeerId id) override {
+  std::shared_ptr<ports::PeerClient> Client(PeerId id) override {
     auto inner = inner_->Client(id);
     if (!inner) return nullptr;
     return std::make_shared<Client_>(std::move(inner));
   }
 
  private:
-  class Client_ : public net::PeerClient {
+  class Client_ : public ports::PeerClient {
    public:
-    explicit Client_(std::shared_ptr<net::PeerClient> inner) : inner_(std::move(inner)) {}
-    absl::StatusOr<net::PingReply> Ping(const cluster::PeerInfo& self,
-                                        const std::vector<cluster::PeerInfo>& known) override {
+    explicit Client_(std::shared_ptr<ports::PeerClient> inner) : inner_(std::move(inner)) {}
+    absl::StatusOr<ports::PingReply> Ping(const cluster::PeerInfo& self,
+                                          const std::vector<cluster::PeerInfo>& known) override {
       return inner_->Ping(self, known);
     }
-    using net::PeerClient::PutBlob;
-    absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob,
-                                              const store::PutOptions& options) override {
+    using ports::PeerClient::PutBlob;
+    absl::StatusOr<ports::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob,
+                                              const ports::PutOptions& options) override {
       return inner_->PutBlob(key, blob, options);
     }
     absl::StatusOr<Bytes> GetBlob(const BlobKey& key) override { return inner_->GetBlob(key); }
@@ -50,20 +51,20 @@ class KindlessPeers : public PeerSet {
     absl::StatusOr<uint64_t> DeleteBlobs(std::span<const BlobKey> keys) override {
       return inner_->DeleteBlobs(keys);
     }
-    absl::StatusOr<net::BlobListPage> ListBlobs(PeerId owner, const std::optional<BlobKey>& after,
-                                                size_t limit) override {
+    absl::StatusOr<ports::BlobListPage> ListBlobs(PeerId owner, const std::optional<BlobKey>& after,
+                                                  size_t limit) override {
       auto page = inner_->ListBlobs(owner, after, limit);
       if (page.ok()) {
         for (auto& b : page->blobs) b.kind = 0;
       }
       return page;
     }
-    absl::Status BlobMoved(std::span<const net::MovedBlob> moves) override {
+    absl::Status BlobMoved(std::span<const ports::MovedBlob> moves) override {
       return inner_->BlobMoved(moves);
     }
 
    private:
-    std::shared_ptr<net::PeerClient> inner_;
+    std::shared_ptr<ports::PeerClient> inner_;
   };
   PeerSet* inner_;
 };
@@ -104,15 +105,15 @@ class RecoverTest : public LifecycleTest, public ::testing::WithParamInterface<S
 
   fs::path Version(int v) { return root_ / ("v" + std::to_string(v)) / "src"; }
 
-  std::vector<index::SnapshotRecord> BackupVersions() {
+  std::vector<ports::SnapshotRecord> BackupVersions() {
     MakeVersions();
-    std::vector<index::SnapshotRecord> snaps;
+    std::vector<ports::SnapshotRecord> snaps;
     for (int v : {1, 2}) snaps.push_back(Backup(Version(v), GetParam().copies, GetParam().ec));
     return snaps;
   }
 
   // Restores through `ctx` and compares with the version it was taken of.
-  std::string RestoreWith(const EngineContext& ctx, const index::SnapshotRecord& snap, int v) {
+  std::string RestoreWith(const EngineContext& ctx, const ports::SnapshotRecord& snap, int v) {
     RestoreOptions opts;
     opts.target = (root_ / ("restore-" + snap.id.ShortHex())).string();
     fs::remove_all(opts.target);
@@ -124,8 +125,8 @@ class RecoverTest : public LifecycleTest, public ::testing::WithParamInterface<S
     return diff;
   }
 
-  static std::map<ChunkId, index::ChunkRecord> AllChunks(index::Catalog* catalog) {
-    std::map<ChunkId, index::ChunkRecord> out;
+  static std::map<ChunkId, ports::ChunkRecord> AllChunks(ports::Catalog* catalog) {
+    std::map<ChunkId, ports::ChunkRecord> out;
     std::optional<ChunkId> after;
     while (true) {
       auto page = catalog->ListChunks(after, 500);
@@ -138,7 +139,7 @@ class RecoverTest : public LifecycleTest, public ::testing::WithParamInterface<S
   }
 
   // A context like ctx_ over `catalog`, optionally with another master key and peer set.
-  EngineContext Fresh(index::Catalog* catalog, PeerSet* peers = nullptr) {
+  EngineContext Fresh(ports::Catalog* catalog, PeerSet* peers = nullptr) {
     EngineContext c = ctx_;
     c.catalog = catalog;
     if (peers) c.peers = peers;
@@ -156,8 +157,8 @@ class RecoverTest : public LifecycleTest, public ::testing::WithParamInterface<S
 };
 
 TEST_P(RecoverTest, EmptyCatalogIsRebuiltAndEverySnapshotRestoresIdentically) {
-  std::vector<index::SnapshotRecord> snaps = BackupVersions();
-  auto fresh = index::NewMemCatalog();
+  std::vector<ports::SnapshotRecord> snaps = BackupVersions();
+  auto fresh = ports::NewMemCatalog();
   EngineContext ctx = Fresh(fresh.get());
   RecoverReport report = MustRecover(ctx);
   EXPECT_TRUE(report.complete()) << (report.errors.empty() ? "" : report.errors.front());
@@ -187,7 +188,7 @@ TEST_P(RecoverTest, EmptyCatalogIsRebuiltAndEverySnapshotRestoresIdentically) {
   for (const auto& [id, w] : want) {
     SCOPED_TRACE(id.ShortHex());
     ASSERT_EQ(got.count(id), 1u);
-    const index::ChunkRecord& g = got[id];
+    const ports::ChunkRecord& g = got[id];
     EXPECT_EQ(g.kind, w.kind);
     EXPECT_EQ(g.ec_k, w.ec_k);
     EXPECT_EQ(g.ec_m, w.ec_m);
@@ -220,7 +221,7 @@ TEST_P(RecoverTest, EmptyCatalogIsRebuiltAndEverySnapshotRestoresIdentically) {
 
 TEST_P(RecoverTest, WrongKeyLearnsNothingAndRecordsNothing) {
   BackupVersions();
-  auto fresh = index::NewMemCatalog();
+  auto fresh = ports::NewMemCatalog();
   EngineContext ctx = Fresh(fresh.get());
   codec::Key other{};
   other[0] = 78;  // the fixture's key has 77
@@ -240,9 +241,9 @@ TEST_P(RecoverTest, WrongKeyLearnsNothingAndRecordsNothing) {
 
 // Blobs stored before the peers recorded kinds: every chunk's header is read instead.
 TEST_P(RecoverTest, UnknownKindsAreReadFromTheHeaders) {
-  std::vector<index::SnapshotRecord> snaps = BackupVersions();
+  std::vector<ports::SnapshotRecord> snaps = BackupVersions();
   KindlessPeers kindless(&peers_);
-  auto fresh = index::NewMemCatalog();
+  auto fresh = ports::NewMemCatalog();
   EngineContext ctx = Fresh(fresh.get(), &kindless);
   RecoverReport report = MustRecover(ctx);
   EXPECT_TRUE(report.complete());
@@ -260,9 +261,9 @@ TEST_P(RecoverTest, UnknownKindsAreReadFromTheHeaders) {
 // A peer that cannot be listed: its blobs are not recorded, chunks look below target, and every
 // snapshot still restores (each chunk has a copy or k shards elsewhere); repair would top up.
 TEST_P(RecoverTest, AnUnreachablePeerLeavesChunksBelowTargetButRestorable) {
-  std::vector<index::SnapshotRecord> snaps = BackupVersions();
+  std::vector<ports::SnapshotRecord> snaps = BackupVersions();
   peers_.SetReachable(3, false);
-  auto fresh = index::NewMemCatalog();
+  auto fresh = ports::NewMemCatalog();
   EngineContext ctx = Fresh(fresh.get());
   RecoverReport report = MustRecover(ctx);
   EXPECT_FALSE(report.complete());
@@ -275,7 +276,7 @@ TEST_P(RecoverTest, AnUnreachablePeerLeavesChunksBelowTargetButRestorable) {
 }
 
 TEST_P(RecoverTest, NothingToRecoverIsAClearError) {
-  auto fresh = index::NewMemCatalog();
+  auto fresh = ports::NewMemCatalog();
   EngineContext ctx = Fresh(fresh.get());
   // No blobs of this owner anywhere.
   auto r = RecoverIndex(ctx, RecoverOptions{}, nullptr);

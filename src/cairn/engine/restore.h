@@ -18,28 +18,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "cairn/engine/backup.h"
+#include "cairn/engine/context.h"
+#include "cairn/engine/snapshot_read.h"
 
 namespace cairn::engine {
-
-// Resolves "latest", a full hex id or a unique hex prefix (>= 4 characters) to a snapshot.
-// NOT_FOUND when none matches; INVALID_ARGUMENT when the prefix is ambiguous or not hex.
-absl::StatusOr<index::SnapshotRecord> ResolveSnapshot(index::Catalog* catalog,
-                                                      const std::string& spec);
-
-// Loads a tree by id: the catalog cache, else from any peer holding it (then cached).
-absl::StatusOr<format::Tree> LoadTree(const EngineContext& ctx, const ChunkId& id);
-
-struct ListedEntry {
-  std::string path;  // relative to the snapshot root, '/'-separated, raw bytes
-  format::TreeEntry entry;
-};
-
-// Lists the entry at `path` (""/"/" = root) and, for a directory, everything below it
-// (recursive) or its direct children. NOT_FOUND for a path not in the snapshot.
-absl::StatusOr<std::vector<ListedEntry>> ListSnapshot(const EngineContext& ctx,
-                                                      const format::Snapshot& snapshot,
-                                                      const std::string& path, bool recursive);
 
 struct RestoreOptions {
   std::string path;    // inside the snapshot; "" = everything

@@ -155,7 +155,7 @@ int64_t SubtractRetentionDuration(int64_t time_ns, const RetentionDuration& d) {
   return result_sec * kNanos + sub_ns;
 }
 
-std::vector<RetentionDecision> ApplyRetention(const std::vector<index::SnapshotRecord>& snapshots,
+std::vector<RetentionDecision> ApplyRetention(const std::vector<ports::SnapshotRecord>& snapshots,
                                               const RetentionPolicy& policy) {
   std::vector<RetentionDecision> out(snapshots.size());
   // Groups: hostname + set of paths, numbered by first appearance.

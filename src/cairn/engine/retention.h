@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "cairn/index/catalog.h"
+#include "cairn/ports/catalog.h"
 
 namespace cairn::engine {
 
@@ -70,7 +70,7 @@ struct RetentionPolicy {
 };
 
 struct RetentionDecision {
-  index::SnapshotRecord snapshot;
+  ports::SnapshotRecord snapshot;
   bool keep = false;
   // Why it is kept, in restic's order (tags, within, then the count rules): "last snapshot",
   // "hourly snapshot", "daily snapshot", "weekly snapshot", "monthly snapshot", "yearly snapshot"
@@ -84,7 +84,7 @@ struct RetentionDecision {
 
 // One decision per snapshot, in the order of `snapshots` (any order; the catalog lists them
 // oldest first).
-std::vector<RetentionDecision> ApplyRetention(const std::vector<index::SnapshotRecord>& snapshots,
+std::vector<RetentionDecision> ApplyRetention(const std::vector<ports::SnapshotRecord>& snapshots,
                                               const RetentionPolicy& policy);
 
 }  // namespace cairn::engine

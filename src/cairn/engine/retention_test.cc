@@ -39,10 +39,10 @@ int64_t T(const std::string& text) {
   return static_cast<int64_t>(::timegm(&tm)) * 1'000'000'000;
 }
 
-index::SnapshotRecord Snap(const std::string& time, std::vector<std::string> tags = {},
+ports::SnapshotRecord Snap(const std::string& time, std::vector<std::string> tags = {},
                            std::string host = "laptop",
                            std::vector<std::string> paths = {"/home/alice"}) {
-  index::SnapshotRecord r;
+  ports::SnapshotRecord r;
   r.snapshot.time_ns = T(time);
   r.snapshot.hostname = std::move(host);
   r.snapshot.paths = std::move(paths);
@@ -54,7 +54,7 @@ index::SnapshotRecord Snap(const std::string& time, std::vector<std::string> tag
 
 // Oldest first, as the catalog lists them. 2024-01-01 is a Monday (ISO 2024-W01); 2024-02-01
 // is in 2024-W05.
-std::vector<index::SnapshotRecord> History() {
+std::vector<ports::SnapshotRecord> History() {
   return {
       Snap("2024-01-01 08:00"),                 // 0
       Snap("2024-01-01 20:00"),                 // 1
@@ -177,14 +177,14 @@ TEST_F(RetentionTest, WeeksAreIsoWeeksAcrossNewYear) {
   RetentionPolicy p;
   p.keep_weekly = 10;
   for (const auto& c : cases) {
-    std::vector<index::SnapshotRecord> snaps;
+    std::vector<ports::SnapshotRecord> snaps;
     for (const auto& t : c.times) snaps.push_back(Snap(t));
     EXPECT_EQ(Kept(ApplyRetention(snaps, p)), c.kept) << c.times.front();
   }
 }
 
 TEST_F(RetentionTest, GroupsByHostAndSetOfPaths) {
-  std::vector<index::SnapshotRecord> snaps = {
+  std::vector<ports::SnapshotRecord> snaps = {
       Snap("2024-01-01 10:00", {}, "laptop", {"/a", "/b"}),   // group 0
       Snap("2024-01-02 10:00", {}, "laptop", {"/b", "/a"}),   // group 0: same set of paths
       Snap("2024-01-03 10:00", {}, "desktop", {"/a", "/b"}),  // group 1: other host
@@ -210,7 +210,7 @@ TEST_F(RetentionTest, GroupsByHostAndSetOfPaths) {
 }
 
 TEST_F(RetentionTest, EqualTimesKeepInputOrder) {
-  std::vector<index::SnapshotRecord> snaps = {Snap("2024-01-01 10:00"), Snap("2024-01-01 10:00"),
+  std::vector<ports::SnapshotRecord> snaps = {Snap("2024-01-01 10:00"), Snap("2024-01-01 10:00"),
                                               Snap("2024-01-01 10:00")};
   snaps[1].id.bytes[5] = 1;
   snaps[2].id.bytes[5] = 2;

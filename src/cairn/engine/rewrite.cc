@@ -6,8 +6,8 @@
 
 #include "absl/strings/str_split.h"
 #include "cairn/base/status.h"
-#include "cairn/engine/restore.h"
 #include "cairn/engine/snapshot_io.h"
+#include "cairn/engine/snapshot_read.h"
 
 namespace cairn::engine {
 namespace {
@@ -76,7 +76,7 @@ Redundancy SnapshotRedundancy(const format::Snapshot& snapshot) {
 }
 
 absl::StatusOr<RewriteResult> RemovePath(const EngineContext& ctx,
-                                         const index::SnapshotRecord& snapshot,
+                                         const ports::SnapshotRecord& snapshot,
                                          const std::string& path, const Redundancy& redundancy) {
   if (!ctx.catalog || !ctx.peers) {
     return absl::FailedPreconditionError("rewrite snapshot: no catalog or peers");

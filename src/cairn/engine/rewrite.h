@@ -12,15 +12,15 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "cairn/engine/backup.h"
 #include "cairn/engine/chunk_io.h"
-#include "cairn/index/catalog.h"
+#include "cairn/engine/context.h"
+#include "cairn/ports/catalog.h"
 
 namespace cairn::engine {
 
 struct RewriteResult {
   bool changed = false;
-  index::SnapshotRecord snapshot;    // the new snapshot, or the old one when unchanged
+  ports::SnapshotRecord snapshot;    // the new snapshot, or the old one when unchanged
   uint64_t removed_files = 0;        // regular files removed (each hard link name counts)
   uint64_t removed_bytes = 0;        // their logical size
   uint64_t chunks_below_target = 0;  // new trees / snapshot blob stored below `redundancy`
@@ -41,7 +41,7 @@ Redundancy SnapshotRedundancy(const format::Snapshot& snapshot);
 // on the way cannot be read) and PutChunk (UNAVAILABLE: no peer took a new tree); the
 // catalog's.
 absl::StatusOr<RewriteResult> RemovePath(const EngineContext& ctx,
-                                         const index::SnapshotRecord& snapshot,
+                                         const ports::SnapshotRecord& snapshot,
                                          const std::string& path, const Redundancy& redundancy);
 
 }  // namespace cairn::engine

@@ -34,7 +34,7 @@ class RewriteTest : public LifecycleTest, public ::testing::WithParamInterface<b
     snap_ = Backup(src_, 2, ec);
   }
 
-  RewriteResult MustRemove(const index::SnapshotRecord& snap, const std::string& path) {
+  RewriteResult MustRemove(const ports::SnapshotRecord& snap, const std::string& path) {
     auto r = RemovePath(ctx_, snap, path, SnapshotRedundancy(snap.snapshot));
     EXPECT_TRUE(r.ok()) << path << ": " << r.status();
     if (!r.ok()) return {};
@@ -42,7 +42,7 @@ class RewriteTest : public LifecycleTest, public ::testing::WithParamInterface<b
     return *r;
   }
 
-  std::set<std::string> Listed(const index::SnapshotRecord& snap) {
+  std::set<std::string> Listed(const ports::SnapshotRecord& snap) {
     std::set<std::string> out;
     auto listed = ListSnapshot(ctx_, snap.snapshot, "", true);
     EXPECT_TRUE(listed.ok()) << listed.status();
@@ -51,21 +51,21 @@ class RewriteTest : public LifecycleTest, public ::testing::WithParamInterface<b
     return out;
   }
 
-  std::vector<ChunkId> FileChunks(const index::SnapshotRecord& snap, const std::string& path) {
+  std::vector<ChunkId> FileChunks(const ports::SnapshotRecord& snap, const std::string& path) {
     auto listed = ListSnapshot(ctx_, snap.snapshot, path, false);
     EXPECT_TRUE(listed.ok()) << listed.status();
     return listed.ok() ? listed->front().entry.chunks : std::vector<ChunkId>{};
   }
 
-  std::vector<index::SnapshotRecord> Snapshots() {
+  std::vector<ports::SnapshotRecord> Snapshots() {
     auto s = catalog_->ListSnapshots();
     EXPECT_TRUE(s.ok()) << s.status();
-    return s.ok() ? *s : std::vector<index::SnapshotRecord>{};
+    return s.ok() ? *s : std::vector<ports::SnapshotRecord>{};
   }
 
   fs::path src_;
   std::string secret_;
-  index::SnapshotRecord snap_;
+  ports::SnapshotRecord snap_;
 };
 
 TEST_P(RewriteTest, RemovesAFileAndADirectory) {

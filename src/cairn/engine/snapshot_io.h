@@ -7,8 +7,8 @@
 #pragma once
 
 #include "absl/status/statusor.h"
-#include "cairn/engine/backup.h"
 #include "cairn/engine/chunk_io.h"
+#include "cairn/engine/context.h"
 #include "cairn/format/tree.h"
 
 namespace cairn::engine {

@@ -7,9 +7,11 @@
 
 #include <set>
 
+#include "cairn/engine/backup.h"
 #include "cairn/engine/check.h"
 #include "cairn/engine/gc.h"
 #include "cairn/engine/lifecycle_test_util.h"
+#include "cairn/engine/restore.h"
 
 namespace cairn::engine {
 namespace {
@@ -29,7 +31,7 @@ class TargetsTest : public ::testing::Test {
       WriteFile(Source() / ("f" + std::to_string(i)), RandomData(rng, 60'000 + i * 7000));
     WriteFile(Source() / "sub/small", "small file\n");
     WriteFile(Source() / "sub/deeper/x", RandomData(rng, 30'000));
-    catalog_ = index::NewMemCatalog();
+    catalog_ = ports::NewMemCatalog();
     codec::Key master{};
     master[0] = 51;
     ctx_.owner = 1;
@@ -108,7 +110,7 @@ class TargetsTest : public ::testing::Test {
   }
 
   fs::path root_;
-  std::unique_ptr<index::Catalog> catalog_;
+  std::unique_ptr<ports::Catalog> catalog_;
   testing::FakePeerSet peers_;
   EngineContext ctx_;
 };

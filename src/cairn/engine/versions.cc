@@ -16,7 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "cairn/base/status.h"
 #include "cairn/codec/crypto.h"
-#include "cairn/engine/restore.h"
+#include "cairn/engine/snapshot_read.h"
 
 namespace cairn::engine {
 namespace {
@@ -369,12 +369,12 @@ absl::StatusOr<std::vector<FileVersion>> ListVersions(const EngineContext& ctx,
                                                       const std::string& abs_path,
                                                       const VersionsOptions& options) {
   CAIRN_ASSIGN_OR_RETURN(std::string abs, NormalizeAbsolute(abs_path));
-  CAIRN_ASSIGN_OR_RETURN(std::vector<index::SnapshotRecord> snaps, ctx.catalog->ListSnapshots());
+  CAIRN_ASSIGN_OR_RETURN(std::vector<ports::SnapshotRecord> snaps, ctx.catalog->ListSnapshots());
   PathLookup lookup(ctx);
   std::vector<FileVersion> out;
   std::optional<format::TreeEntry> previous;  // the entry of the current run
   size_t covering = 0;
-  for (const index::SnapshotRecord& r : snaps) {
+  for (const ports::SnapshotRecord& r : snaps) {
     std::optional<std::string> inner = SnapshotPathFor(r.snapshot, abs);
     if (!inner) continue;
     ++covering;
@@ -419,7 +419,7 @@ absl::StatusOr<std::vector<FileVersion>> ListVersions(const EngineContext& ctx,
 absl::StatusOr<SnapshotForPath> SnapshotAt(const EngineContext& ctx, int64_t time_ns,
                                            const std::string& abs_path) {
   CAIRN_ASSIGN_OR_RETURN(std::string abs, NormalizeAbsolute(abs_path));
-  CAIRN_ASSIGN_OR_RETURN(std::vector<index::SnapshotRecord> snaps, ctx.catalog->ListSnapshots());
+  CAIRN_ASSIGN_OR_RETURN(std::vector<ports::SnapshotRecord> snaps, ctx.catalog->ListSnapshots());
   PathLookup lookup(ctx);
   // Oldest first: search backwards from the newest snapshot at or before time_ns.
   for (auto it = snaps.rbegin(); it != snaps.rend(); ++it) {
@@ -434,7 +434,7 @@ absl::StatusOr<SnapshotForPath> SnapshotAt(const EngineContext& ctx, int64_t tim
   std::string message =
       absl::StrCat("no snapshot taken at or before ", FormatUtc(time_ns), " holds '", abs, "'");
   // Name the earliest version, if any, so that the user knows which times work.
-  for (const index::SnapshotRecord& r : snaps) {
+  for (const ports::SnapshotRecord& r : snaps) {
     if (r.snapshot.time_ns <= time_ns) continue;
     std::optional<std::string> inner = SnapshotPathFor(r.snapshot, abs);
     if (!inner) continue;
@@ -457,10 +457,10 @@ absl::StatusOr<DiffResult> Diff(const EngineContext& ctx, const format::Snapshot
 
 absl::StatusOr<std::vector<FoundEntry>> Find(const EngineContext& ctx, const std::string& pattern) {
   if (pattern.empty()) return absl::InvalidArgumentError("find: the pattern is empty");
-  CAIRN_ASSIGN_OR_RETURN(std::vector<index::SnapshotRecord> snaps, ctx.catalog->ListSnapshots());
+  CAIRN_ASSIGN_OR_RETURN(std::vector<ports::SnapshotRecord> snaps, ctx.catalog->ListSnapshots());
   Finder finder(ctx, pattern);
   std::vector<FoundEntry> out;
-  for (const index::SnapshotRecord& r : snaps) {
+  for (const ports::SnapshotRecord& r : snaps) {
     CAIRN_ASSIGN_OR_RETURN(format::Tree root,
                            Annotate(LoadTree(ctx, r.snapshot.root), "snapshot " + r.id.ShortHex()));
     std::vector<Match> matches;

@@ -21,9 +21,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "cairn/engine/backup.h"
+#include "cairn/engine/context.h"
 #include "cairn/format/tree.h"
-#include "cairn/index/catalog.h"
+#include "cairn/ports/catalog.h"
 
 namespace cairn::engine {
 
@@ -82,7 +82,7 @@ absl::StatusOr<std::vector<FileVersion>> ListVersions(const EngineContext& ctx,
                                                       const VersionsOptions& options = {});
 
 struct SnapshotForPath {
-  index::SnapshotRecord record;
+  ports::SnapshotRecord record;
   std::string snapshot_path;  // abs_path inside the snapshot
   format::TreeEntry entry;    // as stored there
 };

@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "cairn/engine/lifecycle_test_util.h"
+#include "cairn/engine/restore.h"
 
 namespace cairn::engine {
 namespace {
@@ -30,8 +31,8 @@ class VersionsTest : public LifecycleTest {
   }
 
   // Backs up src_ at the fake clock's time, then advances it by an hour.
-  index::SnapshotRecord BackupNow() {
-    index::SnapshotRecord r = Backup(src_);
+  ports::SnapshotRecord BackupNow() {
+    ports::SnapshotRecord r = Backup(src_);
     clock_.Advance(hours(1));
     return r;
   }
@@ -47,7 +48,7 @@ TEST_F(VersionsTest, ThreeVersionsOfAFileWithDistinctHashes) {
   std::vector<std::string> contents = {RandomData(rng, 70'000), RandomData(rng, 90'000),
                                        "third version\n"};
   WriteFile(src_ / "other.bin", RandomData(rng, 20'000));
-  std::vector<index::SnapshotRecord> snaps;
+  std::vector<ports::SnapshotRecord> snaps;
   for (const std::string& c : contents) {
     WriteFile(src_ / "docs/report.txt", c);
     snaps.push_back(BackupNow());
@@ -117,13 +118,13 @@ TEST_F(VersionsTest, RestoreAtPicksTheVersionOfEachInterval) {
   std::vector<std::string> contents = {RandomData(rng, 60'000), RandomData(rng, 1000),
                                        RandomData(rng, 120'000)};
   WriteFile(src_ / "keep.txt", "stays\n");
-  std::vector<index::SnapshotRecord> snaps;
+  std::vector<ports::SnapshotRecord> snaps;
   for (const std::string& c : contents) {
     WriteFile(src_ / "f.bin", c);
     snaps.push_back(BackupNow());
   }
   fs::remove(src_ / "f.bin");
-  index::SnapshotRecord gone = BackupNow();  // f.bin deleted in the fourth snapshot
+  ports::SnapshotRecord gone = BackupNow();  // f.bin deleted in the fourth snapshot
 
   // Times: each snapshot's own time, a minute into its interval, just before the next one.
   for (size_t i = 0; i < contents.size(); ++i) {
@@ -185,7 +186,7 @@ TEST_F(VersionsTest, DiffListsExactlyTheChangesMade) {
     }
   }
   ::chmod((src_ / "chmod.sh").c_str(), 0644);
-  index::SnapshotRecord a = BackupNow();
+  ports::SnapshotRecord a = BackupNow();
 
   WriteFile(src_ / "modified.bin", RandomData(rng, 45'000));
   fs::remove(src_ / "removed.txt");
@@ -196,7 +197,7 @@ TEST_F(VersionsTest, DiffListsExactlyTheChangesMade) {
   fs::remove_all(src_ / "olddir");
   fs::remove(src_ / "link");
   fs::create_symlink("modified.bin", src_ / "link");
-  index::SnapshotRecord b = BackupNow();
+  ports::SnapshotRecord b = BackupNow();
 
   auto d = Diff(ctx_, a.snapshot, b.snapshot);
   ASSERT_TRUE(d.ok()) << d.status();
@@ -253,10 +254,10 @@ TEST_F(VersionsTest, DiffListsExactlyTheChangesMade) {
 
 TEST_F(VersionsTest, DiffTypeChange) {
   WriteFile(src_ / "thing/inner", "i\n");
-  index::SnapshotRecord a = BackupNow();
+  ports::SnapshotRecord a = BackupNow();
   fs::remove_all(src_ / "thing");
   WriteFile(src_ / "thing", "now a file\n");
-  index::SnapshotRecord b = BackupNow();
+  ports::SnapshotRecord b = BackupNow();
   auto d = Diff(ctx_, a.snapshot, b.snapshot);
   ASSERT_TRUE(d.ok()) << d.status();
   using K = ChangeKind;
@@ -269,9 +270,9 @@ TEST_F(VersionsTest, FindMatchesNamesAndPaths) {
   WriteFile(src_ / "notes.txt", "n1\n");
   WriteFile(src_ / "docs/a.txt", "a\n");
   WriteFile(src_ / "docs/b.pdf", "b\n");
-  index::SnapshotRecord s1 = BackupNow();
+  ports::SnapshotRecord s1 = BackupNow();
   WriteFile(src_ / "docs/c.txt", "c\n");
-  index::SnapshotRecord s2 = BackupNow();
+  ports::SnapshotRecord s2 = BackupNow();
 
   auto txt = Find(ctx_, "*.txt");
   ASSERT_TRUE(txt.ok()) << txt.status();

@@ -17,7 +17,7 @@ void MergeSorted(std::vector<T>& into, const std::vector<T>& from) {
 // What two AddChunk calls of one chunk amount to (Catalog::AddChunk): placements are a set, the
 // target only grows, a known plaintext size replaces an unknown one. The scheme and sizes of
 // the first record stand.
-void Merge(index::ChunkRecord& into, const index::ChunkRecord& from) {
+void Merge(ports::ChunkRecord& into, const ports::ChunkRecord& from) {
   MergeSorted(into.holders, from.holders);
   MergeSorted(into.shards, from.shards);
   into.target = std::max(into.target, from.target);
@@ -41,19 +41,19 @@ absl::Status WriteBehindCatalog::FlushLocked() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<index::ChunkRecord>> WriteBehindCatalog::FindChunk(const ChunkId& id) {
+absl::StatusOr<std::optional<ports::ChunkRecord>> WriteBehindCatalog::FindChunk(const ChunkId& id) {
   std::lock_guard lock(mu_);
-  CAIRN_ASSIGN_OR_RETURN(std::optional<index::ChunkRecord> stored, inner_->FindChunk(id));
+  CAIRN_ASSIGN_OR_RETURN(std::optional<ports::ChunkRecord> stored, inner_->FindChunk(id));
   auto it = by_id_.find(id);
   if (it == by_id_.end()) return stored;
-  const index::ChunkRecord& buffered = pending_[it->second];
-  if (!stored) return std::optional<index::ChunkRecord>(buffered);
+  const ports::ChunkRecord& buffered = pending_[it->second];
+  if (!stored) return std::optional<ports::ChunkRecord>(buffered);
   // A known chunk: its scheme stays; the buffered placements add to the stored ones.
   Merge(*stored, buffered);
   return stored;
 }
 
-absl::Status WriteBehindCatalog::AddChunk(const index::ChunkRecord& record) {
+absl::Status WriteBehindCatalog::AddChunk(const ports::ChunkRecord& record) {
   std::lock_guard lock(mu_);
   auto [it, added] = by_id_.try_emplace(record.id, pending_.size());
   if (added) {
@@ -66,7 +66,7 @@ absl::Status WriteBehindCatalog::AddChunk(const index::ChunkRecord& record) {
   return absl::OkStatus();
 }
 
-absl::Status WriteBehindCatalog::AddChunks(std::span<const index::ChunkRecord> records) {
+absl::Status WriteBehindCatalog::AddChunks(std::span<const ports::ChunkRecord> records) {
   for (const auto& r : records) CAIRN_RETURN_IF_ERROR(AddChunk(r));
   return absl::OkStatus();
 }
@@ -85,7 +85,7 @@ absl::Status WriteBehindCatalog::RemoveExtraPlacements(const ChunkId& id,
                                                        const std::vector<PeerId>& peers) {
   CAIRN_FLUSH_THEN(RemoveExtraPlacements(id, peers));
 }
-absl::StatusOr<std::vector<index::ChunkRecord>> WriteBehindCatalog::ListChunks(
+absl::StatusOr<std::vector<ports::ChunkRecord>> WriteBehindCatalog::ListChunks(
     const std::optional<ChunkId>& after, size_t limit) {
   CAIRN_FLUSH_THEN(ListChunks(after, limit));
 }
@@ -93,41 +93,41 @@ absl::StatusOr<uint64_t> WriteBehindCatalog::DeleteChunks(const std::vector<Chun
   CAIRN_FLUSH_THEN(DeleteChunks(ids));
 }
 absl::StatusOr<uint64_t> WriteBehindCatalog::SetChunkTargets(
-    std::span<const index::ChunkTarget> targets) {
+    std::span<const ports::ChunkTarget> targets) {
   CAIRN_FLUSH_THEN(SetChunkTargets(targets));
 }
 absl::StatusOr<std::vector<PeerId>> WriteBehindCatalog::PeersWithPendingDeletions() {
   CAIRN_FLUSH_THEN(PeersWithPendingDeletions());
 }
-absl::StatusOr<std::vector<index::ChunkShard>> WriteBehindCatalog::ListPendingDeletions(
+absl::StatusOr<std::vector<ports::ChunkShard>> WriteBehindCatalog::ListPendingDeletions(
     PeerId peer, size_t limit) {
   CAIRN_FLUSH_THEN(ListPendingDeletions(peer, limit));
 }
 absl::Status WriteBehindCatalog::AckDeletions(PeerId peer,
-                                              const std::vector<index::ChunkShard>& done) {
+                                              const std::vector<ports::ChunkShard>& done) {
   CAIRN_FLUSH_THEN(AckDeletions(peer, done));
 }
 absl::Status WriteBehindCatalog::QueueDeletions(PeerId peer,
-                                                const std::vector<index::ChunkShard>& blobs) {
+                                                const std::vector<ports::ChunkShard>& blobs) {
   CAIRN_FLUSH_THEN(QueueDeletions(peer, blobs));
 }
-absl::StatusOr<index::MoveOutcome> WriteBehindCatalog::MovePlacement(const ChunkId& id,
+absl::StatusOr<ports::MoveOutcome> WriteBehindCatalog::MovePlacement(const ChunkId& id,
                                                                      uint32_t shard, PeerId from,
                                                                      PeerId to) {
   CAIRN_FLUSH_THEN(MovePlacement(id, shard, from, to));
 }
 absl::Status WriteBehindCatalog::RemovePlacements(const ChunkId& id,
                                                   const std::vector<PeerId>& holders,
-                                                  const std::vector<index::ShardHolder>& shards) {
+                                                  const std::vector<ports::ShardHolder>& shards) {
   CAIRN_FLUSH_THEN(RemovePlacements(id, holders, shards));
 }
-absl::Status WriteBehindCatalog::AddSnapshot(const index::SnapshotRecord& record) {
+absl::Status WriteBehindCatalog::AddSnapshot(const ports::SnapshotRecord& record) {
   CAIRN_FLUSH_THEN(AddSnapshot(record));
 }
 absl::StatusOr<bool> WriteBehindCatalog::RemoveSnapshot(const ChunkId& id) {
   CAIRN_FLUSH_THEN(RemoveSnapshot(id));
 }
-absl::StatusOr<index::CatalogStats> WriteBehindCatalog::Stats() { CAIRN_FLUSH_THEN(Stats()); }
+absl::StatusOr<ports::CatalogStats> WriteBehindCatalog::Stats() { CAIRN_FLUSH_THEN(Stats()); }
 
 #undef CAIRN_FLUSH_THEN
 
@@ -138,7 +138,7 @@ absl::Status WriteBehindCatalog::PutTree(const ChunkId& id, ByteSpan encoded) {
 absl::StatusOr<std::optional<Bytes>> WriteBehindCatalog::GetTree(const ChunkId& id) {
   return inner_->GetTree(id);
 }
-absl::StatusOr<std::vector<index::SnapshotRecord>> WriteBehindCatalog::ListSnapshots() {
+absl::StatusOr<std::vector<ports::SnapshotRecord>> WriteBehindCatalog::ListSnapshots() {
   return inner_->ListSnapshots();
 }
 absl::StatusOr<std::optional<std::string>> WriteBehindCatalog::GetMeta(const std::string& key) {

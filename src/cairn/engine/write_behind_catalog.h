@@ -20,13 +20,13 @@
 #include <unordered_map>
 #include <vector>
 
-#include "cairn/index/catalog.h"
+#include "cairn/ports/catalog.h"
 
 namespace cairn::engine {
 
-class WriteBehindCatalog final : public index::Catalog {
+class WriteBehindCatalog final : public ports::Catalog {
  public:
-  WriteBehindCatalog(index::Catalog* inner, size_t batch) : inner_(inner), batch_(batch) {}
+  WriteBehindCatalog(ports::Catalog* inner, size_t batch) : inner_(inner), batch_(batch) {}
   ~WriteBehindCatalog() override;
   WriteBehindCatalog(const WriteBehindCatalog&) = delete;
   WriteBehindCatalog& operator=(const WriteBehindCatalog&) = delete;
@@ -35,40 +35,40 @@ class WriteBehindCatalog final : public index::Catalog {
   // stay buffered then, and the next Flush tries again.
   absl::Status Flush();
 
-  absl::StatusOr<std::optional<index::ChunkRecord>> FindChunk(const ChunkId& id) override;
-  absl::Status AddChunk(const index::ChunkRecord& record) override;
-  absl::Status AddChunks(std::span<const index::ChunkRecord> records) override;
+  absl::StatusOr<std::optional<ports::ChunkRecord>> FindChunk(const ChunkId& id) override;
+  absl::Status AddChunk(const ports::ChunkRecord& record) override;
+  absl::Status AddChunks(std::span<const ports::ChunkRecord> records) override;
   absl::Status AddExtraPlacement(const ChunkId& id, PeerId peer) override;
   absl::Status RemoveExtraPlacements(const ChunkId& id, const std::vector<PeerId>& peers) override;
-  absl::StatusOr<std::vector<index::ChunkRecord>> ListChunks(const std::optional<ChunkId>& after,
+  absl::StatusOr<std::vector<ports::ChunkRecord>> ListChunks(const std::optional<ChunkId>& after,
                                                              size_t limit) override;
   absl::StatusOr<uint64_t> DeleteChunks(const std::vector<ChunkId>& ids) override;
-  absl::StatusOr<uint64_t> SetChunkTargets(std::span<const index::ChunkTarget> targets) override;
+  absl::StatusOr<uint64_t> SetChunkTargets(std::span<const ports::ChunkTarget> targets) override;
   absl::StatusOr<std::vector<PeerId>> PeersWithPendingDeletions() override;
-  absl::StatusOr<std::vector<index::ChunkShard>> ListPendingDeletions(PeerId peer,
+  absl::StatusOr<std::vector<ports::ChunkShard>> ListPendingDeletions(PeerId peer,
                                                                       size_t limit) override;
-  absl::Status AckDeletions(PeerId peer, const std::vector<index::ChunkShard>& done) override;
-  absl::Status QueueDeletions(PeerId peer, const std::vector<index::ChunkShard>& blobs) override;
-  absl::StatusOr<index::MoveOutcome> MovePlacement(const ChunkId& id, uint32_t shard, PeerId from,
+  absl::Status AckDeletions(PeerId peer, const std::vector<ports::ChunkShard>& done) override;
+  absl::Status QueueDeletions(PeerId peer, const std::vector<ports::ChunkShard>& blobs) override;
+  absl::StatusOr<ports::MoveOutcome> MovePlacement(const ChunkId& id, uint32_t shard, PeerId from,
                                                    PeerId to) override;
   absl::Status RemovePlacements(const ChunkId& id, const std::vector<PeerId>& holders,
-                                const std::vector<index::ShardHolder>& shards) override;
+                                const std::vector<ports::ShardHolder>& shards) override;
   absl::Status PutTree(const ChunkId& id, ByteSpan encoded) override;
   absl::StatusOr<std::optional<Bytes>> GetTree(const ChunkId& id) override;
-  absl::Status AddSnapshot(const index::SnapshotRecord& record) override;
-  absl::StatusOr<std::vector<index::SnapshotRecord>> ListSnapshots() override;
+  absl::Status AddSnapshot(const ports::SnapshotRecord& record) override;
+  absl::StatusOr<std::vector<ports::SnapshotRecord>> ListSnapshots() override;
   absl::StatusOr<bool> RemoveSnapshot(const ChunkId& id) override;
-  absl::StatusOr<index::CatalogStats> Stats() override;
+  absl::StatusOr<ports::CatalogStats> Stats() override;
   absl::StatusOr<std::optional<std::string>> GetMeta(const std::string& key) override;
   absl::Status SetMeta(const std::string& key, const std::string& value) override;
 
  private:
   absl::Status FlushLocked();
 
-  index::Catalog* const inner_;
+  ports::Catalog* const inner_;
   const size_t batch_;
   std::mutex mu_;  // guards the buffer and serializes flushes
-  std::vector<index::ChunkRecord> pending_;
+  std::vector<ports::ChunkRecord> pending_;
   std::unordered_map<ChunkId, size_t, ChunkIdHash> by_id_;  // index into pending_
 };
 

@@ -159,8 +159,11 @@ SealedChunk SealCopy(const codec::OwnerKeys& keys, PeerId owner, const PreparedC
   h.nonce = codec::RandomNonce();
   h.payload_size = chunk.body.size();
   out.blob = EncodeBlobHeader(h);
-  Bytes sealed = codec::AeadSeal(keys.encryption_key, h.nonce, out.blob, chunk.body);
-  out.blob.insert(out.blob.end(), sealed.begin(), sealed.end());
+  const size_t header_size = out.blob.size();
+  out.blob.reserve(header_size + chunk.body.size() + codec::kTagSize);
+  // The header is the AAD; the seal goes straight behind it (no second buffer).
+  codec::AeadSealAppend(keys.encryption_key, h.nonce, ByteSpan(out.blob.data(), header_size),
+                        chunk.body, &out.blob);
   return out;
 }
 

@@ -66,9 +66,9 @@ void BatchingPeerClient::Release(size_t bytes) {
   bytes_in_flight_ -= std::min(bytes, bytes_in_flight_);
 }
 
-std::future<absl::StatusOr<store::PutOutcome>> BatchingPeerClient::EnqueuePut(
+std::future<absl::StatusOr<ports::PutOutcome>> BatchingPeerClient::EnqueuePut(
     std::unique_ptr<PendingPut> put) {
-  std::future<absl::StatusOr<store::PutOutcome>> answer = put->answer.get_future();
+  std::future<absl::StatusOr<ports::PutOutcome>> answer = put->answer.get_future();
   {
     absl::MutexLock lock(&mu_);
     if (!stopping_) {
@@ -82,8 +82,8 @@ std::future<absl::StatusOr<store::PutOutcome>> BatchingPeerClient::EnqueuePut(
   return answer;
 }
 
-absl::StatusOr<store::PutOutcome> BatchingPeerClient::PutBlob(const BlobKey& key, ByteSpan blob,
-                                                              const store::PutOptions& options) {
+absl::StatusOr<ports::PutOutcome> BatchingPeerClient::PutBlob(const BlobKey& key, ByteSpan blob,
+                                                              const ports::PutOptions& options) {
   CAIRN_RETURN_IF_ERROR(Admit(blob.size()));
   auto put = std::make_unique<PendingPut>();
   put->key = key;
@@ -92,10 +92,10 @@ absl::StatusOr<store::PutOutcome> BatchingPeerClient::PutBlob(const BlobKey& key
   return EnqueuePut(std::move(put)).get();
 }
 
-std::future<absl::StatusOr<store::PutOutcome>> BatchingPeerClient::StartPutBlob(
-    const BlobKey& key, ByteSpan blob, const store::PutOptions& options) {
+std::future<absl::StatusOr<ports::PutOutcome>> BatchingPeerClient::StartPutBlob(
+    const BlobKey& key, ByteSpan blob, const ports::PutOptions& options) {
   absl::Status admitted = Admit(blob.size());
-  if (!admitted.ok()) return ReadyFuture<store::PutOutcome>(admitted);
+  if (!admitted.ok()) return ReadyFuture<ports::PutOutcome>(admitted);
   auto put = std::make_unique<PendingPut>();
   put->key = key;
   put->blob = blob;
@@ -103,10 +103,10 @@ std::future<absl::StatusOr<store::PutOutcome>> BatchingPeerClient::StartPutBlob(
   return EnqueuePut(std::move(put));
 }
 
-std::future<absl::StatusOr<store::PutOutcome>> BatchingPeerClient::PutBlobAsync(
-    const BlobKey& key, Bytes blob, const store::PutOptions& options) {
+std::future<absl::StatusOr<ports::PutOutcome>> BatchingPeerClient::PutBlobAsync(
+    const BlobKey& key, Bytes blob, const ports::PutOptions& options) {
   absl::Status admitted = Admit(blob.size());
-  if (!admitted.ok()) return ReadyFuture<store::PutOutcome>(admitted);
+  if (!admitted.ok()) return ReadyFuture<ports::PutOutcome>(admitted);
   auto put = std::make_unique<PendingPut>();
   put->key = key;
   put->owned = std::move(blob);
@@ -181,7 +181,7 @@ void BatchingPeerClient::SendPuts(std::vector<std::unique_ptr<PendingPut>> batch
     puts.push_back(BlobPut{put->key, put->blob, put->options});
     bytes += put->blob.size();
   }
-  absl::StatusOr<std::vector<absl::StatusOr<store::PutOutcome>>> answers = inner_->PutBlobs(puts);
+  absl::StatusOr<std::vector<absl::StatusOr<ports::PutOutcome>>> answers = inner_->PutBlobs(puts);
   if (answers.ok() && answers->size() != batch.size()) {
     answers = absl::InternalError(
         absl::StrCat("PutBlobs answered ", answers->size(), " of ", batch.size(), " blobs"));
@@ -192,7 +192,7 @@ void BatchingPeerClient::SendPuts(std::vector<std::unique_ptr<PendingPut>> batch
   FinishBatch(bytes);
   for (size_t i = 0; i < batch.size(); ++i) {
     batch[i]->answer.set_value(answers.ok() ? std::move((*answers)[i])
-                                            : absl::StatusOr<store::PutOutcome>(answers.status()));
+                                            : absl::StatusOr<ports::PutOutcome>(answers.status()));
   }
 }
 
@@ -232,9 +232,9 @@ std::vector<std::pair<size_t, size_t>> BatchingPeerClient::PutBatches(
   return batches;
 }
 
-absl::StatusOr<std::vector<absl::StatusOr<store::PutOutcome>>> BatchingPeerClient::PutBlobs(
+absl::StatusOr<std::vector<absl::StatusOr<ports::PutOutcome>>> BatchingPeerClient::PutBlobs(
     std::span<const BlobPut> puts) {
-  std::vector<absl::StatusOr<store::PutOutcome>> out;
+  std::vector<absl::StatusOr<ports::PutOutcome>> out;
   out.reserve(puts.size());
   for (const auto& [begin, end] : PutBatches(puts)) {
     std::span<const BlobPut> batch = puts.subspan(begin, end - begin);

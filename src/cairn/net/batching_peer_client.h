@@ -75,8 +75,8 @@ class BatchingPeerClient final : public PeerClient {
   // Queued and sent in a PutBlobs batch; blocks until answered. `blob` is not copied: the call
   // returns only once the batch that carries it is answered.
   using PeerClient::PutBlob;
-  absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob,
-                                            const store::PutOptions& options) override;
+  absl::StatusOr<ports::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob,
+                                            const ports::PutOptions& options) override;
   // Queued and sent in a GetBlobs batch; blocks until answered.
   absl::StatusOr<Bytes> GetBlob(const BlobKey& key) override;
 
@@ -85,12 +85,12 @@ class BatchingPeerClient final : public PeerClient {
   // the bytes-in-flight window is full (back-pressure: memory stays bounded however fast the
   // caller produces); the future is ready once the batch is answered (at the latest when this
   // client is destroyed).
-  std::future<absl::StatusOr<store::PutOutcome>> PutBlobAsync(
-      const BlobKey& key, Bytes blob, const store::PutOptions& options = {});
+  std::future<absl::StatusOr<ports::PutOutcome>> PutBlobAsync(
+      const BlobKey& key, Bytes blob, const ports::PutOptions& options = {});
   // Queued like PutBlob, answered through the future; `blob` is not copied and must stay valid
   // until the future is ready. Blocks only while the window is full.
-  std::future<absl::StatusOr<store::PutOutcome>> StartPutBlob(
-      const BlobKey& key, ByteSpan blob, const store::PutOptions& options) override;
+  std::future<absl::StatusOr<ports::PutOutcome>> StartPutBlob(
+      const BlobKey& key, ByteSpan blob, const ports::PutOptions& options) override;
   std::future<absl::StatusOr<Bytes>> StartGetBlob(const BlobKey& key) override {
     return GetBlobAsync(key);
   }
@@ -98,7 +98,7 @@ class BatchingPeerClient final : public PeerClient {
   // answered (the caller bounds how many it leaves outstanding).
   std::future<absl::StatusOr<Bytes>> GetBlobAsync(const BlobKey& key);
 
-  absl::StatusOr<std::vector<absl::StatusOr<store::PutOutcome>>> PutBlobs(
+  absl::StatusOr<std::vector<absl::StatusOr<ports::PutOutcome>>> PutBlobs(
       std::span<const BlobPut> puts) override;
   absl::StatusOr<std::vector<absl::StatusOr<Bytes>>> GetBlobs(
       std::span<const BlobKey> keys) override;
@@ -119,8 +119,8 @@ class BatchingPeerClient final : public PeerClient {
     BlobKey key;
     ByteSpan blob;  // into `owned` (async) or the caller's bytes (sync)
     Bytes owned;
-    store::PutOptions options;
-    std::promise<absl::StatusOr<store::PutOutcome>> answer;
+    ports::PutOptions options;
+    std::promise<absl::StatusOr<ports::PutOutcome>> answer;
     uint64_t order = 0;  // arrival, to serve puts and gets oldest first
   };
   struct PendingGet {
@@ -132,7 +132,7 @@ class BatchingPeerClient final : public PeerClient {
   // Admits `bytes` into the window (waits while it is full). FAILED_PRECONDITION once stopping.
   absl::Status Admit(size_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
   void Release(size_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
-  std::future<absl::StatusOr<store::PutOutcome>> EnqueuePut(std::unique_ptr<PendingPut> put)
+  std::future<absl::StatusOr<ports::PutOutcome>> EnqueuePut(std::unique_ptr<PendingPut> put)
       ABSL_LOCKS_EXCLUDED(mu_);
   // A sender's wait condition: something is queued, or the client is stopping.
   bool HasWork() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -70,7 +70,7 @@ class GatedClient final : public PeerClient {
     return mu_.AwaitWithTimeout(absl::Condition(&enough), kDeadline);
   }
 
-  absl::StatusOr<std::vector<absl::StatusOr<store::PutOutcome>>> PutBlobs(
+  absl::StatusOr<std::vector<absl::StatusOr<ports::PutOutcome>>> PutBlobs(
       std::span<const BlobPut> puts) override {
     size_t bytes = 0;
     for (const BlobPut& put : puts) bytes += put.blob.size();
@@ -87,15 +87,15 @@ class GatedClient final : public PeerClient {
       fail = fail_;
     }
     if (!fail.ok()) return fail;
-    std::vector<absl::StatusOr<store::PutOutcome>> out;
+    std::vector<absl::StatusOr<ports::PutOutcome>> out;
     for (const BlobPut& put : puts) {
       if (!IsBlobOf(put.key, put.blob)) {
         out.push_back(absl::DataLossError("not the blob of this key"));
       } else if (put.key.shard == 1) {
         out.push_back(absl::ResourceExhaustedError("full"));
       } else {
-        out.push_back(put.key.shard == 2 ? store::PutOutcome::kAlreadyStored
-                                         : store::PutOutcome::kStored);
+        out.push_back(put.key.shard == 2 ? ports::PutOutcome::kAlreadyStored
+                                         : ports::PutOutcome::kStored);
       }
     }
     return out;
@@ -132,8 +132,8 @@ class GatedClient final : public PeerClient {
 
   // Single calls: the batching client must not use them.
   using PeerClient::PutBlob;
-  absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey&, ByteSpan,
-                                            const store::PutOptions&) override {
+  absl::StatusOr<ports::PutOutcome> PutBlob(const BlobKey&, ByteSpan,
+                                            const ports::PutOptions&) override {
     ADD_FAILURE() << "single PutBlob reached the inner client";
     return absl::InternalError("single PutBlob");
   }
@@ -227,7 +227,7 @@ TEST(BatchingPeerClientTest, ConcurrentPutsAreCoalescedAndEachGetsItsOwnAnswer) 
     keys.push_back(KeyNumber(i, /*shard=*/i % 3));
     blobs.push_back(BlobOf(keys.back(), kSize));
   }
-  std::vector<absl::StatusOr<store::PutOutcome>> answers(kThreads, absl::UnknownError("not run"));
+  std::vector<absl::StatusOr<ports::PutOutcome>> answers(kThreads, absl::UnknownError("not run"));
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] { answers[t] = client.PutBlob(keys[t], blobs[t]); });
@@ -241,14 +241,14 @@ TEST(BatchingPeerClientTest, ConcurrentPutsAreCoalescedAndEachGetsItsOwnAnswer) 
     switch (t % 3) {
       case 0:
         ASSERT_TRUE(answers[t].ok()) << t << ": " << answers[t].status();
-        EXPECT_EQ(*answers[t], store::PutOutcome::kStored) << t;
+        EXPECT_EQ(*answers[t], ports::PutOutcome::kStored) << t;
         break;
       case 1:
         EXPECT_EQ(answers[t].status().code(), absl::StatusCode::kResourceExhausted) << t;
         break;
       case 2:
         ASSERT_TRUE(answers[t].ok()) << t << ": " << answers[t].status();
-        EXPECT_EQ(*answers[t], store::PutOutcome::kAlreadyStored) << t;
+        EXPECT_EQ(*answers[t], ports::PutOutcome::kAlreadyStored) << t;
         break;
     }
   }
@@ -293,7 +293,7 @@ TEST(BatchingPeerClientTest, BatchLimitsAreRespected) {
   options.max_batch_bytes = 3500;  // three blobs of 1000 bytes
   BatchingPeerClient client(inner, options);
   constexpr int kPuts = 30;
-  std::vector<std::future<absl::StatusOr<store::PutOutcome>>> futures;
+  std::vector<std::future<absl::StatusOr<ports::PutOutcome>>> futures;
   for (int i = 0; i < kPuts; ++i) {
     futures.push_back(client.PutBlobAsync(KeyNumber(i), BlobOf(KeyNumber(i), 1000)));
   }
@@ -315,7 +315,7 @@ TEST(BatchingPeerClientTest, BytesInFlightStayWithinTheWindow) {
   BatchingPeerClient client(inner, options);
   constexpr int kThreads = 32;
   constexpr size_t kSize = 1000;
-  std::vector<absl::StatusOr<store::PutOutcome>> answers(kThreads, absl::UnknownError("not run"));
+  std::vector<absl::StatusOr<ports::PutOutcome>> answers(kThreads, absl::UnknownError("not run"));
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back(
@@ -349,7 +349,7 @@ TEST(BatchingPeerClientTest, DestructorAnswersEverythingPending) {
     auto inner = std::make_shared<GatedClient>();
     if (fail) inner->Fail(absl::UnavailableError("peer gone"));
     auto client = std::make_unique<BatchingPeerClient>(inner);
-    std::vector<std::future<absl::StatusOr<store::PutOutcome>>> puts;
+    std::vector<std::future<absl::StatusOr<ports::PutOutcome>>> puts;
     std::vector<std::future<absl::StatusOr<Bytes>>> gets;
     // One batch of each waits at the gate; the rest is queued when the client goes away.
     puts.push_back(client->PutBlobAsync(KeyNumber(0), BlobOf(KeyNumber(0), 500)));

@@ -74,17 +74,17 @@ absl::StatusOr<codec::Checksum> ChecksumFromProto(std::string_view bytes) {
   return out;
 }
 
-v1::PutBlobResponse::Outcome ToProto(store::PutOutcome outcome) {
-  return outcome == store::PutOutcome::kAlreadyStored ? v1::PutBlobResponse::ALREADY_STORED
+v1::PutBlobResponse::Outcome ToProto(ports::PutOutcome outcome) {
+  return outcome == ports::PutOutcome::kAlreadyStored ? v1::PutBlobResponse::ALREADY_STORED
                                                       : v1::PutBlobResponse::STORED;
 }
 
-absl::StatusOr<store::PutOutcome> FromProto(v1::PutBlobResponse::Outcome outcome) {
+absl::StatusOr<ports::PutOutcome> FromProto(v1::PutBlobResponse::Outcome outcome) {
   switch (outcome) {
     case v1::PutBlobResponse::STORED:
-      return store::PutOutcome::kStored;
+      return ports::PutOutcome::kStored;
     case v1::PutBlobResponse::ALREADY_STORED:
-      return store::PutOutcome::kAlreadyStored;
+      return ports::PutOutcome::kAlreadyStored;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("unknown put outcome ", static_cast<int>(outcome)));
@@ -151,7 +151,7 @@ void ToProto(const ListBlobsArgs& args, v1::ListBlobsRequest* out) {
   out->set_limit(static_cast<uint32_t>(std::min<size_t>(args.limit, UINT32_MAX)));
 }
 
-void ToProto(const store::BlobRecord& record, v1::ListedBlob* out) {
+void ToProto(const ports::BlobRecord& record, v1::ListedBlob* out) {
   ToProto(record.key, out->mutable_key());
   out->set_size(record.size);
   out->set_checksum(ChecksumToProto(record.checksum));
@@ -159,8 +159,8 @@ void ToProto(const store::BlobRecord& record, v1::ListedBlob* out) {
   out->set_kind(record.kind);
 }
 
-absl::StatusOr<store::BlobRecord> FromProto(const v1::ListedBlob& blob) {
-  store::BlobRecord record;
+absl::StatusOr<ports::BlobRecord> FromProto(const v1::ListedBlob& blob) {
+  ports::BlobRecord record;
   CAIRN_ASSIGN_OR_RETURN(record.key, FromProto(blob.key()));
   CAIRN_ASSIGN_OR_RETURN(record.checksum, ChecksumFromProto(blob.checksum()));
   record.size = blob.size();

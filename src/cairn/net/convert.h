@@ -40,9 +40,9 @@ std::string ChecksumToProto(const codec::Checksum& checksum);
 // INVALID_ARGUMENT unless exactly 16 bytes.
 absl::StatusOr<codec::Checksum> ChecksumFromProto(std::string_view bytes);
 
-v1::PutBlobResponse::Outcome ToProto(store::PutOutcome outcome);
+v1::PutBlobResponse::Outcome ToProto(ports::PutOutcome outcome);
 // INVALID_ARGUMENT for an outcome this version does not know.
-absl::StatusOr<store::PutOutcome> FromProto(v1::PutBlobResponse::Outcome outcome);
+absl::StatusOr<ports::PutOutcome> FromProto(v1::PutBlobResponse::Outcome outcome);
 
 // The keys of a HasBlobs request. INVALID_ARGUMENT for more than kMaxHasBlobsKeys keys or
 // any malformed key.
@@ -63,9 +63,9 @@ struct ListBlobsArgs {
 absl::StatusOr<ListBlobsArgs> FromProto(const v1::ListBlobsRequest& request);
 void ToProto(const ListBlobsArgs& args, v1::ListBlobsRequest* out);
 
-void ToProto(const store::BlobRecord& record, v1::ListedBlob* out);
+void ToProto(const ports::BlobRecord& record, v1::ListedBlob* out);
 // INVALID_ARGUMENT for a malformed key or checksum.
-absl::StatusOr<store::BlobRecord> FromProto(const v1::ListedBlob& blob);
+absl::StatusOr<ports::BlobRecord> FromProto(const v1::ListedBlob& blob);
 
 // A ListBlobs answer to a request for `owner` with `limit`: INVALID_ARGUMENT when it lists more
 // than `limit` blobs, a blob of another owner, or a malformed one.

@@ -69,7 +69,7 @@ TEST(ConvertTest, PeerInfoRoundTrip) {
 }
 
 TEST(ConvertTest, PutOutcome) {
-  for (auto outcome : {store::PutOutcome::kStored, store::PutOutcome::kAlreadyStored}) {
+  for (auto outcome : {ports::PutOutcome::kStored, ports::PutOutcome::kAlreadyStored}) {
     auto back = FromProto(ToProto(outcome));
     ASSERT_TRUE(back.ok());
     EXPECT_EQ(*back, outcome);
@@ -193,9 +193,9 @@ TEST(ConvertTest, ListBlobsRequestRoundTripAndLimits) {
 }
 
 TEST(ConvertTest, ListBlobsPageIsChecked) {
-  store::BlobRecord a{TestKey(4, 1), 100, {}, true, static_cast<uint8_t>(BlobKind::kSnapshot)};
+  ports::BlobRecord a{TestKey(4, 1), 100, {}, true, static_cast<uint8_t>(BlobKind::kSnapshot)};
   a.checksum[0] = 7;
-  store::BlobRecord b{TestKey(4, 2, 1), 200, {}, false};
+  ports::BlobRecord b{TestKey(4, 2, 1), 200, {}, false};
   v1::ListBlobsResponse response;
   ToProto(a, response.add_blobs());
   ToProto(b, response.add_blobs());

@@ -109,11 +109,11 @@ class GrpcPeerClient final : public PeerClient {
   }
 
   using PeerClient::PutBlob;
-  absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob,
-                                            const store::PutOptions& options) override {
-    return Guard<store::PutOutcome>(
+  absl::StatusOr<ports::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob,
+                                            const ports::PutOptions& options) override {
+    return Guard<ports::PutOutcome>(
         absl::StrCat("put ", options.extra ? "extra " : "", "blob ", key.DebugString()),
-        [&]() -> absl::StatusOr<store::PutOutcome> {
+        [&]() -> absl::StatusOr<ports::PutOutcome> {
           // Checked here so that gRPC's own RESOURCE_EXHAUSTED (message too large) is never
           // mistaken for a full quota.
           if (blob.empty()) return absl::InvalidArgumentError("empty blob");
@@ -147,9 +147,9 @@ class GrpcPeerClient final : public PeerClient {
 
   // docs/protocol.md "Batches". Blobs that PutBlob would refuse before sending (empty, larger
   // than a blob can be) are answered here and not sent.
-  absl::StatusOr<std::vector<absl::StatusOr<store::PutOutcome>>> PutBlobs(
+  absl::StatusOr<std::vector<absl::StatusOr<ports::PutOutcome>>> PutBlobs(
       std::span<const BlobPut> puts) override {
-    using Answers = std::vector<absl::StatusOr<store::PutOutcome>>;
+    using Answers = std::vector<absl::StatusOr<ports::PutOutcome>>;
     return Guard<Answers>(
         absl::StrCat("put blobs (", puts.size(), " blobs)"), [&]() -> absl::StatusOr<Answers> {
           CAIRN_RETURN_IF_ERROR(CheckPutBatch(puts));

@@ -45,7 +45,7 @@ class PeerServer {
   // (in use, not a local address); INVALID_ARGUMENT if it is not host:port with a port 0-65535,
   // or `security.auth` is null.
   static absl::StatusOr<std::unique_ptr<PeerServer>> Start(const std::string& listen_address,
-                                                           store::BlobStore* store,
+                                                           ports::BlobStore* store,
                                                            cluster::Membership* membership,
                                                            PeerServerSecurity security);
   virtual ~PeerServer() = default;

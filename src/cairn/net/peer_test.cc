@@ -98,18 +98,18 @@ ClientOptions TestOptions(std::shared_ptr<cluster::RpcAuth> auth = AuthAs(kOwner
 
 // A BlobStore that forwards to another and counts the calls that do work, to show that a
 // refused call did none and that PutBlobs makes one PutBatch.
-class CountingStore final : public store::BlobStore {
+class CountingStore final : public ports::BlobStore {
  public:
-  explicit CountingStore(store::BlobStore* inner) : inner_(inner) {}
-  using store::BlobStore::Put;
-  absl::StatusOr<store::PutOutcome> Put(const BlobKey& key, ByteSpan blob,
+  explicit CountingStore(ports::BlobStore* inner) : inner_(inner) {}
+  using ports::BlobStore::Put;
+  absl::StatusOr<ports::PutOutcome> Put(const BlobKey& key, ByteSpan blob,
                                         const codec::Checksum& checksum,
-                                        const store::PutOptions& options) override {
+                                        const ports::PutOptions& options) override {
     ++puts;
     return inner_->Put(key, blob, checksum, options);
   }
-  std::vector<absl::StatusOr<store::PutOutcome>> PutBatch(
-      std::span<const store::PutItem> items) override {
+  std::vector<absl::StatusOr<ports::PutOutcome>> PutBatch(
+      std::span<const ports::PutItem> items) override {
     ++put_batches;
     return inner_->PutBatch(items);
   }
@@ -119,24 +119,24 @@ class CountingStore final : public store::BlobStore {
   }
   absl::StatusOr<bool> Has(const BlobKey& key) override { return inner_->Has(key); }
   absl::Status Delete(const BlobKey& key) override { return inner_->Delete(key); }
-  store::StoreStats Stats() override { return inner_->Stats(); }
-  absl::StatusOr<std::vector<store::OwnerUsage>> UsageByOwner() override {
+  ports::StoreStats Stats() override { return inner_->Stats(); }
+  absl::StatusOr<std::vector<ports::OwnerUsage>> UsageByOwner() override {
     return inner_->UsageByOwner();
   }
   absl::Status SetQuota(uint64_t quota) override { return inner_->SetQuota(quota); }
-  absl::StatusOr<store::EvictResult> EvictExtras(uint64_t target_used) override {
+  absl::StatusOr<ports::EvictResult> EvictExtras(uint64_t target_used) override {
     return inner_->EvictExtras(target_used);
   }
-  absl::StatusOr<std::vector<store::BlobRecord>> ListOwner(PeerId owner,
+  absl::StatusOr<std::vector<ports::BlobRecord>> ListOwner(PeerId owner,
                                                            const std::optional<BlobKey>& after,
                                                            size_t limit) override {
     return inner_->ListOwner(owner, after, limit);
   }
-  absl::StatusOr<std::vector<store::BlobRecord>> ListHeld(const std::optional<BlobKey>& after,
+  absl::StatusOr<std::vector<ports::BlobRecord>> ListHeld(const std::optional<BlobKey>& after,
                                                           size_t limit) override {
     return inner_->ListHeld(after, limit);
   }
-  absl::StatusOr<store::ScrubOutcome> ScrubBlob(const BlobKey& key) override {
+  absl::StatusOr<ports::ScrubOutcome> ScrubBlob(const BlobKey& key) override {
     return inner_->ScrubBlob(key);
   }
 
@@ -145,7 +145,7 @@ class CountingStore final : public store::BlobStore {
   std::atomic<int> gets{0};
 
  private:
-  store::BlobStore* const inner_;
+  ports::BlobStore* const inner_;
 };
 
 class PeerTest : public ::testing::Test {
@@ -224,9 +224,9 @@ class PeerTest : public ::testing::Test {
   uint32_t seed_ = 0;
   std::mt19937_64 rng_;
   codec::OwnerKeys keys_;
-  std::unique_ptr<store::BlobStore> mem_store_;
+  std::unique_ptr<ports::BlobStore> mem_store_;
   CountingStore* counting_ = nullptr;  // store_
-  std::unique_ptr<store::BlobStore> store_;
+  std::unique_ptr<ports::BlobStore> store_;
   cluster::NodePins pins_;
   std::unique_ptr<cluster::Membership> membership_;
   std::mutex conflict_mu_;
@@ -244,7 +244,7 @@ TEST_F(PeerTest, PutGetRoundTripAndIdempotentPut) {
     auto [key, blob] = MakeBlob(size);
     auto put = client_->PutBlob(key, blob);
     ASSERT_TRUE(put.ok()) << put.status();
-    EXPECT_EQ(*put, store::PutOutcome::kStored);
+    EXPECT_EQ(*put, ports::PutOutcome::kStored);
 
     auto got = client_->GetBlob(key);
     ASSERT_TRUE(got.ok()) << got.status();
@@ -252,7 +252,7 @@ TEST_F(PeerTest, PutGetRoundTripAndIdempotentPut) {
 
     auto again = client_->PutBlob(key, blob);
     ASSERT_TRUE(again.ok()) << again.status();
-    EXPECT_EQ(*again, store::PutOutcome::kAlreadyStored);
+    EXPECT_EQ(*again, ports::PutOutcome::kAlreadyStored);
   }
 }
 
@@ -315,7 +315,7 @@ TEST_F(PeerTest, QuotaFullIsResourceExhausted) {
   // Not retried, and an existing key is still answered.
   auto again = client_->PutBlob(a, blob_a);
   ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_EQ(*again, store::PutOutcome::kAlreadyStored);
+  EXPECT_EQ(*again, ports::PutOutcome::kAlreadyStored);
 }
 
 TEST_F(PeerTest, RawPutWithWrongChecksumIsDataLoss) {
@@ -643,7 +643,7 @@ TEST_F(PeerTest, WithoutTheClusterKeyEveryRpcIsUnauthenticatedAndNothingChanges)
     return out;
   };
   const auto ids_before = ids();
-  const store::StoreStats stats_before = store_->Stats();
+  const ports::StoreStats stats_before = store_->Stats();
 
   auto [new_key, new_blob] = MakeBlob(5000);
   struct Case {
@@ -807,7 +807,7 @@ TEST_F(PeerTest, DeleteBlobsOfAnotherOwnerIsPermissionDeniedAndDeletesNothing) {
   ASSERT_TRUE(client_->PutBlob(mine, blob_mine).ok());
   auto peer3 = NewGrpcPeerClient(address_, TestOptions(AuthAs(3)));
   ASSERT_TRUE(peer3->PutBlob(theirs, blob_theirs).ok());
-  const store::StoreStats before = store_->Stats();
+  const ports::StoreStats before = store_->Stats();
 
   auto denied = client_->DeleteBlobs(std::vector<BlobKey>{mine, theirs});
   EXPECT_EQ(denied.status().code(), absl::StatusCode::kPermissionDenied) << denied.status();
@@ -828,7 +828,7 @@ TEST_F(PeerTest, ListBlobsPagesThroughTheCallersBlobs) {
   std::map<BlobKey, Bytes> mine;
   for (int i = 0; i < 23; ++i) {
     auto [key, blob] = MakeBlob(100 + i);
-    ASSERT_TRUE(client_->PutBlob(key, blob, store::PutOptions{.extra = i % 5 == 0}).ok());
+    ASSERT_TRUE(client_->PutBlob(key, blob, ports::PutOptions{.extra = i % 5 == 0}).ok());
     mine[key] = blob;
   }
   auto peer3 = NewGrpcPeerClient(address_, TestOptions(AuthAs(3)));
@@ -844,7 +844,7 @@ TEST_F(PeerTest, ListBlobsPagesThroughTheCallersBlobs) {
     ASSERT_TRUE(page.ok()) << page.status();
     ++pages;
     ASSERT_LE(page->blobs.size(), 7u);
-    for (const store::BlobRecord& r : page->blobs) {
+    for (const ports::BlobRecord& r : page->blobs) {
       ASSERT_EQ(mine.count(r.key), 1u) << r.key.DebugString();
       EXPECT_EQ(r.size, mine[r.key].size());
       EXPECT_EQ(r.checksum, codec::BlobChecksum(mine[r.key]));
@@ -865,7 +865,7 @@ TEST_F(PeerTest, ListBlobsPagesThroughTheCallersBlobs) {
   EXPECT_EQ(all->blobs.size(), 23u);
   EXPECT_FALSE(all->more);
   int extras = 0;
-  for (const store::BlobRecord& r : all->blobs) extras += r.extra ? 1 : 0;
+  for (const ports::BlobRecord& r : all->blobs) extras += r.extra ? 1 : 0;
   EXPECT_EQ(extras, 5);  // i = 0, 5, 10, 15, 20
 
   // Only the owner may list its blobs.
@@ -882,9 +882,9 @@ TEST_F(PeerTest, ListBlobsPagesThroughTheCallersBlobs) {
 
 TEST_F(PeerTest, ExtraPutIsListedAsExtraUntilARegularPut) {
   auto [key, blob] = MakeBlob(2000);
-  auto put = client_->PutBlob(key, blob, store::PutOptions{.extra = true});
+  auto put = client_->PutBlob(key, blob, ports::PutOptions{.extra = true});
   ASSERT_TRUE(put.ok()) << put.status();
-  EXPECT_EQ(*put, store::PutOutcome::kStored);
+  EXPECT_EQ(*put, ports::PutOutcome::kStored);
   EXPECT_EQ(store_->Stats().extra_blobs, 1u);
   auto page = client_->ListBlobs(kOwner, std::nullopt, 10);
   ASSERT_TRUE(page.ok()) << page.status();
@@ -894,7 +894,7 @@ TEST_F(PeerTest, ExtraPutIsListedAsExtraUntilARegularPut) {
 
   auto promote = client_->PutBlob(key, blob);
   ASSERT_TRUE(promote.ok()) << promote.status();
-  EXPECT_EQ(*promote, store::PutOutcome::kAlreadyStored);
+  EXPECT_EQ(*promote, ports::PutOutcome::kAlreadyStored);
   page = client_->ListBlobs(kOwner, std::nullopt, 10);
   ASSERT_TRUE(page.ok()) << page.status();
   ASSERT_EQ(page->blobs.size(), 1u);
@@ -1027,7 +1027,7 @@ TEST_F(PeerTest, LifecycleRpcsWithoutTheClusterKeyAreUnauthenticated) {
               absl::StatusCode::kUnauthenticated);
     auto [extra_key, extra_blob] = MakeBlob(500);
     EXPECT_EQ(
-        outsider->PutBlob(extra_key, extra_blob, store::PutOptions{.extra = true}).status().code(),
+        outsider->PutBlob(extra_key, extra_blob, ports::PutOptions{.extra = true}).status().code(),
         absl::StatusCode::kUnauthenticated);
     EXPECT_FALSE(*store_->Has(extra_key));
   }
@@ -1058,7 +1058,7 @@ TEST_F(PeerTest, PutBlobsGetBlobsRoundTrip) {
   ASSERT_EQ(put->size(), blobs.size());
   for (const auto& answer : *put) {
     ASSERT_TRUE(answer.ok()) << answer.status();
-    EXPECT_EQ(*answer, store::PutOutcome::kStored);
+    EXPECT_EQ(*answer, ports::PutOutcome::kStored);
   }
   EXPECT_EQ(counting_->put_batches.load(), 1);  // one durable group for the whole batch
   EXPECT_EQ(store_->Stats().blobs, blobs.size());
@@ -1162,7 +1162,7 @@ TEST_F(PeerTest, PutBlobsMixedBatchIsAnsweredPerItem) {
                                                       {other_shard, wrong_key.second, {}},
                                                       {too_big.first, too_big.second, {}}});
   ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_EQ(*(*again)[0], store::PutOutcome::kAlreadyStored);
+  EXPECT_EQ(*(*again)[0], ports::PutOutcome::kAlreadyStored);
   EXPECT_EQ((*again)[1].status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ((*again)[2].status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT((*again)[2].status().message(), HasSubstr("peer " + address_ + ": "));
@@ -1223,13 +1223,13 @@ TEST_F(PeerTest, OversizeBatchesAreInvalidArgument) {
   EXPECT_EQ(store_->Stats().blobs, 0u);
   auto alone = client_->PutBlobs(PutsOf({large[0]}));
   ASSERT_TRUE(alone.ok()) << alone.status();
-  EXPECT_EQ(*(*alone)[0], store::PutOutcome::kStored);
+  EXPECT_EQ(*(*alone)[0], ports::PutOutcome::kStored);
 }
 
 TEST_F(PeerTest, BatchesWithoutTheClusterKeyAreRefusedBeforeAnyWork) {
   auto [held_key, held_blob] = MakeBlob();
   ASSERT_TRUE(client_->PutBlob(held_key, held_blob).ok());
-  const store::StoreStats before = store_->Stats();
+  const ports::StoreStats before = store_->Stats();
   const int puts_before = counting_->puts.load();
   auto [new_key, new_blob] = MakeBlob(3000);
   struct Case {
@@ -1259,12 +1259,12 @@ TEST_F(PeerTest, RepeatedPutBlobsIsHarmless) {
   const std::vector<BlobPut> puts = PutsOf(blobs);
   auto first = client_->PutBlobs(puts);
   ASSERT_TRUE(first.ok()) << first.status();
-  const store::StoreStats after_first = store_->Stats();
+  const ports::StoreStats after_first = store_->Stats();
   auto second = client_->PutBlobs(puts);
   ASSERT_TRUE(second.ok()) << second.status();
   for (const auto& answer : *second) {
     ASSERT_TRUE(answer.ok()) << answer.status();
-    EXPECT_EQ(*answer, store::PutOutcome::kAlreadyStored);
+    EXPECT_EQ(*answer, ports::PutOutcome::kAlreadyStored);
   }
   EXPECT_EQ(store_->Stats().blobs, after_first.blobs);
   EXPECT_EQ(store_->Stats().used, after_first.used);
@@ -1302,12 +1302,12 @@ class LossyClient final : public PeerClient {
     return inner_->Ping(self, known);
   }
   using PeerClient::PutBlob;
-  absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob,
-                                            const store::PutOptions& options) override {
+  absl::StatusOr<ports::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob,
+                                            const ports::PutOptions& options) override {
     return inner_->PutBlob(key, blob, options);
   }
   absl::StatusOr<Bytes> GetBlob(const BlobKey& key) override { return inner_->GetBlob(key); }
-  absl::StatusOr<std::vector<absl::StatusOr<store::PutOutcome>>> PutBlobs(
+  absl::StatusOr<std::vector<absl::StatusOr<ports::PutOutcome>>> PutBlobs(
       std::span<const BlobPut> puts) override {
     auto answers = inner_->PutBlobs(puts);
     if (put_calls_++ == 0) return absl::UnavailableError("answer lost");
@@ -1362,7 +1362,7 @@ TEST_F(PeerTest, LostPutBlobsAnswerIsRetriedToSuccess) {
   // The first attempt stored them; the retry finds them there.
   for (const auto& answer : *put) {
     ASSERT_TRUE(answer.ok()) << answer.status();
-    EXPECT_EQ(*answer, store::PutOutcome::kAlreadyStored);
+    EXPECT_EQ(*answer, ports::PutOutcome::kAlreadyStored);
   }
   EXPECT_EQ(counting_->put_batches.load(), 2);
   EXPECT_EQ(store_->Stats().blobs, blobs.size());
@@ -1520,7 +1520,7 @@ TEST_F(PeerTest, BatchingClientOverTheRealService) {
   constexpr int kThreads = 64;
   std::vector<std::pair<BlobKey, Bytes>> blobs;
   for (int i = 0; i < kThreads; ++i) blobs.push_back(MakeBlob(100 + 37 * i));
-  std::vector<absl::StatusOr<store::PutOutcome>> puts(kThreads, absl::UnknownError("not run"));
+  std::vector<absl::StatusOr<ports::PutOutcome>> puts(kThreads, absl::UnknownError("not run"));
   std::vector<absl::StatusOr<Bytes>> gets(kThreads, absl::UnknownError("not run"));
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
@@ -1532,7 +1532,7 @@ TEST_F(PeerTest, BatchingClientOverTheRealService) {
   for (auto& thread : threads) thread.join();
   for (int t = 0; t < kThreads; ++t) {
     ASSERT_TRUE(puts[t].ok()) << t << ": " << puts[t].status();
-    EXPECT_EQ(*puts[t], store::PutOutcome::kStored);
+    EXPECT_EQ(*puts[t], ports::PutOutcome::kStored);
     ASSERT_TRUE(gets[t].ok()) << t << ": " << gets[t].status();
     EXPECT_EQ(*gets[t], blobs[t].second) << t;
   }

@@ -78,9 +78,9 @@ absl::StatusOr<PingReply> RetryingPeerClient::Ping(const cluster::PeerInfo& self
   return Run<PingReply>([&] { return inner_->Ping(self, known); });
 }
 
-absl::StatusOr<store::PutOutcome> RetryingPeerClient::PutBlob(const BlobKey& key, ByteSpan blob,
-                                                              const store::PutOptions& options) {
-  return Run<store::PutOutcome>([&] { return inner_->PutBlob(key, blob, options); });
+absl::StatusOr<ports::PutOutcome> RetryingPeerClient::PutBlob(const BlobKey& key, ByteSpan blob,
+                                                              const ports::PutOptions& options) {
+  return Run<ports::PutOutcome>([&] { return inner_->PutBlob(key, blob, options); });
 }
 
 absl::StatusOr<Bytes> RetryingPeerClient::GetBlob(const BlobKey& key) {
@@ -109,13 +109,13 @@ absl::Status RetryingPeerClient::BlobMoved(std::span<const MovedBlob> moves) {
       .status();
 }
 
-absl::StatusOr<std::vector<absl::StatusOr<store::PutOutcome>>> RetryingPeerClient::PutBlobs(
+absl::StatusOr<std::vector<absl::StatusOr<ports::PutOutcome>>> RetryingPeerClient::PutBlobs(
     std::span<const BlobPut> puts) {
   // Puts are idempotent (a blob stored by a lost attempt answers ALREADY_STORED), so the whole
   // batch is sent again.
-  using Answers = std::vector<absl::StatusOr<store::PutOutcome>>;
+  using Answers = std::vector<absl::StatusOr<ports::PutOutcome>>;
   CAIRN_ASSIGN_OR_RETURN(Answers answers, Run<Answers>([&] { return inner_->PutBlobs(puts); }));
-  for (absl::StatusOr<store::PutOutcome>& answer : answers) {
+  for (absl::StatusOr<ports::PutOutcome>& answer : answers) {
     if (!answer.ok()) answer = Label(answer.status());
   }
   return answers;

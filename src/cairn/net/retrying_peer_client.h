@@ -32,12 +32,12 @@ class RetryingPeerClient final : public PeerClient {
   absl::StatusOr<PingReply> Ping(const cluster::PeerInfo& self,
                                  const std::vector<cluster::PeerInfo>& known) override;
   using PeerClient::PutBlob;
-  absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob,
-                                            const store::PutOptions& options) override;
+  absl::StatusOr<ports::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob,
+                                            const ports::PutOptions& options) override;
   absl::StatusOr<Bytes> GetBlob(const BlobKey& key) override;
   // The whole batch again on UNAVAILABLE / DEADLINE_EXCEEDED; a blob's own error is returned
   // (prefixed with the label), not retried.
-  absl::StatusOr<std::vector<absl::StatusOr<store::PutOutcome>>> PutBlobs(
+  absl::StatusOr<std::vector<absl::StatusOr<ports::PutOutcome>>> PutBlobs(
       std::span<const BlobPut> puts) override;
   absl::StatusOr<std::vector<absl::StatusOr<Bytes>>> GetBlobs(
       std::span<const BlobKey> keys) override;

@@ -33,11 +33,11 @@ class ScriptedPeerClient : public PeerClient {
     return reply;
   }
   using PeerClient::PutBlob;
-  absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey&, ByteSpan,
-                                            const store::PutOptions& options) override {
+  absl::StatusOr<ports::PutOutcome> PutBlob(const BlobKey&, ByteSpan,
+                                            const ports::PutOptions& options) override {
     CAIRN_RETURN_IF_ERROR(Next());
     last_extra_ = options.extra;
-    return store::PutOutcome::kStored;
+    return ports::PutOutcome::kStored;
   }
   absl::StatusOr<Bytes> GetBlob(const BlobKey&) override {
     CAIRN_RETURN_IF_ERROR(Next());
@@ -55,7 +55,7 @@ class ScriptedPeerClient : public PeerClient {
                                          size_t) override {
     CAIRN_RETURN_IF_ERROR(Next());
     BlobListPage page;
-    page.blobs.push_back(store::BlobRecord{BlobKey{owner, ChunkId{}, 0}, 10, {}, true});
+    page.blobs.push_back(ports::BlobRecord{BlobKey{owner, ChunkId{}, 0}, 10, {}, true});
     return page;
   }
   absl::Status BlobMoved(std::span<const MovedBlob>) override { return Next(); }
@@ -126,7 +126,7 @@ TEST(RetryingPeerClientTest, PublicFactoryRetries) {
   auto client = NewRetryingPeerClient(inner, options);
   auto got = client->PutBlob(BlobKey{}, Bytes{9});
   ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_EQ(*got, store::PutOutcome::kStored);
+  EXPECT_EQ(*got, ports::PutOutcome::kStored);
   EXPECT_EQ(inner->calls(), 3);
 }
 
@@ -161,7 +161,7 @@ TEST(RetryingPeerClientTest, LifecycleCallsAreRetried) {
       {"BlobMoved", [&](PeerClient& c) { return c.BlobMoved(moves); }},
       {"PutBlob extra",
        [&](PeerClient& c) {
-         return c.PutBlob(BlobKey{}, Bytes{1}, store::PutOptions{.extra = true}).status();
+         return c.PutBlob(BlobKey{}, Bytes{1}, ports::PutOptions{.extra = true}).status();
        }},
   };
   for (const Case& c : cases) {
@@ -294,16 +294,16 @@ class BreakingPeerClient final : public ScriptedPeerClient {
     if (keys.size() <= per_attempt_) return absl::OkStatus();
     return absl::UnavailableError("broken stream");
   }
-  absl::StatusOr<std::vector<absl::StatusOr<store::PutOutcome>>> PutBlobs(
+  absl::StatusOr<std::vector<absl::StatusOr<ports::PutOutcome>>> PutBlobs(
       std::span<const BlobPut> puts) override {
     ++put_calls;
     if (put_calls <= lost_puts_) return absl::UnavailableError("answer lost");
-    std::vector<absl::StatusOr<store::PutOutcome>> out;
+    std::vector<absl::StatusOr<ports::PutOutcome>> out;
     for (const BlobPut& put : puts) {
       if (put.key.shard == 1) {
         out.push_back(absl::ResourceExhaustedError("full"));
       } else {
-        out.push_back(store::PutOutcome::kAlreadyStored);
+        out.push_back(ports::PutOutcome::kAlreadyStored);
       }
     }
     return out;
@@ -353,7 +353,7 @@ TEST(RetryingPeerClientTest, PutBlobsIsRetriedWholeAndItemErrorsAreAnswers) {
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(inner->put_calls, 3);
   ASSERT_EQ(got->size(), 2u);
-  EXPECT_EQ(*(*got)[0], store::PutOutcome::kAlreadyStored);
+  EXPECT_EQ(*(*got)[0], ports::PutOutcome::kAlreadyStored);
   // A blob's own error is its answer (not retried), labelled with the peer.
   EXPECT_EQ((*got)[1].status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT((*got)[1].status().message(), HasSubstr("peer 127.0.0.1:7001: full"));

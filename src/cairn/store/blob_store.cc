@@ -32,20 +32,6 @@ uint8_t BlobKindOf(ByteSpan blob) {
   return header.ok() ? static_cast<uint8_t>(header->kind) : 0;
 }
 
-const char* ScrubOutcomeName(ScrubOutcome outcome) {
-  switch (outcome) {
-    case ScrubOutcome::kIntact:
-      return "intact";
-    case ScrubOutcome::kQuarantined:
-      return "quarantined";
-    case ScrubOutcome::kMissing:
-      return "missing";
-    case ScrubOutcome::kNotHeld:
-      return "not held";
-  }
-  return "unknown";
-}
-
 namespace {
 
 absl::Status NotHeld(const BlobKey& key) {

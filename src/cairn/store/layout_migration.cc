@@ -362,11 +362,11 @@ absl::StatusOr<std::unique_ptr<FileLayoutMigrator>> FileLayoutMigrator::Create(
   std::unique_ptr<FileLayoutMigrator> m(new FileLayoutMigrator(root, store, options));
   m->sleeper_ = options.sleeper;
   if (m->sleeper_ == nullptr) {
-    m->own_sleeper_ = std::make_unique<InterruptibleSleeper>();
+    m->own_sleeper_ = std::make_unique<env::InterruptibleSleeper>();
     m->sleeper_ = m->own_sleeper_.get();
   }
   if (options.bytes_per_second > 0) {
-    m->limiter_ = std::make_unique<RateLimiter>(
+    m->limiter_ = std::make_unique<env::RateLimiter>(
         options.bytes_per_second, options.bytes_per_second,
         options.clock != nullptr ? options.clock : env::RealClock::Default());
   }

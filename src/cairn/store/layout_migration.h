@@ -33,8 +33,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "cairn/env/clock.h"
+#include "cairn/env/rate_limiter.h"
 #include "cairn/store/blob_store.h"
-#include "cairn/store/rate_limiter.h"
 #include "cairn/store/segment_blob_store.h"
 
 namespace cairn::store {
@@ -130,7 +130,7 @@ struct LayoutMigrationOptions {
   uint64_t batch_bytes = 8ull << 20;
   // Time and waiting for the rate limit; nullptr = real ones owned by the migrator.
   env::Clock* clock = nullptr;
-  Sleeper* sleeper = nullptr;
+  env::Sleeper* sleeper = nullptr;
 };
 
 // For `cairn status` while migrating. Counts are since the migrator was created, except
@@ -182,9 +182,9 @@ class FileLayoutMigrator {
   const std::string blobs_root_;
   MigratingBlobStore* const store_;
   const LayoutMigrationOptions options_;
-  std::unique_ptr<InterruptibleSleeper> own_sleeper_;
-  Sleeper* sleeper_;
-  std::unique_ptr<RateLimiter> limiter_;  // nullptr: unlimited
+  std::unique_ptr<env::InterruptibleSleeper> own_sleeper_;
+  env::Sleeper* sleeper_;
+  std::unique_ptr<env::RateLimiter> limiter_;  // nullptr: unlimited
   std::atomic<bool> stopped_{false};
   std::optional<BlobKey> cursor_;  // last key handled in this pass (MigrateBatch's thread only)
 

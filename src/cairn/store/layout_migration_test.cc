@@ -483,7 +483,7 @@ TEST_F(LayoutMigrationTest, ReadingIsRateLimited) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   BuildOldLayout(seed, 50);
   env::FakeClock clock;
-  FakeSleeper sleeper(&clock);
+  env::FakeSleeper sleeper(&clock);
   options_.clock = &clock;
   options_.sleeper = &sleeper;
   options_.bytes_per_second = 20000;
@@ -500,7 +500,7 @@ TEST_F(LayoutMigrationTest, StopEndsARateLimitedRun) {
   const uint64_t seed = NewSeed();
   BuildOldLayout(seed, 20);
   env::FakeClock clock;
-  FakeSleeper sleeper(&clock);
+  env::FakeSleeper sleeper(&clock);
   options_.clock = &clock;
   options_.sleeper = &sleeper;
   options_.bytes_per_second = 1;

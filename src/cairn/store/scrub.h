@@ -15,8 +15,8 @@
 
 #include "absl/status/statusor.h"
 #include "cairn/base/ids.h"
+#include "cairn/env/rate_limiter.h"
 #include "cairn/store/blob_store.h"
-#include "cairn/store/rate_limiter.h"
 
 namespace cairn::store {
 
@@ -32,8 +32,8 @@ struct ScrubPassOptions {
   size_t batch = 256;                   // blobs listed per ListHeld call (>= 1)
   std::optional<BlobKey> resume_after;  // continue a pass after this key; nullopt: from the start
   ScrubCounts start;                    // counts of the pass so far (when resuming)
-  RateLimiter* limiter = nullptr;       // nullptr: not throttled
-  Sleeper* sleeper = nullptr;           // required with `limiter`
+  env::RateLimiter* limiter = nullptr;  // nullptr: not throttled
+  env::Sleeper* sleeper = nullptr;      // required with `limiter`
   const std::atomic<bool>* cancel = nullptr;  // checked before each blob
   // After each blob (outcome kNotHeld included), with the counts so far. Runs on the pass's
   // thread; keep it cheap.

@@ -79,8 +79,8 @@ class SegmentBlobStore::Impl {
   std::string root, dir;
   SegmentRegistry* registry = nullptr;
   SegmentStoreOptions options;
-  std::unique_ptr<InterruptibleSleeper> own_sleeper;
-  std::unique_ptr<RateLimiter> limiter;  // nullptr: unthrottled
+  std::unique_ptr<env::InterruptibleSleeper> own_sleeper;
+  std::unique_ptr<env::RateLimiter> limiter;  // nullptr: unthrottled
   SegmentRecovery recovered;
 
   // ---- guarded by mu ----
@@ -662,7 +662,7 @@ absl::Status SegmentBlobStore::Impl::CompactSegment(uint64_t id, bool throttled)
     };
     for (const Slot& s : live) {
       if (throttled && limiter != nullptr) {
-        Sleeper* sleeper = options.sleeper ? options.sleeper : own_sleeper.get();
+        env::Sleeper* sleeper = options.sleeper ? options.sleeper : own_sleeper.get();
         if (!limiter->Acquire(kRecordHeaderSize + s.record.size, sleeper)) {
           return abandon(absl::CancelledError("interrupted"));
         }
@@ -892,11 +892,11 @@ absl::StatusOr<std::unique_ptr<SegmentBlobStore>> SegmentBlobStore::Open(
   impl->options = options;
   impl->quota = quota;
   if (options.compact_bytes_per_second > 0) {
-    impl->limiter = std::make_unique<RateLimiter>(
+    impl->limiter = std::make_unique<env::RateLimiter>(
         options.compact_bytes_per_second, options.compact_bytes_per_second,
         options.clock ? options.clock : env::RealClock::Default());
   }
-  impl->own_sleeper = std::make_unique<InterruptibleSleeper>();
+  impl->own_sleeper = std::make_unique<env::InterruptibleSleeper>();
   const std::string what = "open segment store " + impl->root;
   CAIRN_ASSIGN_OR_RETURN(bool root_exists, Annotate(fs->Exists(impl->root), what));
   if (!root_exists) {

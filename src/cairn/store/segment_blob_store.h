@@ -49,8 +49,8 @@
 
 #include "cairn/env/clock.h"
 #include "cairn/env/file_system.h"
+#include "cairn/env/rate_limiter.h"
 #include "cairn/store/blob_store.h"
-#include "cairn/store/rate_limiter.h"
 #include "cairn/store/segment_registry.h"
 
 namespace cairn::store {
@@ -72,7 +72,7 @@ struct SegmentStoreOptions {
   static constexpr uint64_t kDefaultDiskReserveBytes = 64ull << 20;
   // Time and waiting for the compaction rate limit; nullptr = real ones owned by the store.
   env::Clock* clock = nullptr;
-  Sleeper* sleeper = nullptr;
+  env::Sleeper* sleeper = nullptr;
   // Told about quarantined blobs and records dropped because their segment is missing.
   DiskBlobStore::DamageObserver observer;
 };

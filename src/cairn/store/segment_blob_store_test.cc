@@ -301,7 +301,7 @@ TEST_F(SegmentStoreTest, DeadBytesCountUntilCompactionReturnsThem) {
 
 TEST_F(SegmentStoreTest, CompactionIsRateLimited) {
   env::FakeClock clock;
-  FakeSleeper sleeper(&clock);
+  env::FakeSleeper sleeper(&clock);
   options_.clock = &clock;
   options_.sleeper = &sleeper;
   options_.compact_bytes_per_second = 4000;

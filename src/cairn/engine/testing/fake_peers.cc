@@ -6,7 +6,7 @@ namespace cairn::engine::testing {
 
 struct FakePeerSet::Peer {
   StoragePeer info;
-  std::unique_ptr<store::BlobStore> store;
+  std::unique_ptr<ports::BlobStore> store;
   std::atomic<bool> reachable{true};
   std::atomic<uint64_t> get_calls{0};
 };
@@ -16,11 +16,11 @@ namespace {
 #define CAIRN_CHECK_REACHABLE() \
   if (!reachable_->load()) return Unreachable()
 
-class LocalClient : public net::PeerClient {
+class LocalClient : public ports::PeerClient {
  public:
   // `caller`: the peer the calls come from (0: any, no owner checks).
   // `get_fault`: consulted before each GetBlob (FakePeerSet::SetGetFault); `get_calls` counts them.
-  LocalClient(store::BlobStore* store, std::atomic<bool>* reachable, PeerId id, PeerId caller,
+  LocalClient(ports::BlobStore* store, std::atomic<bool>* reachable, PeerId id, PeerId caller,
               std::function<absl::Status(const BlobKey&)> get_fault,
               std::atomic<uint64_t>* get_calls)
       : store_(store),
@@ -30,16 +30,16 @@ class LocalClient : public net::PeerClient {
         get_fault_(std::move(get_fault)),
         get_calls_(get_calls) {}
 
-  absl::StatusOr<net::PingReply> Ping(const cluster::PeerInfo&,
-                                      const std::vector<cluster::PeerInfo>&) override {
+  absl::StatusOr<ports::PingReply> Ping(const cluster::PeerInfo&,
+                                        const std::vector<cluster::PeerInfo>&) override {
     CAIRN_CHECK_REACHABLE();
-    net::PingReply reply;
+    ports::PingReply reply;
     reply.self.id = id_;
     return reply;
   }
-  using net::PeerClient::PutBlob;
-  absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob,
-                                            const store::PutOptions& options) override {
+  using ports::PeerClient::PutBlob;
+  absl::StatusOr<ports::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob,
+                                            const ports::PutOptions& options) override {
     CAIRN_CHECK_REACHABLE();
     return store_->Put(key, blob, codec::BlobChecksum(blob), options);
   }
@@ -77,21 +77,21 @@ class LocalClient : public net::PeerClient {
     }
     return deleted;
   }
-  absl::StatusOr<net::BlobListPage> ListBlobs(PeerId owner, const std::optional<BlobKey>& after,
-                                              size_t limit) override {
+  absl::StatusOr<ports::BlobListPage> ListBlobs(PeerId owner, const std::optional<BlobKey>& after,
+                                                size_t limit) override {
     CAIRN_CHECK_REACHABLE();
     if (caller_ != 0 && owner != caller_) {
       return absl::PermissionDeniedError("fake peer: ListBlobs of another owner");
     }
     auto records = store_->ListOwner(owner, after, limit + 1);
     if (!records.ok()) return records.status();
-    net::BlobListPage page;
+    ports::BlobListPage page;
     page.more = records->size() > limit;
     if (page.more) records->resize(limit);
     page.blobs = std::move(*records);
     return page;
   }
-  absl::Status BlobMoved(std::span<const net::MovedBlob>) override {
+  absl::Status BlobMoved(std::span<const ports::MovedBlob>) override {
     CAIRN_CHECK_REACHABLE();
     return absl::UnimplementedError("fake storage peer: BlobMoved goes to an owner");
   }
@@ -100,7 +100,7 @@ class LocalClient : public net::PeerClient {
   absl::Status Unreachable() const {
     return absl::UnavailableError("fake peer " + std::to_string(id_) + " is unreachable");
   }
-  store::BlobStore* store_;
+  ports::BlobStore* store_;
   std::atomic<bool>* reachable_;
   PeerId id_;
   PeerId caller_;
@@ -109,17 +109,17 @@ class LocalClient : public net::PeerClient {
 };
 
 // The owner's end of BlobMoved (FakePeerSet::AddOwner).
-class OwnerClient : public net::PeerClient {
+class OwnerClient : public ports::PeerClient {
  public:
   explicit OwnerClient(PeerId caller, FakePeerSet::MovedHandler handler)
       : caller_(caller), handler_(std::move(handler)) {}
-  absl::StatusOr<net::PingReply> Ping(const cluster::PeerInfo&,
-                                      const std::vector<cluster::PeerInfo>&) override {
-    return net::PingReply{};
+  absl::StatusOr<ports::PingReply> Ping(const cluster::PeerInfo&,
+                                        const std::vector<cluster::PeerInfo>&) override {
+    return ports::PingReply{};
   }
-  using net::PeerClient::PutBlob;
-  absl::StatusOr<store::PutOutcome> PutBlob(const BlobKey&, ByteSpan,
-                                            const store::PutOptions&) override {
+  using ports::PeerClient::PutBlob;
+  absl::StatusOr<ports::PutOutcome> PutBlob(const BlobKey&, ByteSpan,
+                                            const ports::PutOptions&) override {
     return absl::UnimplementedError("fake owner");
   }
   absl::StatusOr<Bytes> GetBlob(const BlobKey&) override {
@@ -131,12 +131,12 @@ class OwnerClient : public net::PeerClient {
   absl::StatusOr<uint64_t> DeleteBlobs(std::span<const BlobKey>) override {
     return absl::UnimplementedError("fake owner");
   }
-  absl::StatusOr<net::BlobListPage> ListBlobs(PeerId, const std::optional<BlobKey>&,
-                                              size_t) override {
+  absl::StatusOr<ports::BlobListPage> ListBlobs(PeerId, const std::optional<BlobKey>&,
+                                                size_t) override {
     return absl::UnimplementedError("fake owner");
   }
-  absl::Status BlobMoved(std::span<const net::MovedBlob> moves) override {
-    return handler_(caller_, std::vector<net::MovedBlob>(moves.begin(), moves.end()));
+  absl::Status BlobMoved(std::span<const ports::MovedBlob> moves) override {
+    return handler_(caller_, std::vector<ports::MovedBlob>(moves.begin(), moves.end()));
   }
 
  private:
@@ -192,7 +192,7 @@ uint64_t FakePeerSet::GetCalls(PeerId id) {
   return peers_.at(id)->get_calls.load();
 }
 
-store::BlobStore* FakePeerSet::Store(PeerId id) {
+ports::BlobStore* FakePeerSet::Store(PeerId id) {
   std::lock_guard lock(mu_);
   return peers_.at(id)->store.get();
 }
@@ -204,7 +204,7 @@ std::vector<StoragePeer> FakePeerSet::Peers() {
   std::vector<StoragePeer> out;
   for (auto& [id, p] : peers_) {
     StoragePeer s = p->info;
-    store::StoreStats st = p->store->Stats();
+    ports::StoreStats st = p->store->Stats();
     s.used = st.used;
     s.extra = st.extra_bytes;
     out.push_back(s);
@@ -212,9 +212,9 @@ std::vector<StoragePeer> FakePeerSet::Peers() {
   return out;
 }
 
-std::shared_ptr<net::PeerClient> FakePeerSet::Client(PeerId id) { return ClientAs(id, caller_); }
+std::shared_ptr<ports::PeerClient> FakePeerSet::Client(PeerId id) { return ClientAs(id, caller_); }
 
-std::shared_ptr<net::PeerClient> FakePeerSet::ClientAs(PeerId id, PeerId caller) {
+std::shared_ptr<ports::PeerClient> FakePeerSet::ClientAs(PeerId id, PeerId caller) {
   std::lock_guard lock(mu_);
   auto owner = owners_.find(id);
   if (owner != owners_.end()) return std::make_shared<OwnerClient>(caller, owner->second);
@@ -251,7 +251,7 @@ class PeerView : public PeerSet {
     }
     return out;
   }
-  std::shared_ptr<net::PeerClient> Client(PeerId id) override {
+  std::shared_ptr<ports::PeerClient> Client(PeerId id) override {
     return id == self_ ? nullptr : set_->ClientAs(id, self_);
   }
   void ReportFailure(PeerId id) override { set_->ReportFailure(id); }

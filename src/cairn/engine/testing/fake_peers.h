@@ -31,7 +31,7 @@ class FakePeerSet : public PeerSet {
   void SetGetFault(GetFault fault);
   // GetBlob calls peer `id` answered or refused (reachable or not).
   uint64_t GetCalls(PeerId id);
-  store::BlobStore* Store(PeerId id);
+  ports::BlobStore* Store(PeerId id);
   // Changes a peer's quota (its store's and the one Peers() reports).
   void SetQuota(PeerId id, uint64_t quota);
   // Calls made through Client() come from `caller` (0, the default: anyone; no owner checks on
@@ -40,18 +40,18 @@ class FakePeerSet : public PeerSet {
   // Registers an owner endpoint (not a storage peer: not listed by Peers()): BlobMoved calls to
   // `id` go to `handler` with the calling peer's id; its other calls are UNIMPLEMENTED.
   using MovedHandler =
-      std::function<absl::Status(PeerId from, const std::vector<net::MovedBlob>& moves)>;
+      std::function<absl::Status(PeerId from, const std::vector<ports::MovedBlob>& moves)>;
   void AddOwner(PeerId id, MovedHandler handler);
   // The cluster as peer `self` sees it (a storage peer evacuating): every peer but `self`,
   // calls made as `self`. Valid while this set lives.
   std::unique_ptr<PeerSet> ViewFrom(PeerId self);
   // A client for `id` whose calls come from `caller`.
-  std::shared_ptr<net::PeerClient> ClientAs(PeerId id, PeerId caller);
+  std::shared_ptr<ports::PeerClient> ClientAs(PeerId id, PeerId caller);
   // Blob keys held by `id`.
   uint64_t BlobCount(PeerId id);
 
   std::vector<StoragePeer> Peers() override;
-  std::shared_ptr<net::PeerClient> Client(PeerId id) override;
+  std::shared_ptr<ports::PeerClient> Client(PeerId id) override;
   void ReportFailure(PeerId id) override;
   uint64_t failures() const { return failures_; }
 

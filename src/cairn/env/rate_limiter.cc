@@ -1,9 +1,9 @@
-#include "cairn/store/rate_limiter.h"
+#include "cairn/env/rate_limiter.h"
 
 #include <algorithm>
 #include <cmath>
 
-namespace cairn::store {
+namespace cairn::env {
 
 bool InterruptibleSleeper::SleepFor(std::chrono::nanoseconds d) {
   std::unique_lock<std::mutex> lock(mu_);
@@ -50,7 +50,7 @@ int FakeSleeper::sleeps() {
   return sleeps_;
 }
 
-RateLimiter::RateLimiter(uint64_t bytes_per_second, uint64_t burst_bytes, env::Clock* clock)
+RateLimiter::RateLimiter(uint64_t bytes_per_second, uint64_t burst_bytes, Clock* clock)
     : rate_(std::max<uint64_t>(bytes_per_second, 1)),
       burst_(std::max<uint64_t>(burst_bytes, 1)),
       clock_(clock),
@@ -75,4 +75,4 @@ bool RateLimiter::Acquire(uint64_t bytes, Sleeper* sleeper) {
   return sleeper->SleepFor(Reserve(bytes));
 }
 
-}  // namespace cairn::store
+}  // namespace cairn::env

@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "cairn/base/status.h"
-#include "cairn/index/catalog.h"
+#include "cairn/ports/catalog.h"
 
-namespace cairn::index {
+namespace cairn::ports {
 namespace {
 
 class MemCatalog : public Catalog {
@@ -333,4 +333,4 @@ class MemCatalog : public Catalog {
 
 std::unique_ptr<Catalog> NewMemCatalog() { return std::make_unique<MemCatalog>(); }
 
-}  // namespace cairn::index
+}  // namespace cairn::ports

@@ -19,7 +19,7 @@
 
 #include "cairn/env/clock.h"
 
-namespace cairn::store {
+namespace cairn::env {
 
 // Waits on behalf of a rate-limited or scheduled loop.
 class Sleeper {
@@ -49,14 +49,14 @@ class InterruptibleSleeper : public Sleeper {
 // total().
 class FakeSleeper : public Sleeper {
  public:
-  explicit FakeSleeper(env::FakeClock* clock) : clock_(clock) {}
+  explicit FakeSleeper(FakeClock* clock) : clock_(clock) {}
   bool SleepFor(std::chrono::nanoseconds d) override;
   void Interrupt() override;
   std::chrono::nanoseconds total();
   int sleeps();  // calls with d > 0
 
  private:
-  env::FakeClock* const clock_;
+  FakeClock* const clock_;
   std::mutex mu_;
   bool interrupted_ = false;
   std::chrono::nanoseconds total_{0};
@@ -67,7 +67,7 @@ class RateLimiter {
  public:
   // `bytes_per_second` and `burst_bytes` are at least 1 (0 is treated as 1). The bucket starts
   // full. `clock` (its monotonic reading) must outlive the limiter.
-  RateLimiter(uint64_t bytes_per_second, uint64_t burst_bytes, env::Clock* clock);
+  RateLimiter(uint64_t bytes_per_second, uint64_t burst_bytes, Clock* clock);
 
   // Takes `bytes` from the bucket and returns how long the caller must wait before using them:
   // zero while the bucket held enough, else the time the refill needs to pay the debt back
@@ -83,10 +83,10 @@ class RateLimiter {
  private:
   const uint64_t rate_;   // bytes per second
   const uint64_t burst_;  // bucket size, bytes
-  env::Clock* const clock_;
+  Clock* const clock_;
   std::mutex mu_;
   double tokens_;  // bytes; negative = debt
   int64_t last_ns_;
 };
 
-}  // namespace cairn::store
+}  // namespace cairn::env
