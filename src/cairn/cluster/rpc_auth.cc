@@ -8,13 +8,17 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "cairn/base/bytes.h"
+#include "cairn/base/status.h"
 
 namespace cairn::cluster {
 namespace {
 
 constexpr char kRequestDomain[] = "cairn-rpc-request-v1";
+constexpr char kCallDomain[] = "cairn-rpc-call-v1";
 constexpr char kReplyDomain[] = "cairn-rpc-reply-v1";
-constexpr char kVersion[] = "v1";
+constexpr char kVersion[] = "v1";         // of x-cairn-auth-reply
+constexpr char kRequestVersion[] = "v2";  // of x-cairn-auth (v1 had no call mac)
+constexpr char kSkewPrefix[] = "clock skew: the caller's clock is ";
 
 void PutBe(Bytes& out, uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
@@ -48,7 +52,62 @@ bool ParseHexArray(std::string_view text, std::array<uint8_t, N>& out) {
   return true;
 }
 
+struct ParsedRequest {
+  NodeIdentity caller;
+  int64_t unix_seconds = 0;
+  CallNonce nonce{};
+  Digest call_mac{};
+  Digest mac{};
+};
+
+absl::StatusOr<ParsedRequest> ParseRequestHeader(std::string_view header) {
+  if (header.empty()) return Unauthenticated("no x-cairn-auth header");
+  std::vector<std::string> parts = absl::StrSplit(std::string(header), ' ');
+  if (parts.size() == 6 && parts[0] == "v1") {
+    return Unauthenticated(
+        "x-cairn-auth v1 (a cairn older than this peer, without the call mac: upgrade it)");
+  }
+  ParsedRequest out;
+  if (parts.size() != 7 || parts[0] != kRequestVersion ||
+      !absl::SimpleAtoi(parts[1], &out.caller.peer_id) || out.caller.peer_id == 0 ||
+      !IsValidNodeId(parts[2]) || !absl::SimpleAtoi(parts[3], &out.unix_seconds) ||
+      !ParseHexArray(parts[4], out.nonce) || !ParseHexArray(parts[5], out.call_mac) ||
+      !ParseHexArray(parts[6], out.mac)) {
+    return Unauthenticated("malformed x-cairn-auth header");
+  }
+  out.caller.node_id = absl::AsciiStrToLower(parts[2]);
+  return out;
+}
+
 }  // namespace
+
+std::string ClockSkewMessage(int64_t caller_minus_callee, int64_t max_skew) {
+  const uint64_t magnitude = caller_minus_callee < 0
+                                 ? static_cast<uint64_t>(-(caller_minus_callee + 1)) + 1
+                                 : static_cast<uint64_t>(caller_minus_callee);
+  return absl::StrCat(
+      kSkewPrefix, magnitude, " s ", caller_minus_callee < 0 ? "behind" : "ahead of",
+      " the callee's, more than the ", max_skew, " s accepted: synchronize the clocks (NTP)");
+}
+
+std::optional<int64_t> ParseClockSkew(std::string_view message) {
+  size_t at = message.find(kSkewPrefix);
+  if (at == std::string_view::npos) return std::nullopt;
+  std::string_view rest = message.substr(at + sizeof kSkewPrefix - 1);
+  size_t space = rest.find(' ');
+  int64_t magnitude = 0;
+  if (space == std::string_view::npos ||
+      !absl::SimpleAtoi(absl::string_view(rest.data(), space), &magnitude) || magnitude < 0) {
+    return std::nullopt;
+  }
+  rest = rest.substr(space);
+  auto starts_with = [&](std::string_view prefix) {
+    return rest.substr(0, prefix.size()) == prefix;
+  };
+  if (starts_with(" s behind")) return -magnitude;
+  if (starts_with(" s ahead of")) return magnitude;
+  return std::nullopt;
+}
 
 RpcAuth::RpcAuth(const ClusterKey& key, NodeIdentity self, env::Clock* clock,
                  RpcAuthOptions options)
@@ -59,16 +118,17 @@ RpcAuth::RpcAuth(const ClusterKey& key, NodeIdentity self, env::Clock* clock,
 
 Digest RpcAuth::RequestMac(std::string_view method, const NodeIdentity& caller,
                            int64_t unix_seconds, const CallNonce& nonce,
-                           const Digest& body_hash) const {
+                           const Digest* body_hash) const {
   Bytes in;
   in.reserve(160 + method.size());
-  in.insert(in.end(), kRequestDomain, kRequestDomain + sizeof kRequestDomain);  // with NUL
+  const char* domain = body_hash != nullptr ? kRequestDomain : kCallDomain;
+  in.insert(in.end(), domain, domain + std::strlen(domain) + 1);  // with NUL
   PutString(in, method);
   PutBe(in, caller.peer_id, 8);
   PutNodeId(in, caller.node_id);
   PutBe(in, static_cast<uint64_t>(unix_seconds), 8);
   in.insert(in.end(), nonce.begin(), nonce.end());
-  in.insert(in.end(), body_hash.begin(), body_hash.end());
+  if (body_hash != nullptr) in.insert(in.end(), body_hash->begin(), body_hash->end());
   return codec::HmacSha256(rpc_key_, in);
 }
 
@@ -93,37 +153,31 @@ SignedRequest RpcAuth::SignRequest(std::string_view method, const Digest& body_h
   codec::Key random = codec::RandomKey();
   std::memcpy(out.nonce.data(), random.data(), out.nonce.size());
   const int64_t now = clock_->NowNanos() / 1'000'000'000;
-  Digest mac = RequestMac(method, self_, now, out.nonce, body_hash);
-  out.header = absl::StrCat(kVersion, " ", self_.peer_id, " ", self_.node_id, " ", now, " ",
-                            ToHex(out.nonce), " ", ToHex(mac));
+  Digest call_mac = RequestMac(method, self_, now, out.nonce, nullptr);
+  Digest mac = RequestMac(method, self_, now, out.nonce, &body_hash);
+  out.header = absl::StrCat(kRequestVersion, " ", self_.peer_id, " ", self_.node_id, " ", now, " ",
+                            ToHex(out.nonce), " ", ToHex(call_mac), " ", ToHex(mac));
   return out;
 }
 
-absl::StatusOr<VerifiedRequest> RpcAuth::VerifyRequest(std::string_view method,
-                                                       std::string_view header,
-                                                       const Digest& body_hash) {
-  if (header.empty()) return Unauthenticated("no x-cairn-auth header");
-  std::vector<std::string> parts = absl::StrSplit(std::string(header), ' ');
-  VerifiedRequest out;
-  int64_t unix_seconds = 0;
-  Digest mac{};
-  if (parts.size() != 6 || parts[0] != kVersion ||
-      !absl::SimpleAtoi(parts[1], &out.caller.peer_id) || out.caller.peer_id == 0 ||
-      !IsValidNodeId(parts[2]) || !absl::SimpleAtoi(parts[3], &unix_seconds) ||
-      !ParseHexArray(parts[4], out.nonce) || !ParseHexArray(parts[5], mac)) {
-    return Unauthenticated("malformed x-cairn-auth header");
-  }
-  out.caller.node_id = absl::AsciiStrToLower(parts[2]);
-  const int64_t now = clock_->NowNanos() / 1'000'000'000;
-  const int64_t skew = options_.max_skew.count();
-  if (unix_seconds < now - skew || unix_seconds > now + skew) {
-    return Unauthenticated(absl::StrCat("request time is ", unix_seconds - now,
-                                        " s off this peer's clock (more than ", skew,
-                                        " s: are the clocks synchronized?)"));
-  }
-  Digest want = RequestMac(method, out.caller, unix_seconds, out.nonce, body_hash);
-  if (!codec::ConstantTimeEqual(want, mac)) {
+absl::StatusOr<VerifiedRequest> RpcAuth::PreVerifyRequest(std::string_view method,
+                                                          std::string_view header,
+                                                          VerifiedRequest* skewed) {
+  CAIRN_ASSIGN_OR_RETURN(ParsedRequest parsed, ParseRequestHeader(header));
+  // The MAC before the time: only a member learns that its clock is off.
+  Digest want = RequestMac(method, parsed.caller, parsed.unix_seconds, parsed.nonce, nullptr);
+  if (!codec::ConstantTimeEqual(want, parsed.call_mac)) {
     return Unauthenticated("bad MAC (another cluster key, or the request was altered)");
+  }
+  VerifiedRequest out;
+  out.caller = parsed.caller;
+  out.nonce = parsed.nonce;
+  const int64_t now = clock_->NowNanos() / 1'000'000'000;
+  out.clock_offset_seconds = parsed.unix_seconds - now;
+  const int64_t skew = options_.max_skew.count();
+  if (parsed.unix_seconds < now - skew || parsed.unix_seconds > now + skew) {
+    if (skewed != nullptr) *skewed = out;
+    return absl::UnauthenticatedError(ClockSkewMessage(out.clock_offset_seconds, skew));
   }
   // Only requests with a valid MAC reach the cache, so outsiders cannot fill it.
   std::lock_guard<std::mutex> lock(mu_);
@@ -133,7 +187,25 @@ absl::StatusOr<VerifiedRequest> RpcAuth::VerifyRequest(std::string_view method,
     return absl::UnavailableError("too many calls in the replay window; retry later");
   }
   nonces_.insert(out.nonce);
-  expiry_.push({unix_seconds + skew, out.nonce});
+  expiry_.push({parsed.unix_seconds + skew, out.nonce});
+  return out;
+}
+
+absl::Status RpcAuth::VerifyRequestBody(std::string_view method, std::string_view header,
+                                        const Digest& body_hash) const {
+  CAIRN_ASSIGN_OR_RETURN(ParsedRequest parsed, ParseRequestHeader(header));
+  Digest want = RequestMac(method, parsed.caller, parsed.unix_seconds, parsed.nonce, &body_hash);
+  if (!codec::ConstantTimeEqual(want, parsed.mac)) {
+    return Unauthenticated("bad MAC (another cluster key, or the request was altered)");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<VerifiedRequest> RpcAuth::VerifyRequest(std::string_view method,
+                                                       std::string_view header,
+                                                       const Digest& body_hash) {
+  CAIRN_ASSIGN_OR_RETURN(VerifiedRequest out, PreVerifyRequest(method, header));
+  CAIRN_RETURN_IF_ERROR(VerifyRequestBody(method, header, body_hash));
   return out;
 }
 

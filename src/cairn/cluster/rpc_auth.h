@@ -3,7 +3,9 @@
 // gRPC metadata and computes the body hashes.
 //
 // Request (client -> server), metadata `x-cairn-auth`:
-//   "v1 <peer id> <node id> <unix seconds> <nonce: 32 hex> <mac: 64 hex>"
+//   "v2 <peer id> <node id> <unix seconds> <nonce: 32 hex> <call mac: 64 hex> <mac: 64 hex>"
+//   call mac = HMAC-SHA256(rpc key, "cairn-rpc-call-v1" 0x00 || u32be(len(method)) || method ||
+//                          u64be(peer id) || node id[16] || i64be(unix seconds) || nonce[16])
 //   mac = HMAC-SHA256(rpc key, "cairn-rpc-request-v1" 0x00 || u32be(len(method)) || method ||
 //                     u64be(peer id) || node id[16] || i64be(unix seconds) || nonce[16] ||
 //                     body hash[32])
@@ -16,8 +18,12 @@
 // deterministic protobuf serialization of the request (reply: of the response, or of nothing
 // for an error). The rpc key is the HKDF subkey of the cluster key (cluster_key.h).
 //
-// A request verifies when the header parses, its time is within ±max_skew of this peer's
-// clock, the MAC matches (constant-time), and its nonce was not seen before. Nonces are
+// The call mac covers the metadata alone, so that a server checks it before it reads the body
+// (docs/security.md "What an unauthenticated client can do"): PreVerifyRequest. A request
+// verifies when the header parses, the call mac matches (constant-time), its time is within
+// ±max_skew of this peer's clock, its nonce was not seen before (PreVerifyRequest claims it,
+// so one header admits at most one body) and then the mac matches the body
+// (VerifyRequestBody). Nonces are
 // remembered until their time is max_skew in the past (then the time check refuses them
 // anyway), at most max_nonces of them: when full, new calls are refused (UNAVAILABLE, which
 // clients retry) rather than forgetting a nonce that could still be replayed.
@@ -31,6 +37,7 @@
 #include <cstring>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <queue>
 #include <string>
 #include <string_view>
@@ -71,7 +78,19 @@ struct SignedRequest {
 struct VerifiedRequest {
   NodeIdentity caller;
   CallNonce nonce{};
+  // The caller's clock minus this peer's, in seconds, as measured from the request's time on
+  // arrival (so it includes the network delay, well under a second on a LAN).
+  int64_t clock_offset_seconds = 0;
 };
+
+// The message of the UNAUTHENTICATED answer to a member whose clock is more than `max_skew`
+// seconds off (docs/protocol.md "Authentication"): names the offset, which side is ahead and
+// the window, and ParseClockSkew reads the offset back from it. `caller_minus_callee` is in
+// seconds.
+std::string ClockSkewMessage(int64_t caller_minus_callee, int64_t max_skew);
+// The caller-minus-callee offset (seconds) named by a ClockSkewMessage inside `message`;
+// nullopt when `message` has none.
+std::optional<int64_t> ParseClockSkew(std::string_view message);
 
 class RpcAuth {
  public:
@@ -84,10 +103,22 @@ class RpcAuth {
   // a fresh random nonce and the current time.
   SignedRequest SignRequest(std::string_view method, const Digest& body_hash) const;
 
-  // Server side. UNAUTHENTICATED when the header is missing or malformed, the time is off by
-  // more than max_skew, the MAC does not match (another cluster key, or anything altered), or
-  // the nonce was seen before (a replay); UNAVAILABLE when the replay cache is full. The
-  // message names the reason but never anything about this peer or the cluster.
+  // Server side, before the body is read: checks the header's form, its call mac, its time and
+  // claims its nonce. UNAUTHENTICATED when the header is missing or malformed (an x-cairn-auth
+  // v1 header of an older cairn says so), the call mac does not match (another cluster key, or
+  // anything altered), the nonce was seen before (a replay), or the time is off by more than
+  // max_skew; UNAVAILABLE when the replay cache is full. The message names the reason but
+  // never anything about this peer or the cluster, except that for a member (call mac valid)
+  // whose clock is off it is a ClockSkewMessage, and `*skewed` (when not null) receives the
+  // caller and its offset.
+  absl::StatusOr<VerifiedRequest> PreVerifyRequest(std::string_view method, std::string_view header,
+                                                   VerifiedRequest* skewed = nullptr);
+  // Server side, once the body is read: the header's mac against `body_hash`, for a header
+  // PreVerifyRequest accepted. UNAUTHENTICATED when it does not match (another body, method
+  // or caller than the one signed).
+  absl::Status VerifyRequestBody(std::string_view method, std::string_view header,
+                                 const Digest& body_hash) const;
+  // Both checks at once (PreVerifyRequest, then VerifyRequestBody).
   absl::StatusOr<VerifiedRequest> VerifyRequest(std::string_view method, std::string_view header,
                                                 const Digest& body_hash);
 
@@ -104,8 +135,9 @@ class RpcAuth {
   size_t remembered_nonces() const;
 
  private:
+  // `body_hash` null: the call mac (no body).
   Digest RequestMac(std::string_view method, const NodeIdentity& caller, int64_t unix_seconds,
-                    const CallNonce& nonce, const Digest& body_hash) const;
+                    const CallNonce& nonce, const Digest* body_hash) const;
   Digest ReplyMac(std::string_view method, const CallNonce& request_nonce,
                   const NodeIdentity& callee, int status_code, std::string_view message,
                   const Digest& body_hash) const;

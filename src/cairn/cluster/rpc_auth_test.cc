@@ -10,6 +10,7 @@ namespace cairn::cluster {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using namespace std::chrono_literals;
 
 constexpr char kMethod[] = "/cairn.v1.Peer/GetBlob";
@@ -58,22 +59,48 @@ TEST_F(RpcAuthTest, ValidRequestVerifiesOnceAndNamesTheCaller) {
 }
 
 TEST_F(RpcAuthTest, AlteredRequestsAreRefused) {
-  SignedRequest req = client_.SignRequest(kMethod, Hash(1));
-  EXPECT_EQ(Verify(req.header, Hash(2)), absl::StatusCode::kUnauthenticated);  // other body
-  EXPECT_EQ(Verify(req.header, Hash(1), "/cairn.v1.Peer/PutBlob"),
-            absl::StatusCode::kUnauthenticated);  // other method
+  // Another body or method than the one signed.
+  EXPECT_EQ(Verify(client_.SignRequest(kMethod, Hash(1)).header, Hash(2)),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(Verify(client_.SignRequest(kMethod, Hash(1)).header, Hash(1), "/cairn.v1.Peer/PutBlob"),
+            absl::StatusCode::kUnauthenticated);
   // Change each field of the header in turn.
-  std::vector<std::string> fields = absl::StrSplit(req.header, ' ');
-  ASSERT_EQ(fields.size(), 6u);
-  for (size_t i = 1; i < fields.size(); ++i) {
-    std::vector<std::string> altered = fields;
-    std::string& f = altered[i];
+  for (size_t i = 1; i < 7; ++i) {
+    SignedRequest req = client_.SignRequest(kMethod, Hash(1));
+    std::vector<std::string> fields = absl::StrSplit(req.header, ' ');
+    ASSERT_EQ(fields.size(), 7u);
+    std::string& f = fields[i];
     f.back() = f.back() == '1' ? '2' : '1';
-    EXPECT_EQ(Verify(absl::StrJoin(altered, " ")), absl::StatusCode::kUnauthenticated)
-        << "field " << i << ": " << absl::StrJoin(altered, " ");
+    EXPECT_EQ(Verify(absl::StrJoin(fields, " ")), absl::StatusCode::kUnauthenticated)
+        << "field " << i << ": " << absl::StrJoin(fields, " ");
+    if (i < 6) {
+      // Refused on its metadata alone, before any body is read, and the nonce not burnt.
+      EXPECT_FALSE(server_.PreVerifyRequest(kMethod, absl::StrJoin(fields, " ")).ok()) << i;
+      EXPECT_EQ(Verify(req.header), absl::StatusCode::kOk) << i;
+    }
   }
-  // The untouched header still verifies: failed attempts did not burn its nonce.
-  EXPECT_EQ(Verify(req.header), absl::StatusCode::kOk);
+}
+
+TEST_F(RpcAuthTest, MetadataIsCheckedBeforeTheBodyAndOneHeaderAdmitsOneBody) {
+  SignedRequest req = client_.SignRequest(kMethod, Hash(1));
+  auto pre = server_.PreVerifyRequest(kMethod, req.header);
+  ASSERT_TRUE(pre.ok()) << pre.status();
+  EXPECT_EQ(pre->caller, (NodeIdentity{7, kClientNode}));
+  EXPECT_TRUE(server_.VerifyRequestBody(kMethod, req.header, Hash(1)).ok());
+  EXPECT_EQ(server_.VerifyRequestBody(kMethod, req.header, Hash(2)).code(),
+            absl::StatusCode::kUnauthenticated);
+  // The nonce was claimed before the body: the same header again (a recorded one, with any
+  // body) is refused before its body is read.
+  auto again = server_.PreVerifyRequest(kMethod, req.header);
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(std::string(again.status().message()), HasSubstr("replayed"));
+  // An older cairn's v1 header is named as such.
+  std::vector<std::string> fields = absl::StrSplit(req.header, ' ');
+  fields[0] = "v1";
+  fields.erase(fields.begin() + 5);
+  auto v1 = server_.PreVerifyRequest(kMethod, absl::StrJoin(fields, " "));
+  EXPECT_EQ(v1.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(std::string(v1.status().message()), HasSubstr("older"));
 }
 
 TEST_F(RpcAuthTest, WrongClusterKeyIsRefused) {
@@ -99,8 +126,43 @@ TEST_F(RpcAuthTest, StaleOrFutureTimesAreRefused) {
     env::FakeClock at(clock_.NowNanos() + std::chrono::nanoseconds(c.offset).count());
     RpcAuth sender(Key(1), {7, kClientNode}, &at);
     SignedRequest req = sender.SignRequest(kMethod, Hash(1));
-    EXPECT_EQ(Verify(req.header), c.want) << "offset " << c.offset.count() << " s";
+    VerifiedRequest skewed;
+    auto got = server_.PreVerifyRequest(kMethod, req.header, &skewed);
+    EXPECT_EQ(got.status().code(), c.want) << "offset " << c.offset.count() << " s";
+    if (got.ok()) {
+      EXPECT_EQ(got->clock_offset_seconds, c.offset.count());
+      EXPECT_EQ(skewed.caller.peer_id, 0u);  // not reported as skewed
+      continue;
+    }
+    // A member (its MAC verifies) is told its offset, and the server learns who it is.
+    EXPECT_EQ(skewed.caller, (NodeIdentity{7, kClientNode}));
+    EXPECT_EQ(skewed.clock_offset_seconds, c.offset.count());
+    const std::string message(got.status().message());
+    EXPECT_THAT(message, HasSubstr("clock skew"));
+    EXPECT_THAT(message, HasSubstr(c.offset < 0s ? "behind" : "ahead of"));
+    EXPECT_EQ(ParseClockSkew(message), c.offset.count()) << message;
   }
+  // An outsider with a bad clock learns nothing about this peer's clock.
+  env::FakeClock far(clock_.NowNanos() + std::chrono::nanoseconds(3600s).count());
+  RpcAuth outsider(Key(9), {7, kClientNode}, &far);
+  VerifiedRequest skewed;
+  auto got =
+      server_.PreVerifyRequest(kMethod, outsider.SignRequest(kMethod, Hash(1)).header, &skewed);
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(std::string(got.status().message()), Not(HasSubstr("clock")));
+  EXPECT_EQ(skewed.caller.peer_id, 0u);
+}
+
+TEST(ClockSkewMessageTest, RoundTripsTheOffset) {
+  for (int64_t offset :
+       {int64_t{-86400}, int64_t{-301}, int64_t{0}, int64_t{301}, int64_t{1} << 40}) {
+    const std::string message = ClockSkewMessage(offset, 300);
+    EXPECT_THAT(message, HasSubstr("300 s"));
+    EXPECT_EQ(ParseClockSkew("put blob 1/ab/0 to peer 3: " + message), offset) << message;
+  }
+  EXPECT_EQ(ParseClockSkew("not authenticated as a cluster member"), std::nullopt);
+  EXPECT_EQ(ParseClockSkew("clock skew: the caller's clock is x s behind"), std::nullopt);
+  EXPECT_EQ(ParseClockSkew("clock skew: the caller's clock is 5 s sideways"), std::nullopt);
 }
 
 TEST_F(RpcAuthTest, NoncesAreForgottenAfterTheWindowAndTheCacheIsBounded) {
@@ -131,9 +193,9 @@ TEST_F(RpcAuthTest, NoncesAreForgottenAfterTheWindowAndTheCacheIsBounded) {
 TEST_F(RpcAuthTest, MalformedHeaders) {
   SignedRequest req = client_.SignRequest(kMethod, Hash(1));
   for (const std::string& header :
-       {std::string(), std::string("v1"), std::string("garbage"), "v2" + req.header.substr(2),
+       {std::string(), std::string("v1"), std::string("garbage"), "v3" + req.header.substr(2),
         req.header + " extra", req.header.substr(0, req.header.size() - 2),
-        std::string("v1 0 ") + kClientNode + " 1 00 00", std::string(5000, 'x')}) {
+        std::string("v2 0 ") + kClientNode + " 1 00 00 00", std::string(5000, 'x')}) {
     EXPECT_EQ(Verify(header), absl::StatusCode::kUnauthenticated) << header;
   }
 }

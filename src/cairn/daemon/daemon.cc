@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -157,6 +158,19 @@ Json RestoreResultJson(const engine::RestoreResult& r, const index::SnapshotReco
   return j;
 }
 
+// Each connection to the peer port takes a file descriptor, idle or not; the soft limit is
+// often 1024. Raise it to the hard limit, so that a thousand held connections do not run the
+// peer out of descriptors (docs/security.md "What an unauthenticated client can do").
+void RaiseOpenFileLimit() {
+  struct rlimit limit {};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  const rlim_t was = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    spdlog::debug("open file limit raised from {} to {}", was, limit.rlim_cur);
+  }
+}
+
 }  // namespace
 
 Json SnapshotJson(const index::SnapshotRecord& r) {
@@ -290,6 +304,7 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   mopts.suspect_after = CeilSeconds(config_.suspect_after);
   mopts.dead_after = CeilSeconds(config_.dead_after);
   mopts.pins = pins_.get();
+  RaiseOpenFileLimit();
   absl::Status bind_error;
   for (int attempt = 0; attempt < (resolve_port ? 5 : 1); ++attempt) {
     if (resolve_port) {
@@ -577,7 +592,11 @@ void Daemon::PingOnce() {
           std::lock_guard<std::mutex> lock(ping_mu_);
           first = unauthenticated_targets_.insert(target).second;
         }
-        if (first) {
+        if (first && cluster::ParseClockSkew(std::string(reply.status().message()))) {
+          // A member said so in a signed answer (docs/protocol.md "Authentication").
+          spdlog::warn("the peer at {} refuses this peer's calls: {}", target,
+                       std::string(reply.status().message()));
+        } else if (first) {
           spdlog::warn(
               "the peer at {} does not accept this peer's cluster key (or the clocks "
               "are more than 5 minutes apart): {}",

@@ -140,6 +140,21 @@ absl::Status CheckReply(const cluster::RpcAuth* auth, const char* method,
   return CheckSignedEnd(*auth, method, *nonce, status, body, context, callee);
 }
 
+absl::StatusOr<cluster::VerifiedRequest> PreVerifyCall(cluster::RpcAuth* auth, const char* method,
+                                                       const grpc::ServerContext& context,
+                                                       cluster::VerifiedRequest* skewed) {
+  if (auth == nullptr) return absl::UnauthenticatedError("this peer has no cluster key");
+  return auth->PreVerifyRequest(
+      method, Metadata(context.client_metadata(), cluster::kAuthMetadataKey), skewed);
+}
+
+absl::Status VerifyCallBody(const cluster::RpcAuth& auth, const char* method,
+                            const google::protobuf::MessageLite& request,
+                            const grpc::ServerContext& context) {
+  return auth.VerifyRequestBody(
+      method, Metadata(context.client_metadata(), cluster::kAuthMetadataKey), HashMessage(request));
+}
+
 absl::StatusOr<cluster::VerifiedRequest> VerifyCall(cluster::RpcAuth* auth, const char* method,
                                                     const google::protobuf::MessageLite& request,
                                                     const grpc::ServerContext& context) {

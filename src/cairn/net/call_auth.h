@@ -51,7 +51,16 @@ absl::Status CheckReply(const cluster::RpcAuth* auth, const char* method,
                         const grpc::ClientContext& context,
                         cluster::NodeIdentity* callee = nullptr);
 
-// Server: verifies the x-cairn-auth header of a call (cluster::RpcAuth::VerifyRequest).
+// Server, before the request message is read: the header's form, call mac, time and nonce
+// (cluster::RpcAuth::PreVerifyRequest; `skewed` as there).
+absl::StatusOr<cluster::VerifiedRequest> PreVerifyCall(cluster::RpcAuth* auth, const char* method,
+                                                       const grpc::ServerContext& context,
+                                                       cluster::VerifiedRequest* skewed = nullptr);
+// Server, once the request is read: its body mac (cluster::RpcAuth::VerifyRequestBody).
+absl::Status VerifyCallBody(const cluster::RpcAuth& auth, const char* method,
+                            const google::protobuf::MessageLite& request,
+                            const grpc::ServerContext& context);
+// Server: both checks of a call already read (cluster::RpcAuth::VerifyRequest).
 absl::StatusOr<cluster::VerifiedRequest> VerifyCall(cluster::RpcAuth* auth, const char* method,
                                                     const google::protobuf::MessageLite& request,
                                                     const grpc::ServerContext& context);

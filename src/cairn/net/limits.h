@@ -26,4 +26,13 @@ constexpr std::chrono::milliseconds kMinKeepaliveTime{10000};
 // (engine/backup.h FetchRetry), so a peer that restarted is read again.
 constexpr std::chrono::milliseconds kMaxReconnectBackoff{1000};
 
+// Server bounds on connections, whoever opens them (docs/security.md "What an unauthenticated
+// client can do"). Calls in flight on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS;
+// a member's channel queues any beyond it). A connection that has not finished its HTTP/2
+// handshake after kServerHandshakeTimeout, or has had no call for kMaxConnectionIdle, is
+// closed (a member's channel reconnects on its next call).
+constexpr int kMaxConcurrentStreams = 64;
+constexpr std::chrono::milliseconds kServerHandshakeTimeout{10000};
+constexpr std::chrono::milliseconds kMaxConnectionIdle{60000};
+
 }  // namespace cairn::net

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <exception>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -53,16 +54,23 @@ absl::Status Catching(const char* rpc, Fn&& fn) {
   }
 }
 
-class PeerService final : public v1::Peer::Service {
+// Every method is served "streamed" (a unary call through a ServerUnaryStreamer, GetBlobs
+// through a ServerSplitStreamer; the wire is unchanged): gRPC's plain sync handlers only run
+// once the whole request message has been received, while these run on the call's metadata
+// and read the message only after the caller's call mac verified (docs/security.md "What an
+// unauthenticated client can do").
+class PeerService final : public v1::Peer::StreamedService {
  public:
   PeerService(store::BlobStore* store, cluster::Membership* membership, PeerServerSecurity security)
       : store_(store), membership_(membership), security_(std::move(security)) {}
 
-  grpc::Status Ping(grpc::ServerContext* context, const v1::PingRequest* request,
-                    v1::PingResponse* response) override {
+  grpc::Status StreamedPing(
+      grpc::ServerContext* context,
+      grpc::ServerUnaryStreamer<v1::PingRequest, v1::PingResponse>* stream) override {
     return Serve(
-        kPing, context, *request, *response, /*self_id_allowed=*/true,
-        [&](const cluster::NodeIdentity& caller) -> absl::Status {
+        kPing, context, stream, /*self_id_allowed=*/true,
+        [&](const cluster::NodeIdentity& caller, const v1::PingRequest* request,
+            v1::PingResponse* response) -> absl::Status {
           const cluster::PeerInfo self = membership_->Self();
           if (caller.peer_id == self.id && caller.node_id != self.node_id) {
             return SelfIdConflict(
@@ -103,11 +111,13 @@ class PeerService final : public v1::Peer::Service {
         });
   }
 
-  grpc::Status PutBlob(grpc::ServerContext* context, const v1::PutBlobRequest* request,
-                       v1::PutBlobResponse* response) override {
+  grpc::Status StreamedPutBlob(
+      grpc::ServerContext* context,
+      grpc::ServerUnaryStreamer<v1::PutBlobRequest, v1::PutBlobResponse>* stream) override {
     return Serve(
-        kPutBlob, context, *request, *response, false,
-        [&](const cluster::NodeIdentity&) -> absl::Status {
+        kPutBlob, context, stream, false,
+        [&](const cluster::NodeIdentity&, const v1::PutBlobRequest* request,
+            v1::PutBlobResponse* response) -> absl::Status {
           CAIRN_ASSIGN_OR_RETURN(BlobKey key, FromProto(request->key()));
           CAIRN_ASSIGN_OR_RETURN(codec::Checksum checksum, ChecksumFromProto(request->checksum()));
           const std::string& blob = request->blob();
@@ -134,10 +144,12 @@ class PeerService final : public v1::Peer::Service {
         });
   }
 
-  grpc::Status GetBlob(grpc::ServerContext* context, const v1::GetBlobRequest* request,
-                       v1::GetBlobResponse* response) override {
-    return Serve(kGetBlob, context, *request, *response, false,
-                 [&](const cluster::NodeIdentity&) -> absl::Status {
+  grpc::Status StreamedGetBlob(
+      grpc::ServerContext* context,
+      grpc::ServerUnaryStreamer<v1::GetBlobRequest, v1::GetBlobResponse>* stream) override {
+    return Serve(kGetBlob, context, stream, false,
+                 [&](const cluster::NodeIdentity&, const v1::GetBlobRequest* request,
+                     v1::GetBlobResponse* response) -> absl::Status {
                    CAIRN_ASSIGN_OR_RETURN(BlobKey key, FromProto(request->key()));
                    auto blob = store_->Get(key);
                    if (!blob.ok())
@@ -151,10 +163,12 @@ class PeerService final : public v1::Peer::Service {
                  });
   }
 
-  grpc::Status HasBlobs(grpc::ServerContext* context, const v1::HasBlobsRequest* request,
-                        v1::HasBlobsResponse* response) override {
-    return Serve(kHasBlobs, context, *request, *response, false,
-                 [&](const cluster::NodeIdentity&) -> absl::Status {
+  grpc::Status StreamedHasBlobs(
+      grpc::ServerContext* context,
+      grpc::ServerUnaryStreamer<v1::HasBlobsRequest, v1::HasBlobsResponse>* stream) override {
+    return Serve(kHasBlobs, context, stream, false,
+                 [&](const cluster::NodeIdentity&, const v1::HasBlobsRequest* request,
+                     v1::HasBlobsResponse* response) -> absl::Status {
                    CAIRN_ASSIGN_OR_RETURN(std::vector<BlobKey> keys, KeysFromProto(*request));
                    response->mutable_present()->Reserve(static_cast<int>(keys.size()));
                    for (const BlobKey& key : keys) {
@@ -170,11 +184,13 @@ class PeerService final : public v1::Peer::Service {
 
   // design.md §11.2: a peer deletes a blob it holds for another owner only on that owner's
   // authenticated request. The whole request is checked before anything is deleted.
-  grpc::Status DeleteBlobs(grpc::ServerContext* context, const v1::DeleteBlobsRequest* request,
-                           v1::DeleteBlobsResponse* response) override {
+  grpc::Status StreamedDeleteBlobs(
+      grpc::ServerContext* context,
+      grpc::ServerUnaryStreamer<v1::DeleteBlobsRequest, v1::DeleteBlobsResponse>* stream) override {
     return Serve(
-        kDeleteBlobs, context, *request, *response, false,
-        [&](const cluster::NodeIdentity& caller) -> absl::Status {
+        kDeleteBlobs, context, stream, false,
+        [&](const cluster::NodeIdentity& caller, const v1::DeleteBlobsRequest* request,
+            v1::DeleteBlobsResponse* response) -> absl::Status {
           CAIRN_ASSIGN_OR_RETURN(std::vector<BlobKey> keys, KeysFromProto(*request));
           for (const BlobKey& key : keys) {
             if (key.owner != caller.peer_id) {
@@ -200,10 +216,12 @@ class PeerService final : public v1::Peer::Service {
         });
   }
 
-  grpc::Status ListBlobs(grpc::ServerContext* context, const v1::ListBlobsRequest* request,
-                         v1::ListBlobsResponse* response) override {
-    return Serve(kListBlobs, context, *request, *response, false,
-                 [&](const cluster::NodeIdentity& caller) -> absl::Status {
+  grpc::Status StreamedListBlobs(
+      grpc::ServerContext* context,
+      grpc::ServerUnaryStreamer<v1::ListBlobsRequest, v1::ListBlobsResponse>* stream) override {
+    return Serve(kListBlobs, context, stream, false,
+                 [&](const cluster::NodeIdentity& caller, const v1::ListBlobsRequest* request,
+                     v1::ListBlobsResponse* response) -> absl::Status {
                    CAIRN_ASSIGN_OR_RETURN(ListBlobsArgs args, FromProto(*request));
                    if (args.owner != caller.peer_id) {
                      return absl::PermissionDeniedError(absl::StrCat(
@@ -225,10 +243,12 @@ class PeerService final : public v1::Peer::Service {
                  });
   }
 
-  grpc::Status BlobMoved(grpc::ServerContext* context, const v1::BlobMovedRequest* request,
-                         v1::BlobMovedResponse* response) override {
-    return Serve(kBlobMoved, context, *request, *response, false,
-                 [&](const cluster::NodeIdentity& caller) -> absl::Status {
+  grpc::Status StreamedBlobMoved(
+      grpc::ServerContext* context,
+      grpc::ServerUnaryStreamer<v1::BlobMovedRequest, v1::BlobMovedResponse>* stream) override {
+    return Serve(kBlobMoved, context, stream, false,
+                 [&](const cluster::NodeIdentity& caller, const v1::BlobMovedRequest* request,
+                     v1::BlobMovedResponse*) -> absl::Status {
                    CAIRN_ASSIGN_OR_RETURN(std::vector<MovedBlob> moves, MovesFromProto(*request));
                    const PeerId self = membership_->self().id;
                    for (const MovedBlob& move : moves) {
@@ -249,11 +269,13 @@ class PeerService final : public v1::Peer::Service {
   // PutBlob for many blobs (docs/protocol.md "Batches"): every blob is checked on its own
   // (a bad one is answered with its error and does not fail the others) and the valid ones go
   // to the store in one PutBatch, which a group-committing store makes durable at once.
-  grpc::Status PutBlobs(grpc::ServerContext* context, const v1::PutBlobsRequest* request,
-                        v1::PutBlobsResponse* response) override {
+  grpc::Status StreamedPutBlobs(
+      grpc::ServerContext* context,
+      grpc::ServerUnaryStreamer<v1::PutBlobsRequest, v1::PutBlobsResponse>* stream) override {
     return Serve(
-        kPutBlobs, context, *request, *response, false,
-        [&](const cluster::NodeIdentity& caller) -> absl::Status {
+        kPutBlobs, context, stream, false,
+        [&](const cluster::NodeIdentity& caller, const v1::PutBlobsRequest* request,
+            v1::PutBlobsResponse* response) -> absl::Status {
           const int count = request->blobs_size();
           if (static_cast<size_t>(count) > kMaxBlobsPerBatch) {
             return absl::InvalidArgumentError(
@@ -320,11 +342,13 @@ class PeerService final : public v1::Peer::Service {
   // GetBlob for many keys: the answers stream back in the request's order, at most
   // kMaxBatchBytes of blob bytes per message (one larger blob goes alone), so that neither side
   // holds more than about one message (docs/protocol.md "Batches").
-  grpc::Status GetBlobs(grpc::ServerContext* context, const v1::GetBlobsRequest* request,
-                        grpc::ServerWriter<v1::GetBlobsResponse>* writer) override {
+  grpc::Status StreamedGetBlobs(
+      grpc::ServerContext* context,
+      grpc::ServerSplitStreamer<v1::GetBlobsRequest, v1::GetBlobsResponse>* stream) override {
     return ServeStream(
-        kGetBlobs, context, *request, writer,
-        [&](const cluster::NodeIdentity& caller, auto& send) -> absl::Status {
+        kGetBlobs, context, stream,
+        [&](const cluster::NodeIdentity& caller, const v1::GetBlobsRequest* request,
+            auto& send) -> absl::Status {
           CAIRN_ASSIGN_OR_RETURN(std::vector<BlobKey> keys, KeysFromProto(*request));
           v1::GetBlobsResponse message;
           size_t message_bytes = 0;
@@ -393,17 +417,27 @@ class PeerService final : public v1::Peer::Service {
     return parsed.ok() ? parsed->DebugString() : "(malformed key)";
   }
 
-  // Every handler runs inside Serve: authenticate the call (nothing else happens for a caller
-  // that is not a cluster member), check the caller's node id pin, run `fn`, sign the answer.
-  template <typename Fn>
+  // Every unary handler runs inside Serve: check the call's metadata before its message is
+  // read (nothing else happens for a caller that is not a cluster member, and its body is never
+  // taken in), read the message and check its body mac, check the caller's node id pin, run
+  // `fn(caller, &request, &response)`, sign the answer.
+  template <typename Request, typename Response, typename Fn>
   grpc::Status Serve(const char* method, grpc::ServerContext* context,
-                     const google::protobuf::MessageLite& request,
-                     google::protobuf::MessageLite& response, bool self_id_allowed, Fn&& fn) {
+                     grpc::ServerUnaryStreamer<Request, Response>* stream, bool self_id_allowed,
+                     Fn&& fn) {
     grpc::Status refusal;
-    std::optional<cluster::VerifiedRequest> call = Authenticate(method, context, request, &refusal);
+    std::optional<cluster::VerifiedRequest> call =
+        PreAuthenticate(method, context, &refusal, [&](const cluster::VerifiedRequest& skewed) {
+          SignReply(security_.auth.get(), method, skewed.nonce, refusal, Response(), *context);
+        });
     if (!call.has_value()) return refusal;
-    absl::Status status = CheckCaller(call->caller, self_id_allowed);
-    if (status.ok()) status = Catching(method, [&] { return fn(call->caller); });
+    Request request;
+    Response response;
+    absl::Status status = ReadRequest(method, context, stream, request);
+    if (absl::IsUnauthenticated(status)) return ToGrpcStatus(NotAMember());
+    if (status.ok()) status = CheckCaller(call->caller, self_id_allowed);
+    if (status.ok())
+      status = Catching(method, [&] { return fn(call->caller, &request, &response); });
     if (!status.ok()) {
       spdlog::debug("{} from peer {} ({}) failed: {}", method, call->caller.peer_id,
                     context->peer(), status.ToString());
@@ -415,34 +449,44 @@ class PeerService final : public v1::Peer::Service {
       return absl::OkStatus();
     });
     if (!signed_reply.ok()) return ToGrpcStatus(signed_reply);
+    if (out.ok()) stream->Write(response);  // false: the caller went away; nothing to do
     return out;
   }
 
-  // Serve for a call answered by a stream (docs/protocol.md "Batches"): `fn(caller, send)`
-  // calls `send(message)` for each message, which signs it in its place in the stream and
-  // writes it; the trailer's MAC counts the messages sent.
-  template <typename Message, typename Fn>
+  // Serve for a call answered by a stream (docs/protocol.md "Batches"): `fn(caller, &request,
+  // send)` calls `send(message)` for each message, which signs it in its place in the stream
+  // and writes it; the trailer's MAC counts the messages sent.
+  template <typename Request, typename Message, typename Fn>
   grpc::Status ServeStream(const char* method, grpc::ServerContext* context,
-                           const google::protobuf::MessageLite& request,
-                           grpc::ServerWriter<Message>* writer, Fn&& fn) {
+                           grpc::ServerSplitStreamer<Request, Message>* stream, Fn&& fn) {
     grpc::Status refusal;
-    std::optional<cluster::VerifiedRequest> call = Authenticate(method, context, request, &refusal);
+    std::optional<cluster::Digest> request_mac;
+    if (absl::StatusOr<cluster::Digest> mac = RequestMacOf(*context); mac.ok()) request_mac = *mac;
+    std::optional<cluster::VerifiedRequest> call =
+        PreAuthenticate(method, context, &refusal, [&](const cluster::VerifiedRequest& skewed) {
+          if (request_mac.has_value()) {
+            SignStreamEnd(security_.auth.get(), method, skewed.nonce, *request_mac, refusal, 0,
+                          *context);
+          }
+        });
     if (!call.has_value()) return refusal;
-    absl::StatusOr<cluster::Digest> request_mac = RequestMacOf(*context);
-    if (!request_mac.ok()) return ToGrpcStatus(NotAMember());
+    if (!request_mac.has_value()) return ToGrpcStatus(NotAMember());
+    Request request;
+    absl::Status status = ReadRequest(method, context, stream, request);
+    if (absl::IsUnauthenticated(status)) return ToGrpcStatus(NotAMember());
     uint64_t sent = 0;
     auto send = [&](Message& message) -> absl::Status {
       message.clear_auth();
       message.set_auth(SignStreamMessage(*security_.auth, method, call->nonce, *request_mac, sent,
                                          HashMessage(message)));
-      if (!writer->Write(message)) {
+      if (!stream->Write(message)) {
         return absl::CancelledError("the caller went away during the stream");
       }
       ++sent;
       return absl::OkStatus();
     };
-    absl::Status status = CheckCaller(call->caller, /*self_id_allowed=*/false);
-    if (status.ok()) status = Catching(method, [&] { return fn(call->caller, send); });
+    if (status.ok()) status = CheckCaller(call->caller, /*self_id_allowed=*/false);
+    if (status.ok()) status = Catching(method, [&] { return fn(call->caller, &request, send); });
     if (!status.ok()) {
       spdlog::debug("{} from peer {} ({}) failed after {} messages: {}", method,
                     call->caller.peer_id, context->peer(), sent, status.ToString());
@@ -456,22 +500,65 @@ class PeerService final : public v1::Peer::Service {
     return out;
   }
 
-  // Verifies the call's x-cairn-auth header. nullopt (with *refusal, to be returned unsigned)
-  // when the caller is not a cluster member.
-  std::optional<cluster::VerifiedRequest> Authenticate(const char* method,
-                                                       grpc::ServerContext* context,
-                                                       const google::protobuf::MessageLite& request,
-                                                       grpc::Status* refusal) {
+  // Checks the call's x-cairn-auth header before its message is read (call mac, time, nonce).
+  // nullopt (with *refusal) when the caller is not a cluster member, or is one whose clock is
+  // off: then `sign_skew(caller)` signs *refusal, so that the member can trust what it is told
+  // (docs/protocol.md "Authentication").
+  template <typename SignSkew>
+  std::optional<cluster::VerifiedRequest> PreAuthenticate(const char* method,
+                                                          grpc::ServerContext* context,
+                                                          grpc::Status* refusal,
+                                                          SignSkew&& sign_skew) {
     absl::StatusOr<cluster::VerifiedRequest> call;
+    cluster::VerifiedRequest skewed;
     absl::Status verified = Catching(method, [&]() -> absl::Status {
-      call = VerifyCall(security_.auth.get(), method, request, *context);
+      call = PreVerifyCall(security_.auth.get(), method, *context, &skewed);
       return call.status();
     });
     if (verified.ok()) return *std::move(call);
+    if (skewed.caller.peer_id != 0) {
+      ReportSkew(skewed.caller.peer_id, std::string(verified.message()));
+      *refusal = ToGrpcStatus(verified);
+      Catching(method, [&] {
+        sign_skew(skewed);
+        return absl::OkStatus();
+      }).IgnoreError();
+      return std::nullopt;
+    }
     spdlog::debug("{} from {} refused: {}", method, context->peer(), verified.ToString());
     // The caller learns no more than that it is not a member (not even this peer's clock).
     *refusal = ToGrpcStatus(absl::IsUnauthenticated(verified) ? NotAMember() : verified);
     return std::nullopt;
+  }
+
+  // Reads the request message of a pre-authenticated call and checks its body mac.
+  // UNAUTHENTICATED when the body is not the one signed; INVALID_ARGUMENT when no message
+  // could be read (not protobuf, or the caller went away).
+  template <typename Stream, typename Request>
+  absl::Status ReadRequest(const char* method, grpc::ServerContext* context, Stream* stream,
+                           Request& request) {
+    return Catching(method, [&]() -> absl::Status {
+      if (!stream->Read(&request)) {
+        return absl::InvalidArgumentError("no request message could be read");
+      }
+      absl::Status body = VerifyCallBody(*security_.auth, method, request, *context);
+      if (!body.ok())
+        spdlog::debug("{} from {} refused: {}", method, context->peer(), body.ToString());
+      return body;
+    });
+  }
+
+  // A member whose clock is more than the accepted window off: its calls are refused; say so
+  // in the log, once a minute per peer (docs/operations.md "Clocks").
+  void ReportSkew(PeerId caller, const std::string& why) {
+    const auto now = std::chrono::steady_clock::now();
+    {
+      std::lock_guard<std::mutex> lock(skew_mu_);
+      auto [it, fresh] = skew_logged_.try_emplace(caller, now);
+      if (!fresh && now - it->second < std::chrono::minutes(1)) return;
+      it->second = now;
+    }
+    spdlog::warn("refusing the calls of peer {}: {}", caller, why);
   }
 
   // The caller's peer id must be pinned to the node id it authenticated with.
@@ -514,6 +601,8 @@ class PeerService final : public v1::Peer::Service {
   store::BlobStore* const store_;
   cluster::Membership* const membership_;
   const PeerServerSecurity security_;
+  std::mutex skew_mu_;
+  std::map<PeerId, std::chrono::steady_clock::time_point> skew_logged_;  // last warning
 };
 
 class GrpcPeerServer final : public PeerServer {
@@ -577,6 +666,13 @@ absl::StatusOr<std::unique_ptr<PeerServer>> PeerServer::Start(const std::string&
     builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                                static_cast<int>(kMinKeepaliveTime.count()));
     builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
+    // Bounds on what a client, before it has authenticated anything, can hold
+    // (docs/security.md "What an unauthenticated client can do").
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams);
+    builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                               static_cast<int>(kServerHandshakeTimeout.count()));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                               static_cast<int>(kMaxConnectionIdle.count()));
     std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
     if (server == nullptr || selected_port == 0) {
       if (server != nullptr) server->Shutdown();
