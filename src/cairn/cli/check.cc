@@ -56,6 +56,13 @@ uint64_t PrintShortfalls(const nlohmann::json& r) {
   return chunks;
 }
 
+// What the chunks below target survive (docs/operations.md "When the cluster is too small"):
+// "degraded: N chunks below target survive any P lost peers", one line per P.
+void PrintTolerance(const nlohmann::json& r) {
+  if (!r.contains("survives") || !r["survives"].is_array()) return;
+  for (const auto& t : r["survives"]) std::cerr << "degraded: " << Str(t, "message") << "\n";
+}
+
 int ExitFor(uint64_t below, uint64_t lost) {
   if (lost > 0) return kExitError;
   if (below > 0) return kExitDegraded;
@@ -95,6 +102,7 @@ int RunCheck(const GlobalOptions& global, const CheckFlags& f) {
     std::cerr << "data lost: " << lost << " chunks have no readable copy (or fewer than k shards)"
               << std::endl;
   } else if (below > 0) {
+    PrintTolerance(*r);
     const uint64_t short_of_peers = PrintShortfalls(*r);
     if (below > short_of_peers) {
       std::cerr << "degraded: " << below - short_of_peers
@@ -120,14 +128,20 @@ int RunRepair(const GlobalOptions& global, const CheckFlags& f) {
   } else {
     std::cout << "repair: " << U64(*r, "chunks") << " chunks checked, " << U64(*r, "repaired")
               << " repaired (" << U64(*r, "blobs_written") << " blobs, "
-              << FormatSize(U64(*r, "bytes_sent")) << " sent), " << below << " still below target, "
-              << lost << " lost" << std::endl;
+              << FormatSize(U64(*r, "bytes_sent")) << " sent), " << below << " still below target";
+    if (uint64_t stuck = U64(*r, "unimprovable"); stuck > 0) {
+      std::cout << " (" << stuck << " as far as the alive peers allow)";
+    }
+    std::cout << ", " << lost << " lost" << std::endl;
   }
   for (const auto& e : (*r)["errors"]) std::cerr << "error: " << e.get<std::string>() << "\n";
   if (uint64_t omitted = U64(*r, "errors_omitted"); omitted > 0) {
     std::cerr << "error: " << omitted << " more chunks could not be repaired\n";
   }
-  if (below > 0 && lost == 0) PrintShortfalls(*r);
+  if (below > 0 && lost == 0) {
+    PrintTolerance(*r);
+    PrintShortfalls(*r);
+  }
   return ExitFor(below, lost);
 }
 

@@ -381,6 +381,10 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
 
   ctx_.peers = peer_set_.get();
   jobs_ = std::make_unique<JobManager>();
+  RepairScheduleOptions repair_schedule;
+  repair_schedule.interval = config_.repair_interval;
+  repair_schedule.clock = ctx_.clock != nullptr ? ctx_.clock : env::RealClock::Default();
+  repair_schedule_ = std::make_unique<RepairSchedule>(repair_schedule);
 
   StartSources();  // before the API, which serves /v1/sources
   CAIRN_ASSIGN_OR_RETURN(api_, ApiServer::Start(config_.api, api_token_, this));
@@ -838,6 +842,16 @@ Json ShortfallJson(const std::vector<engine::PeerShortfall>& shortfalls, uint64_
   return out;
 }
 
+Json ToleranceJson(const std::vector<engine::Tolerance>& tolerance) {
+  std::vector<std::string> messages = engine::DescribeTolerance(tolerance);
+  Json out = Json::array();
+  for (size_t i = 0; i < tolerance.size(); ++i) {
+    out.push_back(
+        {{"peers", tolerance[i].peers}, {"chunks", tolerance[i].chunks}, {"message", messages[i]}});
+  }
+  return out;
+}
+
 Json CheckReportJson(const engine::CheckReport& r) {
   Json snaps = Json::array();
   for (const auto& s : r.snapshots) {
@@ -872,6 +886,7 @@ Json CheckReportJson(const engine::CheckReport& r) {
               {"below_target_detail", below},
               {"storage_peers", r.storage_peers},
               {"short_of_peers", ShortfallJson(r.short_of_peers, r.storage_peers)},
+              {"survives", ToleranceJson(r.survives)},
               {"corrupt_blobs", damaged},
               {"errors", errors}};
 }
@@ -887,6 +902,8 @@ Json RepairReportJson(const engine::RepairReport& r) {
               {"lost", r.lost},
               {"storage_peers", r.storage_peers},
               {"short_of_peers", ShortfallJson(r.short_of_peers, r.storage_peers)},
+              {"unimprovable", r.unimprovable},
+              {"survives", ToleranceJson(r.survives)},
               {"errors", errors},
               {"errors_omitted", r.errors_omitted}};
 }
@@ -913,6 +930,9 @@ absl::StatusOr<std::string> Daemon::StartCheck(const CheckRequest& request) {
          engine::DescribeShortfalls(report->short_of_peers, report->storage_peers)) {
       spdlog::warn("check: {} (more peers must join)", m);
     }
+    for (const std::string& m : engine::DescribeTolerance(report->survives)) {
+      spdlog::warn("check: {}", m);
+    }
     if (report->below_target > 0) repair_requested_ = true;  // the repair loop takes it up
     return CheckReportJson(*report);
   };
@@ -925,17 +945,33 @@ absl::StatusOr<std::string> Daemon::StartRepair(const CheckRequest& request) {
   JobFunctions fns;
   fns.progress = [progress] { return CheckProgressJson(*progress); };
   fns.run = [this, options, progress](const std::atomic<bool>& cancel) -> absl::StatusOr<Json> {
+    const std::set<PeerId> alive = AliveStoragePeers();
     auto report = engine::Repair(ctx_, options, progress.get(), &cancel);
     if (!report.ok()) return report.status();
+    RepairOutcome outcome;
+    outcome.settled =
+        report->still_below_target == 0 && report->lost == 0 && report->errors.empty();
+    outcome.progressed = report->blobs_written > 0;
+    repair_schedule_->Finished(alive, outcome);
     if (report->repaired || report->still_below_target || report->lost) {
       spdlog::info(
-          "repair: {} chunks repaired ({} blobs, {} bytes), {} still below target, {} lost",
+          "repair: {} chunks repaired ({} blobs, {} bytes), {} still below target ({} that no "
+          "repair can improve with the alive peers), {} lost",
           report->repaired, report->blobs_written, report->bytes_sent, report->still_below_target,
-          report->lost);
+          report->unimprovable, report->lost);
     }
     for (const std::string& m :
          engine::DescribeShortfalls(report->short_of_peers, report->storage_peers)) {
       spdlog::warn("repair: {} (more peers must join)", m);
+    }
+    for (const std::string& m : engine::DescribeTolerance(report->survives)) {
+      spdlog::warn("repair: {}", m);
+    }
+    if (auto backoff = repair_schedule_->backoff(); backoff.count() > 0) {
+      spdlog::info(
+          "repair: nothing more to do with these peers; the next automatic repair waits {} s "
+          "unless the alive peers change",
+          std::chrono::duration_cast<std::chrono::seconds>(backoff).count());
     }
     return RepairReportJson(*report);
   };
@@ -947,9 +983,16 @@ absl::StatusOr<std::string> Daemon::StartRepair(const CheckRequest& request) {
   return id;
 }
 
+std::set<PeerId> Daemon::AliveStoragePeers() {
+  std::set<PeerId> alive;
+  for (const auto& p : membership_->Peers()) {
+    if (!p.self && p.state == cluster::PeerState::kAlive) alive.insert(p.info.id);
+  }
+  return alive;
+}
+
 void Daemon::RepairLoop() {
   std::set<PeerId> dead;
-  auto last = std::chrono::steady_clock::now();
   std::unique_lock<std::mutex> lock(ping_mu_);
   while (!stopping_) {
     ping_cv_.wait_for(
@@ -964,14 +1007,14 @@ void Daemon::RepairLoop() {
     bool newly_dead =
         std::any_of(now_dead.begin(), now_dead.end(), [&](PeerId id) { return !dead.count(id); });
     dead = std::move(now_dead);
-    bool due = std::chrono::steady_clock::now() - last >= config_.repair_interval;
     bool requested = repair_requested_.exchange(false);
-    if (newly_dead || due || requested) {
+    // Backs off while repairs can do nothing for what they leave below target
+    // (docs/operations.md "When the cluster is too small").
+    if (repair_schedule_->Due(AliveStoragePeers(), newly_dead, requested)) {
       if (newly_dead) spdlog::info("a peer became dead: repairing own backups");
       if (requested) spdlog::info("a check found chunks below target: repairing own backups");
       auto id = StartRepair(CheckRequest{});
       if (id.ok()) {
-        last = std::chrono::steady_clock::now();
         // One at a time; a repair that is cut short by shutdown is resumed next start.
         while (!jobs_->Wait(*id, std::chrono::milliseconds(500))) {
           std::lock_guard<std::mutex> l(ping_mu_);

@@ -41,6 +41,7 @@
 #include "cairn/daemon/disk_watch.h"
 #include "cairn/daemon/jobs.h"
 #include "cairn/daemon/recover.h"
+#include "cairn/daemon/repair_schedule.h"
 #include "cairn/daemon/scrubber.h"
 #include "cairn/daemon/sources.h"
 #include "cairn/engine/backup.h"
@@ -129,8 +130,11 @@ class Daemon : public ApiHandler {
   absl::Status Init(const std::string& dir, DaemonOptions options);
   absl::Status CheckChunkerParams();
   void PingLoop();
-  // Repairs own backups every repair_interval and whenever a peer becomes dead.
+  // Repairs own backups every repair_interval, whenever a peer becomes dead and after a check
+  // that found chunks below target, as repair_schedule_ allows.
   void RepairLoop();
+  // The alive storage peers other than this one (membership).
+  std::set<PeerId> AliveStoragePeers();
   void PingOnce();
   // Logs once when the disk holding the store becomes full and once when it is not any more.
   void WatchDisk(const store::StoreStats& stats);
@@ -205,9 +209,10 @@ class Daemon : public ApiHandler {
   std::thread maintenance_thread_;
   std::thread migration_thread_;  // runs migrator_ (file layout -> segments)
   std::atomic<bool> maintenance_cancel_{false};
-  std::atomic<bool> extras_requested_{true};     // place extra copies soon (after a backup)
-  std::atomic<bool> delivery_requested_{false};  // deliver deletions/notices soon
-  std::atomic<bool> repair_requested_{false};    // a check found damage: repair soon
+  std::atomic<bool> extras_requested_{true};         // place extra copies soon (after a backup)
+  std::atomic<bool> delivery_requested_{false};      // deliver deletions/notices soon
+  std::atomic<bool> repair_requested_{false};        // a check found damage: repair soon
+  std::unique_ptr<RepairSchedule> repair_schedule_;  // when RepairLoop starts a repair
   std::once_flag shutdown_once_;
   mutable std::mutex fatal_mu_;
   absl::Status fatal_;

@@ -1,6 +1,7 @@
 #include "cairn/engine/check.h"
 
 #include <algorithm>
+#include <bit>
 #include <map>
 #include <optional>
 #include <set>
@@ -93,6 +94,93 @@ void CountShortfall(std::vector<PeerShortfall>& shortfalls, uint32_t target) {
   if (it == shortfalls.end() || it->target != target) it = shortfalls.insert(it, {target, 0});
   it->chunks++;
 }
+
+std::vector<PeerId> DistinctPeers(const std::vector<index::ShardHolder>& shards) {
+  std::vector<PeerId> peers;
+  for (const auto& s : shards) peers.push_back(s.peer);
+  std::sort(peers.begin(), peers.end());
+  peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
+  return peers;
+}
+
+// Placements of erasure-coded chunk `placed` to move so that its shards spread over `alive`
+// (the alive storage peers) as evenly as they can: the missing indices are counted as going to
+// the least loaded peers first (as StoreShards puts them), then, while some peer holds at least
+// two shards more than another, one shard index that only it holds is taken from it (the one
+// holding most; the highest index) for the one holding fewest. Each one moved raises the
+// losses the chunk survives or leaves them (never lowers them): docs/operations.md "When the
+// cluster is too small".
+std::vector<index::ShardHolder> SurplusShards(const index::ChunkRecord& placed,
+                                              const std::vector<PeerId>& alive) {
+  std::map<PeerId, std::vector<uint32_t>> held;  // alive peer -> indices only it holds
+  std::map<PeerId, int> load;
+  std::map<uint32_t, int> holders_of;
+  for (PeerId p : alive) load[p] = 0;
+  for (const auto& s : placed.shards) {
+    holders_of[s.shard]++;
+    load[s.peer]++;
+  }
+  for (const auto& s : placed.shards) {
+    if (holders_of[s.shard] == 1) held[s.peer].push_back(s.shard);
+  }
+  auto least = [&] {
+    auto it = load.begin();
+    for (auto i = load.begin(); i != load.end(); ++i)
+      if (i->second < it->second) it = i;
+    return it;
+  };
+  std::vector<index::ShardHolder> out;
+  if (load.empty()) return out;
+  const uint32_t missing =
+      placed.target > placed.PlacedCount() ? placed.target - placed.PlacedCount() : 0;
+  for (uint32_t i = 0; i < missing; ++i) least()->second++;
+  while (true) {
+    auto low = least();
+    auto high = load.end();
+    for (auto i = load.begin(); i != load.end(); ++i) {
+      if (held[i->first].empty()) continue;
+      if (high == load.end() || i->second > high->second) high = i;
+    }
+    if (high == load.end() || high->second < low->second + 2) break;
+    std::vector<uint32_t>& mine = held[high->first];
+    out.push_back({mine.back(), high->first});
+    mine.pop_back();
+    high->second--;
+    low->second++;
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Adds one chunk surviving `peers` lost peers to `tolerance` (kept ascending by peers).
+void CountTolerance(std::vector<Tolerance>& tolerance, uint32_t peers) {
+  auto it = std::lower_bound(tolerance.begin(), tolerance.end(), peers,
+                             [](const Tolerance& t, uint32_t p) { return t.peers < p; });
+  if (it == tolerance.end() || it->peers != peers) it = tolerance.insert(it, {peers, 0});
+  it->chunks++;
+}
+
+// The distinct shard indices left when the peers in `lost` (bit i: peers[i]) are gone.
+int IndicesLeft(const std::vector<uint32_t>& masks, uint32_t lost) {
+  uint32_t left = 0;
+  for (size_t i = 0; i < masks.size(); ++i)
+    if (!(lost >> i & 1)) left |= masks[i];
+  return std::popcount(left);
+}
+
+// Whether some set of `f` of the peers (indices from `from` on, added to `lost`) leaves fewer
+// than k indices.
+bool SomeLossBreaks(const std::vector<uint32_t>& masks, int k, int f, size_t from, uint32_t lost) {
+  if (f == 0) return IndicesLeft(masks, lost) < k;
+  for (size_t i = from; i + f <= masks.size(); ++i) {
+    if (SomeLossBreaks(masks, k, f - 1, i + 1, lost | 1u << i)) return true;
+  }
+  return false;
+}
+
+// Exhaustive search over loss sets above this many peers holding shards costs too much; the
+// bound is then computed with one holder per shard index (a lower bound: fewer placements).
+constexpr size_t kMaxExhaustiveHolders = 16;
 
 absl::StatusOr<Census> RunCensus(const EngineContext& ctx, const CheckOptions& options,
                                  CheckProgress* progress, const std::atomic<bool>* cancel) {
@@ -222,6 +310,7 @@ absl::StatusOr<Census> RunCensus(const EngineContext& ctx, const CheckOptions& o
         if (s.intact.target > report.storage_peers) {
           CountShortfall(report.short_of_peers, s.intact.target);
         }
+        CountTolerance(report.survives, PeerLossesSurvived(s.intact));
         uint32_t placed = s.intact.PlacedCount();
         below.emplace_back(id, s.intact.target > placed ? s.intact.target - placed : 1);
         break;
@@ -268,6 +357,68 @@ std::shared_lock<std::shared_mutex> LockShared(const EngineContext& ctx) {
 
 }  // namespace
 
+uint32_t PeerLossesSurvived(const index::ChunkRecord& placed) {
+  if (!placed.erasure()) {
+    std::set<PeerId> peers(placed.holders.begin(), placed.holders.end());
+    return peers.empty() ? 0 : static_cast<uint32_t>(peers.size() - 1);
+  }
+  const int k = placed.ec_k;
+  std::map<PeerId, uint32_t> by_peer;  // peer -> bit mask of the shard indices it holds
+  std::map<uint32_t, int> holders_of;  // shard index -> peers holding it
+  for (const auto& s : placed.shards) {
+    if (s.shard >= 32) continue;  // not an index of any scheme (k+m <= 24)
+    if (!(by_peer[s.peer] >> s.shard & 1)) holders_of[s.shard]++;
+    by_peer[s.peer] |= 1u << s.shard;
+  }
+  std::vector<uint32_t> masks;
+  for (const auto& [peer, mask] : by_peer) masks.push_back(mask);
+  const bool single = std::all_of(holders_of.begin(), holders_of.end(),
+                                  [](const auto& h) { return h.second == 1; });
+  if (!single && masks.size() > kMaxExhaustiveHolders) {
+    // Keep each index on its first holder only (a lower bound), then as below.
+    uint32_t seen = 0;
+    for (uint32_t& m : masks) {
+      m &= ~seen;
+      seen |= m;
+    }
+  }
+  if (single || masks.size() > kMaxExhaustiveHolders) {
+    // Every index on one peer: losing peers removes exactly their indices, so the worst loss
+    // of f peers is that of the f holding the most.
+    std::vector<int> counts;
+    for (uint32_t m : masks) counts.push_back(std::popcount(m));
+    std::sort(counts.rbegin(), counts.rend());
+    int left = 0;
+    for (int c : counts) left += c;
+    uint32_t f = 0;
+    for (int c : counts) {
+      if (left - c < k) break;
+      left -= c;
+      ++f;
+    }
+    return left >= k ? f : 0;
+  }
+  if (IndicesLeft(masks, 0) < k) return 0;
+  uint32_t f = 0;
+  while (f < masks.size() && !SomeLossBreaks(masks, k, static_cast<int>(f + 1), 0, 0)) ++f;
+  return f;
+}
+
+std::vector<std::string> DescribeTolerance(const std::vector<Tolerance>& tolerance) {
+  std::vector<std::string> out;
+  for (const Tolerance& t : tolerance) {
+    std::string chunks = absl::StrCat(t.chunks, t.chunks == 1 ? " chunk" : " chunks");
+    if (t.peers == 0) {
+      out.push_back(absl::StrCat(chunks, " below target survive 0 lost peers: one more lost ",
+                                 "peer loses ", t.chunks == 1 ? "it" : "them"));
+    } else {
+      out.push_back(absl::StrCat(chunks, " below target survive any ", t.peers, " lost ",
+                                 t.peers == 1 ? "peer" : "peers"));
+    }
+  }
+  return out;
+}
+
 std::vector<std::string> DescribeShortfalls(const std::vector<PeerShortfall>& shortfalls,
                                             uint64_t storage_peers) {
   std::vector<std::string> out;
@@ -297,11 +448,22 @@ absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions
   if (options.repair_rate > 0) limiter.emplace(options.repair_rate, options.repair_rate, ctx.clock);
   report.lost = census.report.lost;
   report.storage_peers = census.report.storage_peers;
+  std::vector<PeerId> reachable_peers;  // alive storage peers other than this one
+  for (const auto& p : ctx.peers->Peers()) {
+    if (p.alive && p.id != ctx.owner) reachable_peers.push_back(p.id);
+  }
   for (auto& [id, s] : census.chunks) {
     if (s.health != Health::kBelow) continue;
     if (cancel && cancel->load()) return absl::CancelledError("repair cancelled");
-    auto fail = [&](const absl::Status& st) {
+    // Too few storage peers for this target: summarized once, not an error per chunk.
+    const bool short_of_peers = s.intact.target > report.storage_peers;
+    // A chunk left below target: counted, with the peer losses its placements survive.
+    auto still_below = [&](const index::ChunkRecord& placed) {
       report.still_below_target++;
+      CountTolerance(report.survives, PeerLossesSurvived(placed));
+    };
+    auto fail = [&](const absl::Status& st, const index::ChunkRecord& placed) {
+      still_below(placed);
       if (report.errors.size() < kMaxErrors) {
         report.errors.push_back(
             absl::StrCat("chunk ", id.ShortHex(), ": ", std::string(st.message())));
@@ -309,10 +471,8 @@ absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions
         report.errors_omitted++;
       }
     };
-    // Too few storage peers for this target: summarized once, not an error per chunk.
-    const bool short_of_peers = s.intact.target > report.storage_peers;
-    auto short_fall = [&] {
-      report.still_below_target++;
+    auto short_fall = [&](const index::ChunkRecord& placed) {
+      still_below(placed);
       CountShortfall(report.short_of_peers, s.intact.target);
     };
     // Forget the placements that are gone, so that reads and placement skip them.
@@ -328,28 +488,81 @@ absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions
     }
     absl::Status st = ctx.catalog->RemovePlacements(id, gone_holders, gone_shards);
     if (!st.ok()) return st;
-    // Every alive storage peer already holds a blob of it (and, erasure-coded, every shard is
-    // placed): no put could add anything, so do not fetch it.
-    if (short_of_peers && DistinctHolders(s.intact) >= report.storage_peers &&
-        (!s.intact.erasure() || s.intact.PlacedCount() >= s.intact.target)) {
-      short_fall();
-      continue;
-    }
-    auto plain = FetchChunk(ctx, id);
-    if (!plain.ok()) {
-      fail(plain.status());
-      continue;
-    }
-    CAIRN_ASSIGN_OR_RETURN(auto known, ctx.catalog->FindChunk(id));
-    Redundancy redundancy;
-    if (s.recorded.erasure()) {
-      redundancy.ec = codec::ErasureScheme{s.recorded.ec_k, s.recorded.ec_m};
+    // What a put could add: copies, a copy on an alive storage peer holding none; shards, the
+    // missing indices, and the moves that even out the shards per peer (SurplusShards).
+    std::vector<index::ShardHolder> surplus;
+    bool improvable = false;
+    if (s.intact.erasure()) {
+      surplus = SurplusShards(s.intact, reachable_peers);
+      improvable = s.intact.PlacedCount() < s.intact.target || !surplus.empty();
     } else {
-      redundancy.copies = s.recorded.target;
+      improvable = DistinctHolders(s.intact) < report.storage_peers;
     }
-    auto outcome = PutChunk(ctx, s.recorded.kind, id, *plain, redundancy, known);
+    if (!improvable) {
+      // No fetch: another repair finds the same until the alive storage peers change.
+      report.unimprovable++;
+      if (short_of_peers) {
+        short_fall(s.intact);
+      } else {
+        still_below(s.intact);
+      }
+      continue;
+    }
+    absl::StatusOr<StoreOutcome> outcome;
+    if (s.intact.erasure()) {
+      // Rebuild every shard of the stored seal from k intact ones; put the missing indices and
+      // the surplus placements' indices (each moved to a peer that holds fewer).
+      auto opened = FetchShards(ctx, id, s.intact);
+      if (!opened.ok()) {
+        fail(opened.status(), s.intact);
+        continue;
+      }
+      format::SealedShards sealed;
+      sealed.id = id;
+      sealed.plain_size = opened->plaintext.size();
+      sealed.scheme = {s.intact.ec_k, s.intact.ec_m};
+      sealed.shards = std::move(opened->shards);
+      std::vector<index::ShardHolder> keep;
+      for (const auto& sh : s.intact.shards) {
+        if (std::find(surplus.begin(), surplus.end(), sh) == surplus.end()) keep.push_back(sh);
+      }
+      outcome = StoreShards(ctx, s.recorded.kind, sealed, keep);
+      if (outcome.ok()) {
+        // A surplus placement whose index now has another holder is forgotten, and its blob
+        // deleted when the peer is reached (cancelled if the shard is placed there again).
+        for (const auto& sh : surplus) {
+          auto& placed = outcome->shards;
+          const bool moved = std::any_of(placed.begin(), placed.end(), [&](const auto& p) {
+            return p.shard == sh.shard && p.peer != sh.peer;
+          });
+          const bool kept = std::find(placed.begin(), placed.end(), sh) != placed.end();
+          if (!moved) {
+            if (!kept) placed.insert(std::lower_bound(placed.begin(), placed.end(), sh), sh);
+            continue;
+          }
+          if (kept) placed.erase(std::find(placed.begin(), placed.end(), sh));
+          CAIRN_RETURN_IF_ERROR(ctx.catalog->RemovePlacements(id, {}, {sh}));
+          CAIRN_RETURN_IF_ERROR(
+              ctx.catalog->QueueDeletions(sh.peer, {index::ChunkShard{id, sh.shard}}));
+        }
+        index::ChunkRecord now = s.intact;
+        now.shards = outcome->shards;
+        outcome->holders = DistinctPeers(now.shards);
+        outcome->at_target = now.AtTarget();
+      }
+    } else {
+      auto plain = FetchChunk(ctx, id);
+      if (!plain.ok()) {
+        fail(plain.status(), s.intact);
+        continue;
+      }
+      CAIRN_ASSIGN_OR_RETURN(auto known, ctx.catalog->FindChunk(id));
+      Redundancy redundancy;
+      redundancy.copies = s.recorded.target;
+      outcome = PutChunk(ctx, s.recorded.kind, id, *plain, redundancy, known);
+    }
     if (!outcome.ok()) {
-      fail(outcome.status());
+      fail(outcome.status(), s.intact);
       continue;
     }
     report.blobs_written += outcome->new_copies;
@@ -382,10 +595,20 @@ absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions
         CAIRN_RETURN_IF_ERROR(
             ctx.catalog->QueueDeletions(sh.peer, {ports::ChunkShard{id, sh.shard}}));
       }
-    } else if (short_of_peers) {
-      short_fall();
+      continue;
+    }
+    // Below target still: placed as far as the alive peers allowed (or some were full or
+    // failed: an error line, unless the cluster is too small anyway).
+    index::ChunkRecord now = s.intact;
+    if (now.erasure()) {
+      now.shards = outcome->shards;
     } else {
-      fail(absl::UnavailableError("not enough live peers with space to reach the target"));
+      now.holders = outcome->holders;
+    }
+    if (short_of_peers) {
+      short_fall(now);
+    } else {
+      fail(absl::UnavailableError("not enough live peers with space to reach the target"), now);
     }
   }
   return report;

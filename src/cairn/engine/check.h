@@ -9,7 +9,17 @@
 //
 // Repair: for each chunk below target, forgets the placements that check found gone, fetches
 // the chunk from the survivors and puts the missing copies or rebuilt shards on new peers in
-// placement order (PutChunk). Safe to interrupt and run again: every step is idempotent.
+// placement order (PutChunk; shards: FetchShards and StoreShards). Safe to interrupt and run
+// again: every step is idempotent.
+//
+// Too few peers (docs/operations.md "When the cluster is too small"): with fewer alive storage
+// peers than a chunk's target, repair restores as much tolerance as they allow: copies on every
+// one of them; every missing shard rebuilt, on a peer holding none of the chunk (on a host
+// holding none first), else doubled up on the least loaded holder. When peers join again, a
+// shard doubled up on one peer is moved to a peer holding none (the rebuilt shard is put there,
+// the surplus placement forgotten and its deletion queued). A chunk that no put could improve
+// (every alive storage peer holds a blob of it, and every shard index is placed) is not
+// fetched, and is counted in RepairReport::unimprovable.
 //
 // Thread-safety: stateless functions over a thread-safe context.
 #pragma once
@@ -60,6 +70,24 @@ struct PeerShortfall {
 std::vector<std::string> DescribeShortfalls(const std::vector<PeerShortfall>& shortfalls,
                                             uint64_t storage_peers);
 
+// How many storage peers a chunk can lose, whichever they are, and still be read: copies, the
+// distinct peers holding one minus 1; erasure coded, the largest f such that losing any f of
+// the peers holding its shards leaves at least k distinct shard indices. 0 for a chunk that
+// one more lost peer makes unreadable (or that is lost already). Counts the placements given.
+uint32_t PeerLossesSurvived(const index::ChunkRecord& placed);
+
+// Chunks below target by the peer losses they survive (PeerLossesSurvived of their intact
+// placements): `chunks` chunks survive the loss of any `peers` storage peers and no more.
+struct Tolerance {
+  uint32_t peers = 0;
+  uint64_t chunks = 0;
+  bool operator==(const Tolerance&) const = default;
+};
+
+// "N chunks below target survive any P lost peers" (P > 0) or "N chunks below target survive 0
+// lost peers: one more lost peer loses them", one line per entry.
+std::vector<std::string> DescribeTolerance(const std::vector<Tolerance>& tolerance);
+
 struct CheckProgress {
   std::atomic<uint64_t> chunks_total{0};
   std::atomic<uint64_t> chunks_done{0};
@@ -81,6 +109,8 @@ struct CheckReport {
   uint64_t storage_peers = 0;       // alive storage peers other than this one
   // Of below_target: chunks whose target exceeds storage_peers, by target ascending.
   std::vector<PeerShortfall> short_of_peers;
+  // Of below_target: chunks by the peer losses they survive, ascending by `peers`.
+  std::vector<Tolerance> survives;
   bool healthy() const { return below_target == 0 && lost == 0 && errors.empty(); }
 };
 
@@ -101,13 +131,22 @@ struct RepairReport {
   // Of still_below_target: chunks whose target exceeds storage_peers, by target ascending.
   // They get no line in `errors` (the summary says it once).
   std::vector<PeerShortfall> short_of_peers;
+  // Of still_below_target: chunks no put could improve (every alive storage peer already holds
+  // a blob of it and every shard index is placed); they were not fetched. Until the alive
+  // storage peers change, another repair has nothing to do for them.
+  uint64_t unimprovable = 0;
+  // Of still_below_target: chunks by the peer losses they survive after this repair,
+  // ascending by `peers`.
+  std::vector<Tolerance> survives;
   std::vector<std::string> errors;  // per chunk, the first 10 (then errors_omitted)
   uint64_t errors_omitted = 0;      // chunks that failed for another reason beyond those 10
 };
 
 // Runs a check (with `options`) and repairs what is below target. A chunk whose target exceeds
-// the alive storage peers is still spread onto every one of them, but is not fetched when
-// every alive storage peer already holds a blob of it (nothing could be added).
+// the alive storage peers is still spread onto every one of them (shards doubled up, see the
+// file comment), but is not fetched when no put could improve it (RepairReport::unimprovable).
+// Returns the report (also when chunks stay below target or are lost); CANCELLED on cancel;
+// INTERNAL for catalog errors.
 absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions& options,
                                     CheckProgress* progress,
                                     const std::atomic<bool>* cancel = nullptr);

@@ -6,10 +6,13 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
+#include <set>
 
 #include "cairn/engine/backup.h"
 #include "cairn/engine/gc.h"
+#include "cairn/engine/lifecycle_test_util.h"
 #include "cairn/engine/restore.h"
 #include "cairn/engine/testing/fake_peers.h"
 #include "cairn/ports/catalog.h"
@@ -18,6 +21,7 @@ namespace cairn::engine {
 namespace {
 
 namespace fs = std::filesystem;
+using lifecycle_testing::ReferencedChunks;
 
 class CheckTest : public ::testing::Test {
  protected:
@@ -88,6 +92,22 @@ class CheckTest : public ::testing::Test {
                 std::string(std::istreambuf_iterator<char>(b), {}))
           << name;
     }
+  }
+
+  // Every chunk the catalog records, with its placements.
+  std::map<ChunkId, index::ChunkRecord> Records() {
+    std::map<ChunkId, index::ChunkRecord> out;
+    auto snaps = catalog_->ListSnapshots();
+    EXPECT_TRUE(snaps.ok());
+    if (!snaps.ok()) return out;
+    for (const auto& snap : *snaps) {
+      for (const ChunkId& id : ReferencedChunks(ctx_, {snap.id, snap.snapshot})) {
+        auto found = catalog_->FindChunk(id);
+        EXPECT_TRUE(found.ok() && found->has_value()) << id.ShortHex();
+        if (found.ok() && found->has_value()) out[id] = **found;
+      }
+    }
+    return out;
   }
 
   fs::path root_;
@@ -167,10 +187,156 @@ TEST_F(CheckTest, ErasureCodedChunksGetTheirMissingShardsRebuilt) {
   EXPECT_EQ(rep.still_below_target, 0u) << (rep.errors.empty() ? "" : rep.errors[0]);
   CheckReport after = MustCheck(/*read_data=*/true);
   EXPECT_TRUE(after.healthy()) << after.below_target << " below, " << after.lost << " lost";
-  // Every erasure-coded chunk: 6 shards on 6 distinct live peers.
+  // Every erasure-coded chunk: 6 shards on 6 distinct live peers, so that any 2 of them can
+  // be lost.
   for (const auto& [id, missing] : after.below_detail)
     ADD_FAILURE() << id.ShortHex() << " missing " << missing;
+  size_t ec_chunks = 0;
+  for (const auto& [id, record] : Records()) {
+    if (!record.erasure()) continue;
+    ++ec_chunks;
+    EXPECT_TRUE(record.AtTarget()) << id.ShortHex();
+    EXPECT_EQ(PeerLossesSurvived(record), 2u) << id.ShortHex();
+    for (const auto& sh : record.shards) EXPECT_TRUE(sh.peer != 4 && sh.peer != 7);
+  }
+  EXPECT_GT(ec_chunks, 5u);
+  // A second repair has nothing to do and nothing it could improve.
+  RepairReport again = MustRepair();
+  EXPECT_EQ(again.blobs_written, 0u);
+  EXPECT_EQ(again.still_below_target, 0u);
+  EXPECT_EQ(again.unimprovable, 0u);
+  EXPECT_TRUE(again.survives.empty());
   ExpectRestorable();
+}
+
+// docs/operations.md "When the cluster is too small": 7 storage peers hold 4+2 chunks, 2 die.
+// Repair rebuilds every missing shard on the 5 survivors (one of them holds two), so that any 1
+// more lost peer still leaves k shards; a second repair fetches nothing; when a sixth peer is
+// back, the doubled-up shard moves to it and every chunk is at target again.
+TEST_F(CheckTest, TooFewPeersForKPlusMGetAsMuchToleranceAsTheyAllow) {
+  peers_.SetReachable(9, false);
+  peers_.SetAlive(9, false);
+  Backup(codec::ErasureScheme{4, 2});
+  for (PeerId dead : {4, 7}) {
+    peers_.SetReachable(dead, false);
+    peers_.SetAlive(dead, false);
+  }
+  size_t ec_chunks = 0;
+  for (const auto& [id, record] : Records()) ec_chunks += record.erasure();
+  ASSERT_GT(ec_chunks, 5u);
+
+  CheckReport before = MustCheck();
+  EXPECT_EQ(before.lost, 0u);
+  EXPECT_EQ(before.storage_peers, 5u);
+  // Each chunk was on 6 of the 7 peers: it lost 1 shard (survives 1 more loss) or 2 (none).
+  uint64_t survive_counted = 0;
+  for (const Tolerance& t : before.survives) {
+    EXPECT_LE(t.peers, 1u);
+    survive_counted += t.chunks;
+  }
+  EXPECT_EQ(survive_counted, before.below_target);
+  ASSERT_FALSE(before.survives.empty());
+  EXPECT_EQ(before.survives[0].peers, 0u) << "no chunk lost two shards: pick other victims";
+
+  RepairReport rep = MustRepair();
+  EXPECT_TRUE(rep.errors.empty()) << rep.errors.front();
+  EXPECT_EQ(rep.lost, 0u);
+  EXPECT_GT(rep.blobs_written, 0u);
+  EXPECT_EQ(rep.still_below_target, ec_chunks);
+  ASSERT_EQ(rep.short_of_peers.size(), 1u);
+  EXPECT_EQ(rep.short_of_peers[0], (PeerShortfall{6, ec_chunks}));
+  EXPECT_EQ(rep.survives, (std::vector<Tolerance>{{1, ec_chunks}}));
+  EXPECT_EQ(DescribeTolerance(rep.survives),
+            std::vector<std::string>{std::to_string(ec_chunks) +
+                                     " chunks below target survive any 1 lost peer"});
+  for (const auto& [id, record] : Records()) {
+    if (!record.erasure()) {
+      EXPECT_TRUE(record.AtTarget()) << id.ShortHex();  // 3 copies fit on 5 peers
+      continue;
+    }
+    EXPECT_EQ(record.PlacedCount(), 6u) << id.ShortHex();
+    std::set<PeerId> holders;
+    for (const auto& sh : record.shards) holders.insert(sh.peer);
+    EXPECT_EQ(holders, (std::set<PeerId>{2, 3, 5, 6, 8})) << id.ShortHex();
+    EXPECT_EQ(PeerLossesSurvived(record), 1u) << id.ShortHex();
+  }
+  CheckReport after = MustCheck(/*read_data=*/true);
+  EXPECT_EQ(after.corrupt, 0u);
+  EXPECT_EQ(after.lost, 0u);
+  EXPECT_EQ(after.below_target, ec_chunks);
+  EXPECT_EQ(after.survives, (std::vector<Tolerance>{{1, ec_chunks}}));
+  ExpectRestorable();
+
+  // Nothing more can be done with 5 peers: no blob is fetched, nothing is put.
+  uint64_t gets = 0;
+  for (PeerId p = 2; p <= 9; ++p) gets += peers_.GetCalls(p);
+  RepairReport again = MustRepair();
+  uint64_t gets_after = 0;
+  for (PeerId p = 2; p <= 9; ++p) gets_after += peers_.GetCalls(p);
+  EXPECT_EQ(gets_after, gets);
+  EXPECT_EQ(again.blobs_written, 0u);
+  EXPECT_EQ(again.unimprovable, ec_chunks);
+  EXPECT_EQ(again.still_below_target, ec_chunks);
+  EXPECT_TRUE(again.errors.empty());
+  EXPECT_EQ(again.survives, rep.survives);
+
+  // A sixth peer is back: each doubled-up shard moves to it; the surplus copy is queued for
+  // deletion on the peer that held two.
+  peers_.SetReachable(9, true);
+  peers_.SetAlive(9, true);
+  RepairReport grown = MustRepair();
+  EXPECT_TRUE(grown.errors.empty()) << grown.errors.front();
+  EXPECT_EQ(grown.repaired, ec_chunks);
+  EXPECT_EQ(grown.still_below_target, 0u);
+  EXPECT_EQ(grown.blobs_written, ec_chunks);
+  for (const auto& [id, record] : Records()) {
+    if (!record.erasure()) continue;
+    EXPECT_TRUE(record.AtTarget()) << id.ShortHex();
+    EXPECT_EQ(PeerLossesSurvived(record), 2u) << id.ShortHex();
+    EXPECT_EQ(record.shards.size(), 6u) << id.ShortHex();
+  }
+  uint64_t queued = 0;
+  for (PeerId p : {2, 3, 5, 6, 8}) {
+    auto list = catalog_->ListPendingDeletions(p, 100000);
+    ASSERT_TRUE(list.ok());
+    queued += list->size();
+  }
+  EXPECT_EQ(queued, ec_chunks);
+  auto delivered = DeliverDeletions(ctx_);
+  ASSERT_TRUE(delivered.ok()) << delivered.status();
+  CheckReport healthy = MustCheck(/*read_data=*/true);
+  EXPECT_TRUE(healthy.healthy()) << healthy.below_target << " below, " << healthy.lost << " lost";
+  EXPECT_EQ(healthy.corrupt, 0u);
+  ExpectRestorable();
+}
+
+TEST(PeerLossesSurvivedTest, CopiesAndShards) {
+  index::ChunkRecord copies;
+  copies.target = 3;
+  EXPECT_EQ(PeerLossesSurvived(copies), 0u);
+  copies.holders = {5};
+  EXPECT_EQ(PeerLossesSurvived(copies), 0u);
+  copies.holders = {2, 3, 5};
+  EXPECT_EQ(PeerLossesSurvived(copies), 2u);
+
+  auto ec = [](std::vector<index::ShardHolder> shards) {
+    index::ChunkRecord r;
+    r.target = 6;
+    r.ec_k = 4;
+    r.ec_m = 2;
+    r.shards = std::move(shards);
+    return PeerLossesSurvived(r);
+  };
+  EXPECT_EQ(ec({{0, 1}, {1, 2}, {2, 3}, {3, 4}, {4, 5}, {5, 6}}), 2u);
+  EXPECT_EQ(ec({{0, 1}, {1, 2}, {2, 3}, {3, 4}, {4, 5}, {5, 5}}), 1u);  // peer 5 holds two
+  EXPECT_EQ(ec({{0, 1}, {1, 1}, {2, 2}, {3, 2}, {4, 3}, {5, 4}}), 1u);  // 2+2+1+1
+  EXPECT_EQ(ec({{0, 1}, {1, 1}, {2, 1}, {3, 2}, {4, 3}, {5, 4}}), 0u);  // 3+1+1+1
+  EXPECT_EQ(ec({{0, 1}, {1, 2}, {2, 3}, {3, 4}}), 0u);                  // exactly k
+  EXPECT_EQ(ec({{0, 1}, {1, 2}, {2, 3}}), 0u);                          // lost
+  // An index held twice: losing peer 1 or 2 alone keeps index 0; losing 3 leaves 3 indices.
+  EXPECT_EQ(ec({{0, 1}, {0, 2}, {1, 3}, {2, 4}, {3, 5}}), 0u);
+  // Indices 0 and 1 each on peers 1 and 2: any 2 lost peers leave 4 indices, 3 may not.
+  EXPECT_EQ(ec({{0, 1}, {0, 2}, {1, 1}, {1, 2}, {2, 3}, {3, 4}, {4, 5}, {5, 6}}), 2u);
 }
 
 TEST_F(CheckTest, ReadDataFindsCorruptBlobsAndRepairReplacesThem) {

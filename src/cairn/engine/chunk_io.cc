@@ -354,20 +354,35 @@ absl::StatusOr<StoreOutcome> StoreShards(const EngineContext& ctx, BlobKind kind
   std::set<PeerId> failed;                          // unreachable or full for this chunk
   std::vector<std::string> errors;
 
-  // Shard i to the i-th unused peer of the placement order; once every peer holds a shard,
-  // onto the least loaded peers (below target, still more shards to survive losses).
-  size_t next = 0;
+  // Shard i to the i-th unused peer of the placement order: a peer holding no shard of the chunk
+  // on a host holding none (host spread), then a peer holding none; once every peer holds a
+  // shard, onto the least loaded peers (below target, still more shards to survive losses;
+  // docs/operations.md "When the cluster is too small").
+  auto host_of = [&](PeerId p) -> std::string {
+    const StoragePeer* sp = FindPeer(peers, p);
+    return sp == nullptr ? std::string() : sp->host;
+  };
+  auto fresh = [&](PeerId p, uint32_t shard, uint64_t size) {
+    if (load[p] > 0 || failed.count(p) || attempted.count({p, shard})) return false;
+    if (LooksFull(peers, p, size)) {
+      failed.insert(p);
+      errors.push_back(absl::StrCat("peer ", p, ": full"));
+      return false;
+    }
+    return true;
+  };
   auto next_peer = [&](uint32_t shard) -> std::optional<PeerId> {
     const uint64_t size = sealed.shards[shard].size();
-    while (next < order.size()) {
-      PeerId p = order[next++];
-      if (load[p] > 0 || failed.count(p) || attempted.count({p, shard})) continue;
-      if (LooksFull(peers, p, size)) {
-        failed.insert(p);
-        errors.push_back(absl::StrCat("peer ", p, ": full"));
-        continue;
+    if (ctx.spread == placement::Spread::kHost) {
+      std::set<std::string> used_hosts;
+      for (const auto& [p, n] : load)
+        if (n > 0) used_hosts.insert(host_of(p));
+      for (PeerId p : order) {
+        if (!used_hosts.count(host_of(p)) && fresh(p, shard, size)) return p;
       }
-      return p;
+    }
+    for (PeerId p : order) {
+      if (fresh(p, shard, size)) return p;
     }
     std::optional<PeerId> best;
     for (PeerId p : order) {

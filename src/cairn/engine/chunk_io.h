@@ -5,9 +5,10 @@
 //    already hold the chunk, look full, or fail, until N peers hold it.
 //  - Erasure coding k+m: the chunk is sealed once and split into k+m shards
 //    (format::SealShards); shard i goes to the i-th peer of the placement order (host spread
-//    puts distinct hosts first), a failed or full peer is replaced by the next unused one, and
-//    when there are fewer than k+m usable peers the remaining shards are put on peers that
-//    already hold one (below target, but more shards still survive more losses). Small chunks
+//    puts distinct hosts first), a failed or full peer is replaced by the next unused one
+//    (one on a host holding no shard of the chunk first), and when there are fewer than k+m
+//    usable peers the remaining shards are put on the least loaded peers that already hold one
+//    (below target, but more shards still survive more losses). Small chunks
 //    (sealed payload < format::kMinErasurePayload) get m+1 copies instead.
 //
 // Fetch: every recorded holder first (alive, then suspect, then the others; within each, peers
