@@ -41,6 +41,7 @@ Action RegisterDelete(CLI::App& app, GlobalOptions& global);
 Action RegisterReclaim(CLI::App& app, GlobalOptions& global);
 Action RegisterKey(CLI::App& app, GlobalOptions& global);
 Action RegisterRecover(CLI::App& app, GlobalOptions& global);
+Action RegisterIndex(CLI::App& app, GlobalOptions& global);
 // Versions (issue 5): versions.cc, diff.cc, find.cc.
 Action RegisterVersions(CLI::App& app, GlobalOptions& global);
 Action RegisterDiff(CLI::App& app, GlobalOptions& global);

@@ -44,27 +44,17 @@ int Main(int argc, char** argv) {
   app.require_subcommand(1);
 
   const std::pair<const char*, Action (*)(CLI::App&, GlobalOptions&)> kCommands[] = {
-      {"init", RegisterInit},
-      {"peer", RegisterPeer},
-      {"backup", RegisterBackup},
-      {"snapshots", RegisterSnapshots},
-      {"ls", RegisterLs},
-      {"restore", RegisterRestore},
-      {"peers", RegisterPeers},
-      {"status", RegisterStatus},
-      {"cluster", RegisterCluster},
-      {"check", RegisterCheck},
-      {"repair", RegisterRepair},
-      {"forget", RegisterForget},
-      {"delete", RegisterDelete},
-      {"reclaim", RegisterReclaim},
-      {"key", RegisterKey},
-      {"recover", RegisterRecover},
-      {"versions", RegisterVersions},
-      {"diff", RegisterDiff},
-      {"find", RegisterFind},
-      {"mount", RegisterMount},
-      {"source", RegisterSource},
+      {"init", RegisterInit},       {"peer", RegisterPeer},
+      {"backup", RegisterBackup},   {"snapshots", RegisterSnapshots},
+      {"ls", RegisterLs},           {"restore", RegisterRestore},
+      {"peers", RegisterPeers},     {"status", RegisterStatus},
+      {"cluster", RegisterCluster}, {"check", RegisterCheck},
+      {"repair", RegisterRepair},   {"forget", RegisterForget},
+      {"delete", RegisterDelete},   {"reclaim", RegisterReclaim},
+      {"key", RegisterKey},         {"recover", RegisterRecover},
+      {"index", RegisterIndex},     {"versions", RegisterVersions},
+      {"diff", RegisterDiff},       {"find", RegisterFind},
+      {"mount", RegisterMount},     {"source", RegisterSource},
       {"watch", RegisterWatch}};
   std::vector<std::pair<CLI::App*, Action>> commands;
   for (const auto& [name, reg] : kCommands) {

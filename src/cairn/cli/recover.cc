@@ -81,30 +81,9 @@ void RemoveMade(const std::string& dir, bool existed, const std::vector<std::str
 }
 
 nlohmann::json ReportJson(const engine::RecoverReport& r, const std::string& dir, PeerId peer) {
-  nlohmann::json snaps = nlohmann::json::array();
-  for (const index::SnapshotRecord& s : r.snapshots) snaps.push_back(daemon::SnapshotJson(s));
-  nlohmann::json errors = nlohmann::json::array();
-  for (const std::string& e : r.errors) errors.push_back(daemon::SanitizeUtf8(e));
-  nlohmann::json j;
+  nlohmann::json j = daemon::RecoverReportJson(r);
   j["peer_id"] = peer;
   daemon::SetPathField(j, "dir", dir);
-  j["complete"] = r.complete();
-  j["peers_listed"] = r.peers_listed;
-  j["peers_not_listed"] = r.peers_not_listed;
-  j["blobs"] = r.blobs;
-  j["chunks"] = r.chunks;
-  j["data_chunks"] = r.data_chunks;
-  j["tree_chunks"] = r.tree_chunks;
-  j["snapshot_chunks"] = r.snapshot_chunks;
-  j["erasure_chunks"] = r.erasure_chunks;
-  j["headers_read"] = r.headers_read;
-  j["trees"] = r.trees;
-  j["snapshots"] = snaps;
-  j["snapshots_unreadable"] = r.snapshots_unreadable;
-  j["missing_chunks"] = r.missing_chunks;
-  j["chunks_below_target"] = r.chunks_below_target;
-  j["plain_sizes_unknown"] = r.plain_sizes_unknown;
-  j["errors"] = errors;
   return j;
 }
 
@@ -207,6 +186,7 @@ int RunRecover(const GlobalOptions& global, const RecoverFlags& f) {
   };
 
   daemon::DaemonOptions options;
+  options.check_index = false;  // this command rebuilds the index itself
   // Another node holds this peer id (the old peer still runs, or its pin changed): stop.
   options.on_fatal = [](const absl::Status&) { g_interrupted = true; };
   absl::StatusOr<std::unique_ptr<daemon::Daemon>> d = daemon::Daemon::Start(c.dir, options);

@@ -57,12 +57,41 @@ std::string ScrubLine(const nlohmann::json& scrub) {
   return line + "\n";
 }
 
+// The index line (daemon "index" object, docs/operations.md "When the index is damaged"): empty
+// when the catalog is fine.
+std::string IndexLine(const nlohmann::json& index) {
+  if (!index.is_object()) return "";
+  const std::string state = Str(index, "state");
+  if (state.empty() || state == "ok" || state == "checking") return "";
+  std::string line = "index:      ";
+  if (state == "rebuilding") {
+    line += "being rebuilt from the peers (job " + Str(index, "job_id") + ")";
+  } else if (state == "rebuilt") {
+    const nlohmann::json& r = index.contains("rebuilt") ? index["rebuilt"] : nlohmann::json();
+    line += "rebuilt from the peers since start: " + std::to_string(U64(r, "snapshots")) +
+            " snapshot(s), " + std::to_string(U64(r, "chunks")) + " chunk(s)";
+    if (r.is_object() && r.contains("complete") && !Bool(r, "complete")) line += ", incomplete";
+  } else if (state == "failed") {
+    line += "rebuilding from the peers failed: " + Str(index, "error") +
+            "; run `cairn index rebuild` to try again";
+  } else {
+    line += state;
+  }
+  if (!Str(index, "problem").empty()) line += "\n            why: " + Str(index, "problem");
+  if (!Str(index, "kept_aside").empty()) {
+    line += "\n            the damaged file is kept as " + Str(index, "kept_aside");
+  }
+  return line + "\n";
+}
+
 int RunStatus(const GlobalOptions& global) {
   absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
   if (!api.ok()) return PrintError(api.status());
   absl::StatusOr<nlohmann::json> s = (*api)->Get("/v1/status");
   if (!s.ok()) return PrintError(s.status());
   uint64_t below = U64(*s, "chunks_below_target");
+  const nlohmann::json index = s->contains("index") ? (*s)["index"] : nlohmann::json();
+  const std::string index_state = index.is_object() ? Str(index, "state") : "";
   if (global.json) {
     PrintJson(*s);
   } else {
@@ -102,7 +131,7 @@ int RunStatus(const GlobalOptions& global) {
     const nlohmann::json home = s->contains("home") ? (*s)["home"] : nlohmann::json::object();
     char ratio[64];
     std::cout << "\nas a home peer\n"
-              << "snapshots:  " << U64(*s, "snapshots") << "\n"
+              << IndexLine(index) << "snapshots:  " << U64(*s, "snapshots") << "\n"
               << "chunks:     " << U64(*s, "chunks") << " (" << U64(*s, "chunks_at_target")
               << " at target, " << below << " below target)\n";
     std::snprintf(ratio, sizeof ratio, "%.2fx", Double(home, "dedup_ratio"));
@@ -119,6 +148,13 @@ int RunStatus(const GlobalOptions& global) {
                 << " blob deletions queued for offline peers\n";
     }
     std::cout << std::flush;
+  }
+  if (index_state == "rebuilding" || index_state == "failed") {
+    std::cerr << "degraded: this peer's index "
+              << (index_state == "rebuilding" ? "is being rebuilt from the peers"
+                                              : "could not be rebuilt from the peers")
+              << " (" << Str(index, "problem") << ")" << std::endl;
+    return kExitDegraded;
   }
   if (below > 0) {
     std::cerr << "degraded: " << below << (below == 1 ? " chunk" : " chunks") << " below target"

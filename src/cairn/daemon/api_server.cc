@@ -606,6 +606,10 @@ void ApiServer::Route() {
            CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartReclaim(r));
            return Reply{202, Json{{"job_id", id}}};
          }));
+  s.Post("/v1/index/rebuild", Wrap([this](const httplib::Request&) -> absl::StatusOr<Reply> {
+           CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartIndexRebuild());
+           return Reply{202, Json{{"job_id", id}}};
+         }));
   s.Get("/v1/sources", Wrap([this](const httplib::Request&) -> absl::StatusOr<Reply> {
           CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetSources());
           return Reply{200, std::move(j)};

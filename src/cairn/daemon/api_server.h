@@ -129,6 +129,10 @@ class ApiHandler {
   virtual absl::StatusOr<std::string> StartReclaim(const ReclaimRequest& /*request*/) {
     return absl::UnimplementedError("reclaim is not available");
   }
+  // POST /v1/index/rebuild: rebuilds this peer's catalog from the peers (a job).
+  virtual absl::StatusOr<std::string> StartIndexRebuild() {
+    return absl::UnimplementedError("index rebuild is not available");
+  }
   // Bytes of a file in a snapshot (issue 5, `cairn mount`); UNIMPLEMENTED unless overridden.
   virtual absl::StatusOr<std::string> ReadFile(const ReadRequest& /*request*/) {
     return absl::UnimplementedError("read is not available");

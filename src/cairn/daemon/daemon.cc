@@ -233,7 +233,15 @@ absl::Status Daemon::OpenStore(const std::string& dir) {
                                                        options, env::PosixFileSystem()));
   segments_ = segment_store_.get();
   const store::SegmentRecovery r = segment_store_->recovery();
-  if (r.replayed_records > 0 || r.torn_tail_bytes > 0 || r.removed_segments > 0) {
+  if (r.registry_rebuilt) {
+    const store::StoreStats st = segment_store_->Stats();
+    spdlog::warn(
+        "storage: the registry of held blobs was empty while {} segment files exist: rebuilt it "
+        "from the segments: {} blobs held ({}) from {} intact records, {} bytes of torn tail "
+        "cut, {} bytes after damaged records and {} segments with a damaged header left in place",
+        r.segments, st.blobs, FormatSize(st.live_bytes), r.replayed_records, r.torn_tail_bytes,
+        r.unregistered_tail_bytes, r.unreadable_segments);
+  } else if (r.replayed_records > 0 || r.torn_tail_bytes > 0 || r.removed_segments > 0) {
     spdlog::warn(
         "storage: recovered {} segments: {} records registered again, {} bytes of torn tail cut, "
         "{} unfinished or retired segment files removed",
@@ -269,12 +277,29 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   CAIRN_ASSIGN_OR_RETURN(cluster_key_, LoadClusterKey(dir));
   CAIRN_ASSIGN_OR_RETURN(node_id_, LoadOrCreateNodeId(dir));
 
-  CAIRN_ASSIGN_OR_RETURN(db_, index::Database::Open(IndexPath(dir)));
+  // A missing, empty or damaged index.db is replaced by a new one (the damaged file kept
+  // aside); the storage registry is then rebuilt from the segments (OpenStore) and the catalog
+  // from the peers (IndexLoop). docs/operations.md "When the index is damaged".
+  CAIRN_ASSIGN_OR_RETURN(db_, OpenIndex(dir, &index_open_));
+  if (!index_open_.problem.empty()) {
+    spdlog::error("index: {}{}; started with a new, empty {}", SanitizeUtf8(index_open_.problem),
+                  index_open_.kept_aside.empty()
+                      ? ""
+                      : absl::StrCat("; the damaged file is kept as ", index_open_.kept_aside),
+                  IndexPath(dir));
+  }
   registry_ = index::NewSqliteBlobRegistry(db_.get());
   CAIRN_RETURN_IF_ERROR(OpenStore(dir));
   catalog_ = index::NewSqliteCatalog(db_.get());
   outbox_ = index::NewSqliteMovedOutbox(db_.get());
   CAIRN_RETURN_IF_ERROR(CheckChunkerParams());
+  CAIRN_ASSIGN_OR_RETURN(std::vector<index::SnapshotRecord> known, catalog_->ListSnapshots());
+  const bool check_index = options_.check_index && (!index_open_.problem.empty() || known.empty());
+  if (check_index && !index_open_.problem.empty()) {
+    std::lock_guard<std::mutex> lock(index_mu_);
+    index_state_ = "rebuilding";
+    index_problem_ = index_open_.problem;
+  }
   // What the owner side needs before the peer service can take a BlobMoved; peers come later.
   ctx_.owner = config_.peer_id;
   ctx_.keys = codec::DeriveOwnerKeys(owner_key_);
@@ -419,6 +444,7 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
       }
     });
   }
+  if (check_index) index_thread_ = std::thread([this] { IndexLoop(); });
   StartDiscovery(listen_host);
   scrubber_->Start();
   spdlog::info("peer {} listening on {} (api {})", config_.peer_id, listen_address_,
@@ -501,6 +527,7 @@ void Daemon::Shutdown() {
     }
     ping_cv_.notify_all();
     if (ping_thread_.joinable()) ping_thread_.join();
+    if (index_thread_.joinable()) index_thread_.join();
     if (repair_thread_.joinable()) repair_thread_.join();
     if (maintenance_thread_.joinable()) maintenance_thread_.join();
     if (migrator_) migrator_->Stop();
@@ -650,6 +677,7 @@ absl::StatusOr<Json> Daemon::GetStatus() {
   j["plain_bytes"] = cs.plain_bytes;
   j["stored_bytes"] = cs.stored_bytes;
   j["scrub"] = scrubber_->StatusJson();
+  j["index"] = IndexStatusJson();
   Json storage;
   storage["layout"] = segments_ != nullptr ? "segments" : "files";
   if (segments_ != nullptr) {
@@ -709,6 +737,7 @@ absl::StatusOr<Json> Daemon::GetPeers() {
 }
 
 absl::StatusOr<Json> Daemon::GetSnapshots() {
+  CAIRN_RETURN_IF_ERROR(IndexReady("list snapshots"));
   CAIRN_ASSIGN_OR_RETURN(std::vector<index::SnapshotRecord> snapshots, catalog_->ListSnapshots());
   Json out = Json::array();
   for (const index::SnapshotRecord& r : snapshots) out.push_back(SnapshotJson(r));
@@ -717,6 +746,7 @@ absl::StatusOr<Json> Daemon::GetSnapshots() {
 
 absl::StatusOr<Json> Daemon::List(const std::string& snapshot, const std::string& path,
                                   bool recursive) {
+  CAIRN_RETURN_IF_ERROR(IndexReady("list a snapshot"));
   CAIRN_ASSIGN_OR_RETURN(index::SnapshotRecord record,
                          engine::ResolveSnapshot(catalog_.get(), snapshot));
   CAIRN_ASSIGN_OR_RETURN(std::vector<engine::ListedEntry> entries,
@@ -747,6 +777,8 @@ absl::StatusOr<Json> Daemon::List(const std::string& snapshot, const std::string
 }
 
 absl::StatusOr<std::string> Daemon::StartBackup(const BackupRequest& request) {
+  CAIRN_RETURN_IF_ERROR(IndexReady("back up"));
+  backup_requested_ = true;
   engine::BackupOptions options;
   options.paths = request.paths;
   options.copies = request.copies.value_or(config_.copies);
@@ -800,6 +832,7 @@ absl::StatusOr<std::string> Daemon::StartBackup(const BackupRequest& request) {
 }
 
 absl::StatusOr<std::string> Daemon::StartRestore(const RestoreRequest& request) {
+  CAIRN_RETURN_IF_ERROR(IndexReady("restore"));
   CAIRN_ASSIGN_OR_RETURN(index::SnapshotRecord record,
                          engine::ResolveSnapshot(catalog_.get(), request.snapshot));
   engine::RestoreOptions options;
@@ -917,6 +950,7 @@ Json CheckProgressJson(const engine::CheckProgress& p) {
 }  // namespace
 
 absl::StatusOr<std::string> Daemon::StartCheck(const CheckRequest& request) {
+  CAIRN_RETURN_IF_ERROR(IndexReady("check"));
   engine::CheckOptions options{request.read_data, request.read_subset};
   auto progress = std::make_shared<engine::CheckProgress>();
   JobFunctions fns;
@@ -940,6 +974,7 @@ absl::StatusOr<std::string> Daemon::StartCheck(const CheckRequest& request) {
 }
 
 absl::StatusOr<std::string> Daemon::StartRepair(const CheckRequest& request) {
+  CAIRN_RETURN_IF_ERROR(IndexReady("repair"));
   engine::CheckOptions options{request.read_data, request.read_subset, config_.repair_rate};
   auto progress = std::make_shared<engine::CheckProgress>();
   JobFunctions fns;

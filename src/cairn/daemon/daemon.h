@@ -39,6 +39,7 @@
 #include "cairn/daemon/cluster_peer_set.h"
 #include "cairn/daemon/config.h"
 #include "cairn/daemon/disk_watch.h"
+#include "cairn/daemon/index_open.h"
 #include "cairn/daemon/jobs.h"
 #include "cairn/daemon/recover.h"
 #include "cairn/daemon/repair_schedule.h"
@@ -64,6 +65,10 @@ struct DaemonOptions {
   // id (ALREADY_EXISTS, e.g. "peer id 3 belongs to another node"); `cairn peer` then exits 1.
   // The daemon itself keeps running until Shutdown(); fatal_status() reports the reason.
   std::function<void(const absl::Status&)> on_fatal;
+  // Check the index at start and rebuild it from the peers when it was lost or damaged
+  // (docs/operations.md "When the index is damaged"). `cairn recover` turns it off: it rebuilds
+  // the index itself.
+  bool check_index = true;
 };
 
 class Daemon : public ApiHandler {
@@ -125,6 +130,14 @@ class Daemon : public ApiHandler {
                                                      engine::RecoverProgress* progress,
                                                      const std::atomic<bool>* cancel = nullptr);
 
+  // When the index is damaged (daemon/index_rebuild.cc, docs/operations.md "When the index is
+  // damaged"): POST /v1/index/rebuild starts a job that rebuilds this peer's catalog from the
+  // peers (RecoverIndex, waiting up to 5 minutes for them) and returns its id — the running
+  // one's when a rebuild already runs. The peer starts one by itself when it found index.db
+  // missing, empty or damaged at start, or found it without snapshots while a peer holds blobs
+  // of this owner.
+  absl::StatusOr<std::string> StartIndexRebuild() override;
+
  private:
   Daemon() = default;
   absl::Status Init(const std::string& dir, DaemonOptions options);
@@ -157,6 +170,16 @@ class Daemon : public ApiHandler {
   // Makes sources_ and starts watching and scheduling config_.sources (daemon/sources.cc).
   void StartSources();
   void Fatal(const absl::Status& status);
+  // ---- index health (daemon/index_rebuild.cc) ----
+  // At start: logs what OpenIndex found; starts a rebuild when index.db was lost or damaged,
+  // else (catalog without snapshots) asks the live peers whether they hold blobs of this owner.
+  void IndexLoop();
+  // Starts the rebuild job (caller logged why); its id.
+  absl::StatusOr<std::string> StartIndexRebuildJob(const std::string& why);
+  // UNAVAILABLE while the catalog is being rebuilt from the peers (what the catalog says is
+  // incomplete until then), naming the problem; OK otherwise. `what` names the refused request.
+  absl::Status IndexReady(const std::string& what) const;
+  nlohmann::json IndexStatusJson() const;
 
   Config config_;
   DaemonOptions options_;
@@ -168,6 +191,7 @@ class Daemon : public ApiHandler {
 
   // Declaration order is construction order; members are destroyed in reverse.
   std::unique_ptr<index::Database> db_;
+  IndexOpenReport index_open_;  // what opening index.db found (daemon/index_open.h)
   std::unique_ptr<store::BlobRegistry> registry_;
   // Storage ([storage] layout, docs/operations.md "Storage"): a SegmentBlobStore, a
   // DiskBlobStore (one file per blob), or both behind a MigratingBlobStore while a directory made
@@ -207,7 +231,18 @@ class Daemon : public ApiHandler {
   std::thread ping_thread_;
   std::thread repair_thread_;
   std::thread maintenance_thread_;
-  std::thread migration_thread_;  // runs migrator_ (file layout -> segments)
+  std::thread migration_thread_;               // runs migrator_ (file layout -> segments)
+  std::thread index_thread_;                   // IndexLoop
+  std::atomic<bool> backup_requested_{false};  // a backup was asked for since start
+  // The catalog's health as `cairn status` shows it: "ok", "checking" (asking the peers
+  // whether they hold blobs of an owner whose catalog is empty), "rebuilding", "rebuilt",
+  // "failed" (the last rebuild failed: index_error_ says why).
+  mutable std::mutex index_mu_;
+  std::string index_state_ = "ok";  // guarded by index_mu_
+  std::string index_problem_;       // guarded by index_mu_
+  std::string index_job_;           // guarded by index_mu_
+  std::string index_error_;         // guarded by index_mu_
+  nlohmann::json index_result_;     // guarded by index_mu_
   std::atomic<bool> maintenance_cancel_{false};
   std::atomic<bool> extras_requested_{true};         // place extra copies soon (after a backup)
   std::atomic<bool> delivery_requested_{false};      // deliver deletions/notices soon

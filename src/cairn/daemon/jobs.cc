@@ -25,6 +25,8 @@ const char* JobKindName(JobKind kind) {
       return "delete";
     case JobKind::kReclaim:
       return "reclaim";
+    case JobKind::kIndexRebuild:
+      return "index rebuild";
   }
   return "job";
 }

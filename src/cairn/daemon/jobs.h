@@ -23,7 +23,16 @@
 
 namespace cairn::daemon {
 
-enum class JobKind { kBackup, kRestore, kCheck, kRepair, kForget, kDelete, kReclaim };
+enum class JobKind {
+  kBackup,
+  kRestore,
+  kCheck,
+  kRepair,
+  kForget,
+  kDelete,
+  kReclaim,
+  kIndexRebuild,
+};
 const char* JobKindName(JobKind kind);
 
 struct JobFunctions {

@@ -118,6 +118,7 @@ absl::StatusOr<Json> Daemon::ApplyRetentionAfterBackup(const index::SnapshotReco
 }
 
 absl::StatusOr<std::string> Daemon::StartForget(const ForgetRequest& request) {
+  CAIRN_RETURN_IF_ERROR(IndexReady("forget"));
   // Resolve named snapshots now, so that a typo is an error of the request, not of the job.
   std::vector<index::SnapshotRecord> named;
   for (const std::string& spec : request.snapshots) {
@@ -182,6 +183,7 @@ absl::StatusOr<std::string> Daemon::StartForget(const ForgetRequest& request) {
 }
 
 absl::StatusOr<std::string> Daemon::StartDelete(const DeleteRequest& request) {
+  CAIRN_RETURN_IF_ERROR(IndexReady("delete"));
   std::vector<index::SnapshotRecord> targets;
   if (!request.snapshot.empty()) {
     CAIRN_ASSIGN_OR_RETURN(index::SnapshotRecord r,

@@ -12,6 +12,7 @@
 namespace cairn::daemon {
 
 absl::StatusOr<std::string> Daemon::ReadFile(const ReadRequest& request) {
+  CAIRN_RETURN_IF_ERROR(IndexReady("read a file"));
   std::call_once(file_reader_once_,
                  [this] { file_reader_ = std::make_unique<engine::FileReader>(ctx_); });
   CAIRN_ASSIGN_OR_RETURN(index::SnapshotRecord record,

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "cairn/engine/recover.h"
+#include "nlohmann/json.hpp"
 
 namespace cairn::daemon {
 
@@ -25,5 +26,10 @@ struct RecoveryOptions {
   // Called with a line of progress ("waiting for peers", "3 peers alive", ...); may be null.
   std::function<void(const std::string&)> on_status;
 };
+
+// The JSON of a recovery (`cairn recover --json`, the result of an index rebuild job): counts,
+// "complete", the peers listed and not, the snapshots (as GET /v1/snapshots shows them) and the
+// errors that did not stop it.
+nlohmann::json RecoverReportJson(const engine::RecoverReport& report);
 
 }  // namespace cairn::daemon

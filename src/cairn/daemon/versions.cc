@@ -100,6 +100,7 @@ Json FoundJson(const engine::FoundEntry& f) {
 }  // namespace
 
 absl::StatusOr<Json> Daemon::GetVersions(const std::string& path, bool all) {
+  CAIRN_RETURN_IF_ERROR(IndexReady("list versions"));
   engine::VersionsOptions options;
   options.collapse = !all;
   CAIRN_ASSIGN_OR_RETURN(std::vector<engine::FileVersion> versions,
@@ -114,6 +115,7 @@ absl::StatusOr<Json> Daemon::GetVersions(const std::string& path, bool all) {
 }
 
 absl::StatusOr<Json> Daemon::GetDiff(const std::string& a, const std::string& b) {
+  CAIRN_RETURN_IF_ERROR(IndexReady("diff"));
   CAIRN_ASSIGN_OR_RETURN(index::SnapshotRecord ra, engine::ResolveSnapshot(catalog_.get(), a));
   CAIRN_ASSIGN_OR_RETURN(index::SnapshotRecord rb, engine::ResolveSnapshot(catalog_.get(), b));
   CAIRN_ASSIGN_OR_RETURN(engine::DiffResult d, engine::Diff(ctx_, ra.snapshot, rb.snapshot));
@@ -137,6 +139,7 @@ absl::StatusOr<Json> Daemon::GetDiff(const std::string& a, const std::string& b)
 }
 
 absl::StatusOr<Json> Daemon::FindEntries(const std::string& pattern) {
+  CAIRN_RETURN_IF_ERROR(IndexReady("find"));
   CAIRN_ASSIGN_OR_RETURN(std::vector<engine::FoundEntry> found, engine::Find(ctx_, pattern));
   Json out = Json::array();
   for (const engine::FoundEntry& f : found) out.push_back(FoundJson(f));
@@ -144,6 +147,7 @@ absl::StatusOr<Json> Daemon::FindEntries(const std::string& pattern) {
 }
 
 absl::StatusOr<std::string> Daemon::StartRestoreAt(const RestoreRequest& request) {
+  CAIRN_RETURN_IF_ERROR(IndexReady("restore"));
   if (!request.at_ns) return absl::InvalidArgumentError("restore: no time ('at') given");
   CAIRN_ASSIGN_OR_RETURN(engine::SnapshotForPath found,
                          engine::SnapshotAt(ctx_, *request.at_ns, request.path));

@@ -1,8 +1,10 @@
 #include "cairn/index/database.h"
 
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "cairn/base/status.h"
 #include "cairn/index/database_impl.h"
 #include "cairn/index/migrations.h"
@@ -13,9 +15,19 @@ absl::Status SqliteError(sqlite3* db, int rc, const std::string& context) {
   // sqlite3_errmsg describes the most recent failure on `db`; fall back to the code's text.
   std::string message =
       db != nullptr && sqlite3_errcode(db) == rc ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  std::string text = absl::StrCat(context, ": ", message);
-  if ((rc & 0xff) == SQLITE_FULL) return absl::ResourceExhaustedError(text);
-  return absl::InternalError(text);
+  return SqliteStatus(rc, absl::StrCat(context, ": ", message));
+}
+
+absl::Status SqliteStatus(int rc, const std::string& text) {
+  switch (rc & 0xff) {
+    case SQLITE_FULL:
+      return absl::ResourceExhaustedError(text);
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::DataLossError(text);
+    default:
+      return absl::InternalError(text);
+  }
 }
 
 // ---- Statement ----
@@ -131,9 +143,7 @@ absl::Status Database::Impl::Exec(const std::string& sql) {
   // Name the statement (its first line) so errors say what was being done.
   std::string what = sql.substr(0, sql.find('\n'));
   if (what.size() > 60) what = what.substr(0, 60) + "...";
-  std::string text = absl::StrCat("sqlite: ", what, ": ", message);
-  if ((rc & 0xff) == SQLITE_FULL) return absl::ResourceExhaustedError(text);
-  return absl::InternalError(text);
+  return SqliteStatus(rc, absl::StrCat("sqlite: ", what, ": ", message));
 }
 
 // ---- Transaction ----
@@ -171,6 +181,7 @@ absl::StatusOr<int> ReadUserVersion(Database::Impl* impl) {
 
 absl::Status Migrate(Database::Impl* impl) {
   CAIRN_ASSIGN_OR_RETURN(int version, ReadUserVersion(impl));
+  impl->opened_schema_version = version;
   const int latest = Database::LatestSchemaVersion();
   if (version > latest) {
     return absl::FailedPreconditionError(absl::StrCat("schema version ", version,
@@ -221,6 +232,30 @@ Database::~Database() = default;
 int Database::SchemaVersion() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->schema_version;
+}
+
+int Database::OpenedSchemaVersion() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->opened_schema_version;
+}
+
+absl::Status Database::QuickCheck() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  // quick_check answers one row "ok", or up to N rows naming problems; it fails outright
+  // (SQLITE_CORRUPT) when it cannot even walk the file.
+  absl::StatusOr<Statement> stmt = impl_->Prepare("PRAGMA quick_check(10)");
+  if (!stmt.ok()) return Annotate(stmt.status(), "quick_check " + impl_->path);
+  std::vector<std::string> problems;
+  while (true) {
+    absl::StatusOr<bool> row = stmt->Step();
+    if (!row.ok()) return Annotate(row.status(), "quick_check " + impl_->path);
+    if (!*row) break;
+    std::string line = stmt->ColumnString(0);
+    if (line != "ok") problems.push_back(std::move(line));
+  }
+  if (problems.empty()) return absl::OkStatus();
+  return absl::DataLossError(
+      absl::StrCat("quick_check ", impl_->path, ": ", absl::StrJoin(problems, "; ")));
 }
 
 absl::StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path) {

@@ -14,14 +14,24 @@ namespace cairn::index {
 
 class Database {
  public:
-  // Opens or creates the database and applies pending migrations. INTERNAL with SQLite's
-  // message if the file cannot be opened or is not a database; FAILED_PRECONDITION if its
-  // schema is newer than this binary knows.
+  // Opens or creates the database and applies pending migrations. DATA_LOSS with SQLite's
+  // message if the file is not a database or is damaged where opening reads it ("file is not
+  // a database", "database disk image is malformed"); INTERNAL if it cannot be opened for
+  // other reasons (permissions, I/O); FAILED_PRECONDITION if its schema is newer than this
+  // binary knows. Queries on a database damaged elsewhere fail later with DATA_LOSS.
   static absl::StatusOr<std::unique_ptr<Database>> Open(const std::string& path);
   ~Database();
 
+  // SQLite's `PRAGMA quick_check` (sqlite.org/pragma.html#pragma_quick_check): reads every page
+  // of the file and checks the b-tree structure (not index contents against tables), in time
+  // linear in the file's size. OK when intact; DATA_LOSS naming up to 10 problems otherwise.
+  absl::Status QuickCheck();
+
   // Schema version after migrations (number of the last applied migration).
   int SchemaVersion() const;
+  // Schema version the file had when Open read it, before migrating: 0 for a file Open
+  // created (or found empty), which never held anything.
+  int OpenedSchemaVersion() const;
   // Number of the newest migration this binary carries.
   static int LatestSchemaVersion();
 

@@ -19,8 +19,12 @@
 namespace cairn::index {
 
 // Status for SQLite result code `rc` on `db`, with SQLite's message: RESOURCE_EXHAUSTED for a
-// full disk (SQLITE_FULL), INTERNAL otherwise. `context` says what was being done.
+// full disk (SQLITE_FULL), DATA_LOSS for a damaged file (SQLITE_CORRUPT "database disk image is
+// malformed", SQLITE_NOTADB "file is not a database"), INTERNAL otherwise. `context` says what
+// was being done.
 absl::Status SqliteError(sqlite3* db, int rc, const std::string& context);
+// The same mapping for result code `rc`, with the whole message `text`.
+absl::Status SqliteStatus(int rc, const std::string& text);
 
 // A prepared statement borrowed from the connection's cache (or owned, when the cached one is
 // already in use by an enclosing operation). Destruction resets it and clears its bindings.
@@ -74,6 +78,7 @@ struct Database::Impl {
   sqlite3* db = nullptr;
   std::string path;
   int schema_version = 0;
+  int opened_schema_version = 0;  // user_version found before migrating (0: a new file)
 
  private:
   struct CachedStatement {

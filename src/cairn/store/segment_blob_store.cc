@@ -767,6 +767,31 @@ absl::Status SegmentBlobStore::Impl::Recover() {
   for (const auto& [id, name] : files) next_id = std::max(next_id, id + 1);
   for (const auto& [id, row] : row_of) next_id = std::max(next_id, id + 1);
 
+  // No segment row at all while segment files exist: the registry was lost (index.db deleted,
+  // emptied or replaced after damage), not a crash between two of our commits (the first
+  // segment's row is committed before any of its puts is answered, and compaction needs the
+  // rows of the segments it rewrites). Rebuild it from the files: every intact record of every
+  // segment, compaction outputs included — after the switch they hold the only copy of what
+  // they copied (docs/formats.md "Segments", "Rebuilding the registry").
+  const bool rebuild = rows.empty() && !files.empty();
+  recovered.registry_rebuilt = rebuild;
+  // While rebuilding, the newest write segment (not compaction output) is treated as after a
+  // crash: appended to again, its torn tail cut. Every other one is sealed and nothing in it
+  // is cut: a damaged record there is not a torn tail, and the records after it stay on disk.
+  std::optional<uint64_t> newest_write;
+  if (rebuild) {
+    for (auto it = files.rbegin(); it != files.rend() && !newest_write; ++it) {
+      CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<env::File> f,
+                             fs->Open(PathOf(it->first), env::OpenMode::kRead));
+      Bytes hb(kSegmentHeaderSize);
+      CAIRN_ASSIGN_OR_RETURN(size_t n, f->ReadAt(0, hb));
+      hb.resize(n);
+      auto header = DecodeSegmentHeader(hb);
+      if (header.ok() && header->id == it->first && (header->flags & kSegmentFlagCompaction) == 0) {
+        newest_write = it->first;
+      }
+    }
+  }
   RegistryBatch batch;
   std::set<BlobKey> replayed_live;
   std::optional<uint64_t> open_candidate;
@@ -794,7 +819,19 @@ absl::Status SegmentBlobStore::Impl::Recover() {
     CAIRN_ASSIGN_OR_RETURN(size_t n, f->ReadAt(0, hb));
     hb.resize(n);
     auto header = DecodeSegmentHeader(hb);
-    if (row == row_of.end()) {
+    if (row == row_of.end() && rebuild) {
+      if (!header.ok() || header->id != id) {
+        if (size > kSegmentHeaderSize) {
+          // Records behind a damaged header: leave the file for a person to look at.
+          ++recovered.unreadable_segments;
+          continue;
+        }
+        CAIRN_RETURN_IF_ERROR(fs->Remove(path));  // created, never written
+        removed_any = true;
+        ++recovered.removed_segments;
+        continue;
+      }
+    } else if (row == row_of.end()) {
       // Unknown to the registry: a compaction output whose switch never committed, or a
       // segment whose creation never got a header (nothing in either was acknowledged), or a
       // write segment whose registry rows were lost (replayed below).
@@ -807,11 +844,15 @@ absl::Status SegmentBlobStore::Impl::Recover() {
     } else if (!header.ok()) {
       return Annotate(header.status(), "open segment " + path);
     }
-    SegmentRow r =
-        row != row_of.end() ? row->second : SegmentRow{id, SegmentState::kOpen, kSegmentHeaderSize};
+    const bool keep_tail = rebuild && id != newest_write;
+    SegmentRow r = row != row_of.end()
+                       ? row->second
+                       : SegmentRow{id, keep_tail ? SegmentState::kSealed : SegmentState::kOpen,
+                                    kSegmentHeaderSize};
     r.registered_end = std::max<uint64_t>(r.registered_end, kSegmentHeaderSize);
     if (size > r.registered_end) {
-      // Records past what the registry knows: re-register the intact ones, cut the rest.
+      // Records past what the registry knows: re-register the intact ones, cut the rest
+      // (except while rebuilding, below).
       SegmentReader reader(f.get(), r.registered_end);
       const int64_t now_ns =
           (options.clock ? options.clock : env::RealClock::Default())->NowNanos();
@@ -830,12 +871,20 @@ absl::Status SegmentBlobStore::Impl::Recover() {
         batch.add.push_back(s);
         ++recovered.replayed_records;
       }
-      if (reader.valid_end() < size) {
-        CAIRN_RETURN_IF_ERROR(f->Truncate(reader.valid_end()));
-        CAIRN_RETURN_IF_ERROR(f->Sync());
-        recovered.torn_tail_bytes += size - reader.valid_end();
+      if (reader.valid_end() < size && keep_tail) {
+        // A damaged record and all after it (the reader cannot step over it) stay in the
+        // sealed segment, unregistered, until compaction rewrites the segment;
+        // registered_end covers them so that no later open cuts them.
+        recovered.unregistered_tail_bytes += size - reader.valid_end();
+        r.registered_end = size;
+      } else {
+        if (reader.valid_end() < size) {
+          CAIRN_RETURN_IF_ERROR(f->Truncate(reader.valid_end()));
+          CAIRN_RETURN_IF_ERROR(f->Sync());
+          recovered.torn_tail_bytes += size - reader.valid_end();
+        }
+        r.registered_end = reader.valid_end();
       }
-      r.registered_end = reader.valid_end();
       size = r.registered_end;
     }
     if (r.state == SegmentState::kOpen) {

@@ -83,6 +83,16 @@ struct SegmentRecovery {
   uint64_t replayed_records = 0;  // intact records past registered_end, registered again
   uint64_t torn_tail_bytes = 0;   // bytes cut off torn tails
   uint64_t removed_segments = 0;  // unfinished compaction outputs and retired segments
+  // The registry had no segment row while segment files existed (it was lost with index.db):
+  // it was rebuilt from every intact record of every segment (docs/formats.md "Segments",
+  // "Rebuilding the registry"); replayed_records counts them.
+  bool registry_rebuilt = false;
+  // Segment files whose header is damaged, left untouched and unregistered while rebuilding.
+  uint64_t unreadable_segments = 0;
+  // While rebuilding: bytes after the last intact record of a segment other than the newest
+  // write segment (a damaged record and what follows it), left in place unregistered
+  // (compaction drops them). The newest write segment's torn tail is cut (torn_tail_bytes).
+  uint64_t unregistered_tail_bytes = 0;
 };
 
 class SegmentBlobStore : public BlobStore {

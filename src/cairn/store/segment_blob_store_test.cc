@@ -344,6 +344,130 @@ TEST_F(SegmentStoreTest, ReopenReplaysRecordsTheRegistryLost) {
   ExpectConsistent(s.get());
 }
 
+// index.db lost (deleted, emptied, or replaced after damage): the registry comes back empty
+// while the segments are on disk. Open rebuilds it from every intact record of every segment,
+// compaction outputs included (they hold the only copy of what they copied), ignores a torn tail,
+// and the store then holds, counts and serves exactly what it did (docs/formats.md "Segments",
+// "Rebuilding the registry").
+TEST_F(SegmentStoreTest, RegistryIsRebuiltFromSegmentsWhenLost) {
+  std::vector<TestBlob> blobs;
+  std::set<size_t> deleted;
+  StoreStats before;
+  std::vector<BlobRecord> held_before;
+  std::vector<OwnerUsage> usage_before;
+  {
+    auto s = Open();
+    for (int i = 0; i < 60; ++i) {
+      blobs.push_back(MakeBlob(900 + i, 700 + 37 * i));
+      PutOptions po;
+      po.extra = i % 5 == 0;
+      ASSERT_EQ(*s->Put(blobs.back().key, blobs.back().data, blobs.back().checksum, po),
+                PutOutcome::kStored);
+    }
+    for (size_t i = 1; i < 60; i += 3) {
+      ASSERT_TRUE(s->Delete(blobs[i].key).ok());
+      deleted.insert(i);
+    }
+    // Every segment holding deleted blobs is rewritten: compaction outputs hold the survivors.
+    ASSERT_TRUE(s->CompactAll().ok());
+    ASSERT_GT(s->Stats().compactions, 0u);
+    for (int i = 60; i < 75; ++i) {
+      blobs.push_back(MakeBlob(900 + i, 900));
+      ASSERT_EQ(*s->Put(blobs.back().key, blobs.back().data, blobs.back().checksum),
+                PutOutcome::kStored);
+    }
+    before = s->Stats();
+    held_before = *s->ListHeld(std::nullopt, 1 << 20);
+    usage_before = *s->UsageByOwner();
+    ASSERT_EQ(before.dead_bytes, 0u);
+  }
+  // A torn tail on the newest segment: the first bytes of one more record.
+  auto names = base_->ListDir("/peer/blobs/segments");
+  ASSERT_TRUE(names.ok());
+  uint64_t newest = 0, compaction_outputs = 0;
+  for (const std::string& name : *names) {
+    auto id = ParseSegmentFileName(name);
+    ASSERT_TRUE(id.has_value()) << name;
+    newest = std::max(newest, *id);
+    auto f = base_->Open("/peer/blobs/segments/" + name, env::OpenMode::kRead);
+    Bytes hb(kSegmentHeaderSize);
+    ASSERT_TRUE((*f)->ReadAt(0, hb).ok());
+    if ((DecodeSegmentHeader(hb)->flags & kSegmentFlagCompaction) != 0) ++compaction_outputs;
+  }
+  ASSERT_GT(compaction_outputs, 0u);
+  const TestBlob torn = MakeBlob(2000, 600);
+  Bytes record;
+  AppendRecord(record,
+               RecordInfo{.key = torn.key,
+                          .kind = 1,
+                          .extra = false,
+                          .checksum = torn.checksum,
+                          .blob_size = torn.data.size()},
+               torn.data);
+  const std::string newest_path = "/peer/blobs/segments/" + SegmentFileName(newest);
+  const uint64_t newest_size = *base_->FileSize(newest_path);
+  {
+    auto f = base_->Open(newest_path, env::OpenMode::kReadWrite);
+    ASSERT_TRUE(f.ok());
+    ASSERT_TRUE((*f)->Append(ByteSpan(record.data(), record.size() / 2)).ok());
+  }
+
+  registry_.Reset();  // index.db lost
+  auto s = Open();
+  ASSERT_NE(s, nullptr);
+  const SegmentRecovery r = s->recovery();
+  EXPECT_TRUE(r.registry_rebuilt);
+  EXPECT_EQ(r.replayed_records, held_before.size());
+  EXPECT_EQ(r.torn_tail_bytes, record.size() / 2);
+  EXPECT_EQ(r.removed_segments, 0u);
+  EXPECT_EQ(*base_->FileSize(newest_path), newest_size);
+  for (size_t i = 0; i < blobs.size(); ++i) {
+    if (deleted.count(i)) {
+      EXPECT_FALSE(*s->Has(blobs[i].key)) << i;
+    } else {
+      auto got = s->Get(blobs[i].key);
+      ASSERT_TRUE(got.ok()) << i << ": " << got.status();
+      EXPECT_EQ(*got, blobs[i].data) << i;
+    }
+  }
+  EXPECT_FALSE(*s->Has(torn.key));
+  const StoreStats after = s->Stats();
+  EXPECT_EQ(after.blobs, before.blobs);
+  EXPECT_EQ(after.used, before.used);
+  EXPECT_EQ(after.live_bytes, before.live_bytes);
+  EXPECT_EQ(after.extra_blobs, before.extra_blobs);
+  EXPECT_EQ(after.extra_bytes, before.extra_bytes);
+  EXPECT_EQ(after.segments, before.segments);
+  auto held_after = s->ListHeld(std::nullopt, 1 << 20);
+  ASSERT_TRUE(held_after.ok());
+  ASSERT_EQ(held_after->size(), held_before.size());
+  for (size_t i = 0; i < held_before.size(); ++i) {
+    EXPECT_EQ((*held_after)[i].key, held_before[i].key);
+    EXPECT_EQ((*held_after)[i].size, held_before[i].size);
+    EXPECT_EQ((*held_after)[i].checksum, held_before[i].checksum);
+    EXPECT_EQ((*held_after)[i].extra, held_before[i].extra);
+    EXPECT_EQ((*held_after)[i].kind, held_before[i].kind);
+  }
+  auto usage_after = s->UsageByOwner();
+  ASSERT_TRUE(usage_after.ok());
+  ASSERT_EQ(usage_after->size(), usage_before.size());
+  for (size_t i = 0; i < usage_before.size(); ++i) {
+    EXPECT_EQ((*usage_after)[i].owner, usage_before[i].owner);
+    EXPECT_EQ((*usage_after)[i].blobs, usage_before[i].blobs);
+    EXPECT_EQ((*usage_after)[i].bytes, usage_before[i].bytes);
+    EXPECT_EQ((*usage_after)[i].extra_bytes, usage_before[i].extra_bytes);
+  }
+  ExpectConsistent(s.get());
+  // The store goes on: new puts land, and the next open is an ordinary one.
+  ASSERT_EQ(*s->Put(torn.key, torn.data, torn.checksum), PutOutcome::kStored);
+  s.reset();
+  s = Open();
+  EXPECT_FALSE(s->recovery().registry_rebuilt);
+  EXPECT_EQ(*s->Get(torn.key), torn.data);
+  EXPECT_EQ(s->Stats().blobs, before.blobs + 1);
+  ExpectConsistent(s.get());
+}
+
 // A torn last record (cut at every byte) is cut off on open; every earlier record survives.
 TEST_F(SegmentStoreTest, TornTailIsCutOnOpen) {
   std::vector<TestBlob> blobs;
