@@ -6,6 +6,7 @@
 // writes its seeds into DIR and exits (bench/fuzz.sh does this before fuzzing).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
