@@ -37,7 +37,9 @@ build_dir="${BUILD_DIR:-build-fuzz}"
 scripts/install-deps
 start=$(date +%s)
 if [[ ! -f "$build_dir/build.ninja" ]]; then
-  CC=clang CXX=clang++ cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  # -O1 with line tables and assertions on: libFuzzer's usual trade of speed for build time.
+  CC=clang CXX=clang++ cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+    -DCMAKE_C_FLAGS_DEBUG="-O1 -gline-tables-only" -DCMAKE_CXX_FLAGS_DEBUG="-O1 -gline-tables-only" \
     -DCAIRN_FUZZ=ON >/dev/null
 fi
 ninja -C "$build_dir" --quiet fuzzers
