@@ -95,7 +95,7 @@ void CountShortfall(std::vector<PeerShortfall>& shortfalls, uint32_t target) {
   it->chunks++;
 }
 
-std::vector<PeerId> DistinctPeers(const std::vector<index::ShardHolder>& shards) {
+std::vector<PeerId> DistinctPeers(const std::vector<ports::ShardHolder>& shards) {
   std::vector<PeerId> peers;
   for (const auto& s : shards) peers.push_back(s.peer);
   std::sort(peers.begin(), peers.end());
@@ -110,7 +110,7 @@ std::vector<PeerId> DistinctPeers(const std::vector<index::ShardHolder>& shards)
 // holding most; the highest index) for the one holding fewest. Each one moved raises the
 // losses the chunk survives or leaves them (never lowers them): docs/operations.md "When the
 // cluster is too small".
-std::vector<index::ShardHolder> SurplusShards(const index::ChunkRecord& placed,
+std::vector<ports::ShardHolder> SurplusShards(const ports::ChunkRecord& placed,
                                               const std::vector<PeerId>& alive) {
   std::map<PeerId, std::vector<uint32_t>> held;  // alive peer -> indices only it holds
   std::map<PeerId, int> load;
@@ -129,7 +129,7 @@ std::vector<index::ShardHolder> SurplusShards(const index::ChunkRecord& placed,
       if (i->second < it->second) it = i;
     return it;
   };
-  std::vector<index::ShardHolder> out;
+  std::vector<ports::ShardHolder> out;
   if (load.empty()) return out;
   const uint32_t missing =
       placed.target > placed.PlacedCount() ? placed.target - placed.PlacedCount() : 0;
@@ -357,7 +357,7 @@ std::shared_lock<std::shared_mutex> LockShared(const EngineContext& ctx) {
 
 }  // namespace
 
-uint32_t PeerLossesSurvived(const index::ChunkRecord& placed) {
+uint32_t PeerLossesSurvived(const ports::ChunkRecord& placed) {
   if (!placed.erasure()) {
     std::set<PeerId> peers(placed.holders.begin(), placed.holders.end());
     return peers.empty() ? 0 : static_cast<uint32_t>(peers.size() - 1);
@@ -458,11 +458,11 @@ absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions
     // Too few storage peers for this target: summarized once, not an error per chunk.
     const bool short_of_peers = s.intact.target > report.storage_peers;
     // A chunk left below target: counted, with the peer losses its placements survive.
-    auto still_below = [&](const index::ChunkRecord& placed) {
+    auto still_below = [&](const ports::ChunkRecord& placed) {
       report.still_below_target++;
       CountTolerance(report.survives, PeerLossesSurvived(placed));
     };
-    auto fail = [&](const absl::Status& st, const index::ChunkRecord& placed) {
+    auto fail = [&](const absl::Status& st, const ports::ChunkRecord& placed) {
       still_below(placed);
       if (report.errors.size() < kMaxErrors) {
         report.errors.push_back(
@@ -471,7 +471,7 @@ absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions
         report.errors_omitted++;
       }
     };
-    auto short_fall = [&](const index::ChunkRecord& placed) {
+    auto short_fall = [&](const ports::ChunkRecord& placed) {
       still_below(placed);
       CountShortfall(report.short_of_peers, s.intact.target);
     };
@@ -490,7 +490,7 @@ absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions
     if (!st.ok()) return st;
     // What a put could add: copies, a copy on an alive storage peer holding none; shards, the
     // missing indices, and the moves that even out the shards per peer (SurplusShards).
-    std::vector<index::ShardHolder> surplus;
+    std::vector<ports::ShardHolder> surplus;
     bool improvable = false;
     if (s.intact.erasure()) {
       surplus = SurplusShards(s.intact, reachable_peers);
@@ -522,7 +522,7 @@ absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions
       sealed.plain_size = opened->plaintext.size();
       sealed.scheme = {s.intact.ec_k, s.intact.ec_m};
       sealed.shards = std::move(opened->shards);
-      std::vector<index::ShardHolder> keep;
+      std::vector<ports::ShardHolder> keep;
       for (const auto& sh : s.intact.shards) {
         if (std::find(surplus.begin(), surplus.end(), sh) == surplus.end()) keep.push_back(sh);
       }
@@ -543,9 +543,9 @@ absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions
           if (kept) placed.erase(std::find(placed.begin(), placed.end(), sh));
           CAIRN_RETURN_IF_ERROR(ctx.catalog->RemovePlacements(id, {}, {sh}));
           CAIRN_RETURN_IF_ERROR(
-              ctx.catalog->QueueDeletions(sh.peer, {index::ChunkShard{id, sh.shard}}));
+              ctx.catalog->QueueDeletions(sh.peer, {ports::ChunkShard{id, sh.shard}}));
         }
-        index::ChunkRecord now = s.intact;
+        ports::ChunkRecord now = s.intact;
         now.shards = outcome->shards;
         outcome->holders = DistinctPeers(now.shards);
         outcome->at_target = now.AtTarget();
@@ -599,7 +599,7 @@ absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions
     }
     // Below target still: placed as far as the alive peers allowed (or some were full or
     // failed: an error line, unless the cluster is too small anyway).
-    index::ChunkRecord now = s.intact;
+    ports::ChunkRecord now = s.intact;
     if (now.erasure()) {
       now.shards = outcome->shards;
     } else {

@@ -74,7 +74,7 @@ std::vector<std::string> DescribeShortfalls(const std::vector<PeerShortfall>& sh
 // distinct peers holding one minus 1; erasure coded, the largest f such that losing any f of
 // the peers holding its shards leaves at least k distinct shard indices. 0 for a chunk that
 // one more lost peer makes unreadable (or that is lost already). Counts the placements given.
-uint32_t PeerLossesSurvived(const index::ChunkRecord& placed);
+uint32_t PeerLossesSurvived(const ports::ChunkRecord& placed);
 
 // Chunks below target by the peer losses they survive (PeerLossesSurvived of their intact
 // placements): `chunks` chunks survive the loss of any `peers` storage peers and no more.

@@ -95,8 +95,8 @@ class CheckTest : public ::testing::Test {
   }
 
   // Every chunk the catalog records, with its placements.
-  std::map<ChunkId, index::ChunkRecord> Records() {
-    std::map<ChunkId, index::ChunkRecord> out;
+  std::map<ChunkId, ports::ChunkRecord> Records() {
+    std::map<ChunkId, ports::ChunkRecord> out;
     auto snaps = catalog_->ListSnapshots();
     EXPECT_TRUE(snaps.ok());
     if (!snaps.ok()) return out;
@@ -311,7 +311,7 @@ TEST_F(CheckTest, TooFewPeersForKPlusMGetAsMuchToleranceAsTheyAllow) {
 }
 
 TEST(PeerLossesSurvivedTest, CopiesAndShards) {
-  index::ChunkRecord copies;
+  ports::ChunkRecord copies;
   copies.target = 3;
   EXPECT_EQ(PeerLossesSurvived(copies), 0u);
   copies.holders = {5};
@@ -319,8 +319,8 @@ TEST(PeerLossesSurvivedTest, CopiesAndShards) {
   copies.holders = {2, 3, 5};
   EXPECT_EQ(PeerLossesSurvived(copies), 2u);
 
-  auto ec = [](std::vector<index::ShardHolder> shards) {
-    index::ChunkRecord r;
+  auto ec = [](std::vector<ports::ShardHolder> shards) {
+    ports::ChunkRecord r;
     r.target = 6;
     r.ec_k = 4;
     r.ec_m = 2;

@@ -22,6 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "cairn/engine/context.h"
+#include "cairn/engine/time_point.h"
 #include "cairn/format/tree.h"
 #include "cairn/ports/catalog.h"
 
@@ -148,16 +149,5 @@ struct FoundEntry {
 // oldest snapshot first, then by path. Subtrees that appear unchanged in several snapshots
 // are searched once. INVALID_ARGUMENT for an empty pattern; errors of LoadTree.
 absl::StatusOr<std::vector<FoundEntry>> Find(const EngineContext& ctx, const std::string& pattern);
-
-// A point in time as users write it, in ns since the Unix epoch:
-//   "@1700000000" (Unix seconds, optionally with a fraction "@1700000000.5"),
-//   "2026-11-22T10:00:00Z" / "2026-11-22T10:00:00.25+01:00" (RFC 3339 §5.6; 't', 'z' and a
-//   space instead of 'T' accepted),
-//   "2026-11-22 10:00:00", "2026-11-22 10:00" or "2026-11-22" (local time, mktime(3); a date
-//   alone is its midnight) when `allow_local`,
-//   "1700000000000000000" (digits only: Unix nanoseconds) when `allow_unix_ns`.
-// INVALID_ARGUMENT naming the accepted forms otherwise.
-absl::StatusOr<int64_t> ParseTimePoint(const std::string& text, bool allow_local,
-                                       bool allow_unix_ns);
 
 }  // namespace cairn::engine

@@ -1,5 +1,6 @@
 #include "cairn/store/segment.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -115,6 +116,16 @@ absl::StatusOr<std::optional<SegmentReader::Record>> SegmentReader::Next(bool wi
   }
   auto info = DecodeRecordHeader(ByteSpan(header, kRecordHeaderSize));
   if (!info.ok()) return stop(absl::StrCat("at ", pos_, ": ", info.status().message()));
+  // A length field that checksums but runs past the end of the file (a torn tail, or damage
+  // that kept the header checksum) ends the walk before a buffer of up to kMaxRecordBlobSize
+  // is allocated for it.
+  auto file_size = file_->Size();
+  if (!file_size.ok()) return file_size.status();
+  if (*file_size < pos_ + info->RecordSize()) {
+    uint64_t have = *file_size - std::min(*file_size, pos_ + kRecordHeaderSize);
+    return stop(absl::StrCat("incomplete record at ", pos_, " (", have, " of ", info->blob_size,
+                             " blob bytes)"));
+  }
   Record record;
   record.offset = pos_;
   record.info = *info;

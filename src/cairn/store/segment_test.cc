@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
+#include <memory>
 #include <random>
 
 namespace cairn::store {
@@ -127,6 +130,63 @@ TEST(SegmentTest, CorruptRecordEndsTheWalk) {
     EXPECT_TRUE(reader.torn());
     EXPECT_EQ(reader.valid_end(), second);
   }
+}
+
+// Found by tests/fuzz/segment_fuzzer.cc: a record whose length field checksums but claims more
+// blob bytes than the file holds is a torn tail, found without allocating or reading a buffer
+// of that (up to 64 MiB) size.
+TEST(SegmentTest, RecordLongerThanTheFileIsATornTailWithoutAHugeRead) {
+  class SizeRecordingFile : public env::File {
+   public:
+    explicit SizeRecordingFile(std::unique_ptr<env::File> f) : f_(std::move(f)) {}
+    absl::StatusOr<size_t> ReadAt(uint64_t offset, std::span<uint8_t> out) override {
+      largest_read = std::max(largest_read, out.size());
+      return f_->ReadAt(offset, out);
+    }
+    absl::Status Append(ByteSpan data) override { return f_->Append(data); }
+    absl::Status Sync() override { return f_->Sync(); }
+    absl::Status Truncate(uint64_t size) override { return f_->Truncate(size); }
+    absl::StatusOr<uint64_t> Size() override { return f_->Size(); }
+    size_t largest_read = 0;
+
+   private:
+    std::unique_ptr<env::File> f_;
+  };
+  auto fs = env::NewMemFileSystem();
+  ASSERT_TRUE(fs->CreateDir("/s").ok());
+  Bytes seg = EncodeSegmentHeader({.id = 1, .flags = 0});
+  Bytes a(100, 1);
+  AppendRecord(seg, InfoFor(KeyOf(1), a), a);
+  const size_t second = seg.size();
+  // A record whose length field says 64 MiB (with a matching header checksum: damage that
+  // rewrote both, or a hostile file), followed by only 10 blob bytes.
+  Bytes b(10, 2);
+  AppendRecord(seg, InfoFor(KeyOf(2), b), b);
+  uint8_t* p = seg.data() + second;
+  const uint32_t length = static_cast<uint32_t>(kRecordHeaderSize - 12 + kMaxRecordBlobSize);
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(length >> (8 * i));
+  Bytes covered(4 + kRecordHeaderSize - 12);  // the length field and the fixed body
+  std::memcpy(covered.data(), p, 4);
+  std::memcpy(covered.data() + 4, p + 12, kRecordHeaderSize - 12);
+  codec::Checksum sum = codec::BlobChecksum(covered);
+  std::copy(sum.begin(), sum.begin() + 8, p + 4);
+  auto decoded = DecodeRecordHeader(ByteSpan(p, kRecordHeaderSize));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  ASSERT_EQ(decoded->blob_size, kMaxRecordBlobSize);
+  SizeRecordingFile file(WriteFile(fs.get(), "/s/big", seg));
+  SegmentReader reader(&file, kSegmentHeaderSize);
+  auto first = reader.Next();
+  ASSERT_TRUE(first.ok() && first->has_value());
+  EXPECT_EQ((*first)->blob, a);
+  auto next = reader.Next();
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_FALSE(next->has_value());
+  EXPECT_TRUE(reader.torn());
+  EXPECT_EQ(reader.valid_end(), second);
+  EXPECT_NE(reader.tail_reason().find("incomplete record"), std::string::npos)
+      << reader.tail_reason();
+  // The largest read is the first record's 100-byte blob, not a buffer sized by the length field.
+  EXPECT_LE(file.largest_read, a.size()) << "read a buffer sized by the length field";
 }
 
 }  // namespace

@@ -1,0 +1,246 @@
+#include "cairn/daemon/api_requests.h"
+
+#include "absl/strings/str_cat.h"
+#include "cairn/base/status.h"
+#include "cairn/daemon/json_paths.h"
+#include "cairn/engine/time_point.h"
+
+namespace cairn::daemon {
+namespace {
+
+// Field "at" of POST /v1/restore (RestoreRequest::at_ns): RFC 3339 text, or Unix nanoseconds
+// as an integer or digits. With it, "path" is an absolute source path and "snapshot" is absent.
+absl::Status ParseRestoreAt(const Json& body, RestoreRequest& r) {
+  auto at = body.find("at");
+  if (at == body.end() || at->is_null()) return absl::OkStatus();
+  if (at->is_number_integer()) {
+    r.at_ns = at->get<int64_t>();
+  } else if (at->is_string()) {
+    CAIRN_ASSIGN_OR_RETURN(r.at_ns, engine::ParseTimePoint(at->get<std::string>(),
+                                                           /*allow_local=*/false,
+                                                           /*allow_unix_ns=*/true));
+  } else {
+    return absl::InvalidArgumentError(
+        "field 'at' must be RFC 3339 text or Unix nanoseconds (an integer)");
+  }
+  auto snapshot = body.find("snapshot");
+  if (snapshot != body.end() && !snapshot->is_null()) {
+    return absl::InvalidArgumentError("fields 'at' and 'snapshot' exclude each other");
+  }
+  return RequireAbsolute(r.path, "with 'at', the path");
+}
+
+// An optional field: absent or null leaves `out` as it is.
+absl::Status OptionalInt(const Json& body, const char* name, int64_t min, int64_t max, int* out) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_number_integer() || it->get<int64_t>() < min || it->get<int64_t>() > max) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("field '", name, "' must be an integer between ", min, " and ", max));
+  }
+  *out = static_cast<int>(it->get<int64_t>());
+  return absl::OkStatus();
+}
+
+absl::Status OptionalBool(const Json& body, const char* name, bool* out) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_boolean()) {
+    return absl::InvalidArgumentError(absl::StrCat("field '", name, "' must be true or false"));
+  }
+  *out = it->get<bool>();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> StringArray(const Json& body, const char* name) {
+  std::vector<std::string> out;
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return out;
+  if (!it->is_array()) {
+    return absl::InvalidArgumentError(absl::StrCat("field '", name, "' must be an array"));
+  }
+  for (const Json& e : *it) {
+    if (!e.is_string()) {
+      return absl::InvalidArgumentError(absl::StrCat("field '", name, "' must hold strings"));
+    }
+    out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+
+// The keep_* fields of a forget request or a source (absent or null: not set).
+absl::Status ParseKeepFields(const Json& body, RetentionConfig* k) {
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_last", -1, 1000000, &k->keep_last));
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_hourly", -1, 1000000, &k->keep_hourly));
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_daily", -1, 1000000, &k->keep_daily));
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_weekly", -1, 1000000, &k->keep_weekly));
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_monthly", -1, 1000000, &k->keep_monthly));
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_yearly", -1, 1000000, &k->keep_yearly));
+  auto within = body.find("keep_within");
+  if (within != body.end() && !within->is_null()) {
+    if (!within->is_string()) {
+      return absl::InvalidArgumentError("field 'keep_within' must be a string like \"7d\"");
+    }
+    k->keep_within = within->get<std::string>();
+  }
+  CAIRN_ASSIGN_OR_RETURN(k->keep_tags, StringArray(body, "keep_tags"));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Json> ParseRequestBody(std::string_view text) {
+  CAIRN_ASSIGN_OR_RETURN(Json body, ParseJson(text));
+  if (!body.is_object()) return absl::InvalidArgumentError("request body must be a JSON object");
+  return body;
+}
+
+absl::Status RequireAbsolute(const std::string& path, const char* what) {
+  if (path.empty() || path[0] != '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " must be an absolute path, got '", SanitizeUtf8(path), "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<BackupRequest> ParseBackupRequest(const Json& body) {
+  BackupRequest r;
+  CAIRN_ASSIGN_OR_RETURN(r.paths, GetPathArray(body, "paths"));
+  if (r.paths.empty()) return absl::InvalidArgumentError("no paths to back up");
+  for (const std::string& p : r.paths) CAIRN_RETURN_IF_ERROR(RequireAbsolute(p, "a backup path"));
+  auto copies = body.find("copies");
+  if (copies != body.end() && !copies->is_null()) {
+    if (!copies->is_number_integer() || copies->get<int64_t>() < 1 || copies->get<int64_t>() > 64) {
+      return absl::InvalidArgumentError("field 'copies' must be an integer between 1 and 64");
+    }
+    r.copies = static_cast<uint32_t>(copies->get<int64_t>());
+  }
+  auto ec = body.find("ec");
+  if (ec != body.end() && !ec->is_null()) {
+    if (!ec->is_string()) return absl::InvalidArgumentError("field 'ec' must be a string \"K+M\"");
+    CAIRN_ASSIGN_OR_RETURN(r.ec, codec::ParseErasureScheme(ec->get<std::string>()));
+    if (r.copies) return absl::InvalidArgumentError("fields 'copies' and 'ec' exclude each other");
+  }
+  CAIRN_ASSIGN_OR_RETURN(r.tags, GetPathArray(body, "tags"));
+  CAIRN_ASSIGN_OR_RETURN(r.excludes, GetPathArray(body, "excludes"));
+  auto rehash = body.find("rehash");
+  if (rehash != body.end() && !rehash->is_null()) {
+    if (!rehash->is_boolean())
+      return absl::InvalidArgumentError("field 'rehash' must be a boolean");
+    r.rehash = rehash->get<bool>();
+  }
+  return r;
+}
+
+absl::StatusOr<RestoreRequest> ParseRestoreRequest(const Json& body) {
+  RestoreRequest r;
+  auto snapshot = body.find("snapshot");
+  if (snapshot != body.end() && !snapshot->is_null()) {
+    if (!snapshot->is_string())
+      return absl::InvalidArgumentError("field 'snapshot' must be a string");
+    r.snapshot = snapshot->get<std::string>();
+  }
+  if (r.snapshot.empty()) return absl::InvalidArgumentError("field 'snapshot' must not be empty");
+  CAIRN_ASSIGN_OR_RETURN(r.path, GetPathField(body, "path"));
+  CAIRN_ASSIGN_OR_RETURN(r.target, GetPathField(body, "target"));
+  CAIRN_RETURN_IF_ERROR(RequireAbsolute(r.target, "the restore target"));
+  CAIRN_RETURN_IF_ERROR(ParseRestoreAt(body, r));
+  return r;
+}
+
+absl::StatusOr<ForgetRequest> ParseForgetRequest(const Json& body) {
+  ForgetRequest r;
+  CAIRN_ASSIGN_OR_RETURN(r.snapshots, StringArray(body, "snapshots"));
+  RetentionConfig& p = r.policy;
+  CAIRN_RETURN_IF_ERROR(ParseKeepFields(body, &p));
+  CAIRN_RETURN_IF_ERROR(OptionalBool(body, "dry_run", &r.dry_run));
+  CAIRN_RETURN_IF_ERROR(OptionalBool(body, "prune", &r.prune));
+  if (r.snapshots.empty() && p.empty()) {
+    return absl::InvalidArgumentError(
+        "nothing to forget: name snapshots or give a policy (keep_last, keep_daily, ...)");
+  }
+  if (!r.snapshots.empty() && !p.empty()) {
+    return absl::InvalidArgumentError("give either snapshots or a policy, not both");
+  }
+  return r;
+}
+
+absl::StatusOr<DeleteRequest> ParseDeleteRequest(const Json& body) {
+  DeleteRequest r;
+  CAIRN_ASSIGN_OR_RETURN(r.path, GetPathField(body, "path"));
+  CAIRN_RETURN_IF_ERROR(RequireAbsolute(r.path, "the path to delete"));
+  auto snapshot = body.find("snapshot");
+  if (snapshot != body.end() && !snapshot->is_null()) {
+    if (!snapshot->is_string()) {
+      return absl::InvalidArgumentError("field 'snapshot' must be a string");
+    }
+    r.snapshot = snapshot->get<std::string>();
+  }
+  return r;
+}
+
+absl::StatusOr<ReclaimRequest> ParseReclaimRequest(const Json& body) {
+  auto quota = body.find("quota");
+  if (quota == body.end() || !quota->is_number_unsigned()) {
+    return absl::InvalidArgumentError("field 'quota' (bytes, an unsigned integer) is required");
+  }
+  return ReclaimRequest{quota->get<uint64_t>()};
+}
+
+absl::StatusOr<CheckRequest> ParseCheckRequest(const Json& body) {
+  CheckRequest r;
+  try {
+    if (body.contains("read_data")) r.read_data = body.at("read_data").get<bool>();
+    if (body.contains("read_subset_percent")) {
+      double p = body.at("read_subset_percent").get<double>();
+      if (!(p > 0 && p <= 100)) {
+        return absl::InvalidArgumentError("read_subset_percent must be in (0, 100]");
+      }
+      r.read_data = true;
+      r.read_subset = p / 100;
+    }
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(std::string("bad check request: ") + e.what());
+  }
+  return r;
+}
+
+// POST /v1/sources body: {"path_base64" (or "path"), "copies": N | "ec": "K+M", "excludes":
+// [...] (or "excludes_base64"), "schedule": "1h" ("" = none), "watch": bool, "keep_last": N, ...
+// "keep_within": "7d", "keep_tags": [...]} (all but the path optional).
+absl::StatusOr<SourceConfig> ParseSourceRequest(const Json& body) {
+  SourceConfig s;
+  CAIRN_ASSIGN_OR_RETURN(s.path, GetPathField(body, "path"));
+  CAIRN_RETURN_IF_ERROR(RequireAbsolute(s.path, "a source path"));
+  int copies = 0;
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "copies", 1, 64, &copies));
+  s.copies = static_cast<uint32_t>(copies);
+  auto ec = body.find("ec");
+  if (ec != body.end() && !ec->is_null()) {
+    if (!ec->is_string()) return absl::InvalidArgumentError("field 'ec' must be a string \"K+M\"");
+    CAIRN_ASSIGN_OR_RETURN(codec::ErasureScheme scheme,
+                           codec::ParseErasureScheme(ec->get<std::string>()));
+    s.ec = scheme.ToString();
+    if (s.copies != 0) {
+      return absl::InvalidArgumentError("fields 'copies' and 'ec' exclude each other");
+    }
+  }
+  CAIRN_ASSIGN_OR_RETURN(s.excludes, GetPathArray(body, "excludes"));
+  auto schedule = body.find("schedule");
+  if (schedule != body.end() && !schedule->is_null()) {
+    if (!schedule->is_string()) {
+      return absl::InvalidArgumentError("field 'schedule' must be a duration string like \"1h\"");
+    }
+    std::string text = schedule->get<std::string>();
+    if (!text.empty()) {
+      CAIRN_ASSIGN_OR_RETURN(s.schedule, ParseDuration(text));
+    }
+  }
+  CAIRN_RETURN_IF_ERROR(OptionalBool(body, "watch", &s.watch));
+  RetentionConfig& k = s.keep;
+  CAIRN_RETURN_IF_ERROR(ParseKeepFields(body, &k));
+  CAIRN_RETURN_IF_ERROR(ValidateSource(s));
+  return s;
+}
+
+}  // namespace cairn::daemon
