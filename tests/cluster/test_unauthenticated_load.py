@@ -10,7 +10,8 @@ HTTP/2 connections that sent their preface and SETTINGS). Asserts:
 
 - every PutBlob call is refused (UNAUTHENTICATED) having sent at most a flow-control window of
   its body, not the whole 60 MiB;
-- the storage peer's peak RSS (VmHWM in /proc/PID/status) stays under 128 MiB;
+- the storage peer's peak RSS (VmHWM in /proc/PID/status) stays under 128 MiB (release build;
+  an ASan build's RSS is not cairn's);
 - while the connections are held, a member's `cairn peers` answers and a small backup succeeds
   within their usual deadlines, and the storage peer still holds its share afterwards;
 - after the connections close, the peer keeps serving (a restore reads the bytes back).
@@ -293,8 +294,12 @@ class UnauthenticatedLoadTest(harness.ClusterTestCase):
             self.assertIn(b"16", r["raw_trailers"], f"call {i}: {r}")
             # At most one HTTP/2 flow-control window (gRPC's server default: 4 MiB), not 60 MiB.
             self.assertLessEqual(r["sent"], 4 * MiB, f"call {i} got to send {r['sent']} bytes")
-        self.assertLess(hwm_after, RSS_LIMIT_KIB,
-                        f"storage peer peak RSS {hwm_after} KiB (was {hwm_before} KiB)")
+        # The bound holds for the release build. Under ASan (ctest sets CAIRN_SANITIZED) the peer
+        # starts near 300 MiB and keeps freed blocks in a 256 MiB quarantine, so RSS says nothing
+        # there; the bytes each call got to send (above) are the mechanism and are checked always.
+        if os.environ.get("CAIRN_SANITIZED", "0") in ("0", "", "FALSE", "false"):
+            self.assertLess(hwm_after, RSS_LIMIT_KIB,
+                            f"storage peer peak RSS {hwm_after} KiB (was {hwm_before} KiB)")
         self.assertGreater(len(target.held_blobs()), held_before, "the backup stored nothing on 2")
 
         # After the outsiders left, the peer keeps serving: read everything back.
