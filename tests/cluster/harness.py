@@ -57,13 +57,31 @@ def cairn_bin() -> str:
     return b
 
 
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_ports(n: int) -> list:
-    """n distinct free TCP ports on 127.0.0.1 (bound together so they differ)."""
+    """n distinct free TCP ports on 127.0.0.1 (bound together so they differ).
+
+    Taken below the kernel's ephemeral range: a port picked there could be handed to any
+    outgoing connection (every gRPC client of a test running alongside) or `:0` listener before
+    the peer binds it, and the peer would then fail to start."""
+    low = max(2048, min(_ephemeral_low(), 65536) - 20000)
+    high = max(low + 1000, min(_ephemeral_low(), 65536)) - 1
     socks = []
     try:
-        for _ in range(n):
+        while len(socks) < n:
             s = socket.socket()
-            s.bind(("127.0.0.1", 0))
+            try:
+                s.bind(("127.0.0.1", random.SystemRandom().randint(low, high)))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
         return [s.getsockname()[1] for s in socks]
     finally:
