@@ -1,8 +1,8 @@
 #include "cairn/codec/crypto.h"
 
-#include <algorithm>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 #include <string>
 

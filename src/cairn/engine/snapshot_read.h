@@ -1,6 +1,7 @@
-// Reading snapshots and trees (design.md §3): resolving a snapshot by id or "latest", loading a
-// tree (the catalog's cache, else from the peers) and listing a snapshot's entries. Restore,
-// check, GC, versions and backup (its parent) all read snapshots through these.
+// Reading snapshots and trees (docs/architecture.md "Restore data flow"): resolving a snapshot by
+// id or "latest", loading a tree (the catalog's cache, else from the peers) and listing a
+// snapshot's entries. Restore, check, GC, versions and backup (its parent) all read snapshots
+// through these.
 //
 // Thread-safety: stateless apart from the context; concurrent calls are fine.
 #pragma once

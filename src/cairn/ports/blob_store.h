@@ -1,6 +1,6 @@
 // The storage-side port (docs/architecture.md "Modules"): a BlobStore holds the blobs a
-// storage peer keeps for other owners (design.md §4, §10, §11), with the records it answers
-// with. The engines (reclaim) use it through this interface only; store/ implements it
+// storage peer keeps for other owners (docs/architecture.md "Data path"), with the records it
+// answers with. The engines (reclaim) use it through this interface only; store/ implements it
 // (SegmentBlobStore, the old one-file-per-blob DiskBlobStore, and a memory store for tests).
 //
 // Every blob is kept with its XXH3-128 checksum: verified when it is written (against the
@@ -126,7 +126,7 @@ struct OwnerUsage {
 };
 
 // A blob this storage peer handed to another peer during a reclaim (evacuation): `key` is
-// now held by peer `to`. The owner is told with BlobMoved (design.md §6).
+// now held by peer `to`. The owner is told with BlobMoved (docs/protocol.md).
 struct MovedBlob {
   BlobKey key;
   PeerId to = 0;

@@ -1,7 +1,7 @@
 // The catalog port (docs/architecture.md "Modules"). Catalog: the home peer's index of its own
-// backups (design.md §2 "index"): snapshots, the chunks it owns and which peers hold each chunk's
-// blobs, and a cache of decoded trees. It is a cache of what is on the peers and can be rebuilt
-// from them (engine/recover.h).
+// backups (docs/architecture.md "Modules and their dependencies"): snapshots, the chunks it owns
+// and which peers hold each chunk's blobs, and a cache of decoded trees. It is a cache of what is
+// on the peers and can be rebuilt from them (engine/recover.h).
 //
 // Thread-safety: implementations are thread-safe.
 #pragma once
@@ -45,8 +45,8 @@ struct ChunkRecord {
   uint8_t ec_m = 0;                 // parity shards (erasure coding only)
   std::vector<PeerId> holders;      // copies: peers confirmed to hold a copy (shard 0), ascending
   std::vector<ShardHolder> shards;  // erasure: confirmed placements, ascending (shard, peer)
-  // Extra copies (issue 4; copies chunks only, shard 0): peers asked to keep one beyond the
-  // target, ascending. Never counted by PlacedCount/AtTarget; the peer may evict them.
+  // Extra copies (docs/operations.md; copies chunks only, shard 0): peers asked to keep one beyond
+  // the target, ascending. Never counted by PlacedCount/AtTarget; the peer may evict them.
   std::vector<PeerId> extras;
 
   bool erasure() const { return ec_k > 0; }

@@ -1,5 +1,5 @@
 // The peer port (docs/architecture.md "Modules"). PeerClient: calls to another peer's peer service
-// (design.md §6), in domain types. gRPC types stay inside net/, which implements this port
+// (docs/protocol.md), in domain types. gRPC types stay inside net/, which implements this port
 // (net/peer_client.h); engine tests use in-memory peers. Every call has a deadline and all calls
 // are idempotent.
 //
