@@ -539,6 +539,10 @@ class Peer:
         self.log_path = os.path.join(self.dir, "peer.log")
         self.proc = None
         self.exit_code = None
+        # argv prefix of `cairn peer` (not of CLI calls), e.g. ["faketime", "-f", "+10m"]
+        self.launcher = []
+        # extra environment of `cairn peer` (e.g. NOTIFY_SOCKET), over the test's own
+        self.env = {}
 
     @property
     def listen(self) -> str:
@@ -574,8 +578,10 @@ class Peer:
     def start(self):
         assert not self.running()
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.wrap([self.cluster.bin, "peer", "--dir", self.dir]),
+        self.proc = subprocess.Popen(self.wrap([*self.launcher, self.cluster.bin, "peer", "--dir",
+                                                self.dir]),
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **self.env} if self.env else None,
                                      preexec_fn=_die_with_parent)
         log.close()
         self.exit_code = None
@@ -832,6 +838,22 @@ class Cluster:
             if p.running():
                 p.kill9()
 
+    def dump_problems(self, out=sys.stderr, per_peer: int = 6):
+        """The last two failed CLI calls (stderr) and each peer's first warning/error lines."""
+        for r in [r for r in self.history if r.rc != 0][-2:]:
+            print(f"failed CLI call: {' '.join(show(a) for a in r.args[1:4])} ... "
+                  f"-> exit {r.rc}; stderr: {r.err[-1500:]!r}", file=out)
+        for p in self.all_peers():
+            try:
+                with open(p.log_path, errors="replace") as f:
+                    hits = [line.rstrip() for line in f
+                            if "] warning:" in line or "] error:" in line or "] critical:" in line]
+            except OSError:
+                continue
+            for line in hits[:per_peer]:
+                print(f"{p.name}: {line[:400]}", file=out)
+        out.flush()
+
     def dump_logs(self, out=sys.stderr, lines: int = 60):
         print("\n===== recent cairn CLI calls =====", file=out)
         for r in self.history[-15:]:
@@ -1050,6 +1072,7 @@ class ClusterTestCase(unittest.TestCase):
         cls.tmp = tempfile.mkdtemp(prefix=f"cairn-{cls.__name__}-")
         cls.clusters = []
         cls.failed = False
+        cls.first_failures = []  # "test id: last line of its trace", printed first on failure
         cls.addClassCleanup(cls._cleanup)
         if cls.seed is None:
             cls.seed = int(os.environ.get("CAIRN_TEST_SEED", random.randrange(1 << 32)))
@@ -1078,6 +1101,11 @@ class ClusterTestCase(unittest.TestCase):
         if cls.failed or errors:
             print(f"\n{cls.__name__} FAILED (seed {cls.seed}); temp dir {cls.tmp}",
                   file=sys.stderr)
+            # A short summary first: CI shows the head and the tail of a long output.
+            for line in cls.first_failures[:3]:
+                print(f"first failure: {line[:2000]}", file=sys.stderr)
+            for c in cls.clusters:
+                c.dump_problems()
             for c in cls.clusters:
                 c.dump_logs()
         if os.environ.get("KEEP"):
@@ -1093,6 +1121,8 @@ class ClusterTestCase(unittest.TestCase):
         out = super().run(result)
         if len(result.failures) + len(result.errors) > before:
             type(self).failed = True
+            for _, trace in (result.failures + result.errors)[before:]:
+                type(self).first_failures.append(f"{self.id()}: {trace.strip().splitlines()[-1]}")
         return out
 
 

@@ -8,8 +8,8 @@ recovery key is exported. Then peer 1 is stopped and its directory deleted entir
 Wrong keys fail cleanly, each without leaving a directory behind: a key with one character
 mistyped (exit 2, "mistyped"), the right key with another --peer-id (exit 2), the recovery key
 of another cluster (exit 1: the members refuse its cluster key), and a key with this cluster's
-key, peer id and node id but another owner key (exit 1: "does not decrypt any snapshot: wrong
-key?").
+key, peer id and node id but another owner key (exit 1: the TLS certificate made from that owner
+key is not the one the members pinned to peer id 1, docs/security.md "TLS between peers").
 
 With the right key, `cairn recover` into a new directory (on a new port) rebuilds the index;
 the recovered peer is started with `cairn peer`, `cairn snapshots` lists both snapshots, each
@@ -129,14 +129,16 @@ class RecoverTest(harness.ClusterTestCase):
         self.assertIn("cluster key", err)
         self.assertFalse(os.path.exists(target), "a failed recovery left its directory")
 
-        # 4. This cluster's key, peer id and node id, but another owner key: the peers answer
-        # and list the blobs, and no snapshot opens.
+        # 4. This cluster's key, peer id and node id, but another owner key: its TLS certificate
+        # (made from the owner key) is not the one the members pinned, and they refuse it.
         raw = decode_key(self.key)
         payload = raw[:89]
         forged = encode_key(payload[:9] + bytes(32) + payload[41:])
-        r, target, _ = self.recover(forged, expect=1)
+        r, target, _ = self.recover(forged, expect=1, wait="15s")
         err = r.err
-        self.assertIn("does not decrypt any snapshot: wrong key?", err)
+        self.assertIn("TLS certificate refused (is the recovery key this peer's?)", err)
+        self.assertIn("peer id 1 presented TLS certificate", err)
+        self.assertIn("but it is pinned to certificate", err)
         self.assertFalse(os.path.exists(target))
 
         # 5. The right key.

@@ -2,11 +2,12 @@
 """An outsider cannot make a storage peer buffer large bodies or starve members
 (docs/security.md "What an unauthenticated client can do").
 
-A client without the cluster key, speaking raw HTTP/2 (a minimal client below: no HPACK
-indexing, no Huffman; it honours flow control like any well-behaved gRPC client, which is what
-lets a careless server take a whole message in), sends 8 concurrent 60 MiB PutBlob calls to a
-storage peer and holds 1000 idle connections to it (500 plain TCP sockets that never speak, 500
-HTTP/2 connections that sent their preface and SETTINGS). Asserts:
+A client without the cluster key, speaking raw HTTP/2 over TLS (peers accept any client
+certificate, or none, in the handshake: the cluster key decides membership; a minimal client
+below: no HPACK indexing, no Huffman; it honours flow control like any well-behaved gRPC client,
+which is what lets a careless server take a whole message in), sends 8 concurrent 60 MiB
+PutBlob calls to a storage peer and holds 1000 idle connections to it (500 plain TCP sockets
+that never speak, 500 TLS connections that sent the HTTP/2 preface and SETTINGS). Asserts:
 
 - every PutBlob call is refused (UNAUTHENTICATED) having sent at most a flow-control window of
   its body, not the whole 60 MiB;
@@ -24,6 +25,7 @@ import random
 import resource
 import select
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -43,6 +45,17 @@ RSS_LIMIT_KIB = 128 * 1024
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 3, 4, 6, 7, 8
 END_STREAM, ACK, END_HEADERS = 0x1, 0x1, 0x4
+
+
+def connect(port: int, timeout: float) -> ssl.SSLSocket:
+    """A TLS connection to a peer's port, as an outsider makes it: any certificate accepted, no
+    client certificate, ALPN h2."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["h2"])
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    return ctx.wrap_socket(raw, server_hostname="cairn")
 
 
 def frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
@@ -106,12 +119,12 @@ def unauthenticated_put_blob(port: int, body_bytes: int, deadline: float) -> dic
     grpc_head = b"\x00" + struct.pack(">I", message_len)
     total = len(grpc_head) + message_len
     out = {"sent": 0, "answer": None, "error": None}
-    sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+    sock = connect(port, 20)
     try:
         sock.sendall(PREFACE + frame(SETTINGS, 0, 0))
         headers = b"".join(
             hpack_literal(k, v) for k, v in [
-                (":method", "POST"), (":scheme", "http"), (":path", "/cairn.v1.Peer/PutBlob"),
+                (":method", "POST"), (":scheme", "https"), (":path", "/cairn.v1.Peer/PutBlob"),
                 (":authority", f"127.0.0.1:{port}"), ("content-type", "application/grpc"),
                 ("te", "trailers")
             ])
@@ -123,7 +136,9 @@ def unauthenticated_put_blob(port: int, body_bytes: int, deadline: float) -> dic
         pending = b""
         while time.monotonic() < deadline:
             can_send = sent < total and min(conn_window, stream_window) > 0
-            readable, _, _ = select.select([sock], [], [], 0 if can_send else 0.05)
+            # Bytes TLS already decrypted do not show in select().
+            readable = sock.pending() > 0 or select.select([sock], [], [],
+                                                           0 if can_send else 0.05)[0]
             if can_send and not readable:
                 n = min(conn_window, stream_window, max_frame, total - sent)
                 chunk = prefix[sent:sent + n] if sent < len(prefix) else zeros[:n]
@@ -257,7 +272,7 @@ class UnauthenticatedLoadTest(harness.ClusterTestCase):
             for _ in range(IDLE_TCP):
                 held.append(socket.create_connection(("127.0.0.1", port), timeout=10))
             for _ in range(IDLE_H2):
-                s = socket.create_connection(("127.0.0.1", port), timeout=10)
+                s = connect(port, 10)
                 s.sendall(PREFACE + frame(SETTINGS, 0, 0))
                 held.append(s)
             for t in threads:

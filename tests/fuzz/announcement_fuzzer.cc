@@ -5,6 +5,7 @@
 // A decoded announcement re-encodes to one that decodes the same, and the replay filter accepts
 // it once.
 #include "cairn/cluster/announcement.h"
+#include "cairn/cluster/tls_identity.h"
 #include "cairn/codec/crypto.h"
 #include "fuzz_util.h"
 
@@ -31,6 +32,7 @@ Seeds MakeSeeds() {
   a.peer.incarnation = 1700000000000000000;
   a.peer.node_id = "0123456789abcdef0123456789abcdef";
   a.peer.disk_room = 99;
+  a.peer.cert_fingerprint = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
   a.sequence = 3;
   a.time_unix_ms = 1700000000000;
   Bytes datagram = *cluster::EncodeAnnouncement(a, AnnounceKey());
@@ -64,6 +66,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   FUZZ_CHECK(a->peer.id != 0 && !a->peer.address.empty());
   FUZZ_CHECK(cluster::IsValidNodeId(a->peer.node_id));
+  FUZZ_CHECK(a->peer.cert_fingerprint.empty() ||
+             cluster::IsValidCertFingerprint(a->peer.cert_fingerprint));
   auto again = cluster::EncodeAnnouncement(*a, AnnounceKey());
   if (again.ok()) {
     auto b = cluster::DecodeAnnouncement(*again, AnnounceKey());

@@ -33,8 +33,10 @@
 namespace cairn {
 
 // Returns `status` with `context` prepended to its message ("put blob 3f2a… to peer 7: ..."),
-// keeping the code. OK stays OK.
+// keeping the code and the payloads. OK stays OK.
 absl::Status Annotate(const absl::Status& status, std::string_view context);
+// `status`'s code and payloads with `message` instead of its message. OK stays OK.
+absl::Status WithMessage(const absl::Status& status, std::string_view message);
 
 template <typename T>
 absl::StatusOr<T> Annotate(absl::StatusOr<T> value, std::string_view context) {

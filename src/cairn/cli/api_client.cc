@@ -19,8 +19,12 @@ namespace cairn::cli {
 namespace {
 
 volatile sig_atomic_t g_interrupted = 0;
+volatile sig_atomic_t g_ever_interrupted = 0;  // InterruptedByUser
 
-void OnInterrupt(int) { g_interrupted = 1; }
+void OnInterrupt(int) {
+  g_interrupted = 1;
+  g_ever_interrupted = 1;
+}
 
 // Installs a SIGINT handler for the lifetime of the object (no SA_RESTART: a blocked read
 // returns early, and httplib retries on EINTR).
@@ -40,6 +44,8 @@ class InterruptGuard {
 };
 
 }  // namespace
+
+bool InterruptedByUser() { return g_ever_interrupted != 0; }
 
 std::string UrlEncode(const std::string& value) {
   static constexpr char kHex[] = "0123456789ABCDEF";

@@ -22,6 +22,11 @@ namespace cairn::cli {
 
 class ProgressBar;
 
+// Whether Ctrl-C (SIGINT) arrived while a command waited for a job (ApiClient::WaitForJob,
+// which then cancels the job and returns CANCELLED); PrintError then exits 130 (docs/cli.md
+// "Commands": exit codes). `cairn watch` stops cleanly instead (exit 0).
+bool InterruptedByUser();
+
 class ApiClient {
  public:
   // Reads the config (for the api address) and the token. Errors from LoadConfig /

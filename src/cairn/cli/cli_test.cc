@@ -18,6 +18,7 @@
 #include "cairn/daemon/json_paths.h"
 #include "cairn/daemon/peer_dir.h"
 #include "cairn/daemon/test_util.h"
+#include "cairn/daemon/version.h"
 #include "cairn/env/file.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -121,6 +122,43 @@ TEST(CliTest, HelpAndUsageErrors) {
   EXPECT_EQ(Cairn({"backup", "--ec", "4", "/x"}).code, 2);
   EXPECT_EQ(Cairn({"backup", "--ec", "17+2", "/x"}).code, 2);
   EXPECT_EQ(Cairn({"backup", "--ec", "4+2", "--copies", "2", "/x"}).code, 2);
+}
+
+TEST(CliTest, UnknownCommandsJsonErrorsAndVersion) {
+  CliRun r = Cairn({"bakup", "/x"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("cairn: unknown command 'bakup'; did you mean backup?"));
+  EXPECT_THAT(Cairn({"--dir", "/x", "snap"}).err, HasSubstr("did you mean snapshots?"));
+  EXPECT_THAT(Cairn({"restor"}).err, HasSubstr("did you mean restore?"));
+  r = Cairn({"frobnicate"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("unknown command 'frobnicate'; the commands are: init, peer,"));
+  EXPECT_THAT(r.err, HasSubstr("watch, ui, version"));
+  // Under --json: one JSON object on stderr, restic's exit_error shape.
+  r = Cairn({"--json", "bakup"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err,
+            "{\"message_type\":\"exit_error\",\"code\":2,\"message\":\"unknown command "
+            "'bakup'; did you mean backup?\"}\n");
+  r = Cairn({"status", "--dir", "/nonexistent/cairn-dir", "--json"});
+  EXPECT_EQ(r.code, 1);
+  auto j = nlohmann::json::parse(r.err);
+  EXPECT_EQ(j["message_type"], "exit_error");
+  EXPECT_EQ(j["code"], 1);
+  EXPECT_THAT(j["message"].get<std::string>(), HasSubstr("cairn.toml not found"));
+  EXPECT_EQ(r.out, "");
+  // Without --json again: text.
+  EXPECT_THAT(Cairn({"status", "--dir", "/nonexistent/cairn-dir"}).err, HasSubstr("cairn: "));
+  r = Cairn({"version"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, HasSubstr(std::string("cairn ") + daemon::CairnVersion()));
+  EXPECT_THAT(r.out, HasSubstr("protocol cairn.v1; formats: blob 1"));
+  r = Cairn({"version", "--json"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(nlohmann::json::parse(r.out), daemon::VersionJson());
+  r = Cairn({"--version"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, ::testing::StartsWith(std::string("cairn ") + daemon::CairnVersion()));
 }
 
 TEST(CliTest, InitThenRefuseAgain) {

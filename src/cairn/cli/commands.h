@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 
@@ -14,6 +15,7 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitError = 1;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kExitDegraded = 3;
+inline constexpr int kExitInterrupted = 130;  // Ctrl-C (128 + SIGINT), as a shell reports it
 
 // Options every command understands (set on the top-level app; subcommands fall through).
 struct GlobalOptions {
@@ -50,14 +52,22 @@ Action RegisterMount(CLI::App& app, GlobalOptions& global);
 // Continuous backup (issue 5): source.cc (add|list|remove), watch.cc.
 Action RegisterSource(CLI::App& app, GlobalOptions& global);
 Action RegisterWatch(CLI::App& app, GlobalOptions& global);
+// The dashboard's one-time login link (docs/dashboard.md): ui.cc.
+Action RegisterUi(CLI::App& app, GlobalOptions& global);
 
 // `path` made absolute against the working directory (the peer runs elsewhere) and lexically
 // normal, without a trailing '/'. Symlinks are not resolved.
 std::string AbsolutePath(const std::string& path);
 
-// "cairn: <message>" on stderr; returns kExitError.
+// "cairn: <message>" on stderr; returns kExitError, or kExitInterrupted for the CANCELLED
+// status of a job Ctrl-C cancelled (ApiClient::WaitForJob). Under --json (anywhere on the
+// command line) the line is {"message_type":"exit_error","code":N,"message":"..."} instead.
 int PrintError(const absl::Status& status);
-// "cairn: <message>" on stderr; returns kExitUsage.
+// "cairn: <message>" and a --help hint on stderr; returns kExitUsage. Under --json, as
+// PrintError with code 2.
 int PrintUsageError(const std::string& message);
+// "unknown command 'bakup'; did you mean backup?" (the closest of `known` by edit distance,
+// when it is close), else the message lists `known`.
+std::string UnknownCommandMessage(const std::string& word, const std::vector<std::string>& known);
 
 }  // namespace cairn::cli

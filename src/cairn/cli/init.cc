@@ -1,5 +1,6 @@
 // `cairn init`: creates a peer directory (daemon/peer_dir.h).
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 
@@ -12,6 +13,7 @@
 #include "cairn/daemon/config.h"
 #include "cairn/daemon/json_paths.h"
 #include "cairn/daemon/peer_dir.h"
+#include "cairn/store/s3/s3_config.h"
 
 namespace cairn::cli {
 namespace {
@@ -88,6 +90,13 @@ void AddInitFlags(CLI::App* cmd, InitFlags& f) {
   cmd->add_option("--copies", flags->copies, "Default number of copies per chunk")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
+  cmd->add_option("--storage", flags->storage,
+                  "Keep sealed segments in an S3-compatible bucket: s3://BUCKET/PREFIX");
+  cmd->add_option("--s3-endpoint", flags->s3_endpoint,
+                  "S3 endpoint URL, e.g. http://nas.lan:9000 (default: AWS)");
+  cmd->add_option("--s3-region", flags->s3_region, "S3 region")->capture_default_str();
+  cmd->add_option("--s3-credentials", flags->s3_credentials,
+                  "AWS credentials file (default: AWS_* environment, then ~/.aws/credentials)");
   // Advanced settings, mostly for tests.
   cmd->add_option("--chunk-min", flags->chunk_min, "Chunker minimum size")->group("");
   cmd->add_option("--chunk-avg", flags->chunk_avg, "Chunker average size")->group("");
@@ -145,6 +154,22 @@ int ConfigFromInitFlags(const GlobalOptions& global, const InitFlags& f, daemon:
       !duration("--dead-after", f.dead_after, c.dead_after)) {
     return kExitUsage;
   }
+  if (!f.storage.empty()) {
+    auto where = store::s3::ParseS3Url(f.storage, f.s3_endpoint, f.s3_region);
+    if (!where.ok()) {
+      PrintUsageError(absl::StrCat("--storage: ", where.status().message()));
+      return kExitUsage;
+    }
+    c.storage_bucket = f.storage;
+  } else if (!f.s3_endpoint.empty() || !f.s3_credentials.empty()) {
+    PrintUsageError("--s3-endpoint and --s3-credentials need --storage s3://BUCKET/PREFIX");
+    return kExitUsage;
+  }
+  c.s3_endpoint = f.s3_endpoint;
+  c.s3_region = f.s3_region;
+  // Absolute: the peer may be started from another directory.
+  c.s3_credentials_file =
+      f.s3_credentials.empty() ? "" : std::filesystem::absolute(f.s3_credentials).string();
   // A short --dead-after alone should not trip "suspect_after longer than dead_after".
   if (f.suspect_after.empty() && c.suspect_after > c.dead_after) c.suspect_after = c.dead_after;
   return kExitOk;

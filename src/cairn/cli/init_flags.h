@@ -23,9 +23,12 @@ struct InitFlags {
   uint32_t copies = 2;
   std::string chunk_min, chunk_avg, chunk_max;
   std::string ping_interval, suspect_after, dead_after;
+  // Sealed segments in an S3-compatible bucket ([storage] bucket, [s3]).
+  std::string storage, s3_endpoint, s3_region = "us-east-1", s3_credentials;
 };
 
-// Adds --peer-id (required), --listen, --api, --quota, --host-id, --seed, --copies and the
+// Adds --peer-id (required), --listen, --api, --quota, --host-id, --seed, --copies, --storage,
+// --s3-endpoint, --s3-region, --s3-credentials and the
 // advanced (hidden) --chunk-*, --ping-interval, --suspect-after and --dead-after to `cmd`.
 void AddInitFlags(CLI::App* cmd, InitFlags& flags);
 

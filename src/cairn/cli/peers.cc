@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "cairn/base/bytes.h"
 #include "cairn/cli/api_client.h"
 #include "cairn/cli/commands.h"
@@ -19,6 +20,17 @@ std::string RoomText(const nlohmann::json& p) {
   return FormatSize(room) + (room < quota_room ? " (disk)" : "");
 }
 
+// CLOCK: the peer's clock minus this peer's ("+600.0 s"), "!" when beyond the window calls are
+// accepted in; "-" for this peer and for peers not measured yet (or older daemons).
+std::string ClockText(const nlohmann::json& p) {
+  if (Bool(p, "self") || !p.contains("clock_offset_seconds") ||
+      !p["clock_offset_seconds"].is_number()) {
+    return "-";
+  }
+  return absl::StrFormat("%+.1f s%s", Double(p, "clock_offset_seconds"),
+                         Bool(p, "clock_skewed") ? " !" : "");
+}
+
 int RunPeers(const GlobalOptions& global) {
   absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
   if (!api.ok()) return PrintError(api.status());
@@ -33,21 +45,36 @@ int RunPeers(const GlobalOptions& global) {
                     .count();
   // ROOM: what the peer can take now, quota - used or less when its disk is short of room
   // ("disk" marks that).
-  Table table({"ID", "HOST", "ADDRESS", "STATE", "QUOTA", "USED", "ROOM", "LAST SEEN"},
-              {false, false, false, false, true, true, true, false});
+  Table table({"ID", "HOST", "ADDRESS", "STATE", "QUOTA", "USED", "ROOM", "LAST SEEN", "CLOCK"},
+              {false, false, false, false, true, true, true, false, true});
+  bool others_skewed = false, self_skewed = false;
+  int64_t window = 0;
   if (list->is_array()) {
     for (const nlohmann::json& p : *list) {
       bool self = Bool(p, "self");
       int64_t seen = I64(p, "last_seen_ns");
+      if (p.contains("clock_window_seconds")) window = I64(p, "clock_window_seconds");
+      if (Bool(p, "clock_skewed")) (self ? self_skewed : others_skewed) = true;
       table.AddRow({absl::StrCat(U64(p, "peer_id"), self ? "*" : ""), Str(p, "host_id"),
                     Str(p, "address"), Str(p, "state"), FormatSize(U64(p, "quota")),
                     FormatSize(U64(p, "used")), RoomText(p),
                     self       ? "-"
                     : seen > 0 ? FormatAge(now - seen)
-                               : "never"});
+                               : "never",
+                    ClockText(p)});
     }
   }
   table.Print(std::cout);
+  // docs/operations.md "When a peer's clock is off".
+  if (self_skewed) {
+    std::cout << "clock: this peer's clock is more than " << window
+              << " s off from most peers' clocks: they refuse its calls; synchronize its clock "
+                 "(NTP)\n";
+  } else if (others_skewed) {
+    std::cout << "clock: ! = that peer's clock is more than " << window
+              << " s off from this peer's: calls between them are refused; synchronize the "
+                 "clocks (NTP)\n";
+  }
   std::cout.flush();
   return kExitOk;
 }

@@ -35,6 +35,14 @@ absl::StatusOr<Bytes> EncodeAnnouncement(const Announcement& a, const codec::Key
   p->set_version(a.peer.version);
   p->set_incarnation(a.peer.incarnation);
   p->set_node_id(reinterpret_cast<const char*>(node->data()), node->size());
+  if (!a.peer.cert_fingerprint.empty()) {
+    auto cert = FromHex(a.peer.cert_fingerprint);
+    if (!cert.ok() || cert->size() != 32) {
+      return absl::InvalidArgumentError(
+          "announcement needs a certificate fingerprint of 64 hex characters (or none)");
+    }
+    p->set_cert_sha256(reinterpret_cast<const char*>(cert->data()), cert->size());
+  }
   msg.set_sequence(a.sequence);
   msg.set_time_unix_ms(a.time_unix_ms);
   std::string body;
@@ -80,7 +88,8 @@ absl::StatusOr<Announcement> DecodeAnnouncement(ByteSpan datagram, const codec::
     return absl::InvalidArgumentError(absl::StrCat("malformed announcement body: ", e.what()));
   }
   const v1::PeerInfo& p = msg.peer();
-  if (p.peer_id() == 0 || p.node_id().size() != 16 || p.address().empty() ||
+  if (p.peer_id() == 0 || p.node_id().size() != 16 ||
+      (!p.cert_sha256().empty() && p.cert_sha256().size() != 32) || p.address().empty() ||
       p.address().size() > kMaxField || p.host_id().size() > kMaxField ||
       p.version().size() > kMaxField) {
     return absl::InvalidArgumentError("announcement with missing or oversized fields");
@@ -96,6 +105,7 @@ absl::StatusOr<Announcement> DecodeAnnouncement(ByteSpan datagram, const codec::
   a.peer.version = p.version();
   a.peer.incarnation = p.incarnation();
   a.peer.node_id = ToHex(AsBytes(p.node_id()));
+  if (!p.cert_sha256().empty()) a.peer.cert_fingerprint = ToHex(AsBytes(p.cert_sha256()));
   a.sequence = msg.sequence();
   a.time_unix_ms = msg.time_unix_ms();
   return a;

@@ -33,7 +33,7 @@ inline constexpr uint8_t kAnnouncementVersion = 1;
 inline constexpr size_t kMaxAnnouncementSize = 1400;
 
 struct Announcement {
-  PeerInfo peer;  // node_id: 32 hex characters
+  PeerInfo peer;  // node_id: 32 hex characters; cert_fingerprint: 64 hex characters or empty
   uint64_t sequence = 0;
   int64_t time_unix_ms = 0;
   bool operator==(const Announcement&) const = default;

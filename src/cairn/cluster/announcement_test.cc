@@ -25,6 +25,7 @@ Announcement Sample() {
   a.peer.version = "0.1.0";
   a.peer.incarnation = 1'700'000'000'000'000'000;
   a.peer.node_id = "00112233445566778899aabbccddeeff";
+  a.peer.cert_fingerprint = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
   a.sequence = 42;
   a.time_unix_ms = 1'700'000'000'123;
   return a;
@@ -38,6 +39,21 @@ TEST(AnnouncementTest, RoundTrip) {
   auto decoded = DecodeAnnouncement(*datagram, Key(1));
   ASSERT_TRUE(decoded.ok()) << decoded.status();
   EXPECT_EQ(*decoded, Sample());
+}
+
+// Announcements carry the TLS certificate fingerprint (docs/protocol.md "Discovery"); one from
+// a peer that has none (an older version) decodes with an empty one.
+TEST(AnnouncementTest, CertificateFingerprintIsCarriedOrAbsent) {
+  Announcement without = Sample();
+  without.peer.cert_fingerprint.clear();
+  auto datagram = EncodeAnnouncement(without, Key(1));
+  ASSERT_TRUE(datagram.ok()) << datagram.status();
+  auto decoded = DecodeAnnouncement(*datagram, Key(1));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(*decoded, without);
+  Announcement bad = Sample();
+  bad.peer.cert_fingerprint = "abcd";
+  EXPECT_EQ(EncodeAnnouncement(bad, Key(1)).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(AnnouncementTest, WrongKeyIsUnauthenticated) {

@@ -209,6 +209,16 @@ bool MulticastDiscovery::HandleDatagram(ByteSpan datagram, const std::string& so
                   a->peer.id);
     return false;
   }
+  CertPins* cert_pins = membership_->cert_pins();
+  if (a->peer.id != self.id && cert_pins != nullptr && !a->peer.cert_fingerprint.empty()) {
+    absl::Status pinned = cert_pins->Verify(a->peer.id, a->peer.cert_fingerprint);
+    if (!pinned.ok()) {
+      ++stats_.conflicts;
+      spdlog::debug("ignored an announcement from {}: {}", source_ip,
+                    std::string(pinned.message()));
+      return false;
+    }
+  }
   if (!filter_.Accept(*a)) {
     ++stats_.replayed;
     return false;

@@ -42,6 +42,7 @@ struct TestPeer {
     self.incarnation = incarnation;
     MembershipOptions options;
     options.pins = &pins;
+    options.cert_pins = &cert_pins;
     membership = std::make_unique<Membership>(self, options, env::RealClock::Default());
   }
   absl::Status Start(const DiscoveryOptions& options, const ClusterKey& key) {
@@ -64,6 +65,7 @@ struct TestPeer {
   }
 
   NodePins pins;
+  CertPins cert_pins;
   std::unique_ptr<Membership> membership;
   std::unique_ptr<MulticastDiscovery> discovery;
   std::mutex mu;
@@ -148,6 +150,36 @@ TEST_F(DiscoveryTest, ReplayedAndPinnedConflictsAreIgnored) {
   EXPECT_GE(a.discovery->stats().replayed, 1u);
   EXPECT_GE(a.discovery->stats().stale, 1u);
   EXPECT_GE(a.discovery->stats().conflicts, 1u);
+}
+
+// Announcements carry the TLS certificate fingerprint: the first one pins it; a later one for
+// the same peer id and node id with another certificate is ignored (docs/protocol.md
+// "Announcements").
+TEST_F(DiscoveryTest, AnnouncedCertificatesArePinnedAndAnotherOneIsIgnored) {
+  SCOPED_TRACE(Trace());
+  TestPeer a(1, NewNodeId(), 100);
+  ASSERT_TRUE(a.Start(options_, Key(1)).ok());
+  codec::Key announce = DeriveClusterSubkeys(Key(1)).announce;
+  Announcement b;
+  b.peer.id = 2;
+  b.peer.address = "127.0.0.1:7002";
+  b.peer.node_id = NewNodeId();
+  b.peer.cert_fingerprint = std::string(64, 'a');
+  b.peer.incarnation = 5;
+  b.sequence = 1;
+  b.time_unix_ms = env::RealClock::Default()->NowNanos() / 1'000'000;
+  EXPECT_TRUE(a.discovery->HandleDatagram(*EncodeAnnouncement(b, announce), "127.0.0.1"));
+  EXPECT_EQ(a.cert_pins.Pinned(2), std::string(64, 'a'));
+  Announcement other = b;
+  other.peer.cert_fingerprint = std::string(64, 'b');
+  other.peer.address = "127.0.0.1:7999";
+  other.peer.incarnation = 6;
+  const uint64_t conflicts = a.discovery->stats().conflicts;
+  EXPECT_FALSE(a.discovery->HandleDatagram(*EncodeAnnouncement(other, announce), "127.0.0.2"));
+  EXPECT_EQ(a.discovery->stats().conflicts, conflicts + 1);
+  EXPECT_EQ(a.membership->Find(2)->info.address, "127.0.0.1:7002");
+  EXPECT_EQ(a.membership->Find(2)->info.cert_fingerprint, std::string(64, 'a'));
+  EXPECT_EQ(a.cert_pins.Pinned(2), std::string(64, 'a'));
 }
 
 // Two processes claim peer id 5: the one that started later is told (on_conflict); the one

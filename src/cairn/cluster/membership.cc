@@ -44,6 +44,10 @@ PeerInfo Membership::Self() const {
 void Membership::ObserveDirect(const PeerInfo& info) {
   if (info.id == self_initial_.id) return;
   if (options_.pins != nullptr && !options_.pins->Check(info.id, info.node_id).ok()) return;
+  if (options_.cert_pins != nullptr && !info.cert_fingerprint.empty() &&
+      !options_.cert_pins->Check(info.id, info.cert_fingerprint).ok()) {
+    return;
+  }
   const int64_t now_mono = clock_->MonotonicNanos();
   const int64_t now_wall = clock_->NowNanos();
   std::lock_guard<std::mutex> lock(mu_);
@@ -61,6 +65,10 @@ void Membership::ObserveDirect(const PeerInfo& info) {
 void Membership::ObserveIndirect(const PeerInfo& info) {
   if (info.id == self_initial_.id || info.address.empty()) return;
   if (options_.pins != nullptr && options_.pins->Conflicts(info.id, info.node_id)) return;
+  if (options_.cert_pins != nullptr && !info.cert_fingerprint.empty() &&
+      !options_.cert_pins->Verify(info.id, info.cert_fingerprint).ok()) {
+    return;
+  }
   const int64_t now_mono = clock_->MonotonicNanos();
   std::lock_guard<std::mutex> lock(mu_);
   auto [it, inserted] = peers_.try_emplace(info.id);
@@ -79,6 +87,37 @@ void Membership::ReportFailure(PeerId id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = peers_.find(id);
   if (it != peers_.end()) ++it->second.failures;
+}
+
+void Membership::ObserveClockOffset(PeerId id, int64_t offset_ms) {
+  if (id == self_initial_.id) return;
+  const int64_t now_wall = clock_->NowNanos();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = peers_.find(id);
+  if (it == peers_.end()) return;
+  it->second.clock_offset_ms = offset_ms;
+  it->second.clock_measured_ns = now_wall;
+}
+
+void Membership::ObserveClockRefusal(PeerId id, const std::string& node_id,
+                                     const std::string& address, int64_t offset_ms) {
+  if (id == self_initial_.id || address.empty()) return;
+  if (options_.pins != nullptr && options_.pins->Conflicts(id, node_id)) return;
+  const int64_t now_mono = clock_->MonotonicNanos();
+  const int64_t now_wall = clock_->NowNanos();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto [it, inserted] = peers_.try_emplace(id);
+  Entry& e = it->second;
+  if (inserted) {
+    e.info.id = id;
+    e.info.node_id = node_id;
+    e.info.address = address;
+    e.learned_mono = now_mono;
+  } else if (!e.info.node_id.empty() && e.info.node_id != node_id) {
+    return;
+  }
+  e.clock_offset_ms = offset_ms;
+  e.clock_measured_ns = now_wall;
 }
 
 PeerState Membership::StateOf(const Entry& entry, int64_t now_mono) const {
@@ -103,6 +142,8 @@ PeerView Membership::ViewOf(const Entry& entry, int64_t now_mono) const {
   view.state = StateOf(entry, now_mono);
   view.last_seen_ns = entry.contacted ? entry.last_seen_ns : 0;
   view.failures = entry.failures;
+  view.clock_offset_ms = entry.clock_offset_ms;
+  view.clock_measured_ns = entry.clock_measured_ns;
   return view;
 }
 

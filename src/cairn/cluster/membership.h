@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "cairn/base/ids.h"
+#include "cairn/cluster/cert_pins.h"
 #include "cairn/cluster/node_pins.h"
 #include "cairn/env/clock.h"
 
@@ -39,6 +40,8 @@ struct PeerInfo {
   // Bytes its store may still write on its disk (free space minus a reserve); nullopt when
   // unknown. docs/operations.md "A full disk".
   std::optional<uint64_t> disk_room;
+  // Its TLS certificate's fingerprint (tls_identity.h, 64 hex characters); empty when unknown.
+  std::string cert_fingerprint;
   bool operator==(const PeerInfo&) const = default;
 };
 
@@ -55,6 +58,11 @@ struct PeerView {
   int64_t last_seen_ns = 0;  // wall clock of the last direct contact; 0 = never
   bool self = false;
   uint64_t failures = 0;  // failed calls reported since the last direct contact
+  // Its clock minus this peer's, in ms, as last measured by a ping (ObserveClockOffset,
+  // ObserveClockRefusal); nullopt when never measured, and for self. docs/operations.md "When a
+  // peer's clock is off".
+  std::optional<int64_t> clock_offset_ms;
+  int64_t clock_measured_ns = 0;  // wall clock of that measurement; 0 = never
 };
 
 struct MembershipOptions {
@@ -64,6 +72,10 @@ struct MembershipOptions {
   // on first contact and is ignored when it claims a peer id pinned to another node; indirect
   // news about a pinned peer id with another node id is ignored (node_pins.h).
   NodePins* pins = nullptr;
+  // The same for TLS certificate fingerprints (cert_pins.h): a direct observation carrying a
+  // fingerprint pins it on first contact and is ignored when the peer id is pinned to another
+  // certificate; indirect news with another fingerprint is ignored.
+  CertPins* cert_pins = nullptr;
 };
 
 class Membership {
@@ -74,6 +86,10 @@ class Membership {
   const PeerInfo& self() const { return self_initial_; }
   // The node id pins given in the options (nullptr when none).
   NodePins* pins() const { return options_.pins; }
+  // The certificate pins given in the options (nullptr when none).
+  CertPins* cert_pins() const { return options_.cert_pins; }
+  // The clock given at construction.
+  env::Clock* clock() const { return clock_; }
   // Updates this peer's own quota/used/disk room (reported in Ping and announcements).
   void UpdateSelf(uint64_t quota, uint64_t used, uint64_t extra = 0,
                   std::optional<uint64_t> disk_room = std::nullopt);
@@ -90,6 +106,16 @@ class Membership {
   // A call to this peer failed after its retries (unreachable): counted for `cairn peers`, and
   // the peer is suspect (not a placement target) until its next direct contact.
   void ReportFailure(PeerId id);
+  // A ping measured peer `id`'s clock minus ours as `offset_ms` (ms). Ignored for self and for
+  // unknown peers (call it after ObserveDirect).
+  void ObserveClockOffset(PeerId id, int64_t offset_ms);
+  // A member (`who`, authenticated by its signed answer) at `address` refused our ping because
+  // the clocks are more than the accepted window apart, its clock minus ours being `offset_ms`.
+  // An unknown peer is learnt as by ObserveIndirect (it stays suspect, then dead: it cannot be
+  // called) so that `cairn peers` shows it; the offset is recorded unless the entry is for
+  // another node. Ignored for self, an empty address, and (with pins) a node id pinned elsewhere.
+  void ObserveClockRefusal(PeerId id, const std::string& node_id, const std::string& address,
+                           int64_t offset_ms);
 
   // Every known peer including self (self = true, alive, last_seen_ns = now), sorted by id,
   // with states computed from the clock.
@@ -121,6 +147,8 @@ class Membership {
     int64_t last_contact_mono = 0;  // valid when `contacted`
     int64_t learned_mono = 0;       // when this entry was created
     uint64_t failures = 0;
+    std::optional<int64_t> clock_offset_ms;
+    int64_t clock_measured_ns = 0;
   };
   std::map<PeerId, Entry> peers_;
   std::vector<std::string> seeds_;

@@ -208,5 +208,46 @@ TEST_F(MembershipTest, ZeroStartClockStillTracksContact) {
   EXPECT_EQ(m.Find(2)->state, PeerState::kSuspect);
 }
 
+TEST_F(MembershipTest, ClockOffsetsAreKeptPerKnownPeer) {
+  membership_.ObserveClockOffset(6, 1500);  // unknown: nothing to attach it to
+  EXPECT_EQ(membership_.Find(6), std::nullopt);
+  membership_.ObserveDirect(Info(6, "127.0.0.1:7006"));
+  EXPECT_EQ(membership_.Find(6)->clock_offset_ms, std::nullopt);
+  EXPECT_EQ(membership_.Find(6)->clock_measured_ns, 0);
+  membership_.ObserveClockOffset(6, -1500);
+  EXPECT_EQ(membership_.Find(6)->clock_offset_ms, -1500);
+  EXPECT_EQ(membership_.Find(6)->clock_measured_ns, clock_.NowNanos());
+  membership_.ObserveClockOffset(5, 99);  // self
+  EXPECT_EQ(membership_.Find(5)->clock_offset_ms, std::nullopt);
+  // A later contact keeps the last measurement; a new one replaces it.
+  membership_.ObserveDirect(Info(6, "127.0.0.1:7006"));
+  EXPECT_EQ(membership_.Find(6)->clock_offset_ms, -1500);
+  membership_.ObserveClockOffset(6, 20);
+  EXPECT_EQ(membership_.Find(6)->clock_offset_ms, 20);
+}
+
+TEST_F(MembershipTest, ClockRefusalLearnsThePeerWithoutVouchingForIt) {
+  const std::string node(32, 'a');
+  membership_.ObserveClockRefusal(7, node, "127.0.0.1:7007", 600000);
+  auto view = membership_.Find(7);
+  ASSERT_TRUE(view.has_value());
+  EXPECT_EQ(view->info.address, "127.0.0.1:7007");
+  EXPECT_EQ(view->info.node_id, node);
+  EXPECT_EQ(view->clock_offset_ms, 600000);
+  EXPECT_EQ(view->last_seen_ns, 0);  // never answered a ping
+  EXPECT_EQ(view->state, PeerState::kSuspect);
+  clock_.Advance(seconds(600));
+  EXPECT_EQ(StateOf(7), PeerState::kDead);
+  // Another node claiming the same peer id does not overwrite it.
+  membership_.ObserveClockRefusal(7, std::string(32, 'b'), "127.0.0.1:7008", -5000);
+  EXPECT_EQ(membership_.Find(7)->clock_offset_ms, 600000);
+  EXPECT_EQ(membership_.Find(7)->info.address, "127.0.0.1:7007");
+  // Self and an empty address are ignored.
+  membership_.ObserveClockRefusal(5, node, "127.0.0.1:7005", 1);
+  membership_.ObserveClockRefusal(8, node, "", 1);
+  EXPECT_EQ(membership_.Find(5)->clock_offset_ms, std::nullopt);
+  EXPECT_EQ(membership_.Find(8), std::nullopt);
+}
+
 }  // namespace
 }  // namespace cairn::cluster

@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -88,6 +89,29 @@ std::string ClockSkewMessage(int64_t caller_minus_callee, int64_t max_skew) {
   return absl::StrCat(
       kSkewPrefix, magnitude, " s ", caller_minus_callee < 0 ? "behind" : "ahead of",
       " the callee's, more than the ", max_skew, " s accepted: synchronize the clocks (NTP)");
+}
+
+namespace {
+constexpr char kSignedByUrl[] = "type.cairn.dev/cairn.SignedBy";
+}  // namespace
+
+void SetSignedBy(absl::Status* status, const NodeIdentity& callee) {
+  if (status->ok()) return;
+  status->SetPayload(kSignedByUrl, absl::Cord(absl::StrCat(callee.peer_id, " ", callee.node_id)));
+}
+
+std::optional<NodeIdentity> SignedBy(const absl::Status& status) {
+  auto payload = status.GetPayload(kSignedByUrl);
+  if (!payload) return std::nullopt;
+  std::string text(*payload);
+  size_t space = text.find(' ');
+  NodeIdentity who;
+  if (space == std::string::npos || !absl::SimpleAtoi(text.substr(0, space), &who.peer_id) ||
+      who.peer_id == 0) {
+    return std::nullopt;
+  }
+  who.node_id = text.substr(space + 1);
+  return who;
 }
 
 std::optional<int64_t> ParseClockSkew(std::string_view message) {

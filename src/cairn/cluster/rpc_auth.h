@@ -92,6 +92,15 @@ std::string ClockSkewMessage(int64_t caller_minus_callee, int64_t max_skew);
 // nullopt when `message` has none.
 std::optional<int64_t> ParseClockSkew(std::string_view message);
 
+// Client side: marks the error `status` of a call as answered by `callee`, whose reply MAC
+// verified (an absl::Status payload; it survives Annotate and WithMessage, base/status.h). The
+// daemon uses it to tell which member refused a ping because of the clocks (docs/operations.md
+// "When a peer's clock is off"). OK statuses are left alone.
+void SetSignedBy(absl::Status* status, const NodeIdentity& callee);
+// The member SetSignedBy named on `status`; nullopt when none (e.g. an unsigned transport error,
+// or an error answer whose MAC did not verify).
+std::optional<NodeIdentity> SignedBy(const absl::Status& status);
+
 class RpcAuth {
  public:
   // `self` is this peer (its node id must be valid, IsValidNodeId); `clock` must outlive this.

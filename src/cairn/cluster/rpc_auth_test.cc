@@ -3,8 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "cairn/base/status.h"
 
 namespace cairn::cluster {
 namespace {
@@ -163,6 +165,26 @@ TEST(ClockSkewMessageTest, RoundTripsTheOffset) {
   EXPECT_EQ(ParseClockSkew("not authenticated as a cluster member"), std::nullopt);
   EXPECT_EQ(ParseClockSkew("clock skew: the caller's clock is x s behind"), std::nullopt);
   EXPECT_EQ(ParseClockSkew("clock skew: the caller's clock is 5 s sideways"), std::nullopt);
+}
+
+TEST(SignedByTest, NamesTheMemberThroughAnnotationsAndOnlyOnErrors) {
+  absl::Status refused = absl::UnauthenticatedError(ClockSkewMessage(-600, 300));
+  EXPECT_EQ(SignedBy(refused), std::nullopt);  // unsigned: nobody vouches for it
+  SetSignedBy(&refused, {3, kServerNode});
+  EXPECT_EQ(SignedBy(refused), (NodeIdentity{3, kServerNode}));
+  // The retrying client and Guard rewrite the message; the member must survive that.
+  absl::Status annotated = Annotate(WithMessage(refused, "peer 127.0.0.1:1: x"), "ping");
+  EXPECT_EQ(annotated.code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(annotated.message(), "ping: peer 127.0.0.1:1: x");
+  EXPECT_EQ(SignedBy(annotated), (NodeIdentity{3, kServerNode}));
+  absl::Status ok;
+  SetSignedBy(&ok, {3, kServerNode});
+  EXPECT_TRUE(ok.ok());
+  EXPECT_EQ(SignedBy(ok), std::nullopt);
+  // A payload that is not a member's identity is ignored.
+  absl::Status forged = absl::UnauthenticatedError("x");
+  forged.SetPayload("type.cairn.dev/cairn.SignedBy", absl::Cord("zero"));
+  EXPECT_EQ(SignedBy(forged), std::nullopt);
 }
 
 TEST_F(RpcAuthTest, NoncesAreForgottenAfterTheWindowAndTheCacheIsBounded) {

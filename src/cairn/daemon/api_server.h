@@ -7,14 +7,28 @@
 // routes, a handler that throws) gets an error response and the server keeps serving.
 //
 // Errors: body {"error":{"code":"NOT_FOUND","message":"..."}}; HTTP status 400
-// INVALID_ARGUMENT, 401 UNAUTHENTICATED, 404 NOT_FOUND, 409 FAILED_PRECONDITION/ALREADY_EXISTS,
-// 503 UNAVAILABLE, 507 RESOURCE_EXHAUSTED, 500 others.
+// INVALID_ARGUMENT, 401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 NOT_FOUND, 409
+// FAILED_PRECONDITION/ALREADY_EXISTS, 503 UNAVAILABLE, 507 RESOURCE_EXHAUSTED, 500 others.
+//
+// Browsers (docs/security.md "The local API and browsers"): a request whose Host header is not
+// this server's own loopback address and port (the bound host, 127.0.0.1, [::1] or localhost,
+// with the bound port) is refused with 403 before anything else, which defeats DNS rebinding;
+// so is one carrying an Origin header other than its own origin (http://HOST:PORT). No CORS
+// headers are ever sent, so a page of another origin cannot read an answer either.
+//
+// The dashboard (docs/dashboard.md): GET / and GET /ui/NAME serve the embedded files
+// (ui_assets.h) without the token, and POST /v1/ui/login exchanges a one-time login code (made
+// by POST /v1/ui/code, with the token, for `cairn ui`) for the token. Every other route needs
+// the token.
 //
 // Thread-safety: the handler is called concurrently from httplib's worker threads.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -23,6 +37,7 @@
 #include "absl/status/statusor.h"
 #include "cairn/codec/erasure.h"
 #include "cairn/daemon/config.h"
+#include "cairn/daemon/events.h"
 #include "nlohmann/json.hpp"
 
 namespace httplib {
@@ -168,7 +183,25 @@ class ApiHandler {
     return absl::UnimplementedError("restore --at is not available");
   }
   virtual absl::StatusOr<nlohmann::json> GetJob(const std::string& id) = 0;
+  // GET /v1/jobs: every job kept, newest first (JobManager::List); UNIMPLEMENTED unless
+  // overridden.
+  virtual absl::StatusOr<nlohmann::json> GetJobs() {
+    return absl::UnimplementedError("the job list is not available");
+  }
   virtual absl::Status CancelJob(const std::string& id) = 0;
+  // GET /metrics (docs/operations.md "Monitoring"): the Prometheus text exposition (format
+  // 0.0.4). UNIMPLEMENTED unless overridden.
+  virtual absl::StatusOr<std::string> GetMetrics() {
+    return absl::UnimplementedError("metrics are not available");
+  }
+  // GET /v1/events (docs/cli.md "Local HTTP API"): the bus whose events the stream sends; must
+  // outlive the server. nullptr (the default): 501 UNIMPLEMENTED.
+  virtual EventBus* Events() { return nullptr; }
+  // GET /v1/health: {"live":true,"ready":bool,"problems":["..."],...}; answered 200 when
+  // "ready", else 503 with the same body. The default: live and ready.
+  virtual nlohmann::json GetHealth() {
+    return nlohmann::json{{"live", true}, {"ready", true}, {"problems", nlohmann::json::array()}};
+  }
 };
 
 // HTTP status for an absl code (see file comment).
@@ -182,24 +215,64 @@ class ApiServer {
   static absl::StatusOr<std::unique_ptr<ApiServer>> Start(const std::string& address,
                                                           const std::string& token,
                                                           ApiHandler* handler);
+  // The [metrics] listener (docs/operations.md "Monitoring"): binds `address` (loopback only)
+  // and serves GET /metrics and GET /v1/health of `handler` without a token; every other path
+  // is 404. The Host and Origin checks apply as on the API. Errors as Start.
+  static absl::StatusOr<std::unique_ptr<ApiServer>> StartMetrics(const std::string& address,
+                                                                 ApiHandler* handler);
   ~ApiServer();
 
   int port() const { return port_; }
   // host:port actually bound.
   std::string address() const;
 
-  // Stops accepting requests and waits for the serving thread. Idempotent.
+  // Worker threads at most: a connection holds one for its life (reading a request, waiting
+  // for the next on a kept-alive connection, streaming events), and a new one is started
+  // whenever none is free, so idle connections do not delay requests until this many are open.
+  static constexpr size_t kMaxWorkers = 256;
+  // GET /v1/events streams open at once; one more is answered 503 UNAVAILABLE.
+  static constexpr int kMaxEventStreams = 8;
+  // An event stream sends the comment ": keepalive" after this long without an event (so a
+  // client gone away is noticed and its slot freed).
+  static constexpr std::chrono::seconds kKeepalive{10};
+
+  // Ends the open event streams, stops accepting requests and waits for the serving thread.
+  // Idempotent.
   void Stop();
 
  private:
   ApiServer() = default;
+  static absl::StatusOr<std::unique_ptr<ApiServer>> StartServer(const std::string& address,
+                                                                const std::string& token,
+                                                                ApiHandler* handler,
+                                                                bool metrics_only);
   void Route();
+  void RouteMetrics();
+  void RouteShared();
+  // One-time login codes (docs/dashboard.md "Logging in"): a new code, valid kLoginCodeTtl;
+  // and the token for a code, which is then forgotten (UNAUTHENTICATED for an unknown, used or
+  // expired code).
+  std::string NewLoginCode();
+  absl::StatusOr<std::string> RedeemLoginCode(const std::string& code);
+  static constexpr std::chrono::seconds kLoginCodeTtl{300};
+  static constexpr size_t kMaxLoginCodes = 32;  // the oldest is dropped beyond this
+  // Whether a request's Host and Origin headers name this server (see file comment); the
+  // refusal otherwise.
+  absl::Status CheckBrowserHeaders(const std::string& host, const std::string& origin,
+                                   bool has_origin) const;
+
+  void RouteEvents();
 
   std::string host_;
   int port_ = 0;
+  std::atomic<bool> stopping_{false};  // Stop() was called: event streams end
+  std::atomic<int> event_streams_{0};
   std::string token_;
   ApiHandler* handler_ = nullptr;
   std::unique_ptr<httplib::Server> server_;
+  std::mutex codes_mu_;
+  // Unredeemed login codes (hex) and when they expire, oldest first.
+  std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> codes_;
   std::thread thread_;
 };
 

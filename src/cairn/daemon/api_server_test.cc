@@ -3,14 +3,18 @@
 #include <arpa/inet.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <mutex>
+#include <thread>
 
 #include "cairn/daemon/json_paths.h"
 #include "cairn/daemon/test_util.h"
+#include "cairn/daemon/version.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -53,13 +57,26 @@ class FakeHandler : public ApiHandler {
     if (id != "job1") return absl::NotFoundError("no job '" + id + "'");
     return json{{"id", id}, {"state", "running"}};
   }
+  absl::StatusOr<json> GetJobs() override {
+    return json::array({json{{"id", "job1"}, {"state", "running"}}});
+  }
   absl::Status CancelJob(const std::string& id) override {
     std::lock_guard<std::mutex> lock(mu);
     cancelled = id;
     return absl::OkStatus();
   }
+  absl::StatusOr<std::string> GetMetrics() override {
+    return std::string("# TYPE cairn_test gauge\ncairn_test 7\n");
+  }
+  EventBus* Events() override { return &bus; }
+  json GetHealth() override {
+    std::lock_guard<std::mutex> lock(mu);
+    return json{{"live", true}, {"ready", ready}, {"problems", json::array()}};
+  }
 
+  EventBus bus;
   std::mutex mu;
+  bool ready = true;
   bool backup_running = false;
   std::vector<std::string> last_ls;
   BackupRequest last_backup;
@@ -120,7 +137,7 @@ TEST_F(ApiServerTest, MissingOrWrongTokenIs401) {
 }
 
 TEST_F(ApiServerTest, UnknownRouteIs404WithJsonError) {
-  for (const char* path : {"/", "/v1", "/v1/nope", "/v1/status/extra", "/v1/jobs/"}) {
+  for (const char* path : {"/v1", "/v1/nope", "/v1/status/extra", "/v1/jobs/"}) {
     auto [code, body] = Do("GET", path);
     EXPECT_EQ(code, 404) << path;
     EXPECT_EQ(body["error"]["code"], "NOT_FOUND") << path;
@@ -320,6 +337,380 @@ TEST(ApiServerStartTest, RefusesNonLoopbackAndBusyPorts) {
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
   (*first)->Stop();
   (*first)->Stop();  // idempotent
+}
+
+// DNS rebinding (docs/security.md "The local API and browsers"): a page whose name resolves to
+// 127.0.0.1 sends Host: its own name; the token alone must not be enough.
+TEST_F(ApiServerTest, RefusesForeignHostAndOrigin) {
+  const std::string port = std::to_string(server_->port());
+  auto get = [&](httplib::Headers headers) {
+    httplib::Result r = client_->Get("/v1/status", headers);
+    return r ? std::make_pair(r->status, r->body) : std::make_pair(-1, std::string());
+  };
+  for (const std::string& host :
+       std::vector<std::string>{"evil.example", "evil.example:" + port, "127.0.0.1",
+                                "127.0.0.1:" + std::to_string(server_->port() + 1),
+                                "127.0.0.1.evil.example:" + port, ""}) {
+    auto [code, body] = get({{"Host", host}});
+    EXPECT_EQ(code, 403) << host;
+    EXPECT_THAT(body, ::testing::HasSubstr("PERMISSION_DENIED")) << host;
+    EXPECT_THAT(body, ::testing::Not(::testing::HasSubstr("peer_id"))) << host;
+  }
+  for (const std::string& host :
+       std::vector<std::string>{"127.0.0.1:" + port, "localhost:" + port, "LocalHost:" + port}) {
+    EXPECT_EQ(get({{"Host", host}}).first, 200) << host;
+  }
+  // Origin: only the API's own.
+  for (const std::string& origin :
+       std::vector<std::string>{"http://evil.example", "null", "https://127.0.0.1:" + port,
+                                "http://localhost:" + port}) {
+    auto [code, body] = get({{"Origin", origin}});
+    EXPECT_EQ(code, 403) << origin;
+    EXPECT_THAT(body, ::testing::HasSubstr("refused: a request from the web page")) << origin;
+  }
+  EXPECT_EQ(get({{"Origin", "http://127.0.0.1:" + port}}).first, 200);
+  // No CORS grant, not even to a preflight with the token.
+  httplib::Request preflight;
+  preflight.method = "OPTIONS";
+  preflight.path = "/v1/backup";
+  preflight.headers = {{"Origin", "http://evil.example"},
+                       {"Access-Control-Request-Method", "POST"}};
+  httplib::Result r = client_->send(preflight);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403);
+  for (const auto& [name, value] : r->headers) {
+    EXPECT_THAT(name, ::testing::Not(::testing::StartsWith("Access-Control"))) << value;
+  }
+  r = client_->Get("/v1/status");
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(r->has_header("Access-Control-Allow-Origin"));
+}
+
+// docs/dashboard.md: the page and its files need no token, every data route does.
+TEST_F(ApiServerTest, DashboardFilesNeedNoToken) {
+  httplib::Client anonymous("127.0.0.1", server_->port());
+  auto r = anonymous.Get("/");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_THAT(r->get_header_value("Content-Type"), ::testing::StartsWith("text/html"));
+  EXPECT_THAT(r->body, ::testing::HasSubstr("/ui/app.js"));
+  EXPECT_THAT(r->get_header_value("Content-Security-Policy"),
+              ::testing::HasSubstr("script-src 'self'"));
+  EXPECT_EQ(r->get_header_value("X-Frame-Options"), "DENY");
+  EXPECT_EQ(r->get_header_value("Cache-Control"), "no-store");
+  EXPECT_FALSE(r->has_header("Access-Control-Allow-Origin"));
+  for (const char* file : {"/ui/app.js", "/ui/style.css", "/ui/index.html"}) {
+    r = anonymous.Get(file);
+    ASSERT_TRUE(r) << file;
+    EXPECT_EQ(r->status, 200) << file;
+    EXPECT_GT(r->body.size(), 100u) << file;
+  }
+  EXPECT_THAT(anonymous.Get("/ui/app.js")->get_header_value("Content-Type"),
+              ::testing::StartsWith("text/javascript"));
+  for (const char* missing : {"/ui/nope.js", "/ui/", "/ui/../secrets/api.token"}) {
+    r = anonymous.Get(missing);
+    ASSERT_TRUE(r) << missing;
+    EXPECT_EQ(r->status, 404) << missing;
+  }
+  // Data and the code-making route still need the token; so does a POST to a page path.
+  for (const char* path : {"/v1/status", "/v1/jobs"}) {
+    r = anonymous.Get(path);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 401) << path;
+  }
+  r = anonymous.Post("/v1/ui/code", "{}", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  r = anonymous.Post("/", "{}", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  // The Host check comes first, for the page too (DNS rebinding).
+  r = anonymous.Get("/",
+                    httplib::Headers{{"Host", "evil.example:" + std::to_string(server_->port())}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403);
+}
+
+TEST_F(ApiServerTest, LoginCodeIsExchangedForTheTokenOnce) {
+  auto [code, made] = Do("POST", "/v1/ui/code", "{}");
+  ASSERT_EQ(code, 201) << made;
+  const std::string login = made["code"];
+  EXPECT_EQ(login.size(), 32u);
+  EXPECT_EQ(made["expires_seconds"], 300);
+  httplib::Client anonymous("127.0.0.1", server_->port());
+  const std::string body = json{{"code", login}}.dump();
+  // A page of another origin cannot redeem it.
+  auto r = anonymous.Post("/v1/ui/login", httplib::Headers{{"Origin", "http://evil.example"}}, body,
+                          "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403);
+  r = anonymous.Post("/v1/ui/login", body, "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(ParseJson(r->body)->at("token"), kToken);
+  r = anonymous.Post("/v1/ui/login", body, "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  EXPECT_THAT(r->body, ::testing::HasSubstr("unknown, used or expired"));
+  for (const char* bad : {"{}", R"({"code":5})", "not json"}) {
+    r = anonymous.Post("/v1/ui/login", bad, "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << bad;
+  }
+  r = anonymous.Post("/v1/ui/login", R"({"code":""})", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  // Only the newest 32 codes are kept.
+  std::vector<std::string> codes;
+  for (int i = 0; i < 33; ++i) codes.push_back(Do("POST", "/v1/ui/code", "{}").second["code"]);
+  auto redeem = [&](const std::string& c) {
+    return anonymous.Post("/v1/ui/login", json{{"code", c}}.dump(), "application/json")->status;
+  };
+  EXPECT_EQ(redeem(codes[0]), 401);
+  EXPECT_EQ(redeem(codes[1]), 200);
+  EXPECT_EQ(redeem(codes[32]), 200);
+}
+
+TEST_F(ApiServerTest, JobListRoute) {
+  auto [code, body] = Do("GET", "/v1/jobs");
+  EXPECT_EQ(code, 200);
+  ASSERT_TRUE(body.is_array());
+  EXPECT_EQ(body[0]["id"], "job1");
+}
+
+TEST_F(ApiServerTest, MetricsHealthAndVersionNeedTheToken) {
+  httplib::Client anonymous("127.0.0.1", server_->port());
+  for (const char* path : {"/metrics", "/v1/health", "/v1/version"}) {
+    auto r = anonymous.Get(path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 401) << path;
+  }
+  auto r = client_->Get("/metrics");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(r->body, "# TYPE cairn_test gauge\ncairn_test 7\n");
+
+  auto [code, version] = Do("GET", "/v1/version");
+  EXPECT_EQ(code, 200);
+  EXPECT_EQ(version, VersionJson());
+  EXPECT_EQ(version["version"], CairnVersion());
+  EXPECT_EQ(version["protocol"], "cairn.v1");
+  EXPECT_EQ(version["formats"]["blob"], 1);
+
+  auto [ok_code, health] = Do("GET", "/v1/health");
+  EXPECT_EQ(ok_code, 200);
+  EXPECT_EQ(health["ready"], true);
+  {
+    std::lock_guard<std::mutex> lock(handler_.mu);
+    handler_.ready = false;
+  }
+  auto [not_ready, health2] = Do("GET", "/v1/health");
+  EXPECT_EQ(not_ready, 503);
+  EXPECT_EQ(health2["live"], true);
+  EXPECT_EQ(health2["ready"], false);
+}
+
+TEST(ApiServerMetricsTest, SeparateListenerServesMetricsAndHealthOnly) {
+  FakeHandler handler;
+  auto s = ApiServer::StartMetrics("127.0.0.1:0", &handler);
+  ASSERT_TRUE(s.ok()) << s.status();
+  httplib::Client anonymous("127.0.0.1", (*s)->port());
+  auto r = anonymous.Get("/metrics");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "# TYPE cairn_test gauge\ncairn_test 7\n");
+  r = anonymous.Get("/v1/health");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  // Nothing else, with or without a token.
+  for (const char* path : {"/v1/status", "/v1/version", "/v1/snapshots", "/v1/jobs/job1"}) {
+    r = anonymous.Get(path);
+    ASSERT_TRUE(r) << path;
+    EXPECT_EQ(r->status, 404) << path;
+  }
+  anonymous.set_bearer_token_auth(kToken);
+  r = anonymous.Get("/v1/status");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  r = anonymous.Post("/v1/backup", "{\"paths\":[\"/x\"]}", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  // The browser checks hold here too.
+  r = anonymous.Get("/metrics", httplib::Headers{{"Host", "evil.example"}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403);
+  EXPECT_EQ(ApiServer::StartMetrics("0.0.0.0:0", &handler).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// A raw HTTP/1.1 connection that sends one request and reads the answer as it arrives (an
+// event stream never ends on its own).
+class StreamConn {
+ public:
+  StreamConn(int port, const std::string& request) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    if (connected_ && !request.empty()) ::send(fd_, request.data(), request.size(), MSG_NOSIGNAL);
+  }
+  ~StreamConn() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool connected() const { return connected_; }
+  // Reads until `text` has arrived (true) or the deadline passes or the server closes (false).
+  bool ReadUntil(const std::string& text, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (got_.find(text) == std::string::npos) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      char buf[4096];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) {
+        closed_ = true;
+        return got_.find(text) != std::string::npos;
+      }
+      got_.append(buf, static_cast<size_t>(n));
+    }
+    return true;
+  }
+  // Waits until the server closes the connection.
+  bool WaitClosed(std::chrono::milliseconds timeout) {
+    ReadUntil(std::string(1, '\0') + "never", timeout);
+    return closed_;
+  }
+  const std::string& got() const { return got_; }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+  bool closed_ = false;
+  std::string got_;
+};
+
+std::string EventsRequest(int port, const std::string& token, const std::string& extra = "") {
+  return "GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
+         "\r\nAuthorization: Bearer " + token + "\r\n" + extra + "\r\n";
+}
+
+constexpr std::chrono::seconds kWait{10};
+
+TEST_F(ApiServerTest, EventStreamSendsPublishedEventsInOrder) {
+  handler_.bus.Publish("job", json{{"id", "before"}});  // before the stream: not sent
+  StreamConn c(server_->port(), EventsRequest(server_->port(), kToken));
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.ReadUntil(": cairn events\n", kWait)) << c.got();
+  EXPECT_THAT(c.got(), ::testing::StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(c.got(), ::testing::HasSubstr("Content-Type: text/event-stream"));
+  handler_.bus.Publish("peer", json{{"peer_id", 2}, {"state", "suspect"}, {"was", "alive"}});
+  handler_.bus.Publish("job", json{{"id", "j1"}, {"kind", "backup"}, {"state", "running"}});
+  ASSERT_TRUE(c.ReadUntil("\"j1\"", kWait)) << c.got();
+  const std::string& got = c.got();
+  const size_t peer = got.find(
+      "id: 2\nevent: peer\ndata: {\"peer_id\":2,\"state\":\"suspect\",\"was\":\"alive\"}\n\n");
+  const size_t job = got.find(
+      "id: 3\nevent: job\ndata: {\"id\":\"j1\",\"kind\":\"backup\",\"state\":"
+      "\"running\"}\n\n");
+  ASSERT_NE(peer, std::string::npos) << got;
+  ASSERT_NE(job, std::string::npos) << got;
+  EXPECT_LT(peer, job);
+  EXPECT_EQ(got.find("before"), std::string::npos) << got;
+}
+
+TEST_F(ApiServerTest, EventStreamNeedsTheTokenAndResumesFromLastEventId) {
+  StreamConn anonymous(server_->port(), EventsRequest(server_->port(), "wrong"));
+  ASSERT_TRUE(anonymous.ReadUntil("UNAUTHENTICATED", kWait)) << anonymous.got();
+  EXPECT_THAT(anonymous.got(), ::testing::StartsWith("HTTP/1.1 401"));
+
+  for (int i = 1; i <= 3; ++i) handler_.bus.Publish("job", json{{"n", i}});
+  StreamConn resumed(server_->port(),
+                     EventsRequest(server_->port(), kToken, "Last-Event-ID: 1\r\n"));
+  ASSERT_TRUE(resumed.ReadUntil("id: 3\n", kWait)) << resumed.got();
+  EXPECT_EQ(resumed.got().find("id: 1\n"), std::string::npos) << resumed.got();
+  EXPECT_NE(resumed.got().find("id: 2\nevent: job\ndata: {\"n\":2}"), std::string::npos);
+
+  // Events no longer kept: the stream says how many were missed, then goes on.
+  for (size_t i = 0; i < EventBus::kKeep + 5; ++i) handler_.bus.Publish("job", json{{"n", i}});
+  StreamConn late(server_->port(), EventsRequest(server_->port(), kToken, "Last-Event-ID: 0\r\n"));
+  ASSERT_TRUE(late.ReadUntil("id: " + std::to_string(EventBus::kKeep + 8) + "\n", kWait));
+  EXPECT_NE(late.got().find("event: missed\ndata: {\"missed\":8}\n\n"), std::string::npos)
+      << late.got().substr(0, 400);
+
+  StreamConn bad(server_->port(),
+                 EventsRequest(server_->port(), kToken, "Last-Event-ID: yesterday\r\n"));
+  ASSERT_TRUE(bad.ReadUntil("INVALID_ARGUMENT", kWait)) << bad.got();
+  EXPECT_THAT(bad.got(), ::testing::StartsWith("HTTP/1.1 400"));
+}
+
+TEST_F(ApiServerTest, EventStreamsAreBoundedAndOrdinaryRequestsStillAnswer) {
+  std::vector<std::unique_ptr<StreamConn>> streams;
+  for (int i = 0; i < ApiServer::kMaxEventStreams; ++i) {
+    streams.push_back(
+        std::make_unique<StreamConn>(server_->port(), EventsRequest(server_->port(), kToken)));
+    ASSERT_TRUE(streams.back()->ReadUntil(": cairn events\n", kWait)) << i;
+  }
+  StreamConn extra(server_->port(), EventsRequest(server_->port(), kToken));
+  ASSERT_TRUE(extra.ReadUntil("too many event streams", kWait)) << extra.got();
+  EXPECT_THAT(extra.got(), ::testing::StartsWith("HTTP/1.1 503"));
+  auto [code, body] = Do("GET", "/v1/status");
+  EXPECT_EQ(code, 200);
+  EXPECT_EQ(body["peer_id"], 3);
+
+  // A closed stream frees its slot.
+  streams.pop_back();
+  handler_.bus.Publish("job", json{{"n", 1}});  // the server notices the write fails
+  bool reopened = false;
+  const auto deadline = std::chrono::steady_clock::now() + 3 * ApiServer::kKeepalive;
+  while (!reopened && std::chrono::steady_clock::now() < deadline) {
+    StreamConn again(server_->port(), EventsRequest(server_->port(), kToken));
+    reopened = again.ReadUntil(": cairn events\n", std::chrono::seconds(2));
+    if (!reopened) handler_.bus.Publish("job", json{{"n", 2}});
+  }
+  EXPECT_TRUE(reopened);
+}
+
+TEST_F(ApiServerTest, StopEndsOpenEventStreams) {
+  StreamConn c(server_->port(), EventsRequest(server_->port(), kToken));
+  ASSERT_TRUE(c.ReadUntil(": cairn events\n", kWait)) << c.got();
+  const auto t0 = std::chrono::steady_clock::now();
+  server_->Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  EXPECT_TRUE(c.WaitClosed(kWait));
+}
+
+// Connections that send nothing (or stay open after a request) must not keep ordinary requests
+// waiting: each holds a worker only while the server has more (docs/cli.md "Local HTTP API").
+TEST_F(ApiServerTest, IdleConnectionsDoNotDelayARequest) {
+  // 100 connections that finished one request and stay open (keep-alive), then 100 that send
+  // nothing.
+  const std::string status =
+      "GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(server_->port()) +
+      "\r\nAuthorization: Bearer " + kToken + "\r\n\r\n";
+  std::vector<std::unique_ptr<StreamConn>> idle;
+  for (int i = 0; i < 100; ++i) {
+    idle.push_back(std::make_unique<StreamConn>(server_->port(), status));
+    ASSERT_TRUE(idle.back()->ReadUntil("\"peer_id\":3", kWait)) << i << ": " << idle.back()->got();
+  }
+  for (int i = 0; i < 100; ++i) {
+    idle.push_back(std::make_unique<StreamConn>(server_->port(), ""));
+    ASSERT_TRUE(idle.back()->connected()) << i;
+  }
+  httplib::Client fresh("127.0.0.1", server_->port());
+  fresh.set_bearer_token_auth(kToken);
+  fresh.set_connection_timeout(std::chrono::seconds(2));
+  fresh.set_read_timeout(std::chrono::seconds(2));
+  const auto t0 = std::chrono::steady_clock::now();
+  httplib::Result r = fresh.Get("/v1/status");
+  const auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(r) << "no answer within 2 s behind 200 idle connections";
+  EXPECT_EQ(r->status, 200);
+  EXPECT_LT(took, std::chrono::seconds(2));
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 #include "cairn/daemon/json_paths.h"
 #include "cairn/engine/retention.h"
 #include "cairn/env/file.h"
+#include "cairn/store/s3/s3_config.h"
 
 namespace cairn::daemon {
 namespace {
@@ -406,10 +407,13 @@ bool Config::SameSettings(const Config& o) const {
          scrub_interval == o.scrub_interval && scrub_rate == o.scrub_rate &&
          storage_layout == o.storage_layout && segment_size == o.segment_size &&
          compact_below == o.compact_below && compact_rate == o.compact_rate &&
-         disk_reserve == o.disk_reserve && repair_enabled == o.repair_enabled &&
+         disk_reserve == o.disk_reserve && storage_bucket == o.storage_bucket &&
+         storage_keep_local == o.storage_keep_local && s3_endpoint == o.s3_endpoint &&
+         s3_region == o.s3_region && s3_credentials_file == o.s3_credentials_file &&
+         s3_profile == o.s3_profile && repair_enabled == o.repair_enabled &&
          repair_interval == o.repair_interval && repair_rate == o.repair_rate &&
-         discovery == o.discovery && retention == o.retention && extra == o.extra &&
-         watch == o.watch && sources == o.sources;
+         metrics_listen == o.metrics_listen && discovery == o.discovery &&
+         retention == o.retention && extra == o.extra && watch == o.watch && sources == o.sources;
 }
 
 std::string ConfigPath(const std::string& dir) { return dir + "/cairn.toml"; }
@@ -571,6 +575,13 @@ absl::StatusOr<Config> ParseConfig(std::string_view text, const std::string& sou
           CAIRN_ASSIGN_OR_RETURN(c.compact_rate, GetSize(err, sub, n2));
         } else if (k2.str() == "disk_reserve") {
           CAIRN_ASSIGN_OR_RETURN(c.disk_reserve, GetSize(err, sub, n2));
+        } else if (k2.str() == "bucket") {
+          CAIRN_ASSIGN_OR_RETURN(c.storage_bucket, GetString(err, sub, n2));
+        } else if (k2.str() == "keep_local") {
+          if (!n2.is_boolean()) {
+            return err.Bad(sub, absl::StrCat("expected true or false, got ", TypeName(n2)));
+          }
+          c.storage_keep_local = n2.as_boolean()->get();
         } else {
           return err.Bad(sub, "unknown key");
         }
@@ -589,6 +600,42 @@ absl::StatusOr<Config> ParseConfig(std::string_view text, const std::string& sou
           CAIRN_ASSIGN_OR_RETURN(c.repair_interval, GetDuration(err, sub, n2));
         } else if (k2.str() == "rate") {
           CAIRN_ASSIGN_OR_RETURN(c.repair_rate, GetSize(err, sub, n2));
+        } else {
+          return err.Bad(sub, "unknown key");
+        }
+      }
+    } else if (key == "s3") {
+      const toml::table* t = node.as_table();
+      if (t == nullptr) return err.Bad(key, absl::StrCat("expected a table, got ", TypeName(node)));
+      for (auto&& [k2, n2] : *t) {
+        std::string sub = absl::StrCat("s3.", std::string(k2.str()));
+        if (k2.str() == "endpoint") {
+          CAIRN_ASSIGN_OR_RETURN(c.s3_endpoint, GetString(err, sub, n2));
+        } else if (k2.str() == "region") {
+          CAIRN_ASSIGN_OR_RETURN(c.s3_region, GetString(err, sub, n2));
+          if (c.s3_region.empty()) return err.Bad(sub, "must not be empty");
+        } else if (k2.str() == "credentials_file") {
+          CAIRN_ASSIGN_OR_RETURN(c.s3_credentials_file, GetString(err, sub, n2));
+        } else if (k2.str() == "profile") {
+          CAIRN_ASSIGN_OR_RETURN(c.s3_profile, GetString(err, sub, n2));
+        } else {
+          return err.Bad(sub, "unknown key");
+        }
+      }
+    } else if (key == "metrics") {
+      const toml::table* t = node.as_table();
+      if (t == nullptr) return err.Bad(key, absl::StrCat("expected a table, got ", TypeName(node)));
+      for (auto&& [k2, n2] : *t) {
+        std::string sub = absl::StrCat("metrics.", std::string(k2.str()));
+        if (k2.str() == "listen") {
+          CAIRN_ASSIGN_OR_RETURN(c.metrics_listen, GetString(err, sub, n2));
+          if (c.metrics_listen.empty()) continue;  // off
+          CAIRN_ASSIGN_OR_RETURN(c.metrics_listen, GetAddress(err, sub, n2));
+          // Served without the token: loopback only, like the API (docs/security.md).
+          if (!IsLoopbackHost(SplitHostPort(c.metrics_listen)->first)) {
+            return err.Bad(sub, absl::StrCat("must be a loopback address (127.0.0.1, ::1), got '",
+                                             c.metrics_listen, "'"));
+          }
         } else {
           return err.Bad(sub, "unknown key");
         }
@@ -664,6 +711,13 @@ absl::StatusOr<Config> ParseConfig(std::string_view text, const std::string& sou
   if (!have_host_id) c.host_id = DefaultHostId();
   if (c.suspect_after > c.dead_after) {
     return err.Bad("suspect_after", "must not be longer than dead_after");
+  }
+  if (!c.storage_bucket.empty()) {
+    auto where = store::s3::ParseS3Url(c.storage_bucket, c.s3_endpoint, c.s3_region);
+    if (!where.ok()) return err.Bad("storage.bucket", std::string(where.status().message()));
+    if (c.storage_layout == "files") {
+      return err.Bad("storage.bucket", "needs layout \"segments\" (or \"\"), not \"files\"");
+    }
   }
   return c;
 }
@@ -745,6 +799,18 @@ std::string RenderConfig(const Config& c) {
     << "compact_rate = " << SizeForConfig(c.compact_rate) << "\n"
     << "# Bytes puts leave free on the disk (for the index and compaction).\n"
     << "disk_reserve = " << SizeForConfig(c.disk_reserve) << "\n"
+    << "# Sealed segments kept in an S3-compatible bucket, \"s3://BUCKET/PREFIX\" (\"\" = local\n"
+    << "# only); keep_local also keeps uploaded segments on this disk as a read cache.\n"
+    << "bucket = " << TomlQuote(c.storage_bucket) << "\n"
+    << "keep_local = " << (c.storage_keep_local ? "true" : "false") << "\n"
+    << "\n"
+    << "[s3]  # how to reach [storage] bucket; endpoint \"\" = AWS\n"
+    << "endpoint = " << TomlQuote(c.s3_endpoint) << "\n"
+    << "region = " << TomlQuote(c.s3_region) << "\n"
+    << "# AWS credentials file; \"\" = AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, then\n"
+    << "# ~/.aws/credentials. profile \"\" = AWS_PROFILE or \"default\".\n"
+    << "credentials_file = " << TomlQuote(c.s3_credentials_file) << "\n"
+    << "profile = " << TomlQuote(c.s3_profile) << "\n"
     << "\n"
     << "[repair]  # check own backups and rebuild what is below target\n"
     << "enabled = " << (c.repair_enabled ? "true" : "false") << "\n"
@@ -752,6 +818,10 @@ std::string RenderConfig(const Config& c) {
     << "interval = " << TomlQuote(FormatDuration(c.repair_interval)) << "\n"
     << "# Bytes sent per second by repair (0 = unlimited), so that backups are not starved.\n"
     << "rate = " << SizeForConfig(c.repair_rate) << "\n"
+    << "\n"
+    << "[metrics]  # GET /metrics (Prometheus) is always on the API, with the token; listen\n"
+    << "# adds a loopback address serving /metrics and /v1/health without it (\"\" = off).\n"
+    << "listen = " << TomlQuote(c.metrics_listen) << "\n"
     << "\n"
     << "[retention]  # like restic forget --keep-*: applied after each backup to the snapshots\n"
     << "# of the same host and paths; unused blobs are then deleted on every peer. Counts:\n"
@@ -844,51 +914,6 @@ absl::Status WriteBackAddresses(const std::string& dir, const std::string& liste
     edited = RenderConfig(want);
   }
   return env::WriteFileAtomic(path, AsBytes(edited), 0600);
-}
-
-absl::StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text) {
-  auto bad = [&] {
-    return absl::InvalidArgumentError(
-        absl::StrCat("invalid duration '", std::string(text),
-                     "' (examples: \"500ms\", \"2s\", \"10m\", \"1h\")"));
-  };
-  std::string s = absl::AsciiStrToLower(absl::StripAsciiWhitespace(std::string(text)));
-  if (s.empty()) return bad();
-  double total_ms = 0;
-  size_t i = 0;
-  while (i < s.size()) {
-    size_t start = i;
-    while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
-    if (i == start) return bad();
-    double number;
-    if (!absl::SimpleAtod(s.substr(start, i - start), &number)) return bad();
-    size_t ustart = i;
-    while (i < s.size() && std::isalpha(static_cast<unsigned char>(s[i]))) ++i;
-    std::string unit = s.substr(ustart, i - ustart);
-    double mult;
-    if (unit == "ms") {
-      mult = 1;
-    } else if (unit == "s") {
-      mult = 1000;
-    } else if (unit == "m") {
-      mult = 60'000;
-    } else if (unit == "h") {
-      mult = 3'600'000;
-    } else {
-      return bad();
-    }
-    total_ms += number * mult;
-  }
-  if (!(total_ms >= 1) || total_ms > 1e15) return bad();
-  return std::chrono::milliseconds(static_cast<int64_t>(std::llround(total_ms)));
-}
-
-std::string FormatDuration(std::chrono::milliseconds d) {
-  int64_t ms = d.count();
-  if (ms % 3'600'000 == 0 && ms != 0) return absl::StrCat(ms / 3'600'000, "h");
-  if (ms % 60'000 == 0 && ms != 0) return absl::StrCat(ms / 60'000, "m");
-  if (ms % 1000 == 0) return absl::StrCat(ms / 1000, "s");
-  return absl::StrCat(ms, "ms");
 }
 
 absl::StatusOr<std::pair<std::string, int>> SplitHostPort(std::string_view address) {

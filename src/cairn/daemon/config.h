@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "cairn/base/duration.h"
 #include "cairn/base/ids.h"
 #include "cairn/codec/chunker.h"
 
@@ -123,11 +124,28 @@ struct Config {
   // Bytes puts leave free on the disk holding the segments, for the index and compaction
   // (docs/operations.md "A full disk").
   uint64_t disk_reserve = 64ull << 20;
+  // [storage] bucket: sealed segments kept in an S3-compatible bucket, "s3://BUCKET[/PREFIX]"
+  // ("" = local only; docs/operations.md "An off-site copy in S3-compatible storage"); with
+  // keep_local, uploaded segments also stay on the local disk as a read cache.
+  std::string storage_bucket;
+  bool storage_keep_local = false;
+  // [s3]: how to reach the bucket. endpoint "" = AWS (https://s3.REGION.amazonaws.com);
+  // credentials_file: an AWS shared credentials file, "" = the environment, then
+  // ~/.aws/credentials (store/s3/s3_config.h LoadCredentials); profile "" = AWS_PROFILE or
+  // "default".
+  std::string s3_endpoint;
+  std::string s3_region = "us-east-1";
+  std::string s3_credentials_file;
+  std::string s3_profile;
   // [repair]: check this peer's own backups and repair what is below target, every
   // `repair_interval` and whenever a peer becomes dead (daemon repair loop).
   bool repair_enabled = true;
   std::chrono::milliseconds repair_interval{600'000};
   uint64_t repair_rate = 50ull << 20;  // bytes per second sent by repair; 0 = unlimited
+  // [metrics] listen: a separate loopback host:port serving GET /metrics (and /v1/health)
+  // without the API token (docs/operations.md "Monitoring"); "" = off (the default: /metrics
+  // is then served on the API only, with the token). Port 0 picks a free port at each start.
+  std::string metrics_listen;
 
   DiscoveryConfig discovery;  // [discovery]
   RetentionConfig retention;  // [retention]
@@ -167,11 +185,10 @@ absl::Status WriteBackQuota(const std::string& dir, uint64_t quota);
 // file is re-rendered.
 absl::Status WriteBackSources(const std::string& dir, const std::vector<SourceConfig>& sources);
 
-// Durations: a sequence of <number><unit> with units ms, s, m, h, e.g. "500ms", "2s", "10m",
-// "1h", "1h30m", "1.5s". INVALID_ARGUMENT for anything else or a zero/negative result.
-absl::StatusOr<std::chrono::milliseconds> ParseDuration(std::string_view text);
-// The shortest exact form: "500ms", "2s", "10m", "1h", "90s".
-std::string FormatDuration(std::chrono::milliseconds d);
+// Durations ("500ms", "2s", "10m", "1h", "1d", "1h30m"): the one parser in base/duration.h,
+// which cairn.toml, the CLI's flags and the API's requests share.
+using ::cairn::FormatDuration;
+using ::cairn::ParseDuration;
 
 // Splits "host:port" or "[v6]:port". INVALID_ARGUMENT unless the port is 0..65535 and the host
 // is non-empty.

@@ -101,6 +101,11 @@ TEST(ConfigTest, ErrorsNameFileKeyAndProblem) {
        "key 'discovery.multicast': expected true or false"},
       {"peer_id = 3\n[discovery]\ninterval = \"soon\"\n", "key 'discovery.interval'"},
       {"peer_id = 3\n[discovery]\nttl = 3\n", "key 'discovery.ttl': unknown key"},
+      {"peer_id = 3\n[metrics]\nlisten = \"0.0.0.0:9464\"\n",
+       "key 'metrics.listen': must be a loopback address"},
+      {"peer_id = 3\n[metrics]\nlisten = \"9464\"\n", "key 'metrics.listen': invalid address"},
+      {"peer_id = 3\n[metrics]\nlisten = 9464\n", "key 'metrics.listen': expected a string"},
+      {"peer_id = 3\n[metrics]\nport = 9464\n", "key 'metrics.port': unknown key"},
       {"peer_id = = 3\n", "DIR/cairn.toml:1:"},
       {"peer_id = 3\npeer_id = 4\n", "DIR/cairn.toml:2:"},
       {"\xff\xfe garbage", "DIR/cairn.toml:"},
@@ -135,12 +140,63 @@ TEST(ConfigTest, RenderParsesBackToTheSameSettings) {
   c.discovery.port = 17946;
   c.discovery.interval = std::chrono::milliseconds(250);
   c.discovery.interface = "eth1";
+  c.metrics_listen = "127.0.0.1:9464";
+  c.storage_bucket = "s3://backups/peer-42";
+  c.storage_keep_local = true;
+  c.s3_endpoint = "http://127.0.0.1:9000";
+  c.s3_region = "eu-west-1";
+  c.s3_credentials_file = "/etc/cairn/s3-credentials";
+  c.s3_profile = "cairn";
   std::string text = RenderConfig(c);
   auto back = ParseConfig(text, "x");
   ASSERT_TRUE(back.ok()) << back.status() << "\n" << text;
   EXPECT_TRUE(back->SameSettings(c)) << text;
+  EXPECT_EQ(back->metrics_listen, "127.0.0.1:9464");
+  // Off by default, and "" turns it off.
+  EXPECT_EQ(ParseConfig("peer_id = 1\n", "x")->metrics_listen, "");
+  EXPECT_EQ(ParseConfig("peer_id = 1\n[metrics]\nlisten = \"\"\n", "x")->metrics_listen, "");
+  EXPECT_EQ(RenderConfig(Config()).find("listen = \"127.0.0.1:9464\""), std::string::npos);
   EXPECT_EQ(back->discovery, c.discovery);
   EXPECT_THAT(text, HasSubstr("# "));  // comments included
+}
+
+// docs/operations.md "An off-site copy in S3-compatible storage".
+TEST(ConfigTest, StorageBucketAndS3Settings) {
+  auto c = ParseConfig(R"(peer_id = 1
+[storage]
+bucket = "s3://backups/home"
+[s3]
+endpoint = "http://127.0.0.1:9000"
+region = "eu-west-1"
+credentials_file = "/secrets/s3"
+)",
+                       "x");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->storage_bucket, "s3://backups/home");
+  EXPECT_FALSE(c->storage_keep_local);
+  EXPECT_EQ(c->s3_endpoint, "http://127.0.0.1:9000");
+  EXPECT_EQ(c->s3_region, "eu-west-1");
+  EXPECT_EQ(c->s3_credentials_file, "/secrets/s3");
+  // Without a bucket: local only, AWS's default region.
+  auto d = ParseConfig("peer_id = 1\n", "x");
+  EXPECT_EQ(d->storage_bucket, "");
+  EXPECT_EQ(d->s3_region, "us-east-1");
+  const BadCase bad[] = {
+      {"peer_id = 1\n[storage]\nbucket = \"http://x/y\"\n", "key 'storage.bucket'"},
+      {"peer_id = 1\n[storage]\nbucket = \"s3://b\"\n", "key 'storage.bucket'"},
+      {"peer_id = 1\n[storage]\nbucket = \"s3://backups\"\n[s3]\nendpoint = \"nas:9000\"\n",
+       "key 'storage.bucket'"},
+      {"peer_id = 1\n[storage]\nlayout = \"files\"\nbucket = \"s3://backups\"\n", "needs layout"},
+      {"peer_id = 1\n[storage]\nkeep_local = 1\n", "key 'storage.keep_local'"},
+      {"peer_id = 1\n[s3]\nregion = \"\"\n", "key 's3.region'"},
+      {"peer_id = 1\n[s3]\nbucket = \"s3://x\"\n", "key 's3.bucket': unknown key"},
+  };
+  for (const BadCase& b : bad) {
+    auto r = ParseConfig(b.text, "x.toml");
+    ASSERT_FALSE(r.ok()) << b.text;
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << b.text;
+    EXPECT_THAT(std::string(r.status().message()), HasSubstr(b.want)) << b.text;
+  }
 }
 
 TEST(ConfigTest, BackupErasureScheme) {
@@ -208,32 +264,7 @@ TEST(ConfigTest, WriteBackAddsAbsentKeys) {
   EXPECT_THAT(*env::ReadFileString(path), HasSubstr("# mine"));
 }
 
-TEST(DurationTest, Parses) {
-  const std::pair<const char*, int64_t> kCases[] = {
-      {"500ms", 500},     {"2s", 2000},   {"10m", 600000}, {"1h", 3600000},
-      {"1h30m", 5400000}, {"1.5s", 1500}, {" 3s ", 3000},  {"2S", 2000},
-  };
-  for (const auto& [text, ms] : kCases) {
-    auto d = ParseDuration(text);
-    ASSERT_TRUE(d.ok()) << text << ": " << d.status();
-    EXPECT_EQ(d->count(), ms) << text;
-  }
-  for (const char* bad : {"", "2", "s", "2x", "-2s", "0s", "2s3", "1d", "ms", "..s"}) {
-    EXPECT_FALSE(ParseDuration(bad).ok()) << bad;
-  }
-}
-
-TEST(DurationTest, FormatRoundTrips) {
-  for (int64_t ms : {1, 500, 1000, 1500, 2000, 60000, 90000, 600000, 3600000, 5400000}) {
-    std::string text = FormatDuration(std::chrono::milliseconds(ms));
-    auto back = ParseDuration(text);
-    ASSERT_TRUE(back.ok()) << text;
-    EXPECT_EQ(back->count(), ms) << text;
-  }
-  EXPECT_EQ(FormatDuration(std::chrono::seconds(2)), "2s");
-  EXPECT_EQ(FormatDuration(std::chrono::minutes(10)), "10m");
-  EXPECT_EQ(FormatDuration(std::chrono::milliseconds(500)), "500ms");
-}
+// Durations: base/duration_test.cc.
 
 TEST(AddressTest, SplitsAndChecksLoopback) {
   auto hp = SplitHostPort("127.0.0.1:7001");

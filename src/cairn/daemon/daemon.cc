@@ -20,6 +20,7 @@
 #include "cairn/cluster/discovery.h"
 #include "cairn/daemon/json_paths.h"
 #include "cairn/daemon/peer_dir.h"
+#include "cairn/daemon/version.h"
 #include "cairn/engine/check.h"
 #include "cairn/engine/reclaim.h"
 #include "cairn/engine/restore.h"
@@ -27,13 +28,12 @@
 #include "cairn/index/sqlite_moved_outbox.h"
 #include "cairn/index/sqlite_segment_registry.h"
 #include "cairn/net/batching_peer_client.h"
+#include "cairn/store/s3/s3_object_store.h"
 
 namespace cairn::daemon {
 namespace {
 
 using Json = nlohmann::json;
-
-constexpr char kVersion[] = "0.1.0";
 
 std::chrono::seconds CeilSeconds(std::chrono::milliseconds ms) {
   return std::chrono::seconds((ms.count() + 999) / 1000);
@@ -228,6 +228,23 @@ absl::Status Daemon::OpenStore(const std::string& dir) {
   options.compact_bytes_per_second = config_.compact_rate;
   options.disk_reserve_bytes = config_.disk_reserve;
   options.observer = observer;
+  if (!config_.storage_bucket.empty()) {
+    // docs/operations.md "An off-site copy in S3-compatible storage".
+    store::s3::S3Options so;
+    CAIRN_ASSIGN_OR_RETURN(
+        so.location,
+        store::s3::ParseS3Url(config_.storage_bucket, config_.s3_endpoint, config_.s3_region));
+    CAIRN_ASSIGN_OR_RETURN(
+        so.credentials,
+        Annotate(store::s3::LoadCredentials(config_.s3_credentials_file, config_.s3_profile,
+                                            store::s3::ProcessEnv()),
+                 "[storage] bucket " + config_.storage_bucket));
+    CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<store::s3::S3ObjectStore> s3,
+                           store::s3::S3ObjectStore::Create(std::move(so)));
+    bucket_ = std::move(s3);
+    options.bucket = bucket_.get();
+    options.keep_local_segments = config_.storage_keep_local;
+  }
   CAIRN_ASSIGN_OR_RETURN(segment_store_,
                          store::SegmentBlobStore::Open(dir, config_.quota, segment_registry_.get(),
                                                        options, env::PosixFileSystem()));
@@ -236,11 +253,12 @@ absl::Status Daemon::OpenStore(const std::string& dir) {
   if (r.registry_rebuilt) {
     const store::StoreStats st = segment_store_->Stats();
     spdlog::warn(
-        "storage: the registry of held blobs was empty while {} segment files exist: rebuilt it "
-        "from the segments: {} blobs held ({}) from {} intact records, {} bytes of torn tail "
-        "cut, {} bytes after damaged records and {} segments with a damaged header left in place",
-        r.segments, st.blobs, FormatSize(st.live_bytes), r.replayed_records, r.torn_tail_bytes,
-        r.unregistered_tail_bytes, r.unreadable_segments);
+        "storage: the registry of held blobs was empty while {} segment files and {} segments "
+        "in the bucket exist: rebuilt it from the segments: {} blobs held ({}) from {} intact "
+        "records, {} bytes of torn tail cut, {} bytes after damaged records and {} segments "
+        "with a damaged header (or index object) left in place",
+        r.segments, r.bucket_segments, st.blobs, FormatSize(st.live_bytes), r.replayed_records,
+        r.torn_tail_bytes, r.unregistered_tail_bytes, r.unreadable_segments);
   } else if (r.replayed_records > 0 || r.torn_tail_bytes > 0 || r.removed_segments > 0) {
     spdlog::warn(
         "storage: recovered {} segments: {} records registered again, {} bytes of torn tail cut, "
@@ -248,6 +266,13 @@ absl::Status Daemon::OpenStore(const std::string& dir) {
         r.segments, r.replayed_records, r.torn_tail_bytes, r.removed_segments);
   }
   spdlog::info("storage: {} segments in {}/segments", r.segments, dir);
+  if (bucket_ != nullptr) {
+    spdlog::info(
+        "storage: sealed segments go to {} ({} found there, {} read from it, {} stale objects "
+        "deleted{})",
+        config_.storage_bucket, r.bucket_segments, r.remote_segments, r.stale_objects,
+        r.upload_error.empty() ? "" : "; upload failed: " + r.upload_error);
+  }
   if (!migrate) {
     store_ = segment_store_.get();
     return absl::OkStatus();
@@ -272,10 +297,15 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   options_ = std::move(options);
   if (options_.clock == nullptr) options_.clock = env::RealClock::Default();
   CAIRN_ASSIGN_OR_RETURN(config_, LoadConfig(dir));
+  metrics_ = std::make_unique<Metrics>(CairnVersion(), GitCommit());
   CAIRN_ASSIGN_OR_RETURN(owner_key_, LoadOwnerKey(dir));
   CAIRN_ASSIGN_OR_RETURN(api_token_, LoadApiToken(dir));
   CAIRN_ASSIGN_OR_RETURN(cluster_key_, LoadClusterKey(dir));
   CAIRN_ASSIGN_OR_RETURN(node_id_, LoadOrCreateNodeId(dir));
+  // Made on first start for directories from before TLS (docs/security.md "TLS between peers").
+  CAIRN_ASSIGN_OR_RETURN(
+      tls_identity_, cluster::LoadOrCreateTlsIdentity(TlsKeyPath(dir), TlsCertPath(dir), owner_key_,
+                                                      config_.peer_id));
 
   // A missing, empty or damaged index.db is replaced by a new one (the damaged file kept
   // aside); the storage registry is then rebuilt from the segments (OpenStore) and the catalog
@@ -308,8 +338,10 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   ctx_.clock = options_.clock;
   ctx_.spread = placement::Spread::kHost;
   ctx_.gc_lock = &gc_lock_;
-  CAIRN_ASSIGN_OR_RETURN(scrubber_,
-                         Scrubber::Create(store_, catalog_.get(), ScrubberOptionsFrom(config_)));
+  ScrubberOptions scrub_options = ScrubberOptionsFrom(config_);
+  scrub_options.on_checked = [this](const store::ScrubCounts& d) { metrics_->RecordScrub(d); };
+  scrub_options.on_pass_done = [this] { metrics_->RecordScrubPassDone(); };
+  CAIRN_ASSIGN_OR_RETURN(scrubber_, Scrubber::Create(store_, catalog_.get(), scrub_options));
 
   // The advertised address must be known before the membership exists: resolve port 0 first.
   CAIRN_ASSIGN_OR_RETURN(auto listen_hp, SplitHostPort(config_.listen));
@@ -323,12 +355,30 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   });
   CAIRN_ASSIGN_OR_RETURN(std::optional<std::string> saved_pins, catalog_->GetMeta(kMetaNodePins));
   if (saved_pins) pins_->Load(cluster::NodePins::Parse(*saved_pins));
+  // Peer id -> TLS certificate pins, likewise (docs/security.md "TLS between peers").
+  cert_pins_ =
+      std::make_unique<cluster::CertPins>([this](const std::map<PeerId, std::string>& all) {
+        return catalog_->SetMeta(kMetaCertPins, cluster::CertPins::Serialize(all));
+      });
+  CAIRN_ASSIGN_OR_RETURN(std::optional<std::string> saved_cert_pins,
+                         catalog_->GetMeta(kMetaCertPins));
+  if (saved_cert_pins) cert_pins_->Load(cluster::CertPins::Parse(*saved_cert_pins));
+  // TLS for every peer connection: the server checks callers' certificates against cert_pins_
+  // (net/peer_server.h); clients check the server's against the pin of the peer at the address
+  // they dial (CheckServerCert).
+  auto tls = std::make_shared<net::TlsOptions>();
+  tls->cert_pem = tls_identity_.cert_pem;
+  tls->key_pem = tls_identity_.key_pem;
+  tls->check_server = [this](const std::string& address, const std::string& fingerprint) {
+    return CheckServerCert(address, fingerprint);
+  };
   rpc_auth_ = std::make_shared<cluster::RpcAuth>(
       cluster_key_, cluster::NodeIdentity{config_.peer_id, node_id_}, options_.clock);
   cluster::MembershipOptions mopts;
   mopts.suspect_after = CeilSeconds(config_.suspect_after);
   mopts.dead_after = CeilSeconds(config_.dead_after);
   mopts.pins = pins_.get();
+  mopts.cert_pins = cert_pins_.get();
   RaiseOpenFileLimit();
   absl::Status bind_error;
   for (int attempt = 0; attempt < (resolve_port ? 5 : 1); ++attempt) {
@@ -342,13 +392,18 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
     self.address = listen_address_;
     self.quota = stats.quota;
     self.used = stats.used;
-    self.version = kVersion;
+    self.version = CairnVersion();
     self.incarnation = static_cast<uint64_t>(options_.clock->NowNanos());
     self.node_id = node_id_;
+    self.cert_fingerprint = tls_identity_.fingerprint;
     membership_ = std::make_unique<cluster::Membership>(self, mopts, options_.clock);
     net::PeerServerSecurity security;
     security.auth = rpc_auth_;
+    security.tls = tls;
     security.on_conflict = [this](const absl::Status& s) { Fatal(s); };
+    security.on_call = [this](const char* method, int code, std::chrono::nanoseconds elapsed) {
+      metrics_->RecordRpc(method, code, std::chrono::duration<double>(elapsed).count());
+    };
     security.on_blobs_moved = [this](PeerId from, const std::vector<net::MovedBlob>& moves) {
       absl::Status applied = engine::ApplyBlobMoves(ctx_, from, moves);
       if (applied.ok()) {
@@ -378,6 +433,7 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   if (!engine_factory) {
     net::ClientOptions engine_options;
     engine_options.auth = rpc_auth_;
+    engine_options.tls = tls;
     // The engines' concurrent single-blob calls to one peer travel in PutBlobs/GetBlobs
     // batches (docs/architecture.md "Data path").
     // Batches of at most 2 MiB, 16 MiB of puts in flight per peer: a batch is serialized once
@@ -393,6 +449,7 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   if (!ping_factory) {
     net::ClientOptions ping_options;
     ping_options.auth = rpc_auth_;
+    ping_options.tls = tls;
     auto deadline = std::clamp(config_.ping_interval, std::chrono::milliseconds(500),
                                std::chrono::milliseconds(3000));
     ping_options.ping_deadline = deadline;
@@ -405,7 +462,8 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   ping_set_ = std::make_unique<ClusterPeerSet>(membership_.get(), ping_factory);
 
   ctx_.peers = peer_set_.get();
-  jobs_ = std::make_unique<JobManager>();
+  jobs_ = std::make_unique<JobManager>(
+      /*keep_finished=*/100, [this](const Json& e) { events_.Publish("job", e); });
   RepairScheduleOptions repair_schedule;
   repair_schedule.interval = config_.repair_interval;
   repair_schedule.clock = ctx_.clock != nullptr ? ctx_.clock : env::RealClock::Default();
@@ -413,6 +471,12 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
 
   StartSources();  // before the API, which serves /v1/sources
   CAIRN_ASSIGN_OR_RETURN(api_, ApiServer::Start(config_.api, api_token_, this));
+  if (!config_.metrics_listen.empty()) {
+    CAIRN_ASSIGN_OR_RETURN(metrics_api_,
+                           Annotate(ApiServer::StartMetrics(config_.metrics_listen, this),
+                                    "start the [metrics] listener"));
+    spdlog::info("metrics on http://{}/metrics (no token)", metrics_api_->address());
+  }
 
   // Record ports that were picked at this first start.
   auto api_hp = SplitHostPort(config_.api);
@@ -517,6 +581,8 @@ Daemon::~Daemon() { Shutdown(); }
 
 void Daemon::Shutdown() {
   std::call_once(shutdown_once_, [this] {
+    events_.Close();  // ends the GET /v1/events streams
+    if (metrics_api_) metrics_api_->Stop();
     if (api_) api_->Stop();
     if (sources_) sources_->Stop();  // no new backups from here on
     maintenance_cancel_ = true;
@@ -536,6 +602,7 @@ void Daemon::Shutdown() {
     if (scrubber_) scrubber_->Stop();
     if (peer_server_) peer_server_->Shutdown();
     // Release in reverse order of construction; the database closes last.
+    metrics_api_.reset();
     api_.reset();
     sources_.reset();
     jobs_.reset();
@@ -562,11 +629,50 @@ void Daemon::Shutdown() {
 
 std::string Daemon::api_address() const { return api_ ? api_->address() : config_.api; }
 
+std::string Daemon::metrics_address() const { return metrics_api_ ? metrics_api_->address() : ""; }
+
+void Daemon::LogPeerStateChanges() {
+  for (const cluster::PeerView& v : membership_->Peers()) {
+    if (v.self) continue;
+    auto it = logged_peer_states_.find(v.info.id);
+    const std::string who = absl::StrCat("peer ", v.info.id, " (", SanitizeUtf8(v.info.host_id),
+                                         ", ", SanitizeUtf8(v.info.address), ")");
+    Json event{{"peer_id", v.info.id},
+               {"host_id", SanitizeUtf8(v.info.host_id)},
+               {"address", SanitizeUtf8(v.info.address)},
+               {"state", cluster::PeerStateName(v.state)},
+               {"was", nullptr}};
+    if (it == logged_peer_states_.end()) {
+      logged_peer_states_.emplace(v.info.id, v.state);
+      events_.Publish("peer", std::move(event));
+      spdlog::info("{} joined: {}", who, cluster::PeerStateName(v.state));
+      continue;
+    }
+    if (it->second == v.state) continue;
+    const cluster::PeerState was = it->second;
+    it->second = v.state;
+    event["was"] = cluster::PeerStateName(was);
+    events_.Publish("peer", std::move(event));
+    const int64_t now = options_.clock->NowNanos();
+    const std::string seen =
+        v.last_seen_ns > 0
+            ? absl::StrCat("last seen ", (now - v.last_seen_ns) / 1'000'000'000, " s ago")
+            : std::string("never seen");
+    if (v.state == cluster::PeerState::kAlive) {
+      spdlog::info("{} is alive again (was {})", who, cluster::PeerStateName(was));
+    } else {
+      spdlog::warn("{} is now {} (was {}; {})", who, cluster::PeerStateName(v.state),
+                   cluster::PeerStateName(was), seen);
+    }
+  }
+}
+
 void Daemon::PingLoop() {
   std::unique_lock<std::mutex> lock(ping_mu_);
   while (!stopping_) {
     lock.unlock();
     PingOnce();
+    LogPeerStateChanges();
     lock.lock();
     ping_cv_.wait_for(lock, config_.ping_interval, [this] { return stopping_; });
   }
@@ -617,13 +723,26 @@ void Daemon::PingOnce() {
         return;
       }
       if (absl::IsUnauthenticated(reply.status())) {
-        // Another cluster key, or clocks far apart: say so once per address, not every ping.
+        std::optional<int64_t> skew =
+            cluster::ParseClockSkew(std::string(reply.status().message()));
+        std::optional<cluster::NodeIdentity> refused_by = cluster::SignedBy(reply.status());
+        if (skew && refused_by) {
+          // A member refused us because of the clocks: its clock minus ours is minus the
+          // caller-minus-callee offset it names (docs/operations.md "When a peer's clock is off").
+          membership_->ObserveClockRefusal(refused_by->peer_id, refused_by->node_id, target,
+                                           -*skew * 1000);
+        }
+        // Another cluster key, or clocks far apart: say so once per address and reason, not
+        // every ping. A member's signed refusal over the clocks is said even when the address
+        // refused us before for a reason that was not clear yet (e.g. while starting).
+        const bool signed_skew = skew && refused_by;
         bool first;
         {
           std::lock_guard<std::mutex> lock(ping_mu_);
           first = unauthenticated_targets_.insert(target).second;
+          if (signed_skew) first = skew_warned_targets_.insert(target).second;
         }
-        if (first && cluster::ParseClockSkew(std::string(reply.status().message()))) {
+        if (first && signed_skew) {
           // A member said so in a signed answer (docs/protocol.md "Authentication").
           spdlog::warn("the peer at {} refuses this peer's calls: {}", target,
                        std::string(reply.status().message()));
@@ -635,9 +754,29 @@ void Daemon::PingOnce() {
         }
         return;
       }
+      if (absl::IsPermissionDenied(reply.status())) {
+        // A TLS certificate that does not match its pin, on either side (docs/security.md
+        // "TLS between peers"): say so once per address and reason, not every ping.
+        bool first;
+        {
+          std::lock_guard<std::mutex> lock(ping_mu_);
+          std::string& last = refused_certs_[target];
+          first = last != reply.status().message();
+          last = std::string(reply.status().message());
+        }
+        if (first) {
+          spdlog::warn("the peer at {} and this peer refuse each other: {}", target,
+                       std::string(reply.status().message()));
+        }
+        return;
+      }
       if (!reply.ok()) {
         spdlog::debug("ping {}: {}", target, reply.status().ToString());
         return;
+      }
+      {
+        std::lock_guard<std::mutex> lock(ping_mu_);
+        refused_certs_.erase(target);
       }
       if (reply->self.id == self.id && reply->self.node_id != self.node_id &&
           reply->self.incarnation < self.incarnation) {
@@ -646,7 +785,12 @@ void Daemon::PingOnce() {
                          " has been running with this id since before this process started")));
         return;
       }
-      if (reply->self.id != self.id) membership_->ObserveDirect(reply->self);
+      if (reply->self.id != self.id) {
+        membership_->ObserveDirect(reply->self);
+        if (reply->clock_offset_ms) {
+          membership_->ObserveClockOffset(reply->self.id, *reply->clock_offset_ms);
+        }
+      }
       for (const cluster::PeerInfo& p : reply->known) {
         if (p.id != self.id) membership_->ObserveIndirect(p);
       }
@@ -664,6 +808,8 @@ absl::StatusOr<Json> Daemon::GetStatus() {
   j["host_id"] = SanitizeUtf8(config_.host_id);
   j["address"] = listen_address_;
   j["api"] = api_address();
+  // The [metrics] listener as bound (docs/operations.md "Monitoring"); null when off.
+  j["metrics_address"] = metrics_api_ ? Json(metrics_api_->address()) : Json(nullptr);
   j["quota"] = stats.quota;
   j["used"] = stats.used;
   j["room"] = store::Room(stats);
@@ -715,8 +861,21 @@ absl::StatusOr<Json> Daemon::GetPeers() {
   // This peer's own usage as it is now, not as of the last ping round.
   store::StoreStats stats = store_->Stats();
   membership_->UpdateSelf(stats.quota, stats.used, stats.extra_bytes, store::DiskRoom(stats));
+  // Clock offsets against the window calls are accepted in (docs/operations.md "When a peer's
+  // clock is off"). This peer's own clock is flagged when most of the peers measured are off.
+  const std::vector<cluster::PeerView> peers = membership_->Peers();
+  const int64_t window_ms = int64_t{1000} * cluster::RpcAuthOptions{}.max_skew.count();
+  auto beyond = [window_ms](int64_t offset_ms) {
+    return offset_ms > window_ms || offset_ms < -window_ms;
+  };
+  size_t measured = 0, off = 0;
+  for (const cluster::PeerView& v : peers) {
+    if (v.self || !v.clock_offset_ms) continue;
+    ++measured;
+    if (beyond(*v.clock_offset_ms)) ++off;
+  }
   Json out = Json::array();
-  for (const cluster::PeerView& v : membership_->Peers()) {
+  for (const cluster::PeerView& v : peers) {
     Json j;
     j["peer_id"] = v.info.id;
     j["host_id"] = SanitizeUtf8(v.info.host_id);
@@ -728,12 +887,110 @@ absl::StatusOr<Json> Daemon::GetPeers() {
     j["disk_room"] = v.info.disk_room ? Json(*v.info.disk_room) : Json(nullptr);
     j["state"] = cluster::PeerStateName(v.state);
     j["node_id"] = v.info.node_id;
+    j["cert_fingerprint"] = v.info.cert_fingerprint;
     j["last_seen"] = v.last_seen_ns > 0 ? Json(FormatRfc3339(v.last_seen_ns)) : Json(nullptr);
     j["last_seen_ns"] = v.last_seen_ns;
     j["self"] = v.self;
+    if (v.self) {
+      j["clock_offset_seconds"] = 0.0;
+      j["clock_skewed"] = measured > 0 && 2 * off > measured;
+    } else if (v.clock_offset_ms) {
+      j["clock_offset_seconds"] = static_cast<double>(*v.clock_offset_ms) / 1000.0;
+      j["clock_skewed"] = beyond(*v.clock_offset_ms);
+    } else {
+      j["clock_offset_seconds"] = nullptr;
+      j["clock_skewed"] = false;
+    }
+    j["clock_window_seconds"] = window_ms / 1000;
     out.push_back(std::move(j));
   }
   return out;
+}
+
+absl::StatusOr<std::string> Daemon::GetMetrics() {
+  MetricsState state;
+  store::StoreStats stats = store_->Stats();
+  state.store_used_bytes = stats.used;
+  state.store_quota_bytes = stats.quota;
+  state.store_blobs = stats.blobs;
+  for (const cluster::PeerView& v : membership_->Peers()) {
+    MetricsState::Peer p;
+    p.id = v.info.id;
+    p.state = cluster::PeerStateName(v.state);
+    state.peers.push_back(std::move(p));
+  }
+  // The catalog's numbers: left out (not shown as 0) when it cannot be read.
+  if (absl::StatusOr<index::CatalogStats> cs = catalog_->Stats(); cs.ok()) {
+    state.have_chunks = true;
+    state.chunks_at_target = cs->chunks_at_target;
+    state.chunks_below_target = cs->chunks_below_target;
+  }
+  if (auto snapshots = catalog_->ListSnapshots(); snapshots.ok()) {
+    state.snapshots = snapshots->size();
+    for (const index::SnapshotRecord& r : *snapshots) {
+      const double t = static_cast<double>(r.snapshot.time_ns) / 1e9;
+      for (const std::string& path : r.snapshot.paths) {
+        double& newest = state.last_backup_seconds[path];
+        newest = std::max(newest, t);
+      }
+    }
+  }
+  const Json scrub = scrubber_->StatusJson();
+  state.scrub_quarantined_blobs = scrub.value("quarantined", uint64_t{0});
+  return metrics_->Render(state);
+}
+
+Json Daemon::GetHealth() {
+  // Not ready: when this peer must stop, or while requests on the catalog are refused
+  // (IndexReady). A failed rebuild is listed, but the peer serves as it is.
+  Json problems = Json::array();
+  bool ready = true;
+  if (absl::Status fatal = fatal_status(); !fatal.ok()) {
+    problems.push_back(SanitizeUtf8(std::string(fatal.message())));
+    ready = false;
+  }
+  std::string index_state;
+  {
+    std::lock_guard<std::mutex> lock(index_mu_);
+    index_state = index_state_;
+    if (index_state_ == "rebuilding") {
+      problems.push_back(absl::StrCat("the index is being rebuilt from the peers (",
+                                      SanitizeUtf8(index_problem_), ")"));
+      ready = false;
+    } else if (index_state_ == "failed") {
+      problems.push_back(
+          absl::StrCat("the last index rebuild failed: ", SanitizeUtf8(index_error_)));
+    }
+  }
+  uint64_t known = 0, alive = 0;
+  for (const cluster::PeerView& v : membership_->Peers()) {
+    if (v.self) continue;
+    ++known;
+    if (v.state == cluster::PeerState::kAlive) ++alive;
+  }
+  Json j;
+  j["live"] = true;
+  j["ready"] = ready;
+  j["problems"] = std::move(problems);
+  j["index"] = index_state;
+  j["peers_known"] = known;
+  j["peers_alive"] = alive;
+  return j;
+}
+
+absl::Status Daemon::CheckServerCert(const std::string& address,
+                                     const std::string& fingerprint) const {
+  if (membership_ == nullptr || cert_pins_ == nullptr) return absl::OkStatus();
+  std::optional<absl::Status> mismatch;
+  for (const cluster::PeerView& v : membership_->Peers()) {
+    if (v.self || v.info.address != address) continue;
+    std::optional<std::string> pinned = cert_pins_->Pinned(v.info.id);
+    // A peer known at this address and not pinned yet: this is its first contact (a seed, or
+    // one only heard of); the certificate is pinned once it is authenticated.
+    if (!pinned.has_value() || *pinned == fingerprint) return absl::OkStatus();
+    mismatch = cluster::CertMismatch(v.info.id, fingerprint, *pinned);
+  }
+  return mismatch.value_or(absl::OkStatus());
 }
 
 absl::StatusOr<Json> Daemon::GetSnapshots() {
@@ -807,8 +1064,11 @@ absl::StatusOr<std::string> Daemon::StartBackup(const BackupRequest& request) {
     absl::StatusOr<engine::BackupResult> result = engine.Run(options, progress.get(), &cancel);
     if (!result.ok()) {
       spdlog::warn("backup failed: {}", SanitizeUtf8(result.status().ToString()));
+      metrics_->RecordBackup(false, 0, 0, 0);
       return result.status();
     }
+    metrics_->RecordBackup(true, result->snapshot.stats.bytes, result->snapshot.stats.sent_bytes,
+                           result->seconds);
     if (!result->redundancy_warning.empty()) spdlog::warn("backup: {}", result->redundancy_warning);
     spdlog::info("backup saved snapshot {}{}", result->snapshot_id.ShortHex(),
                  result->degraded() ? " (degraded)" : "");
@@ -858,6 +1118,8 @@ absl::StatusOr<std::string> Daemon::StartRestore(const RestoreRequest& request) 
 }
 
 absl::StatusOr<Json> Daemon::GetJob(const std::string& id) { return jobs_->Get(id); }
+
+absl::StatusOr<Json> Daemon::GetJobs() { return jobs_->List(); }
 
 absl::Status Daemon::CancelJob(const std::string& id) { return jobs_->Cancel(id); }
 
@@ -982,7 +1244,11 @@ absl::StatusOr<std::string> Daemon::StartRepair(const CheckRequest& request) {
   fns.run = [this, options, progress](const std::atomic<bool>& cancel) -> absl::StatusOr<Json> {
     const std::set<PeerId> alive = AliveStoragePeers();
     auto report = engine::Repair(ctx_, options, progress.get(), &cancel);
-    if (!report.ok()) return report.status();
+    if (!report.ok()) {
+      metrics_->RecordRepair(false, 0, 0, 0);
+      return report.status();
+    }
+    metrics_->RecordRepair(true, report->repaired, report->blobs_written, report->bytes_sent);
     RepairOutcome outcome;
     outcome.settled =
         report->still_below_target == 0 && report->lost == 0 && report->errors.empty();

@@ -22,6 +22,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -30,17 +31,21 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "cairn/cluster/cert_pins.h"
 #include "cairn/cluster/discovery.h"
 #include "cairn/cluster/membership.h"
 #include "cairn/cluster/node_pins.h"
 #include "cairn/cluster/rpc_auth.h"
+#include "cairn/cluster/tls_identity.h"
 #include "cairn/codec/crypto.h"
 #include "cairn/daemon/api_server.h"
 #include "cairn/daemon/cluster_peer_set.h"
 #include "cairn/daemon/config.h"
 #include "cairn/daemon/disk_watch.h"
+#include "cairn/daemon/events.h"
 #include "cairn/daemon/index_open.h"
 #include "cairn/daemon/jobs.h"
+#include "cairn/daemon/metrics.h"
 #include "cairn/daemon/recover.h"
 #include "cairn/daemon/repair_schedule.h"
 #include "cairn/daemon/scrubber.h"
@@ -118,7 +123,20 @@ class Daemon : public ApiHandler {
   absl::StatusOr<nlohmann::json> FindEntries(const std::string& pattern) override;
   absl::StatusOr<std::string> StartRestoreAt(const RestoreRequest& request) override;
   absl::StatusOr<nlohmann::json> GetJob(const std::string& id) override;
+  absl::StatusOr<nlohmann::json> GetJobs() override;
   absl::Status CancelJob(const std::string& id) override;
+  // GET /metrics (daemon/metrics.h, docs/operations.md "Monitoring").
+  absl::StatusOr<std::string> GetMetrics() override;
+  // GET /v1/health: {"live":true,"ready":bool,"problems":[...],"index":STATE,"peers_alive":N,
+  // "peers_known":N}. Not ready while this peer must stop (fatal_status) or its index is being
+  // rebuilt; a failed rebuild is listed in "problems" only.
+  nlohmann::json GetHealth() override;
+  // GET /v1/events: "peer" events as LogPeerStateChanges sees changes ({"peer_id","host_id",
+  // "address","state":"alive|suspect|dead","was": the previous state, null when first seen})
+  // and "job" events as jobs start and end (JobManager).
+  EventBus* Events() override { return &events_; }
+  // host:port of the [metrics] listener as bound; "" when it is off.
+  std::string metrics_address() const;
 
   // Disaster recovery (daemon/recover.cc; `cairn recover` runs it on a fresh directory made
   // from a recovery key): waits until peers answer (options.wait_for_peers, then until the set
@@ -142,6 +160,10 @@ class Daemon : public ApiHandler {
   Daemon() = default;
   absl::Status Init(const std::string& dir, DaemonOptions options);
   absl::Status CheckChunkerParams();
+  // The TLS check of the certificate a peer server at `address` presented (net/tls.h): OK when
+  // it is the one pinned to a peer known at that address, or when no peer known there has a
+  // pin yet (first contact); else PERMISSION_DENIED naming the peer id and both fingerprints.
+  absl::Status CheckServerCert(const std::string& address, const std::string& fingerprint) const;
   void PingLoop();
   // Repairs own backups every repair_interval, whenever a peer becomes dead and after a check
   // that found chunks below target, as repair_schedule_ allows.
@@ -149,6 +171,9 @@ class Daemon : public ApiHandler {
   // The alive storage peers other than this one (membership).
   std::set<PeerId> AliveStoragePeers();
   void PingOnce();
+  // Logs each peer whose membership state changed since the last call (joined, suspect, dead,
+  // alive again; docs/operations.md "Monitoring"). Ping thread only.
+  void LogPeerStateChanges();
   // Logs once when the disk holding the store becomes full and once when it is not any more.
   void WatchDisk(const store::StoreStats& stats);
   // Delivers queued deletions and BlobMoved notices (every few seconds while any are queued,
@@ -188,6 +213,8 @@ class Daemon : public ApiHandler {
   std::string node_id_;
   std::string api_token_;
   std::string listen_address_;
+  std::unique_ptr<Metrics> metrics_;  // made first, destroyed last: every part reports to it
+  std::map<PeerId, cluster::PeerState> logged_peer_states_;  // LogPeerStateChanges
 
   // Declaration order is construction order; members are destroyed in reverse.
   std::unique_ptr<index::Database> db_;
@@ -198,6 +225,9 @@ class Daemon : public ApiHandler {
   // with files is moved into segments by migrator_ on migration_thread_. store_ is the one that
   // serves.
   std::unique_ptr<store::SegmentRegistry> segment_registry_;
+  // [storage] bucket: where sealed segments go (before segment_store_, which uses it).
+  std::unique_ptr<store::s3::ObjectStore> bucket_;
+  std::string last_upload_error_;  // maintenance loop: logged once until it changes
   std::unique_ptr<store::DiskBlobStore> file_store_;
   std::unique_ptr<store::SegmentBlobStore> segment_store_;
   std::unique_ptr<store::MigratingBlobStore> migrating_store_;
@@ -205,11 +235,13 @@ class Daemon : public ApiHandler {
   store::BlobStore* store_ = nullptr;
   store::SegmentBlobStore* segments_ = nullptr;  // segment_store_.get(): null with files only
   std::unique_ptr<index::Catalog> catalog_;
-  std::unique_ptr<store::MovedOutbox> outbox_;  // BlobMoved notices not yet delivered
-  std::shared_mutex gc_lock_;                   // engine/gc.h: the GC safety rule
-  std::unique_ptr<Scrubber> scrubber_;          // [scrub]: re-hashes store_'s blobs
-  std::unique_ptr<cluster::NodePins> pins_;     // used by membership_; saved in catalog_ meta
+  std::unique_ptr<store::MovedOutbox> outbox_;    // BlobMoved notices not yet delivered
+  std::shared_mutex gc_lock_;                     // engine/gc.h: the GC safety rule
+  std::unique_ptr<Scrubber> scrubber_;            // [scrub]: re-hashes store_'s blobs
+  std::unique_ptr<cluster::NodePins> pins_;       // used by membership_; saved in catalog_ meta
+  std::unique_ptr<cluster::CertPins> cert_pins_;  // likewise, peer id -> TLS certificate
   std::shared_ptr<cluster::RpcAuth> rpc_auth_;
+  cluster::TlsIdentity tls_identity_;  // DIR/secrets/tls.key, tls.crt
   std::unique_ptr<cluster::Membership> membership_;
   std::unique_ptr<ClusterPeerSet> peer_set_;  // engine calls (retrying clients)
   std::unique_ptr<ClusterPeerSet> ping_set_;  // pings (one attempt, short deadline)
@@ -218,16 +250,21 @@ class Daemon : public ApiHandler {
   engine::EngineContext ctx_;
   std::once_flag file_reader_once_;
   std::unique_ptr<engine::FileReader> file_reader_;  // GET /v1/read; made on first use
+  EventBus events_;                                  // before jobs_ and api_, which use it
   std::unique_ptr<JobManager> jobs_;
   std::mutex sources_config_mu_;              // serializes source add/remove (config_.sources)
   std::unique_ptr<SourceScheduler> sources_;  // [[source]]: watch, debounce, schedule backups
   std::unique_ptr<ApiServer> api_;
+  std::unique_ptr<ApiServer> metrics_api_;  // [metrics] listen; null when off
 
   std::mutex ping_mu_;
   std::condition_variable ping_cv_;
   bool stopping_ = false;
   std::set<std::string> unauthenticated_targets_;  // warned about once; guarded by ping_mu_
-  DiskWatch disk_watch_;                           // guarded by ping_mu_
+  std::set<std::string> skew_warned_targets_;  // signed clock refusals said; guarded by ping_mu_
+  // Addresses whose last Ping failed on a TLS certificate pin, and why; guarded by ping_mu_.
+  std::map<std::string, std::string> refused_certs_;
+  DiskWatch disk_watch_;  // guarded by ping_mu_
   std::thread ping_thread_;
   std::thread repair_thread_;
   std::thread maintenance_thread_;

@@ -1,5 +1,7 @@
 #include "cairn/daemon/jobs.h"
 
+#include <algorithm>
+#include <chrono>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -36,6 +38,8 @@ struct JobManager::Job {
   JobKind kind;
   JobFunctions fns;
   std::atomic<bool> cancel{false};
+  uint64_t seq = 0;        // start order
+  int64_t started_ns = 0;  // Unix ns
   // Guarded by JobManager::mu_.
   bool running = true;
   absl::Status error;
@@ -43,7 +47,8 @@ struct JobManager::Job {
   std::thread thread;
 };
 
-JobManager::JobManager(size_t keep_finished) : keep_finished_(keep_finished) {}
+JobManager::JobManager(size_t keep_finished, std::function<void(const nlohmann::json&)> on_event)
+    : keep_finished_(keep_finished), on_event_(std::move(on_event)) {}
 
 JobManager::~JobManager() { Shutdown(); }
 
@@ -72,8 +77,15 @@ absl::StatusOr<std::string> JobManager::Start(JobKind kind, bool exclusive, JobF
   env::RandomFill(rnd, sizeof rnd);
   job->id = ToHex(rnd);
   job->kind = kind;
+  job->seq = next_seq_++;
+  job->started_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
   job->fns = std::move(fns);
   jobs_[job->id] = job;
+  if (on_event_) {
+    on_event_(nlohmann::json{{"id", job->id}, {"kind", JobKindName(kind)}, {"state", "running"}});
+  }
   job->thread = std::thread([this, job] {
     absl::StatusOr<nlohmann::json> result;
     try {
@@ -90,6 +102,13 @@ absl::StatusOr<std::string> JobManager::Start(JobKind kind, bool exclusive, JobF
       job->error = result.status();
     }
     job->running = false;
+    if (on_event_) {
+      nlohmann::json e{{"id", job->id},
+                       {"kind", JobKindName(job->kind)},
+                       {"state", job->error.ok() ? "done" : "failed"}};
+      if (!job->error.ok()) e["error"] = StatusToJson(job->error);
+      on_event_(e);
+    }
     finished_.push_back(job->id);
     done_cv_.notify_all();
   });
@@ -122,6 +141,7 @@ absl::StatusOr<nlohmann::json> JobManager::Get(const std::string& id) {
   nlohmann::json out;
   out["id"] = job->id;
   out["kind"] = JobKindName(job->kind);
+  out["started_ns"] = job->started_ns;
   nlohmann::json progress = job->fns.progress ? job->fns.progress() : nlohmann::json::object();
   out["progress"] = std::move(progress);
   if (running) {
@@ -135,6 +155,21 @@ absl::StatusOr<nlohmann::json> JobManager::Get(const std::string& id) {
   } else {
     out["state"] = "failed";
     out["error"] = StatusToJson(job->error);
+  }
+  return out;
+}
+
+nlohmann::json JobManager::List() {
+  std::vector<std::pair<uint64_t, std::string>> ids;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, job] : jobs_) ids.emplace_back(job->seq, id);
+  }
+  std::sort(ids.begin(), ids.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [seq, id] : ids) {
+    absl::StatusOr<nlohmann::json> j = Get(id);
+    if (j.ok()) out.push_back(*std::move(j));  // else pruned meanwhile
   }
   return out;
 }

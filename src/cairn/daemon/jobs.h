@@ -44,7 +44,12 @@ struct JobFunctions {
 
 class JobManager {
  public:
-  explicit JobManager(size_t keep_finished = 100);
+  // `on_event`, when set, is called with {"id","kind","state":"running"} as a job starts and
+  // with {"id","kind","state":"done"} or {"id","kind","state":"failed","error":{"code",
+  // "message"}} as it ends (GET /v1/events, "job"), under the manager's lock, in that order:
+  // it must not call back into the manager.
+  explicit JobManager(size_t keep_finished = 100,
+                      std::function<void(const nlohmann::json&)> on_event = {});
   // Cancels and joins every job.
   ~JobManager();
 
@@ -53,9 +58,14 @@ class JobManager {
   // Shutdown().
   absl::StatusOr<std::string> Start(JobKind kind, bool exclusive, JobFunctions fns);
 
-  // {"id","kind","state":"running|done|failed","progress":{...}} plus "result" (done) or
-  // "error":{"code","message"} (failed). NOT_FOUND for an unknown or forgotten id.
+  // {"id","kind","state":"running|done|failed","started_ns" (Unix ns),"progress":{...}} plus
+  // "result" (done) or "error":{"code","message"} (failed). NOT_FOUND for an unknown or
+  // forgotten id.
   absl::StatusOr<nlohmann::json> Get(const std::string& id);
+
+  // GET /v1/jobs (docs/cli.md): every job still kept (the running ones and the last
+  // `keep_finished` finished ones) as Get shows it, newest first.
+  nlohmann::json List();
 
   // Asks a running job to stop (it ends as failed/CANCELLED). OK for a finished job;
   // NOT_FOUND for an unknown id.
@@ -75,11 +85,13 @@ class JobManager {
   void Prune();  // mu_ held
 
   const size_t keep_finished_;
+  const std::function<void(const nlohmann::json&)> on_event_;
   std::mutex mu_;
   std::condition_variable done_cv_;
   bool shut_down_ = false;
   std::map<std::string, std::shared_ptr<Job>> jobs_;
   std::deque<std::string> finished_;  // ids, oldest first
+  uint64_t next_seq_ = 0;             // start order, for List
 };
 
 }  // namespace cairn::daemon

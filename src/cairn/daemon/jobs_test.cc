@@ -2,7 +2,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <thread>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -44,6 +46,52 @@ TEST(JobsTest, DoneJobKeepsItsResult) {
   EXPECT_EQ((*j)["state"], "done");
   EXPECT_EQ((*j)["result"]["snapshot_id"], "ab");
   EXPECT_EQ((*j)["progress"]["files_done"], 1);
+}
+
+// GET /v1/events "job" events: running at the start, done or failed (with the error) at the end.
+TEST(JobsTest, EventsAtStartAndEnd) {
+  std::mutex mu;
+  std::vector<json> events;
+  JobManager jobs(100, [&](const json& e) {
+    std::lock_guard<std::mutex> lock(mu);
+    events.push_back(e);
+  });
+  auto ok = jobs.Start(JobKind::kCheck, false, Immediate(json{{"n", 1}}));
+  ASSERT_TRUE(ok.ok());
+  ASSERT_TRUE(jobs.Wait(*ok, 30s));
+  auto bad = jobs.Start(JobKind::kRepair, false, Immediate(absl::UnavailableError("no peers")));
+  ASSERT_TRUE(bad.ok());
+  ASSERT_TRUE(jobs.Wait(*bad, 30s));
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_EQ(events[0], (json{{"id", *ok}, {"kind", "check"}, {"state", "running"}}));
+  EXPECT_EQ(events[1], (json{{"id", *ok}, {"kind", "check"}, {"state", "done"}}));
+  EXPECT_EQ(events[2], (json{{"id", *bad}, {"kind", "repair"}, {"state", "running"}}));
+  EXPECT_EQ(events[3]["state"], "failed");
+  EXPECT_EQ(events[3]["error"]["code"], "UNAVAILABLE");
+  EXPECT_EQ(events[3]["error"]["message"], "no peers");
+}
+
+TEST(JobsTest, ListHasEveryJobNewestFirst) {
+  JobManager jobs;
+  EXPECT_EQ(jobs.List(), json::array());
+  std::atomic<bool> started{false}, release{false};
+  auto first = jobs.Start(JobKind::kBackup, true, Immediate(json{{"n", 1}}));
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(jobs.Wait(*first, 30s));
+  auto second = jobs.Start(JobKind::kRestore, false, UntilCancelled(&started, &release));
+  ASSERT_TRUE(second.ok());
+  json list = jobs.List();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0]["id"], *second);
+  EXPECT_EQ(list[0]["state"], "running");
+  EXPECT_EQ(list[1]["id"], *first);
+  EXPECT_EQ(list[1]["state"], "done");
+  EXPECT_EQ(list[1]["result"]["n"], 1);
+  EXPECT_GE(list[0]["started_ns"].get<int64_t>(), list[1]["started_ns"].get<int64_t>());
+  EXPECT_GT(list[1]["started_ns"].get<int64_t>(), 1'600'000'000'000'000'000);
+  release = true;
+  ASSERT_TRUE(jobs.Wait(*second, 30s));
 }
 
 TEST(JobsTest, FailedJobReportsItsError) {

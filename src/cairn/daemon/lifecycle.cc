@@ -84,6 +84,7 @@ absl::StatusOr<Json> Daemon::CollectAndDeliver(const std::atomic<bool>& cancel) 
   engine::GcProgress progress;
   CAIRN_ASSIGN_OR_RETURN(engine::GcReport gc,
                          engine::CollectGarbage(ctx_, engine::GcOptions{}, &progress, &cancel));
+  metrics_->RecordGc(gc.unreferenced_chunks, gc.unreferenced_bytes, gc.deletions_queued);
   CAIRN_ASSIGN_OR_RETURN(engine::DeliveryReport delivery, engine::DeliverDeletions(ctx_, &cancel));
   spdlog::info(
       "garbage collection: {} chunks referenced, {} unreferenced dropped, {} targets lowered, {} "
@@ -390,6 +391,20 @@ void Daemon::MaintenanceLoop() {
           spdlog::info("delivered {} queued blob deletions ({} pending)", r->delivered, r->pending);
         }
       }
+    }
+
+    // Sealed segments to the bucket (docs/operations.md "An off-site copy in S3-compatible
+    // storage"): every tick, so that a segment leaves the disk soon after it is sealed.
+    if (segments_ != nullptr && bucket_ != nullptr) {
+      absl::StatusOr<uint64_t> up = segments_->UploadSealed();
+      std::string error = up.ok() ? "" : up.status().ToString();
+      if (error != last_upload_error_ && !error.empty()) {
+        spdlog::warn("storage: upload to {}: {}", config_.storage_bucket, error);
+      } else if (error != last_upload_error_) {
+        spdlog::info("storage: uploads to {} work again", config_.storage_bucket);
+      }
+      last_upload_error_ = error;
+      if (up.ok() && *up > 0) spdlog::info("storage: uploaded {} sealed segments", *up);
     }
 
     // Compaction (docs/operations.md "Storage"): rewrite segments that deletes left mostly

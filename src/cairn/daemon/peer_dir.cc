@@ -11,6 +11,7 @@
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
 #include "cairn/cluster/cluster_key.h"
+#include "cairn/cluster/tls_identity.h"
 #include "cairn/env/file.h"
 #include "cairn/index/catalog.h"
 #include "cairn/index/database.h"
@@ -69,6 +70,8 @@ std::string OwnerKeyPath(const std::string& dir) { return dir + "/secrets/owner.
 std::string ApiTokenPath(const std::string& dir) { return dir + "/secrets/api.token"; }
 std::string ClusterKeyPath(const std::string& dir) { return dir + "/secrets/cluster.key"; }
 std::string NodeIdPath(const std::string& dir) { return dir + "/secrets/node.id"; }
+std::string TlsKeyPath(const std::string& dir) { return dir + "/secrets/tls.key"; }
+std::string TlsCertPath(const std::string& dir) { return dir + "/secrets/tls.crt"; }
 std::string BlobsDir(const std::string& dir) { return dir + "/blobs"; }
 std::string IndexPath(const std::string& dir) { return dir + "/index.db"; }
 
@@ -122,6 +125,12 @@ absl::StatusOr<InitReport> InitPeerDir(const Config& config, const InitSecrets& 
   CAIRN_RETURN_IF_ERROR(WriteSecret(
       NodeIdPath(dir),
       secrets.node_id ? absl::AsciiStrToLower(*secrets.node_id) : cluster::NewNodeId(), report));
+  // Made from the owner key, so that a recovered peer presents the certificate members pinned.
+  CAIRN_RETURN_IF_ERROR(
+      cluster::LoadOrCreateTlsIdentity(TlsKeyPath(dir), TlsCertPath(dir), owner, config.peer_id)
+          .status());
+  report.created.push_back(TlsKeyPath(dir));
+  report.created.push_back(TlsCertPath(dir));
   CAIRN_RETURN_IF_ERROR(MakeDir(BlobsDir(dir), 0700, report));
   {
     bool existed = Exists(IndexPath(dir));

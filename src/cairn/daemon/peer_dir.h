@@ -6,6 +6,8 @@
 //   DIR/secrets/api.token   64 hex chars, bearer token of the local HTTP API, mode 0600
 //   DIR/secrets/cluster.key 64 hex chars, the 256-bit cluster key shared by all members, 0600
 //   DIR/secrets/node.id     32 hex chars, this peer directory's random node id, 0600
+//   DIR/secrets/tls.key     PEM Ed25519 private key of its TLS certificate, 0600
+//   DIR/secrets/tls.crt     PEM self-signed TLS certificate (cluster/tls_identity.h), 0600
 //   DIR/blobs/              DiskBlobStore root
 //   DIR/index.db            SQLite catalog + blob registry
 //
@@ -27,6 +29,8 @@ std::string OwnerKeyPath(const std::string& dir);
 std::string ApiTokenPath(const std::string& dir);
 std::string ClusterKeyPath(const std::string& dir);
 std::string NodeIdPath(const std::string& dir);
+std::string TlsKeyPath(const std::string& dir);
+std::string TlsCertPath(const std::string& dir);
 std::string BlobsDir(const std::string& dir);
 std::string IndexPath(const std::string& dir);
 
@@ -38,6 +42,8 @@ inline constexpr char kMetaChunkerMax[] = "chunker.max_size";
 inline constexpr char kMetaPeerId[] = "peer_id";
 // Catalog meta key holding the peer id -> node id pins (cluster::NodePins::Serialize).
 inline constexpr char kMetaNodePins[] = "cluster.node_pins";
+// Catalog meta key holding the peer id -> TLS certificate pins (cluster::CertPins::Serialize).
+inline constexpr char kMetaCertPins[] = "cluster.cert_pins";
 
 struct InitReport {
   std::vector<std::string> created;  // paths made, in order
@@ -46,7 +52,8 @@ struct InitReport {
 // Creates a peer directory from `config` (config.dir is the directory; it may exist, e.g. an
 // empty temp dir, and is created with mode 0700 otherwise). Makes secrets/ (0700) with a fresh
 // owner key and API token (0600 each), blobs/, index.db (migrations run; chunker params and
-// peer id recorded with Catalog::SetMeta), and finally cairn.toml.
+// peer id recorded with Catalog::SetMeta), and finally cairn.toml. The TLS key and certificate
+// (secrets/tls.key, tls.crt) are made from the owner key (cluster/tls_identity.h).
 // Errors: ALREADY_EXISTS when DIR/cairn.toml or DIR/secrets/owner.key exists (an owner key is
 // never overwritten); INVALID_ARGUMENT for an invalid config (bad chunker params, peer id 0,
 // non-loopback api address); errno-mapped errors from the file system.

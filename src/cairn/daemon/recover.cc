@@ -85,9 +85,14 @@ absl::StatusOr<engine::RecoverReport> Daemon::RecoverIndex(const RecoveryOptions
     if (!alive.empty() && (alive.size() == known || now - last_change >= settle)) break;
     if (alive.empty()) {
       std::vector<std::string> refused;
+      std::vector<std::string> cert_reasons;
       {
         std::lock_guard<std::mutex> lock(ping_mu_);
         refused.assign(unauthenticated_targets_.begin(), unauthenticated_targets_.end());
+        for (const auto& [target, why] : refused_certs_) {
+          refused.push_back(target);
+          cert_reasons.push_back(absl::StrCat(target, ": ", why));
+        }
       }
       // Every address we ping refuses us: a key of another cluster. No need to wait longer.
       std::vector<std::string> targets = membership_->PingTargets();
@@ -97,7 +102,12 @@ absl::StatusOr<engine::RecoverReport> Daemon::RecoverIndex(const RecoveryOptions
                          });
       if (all_refused || now >= deadline) {
         std::string why;
-        if (!refused.empty()) {
+        if (!cert_reasons.empty()) {
+          // A recovery key whose owner key is not this peer's makes another TLS certificate
+          // than the one members pinned (docs/security.md "TLS between peers").
+          why = absl::StrCat("TLS certificate refused (is the recovery key this peer's?): ",
+                             absl::StrJoin(cert_reasons, "; "));
+        } else if (!refused.empty()) {
           why = absl::StrCat(
               "the peer(s) at ", absl::StrJoin(refused, ", "),
               " refused this peer's cluster key: is the recovery key from this cluster? (or the "

@@ -226,6 +226,12 @@ absl::StatusOr<ScrubPassSummary> Scrubber::RunPass() {
   o.cancel = &stopping_;
   o.on_blob = [this](const BlobKey& key, store::ScrubOutcome, const store::ScrubCounts& counts) {
     std::lock_guard<std::mutex> lock(mu_);
+    if (options_.on_checked) {
+      const store::ScrubCounts& was = state_.current->counts;
+      options_.on_checked(store::ScrubCounts{
+          counts.checked - was.checked, counts.bytes - was.bytes, counts.corrupt - was.corrupt,
+          counts.missing - was.missing, counts.errors - was.errors});
+    }
     state_.current->counts = counts;
     state_.cursor = key;
   };
@@ -262,6 +268,7 @@ absl::StatusOr<ScrubPassSummary> Scrubber::RunPass() {
     spdlog::info("scrub pass paused: {} so far", CountsText(summary.counts));
     return summary;
   }
+  if (options_.on_pass_done) options_.on_pass_done();
   double seconds = static_cast<double>(summary.finished_ns - summary.started_ns) / 1e9;
   if (summary.counts.corrupt + summary.counts.missing > 0) {
     spdlog::warn("scrub pass done in {:.1f}s: {}", seconds, CountsText(summary.counts));

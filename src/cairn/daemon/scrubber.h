@@ -17,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -42,6 +43,10 @@ struct ScrubberOptions {
   size_t batch = 256;                              // blobs per listing and per state save
   env::Clock* clock = env::RealClock::Default();
   env::Sleeper* sleeper = nullptr;  // nullptr: a real InterruptibleSleeper
+  // Metrics (docs/operations.md "Monitoring"), called on the pass's thread: after each blob
+  // with what it added to the pass's counts, and when a pass finishes. Null: not called.
+  std::function<void(const store::ScrubCounts& delta)> on_checked;
+  std::function<void()> on_pass_done;
 };
 
 // The [scrub] settings of a peer's config.

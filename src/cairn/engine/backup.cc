@@ -145,7 +145,15 @@ class ByteBudget {
     released_.wait(lock, [&] { return used_ == 0 || used_ + n <= limit_; });
     used_ += n;
   }
+  // Acquire without waiting: false (nothing taken) when it would wait.
+  bool TryAcquire(uint64_t n) {
+    std::lock_guard lock(mu_);
+    if (used_ != 0 && used_ + n > limit_) return false;
+    used_ += n;
+    return true;
+  }
   void Release(uint64_t n) {
+    if (n == 0) return;
     {
       std::lock_guard lock(mu_);
       used_ -= std::min(used_, n);
@@ -192,6 +200,8 @@ class BackupRun {
   };
 
   bool Cancelled() const { return cancel_ && cancel_->load(); }
+  // Hands the walker's pending chunks to the workers as one batch (no-op when there are none).
+  void FlushPending();
   void StartWorkers();
   absl::Status StopWorkers();
   void WorkerLoop();
@@ -236,7 +246,15 @@ class BackupRun {
   BackupProgress* progress_;
   const std::atomic<bool>* cancel_;
   codec::Chunker chunker_;
-  BoundedQueue<UploadTask> queue_;
+  // Chunks go to the workers in batches (up to kBatchBytes of plaintext or kBatchChunks
+  // chunks), and sealed batches to the finisher: one hand-off between threads per batch, not
+  // per chunk (docs/architecture.md "Data path"). Under erasure coding a worker waits for the
+  // peers on every chunk stored as shards, so such a chunk ends its batch.
+  static constexpr uint64_t kBatchBytes = 1 << 20;
+  static constexpr size_t kBatchChunks = 64;
+  std::vector<UploadTask> pending_;  // the walker's next batch
+  uint64_t pending_bytes_ = 0;
+  BoundedQueue<std::vector<UploadTask>> queue_;
   ByteBudget budget_;  // plaintext bytes queued, being sealed or with puts in flight
   std::vector<std::thread> workers_;
   // New copies chunks whose puts are in flight, oldest first, finished by finisher_: the
@@ -247,7 +265,7 @@ class BackupRun {
     uint64_t budget_bytes = 0;
     CopiesInFlight copies;
   };
-  BoundedQueue<Sent> sent_{SIZE_MAX};
+  BoundedQueue<std::vector<Sent>> sent_{SIZE_MAX};
   std::thread finisher_;
   void FinisherLoop();
   // A chunk is done (stored, or failed with `st`): counters, in-flight set, first error.
@@ -278,7 +296,15 @@ void BackupRun::StartWorkers() {
   finisher_ = std::thread([this] { FinisherLoop(); });
 }
 
+void BackupRun::FlushPending() {
+  if (pending_.empty()) return;
+  queue_.Push(std::move(pending_));
+  pending_ = std::vector<UploadTask>();
+  pending_bytes_ = 0;
+}
+
 absl::Status BackupRun::StopWorkers() {
+  FlushPending();
   queue_.Close();
   for (auto& t : workers_) t.join();
   workers_.clear();
@@ -289,48 +315,69 @@ absl::Status BackupRun::StopWorkers() {
 }
 
 void BackupRun::WorkerLoop() {
-  while (auto task = queue_.Pop()) {
-    {
-      std::lock_guard lock(mu_);
-      if (!upload_error_.ok()) {  // drain without work after a fatal error
-        budget_.Release(task->plaintext.size());
-        continue;
-      }
-    }
-    const uint64_t task_bytes = task->plaintext.size();
-    if (!task->topping_up) {
-      // A new chunk stored as copies: seal it, start its puts, and hand it to the finisher.
-      auto started = StartNewCopies(ctx_, task->kind, task->id, task->plaintext, redundancy_);
-      if (!started.ok() || started->has_value()) {
-        task->plaintext = Bytes();
-        if (!started.ok()) {
-          budget_.Release(task_bytes);
-          Done(task->id, started.status());
+  while (auto batch = queue_.Pop()) {
+    uint64_t release = 0;      // budget bytes this batch gives back
+    std::vector<Sent> sealed;  // new copies chunks with puts in flight, for the finisher
+    for (UploadTask& t : *batch) {
+      UploadTask* task = &t;
+      {
+        std::lock_guard lock(mu_);
+        if (!upload_error_.ok()) {  // drain without work after a fatal error
+          release += task->plaintext.size();
           continue;
         }
-        // From here on the chunk holds its sealed blob, not its plaintext: the budget keeps
-        // what it holds.
-        const uint64_t held = std::min<uint64_t>(task_bytes, (*started)->sealed.blob.size());
-        budget_.Release(task_bytes - held);
-        sent_.Push(Sent{task->id, held, std::move(**started)});
-        continue;
       }
+      const uint64_t task_bytes = task->plaintext.size();
+      format::PreparedChunk for_shards;
+      if (!task->topping_up) {
+        // A new chunk stored as copies (or as m+1 copies, small under erasure coding): seal it,
+        // start its puts, and hand it to the finisher.
+        auto started =
+            StartNewCopies(ctx_, task->kind, task->id, task->plaintext, redundancy_, &for_shards);
+        if (!started.ok() || started->has_value()) {
+          task->plaintext = Bytes();
+          if (!started.ok()) {
+            release += task_bytes;
+            Done(task->id, started.status());
+            continue;
+          }
+          // From here on the chunk holds its sealed blob, not its plaintext: the budget keeps
+          // what it holds.
+          const uint64_t held = std::min<uint64_t>(task_bytes, (*started)->sealed.blob.size());
+          release += task_bytes - held;
+          sealed.push_back(Sent{task->id, held, std::move(**started)});
+          continue;
+        }
+      }
+      // Shards or topping up: this waits for the peers; what the batch holds so far goes
+      // first.
+      budget_.Release(std::exchange(release, 0));
+      if (!sealed.empty()) sent_.Push(std::exchange(sealed, {}));
+      absl::StatusOr<StoreOutcome> outcome;
+      if (task->topping_up) {
+        outcome = PutChunk(ctx_, task->kind, task->id, task->plaintext, redundancy_, task->known);
+      } else {
+        outcome = StoreNewShards(ctx_, task->kind, for_shards, *redundancy_.ec);
+      }
+      task->plaintext = Bytes();
+      budget_.Release(task_bytes);
+      Done(task->id, outcome);
     }
-    std::optional<ports::ChunkRecord> known;
-    if (task->topping_up) known = std::move(task->known);
-    auto outcome = PutChunk(ctx_, task->kind, task->id, task->plaintext, redundancy_, known);
-    task->plaintext = Bytes();
-    budget_.Release(task_bytes);
-    Done(task->id, outcome);
+    budget_.Release(release);
+    if (!sealed.empty()) sent_.Push(std::move(sealed));
   }
 }
 
 void BackupRun::FinisherLoop() {
-  while (auto sent = sent_.Pop()) {
-    auto outcome = FinishCopies(ctx_, sent->copies);
-    sent->copies = CopiesInFlight();
-    budget_.Release(sent->budget_bytes);
-    Done(sent->id, outcome);
+  while (auto batch = sent_.Pop()) {
+    uint64_t release = 0;
+    for (Sent& sent : *batch) {
+      auto outcome = FinishCopies(ctx_, sent.copies);
+      sent.copies = CopiesInFlight();
+      release += sent.budget_bytes;
+      Done(sent.id, outcome);
+    }
+    budget_.Release(release);
   }
 }
 
@@ -371,8 +418,20 @@ absl::Status BackupRun::AddChunk(const ChunkId& id, BlobKind kind, ByteSpan plai
     std::lock_guard lock(mu_);
     in_flight_.insert(id);
   }
-  budget_.Acquire(plaintext.size());
-  queue_.Push(std::move(task));
+  const uint64_t bytes = plaintext.size();
+  if (!budget_.TryAcquire(bytes)) {
+    // The budget is full: what this walker holds must go before it waits for room.
+    FlushPending();
+    budget_.Acquire(bytes);
+  }
+  pending_.push_back(std::move(task));
+  pending_bytes_ += bytes;
+  // Under erasure coding a chunk large enough for shards ends its batch: its worker waits for
+  // the peers, and the small chunks before it have their puts started by then.
+  if (pending_bytes_ >= kBatchBytes || pending_.size() >= kBatchChunks ||
+      (redundancy_.ec && bytes >= format::kMinErasurePayload)) {
+    FlushPending();
+  }
   return absl::OkStatus();
 }
 

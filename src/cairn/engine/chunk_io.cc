@@ -269,6 +269,12 @@ absl::StatusOr<StoreOutcome> StoreChunk(const EngineContext& ctx, BlobKind kind,
         "chunk ", sealed.id.ShortHex(), " could not be stored on any peer (",
         order.empty() ? std::string("no live peers") : absl::StrJoin(errors, "; "), ")"));
   }
+  if (out.holders.size() < copies) {
+    spdlog::warn(
+        "chunk {}: {} of {} copies placed, {} live storage peers in the placement order ({})",
+        sealed.id.ShortHex(), out.holders.size(), copies, order.size(),
+        errors.empty() ? std::string("no more peers") : absl::StrJoin(errors, "; "));
+  }
   CAIRN_RETURN_IF_ERROR(RecordCopies(ctx, kind, sealed, copies, out));
   return out;
 }
@@ -276,10 +282,15 @@ absl::StatusOr<StoreOutcome> StoreChunk(const EngineContext& ctx, BlobKind kind,
 absl::StatusOr<std::optional<CopiesInFlight>> StartNewCopies(const EngineContext& ctx,
                                                              BlobKind kind, const ChunkId& id,
                                                              ByteSpan plaintext,
-                                                             const Redundancy& redundancy) {
-  if (redundancy.ec) return std::optional<CopiesInFlight>();
+                                                             const Redundancy& redundancy,
+                                                             format::PreparedChunk* for_shards) {
+  if (redundancy.ec && for_shards == nullptr) return std::optional<CopiesInFlight>();
   CAIRN_ASSIGN_OR_RETURN(format::PreparedChunk prepared,
                          format::PrepareChunk(ctx.keys, kind, plaintext, &id));
+  if (redundancy.ec && prepared.body.size() >= format::kMinErasurePayload) {
+    *for_shards = std::move(prepared);
+    return std::optional<CopiesInFlight>();
+  }
   CopiesInFlight f;
   f.kind = kind;
   f.sealed = format::SealCopy(ctx.keys, ctx.owner, prepared);
@@ -483,6 +494,13 @@ absl::StatusOr<StoreOutcome> StoreShards(const EngineContext& ctx, BlobKind kind
     record.ec_m = static_cast<uint8_t>(sealed.scheme.m);
     record.shards = out.shards;
     out.at_target = record.AtTarget();
+    if (!out.at_target) {
+      spdlog::warn(
+          "chunk {}: {} of {} shards on {} distinct peers, {} live storage peers in the placement "
+          "order ({})",
+          sealed.id.ShortHex(), indices.size(), n, out.holders.size(), order.size(),
+          errors.empty() ? std::string("no more peers") : absl::StrJoin(errors, "; "));
+    }
     CAIRN_RETURN_IF_ERROR(
         Annotate(ctx.catalog->AddChunk(record), "record chunk " + sealed.id.ShortHex()));
   }
@@ -858,6 +876,14 @@ absl::StatusOr<Bytes> FetchChunk(const EngineContext& ctx, const ChunkId& id) {
     return std::move(opened.plaintext);
   }
   return FetchCopies(ctx, id, record);
+}
+
+absl::StatusOr<StoreOutcome> StoreNewShards(const EngineContext& ctx, BlobKind kind,
+                                            const format::PreparedChunk& prepared,
+                                            const codec::ErasureScheme& scheme) {
+  CAIRN_ASSIGN_OR_RETURN(format::SealedShards sealed,
+                         format::SealShards(ctx.keys, ctx.owner, prepared, scheme));
+  return StoreShards(ctx, kind, sealed, {});
 }
 
 absl::StatusOr<StoreOutcome> PutChunk(const EngineContext& ctx, BlobKind kind, const ChunkId& id,

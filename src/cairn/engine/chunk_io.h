@@ -94,12 +94,19 @@ struct CopiesInFlight {
 
 // The first half of PutChunk for an unknown chunk stored as copies, without waiting: seals it
 // and starts its puts (PeerClient::StartPutBlob), so that the caller can seal the next chunk
-// while these travel. nullopt when `redundancy` is erasure coding (use PutChunk). Errors:
-// sealing's (INVALID_ARGUMENT for an oversized chunk).
-absl::StatusOr<std::optional<CopiesInFlight>> StartNewCopies(const EngineContext& ctx,
-                                                             BlobKind kind, const ChunkId& id,
-                                                             ByteSpan plaintext,
-                                                             const Redundancy& redundancy);
+// while these travel. Under erasure coding: nullopt when `for_shards` is null (use PutChunk);
+// else a chunk whose compressed body is under format::kMinErasurePayload is started as m+1
+// copies, and a larger one returns nullopt with its compressed form in `*for_shards` (store it
+// with StoreNewShards). Errors: sealing's (INVALID_ARGUMENT for an oversized chunk).
+absl::StatusOr<std::optional<CopiesInFlight>> StartNewCopies(
+    const EngineContext& ctx, BlobKind kind, const ChunkId& id, ByteSpan plaintext,
+    const Redundancy& redundancy, format::PreparedChunk* for_shards = nullptr);
+
+// Seals `prepared` (an unknown chunk) into k+m shards of `scheme`, places them and records them,
+// waiting for the peers: PutChunk's erasure-coding path.
+absl::StatusOr<StoreOutcome> StoreNewShards(const EngineContext& ctx, BlobKind kind,
+                                            const format::PreparedChunk& prepared,
+                                            const codec::ErasureScheme& scheme);
 
 // The second half: waits for the answers; when fewer than `copies` peers took the chunk, goes on
 // down the placement order as StoreChunk does; records the holders in the catalog. Returns what

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -23,11 +24,22 @@ namespace cairn::engine {
 
 namespace {
 
+// One regular file being restored. The first worker to take one of its chunks creates it
+// (create_once) and keeps the descriptor; whoever writes the last chunk sets owner, mode and
+// times on that descriptor and closes it. Creating files on the workers rather than on the tree
+// walker keeps the walker (one thread) off the file system's inode allocation, which dominated
+// its time (docs/architecture.md "Restore data flow").
 struct FileState {
   std::string path;
   format::TreeEntry entry;  // chunks cleared once queued
+  bool single_chunk = false;
   std::atomic<size_t> remaining{0};
   std::atomic<bool> failed{false};
+  std::once_flag create_once;
+  int fd = -1;  // set inside create_once; -1 when creating failed
+  ~FileState() {
+    if (fd >= 0) ::close(fd);
+  }
 };
 
 struct ChunkTask {
@@ -77,6 +89,8 @@ class RestoreRun {
   absl::Status RestoreEntry(const format::TreeEntry& entry, const std::string& path, size_t depth);
   void RestoreFile(const format::TreeEntry& entry, const std::string& path);
   void FinishFile(FileState& f);
+  // Creates f's file once (the first of its chunks to be written); false when that failed.
+  bool CreateFile(FileState& f);
   void WorkerLoop();
   void ApplyOwner(const std::string& path, const format::TreeEntry& e, bool nofollow) {
     if (opts_.restore_owner && as_root_) {
@@ -103,10 +117,46 @@ class RestoreRun {
 
 void RestoreRun::FinishFile(FileState& f) {
   if (f.failed) return;
-  ApplyOwner(f.path, f.entry, false);  // before chmod: chown clears setuid/setgid
-  ::chmod(f.path.c_str(), f.entry.mode);
-  SetTimes(f.path, f.entry.mtime_ns, false);
+  if (f.fd < 0) {                        // an empty file: created by the walker
+    ApplyOwner(f.path, f.entry, false);  // before chmod: chown clears setuid/setgid
+    ::chmod(f.path.c_str(), f.entry.mode);
+    SetTimes(f.path, f.entry.mtime_ns, false);
+  } else {
+    if (opts_.restore_owner && as_root_) (void)::fchown(f.fd, f.entry.uid, f.entry.gid);
+    ::fchmod(f.fd, f.entry.mode);
+    struct timespec ts[2];
+    ts[0].tv_sec = Sec(f.entry.mtime_ns);
+    ts[0].tv_nsec = Nsec(f.entry.mtime_ns);
+    ts[1] = ts[0];
+    ::futimens(f.fd, ts);
+    ::close(f.fd);
+    f.fd = -1;
+  }
   progress_->files_done++;
+}
+
+bool RestoreRun::CreateFile(FileState& f) {
+  std::call_once(f.create_once, [&] {
+    ::unlink(f.path.c_str());  // replace whatever is there (also a symlink: never write through it)
+    int fd = ::open(f.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+      if (!f.failed.exchange(true))
+        Error(std::string(ErrnoStatus(errno, "create " + f.path).message()));
+      return;
+    }
+    // Several chunks land at their offsets from several workers: the size is set up front.
+    if (!f.single_chunk && ::ftruncate(fd, static_cast<off_t>(f.entry.size)) != 0) {
+      if (!f.failed.exchange(true))
+        Error(std::string(ErrnoStatus(errno, "truncate " + f.path).message()));
+      ::close(fd);
+      return;
+    }
+    f.fd = fd;
+    std::lock_guard lock(mu_);
+    result_.files++;
+    result_.bytes += f.entry.size;
+  });
+  return f.fd >= 0;
 }
 
 void RestoreRun::WorkerLoop() {
@@ -116,25 +166,19 @@ void RestoreRun::WorkerLoop() {
       absl::StatusOr<Bytes> data =
           task->data ? absl::StatusOr<Bytes>(std::move(*task->data)) : FetchChunk(ctx_, task->id);
       absl::Status st = data.status();
-      if (data.ok()) {
-        int fd = ::open(f.path.c_str(), O_WRONLY | O_CLOEXEC);
-        if (fd < 0) {
-          st = ErrnoStatus(errno, "open " + f.path);
-        } else {
-          size_t off = 0;
-          while (off < data->size()) {
-            ssize_t n = ::pwrite(fd, data->data() + off, data->size() - off,
-                                 static_cast<off_t>(task->offset + off));
-            if (n < 0) {
-              if (errno == EINTR) continue;
-              st = ErrnoStatus(errno, "write " + f.path);
-              break;
-            }
-            off += static_cast<size_t>(n);
+      if (data.ok() && CreateFile(f)) {
+        size_t off = 0;
+        while (off < data->size()) {
+          ssize_t n = ::pwrite(f.fd, data->data() + off, data->size() - off,
+                               static_cast<off_t>(task->offset + off));
+          if (n < 0) {
+            if (errno == EINTR) continue;
+            st = ErrnoStatus(errno, "write " + f.path);
+            break;
           }
-          ::close(fd);
-          progress_->bytes_done += data->size();
+          off += static_cast<size_t>(n);
         }
+        progress_->bytes_done += data->size();
       }
       if (!st.ok() && !f.failed.exchange(true)) Error(f.path + ": " + std::string(st.message()));
     } else if (Cancelled()) {
@@ -155,27 +199,29 @@ void RestoreRun::RestoreFile(const format::TreeEntry& entry, const std::string& 
   }
   progress_->files_total++;
   progress_->bytes_total += entry.size;
-  ::unlink(path.c_str());  // replace whatever is there (also a symlink: never write through it)
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) {
-    Error(std::string(ErrnoStatus(errno, "create " + path).message()));
-    return;
-  }
-  int rc = ::ftruncate(fd, static_cast<off_t>(entry.size));
-  ::close(fd);
-  if (rc != 0) {
-    Error(std::string(ErrnoStatus(errno, "truncate " + path).message()));
-    return;
-  }
-  {
-    std::lock_guard lock(mu_);
-    result_.files++;
-    result_.bytes += entry.size;
-  }
   auto state = std::make_shared<FileState>();
   state->path = path;
   state->entry = entry;
   state->entry.chunks.clear();
+  state->single_chunk = entry.chunks.size() == 1;
+  if (entry.chunks.empty()) {
+    // An empty file has no chunk for a worker to create it: made here.
+    ::unlink(path.c_str());  // replace whatever is there (also a symlink: never write through it)
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+      Error(std::string(ErrnoStatus(errno, "create " + path).message()));
+      return;
+    }
+    int rc = ::ftruncate(fd, static_cast<off_t>(entry.size));
+    ::close(fd);
+    if (rc != 0) {
+      Error(std::string(ErrnoStatus(errno, "truncate " + path).message()));
+      return;
+    }
+    std::lock_guard lock(mu_);
+    result_.files++;
+    result_.bytes += entry.size;
+  }
   // A guard count of 1 so that the file is not finished before every chunk is queued.
   state->remaining = 1;
   uint64_t offset = 0;

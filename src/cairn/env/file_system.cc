@@ -7,8 +7,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <utility>
 
 #include "cairn/base/status.h"
@@ -26,10 +29,53 @@ namespace {
 
 // ---- POSIX ----
 
+// Appends to a writable file go through a second descriptor opened with O_DIRECT where the file
+// system supports it (docs/architecture.md "Segment writes bypass the page cache"): whole 4 KiB
+// blocks are written from an aligned buffer straight to the device, so a segment's bytes are not
+// copied into the page cache and written back at fdatasync. The last, partial block is written
+// with a buffered pwrite and kept in memory; the next direct write rewrites that block whole, with
+// the same leading bytes, so a torn write cannot damage bytes that were already durable. Where
+// O_DIRECT is refused (tmpfs, some FUSE and network file systems) appends are plain pwrites.
+constexpr size_t kDirectBlock = 4096;             // alignment of direct offsets, lengths, buffers
+constexpr size_t kDirectStage = size_t{1} << 20;  // bytes per direct write at most
+
+struct AlignedFree {
+  void operator()(uint8_t* p) const { std::free(p); }
+};
+using AlignedBuffer = std::unique_ptr<uint8_t, AlignedFree>;
+
+AlignedBuffer NewAligned(size_t size) {
+  void* p = std::aligned_alloc(kDirectBlock, size);
+  if (p == nullptr) std::abort();  // out of memory
+  return AlignedBuffer(static_cast<uint8_t*>(p));
+}
+
+// Writes all of `data` at `offset`; errors errno-mapped (RESOURCE_EXHAUSTED for ENOSPC/EDQUOT).
+absl::Status PwriteAll(int fd, const uint8_t* data, size_t size, uint64_t offset,
+                       const std::string& what) {
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::pwrite(fd, data + done, size - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, what);
+    }
+    if (n == 0) return ErrnoStatus(EIO, what);
+    done += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
 class PosixFile : public File {
  public:
-  PosixFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
-  ~PosixFile() override { ::close(fd_); }
+  // `writable`: opened for appends (fd_ without O_APPEND: appends are pwrites at size_).
+  // `direct_fd`: the same file opened O_DIRECT|O_WRONLY, or -1.
+  PosixFile(int fd, std::string path, bool writable, int direct_fd, uint64_t size)
+      : fd_(fd), path_(std::move(path)), writable_(writable), dfd_(direct_fd), size_(size) {}
+  ~PosixFile() override {
+    if (dfd_ >= 0) ::close(dfd_);
+    ::close(fd_);
+  }
 
   absl::StatusOr<size_t> ReadAt(uint64_t offset, std::span<uint8_t> out) override {
     size_t done = 0;
@@ -51,26 +97,33 @@ class PosixFile : public File {
   }
 
   absl::Status Append(ByteSpan data) override {
-    size_t done = 0;
-    while (done < data.size()) {
-      // The file is opened with O_APPEND: each write lands at the current end.
-      ssize_t n = ::write(fd_, data.data() + done, data.size() - done);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return ErrnoStatus(errno, "append to " + path_);
-      }
-      done += static_cast<size_t>(n);
+    if (!writable_)
+      return absl::FailedPreconditionError("append to " + path_ + ": opened read-only");
+    std::lock_guard<std::mutex> lock(mu_);
+    if (dfd_ >= 0) {
+      bool unsupported = false;
+      absl::Status st = AppendDirectLocked(data, &unsupported);
+      if (!unsupported) return st;
+      // EINVAL on the first direct write: this file system wants another alignment after all.
+      // Nothing of `data` was written; go on with buffered appends.
+      CAIRN_RETURN_IF_ERROR(StopDirectLocked());
     }
+    absl::Status st = PwriteAll(fd_, data.data(), data.size(), size_, "append to " + path_);
+    if (!st.ok()) return ResyncLocked(st);
+    size_ += data.size();
     return absl::OkStatus();
   }
 
   absl::Status Sync() override {
+    // fdatasync works on the inode: it covers the direct writes of dfd_ too (their extents and
+    // the file size) and flushes the device's write cache.
     if (::fdatasync(fd_) != 0) return ErrnoStatus(errno, "fdatasync " + path_);
     return absl::OkStatus();
   }
 
   absl::Status Truncate(uint64_t size) override {
-    CAIRN_ASSIGN_OR_RETURN(uint64_t now, Size());
+    std::lock_guard<std::mutex> lock(mu_);
+    CAIRN_ASSIGN_OR_RETURN(uint64_t now, StatSize());
     if (size > now) {
       return absl::InvalidArgumentError("truncate " + path_ + " to " + std::to_string(size) +
                                         " bytes: longer than the file");
@@ -78,24 +131,126 @@ class PosixFile : public File {
     if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
       return ErrnoStatus(errno, "truncate " + path_);
     }
+    size_ = size;
+    tail_len_ = 0;
+    tail_loaded_ = false;
     return absl::OkStatus();
   }
 
   absl::StatusOr<uint64_t> Size() override {
-    struct stat st;
-    if (::fstat(fd_, &st) != 0) return ErrnoStatus(errno, "stat " + path_);
-    return static_cast<uint64_t>(st.st_size);
+    if (!writable_) return StatSize();
+    std::lock_guard<std::mutex> lock(mu_);
+    return size_;
   }
 
   void DropCache() override { ::posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED); }
 
  private:
+  absl::StatusOr<uint64_t> StatSize() {
+    struct stat st;
+    if (::fstat(fd_, &st) != 0) return ErrnoStatus(errno, "stat " + path_);
+    return static_cast<uint64_t>(st.st_size);
+  }
+
+  // The bytes of the last partial block, [size_ rounded down to a block, size_), into tail_.
+  absl::Status LoadTailLocked() {
+    if (!tail_) tail_ = NewAligned(kDirectBlock);
+    tail_len_ = static_cast<size_t>(size_ % kDirectBlock);
+    const uint64_t start = size_ - tail_len_;
+    size_t done = 0;
+    while (done < tail_len_) {
+      ssize_t n =
+          ::pread(fd_, tail_.get() + done, tail_len_ - done, static_cast<off_t>(start + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return ErrnoStatus(n < 0 ? errno : EIO, "read the last block of " + path_);
+      done += static_cast<size_t>(n);
+    }
+    tail_loaded_ = true;
+    return absl::OkStatus();
+  }
+
+  // `*unsupported`: set when the first direct write failed with EINVAL and nothing changed.
+  absl::Status AppendDirectLocked(ByteSpan data, bool* unsupported) {
+    if (!tail_loaded_) CAIRN_RETURN_IF_ERROR(LoadTailLocked());
+    // One staging buffer per thread (appends of one file are serialized by mu_), reused: a
+    // fresh one per call would cost page faults on every megabyte.
+    thread_local AlignedBuffer stage;
+    if (!stage) stage = NewAligned(kDirectStage);
+    std::memcpy(stage.get(), tail_.get(), tail_len_);
+    size_t fill = tail_len_;
+    const uint64_t first_offset = size_ - tail_len_;
+    uint64_t offset = first_offset;  // block-aligned file offset of stage[0]
+    size_t pos = 0;
+    while (pos < data.size()) {
+      const size_t take = std::min(data.size() - pos, kDirectStage - fill);
+      std::memcpy(stage.get() + fill, data.data() + pos, take);
+      fill += take;
+      pos += take;
+      const size_t whole = fill & ~(kDirectBlock - 1);
+      if (whole == 0 || (fill < kDirectStage && pos < data.size())) continue;
+      ssize_t n;
+      do {
+        n = ::pwrite(dfd_, stage.get(), whole, static_cast<off_t>(offset));
+      } while (n < 0 && errno == EINTR);
+      if (n < 0 && errno == EINVAL && offset == first_offset) {
+        *unsupported = true;
+        return absl::OkStatus();
+      }
+      if (n < 0) return ResyncLocked(ErrnoStatus(errno, "append to " + path_));
+      if (static_cast<size_t>(n) != whole) {
+        // A short direct write (a full disk): the file holds some prefix.
+        return ResyncLocked(ErrnoStatus(ENOSPC, "append to " + path_));
+      }
+      offset += whole;
+      std::memmove(stage.get(), stage.get() + whole, fill - whole);
+      fill -= whole;
+    }
+    // The last partial block goes in with a buffered write, so that the file (and every other
+    // handle) holds each appended byte when Append returns; the next direct write replaces
+    // that block whole.
+    if (fill > 0) {
+      absl::Status st = PwriteAll(fd_, stage.get(), fill, offset, "append to " + path_);
+      if (!st.ok()) return ResyncLocked(st);
+    }
+    size_ += data.size();
+    std::memcpy(tail_.get(), stage.get(), fill);
+    tail_len_ = fill;
+    return absl::OkStatus();
+  }
+
+  absl::Status StopDirectLocked() {
+    ::close(dfd_);
+    dfd_ = -1;
+    tail_.reset();
+    tail_len_ = 0;
+    tail_loaded_ = false;
+    return absl::OkStatus();
+  }
+
+  // After a failed write: the file keeps some prefix of what was appended. size_ becomes what
+  // the file holds (as the contract says: Size tells how much), the tail is read back lazily.
+  absl::Status ResyncLocked(const absl::Status& st) {
+    if (auto now = StatSize(); now.ok()) size_ = *now;
+    tail_len_ = 0;
+    tail_loaded_ = false;
+    return st;
+  }
+
   const int fd_;
   const std::string path_;
+  const bool writable_;
+  int dfd_;             // O_DIRECT descriptor, or -1 (guarded by mu_ after construction)
+  std::mutex mu_;       // appends, the tail, truncation
+  uint64_t size_;       // every byte appended
+  AlignedBuffer tail_;  // kDirectBlock bytes: [size_ - tail_len_, size_) of the file
+  size_t tail_len_ = 0;
+  bool tail_loaded_ = false;  // tail_ holds the file's last partial block
 };
 
 class PosixFs : public FileSystem {
  public:
+  explicit PosixFs(bool direct_io) : direct_io_(direct_io) {}
+
   absl::StatusOr<std::unique_ptr<File>> Open(const std::string& path, OpenMode mode) override {
     int flags = O_CLOEXEC;
     switch (mode) {
@@ -103,10 +258,10 @@ class PosixFs : public FileSystem {
         flags |= O_RDONLY;
         break;
       case OpenMode::kReadWrite:
-        flags |= O_RDWR | O_APPEND;
+        flags |= O_RDWR;
         break;
       case OpenMode::kCreate:
-        flags |= O_RDWR | O_APPEND | O_CREAT | O_EXCL;
+        flags |= O_RDWR | O_CREAT | O_EXCL;
         break;
     }
     int fd = ::open(path.c_str(), flags, 0600);
@@ -114,7 +269,21 @@ class PosixFs : public FileSystem {
       if (errno == EEXIST) return absl::AlreadyExistsError("create " + path + ": exists");
       return ErrnoStatus(errno, "open " + path);
     }
-    return std::unique_ptr<File>(new PosixFile(fd, path));
+    const bool writable = mode != OpenMode::kRead;
+    uint64_t size = 0;
+    int dfd = -1;
+    if (writable) {
+      struct stat st;
+      if (::fstat(fd, &st) != 0) {
+        int err = errno;
+        ::close(fd);
+        return ErrnoStatus(err, "stat " + path);
+      }
+      size = static_cast<uint64_t>(st.st_size);
+      // Refused (EINVAL) where the file system has no direct I/O: appends stay buffered.
+      if (direct_io_) dfd = ::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+    }
+    return std::unique_ptr<File>(new PosixFile(fd, path, writable, dfd, size));
   }
 
   absl::StatusOr<uint64_t> FileSize(const std::string& path) override {
@@ -178,6 +347,9 @@ class PosixFs : public FileSystem {
     if (::statvfs(path.c_str(), &st) != 0) return ErrnoStatus(errno, "statvfs " + path);
     return static_cast<uint64_t>(st.f_bavail) * static_cast<uint64_t>(st.f_frsize);
   }
+
+ private:
+  const bool direct_io_;
 };
 
 // ---- In memory ----
@@ -224,7 +396,7 @@ class MemFile : public File {
     std::lock_guard<std::mutex> lock(node_->mu);
     if (offset >= node_->data.size()) return size_t{0};
     size_t n = std::min<uint64_t>(out.size(), node_->data.size() - offset);
-    std::memcpy(out.data(), node_->data.data() + offset, n);
+    if (n > 0) std::memcpy(out.data(), node_->data.data() + offset, n);
     return n;
   }
   absl::Status Append(ByteSpan data) override {
@@ -364,7 +536,12 @@ class MemFs : public FileSystem {
 }  // namespace
 
 FileSystem* PosixFileSystem() {
-  static PosixFs* fs = new PosixFs();
+  static PosixFs* fs = new PosixFs(/*direct_io=*/true);
+  return fs;
+}
+
+FileSystem* PosixFileSystemBuffered() {
+  static PosixFs* fs = new PosixFs(/*direct_io=*/false);
   return fs;
 }
 

@@ -110,8 +110,13 @@ class FileSystem {
   virtual absl::StatusOr<uint64_t> FreeSpace(const std::string& path) = 0;
 };
 
-// The process's real file system (POSIX). Never null; lives forever.
+// The process's real file system (POSIX). Never null; lives forever. Appends to files opened for
+// writing bypass the page cache (O_DIRECT whole blocks, the last partial block buffered) where
+// the file system supports direct I/O, and are plain buffered writes elsewhere
+// (docs/architecture.md "Segment writes bypass the page cache").
 FileSystem* PosixFileSystem();
+// The same with every append buffered (what PosixFileSystem falls back to without O_DIRECT).
+FileSystem* PosixFileSystemBuffered();
 
 // A fresh, empty in-memory file system ("/" exists). Everything is durable at once (nothing is
 // lost; SimulateCrash belongs to FaultInjectionFileSystem). It holds at most `capacity` bytes of

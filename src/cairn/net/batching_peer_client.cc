@@ -40,21 +40,21 @@ BatchingPeerClient::BatchingPeerClient(std::shared_ptr<PeerClient> inner, Batchi
 
 BatchingPeerClient::~BatchingPeerClient() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
   }
+  work_cv_.notify_all();
+  room_cv_.notify_all();
   // The senders send what is queued, then return.
   for (std::thread& sender : senders_) sender.join();
 }
 
 absl::Status BatchingPeerClient::Admit(size_t bytes) {
-  absl::MutexLock lock(&mu_);
-  auto fits = [&]() {
-    mu_.AssertHeld();
+  std::unique_lock<std::mutex> lock(mu_);
+  room_cv_.wait(lock, [&]() {
     return stopping_ || bytes_in_flight_ == 0 ||
            bytes_in_flight_ + bytes <= options_.max_bytes_in_flight;
-  };
-  mu_.Await(absl::Condition(&fits));
+  });
   if (stopping_) return ShuttingDown();
   bytes_in_flight_ += bytes;
   peak_bytes_in_flight_ = std::max(peak_bytes_in_flight_, bytes_in_flight_);
@@ -62,18 +62,23 @@ absl::Status BatchingPeerClient::Admit(size_t bytes) {
 }
 
 void BatchingPeerClient::Release(size_t bytes) {
-  absl::MutexLock lock(&mu_);
-  bytes_in_flight_ -= std::min(bytes, bytes_in_flight_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    bytes_in_flight_ -= std::min(bytes, bytes_in_flight_);
+  }
+  room_cv_.notify_all();
 }
 
 std::future<absl::StatusOr<ports::PutOutcome>> BatchingPeerClient::EnqueuePut(
     std::unique_ptr<PendingPut> put) {
   std::future<absl::StatusOr<ports::PutOutcome>> answer = put->answer.get_future();
   {
-    absl::MutexLock lock(&mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     if (!stopping_) {
       put->order = next_order_++;
       puts_.push_back(std::move(put));
+      lock.unlock();
+      work_cv_.notify_one();
       return answer;
     }
   }
@@ -123,10 +128,13 @@ std::future<absl::StatusOr<Bytes>> BatchingPeerClient::GetBlobAsync(const BlobKe
   auto get = std::make_unique<PendingGet>();
   get->key = key;
   std::future<absl::StatusOr<Bytes>> answer = get->answer.get_future();
-  absl::MutexLock lock(&mu_);
-  if (stopping_) return ReadyFuture<Bytes>(ShuttingDown());
-  get->order = next_order_++;
-  gets_.push_back(std::move(get));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return ReadyFuture<Bytes>(ShuttingDown());
+    get->order = next_order_++;
+    gets_.push_back(std::move(get));
+  }
+  work_cv_.notify_one();
   return answer;
 }
 
@@ -137,8 +145,8 @@ void BatchingPeerClient::SenderLoop() {
     std::vector<std::unique_ptr<PendingPut>> puts;
     std::vector<std::unique_ptr<PendingGet>> gets;
     {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(this, &BatchingPeerClient::HasWork));
+      std::unique_lock<std::mutex> lock(mu_);
+      work_cv_.wait(lock, [this]() { return HasWork(); });
       if (puts_.empty() && gets_.empty()) return;  // stopping, and everything was sent
       const bool take_puts =
           !puts_.empty() && (gets_.empty() || puts_.front()->order < gets_.front()->order);
@@ -168,9 +176,12 @@ void BatchingPeerClient::SenderLoop() {
 }
 
 void BatchingPeerClient::FinishBatch(size_t bytes) {
-  absl::MutexLock lock(&mu_);
-  bytes_in_flight_ -= std::min(bytes, bytes_in_flight_);
-  --batches_in_flight_;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    bytes_in_flight_ -= std::min(bytes, bytes_in_flight_);
+    --batches_in_flight_;
+  }
+  room_cv_.notify_all();
 }
 
 void BatchingPeerClient::SendPuts(std::vector<std::unique_ptr<PendingPut>> batch) {
@@ -297,7 +308,7 @@ absl::Status BatchingPeerClient::BlobMoved(std::span<const MovedBlob> moves) {
 }
 
 BatchingCounters BatchingPeerClient::Counters() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   BatchingCounters counters;
   counters.queued_puts = puts_.size();
   counters.queued_gets = gets_.size();

@@ -4,13 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 namespace cairn::net {
@@ -53,21 +54,21 @@ class GatedClient final : public PeerClient {
   explicit GatedClient(bool open = false) : open_(open) {}
 
   void Open() {
-    absl::MutexLock lock(&mu_);
-    open_ = true;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      open_ = true;
+    }
+    cv_.notify_all();
   }
   void Fail(absl::Status status) {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     fail_ = std::move(status);
   }
   // Waits (up to kDeadline) until `calls` batch calls are waiting at the gate.
   bool AwaitWaiting(int calls) {
-    absl::MutexLock lock(&mu_);
-    auto enough = [&] {
-      mu_.AssertHeld();
-      return waiting_ >= calls;
-    };
-    return mu_.AwaitWithTimeout(absl::Condition(&enough), kDeadline);
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, absl::ToChronoMilliseconds(kDeadline),
+                        [&] { return waiting_ >= calls; });
   }
 
   absl::StatusOr<std::vector<absl::StatusOr<ports::PutOutcome>>> PutBlobs(
@@ -76,13 +77,13 @@ class GatedClient final : public PeerClient {
     for (const BlobPut& put : puts) bytes += put.blob.size();
     absl::Status fail;
     {
-      absl::MutexLock lock(&mu_);
+      std::unique_lock<std::mutex> lock(mu_);
       ++put_calls_;
       put_items_ += puts.size();
       bytes_inside_ += bytes;
       max_bytes_inside_ = std::max(max_bytes_inside_, bytes_inside_);
       max_batch_ = std::max(max_batch_, puts.size());
-      Gate();
+      Gate(lock);
       bytes_inside_ -= bytes;
       fail = fail_;
     }
@@ -104,11 +105,11 @@ class GatedClient final : public PeerClient {
   absl::Status GetBlobsStreamed(std::span<const BlobKey> keys, const BlobSink& on_blob) override {
     absl::Status fail;
     {
-      absl::MutexLock lock(&mu_);
+      std::unique_lock<std::mutex> lock(mu_);
       ++get_calls_;
       get_items_ += keys.size();
       max_batch_ = std::max(max_batch_, keys.size());
-      Gate();
+      Gate(lock);
       fail = fail_;
     }
     if (!fail.ok()) return fail;
@@ -159,39 +160,43 @@ class GatedClient final : public PeerClient {
   absl::Status BlobMoved(std::span<const MovedBlob>) override { return absl::OkStatus(); }
 
   int put_calls() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return put_calls_;
   }
   size_t put_items() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return put_items_;
   }
   int get_calls() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return get_calls_;
   }
   size_t get_items() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return get_items_;
   }
   size_t max_bytes_inside() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return max_bytes_inside_;
   }
   size_t max_batch() {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     return max_batch_;
   }
 
  private:
-  // Waits (holding mu_ in between) until the gate is open.
-  void Gate() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+  // Waits (holding mu_ in between, through `lock`) until the gate is open. std::mutex rather than
+  // absl::Mutex so that ThreadSanitizer sees the locking (docs/operations.md "Testing with
+  // ThreadSanitizer").
+  void Gate(std::unique_lock<std::mutex>& lock) {
     ++waiting_;
-    mu_.Await(absl::Condition(&open_));
+    cv_.notify_all();  // AwaitWaiting
+    cv_.wait(lock, [&] { return open_; });
     --waiting_;
   }
 
-  absl::Mutex mu_;
+  std::mutex mu_;
+  std::condition_variable cv_;
   bool open_ ABSL_GUARDED_BY(mu_);
   absl::Status fail_ ABSL_GUARDED_BY(mu_);
   int waiting_ ABSL_GUARDED_BY(mu_) = 0;

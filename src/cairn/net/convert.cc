@@ -42,6 +42,11 @@ void ToProto(const cluster::PeerInfo& info, v1::PeerInfo* out) {
   if (node.ok() && node->size() == 16) {
     out->set_node_id(reinterpret_cast<const char*>(node->data()), node->size());
   }
+  // Certificate fingerprints likewise as their 32 raw bytes.
+  auto cert = FromHex(info.cert_fingerprint);
+  if (cert.ok() && cert->size() == 32) {
+    out->set_cert_sha256(reinterpret_cast<const char*>(cert->data()), cert->size());
+  }
 }
 
 cluster::PeerInfo FromProto(const v1::PeerInfo& info) {
@@ -57,6 +62,7 @@ cluster::PeerInfo FromProto(const v1::PeerInfo& info) {
   out.incarnation = info.incarnation();
   // Anything but 16 bytes is no node id (left empty: such a peer is not pinned or trusted).
   if (info.node_id().size() == 16) out.node_id = ToHex(AsBytes(info.node_id()));
+  if (info.cert_sha256().size() == 32) out.cert_fingerprint = ToHex(AsBytes(info.cert_sha256()));
   return out;
 }
 

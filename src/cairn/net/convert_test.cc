@@ -58,11 +58,16 @@ TEST(ConvertTest, PeerInfoRoundTrip) {
                          99,
                          "00112233445566778899aabbccddeeff",
                          uint64_t{5} << 20,
-                         uint64_t{7} << 20};
+                         uint64_t{7} << 20,
+                         std::string(64, 'c')};
   v1::PeerInfo proto;
   ToProto(info, &proto);
-  EXPECT_EQ(proto.node_id().size(), 16u);  // raw bytes on the wire
+  EXPECT_EQ(proto.node_id().size(), 16u);      // raw bytes on the wire
+  EXPECT_EQ(proto.cert_sha256().size(), 32u);  // likewise
   EXPECT_EQ(FromProto(proto), info);
+  // A fingerprint that is not 32 bytes on the wire is none.
+  proto.set_cert_sha256("short");
+  EXPECT_EQ(FromProto(proto).cert_fingerprint, "");
   // A node id that is not 16 bytes on the wire is no node id.
   proto.set_node_id("short");
   EXPECT_EQ(FromProto(proto).node_id, "");

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "cairn/base/status.h"
+#include "cairn/cluster/tls_identity.h"
 #include "cairn/codec/checksum.h"
 #include "cairn/net/call_auth.h"
 #include "cairn/net/convert.h"
@@ -22,12 +23,19 @@
 #include "cairn/net/put_blobs_wire.h"
 #include "cairn/net/retrying_peer_client.h"
 #include "cairn/net/status_map.h"
+#include "cairn/net/tls.h"
 #include "cairn/v1/peer.grpc.pb.h"
 
 namespace cairn::net {
 namespace {
 
 constexpr char kPutBlobsMethod[] = "/cairn.v1.Peer/PutBlobs";
+
+int64_t WallMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 // Runs a client call body; exceptions from protobuf/gRPC (e.g. allocation failures) become
 // INTERNAL instead of escaping into the engine.
@@ -46,19 +54,38 @@ absl::StatusOr<T> Guard(const std::string& what, Fn&& fn) {
 // built-in retries are off): RetryingPeerClient decides.
 class GrpcPeerClient final : public PeerClient {
  public:
-  GrpcPeerClient(std::shared_ptr<grpc::Channel> channel, const ClientOptions& options)
-      : stub_(v1::Peer::NewStub(channel)), generic_stub_(channel), options_(options) {}
+  GrpcPeerClient(std::shared_ptr<grpc::Channel> channel, const ClientOptions& options,
+                 std::shared_ptr<TlsRefusals> refusals)
+      : stub_(v1::Peer::NewStub(channel)),
+        generic_stub_(channel),
+        options_(options),
+        refusals_(std::move(refusals)) {}
+
+  // A call that failed because this client refused the server's certificate says so
+  // (PERMISSION_DENIED with the refusal's message, which RetryingPeerClient does not retry);
+  // gRPC itself only reports UNAVAILABLE.
+  absl::Status Explained(absl::Status status) const {
+    if (status.ok() || refusals_ == nullptr || !absl::IsUnavailable(status)) return status;
+    std::optional<absl::Status> refusal = refusals_->Last();
+    return refusal.has_value() ? *refusal : status;
+  }
 
   // One authenticated unary call: signs the request, runs it, checks the reply MAC.
+  // `server_cert` (when given) receives the fingerprint of the certificate the server
+  // presented on this call's connection (nullopt without TLS).
   template <typename Request, typename Response, typename Rpc>
   absl::Status Call(const char* method, Rpc rpc, const Request& request, Response* response,
-                    std::chrono::milliseconds deadline, cluster::NodeIdentity* callee = nullptr) {
+                    std::chrono::milliseconds deadline, cluster::NodeIdentity* callee = nullptr,
+                    std::optional<std::string>* server_cert = nullptr) {
     grpc::ClientContext context;
     SetDeadline(context, deadline);
     const cluster::RpcAuth* auth = options_.auth.get();
     std::optional<cluster::CallNonce> nonce = SignCall(auth, method, request, context);
     grpc::Status status = (stub_.get()->*rpc)(&context, request, response);
-    return CheckReply(auth, method, nonce, status, *response, context, callee);
+    if (server_cert != nullptr && status.ok()) {
+      *server_cert = PeerCertFingerprint(context.auth_context().get());
+    }
+    return Explained(CheckReply(auth, method, nonce, status, *response, context, callee));
   }
 
   // One authenticated unary call whose request is already serialized (`encoded`), through the
@@ -78,7 +105,7 @@ class GrpcPeerClient final : public PeerClient {
                               done.Notify();
                             });
     done.WaitForNotification();
-    return CheckReply(auth, method, nonce, status, *response, context, nullptr);
+    return Explained(CheckReply(auth, method, nonce, status, *response, context, nullptr));
   }
 
   absl::StatusOr<PingReply> Ping(const cluster::PeerInfo& self,
@@ -89,9 +116,21 @@ class GrpcPeerClient final : public PeerClient {
       for (const cluster::PeerInfo& info : known) ToProto(info, request.add_known());
       v1::PingResponse response;
       cluster::NodeIdentity callee;
-      CAIRN_RETURN_IF_ERROR(Call("/cairn.v1.Peer/Ping", &v1::Peer::Stub::Ping, request, &response,
-                                 options_.ping_deadline, &callee));
+      std::optional<std::string> server_cert;
+      const int64_t sent_ms = WallMillis();
+      absl::Status called = Call("/cairn.v1.Peer/Ping", &v1::Peer::Stub::Ping, request, &response,
+                                 options_.ping_deadline, &callee, &server_cert);
+      const int64_t received_ms = WallMillis();
+      if (!called.ok()) {
+        // Which member refused (its MAC verified), e.g. because of the clocks (docs/operations.md
+        // "When a peer's clock is off").
+        if (callee.peer_id != 0) cluster::SetSignedBy(&called, callee);
+        return called;
+      }
       PingReply reply;
+      if (response.time_unix_ms() != 0) {
+        reply.clock_offset_ms = response.time_unix_ms() - (sent_ms + (received_ms - sent_ms) / 2);
+      }
       reply.self = FromProto(response.self());
       if (options_.auth != nullptr) {
         // The callee's info must be about the peer that signed the answer.
@@ -101,6 +140,14 @@ class GrpcPeerClient final : public PeerClient {
                                                          callee.peer_id));
         }
         reply.self.node_id = callee.node_id;
+      }
+      if (options_.tls != nullptr) {
+        // The certificate that counts is the one the connection presented (the callee's own
+        // claim is not needed): membership pins it on first contact (cluster/cert_pins.h).
+        if (!server_cert.has_value()) {
+          return absl::UnauthenticatedError("the Ping answer came without a TLS certificate");
+        }
+        reply.self.cert_fingerprint = *server_cert;
       }
       reply.known.reserve(response.known_size());
       for (const v1::PeerInfo& info : response.known()) reply.known.push_back(FromProto(info));
@@ -244,8 +291,8 @@ class GrpcPeerClient final : public PeerClient {
                  }
                  const grpc::Status status = reader->Finish();
                  cluster::NodeIdentity end_signer;
-                 CAIRN_RETURN_IF_ERROR(
-                     CheckStreamEnd(auth, kMethod, call, status, messages, context, &end_signer));
+                 CAIRN_RETURN_IF_ERROR(Explained(
+                     CheckStreamEnd(auth, kMethod, call, status, messages, context, &end_signer)));
                  if (auth != nullptr && signer.has_value() && end_signer != *signer) {
                    return absl::UnauthenticatedError(
                        "the stream's end is signed by another peer than its messages");
@@ -422,6 +469,7 @@ class GrpcPeerClient final : public PeerClient {
   std::unique_ptr<v1::Peer::Stub> stub_;
   grpc::TemplatedGenericStub<grpc::ByteBuffer, v1::PutBlobsResponse> generic_stub_;
   const ClientOptions options_;
+  const std::shared_ptr<TlsRefusals> refusals_;  // null without TLS
 };
 
 }  // namespace
@@ -441,9 +489,18 @@ std::shared_ptr<PeerClient> NewGrpcPeerClient(const std::string& address,
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(kMaxReconnectBackoff.count()));
-  // No TLS: calls are authenticated with the cluster key (options.auth; call_auth.h).
-  auto raw = std::make_shared<GrpcPeerClient>(
-      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args), options);
+  // TLS with this peer's certificate, the server's checked against its pin (net/tls.h); calls
+  // are authenticated with the cluster key on top (options.auth; call_auth.h).
+  std::shared_ptr<TlsRefusals> refusals;
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (options.tls != nullptr) {
+    // Every peer's certificate names kTlsServerName; nothing checks it (the fingerprint counts).
+    args.SetSslTargetNameOverride(cluster::kTlsServerName);
+    refusals = std::make_shared<TlsRefusals>();
+    credentials = MakeChannelCredentials(*options.tls, address, refusals);
+  }
+  auto raw = std::make_shared<GrpcPeerClient>(grpc::CreateCustomChannel(address, credentials, args),
+                                              options, std::move(refusals));
   return std::make_shared<RetryingPeerClient>(std::move(raw), options, address);
 }
 

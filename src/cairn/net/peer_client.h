@@ -5,9 +5,11 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
+#include "absl/status/status.h"
 #include "cairn/cluster/rpc_auth.h"
 #include "cairn/ports/peer_client.h"
 
@@ -23,6 +25,19 @@ using ports::MovedBlob;
 using ports::PeerClient;
 using ports::PingReply;
 
+// TLS for peer connections (net/tls.h; docs/security.md "TLS between peers").
+struct TlsOptions {
+  // This peer's certificate and private key (PEM), presented to both clients and servers.
+  std::string cert_pem;
+  std::string key_pem;
+  // Client side, during the handshake: the address dialed and the fingerprint of the
+  // certificate the server presented (cluster/tls_identity.h). Non-OK refuses the connection,
+  // and calls on it fail with this status (PERMISSION_DENIED with its message, not retried).
+  // Null: any certificate is accepted (authentication is then the cluster key's alone).
+  std::function<absl::Status(const std::string& address, const std::string& fingerprint)>
+      check_server;
+};
+
 struct ClientOptions {
   std::chrono::milliseconds ping_deadline{3000};
   std::chrono::milliseconds blob_deadline{60000};
@@ -33,6 +48,9 @@ struct ClientOptions {
   // and every answer must carry a valid reply MAC (else UNAUTHENTICATED, not retried). Null:
   // calls go out unauthenticated (a cluster member refuses them; for tests).
   std::shared_ptr<const cluster::RpcAuth> auth;
+  // TLS (docs/protocol.md "Transport"): this peer's certificate and the check of the server's.
+  // Null: plaintext (a TLS peer server refuses it; for tests).
+  std::shared_ptr<const TlsOptions> tls;
 };
 
 // A gRPC client for the peer at `address` (host:port), wrapped in retries.

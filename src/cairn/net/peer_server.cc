@@ -20,6 +20,7 @@
 #include "cairn/net/convert.h"
 #include "cairn/net/limits.h"
 #include "cairn/net/status_map.h"
+#include "cairn/net/tls.h"
 #include "cairn/v1/peer.grpc.pb.h"
 
 namespace cairn::net {
@@ -84,6 +85,12 @@ class PeerService final : public v1::Peer::StreamedService {
                                " but the call is authenticated as peer ", caller.peer_id));
             }
             sender.node_id = caller.node_id;
+            // The certificate that counts is the one the connection presented (CheckCaller
+            // pinned or checked it); a claim in the message is not taken.
+            sender.cert_fingerprint.clear();
+            if (security_.tls != nullptr) {
+              sender.cert_fingerprint = ClientCert(*context).value_or(std::string());
+            }
             // A sender without an address cannot be called back: answer it, but do not record it.
             if (sender.id != self.id && !sender.address.empty()) {
               // A peer listening on 0.0.0.0 cannot know its own LAN address; the IP it called from
@@ -107,6 +114,8 @@ class PeerService final : public v1::Peer::StreamedService {
             if (view.self || view.info.id == self.id) continue;
             ToProto(view.info, response->add_known());
           }
+          // Last, so that it is as close as possible to the answer's departure.
+          response->set_time_unix_ms(membership_->clock()->NowNanos() / 1000000);
           return absl::OkStatus();
         });
   }
@@ -425,6 +434,24 @@ class PeerService final : public v1::Peer::StreamedService {
   grpc::Status Serve(const char* method, grpc::ServerContext* context,
                      grpc::ServerUnaryStreamer<Request, Response>* stream, bool self_id_allowed,
                      Fn&& fn) {
+    return Timed(method, [&] { return ServeUnary(method, context, stream, self_id_allowed, fn); });
+  }
+
+  // Runs `serve` and reports its outcome and duration to security_.on_call (metrics).
+  template <typename ServeFn>
+  grpc::Status Timed(const char* method, ServeFn&& serve) {
+    if (!security_.on_call) return serve();
+    const auto start = std::chrono::steady_clock::now();
+    grpc::Status out = serve();
+    security_.on_call(method, static_cast<int>(out.error_code()),
+                      std::chrono::steady_clock::now() - start);
+    return out;
+  }
+
+  template <typename Request, typename Response, typename Fn>
+  grpc::Status ServeUnary(const char* method, grpc::ServerContext* context,
+                          grpc::ServerUnaryStreamer<Request, Response>* stream,
+                          bool self_id_allowed, Fn& fn) {
     grpc::Status refusal;
     std::optional<cluster::VerifiedRequest> call =
         PreAuthenticate(method, context, &refusal, [&](const cluster::VerifiedRequest& skewed) {
@@ -435,7 +462,7 @@ class PeerService final : public v1::Peer::StreamedService {
     Response response;
     absl::Status status = ReadRequest(method, context, stream, request);
     if (absl::IsUnauthenticated(status)) return ToGrpcStatus(NotAMember());
-    if (status.ok()) status = CheckCaller(call->caller, self_id_allowed);
+    if (status.ok()) status = CheckCaller(call->caller, self_id_allowed, *context);
     if (status.ok())
       status = Catching(method, [&] { return fn(call->caller, &request, &response); });
     if (!status.ok()) {
@@ -459,6 +486,12 @@ class PeerService final : public v1::Peer::StreamedService {
   template <typename Request, typename Message, typename Fn>
   grpc::Status ServeStream(const char* method, grpc::ServerContext* context,
                            grpc::ServerSplitStreamer<Request, Message>* stream, Fn&& fn) {
+    return Timed(method, [&] { return ServeStreamed(method, context, stream, fn); });
+  }
+
+  template <typename Request, typename Message, typename Fn>
+  grpc::Status ServeStreamed(const char* method, grpc::ServerContext* context,
+                             grpc::ServerSplitStreamer<Request, Message>* stream, Fn& fn) {
     grpc::Status refusal;
     std::optional<cluster::Digest> request_mac;
     if (absl::StatusOr<cluster::Digest> mac = RequestMacOf(*context); mac.ok()) request_mac = *mac;
@@ -485,7 +518,7 @@ class PeerService final : public v1::Peer::StreamedService {
       ++sent;
       return absl::OkStatus();
     };
-    if (status.ok()) status = CheckCaller(call->caller, /*self_id_allowed=*/false);
+    if (status.ok()) status = CheckCaller(call->caller, /*self_id_allowed=*/false, *context);
     if (status.ok()) status = Catching(method, [&] { return fn(call->caller, &request, send); });
     if (!status.ok()) {
       spdlog::debug("{} from peer {} ({}) failed after {} messages: {}", method,
@@ -561,8 +594,10 @@ class PeerService final : public v1::Peer::StreamedService {
     spdlog::warn("refusing the calls of peer {}: {}", caller, why);
   }
 
-  // The caller's peer id must be pinned to the node id it authenticated with.
-  absl::Status CheckCaller(const cluster::NodeIdentity& caller, bool self_id_allowed) {
+  // The caller's peer id must be pinned to the node id it authenticated with, and (with TLS)
+  // to the certificate its connection presented.
+  absl::Status CheckCaller(const cluster::NodeIdentity& caller, bool self_id_allowed,
+                           const grpc::ServerContext& context) {
     const cluster::PeerInfo& self = membership_->self();
     if (caller.peer_id == self.id) {
       if (caller.node_id == self.node_id || self_id_allowed) return absl::OkStatus();
@@ -570,12 +605,27 @@ class PeerService final : public v1::Peer::StreamedService {
           absl::StrCat("peer id ", caller.peer_id, " belongs to another node (this one)"));
     }
     cluster::NodePins* pins = membership_->pins();
-    if (pins == nullptr) return absl::OkStatus();
-    absl::Status pinned = pins->Check(caller.peer_id, caller.node_id);
+    absl::Status pinned =
+        pins == nullptr ? absl::OkStatus() : pins->Check(caller.peer_id, caller.node_id);
+    if (pinned.ok() && security_.tls != nullptr) {
+      std::optional<std::string> cert = ClientCert(context);
+      cluster::CertPins* cert_pins = membership_->cert_pins();
+      if (!cert.has_value()) {
+        pinned = absl::PermissionDeniedError(absl::StrCat(
+            "peer id ", caller.peer_id, " connected without a TLS client certificate"));
+      } else if (cert_pins != nullptr) {
+        pinned = cert_pins->Check(caller.peer_id, *cert);
+      }
+    }
     if (!pinned.ok()) {
       spdlog::warn("refused a call from {}: {}", caller.peer_id, std::string(pinned.message()));
     }
     return pinned;
+  }
+
+  // The fingerprint of the certificate the client presented; nullopt without one (or TLS).
+  static std::optional<std::string> ClientCert(const grpc::ServerContext& context) {
+    return PeerCertFingerprint(context.auth_context().get());
   }
 
   // Another node calls with this peer's own id. The process that started first keeps the id:
@@ -651,12 +701,16 @@ absl::StatusOr<std::unique_ptr<PeerServer>> PeerServer::Start(const std::string&
         absl::StrCat("listen address \"", listen_address, "\" is not host:port (port 0-65535)"));
   }
   try {
+    std::shared_ptr<const TlsOptions> tls = security.tls;
     auto service = std::make_unique<PeerService>(store, membership, std::move(security));
     grpc::ServerBuilder builder;
     int selected_port = 0;
-    // No TLS: every call is authenticated with the cluster key instead (PeerService::Serve),
-    // and blobs are end-to-end encrypted (docs/security.md).
-    builder.AddListeningPort(listen_address, grpc::InsecureServerCredentials(), &selected_port);
+    // TLS with this peer's certificate (net/tls.h); every call is authenticated with the
+    // cluster key on top (PeerService::Serve), and blobs are end-to-end encrypted
+    // (docs/security.md).
+    std::shared_ptr<grpc::ServerCredentials> credentials =
+        tls != nullptr ? MakeServerCredentials(*tls) : grpc::InsecureServerCredentials();
+    builder.AddListeningPort(listen_address, credentials, &selected_port);
     builder.RegisterService(service.get());
     builder.SetMaxReceiveMessageSize(kMaxMessageSize);
     builder.SetMaxSendMessageSize(kMaxMessageSize);

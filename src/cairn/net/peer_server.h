@@ -13,6 +13,7 @@
 // Thread-safety: thread-safe; gRPC's sync server runs handlers on its own thread pool.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -36,6 +37,16 @@ struct PeerServerSecurity {
   // Called for an authenticated BlobMoved from peer `from` (this peer is the owner of every
   // key; the server checked that). Its status is the call's answer. Null: UNIMPLEMENTED.
   std::function<absl::Status(PeerId from, const std::vector<MovedBlob>& moves)> on_blobs_moved;
+  // Called (from a handler thread) when a call has been answered: its gRPC method name
+  // ("/cairn.v1.Peer/Ping"), status code (grpc::StatusCode; 0 = OK) and the time since it
+  // arrived. For the per-RPC metrics (docs/operations.md "Monitoring"). Null: not called.
+  std::function<void(const char* method, int code, std::chrono::nanoseconds elapsed)> on_call;
+  // TLS (net/tls.h; docs/security.md "TLS between peers"): the server presents this
+  // certificate and asks each client for its own; a call from another peer is then refused
+  // PERMISSION_DENIED unless the client presented a certificate, and one matching the pin of
+  // the peer id the call authenticated as (Membership's CertPins, pinned on first contact).
+  // check_server is not used here. Null: plaintext (for tests).
+  std::shared_ptr<const TlsOptions> tls;
 };
 
 class PeerServer {

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdlib>
 #include <future>
 #include <map>
 #include <mutex>
@@ -392,6 +394,27 @@ TEST_F(PeerTest, RawMalformedRequestsAreInvalidArgument) {
   ASSERT_TRUE(client_->PutBlob(key, blob).ok());
 }
 
+// A member whose clock is an hour ahead is refused in a signed answer: the caller learns the
+// offset and which member refused (docs/operations.md "When a peer's clock is off").
+TEST_F(PeerTest, PingRefusedForClockSkewNamesTheSigningMember) {
+  env::FakeClock ahead(env::RealClock::Default()->NowNanos() +
+                       std::chrono::nanoseconds(std::chrono::hours(1)).count());
+  auto auth = std::make_shared<cluster::RpcAuth>(TestClusterKey(),
+                                                 cluster::NodeIdentity{1, NodeOf(1, 'a')}, &ahead);
+  auto reply = NewGrpcPeerClient(address_, TestOptions(auth))->Ping(Info(1, "127.0.0.1:7001"), {});
+  ASSERT_EQ(reply.status().code(), absl::StatusCode::kUnauthenticated) << reply.status();
+  std::optional<int64_t> skew = cluster::ParseClockSkew(std::string(reply.status().message()));
+  ASSERT_TRUE(skew.has_value()) << reply.status();
+  EXPECT_NEAR(static_cast<double>(*skew), 3600.0, 2.0);
+  EXPECT_EQ(cluster::SignedBy(reply.status()),
+            (cluster::NodeIdentity{kServerId, NodeOf(kServerId, 'a')}));
+  // An outsider's refusal is not signed by a member.
+  auto outsider = NewGrpcPeerClient(address_, TestOptions(AuthAs(1, /*key_seed=*/9)))
+                      ->Ping(Info(1, "127.0.0.1:7001"), {});
+  ASSERT_FALSE(outsider.ok());
+  EXPECT_EQ(cluster::SignedBy(outsider.status()), std::nullopt);
+}
+
 TEST_F(PeerTest, PingExchangesMembership) {
   membership_->ObserveDirect(Info(3, "127.0.0.1:7003"));
   // The caller listens on the wildcard address: the server records the IP it called from.
@@ -405,6 +428,10 @@ TEST_F(PeerTest, PingExchangesMembership) {
   EXPECT_EQ(reply->self.id, kServerId);
   EXPECT_EQ(reply->self.quota, kQuota);
   EXPECT_EQ(reply->self.host_id, "host-2");
+  // Both ends read the same clock: the measured offset is about 0 (docs/protocol.md "Membership
+  // over Ping"), at most the round trip off.
+  ASSERT_TRUE(reply->clock_offset_ms.has_value());
+  EXPECT_LE(std::abs(*reply->clock_offset_ms), 1000);
   std::vector<PeerId> known_ids;
   for (const auto& info : reply->known) known_ids.push_back(info.id);
   EXPECT_THAT(known_ids, ::testing::Contains(3u));

@@ -54,7 +54,7 @@ absl::Status RetryingPeerClient::Finish(const absl::Status& status, int attempts
   std::string message(status.message());
   if (attempts > 1) absl::StrAppend(&message, " (gave up after ", attempts, " attempts)");
   if (!label_.empty()) message = absl::StrCat("peer ", label_, ": ", message);
-  return absl::Status(status.code(), message);
+  return WithMessage(status, message);
 }
 
 template <typename T>
@@ -163,7 +163,7 @@ absl::Status RetryingPeerClient::GetBlobsStreamed(std::span<const BlobKey> keys,
 
 absl::Status RetryingPeerClient::Label(const absl::Status& status) const {
   if (label_.empty()) return status;
-  return absl::Status(status.code(), absl::StrCat("peer ", label_, ": ", status.message()));
+  return WithMessage(status, absl::StrCat("peer ", label_, ": ", status.message()));
 }
 
 std::shared_ptr<PeerClient> NewRetryingPeerClient(std::shared_ptr<PeerClient> inner,

@@ -54,6 +54,10 @@ constexpr size_t kMaxBlobsPerBatch = 4096;
 struct PingReply {
   cluster::PeerInfo self;                // the callee
   std::vector<cluster::PeerInfo> known;  // peers the callee knows (excluding itself)
+  // The callee's clock minus the caller's, in ms, NTP-style: the callee's time in its answer
+  // minus the midpoint of the call's send and receive times on the caller's wall clock (error at
+  // most half the round trip). nullopt when the callee does not send its time (an older cairn).
+  std::optional<int64_t> clock_offset_ms;
 };
 
 class PeerClient {

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "cairn/base/status.h"
 #include "cairn/store/segment.h"
+#include "cairn/store/segment_bucket.h"
 
 namespace cairn::store {
 namespace {
@@ -97,6 +98,13 @@ class SegmentBlobStore::Impl {
   absl::Status broken;  // not OK: writes refused until reopened
   uint64_t compactions = 0, copied_total = 0, reclaimed = 0;
   uint64_t compacting = 0, compact_done = 0, compact_total = 0;
+  // With a bucket (docs/formats.md "Segments in a bucket"): segments whose segment and index
+  // objects are confirmed; of those, the ones without a local file (id -> object size); ids
+  // whose objects are to be deleted (retired segments).
+  std::set<uint64_t> uploaded;
+  std::map<uint64_t, uint64_t> remote;
+  std::map<uint64_t, uint64_t> remote_size;  // object size of every uploaded segment
+  std::set<uint64_t> stale;
 
   struct Writer;
   std::deque<Writer*> writers;
@@ -170,10 +178,25 @@ class SegmentBlobStore::Impl {
       std::lock_guard<std::mutex> lock(mu);
       auto it = handles.find(id);
       if (it != handles.end()) return it->second;
+      auto r = remote.find(id);
+      if (r != remote.end() && options.bucket != nullptr) {
+        auto file =
+            std::make_shared<RemoteSegmentFile>(options.bucket, SegmentObjectKey(id), r->second);
+        if (segment_files.count(id)) handles[id] = file;
+        return file;
+      }
     }
-    CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<env::File> f,
-                           fs->Open(PathOf(id), env::OpenMode::kRead));
-    std::shared_ptr<env::File> shared = std::move(f);
+    auto f = fs->Open(PathOf(id), env::OpenMode::kRead);
+    if (!f.ok() && f.status().code() == absl::StatusCode::kNotFound) {
+      // Uploaded and removed meanwhile (UploadSealed): read it from the bucket.
+      std::lock_guard<std::mutex> lock(mu);
+      auto r = remote.find(id);
+      if (r != remote.end() && options.bucket != nullptr) {
+        return std::make_shared<RemoteSegmentFile>(options.bucket, SegmentObjectKey(id), r->second);
+      }
+    }
+    if (!f.ok()) return f.status();
+    std::shared_ptr<env::File> shared = std::move(*f);
     std::lock_guard<std::mutex> lock(mu);
     if (!segment_files.count(id)) return shared;  // retired meanwhile: do not cache
     return handles.emplace(id, shared).first->second;
@@ -266,6 +289,12 @@ class SegmentBlobStore::Impl {
   absl::Status CompactSegment(uint64_t id, bool throttled);
   absl::StatusOr<std::optional<uint64_t>> PickSegment(bool all);
   absl::Status Recover();
+  absl::StatusOr<uint64_t> UploadSealed();
+  absl::Status UploadSegment(const SegmentRow& row);
+  // Deletes the objects of the segments in `stale` (index first: a segment object without its
+  // index is not taken for an uploaded segment). The first error is returned; what failed stays
+  // in `stale`.
+  absl::Status DeleteStale();
 };
 
 // One caller's puts waiting in the write queue.
@@ -743,13 +772,24 @@ absl::Status SegmentBlobStore::Impl::CompactSegment(uint64_t id, bool throttled)
     segment_files.erase(id);
     handles.erase(id);
   }
-  // 3. Remove the old file, then its row (a crash in between: Open finishes the job).
+  // 3. Remove the old file, then its row (a crash in between: Open finishes the job), then its
+  //    objects in the bucket (a crash or an error before: a later UploadSealed or Open
+  //    deletes them, as objects of a segment the registry does not know).
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (uploaded.erase(id) > 0) stale.insert(id);
+    remote.erase(id);
+    remote_size.erase(id);
+  }
   absl::Status st = fs->Remove(PathOf(id));
   if (!st.ok() && st.code() != absl::StatusCode::kNotFound) return Annotate(st, what);
   CAIRN_RETURN_IF_ERROR(Annotate(fs->SyncDir(dir), what));
   RegistryBatch drop;
   drop.remove_segments.push_back(id);
-  return Annotate(registry->Apply(drop, /*durable=*/false), what);
+  CAIRN_RETURN_IF_ERROR(Annotate(registry->Apply(drop, /*durable=*/false), what));
+  // A failed delete stays queued in `stale` for the next upload pass.
+  (void)DeleteStale();
+  return absl::OkStatus();
 }
 
 // ---- recovery ----
@@ -767,13 +807,36 @@ absl::Status SegmentBlobStore::Impl::Recover() {
   for (const auto& [id, name] : files) next_id = std::max(next_id, id + 1);
   for (const auto& [id, row] : row_of) next_id = std::max(next_id, id + 1);
 
+  // The bucket (docs/formats.md "Segments in a bucket"): a segment is there once its index
+  // object is (it is put after the segment object).
+  struct InBucket {
+    std::optional<uint64_t> segment_size, index_size;
+  };
+  std::map<uint64_t, InBucket> bucket;
+  if (options.bucket != nullptr) {
+    CAIRN_ASSIGN_OR_RETURN(std::vector<s3::ObjectInfo> objects,
+                           Annotate(s3::ListAll(options.bucket, kSegmentObjectPrefix),
+                                    "list the segments in the bucket"));
+    for (const s3::ObjectInfo& o : objects) {
+      auto name = ParseSegmentObjectKey(o.key);
+      if (!name) continue;  // not ours
+      (name->index ? bucket[name->id].index_size : bucket[name->id].segment_size) = o.size;
+      next_id = std::max(next_id, name->id + 1);
+    }
+  }
+  std::set<uint64_t> in_bucket;  // segment and index object present
+  for (const auto& [id, b] : bucket) {
+    if (b.segment_size && b.index_size) in_bucket.insert(id);
+  }
+  recovered.bucket_segments = in_bucket.size();
+
   // No segment row at all while segment files exist: the registry was lost (index.db deleted,
   // emptied or replaced after damage), not a crash between two of our commits (the first
   // segment's row is committed before any of its puts is answered, and compaction needs the
   // rows of the segments it rewrites). Rebuild it from the files: every intact record of every
   // segment, compaction outputs included — after the switch they hold the only copy of what
   // they copied (docs/formats.md "Segments", "Rebuilding the registry").
-  const bool rebuild = rows.empty() && !files.empty();
+  const bool rebuild = rows.empty() && (!files.empty() || !in_bucket.empty());
   recovered.registry_rebuilt = rebuild;
   // While rebuilding, the newest write segment (not compaction output) is treated as after a
   // crash: appended to again, its torn tail cut. Every other one is sealed and nothing in it
@@ -808,9 +871,74 @@ absl::Status SegmentBlobStore::Impl::Recover() {
       CAIRN_ASSIGN_OR_RETURN(std::vector<Slot> left, registry->SlotsOf(id));
       for (const Slot& s : left) batch.remove.push_back(s.location);
       batch.remove_segments.push_back(id);
+      if (bucket.count(id)) stale.insert(id);
     }
   }
-  for (const auto& [id, name] : files) {
+  // Every segment, local or in the bucket, in id order (while rebuilding, the first record of
+  // a key found is the live one).
+  std::set<uint64_t> all_ids;
+  for (const auto& [id, name] : files) all_ids.insert(id);
+  for (const auto& [id, b] : bucket) {
+    auto row = row_of.find(id);
+    if (row != row_of.end() && row->second.state == SegmentState::kRetired) continue;
+    if (files.count(id)) {
+      if (in_bucket.count(id)) {
+        uploaded.insert(id);
+        remote_size[id] = *b.segment_size;
+      }
+      continue;
+    }
+    if (in_bucket.count(id) && (row != row_of.end() || rebuild)) {
+      all_ids.insert(id);
+    } else if (row == row_of.end()) {
+      // Objects of a segment the registry does not know (retired by compaction, or an upload
+      // of it that never finished) and that is not here: deleted.
+      stale.insert(id);
+    }
+    // A row without its file or a complete upload: its slots read as missing.
+  }
+  for (uint64_t id : all_ids) {
+    if (!files.count(id)) {
+      // Only in the bucket.
+      const uint64_t object_size = *bucket[id].segment_size;
+      if (!row_of.count(id)) {
+        // Rebuilding the registry: from the segment's index object.
+        auto data = options.bucket->GetRange(SegmentIndexKey(id), 0, *bucket[id].index_size);
+        if (!data.ok() && data.status().code() != absl::StatusCode::kNotFound &&
+            data.status().code() != absl::StatusCode::kOutOfRange) {
+          return Annotate(data.status(), "read " + SegmentIndexKey(id));
+        }
+        absl::StatusOr<SegmentIndex> index =
+            data.ok() ? DecodeSegmentIndex(*data) : absl::StatusOr<SegmentIndex>(data.status());
+        if (!index.ok() || index->id != id || index->segment_size != object_size) {
+          // Left in the bucket unregistered for a person to look at.
+          ++recovered.unreadable_segments;
+          continue;
+        }
+        const int64_t now_ns =
+            (options.clock ? options.clock : env::RealClock::Default())->NowNanos();
+        for (const SegmentIndexEntry& e : index->entries) {
+          Slot s;
+          s.record =
+              BlobRecord{e.info.key, e.info.blob_size, e.info.checksum, e.info.extra, e.info.kind};
+          s.location = {id, e.offset};
+          s.stored_ns = now_ns;
+          const bool live = replayed_live.insert(e.info.key).second;
+          s.state = live ? SlotState::kLive : SlotState::kDead;
+          batch.add.push_back(s);
+          ++recovered.replayed_records;
+        }
+        SegmentRow r{id, SegmentState::kSealed, index->segment_size};
+        row_of[id] = r;
+        batch.put_segments.push_back(r);
+      }
+      uploaded.insert(id);
+      remote[id] = object_size;
+      remote_size[id] = object_size;
+      segment_files.insert(id);
+      ++recovered.remote_segments;
+      continue;
+    }
     const std::string path = PathOf(id);
     CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<env::File> f, fs->Open(path, env::OpenMode::kReadWrite));
     CAIRN_ASSIGN_OR_RETURN(uint64_t size, f->Size());
@@ -917,7 +1045,96 @@ absl::Status SegmentBlobStore::Impl::Recover() {
   }
   CAIRN_ASSIGN_OR_RETURN(std::vector<SegmentUsage> per_segment, registry->Usage());
   for (const SegmentUsage& u : per_segment) usage[u.segment] = u;
+  recovered.stale_objects = stale.size();
   return absl::OkStatus();
+}
+
+// ---- the bucket (docs/formats.md "Segments in a bucket") ----
+
+absl::Status SegmentBlobStore::Impl::DeleteStale() {
+  std::set<uint64_t> ids;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ids = stale;
+  }
+  absl::Status first;
+  for (uint64_t id : ids) {
+    absl::Status st = options.bucket->Delete(SegmentIndexKey(id));
+    if (st.ok()) st = options.bucket->Delete(SegmentObjectKey(id));
+    if (!st.ok()) {
+      if (first.ok()) first = Annotate(st, absl::StrCat("delete the objects of segment ", id));
+      continue;
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    stale.erase(id);
+  }
+  return first;
+}
+
+absl::Status SegmentBlobStore::Impl::UploadSegment(const SegmentRow& row) {
+  const std::string path = PathOf(row.id);
+  const std::string what = absl::StrCat("upload segment ", row.id);
+  CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<env::File> f,
+                         Annotate(fs->Open(path, env::OpenMode::kRead), what));
+  CAIRN_ASSIGN_OR_RETURN(SegmentIndex index,
+                         Annotate(IndexSegmentFile(f.get(), row.id, row.registered_end), what));
+  CAIRN_RETURN_IF_ERROR(
+      Annotate(options.bucket->PutFile(SegmentObjectKey(row.id), fs, path), what));
+  // The file must not have changed meanwhile (sealed segments never do; this catches damage).
+  CAIRN_ASSIGN_OR_RETURN(s3::ObjectInfo put,
+                         Annotate(options.bucket->Head(SegmentObjectKey(row.id)), what));
+  if (put.size != index.segment_size) {
+    return absl::DataLossError(absl::StrCat(what, ": the object has ", put.size,
+                                            " bytes, the file had ", index.segment_size));
+  }
+  CAIRN_RETURN_IF_ERROR(
+      Annotate(options.bucket->Put(SegmentIndexKey(row.id), EncodeSegmentIndex(index)), what));
+  std::lock_guard<std::mutex> lock(mu);
+  uploaded.insert(row.id);
+  remote_size[row.id] = index.segment_size;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> SegmentBlobStore::Impl::UploadSealed() {
+  if (options.bucket == nullptr) return 0;
+  // Compaction retires segments; not while one of them is being uploaded.
+  std::lock_guard<std::mutex> compact_lock(compact_mu);
+  CAIRN_ASSIGN_OR_RETURN(std::vector<SegmentRow> rows, registry->Segments());
+  uint64_t n = 0;
+  for (const SegmentRow& row : rows) {
+    if (row.state != SegmentState::kSealed) continue;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (uploaded.count(row.id) || !segment_files.count(row.id)) continue;
+    }
+    CAIRN_RETURN_IF_ERROR(UploadSegment(row));
+    ++n;
+  }
+  if (!options.keep_local_segments) {
+    // Uploaded: read from the bucket from now on, the local file goes. A reader holding the
+    // file open still reads it (an unlinked file lives while open).
+    std::vector<uint64_t> drop;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      for (uint64_t id : uploaded) {
+        if (remote.count(id) || !segment_files.count(id)) continue;
+        auto size = remote_size.find(id);
+        if (size == remote_size.end()) continue;
+        remote[id] = size->second;
+        handles.erase(id);
+        drop.push_back(id);
+      }
+    }
+    for (uint64_t id : drop) {
+      absl::Status st = fs->Remove(PathOf(id));
+      if (!st.ok() && st.code() != absl::StatusCode::kNotFound) {
+        return Annotate(st, absl::StrCat("remove uploaded segment ", id));
+      }
+    }
+    if (!drop.empty()) CAIRN_RETURN_IF_ERROR(fs->SyncDir(dir));
+  }
+  CAIRN_RETURN_IF_ERROR(DeleteStale());
+  return n;
 }
 
 // ---- public ----
@@ -958,6 +1175,11 @@ absl::StatusOr<std::unique_ptr<SegmentBlobStore>> SegmentBlobStore::Open(
     CAIRN_RETURN_IF_ERROR(Annotate(fs->SyncDir(impl->root), what));
   }
   CAIRN_RETURN_IF_ERROR(Annotate(impl->Recover(), what));
+  // Segments sealed before a crash (or before the bucket was reachable) go up now; a failure
+  // here does not stop the store (the next UploadSealed retries).
+  if (auto up = impl->UploadSealed(); !up.ok()) {
+    impl->recovered.upload_error = std::string(up.status().message());
+  }
   return std::unique_ptr<SegmentBlobStore>(new SegmentBlobStore(std::move(impl)));
 }
 
@@ -1235,6 +1457,20 @@ absl::Status SegmentBlobStore::CompactAll() {
     if (!id) return absl::OkStatus();
     CAIRN_RETURN_IF_ERROR(s.CompactSegment(*id, /*throttled=*/false));
   }
+}
+
+absl::StatusOr<uint64_t> SegmentBlobStore::UploadSealed() { return impl_->UploadSealed(); }
+
+std::set<uint64_t> SegmentBlobStore::UploadedSegments() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->uploaded;
+}
+
+std::set<uint64_t> SegmentBlobStore::RemoteSegments() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::set<uint64_t> out;
+  for (const auto& [id, size] : impl_->remote) out.insert(id);
+  return out;
 }
 
 SegmentRecovery SegmentBlobStore::recovery() const { return impl_->recovered; }

@@ -39,18 +39,31 @@
 // after a failed fsync the page cache cannot be trusted (what reached the disk is unknown), and
 // Open recovers from what is on disk.
 //
-// Thread-safety: thread-safe. Compaction, scrub and puts run concurrently; reads never wait for
-// a write group's sync.
+// Segments in a bucket (docs/formats.md "Segments in a bucket", docs/operations.md "An off-site
+// copy in S3-compatible storage"): with `options.bucket`, UploadSealed puts every sealed segment
+// not yet there as one object plus its index object (store/segment_bucket.h); Open runs it once.
+// Once both are confirmed, the local file is removed (unless `keep_local_segments`) and reads of
+// that segment are ranged GETs. The open segment stays local: it is the write-ahead log, so an
+// acknowledged put survives a crash before its segment is uploaded (Open uploads it). When
+// compaction retires an uploaded segment its objects are deleted. Open lists the bucket: a
+// registry lost with index.db is rebuilt from the index objects (and the local segments);
+// objects of segments the registry no longer knows are deleted. Open fails with the store's
+// code when the bucket cannot be listed.
+//
+// Thread-safety: thread-safe. Compaction, scrub, uploads and puts run concurrently; reads never
+// wait for a write group's sync.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "cairn/env/clock.h"
 #include "cairn/env/file_system.h"
 #include "cairn/env/rate_limiter.h"
 #include "cairn/store/blob_store.h"
+#include "cairn/store/s3/object_store.h"
 #include "cairn/store/segment_registry.h"
 
 namespace cairn::store {
@@ -73,6 +86,11 @@ struct SegmentStoreOptions {
   // Time and waiting for the compaction rate limit; nullptr = real ones owned by the store.
   env::Clock* clock = nullptr;
   env::Sleeper* sleeper = nullptr;
+  // Where sealed segments are kept off-site (see above); nullptr = local only. Not owned; must
+  // outlive the store.
+  s3::ObjectStore* bucket = nullptr;
+  // With a bucket: keep the local file of an uploaded segment as a read cache.
+  bool keep_local_segments = false;
   // Told about quarantined blobs and records dropped because their segment is missing.
   DiskBlobStore::DamageObserver observer;
 };
@@ -93,6 +111,15 @@ struct SegmentRecovery {
   // write segment (a damaged record and what follows it), left in place unregistered
   // (compaction drops them). The newest write segment's torn tail is cut (torn_tail_bytes).
   uint64_t unregistered_tail_bytes = 0;
+  // With a bucket: segments found there (index object present), and those of them whose local
+  // file is absent (read from the bucket).
+  uint64_t bucket_segments = 0;
+  uint64_t remote_segments = 0;
+  // Objects of segments the registry does not know (retired by compaction, their deletion
+  // interrupted), deleted.
+  uint64_t stale_objects = 0;
+  // The upload pass Open runs failed: why (the store works; UploadSealed retries). Empty if not.
+  std::string upload_error;
 };
 
 class SegmentBlobStore : public BlobStore {
@@ -134,6 +161,18 @@ class SegmentBlobStore : public BlobStore {
   // Seals the open segment and rewrites every segment holding dead or quarantined bytes, at
   // full speed: afterwards `used` = live bytes (what a put short of room does).
   absl::Status CompactAll();
+
+  // With a bucket: uploads every sealed segment not yet there (the segment object, then its
+  // index object), then removes the local files of uploaded segments unless
+  // `keep_local_segments`, and retries deleting objects of retired segments. Returns how many
+  // segments it uploaded; 0 without a bucket. Errors: the ObjectStore's codes (UNAVAILABLE,
+  // PERMISSION_DENIED, NOT_FOUND for a missing bucket), I/O errors reading a segment; what was
+  // uploaded before the error stays uploaded. For the daemon's maintenance loop; serialized with
+  // compaction.
+  absl::StatusOr<uint64_t> UploadSealed();
+  // Segments whose objects are confirmed in the bucket, and those read from it (no local file).
+  std::set<uint64_t> UploadedSegments();
+  std::set<uint64_t> RemoteSegments();
 
   // What Open recovered.
   SegmentRecovery recovery() const;

@@ -1,0 +1,121 @@
+#include "cairn/net/tls.h"
+
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_certificate_verifier.h>
+#include <grpcpp/security/tls_credentials_options.h>
+#include <spdlog/spdlog.h>
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "cairn/cluster/tls_identity.h"
+
+namespace cairn::net {
+namespace {
+
+namespace gx = grpc::experimental;
+
+std::shared_ptr<gx::CertificateProviderInterface> IdentityProvider(const TlsOptions& options) {
+  std::vector<gx::IdentityKeyCertPair> pairs(1);
+  pairs[0].private_key = options.key_pem;
+  pairs[0].certificate_chain = options.cert_pem;
+  return std::make_shared<gx::StaticDataCertificateProvider>(std::move(pairs));
+}
+
+// Client side: the server's certificate must match the pin of the peer at `address`.
+class PinVerifier final : public gx::ExternalCertificateVerifier {
+ public:
+  PinVerifier(std::string address,
+              std::function<absl::Status(const std::string&, const std::string&)> check,
+              std::shared_ptr<TlsRefusals> refusals)
+      : address_(std::move(address)), check_(std::move(check)), refusals_(std::move(refusals)) {}
+
+  bool Verify(gx::TlsCustomVerificationCheckRequest* request,
+              std::function<void(grpc::Status)> /*callback*/, grpc::Status* sync_status) override {
+    grpc::string_ref cert = request->peer_cert();
+    absl::StatusOr<std::string> fingerprint =
+        cluster::CertFingerprint(std::string_view(cert.data(), cert.size()));
+    absl::Status verdict = fingerprint.status();
+    if (fingerprint.ok() && check_) verdict = check_(address_, *fingerprint);
+    if (!fingerprint.ok()) {
+      verdict = absl::PermissionDeniedError(
+          absl::StrCat("the peer at ", address_,
+                       " presented no usable TLS certificate: ", fingerprint.status().message()));
+    }
+    if (verdict.ok()) {
+      if (refusals_) refusals_->Clear();
+      *sync_status = grpc::Status::OK;
+    } else {
+      // Once per reason, not at every reconnection attempt.
+      std::optional<absl::Status> last = refusals_ ? refusals_->Last() : std::nullopt;
+      if (!last.has_value() || *last != verdict) {
+        spdlog::warn("TLS: refused the peer at {}: {}", address_, std::string(verdict.message()));
+      }
+      if (refusals_) refusals_->Set(verdict);
+      *sync_status =
+          grpc::Status(grpc::StatusCode::UNAUTHENTICATED, std::string(verdict.message()));
+    }
+    return true;  // answered synchronously
+  }
+
+  void Cancel(gx::TlsCustomVerificationCheckRequest* /*request*/) override {}
+
+ private:
+  const std::string address_;
+  const std::function<absl::Status(const std::string&, const std::string&)> check_;
+  const std::shared_ptr<TlsRefusals> refusals_;
+};
+
+}  // namespace
+
+void TlsRefusals::Set(absl::Status refusal) {
+  std::lock_guard<std::mutex> lock(mu_);
+  last_ = std::move(refusal);
+}
+
+void TlsRefusals::Clear() {
+  std::lock_guard<std::mutex> lock(mu_);
+  last_.reset();
+}
+
+std::optional<absl::Status> TlsRefusals::Last() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_;
+}
+
+std::shared_ptr<grpc::ServerCredentials> MakeServerCredentials(const TlsOptions& options) {
+  gx::TlsServerCredentialsOptions tls(IdentityProvider(options));
+  tls.watch_identity_key_cert_pairs();
+  // A client certificate is asked for but not verified here: the peer service checks it
+  // against the pin of the peer id the call authenticates as.
+  tls.set_cert_request_type(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_BUT_DONT_VERIFY);
+  tls.set_certificate_verifier(std::make_shared<gx::NoOpCertificateVerifier>());
+  tls.set_check_call_host(false);
+  return gx::TlsServerCredentials(tls);
+}
+
+std::shared_ptr<grpc::ChannelCredentials> MakeChannelCredentials(
+    const TlsOptions& options, const std::string& address, std::shared_ptr<TlsRefusals> refusals) {
+  gx::TlsChannelCredentialsOptions tls;
+  tls.set_certificate_provider(IdentityProvider(options));
+  tls.watch_identity_key_cert_pairs();
+  // Self-signed certificates: no chain to verify; PinVerifier checks the fingerprint.
+  tls.set_verify_server_certs(false);
+  tls.set_check_call_host(false);
+  tls.set_certificate_verifier(gx::ExternalCertificateVerifier::Create<PinVerifier>(
+      address, options.check_server, std::move(refusals)));
+  return gx::TlsCredentials(tls);
+}
+
+std::optional<std::string> PeerCertFingerprint(const grpc::AuthContext* context) {
+  if (context == nullptr) return std::nullopt;
+  std::vector<grpc::string_ref> certs = context->FindPropertyValues("x509_pem_cert");
+  if (certs.empty()) return std::nullopt;
+  absl::StatusOr<std::string> fingerprint =
+      cluster::CertFingerprint(std::string_view(certs[0].data(), certs[0].size()));
+  if (!fingerprint.ok()) return std::nullopt;
+  return *fingerprint;
+}
+
+}  // namespace cairn::net
