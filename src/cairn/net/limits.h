@@ -25,6 +25,15 @@ constexpr std::chrono::milliseconds kMinKeepaliveTime{10000};
 // (gRPC adds up to 20% jitter). Chunk fetches retry unreachable holders for longer
 // (engine/backup.h FetchRetry), so a peer that restarted is read again.
 constexpr std::chrono::milliseconds kMaxReconnectBackoff{1000};
+// Longest one connection attempt (TCP connect, TLS handshake, HTTP/2 settings) may take before
+// the channel gives it up. gRPC's core gives an attempt max(this, the current reconnect
+// backoff) and reads it from GRPC_ARG_MIN_RECONNECT_BACKOFF_MS (gRPC doc/connection-backoff.md,
+// MIN_CONNECT_TIMEOUT). A refused connection fails at once and is retried after the backoff
+// above, so this bound matters for a slow handshake, which a busy peer's TLS can be (one cut
+// short fails every call waiting on it), and for a host that is off and answers nothing (calls
+// to it wait this long, or their deadline, before UNAVAILABLE; membership then marks it suspect
+// and placement passes it over).
+constexpr std::chrono::milliseconds kConnectTimeout{2000};
 
 // Server bounds on connections, whoever opens them (docs/security.md "What an unauthenticated
 // client can do"). Calls in flight on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS;

@@ -487,7 +487,8 @@ std::shared_ptr<PeerClient> NewGrpcPeerClient(const std::string& address,
   // whose peer was down waits at most kMaxReconnectBackoff (plus gRPC's 20% jitter) before it
   // tries again, which a chunk fetch's retry budget outlasts (engine/backup.h FetchRetry).
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  // Not a backoff: gRPC's core reads it as the least time a connection attempt is given.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, static_cast<int>(kConnectTimeout.count()));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, static_cast<int>(kMaxReconnectBackoff.count()));
   // TLS with this peer's certificate, the server's checked against its pin (net/tls.h); calls
   // are authenticated with the cluster key on top (options.auth; call_auth.h).

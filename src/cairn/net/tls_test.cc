@@ -3,8 +3,20 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "cairn/cluster/cert_pins.h"
 #include "cairn/cluster/membership.h"
@@ -50,6 +62,96 @@ cluster::TlsIdentity IdentityOf(uint8_t owner_seed, PeerId id) {
   return made.ok() ? *made : cluster::TlsIdentity{};
 }
 
+// A TCP relay on 127.0.0.1 in front of `target_port` that holds every piece of data it forwards,
+// either way, for `delay` before passing it on: a slow link (or a busy peer) on which a TLS
+// handshake takes several times `delay`.
+class SlowLink {
+ public:
+  SlowLink(int target_port, std::chrono::milliseconds delay)
+      : target_port_(target_port), delay_(delay) {
+    listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (listen_fd_ < 0 || bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        listen(listen_fd_, 16) != 0 ||
+        getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      ADD_FAILURE() << "relay socket: " << strerror(errno);
+      return;
+    }
+    port_ = ntohs(addr.sin_port);
+    accept_thread_ = std::thread([this] { Accept(); });
+  }
+  ~SlowLink() {
+    stop_ = true;
+    if (accept_thread_.joinable()) accept_thread_.join();
+    for (auto& t : pumps_) t.join();
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int fd : fds_) close(fd);
+    if (listen_fd_ >= 0) close(listen_fd_);
+  }
+  int port() const { return port_; }
+
+ private:
+  // Waits up to 50 ms for `fd` to become readable; false on timeout (or stop).
+  bool Readable(int fd) {
+    pollfd p{fd, POLLIN, 0};
+    return poll(&p, 1, 50) > 0;
+  }
+  void Accept() {
+    while (!stop_) {
+      if (!Readable(listen_fd_)) continue;
+      int in = accept(listen_fd_, nullptr, nullptr);
+      if (in < 0) continue;
+      int out = socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      addr.sin_port = htons(static_cast<uint16_t>(target_port_));
+      if (out < 0 || connect(out, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+        close(in);
+        if (out >= 0) close(out);
+        continue;
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        fds_.push_back(in);
+        fds_.push_back(out);
+      }
+      pumps_.emplace_back([this, in, out] { Pump(in, out); });
+      pumps_.emplace_back([this, in, out] { Pump(out, in); });
+    }
+  }
+  void Pump(int from, int to) {
+    char buf[64 << 10];
+    while (!stop_) {
+      if (!Readable(from)) continue;
+      ssize_t n = read(from, buf, sizeof(buf));
+      if (n <= 0) {
+        shutdown(to, SHUT_WR);
+        return;
+      }
+      std::this_thread::sleep_for(delay_);
+      for (ssize_t off = 0; off < n;) {
+        ssize_t w = send(to, buf + off, static_cast<size_t>(n - off), MSG_NOSIGNAL);
+        if (w <= 0) return;
+        off += w;
+      }
+    }
+  }
+
+  const int target_port_;
+  const std::chrono::milliseconds delay_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<int> fds_;
+  std::thread accept_thread_;
+  std::vector<std::thread> pumps_;  // added to by the accept thread only
+};
+
 class TlsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -81,12 +183,17 @@ class TlsTest : public ::testing::Test {
   // server (peer kServerId) to present the certificate pinned in client_cert_pins_ (TOFU).
   std::shared_ptr<PeerClient> Client(const cluster::TlsIdentity& identity, bool tls = true) {
     ClientOptions options;
-    options.auth = AuthAs(kOwner);
     options.ping_deadline = 3000ms;
     options.blob_deadline = 5000ms;
     options.max_attempts = 2;
     options.initial_backoff = 5ms;
     options.max_backoff = 20ms;
+    return Client(identity, tls, options);
+  }
+  // The same with the retry budget and deadlines of `options`.
+  std::shared_ptr<PeerClient> Client(const cluster::TlsIdentity& identity, bool tls,
+                                     ClientOptions options) {
+    options.auth = AuthAs(kOwner);
     if (tls) {
       auto t = std::make_shared<TlsOptions>();
       t->cert_pem = identity.cert_pem;
@@ -195,6 +302,25 @@ TEST_F(TlsTest, PlaintextClientCannotTalkToATlsServer) {
   EXPECT_EQ(store_->Stats().used, 0u);
   EXPECT_FALSE(membership_->Find(kOwner).has_value());
   EXPECT_FALSE(server_cert_pins_.Pinned(kOwner).has_value());
+}
+
+// A connection attempt is given kConnectTimeout (net/limits.h), not the 100 ms reconnect
+// backoff: a handshake of several 80 ms hops (a busy peer, as under a sanitizer) still lets the
+// first calls of a new client through, with the client's default retry budget.
+TEST_F(TlsTest, SlowHandshakeStillConnectsOnTheFirstCall) {
+  SlowLink link(server_->port(), 80ms);
+  address_ = "127.0.0.1:" + std::to_string(link.port());
+  ClientOptions defaults;
+  std::shared_ptr<PeerClient> client = Client(client_identity_, true, defaults);
+  auto [key, blob] = MakeBlob();
+  const auto start = std::chrono::steady_clock::now();
+  auto put = client->PutBlob(key, blob);
+  ASSERT_TRUE(put.ok()) << put.status();
+  // The relay really slowed the handshake down past the old 100 ms bound.
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 300ms);
+  absl::StatusOr<Bytes> got = client->GetBlob(key);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, blob);
 }
 
 }  // namespace
