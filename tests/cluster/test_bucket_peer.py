@@ -54,16 +54,18 @@ def ensure_s3rver():
 
 
 class S3rver:
-    """One s3rver process on an ephemeral port of 127.0.0.1 with its own data directory."""
+    """One s3rver process on 127.0.0.1 with its own data directory: on an ephemeral port, or on
+    `port` with the data directory of an earlier one (a server started again after stop())."""
 
-    def __init__(self, data_dir: str):
-        os.makedirs(data_dir)
+    def __init__(self, data_dir: str, port: int = 0):
+        os.makedirs(data_dir, exist_ok=bool(port))
+        self.data_dir = data_dir
         self.log_path = data_dir + ".log"
-        log = open(self.log_path, "wb")
+        log = open(self.log_path, "ab")
         # s3rver 3.7 makes continuation tokens with DES: Node >= 17 has it in the legacy provider.
         self.proc = subprocess.Popen(
             ["node", "--openssl-legacy-provider", s3rver_script(), "-d", data_dir, "-a",
-             "127.0.0.1", "-p", "0", "--configure-bucket", BUCKET],
+             "127.0.0.1", "-p", str(port), "--configure-bucket", BUCKET],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
             preexec_fn=harness._die_with_parent)
         log.close()

@@ -202,6 +202,23 @@ class SegmentBlobStore::Impl {
     return handles.emplace(id, shared).first->second;
   }
 
+  // Bytes of segment `id`: its local file, or its object when it is read from the bucket
+  // (the size its index object gives; docs/formats.md "Segments in a bucket"). nullopt when it
+  // has neither.
+  absl::StatusOr<std::optional<uint64_t>> SegmentSize(uint64_t id) {
+    auto in_bucket = [&]() -> std::optional<uint64_t> {
+      std::lock_guard<std::mutex> lock(mu);
+      auto r = remote.find(id);
+      if (r == remote.end() || options.bucket == nullptr) return std::nullopt;
+      return r->second;
+    };
+    if (auto size = in_bucket()) return size;
+    auto size = fs->FileSize(PathOf(id));
+    if (size.ok()) return std::optional<uint64_t>(*size);
+    if (size.status().code() != absl::StatusCode::kNotFound) return size.status();
+    return in_bucket();  // uploaded and removed meanwhile (UploadSealed)
+  }
+
   // Reads `slot`'s record and checks it against the slot: header intact, same key and size,
   // blob XXH3-128 equal to the registered checksum. Unreadable data is corruption.
   absl::StatusOr<RecordCheck> CheckSlot(const Slot& slot, bool from_media) {
@@ -1326,15 +1343,14 @@ absl::StatusOr<bool> SegmentBlobStore::Has(const BlobKey& key) {
   Impl& s = *impl_;
   CAIRN_ASSIGN_OR_RETURN(std::optional<Slot> slot, s.registry->FindLive(key));
   if (!slot) return false;
-  auto size = s.fs->FileSize(s.PathOf(slot->location.segment));
-  if (!size.ok()) {
-    if (size.status().code() != absl::StatusCode::kNotFound) return size.status();
+  CAIRN_ASSIGN_OR_RETURN(std::optional<uint64_t> size, s.SegmentSize(slot->location.segment));
+  if (!size) {
     // Moved by a compaction meanwhile, or really gone.
     CAIRN_ASSIGN_OR_RETURN(std::optional<Slot> again, s.registry->FindLive(key));
     if (!again || again->location == slot->location) return false;
     slot = again;
-    CAIRN_ASSIGN_OR_RETURN(uint64_t sz, s.fs->FileSize(s.PathOf(slot->location.segment)));
-    size = sz;
+    CAIRN_ASSIGN_OR_RETURN(size, s.SegmentSize(slot->location.segment));
+    if (!size) return false;
   }
   return *size >= slot->location.offset + kRecordHeaderSize + slot->record.size;
 }

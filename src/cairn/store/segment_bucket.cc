@@ -2,6 +2,7 @@
 // (segment_bucket.h; docs/formats.md "Segments in a bucket").
 #include "cairn/store/segment_bucket.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -145,13 +146,28 @@ absl::StatusOr<SegmentIndex> IndexSegmentFile(env::File* file, uint64_t id, uint
 absl::StatusOr<size_t> RemoteSegmentFile::ReadAt(uint64_t offset, std::span<uint8_t> out) {
   if (out.empty() || offset >= size_) return 0;
   const uint64_t want = std::min<uint64_t>(out.size(), size_ - offset);
-  CAIRN_ASSIGN_OR_RETURN(Bytes got, store_->GetRange(key_, offset, want));
-  if (got.size() != want) {
-    return absl::DataLossError(absl::StrCat("object ", key_, ": asked for ", want,
-                                            " bytes at offset ", offset, ", got ", got.size()));
+  // An answer that is not what was asked (short, or DATA_LOSS from the store: a wrong
+  // Content-Range) says nothing about the object: asked again, then UNAVAILABLE, never
+  // DATA_LOSS, so that no caller takes it for a damaged blob (docs/operations.md "An off-site
+  // copy in S3-compatible storage"). Damage to the object's bytes fails the record's checksum.
+  std::string last;
+  for (int attempt = 0; attempt < kRemoteReadAttempts; ++attempt) {
+    absl::StatusOr<Bytes> got = store_->GetRange(key_, offset, want);
+    if (!got.ok()) {
+      if (got.status().code() != absl::StatusCode::kDataLoss) return got.status();
+      last = std::string(got.status().message());
+      continue;
+    }
+    if (got->size() != want) {
+      last = absl::StrCat("object ", key_, ": asked for ", want, " bytes at offset ", offset,
+                          ", got ", got->size());
+      continue;
+    }
+    std::memcpy(out.data(), got->data(), got->size());
+    return got->size();
   }
-  std::memcpy(out.data(), got.data(), got.size());
-  return got.size();
+  return absl::UnavailableError(absl::StrCat("the bucket did not answer the read as asked (",
+                                             kRemoteReadAttempts, " attempts): ", last));
 }
 
 absl::Status RemoteSegmentFile::Append(ByteSpan) {

@@ -73,7 +73,10 @@ absl::StatusOr<SegmentIndex> IndexSegmentFile(env::File* file, uint64_t id, uint
 
 // A read-only env::File over a segment object: ReadAt is a ranged GET. Append and Truncate return
 // FAILED_PRECONDITION; Sync does nothing. NOT_FOUND from the store (the object is gone) is returned
-// as is.
+// as is. An answer that is not what was asked (fewer bytes, or DATA_LOSS from the store) is asked
+// again, kRemoteReadAttempts in all, then returned as UNAVAILABLE: it says nothing about the
+// object, and a DATA_LOSS read would make the segment store quarantine a good blob.
+inline constexpr int kRemoteReadAttempts = 3;
 class RemoteSegmentFile : public env::File {
  public:
   // `size` is the object's size (from its index); `store` must outlive the file.

@@ -60,6 +60,15 @@ class TestBucket : public s3::MemoryObjectStore {
   absl::StatusOr<Bytes> GetRange(std::string_view key, uint64_t offset, uint64_t length) override {
     ++range_gets;
     if (down) return absl::UnavailableError("bucket down");
+    if (bad_answers > 0) {
+      // What a broken connection or proxy may hand back: the store's DATA_LOSS for an answer
+      // that cannot be what was asked, or fewer bytes than asked.
+      --bad_answers;
+      if (bad_answers % 2 == 0) return absl::DataLossError("answer holds 3 bytes");
+      auto got = MemoryObjectStore::GetRange(key, offset, length);
+      if (got.ok() && !got->empty()) got->pop_back();
+      return got;
+    }
     return MemoryObjectStore::GetRange(key, offset, length);
   }
   absl::Status Delete(std::string_view key) override {
@@ -67,8 +76,17 @@ class TestBucket : public s3::MemoryObjectStore {
     return MemoryObjectStore::Delete(key);
   }
   bool Exists(const std::string& key) { return MemoryObjectStore::Head(key).ok(); }
+  // Flips one byte of an object in place (damage behind the store's back).
+  void Flip(const std::string& key, uint64_t at) {
+    auto data = MemoryObjectStore::GetRange(key, 0, MemoryObjectStore::Head(key)->size);
+    ASSERT_TRUE(data.ok()) << data.status();
+    (*data)[at] ^= 0x5a;
+    ASSERT_TRUE(MemoryObjectStore::Put(key, *data).ok());
+  }
   std::atomic<bool> down{false};
   std::atomic<uint64_t> range_gets{0};
+  // The next this many ranged reads get a wrong answer (alternately DATA_LOSS and short).
+  std::atomic<int> bad_answers{0};
 };
 
 TEST(SegmentIndexTest, RoundTripsAndRejectsDamage) {
@@ -212,6 +230,70 @@ TEST_F(BucketStoreTest, SealedSegmentsAreUploadedAndReadWithRangedGets) {
   bucket_.down = false;
   EXPECT_EQ(*s->Get(blobs_[0].key), blobs_[0].data);
   EXPECT_EQ(s->Stats().quarantined_bytes, 0u);
+}
+
+// Has answers for blobs whose segment is only in the bucket (HasBlobs, and so `cairn check`,
+// must count them), without reading the object.
+TEST_F(BucketStoreTest, HasFindsBlobsOfRemoteSegments) {
+  auto s = Open();
+  PutBlobs(s.get(), 0, 40);
+  ASSERT_GT(*s->UploadSealed(), 0u);
+  const std::set<uint64_t> remote = s->RemoteSegments();
+  ASSERT_FALSE(remote.empty());
+  bucket_.range_gets = 0;
+  size_t in_remote = 0;
+  for (const TestBlob& b : blobs_) {
+    EXPECT_TRUE(*s->Has(b.key)) << b.key.DebugString();
+    if (remote.count(s->LocationOf(b.key)->segment)) ++in_remote;
+  }
+  EXPECT_GT(in_remote, 0u);
+  EXPECT_EQ(bucket_.range_gets, 0u);
+  EXPECT_FALSE(*s->Has(MakeBlob(1, 100).key));
+}
+
+// A read the bucket answers wrongly (a short body, a Content-Range that does not match) or not
+// at all is not damage: Get and ScrubBlob fail with UNAVAILABLE and nothing is quarantined. A
+// wrong answer is asked again. Bytes really changed in the object are quarantined.
+TEST_F(BucketStoreTest, WrongOrFailedRangedReadsDoNotQuarantine) {
+  auto s = Open();
+  PutBlobs(s.get(), 0, 40);
+  ASSERT_GT(*s->UploadSealed(), 0u);
+  const std::set<uint64_t> remote = s->RemoteSegments();
+  size_t i = 0;
+  while (i < blobs_.size() && !remote.count(s->LocationOf(blobs_[i].key)->segment)) ++i;
+  ASSERT_LT(i, blobs_.size());
+  const BlobKey key = blobs_[i].key;
+
+  // One or two wrong answers: asked again, the read succeeds.
+  bucket_.bad_answers = kRemoteReadAttempts - 1;
+  auto got = s->Get(key);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(*got, blobs_[i].data);
+  bucket_.bad_answers = kRemoteReadAttempts - 1;
+  EXPECT_EQ(*s->ScrubBlob(key), ScrubOutcome::kIntact);
+
+  // Only wrong answers: UNAVAILABLE, not DATA_LOSS, and the blob stays held.
+  bucket_.bad_answers = 1000;
+  EXPECT_EQ(s->Get(key).status().code(), absl::StatusCode::kUnavailable);
+  auto scrub = s->ScrubBlob(key);
+  EXPECT_EQ(scrub.status().code(), absl::StatusCode::kUnavailable) << scrub.status();
+  // Unreachable (the S3 store's retries exhausted): the same.
+  bucket_.bad_answers = 0;
+  bucket_.down = true;
+  EXPECT_EQ(s->Get(key).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(s->ScrubBlob(key).status().code(), absl::StatusCode::kUnavailable);
+  bucket_.down = false;
+  EXPECT_EQ(s->Stats().quarantined, 0u);
+  EXPECT_TRUE(*s->Has(key));
+  ExpectAllReadable(s.get());
+
+  // A byte of the blob changed inside the object: quarantined.
+  const SlotLocation at = *s->LocationOf(key);
+  bucket_.Flip(SegmentObjectKey(at.segment), at.offset + kRecordHeaderSize + 5);
+  EXPECT_EQ(*s->ScrubBlob(key), ScrubOutcome::kQuarantined);
+  EXPECT_EQ(s->Stats().quarantined, 1u);
+  EXPECT_FALSE(*s->Has(key));
+  EXPECT_EQ(s->Get(key).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(BucketStoreTest, KeepLocalSegmentsReadsLocally) {
