@@ -111,7 +111,7 @@ class BucketFaultsTest(harness.ClusterTestCase):
         c, p4 = self.c, self.p4
         src_a = os.path.join(self.tmp, "gc-a")
         src_b = os.path.join(self.tmp, "gc-b")
-        write_tree(src_a, self.rng, 20, 8 * MiB)
+        write_tree(src_a, self.rng, 20, 12 * MiB)
         write_tree(src_b, self.rng, 20, 3 * MiB)
         snap_a = c.json(1, "backup", src_a, "--copies", "2", timeout=300)["snapshot_id"]
         snap_b = c.json(1, "backup", src_b, "--copies", "2", timeout=300)["snapshot_id"]
@@ -206,7 +206,7 @@ class BucketFaultsTest(harness.ClusterTestCase):
     def test_3_s3_server_stopped_mid_backup(self):
         c, p4 = self.c, self.p4
         src = os.path.join(self.tmp, "s3down")
-        write_tree(src, self.rng, 40, 24 * MiB)
+        write_tree(src, self.rng, 40, 40 * MiB)
         harness.wait_for(self.uploaded, 60, "earlier segments to be uploaded")
         quarantined = harness.quarantined_blobs(p4.dir)
         held = {s.key for s in harness.segment_slots(p4.dir)}
@@ -227,6 +227,7 @@ class BucketFaultsTest(harness.ClusterTestCase):
             port = self.s3.port
             self.s3.stop()
             stopped_ns = time.time_ns()
+            at_stop = {s.key for s in harness.segment_slots(p4.dir)}
             print("s3rver stopped during the backup", flush=True)
         finally:
             t.join(320)
@@ -234,6 +235,10 @@ class BucketFaultsTest(harness.ClusterTestCase):
         # The puts are acknowledged after the local fsync: the backup completes.
         self.assertEqual(r.rc, 0, repr(r))
         snap = r.json["snapshot_id"]
+        # The server was down while the bucket peer still took puts of this backup.
+        after_stop = {s.key for s in harness.segment_slots(p4.dir)} - at_stop
+        print(f"the bucket peer took {len(after_stop)} blobs after s3rver stopped", flush=True)
+        self.assertGreater(len(after_stop), 0, "the backup ended before s3rver stopped")
         harness.wait_for(lambda: "storage: upload to" in p4.log_text()[log_at:], 30,
                          "the bucket peer to log the failed upload")
         self.assertGreater(len(local_segments(p4)), 1,

@@ -96,6 +96,8 @@ class S3rver:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
 
 
 def make_tree(root: str, rng: random.Random):
