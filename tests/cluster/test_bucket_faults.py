@@ -15,7 +15,8 @@ uses --copies 2. The tests run in name order, each on trees of its own:
 3. the S3 server stops while a backup is running: the backup completes (puts go to the local
    open segment; sealed segments wait on the disk), the peer logs the failed upload, and scrub
    reads that fail meanwhile quarantine nothing. With the server back, the waiting segments are
-   uploaded, `cairn check` is healthy and the tree restores identically.
+   uploaded, `cairn check` is healthy and the tree restores identically. A snapshot taken
+   before the outage restores identically while the server is down (from the other copies).
 
 Skips (prints "SKIP:") when node or npm is missing; s3rver is installed as for
 test_bucket_peer.py (into $CAIRN_S3RVER_DIR).
@@ -207,6 +208,10 @@ class BucketFaultsTest(harness.ClusterTestCase):
         c, p4 = self.c, self.p4
         src = os.path.join(self.tmp, "s3down")
         write_tree(src, self.rng, 40, 40 * MiB)
+        # A snapshot whose blobs on the bucket peer are only in the bucket, read while it is down.
+        before = os.path.join(self.tmp, "s3down-before")
+        write_tree(before, self.rng, 20, 3 * MiB)
+        snap_before = c.json(1, "backup", before, "--copies", "2", timeout=300)["snapshot_id"]
         harness.wait_for(self.uploaded, 60, "earlier segments to be uploaded")
         quarantined = harness.quarantined_blobs(p4.dir)
         held = {s.key for s in harness.segment_slots(p4.dir)}
@@ -255,6 +260,11 @@ class BucketFaultsTest(harness.ClusterTestCase):
         harness.wait_for(scrub_errors, 120, "a scrub pass to fail reading the stopped bucket")
         self.assertEqual(harness.quarantined_blobs(p4.dir), quarantined,
                          "a failed read of the bucket quarantined a blob")
+
+        # Nothing is lost meanwhile: blobs the bucket peer cannot read come from their other
+        # copy.
+        self.restore_identical(snap_before, before, "s3down-restore-before")
+        self.assertEqual(harness.quarantined_blobs(p4.dir), quarantined)
 
         type(self).s3 = S3rver(self.s3.data_dir, port=port)
         print(f"s3rver started again on port {port}", flush=True)
