@@ -1,9 +1,8 @@
 // TLS between peers (net/tls.h; docs/security.md "TLS between peers"): a TLS PeerServer and
 // gRPC PeerClient over 127.0.0.1, with certificates pinned to peer ids.
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
