@@ -256,8 +256,17 @@ HttpResult S3ObjectStore::Attempt(const Request& req) {
   CURLcode rc = curl_easy_perform(curl);
   ReleaseSlot();
   curl_slist_free_all(headers);
+  // What moved, also for an attempt that failed half-way (the bytes were sent and billed).
+  curl_off_t sent = 0, received = 0;
+  if (curl_easy_getinfo(curl, CURLINFO_SIZE_UPLOAD_T, &sent) == CURLE_OK && sent > 0) {
+    bytes_sent_ += static_cast<uint64_t>(sent);
+  }
+  if (curl_easy_getinfo(curl, CURLINFO_SIZE_DOWNLOAD_T, &received) == CURLE_OK && received > 0) {
+    bytes_received_ += static_cast<uint64_t>(received);
+  }
   if (rc != CURLE_OK) {
     result.transport_error = rc;
+    result.timed_out = rc == CURLE_OPERATION_TIMEDOUT;
     result.transport_message = errbuf[0] ? errbuf : curl_easy_strerror(rc);
     if (sink.range_past_end) {
       result.transport_error = 0;
@@ -274,8 +283,6 @@ HttpResult S3ObjectStore::Attempt(const Request& req) {
         length > 0) {
       result.content_length = static_cast<uint64_t>(length);
     }
-    bytes_sent_ += req.body.size();
-    bytes_received_ += result.body.size();
   }
   result.content_range = std::move(sink.content_range);
   ReturnHandle(curl);
@@ -287,6 +294,7 @@ absl::StatusOr<HttpResult> S3ObjectStore::Run(const Request& req) {
     if (attempt > 1) retries_++;
     HttpResult r = Attempt(req);
     if (r.oversized) {
+      errors_[static_cast<int>(ErrorClass::kBadAnswer)]++;
       failures_++;
       return absl::DataLossError(
           absl::StrCat(req.what, ": answer larger than the ", req.body_cap, " bytes expected"));
@@ -303,6 +311,7 @@ absl::StatusOr<HttpResult> S3ObjectStore::Run(const Request& req) {
       if (ok && !error) return r;
     }
     const S3ErrorBody* e = error ? &*error : nullptr;
+    errors_[static_cast<int>(ClassifyError(r, e))]++;
     if (attempt < options_.retry.max_attempts && IsRetryable(r, e)) {
       double u;
       {
@@ -489,6 +498,8 @@ absl::StatusOr<Bytes> S3ObjectStore::GetRange(std::string_view key, uint64_t off
   uint64_t first = 0, last = 0, total = 0;
   if (!ParseContentRange(r.content_range, &first, &last, &total) || first != offset ||
       last - first + 1 != r.body.size() || r.body.size() > length) {
+    errors_[static_cast<int>(ErrorClass::kBadAnswer)]++;
+    failures_++;
     return absl::DataLossError(absl::StrCat(req.what, ": answer holds ", r.body.size(),
                                             " bytes with Content-Range \"", r.content_range, "\""));
   }
@@ -552,10 +563,23 @@ S3Counters S3ObjectStore::counters() const {
   S3Counters c;
   for (int i = 0; i < kRequestKinds; ++i) c.requests[i] = requests_[i].load();
   c.retries = retries_.load();
+  for (int i = 0; i < kErrorClasses; ++i) c.errors[i] = errors_[i].load();
   c.failures = failures_.load();
   c.bytes_sent = bytes_sent_.load();
   c.bytes_received = bytes_received_.load();
   return c;
+}
+
+uint64_t S3Counters::total_requests() const {
+  uint64_t n = 0;
+  for (uint64_t r : requests) n += r;
+  return n;
+}
+
+uint64_t S3Counters::total_errors() const {
+  uint64_t n = 0;
+  for (uint64_t e : errors) n += e;
+  return n;
 }
 
 }  // namespace cairn::store::s3

@@ -11,7 +11,8 @@
 //   (s3_request.h), then fails with UNAVAILABLE naming the endpoint and the attempts.
 // - At most `max_parallel_requests` requests are in flight at once (over all callers); request
 //   bodies pass through the optional upload RateLimiter (env/rate_limiter.h).
-// - Counters per request kind, retries, failures and bytes are readable at any time (counters()).
+// - Counters of attempts per request kind, retries, failures, failed attempts by error class
+//   and bytes sent and received are readable at any time (counters(), S3Counters).
 //
 // Thread-safety: thread-safe. libcurl is initialised once per process (curl_global_init).
 #pragma once
@@ -53,13 +54,21 @@ struct S3Options {
   uint64_t jitter_seed = 0;  // 0: seeded from std::random_device
 };
 
-// Totals since the store was created.
+// What the store has sent and received since it was created (docs/operations.md "An off-site
+// copy in S3-compatible storage", "Requests and costs"): what S3 bills by (requests by kind,
+// bytes) and how often the service had to be asked again. Every count is of HTTP attempts, so a
+// retried request counts once per attempt in `requests`, and once per failed attempt in
+// `errors`.
 struct S3Counters {
   std::array<uint64_t, kRequestKinds> requests{};  // attempts, by RequestKind (RequestKindName)
-  uint64_t retries = 0;                            // attempts that were retries
-  uint64_t failures = 0;                           // requests that failed after their last attempt
-  uint64_t bytes_sent = 0;                         // request bodies
-  uint64_t bytes_received = 0;                     // response bodies
+  uint64_t retries = 0;   // attempts that were retries (requests minus first attempts)
+  uint64_t failures = 0;  // requests that failed after their last attempt (an error returned)
+  std::array<uint64_t, kErrorClasses> errors{};  // failed attempts, by ErrorClass (ErrorClassName)
+  uint64_t bytes_sent = 0;      // request bodies as sent, retries included (libcurl's count)
+  uint64_t bytes_received = 0;  // response bodies as received, error answers included
+
+  uint64_t total_requests() const;
+  uint64_t total_errors() const;
 };
 
 class S3ObjectStore : public ObjectStore {
@@ -77,6 +86,8 @@ class S3ObjectStore : public ObjectStore {
   absl::StatusOr<ListPage> List(std::string_view prefix, std::string_view token,
                                 int max_keys) override;
 
+  // A snapshot of the counters (each read atomically; the set is not one instant). Cheap: reads
+  // a few atomics; safe from any thread while requests run.
   S3Counters counters() const;
   const S3Location& location() const { return builder_.location(); }
 
@@ -113,6 +124,7 @@ class S3ObjectStore : public ObjectStore {
   std::mt19937_64 rng_;
 
   std::array<std::atomic<uint64_t>, kRequestKinds> requests_{};
+  std::array<std::atomic<uint64_t>, kErrorClasses> errors_{};
   std::atomic<uint64_t> retries_{0}, failures_{0}, bytes_sent_{0}, bytes_received_{0};
 };
 

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <thread>
 
 #include "cairn/base/bytes.h"
@@ -232,6 +233,110 @@ TEST_F(S3ObjectStoreTest, ClientErrorsAreNotRetriedAndMapToTheirCodes) {
     EXPECT_NE(s.message().find(c.in_message), std::string::npos) << c.code << ": " << s;
     EXPECT_EQ(calls.load(), 1) << c.code;
   }
+}
+
+TEST_F(S3ObjectStoreTest, CountersMatchWhatTheServerSawRetriesIncluded) {
+  // Each path fails as many times as its first segment says, then answers; what the server
+  // answered (body bytes) is summed for the bytes-received check.
+  std::mutex mu;
+  std::map<std::string, int> failures_left = {{"/cairn-test/peer7/slow", 2},
+                                              {"/cairn-test/peer7/flaky", 1}};
+  uint64_t answered_bytes = 0;
+  CannedServer server([&](const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard lock(mu);
+    auto left = failures_left.find(req.path);
+    if (left != failures_left.end() && left->second > 0) {
+      left->second--;
+      XmlError(res, req.path.ends_with("slow") ? 503 : 500,
+               req.path.ends_with("slow") ? "SlowDown" : "InternalError");
+    } else if (req.path.ends_with("/denied")) {
+      XmlError(res, 403, "AccessDenied");
+    } else if (req.method == "HEAD") {
+      res.status = req.path.ends_with("/missing") ? 404 : 200;
+      return;  // no body
+    } else if (req.method == "PUT") {
+      res.status = 200;
+      res.set_header("ETag", "\"e\"");
+    } else if (req.method == "DELETE") {
+      res.status = 204;
+    } else if (req.has_param("list-type")) {
+      res.status = 200;
+      res.set_content(
+          "<ListBucketResult><IsTruncated>false</IsTruncated>"
+          "<Contents><Key>peer7/slow</Key><Size>5</Size><ETag>\"a\"</ETag></Contents>"
+          "</ListBucketResult>",
+          "application/xml");
+    } else {
+      res.status = 206;  // cpp-httplib cuts the content to the Range: 4 bytes
+      res.set_content(std::string(100, 'x'), "application/octet-stream");
+      answered_bytes += 4;
+      return;
+    }
+    // cpp-httplib cuts an error body to the Range too.
+    answered_bytes += req.has_header("Range") ? 4 : res.body.size();
+  });
+  auto store = Make(server.endpoint(), 5);
+  const Bytes data(1000, 9);
+  EXPECT_TRUE(store->Put("slow", data).ok());         // 503 SlowDown x2, then 200
+  EXPECT_TRUE(store->GetRange("flaky", 10, 4).ok());  // 500, then 206
+  EXPECT_EQ(store->Put("denied", data).code(), absl::StatusCode::kPermissionDenied);  // 403
+  EXPECT_EQ(store->Head("missing").status().code(), absl::StatusCode::kNotFound);     // 404
+  EXPECT_TRUE(store->Head("slow").ok());
+  EXPECT_TRUE(store->Delete("slow").ok());
+  EXPECT_TRUE(ListAll(store.get(), "", 1000).ok());
+  const int calls = 7;
+
+  const std::vector<Seen> seen = server.seen();
+  std::map<std::string, uint64_t> by_method;
+  uint64_t body_bytes = 0;
+  for (const Seen& s : seen) {
+    std::string kind = s.method;
+    if (s.method == "GET")
+      kind = s.target.find("list-type=2") != std::string::npos ? "LIST" : "GET";
+    by_method[kind]++;
+    body_bytes += s.body.size();
+  }
+  const S3Counters c = store->counters();
+  auto requests = [&](RequestKind k) { return c.requests[static_cast<int>(k)]; };
+  auto errors = [&](ErrorClass e) { return c.errors[static_cast<int>(e)]; };
+  EXPECT_EQ(c.total_requests(), seen.size());
+  EXPECT_EQ(requests(RequestKind::kPut), by_method["PUT"]);
+  EXPECT_EQ(requests(RequestKind::kPut), 4u);  // 3 for "slow", 1 for "denied"
+  EXPECT_EQ(requests(RequestKind::kGet), by_method["GET"]);
+  EXPECT_EQ(requests(RequestKind::kGet), 2u);
+  EXPECT_EQ(requests(RequestKind::kHead), by_method["HEAD"]);
+  EXPECT_EQ(requests(RequestKind::kDelete), by_method["DELETE"]);
+  EXPECT_EQ(requests(RequestKind::kList), by_method["LIST"]);
+  EXPECT_EQ(requests(RequestKind::kList), 1u);
+  EXPECT_EQ(c.retries, seen.size() - calls);
+  EXPECT_EQ(c.retries, 3u);
+  EXPECT_EQ(c.failures, 2u);  // denied, missing
+  EXPECT_EQ(errors(ErrorClass::kThrottled), 2u);
+  EXPECT_EQ(errors(ErrorClass::kServer), 1u);
+  EXPECT_EQ(errors(ErrorClass::kClient), 2u);
+  EXPECT_EQ(errors(ErrorClass::kTransport) + errors(ErrorClass::kTimeout) +
+                errors(ErrorClass::kBadAnswer),
+            0u);
+  EXPECT_EQ(c.total_errors(), 5u);
+  EXPECT_EQ(c.bytes_sent, body_bytes);
+  EXPECT_EQ(c.bytes_sent, 4 * data.size());  // every attempt sent the whole body
+  std::lock_guard lock(mu);
+  EXPECT_EQ(c.bytes_received, answered_bytes);
+}
+
+TEST_F(S3ObjectStoreTest, RefusedConnectionsCountAsTransportErrors) {
+  std::string endpoint;
+  {
+    CannedServer gone([](const httplib::Request&, httplib::Response&) {});
+    endpoint = gone.endpoint();
+  }  // the port is closed now
+  auto store = Make(endpoint, 3);
+  EXPECT_EQ(store->Put("k", Bytes(10, 1)).code(), absl::StatusCode::kUnavailable);
+  const S3Counters c = store->counters();
+  EXPECT_EQ(c.requests[static_cast<int>(RequestKind::kPut)], 3u);
+  EXPECT_EQ(c.errors[static_cast<int>(ErrorClass::kTransport)], 3u);
+  EXPECT_EQ(c.failures, 1u);
+  EXPECT_EQ(c.bytes_sent, 0u);  // nothing reached a server
 }
 
 TEST_F(S3ObjectStoreTest, HeadWithoutBodyMapsByStatus) {
@@ -523,6 +628,8 @@ TEST_F(S3ObjectStoreTest, AnswerLargerThanTheRangeIsDataLossWithoutRetry) {
   auto got = store->GetRange("k", 10, 4);
   EXPECT_EQ(got.status().code(), absl::StatusCode::kDataLoss) << got.status();
   EXPECT_EQ(store->counters().retries, 0u);
+  EXPECT_EQ(store->counters().errors[static_cast<int>(ErrorClass::kBadAnswer)], 1u);
+  EXPECT_EQ(store->counters().failures, 1u);
 }
 
 TEST_F(S3ObjectStoreTest, RangeOfAnEmptyObjectIsOutOfRangeEvenWhenTheServerPromisesABody) {

@@ -94,6 +94,34 @@ const char* RequestKindName(RequestKind kind) {
   return "unknown";
 }
 
+const char* ErrorClassName(ErrorClass c) {
+  switch (c) {
+    case ErrorClass::kTimeout:
+      return "timeout";
+    case ErrorClass::kTransport:
+      return "transport";
+    case ErrorClass::kThrottled:
+      return "throttled";
+    case ErrorClass::kServer:
+      return "server";
+    case ErrorClass::kClient:
+      return "client";
+    case ErrorClass::kBadAnswer:
+      return "bad_answer";
+  }
+  return "unknown";
+}
+
+ErrorClass ClassifyError(const HttpResult& r, const S3ErrorBody* error) {
+  if (r.oversized) return ErrorClass::kBadAnswer;
+  if (r.transport_error != 0) return r.timed_out ? ErrorClass::kTimeout : ErrorClass::kTransport;
+  const std::string code = error != nullptr ? error->code : "";
+  if (r.http_status == 429 || code == "SlowDown") return ErrorClass::kThrottled;
+  if (r.http_status >= 500 || IsRetryable(r, error)) return ErrorClass::kServer;
+  if (r.http_status >= 300) return ErrorClass::kClient;
+  return ErrorClass::kBadAnswer;
+}
+
 bool IsRetryable(const HttpResult& r, const S3ErrorBody* error) {
   if (r.transport_error != 0) return true;
   if (r.http_status >= 500 || r.http_status == 429) return true;

@@ -67,6 +67,9 @@ struct HttpResult {
   // The body outgrew what the request allows (a ranged get's length, 1 MiB for errors): the
   // transfer was cut; not retried (the service would answer the same), DATA_LOSS.
   bool oversized = false;
+  // The transport failure was a timeout (connect timeout, or no byte moved for the stall
+  // timeout).
+  bool timed_out = false;
 };
 
 enum class RequestKind {
@@ -82,6 +85,22 @@ enum class RequestKind {
 };
 inline constexpr int kRequestKinds = 9;
 const char* RequestKindName(RequestKind kind);  // "put", "upload_part", ... (metric labels)
+
+// Why an attempt failed, for the error counters (docs/operations.md "An off-site copy in
+// S3-compatible storage", "Requests and costs"):
+// - kTimeout: no answer in time (connect or stall timeout);
+// - kTransport: any other transport failure (refused, reset, DNS, TLS);
+// - kThrottled: HTTP 429, or SlowDown (with 503 or any status);
+// - kServer: any other 5xx, or InternalError/RequestTimeout/ServiceUnavailable with a 2xx-4xx;
+// - kClient: any other 3xx/4xx (403 refused, 404 missing, 416 range, 301 wrong region);
+// - kBadAnswer: an answer that cannot be what was asked (too large, a 2xx where another was
+//   expected, a wrong Content-Range).
+enum class ErrorClass { kTimeout, kTransport, kThrottled, kServer, kClient, kBadAnswer };
+inline constexpr int kErrorClasses = 6;
+const char* ErrorClassName(ErrorClass c);  // "timeout", "transport", ... (metric labels)
+// The class of a failed attempt: `result` with its parsed error body `error` (may be null).
+// An oversized answer or a success status without an error body is kBadAnswer.
+ErrorClass ClassifyError(const HttpResult& result, const S3ErrorBody* error);
 
 // Whether another attempt may succeed: transport failures (connect, timeouts, resets), HTTP 5xx,
 // 429, and the error codes SlowDown, RequestTimeout, InternalError, ServiceUnavailable — also

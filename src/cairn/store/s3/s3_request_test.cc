@@ -103,6 +103,37 @@ TEST(IsRetryable, Table) {
   }
 }
 
+TEST(ClassifyError, Table) {
+  HttpResult refused;
+  refused.transport_error = 7;  // CURLE_COULDNT_CONNECT
+  HttpResult timeout;
+  timeout.transport_error = 28;  // CURLE_OPERATION_TIMEDOUT
+  timeout.timed_out = true;
+  HttpResult oversized = Http(206);
+  oversized.oversized = true;
+  S3ErrorBody slow = Err("SlowDown"), internal = Err("InternalError"), rt = Err("RequestTimeout"),
+              nokey = Err("NoSuchKey"), denied = Err("AccessDenied");
+  struct Case {
+    HttpResult r;
+    const S3ErrorBody* e;
+    ErrorClass want;
+  } cases[] = {
+      {refused, nullptr, ErrorClass::kTransport},   {timeout, nullptr, ErrorClass::kTimeout},
+      {Http(503), &slow, ErrorClass::kThrottled},   {Http(429), nullptr, ErrorClass::kThrottled},
+      {Http(200), &slow, ErrorClass::kThrottled},   {Http(500), nullptr, ErrorClass::kServer},
+      {Http(503), nullptr, ErrorClass::kServer},    {Http(200), &internal, ErrorClass::kServer},
+      {Http(400), &rt, ErrorClass::kServer},        {Http(404), &nokey, ErrorClass::kClient},
+      {Http(403), &denied, ErrorClass::kClient},    {Http(301), nullptr, ErrorClass::kClient},
+      {Http(416), nullptr, ErrorClass::kClient},    {oversized, nullptr, ErrorClass::kBadAnswer},
+      {Http(204), nullptr, ErrorClass::kBadAnswer},
+  };
+  for (const auto& c : cases) {
+    EXPECT_STREQ(ErrorClassName(ClassifyError(c.r, c.e)), ErrorClassName(c.want))
+        << "HTTP " << c.r.http_status << " transport " << c.r.transport_error << " "
+        << (c.e ? c.e->code : "");
+  }
+}
+
 TEST(StatusFor, MapsToTheDocumentedCodes) {
   S3Location loc = PathStyle();
   auto status = [&](const HttpResult& r, const S3ErrorBody* e, int attempts = 1) {
