@@ -20,6 +20,7 @@ struct BackupFlags {
   std::vector<std::string> paths;
   uint32_t copies = 0;  // 0 = the peer's configured default
   std::string ec;       // "K+M"; "" = copies (or the peer's configured default)
+  int offsite = -1;     // -1 = the peer's configured default
   std::vector<std::string> tags;
   std::vector<std::string> excludes;
   bool rehash = false;
@@ -31,6 +32,9 @@ void PrintSummary(const nlohmann::json& r) {
   if (r.contains("ec") && r["ec"].is_string()) {
     redundancy = absl::StrCat(r["ec"].get<std::string>(), " erasure coded, small chunks ", copies,
                               " copies");
+  }
+  if (uint64_t offsite = U64(r, "offsite"); offsite > 0) {
+    absl::StrAppend(&redundancy, ", ", offsite, " off-site");
   }
   std::cout << "snapshot " << Str(r, "short_id") << " saved\n"
             << "files:      " << U64(r, "files") << " (" << U64(r, "files_read") << " read, "
@@ -92,6 +96,7 @@ int RunBackup(const GlobalOptions& global, const BackupFlags& f) {
   }
   body["paths_base64"] = std::move(paths);
   if (f.copies > 0) body["copies"] = f.copies;
+  if (f.offsite >= 0) body["offsite"] = f.offsite;
   if (!f.ec.empty()) {
     absl::StatusOr<codec::ErasureScheme> scheme = codec::ParseErasureScheme(f.ec);
     if (!scheme.ok()) return PrintUsageError("--ec: " + std::string(scheme.status().message()));
@@ -132,6 +137,10 @@ Action RegisterBackup(CLI::App& app, GlobalOptions& global) {
                   "Erasure coding K+M instead of copies, e.g. 4+2 (k up to 16, m up to 8; "
                   "default: the peer's config)")
       ->excludes("--copies");
+  cmd->add_option("--offsite", flags->offsite,
+                  "Of the copies (or K+M shards), how many go to peers of another site "
+                  "(default: the peer's config; docs/operations.md)")
+      ->check(CLI::Range(0, 64));
   cmd->add_option("--tag", flags->tags, "Tag for the snapshot (repeatable)")
       ->allow_extra_args(false);
   cmd->add_option("--exclude", flags->excludes,

@@ -92,6 +92,10 @@ int RunCheck(const GlobalOptions& global, const CheckFlags& f) {
                 << FormatSize(U64(*r, "bytes_read")) << "), " << U64(*r, "corrupt") << " corrupt";
     }
     std::cout << std::endl;
+    // docs/operations.md "Sites and off-site copies".
+    if (uint64_t n = U64(*r, "without_offsite"); n > 0) {
+      std::cout << n << (n == 1 ? " chunk" : " chunks") << " without their off-site copy\n";
+    }
     for (const auto& d : (*r)["corrupt_blobs"]) {
       std::cerr << "corrupt: chunk " << Str(d, "chunk").substr(0, 8) << " shard " << U64(d, "shard")
                 << " on peer " << U64(d, "peer") << ": " << Str(d, "reason") << "\n";

@@ -85,6 +85,9 @@ void AddInitFlags(CLI::App* cmd, InitFlags& f) {
       ->capture_default_str();
   cmd->add_option("--host-id", flags->host_id,
                   "Failure domain name (default: /etc/machine-id, else the host name)");
+  cmd->add_option("--site", flags->site,
+                  "Site label; \"\" = the LAN (default; \"offsite\" with --storage s3://...)")
+      ->each([flags](const std::string&) { flags->site_given = true; });
   cmd->add_option("--seed", flags->seeds, "Another peer's listen address (repeatable)")
       ->allow_extra_args(false);
   cmd->add_option("--copies", flags->copies, "Default number of copies per chunk")
@@ -112,6 +115,7 @@ int ConfigFromInitFlags(const GlobalOptions& global, const InitFlags& f, daemon:
   c.listen = f.listen;
   c.api = f.api;
   c.host_id = f.host_id.empty() ? daemon::DefaultHostId() : f.host_id;
+  c.site = f.site;
   c.seeds = f.seeds;
   c.copies = f.copies;
   auto size = [](const char* flag, const std::string& text, uint64_t& out) -> bool {
@@ -161,6 +165,7 @@ int ConfigFromInitFlags(const GlobalOptions& global, const InitFlags& f, daemon:
       return kExitUsage;
     }
     c.storage_bucket = f.storage;
+    if (!f.site_given) c.site = daemon::kBucketSite;
   } else if (!f.s3_endpoint.empty() || !f.s3_credentials.empty()) {
     PrintUsageError("--s3-endpoint and --s3-credentials need --storage s3://BUCKET/PREFIX");
     return kExitUsage;

@@ -19,6 +19,8 @@ struct InitFlags {
   std::string api = "127.0.0.1:0";
   std::string quota = "10G";
   std::string host_id;
+  std::string site;
+  bool site_given = false;
   std::vector<std::string> seeds;
   uint32_t copies = 2;
   std::string chunk_min, chunk_avg, chunk_max;
@@ -27,7 +29,8 @@ struct InitFlags {
   std::string storage, s3_endpoint, s3_region = "us-east-1", s3_credentials;
 };
 
-// Adds --peer-id (required), --listen, --api, --quota, --host-id, --seed, --copies, --storage,
+// Adds --peer-id (required), --listen, --api, --quota, --host-id, --site, --seed, --copies,
+// --storage,
 // --s3-endpoint, --s3-region, --s3-credentials and the
 // advanced (hidden) --chunk-*, --ping-interval, --suspect-after and --dead-after to `cmd`.
 void AddInitFlags(CLI::App* cmd, InitFlags& flags);

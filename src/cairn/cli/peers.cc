@@ -45,8 +45,10 @@ int RunPeers(const GlobalOptions& global) {
                     .count();
   // ROOM: what the peer can take now, quota - used or less when its disk is short of room
   // ("disk" marks that).
-  Table table({"ID", "HOST", "ADDRESS", "STATE", "QUOTA", "USED", "ROOM", "LAST SEEN", "CLOCK"},
-              {false, false, false, false, true, true, true, false, true});
+  // SITE: "-" is the LAN site (docs/operations.md "Sites and off-site copies").
+  Table table(
+      {"ID", "HOST", "SITE", "ADDRESS", "STATE", "QUOTA", "USED", "ROOM", "LAST SEEN", "CLOCK"},
+      {false, false, false, false, false, true, true, true, false, true});
   bool others_skewed = false, self_skewed = false;
   int64_t window = 0;
   if (list->is_array()) {
@@ -56,8 +58,9 @@ int RunPeers(const GlobalOptions& global) {
       if (p.contains("clock_window_seconds")) window = I64(p, "clock_window_seconds");
       if (Bool(p, "clock_skewed")) (self ? self_skewed : others_skewed) = true;
       table.AddRow({absl::StrCat(U64(p, "peer_id"), self ? "*" : ""), Str(p, "host_id"),
-                    Str(p, "address"), Str(p, "state"), FormatSize(U64(p, "quota")),
-                    FormatSize(U64(p, "used")), RoomText(p),
+                    Str(p, "site").empty() ? "-" : Str(p, "site"), Str(p, "address"),
+                    Str(p, "state"), FormatSize(U64(p, "quota")), FormatSize(U64(p, "used")),
+                    RoomText(p),
                     self       ? "-"
                     : seen > 0 ? FormatAge(now - seen)
                                : "never",

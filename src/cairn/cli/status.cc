@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "absl/strings/str_cat.h"
 #include "cairn/base/bytes.h"
 #include "cairn/cli/api_client.h"
 #include "cairn/cli/commands.h"
@@ -95,7 +96,10 @@ int RunStatus(const GlobalOptions& global) {
   if (global.json) {
     PrintJson(*s);
   } else {
-    std::cout << "peer " << U64(*s, "peer_id") << " on host " << Str(*s, "host_id") << "\n"
+    std::cout << "peer " << U64(*s, "peer_id") << " on host " << Str(*s, "host_id")
+              << (Str(*s, "site").empty() ? std::string()
+                                          : absl::StrCat(", site ", Str(*s, "site")))
+              << "\n"
               << "address:    " << Str(*s, "address") << " (api " << Str(*s, "api") << ")\n"
               << "\nas a storage peer\n"
               << "storage:    " << FormatSize(U64(*s, "used")) << " used of "
@@ -134,6 +138,11 @@ int RunStatus(const GlobalOptions& global) {
               << IndexLine(index) << "snapshots:  " << U64(*s, "snapshots") << "\n"
               << "chunks:     " << U64(*s, "chunks") << " (" << U64(*s, "chunks_at_target")
               << " at target, " << below << " below target)\n";
+    // docs/operations.md "Sites and off-site copies".
+    if (uint64_t n = U64(*s, "chunks_without_offsite"); n > 0) {
+      std::cout << "off-site:   " << n << (n == 1 ? " chunk" : " chunks")
+                << " without their off-site copy\n";
+    }
     std::snprintf(ratio, sizeof ratio, "%.2fx", Double(home, "dedup_ratio"));
     std::cout << "data:       " << FormatSize(U64(home, "logical_bytes")) << " in snapshots, "
               << FormatSize(U64(home, "unique_bytes")) << " after deduplication (" << ratio

@@ -14,7 +14,7 @@ namespace {
 constexpr size_t kMagicSize = 4;
 constexpr size_t kHeaderSize = kMagicSize + 1;
 constexpr size_t kMacSize = 32;
-constexpr size_t kMaxField = 256;  // host id, address, version
+constexpr size_t kMaxField = 256;  // host id, site, address, version
 
 }  // namespace
 
@@ -27,6 +27,7 @@ absl::StatusOr<Bytes> EncodeAnnouncement(const Announcement& a, const codec::Key
   v1::PeerInfo* p = msg.mutable_peer();
   p->set_peer_id(a.peer.id);
   p->set_host_id(a.peer.host_id);
+  p->set_site(a.peer.site);
   p->set_address(a.peer.address);
   p->set_quota(a.peer.quota);
   p->set_used(a.peer.used);
@@ -91,12 +92,13 @@ absl::StatusOr<Announcement> DecodeAnnouncement(ByteSpan datagram, const codec::
   if (p.peer_id() == 0 || p.node_id().size() != 16 ||
       (!p.cert_sha256().empty() && p.cert_sha256().size() != 32) || p.address().empty() ||
       p.address().size() > kMaxField || p.host_id().size() > kMaxField ||
-      p.version().size() > kMaxField) {
+      p.site().size() > kMaxField || p.version().size() > kMaxField) {
     return absl::InvalidArgumentError("announcement with missing or oversized fields");
   }
   Announcement a;
   a.peer.id = p.peer_id();
   a.peer.host_id = p.host_id();
+  a.peer.site = p.site();
   a.peer.address = p.address();
   a.peer.quota = p.quota();
   a.peer.used = p.used();

@@ -19,6 +19,7 @@ Announcement Sample() {
   Announcement a;
   a.peer.id = 12;
   a.peer.host_id = "nas";
+  a.peer.site = "cabin";
   a.peer.address = "192.168.1.20:7001";
   a.peer.quota = 1ull << 40;
   a.peer.used = 12345;

@@ -30,6 +30,8 @@ namespace cairn::cluster {
 struct PeerInfo {
   PeerId id = 0;
   std::string host_id;
+  // Site label (docs/operations.md "Sites and off-site copies"); "" = the LAN site.
+  std::string site;
   std::string address;  // host:port of its peer service
   uint64_t quota = 0;   // bytes lent
   uint64_t used = 0;    // bytes held

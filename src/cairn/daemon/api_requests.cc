@@ -121,6 +121,14 @@ absl::StatusOr<BackupRequest> ParseBackupRequest(const Json& body) {
     CAIRN_ASSIGN_OR_RETURN(r.ec, codec::ParseErasureScheme(ec->get<std::string>()));
     if (r.copies) return absl::InvalidArgumentError("fields 'copies' and 'ec' exclude each other");
   }
+  auto offsite = body.find("offsite");
+  if (offsite != body.end() && !offsite->is_null()) {
+    if (!offsite->is_number_integer() || offsite->get<int64_t>() < 0 ||
+        offsite->get<int64_t>() > 64) {
+      return absl::InvalidArgumentError("field 'offsite' must be an integer between 0 and 64");
+    }
+    r.offsite = static_cast<uint32_t>(offsite->get<int64_t>());
+  }
   CAIRN_ASSIGN_OR_RETURN(r.tags, GetPathArray(body, "tags"));
   CAIRN_ASSIGN_OR_RETURN(r.excludes, GetPathArray(body, "excludes"));
   auto rehash = body.find("rehash");

@@ -28,7 +28,7 @@ absl::StatusOr<Json> ParseRequestBody(std::string_view text);
 absl::Status RequireAbsolute(const std::string& path, const char* what);
 
 // POST /v1/backup: {"paths" (or "paths_base64"): [absolute...], "copies": 1..64 | "ec": "K+M",
-// "tags": [...], "excludes": [...], "rehash": bool}.
+// "offsite": 0..64, "tags": [...], "excludes": [...], "rehash": bool}.
 absl::StatusOr<BackupRequest> ParseBackupRequest(const Json& body);
 // POST /v1/restore: {"snapshot", "path", "target" (absolute), "at": RFC 3339 | Unix ns}.
 absl::StatusOr<RestoreRequest> ParseRestoreRequest(const Json& body);

@@ -52,6 +52,9 @@ struct BackupRequest {
   // Erasure coding "K+M" instead of copies (field "ec"; not together with "copies"). With
   // neither set the config's [backup] ec, else its copies, applies.
   std::optional<codec::ErasureScheme> ec;
+  // Field "offsite": of the copies (or k+m shards), how many go to peers of another site;
+  // unset: the config's [backup] offsite (docs/operations.md "Sites and off-site copies").
+  std::optional<uint32_t> offsite;
   std::vector<std::string> tags;
   std::vector<std::string> excludes;
   // The keep policy applied after the backup (a source's keep_*; not an API field); unset:

@@ -19,6 +19,7 @@ std::vector<engine::StoragePeer> ClusterPeerSet::Peers() {
     engine::StoragePeer p;
     p.id = v.info.id;
     p.host = v.info.host_id;
+    p.site = v.info.site;
     p.quota = v.info.quota;
     p.used = v.info.used;
     p.extra = v.info.extra;

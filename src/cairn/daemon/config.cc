@@ -398,10 +398,10 @@ std::string CutSourceBlocks(const std::string& text) {
 }  // namespace
 
 bool Config::SameSettings(const Config& o) const {
-  return peer_id == o.peer_id && host_id == o.host_id && listen == o.listen && api == o.api &&
-         quota == o.quota && seeds == o.seeds && ping_interval == o.ping_interval &&
+  return peer_id == o.peer_id && host_id == o.host_id && site == o.site && listen == o.listen &&
+         api == o.api && quota == o.quota && seeds == o.seeds && ping_interval == o.ping_interval &&
          suspect_after == o.suspect_after && dead_after == o.dead_after && copies == o.copies &&
-         ec == o.ec && upload_threads == o.upload_threads &&
+         offsite == o.offsite && ec == o.ec && upload_threads == o.upload_threads &&
          chunker.min_size == o.chunker.min_size && chunker.avg_size == o.chunker.avg_size &&
          chunker.max_size == o.chunker.max_size && scrub_enabled == o.scrub_enabled &&
          scrub_interval == o.scrub_interval && scrub_rate == o.scrub_rate &&
@@ -422,7 +422,7 @@ absl::StatusOr<Config> ParseConfig(std::string_view text, const std::string& sou
   KeyErrors err(source);
   CAIRN_ASSIGN_OR_RETURN(toml::table root, ParseToml(text, source));
   Config c;
-  bool have_peer_id = false, have_host_id = false;
+  bool have_peer_id = false, have_host_id = false, have_site = false;
   for (auto&& [k, node] : root) {
     std::string key(k.str());
     if (key == "peer_id") {
@@ -434,6 +434,10 @@ absl::StatusOr<Config> ParseConfig(std::string_view text, const std::string& sou
       CAIRN_ASSIGN_OR_RETURN(c.host_id, GetString(err, key, node));
       if (c.host_id.empty()) return err.Bad(key, "must not be empty");
       have_host_id = true;
+    } else if (key == "site") {
+      CAIRN_ASSIGN_OR_RETURN(c.site, GetString(err, key, node));
+      if (c.site.size() > 256) return err.Bad(key, "must be at most 256 bytes");
+      have_site = true;
     } else if (key == "listen") {
       CAIRN_ASSIGN_OR_RETURN(c.listen, GetAddress(err, key, node));
     } else if (key == "api") {
@@ -469,6 +473,9 @@ absl::StatusOr<Config> ParseConfig(std::string_view text, const std::string& sou
         if (k2.str() == "copies") {
           CAIRN_ASSIGN_OR_RETURN(int64_t v, GetInt(err, sub, n2, 1, 64));
           c.copies = static_cast<uint32_t>(v);
+        } else if (k2.str() == "offsite") {
+          CAIRN_ASSIGN_OR_RETURN(int64_t v, GetInt(err, sub, n2, 0, 64));
+          c.offsite = static_cast<uint32_t>(v);
         } else if (k2.str() == "ec") {
           CAIRN_ASSIGN_OR_RETURN(c.ec, GetString(err, sub, n2));
           if (!c.ec.empty()) {
@@ -709,6 +716,7 @@ absl::StatusOr<Config> ParseConfig(std::string_view text, const std::string& sou
   }
   if (!have_peer_id) return err.File("missing required key 'peer_id'");
   if (!have_host_id) c.host_id = DefaultHostId();
+  if (!have_site && !c.storage_bucket.empty()) c.site = kBucketSite;
   if (c.suspect_after > c.dead_after) {
     return err.Bad("suspect_after", "must not be longer than dead_after");
   }
@@ -746,6 +754,9 @@ std::string RenderConfig(const Config& c) {
     << "peer_id = " << c.peer_id << "\n"
     << "# Failure domain: peers with the same host_id are on the same computer.\n"
     << "host_id = " << TomlQuote(c.host_id) << "\n"
+    << "# Site: \"\" = the LAN. A backup's off-site copies go to peers of another site\n"
+    << "# (docs/operations.md \"Sites and off-site copies\").\n"
+    << "site = " << TomlQuote(c.site) << "\n"
     << "# Peer service (gRPC) address. Port 0 = pick a free port at first start (written back).\n"
     << "listen = " << TomlQuote(c.listen) << "\n"
     << "# Local HTTP API used by the cairn CLI; loopback only. Port 0 as above.\n"
@@ -772,6 +783,8 @@ std::string RenderConfig(const Config& c) {
     << "[backup]\n"
     << "# Default number of copies of each chunk, on distinct peers (and hosts when possible).\n"
     << "copies = " << c.copies << "\n"
+    << "# Of those copies (or k+m shards), how many go to peers of another site.\n"
+    << "offsite = " << c.offsite << "\n"
     << "# Default erasure coding instead of copies, \"K+M\" (e.g. \"4+2\": any 2 of 6 peers may\n"
     << "# be lost, 1.5x the data stored); \"\" = copies. See docs/operations.md.\n"
     << "ec = " << TomlQuote(c.ec) << "\n"

@@ -98,6 +98,9 @@ struct Config {
   std::string dir;      // the peer directory the file was loaded from (not stored in the file)
   PeerId peer_id = 0;   // required, >= 1
   std::string host_id;  // failure domain; default DefaultHostId()
+  // Site label (docs/operations.md "Sites and off-site copies"): "" = the LAN site; when the
+  // key is absent, "offsite" for a peer with a [storage] bucket, else "".
+  std::string site;
   std::string listen = "127.0.0.1:0";  // peer service host:port; port 0 = pick at first start
   std::string api = "127.0.0.1:0";     // local HTTP API; loopback host only
   uint64_t quota = 10ull << 30;        // bytes lent to other peers
@@ -106,6 +109,7 @@ struct Config {
   std::chrono::milliseconds suspect_after{15000};
   std::chrono::milliseconds dead_after{600000};
   uint32_t copies = 2;           // [backup] default replication degree
+  uint32_t offsite = 0;          // [backup] copies (or shards) wanted on another site
   std::string ec;                // [backup] default erasure coding "K+M"; "" = copies
   int upload_threads = 8;        // [backup]
   codec::ChunkerParams chunker;  // [chunker]; fixed at init
@@ -200,5 +204,9 @@ bool IsLoopbackHost(const std::string& host);
 
 // /etc/machine-id contents if present, else the host name.
 std::string DefaultHostId();
+
+// The site of a peer whose storage is a bucket when none is given (docs/operations.md "Sites
+// and off-site copies").
+inline constexpr char kBucketSite[] = "offsite";
 
 }  // namespace cairn::daemon

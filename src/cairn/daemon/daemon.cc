@@ -124,6 +124,7 @@ Json BackupResultJson(const engine::BackupResult& r) {
   j["copies"] = r.snapshot.copies;
   j["ec"] = r.snapshot.ec_k > 0 ? Json(absl::StrCat(r.snapshot.ec_k, "+", r.snapshot.ec_m))
                                 : Json(nullptr);
+  j["offsite"] = r.offsite;
   SetPathArray(j, "warnings", r.warnings);
   SetPathArray(j, "errors", r.errors);
   j["chunks_below_target"] = r.chunks_below_target;
@@ -337,6 +338,7 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   ctx_.catalog = catalog_.get();
   ctx_.clock = options_.clock;
   ctx_.spread = placement::Spread::kHost;
+  ctx_.site = config_.site;
   ctx_.gc_lock = &gc_lock_;
   ScrubberOptions scrub_options = ScrubberOptionsFrom(config_);
   scrub_options.on_checked = [this](const store::ScrubCounts& d) { metrics_->RecordScrub(d); };
@@ -389,6 +391,7 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
     cluster::PeerInfo self;
     self.id = config_.peer_id;
     self.host_id = config_.host_id;
+    self.site = config_.site;
     self.address = listen_address_;
     self.quota = stats.quota;
     self.used = stats.used;
@@ -806,6 +809,7 @@ absl::StatusOr<Json> Daemon::GetStatus() {
   Json j;
   j["peer_id"] = config_.peer_id;
   j["host_id"] = SanitizeUtf8(config_.host_id);
+  j["site"] = SanitizeUtf8(config_.site);
   j["address"] = listen_address_;
   j["api"] = api_address();
   // The [metrics] listener as bound (docs/operations.md "Monitoring"); null when off.
@@ -854,6 +858,18 @@ absl::StatusOr<Json> Daemon::GetStatus() {
   }
   j["storage"] = std::move(storage);
   j.update(LifecycleStatusJson());
+  // Chunks placed on fewer peers of another site than their off-site target, by the recorded
+  // placements on the peers known now (docs/operations.md "Sites and off-site copies").
+  std::vector<PeerId> offsite_peers;
+  for (const cluster::PeerView& v : membership_->Peers()) {
+    if (!v.self && v.info.site != config_.site) offsite_peers.push_back(v.info.id);
+  }
+  std::sort(offsite_peers.begin(), offsite_peers.end());
+  auto without_offsite = catalog_->CountWithoutOffsite(offsite_peers);
+  j["chunks_without_offsite"] = without_offsite.ok() ? Json(*without_offsite) : Json(nullptr);
+  if (j.contains("home") && j["home"].is_object()) {
+    j["home"]["chunks_without_offsite"] = j["chunks_without_offsite"];
+  }
   return j;
 }
 
@@ -879,6 +895,7 @@ absl::StatusOr<Json> Daemon::GetPeers() {
     Json j;
     j["peer_id"] = v.info.id;
     j["host_id"] = SanitizeUtf8(v.info.host_id);
+    j["site"] = SanitizeUtf8(v.info.site);
     j["address"] = SanitizeUtf8(v.info.address);
     j["quota"] = v.info.quota;
     j["used"] = v.info.used;
@@ -1045,6 +1062,17 @@ absl::StatusOr<std::string> Daemon::StartBackup(const BackupRequest& request) {
     CAIRN_ASSIGN_OR_RETURN(options.ec,
                            Annotate(codec::ParseErasureScheme(config_.ec), "config [backup] ec"));
   }
+  // Off-site copies (docs/operations.md "Sites and off-site copies"): at most the copies, or the
+  // k+m shards, there are.
+  options.offsite = request.offsite.value_or(config_.offsite);
+  const uint32_t blobs = options.ec ? static_cast<uint32_t>(options.ec->total()) : options.copies;
+  if (options.offsite > blobs) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("offsite ", options.offsite, " exceeds the ",
+                     options.ec ? absl::StrCat(blobs, " shards of ", options.ec->ToString())
+                                : absl::StrCat(blobs, blobs == 1 ? " copy" : " copies"),
+                     " of each chunk"));
+  }
   options.tags = request.tags;
   options.excludes = request.excludes;
   options.rehash = request.rehash;
@@ -1058,8 +1086,10 @@ absl::StatusOr<std::string> Daemon::StartBackup(const BackupRequest& request) {
   fns.run = [this, options, progress,
              retention](const std::atomic<bool>& cancel) -> absl::StatusOr<Json> {
     spdlog::info("backup of {} path(s) started ({})", options.paths.size(),
-                 options.ec ? options.ec->ToString() + " erasure coded"
-                            : std::to_string(options.copies) + " copies");
+                 (options.ec ? options.ec->ToString() + " erasure coded"
+                             : std::to_string(options.copies) + " copies") +
+                     (options.offsite > 0 ? ", " + std::to_string(options.offsite) + " off-site"
+                                          : std::string()));
     engine::BackupEngine engine(ctx_);
     absl::StatusOr<engine::BackupResult> result = engine.Run(options, progress.get(), &cancel);
     if (!result.ok()) {
@@ -1173,6 +1203,7 @@ Json CheckReportJson(const engine::CheckReport& r) {
               {"chunks", r.chunks},
               {"at_target", r.at_target},
               {"below_target", r.below_target},
+              {"without_offsite", r.without_offsite},
               {"lost", r.lost},
               {"corrupt", r.corrupt},
               {"blobs_read", r.blobs_read},

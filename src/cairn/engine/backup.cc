@@ -184,6 +184,7 @@ class BackupRun {
         budget_(opts.max_bytes_in_flight) {
     redundancy_.copies = opts.copies;
     redundancy_.ec = opts.ec;
+    redundancy_.offsite = opts.offsite;
   }
 
   absl::StatusOr<BackupResult> Run();
@@ -357,7 +358,8 @@ void BackupRun::WorkerLoop() {
       if (task->topping_up) {
         outcome = PutChunk(ctx_, task->kind, task->id, task->plaintext, redundancy_, task->known);
       } else {
-        outcome = StoreNewShards(ctx_, task->kind, for_shards, *redundancy_.ec);
+        outcome =
+            StoreNewShards(ctx_, task->kind, for_shards, *redundancy_.ec, redundancy_.offsite);
       }
       task->plaintext = Bytes();
       budget_.Release(task_bytes);
@@ -721,7 +723,24 @@ absl::StatusOr<BackupResult> BackupRun::Run() {
   } else if (opts_.copies < 1) {
     return absl::InvalidArgumentError("backup: copies must be at least 1");
   }
-  result_.redundancy_warning = RedundancyWarning(opts_.copies, opts_.ec, ctx_.peers->Peers());
+  const std::vector<StoragePeer> peers_now = ctx_.peers->Peers();
+  result_.redundancy_warning = RedundancyWarning(opts_.copies, opts_.ec, peers_now);
+  if (opts_.offsite > 0) {
+    // docs/operations.md "Sites and off-site copies": stored anyway, below target.
+    const auto away = std::count_if(peers_now.begin(), peers_now.end(), [&](const auto& p) {
+      return p.alive && p.id != ctx_.owner && p.site != ctx_.site;
+    });
+    if (static_cast<uint64_t>(away) < opts_.offsite) {
+      const std::string site = ctx_.site.empty() ? "the LAN" : "'" + ctx_.site + "'";
+      std::string w = absl::StrCat(
+          "--offsite ", opts_.offsite, " asks for ", opts_.offsite, " off-site copies but ", away,
+          away == 1 ? " alive storage peer is" : " alive storage peers are",
+          " of a site other than ", site, ": chunks are stored below their off-site target");
+      result_.redundancy_warning = result_.redundancy_warning.empty()
+                                       ? w
+                                       : absl::StrCat(result_.redundancy_warning, "; ", w);
+    }
+  }
   // Absolute, normalized source paths; root entries are named by their last component.
   std::vector<std::string> paths;
   std::map<std::string, std::string> by_name;
@@ -824,6 +843,7 @@ absl::StatusOr<BackupResult> BackupRun::Run() {
   if (!stored.outcome.at_target) ++below_target_;
 
   result_.rehash = opts_.rehash;
+  result_.offsite = opts_.offsite;
   result_.snapshot_id = snapshot_id;
   result_.snapshot = snap;
   result_.snapshot.stats.sent_bytes = progress_->sent_bytes.load();

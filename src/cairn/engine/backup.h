@@ -41,6 +41,10 @@ struct BackupOptions {
   // Erasure coding k+m instead of copies: chunks become k+m shards on distinct peers (small
   // chunks m+1 copies). Chunks already stored keep their scheme (docs/operations.md).
   std::optional<codec::ErasureScheme> ec;
+  // Of the copies (or k+m shards) of each new chunk, how many go to peers of another site
+  // (docs/operations.md "Sites and off-site copies"); a chunk that could not get them is
+  // stored anyway and counted below target.
+  uint32_t offsite = 0;
   std::vector<std::string> tags;
   std::vector<std::string> excludes;  // fnmatch(3) globs, matched against the base name and
                                       // against the full path
@@ -94,6 +98,7 @@ struct BackupResult {
   ChunkId snapshot_id;
   format::Snapshot snapshot;
   bool rehash = false;      // BackupOptions::rehash
+  uint32_t offsite = 0;     // BackupOptions::offsite
   uint64_t files_read = 0;  // files whose content was read (a file read twice counts once)
   // Files whose content is the parent's: taken from the parent without reading (metadata
   // equal), or with `rehash` read and found to have the parent's chunk ids.
@@ -112,8 +117,9 @@ struct BackupResult {
   // Problems that did not stop the backup: skipped special files, files that kept changing
   // while they were read.
   std::vector<std::string> warnings;
-  // Chunks stored below their target: fewer copies than asked, or not all k+m shards on
-  // distinct peers (the backup is degraded, exit code 3).
+  // Chunks stored below their target: fewer copies than asked, not all k+m shards on
+  // distinct peers, or fewer off-site holders than BackupOptions::offsite (the backup is
+  // degraded, exit code 3).
   uint64_t chunks_below_target = 0;
   // Set when the cluster cannot give the requested redundancy at all (RedundancyWarning, as
   // the backup started): too few storage peers are known, or alive. Empty otherwise.

@@ -448,7 +448,7 @@ TEST(OrderHoldersTest, AliveThenSuspectThenOthersAndFailingPeersLast) {
   // Between peers in the same state, the placement order decides.
   std::vector<PeerId> suspects = OrderHolders(ctx, id, peers, {3, 6});
   std::vector<placement::Candidate> all;
-  for (const auto& p : peers) all.push_back({p.id, p.host, 100.0});
+  for (const auto& p : peers) all.push_back({p.id, p.host, 100.0, p.site});
   std::vector<PeerId> order = placement::PlacementOrder(id, all, ctx.spread);
   auto pos = [&](PeerId p) { return std::find(order.begin(), order.end(), p) - order.begin(); };
   EXPECT_EQ(suspects.front(), pos(3) < pos(6) ? 3u : 6u);

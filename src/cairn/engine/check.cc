@@ -63,6 +63,9 @@ struct ChunkState {
   ports::ChunkRecord intact;    // only those confirmed present and intact on a live peer
   bool known = false;
   Health health = Health::kLost;
+  // Fewer intact placements on peers of another site than recorded.offsite (docs/operations.md
+  // "Sites and off-site copies"); such a chunk is below target.
+  bool offsite_short = false;
 };
 
 Health Classify(const ChunkState& s) {
@@ -201,7 +204,8 @@ absl::StatusOr<Census> RunCensus(const EngineContext& ctx, const CheckOptions& o
 
   // Which peers can be asked: dead peers hold nothing we can count on.
   std::set<PeerId> reachable;
-  for (const auto& p : ctx.peers->Peers()) {
+  const std::vector<StoragePeer> all_peers = ctx.peers->Peers();
+  for (const auto& p : all_peers) {
     if (p.alive && p.id != ctx.owner) reachable.insert(p.id);
   }
   report.storage_peers = reachable.size();
@@ -301,6 +305,15 @@ absl::StatusOr<Census> RunCensus(const EngineContext& ctx, const CheckOptions& o
     std::sort(s.intact.holders.begin(), s.intact.holders.end());
     std::sort(s.intact.shards.begin(), s.intact.shards.end());
     s.health = Classify(s);
+    if (s.known && s.recorded.offsite > 0 && s.health != Health::kLost) {
+      std::vector<PeerId> holders =
+          s.intact.erasure() ? DistinctPeers(s.intact.shards) : s.intact.holders;
+      s.offsite_short = OffsiteHolders(all_peers, ctx.site, holders) < s.recorded.offsite;
+      if (s.offsite_short) {
+        report.without_offsite++;
+        s.health = Health::kBelow;
+      }
+    }
     switch (s.health) {
       case Health::kAtTarget:
         report.at_target++;
@@ -498,6 +511,19 @@ absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions
     } else {
       improvable = DistinctHolders(s.intact) < report.storage_peers;
     }
+    if (s.offsite_short && s.intact.AtTarget()) {
+      // Only the off-site copy is missing: a put helps when an alive peer of another site holds
+      // none (shards are not moved off-site: docs/operations.md "Sites and off-site copies").
+      improvable = false;
+      if (!s.intact.erasure()) {
+        for (const auto& p : ctx.peers->Peers()) {
+          if (p.alive && p.id != ctx.owner && p.site != ctx.site &&
+              !std::binary_search(s.intact.holders.begin(), s.intact.holders.end(), p.id)) {
+            improvable = true;
+          }
+        }
+      }
+    }
     if (!improvable) {
       // No fetch: another repair finds the same until the alive storage peers change.
       report.unimprovable++;
@@ -526,7 +552,7 @@ absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions
       for (const auto& sh : s.intact.shards) {
         if (std::find(surplus.begin(), surplus.end(), sh) == surplus.end()) keep.push_back(sh);
       }
-      outcome = StoreShards(ctx, s.recorded.kind, sealed, keep);
+      outcome = StoreShards(ctx, s.recorded.kind, sealed, keep, s.recorded.offsite);
       if (outcome.ok()) {
         // A surplus placement whose index now has another holder is forgotten, and its blob
         // deleted when the peer is reached (cancelled if the shard is placed there again).
@@ -559,6 +585,7 @@ absl::StatusOr<RepairReport> Repair(const EngineContext& ctx, const CheckOptions
       CAIRN_ASSIGN_OR_RETURN(auto known, ctx.catalog->FindChunk(id));
       Redundancy redundancy;
       redundancy.copies = s.recorded.target;
+      redundancy.offsite = s.recorded.offsite;
       outcome = PutChunk(ctx, s.recorded.kind, id, *plain, redundancy, known);
     }
     if (!outcome.ok()) {

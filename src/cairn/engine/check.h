@@ -99,6 +99,9 @@ struct CheckReport {
   uint64_t at_target = 0;
   uint64_t below_target = 0;
   uint64_t lost = 0;
+  // Of below_target: chunks with fewer intact placements on alive peers of another site than
+  // their off-site target (docs/operations.md "Sites and off-site copies").
+  uint64_t without_offsite = 0;
   uint64_t corrupt = 0;  // blobs that failed verification (read_data)
   uint64_t blobs_read = 0;
   uint64_t bytes_read = 0;

@@ -127,6 +127,79 @@ TEST_F(CheckTest, HealthyBackupChecksClean) {
   EXPECT_EQ(r.snapshots[0].chunks, r.chunks);
 }
 
+// docs/operations.md "Sites and off-site copies".
+TEST_F(CheckTest, OffsiteCopiesArePlacedCheckedAndRepaired) {
+  peers_.SetSite(9, "offsite");
+  BackupOptions opts;
+  opts.paths = {(root_ / "src").string()};
+  opts.copies = 2;
+  opts.offsite = 1;
+  auto b = BackupEngine(ctx_).Run(opts, nullptr);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->chunks_below_target, 0u);
+  std::map<ChunkId, ports::ChunkRecord> records = Records();
+  ASSERT_GT(records.size(), 10u);
+  for (const auto& [id, r] : records) {
+    EXPECT_EQ(r.offsite, 1u) << id.ShortHex();
+    EXPECT_EQ(r.holders.size(), 2u) << id.ShortHex();
+    EXPECT_TRUE(std::count(r.holders.begin(), r.holders.end(), PeerId{9})) << id.ShortHex();
+  }
+  CheckReport r = MustCheck();
+  EXPECT_TRUE(r.healthy());
+  EXPECT_EQ(r.without_offsite, 0u);
+
+  // The off-site peer dies: every chunk is below target and without its off-site copy; repair
+  // restores the copies on the LAN but cannot place the off-site one.
+  peers_.SetReachable(9, false);
+  peers_.SetAlive(9, false);
+  r = MustCheck();
+  EXPECT_EQ(r.without_offsite, r.chunks);
+  EXPECT_EQ(r.below_target, r.chunks);
+  RepairReport rep = MustRepair();
+  EXPECT_EQ(rep.repaired, 0u);
+  r = MustCheck();
+  EXPECT_EQ(r.without_offsite, r.chunks);
+
+  // A new off-site peer: repair adds the off-site copy beyond the two held on the LAN.
+  peers_.AddPeer(10, "bucket", 1ull << 30);
+  peers_.SetSite(10, "offsite");
+  rep = MustRepair();
+  EXPECT_EQ(rep.repaired, r.chunks);
+  r = MustCheck();
+  EXPECT_TRUE(r.healthy()) << r.below_target << " below, " << r.without_offsite << " no off-site";
+  for (const auto& [id, rec] : Records()) {
+    EXPECT_TRUE(std::count(rec.holders.begin(), rec.holders.end(), PeerId{10})) << id.ShortHex();
+  }
+  ExpectRestorable();
+}
+
+TEST_F(CheckTest, OffsiteShardsGoToAnotherSiteAndNoOffsitePeerIsDegradedNotFailed) {
+  peers_.SetSite(9, "offsite");
+  BackupOptions opts;
+  opts.paths = {(root_ / "src").string()};
+  opts.ec = codec::ErasureScheme{2, 1};
+  opts.offsite = 1;
+  auto b = BackupEngine(ctx_).Run(opts, nullptr);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->chunks_below_target, 0u);
+  for (const auto& [id, r] : Records()) {
+    std::set<PeerId> holders(r.holders.begin(), r.holders.end());
+    for (const auto& s : r.shards) holders.insert(s.peer);
+    EXPECT_TRUE(holders.count(9)) << id.ShortHex() << (r.erasure() ? " shards" : " copies");
+  }
+  EXPECT_EQ(MustCheck().without_offsite, 0u);
+
+  // Without a live off-site peer the backup still stores everything, below target.
+  peers_.SetAlive(9, false);
+  peers_.SetReachable(9, false);
+  std::ofstream(root_ / "src/new", std::ios::binary) << std::string(300'000, 'n');
+  b = BackupEngine(ctx_).Run(opts, nullptr);
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_GT(b->chunks_below_target, 0u);
+  EXPECT_NE(b->redundancy_warning.find("off-site"), std::string::npos) << b->redundancy_warning;
+  ExpectRestorable();
+}
+
 TEST_F(CheckTest, DeadPeerIsRepairedFromTheSurvivingCopy) {
   Backup(std::nullopt, 2);
   peers_.SetReachable(3, false);

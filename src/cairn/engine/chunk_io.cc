@@ -29,7 +29,7 @@ std::vector<placement::Candidate> LiveCandidates(const std::vector<StoragePeer>&
   std::vector<placement::Candidate> out;
   for (const auto& p : peers) {
     if (!p.alive) continue;
-    out.push_back({p.id, p.host, static_cast<double>(std::max<uint64_t>(p.quota, 1))});
+    out.push_back({p.id, p.host, static_cast<double>(std::max<uint64_t>(p.quota, 1)), p.site});
   }
   return out;
 }
@@ -153,7 +153,7 @@ void SortHolders(const EngineContext& ctx, const ChunkId& id, const std::vector<
                  PeerFailures& failures, std::vector<PeerId>& holders) {
   std::vector<placement::Candidate> all;
   for (const auto& p : peers) {
-    all.push_back({p.id, p.host, static_cast<double>(std::max<uint64_t>(p.quota, 1))});
+    all.push_back({p.id, p.host, static_cast<double>(std::max<uint64_t>(p.quota, 1)), p.site});
   }
   std::vector<PeerId> order = placement::PlacementOrder(id, all, ctx.spread);
   struct Rank {
@@ -190,22 +190,36 @@ std::vector<PeerId> OrderHolders(const EngineContext& ctx, const ChunkId& id,
 
 bool SatisfiesRedundancy(const ports::ChunkRecord& known, const Redundancy& redundancy) {
   if (known.erasure()) return known.AtTarget();
-  return known.holders.size() >= redundancy.CopiesForCopiesChunk();
+  return known.holders.size() >= redundancy.CopiesForCopiesChunk() &&
+         known.offsite >= redundancy.offsite;
+}
+
+uint32_t OffsiteHolders(const std::vector<StoragePeer>& peers, const std::string& home_site,
+                        const std::vector<PeerId>& holders) {
+  std::set<PeerId> away;
+  for (PeerId h : holders) {
+    const StoragePeer* p = FindPeer(peers, h);
+    if (p != nullptr && p->site != home_site) away.insert(h);
+  }
+  return static_cast<uint32_t>(away.size());
 }
 
 namespace {
 
 // Sorts the holders, sets at_target and records the chunk with its holders in the catalog.
 absl::Status RecordCopies(const EngineContext& ctx, BlobKind kind,
-                          const format::SealedChunk& sealed, uint32_t copies, StoreOutcome& out) {
+                          const format::SealedChunk& sealed, uint32_t copies, uint32_t offsite,
+                          const std::vector<StoragePeer>& peers, StoreOutcome& out) {
   std::sort(out.holders.begin(), out.holders.end());
-  out.at_target = out.holders.size() >= copies;
+  out.at_target =
+      out.holders.size() >= copies && OffsiteHolders(peers, ctx.site, out.holders) >= offsite;
   ports::ChunkRecord record;
   record.id = sealed.id;
   record.kind = kind;
   record.plain_size = sealed.plain_size;
   record.blob_size = sealed.blob.size();
   record.target = copies;
+  record.offsite = static_cast<uint8_t>(std::min<uint32_t>(offsite, 255));
   record.holders = out.holders;
   return Annotate(ctx.catalog->AddChunk(record), "record chunk " + sealed.id.ShortHex());
 }
@@ -214,31 +228,49 @@ absl::Status RecordCopies(const EngineContext& ctx, BlobKind kind,
 
 absl::StatusOr<StoreOutcome> StoreChunk(const EngineContext& ctx, BlobKind kind,
                                         const format::SealedChunk& sealed, uint32_t copies,
-                                        const std::vector<PeerId>& existing_holders) {
+                                        const std::vector<PeerId>& existing_holders,
+                                        uint32_t offsite) {
   StoreOutcome out;
   out.holders = existing_holders;
   std::vector<StoragePeer> peers = ctx.peers->Peers();
   std::vector<placement::Candidate> candidates = LiveCandidates(peers);
-  std::vector<PeerId> order = placement::PlacementOrder(sealed.id, candidates, ctx.spread);
+  // Off-site copies still missing go first (docs/architecture.md "Placement").
+  auto offsite_held = [&] { return OffsiteHolders(peers, ctx.site, out.holders); };
+  auto away = [&](PeerId p) {
+    const StoragePeer* sp = FindPeer(peers, p);
+    return sp != nullptr && sp->site != ctx.site;
+  };
+  const uint32_t offsite_missing = offsite > offsite_held() ? offsite - offsite_held() : 0;
+  std::vector<PeerId> order =
+      placement::OffsiteFirst(placement::PlacementOrder(sealed.id, candidates, ctx.spread),
+                              candidates, ctx.site, offsite_missing);
   std::vector<std::string> errors;
   const BlobKey key{ctx.owner, sealed.id, 0};
   // Rounds: send to as many peers at once as copies are still missing, in placement order;
   // peers that fail or are full are replaced by the next ones in the next round. The copies
   // of one chunk thus travel in parallel (each storage peer's fsyncs overlap).
+  // Once `copies` peers hold it, only a missing off-site copy is still sought.
   size_t next = 0;
-  while (out.holders.size() < copies && next < order.size()) {
+  while ((out.holders.size() < copies || offsite_held() < offsite) && next < order.size()) {
     std::vector<std::pair<PeerId, std::shared_ptr<ports::PeerClient>>> round;
-    while (round.size() + out.holders.size() < copies && next < order.size()) {
+    uint32_t round_away = 0;
+    while (next < order.size()) {
+      const bool want_copy = round.size() + out.holders.size() < copies;
+      const bool want_away = offsite_held() + round_away < offsite;
+      if (!want_copy && !want_away) break;
       PeerId peer = order[next++];
       if (peer == ctx.owner || Contains(out.holders, peer)) continue;
+      if (!want_copy && !away(peer)) continue;
       if (LooksFull(peers, peer, sealed.blob.size())) {
         errors.push_back(absl::StrCat("peer ", peer, ": full"));
         continue;
       }
       auto client = ctx.peers->Client(peer);
       if (!client) continue;
+      if (away(peer)) ++round_away;
       round.emplace_back(peer, std::move(client));
     }
+    if (round.empty()) break;
     // Every copy of the round goes out at once without a thread per copy: the peer clients
     // queue them into their next batch (net/batching_peer_client.h).
     std::vector<std::future<absl::StatusOr<ports::PutOutcome>>> pending;
@@ -275,7 +307,13 @@ absl::StatusOr<StoreOutcome> StoreChunk(const EngineContext& ctx, BlobKind kind,
         sealed.id.ShortHex(), out.holders.size(), copies, order.size(),
         errors.empty() ? std::string("no more peers") : absl::StrJoin(errors, "; "));
   }
-  CAIRN_RETURN_IF_ERROR(RecordCopies(ctx, kind, sealed, copies, out));
+  if (offsite_held() < offsite) {
+    spdlog::warn(
+        "chunk {}: {} of {} off-site copies placed (no more usable peers of a site other "
+        "than '{}')",
+        sealed.id.ShortHex(), offsite_held(), offsite, ctx.site);
+  }
+  CAIRN_RETURN_IF_ERROR(RecordCopies(ctx, kind, sealed, copies, offsite, peers, out));
   return out;
 }
 
@@ -295,10 +333,14 @@ absl::StatusOr<std::optional<CopiesInFlight>> StartNewCopies(const EngineContext
   f.kind = kind;
   f.sealed = format::SealCopy(ctx.keys, ctx.owner, prepared);
   f.copies = redundancy.CopiesForCopiesChunk();
-  // StoreChunk's first round: the first `copies` usable peers of the placement order.
+  f.offsite = redundancy.offsite;
+  // StoreChunk's first round: the first `copies` usable peers of the placement order, off-site
+  // peers first for the off-site copies.
   std::vector<StoragePeer> peers = ctx.peers->Peers();
+  std::vector<placement::Candidate> candidates = LiveCandidates(peers);
   std::vector<PeerId> order =
-      placement::PlacementOrder(f.sealed.id, LiveCandidates(peers), ctx.spread);
+      placement::OffsiteFirst(placement::PlacementOrder(f.sealed.id, candidates, ctx.spread),
+                              candidates, ctx.site, f.offsite);
   const BlobKey key{ctx.owner, f.sealed.id, 0};
   for (PeerId peer : order) {
     if (f.peers.size() >= f.copies) break;
@@ -327,30 +369,38 @@ absl::StatusOr<StoreOutcome> FinishCopies(const EngineContext& ctx, CopiesInFlig
     }
   }
   f.answers.clear();
-  if (first.holders.size() < f.copies) {
+  std::vector<StoragePeer> peers = ctx.peers->Peers();
+  if (first.holders.size() < f.copies ||
+      OffsiteHolders(peers, ctx.site, first.holders) < f.offsite) {
     // A peer failed or was missing: StoreChunk goes on down the placement order from the
     // holders it has (and reports what it could not place).
     CAIRN_ASSIGN_OR_RETURN(StoreOutcome rest,
-                           StoreChunk(ctx, f.kind, f.sealed, f.copies, first.holders));
+                           StoreChunk(ctx, f.kind, f.sealed, f.copies, first.holders, f.offsite));
     rest.sent_bytes += first.sent_bytes;
     rest.new_copies += first.new_copies;
     return rest;
   }
-  CAIRN_RETURN_IF_ERROR(RecordCopies(ctx, f.kind, f.sealed, f.copies, first));
+  CAIRN_RETURN_IF_ERROR(RecordCopies(ctx, f.kind, f.sealed, f.copies, f.offsite, peers, first));
   return first;
 }
 
 absl::StatusOr<StoreOutcome> StoreShards(const EngineContext& ctx, BlobKind kind,
                                          const format::SealedShards& sealed,
-                                         const std::vector<ports::ShardHolder>& existing) {
+                                         const std::vector<ports::ShardHolder>& existing,
+                                         uint32_t offsite) {
   const uint32_t n = static_cast<uint32_t>(sealed.scheme.total());
   const uint32_t k = static_cast<uint32_t>(sealed.scheme.k);
   if (sealed.shards.size() != n) {
     return absl::InvalidArgumentError("store shards: wrong number of shard blobs");
   }
   std::vector<StoragePeer> peers = ctx.peers->Peers();
-  std::vector<PeerId> order =
-      placement::PlacementOrder(sealed.id, LiveCandidates(peers), ctx.spread);
+  std::vector<placement::Candidate> candidates = LiveCandidates(peers);
+  // The first missing shards go to peers of another site while off-site holders are missing
+  // (docs/architecture.md "Placement").
+  const uint32_t offsite_held = OffsiteHolders(peers, ctx.site, DistinctPeers(existing));
+  std::vector<PeerId> order = placement::OffsiteFirst(
+      placement::PlacementOrder(sealed.id, candidates, ctx.spread), candidates, ctx.site,
+      offsite > offsite_held ? offsite - offsite_held : 0);
   order.erase(std::remove(order.begin(), order.end(), ctx.owner), order.end());
 
   std::set<ports::ShardHolder> placed;
@@ -492,8 +542,9 @@ absl::StatusOr<StoreOutcome> StoreShards(const EngineContext& ctx, BlobKind kind
     record.target = n;
     record.ec_k = static_cast<uint8_t>(sealed.scheme.k);
     record.ec_m = static_cast<uint8_t>(sealed.scheme.m);
+    record.offsite = static_cast<uint8_t>(std::min<uint32_t>(offsite, 255));
     record.shards = out.shards;
-    out.at_target = record.AtTarget();
+    out.at_target = record.AtTarget() && OffsiteHolders(peers, ctx.site, out.holders) >= offsite;
     if (!out.at_target) {
       spdlog::warn(
           "chunk {}: {} of {} shards on {} distinct peers, {} live storage peers in the placement "
@@ -880,10 +931,10 @@ absl::StatusOr<Bytes> FetchChunk(const EngineContext& ctx, const ChunkId& id) {
 
 absl::StatusOr<StoreOutcome> StoreNewShards(const EngineContext& ctx, BlobKind kind,
                                             const format::PreparedChunk& prepared,
-                                            const codec::ErasureScheme& scheme) {
+                                            const codec::ErasureScheme& scheme, uint32_t offsite) {
   CAIRN_ASSIGN_OR_RETURN(format::SealedShards sealed,
                          format::SealShards(ctx.keys, ctx.owner, prepared, scheme));
-  return StoreShards(ctx, kind, sealed, {});
+  return StoreShards(ctx, kind, sealed, {}, offsite);
 }
 
 absl::StatusOr<StoreOutcome> PutChunk(const EngineContext& ctx, BlobKind kind, const ChunkId& id,
@@ -907,7 +958,7 @@ absl::StatusOr<StoreOutcome> PutChunk(const EngineContext& ctx, BlobKind kind, c
       sealed.plain_size = plaintext.size();
       sealed.scheme = {known->ec_k, known->ec_m};
       sealed.shards = std::move(opened->shards);
-      auto stored = StoreShards(ctx, kind, sealed, known->shards);
+      auto stored = StoreShards(ctx, kind, sealed, known->shards, known->offsite);
       return stored.ok() ? stored : as_is;
     }
     // Fewer than k readable: the stored seal is lost; seal and store the chunk anew (shard
@@ -917,7 +968,7 @@ absl::StatusOr<StoreOutcome> PutChunk(const EngineContext& ctx, BlobKind kind, c
     CAIRN_ASSIGN_OR_RETURN(
         format::SealedShards sealed,
         format::SealShards(ctx.keys, ctx.owner, prepared, {known->ec_k, known->ec_m}));
-    auto stored = StoreShards(ctx, kind, sealed, {});
+    auto stored = StoreShards(ctx, kind, sealed, {}, known->offsite);
     return stored.ok() ? stored : as_is;
   }
   CAIRN_ASSIGN_OR_RETURN(format::PreparedChunk prepared,
@@ -925,11 +976,12 @@ absl::StatusOr<StoreOutcome> PutChunk(const EngineContext& ctx, BlobKind kind, c
   if (!known && redundancy.ec && prepared.body.size() >= format::kMinErasurePayload) {
     CAIRN_ASSIGN_OR_RETURN(format::SealedShards sealed,
                            format::SealShards(ctx.keys, ctx.owner, prepared, *redundancy.ec));
-    return StoreShards(ctx, kind, sealed, {});
+    return StoreShards(ctx, kind, sealed, {}, redundancy.offsite);
   }
   format::SealedChunk sealed = format::SealCopy(ctx.keys, ctx.owner, prepared);
   return StoreChunk(ctx, kind, sealed, redundancy.CopiesForCopiesChunk(),
-                    known ? known->holders : std::vector<PeerId>{});
+                    known ? known->holders : std::vector<PeerId>{},
+                    std::max<uint32_t>(redundancy.offsite, known ? known->offsite : 0));
 }
 
 }  // namespace cairn::engine

@@ -42,6 +42,9 @@ namespace cairn::engine {
 struct Redundancy {
   uint32_t copies = 2;
   std::optional<codec::ErasureScheme> ec;
+  // Of the copies (or of the k+m shards), how many go to peers of another site than ctx.site,
+  // when such peers are alive (docs/operations.md "Sites and off-site copies").
+  uint32_t offsite = 0;
 
   // Copies wanted for a chunk stored as copies under this redundancy: N, or m+1 (the same
   // number of peer losses survived as k+m).
@@ -53,24 +56,35 @@ struct StoreOutcome {
   std::vector<ports::ShardHolder> shards;  // erasure coding: (shard, peer) placements
   uint64_t sent_bytes = 0;                 // blob bytes sent by this call
   uint32_t new_copies = 0;                 // blobs newly stored by this call
-  bool at_target = false;                  // ports::ChunkRecord::AtTarget afterwards
+  bool at_target = false;  // ports::ChunkRecord::AtTarget afterwards, and the off-site target met
 };
 
-// Places `sealed` on peers until `copies` distinct peers hold it (counting `existing_holders`)
-// and records the holders in the catalog. Returns the outcome also when fewer than `copies`
+// Distinct peers among `holders` whose site (as `peers` lists them) differs from `home_site`;
+// peers not listed count as the home site.
+uint32_t OffsiteHolders(const std::vector<StoragePeer>& peers, const std::string& home_site,
+                        const std::vector<PeerId>& holders);
+
+// Places `sealed` on peers until `copies` distinct peers hold it (counting `existing_holders`),
+// `offsite` of them on another site when alive peers of another site can take it (which may
+// add copies beyond `copies` to a chunk that lacks its off-site copy), and records the holders
+// and both targets in the catalog. Returns the outcome also when fewer than `copies`
 // peers could take it (the caller counts it below target); UNAVAILABLE, with every peer's
 // error, when no peer holds it at all.
 absl::StatusOr<StoreOutcome> StoreChunk(const EngineContext& ctx, BlobKind kind,
                                         const format::SealedChunk& sealed, uint32_t copies,
-                                        const std::vector<PeerId>& existing_holders);
+                                        const std::vector<PeerId>& existing_holders,
+                                        uint32_t offsite = 0);
 
 // Places the shards of `sealed` that `existing` does not already hold (shard i on the i-th
 // placement target, see the file comment) and records every placement in the catalog (scheme
-// k+m, target k+m). Returns the outcome also when below target; UNAVAILABLE when fewer than k
-// shards are held afterwards (the chunk could not be rebuilt).
+// k+m, target k+m; the first missing shards go to peers of another site until `offsite` distinct
+// peers of another site hold one, when such peers are alive). Returns the outcome also when below
+// target; UNAVAILABLE when fewer than k shards are held afterwards (the chunk could not be
+// rebuilt).
 absl::StatusOr<StoreOutcome> StoreShards(const EngineContext& ctx, BlobKind kind,
                                          const format::SealedShards& sealed,
-                                         const std::vector<ports::ShardHolder>& existing);
+                                         const std::vector<ports::ShardHolder>& existing,
+                                         uint32_t offsite = 0);
 
 // Seals and stores chunk `id` (`plaintext`, whose HMAC it is) as backup does:
 //  - unknown chunk (`known` empty): under `redundancy` (small erasure chunks as m+1 copies);
@@ -88,6 +102,7 @@ struct CopiesInFlight {
   BlobKind kind = BlobKind::kData;
   format::SealedChunk sealed;
   uint32_t copies = 0;
+  uint32_t offsite = 0;       // Redundancy::offsite
   std::vector<PeerId> peers;  // the peers sent to, in placement order
   std::vector<std::future<absl::StatusOr<ports::PutOutcome>>> answers;  // one per peer
 };
@@ -106,7 +121,8 @@ absl::StatusOr<std::optional<CopiesInFlight>> StartNewCopies(
 // waiting for the peers: PutChunk's erasure-coding path.
 absl::StatusOr<StoreOutcome> StoreNewShards(const EngineContext& ctx, BlobKind kind,
                                             const format::PreparedChunk& prepared,
-                                            const codec::ErasureScheme& scheme);
+                                            const codec::ErasureScheme& scheme,
+                                            uint32_t offsite = 0);
 
 // The second half: waits for the answers; when fewer than `copies` peers took the chunk, goes on
 // down the placement order as StoreChunk does; records the holders in the catalog. Returns what
@@ -114,7 +130,8 @@ absl::StatusOr<StoreOutcome> StoreNewShards(const EngineContext& ctx, BlobKind k
 absl::StatusOr<StoreOutcome> FinishCopies(const EngineContext& ctx, CopiesInFlight& in_flight);
 
 // True when a known chunk needs no upload for `redundancy`: copies chunks hold at least
-// CopiesForCopiesChunk() copies; erasure-coded chunks are at their own target.
+// CopiesForCopiesChunk() copies and were recorded with at least redundancy.offsite off-site
+// copies wanted; erasure-coded chunks are at their own target.
 bool SatisfiesRedundancy(const ports::ChunkRecord& known, const Redundancy& redundancy);
 
 // Fetches, verifies and decrypts chunk `id`, stored as copies or as shards (the catalog says

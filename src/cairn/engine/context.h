@@ -41,6 +41,9 @@ struct EngineContext {
   PeerSet* peers = nullptr;
   env::Clock* clock = nullptr;
   placement::Spread spread = placement::Spread::kHost;
+  // This peer's site label: off-site copies go to peers whose site differs (docs/operations.md
+  // "Sites and off-site copies").
+  std::string site;
   // Garbage-collection lock (docs/operations.md "Garbage collection"; engine/gc.h): backup,
   // check, repair, extra-copy placement, snapshot rewrite and BlobMoved take it shared; GC's
   // mark+sweep and each batch of deletion delivery take it exclusive. Null: no locking.

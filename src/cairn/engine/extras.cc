@@ -47,7 +47,7 @@ class ExtraPlacer {
       t.used = p.used;
       t.disk_room = p.disk_room;
       targets_[p.id] = t;
-      candidates_.push_back({p.id, p.host, static_cast<double>(p.quota)});
+      candidates_.push_back({p.id, p.host, static_cast<double>(p.quota), p.site});
     }
   }
 

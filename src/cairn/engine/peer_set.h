@@ -18,6 +18,8 @@ namespace cairn::engine {
 struct StoragePeer {
   PeerId id = 0;
   std::string host;
+  // Site label (docs/operations.md "Sites and off-site copies"); "" = the LAN site.
+  std::string site;
   uint64_t quota = 0;  // bytes; the placement weight
   uint64_t used = 0;
   bool alive = true;

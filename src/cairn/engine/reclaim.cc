@@ -68,7 +68,7 @@ class Evacuation {
       // A disk short of room caps what it takes: room = min(quota - used, disk room).
       const uint64_t cap = p.disk_room ? std::min(p.quota, regular_used + *p.disk_room) : p.quota;
       others_[p.id] = Other{p.host, cap, regular_used};
-      candidates_.push_back({p.id, p.host, static_cast<double>(p.quota)});
+      candidates_.push_back({p.id, p.host, static_cast<double>(p.quota), p.site});
       if (cap > regular_used) free += cap - regular_used;
     }
     if (must_move > free) {

@@ -176,6 +176,34 @@ TEST_P(CatalogConformance, TargetIsRaisedNeverLowered) {
   EXPECT_EQ(MustFind(Id(1)).target, 3u);
 }
 
+// docs/operations.md "Sites and off-site copies".
+TEST_P(CatalogConformance, OffsiteTargetIsRaisedNeverLoweredAndCounted) {
+  ChunkRecord a = Chunk(1, 2, {2, 9});
+  a.offsite = 1;
+  ASSERT_TRUE(catalog_->AddChunk(a).ok());
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(1, 2, {})).ok());  // an older record: no off-site target
+  EXPECT_EQ(MustFind(Id(1)).offsite, 1u);
+  ChunkRecord b = Chunk(2, 2, {2, 3});
+  b.offsite = 1;
+  ASSERT_TRUE(catalog_->AddChunk(b).ok());
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(3, 2, {2, 3})).ok());  // offsite 0: never counted
+  ChunkRecord shards;
+  shards.id = Id(4);
+  shards.target = 3;
+  shards.ec_k = 2;
+  shards.ec_m = 1;
+  shards.offsite = 1;
+  shards.shards = {{0, 9}, {1, 2}, {2, 3}};
+  ASSERT_TRUE(catalog_->AddChunk(shards).ok());
+  const std::vector<PeerId> away = {9};
+  auto n = catalog_->CountWithoutOffsite(away);
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 1u);  // chunk 2
+  n = catalog_->CountWithoutOffsite({});
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 3u);  // no off-site peer known: every chunk with a target
+}
+
 TEST_P(CatalogConformance, UnknownPlainSizeIsLearnedOnce) {
   // `cairn recover` records chunks of multi-chunk files with plain_size 0 (unknown).
   ASSERT_TRUE(catalog_->AddChunk(Chunk(1, 2, {1, 2}, 0, 110)).ok());

@@ -23,7 +23,7 @@ namespace {
 constexpr int64_t kReplicaShard = 0;
 
 // The columns ReadChunkRow reads, in order.
-constexpr char kChunkColumns[] = "id, kind, plain_size, blob_size, target, ec_k, ec_m";
+constexpr char kChunkColumns[] = "id, kind, plain_size, blob_size, target, ec_k, ec_m, offsite";
 
 absl::StatusOr<ChunkId> ReadChunkId(ByteSpan bytes, const char* table) {
   auto id = ChunkId::FromBytes(bytes);
@@ -44,6 +44,7 @@ absl::StatusOr<ChunkRecord> ReadChunkRow(Statement& stmt) {
   record.target = static_cast<uint32_t>(stmt.ColumnInt(4));
   record.ec_k = static_cast<uint8_t>(stmt.ColumnInt(5));
   record.ec_m = static_cast<uint8_t>(stmt.ColumnInt(6));
+  record.offsite = static_cast<uint8_t>(std::clamp<int64_t>(stmt.ColumnInt(7), 0, 255));
   return record;
 }
 
@@ -126,8 +127,9 @@ class SqliteCatalog : public Catalog {
       CAIRN_ASSIGN_OR_RETURN(
           Statement stmt,
           impl_->Prepare("INSERT INTO chunks (id, kind, plain_size, blob_size, target, ec_k, "
-                         "ec_m) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                         "ec_m, offsite) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                          "ON CONFLICT (id) DO UPDATE SET target = max(target, excluded.target), "
+                         "offsite = max(offsite, excluded.offsite), "
                          "plain_size = CASE plain_size WHEN 0 THEN excluded.plain_size "
                          "ELSE plain_size END"));
       stmt.BindBlob(1, record.id.bytes);
@@ -137,6 +139,7 @@ class SqliteCatalog : public Catalog {
       stmt.BindInt(5, record.target);
       stmt.BindInt(6, record.ec_k);
       stmt.BindInt(7, record.ec_m);
+      stmt.BindInt(8, record.offsite);
       CAIRN_RETURN_IF_ERROR(stmt.Run());
     }
     for (PeerId holder : record.holders) {
@@ -478,6 +481,28 @@ class SqliteCatalog : public Catalog {
     stmt.BindBlob(1, id.bytes);
     CAIRN_RETURN_IF_ERROR(Annotate(stmt.Run(), absl::StrCat("remove snapshot ", id.ShortHex())));
     return sqlite3_changes(impl_->db) > 0;
+  }
+
+  absl::StatusOr<uint64_t> CountWithoutOffsite(std::span<const PeerId> offsite_peers) override {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    // Few peers: their ids go into the statement as an IN list of parameters.
+    std::string in;
+    for (size_t i = 0; i < offsite_peers.size(); ++i) in += i ? ", ?" : "?";
+    CAIRN_ASSIGN_OR_RETURN(
+        Statement stmt,
+        impl_->Prepare(
+            offsite_peers.empty()
+                ? std::string("SELECT count(*) FROM chunks WHERE offsite > 0")
+                : absl::StrCat("SELECT count(*) FROM chunks c WHERE c.offsite > 0 AND c.offsite > "
+                               "(SELECT count(DISTINCT p.peer_id) FROM placements p "
+                               "WHERE p.chunk_id = c.id AND p.peer_id IN (",
+                               in, "))")));
+    for (size_t i = 0; i < offsite_peers.size(); ++i) {
+      stmt.BindUint(static_cast<int>(i + 1), offsite_peers[i]);
+    }
+    CAIRN_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) return uint64_t{0};
+    return stmt.ColumnUint(0);
   }
 
   absl::StatusOr<CatalogStats> Stats() override {

@@ -190,7 +190,7 @@ TEST(SqliteSegmentStoreTest, BlobsSurviveReopenAndCompaction) {
   }
   auto db = Database::Open(dir.File("index.db"));
   ASSERT_TRUE(db.ok());
-  EXPECT_EQ((*db)->SchemaVersion(), 5);
+  EXPECT_EQ((*db)->SchemaVersion(), Database::LatestSchemaVersion());
   auto reg = NewSqliteSegmentRegistry(db->get());
   auto s = store::SegmentBlobStore::Open(dir.File("peer"), 1 << 30, reg.get(), options,
                                          env::PosixFileSystem());

@@ -30,6 +30,7 @@ absl::StatusOr<BlobKey> FromProto(const v1::BlobKey& key) {
 void ToProto(const cluster::PeerInfo& info, v1::PeerInfo* out) {
   out->set_peer_id(info.id);
   out->set_host_id(info.host_id);
+  out->set_site(info.site);
   out->set_address(info.address);
   out->set_quota(info.quota);
   out->set_used(info.used);
@@ -53,6 +54,7 @@ cluster::PeerInfo FromProto(const v1::PeerInfo& info) {
   cluster::PeerInfo out;
   out.id = info.peer_id();
   out.host_id = info.host_id();
+  out.site = info.site();
   out.address = info.address();
   out.quota = info.quota();
   out.used = info.used();

@@ -51,6 +51,7 @@ TEST(ConvertTest, ChecksumMustBe16Bytes) {
 TEST(ConvertTest, PeerInfoRoundTrip) {
   cluster::PeerInfo info{7,
                          "host-a",
+                         "offsite",
                          "10.0.0.1:7001",
                          1 << 30,
                          12345,

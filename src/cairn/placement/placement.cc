@@ -69,4 +69,25 @@ std::vector<PeerId> PlacementOrder(const ChunkId& chunk, std::span<const Candida
   return order;
 }
 
+std::vector<PeerId> OffsiteFirst(std::vector<PeerId> order, std::span<const Candidate> candidates,
+                                 std::string_view home_site, uint32_t offsite) {
+  if (offsite == 0) return order;
+  auto away = [&](PeerId p) {
+    for (const Candidate& c : candidates) {
+      if (c.peer == p) return c.site != home_site;
+    }
+    return false;
+  };
+  std::vector<PeerId> front, rest;
+  for (PeerId p : order) {
+    if (front.size() < offsite && away(p)) {
+      front.push_back(p);
+    } else {
+      rest.push_back(p);
+    }
+  }
+  front.insert(front.end(), rest.begin(), rest.end());
+  return front;
+}
+
 }  // namespace cairn::placement

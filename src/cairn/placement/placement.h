@@ -12,6 +12,7 @@
 
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cairn/base/ids.h"
@@ -22,6 +23,7 @@ struct Candidate {
   PeerId peer = 0;
   std::string host;   // failure domain
   double weight = 1;  // normally the peer's quota in bytes; <= 0 is never chosen
+  std::string site;   // "" = the LAN site (docs/operations.md "Sites and off-site copies")
 };
 
 enum class Spread {
@@ -35,6 +37,15 @@ enum class Spread {
 // space. Candidates must have distinct peer ids.
 std::vector<PeerId> PlacementOrder(const ChunkId& chunk, std::span<const Candidate> candidates,
                                    Spread spread = Spread::kHost);
+
+// Off-site placement (docs/architecture.md "Placement"): `order` (a PlacementOrder over
+// `candidates`) with its first `offsite` peers whose site differs from `home_site` moved to the
+// front, in their order; the rest keep theirs. A caller that takes the first N usable peers of
+// the result thus puts min(N, offsite) of them on another site when such peers are usable, and
+// otherwise falls back to the order as it was. Peers of `order` not in `candidates` count as
+// the home site.
+std::vector<PeerId> OffsiteFirst(std::vector<PeerId> order, std::span<const Candidate> candidates,
+                                 std::string_view home_site, uint32_t offsite);
 
 // The HRW score of one (peer, chunk) pair; exposed for tests. Larger is better.
 // h = (floor(XXH3_64(chunk id bytes || u64le(peer)) / 2^11) + 0.5) / 2^53, in (0,1), and

@@ -22,7 +22,7 @@ ChunkId RandomChunk(std::mt19937_64& rng) {
 std::vector<Candidate> EqualPeers(int n, int hosts) {
   std::vector<Candidate> out;
   for (int i = 0; i < n; ++i) {
-    out.push_back({static_cast<PeerId>(100 + i), "host-" + std::to_string(i % hosts), 1.0});
+    out.push_back({static_cast<PeerId>(100 + i), "host-" + std::to_string(i % hosts), 1.0, ""});
   }
   return out;
 }
@@ -101,7 +101,8 @@ TEST(PlacementOrderTest, HostSpreadPutsDistinctHostsFirst) {
 TEST(PlacementOrderTest, FirstPlaceIsProportionalToWeight) {
   const uint64_t seed = 5;
   std::mt19937_64 rng(seed);
-  std::vector<Candidate> peers = {{1, "a", 1}, {2, "b", 2}, {3, "c", 3}, {4, "d", 4}};
+  std::vector<Candidate> peers = {
+      {1, "a", 1, ""}, {2, "b", 2, ""}, {3, "c", 3, ""}, {4, "d", 4, ""}};
   std::map<PeerId, int> wins;
   const int kChunks = 20000;
   for (int i = 0; i < kChunks; ++i)
@@ -143,8 +144,8 @@ TEST(PlacementOrderTest, JoiningPeerMovesFewChunksAndOnlyToItself) {
 
 TEST(PlacementOrderTest, NonPositiveWeightsAreNeverChosen) {
   std::mt19937_64 rng(7);
-  std::vector<Candidate> peers = {{1, "a", 1}, {2, "a", 0},   {3, "b", -5},
-                                  {4, "c", 2}, {5, "d", NAN}, {6, "d", INFINITY}};
+  std::vector<Candidate> peers = {{1, "a", 1, ""}, {2, "a", 0, ""},   {3, "b", -5, ""},
+                                  {4, "c", 2, ""}, {5, "d", NAN, ""}, {6, "d", INFINITY, ""}};
   for (int i = 0; i < 1000; ++i) {
     ChunkId c = RandomChunk(rng);
     for (Spread spread : {Spread::kHost, Spread::kPeer}) {
@@ -152,9 +153,46 @@ TEST(PlacementOrderTest, NonPositiveWeightsAreNeverChosen) {
       EXPECT_EQ(std::set<PeerId>(order.begin(), order.end()), (std::set<PeerId>{1, 4}));
     }
   }
-  std::vector<Candidate> none = {{1, "a", 0}};
+  std::vector<Candidate> none = {{1, "a", 0, ""}};
   EXPECT_TRUE(PlacementOrder(ChunkId{}, none).empty());
   EXPECT_TRUE(PlacementOrder(ChunkId{}, {}).empty());
+}
+
+TEST(OffsiteFirstTest, MovesTheFirstOffsitePeersToTheFront) {
+  std::vector<Candidate> peers = {
+      {1, "a", 1, ""}, {2, "b", 1, ""}, {3, "c", 1, "s3"}, {4, "d", 1, "far"}, {5, "e", 1, ""}};
+  const std::vector<PeerId> order = {2, 4, 1, 5, 3};
+  EXPECT_EQ(OffsiteFirst(order, peers, "", 0), order);
+  EXPECT_EQ(OffsiteFirst(order, peers, "", 1), (std::vector<PeerId>{4, 2, 1, 5, 3}));
+  EXPECT_EQ(OffsiteFirst(order, peers, "", 2), (std::vector<PeerId>{4, 3, 2, 1, 5}));
+  EXPECT_EQ(OffsiteFirst(order, peers, "", 9), (std::vector<PeerId>{4, 3, 2, 1, 5}));
+  // Off-site is relative to the home peer's site.
+  EXPECT_EQ(OffsiteFirst(order, peers, "s3", 1), (std::vector<PeerId>{2, 4, 1, 5, 3}));
+  EXPECT_EQ(OffsiteFirst(order, peers, "s3", 4), (std::vector<PeerId>{2, 4, 1, 5, 3}));
+  // No peer of another site: the order is unchanged. Unknown peers count as the home site.
+  std::vector<Candidate> lan = {{1, "a", 1, ""}, {2, "b", 1, ""}};
+  EXPECT_EQ(OffsiteFirst({2, 1, 7}, lan, "", 1), (std::vector<PeerId>{2, 1, 7}));
+}
+
+TEST(OffsiteFirstTest, TheFirstCopiesOfEveryChunkIncludeAnOffsitePeerAndKeepHostSpread) {
+  std::mt19937_64 rng(11);
+  // Six LAN peers on three hosts and one off-site peer.
+  std::vector<Candidate> peers = EqualPeers(6, 3);
+  peers.push_back({200, "bucket-host", 1.0, "offsite"});
+  for (int i = 0; i < 2000; ++i) {
+    ChunkId c = RandomChunk(rng);
+    std::vector<PeerId> order = OffsiteFirst(PlacementOrder(c, peers), peers, "", 1);
+    ASSERT_EQ(order.size(), peers.size());
+    EXPECT_EQ(order[0], 200u) << "chunk " << c.Hex();
+    // The next copies still go to distinct hosts.
+    std::set<std::string> hosts;
+    for (size_t j = 0; j < 4; ++j) {
+      for (const Candidate& p : peers) {
+        if (p.peer == order[j]) hosts.insert(p.host);
+      }
+    }
+    EXPECT_EQ(hosts.size(), 4u) << "chunk " << c.Hex();
+  }
 }
 
 }  // namespace

@@ -38,11 +38,15 @@ struct ShardHolder {
 struct ChunkRecord {
   ChunkId id;
   BlobKind kind = BlobKind::kData;
-  uint64_t plain_size = 0;          // plaintext bytes
-  uint64_t blob_size = 0;           // size of one blob (envelope): a copy, or one shard
-  uint32_t target = 0;              // copies wanted, or k+m shards
-  uint8_t ec_k = 0;                 // 0 = copies; else data shards
-  uint8_t ec_m = 0;                 // parity shards (erasure coding only)
+  uint64_t plain_size = 0;  // plaintext bytes
+  uint64_t blob_size = 0;   // size of one blob (envelope): a copy, or one shard
+  uint32_t target = 0;      // copies wanted, or k+m shards
+  uint8_t ec_k = 0;         // 0 = copies; else data shards
+  uint8_t ec_m = 0;         // parity shards (erasure coding only)
+  // Of those copies or shards, how many should be on distinct peers of another site than the
+  // home peer's (docs/operations.md "Sites and off-site copies"); 0 = no off-site target.
+  // Not part of AtTarget (which knows no sites): check counts it apart.
+  uint8_t offsite = 0;
   std::vector<PeerId> holders;      // copies: peers confirmed to hold a copy (shard 0), ascending
   std::vector<ShardHolder> shards;  // erasure: confirmed placements, ascending (shard, peer)
   // Extra copies (docs/operations.md; copies chunks only, shard 0): peers asked to keep one beyond
@@ -119,10 +123,10 @@ class Catalog {
 
   // nullopt when the chunk is unknown.
   virtual absl::StatusOr<std::optional<ChunkRecord>> FindChunk(const ChunkId& id) = 0;
-  // Inserts the chunk if new (kind, sizes, scheme, target from `record`; target raised if
-  // larger; a plain_size of 0 = unknown (after `recover`) is filled in from a record that
-  // knows it; the scheme of a known chunk never changes) and adds `record.holders` (as shard
-  // 0) and `record.shards` to its placements (a set: repeated calls are harmless). A regular
+  // Inserts the chunk if new (kind, sizes, scheme, target and offsite from `record`; target and
+  // offsite raised if larger; a plain_size of 0 = unknown (after `recover`) is filled in from a
+  // record that knows it; the scheme of a known chunk never changes) and adds `record.holders` (as
+  // shard 0) and `record.shards` to its placements (a set: repeated calls are harmless). A regular
   // placement replaces an extra one of the same peer. In the same transaction it cancels any
   // pending deletion of the blobs it records (a blob placed again after a garbage collection
   // queued its deletion must not be deleted). `record.extras` is ignored.
@@ -198,6 +202,32 @@ class Catalog {
 
   // Totals over all chunks; holders counted as in FindChunk.
   virtual absl::StatusOr<CatalogStats> Stats() = 0;
+  // Chunks with an off-site target (ChunkRecord::offsite > 0) placed (copies or shards; extras
+  // not counted) on fewer distinct peers of `offsite_peers` (ascending: the peers of another
+  // site than this one) than that target (docs/operations.md "Sites and off-site copies"). The
+  // default pages through ListChunks.
+  virtual absl::StatusOr<uint64_t> CountWithoutOffsite(std::span<const PeerId> offsite_peers) {
+    uint64_t n = 0;
+    std::optional<ChunkId> after;
+    while (true) {
+      CAIRN_ASSIGN_OR_RETURN(std::vector<ChunkRecord> page, ListChunks(after, 1000));
+      if (page.empty()) return n;
+      for (const ChunkRecord& r : page) {
+        if (r.offsite == 0) continue;
+        std::vector<PeerId> away;
+        for (PeerId p : r.holders) away.push_back(p);
+        for (const ShardHolder& s : r.shards) away.push_back(s.peer);
+        std::sort(away.begin(), away.end());
+        away.erase(std::unique(away.begin(), away.end()), away.end());
+        size_t held = 0;
+        for (PeerId p : away) {
+          if (std::binary_search(offsite_peers.begin(), offsite_peers.end(), p)) ++held;
+        }
+        if (held < r.offsite) ++n;
+      }
+      after = page.back().id;
+    }
+  }
 
   // Small settings by key (e.g. the chunker parameters recorded for existing data); values are
   // raw bytes. GetMeta returns nullopt when the key was never set; SetMeta replaces.

@@ -34,6 +34,7 @@ class MemCatalog : public Catalog {
       chunk.record.extras.clear();
     } else {
       chunk.record.target = std::max(chunk.record.target, record.target);
+      chunk.record.offsite = std::max(chunk.record.offsite, record.offsite);
       if (chunk.record.plain_size == 0) chunk.record.plain_size = record.plain_size;
     }
     for (PeerId holder : record.holders) {

@@ -194,6 +194,7 @@ async function refreshHealth() {
     fetch('/v1/health', {headers: {'Authorization': 'Bearer ' + token}}).then((r) => r.json())]);
   const home = status.home || {};
   const below = home.chunks_below_target || 0;
+  const noOffsite = home.chunks_without_offsite || 0;
   const problems = (health.problems || []).map((p) => el('li', {class: 'bad'}, p));
   $('#health-summary').replaceChildren(
     el('div', {class: 'cards'},
@@ -203,6 +204,7 @@ async function refreshHealth() {
       card('chunks', home.chunks ?? '-'),
       card('at target', home.chunks_at_target ?? '-', 'good'),
       card('below target', below, below > 0 ? 'warn' : 'good'),
+      card('without off-site copy', noOffsite, noOffsite > 0 ? 'warn' : 'good'),
       card('stored', size(home.stored_bytes)),
       card('dedup ratio', home.dedup_ratio ? Number(home.dedup_ratio).toFixed(2) : '-'),
       card('index', status.index ? status.index.state : '-')),

@@ -167,6 +167,11 @@ void FakePeerSet::SetAlive(PeerId id, bool alive) {
   peers_.at(id)->info.alive = alive;
 }
 
+void FakePeerSet::SetSite(PeerId id, const std::string& site) {
+  std::lock_guard lock(mu_);
+  peers_.at(id)->info.site = site;
+}
+
 void FakePeerSet::SetSuspect(PeerId id, bool suspect) {
   std::lock_guard lock(mu_);
   peers_.at(id)->info.suspect = suspect;

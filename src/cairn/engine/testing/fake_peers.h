@@ -22,6 +22,8 @@ class FakePeerSet : public PeerSet {
   // as a peer that just died would be).
   void SetReachable(PeerId id, bool reachable);
   void SetAlive(PeerId id, bool alive);
+  // The site Peers() reports for `id` (default "", the LAN).
+  void SetSite(PeerId id, const std::string& site);
   // Peers() lists `id` as suspect (set alive to false as well for a peer that is only suspect).
   void SetSuspect(PeerId id, bool suspect);
   // Called before every GetBlob a peer serves (also those inside GetBlobs); a non-OK status is
