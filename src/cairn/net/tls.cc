@@ -5,6 +5,7 @@
 #include <grpcpp/security/tls_credentials_options.h>
 #include <spdlog/spdlog.h>
 
+#include <mutex>
 #include <utility>
 #include <vector>
 
@@ -23,45 +24,66 @@ std::shared_ptr<gx::CertificateProviderInterface> IdentityProvider(const TlsOpti
   return std::make_shared<gx::StaticDataCertificateProvider>(std::move(pairs));
 }
 
+// gRPC creates, uses and destroys a verifier on threads it hands it between with its own
+// synchronization, which ThreadSanitizer cannot see (docs/operations.md "Testing with
+// ThreadSanitizer"). PinVerifier locks this mutex at the end of its construction, around each
+// verification (held throughout: one takes microseconds) and at the start of its
+// destruction, so that the hand-offs are visible to it.
+// A namespace-scope std::mutex is constant-initialized: no thread writes it before use.
+std::mutex verifier_handoff;
+
 // Client side: the server's certificate must match the pin of the peer at `address`.
 class PinVerifier final : public gx::ExternalCertificateVerifier {
  public:
   PinVerifier(std::string address,
               std::function<absl::Status(const std::string&, const std::string&)> check,
               std::shared_ptr<TlsRefusals> refusals)
-      : address_(std::move(address)), check_(std::move(check)), refusals_(std::move(refusals)) {}
+      : address_(std::move(address)), check_(std::move(check)), refusals_(std::move(refusals)) {
+    std::lock_guard<std::mutex> lock(verifier_handoff);
+  }
+
+  ~PinVerifier() override { std::lock_guard<std::mutex> lock(verifier_handoff); }
 
   bool Verify(gx::TlsCustomVerificationCheckRequest* request,
               std::function<void(grpc::Status)> /*callback*/, grpc::Status* sync_status) override {
+    std::lock_guard<std::mutex> lock(verifier_handoff);
+    return VerifyWith(address_, check_, refusals_, request, sync_status);
+  }
+
+  void Cancel(gx::TlsCustomVerificationCheckRequest* /*request*/) override {}
+
+ private:
+  static bool VerifyWith(
+      const std::string& address,
+      const std::function<absl::Status(const std::string&, const std::string&)>& check,
+      const std::shared_ptr<TlsRefusals>& refusals, gx::TlsCustomVerificationCheckRequest* request,
+      grpc::Status* sync_status) {
     grpc::string_ref cert = request->peer_cert();
     absl::StatusOr<std::string> fingerprint =
         cluster::CertFingerprint(std::string_view(cert.data(), cert.size()));
     absl::Status verdict = fingerprint.status();
-    if (fingerprint.ok() && check_) verdict = check_(address_, *fingerprint);
+    if (fingerprint.ok() && check) verdict = check(address, *fingerprint);
     if (!fingerprint.ok()) {
       verdict = absl::PermissionDeniedError(
-          absl::StrCat("the peer at ", address_,
+          absl::StrCat("the peer at ", address,
                        " presented no usable TLS certificate: ", fingerprint.status().message()));
     }
     if (verdict.ok()) {
-      if (refusals_) refusals_->Clear();
+      if (refusals) refusals->Clear();
       *sync_status = grpc::Status::OK;
     } else {
       // Once per reason, not at every reconnection attempt.
-      std::optional<absl::Status> last = refusals_ ? refusals_->Last() : std::nullopt;
+      std::optional<absl::Status> last = refusals ? refusals->Last() : std::nullopt;
       if (!last.has_value() || *last != verdict) {
-        spdlog::warn("TLS: refused the peer at {}: {}", address_, std::string(verdict.message()));
+        spdlog::warn("TLS: refused the peer at {}: {}", address, std::string(verdict.message()));
       }
-      if (refusals_) refusals_->Set(verdict);
+      if (refusals) refusals->Set(verdict);
       *sync_status =
           grpc::Status(grpc::StatusCode::UNAUTHENTICATED, std::string(verdict.message()));
     }
     return true;  // answered synchronously
   }
 
-  void Cancel(gx::TlsCustomVerificationCheckRequest* /*request*/) override {}
-
- private:
   const std::string address_;
   const std::function<absl::Status(const std::string&, const std::string&)> check_;
   const std::shared_ptr<TlsRefusals> refusals_;
