@@ -134,6 +134,19 @@ TEST(CliTest, UnknownCommandsJsonErrorsAndVersion) {
   EXPECT_EQ(r.code, 2);
   EXPECT_THAT(r.err, HasSubstr("unknown command 'frobnicate'; the commands are: init, peer,"));
   EXPECT_THAT(r.err, HasSubstr("watch, ui, version"));
+  // `cairn help [COMMAND]` is `--help` of the program or of the command.
+  r = Cairn({"help"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, Cairn({"--help"}).out);
+  EXPECT_THAT(r.out, HasSubstr("backup"));
+  r = Cairn({"help", "backup"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, Cairn({"backup", "--help"}).out);
+  EXPECT_THAT(r.out, HasSubstr("--ec"));
+  EXPECT_EQ(Cairn({"help", "source", "add"}).out, Cairn({"source", "add", "--help"}).out);
+  r = Cairn({"help", "bakup"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("did you mean backup?"));
   // Under --json: one JSON object on stderr, restic's exit_error shape.
   r = Cairn({"--json", "bakup"});
   EXPECT_EQ(r.code, 2);

@@ -173,6 +173,24 @@ int Main(int argc, char** argv) {
   commands.emplace_back(version, [&global] { return RunVersion(global.json); });
   names.push_back("version");
 
+  // `cairn help [COMMAND [SUBCOMMAND]]` is `cairn [COMMAND [SUBCOMMAND]] --help`, as in git and
+  // restic (docs/cli.md "Commands").
+  std::vector<char*> help_argv;
+  std::string help_flag = "--help";
+  if (CommandWord(argc, argv) == "help") {
+    bool dropped = false;
+    for (int i = 0; i < argc; ++i) {
+      if (!dropped && i > 0 && std::string_view(argv[i]) == "help") {
+        dropped = true;
+        continue;
+      }
+      help_argv.push_back(argv[i]);
+    }
+    help_argv.push_back(help_flag.data());
+    argc = static_cast<int>(help_argv.size());
+    argv = help_argv.data();
+  }
+
   // An unknown command gets a suggestion instead of CLI11's "arguments were not expected".
   const std::string word = CommandWord(argc, argv);
   if (!word.empty() && std::find(names.begin(), names.end(), word) == names.end()) {
