@@ -29,6 +29,36 @@ std::string LayoutLine(const nlohmann::json& st) {
   return line + "\n";
 }
 
+// The bucket line of a bucket peer (daemon "bucket" object, docs/operations.md "Requests and
+// costs"): where, requests by kind, retries and errors by class, bytes each way. Empty without
+// a bucket.
+std::string BucketLine(const nlohmann::json& b) {
+  if (!b.is_object()) return "";
+  std::string line = "bucket:     " + Str(b, "url");
+  if (!Str(b, "endpoint").empty()) line += " at " + Str(b, "endpoint");
+  if (!b.contains("requests")) return line + "\n";
+  // Only the kinds and classes that happened, by name.
+  auto nonzero = [](const nlohmann::json& counts) {
+    std::string out;
+    if (!counts.is_object()) return out;
+    for (const auto& [name, n] : counts.items()) {
+      if (!n.is_number_unsigned() || n.get<uint64_t>() == 0) continue;
+      out += (out.empty() ? "" : ", ") + name + " " + std::to_string(n.get<uint64_t>());
+    }
+    return out;
+  };
+  const std::string kinds = nonzero(b["requests"]);
+  line += "\n            " + std::to_string(U64(b, "requests_total")) + " requests since start" +
+          (kinds.empty() ? "" : " (" + kinds + ")") + ", " + std::to_string(U64(b, "retries")) +
+          " retries, " + std::to_string(U64(b, "errors_total")) + " errors";
+  const std::string classes = b.contains("errors") ? nonzero(b["errors"]) : "";
+  if (!classes.empty()) line += " (" + classes + ")";
+  if (U64(b, "failures") > 0) line += ", " + std::to_string(U64(b, "failures")) + " failed";
+  line += "\n            " + FormatSize(U64(b, "bytes_sent")) + " sent, " +
+          FormatSize(U64(b, "bytes_received")) + " received";
+  return line + "\n";
+}
+
 // One line on the storage peer's scrub (daemon "scrub" object); empty when the daemon sent none.
 std::string ScrubLine(const nlohmann::json& scrub) {
   if (!scrub.is_object()) return "";
@@ -127,6 +157,7 @@ int RunStatus(const GlobalOptions& global) {
       }
     }
     std::cout << LayoutLine(s->contains("storage") ? (*s)["storage"] : nlohmann::json());
+    std::cout << BucketLine(s->contains("bucket") ? (*s)["bucket"] : nlohmann::json());
     if (U64(*s, "moved_notices_pending") > 0) {
       std::cout << "moved:      " << U64(*s, "moved_notices_pending")
                 << " BlobMoved notices waiting for their owners\n";

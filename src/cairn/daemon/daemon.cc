@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "cairn/base/status.h"
 #include "cairn/cluster/discovery.h"
+#include "cairn/daemon/bucket_status.h"
 #include "cairn/daemon/json_paths.h"
 #include "cairn/daemon/peer_dir.h"
 #include "cairn/daemon/version.h"
@@ -857,6 +858,7 @@ absl::StatusOr<Json> Daemon::GetStatus() {
                             {"missing_blobs", p.missing_blobs}};
   }
   j["storage"] = std::move(storage);
+  j["bucket"] = BucketStatusJson(config_.storage_bucket, bucket_.get());
   j.update(LifecycleStatusJson());
   // Chunks placed on fewer peers of another site than their off-site target, by the recorded
   // placements on the peers known now (docs/operations.md "Sites and off-site copies").
@@ -954,6 +956,7 @@ absl::StatusOr<std::string> Daemon::GetMetrics() {
   }
   const Json scrub = scrubber_->StatusJson();
   state.scrub_quarantined_blobs = scrub.value("quarantined", uint64_t{0});
+  state.s3 = BucketCounters(bucket_.get());
   return metrics_->Render(state);
 }
 

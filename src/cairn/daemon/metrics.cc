@@ -7,6 +7,7 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
 #include <set>
 #include <utility>
 
@@ -245,6 +246,57 @@ void Metrics::RecordGc(uint64_t unreferenced_chunks, uint64_t unreferenced_bytes
   gc_deletions_->Increment(static_cast<double>(deletions_queued));
 }
 
+void Metrics::RenderS3(const store::s3::S3Counters& now) {
+  namespace s3 = store::s3;
+  if (s3_ == nullptr) {
+    prometheus::Registry& r = *registry_;
+    s3_ = std::make_unique<S3Series>();
+    auto& requests = prometheus::BuildCounter()
+                         .Name("cairn_s3_requests_total")
+                         .Help(
+                             "HTTP requests this peer sent to its bucket, by operation (each "
+                             "attempt of a retried request counts)")
+                         .Register(r);
+    for (int i = 0; i < s3::kRequestKinds; ++i) {
+      s3_->requests[i] =
+          &requests.Add({{"op", s3::RequestKindName(static_cast<s3::RequestKind>(i))}});
+    }
+    auto& errors = prometheus::BuildCounter()
+                       .Name("cairn_s3_errors_total")
+                       .Help(
+                           "Bucket requests that failed, one per failed attempt, by class "
+                           "(throttled, server, timeout, transport, client, bad_answer)")
+                       .Register(r);
+    for (int i = 0; i < s3::kErrorClasses; ++i) {
+      s3_->errors[i] = &errors.Add({{"class", s3::ErrorClassName(static_cast<s3::ErrorClass>(i))}});
+    }
+    auto counter = [&r](const char* name, const char* help) {
+      return &prometheus::BuildCounter().Name(name).Help(help).Register(r).Add({});
+    };
+    s3_->retries = counter("cairn_s3_retries_total", "Bucket requests that were a retry");
+    s3_->failures = counter("cairn_s3_failures_total",
+                            "Bucket requests that still failed after their last attempt");
+    s3_->sent_bytes = counter("cairn_s3_sent_bytes_total",
+                              "Request body bytes sent to the bucket, retries included");
+    s3_->received_bytes =
+        counter("cairn_s3_received_bytes_total", "Response body bytes received from the bucket");
+  }
+  // The store's counters only grow; a smaller value (never expected) adds nothing.
+  auto carry = [](prometheus::Counter* c, uint64_t now, uint64_t* last) {
+    if (now > *last) c->Increment(static_cast<double>(now - *last));
+    *last = std::max(now, *last);
+  };
+  S3Series& m = *s3_;
+  for (int i = 0; i < s3::kRequestKinds; ++i) {
+    carry(m.requests[i], now.requests[i], &m.last.requests[i]);
+  }
+  for (int i = 0; i < s3::kErrorClasses; ++i) carry(m.errors[i], now.errors[i], &m.last.errors[i]);
+  carry(m.retries, now.retries, &m.last.retries);
+  carry(m.failures, now.failures, &m.last.failures);
+  carry(m.sent_bytes, now.bytes_sent, &m.last.bytes_sent);
+  carry(m.received_bytes, now.bytes_received, &m.last.bytes_received);
+}
+
 std::string Metrics::Render(const MetricsState& s) {
   std::lock_guard<std::mutex> lock(mu_);
   std::map<std::string, double> up;
@@ -271,6 +323,7 @@ std::string Metrics::Render(const MetricsState& s) {
   store_blobs_->Set(static_cast<double>(s.store_blobs));
   snapshots_->Set(static_cast<double>(s.snapshots));
   scrub_quarantined_->Set(static_cast<double>(s.scrub_quarantined_blobs));
+  if (s.s3) RenderS3(*s.s3);
   return prometheus::TextSerializer().Serialize(registry_->Collect());
 }
 

@@ -5,19 +5,23 @@
 //
 // Counters and histograms are updated where things happen (Record*); gauges that describe the
 // state now (peers, store, chunks, last backups) are set from a MetricsState just before each
-// scrape (Render). Counters start at 0 when the peer starts.
+// scrape (Render). Counters start at 0 when the peer starts. The bucket's cairn_s3_* counters
+// are kept by the object store and carried over at each scrape (Render adds what they grew by).
 //
 // Thread-safety: every method may be called from any thread.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "cairn/store/s3/s3_object_store.h"
 #include "cairn/store/scrub.h"
 
 namespace prometheus {
@@ -49,6 +53,9 @@ struct MetricsState {
   std::map<std::string, double> last_backup_seconds;
   uint64_t snapshots = 0;
   uint64_t scrub_quarantined_blobs = 0;
+  // The bucket's request counters (docs/operations.md "Requests and costs"), totals since the
+  // peer started; absent on a peer without a bucket, which then shows no cairn_s3_* series.
+  std::optional<store::s3::S3Counters> s3;
 };
 
 class Metrics {
@@ -77,6 +84,18 @@ class Metrics {
   std::string Render(const MetricsState& state);
 
  private:
+  // The cairn_s3_* series, made at the first scrape that has bucket counters.
+  struct S3Series {
+    std::array<prometheus::Counter*, store::s3::kRequestKinds> requests{};
+    std::array<prometheus::Counter*, store::s3::kErrorClasses> errors{};
+    prometheus::Counter* retries = nullptr;
+    prometheus::Counter* failures = nullptr;
+    prometheus::Counter* sent_bytes = nullptr;
+    prometheus::Counter* received_bytes = nullptr;
+    store::s3::S3Counters last;  // what the counters stood at when last carried over
+  };
+  void RenderS3(const store::s3::S3Counters& now);  // with mu_ held
+
   std::shared_ptr<prometheus::Registry> registry_;
   std::mutex mu_;  // guards the caches below and Render
   prometheus::Family<prometheus::Counter>* rpc_requests_;
@@ -116,6 +135,7 @@ class Metrics {
   prometheus::Counter* gc_chunks_;
   prometheus::Counter* gc_bytes_;
   prometheus::Counter* gc_deletions_;
+  std::unique_ptr<S3Series> s3_;
 };
 
 }  // namespace cairn::daemon

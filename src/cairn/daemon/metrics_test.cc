@@ -88,5 +88,45 @@ TEST(MetricsTest, StaleLabelsGoAndUnreadableCatalogIsNotZero) {
   EXPECT_THAT(text, HasSubstr("cairn_peer_state{peer=\"3\",state=\"dead\"} 0\n"));
 }
 
+TEST(MetricsTest, BucketCountersOnlyOnABucketPeerAndCarriedOverAtEachScrape) {
+  namespace s3 = store::s3;
+  Metrics m("0.1.0", "");
+  EXPECT_THAT(m.Render(ThreePeers()), Not(HasSubstr("cairn_s3_")));
+
+  MetricsState with_bucket = ThreePeers();
+  s3::S3Counters c;
+  c.requests[static_cast<int>(s3::RequestKind::kPut)] = 7;
+  c.requests[static_cast<int>(s3::RequestKind::kGet)] = 3;
+  c.retries = 2;
+  c.failures = 1;
+  c.errors[static_cast<int>(s3::ErrorClass::kThrottled)] = 2;
+  c.errors[static_cast<int>(s3::ErrorClass::kClient)] = 1;
+  c.bytes_sent = 1 << 20;
+  c.bytes_received = 4096;
+  with_bucket.s3 = c;
+  std::string text = m.Render(with_bucket);
+  EXPECT_THAT(text, HasSubstr("# TYPE cairn_s3_requests_total counter\n"));
+  EXPECT_THAT(text, HasSubstr("cairn_s3_requests_total{op=\"put\"} 7\n"));
+  EXPECT_THAT(text, HasSubstr("cairn_s3_requests_total{op=\"get\"} 3\n"));
+  EXPECT_THAT(text, HasSubstr("cairn_s3_requests_total{op=\"upload_part\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("cairn_s3_requests_total{op=\"list\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("cairn_s3_retries_total 2\n"));
+  EXPECT_THAT(text, HasSubstr("cairn_s3_failures_total 1\n"));
+  EXPECT_THAT(text, HasSubstr("cairn_s3_errors_total{class=\"throttled\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("cairn_s3_errors_total{class=\"client\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("cairn_s3_errors_total{class=\"timeout\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("cairn_s3_sent_bytes_total 1048576\n"));
+  EXPECT_THAT(text, HasSubstr("cairn_s3_received_bytes_total 4096\n"));
+
+  // The next scrape shows the store's new totals, not their sum with the old ones.
+  c.requests[static_cast<int>(s3::RequestKind::kPut)] = 10;
+  c.bytes_sent = 2 << 20;
+  with_bucket.s3 = c;
+  text = m.Render(with_bucket);
+  EXPECT_THAT(text, HasSubstr("cairn_s3_requests_total{op=\"put\"} 10\n"));
+  EXPECT_THAT(text, HasSubstr("cairn_s3_requests_total{op=\"get\"} 3\n"));
+  EXPECT_THAT(text, HasSubstr("cairn_s3_sent_bytes_total 2097152\n"));
+}
+
 }  // namespace
 }  // namespace cairn::daemon
