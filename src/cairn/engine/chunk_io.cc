@@ -369,7 +369,9 @@ absl::StatusOr<StoreOutcome> FinishCopies(const EngineContext& ctx, CopiesInFlig
     }
   }
   f.answers.clear();
-  std::vector<StoragePeer> peers = ctx.peers->Peers();
+  // The peers' sites matter only for an off-site target (most chunks have none).
+  std::vector<StoragePeer> peers;
+  if (f.offsite > 0) peers = ctx.peers->Peers();
   if (first.holders.size() < f.copies ||
       OffsiteHolders(peers, ctx.site, first.holders) < f.offsite) {
     // A peer failed or was missing: StoreChunk goes on down the placement order from the
