@@ -167,6 +167,9 @@ TEST_F(ApiServerTest, MalformedBodiesAre400) {
       R"({"paths_base64": ["L3RtcA=="], "ec": "4+2", "copies": 2})",
       R"({"paths_base64": ["L3RtcA=="], "tags": [{}]})",
       R"({"paths_base64": ["L3RtcA=="], "rehash": "yes"})",
+      R"({"paths_base64": ["L3RtcA=="], "offsite": -1})",
+      R"({"paths_base64": ["L3RtcA=="], "offsite": "one"})",
+      R"({"paths_base64": ["L3RtcA=="], "offsite": 65})",
   };
   for (const char* body : kBodies) {
     auto [code, reply] = Do("POST", "/v1/backup", body);
@@ -193,6 +196,7 @@ TEST_F(ApiServerTest, BackupRequestIsDecoded) {
   body["tags"] = {"daily"};
   body["excludes"] = json::array();
   body["rehash"] = true;
+  body["offsite"] = 1;
   auto [code, reply] = Do("POST", "/v1/backup", DumpJson(body));
   EXPECT_EQ(code, 202);
   EXPECT_EQ(reply["job_id"], "job1");
@@ -201,6 +205,7 @@ TEST_F(ApiServerTest, BackupRequestIsDecoded) {
   EXPECT_EQ(handler_.last_backup.copies, 3u);
   EXPECT_EQ(handler_.last_backup.tags, std::vector<std::string>{"daily"});
   EXPECT_TRUE(handler_.last_backup.rehash);
+  EXPECT_EQ(handler_.last_backup.offsite, std::optional<uint32_t>(1));
 }
 
 TEST_F(ApiServerTest, BackupRequestWithErasureCoding) {

@@ -223,6 +223,40 @@ TEST(ConfigTest, BackupErasureScheme) {
   EXPECT_EQ(back->ec, "4+2");
 }
 
+// docs/operations.md "Sites and off-site copies".
+TEST(ConfigTest, SiteAndOffsite) {
+  auto lan = ParseConfig("peer_id = 1\n", "x.toml");
+  ASSERT_TRUE(lan.ok()) << lan.status();
+  EXPECT_EQ(lan->site, "");  // the LAN
+  EXPECT_EQ(lan->offsite, 0u);
+  // A bucket peer without a site key is off-site; an explicit site wins, "" included.
+  auto bucket = ParseConfig("peer_id = 1\n[storage]\nbucket = \"s3://backups/p\"\n", "x.toml");
+  ASSERT_TRUE(bucket.ok()) << bucket.status();
+  EXPECT_EQ(bucket->site, kBucketSite);
+  auto named =
+      ParseConfig("peer_id = 1\nsite = \"\"\n[storage]\nbucket = \"s3://backups/p\"\n", "x");
+  ASSERT_TRUE(named.ok()) << named.status();
+  EXPECT_EQ(named->site, "");
+  auto set = ParseConfig("peer_id = 1\nsite = \"cabin\"\n[backup]\noffsite = 1\n", "x.toml");
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->site, "cabin");
+  EXPECT_EQ(set->offsite, 1u);
+  for (const char* bad : {"[backup]\noffsite = -1\n", "[backup]\noffsite = 65\n", "site = 3\n"}) {
+    auto parsed = ParseConfig(std::string("peer_id = 1\n") + bad, "x.toml");
+    EXPECT_FALSE(parsed.ok()) << bad;
+  }
+  Config c;
+  c.peer_id = 2;
+  c.host_id = "h";
+  c.site = "cabin";
+  c.offsite = 1;
+  auto back = ParseConfig(RenderConfig(c), "x");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->SameSettings(c));
+  EXPECT_EQ(back->site, "cabin");
+  EXPECT_EQ(back->offsite, 1u);
+}
+
 TEST(ConfigTest, LoadMissingFileIsNotFound) {
   testing::TempDir dir;
   auto c = LoadConfig(dir.path());
