@@ -205,6 +205,29 @@ TEST(CliTest, InitThenRefuseAgain) {
   EXPECT_THAT(r.err, HasSubstr("loopback"));
 }
 
+// docs/operations.md "Sites and off-site copies": --site, and a bucket peer's default site.
+TEST(CliTest, InitSite) {
+  daemon::testing::TempDir tmp;
+  ASSERT_EQ(Cairn({"init", "--dir", tmp.File("lan"), "--peer-id", "1"}).code, 0);
+  ASSERT_EQ(Cairn({"init", "--dir", tmp.File("cabin"), "--peer-id", "2", "--site", "cabin"}).code,
+            0);
+  ASSERT_EQ(Cairn({"init", "--dir", tmp.File("bucket"), "--peer-id", "3", "--storage",
+                   "s3://backups/p3", "--s3-endpoint", "http://127.0.0.1:9"})
+                .code,
+            0);
+  ASSERT_EQ(Cairn({"init", "--dir", tmp.File("bucket-lan"), "--peer-id", "4", "--site", "",
+                   "--storage", "s3://backups/p4", "--s3-endpoint", "http://127.0.0.1:9"})
+                .code,
+            0);
+  const std::pair<const char*, const char*> want[] = {
+      {"lan", ""}, {"cabin", "cabin"}, {"bucket", "offsite"}, {"bucket-lan", ""}};
+  for (const auto& [name, site] : want) {
+    auto config = daemon::LoadConfig(tmp.File(name));
+    ASSERT_TRUE(config.ok()) << name << ": " << config.status();
+    EXPECT_EQ(config->site, site) << name;
+  }
+}
+
 // `cairn cluster token` on a member, `cairn init --join` on a new peer; typos are caught.
 TEST(CliTest, ClusterTokenAndJoin) {
   daemon::testing::TempDir tmp;
