@@ -190,8 +190,8 @@ std::vector<PeerId> OrderHolders(const EngineContext& ctx, const ChunkId& id,
 
 bool SatisfiesRedundancy(const ports::ChunkRecord& known, const Redundancy& redundancy) {
   if (known.erasure()) return known.AtTarget();
-  return known.holders.size() >= redundancy.CopiesForCopiesChunk() &&
-         known.offsite >= redundancy.offsite;
+  const uint32_t copies = redundancy.CopiesForCopiesChunk();
+  return known.holders.size() >= copies && known.offsite >= std::min(redundancy.offsite, copies);
 }
 
 uint32_t OffsiteHolders(const std::vector<StoragePeer>& peers, const std::string& home_site,
@@ -333,7 +333,8 @@ absl::StatusOr<std::optional<CopiesInFlight>> StartNewCopies(const EngineContext
   f.kind = kind;
   f.sealed = format::SealCopy(ctx.keys, ctx.owner, prepared);
   f.copies = redundancy.CopiesForCopiesChunk();
-  f.offsite = redundancy.offsite;
+  // A small chunk of an erasure-coded backup gets m+1 copies: at most that many off-site.
+  f.offsite = std::min(redundancy.offsite, f.copies);
   // StoreChunk's first round: the first `copies` usable peers of the placement order, off-site
   // peers first for the off-site copies.
   std::vector<StoragePeer> peers = ctx.peers->Peers();
@@ -981,9 +982,10 @@ absl::StatusOr<StoreOutcome> PutChunk(const EngineContext& ctx, BlobKind kind, c
     return StoreShards(ctx, kind, sealed, {}, redundancy.offsite);
   }
   format::SealedChunk sealed = format::SealCopy(ctx.keys, ctx.owner, prepared);
-  return StoreChunk(ctx, kind, sealed, redundancy.CopiesForCopiesChunk(),
-                    known ? known->holders : std::vector<PeerId>{},
-                    std::max<uint32_t>(redundancy.offsite, known ? known->offsite : 0));
+  const uint32_t copies = redundancy.CopiesForCopiesChunk();
+  return StoreChunk(
+      ctx, kind, sealed, copies, known ? known->holders : std::vector<PeerId>{},
+      std::min(copies, std::max<uint32_t>(redundancy.offsite, known ? known->offsite : 0)));
 }
 
 }  // namespace cairn::engine
