@@ -194,6 +194,31 @@ TEST_F(EngineTest, RestoreEqualsSourceAfterAPeerDies) {
   EXPECT_EQ(rr.hardlinks, 1u);
 }
 
+// A restore over an earlier restore (or a damaged copy) replaces what it finds: a longer file,
+// a symlink where a file goes (never written through), a file where a symlink goes.
+TEST_F(EngineTest, RestoreReplacesWhatIsAlreadyThere) {
+  MakeTree();
+  Backup(2);
+  std::string target = (root_ / "restore").string();
+  RestoreResult first = RestoreTo(target);
+  ASSERT_TRUE(first.errors.empty()) << first.errors.front();
+  const std::string t = target + "/src";
+  const std::string outside = (root_ / "outside").string();
+  WriteFile(outside, "outside");
+  fs::remove(t + "/a/script.sh");
+  fs::create_symlink(outside, t + "/a/script.sh");  // a file's name is now a symlink
+  fs::remove(t + "/rel-link");
+  WriteFile(t + "/rel-link", "a file");                  // a symlink's name is now a file
+  WriteFile(t + "/a/small3", std::string(100000, 'x'));  // longer than the snapshot's
+  fs::remove(t + "/a/small0");                           // (small0 is empty in the snapshot)
+  fs::create_symlink(outside, t + "/a/small0");
+
+  RestoreResult second = RestoreTo(target);
+  EXPECT_TRUE(second.errors.empty()) << second.errors.front();
+  EXPECT_EQ(CompareTrees((root_ / "src").string(), t), "");
+  EXPECT_EQ(ReadAll(outside), "outside");  // the symlinks' target is untouched
+}
+
 TEST_F(EngineTest, SecondBackupOfUnchangedTreeReadsNothing) {
   MakeTree();
   BackupResult first = Backup(2);

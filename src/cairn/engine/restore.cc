@@ -24,6 +24,17 @@ namespace cairn::engine {
 
 namespace {
 
+// Creates `path` for writing, replacing whatever is there (also a symlink: never written
+// through). A restore into an empty directory finds nothing: the exclusive create succeeds at
+// once, and only an existing entry costs an unlink and a second open.
+int CreateReplacing(const std::string& path) {
+  constexpr int kFlags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
+  int fd = ::open(path.c_str(), kFlags, 0600);
+  if (fd >= 0 || errno != EEXIST) return fd;
+  ::unlink(path.c_str());
+  return ::open(path.c_str(), kFlags, 0600);
+}
+
 // One regular file being restored. The first worker to take one of its chunks creates it
 // (create_once) and keeps the descriptor; whoever writes the last chunk sets owner, mode and
 // times on that descriptor and closes it. Creating files on the workers rather than on the tree
@@ -137,8 +148,7 @@ void RestoreRun::FinishFile(FileState& f) {
 
 bool RestoreRun::CreateFile(FileState& f) {
   std::call_once(f.create_once, [&] {
-    ::unlink(f.path.c_str());  // replace whatever is there (also a symlink: never write through it)
-    int fd = ::open(f.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int fd = CreateReplacing(f.path);
     if (fd < 0) {
       if (!f.failed.exchange(true))
         Error(std::string(ErrnoStatus(errno, "create " + f.path).message()));
@@ -206,8 +216,7 @@ void RestoreRun::RestoreFile(const format::TreeEntry& entry, const std::string& 
   state->single_chunk = entry.chunks.size() == 1;
   if (entry.chunks.empty()) {
     // An empty file has no chunk for a worker to create it: made here.
-    ::unlink(path.c_str());  // replace whatever is there (also a symlink: never write through it)
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int fd = CreateReplacing(path);
     if (fd < 0) {
       Error(std::string(ErrnoStatus(errno, "create " + path).message()));
       return;
@@ -291,8 +300,13 @@ absl::Status RestoreRun::RestoreEntry(const format::TreeEntry& entry, const std:
       return absl::OkStatus();
     }
     case format::EntryType::kSymlink: {
-      ::unlink(path.c_str());
-      if (::symlink(entry.symlink_target.c_str(), path.c_str()) != 0) {
+      // As CreateReplacing: whatever is at `path` is replaced, unlinked only when it exists.
+      int rc = ::symlink(entry.symlink_target.c_str(), path.c_str());
+      if (rc != 0 && errno == EEXIST) {
+        ::unlink(path.c_str());
+        rc = ::symlink(entry.symlink_target.c_str(), path.c_str());
+      }
+      if (rc != 0) {
         Error(std::string(ErrnoStatus(errno, "symlink " + path).message()));
         return absl::OkStatus();
       }
