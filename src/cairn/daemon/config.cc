@@ -410,7 +410,8 @@ bool Config::SameSettings(const Config& o) const {
          disk_reserve == o.disk_reserve && storage_bucket == o.storage_bucket &&
          storage_keep_local == o.storage_keep_local && s3_endpoint == o.s3_endpoint &&
          s3_region == o.s3_region && s3_credentials_file == o.s3_credentials_file &&
-         s3_profile == o.s3_profile && repair_enabled == o.repair_enabled &&
+         s3_profile == o.s3_profile && s3_rate == o.s3_rate &&
+         s3_max_requests == o.s3_max_requests && repair_enabled == o.repair_enabled &&
          repair_interval == o.repair_interval && repair_rate == o.repair_rate &&
          metrics_listen == o.metrics_listen && discovery == o.discovery &&
          retention == o.retention && extra == o.extra && watch == o.watch && sources == o.sources;
@@ -625,6 +626,11 @@ absl::StatusOr<Config> ParseConfig(std::string_view text, const std::string& sou
           CAIRN_ASSIGN_OR_RETURN(c.s3_credentials_file, GetString(err, sub, n2));
         } else if (k2.str() == "profile") {
           CAIRN_ASSIGN_OR_RETURN(c.s3_profile, GetString(err, sub, n2));
+        } else if (k2.str() == "rate") {
+          CAIRN_ASSIGN_OR_RETURN(c.s3_rate, GetSize(err, sub, n2));
+        } else if (k2.str() == "max_requests") {
+          CAIRN_ASSIGN_OR_RETURN(int64_t v, GetInt(err, sub, n2, 1, 64));
+          c.s3_max_requests = static_cast<int>(v);
         } else {
           return err.Bad(sub, "unknown key");
         }
@@ -824,6 +830,9 @@ std::string RenderConfig(const Config& c) {
     << "# ~/.aws/credentials. profile \"\" = AWS_PROFILE or \"default\".\n"
     << "credentials_file = " << TomlQuote(c.s3_credentials_file) << "\n"
     << "profile = " << TomlQuote(c.s3_profile) << "\n"
+    << "# Upload rate, bytes per second (0 = unlimited), and requests in flight at once.\n"
+    << "rate = " << SizeForConfig(c.s3_rate) << "\n"
+    << "max_requests = " << c.s3_max_requests << "\n"
     << "\n"
     << "[repair]  # check own backups and rebuild what is below target\n"
     << "enabled = " << (c.repair_enabled ? "true" : "false") << "\n"

@@ -141,6 +141,10 @@ struct Config {
   std::string s3_region = "us-east-1";
   std::string s3_credentials_file;
   std::string s3_profile;
+  // Upload rate to the bucket, bytes per second of request bodies (0 = unlimited), and the
+  // most requests in flight at once (1..64).
+  uint64_t s3_rate = 0;
+  int s3_max_requests = 8;
   // [repair]: check this peer's own backups and repair what is below target, every
   // `repair_interval` and whenever a peer becomes dead (daemon repair loop).
   bool repair_enabled = true;

@@ -169,9 +169,17 @@ bucket = "s3://backups/home"
 endpoint = "http://127.0.0.1:9000"
 region = "eu-west-1"
 credentials_file = "/secrets/s3"
+rate = "2M"
+max_requests = 3
 )",
                        "x");
   ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->s3_rate, 2u << 20);
+  EXPECT_EQ(c->s3_max_requests, 3);
+  auto again = ParseConfig(RenderConfig(*c), "x");  // written back as read
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->s3_rate, 2u << 20);
+  EXPECT_EQ(again->s3_max_requests, 3);
   EXPECT_EQ(c->storage_bucket, "s3://backups/home");
   EXPECT_FALSE(c->storage_keep_local);
   EXPECT_EQ(c->s3_endpoint, "http://127.0.0.1:9000");
@@ -181,6 +189,8 @@ credentials_file = "/secrets/s3"
   auto d = ParseConfig("peer_id = 1\n", "x");
   EXPECT_EQ(d->storage_bucket, "");
   EXPECT_EQ(d->s3_region, "us-east-1");
+  EXPECT_EQ(d->s3_rate, 0u);  // unlimited
+  EXPECT_EQ(d->s3_max_requests, 8);
   const BadCase bad[] = {
       {"peer_id = 1\n[storage]\nbucket = \"http://x/y\"\n", "key 'storage.bucket'"},
       {"peer_id = 1\n[storage]\nbucket = \"s3://b\"\n", "key 'storage.bucket'"},
@@ -189,6 +199,9 @@ credentials_file = "/secrets/s3"
       {"peer_id = 1\n[storage]\nlayout = \"files\"\nbucket = \"s3://backups\"\n", "needs layout"},
       {"peer_id = 1\n[storage]\nkeep_local = 1\n", "key 'storage.keep_local'"},
       {"peer_id = 1\n[s3]\nregion = \"\"\n", "key 's3.region'"},
+      {"peer_id = 1\n[s3]\nmax_requests = 0\n", "key 's3.max_requests'"},
+      {"peer_id = 1\n[s3]\nmax_requests = 65\n", "key 's3.max_requests'"},
+      {"peer_id = 1\n[s3]\nrate = \"fast\"\n", "key 's3.rate'"},
       {"peer_id = 1\n[s3]\nbucket = \"s3://x\"\n", "key 's3.bucket': unknown key"},
   };
   for (const BadCase& b : bad) {

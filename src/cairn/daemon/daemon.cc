@@ -241,6 +241,13 @@ absl::Status Daemon::OpenStore(const std::string& dir) {
         Annotate(store::s3::LoadCredentials(config_.s3_credentials_file, config_.s3_profile,
                                             store::s3::ProcessEnv()),
                  "[storage] bucket " + config_.storage_bucket));
+    so.max_parallel_requests = config_.s3_max_requests;
+    if (config_.s3_rate > 0) {
+      // A burst of one part: a part's body waits for the bucket as a whole.
+      bucket_limiter_ = std::make_unique<env::RateLimiter>(
+          config_.s3_rate, std::max<uint64_t>(config_.s3_rate, so.part_size), options_.clock);
+      so.upload_limiter = bucket_limiter_.get();
+    }
     CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<store::s3::S3ObjectStore> s3,
                            store::s3::S3ObjectStore::Create(std::move(so)));
     bucket_ = std::move(s3);

@@ -53,6 +53,7 @@
 #include "cairn/engine/backup.h"
 #include "cairn/engine/file_reader.h"
 #include "cairn/env/clock.h"
+#include "cairn/env/rate_limiter.h"
 #include "cairn/index/catalog.h"
 #include "cairn/index/database.h"
 #include "cairn/net/peer_server.h"
@@ -225,6 +226,8 @@ class Daemon : public ApiHandler {
   // with files is moved into segments by migrator_ on migration_thread_. store_ is the one that
   // serves.
   std::unique_ptr<store::SegmentRegistry> segment_registry_;
+  // [s3] rate: paces the bucket's uploads (before bucket_, which uses it); null = unlimited.
+  std::unique_ptr<env::RateLimiter> bucket_limiter_;
   // [storage] bucket: where sealed segments go (before segment_store_, which uses it).
   std::unique_ptr<store::s3::ObjectStore> bucket_;
   std::string last_upload_error_;  // maintenance loop: logged once until it changes
