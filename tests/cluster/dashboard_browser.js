@@ -3,7 +3,8 @@
 //   {playwright, chromium, base, token, code_url, source, file_parts, file_original,
 //    restore_target, artifacts, kill_peer, peers, timeout_ms}
 // Prints "STEP ..." lines; prints "KILL N" and waits for a line on stdin once peer N should be
-// killed (the harness does it). Exits 0 when every step passed, 1 with the reason otherwise.
+// killed (the harness does it); likewise "CHANGE" once the source's files should be changed for
+// a second snapshot, and prints "DIFF {json}": the diff the page shows (the harness checks it). Exits 0 when every step passed, 1 with the reason otherwise.
 // Every wait is on a condition with a deadline (Playwright's timeouts), never a fixed sleep.
 'use strict';
 
@@ -117,6 +118,36 @@ async function main() {
     await page.locator('#restore-state', {hasText: 'started'}).waitFor({timeout: T});
     await tab(page, 'jobs');
     await waitJob(page, 'restore', 3 * T);
+
+    step('snapshots: a second snapshot after changing, adding and removing files; diff the two');
+    console.log('CHANGE');
+    await nextLine();
+    await tab(page, 'jobs');
+    await page.selectOption('#backup-source', {label: cfg.source});
+    await page.click('#backup-form button');
+    const backupRows = '#jobs tr[data-kind="backup"]';
+    await page.waitForFunction((rows) => document.querySelectorAll(rows).length === 2 &&
+      document.querySelectorAll(rows + ':not([data-state="running"])').length === 2, backupRows, {timeout: 3 * T});
+    const states = await page.$$eval(backupRows, (rs) => rs.map((r) => r.dataset.state + ': ' + r.innerText));
+    check(states.every((st) => st.startsWith('done')), 'both backups done: ' + states.join('; '));
+    await tab(page, 'snapshots');
+    await page.waitForFunction(() => document.querySelectorAll('#snapshots tbody tr').length === 2 &&
+      document.querySelectorAll('#diff-a option').length === 2, null, {timeout: T});
+    // The pickers list the newest first: from the older (index 1) to the newer (index 0).
+    await page.selectOption('#diff-a', {index: 1});
+    await page.selectOption('#diff-b', {index: 0});
+    await page.click('#diff-form button');
+    await page.waitForSelector('#diff-result:not([hidden])', {timeout: T});
+    const diff = await page.evaluate(() => ({
+      title: document.querySelector('#diff-title').textContent,
+      totals: document.querySelector('#diff-totals').textContent,
+      rows: [...document.querySelectorAll('#diff tbody tr')].map((r) => [...r.cells].map((c) => c.textContent)),
+      // Markup in a file name is shown as text, never parsed.
+      markup: document.querySelectorAll('#diff b, #diff script, #diff img').length,
+    }));
+    console.log('DIFF ' + JSON.stringify(diff));
+    check(diff.markup === 0, 'no markup from file names in the diff');
+    await shot(page, 'diff');
 
     step('health: run a check');
     await tab(page, 'health');

@@ -11,6 +11,9 @@ tests/cluster/dashboard_browser.js, which
 - browses the snapshot to a 5 MiB file (more than one 4 MiB GET /v1/read block), downloads
   it, and the downloaded bytes equal the original; restores its directory to a new directory
   (the restored tree equals the source: treecmp);
+- after the harness changed one file, added one (its name holds markup, shown as text) and
+  removed one, starts a second backup, picks the two snapshots on the snapshots page and shows
+  their diff: exactly those three changes with their sizes, and the totals (as `cairn diff`);
 - runs a check on the health page and sees it healthy, per snapshot;
 - sees peer 3, SIGKILLed by the harness, turn suspect or dead, then dead, on the cluster page.
 
@@ -103,7 +106,9 @@ class DashboardTest(harness.ClusterTestCase):
             with open(os.path.join(src, "docs", f"note{i}.txt"), "wb") as f:
                 f.write(rng.randbytes(rng.randrange(1, 40000)))
         with open(os.path.join(src, "top.txt"), "w") as f:
-            f.write("hello from the dashboard test\n")
+            f.write("hello from the dashboard test\n")  # 30 bytes
+        with open(os.path.join(src, "old.txt"), "wb") as f:
+            f.write(rng.randbytes(2048))
 
         port = c.wait_api(1)
         base = f"http://127.0.0.1:{port}"
@@ -134,7 +139,11 @@ class DashboardTest(harness.ClusterTestCase):
                 line = line.rstrip("\n")
                 out.append(line)
                 print("browser:", line, flush=True)
-                if line.startswith("KILL "):
+                if line == "CHANGE":
+                    self.change_files(src, rng)
+                    proc.stdin.write("changed\n")
+                    proc.stdin.flush()
+                elif line.startswith("KILL "):
                     c.peer(int(line.split()[1])).kill9()
                     proc.stdin.write("killed\n")
                     proc.stdin.flush()
@@ -158,11 +167,40 @@ class DashboardTest(harness.ClusterTestCase):
         restored = os.path.join(restore_target, "deep")
         self.assertTrue(os.path.isdir(restored), os.listdir(restore_target))
         harness.treecmp(os.path.join(src, "docs", "deep"), restored)
-        for name in ("login", "cluster", "jobs", "snapshots", "health", "cluster-dead"):
+        for name in ("login", "cluster", "jobs", "snapshots", "diff", "health", "cluster-dead"):
             self.assertGreater(os.path.getsize(os.path.join(artifacts, name + ".png")), 1000)
-        # The backup ran once, from the browser, and made the one snapshot.
+        # The two backups ran from the browser, and made the two snapshots.
         snaps = c.json(1, "snapshots")
-        self.assertEqual(len(snaps), 1, snaps)
+        self.assertEqual(len(snaps), 2, snaps)
+
+        # The diff the page showed: exactly the three changes, paths on the backed-up machine.
+        diffs = [json.loads(x[len("DIFF "):]) for x in out if x.startswith("DIFF ")]
+        self.assertEqual(len(diffs), 1, out)
+        diff = diffs[0]
+        self.assertEqual(sorted(diff["rows"]), sorted([
+            ["M", os.path.join(src, "top.txt"), "30 B -> 100 B"],
+            ["+", os.path.join(src, "docs", self.ADDED), "2.9 KiB"],
+            ["-", os.path.join(src, "old.txt"), "2.0 KiB"],
+        ]), diff)
+        self.assertEqual(diff["totals"], "1 added (2.9 KiB), 1 removed (2.0 KiB), 1 modified")
+        self.assertTrue(diff["title"].startswith(
+            f"comparing snapshot {snaps[0]['short_id']} ("), diff)
+        self.assertIn(f"to {snaps[1]['short_id']} (", diff["title"])
+        # The same changes as `cairn diff` finds.
+        cli = c.json(1, "diff", snaps[0]["id"], snaps[1]["id"])
+        self.assertEqual((cli["added"], cli["removed"], cli["modified"]), (1, 1, 1), cli)
+
+    # A new file whose name is markup: the page must show it as text.
+    ADDED = "added <b>&amp;.txt"
+
+    def change_files(self, src, rng):
+        """Between the two snapshots: top.txt changed (30 -> 100 bytes), docs/ADDED added (3000
+        bytes), old.txt (2048 bytes) removed."""
+        with open(os.path.join(src, "top.txt"), "wb") as f:
+            f.write(b"x" * 100)
+        with open(os.path.join(src, "docs", self.ADDED), "wb") as f:
+            f.write(rng.randbytes(3000))
+        os.unlink(os.path.join(src, "old.txt"))
 
     def check_http_rules(self, c, port):
         """docs/security.md "The local API and browsers", docs/dashboard.md "Security"."""

@@ -255,6 +255,64 @@ async function refreshSnapshots() {
     el('td', {}, when(s.time_ns)), el('td', {}, s.hostname),
     el('td', {}, (s.paths || []).join(', ')), el('td', {}, (s.tags || []).join(', ')),
     el('td', {class: 'num'}, s.files), el('td', {class: 'num'}, size(s.bytes)))));
+  // The two pickers of "Compare two snapshots", newest first; what the user picked stays picked,
+  // else the second newest to the newest.
+  const newest = snaps.slice().reverse();
+  for (const [sel, dflt] of [['#diff-a', 1], ['#diff-b', 0]]) {
+    const picker = $(sel);
+    const kept = picker.dataset.picked ? picker.value : '';
+    picker.replaceChildren(...newest.map((s) => el('option', {value: s.id},
+      s.short_id + '  ' + when(s.time_ns))));
+    if (newest.some((s) => s.id === kept)) picker.value = kept;
+    else if (newest.length) picker.value = newest[Math.min(dflt, newest.length - 1)].id;
+  }
+}
+
+// ---- diff (GET /v1/diff, the lines of `cairn diff`: docs/cli.md) ----
+function octal(mode) { return (Number(mode) & 0o7777).toString(8).padStart(4, '0'); }
+// The path on the backed-up machine (directories end in '/'), else '/' + the path inside the
+// snapshots.
+function diffPath(c, type) {
+  const p = c.source_path !== undefined ? c.source_path : '/' + c.path;
+  return type === 'dir' ? p + '/' : p;
+}
+// [sign, path, what changed] of one change.
+function diffLine(c) {
+  if (c.change === 'added' || c.change === 'removed') {
+    const type = c.change === 'added' ? c.type_after : c.type_before;
+    const bytes = c.change === 'added' ? c.size_after : c.size_before;
+    return [c.change === 'added' ? '+' : '-', diffPath(c, type), type === 'file' ? size(bytes) : type];
+  }
+  const what = [];
+  if (c.type_changed) what.push(c.type_before + ' -> ' + c.type_after);
+  if (c.content_changed && c.type_after === 'file') what.push(size(c.size_before) + ' -> ' + size(c.size_after));
+  else if (c.content_changed && c.type_after === 'symlink') what.push('target changed');
+  if (c.mode_changed) what.push('mode ' + octal(c.mode_before) + ' -> ' + octal(c.mode_after));
+  return ['M', diffPath(c, c.type_after), what.join(', ')];
+}
+async function showDiff(ev) {
+  ev.preventDefault();
+  const a = $('#diff-a').value, b = $('#diff-b').value;
+  if (!a || !b) { $('#diff-state').textContent = 'no snapshots to compare yet'; return; }
+  $('#diff-state').textContent = 'comparing...';
+  $('#diff-result').hidden = true;
+  let d;
+  try {
+    d = await api('GET', '/v1/diff?a=' + encodeURIComponent(a) + '&b=' + encodeURIComponent(b));
+  } catch (e) { $('#diff-state').textContent = e.message; return; }
+  $('#diff-state').textContent = '';
+  $('#diff-title').textContent = 'comparing snapshot ' + d.a.short_id + ' (' + when(d.a.time_ns) +
+    ') to ' + d.b.short_id + ' (' + when(d.b.time_ns) + '):';
+  const changes = d.changes || [];
+  const signClass = {'+': 'good', '-': 'bad', 'M': 'warn'};
+  fillBody('#diff', changes.length ? changes.map((c) => {
+    const [sign, shown, what] = diffLine(c);
+    return el('tr', {'data-change': c.change, 'data-path': shown},
+      el('td', {class: signClass[sign]}, sign), el('td', {}, shown), el('td', {}, what));
+  }) : [el('tr', {}, el('td', {colspan: 3}, 'no changes'))]);
+  $('#diff-totals').textContent = d.added + ' added (' + size(d.added_bytes) + '), ' + d.removed +
+    ' removed (' + size(d.removed_bytes) + '), ' + d.modified + ' modified';
+  $('#diff-result').hidden = false;
 }
 function baseName(p) { const parts = p.split('/').filter((x) => x); return parts.length ? parts[parts.length - 1] : p; }
 async function openDir(snapshot, short, path, pathB64) {
@@ -432,6 +490,10 @@ document.addEventListener('DOMContentLoaded', async () => {
   $('#check-start').addEventListener('click', startCheck);
   $('#browse-up').addEventListener('click', browseUp);
   $('#restore-form').addEventListener('submit', restore);
+  $('#diff-form').addEventListener('submit', showDiff);
+  for (const sel of ['#diff-a', '#diff-b']) {
+    $(sel).addEventListener('change', (ev) => { ev.target.dataset.picked = '1'; });
+  }
   $('#source-form').addEventListener('submit', addSource);
   $('#backup-form').addEventListener('submit', startBackupFromJobs);
   // A one-time link from `cairn ui`: #code=CODE, exchanged once for the token, then dropped
