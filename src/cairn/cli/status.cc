@@ -201,6 +201,13 @@ int RunStatus(const GlobalOptions& global) {
               << std::endl;
     return kExitDegraded;
   }
+  // A chunk short of its off-site copies is below target for `check` too (docs/operations.md
+  // "Sites and off-site copies"), whatever the copy count the catalog last recorded for it.
+  if (uint64_t n = U64(*s, "chunks_without_offsite"); n > 0) {
+    std::cerr << "degraded: " << n << (n == 1 ? " chunk" : " chunks")
+              << " without their off-site copy" << std::endl;
+    return kExitDegraded;
+  }
   return kExitOk;
 }
 
