@@ -820,8 +820,18 @@ class ShardFetch {
   std::string open_error_;
 };
 
+// A holder already asked (read-ahead, StartFetchChunk) and what went wrong with its answer.
+struct EarlierAttempt {
+  PeerId peer = 0;
+  absl::Status status;
+  bool corrupt = false;  // DATA_LOSS, or the blob did not open
+};
+
+// `earlier`: that holder counts as the first one asked in the first round (it is asked again
+// only in later rounds, when it could not be reached).
 absl::StatusOr<Bytes> FetchCopies(const EngineContext& ctx, const ChunkId& id,
-                                  const std::optional<ports::ChunkRecord>& record) {
+                                  const std::optional<ports::ChunkRecord>& record,
+                                  const std::optional<EarlierAttempt>& earlier = std::nullopt) {
   std::vector<StoragePeer> peers = ctx.peers->Peers();
   FetchRetrier retrier(ctx);
   // Every recorded holder (alive, then suspect, then the others; docs/architecture.md "Holders
@@ -849,8 +859,15 @@ absl::StatusOr<Bytes> FetchCopies(const EngineContext& ctx, const ChunkId& id,
   // Rounds: every candidate once, then again the ones that could not be reached, with backoff,
   // while the retry budget lasts (a restarted holder is reachable again once gRPC reconnects).
   std::vector<PeerId> round = order;
+  std::vector<PeerId> again;
+  if (earlier) {
+    round.erase(std::remove(round.begin(), round.end(), earlier->peer), round.end());
+    tried.push_back(earlier->peer);
+    errors.push_back(absl::StrCat("peer ", earlier->peer, ": ", earlier->status.ToString()));
+    corrupt = earlier->corrupt;
+    if (retrier.WorthRetrying(earlier->peer, earlier->status)) again.push_back(earlier->peer);
+  }
   while (true) {
-    std::vector<PeerId> again;
     for (size_t i = 0; i < round.size(); ++i) {
       const PeerId peer = round[i];
       if (!Contains(tried, peer)) tried.push_back(peer);
@@ -895,6 +912,7 @@ absl::StatusOr<Bytes> FetchCopies(const EngineContext& ctx, const ChunkId& id,
     spdlog::warn("chunk {}: retrying unreachable peer(s) {} (round {}, {} ms into the fetch)",
                  id.ShortHex(), PeerList(again), retrier.rounds(), retrier.Elapsed().count());
     round = std::move(again);
+    again.clear();
   }
   if (!record) {
     // No copy (and no shard 0) anywhere: the chunk may be erasure-coded with shard 0 lost.
@@ -930,6 +948,59 @@ absl::StatusOr<Bytes> FetchChunk(const EngineContext& ctx, const ChunkId& id) {
     return std::move(opened.plaintext);
   }
   return FetchCopies(ctx, id, record);
+}
+
+ChunkFetchInFlight StartFetchChunk(const EngineContext& ctx, const ChunkId& id,
+                                   std::optional<ports::ChunkRecord> record) {
+  ChunkFetchInFlight fetch{id, std::move(record), 0, std::nullopt};
+  if (!fetch.record || fetch.record->erasure() || fetch.record->holders.empty()) return fetch;
+  std::vector<PeerId> holders = fetch.record->holders;
+  holders.erase(std::remove(holders.begin(), holders.end(), ctx.owner), holders.end());
+  if (holders.empty()) return fetch;
+  FetchRetrier retrier(ctx);
+  SortHolders(ctx, id, ctx.peers->Peers(), retrier.failures(), holders);
+  auto client = ctx.peers->Client(holders.front());
+  if (!client) return fetch;
+  fetch.peer = holders.front();
+  fetch.answer = client->StartGetBlob(BlobKey{ctx.owner, id, 0});
+  // An answer already there (a client that answers on the calling thread, or a peer that
+  // refused at once) is noted now, so that the next chunks started ask the other holders first.
+  if (fetch.answer->wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+    absl::StatusOr<Bytes> blob = fetch.answer->get();
+    retrier.Note(fetch.peer, blob.status());
+    fetch.noted = true;
+    std::promise<absl::StatusOr<Bytes>> ready;
+    ready.set_value(std::move(blob));
+    fetch.answer = ready.get_future();
+  }
+  return fetch;
+}
+
+absl::StatusOr<Bytes> FinishFetchChunk(const EngineContext& ctx, ChunkFetchInFlight& fetch) {
+  if (fetch.answer) {
+    absl::StatusOr<Bytes> blob = fetch.answer->get();
+    fetch.answer.reset();
+    FetchRetrier retrier(ctx);
+    if (!fetch.noted) retrier.Note(fetch.peer, blob.status());
+    EarlierAttempt earlier{fetch.peer, blob.status(),
+                           blob.status().code() == absl::StatusCode::kDataLoss};
+    if (blob.ok()) {
+      auto plain = format::OpenChunk(ctx.keys, ctx.owner, fetch.id, *blob);
+      if (plain.ok()) return std::move(*plain);
+      earlier.status = plain.status();
+      earlier.corrupt = true;
+    }
+    spdlog::warn("chunk {}: holder peer {} failed ({}); trying the others", fetch.id.ShortHex(),
+                 fetch.peer, earlier.status.ToString());
+    return FetchCopies(ctx, fetch.id, fetch.record, earlier);
+  }
+  if (fetch.record && fetch.record->erasure()) {
+    ShardFetch shards(ctx, fetch.id);
+    shards.AddLocations(fetch.record->shards);
+    CAIRN_ASSIGN_OR_RETURN(format::OpenedShards opened, shards.Run(/*rebuild=*/false));
+    return std::move(opened.plaintext);
+  }
+  return FetchCopies(ctx, fetch.id, fetch.record);
 }
 
 absl::StatusOr<StoreOutcome> StoreNewShards(const EngineContext& ctx, BlobKind kind,

@@ -142,6 +142,30 @@ bool SatisfiesRedundancy(const ports::ChunkRecord& known, const Redundancy& redu
 // failed before another was tried at warn level.
 absl::StatusOr<Bytes> FetchChunk(const EngineContext& ctx, const ChunkId& id);
 
+// A chunk fetch started without waiting (restore's read-ahead, docs/architecture.md "Restore
+// data flow"): for a chunk recorded as copies, its first holder's blob is asked for at once
+// (PeerClient::StartGetBlob; BatchingPeerClient sends the requests of many chunks to one peer in
+// GetBlobs batches), so that one thread can keep many chunks in flight.
+struct ChunkFetchInFlight {
+  ChunkId id;
+  std::optional<ports::ChunkRecord> record;  // as the catalog had it; nullopt: unknown chunk
+  PeerId peer = 0;                           // the holder asked, when `answer` is set
+  std::optional<std::future<absl::StatusOr<Bytes>>> answer;
+  bool noted = false;  // the answer was already reported to the failure memory
+};
+
+// Starts fetching chunk `id`, whose catalog record is `record` (nullopt when it has none). Never
+// blocks on a peer. Erasure-coded and unknown chunks start nothing: FinishFetchChunk fetches
+// them as FetchChunk does.
+ChunkFetchInFlight StartFetchChunk(const EngineContext& ctx, const ChunkId& id,
+                                   std::optional<ports::ChunkRecord> record);
+
+// Waits for a started fetch and returns the chunk's plaintext, verified and decrypted. When the
+// first holder's answer is missing, fails or does not open, the chunk is fetched as FetchChunk
+// does (every holder, retries, the placement order), so the result and status codes are
+// FetchChunk's.
+absl::StatusOr<Bytes> FinishFetchChunk(const EngineContext& ctx, ChunkFetchInFlight& fetch);
+
 // The order in which a fetch asks the recorded `holders` of chunk `id`: alive, then suspect, then
 // dead or unknown peers (as `peers` lists them); within each, peers not failing in
 // ctx.peer_failures first, then the placement order over all of `peers`.

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -58,7 +59,38 @@ struct ChunkTask {
   ChunkId id;
   uint64_t offset = 0;
   std::optional<Bytes> data;  // already fetched (to learn its size), else fetched by the worker
+  std::optional<ChunkFetchInFlight> fetch;  // started by the walker (read-ahead)
+  size_t window_bytes = 0;                  // reserved in the read-ahead window
 };
+
+// The read-ahead window: plaintext bytes of queued chunks, at most `limit` (one larger chunk
+// goes alone). The walker reserves before it starts a fetch; a worker releases once written.
+class ReadAheadWindow {
+ public:
+  explicit ReadAheadWindow(size_t limit) : limit_(std::max<size_t>(limit, 1)) {}
+  void Reserve(size_t n) {
+    std::unique_lock lock(mu_);
+    room_.wait(lock, [&] { return used_ == 0 || used_ + n <= limit_; });
+    used_ += n;
+  }
+  void Release(size_t n) {
+    {
+      std::lock_guard lock(mu_);
+      used_ -= std::min(n, used_);
+    }
+    room_.notify_all();
+  }
+
+ private:
+  const size_t limit_;
+  std::mutex mu_;
+  std::condition_variable room_;
+  size_t used_ = 0;
+};
+
+// Tasks queued at most: the read-ahead window bounds the bytes; this bounds the bookkeeping of
+// many tiny chunks.
+constexpr size_t kMaxQueuedChunks = 4096;
 
 struct DirMeta {
   std::string path;
@@ -85,7 +117,8 @@ class RestoreRun {
         opts_(opts),
         progress_(progress ? progress : &own_progress_),
         cancel_(cancel),
-        queue_(static_cast<size_t>(std::max(1, opts.threads)) * 4),
+        queue_(kMaxQueuedChunks),
+        window_(opts.read_ahead_bytes),
         as_root_(::geteuid() == 0) {}
 
   absl::StatusOr<RestoreResult> Run(const format::Snapshot& snapshot);
@@ -118,6 +151,7 @@ class RestoreRun {
   RestoreProgress* progress_;
   const std::atomic<bool>* cancel_;
   BoundedQueue<ChunkTask> queue_;
+  ReadAheadWindow window_;
   const bool as_root_;
   std::mutex mu_;
   RestoreResult result_;
@@ -173,8 +207,9 @@ void RestoreRun::WorkerLoop() {
   while (auto task = queue_.Pop()) {
     FileState& f = *task->file;
     if (!f.failed && !Cancelled()) {
-      absl::StatusOr<Bytes> data =
-          task->data ? absl::StatusOr<Bytes>(std::move(*task->data)) : FetchChunk(ctx_, task->id);
+      absl::StatusOr<Bytes> data = task->data    ? absl::StatusOr<Bytes>(std::move(*task->data))
+                                   : task->fetch ? FinishFetchChunk(ctx_, *task->fetch)
+                                                 : FetchChunk(ctx_, task->id);
       absl::Status st = data.status();
       if (data.ok() && CreateFile(f)) {
         size_t off = 0;
@@ -194,6 +229,7 @@ void RestoreRun::WorkerLoop() {
     } else if (Cancelled()) {
       f.failed = true;
     }
+    window_.Release(task->window_bytes);
     if (--f.remaining == 0) FinishFile(f);
   }
 }
@@ -239,10 +275,13 @@ void RestoreRun::RestoreFile(const format::TreeEntry& entry, const std::string& 
     // Chunk sizes come from the catalog when known; otherwise (chunks of multi-chunk files
     // after `cairn recover`) offsets are learned by fetching in order, and the catalog keeps
     // the size for the next time.
-    ChunkTask task{state, id, offset, std::nullopt};
+    ChunkTask task{state, id, offset, std::nullopt, std::nullopt, 0};
     auto rec = ctx_.catalog->FindChunk(id);
     if (rec.ok() && *rec && (*rec)->plain_size > 0) {
       offset += (*rec)->plain_size;
+      task.window_bytes = (*rec)->plain_size;
+      window_.Reserve(task.window_bytes);
+      task.fetch = StartFetchChunk(ctx_, id, std::move(**rec));
     } else {
       auto data = FetchChunk(ctx_, id);
       if (!data.ok()) {
@@ -259,6 +298,8 @@ void RestoreRun::RestoreFile(const format::TreeEntry& entry, const std::string& 
         learned.plain_size = data->size();
         (void)ctx_.catalog->AddChunk(learned);  // best effort: only a cache of the size
       }
+      task.window_bytes = data->size();
+      window_.Reserve(task.window_bytes);
       task.data = std::move(*data);
     }
     ++state->remaining;

@@ -2,10 +2,13 @@
 // holders (catalog; else placement order over live peers) -> GetBlob from any copy ->
 // verify (checksum at the peer; GCM tag and chunk id here) -> decrypt -> decompress -> write.
 //
-// Files are written by a pool of workers, one chunk per task at its offset (pwrite), so one
-// large file and many small ones both keep every worker busy; memory is bounded by
-// threads x max chunk size. Regular files are written first, then hard links, then directory
-// modes and mtimes deepest first.
+// The tree walker starts each chunk's fetch from its first holder as it queues the chunk
+// (read-ahead: StartFetchChunk, so many chunks per peer travel in one GetBlobs batch, up to
+// read_ahead_bytes of plaintext queued); a pool of workers waits for each answer, opens it (or
+// falls back to every other holder: FinishFetchChunk) and writes it at its offset (pwrite), so
+// one large file and many small ones both keep every worker busy. Memory is bounded by
+// read_ahead_bytes plus threads x max chunk size. Regular files are written first, then hard links,
+// then directory modes and mtimes deepest first.
 //
 // Thread-safety: stateless apart from the context; concurrent restores are fine.
 #pragma once
@@ -29,7 +32,10 @@ struct RestoreOptions {
                        // when path is "a/b", and each root entry to target/<name> otherwise.
   // Workers fetching chunks; their concurrent fetches to one peer share GetBlobs batches
   // (net/batching_peer_client.h), so more workers mean fewer round trips per chunk.
-  int threads = 12;
+  int threads = 4;
+  // Plaintext bytes of chunks whose fetch has started and that are not written yet, at most
+  // (a single larger chunk goes alone).
+  size_t read_ahead_bytes = size_t{32} << 20;
   bool restore_owner = true;  // chown when running as root
 };
 
