@@ -10,9 +10,11 @@
 
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "cairn/codec/checksum.h"
 #include "cairn/engine/chunk_io.h"
@@ -435,6 +437,89 @@ TEST_F(EngineTest, DeadHolderIsAskedAfterTheOthersOnceItFailed) {
   // its first failure is known (read-ahead notes an answer already there when it starts it).
   const auto workers = static_cast<uint64_t>(RestoreOptions{}.threads);
   EXPECT_LE(peers_.GetCalls(3) - before, workers + 1) << "of " << held << " blobs peer 3 held";
+}
+
+// A client whose StartGetBlob answers later, from another thread, as BatchingPeerClient does;
+// counts the fetches started and not yet answered.
+class LateAnsweringClient : public ports::PeerClient {
+ public:
+  LateAnsweringClient(std::shared_ptr<ports::PeerClient> inner, std::atomic<int>* in_flight,
+                      std::atomic<int>* peak)
+      : inner_(std::move(inner)), in_flight_(in_flight), peak_(peak) {}
+  absl::StatusOr<ports::PingReply> Ping(const cluster::PeerInfo& self,
+                                        const std::vector<cluster::PeerInfo>& known) override {
+    return inner_->Ping(self, known);
+  }
+  using ports::PeerClient::PutBlob;
+  absl::StatusOr<ports::PutOutcome> PutBlob(const BlobKey& key, ByteSpan blob,
+                                            const ports::PutOptions& options) override {
+    return inner_->PutBlob(key, blob, options);
+  }
+  absl::StatusOr<Bytes> GetBlob(const BlobKey& key) override { return inner_->GetBlob(key); }
+  std::future<absl::StatusOr<Bytes>> StartGetBlob(const BlobKey& key) override {
+    const int now = ++*in_flight_;
+    int peak = peak_->load();
+    while (now > peak && !peak_->compare_exchange_weak(peak, now)) {
+    }
+    // The task keeps what it uses: the client may be gone before it answers.
+    return std::async(std::launch::async, [inner = inner_, in_flight = in_flight_, key] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      auto blob = inner->GetBlob(key);
+      --*in_flight;
+      return blob;
+    });
+  }
+  absl::StatusOr<std::vector<bool>> HasBlobs(std::span<const BlobKey> keys) override {
+    return inner_->HasBlobs(keys);
+  }
+  absl::StatusOr<uint64_t> DeleteBlobs(std::span<const BlobKey> keys) override {
+    return inner_->DeleteBlobs(keys);
+  }
+  absl::StatusOr<ports::BlobListPage> ListBlobs(PeerId owner, const std::optional<BlobKey>& after,
+                                                size_t limit) override {
+    return inner_->ListBlobs(owner, after, limit);
+  }
+  absl::Status BlobMoved(std::span<const ports::MovedBlob> moves) override {
+    return inner_->BlobMoved(moves);
+  }
+
+ private:
+  std::shared_ptr<ports::PeerClient> inner_;
+  std::atomic<int>* in_flight_;
+  std::atomic<int>* peak_;
+};
+
+class LateAnsweringPeers : public PeerSet {
+ public:
+  explicit LateAnsweringPeers(PeerSet* inner) : inner_(inner) {}
+  std::vector<StoragePeer> Peers() override { return inner_->Peers(); }
+  std::shared_ptr<ports::PeerClient> Client(PeerId id) override {
+    auto client = inner_->Client(id);
+    if (!client) return nullptr;
+    return std::make_shared<LateAnsweringClient>(std::move(client), &in_flight, &peak);
+  }
+  std::atomic<int> in_flight{0};
+  std::atomic<int> peak{0};
+
+ private:
+  PeerSet* inner_;
+};
+
+// Read-ahead: the walker starts the fetches of the chunks it queues without waiting for them,
+// so many more chunks are on their way than there are workers (each of which waits for one).
+TEST_F(EngineTest, RestoreKeepsMoreChunksInFlightThanWorkers) {
+  MakeTree();
+  Backup(2);
+  LateAnsweringPeers late(&peers_);
+  ctx_.peers = &late;
+  std::string target = (root_ / "restore").string();
+  RestoreResult rr = RestoreTo(target);
+  ctx_.peers = &peers_;
+  ASSERT_TRUE(rr.errors.empty()) << rr.errors.front();
+  EXPECT_EQ(CompareTrees((root_ / "src").string(), target + "/src"), "");
+  EXPECT_EQ(late.in_flight.load(), 0);
+  EXPECT_GT(late.peak.load(), 4 * RestoreOptions{}.threads)
+      << "fetches in flight at once: " << late.peak.load();
 }
 
 TEST(OrderHoldersTest, AliveThenSuspectThenOthersAndFailingPeersLast) {
