@@ -118,6 +118,7 @@ class RestoreRun {
         progress_(progress ? progress : &own_progress_),
         cancel_(cancel),
         queue_(kMaxQueuedChunks),
+        erasure_queue_(static_cast<size_t>(std::max(1, opts.erasure_threads)) * 4),
         window_(opts.read_ahead_bytes),
         as_root_(::geteuid() == 0) {}
 
@@ -135,7 +136,7 @@ class RestoreRun {
   void FinishFile(FileState& f);
   // Creates f's file once (the first of its chunks to be written); false when that failed.
   bool CreateFile(FileState& f);
-  void WorkerLoop();
+  void WorkerLoop(BoundedQueue<ChunkTask>& queue);
   void ApplyOwner(const std::string& path, const format::TreeEntry& e, bool nofollow) {
     if (opts_.restore_owner && as_root_) {
       if (nofollow)
@@ -150,7 +151,8 @@ class RestoreRun {
   RestoreProgress own_progress_;
   RestoreProgress* progress_;
   const std::atomic<bool>* cancel_;
-  BoundedQueue<ChunkTask> queue_;
+  BoundedQueue<ChunkTask> queue_;          // chunks read ahead (copies), and unknown ones
+  BoundedQueue<ChunkTask> erasure_queue_;  // chunks stored as shards: fetched by their worker
   ReadAheadWindow window_;
   const bool as_root_;
   std::mutex mu_;
@@ -203,8 +205,8 @@ bool RestoreRun::CreateFile(FileState& f) {
   return f.fd >= 0;
 }
 
-void RestoreRun::WorkerLoop() {
-  while (auto task = queue_.Pop()) {
+void RestoreRun::WorkerLoop(BoundedQueue<ChunkTask>& queue) {
+  while (auto task = queue.Pop()) {
     FileState& f = *task->file;
     if (!f.failed && !Cancelled()) {
       absl::StatusOr<Bytes> data = task->data    ? absl::StatusOr<Bytes>(std::move(*task->data))
@@ -303,7 +305,9 @@ void RestoreRun::RestoreFile(const format::TreeEntry& entry, const std::string& 
       task.data = std::move(*data);
     }
     ++state->remaining;
-    queue_.Push(std::move(task));
+    const bool shards =
+        task.fetch && !task.fetch->answer && task.fetch->record && task.fetch->record->erasure();
+    (shards ? erasure_queue_ : queue_).Push(std::move(task));
   }
   if (--state->remaining == 0) FinishFile(*state);
 }
@@ -381,13 +385,16 @@ absl::StatusOr<RestoreResult> RestoreRun::Run(const format::Snapshot& snapshot) 
 
   std::vector<std::thread> workers;
   for (int i = 0; i < std::max(1, opts_.threads); ++i)
-    workers.emplace_back([this] { WorkerLoop(); });
+    workers.emplace_back([this] { WorkerLoop(queue_); });
+  for (int i = 0; i < std::max(1, opts_.erasure_threads); ++i)
+    workers.emplace_back([this] { WorkerLoop(erasure_queue_); });
   absl::Status st;
   for (const auto& e : tops) {
     st = RestoreEntry(e, opts_.target + "/" + e.name, 0);
     if (!st.ok()) break;
   }
   queue_.Close();
+  erasure_queue_.Close();
   for (auto& t : workers) t.join();
   CAIRN_RETURN_IF_ERROR(st);
   if (Cancelled()) return absl::CancelledError("restore cancelled");

@@ -6,9 +6,10 @@
 // (read-ahead: StartFetchChunk, so many chunks per peer travel in one GetBlobs batch, up to
 // read_ahead_bytes of plaintext queued); a pool of workers waits for each answer, opens it (or
 // falls back to every other holder: FinishFetchChunk) and writes it at its offset (pwrite), so
-// one large file and many small ones both keep every worker busy. Memory is bounded by
-// read_ahead_bytes plus threads x max chunk size. Regular files are written first, then hard links,
-// then directory modes and mtimes deepest first.
+// one large file and many small ones both keep every worker busy. Chunks stored as shards go to
+// a second pool (erasure_threads) whose workers fetch them whole. Memory is bounded by
+// read_ahead_bytes plus (threads + erasure_threads) x max chunk size. Regular files are written
+// first, then hard links, then directory modes and mtimes deepest first.
 //
 // Thread-safety: stateless apart from the context; concurrent restores are fine.
 #pragma once
@@ -30,9 +31,14 @@ struct RestoreOptions {
   std::string path;    // inside the snapshot; "" = everything
   std::string target;  // directory; created if missing. Entry `a/b` is written to target/b
                        // when path is "a/b", and each root entry to target/<name> otherwise.
-  // Workers fetching chunks; their concurrent fetches to one peer share GetBlobs batches
-  // (net/batching_peer_client.h), so more workers mean fewer round trips per chunk.
+  // Workers that wait for, open and write the chunks read ahead (stored as copies): their
+  // fetches are already on their way (GetBlobs batches, net/batching_peer_client.h), so a few
+  // suffice; more only contend in the kernel for the directories they create files in.
   int threads = 4;
+  // Workers for chunks stored as k+m shards, which are not read ahead: each fetches its chunk's
+  // shards (k at a time, in parallel) and waits, so these workers are how many such chunks are
+  // in flight.
+  int erasure_threads = 12;
   // Plaintext bytes of chunks whose fetch has started and that are not written yet, at most
   // (a single larger chunk goes alone).
   size_t read_ahead_bytes = size_t{32} << 20;

@@ -237,8 +237,13 @@ TEST(BatchingPeerClientTest, ConcurrentPutsAreCoalescedAndEachGetsItsOwnAnswer) 
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] { answers[t] = client.PutBlob(keys[t], blobs[t]); });
   }
-  // Every put is admitted while the first batches wait at the gate; then let them through.
-  ASSERT_TRUE(Eventually([&] { return client.Counters().bytes_in_flight == kThreads * kSize; }));
+  // Every put is admitted and queued (a put is admitted, then queued: both, or one late thread
+  // makes a batch of its own) while the first batches wait at the gate; then let them through.
+  ASSERT_TRUE(Eventually([&] {
+    const BatchingCounters c = client.Counters();
+    return c.bytes_in_flight == kThreads * kSize &&
+           c.queued_puts + inner->put_items() == static_cast<size_t>(kThreads);
+  }));
   inner->Open();
   for (auto& thread : threads) thread.join();
 
