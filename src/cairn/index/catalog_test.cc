@@ -702,6 +702,30 @@ TEST_P(CatalogConformance, PeersWithPendingDeletionsSortedAsUnsignedIds) {
   EXPECT_EQ(*on_big, (std::vector<ChunkShard>{Blob(1)}));
 }
 
+// AddChunks (the batched form a backup uses) cleans up as AddChunk does: a placement cancels
+// the peer's queued deletion of that blob and replaces its extra copy.
+TEST_P(CatalogConformance, AddChunksCancelsDeletionsAndReplacesExtras) {
+  ASSERT_TRUE(
+      catalog_->AddChunks(std::vector<ChunkRecord>{Chunk(1, 2, {1, 2}), Chunk(2, 2, {1, 2})}).ok());
+  auto queued = catalog_->DeleteChunks({Id(1)});
+  ASSERT_TRUE(queued.ok()) << queued.status();
+  ASSERT_EQ(*queued, 2u);
+  ASSERT_TRUE(catalog_->AddExtraPlacement(Id(2), 3).ok());
+  ASSERT_TRUE(catalog_
+                  ->AddChunks(std::vector<ChunkRecord>{Chunk(1, 2, {2}), Chunk(2, 2, {3}),
+                                                       Chunk(3, 2, {4})})
+                  .ok());
+  auto on1 = catalog_->ListPendingDeletions(1, 10);
+  ASSERT_TRUE(on1.ok()) << on1.status();
+  EXPECT_EQ(*on1, (std::vector<ChunkShard>{Blob(1, 0)}));
+  auto on2 = catalog_->ListPendingDeletions(2, 10);
+  ASSERT_TRUE(on2.ok()) << on2.status();
+  EXPECT_TRUE(on2->empty());
+  EXPECT_EQ(MustFind(Id(2)).holders, (std::vector<PeerId>{1, 2, 3}));
+  EXPECT_TRUE(MustFind(Id(2)).extras.empty());
+  EXPECT_EQ(MustFind(Id(3)).holders, (std::vector<PeerId>{4}));
+}
+
 TEST_P(CatalogConformance, PlacingABlobAgainCancelsItsPendingDeletion) {
   ASSERT_TRUE(catalog_->AddChunk(Chunk(1, 2, {1, 2})).ok());
   ASSERT_TRUE(catalog_->AddChunk(EcChunk(2, 2, 1, {{0, 1}, {1, 2}, {2, 3}})).ok());

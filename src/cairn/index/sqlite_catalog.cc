@@ -86,6 +86,12 @@ class ReadTransaction {
   bool open_;
 };
 
+// What SqliteCatalog::PlaceRegularLocked must clean up after: false when that table has no rows.
+struct PlaceContext {
+  bool extras = true;
+  bool deletions = true;
+};
+
 class SqliteCatalog : public Catalog {
  public:
   explicit SqliteCatalog(Database* db) : impl_(db->impl()) {}
@@ -118,11 +124,26 @@ class SqliteCatalog : public Catalog {
     if (records.empty()) return absl::OkStatus();
     std::lock_guard<std::mutex> lock(impl_->mu);
     CAIRN_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(impl_));
-    for (const ChunkRecord& record : records) CAIRN_RETURN_IF_ERROR(AddChunkLocked(record));
+    // A new placement drops the peer's extra copy and cancels a queued deletion of the blob;
+    // both tables are empty in most backups, and two statements per placement were most of
+    // what recording a chunk cost: look once per transaction (nothing here adds rows to them).
+    PlaceContext place;
+    CAIRN_ASSIGN_OR_RETURN(place.extras, HasRowsLocked("extra_placements"));
+    CAIRN_ASSIGN_OR_RETURN(place.deletions, HasRowsLocked("pending_deletions"));
+    for (const ChunkRecord& record : records) {
+      CAIRN_RETURN_IF_ERROR(AddChunkLocked(record, place));
+    }
     return Annotate(txn.Commit(), absl::StrCat("add ", records.size(), " chunks"));
   }
 
-  absl::Status AddChunkLocked(const ChunkRecord& record) {
+  absl::StatusOr<bool> HasRowsLocked(const char* table) {
+    CAIRN_ASSIGN_OR_RETURN(
+        Statement stmt, impl_->Prepare(absl::StrCat("SELECT EXISTS (SELECT 1 FROM ", table, ")")));
+    CAIRN_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    return row && stmt.ColumnInt(0) != 0;
+  }
+
+  absl::Status AddChunkLocked(const ChunkRecord& record, const PlaceContext& place = {}) {
     {
       CAIRN_ASSIGN_OR_RETURN(
           Statement stmt,
@@ -143,10 +164,10 @@ class SqliteCatalog : public Catalog {
       CAIRN_RETURN_IF_ERROR(stmt.Run());
     }
     for (PeerId holder : record.holders) {
-      CAIRN_RETURN_IF_ERROR(PlaceRegularLocked(record.id, kReplicaShard, holder));
+      CAIRN_RETURN_IF_ERROR(PlaceRegularLocked(record.id, kReplicaShard, holder, place));
     }
     for (const ShardHolder& s : record.shards) {
-      CAIRN_RETURN_IF_ERROR(PlaceRegularLocked(record.id, s.shard, s.peer));
+      CAIRN_RETURN_IF_ERROR(PlaceRegularLocked(record.id, s.shard, s.peer, place));
     }
     return absl::OkStatus();
   }
@@ -642,7 +663,8 @@ class SqliteCatalog : public Catalog {
 
   // Records a regular placement: replaces an extra copy of the same peer (shard 0) and
   // cancels a queued deletion of the blob.
-  absl::Status PlaceRegularLocked(const ChunkId& id, int64_t shard, PeerId peer) {
+  absl::Status PlaceRegularLocked(const ChunkId& id, int64_t shard, PeerId peer,
+                                  const PlaceContext& place = {}) {
     {
       CAIRN_ASSIGN_OR_RETURN(
           Statement stmt,
@@ -653,7 +675,8 @@ class SqliteCatalog : public Catalog {
       stmt.BindInt(3, shard);
       CAIRN_RETURN_IF_ERROR(stmt.Run());
     }
-    if (shard == kReplicaShard) CAIRN_RETURN_IF_ERROR(DropExtraLocked(id, peer));
+    if (shard == kReplicaShard && place.extras) CAIRN_RETURN_IF_ERROR(DropExtraLocked(id, peer));
+    if (!place.deletions) return absl::OkStatus();
     return CancelDeletionLocked(peer, id, shard);
   }
 

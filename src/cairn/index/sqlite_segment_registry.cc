@@ -94,6 +94,42 @@ class SqliteSegmentRegistry : public store::SegmentRegistry {
     return std::optional<Slot>(slots[0]);
   }
 
+  // One read transaction for every lookup: outside one, each SELECT begins and ends its own
+  // (a lock of the WAL index, two fcntl calls, per key).
+  absl::StatusOr<std::vector<std::optional<Slot>>> FindLiveMany(
+      std::span<const BlobKey> keys) override {
+    std::vector<std::optional<Slot>> out;
+    out.reserve(keys.size());
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    const bool own_txn = sqlite3_get_autocommit(impl_->db) != 0 && keys.size() > 1;
+    if (own_txn) CAIRN_RETURN_IF_ERROR(Annotate(impl_->Exec("BEGIN"), "segment registry"));
+    absl::Status st;
+    for (const BlobKey& key : keys) {
+      absl::StatusOr<Statement> stmt = impl_->Prepare(absl::StrCat(
+          "SELECT ", kColumns,
+          " FROM segment_blobs WHERE owner = ? AND chunk_id = ? AND shard = ? AND state = 0"));
+      if (!stmt.ok()) {
+        st = stmt.status();
+        break;
+      }
+      stmt->BindUint(1, key.owner);
+      stmt->BindBlob(2, key.chunk.bytes);
+      stmt->BindInt(3, key.shard);
+      absl::StatusOr<std::vector<Slot>> slots = ReadSlots(*stmt);
+      if (!slots.ok()) {
+        st = slots.status();
+        break;
+      }
+      out.push_back(slots->empty() ? std::nullopt : std::optional<Slot>((*slots)[0]));
+    }
+    if (own_txn) {
+      absl::Status end = impl_->Exec(st.ok() ? "COMMIT" : "ROLLBACK");
+      if (st.ok()) st = end;
+    }
+    if (!st.ok()) return Annotate(st, "segment registry");
+    return out;
+  }
+
   absl::StatusOr<std::optional<Slot>> FindAt(const SlotLocation& location) override {
     std::lock_guard<std::mutex> lock(impl_->mu);
     CAIRN_ASSIGN_OR_RETURN(

@@ -57,6 +57,30 @@ class SegmentRegistryConformanceTest : public ::testing::TestWithParam<RegistryK
   std::unique_ptr<SegmentRegistry> reg_;
 };
 
+TEST_P(SegmentRegistryConformanceTest, FindLiveManyAnswersEachKeyInOrder) {
+  RegistryBatch b;
+  b.add = {MakeSlot(Key(1, 1, 0), 1, 32, 100), MakeSlot(Key(1, 2, 0), 1, 208, 50)};
+  b.put_segments = {{1, SegmentState::kSealed, 334}};
+  ASSERT_TRUE(reg_->Apply(b, false).ok());
+  const std::vector<BlobKey> keys = {Key(1, 2, 0), Key(9, 9, 0), Key(1, 1, 0), Key(1, 2, 0)};
+  auto found = reg_->FindLiveMany(keys);
+  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_EQ(found->size(), 4u);
+  ASSERT_TRUE((*found)[0].has_value());
+  EXPECT_EQ((*found)[0]->location.offset, 208u);
+  EXPECT_FALSE((*found)[1].has_value());
+  ASSERT_TRUE((*found)[2].has_value());
+  EXPECT_EQ((*found)[2]->location.offset, 32u);
+  ASSERT_TRUE((*found)[3].has_value());
+  EXPECT_EQ((*found)[3]->record.key, Key(1, 2, 0));
+  // The read ended: a write goes through.
+  RegistryBatch more;
+  more.add = {MakeSlot(Key(1, 3, 0), 1, 300, 10)};
+  ASSERT_TRUE(reg_->Apply(more, false).ok());
+  auto again = reg_->FindLiveMany(std::vector<BlobKey>{Key(1, 3, 0)});
+  ASSERT_TRUE(again.ok() && (*again)[0].has_value());
+}
+
 TEST_P(SegmentRegistryConformanceTest, SlotsStatesAndSegments) {
   RegistryBatch b;
   b.add = {MakeSlot(Key(1, 1, 0), 1, 32, 100), MakeSlot(Key(1, 2, 0), 1, 208, 50, true, 5),

@@ -372,28 +372,35 @@ class PeerService final : public v1::Peer::StreamedService {
             message_bytes = 0;
             return absl::OkStatus();
           };
-          for (const BlobKey& key : keys) {
-            if (context->IsCancelled()) return absl::CancelledError("the caller cancelled");
-            absl::StatusOr<Bytes> blob = store_->Get(key);
-            const size_t size = blob.ok() ? blob->size() : 0;
-            if (message.items_size() > 0 && message_bytes + size > kMaxBatchBytes) {
-              CAIRN_RETURN_IF_ERROR(flush());
-            }
-            v1::GetBlobsResponse::Item* item = message.add_items();
-            if (blob.ok()) {
-              // The store verified the bytes against its recorded checksum, so this equals it.
-              item->set_checksum(ChecksumToProto(codec::BlobChecksum(*blob)));
-              item->set_blob(reinterpret_cast<const char*>(blob->data()), blob->size());
-              message_bytes += size;
-              bytes += size;
-              ++found;
-            } else {
-              const absl::Status status =
-                  Annotate(blob.status(), absl::StrCat("get blob ", key.DebugString()));
-              item->set_code(static_cast<uint32_t>(status.code()));
-              item->set_message(std::string(status.message()));
-            }
-          }
+          CAIRN_RETURN_IF_ERROR(
+              store_->GetEach(keys, [&](size_t k, absl::StatusOr<Bytes> blob) -> absl::Status {
+                const BlobKey& key = keys[k];
+                // IsCancelled runs an operation through gRPC's call combiner (14% of a storage
+                // peer's CPU in a restore when asked per key): ask every 64 keys; a caller gone
+                // also fails the next message's Write.
+                if (k % 64 == 63 && context->IsCancelled()) {
+                  return absl::CancelledError("the caller cancelled");
+                }
+                const size_t size = blob.ok() ? blob->size() : 0;
+                if (message.items_size() > 0 && message_bytes + size > kMaxBatchBytes) {
+                  CAIRN_RETURN_IF_ERROR(flush());
+                }
+                v1::GetBlobsResponse::Item* item = message.add_items();
+                if (blob.ok()) {
+                  // The store verified the bytes against its recorded checksum, so this equals it.
+                  item->set_checksum(ChecksumToProto(codec::BlobChecksum(*blob)));
+                  item->set_blob(reinterpret_cast<const char*>(blob->data()), blob->size());
+                  message_bytes += size;
+                  bytes += size;
+                  ++found;
+                } else {
+                  const absl::Status status =
+                      Annotate(blob.status(), absl::StrCat("get blob ", key.DebugString()));
+                  item->set_code(static_cast<uint32_t>(status.code()));
+                  item->set_message(std::string(status.message()));
+                }
+                return absl::OkStatus();
+              }));
           if (message.items_size() > 0) CAIRN_RETURN_IF_ERROR(flush());
           spdlog::debug("GetBlobs ({} keys, {} found, {} bytes) to peer {} ({})", keys.size(),
                         found, bytes, caller.peer_id, context->peer());

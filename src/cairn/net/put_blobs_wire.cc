@@ -5,6 +5,7 @@
 #include <grpcpp/support/slice.h>
 
 #include <cstring>
+#include <tuple>
 
 #include "cairn/codec/checksum.h"
 #include "cairn/codec/crypto.h"
@@ -23,6 +24,8 @@ constexpr uint8_t kKeyTag = (1 << 3) | 2;
 constexpr uint8_t kBlobTag = (2 << 3) | 2;
 constexpr uint8_t kChecksumTag = (3 << 3) | 2;
 constexpr uint8_t kExtraTag = (4 << 3) | 0;
+
+constexpr size_t kChecksumBytes = std::tuple_size_v<codec::Checksum>;  // ChecksumToProto's size
 
 size_t LengthDelimited(size_t payload) {
   return 1 + CodedOutputStream::VarintSize64(payload) + payload;
@@ -51,11 +54,11 @@ EncodedPutBlobs EncodePutBlobs(std::span<const BlobPut* const> puts) {
     v1::BlobKey key;
     ToProto(put.key, &key);
     key.SerializeToString(&items[i].key);  // no maps: protobuf's order is the deterministic one
-    items[i].checksum = ChecksumToProto(codec::BlobChecksum(put.blob));
     // The key is always present (a set message field), the blob never empty, the checksum
-    // 16 bytes; `extra` is written only when true (proto3 leaves defaults out).
+    // 16 bytes (computed below, just before the blob is copied); `extra` is written only when
+    // true (proto3 leaves defaults out).
     size_t size = LengthDelimited(items[i].key.size()) + LengthDelimited(put.blob.size()) +
-                  LengthDelimited(items[i].checksum.size()) + (put.options.extra ? 2 : 0);
+                  LengthDelimited(kChecksumBytes) + (put.options.extra ? 2 : 0);
     items[i].size = size;
     total += LengthDelimited(size);
   }
@@ -63,9 +66,14 @@ EncodedPutBlobs EncodePutBlobs(std::span<const BlobPut* const> puts) {
   grpc_slice slice = grpc_slice_malloc(total);
   uint8_t* const begin = GRPC_SLICE_START_PTR(slice);
   uint8_t* out = begin;
+  // Hashed item by item right after it is written, while its bytes are still in the cache (a
+  // batch is larger than the cache: hashing it whole afterwards read it all from memory again).
+  codec::Sha256Hasher hasher;
   for (size_t i = 0; i < puts.size(); ++i) {
+    uint8_t* const item_begin = out;
     const BlobPut& put = *puts[i];
-    const Item& item = items[i];
+    Item& item = items[i];
+    item.checksum = ChecksumToProto(codec::BlobChecksum(put.blob));
     *out++ = kBlobsTag;
     out = CodedOutputStream::WriteVarint64ToArray(item.size, out);
     out = WriteField(kKeyTag, reinterpret_cast<const uint8_t*>(item.key.data()), item.key.size(),
@@ -77,11 +85,12 @@ EncodedPutBlobs EncodePutBlobs(std::span<const BlobPut* const> puts) {
       *out++ = kExtraTag;
       *out++ = 1;
     }
+    hasher.Update(ByteSpan(item_begin, static_cast<size_t>(out - item_begin)));
   }
 
   EncodedPutBlobs encoded;
   encoded.bytes = total;
-  encoded.hash = codec::Sha256(ByteSpan(begin, total));
+  encoded.hash = hasher.Finish();
   grpc::Slice owned(slice, grpc::Slice::STEAL_REF);
   encoded.request = grpc::ByteBuffer(&owned, 1);
   return encoded;

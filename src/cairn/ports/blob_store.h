@@ -19,8 +19,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -180,6 +182,18 @@ class BlobStore {
   // disk no longer match the recorded checksum (the blob is then not returned, and is
   // quarantined: later calls answer NOT_FOUND).
   virtual absl::StatusOr<Bytes> Get(const BlobKey& key) = 0;
+
+  // Get of each key in order: calls fn(i, answer for keys[i]) as each blob is read, so that
+  // one blob at a time is held, and stops at fn's first error, which it returns (OK after the
+  // last key). A store with a registry looks the keys up together (the segment store); this
+  // default calls Get for each.
+  using GetEachFn = std::function<absl::Status(size_t, absl::StatusOr<Bytes>)>;
+  virtual absl::Status GetEach(std::span<const BlobKey> keys, const GetEachFn& fn) {
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (absl::Status st = fn(i, Get(keys[i])); !st.ok()) return st;
+    }
+    return absl::OkStatus();
+  }
 
   // True when the blob is held (registered and its file present with the recorded size).
   // Does not re-hash; scrub does that.

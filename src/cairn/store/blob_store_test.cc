@@ -652,6 +652,54 @@ TEST_P(BlobStoreConformanceTest, ScrubPassFindsExactlyTheDamagedBlobs) {
   for (const TestBlob& b : blobs) EXPECT_EQ(*s->Get(b.key), b.data);
 }
 
+// GetEach answers every key in order as Get would: held blobs, keys not held, a damaged blob
+// (DATA_LOSS, then quarantined), across more keys than one registry lookup (256) takes.
+TEST_P(BlobStoreConformanceTest, GetEachAnswersInOrderAsGetDoes) {
+  auto h = Make();
+  BlobStore* s = h->store();
+  std::vector<TestBlob> blobs;
+  for (int i = 0; i < 300; ++i) {
+    blobs.push_back(MakeBlob(700 + i));
+    ASSERT_TRUE(s->Put(blobs.back().key, blobs.back().data, blobs.back().checksum).ok());
+  }
+  ASSERT_TRUE(h->Inflict(blobs[257].key, Damage::kFlipMiddle));
+  std::vector<BlobKey> keys;
+  for (int i = 0; i < 300; ++i) {
+    keys.push_back(blobs[i].key);
+    if (i % 100 == 0) keys.push_back(MakeBlob(5000 + i).key);  // not held
+  }
+  std::vector<absl::StatusOr<Bytes>> answers;
+  std::vector<size_t> order;
+  ASSERT_TRUE(s->GetEach(keys, [&](size_t i, absl::StatusOr<Bytes> blob) {
+                 order.push_back(i);
+                 answers.push_back(std::move(blob));
+                 return absl::OkStatus();
+               }).ok());
+  ASSERT_EQ(answers.size(), keys.size());
+  for (size_t i = 0; i < order.size(); ++i) ASSERT_EQ(order[i], i);
+  size_t k = 0;
+  for (int i = 0; i < 300; ++i) {
+    if (i == 257) {
+      EXPECT_EQ(answers[k].status().code(), absl::StatusCode::kDataLoss);
+    } else {
+      ASSERT_TRUE(answers[k].ok()) << i << ": " << answers[k].status();
+      EXPECT_EQ(*answers[k], blobs[i].data) << i;
+    }
+    ++k;
+    if (i % 100 == 0) {
+      EXPECT_EQ(answers[k++].status().code(), absl::StatusCode::kNotFound);
+    }
+  }
+  EXPECT_EQ(s->Get(blobs[257].key).status().code(), absl::StatusCode::kNotFound);  // quarantined
+  // fn's first error stops it and is returned.
+  size_t calls = 0;
+  absl::Status stopped = s->GetEach(keys, [&](size_t, absl::StatusOr<Bytes>) {
+    return ++calls == 3 ? absl::CancelledError("enough") : absl::OkStatus();
+  });
+  EXPECT_EQ(stopped.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(calls, 3u);
+}
+
 // Get notices damage too: it answers DATA_LOSS once and quarantines the blob at once.
 TEST_P(BlobStoreConformanceTest, GetQuarantinesADamagedBlob) {
   auto h = Make();

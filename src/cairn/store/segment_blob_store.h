@@ -139,6 +139,10 @@ class SegmentBlobStore : public BlobStore {
                                  const PutOptions& options) override;
   std::vector<absl::StatusOr<PutOutcome>> PutBatch(std::span<const PutItem> items) override;
   absl::StatusOr<Bytes> Get(const BlobKey& key) override;
+  // Looks up to 256 keys at a time in one registry read (SegmentRegistry::FindLiveMany); a
+  // record that does not read back intact goes the whole way of Get (again after a compaction
+  // moved it; quarantined when damaged).
+  absl::Status GetEach(std::span<const BlobKey> keys, const GetEachFn& fn) override;
   absl::StatusOr<bool> Has(const BlobKey& key) override;
   absl::Status Delete(const BlobKey& key) override;
   StoreStats Stats() override;

@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -90,6 +91,19 @@ class SegmentRegistry {
 
   // The live slot of `key`, nullopt when the key is not held.
   virtual absl::StatusOr<std::optional<Slot>> FindLive(const BlobKey& key) = 0;
+  // FindLive of each key, in order (one answer per key), as one read: a put batch looks up
+  // all its keys at once. This default asks FindLive for each.
+  virtual absl::StatusOr<std::vector<std::optional<Slot>>> FindLiveMany(
+      std::span<const BlobKey> keys) {
+    std::vector<std::optional<Slot>> out;
+    out.reserve(keys.size());
+    for (const BlobKey& key : keys) {
+      absl::StatusOr<std::optional<Slot>> slot = FindLive(key);
+      if (!slot.ok()) return slot.status();
+      out.push_back(*std::move(slot));
+    }
+    return out;
+  }
   // The slot at `location` (any state), nullopt if none.
   virtual absl::StatusOr<std::optional<Slot>> FindAt(const SlotLocation& location) = 0;
   // Every slot of segment `id`, ascending by offset.
