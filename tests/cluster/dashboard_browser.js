@@ -4,7 +4,10 @@
 //    restore_target, artifacts, kill_peer, peers, timeout_ms}
 // Prints "STEP ..." lines; prints "KILL N" and waits for a line on stdin once peer N should be
 // killed (the harness does it); likewise "CHANGE" once the source's files should be changed for
-// a second snapshot, and prints "DIFF {json}": the diff the page shows (the harness checks it). Exits 0 when every step passed, 1 with the reason otherwise.
+// a second snapshot, and prints "DIFF {json}": the diff the page shows (the harness checks it);
+// "REPAIR" once a repair should run (the harness runs `cairn repair`), and "SURVIVAL STAGE
+// {json}": the health page's rows of what each snapshot survives (before the kill, after it,
+// after the repair). Exits 0 when every step passed, 1 with the reason otherwise.
 // Every wait is on a condition with a deadline (Playwright's timeouts), never a fixed sleep.
 'use strict';
 
@@ -26,6 +29,23 @@ async function shot(page, name) {
 async function tab(page, name) {
   await page.click(`#tabs a[data-tab="${name}"]`);
   await page.waitForSelector(`#page-${name}:not([hidden])`, {timeout: T});
+}
+// The rows of the health page's "What each snapshot survives now" table.
+async function survival(page) {
+  return page.$$eval('#survival tbody tr', (rs) => rs.map((r) => ({
+    id: r.dataset.snapshot, rate: r.dataset.rate, survives: r.querySelector('td.survives').textContent,
+    hosts: r.querySelector('td.hosts').textContent, rebuild: r.querySelector('td.rebuild').textContent})));
+}
+// Waits until the table has `n` rows, each of whose survival text is `text` and which match
+// `want`: {hosts: true (some single-point host) or false (none), rate, rebuild (a substring)}.
+async function waitSurvival(page, n, text, want, timeout) {
+  await page.waitForFunction(([n, text, want]) => {
+    const rows = [...document.querySelectorAll('#survival tbody tr')];
+    return rows.length === n && rows.every((r) => r.querySelector('td.survives').textContent === text &&
+      (r.querySelector('td.hosts').textContent !== 'none') === want.hosts &&
+      (want.rate === undefined || r.dataset.rate === want.rate) &&
+      (want.rebuild === undefined || r.querySelector('td.rebuild').textContent.includes(want.rebuild)));
+  }, [n, text, want], {timeout});
 }
 async function waitJob(page, kind, timeout) {
   const row = page.locator(`#jobs tr[data-kind="${kind}"]:is([data-state="done"],[data-state="failed"])`).first();
@@ -154,6 +174,9 @@ async function main() {
     await page.click('#check-start');
     await page.locator('#check-result', {hasText: 'healthy'}).waitFor({timeout: 3 * T});
     await page.locator('#check-result tr[data-snapshot]').first().waitFor({timeout: T});
+    step('health: both snapshots survive any 1 peer (2 copies on 3 storage peers)');
+    await waitSurvival(page, 2, 'survives any 1 peer', {hosts: false}, 2 * T);
+    console.log('SURVIVAL before ' + JSON.stringify(await survival(page)));
     await shot(page, 'health');
 
     step(`cluster: peer ${cfg.kill_peer} killed turns suspect, then dead`);
@@ -167,6 +190,19 @@ async function main() {
     await shot(page, 'cluster-' + first);
     await page.waitForSelector(`${row}[data-state="dead"]`, {timeout: T});
     await shot(page, 'cluster-dead');
+
+    step(`health: without peer ${cfg.kill_peer} the snapshots survive no peer loss`);
+    await tab(page, 'health');
+    await waitSurvival(page, 2, 'survives no peer loss', {hosts: true}, 2 * T);
+    console.log('SURVIVAL dead ' + JSON.stringify(await survival(page)));
+    await shot(page, 'health-dead');
+
+    step('health: after a repair, any 1 peer again, rebuilt at the measured repair rate');
+    console.log('REPAIR');
+    await nextLine();
+    await waitSurvival(page, 2, 'survives any 1 peer', {hosts: false, rate: 'repair', rebuild: ' in ~'}, 2 * T);
+    console.log('SURVIVAL repaired ' + JSON.stringify(await survival(page)));
+    await shot(page, 'health-repaired');
     check(pageErrors.length === 0, 'no script errors on the page: ' + pageErrors.join('; '));
     step('done');
   } finally {

@@ -14,8 +14,14 @@ tests/cluster/dashboard_browser.js, which
 - after the harness changed one file, added one (its name holds markup, shown as text) and
   removed one, starts a second backup, picks the two snapshots on the snapshots page and shows
   their diff: exactly those three changes with their sizes, and the totals (as `cairn diff`);
-- runs a check on the health page and sees it healthy, per snapshot;
-- sees peer 3, SIGKILLed by the harness, turn suspect or dead, then dead, on the cluster page.
+- runs a check on the health page and sees it healthy, per snapshot, and both snapshots
+  "survives any 1 peer" (2 copies on 3 storage peers, each its own host) with no single-point
+  host;
+- sees peer 3, SIGKILLed by the harness, turn suspect or dead, then dead, on the cluster page;
+- sees on the health page both snapshots "survives no peer loss", with the hosts of peer 3's
+  partners as single points (automatic repair is off in this cluster, so that this lasts);
+- after the harness ran `cairn repair`, sees them survive any 1 peer again, with a rebuild
+  estimate at the measured repair rate; GET /v1/health says the same.
 
 Screenshots of each page land in the test's temp dir (artifacts/; KEEP=1 keeps it, and
 $CAIRN_TEST_ARTIFACTS, when set, gets a copy). Before the browser, plain HTTP checks the
@@ -94,8 +100,11 @@ class DashboardTest(harness.ClusterTestCase):
 
         # The first backup of a new source waits one quiet period: 10 min, so that the
         # backup the browser starts is the only one.
+        # Automatic repair is off: the health page must show what the snapshots survive while
+        # peer 3 is dead, until the harness runs `cairn repair`.
         c = self.make_cluster(4, suspect_after="1s", dead_after="3s",
-                              config={("watch", "quiet_period"): '"10m"'})
+                              config={("watch", "quiet_period"): '"10m"',
+                                      ("repair", "enabled"): "false"})
         rng = random.Random(self.seed)
         src = os.path.join(self.tmp, "src")
         os.makedirs(os.path.join(src, "docs", "deep"))
@@ -147,6 +156,11 @@ class DashboardTest(harness.ClusterTestCase):
                     c.peer(int(line.split()[1])).kill9()
                     proc.stdin.write("killed\n")
                     proc.stdin.flush()
+                elif line == "REPAIR":
+                    r = c.repair(1)
+                    print("repair:", r.rc, (r.json or {}).get("repaired"), flush=True)
+                    proc.stdin.write("repaired\n")
+                    proc.stdin.flush()
             rc = proc.wait(timeout=60)
         finally:
             if proc.poll() is None:
@@ -167,11 +181,14 @@ class DashboardTest(harness.ClusterTestCase):
         restored = os.path.join(restore_target, "deep")
         self.assertTrue(os.path.isdir(restored), os.listdir(restore_target))
         harness.treecmp(os.path.join(src, "docs", "deep"), restored)
-        for name in ("login", "cluster", "jobs", "snapshots", "diff", "health", "cluster-dead"):
+        for name in ("login", "cluster", "jobs", "snapshots", "diff", "health", "cluster-dead",
+                     "health-dead", "health-repaired"):
             self.assertGreater(os.path.getsize(os.path.join(artifacts, name + ".png")), 1000)
         # The two backups ran from the browser, and made the two snapshots.
         snaps = c.json(1, "snapshots")
         self.assertEqual(len(snaps), 2, snaps)
+
+        self.check_survival(c, out, snaps)
 
         # The diff the page showed: exactly the three changes, paths on the backed-up machine.
         diffs = [json.loads(x[len("DIFF "):]) for x in out if x.startswith("DIFF ")]
@@ -189,6 +206,53 @@ class DashboardTest(harness.ClusterTestCase):
         # The same changes as `cairn diff` finds.
         cli = c.json(1, "diff", snaps[0]["id"], snaps[1]["id"])
         self.assertEqual((cli["added"], cli["removed"], cli["modified"]), (1, 1, 1), cli)
+
+    def check_survival(self, c, out, snaps):
+        """What the health page showed each snapshot survives, before the kill of peer 3, while
+        it was dead, after the repair; then GET /v1/health's "snapshots" (docs/cli.md)."""
+        stages = {}
+        for x in out:
+            if x.startswith("SURVIVAL "):
+                _, stage, rows = x.split(" ", 2)
+                stages[stage] = json.loads(rows)
+        self.assertEqual(sorted(stages), ["before", "dead", "repaired"], out)
+        ids = sorted(s["id"] for s in snaps)
+        for stage, rows in stages.items():
+            self.assertEqual(sorted(r["id"] for r in rows), ids, (stage, rows))
+        for r in stages["before"]:
+            self.assertEqual((r["survives"], r["hosts"]), ("survives any 1 peer", "none"), r)
+        for r in stages["dead"]:
+            self.assertEqual(r["survives"], "survives no peer loss", r)
+            # The chunks peer 3 held have one copy left, on peer 2 or 4.
+            self.assertNotIn("host3", r["hosts"], r)
+            self.assertRegex(r["hosts"], r"^host host[24]( is a single point|, host host[24] "
+                                         r"are single points)$", r)
+        for r in stages["repaired"]:
+            self.assertEqual((r["survives"], r["hosts"], r["rate"]),
+                             ("survives any 1 peer", "none", "repair"), r)
+            self.assertIn(" in ~", r["rebuild"], r)
+
+        st, health = c.http(1, "GET", "/v1/health")
+        self.assertEqual(st, 200, health)
+        info = health["snapshot_health"]
+        self.assertEqual(info["rebuild_rate_source"], "repair", info)
+        self.assertGreater(info["rebuild_rate_bytes_per_second"], 0, info)
+        self.assertIsNotNone(info["computed_at"], info)
+        self.assertIsNone(info["error"], info)
+        self.assertEqual(sorted(s["id"] for s in health["snapshots"]), ids, health)
+        for s in health["snapshots"]:
+            self.assertEqual((s["survives_peers"], s["single_point_hosts"], s["lost_chunks"]),
+                             (1, [], 0), s)
+            self.assertEqual(s["paths"], snaps[0]["paths"], s)
+            self.assertGreater(s["rebuild_bytes"], 0, s)
+            self.assertIn(s["rebuild_peer"], (2, 4), s)
+            self.assertGreaterEqual(s["rebuild_seconds"], 1, s)
+            self.assertIsNone(s["error"], s)
+            self.assertTrue(s["computed_at"].endswith("Z"), s)
+        # The bytes the most loaded peer holds of the second snapshot: at least the 5 MiB file
+        # (both its copies are on peers 2 and 4 now).
+        newest = max(health["snapshots"], key=lambda s: s["time_ns"])
+        self.assertGreater(newest["rebuild_bytes"], 5 * 1024 * 1024, newest)
 
     # A new file whose name is markup: the page must show it as text.
     ADDED = "added <b>&amp;.txt"

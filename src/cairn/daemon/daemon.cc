@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <future>
 #include <vector>
@@ -25,6 +27,7 @@
 #include "cairn/engine/check.h"
 #include "cairn/engine/reclaim.h"
 #include "cairn/engine/restore.h"
+#include "cairn/engine/snapshot_health.h"
 #include "cairn/index/sqlite_blob_registry.h"
 #include "cairn/index/sqlite_moved_outbox.h"
 #include "cairn/index/sqlite_segment_registry.h"
@@ -503,6 +506,7 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
 
   ping_thread_ = std::thread([this] { PingLoop(); });
   if (config_.repair_enabled) repair_thread_ = std::thread([this] { RepairLoop(); });
+  snapshot_health_thread_ = std::thread([this] { SnapshotHealthLoop(); });
   maintenance_thread_ = std::thread([this] { MaintenanceLoop(); });
   if (migrator_) {
     migration_thread_ = std::thread([this] {
@@ -597,6 +601,7 @@ void Daemon::Shutdown() {
     if (api_) api_->Stop();
     if (sources_) sources_->Stop();  // no new backups from here on
     maintenance_cancel_ = true;
+    snapshot_health_cancel_ = true;
     if (jobs_) jobs_->Shutdown();
     {
       std::lock_guard<std::mutex> lock(ping_mu_);
@@ -606,6 +611,7 @@ void Daemon::Shutdown() {
     if (ping_thread_.joinable()) ping_thread_.join();
     if (index_thread_.joinable()) index_thread_.join();
     if (repair_thread_.joinable()) repair_thread_.join();
+    if (snapshot_health_thread_.joinable()) snapshot_health_thread_.join();
     if (maintenance_thread_.joinable()) maintenance_thread_.join();
     if (migrator_) migrator_->Stop();
     if (migration_thread_.joinable()) migration_thread_.join();
@@ -967,6 +973,14 @@ absl::StatusOr<std::string> Daemon::GetMetrics() {
   return metrics_->Render(state);
 }
 
+namespace {
+int64_t UnixNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
 Json Daemon::GetHealth() {
   // Not ready: when this peer must stop, or while requests on the catalog are refused
   // (IndexReady). A failed rebuild is listed, but the peer serves as it is.
@@ -1002,7 +1016,133 @@ Json Daemon::GetHealth() {
   j["index"] = index_state;
   j["peers_known"] = known;
   j["peers_alive"] = alive;
+  // What each snapshot survives now: the background loop's last result, with the rebuild time
+  // at the rate measured now (docs/cli.md "Local HTTP API").
+  const auto [rate, rate_source] = RebuildRate();
+  Json snapshots = Json::array();
+  Json summary;
+  {
+    std::lock_guard<std::mutex> lock(snapshot_health_mu_);
+    if (snapshot_health_.is_array()) snapshots = snapshot_health_;
+    const bool computed = snapshot_health_at_ns_ > 0;
+    summary["computed_at"] = computed ? Json(FormatRfc3339(snapshot_health_at_ns_)) : Json(nullptr);
+    summary["age_seconds"] =
+        computed ? Json(std::max<int64_t>(0, UnixNowNs() - snapshot_health_at_ns_) / 1'000'000'000)
+                 : Json(nullptr);
+    summary["compute_seconds"] = computed ? Json(snapshot_health_seconds_) : Json(nullptr);
+    summary["error"] =
+        snapshot_health_error_.empty() ? Json(nullptr) : Json(snapshot_health_error_);
+  }
+  summary["rebuild_rate_bytes_per_second"] = rate ? Json(*rate) : Json(nullptr);
+  summary["rebuild_rate_source"] = rate ? Json(rate_source) : Json(nullptr);
+  for (Json& s : snapshots) {
+    const uint64_t bytes = s.value("rebuild_bytes", uint64_t{0});
+    s["rebuild_seconds"] =
+        rate ? Json(std::ceil(static_cast<double>(bytes) / *rate)) : Json(nullptr);
+  }
+  j["snapshots"] = std::move(snapshots);
+  j["snapshot_health"] = std::move(summary);
   return j;
+}
+
+std::pair<std::optional<double>, std::string> Daemon::RebuildRate() {
+  std::lock_guard<std::mutex> lock(snapshot_health_mu_);
+  if (repair_rate_bytes_ > 0 && repair_rate_ns_ > 0) {
+    return {static_cast<double>(repair_rate_bytes_) * 1e9 / static_cast<double>(repair_rate_ns_),
+            "repair"};
+  }
+  if (fallback_rate_ > 0) return {fallback_rate_, fallback_rate_source_};
+  return {std::nullopt, ""};
+}
+
+void Daemon::RefreshSnapshotHealth() {
+  const int64_t started_ns = UnixNowNs();
+  const auto started = std::chrono::steady_clock::now();
+  absl::StatusOr<engine::SnapshotSurvivalReport> report =
+      engine::ComputeSnapshotSurvival(ctx_, &snapshot_health_cancel_);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (absl::IsCancelled(report.status())) return;
+  // The fallback rate: of the kept finished backups (bytes sent to peers) and restores (bytes
+  // written), the one that moved the most bytes (a small transfer measures mostly its scan).
+  double fallback = 0, most = 0;
+  std::string fallback_source;
+  for (const Json& job : jobs_->List()) {
+    const std::string kind = job.value("kind", "");
+    if (job.value("state", "") != "done" || (kind != "backup" && kind != "restore")) continue;
+    const auto result = job.find("result");
+    if (result == job.end() || !result->is_object()) continue;
+    const Json& r = *result;
+    const double moved = r.value(kind == "backup" ? "sent_bytes" : "bytes", 0.0);
+    const double took = r.value("duration_seconds", 0.0);
+    if (moved > most && took > 0) {
+      most = moved;
+      fallback = moved / took;
+      fallback_source = kind;
+    }
+  }
+  Json snapshots = Json::array();
+  if (report.ok()) {
+    const std::string at = FormatRfc3339(started_ns);
+    for (const engine::SnapshotSurvival& s : report->snapshots) {
+      Json j;
+      j["id"] = s.id.Hex();
+      j["short_id"] = s.id.ShortHex();
+      j["time"] = FormatRfc3339(s.time_ns);
+      j["time_ns"] = s.time_ns;
+      SetPathArray(j, "paths", s.paths);
+      j["chunks"] = s.chunks;
+      j["survives_peers"] = s.survives_peers;
+      Json hosts = Json::array();
+      for (const std::string& h : s.single_point_hosts) hosts.push_back(SanitizeUtf8(h));
+      j["single_point_hosts"] = std::move(hosts);
+      j["lost_chunks"] = s.lost_chunks;
+      j["rebuild_bytes"] = s.rebuild_bytes;
+      j["rebuild_peer"] = s.rebuild_peer ? Json(s.rebuild_peer) : Json(nullptr);
+      j["error"] = s.error.empty() ? Json(nullptr) : Json(SanitizeUtf8(s.error));
+      j["computed_at"] = at;
+      snapshots.push_back(std::move(j));
+    }
+  }
+  std::lock_guard<std::mutex> lock(snapshot_health_mu_);
+  fallback_rate_ = fallback;
+  fallback_rate_source_ = fallback_source;
+  if (!report.ok()) {
+    // The last good result stays, with its age; the error says why it is not newer.
+    snapshot_health_error_ = SanitizeUtf8(std::string(report.status().message()));
+    return;
+  }
+  snapshot_health_ = std::move(snapshots);
+  snapshot_health_at_ns_ = started_ns;
+  snapshot_health_seconds_ = seconds;
+  snapshot_health_error_.clear();
+}
+
+void Daemon::SnapshotHealthLoop() {
+  constexpr auto kEvery = std::chrono::seconds(30);
+  constexpr auto kSoonest = std::chrono::seconds(5);
+  bool first = true;
+  std::chrono::steady_clock::time_point last;
+  uint64_t seen_events = 0;
+  std::set<PeerId> seen_alive;
+  std::unique_lock<std::mutex> lock(ping_mu_);
+  while (!stopping_) {
+    lock.unlock();
+    const auto now = std::chrono::steady_clock::now();
+    const uint64_t events = events_.last_id();
+    std::set<PeerId> alive = AliveStoragePeers();
+    const bool changed = events != seen_events || alive != seen_alive;
+    if ((first || now - last >= kEvery || (changed && now - last >= kSoonest)) &&
+        IndexReady("compute what the snapshots survive").ok()) {
+      RefreshSnapshotHealth();
+      first = false;
+      last = now;
+      seen_events = events;
+      seen_alive = std::move(alive);
+    }
+    lock.lock();
+    ping_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; });
+  }
 }
 
 absl::Status Daemon::CheckServerCert(const std::string& address,
@@ -1284,12 +1424,20 @@ absl::StatusOr<std::string> Daemon::StartRepair(const CheckRequest& request) {
   fns.progress = [progress] { return CheckProgressJson(*progress); };
   fns.run = [this, options, progress](const std::atomic<bool>& cancel) -> absl::StatusOr<Json> {
     const std::set<PeerId> alive = AliveStoragePeers();
+    const auto repair_started = std::chrono::steady_clock::now();
     auto report = engine::Repair(ctx_, options, progress.get(), &cancel);
     if (!report.ok()) {
       metrics_->RecordRepair(false, 0, 0, 0);
       return report.status();
     }
     metrics_->RecordRepair(true, report->repaired, report->blobs_written, report->bytes_sent);
+    if (report->bytes_sent > 0) {  // the measured repair rate of GET /v1/health
+      std::lock_guard<std::mutex> lock(snapshot_health_mu_);
+      repair_rate_bytes_ += report->bytes_sent;
+      repair_rate_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::steady_clock::now() - repair_started)
+                             .count();
+    }
     RepairOutcome outcome;
     outcome.settled =
         report->still_below_target == 0 && report->lost == 0 && report->errors.empty();

@@ -25,10 +25,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <shared_mutex>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "cairn/cluster/cert_pins.h"
@@ -129,8 +131,10 @@ class Daemon : public ApiHandler {
   // GET /metrics (daemon/metrics.h, docs/operations.md "Monitoring").
   absl::StatusOr<std::string> GetMetrics() override;
   // GET /v1/health: {"live":true,"ready":bool,"problems":[...],"index":STATE,"peers_alive":N,
-  // "peers_known":N}. Not ready while this peer must stop (fatal_status) or its index is being
-  // rebuilt; a failed rebuild is listed in "problems" only.
+  // "peers_known":N,"snapshots":[...],"snapshot_health":{...}}. Not ready while this peer must
+  // stop (fatal_status) or its index is being rebuilt; a failed rebuild is listed in "problems"
+  // only. "snapshots" (what each snapshot survives now, docs/cli.md "Local HTTP API") is the
+  // last result of SnapshotHealthLoop, never computed per request.
   nlohmann::json GetHealth() override;
   // GET /v1/events: "peer" events as LogPeerStateChanges sees changes ({"peer_id","host_id",
   // "address","state":"alive|suspect|dead","was": the previous state, null when first seen})
@@ -171,6 +175,17 @@ class Daemon : public ApiHandler {
   void RepairLoop();
   // The alive storage peers other than this one (membership).
   std::set<PeerId> AliveStoragePeers();
+  // ---- what each snapshot survives now (GET /v1/health "snapshots"; docs/dashboard.md
+  // "Pages") ----
+  // Runs engine::ComputeSnapshotSurvival at start, every 30 s, and 5 s after an event (a job
+  // started or ended, a peer changed state) or a change of the alive peers; not while the
+  // index is being rebuilt.
+  void SnapshotHealthLoop();
+  void RefreshSnapshotHealth();
+  // Bytes per second GET /v1/health divides rebuild bytes by, and where it was measured:
+  // "repair" (repairs since start that sent bytes), else "backup"/"restore" (of the kept
+  // finished jobs, the one that moved the most bytes), else nullopt.
+  std::pair<std::optional<double>, std::string> RebuildRate();
   void PingOnce();
   // Logs each peer whose membership state changed since the last call (joined, suspect, dead,
   // alive again; docs/operations.md "Monitoring"). Ping thread only.
@@ -288,6 +303,19 @@ class Daemon : public ApiHandler {
   std::atomic<bool> delivery_requested_{false};      // deliver deletions/notices soon
   std::atomic<bool> repair_requested_{false};        // a check found damage: repair soon
   std::unique_ptr<RepairSchedule> repair_schedule_;  // when RepairLoop starts a repair
+  std::atomic<bool> snapshot_health_cancel_{false};
+  std::thread snapshot_health_thread_;  // SnapshotHealthLoop
+  mutable std::mutex snapshot_health_mu_;
+  // The measured repair rate (guarded): bytes repairs sent since start and the time those
+  // repairs took (repairs that sent nothing are not counted).
+  uint64_t repair_rate_bytes_ = 0;
+  uint64_t repair_rate_ns_ = 0;
+  nlohmann::json snapshot_health_;      // guarded: the last "snapshots" (no rebuild_seconds)
+  int64_t snapshot_health_at_ns_ = 0;   // guarded: when it was computed (Unix ns); 0 = never
+  double snapshot_health_seconds_ = 0;  // guarded: how long that took
+  std::string snapshot_health_error_;   // guarded: why the last computation failed
+  double fallback_rate_ = 0;            // guarded: backup/restore bytes per second; 0 = none
+  std::string fallback_rate_source_;    // guarded: "backup" or "restore"
   std::once_flag shutdown_once_;
   mutable std::mutex fatal_mu_;
   absl::Status fatal_;

@@ -208,7 +208,8 @@ async function refreshHealth() {
       card('stored', size(home.stored_bytes)),
       card('dedup ratio', home.dedup_ratio ? Number(home.dedup_ratio).toFixed(2) : '-'),
       card('index', status.index ? status.index.state : '-')),
-    problems.length ? el('ul', {}, ...problems) : '');
+    problems.length ? el('ul', {}, ...problems) : '',
+    survivalTable(health));
   // The last check (ours or the CLI's): lost chunks and what each snapshot survives.
   const jobs = await api('GET', '/v1/jobs');
   const check = checkJob ? jobs.find((j) => j.id === checkJob) : jobs.find((j) => j.kind === 'check');
@@ -234,6 +235,50 @@ async function refreshHealth() {
     el('table', {}, el('thead', {}, el('tr', {}, ...['Snapshot', 'Chunks', 'At target', 'Below target', 'Lost'].map((h) => el('th', {}, h)))),
       el('tbody', {}, ...rows)),
     notes.length ? el('ul', {}, ...notes) : '');
+}
+function duration(s) {
+  if (s < 60) return Math.max(1, Math.ceil(s)) + ' s';
+  if (s < 3600) return (s / 60).toFixed(0) + ' min';
+  if (s < 86400) return (s / 3600).toFixed(1) + ' h';
+  return (s / 86400).toFixed(1) + ' d';
+}
+// What each snapshot survives now (GET /v1/health "snapshots", computed by the peer in the
+// background: docs/dashboard.md "Pages").
+function survivalTable(health) {
+  const info = health.snapshot_health || {};
+  const snaps = (health.snapshots || []).slice().reverse();  // newest first
+  const rate = info.rebuild_rate_bytes_per_second;
+  const from = {repair: 'the measured repair rate', backup: 'a backup\'s rate (no repair measured yet)',
+    restore: 'a restore\'s rate (no repair measured yet)'}[info.rebuild_rate_source] || '';
+  const rows = snaps.map((s) => {
+    let survives = 'survives any ' + s.survives_peers + (s.survives_peers === 1 ? ' peer' : ' peers');
+    let cls = 'good';
+    if (s.lost_chunks > 0) { survives = 'chunks lost: ' + s.lost_chunks; cls = 'bad'; }
+    else if (s.survives_peers === 0) { survives = 'survives no peer loss'; cls = 'warn'; }
+    const hosts = s.single_point_hosts || [];
+    let rebuild;
+    if (!s.rebuild_bytes) rebuild = 'nothing to rebuild';
+    else if (s.rebuild_seconds === null || s.rebuild_seconds === undefined) rebuild = size(s.rebuild_bytes) + ': rate not measured yet';
+    else rebuild = size(s.rebuild_bytes) + ' in ~' + duration(s.rebuild_seconds);
+    return el('tr', {'data-snapshot': s.id, 'data-survives': s.survives_peers, 'data-lost': s.lost_chunks,
+      'data-rate': rate ? info.rebuild_rate_source : 'none'},
+      el('td', {title: s.id}, s.short_id), el('td', {}, when(s.time_ns)),
+      el('td', {}, (s.paths || []).join(', ')),
+      el('td', {class: 'survives ' + cls, title: s.error || ''}, survives + (s.error ? ' (a tree could not be read)' : '')),
+      el('td', {class: 'hosts ' + (hosts.length ? 'warn' : '')},
+        hosts.length ? hosts.map((h) => 'host ' + h).join(', ') + (hosts.length === 1 ? ' is a single point' : ' are single points') : 'none'),
+      el('td', {class: 'rebuild', title: s.rebuild_peer ? 'if peer ' + s.rebuild_peer + ', the most loaded, died' : ''}, rebuild));
+  });
+  const note = [];
+  if (info.computed_at) note.push('computed ' + (info.age_seconds ?? 0) + ' s ago (every 30 s, sooner after a job or a peer change)');
+  else note.push('not computed yet');
+  if (info.error) note.push('the last computation failed: ' + info.error);
+  note.push(rate ? 'rebuild estimates at ' + size(rate) + '/s, ' + from : 'rebuild time: repair rate not measured yet');
+  return el('div', {id: 'survival'},
+    el('h2', {}, 'What each snapshot survives now'),
+    el('table', {}, el('thead', {}, el('tr', {}, ...['Snapshot', 'Time', 'Paths', 'Survives', 'Single-point hosts',
+      'Rebuild if the most loaded peer dies'].map((h) => el('th', {}, h)))), el('tbody', {}, ...rows)),
+    el('p', {class: 'note'}, note.join('; ')));
 }
 async function startCheck() {
   try {
