@@ -1,15 +1,22 @@
 #include "cairn/daemon/api_server.h"
 
-#include <httplib.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <chrono>
-#include <condition_variable>
-#include <deque>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
 #include <functional>
+#include <map>
 #include <memory>
+#include <regex>
 #include <utility>
 #include <vector>
 
@@ -25,93 +32,128 @@
 #include "cairn/daemon/version.h"
 #include "cairn/engine/versions.h"
 #include "cairn/env/file.h"
+#include "spdlog/spdlog.h"
 
 namespace cairn::daemon {
+namespace api_detail {
+
+// A route's answer: status, headers and body, or an event stream.
+struct HttpResponse {
+  int status = -1;  // -1: no route answered
+  std::string content_type;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  // GET /v1/events: the answer is the stream of `bus`'s events after `stream_after`.
+  bool stream = false;
+  EventBus* bus = nullptr;
+  uint64_t stream_after = 0;
+
+  void set_content(std::string text, std::string type) {
+    body = std::move(text);
+    content_type = std::move(type);
+  }
+  void set_header(std::string name, std::string value) {
+    headers.emplace_back(std::move(name), std::move(value));
+  }
+};
+
+// A complete request as the routes see it (method, path, query parameters, headers, body),
+// plus what the server keeps about it while it is read, handled and answered.
+struct HttpRequest {
+  std::string method;                                        // "GET", "POST", ...
+  std::string path;                                          // percent-decoded, without the query
+  std::multimap<std::string, std::string> params;            // query parameters, decoded
+  std::vector<std::pair<std::string, std::string>> headers;  // names in lower case
+  std::string body;
+  // The route pattern's capture groups ([0] is the whole path); set when a route matches.
+  mutable std::vector<std::string> matches;
+
+  bool has_param(const std::string& name) const { return params.count(name) > 0; }
+  // The first value of a query parameter, "" if absent.
+  std::string get_param_value(const std::string& name) const {
+    auto it = params.find(name);
+    return it == params.end() ? std::string() : it->second;
+  }
+  const std::string* FindHeader(std::string name) const {
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    for (const auto& [k, v] : headers) {
+      if (k == name) return &v;
+    }
+    return nullptr;
+  }
+  bool has_header(const std::string& name) const { return FindHeader(name) != nullptr; }
+  std::string get_header_value(const std::string& name) const {
+    const std::string* v = FindHeader(name);
+    return v == nullptr ? std::string() : *v;
+  }
+
+  // Server side (api_server.cc only).
+  ApiServer* server = nullptr;
+  MHD_Connection* connection = nullptr;
+  std::string target;         // the request target as received (path and query, encoded)
+  bool started = false;       // the access handler has seen the headers
+  bool too_large = false;     // the body passed kMaxBodyBytes (answered 413)
+  bool handed_out = false;    // given to a handler thread, connection suspended
+  bool stream_taken = false;  // an event-stream answer became an EventStream
+  std::mutex mu;              // guards `response` (a handler thread writes it)
+  HttpResponse response;
+};
+
+// One open GET /v1/events answer (libmicrohttpd's content reader): the text not yet sent, and
+// whether its connection is suspended waiting for an event (ApiServer::streams_mu_).
+struct EventStream {
+  ApiServer* server = nullptr;
+  EventBus* bus = nullptr;
+  MHD_Connection* connection = nullptr;
+  uint64_t after = 0;  // the last event id sent (or asked for by Last-Event-ID)
+  std::string pending;
+  std::chrono::steady_clock::time_point last_write;
+  std::chrono::steady_clock::time_point keepalive_at;  // while waiting
+  bool suspended = false;
+};
+
+}  // namespace api_detail
+
+// A route: method, path pattern (a full-match regex) and its function.
+struct ApiServer::RouteEntry {
+  std::string method;
+  std::regex pattern;
+  Handler fn;
+};
+
 namespace {
+
+using api_detail::HttpRequest;
+using api_detail::HttpResponse;
 
 // A route's outcome: HTTP status and JSON body.
 using Reply = std::pair<int, Json>;
-using RouteFn = std::function<absl::StatusOr<Reply>(const httplib::Request&)>;
+using RouteFn = std::function<absl::StatusOr<Reply>(const HttpRequest&)>;
 
 constexpr size_t kMaxBodyBytes = 16 << 20;
-constexpr int kListenBacklog = 256;
+// Connections accepted by the kernel but not yet by the server: deep enough for a burst (the
+// dashboard, scripts, many clients at once) not to wait for SYN retransmissions (1 s and more).
+constexpr int kListenBacklog = 1024;
+// Per-connection buffer for the request line and headers (libmicrohttpd's pool); a larger
+// header section is refused (431).
+constexpr size_t kConnectionMemory = 64 << 10;
+// An event stream's connection is closed after this long without sending (its client stopped
+// reading); keepalives every kKeepalive keep a live one open.
+constexpr unsigned kStreamTimeoutSeconds = 3 * ApiServer::kKeepalive.count();
 
-void WriteJson(httplib::Response& res, int status, const Json& body) {
+void WriteJson(HttpResponse& res, int status, const Json& body) {
   res.status = status;
   res.set_content(DumpJson(body) + "\n", "application/json");
 }
 
-void WriteError(httplib::Response& res, const absl::Status& status) {
+void WriteError(HttpResponse& res, const absl::Status& status) {
   WriteJson(res, HttpStatusFor(status.code()), Json{{"error", StatusToJson(status)}});
 }
 
-// httplib hands each accepted connection to its task queue, and the task keeps its thread for
-// the connection's whole life: reading the first request (up to the read timeout) and then
-// waiting for the next one (keep-alive). With a fixed pool a few idle connections hold every
-// worker while requests queue behind them. This queue starts a thread whenever no worker is
-// free, up to `max` (ApiServer::kMaxWorkers), so idle connections cost an idle thread each
-// (bounded) instead of delaying everyone (docs/cli.md "Local HTTP API"). Threads are kept until
-// shutdown.
-class ElasticTaskQueue : public httplib::TaskQueue {
- public:
-  explicit ElasticTaskQueue(size_t max) : max_(max) {}
-  ~ElasticTaskQueue() override { shutdown(); }
-
-  void enqueue(std::function<void()> fn) override {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      if (shut_down_) {  // httplib does not do this; run it here rather than leak its socket
-        lock.unlock();
-        fn();
-        return;
-      }
-      tasks_.push_back(std::move(fn));
-      if (tasks_.size() > idle_ && threads_.size() < max_) {
-        threads_.emplace_back([this] { Work(); });
-      }
-    }
-    cv_.notify_one();
-  }
-
-  void shutdown() override {
-    std::vector<std::thread> threads;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      shut_down_ = true;
-      threads.swap(threads_);
-    }
-    cv_.notify_all();
-    for (std::thread& t : threads) t.join();
-  }
-
- private:
-  void Work() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (true) {
-      ++idle_;
-      cv_.wait(lock, [this] { return shut_down_ || !tasks_.empty(); });
-      --idle_;
-      if (tasks_.empty()) return;  // shut down, nothing left to do
-      std::function<void()> task = std::move(tasks_.front());
-      tasks_.pop_front();
-      lock.unlock();
-      task();
-      lock.lock();
-    }
-  }
-
-  const size_t max_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> tasks_;
-  size_t idle_ = 0;  // workers waiting for a task
-  bool shut_down_ = false;
-  std::vector<std::thread> threads_;
-};
-
 // Runs a route, turning statuses and any exception into an error response.
-httplib::Server::Handler Wrap(RouteFn fn) {
-  return [fn = std::move(fn)](const httplib::Request& req, httplib::Response& res) {
+std::function<void(const HttpRequest&, HttpResponse&)> Wrap(RouteFn fn) {
+  return [fn = std::move(fn)](const HttpRequest& req, HttpResponse& res) {
     try {
       absl::StatusOr<Reply> reply = fn(req);
       if (reply.ok()) {
@@ -127,20 +169,119 @@ httplib::Server::Handler Wrap(RouteFn fn) {
   };
 }
 
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decoding ("%2F" -> "/"; a malformed escape is kept as it is); in a query also "+" ->
+// " ".
+std::string DecodeUrl(std::string_view s, bool plus_is_space) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size()) {
+      const int hi = HexDigit(s[i + 1]), lo = HexDigit(s[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(plus_is_space && s[i] == '+' ? ' ' : s[i]);
+  }
+  return out;
+}
+
+// Splits a request target into its decoded path and query parameters.
+void ParseTarget(const std::string& target, HttpRequest& req) {
+  const size_t q = target.find('?');
+  req.path = DecodeUrl(std::string_view(target).substr(0, q), /*plus_is_space=*/false);
+  if (q == std::string::npos) return;
+  std::string_view query = std::string_view(target).substr(q + 1);
+  const size_t hash = query.find('#');
+  if (hash != std::string_view::npos) query = query.substr(0, hash);
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    const size_t eq = pair.find('=');
+    std::string key = DecodeUrl(pair.substr(0, eq), true);
+    std::string value =
+        eq == std::string_view::npos ? std::string() : DecodeUrl(pair.substr(eq + 1), true);
+    req.params.emplace(std::move(key), std::move(value));
+  }
+}
+
+MHD_Result CollectHeader(void* cls, MHD_ValueKind, const char* key, const char* value) {
+  auto* req = static_cast<HttpRequest*>(cls);
+  std::string name = key == nullptr ? std::string() : key;
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  req->headers.emplace_back(std::move(name), value == nullptr ? "" : value);
+  return MHD_YES;
+}
+
+// The listening socket: SO_REUSEADDR (a quick restart) but not SO_REUSEPORT, so a second peer
+// cannot share the port; a deep backlog; non-blocking, as libmicrohttpd needs.
+absl::StatusOr<int> Listen(const std::string& host, int port, const std::string& address) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0 ||
+      found == nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot bind the API to ", address, " (cannot resolve '", host, "')"));
+  }
+  int error = 0;
+  for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
+    int fd =
+        ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    if (fd < 0) {
+      error = errno;
+      continue;
+    }
+    int yes = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    if (ai->ai_family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &yes, sizeof yes);
+    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, kListenBacklog) == 0) {
+      ::freeaddrinfo(found);
+      return fd;
+    }
+    error = errno;
+    ::close(fd);
+  }
+  ::freeaddrinfo(found);
+  return absl::UnavailableError(absl::StrCat("cannot bind the API to ", address, " (",
+                                             std::strerror(error), "; address in use?)"));
+}
+
+void LogMhd(void*, const char* format, va_list args) {
+  char buf[512];
+  std::vsnprintf(buf, sizeof buf, format, args);
+  std::string text(buf);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  spdlog::debug("api server: {}", text);
+}
+
 // The routes that need no token (docs/dashboard.md): the dashboard's files and the exchange of
 // a one-time login code for the token.
-bool IsPublicRoute(const httplib::Request& req) {
+bool IsPublicRoute(const HttpRequest& req) {
   if (req.method == "GET" || req.method == "HEAD") {
     return req.path == "/" || req.path.rfind("/ui/", 0) == 0;
   }
   return req.method == "POST" && req.path == "/v1/ui/login";
 }
-
 // A dashboard file with headers that keep it to itself: scripts and styles of its own origin
 // only, no framing (clickjacking), no referrer (the login code is in the fragment, which is
 // never sent, but the page sends nothing anyway), not cached (docs/security.md "The local API
 // and browsers").
-void WriteAsset(httplib::Response& res, const UiAsset& asset) {
+void WriteAsset(HttpResponse& res, const UiAsset& asset) {
   res.status = 200;
   res.set_header("Content-Security-Policy",
                  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: "
@@ -153,10 +294,10 @@ void WriteAsset(httplib::Response& res, const UiAsset& asset) {
   res.set_content(std::string(asset.body), std::string(asset.content_type));
 }
 
-absl::StatusOr<Json> BodyObject(const httplib::Request& req) { return ParseRequestBody(req.body); }
+absl::StatusOr<Json> BodyObject(const HttpRequest& req) { return ParseRequestBody(req.body); }
 
 // A required query parameter holding a non-negative decimal integer (bytes).
-absl::StatusOr<uint64_t> ParseByteCount(const httplib::Request& req, const char* name) {
+absl::StatusOr<uint64_t> ParseByteCount(const HttpRequest& req, const char* name) {
   if (!req.has_param(name)) {
     return absl::InvalidArgumentError(
         absl::StrCat("query parameter '", name, "' (bytes) is required"));
@@ -180,7 +321,7 @@ absl::StatusOr<uint64_t> ParseByteCount(const httplib::Request& req, const char*
 }
 
 // GET /v1/read?snapshot=ID&path_base64=B (or path=P)&offset=N&length=N.
-absl::StatusOr<ReadRequest> ParseReadRequest(const httplib::Request& req) {
+absl::StatusOr<ReadRequest> ParseReadRequest(const HttpRequest& req) {
   ReadRequest r;
   r.snapshot = req.get_param_value("snapshot");
   if (r.snapshot.empty()) {
@@ -275,6 +416,8 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::StartMetrics(const std::st
   return StartServer(address, "", handler, /*metrics_only=*/true);
 }
 
+ApiServer::ApiServer() = default;
+
 absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::StartServer(const std::string& address,
                                                                   const std::string& token,
                                                                   ApiHandler* handler,
@@ -289,51 +432,381 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::StartServer(const std::str
   s->host_ = host;
   s->token_ = token;
   s->handler_ = handler;
-  s->server_ = std::make_unique<httplib::Server>();
-  // httplib's default sets SO_REUSEPORT, which would let two peers share one API port
-  // silently; SO_REUSEADDR alone still allows a quick restart.
-  auto listen_fd = std::make_shared<int>(-1);
-  s->server_->set_socket_options([listen_fd](int sock) {
-    int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    *listen_fd = sock;
-  });
-  s->server_->new_task_queue = [] { return new ElasticTaskQueue(kMaxWorkers); };
-  s->server_->set_payload_max_length(kMaxBodyBytes);
-  s->server_->set_read_timeout(std::chrono::seconds(5));
-  s->server_->set_write_timeout(std::chrono::seconds(30));
   if (metrics_only) {
     s->RouteMetrics();
   } else {
     s->Route();
   }
-  if (port == 0) {
-    s->port_ = s->server_->bind_to_any_port(host);
-    if (s->port_ <= 0) {
-      return absl::UnavailableError(absl::StrCat("cannot bind the API to ", address));
-    }
-  } else {
-    if (!s->server_->bind_to_port(host, port)) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot bind the API to ", address, " (address in use?)"));
-    }
-    s->port_ = port;
+  CAIRN_ASSIGN_OR_RETURN(int fd, Listen(host, port, address));
+  sockaddr_storage bound{};
+  socklen_t len = sizeof bound;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len) == 0) {
+    s->port_ =
+        ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                          : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
   }
-  // Debian's libcpp-httplib listens with a backlog of 5: a burst of connections (the dashboard,
-  // scripts, idle clients) overflowed it and each one beyond waited for a SYN retransmission
-  // (1 s and more). listen() again on the bound socket sets a deeper queue.
-  if (*listen_fd >= 0) ::listen(*listen_fd, kListenBacklog);
-  httplib::Server* server = s->server_.get();
-  s->thread_ = std::thread([server] { server->listen_after_bind(); });
-  // stop() is a no-op until the accept loop runs; wait for it so that Stop() always works.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!server->is_running() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // libmicrohttpd's callbacks (lambdas here may call the private ones).
+  auto uri = [](void* cls, const char* u, MHD_Connection* connection) -> void* {
+    return ApiServer::OnUri(cls, u, connection);
+  };
+  auto access = [](void* cls, MHD_Connection* connection, const char* url, const char* method,
+                   const char* version, const char* upload_data, size_t* upload_data_size,
+                   void** con_cls) -> MHD_Result {
+    return ApiServer::OnRequest(cls, connection, url, method, version, upload_data,
+                                upload_data_size, con_cls) == MHD_YES
+               ? MHD_YES
+               : MHD_NO;
+  };
+  auto completed = [](void* cls, MHD_Connection* connection, void** con_cls,
+                      MHD_RequestTerminationCode toe) {
+    ApiServer::OnCompleted(cls, connection, con_cls, static_cast<int>(toe));
+  };
+  // One polling thread (epoll) for every connection; requests go to the handler threads with
+  // their connections suspended (docs/cli.md "Local HTTP API").
+  s->daemon_ = MHD_start_daemon(
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+          MHD_USE_ERROR_LOG,
+      0, nullptr, nullptr, +access, s.get(), MHD_OPTION_LISTEN_SOCKET, fd,
+      MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned int>(kMaxConnections),
+      MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned int>(kIdleTimeout.count()),
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, kConnectionMemory, MHD_OPTION_URI_LOG_CALLBACK, +uri,
+      s.get(), MHD_OPTION_NOTIFY_COMPLETED, +completed, s.get(), MHD_OPTION_EXTERNAL_LOGGER,
+      &LogMhd, nullptr, MHD_OPTION_END);
+  if (s->daemon_ == nullptr) {
+    ::close(fd);
+    return absl::UnavailableError(
+        absl::StrCat("cannot start the API server on ", address, " (libmicrohttpd)"));
+  }
+  for (size_t i = 0; i < kMaxWorkers; ++i) {
+    s->workers_.emplace_back([server = s.get()] { server->Work(); });
+  }
+  if (!metrics_only) {
+    s->waker_ = std::thread([server = s.get()] { server->WakeStreams(); });
   }
   return s;
 }
 
 ApiServer::~ApiServer() { Stop(); }
+
+void ApiServer::Stop() {
+  std::vector<Stream*> resume;
+  {
+    std::lock_guard<std::mutex> lock(streams_mu_);
+    stopping_ = true;
+    resume.swap(waiting_streams_);
+  }
+  streams_cv_.notify_all();
+  // Each stream, resumed, ends (StreamRead sees stopping_).
+  for (Stream* st : resume) MHD_resume_connection(st->connection);
+  if (waker_.joinable()) waker_.join();
+  {
+    std::lock_guard<std::mutex> lock(work_mu_);
+    work_closed_ = true;  // requests completed from now on are answered 503 at once
+  }
+  work_cv_.notify_all();
+  for (std::thread& t : workers_) t.join();  // each finishes the requests queued
+  workers_.clear();
+  if (daemon_ == nullptr) return;
+  // libmicrohttpd must not be stopped with a suspended connection: wait until every resumed one
+  // has run again.
+  {
+    std::unique_lock<std::mutex> lock(suspended_mu_);
+    if (!suspended_cv_.wait_for(lock, std::chrono::seconds(5), [&] { return suspended_ == 0; })) {
+      spdlog::warn("api server: {} connections still suspended at stop", suspended_);
+    }
+  }
+  MHD_stop_daemon(daemon_);  // closes every connection and the listening socket
+  daemon_ = nullptr;
+}
+
+void ApiServer::Suspended(int delta) {
+  std::lock_guard<std::mutex> lock(suspended_mu_);
+  suspended_ += delta;
+  if (suspended_ == 0) suspended_cv_.notify_all();
+}
+
+void ApiServer::Work() {
+  while (true) {
+    Request* req = nullptr;
+    {
+      std::unique_lock<std::mutex> lock(work_mu_);
+      work_cv_.wait(lock, [&] { return work_closed_ || !work_.empty(); });
+      if (work_.empty()) return;
+      req = work_.front();
+      work_.pop_front();
+    }
+    Response res;
+    try {
+      Dispatch(*req, res);
+    } catch (const std::exception& e) {
+      res = Response();
+      WriteError(res, absl::InternalError(absl::StrCat("internal error: ", e.what())));
+    } catch (...) {
+      res = Response();
+      WriteError(res, absl::InternalError("internal error"));
+    }
+    MHD_Connection* connection = req->connection;
+    {
+      std::lock_guard<std::mutex> lock(req->mu);
+      req->response = std::move(res);
+    }
+    // The polling thread calls the access handler again, which queues the answer; `req` may be
+    // gone from here on.
+    MHD_resume_connection(connection);
+  }
+}
+
+void ApiServer::Dispatch(const Request& req, Response& res) {
+  if (pre_routing_ && pre_routing_(req, res)) return;
+  const std::string method = req.method == "HEAD" ? "GET" : req.method;
+  for (const RouteEntry& route : routes_) {
+    if (route.method != method) continue;
+    std::smatch m;
+    if (!std::regex_match(req.path, m, route.pattern)) continue;
+    req.matches.clear();
+    for (const auto& group : m) req.matches.push_back(group.str());
+    route.fn(req, res);
+    if (res.status < 0) WriteError(res, absl::InternalError("the route gave no answer"));
+    return;
+  }
+  res.status = 404;
+  res.set_content(
+      DumpJson(Json{
+          {"error", StatusToJson(absl::NotFoundError(absl::StrCat(
+                        DefaultMessage(404), ": ", req.method, " ", SanitizeUtf8(req.path))))}}) +
+          "\n",
+      "application/json");
+}
+
+void ApiServer::Add(const char* method, const std::string& pattern, Handler fn) {
+  routes_.push_back(RouteEntry{method, std::regex(pattern), std::move(fn)});
+}
+void ApiServer::Get(const std::string& pattern, Handler fn) { Add("GET", pattern, std::move(fn)); }
+void ApiServer::Post(const std::string& pattern, Handler fn) {
+  Add("POST", pattern, std::move(fn));
+}
+void ApiServer::Delete(const std::string& pattern, Handler fn) {
+  Add("DELETE", pattern, std::move(fn));
+}
+
+void* ApiServer::OnUri(void*, const char* uri, MHD_Connection* connection) {
+  auto* req = new Request();
+  req->connection = connection;
+  req->target = uri == nullptr ? "" : uri;
+  return req;
+}
+
+void ApiServer::OnCompleted(void*, MHD_Connection*, void** con_cls, int) {
+  auto* req = static_cast<Request*>(*con_cls);
+  if (req == nullptr) return;
+  *con_cls = nullptr;
+  // An event stream answered but never started (the client left first) frees its slot.
+  if (req->response.stream && !req->stream_taken) --req->server->event_streams_;
+  delete req;
+}
+
+int ApiServer::OnRequest(void* cls, MHD_Connection* connection, const char*, const char* method,
+                         const char*, const char* upload_data, size_t* upload_data_size,
+                         void** con_cls) {
+  auto* self = static_cast<ApiServer*>(cls);
+  auto* req = static_cast<Request*>(*con_cls);
+  if (req == nullptr) {  // no URI callback ran (not expected)
+    req = static_cast<Request*>(OnUri(nullptr, "/", connection));
+    *con_cls = req;
+  }
+  req->server = self;
+  if (!req->started) {
+    req->started = true;
+    req->connection = connection;
+    req->method = method == nullptr ? "" : method;
+    ParseTarget(req->target, *req);
+    MHD_get_connection_values(connection, MHD_HEADER_KIND, &CollectHeader, req);
+    // A declared body over the limit is refused before it is read.
+    uint64_t length = 0;
+    const std::string* declared = req->FindHeader("content-length");
+    if (declared != nullptr && absl::SimpleAtoi(*declared, &length) && length > kMaxBodyBytes) {
+      req->too_large = true;
+    }
+    if (!req->too_large) return MHD_YES;
+  }
+  if (*upload_data_size > 0) {
+    if (!req->too_large) {
+      if (req->body.size() + *upload_data_size > kMaxBodyBytes) {
+        req->too_large = true;
+        req->body.clear();
+      } else {
+        req->body.append(upload_data, *upload_data_size);
+      }
+    }
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
+  if (req->handed_out) {  // resumed: the handler thread has answered
+    req->handed_out = false;
+    self->Suspended(-1);
+    return self->Answer(connection, *req);
+  }
+  if (req->too_large) {
+    WriteJson(req->response, 413,
+              Json{{"error", StatusToJson(absl::Status(CodeForHttp(413), DefaultMessage(413)))}});
+    return self->Answer(connection, *req);
+  }
+  {
+    std::lock_guard<std::mutex> lock(self->work_mu_);
+    if (!self->work_closed_) {
+      MHD_suspend_connection(connection);
+      req->handed_out = true;
+      self->Suspended(1);
+      self->work_.push_back(req);
+    }
+  }
+  if (!req->handed_out) {
+    WriteError(req->response, absl::UnavailableError("the API server is stopping"));
+    return self->Answer(connection, *req);
+  }
+  self->work_cv_.notify_one();
+  return MHD_YES;
+}
+
+int ApiServer::Answer(MHD_Connection* connection, Request& req) {
+  Response res;
+  {
+    std::lock_guard<std::mutex> lock(req.mu);
+    res = req.response;
+  }
+  MHD_Response* r = nullptr;
+  if (res.stream) {
+    auto* st = new Stream();
+    st->server = this;
+    st->bus = res.bus;
+    st->connection = connection;
+    st->after = res.stream_after;
+    st->pending = ": cairn events\nretry: 2000\n\n";
+    st->last_write = std::chrono::steady_clock::now();
+    r = MHD_create_response_from_callback(
+        MHD_SIZE_UNKNOWN, 64 << 10,
+        [](void* cls, uint64_t pos, char* buf, size_t max) -> ssize_t {
+          return ApiServer::StreamRead(cls, pos, buf, max);
+        },
+        st, [](void* cls) { ApiServer::StreamFree(cls); });
+    if (r == nullptr) {
+      delete st;
+      return MHD_NO;  // OnCompleted frees the stream's slot
+    }
+    req.stream_taken = true;  // StreamFree frees the slot from now on
+    MHD_set_connection_option(connection, MHD_CONNECTION_OPTION_TIMEOUT, kStreamTimeoutSeconds);
+    res.content_type = "text/event-stream";
+  } else {
+    r = MHD_create_response_from_buffer(res.body.size(), res.body.data(), MHD_RESPMEM_MUST_COPY);
+    if (r == nullptr) return MHD_NO;
+  }
+  if (!res.content_type.empty())
+    MHD_add_response_header(r, "Content-Type", res.content_type.c_str());
+  for (const auto& [name, value] : res.headers) {
+    MHD_add_response_header(r, name.c_str(), value.c_str());
+  }
+  const MHD_Result ok = MHD_queue_response(connection, static_cast<unsigned>(res.status), r);
+  MHD_destroy_response(r);
+  return ok;
+}
+
+// Called on the polling thread whenever the connection can take more of the stream; never
+// blocks: with nothing to send it suspends the connection until WakeStreams or Stop resumes it
+// (libmicrohttpd's documented way to wait for data: return 0 and suspend).
+long ApiServer::StreamRead(void* cls, uint64_t, char* buf, size_t max) {
+  auto* st = static_cast<Stream*>(cls);
+  ApiServer* self = st->server;
+  {
+    std::lock_guard<std::mutex> lock(self->streams_mu_);
+    if (st->suspended) {
+      st->suspended = false;
+      self->Suspended(-1);
+    }
+  }
+  if (st->pending.empty()) {
+    if (self->stopping_) return MHD_CONTENT_READER_END_OF_STREAM;
+    EventBus::Batch b = st->bus->WaitAfter(st->after, std::chrono::milliseconds(0));
+    if (b.closed) return MHD_CONTENT_READER_END_OF_STREAM;
+    if (b.missed > 0) {
+      st->pending =
+          absl::StrCat("event: missed\ndata: ", DumpJson(Json{{"missed", b.missed}}), "\n\n");
+    }
+    for (const Event& e : b.events) {
+      absl::StrAppend(&st->pending, "id: ", e.id, "\nevent: ", e.type, "\ndata: ", DumpJson(e.data),
+                      "\n\n");
+      st->after = e.id;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (st->pending.empty() && now - st->last_write >= kKeepalive) st->pending = ": keepalive\n\n";
+    if (st->pending.empty()) {
+      std::lock_guard<std::mutex> lock(self->streams_mu_);
+      if (self->stopping_) return MHD_CONTENT_READER_END_OF_STREAM;
+      MHD_suspend_connection(st->connection);
+      st->suspended = true;
+      self->Suspended(1);
+      st->keepalive_at = st->last_write + kKeepalive;
+      self->waiting_streams_.push_back(st);
+      self->streams_cv_.notify_all();
+      return 0;
+    }
+  }
+  // Whole events where they fit (a reader sees each one in one chunk).
+  size_t n = std::min(max, st->pending.size());
+  if (n < st->pending.size()) {
+    const size_t end = st->pending.rfind("\n\n", n - 2);
+    if (n >= 2 && end != std::string::npos && end > 0) n = end + 2;
+  }
+  std::memcpy(buf, st->pending.data(), n);
+  st->pending.erase(0, n);
+  st->last_write = std::chrono::steady_clock::now();
+  return static_cast<long>(n);
+}
+
+void ApiServer::StreamFree(void* cls) {
+  auto* st = static_cast<Stream*>(cls);
+  ApiServer* self = st->server;
+  {
+    std::lock_guard<std::mutex> lock(self->streams_mu_);
+    std::erase(self->waiting_streams_, st);
+    if (st->suspended) self->Suspended(-1);
+  }
+  --self->event_streams_;
+  delete st;
+}
+
+// One thread for every waiting stream: resumes a stream when an event newer than the last it
+// sent is published, when its keepalive is due, or when the bus closes.
+void ApiServer::WakeStreams() {
+  std::unique_lock<std::mutex> lock(streams_mu_);
+  while (!stopping_) {
+    if (waiting_streams_.empty() || bus_ == nullptr) {
+      streams_cv_.wait(lock, [&] { return stopping_ || !waiting_streams_.empty(); });
+      continue;
+    }
+    uint64_t oldest = UINT64_MAX;
+    for (const Stream* st : waiting_streams_) oldest = std::min(oldest, st->after);
+    EventBus* bus = bus_;
+    lock.unlock();
+    // Returns at once when an event newer than some stream's is there; 250 ms at most.
+    const bool closed = bus->WaitAfter(oldest, std::chrono::milliseconds(250)).closed;
+    const uint64_t last = bus->last_id();
+    lock.lock();
+    if (stopping_) break;
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<Stream*> resume;
+    std::erase_if(waiting_streams_, [&](Stream* st) {
+      if (!closed && st->after >= last && now < st->keepalive_at) return false;
+      resume.push_back(st);
+      return true;
+    });
+    if (resume.empty()) continue;
+    lock.unlock();
+    // Removed from waiting_streams_ while still suspended: each is resumed exactly once and
+    // cannot be freed before.
+    for (Stream* st : resume) MHD_resume_connection(st->connection);
+    lock.lock();
+  }
+}
 
 std::string ApiServer::NewLoginCode() {
   uint8_t rnd[16];
@@ -364,13 +837,6 @@ absl::StatusOr<std::string> ApiServer::RedeemLoginCode(const std::string& code) 
 
 std::string ApiServer::address() const { return JoinHostPort(host_, port_); }
 
-void ApiServer::Stop() {
-  stopping_ = true;
-  if (!thread_.joinable()) return;
-  server_->stop();
-  thread_.join();
-}
-
 absl::Status ApiServer::CheckBrowserHeaders(const std::string& host, const std::string& origin,
                                             bool has_origin) const {
   std::string got = host;
@@ -397,38 +863,21 @@ absl::Status ApiServer::CheckBrowserHeaders(const std::string& host, const std::
 }
 
 void ApiServer::RouteMetrics() {
-  httplib::Server& s = *server_;
-  s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+  pre_routing_ = [this](const Request& req, Response& res) {
     absl::Status browser = CheckBrowserHeaders(
         req.get_header_value("Host"), req.get_header_value("Origin"), req.has_header("Origin"));
     if (!browser.ok()) {
       WriteError(res, browser);
-      return httplib::Server::HandlerResponse::Handled;
+      return true;
     }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
+    return false;
+  };
   RouteShared();
 }
 
 // The routes the [metrics] listener serves too: /metrics and /v1/health.
 void ApiServer::RouteShared() {
-  httplib::Server& s = *server_;
-  s.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
-                                                              httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    std::string message = DefaultMessage(res.status);
-    if (res.status == 404)
-      message = absl::StrCat(message, ": ", req.method, " ", SanitizeUtf8(req.path));
-    res.set_content(
-        DumpJson(Json{{"error", StatusToJson(absl::Status(CodeForHttp(res.status), message))}}) +
-            "\n",
-        "application/json");
-    return httplib::Server::HandlerResponse::Handled;
-  }));
-  s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-    WriteError(res, absl::InternalError("internal error"));
-  });
-  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+  Get("/metrics", [this](const Request&, Response& res) {
     try {
       absl::StatusOr<std::string> text = handler_->GetMetrics();
       if (!text.ok()) {
@@ -441,20 +890,22 @@ void ApiServer::RouteShared() {
       WriteError(res, absl::InternalError(absl::StrCat("internal error: ", e.what())));
     }
   });
-  s.Get("/v1/health", Wrap([this](const httplib::Request&) -> absl::StatusOr<Reply> {
-          Json j = handler_->GetHealth();
-          const bool ready = j.value("ready", false);
-          return Reply{ready ? 200 : 503, std::move(j)};
-        }));
+  Get("/v1/health", Wrap([this](const Request&) -> absl::StatusOr<Reply> {
+        Json j = handler_->GetHealth();
+        const bool ready = j.value("ready", false);
+        return Reply{ready ? 200 : 503, std::move(j)};
+      }));
 }
 
 // GET /v1/events: Server-Sent Events (text/event-stream; docs/cli.md "Local HTTP API"). Each
 // event is "id: N\nevent: TYPE\ndata: JSON\n\n"; the stream starts with a comment line and a
 // "retry: 2000" hint, sends ": keepalive" after kKeepalive without events, and "event: missed"
 // with {"missed":N} when the client fell more than EventBus::kKeep events behind (or asked, by
-// Last-Event-ID, for events no longer kept).
+// Last-Event-ID, for events no longer kept). The route only checks and counts the stream;
+// StreamRead sends it from the polling thread, its connection suspended while there is
+// nothing to send.
 void ApiServer::RouteEvents() {
-  server_->Get("/v1/events", [this](const httplib::Request& req, httplib::Response& res) {
+  Get("/v1/events", [this](const Request& req, Response& res) {
     EventBus* bus = handler_->Events();
     if (bus == nullptr) {
       WriteError(res, absl::UnimplementedError("the event stream is not available"));
@@ -478,74 +929,43 @@ void ApiServer::RouteEvents() {
                                                      kMaxEventStreams, "); close one and retry")));
       return;
     }
+    {
+      std::lock_guard<std::mutex> lock(streams_mu_);
+      if (bus_ == nullptr) bus_ = bus;
+    }
     res.status = 200;
     res.set_header("Cache-Control", "no-store");
-    auto last_write = std::make_shared<std::chrono::steady_clock::time_point>();
-    auto started = std::make_shared<bool>(false);
-    res.set_chunked_content_provider(
-        "text/event-stream",
-        [this, bus, after, last_write, started](size_t, httplib::DataSink& sink) mutable {
-          auto write = [&](const std::string& text) {
-            *last_write = std::chrono::steady_clock::now();
-            return sink.write(text.data(), text.size());
-          };
-          if (!*started) {
-            *started = true;
-            return write(": cairn events\nretry: 2000\n\n");
-          }
-          while (!stopping_) {
-            EventBus::Batch b = bus->WaitAfter(after, std::chrono::milliseconds(250));
-            if (b.closed) break;
-            std::string out;
-            if (b.missed > 0) {
-              out = absl::StrCat("event: missed\ndata: ", DumpJson(Json{{"missed", b.missed}}),
-                                 "\n\n");
-            }
-            for (const Event& e : b.events) {
-              absl::StrAppend(&out, "id: ", e.id, "\nevent: ", e.type, "\ndata: ", DumpJson(e.data),
-                              "\n\n");
-              after = e.id;
-            }
-            if (!out.empty()) return write(out);
-            if (std::chrono::steady_clock::now() - *last_write >= kKeepalive) {
-              return write(": keepalive\n\n");
-            }
-          }
-          sink.done();
-          return true;
-        },
-        [this](bool) { --event_streams_; });
+    res.stream = true;
+    res.bus = bus;
+    res.stream_after = after;
   });
 }
 
 void ApiServer::Route() {
-  httplib::Server& s = *server_;
-
-  s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+  pre_routing_ = [this](const Request& req, Response& res) {
     // Host and Origin first: a page in a browser learns nothing, not even whether a token
     // would have been right.
     absl::Status browser = CheckBrowserHeaders(
         req.get_header_value("Host"), req.get_header_value("Origin"), req.has_header("Origin"));
     if (!browser.ok()) {
       WriteError(res, browser);
-      return httplib::Server::HandlerResponse::Handled;
+      return true;
     }
-    if (IsPublicRoute(req)) return httplib::Server::HandlerResponse::Unhandled;
+    if (IsPublicRoute(req)) return false;
     std::string want = "Bearer " + token_;
     std::string got = req.get_header_value("Authorization");
     if (token_.empty() || !codec::ConstantTimeEqual(AsBytes(got), AsBytes(want))) {
       WriteError(res,
                  absl::UnauthenticatedError(
                      "missing or wrong API token (Authorization: Bearer <DIR/secrets/api.token>)"));
-      return httplib::Server::HandlerResponse::Handled;
+      return true;
     }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-  // Errors httplib produces itself (no route, unparsable request) get the same JSON shape.
+    return false;
+  };
   RouteShared();
   // The dashboard (docs/dashboard.md): files without the token, everything else through the
   // API with it.
-  s.Get("/", [](const httplib::Request&, httplib::Response& res) {
+  Get("/", [](const Request&, Response& res) {
     const UiAsset* asset = FindUiAsset("index.html");
     if (asset == nullptr) {
       WriteError(res, absl::NotFoundError("this binary was built without the dashboard"));
@@ -553,8 +973,8 @@ void ApiServer::Route() {
     }
     WriteAsset(res, *asset);
   });
-  s.Get(R"(/ui/([A-Za-z0-9_.-]+))", [](const httplib::Request& req, httplib::Response& res) {
-    const UiAsset* asset = FindUiAsset(req.matches[1].str());
+  Get(R"(/ui/([A-Za-z0-9_.-]+))", [](const Request& req, Response& res) {
+    const UiAsset* asset = FindUiAsset(req.matches[1]);
     if (asset == nullptr) {
       WriteError(res, absl::NotFoundError(
                           absl::StrCat("no dashboard file '", SanitizeUtf8(req.path), "'")));
@@ -562,61 +982,61 @@ void ApiServer::Route() {
     }
     WriteAsset(res, *asset);
   });
-  s.Post("/v1/ui/code", Wrap([this](const httplib::Request&) -> absl::StatusOr<Reply> {
-           return Reply{201,
-                        Json{{"code", NewLoginCode()}, {"expires_seconds", kLoginCodeTtl.count()}}};
-         }));
-  s.Post("/v1/ui/login", Wrap([this](const httplib::Request& req) -> absl::StatusOr<Reply> {
-           CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
-           if (!body.contains("code") || !body["code"].is_string()) {
-             return absl::InvalidArgumentError("field 'code' (a string) is required");
-           }
-           CAIRN_ASSIGN_OR_RETURN(std::string token,
-                                  RedeemLoginCode(body["code"].get<std::string>()));
-           return Reply{200, Json{{"token", token}}};
-         }));
+  Post("/v1/ui/code", Wrap([this](const Request&) -> absl::StatusOr<Reply> {
+         return Reply{201,
+                      Json{{"code", NewLoginCode()}, {"expires_seconds", kLoginCodeTtl.count()}}};
+       }));
+  Post("/v1/ui/login", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
+         CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
+         if (!body.contains("code") || !body["code"].is_string()) {
+           return absl::InvalidArgumentError("field 'code' (a string) is required");
+         }
+         CAIRN_ASSIGN_OR_RETURN(std::string token,
+                                RedeemLoginCode(body["code"].get<std::string>()));
+         return Reply{200, Json{{"token", token}}};
+       }));
   RouteEvents();
-  s.Get("/v1/jobs", Wrap([this](const httplib::Request&) -> absl::StatusOr<Reply> {
-          CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetJobs());
-          return Reply{200, std::move(j)};
-        }));
-  s.Get("/v1/version", Wrap([](const httplib::Request&) -> absl::StatusOr<Reply> {
-          return Reply{200, VersionJson()};
-        }));
-  s.Get("/v1/status", Wrap([this](const httplib::Request&) -> absl::StatusOr<Reply> {
-          CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetStatus());
-          return Reply{200, std::move(j)};
-        }));
-  s.Get("/v1/peers", Wrap([this](const httplib::Request&) -> absl::StatusOr<Reply> {
-          CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetPeers());
-          return Reply{200, std::move(j)};
-        }));
-  s.Get("/v1/snapshots", Wrap([this](const httplib::Request&) -> absl::StatusOr<Reply> {
-          CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetSnapshots());
-          return Reply{200, std::move(j)};
-        }));
-  s.Get("/v1/ls", Wrap([this](const httplib::Request& req) -> absl::StatusOr<Reply> {
-          std::string snapshot = req.get_param_value("snapshot");
-          if (snapshot.empty()) {
-            return absl::InvalidArgumentError("query parameter 'snapshot' is required");
+  Get("/v1/jobs", Wrap([this](const Request&) -> absl::StatusOr<Reply> {
+        CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetJobs());
+        return Reply{200, std::move(j)};
+      }));
+  Get("/v1/version", Wrap([](const Request&) -> absl::StatusOr<Reply> {
+        return Reply{200, VersionJson()};
+      }));
+  Get("/v1/status", Wrap([this](const Request&) -> absl::StatusOr<Reply> {
+        CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetStatus());
+        return Reply{200, std::move(j)};
+      }));
+  Get("/v1/peers", Wrap([this](const Request&) -> absl::StatusOr<Reply> {
+        CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetPeers());
+        return Reply{200, std::move(j)};
+      }));
+  Get("/v1/snapshots", Wrap([this](const Request&) -> absl::StatusOr<Reply> {
+        CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetSnapshots());
+        return Reply{200, std::move(j)};
+      }));
+  Get("/v1/ls", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
+        std::string snapshot = req.get_param_value("snapshot");
+        if (snapshot.empty()) {
+          return absl::InvalidArgumentError("query parameter 'snapshot' is required");
+        }
+        std::string path;
+        if (req.has_param("path_base64")) {
+          auto decoded = FromBase64(req.get_param_value("path_base64"));
+          if (!decoded.ok()) {
+            return absl::InvalidArgumentError("query parameter 'path_base64' is not base64");
           }
-          std::string path;
-          if (req.has_param("path_base64")) {
-            auto decoded = FromBase64(req.get_param_value("path_base64"));
-            if (!decoded.ok()) {
-              return absl::InvalidArgumentError("query parameter 'path_base64' is not base64");
-            }
-            path = *std::move(decoded);
-          } else {
-            path = req.get_param_value("path");
-          }
-          CAIRN_ASSIGN_OR_RETURN(bool recursive,
-                                 ParseBool("recursive", req.get_param_value("recursive")));
-          CAIRN_ASSIGN_OR_RETURN(Json j, handler_->List(snapshot, path, recursive));
-          return Reply{200, std::move(j)};
-        }));
+          path = *std::move(decoded);
+        } else {
+          path = req.get_param_value("path");
+        }
+        CAIRN_ASSIGN_OR_RETURN(bool recursive,
+                               ParseBool("recursive", req.get_param_value("recursive")));
+        CAIRN_ASSIGN_OR_RETURN(Json j, handler_->List(snapshot, path, recursive));
+        return Reply{200, std::move(j)};
+      }));
   // File bytes (`cairn mount`): the body is the raw bytes, not JSON; errors are JSON as usual.
-  s.Get("/v1/read", [this](const httplib::Request& req, httplib::Response& res) {
+  Get("/v1/read", [this](const Request& req, Response& res) {
     try {
       absl::StatusOr<ReadRequest> r = ParseReadRequest(req);
       absl::StatusOr<std::string> data = r.ok() ? handler_->ReadFile(*r) : r.status();
@@ -633,8 +1053,7 @@ void ApiServer::Route() {
     }
   });
   // Versions (issue 5): raw-byte parameters come as NAME_base64 (else NAME as text).
-  auto raw_param = [](const httplib::Request& req,
-                      const std::string& name) -> absl::StatusOr<std::string> {
+  auto raw_param = [](const Request& req, const std::string& name) -> absl::StatusOr<std::string> {
     if (!req.has_param(name + "_base64")) return req.get_param_value(name);
     auto decoded = FromBase64(req.get_param_value(name + "_base64"));
     if (!decoded.ok()) {
@@ -643,115 +1062,112 @@ void ApiServer::Route() {
     }
     return *std::move(decoded);
   };
-  s.Get("/v1/versions",
-        Wrap([this, raw_param](const httplib::Request& req) -> absl::StatusOr<Reply> {
-          CAIRN_ASSIGN_OR_RETURN(std::string path, raw_param(req, "path"));
-          CAIRN_RETURN_IF_ERROR(RequireAbsolute(path, "the path"));
-          CAIRN_ASSIGN_OR_RETURN(bool all, ParseBool("all", req.get_param_value("all")));
-          CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetVersions(path, all));
-          return Reply{200, std::move(j)};
-        }));
-  s.Get("/v1/diff", Wrap([this](const httplib::Request& req) -> absl::StatusOr<Reply> {
-          std::string a = req.get_param_value("a"), b = req.get_param_value("b");
-          if (a.empty() || b.empty()) {
-            return absl::InvalidArgumentError("query parameters 'a' and 'b' are required");
-          }
-          CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetDiff(a, b));
-          return Reply{200, std::move(j)};
-        }));
-  s.Get("/v1/find", Wrap([this, raw_param](const httplib::Request& req) -> absl::StatusOr<Reply> {
-          CAIRN_ASSIGN_OR_RETURN(std::string pattern, raw_param(req, "pattern"));
-          if (pattern.empty()) {
-            return absl::InvalidArgumentError("query parameter 'pattern' is required");
-          }
-          CAIRN_ASSIGN_OR_RETURN(Json j, handler_->FindEntries(pattern));
-          return Reply{200, std::move(j)};
-        }));
-  s.Post("/v1/backup", Wrap([this](const httplib::Request& req) -> absl::StatusOr<Reply> {
-           CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
-           CAIRN_ASSIGN_OR_RETURN(BackupRequest r, ParseBackupRequest(body));
-           CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartBackup(r));
-           return Reply{202, Json{{"job_id", id}}};
-         }));
-  s.Post("/v1/restore", Wrap([this](const httplib::Request& req) -> absl::StatusOr<Reply> {
-           CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
-           CAIRN_ASSIGN_OR_RETURN(RestoreRequest r, ParseRestoreRequest(body));
-           CAIRN_ASSIGN_OR_RETURN(
-               std::string id, r.at_ns ? handler_->StartRestoreAt(r) : handler_->StartRestore(r));
-           return Reply{202, Json{{"job_id", id}}};
-         }));
-  s.Post("/v1/check", Wrap([this](const httplib::Request& req) -> absl::StatusOr<Reply> {
-           CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
-           CAIRN_ASSIGN_OR_RETURN(CheckRequest r, ParseCheckRequest(body));
-           CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartCheck(r));
-           return Reply{202, Json{{"job_id", id}}};
-         }));
-  s.Post("/v1/repair", Wrap([this](const httplib::Request& req) -> absl::StatusOr<Reply> {
-           CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
-           CAIRN_ASSIGN_OR_RETURN(CheckRequest r, ParseCheckRequest(body));
-           CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartRepair(r));
-           return Reply{202, Json{{"job_id", id}}};
-         }));
-  s.Post("/v1/forget", Wrap([this](const httplib::Request& req) -> absl::StatusOr<Reply> {
-           CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
-           CAIRN_ASSIGN_OR_RETURN(ForgetRequest r, ParseForgetRequest(body));
-           CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartForget(r));
-           return Reply{202, Json{{"job_id", id}}};
-         }));
-  s.Post("/v1/delete", Wrap([this](const httplib::Request& req) -> absl::StatusOr<Reply> {
-           CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
-           CAIRN_ASSIGN_OR_RETURN(DeleteRequest r, ParseDeleteRequest(body));
-           CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartDelete(r));
-           return Reply{202, Json{{"job_id", id}}};
-         }));
-  s.Post("/v1/reclaim", Wrap([this](const httplib::Request& req) -> absl::StatusOr<Reply> {
-           CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
-           CAIRN_ASSIGN_OR_RETURN(ReclaimRequest r, ParseReclaimRequest(body));
-           CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartReclaim(r));
-           return Reply{202, Json{{"job_id", id}}};
-         }));
-  s.Post("/v1/index/rebuild", Wrap([this](const httplib::Request&) -> absl::StatusOr<Reply> {
-           CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartIndexRebuild());
-           return Reply{202, Json{{"job_id", id}}};
-         }));
-  s.Get("/v1/sources", Wrap([this](const httplib::Request&) -> absl::StatusOr<Reply> {
-          CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetSources());
-          return Reply{200, std::move(j)};
-        }));
-  s.Post("/v1/sources", Wrap([this](const httplib::Request& req) -> absl::StatusOr<Reply> {
-           CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
-           CAIRN_ASSIGN_OR_RETURN(SourceConfig source, ParseSourceRequest(body));
-           CAIRN_ASSIGN_OR_RETURN(Json j, handler_->AddSource(source));
-           return Reply{201, std::move(j)};
-         }));
-  s.Delete("/v1/sources", Wrap([this](const httplib::Request& req) -> absl::StatusOr<Reply> {
-             std::string path;
-             if (req.has_param("path_base64")) {
-               auto decoded = FromBase64(req.get_param_value("path_base64"));
-               if (!decoded.ok()) {
-                 return absl::InvalidArgumentError("query parameter 'path_base64' is not base64");
-               }
-               path = *std::move(decoded);
-             } else {
-               path = req.get_param_value("path");
+  Get("/v1/versions", Wrap([this, raw_param](const Request& req) -> absl::StatusOr<Reply> {
+        CAIRN_ASSIGN_OR_RETURN(std::string path, raw_param(req, "path"));
+        CAIRN_RETURN_IF_ERROR(RequireAbsolute(path, "the path"));
+        CAIRN_ASSIGN_OR_RETURN(bool all, ParseBool("all", req.get_param_value("all")));
+        CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetVersions(path, all));
+        return Reply{200, std::move(j)};
+      }));
+  Get("/v1/diff", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
+        std::string a = req.get_param_value("a"), b = req.get_param_value("b");
+        if (a.empty() || b.empty()) {
+          return absl::InvalidArgumentError("query parameters 'a' and 'b' are required");
+        }
+        CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetDiff(a, b));
+        return Reply{200, std::move(j)};
+      }));
+  Get("/v1/find", Wrap([this, raw_param](const Request& req) -> absl::StatusOr<Reply> {
+        CAIRN_ASSIGN_OR_RETURN(std::string pattern, raw_param(req, "pattern"));
+        if (pattern.empty()) {
+          return absl::InvalidArgumentError("query parameter 'pattern' is required");
+        }
+        CAIRN_ASSIGN_OR_RETURN(Json j, handler_->FindEntries(pattern));
+        return Reply{200, std::move(j)};
+      }));
+  Post("/v1/backup", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
+         CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
+         CAIRN_ASSIGN_OR_RETURN(BackupRequest r, ParseBackupRequest(body));
+         CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartBackup(r));
+         return Reply{202, Json{{"job_id", id}}};
+       }));
+  Post("/v1/restore", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
+         CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
+         CAIRN_ASSIGN_OR_RETURN(RestoreRequest r, ParseRestoreRequest(body));
+         CAIRN_ASSIGN_OR_RETURN(std::string id,
+                                r.at_ns ? handler_->StartRestoreAt(r) : handler_->StartRestore(r));
+         return Reply{202, Json{{"job_id", id}}};
+       }));
+  Post("/v1/check", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
+         CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
+         CAIRN_ASSIGN_OR_RETURN(CheckRequest r, ParseCheckRequest(body));
+         CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartCheck(r));
+         return Reply{202, Json{{"job_id", id}}};
+       }));
+  Post("/v1/repair", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
+         CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
+         CAIRN_ASSIGN_OR_RETURN(CheckRequest r, ParseCheckRequest(body));
+         CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartRepair(r));
+         return Reply{202, Json{{"job_id", id}}};
+       }));
+  Post("/v1/forget", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
+         CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
+         CAIRN_ASSIGN_OR_RETURN(ForgetRequest r, ParseForgetRequest(body));
+         CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartForget(r));
+         return Reply{202, Json{{"job_id", id}}};
+       }));
+  Post("/v1/delete", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
+         CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
+         CAIRN_ASSIGN_OR_RETURN(DeleteRequest r, ParseDeleteRequest(body));
+         CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartDelete(r));
+         return Reply{202, Json{{"job_id", id}}};
+       }));
+  Post("/v1/reclaim", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
+         CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
+         CAIRN_ASSIGN_OR_RETURN(ReclaimRequest r, ParseReclaimRequest(body));
+         CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartReclaim(r));
+         return Reply{202, Json{{"job_id", id}}};
+       }));
+  Post("/v1/index/rebuild", Wrap([this](const Request&) -> absl::StatusOr<Reply> {
+         CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartIndexRebuild());
+         return Reply{202, Json{{"job_id", id}}};
+       }));
+  Get("/v1/sources", Wrap([this](const Request&) -> absl::StatusOr<Reply> {
+        CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetSources());
+        return Reply{200, std::move(j)};
+      }));
+  Post("/v1/sources", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
+         CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
+         CAIRN_ASSIGN_OR_RETURN(SourceConfig source, ParseSourceRequest(body));
+         CAIRN_ASSIGN_OR_RETURN(Json j, handler_->AddSource(source));
+         return Reply{201, std::move(j)};
+       }));
+  Delete("/v1/sources", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
+           std::string path;
+           if (req.has_param("path_base64")) {
+             auto decoded = FromBase64(req.get_param_value("path_base64"));
+             if (!decoded.ok()) {
+               return absl::InvalidArgumentError("query parameter 'path_base64' is not base64");
              }
-             CAIRN_RETURN_IF_ERROR(RequireAbsolute(path, "a source path"));
-             CAIRN_RETURN_IF_ERROR(handler_->RemoveSource(path));
-             Json j{{"removed", true}};
-             SetPathField(j, "path", path);
-             return Reply{200, std::move(j)};
-           }));
-  s.Get(R"(/v1/jobs/([0-9A-Za-z_-]+))",
-        Wrap([this](const httplib::Request& req) -> absl::StatusOr<Reply> {
-          CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetJob(req.matches[1].str()));
-          return Reply{200, std::move(j)};
-        }));
-  s.Delete(R"(/v1/jobs/([0-9A-Za-z_-]+))",
-           Wrap([this](const httplib::Request& req) -> absl::StatusOr<Reply> {
-             std::string id = req.matches[1].str();
-             CAIRN_RETURN_IF_ERROR(handler_->CancelJob(id));
-             return Reply{200, Json{{"job_id", id}, {"cancelled", true}}};
-           }));
+             path = *std::move(decoded);
+           } else {
+             path = req.get_param_value("path");
+           }
+           CAIRN_RETURN_IF_ERROR(RequireAbsolute(path, "a source path"));
+           CAIRN_RETURN_IF_ERROR(handler_->RemoveSource(path));
+           Json j{{"removed", true}};
+           SetPathField(j, "path", path);
+           return Reply{200, std::move(j)};
+         }));
+  Get(R"(/v1/jobs/([0-9A-Za-z_-]+))", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
+        CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetJob(req.matches[1]));
+        return Reply{200, std::move(j)};
+      }));
+  Delete(R"(/v1/jobs/([0-9A-Za-z_-]+))", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
+           std::string id = req.matches[1];
+           CAIRN_RETURN_IF_ERROR(handler_->CancelJob(id));
+           return Reply{200, Json{{"job_id", id}, {"cancelled", true}}};
+         }));
 }
 
 }  // namespace cairn::daemon

@@ -1,4 +1,4 @@
-// The local HTTP API (cli-api-spec.md "Local HTTP API", design.md §8): cpp-httplib on a
+// The local HTTP API (cli-api-spec.md "Local HTTP API", design.md §8): libmicrohttpd on a
 // loopback address, JSON in and out, bearer-token authentication. The CLI is its client.
 //
 // ApiServer owns the HTTP side — authentication, routing, request parsing and validation,
@@ -21,12 +21,18 @@
 // by POST /v1/ui/code, with the token, for `cairn ui`) for the token. Every other route needs
 // the token.
 //
-// Thread-safety: the handler is called concurrently from httplib's worker threads.
+// Threads (docs/cli.md "Local HTTP API"): one polling thread reads and writes every connection;
+// a complete request is handed to a small pool of handler threads (kMaxWorkers), its connection
+// suspended meanwhile, so an idle, slow or streaming connection holds no thread.
+// Thread-safety: the handler is called concurrently from the handler threads.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -40,9 +46,8 @@
 #include "cairn/daemon/events.h"
 #include "nlohmann/json.hpp"
 
-namespace httplib {
-class Server;
-}
+struct MHD_Daemon;
+struct MHD_Connection;
 
 namespace cairn::daemon {
 
@@ -210,6 +215,13 @@ class ApiHandler {
 // HTTP status for an absl code (see file comment).
 int HttpStatusFor(absl::StatusCode code);
 
+// ApiServer's own types (api_server.cc): a parsed request, its answer, an open event stream.
+namespace api_detail {
+struct HttpRequest;
+struct HttpResponse;
+struct EventStream;
+}  // namespace api_detail
+
 class ApiServer {
  public:
   // Binds `address` (host:port, loopback only; port 0 picks a free port) and serves on a
@@ -229,22 +241,36 @@ class ApiServer {
   // host:port actually bound.
   std::string address() const;
 
-  // Worker threads at most: a connection holds one for its life (reading a request, waiting
-  // for the next on a kept-alive connection, streaming events), and a new one is started
-  // whenever none is free, so idle connections do not delay requests until this many are open.
-  static constexpr size_t kMaxWorkers = 256;
+  // Handler threads: each runs one complete request's route (which may block in the engine)
+  // while its connection is suspended. Connections themselves hold no thread: one polling
+  // thread serves them all, so idle, kept-alive and streaming connections do not delay
+  // requests.
+  static constexpr size_t kMaxWorkers = 8;
+  // Connections open at once (idle ones included); beyond it new connections are closed at
+  // once.
+  static constexpr unsigned kMaxConnections = 2048;
+  // A connection with no traffic this long (reading a request, waiting for the next one on a
+  // kept-alive connection, or sending an answer the client does not read) is closed. Not while
+  // its request is being handled.
+  static constexpr std::chrono::seconds kIdleTimeout{5};
   // GET /v1/events streams open at once; one more is answered 503 UNAVAILABLE.
-  static constexpr int kMaxEventStreams = 8;
+  static constexpr int kMaxEventStreams = 64;
   // An event stream sends the comment ": keepalive" after this long without an event (so a
   // client gone away is noticed and its slot freed).
   static constexpr std::chrono::seconds kKeepalive{10};
 
-  // Ends the open event streams, stops accepting requests and waits for the serving thread.
+  // Ends the open event streams, stops accepting requests and waits for the serving threads.
   // Idempotent.
   void Stop();
 
  private:
-  ApiServer() = default;
+  using Request = api_detail::HttpRequest;
+  using Response = api_detail::HttpResponse;
+  using Stream = api_detail::EventStream;
+  using Handler = std::function<void(const Request&, Response&)>;
+  struct RouteEntry;
+
+  ApiServer();
   static absl::StatusOr<std::unique_ptr<ApiServer>> StartServer(const std::string& address,
                                                                 const std::string& token,
                                                                 ApiHandler* handler,
@@ -252,6 +278,13 @@ class ApiServer {
   void Route();
   void RouteMetrics();
   void RouteShared();
+  void RouteEvents();
+  void Get(const std::string& pattern, Handler fn);
+  void Post(const std::string& pattern, Handler fn);
+  void Delete(const std::string& pattern, Handler fn);
+  void Add(const char* method, const std::string& pattern, Handler fn);
+  // Runs the checks and the matching route of a complete request (on a handler thread).
+  void Dispatch(const Request& req, Response& res);
   // One-time login codes (docs/dashboard.md "Logging in"): a new code, valid kLoginCodeTtl;
   // and the token for a code, which is then forgotten (UNAUTHENTICATED for an unknown, used or
   // expired code).
@@ -264,7 +297,21 @@ class ApiServer {
   absl::Status CheckBrowserHeaders(const std::string& host, const std::string& origin,
                                    bool has_origin) const;
 
-  void RouteEvents();
+  // libmicrohttpd callbacks (api_server.cc), on the polling thread.
+  static void* OnUri(void* cls, const char* uri, MHD_Connection* connection);
+  static int OnRequest(void* cls, MHD_Connection* connection, const char* url, const char* method,
+                       const char* version, const char* upload_data, size_t* upload_data_size,
+                       void** con_cls);
+  static void OnCompleted(void* cls, MHD_Connection* connection, void** con_cls, int toe);
+  static long StreamRead(void* cls, uint64_t pos, char* buf, size_t max);
+  static void StreamFree(void* cls);
+  int Answer(MHD_Connection* connection, Request& req);
+  // The handler threads and the thread that resumes event streams when events arrive.
+  void Work();
+  void WakeStreams();
+  // Suspended connections not yet resumed and run again (Stop waits for none before stopping
+  // libmicrohttpd, which must not stop with suspended connections).
+  void Suspended(int delta);
 
   std::string host_;
   int port_ = 0;
@@ -272,11 +319,31 @@ class ApiServer {
   std::atomic<int> event_streams_{0};
   std::string token_;
   ApiHandler* handler_ = nullptr;
-  std::unique_ptr<httplib::Server> server_;
+  std::vector<RouteEntry> routes_;
+  // Runs before routing; true: it answered (the request goes no further).
+  std::function<bool(const Request&, Response&)> pre_routing_;
+  MHD_Daemon* daemon_ = nullptr;
   std::mutex codes_mu_;
   // Unredeemed login codes (hex) and when they expire, oldest first.
   std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> codes_;
-  std::thread thread_;
+
+  // Complete requests waiting for a handler thread (their connections suspended).
+  std::mutex work_mu_;
+  std::condition_variable work_cv_;
+  std::deque<Request*> work_;
+  bool work_closed_ = false;
+  std::vector<std::thread> workers_;
+
+  // Event streams suspended until an event, their keepalive time or Stop().
+  std::mutex streams_mu_;
+  std::condition_variable streams_cv_;
+  std::vector<Stream*> waiting_streams_;
+  EventBus* bus_ = nullptr;  // the bus of the first stream (handler_->Events())
+  std::thread waker_;
+
+  std::mutex suspended_mu_;
+  std::condition_variable suspended_cv_;
+  int suspended_ = 0;
 };
 
 }  // namespace cairn::daemon
