@@ -16,7 +16,7 @@ Seeds MakeSeeds() {
   c.seeds = {"127.0.0.1:7001", "[::1]:7002"};
   c.ec = "4+2";
   c.retention.keep_daily = 7;
-  c.retention.keep_within = "1y6m";
+  c.retention.keep_within = engine::RetentionDuration{.years = 1, .months = 6};
   daemon::SourceConfig s;
   s.path = "/home/user/Documents";
   s.excludes = {"*.tmp"};

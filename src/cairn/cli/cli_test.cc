@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +10,7 @@
 
 #include "absl/strings/ascii.h"
 #include "cairn/cli/api_client.h"
+#include "cairn/cli/keep_flags.h"
 #include "cairn/cli/main.h"
 #include "cairn/cli/output.h"
 #include "cairn/cli/progress.h"
@@ -49,6 +51,46 @@ CliRun Cairn(std::vector<std::string> args) {
   CliRun r{code, ::testing::internal::GetCapturedStdout(),
            ::testing::internal::GetCapturedStderr()};
   return r;
+}
+
+// The --keep-* flags `cairn forget` and `cairn source add` share, and the policy they make.
+TEST(KeepFlagsTest, ParsedIntoThePolicy) {
+  auto parse = [](std::vector<std::string> args) {
+    CLI::App app("test");
+    KeepFlags flags;
+    AddKeepFlags(&app, flags);
+    std::reverse(args.begin(), args.end());  // CLI11 takes them last first
+    app.parse(args);
+    return flags;
+  };
+  KeepFlags none = parse({});
+  EXPECT_FALSE(none.any());
+  auto empty = KeepPolicyFromFlags(none);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->empty());
+
+  KeepFlags f = parse({"--keep-last", "3", "--keep-hourly", "1", "--keep-daily", "7",
+                       "--keep-weekly", "4", "--keep-monthly", "-1", "--keep-yearly", "2",
+                       "--keep-within", "1y6m", "--keep-tag", "a", "--keep-tag", "b,c"});
+  EXPECT_TRUE(f.any());
+  auto p = KeepPolicyFromFlags(f);
+  ASSERT_TRUE(p.ok()) << p.status();
+  engine::RetentionPolicy want;
+  want.keep_last = 3;
+  want.keep_hourly = 1;
+  want.keep_daily = 7;
+  want.keep_weekly = 4;
+  want.keep_monthly = -1;
+  want.keep_yearly = 2;
+  want.keep_within = engine::RetentionDuration{.years = 1, .months = 6};
+  want.keep_tags = {"a", "b,c"};
+  EXPECT_EQ(*p, want);
+
+  KeepFlags bad = parse({"--keep-within", "soon"});
+  EXPECT_TRUE(bad.any());
+  auto err = KeepPolicyFromFlags(bad);
+  ASSERT_TRUE(absl::IsInvalidArgument(err.status()));
+  EXPECT_THAT(std::string(err.status().message()), ::testing::StartsWith("--keep-within: "));
 }
 
 TEST(OutputTest, ModeStrings) {

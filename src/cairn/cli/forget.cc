@@ -12,8 +12,10 @@
 #include "cairn/base/status.h"
 #include "cairn/cli/api_client.h"
 #include "cairn/cli/commands.h"
+#include "cairn/cli/keep_flags.h"
 #include "cairn/cli/output.h"
 #include "cairn/cli/progress.h"
+#include "cairn/daemon/api_requests.h"
 #include "cairn/engine/retention.h"
 
 namespace cairn::cli {
@@ -21,10 +23,7 @@ namespace {
 
 struct ForgetFlags {
   std::vector<std::string> snapshots;
-  int keep_last = 0, keep_hourly = 0, keep_daily = 0, keep_weekly = 0, keep_monthly = 0,
-      keep_yearly = 0;
-  std::string keep_within;
-  std::vector<std::string> keep_tags;
+  KeepFlags keep;
   bool dry_run = false;
   bool no_prune = false;
 };
@@ -50,8 +49,7 @@ void PrintDecisions(const char* verb, const nlohmann::json& list) {
 
 int RunForget(const GlobalOptions& global, const ForgetFlags& f) {
   nlohmann::json body = nlohmann::json::object();
-  bool policy = f.keep_last || f.keep_hourly || f.keep_daily || f.keep_weekly || f.keep_monthly ||
-                f.keep_yearly || !f.keep_within.empty() || !f.keep_tags.empty();
+  bool policy = f.keep.any();
   if (f.snapshots.empty() && !policy) {
     return PrintUsageError(
         "name snapshots to forget, or give a policy (--keep-last, --keep-daily, ...); "
@@ -60,19 +58,10 @@ int RunForget(const GlobalOptions& global, const ForgetFlags& f) {
   if (!f.snapshots.empty() && policy) {
     return PrintUsageError("give either snapshot ids or a --keep-* policy, not both");
   }
-  if (!f.keep_within.empty()) {
-    auto d = engine::ParseRetentionDuration(f.keep_within);
-    if (!d.ok()) return PrintUsageError("--keep-within: " + std::string(d.status().message()));
-  }
+  absl::StatusOr<engine::RetentionPolicy> keep = KeepPolicyFromFlags(f.keep);
+  if (!keep.ok()) return PrintUsageError(std::string(keep.status().message()));
   body["snapshots"] = f.snapshots;
-  body["keep_last"] = f.keep_last;
-  body["keep_hourly"] = f.keep_hourly;
-  body["keep_daily"] = f.keep_daily;
-  body["keep_weekly"] = f.keep_weekly;
-  body["keep_monthly"] = f.keep_monthly;
-  body["keep_yearly"] = f.keep_yearly;
-  if (!f.keep_within.empty()) body["keep_within"] = f.keep_within;
-  body["keep_tags"] = f.keep_tags;
+  body.update(daemon::RetentionPolicyJson(*keep));
   body["dry_run"] = f.dry_run;
   body["prune"] = !f.no_prune;
 
@@ -133,17 +122,7 @@ Action RegisterForget(CLI::App& app, GlobalOptions& global) {
       "forget",
       "Forget snapshots (by id or by a --keep-* policy, as restic) and delete unused blobs");
   cmd->add_option("snapshots", f->snapshots, "Snapshot ids or unique prefixes");
-  cmd->add_option("--keep-last", f->keep_last, "Keep the N newest snapshots (-1: all)");
-  cmd->add_option("--keep-hourly", f->keep_hourly, "Keep the newest snapshot of each of N hours");
-  cmd->add_option("--keep-daily", f->keep_daily, "Keep the newest snapshot of each of N days");
-  cmd->add_option("--keep-weekly", f->keep_weekly, "Keep the newest snapshot of each of N weeks");
-  cmd->add_option("--keep-monthly", f->keep_monthly,
-                  "Keep the newest snapshot of each of N months");
-  cmd->add_option("--keep-yearly", f->keep_yearly, "Keep the newest snapshot of each of N years");
-  cmd->add_option("--keep-within", f->keep_within,
-                  "Keep snapshots newer than this before the latest one, e.g. 7d, 1y6m, 36h");
-  cmd->add_option("--keep-tag", f->keep_tags, "Keep snapshots with this tag (repeatable)")
-      ->allow_extra_args(false);
+  AddKeepFlags(cmd, f->keep);
   cmd->add_flag("--dry-run,-n", f->dry_run, "Only print what would be removed and why");
   cmd->add_flag("--no-prune", f->no_prune,
                 "Only forget the snapshots; leave unused blobs until the next forget");

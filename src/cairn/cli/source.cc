@@ -14,8 +14,10 @@
 #include "cairn/base/status.h"
 #include "cairn/cli/api_client.h"
 #include "cairn/cli/commands.h"
+#include "cairn/cli/keep_flags.h"
 #include "cairn/cli/output.h"
 #include "cairn/codec/erasure.h"
+#include "cairn/daemon/api_requests.h"
 #include "cairn/daemon/config.h"
 #include "cairn/daemon/json_paths.h"
 #include "cairn/engine/retention.h"
@@ -30,10 +32,7 @@ struct SourceFlags {
   std::vector<std::string> excludes;
   std::string schedule;
   bool no_watch = false;
-  int keep_last = 0, keep_hourly = 0, keep_daily = 0, keep_weekly = 0, keep_monthly = 0,
-      keep_yearly = 0;
-  std::string keep_within;
-  std::vector<std::string> keep_tags;
+  KeepFlags keep;
 };
 
 std::string Redundancy(const nlohmann::json& s) {
@@ -89,18 +88,9 @@ int RunAdd(const GlobalOptions& global, const SourceFlags& f) {
     body["schedule"] = daemon::FormatDuration(*d);
   }
   body["watch"] = !f.no_watch;
-  if (!f.keep_within.empty()) {
-    auto d = engine::ParseRetentionDuration(f.keep_within);
-    if (!d.ok()) return PrintUsageError("--keep-within: " + std::string(d.status().message()));
-    body["keep_within"] = f.keep_within;
-  }
-  body["keep_last"] = f.keep_last;
-  body["keep_hourly"] = f.keep_hourly;
-  body["keep_daily"] = f.keep_daily;
-  body["keep_weekly"] = f.keep_weekly;
-  body["keep_monthly"] = f.keep_monthly;
-  body["keep_yearly"] = f.keep_yearly;
-  body["keep_tags"] = f.keep_tags;
+  absl::StatusOr<engine::RetentionPolicy> keep = KeepPolicyFromFlags(f.keep);
+  if (!keep.ok()) return PrintUsageError(std::string(keep.status().message()));
+  body.update(daemon::RetentionPolicyJson(*keep));
 
   absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
   if (!api.ok()) return PrintError(api.status());
@@ -178,19 +168,10 @@ Action RegisterSource(CLI::App& app, GlobalOptions& global) {
   add->add_option("--exclude", f->excludes, "Skip names or paths matching this glob (repeatable)")
       ->allow_extra_args(false);
   add->add_option("--schedule", f->schedule,
-                  "Also back up this often, e.g. 1h, 30m (default: after changes only)");
+                  "Also back up this often, e.g. 1h, 30m, 1d (default: after changes only)");
   add->add_flag("--no-watch", f->no_watch,
                 "Do not watch for changes (back up on the schedule and rescans only)");
-  add->add_option("--keep-last", f->keep_last, "Keep the N newest snapshots of it (-1: all)");
-  add->add_option("--keep-hourly", f->keep_hourly, "Keep the newest snapshot of N hours");
-  add->add_option("--keep-daily", f->keep_daily, "Keep the newest snapshot of N days");
-  add->add_option("--keep-weekly", f->keep_weekly, "Keep the newest snapshot of N weeks");
-  add->add_option("--keep-monthly", f->keep_monthly, "Keep the newest snapshot of N months");
-  add->add_option("--keep-yearly", f->keep_yearly, "Keep the newest snapshot of N years");
-  add->add_option("--keep-within", f->keep_within,
-                  "Keep snapshots newer than this before the latest one, e.g. 7d");
-  add->add_option("--keep-tag", f->keep_tags, "Keep snapshots with this tag (repeatable)")
-      ->allow_extra_args(false);
+  AddKeepFlags(add, f->keep);
 
   CLI::App* list = cmd->add_subcommand("list", "List the sources and their last backup");
   CLI::App* remove =

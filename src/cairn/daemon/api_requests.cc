@@ -68,26 +68,43 @@ absl::StatusOr<std::vector<std::string>> StringArray(const Json& body, const cha
   return out;
 }
 
-// The keep_* fields of a forget request or a source (absent or null: not set).
-absl::Status ParseKeepFields(const Json& body, RetentionConfig* k) {
-  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_last", -1, 1000000, &k->keep_last));
-  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_hourly", -1, 1000000, &k->keep_hourly));
-  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_daily", -1, 1000000, &k->keep_daily));
-  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_weekly", -1, 1000000, &k->keep_weekly));
-  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_monthly", -1, 1000000, &k->keep_monthly));
-  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_yearly", -1, 1000000, &k->keep_yearly));
+}  // namespace
+
+Json RetentionPolicyJson(const engine::RetentionPolicy& p) {
+  Json j = Json::object();
+  const std::pair<const char*, int> counts[] = {
+      {"keep_last", p.keep_last},       {"keep_hourly", p.keep_hourly},
+      {"keep_daily", p.keep_daily},     {"keep_weekly", p.keep_weekly},
+      {"keep_monthly", p.keep_monthly}, {"keep_yearly", p.keep_yearly}};
+  for (const auto& [name, v] : counts) {
+    if (v != 0) j[name] = v;
+  }
+  if (!p.keep_within.zero()) j["keep_within"] = p.keep_within.ToString();
+  if (!p.keep_tags.empty()) SetPathArray(j, "keep_tags", p.keep_tags);
+  return j;
+}
+
+absl::Status ParseRetentionPolicy(const Json& body, engine::RetentionPolicy* p) {
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_last", -1, 1000000, &p->keep_last));
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_hourly", -1, 1000000, &p->keep_hourly));
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_daily", -1, 1000000, &p->keep_daily));
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_weekly", -1, 1000000, &p->keep_weekly));
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_monthly", -1, 1000000, &p->keep_monthly));
+  CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_yearly", -1, 1000000, &p->keep_yearly));
   auto within = body.find("keep_within");
   if (within != body.end() && !within->is_null()) {
     if (!within->is_string()) {
       return absl::InvalidArgumentError("field 'keep_within' must be a string like \"7d\"");
     }
-    k->keep_within = within->get<std::string>();
+    std::string text = within->get<std::string>();
+    p->keep_within = {};
+    if (!text.empty()) {
+      CAIRN_ASSIGN_OR_RETURN(p->keep_within, engine::ParseRetentionDuration(text));
+    }
   }
-  CAIRN_ASSIGN_OR_RETURN(k->keep_tags, StringArray(body, "keep_tags"));
+  CAIRN_ASSIGN_OR_RETURN(p->keep_tags, StringArray(body, "keep_tags"));
   return absl::OkStatus();
 }
-
-}  // namespace
 
 absl::StatusOr<Json> ParseRequestBody(std::string_view text) {
   CAIRN_ASSIGN_OR_RETURN(Json body, ParseJson(text));
@@ -159,8 +176,8 @@ absl::StatusOr<RestoreRequest> ParseRestoreRequest(const Json& body) {
 absl::StatusOr<ForgetRequest> ParseForgetRequest(const Json& body) {
   ForgetRequest r;
   CAIRN_ASSIGN_OR_RETURN(r.snapshots, StringArray(body, "snapshots"));
-  RetentionConfig& p = r.policy;
-  CAIRN_RETURN_IF_ERROR(ParseKeepFields(body, &p));
+  engine::RetentionPolicy& p = r.policy;
+  CAIRN_RETURN_IF_ERROR(ParseRetentionPolicy(body, &p));
   CAIRN_RETURN_IF_ERROR(OptionalBool(body, "dry_run", &r.dry_run));
   CAIRN_RETURN_IF_ERROR(OptionalBool(body, "prune", &r.prune));
   if (r.snapshots.empty() && p.empty()) {
@@ -245,8 +262,7 @@ absl::StatusOr<SourceConfig> ParseSourceRequest(const Json& body) {
     }
   }
   CAIRN_RETURN_IF_ERROR(OptionalBool(body, "watch", &s.watch));
-  RetentionConfig& k = s.keep;
-  CAIRN_RETURN_IF_ERROR(ParseKeepFields(body, &k));
+  CAIRN_RETURN_IF_ERROR(ParseRetentionPolicy(body, &s.keep));
   CAIRN_RETURN_IF_ERROR(ValidateSource(s));
   return s;
 }

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "cairn/daemon/api_server.h"
 #include "cairn/daemon/config.h"
+#include "cairn/engine/retention.h"
 #include "nlohmann/json.hpp"
 
 namespace cairn::daemon {
@@ -26,6 +27,14 @@ absl::StatusOr<Json> ParseRequestBody(std::string_view text);
 
 // OK when `path` starts with '/'; INVALID_ARGUMENT "<what> must be an absolute path" otherwise.
 absl::Status RequireAbsolute(const std::string& path, const char* what);
+
+// A keep policy's JSON: "keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly",
+// "keep_yearly" (-1..1000000; -1 = unlimited), "keep_within" (restic's form, "7d") and
+// "keep_tags" ([...]). The encoder writes only the rules that are set (a source's "keep" in
+// GET /v1/sources); the decoder reads them from a forget or source request, where an absent or
+// null field (or an empty "keep_within") leaves the rule unset.
+Json RetentionPolicyJson(const engine::RetentionPolicy& policy);
+absl::Status ParseRetentionPolicy(const Json& body, engine::RetentionPolicy* policy);
 
 // POST /v1/backup: {"paths" (or "paths_base64"): [absolute...], "copies": 1..64 | "ec": "K+M",
 // "offsite": 0..64, "tags": [...], "excludes": [...], "rehash": bool}.

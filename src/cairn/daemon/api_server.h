@@ -64,7 +64,7 @@ struct BackupRequest {
   std::vector<std::string> excludes;
   // The keep policy applied after the backup (a source's keep_*; not an API field); unset:
   // the config's [retention].
-  std::optional<RetentionConfig> retention;
+  std::optional<engine::RetentionPolicy> retention;
   // Field "rehash": compare file content with the parent snapshot instead of size, mtime, ctime
   // and inode (engine::BackupOptions::rehash).
   bool rehash = false;
@@ -94,7 +94,7 @@ struct CheckRequest {
 // each other; one of them is required.
 struct ForgetRequest {
   std::vector<std::string> snapshots;
-  RetentionConfig policy;
+  engine::RetentionPolicy policy;
   bool dry_run = false;
   bool prune = true;
 };

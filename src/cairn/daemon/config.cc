@@ -212,7 +212,7 @@ bool ReplaceValue(std::string& text, const toml::table& table, const std::string
 // not one.
 absl::StatusOr<bool> ParseKeepKey(const KeyErrors& err, const std::string& sub,
                                   const std::string& name, const toml::node& node,
-                                  RetentionConfig& r) {
+                                  engine::RetentionPolicy& r) {
   int* count = name == "keep_last"      ? &r.keep_last
                : name == "keep_hourly"  ? &r.keep_hourly
                : name == "keep_daily"   ? &r.keep_daily
@@ -226,10 +226,12 @@ absl::StatusOr<bool> ParseKeepKey(const KeyErrors& err, const std::string& sub,
     return true;
   }
   if (name == "keep_within") {
-    CAIRN_ASSIGN_OR_RETURN(r.keep_within, GetString(err, sub, node));
-    if (!r.keep_within.empty()) {
-      auto d = engine::ParseRetentionDuration(r.keep_within);
+    CAIRN_ASSIGN_OR_RETURN(std::string text, GetString(err, sub, node));
+    r.keep_within = {};
+    if (!text.empty()) {
+      auto d = engine::ParseRetentionDuration(text);
       if (!d.ok()) return err.Bad(sub, std::string(d.status().message()));
+      r.keep_within = *d;
     }
     return true;
   }
@@ -330,7 +332,7 @@ void RenderSources(std::ostringstream& o, const std::vector<SourceConfig>& sourc
     o << "]\n"
       << "schedule = " << TomlQuote(OptionalDurationText(s.schedule)) << "\n"
       << "watch = " << (s.watch ? "true" : "false") << "\n";
-    const RetentionConfig& k = s.keep;
+    const engine::RetentionPolicy& k = s.keep;
     const std::pair<const char*, int> counts[] = {
         {"keep_last", k.keep_last},       {"keep_hourly", k.keep_hourly},
         {"keep_daily", k.keep_daily},     {"keep_weekly", k.keep_weekly},
@@ -338,7 +340,9 @@ void RenderSources(std::ostringstream& o, const std::vector<SourceConfig>& sourc
     for (const auto& [name, v] : counts) {
       if (v != 0) o << name << " = " << v << "\n";
     }
-    if (!k.keep_within.empty()) o << "keep_within = " << TomlQuote(k.keep_within) << "\n";
+    if (!k.keep_within.zero()) {
+      o << "keep_within = " << TomlQuote(k.keep_within.ToString()) << "\n";
+    }
     if (!k.keep_tags.empty()) {
       o << "keep_tags = [";
       for (size_t i = 0; i < k.keep_tags.size(); ++i) {
@@ -854,7 +858,7 @@ std::string RenderConfig(const Config& c) {
     << "keep_weekly = " << c.retention.keep_weekly << "\n"
     << "keep_monthly = " << c.retention.keep_monthly << "\n"
     << "keep_yearly = " << c.retention.keep_yearly << "\n"
-    << "keep_within = " << TomlQuote(c.retention.keep_within) << "\n"
+    << "keep_within = " << TomlQuote(c.retention.keep_within.ToString()) << "\n"
     << "keep_tags = [";
   for (size_t i = 0; i < c.retention.keep_tags.size(); ++i) {
     o << (i ? ", " : "") << TomlQuote(c.retention.keep_tags[i]);
@@ -1050,13 +1054,10 @@ absl::Status ValidateSource(const SourceConfig& s) {
       return bad("exclude globs must be non-empty UTF-8 text");
     }
   }
-  const RetentionConfig& k = s.keep;
+  const engine::RetentionPolicy& k = s.keep;
   for (int v :
        {k.keep_last, k.keep_hourly, k.keep_daily, k.keep_weekly, k.keep_monthly, k.keep_yearly}) {
     if (v < -1 || v > 1000000) return bad("keep counts must be between -1 and 1000000");
-  }
-  if (!k.keep_within.empty()) {
-    CAIRN_RETURN_IF_ERROR(engine::ParseRetentionDuration(k.keep_within).status());
   }
   for (const std::string& t : k.keep_tags) {
     if (SanitizeUtf8(t) != t) return bad("keep tags must be UTF-8 text");

@@ -20,6 +20,7 @@
 #include "cairn/base/duration.h"
 #include "cairn/base/ids.h"
 #include "cairn/codec/chunker.h"
+#include "cairn/engine/retention.h"
 
 namespace cairn::daemon {
 
@@ -33,25 +34,6 @@ struct DiscoveryConfig {
   // is a loopback address (such an address is no use to other hosts), else the kernel's choice.
   std::string interface;
   bool operator==(const DiscoveryConfig&) const = default;
-};
-
-// [retention]: restic's `forget --keep-*` policy, applied after each backup to the snapshots of
-// the same host and paths (engine/retention.h). Counts: 0 = unset, -1 = unlimited. All unset:
-// keep everything (the default).
-struct RetentionConfig {
-  int keep_last = 0;
-  int keep_hourly = 0;
-  int keep_daily = 0;
-  int keep_weekly = 0;
-  int keep_monthly = 0;
-  int keep_yearly = 0;
-  std::string keep_within;  // restic's form "1y2m3d4h"; "" = unset
-  std::vector<std::string> keep_tags;
-  bool empty() const {
-    return !keep_last && !keep_hourly && !keep_daily && !keep_weekly && !keep_monthly &&
-           !keep_yearly && keep_within.empty() && keep_tags.empty();
-  }
-  bool operator==(const RetentionConfig&) const = default;
 };
 
 // [extra]: extra copies of this peer's chunks in other peers' spare space (engine/extras.h).
@@ -73,7 +55,7 @@ struct SourceConfig {
   std::vector<std::string> excludes;      // TOML key "exclude": fnmatch(3) globs, as --exclude
   std::chrono::milliseconds schedule{0};  // back up this often anyway; 0 = no schedule
   bool watch = true;                      // inotify; false: schedule and rescans only
-  RetentionConfig keep;  // keep_* keys: this source's policy; empty: [retention] applies
+  engine::RetentionPolicy keep;  // keep_* keys: this source's policy; empty: [retention] applies
   bool operator==(const SourceConfig&) const = default;
 };
 
@@ -88,7 +70,7 @@ struct WatchConfig {
 };
 
 // INVALID_ARGUMENT (naming the problem) unless `source` is valid: absolute path, copies 1..64,
-// a valid ec and not both, keep_within parsable, keep counts -1..1000000.
+// a valid ec and not both, keep counts -1..1000000, keep tags UTF-8.
 absl::Status ValidateSource(const SourceConfig& source);
 // `path` without "." / ".." components and repeated or trailing '/' (lexically; symlinks are not
 // resolved): the form source paths are stored and compared in.
@@ -156,8 +138,11 @@ struct Config {
   std::string metrics_listen;
 
   DiscoveryConfig discovery;  // [discovery]
-  RetentionConfig retention;  // [retention]
-  ExtraConfig extra;          // [extra]
+  // [retention]: restic's `forget --keep-*` policy, applied after each backup to the snapshots
+  // of the same host and paths (engine/retention.h). Counts: 0 = unset, -1 = unlimited. All
+  // unset: keep everything (the default).
+  engine::RetentionPolicy retention;
+  ExtraConfig extra;  // [extra]
 
   WatchConfig watch;                  // [watch]
   std::vector<SourceConfig> sources;  // [[source]], paths distinct

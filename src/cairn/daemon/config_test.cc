@@ -368,7 +368,7 @@ watch = false
   EXPECT_EQ(docs.schedule, std::chrono::hours(1));
   EXPECT_TRUE(docs.watch);
   EXPECT_EQ(docs.keep.keep_daily, 7);
-  EXPECT_EQ(docs.keep.keep_within, "2d");
+  EXPECT_EQ(docs.keep.keep_within.ToString(), "2d");
   EXPECT_EQ(docs.keep.keep_tags, std::vector<std::string>{"keep"});
   const SourceConfig& photos = c->sources[1];
   EXPECT_EQ(photos.ec, "4+2");
@@ -435,6 +435,33 @@ Config WithSources() {
   b.watch = false;
   c.sources = {a, b};
   return c;
+}
+
+// A schedule in days goes through base/duration.h; keep_within is held parsed and rendered in
+// restic's form, for [retention] and a [[source]] alike.
+TEST(SourceConfigTest, ScheduleInDaysAndKeepWithinRenderBack) {
+  auto c = ParseConfig(R"(peer_id = 1
+[retention]
+keep_within = "1y6m"
+
+[[source]]
+path = "/a"
+schedule = "1d"
+keep_within = " 2d12h "
+)",
+                       "x.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->retention.keep_within, (engine::RetentionDuration{.years = 1, .months = 6}));
+  ASSERT_EQ(c->sources.size(), 1u);
+  EXPECT_EQ(c->sources[0].schedule, std::chrono::hours(24));
+  EXPECT_EQ(c->sources[0].keep.keep_within, (engine::RetentionDuration{.days = 2, .hours = 12}));
+  std::string text = RenderConfig(*c);
+  EXPECT_THAT(text, HasSubstr("keep_within = \"1y6m\""));
+  EXPECT_THAT(text, HasSubstr("keep_within = \"2d12h\""));
+  auto back = ParseConfig(text, "x");
+  ASSERT_TRUE(back.ok()) << back.status() << "\n" << text;
+  EXPECT_EQ(back->retention, c->retention);
+  EXPECT_EQ(back->sources, c->sources);
 }
 
 TEST(SourceConfigTest, RenderParsesBackAndSameSettingsComparesSources) {
@@ -519,7 +546,7 @@ TEST(SourceConfigTest, ValidateSource) {
            },
            [](SourceConfig& x) { x.excludes = {""}; },
            [](SourceConfig& x) { x.keep.keep_last = -2; },
-           [](SourceConfig& x) { x.keep.keep_within = "later"; },
+           [](SourceConfig& x) { x.keep.keep_tags = {"caf\xe9"}; },
        }) {
     SourceConfig bad = s;
     mutate(bad);

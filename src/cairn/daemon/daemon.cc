@@ -1230,7 +1230,7 @@ absl::StatusOr<std::string> Daemon::StartBackup(const BackupRequest& request) {
   options.upload_threads = config_.upload_threads;
   auto progress = std::make_shared<engine::BackupProgress>();
   // A source's own keep policy, else [retention].
-  RetentionConfig retention = request.retention.value_or(config_.retention);
+  engine::RetentionPolicy retention = request.retention.value_or(config_.retention);
   JobFunctions fns;
   fns.progress = [progress] { return BackupProgressJson(*progress); };
   fns.run = [this, options, progress,

@@ -202,7 +202,7 @@ class Daemon : public ApiHandler {
   // paths (config [retention], or the backup's source's keep_*), then collects garbage.
   // Returns the JSON of what was done.
   absl::StatusOr<nlohmann::json> ApplyRetentionAfterBackup(const index::SnapshotRecord& latest,
-                                                           const RetentionConfig& retention,
+                                                           const engine::RetentionPolicy& policy,
                                                            const std::atomic<bool>& cancel);
   // Collects garbage and delivers the deletions (JSON "gc" and "deletions" objects).
   absl::StatusOr<nlohmann::json> CollectAndDeliver(const std::atomic<bool>& cancel);

@@ -31,21 +31,6 @@ constexpr std::chrono::seconds kCompactionInterval{30};
 // How often an evacuation is retried while used > quota.
 constexpr std::chrono::seconds kReclaimRetry{60};
 
-absl::StatusOr<engine::RetentionPolicy> PolicyFrom(const RetentionConfig& c) {
-  engine::RetentionPolicy p;
-  p.keep_last = c.keep_last;
-  p.keep_hourly = c.keep_hourly;
-  p.keep_daily = c.keep_daily;
-  p.keep_weekly = c.keep_weekly;
-  p.keep_monthly = c.keep_monthly;
-  p.keep_yearly = c.keep_yearly;
-  if (!c.keep_within.empty()) {
-    CAIRN_ASSIGN_OR_RETURN(p.keep_within, engine::ParseRetentionDuration(c.keep_within));
-  }
-  p.keep_tags = c.keep_tags;
-  return p;
-}
-
 Json DecisionJson(const engine::RetentionDecision& d) {
   Json j = SnapshotJson(d.snapshot);
   Json reasons = Json::array();
@@ -95,9 +80,8 @@ absl::StatusOr<Json> Daemon::CollectAndDeliver(const std::atomic<bool>& cancel) 
 }
 
 absl::StatusOr<Json> Daemon::ApplyRetentionAfterBackup(const index::SnapshotRecord& latest,
-                                                       const RetentionConfig& retention,
+                                                       const engine::RetentionPolicy& policy,
                                                        const std::atomic<bool>& cancel) {
-  CAIRN_ASSIGN_OR_RETURN(engine::RetentionPolicy policy, PolicyFrom(retention));
   CAIRN_ASSIGN_OR_RETURN(std::vector<index::SnapshotRecord> all, catalog_->ListSnapshots());
   std::vector<index::SnapshotRecord> group;
   for (auto& r : all) {
@@ -127,9 +111,7 @@ absl::StatusOr<std::string> Daemon::StartForget(const ForgetRequest& request) {
     named.push_back(std::move(r));
   }
   engine::RetentionPolicy policy;
-  if (named.empty()) {
-    CAIRN_ASSIGN_OR_RETURN(policy, PolicyFrom(request.policy));
-  }
+  if (named.empty()) policy = request.policy;
   auto phase = std::make_shared<std::atomic<int>>(0);  // 0 choose, 1 collect, 2 deliver
   JobFunctions fns;
   fns.progress = [phase] {

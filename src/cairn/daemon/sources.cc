@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cairn/base/status.h"
+#include "cairn/daemon/api_requests.h"
 #include "cairn/daemon/daemon.h"
 #include "cairn/daemon/json_paths.h"
 
@@ -21,20 +22,6 @@ using Json = nlohmann::json;
 constexpr std::chrono::minutes kMaxRetryDelay{10};
 
 int64_t Nanos(std::chrono::milliseconds d) { return std::chrono::nanoseconds(d).count(); }
-
-Json RetentionJson(const RetentionConfig& r) {
-  Json j = Json::object();
-  const std::pair<const char*, int> counts[] = {
-      {"keep_last", r.keep_last},       {"keep_hourly", r.keep_hourly},
-      {"keep_daily", r.keep_daily},     {"keep_weekly", r.keep_weekly},
-      {"keep_monthly", r.keep_monthly}, {"keep_yearly", r.keep_yearly}};
-  for (const auto& [name, v] : counts) {
-    if (v != 0) j[name] = v;
-  }
-  if (!r.keep_within.empty()) j["keep_within"] = r.keep_within;
-  if (!r.keep_tags.empty()) SetPathArray(j, "keep_tags", r.keep_tags);
-  return j;
-}
 
 }  // namespace
 
@@ -59,7 +46,7 @@ Json SourceConfigJson(const SourceConfig& s) {
   SetPathArray(j, "excludes", s.excludes);
   j["schedule"] = s.schedule.count() > 0 ? FormatDuration(s.schedule) : "";
   j["watch"] = s.watch;
-  j["keep"] = RetentionJson(s.keep);
+  j["keep"] = RetentionPolicyJson(s.keep);
   return j;
 }
 

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <thread>
 
+#include "cairn/daemon/api_requests.h"
 #include "cairn/daemon/daemon.h"
 #include "cairn/daemon/json_paths.h"
 #include "cairn/daemon/peer_dir.h"
@@ -140,6 +141,44 @@ class SchedulerTest : public ::testing::Test {
   FakeJobs jobs_;
   std::unique_ptr<SourceScheduler> scheduler_;
 };
+
+// The keep policy's one JSON encoding (a source's "keep") decodes to the same policy (a forget
+// or source request), with only the rules that are set written.
+TEST(RetentionPolicyJsonTest, RoundTrip) {
+  engine::RetentionPolicy p;
+  EXPECT_EQ(RetentionPolicyJson(p), json::object());
+  p.keep_last = 3;
+  p.keep_monthly = -1;
+  p.keep_within = engine::RetentionDuration{.years = 1, .days = 2, .hours = 12};
+  p.keep_tags = {"a", "b,c"};
+  json j = RetentionPolicyJson(p);
+  EXPECT_EQ(j, json::parse(R"({"keep_last": 3, "keep_monthly": -1, "keep_within": "1y2d12h",
+                               "keep_tags": ["a", "b,c"]})"));
+  engine::RetentionPolicy back;
+  ASSERT_TRUE(ParseRetentionPolicy(j, &back).ok());
+  EXPECT_EQ(back, p);
+
+  // Absent, null or "" fields leave the rule unset; bad values name the field.
+  engine::RetentionPolicy unset;
+  ASSERT_TRUE(
+      ParseRetentionPolicy(json::parse(R"({"keep_within": "", "keep_daily": null})"), &unset).ok());
+  EXPECT_TRUE(unset.empty());
+  for (const char* bad : {R"({"keep_within": 7})", R"({"keep_within": "7x"})",
+                          R"({"keep_last": -2})", R"({"keep_tags": "t"})"}) {
+    engine::RetentionPolicy q;
+    EXPECT_TRUE(absl::IsInvalidArgument(ParseRetentionPolicy(json::parse(bad), &q))) << bad;
+  }
+  // A forget request and a source request decode the same fields into the same type.
+  auto forget = ParseForgetRequest(j);
+  ASSERT_TRUE(forget.ok()) << forget.status();
+  EXPECT_EQ(forget->policy, p);
+  json source = j;
+  source["path"] = "/data";
+  auto added = ParseSourceRequest(source);
+  ASSERT_TRUE(added.ok()) << added.status();
+  EXPECT_EQ(added->keep, p);
+  EXPECT_EQ(SourceConfigJson(*added)["keep"], j);
+}
 
 TEST_F(SchedulerTest, FirstBackupOneQuietPeriodAfterAddWithTheSourceSettings) {
   SourceConfig s = Source("/data/docs");

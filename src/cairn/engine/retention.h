@@ -52,6 +52,9 @@ absl::StatusOr<RetentionDuration> ParseRetentionDuration(const std::string& text
 // calendar time (mktime(3) normalization), then hours as exact 3600 s each.
 int64_t SubtractRetentionDuration(int64_t time_ns, const RetentionDuration& d);
 
+// The one keep policy type: `cairn forget --keep-*`, [retention] and a [[source]]'s keep_* in
+// cairn.toml, the API's keep_* fields (daemon/api_requests.h encodes and decodes it) and the
+// CLI's --keep-* flags (cli/keep_flags.h) all hold one of these.
 struct RetentionPolicy {
   // Counts: 0 = rule unset, -1 = unlimited (one per bucket).
   int keep_last = 0;
@@ -67,6 +70,7 @@ struct RetentionPolicy {
     return keep_last == 0 && keep_hourly == 0 && keep_daily == 0 && keep_weekly == 0 &&
            keep_monthly == 0 && keep_yearly == 0 && keep_within.zero() && keep_tags.empty();
   }
+  bool operator==(const RetentionPolicy&) const = default;
 };
 
 struct RetentionDecision {
