@@ -1118,8 +1118,22 @@ void Daemon::RefreshSnapshotHealth() {
   snapshot_health_error_.clear();
 }
 
+// Busy with a job that moves data: a backup or restore is CPU-bound, and the catalog a
+// backup, repair, forget, delete or reclaim is changing is worth reading only once it ends
+// (its end is an event, which brings the next computation).
+bool Daemon::DataJobRunning() {
+  for (JobKind kind : {JobKind::kBackup, JobKind::kRestore, JobKind::kRepair, JobKind::kForget,
+                       JobKind::kDelete, JobKind::kReclaim}) {
+    if (jobs_->Running(kind)) return true;
+  }
+  return false;
+}
+
 void Daemon::SnapshotHealthLoop() {
-  constexpr auto kEvery = std::chrono::seconds(30);
+  // A computation reads every snapshot's trees and chunk placements (1.4 s of CPU for 73k
+  // files): after a change, and otherwise every 5 minutes (placements also change without a
+  // job: the repair loop, extra copies, scrub).
+  constexpr auto kEvery = std::chrono::minutes(5);
   constexpr auto kSoonest = std::chrono::seconds(5);
   bool first = true;
   std::chrono::steady_clock::time_point last;
@@ -1133,7 +1147,7 @@ void Daemon::SnapshotHealthLoop() {
     std::set<PeerId> alive = AliveStoragePeers();
     const bool changed = events != seen_events || alive != seen_alive;
     if ((first || now - last >= kEvery || (changed && now - last >= kSoonest)) &&
-        IndexReady("compute what the snapshots survive").ok()) {
+        !DataJobRunning() && IndexReady("compute what the snapshots survive").ok()) {
       RefreshSnapshotHealth();
       first = false;
       last = now;

@@ -177,11 +177,13 @@ class Daemon : public ApiHandler {
   std::set<PeerId> AliveStoragePeers();
   // ---- what each snapshot survives now (GET /v1/health "snapshots"; docs/dashboard.md
   // "Pages") ----
-  // Runs engine::ComputeSnapshotSurvival at start, every 30 s, and 5 s after an event (a job
-  // started or ended, a peer changed state) or a change of the alive peers; not while the
-  // index is being rebuilt.
+  // Runs engine::ComputeSnapshotSurvival at start, every 5 minutes, and 5 s after an event (a
+  // job started or ended, a peer changed state) or a change of the alive peers; not while a
+  // job that moves data runs (DataJobRunning) or the index is being rebuilt.
   void SnapshotHealthLoop();
   void RefreshSnapshotHealth();
+  // True while a backup, restore, repair, forget, delete or reclaim job runs.
+  bool DataJobRunning();
   // Bytes per second GET /v1/health divides rebuild bytes by, and where it was measured:
   // "repair" (repairs since start that sent bytes), else "backup"/"restore" (of the kept
   // finished jobs, the one that moved the most bytes), else nullopt.
