@@ -34,13 +34,19 @@ NEAR = 90  # peer 5: faketime +90 (seconds)
 TOLERANCE = 3.0
 
 
+LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
 def faketime(offset: str) -> list:
     # Shifts the whole process's clocks by a constant, as a badly set clock would be. libfaketime
-    # is preloaded ahead of an ASan build's runtime, which ASan refuses unless told that the
-    # order is wanted (verify_asan_link_order=0); the release build ignores ASAN_OPTIONS.
+    # is preloaded by `env`, which execs the peer, so that the harness's SIGTERM and its
+    # die-with-parent signal reach the peer itself (the `faketime` program forks it as a child,
+    # which outlived the test). It is loaded ahead of an ASan build's runtime, which ASan refuses
+    # unless told that the order is wanted (verify_asan_link_order=0); the release build ignores
+    # ASAN_OPTIONS.
     asan = os.environ.get("ASAN_OPTIONS", "")
     asan = f"{asan}:verify_asan_link_order=0" if asan else "verify_asan_link_order=0"
-    return ["env", f"ASAN_OPTIONS={asan}", "faketime", "-f", offset]
+    return ["env", f"ASAN_OPTIONS={asan}", f"LD_PRELOAD={LIBFAKETIME}", f"FAKETIME={offset}"]
 
 
 def by_id(entries: list) -> dict:
