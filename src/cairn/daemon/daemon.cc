@@ -476,8 +476,17 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   ping_set_ = std::make_unique<ClusterPeerSet>(membership_.get(), ping_factory);
 
   ctx_.peers = peer_set_.get();
-  jobs_ = std::make_unique<JobManager>(
-      /*keep_finished=*/100, [this](const Json& e) { events_.Publish("job", e); });
+  jobs_ = std::make_unique<JobManager>(/*keep_finished=*/100, [this](const Json& e) {
+    // A job that moves data stops a snapshot health computation under way (it starts again
+    // after the job: SnapshotHealthLoop), so that the two do not share the CPU and memory.
+    const std::string kind = e.value("kind", "");
+    if (e.value("state", "") == "running" &&
+        (kind == "backup" || kind == "restore" || kind == "repair" || kind == "forget" ||
+         kind == "delete" || kind == "reclaim")) {
+      snapshot_health_cancel_ = true;
+    }
+    events_.Publish("job", e);
+  });
   RepairScheduleOptions repair_schedule;
   repair_schedule.interval = config_.repair_interval;
   repair_schedule.clock = ctx_.clock != nullptr ? ctx_.clock : env::RealClock::Default();
@@ -601,6 +610,7 @@ void Daemon::Shutdown() {
     if (api_) api_->Stop();
     if (sources_) sources_->Stop();  // no new backups from here on
     maintenance_cancel_ = true;
+    snapshot_health_closing_ = true;  // before the cancel: SnapshotHealthLoop re-checks it
     snapshot_health_cancel_ = true;
     if (jobs_) jobs_->Shutdown();
     {
@@ -1146,8 +1156,14 @@ void Daemon::SnapshotHealthLoop() {
     const uint64_t events = events_.last_id();
     std::set<PeerId> alive = AliveStoragePeers();
     const bool changed = events != seen_events || alive != seen_alive;
-    if ((first || now - last >= kEvery || (changed && now - last >= kSoonest)) &&
-        !DataJobRunning() && IndexReady("compute what the snapshots survive").ok()) {
+    const bool due = first || now - last >= kEvery || (changed && now - last >= kSoonest);
+    if (due) {
+      // Cleared before the check for running jobs, so that a data job starting after it
+      // (whose start sets it) still stops this computation; set again if the peer is closing.
+      snapshot_health_cancel_ = false;
+      if (snapshot_health_closing_) snapshot_health_cancel_ = true;
+    }
+    if (due && !DataJobRunning() && IndexReady("compute what the snapshots survive").ok()) {
       RefreshSnapshotHealth();
       first = false;
       last = now;

@@ -301,12 +301,13 @@ class Daemon : public ApiHandler {
   std::string index_error_;         // guarded by index_mu_
   nlohmann::json index_result_;     // guarded by index_mu_
   std::atomic<bool> maintenance_cancel_{false};
-  std::atomic<bool> extras_requested_{true};         // place extra copies soon (after a backup)
-  std::atomic<bool> delivery_requested_{false};      // deliver deletions/notices soon
-  std::atomic<bool> repair_requested_{false};        // a check found damage: repair soon
-  std::unique_ptr<RepairSchedule> repair_schedule_;  // when RepairLoop starts a repair
-  std::atomic<bool> snapshot_health_cancel_{false};
-  std::thread snapshot_health_thread_;  // SnapshotHealthLoop
+  std::atomic<bool> extras_requested_{true};          // place extra copies soon (after a backup)
+  std::atomic<bool> delivery_requested_{false};       // deliver deletions/notices soon
+  std::atomic<bool> repair_requested_{false};         // a check found damage: repair soon
+  std::unique_ptr<RepairSchedule> repair_schedule_;   // when RepairLoop starts a repair
+  std::atomic<bool> snapshot_health_cancel_{false};   // stops a computation under way
+  std::atomic<bool> snapshot_health_closing_{false};  // Shutdown began
+  std::thread snapshot_health_thread_;                // SnapshotHealthLoop
   mutable std::mutex snapshot_health_mu_;
   // The measured repair rate (guarded): bytes repairs sent since start and the time those
   // repairs took (repairs that sent nothing are not counted).
