@@ -12,8 +12,8 @@
 #include <cctype>
 #include <chrono>
 #include <cstdarg>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>

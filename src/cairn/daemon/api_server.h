@@ -1,4 +1,4 @@
-// The local HTTP API (cli-api-spec.md "Local HTTP API", design.md §8): libmicrohttpd on a
+// The local HTTP API (docs/cli.md "Local HTTP API"): libmicrohttpd on a
 // loopback address, JSON in and out, bearer-token authentication. The CLI is its client.
 //
 // ApiServer owns the HTTP side — authentication, routing, request parsing and validation,
