@@ -1,6 +1,5 @@
 // `cairn peer`: runs the daemon in the foreground until SIGTERM/SIGINT (design.md §9).
 #include <grpc/support/log.h>
-#include <malloc.h>
 #include <signal.h>
 #include <spdlog/cfg/env.h>
 #include <spdlog/pattern_formatter.h>
@@ -21,6 +20,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "cairn/base/allocator.h"
 #include "cairn/cli/commands.h"
 #include "cairn/daemon/config.h"
 #include "cairn/daemon/daemon.h"
@@ -143,10 +143,8 @@ int RunPeer(const GlobalOptions& global) {
     spdlog::error("cannot start: {}", std::string(lock.status().message()));
     return PrintError(lock.status());
   }
-  // A peer runs dozens of threads (upload workers, gRPC, batching senders); glibc would give
-  // each its own malloc arena, and every arena keeps freed chunk buffers: memory would grow
-  // with the thread count, not with the work (docs/architecture.md "Data path").
-  mallopt(M_ARENA_MAX, 4);
+  // Bounded arenas, no per-batch page faults (docs/architecture.md "Memory and the allocator").
+  TuneAllocator();
 
   // Block the shutdown signals in every thread (threads inherit the mask) and take them with
   // sigwait below; a peer that closes a connection must not kill us with SIGPIPE.

@@ -4,11 +4,13 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -23,6 +25,16 @@ std::string DirName(const std::string& path) {
   if (slash == std::string::npos) return ".";
   if (slash == 0) return "/";
   return path.substr(0, slash);
+}
+
+absl::Status File::AppendV(std::span<const ByteSpan> parts) {
+  if (parts.size() == 1) return Append(parts[0]);
+  size_t total = 0;
+  for (ByteSpan part : parts) total += part.size();
+  Bytes joined;
+  joined.reserve(total);
+  for (ByteSpan part : parts) joined.insert(joined.end(), part.begin(), part.end());
+  return Append(joined);
 }
 
 namespace {
@@ -97,20 +109,24 @@ class PosixFile : public File {
   }
 
   absl::Status Append(ByteSpan data) override {
+    const ByteSpan part[1] = {data};
+    return AppendV(part);
+  }
+
+  absl::Status AppendV(std::span<const ByteSpan> parts) override {
     if (!writable_)
       return absl::FailedPreconditionError("append to " + path_ + ": opened read-only");
     std::lock_guard<std::mutex> lock(mu_);
     if (dfd_ >= 0) {
       bool unsupported = false;
-      absl::Status st = AppendDirectLocked(data, &unsupported);
+      absl::Status st = AppendDirectLocked(parts, &unsupported);
       if (!unsupported) return st;
       // EINVAL on the first direct write: this file system wants another alignment after all.
-      // Nothing of `data` was written; go on with buffered appends.
+      // Nothing of `parts` was written; go on with buffered appends.
       CAIRN_RETURN_IF_ERROR(StopDirectLocked());
     }
-    absl::Status st = PwriteAll(fd_, data.data(), data.size(), size_, "append to " + path_);
+    absl::Status st = PwritevAll(parts);
     if (!st.ok()) return ResyncLocked(st);
-    size_ += data.size();
     return absl::OkStatus();
   }
 
@@ -170,27 +186,39 @@ class PosixFile : public File {
   }
 
   // `*unsupported`: set when the first direct write failed with EINVAL and nothing changed.
-  absl::Status AppendDirectLocked(ByteSpan data, bool* unsupported) {
+  absl::Status AppendDirectLocked(std::span<const ByteSpan> parts, bool* unsupported) {
     if (!tail_loaded_) CAIRN_RETURN_IF_ERROR(LoadTailLocked());
-    // One staging buffer per thread (appends of one file are serialized by mu_), reused: a
-    // fresh one per call would cost page faults on every megabyte.
-    thread_local AlignedBuffer stage;
-    if (!stage) stage = NewAligned(kDirectStage);
-    std::memcpy(stage.get(), tail_.get(), tail_len_);
+    // The file's staging buffer (appends are serialized by mu_), kept for the file's life: a
+    // fresh one per call, or per thread of a pool that comes and goes, costs page faults on
+    // every megabyte.
+    if (!stage_) stage_ = NewAligned(kDirectStage);
+    uint8_t* const stage = stage_.get();
+    std::memcpy(stage, tail_.get(), tail_len_);
     size_t fill = tail_len_;
     const uint64_t first_offset = size_ - tail_len_;
     uint64_t offset = first_offset;  // block-aligned file offset of stage[0]
-    size_t pos = 0;
-    while (pos < data.size()) {
-      const size_t take = std::min(data.size() - pos, kDirectStage - fill);
-      std::memcpy(stage.get() + fill, data.data() + pos, take);
-      fill += take;
-      pos += take;
+    size_t total = 0;
+    for (ByteSpan part : parts) total += part.size();
+    size_t part = 0, in_part = 0;  // the next byte to stage: parts[part][in_part]
+    size_t pos = 0;                // bytes of all parts staged so far
+    while (pos < total) {
+      while (fill < kDirectStage && pos < total) {
+        ByteSpan p = parts[part];
+        const size_t take = std::min(p.size() - in_part, kDirectStage - fill);
+        std::memcpy(stage + fill, p.data() + in_part, take);
+        fill += take;
+        pos += take;
+        in_part += take;
+        if (in_part == p.size()) {
+          ++part;
+          in_part = 0;
+        }
+      }
       const size_t whole = fill & ~(kDirectBlock - 1);
-      if (whole == 0 || (fill < kDirectStage && pos < data.size())) continue;
+      if (whole == 0 || (fill < kDirectStage && pos < total)) continue;
       ssize_t n;
       do {
-        n = ::pwrite(dfd_, stage.get(), whole, static_cast<off_t>(offset));
+        n = ::pwrite(dfd_, stage, whole, static_cast<off_t>(offset));
       } while (n < 0 && errno == EINTR);
       if (n < 0 && errno == EINVAL && offset == first_offset) {
         *unsupported = true;
@@ -202,19 +230,54 @@ class PosixFile : public File {
         return ResyncLocked(ErrnoStatus(ENOSPC, "append to " + path_));
       }
       offset += whole;
-      std::memmove(stage.get(), stage.get() + whole, fill - whole);
+      std::memmove(stage, stage + whole, fill - whole);
       fill -= whole;
     }
     // The last partial block goes in with a buffered write, so that the file (and every other
     // handle) holds each appended byte when Append returns; the next direct write replaces
     // that block whole.
     if (fill > 0) {
-      absl::Status st = PwriteAll(fd_, stage.get(), fill, offset, "append to " + path_);
+      absl::Status st = PwriteAll(fd_, stage, fill, offset, "append to " + path_);
       if (!st.ok()) return ResyncLocked(st);
     }
-    size_ += data.size();
-    std::memcpy(tail_.get(), stage.get(), fill);
+    size_ += total;
+    std::memcpy(tail_.get(), stage, fill);
     tail_len_ = fill;
+    return absl::OkStatus();
+  }
+
+  // Buffered appends: pwritev(2) of up to IOV_MAX parts at a time at size_; size_ grows by
+  // what was written (also on an error, which ResyncLocked then corrects from the file).
+  absl::Status PwritevAll(std::span<const ByteSpan> parts) {
+    std::vector<struct iovec> iov;
+    iov.reserve(std::min<size_t>(parts.size(), IOV_MAX));
+    size_t next = 0;  // first part not yet in iov
+    while (next < parts.size() || !iov.empty()) {
+      while (next < parts.size() && iov.size() < IOV_MAX) {
+        if (!parts[next].empty()) {
+          iov.push_back({const_cast<uint8_t*>(parts[next].data()), parts[next].size()});
+        }
+        ++next;
+      }
+      if (iov.empty()) break;
+      ssize_t n =
+          ::pwritev(fd_, iov.data(), static_cast<int>(iov.size()), static_cast<off_t>(size_));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus(errno, "append to " + path_);
+      }
+      if (n == 0) return ErrnoStatus(EIO, "append to " + path_);
+      size_ += static_cast<size_t>(n);
+      // Drop what was written from the front of iov.
+      size_t left = static_cast<size_t>(n);
+      size_t done = 0;
+      while (done < iov.size() && left >= iov[done].iov_len) left -= iov[done++].iov_len;
+      if (done < iov.size() && left > 0) {
+        iov[done].iov_base = static_cast<uint8_t*>(iov[done].iov_base) + left;
+        iov[done].iov_len -= left;
+      }
+      iov.erase(iov.begin(), iov.begin() + static_cast<std::ptrdiff_t>(done));
+    }
     return absl::OkStatus();
   }
 
@@ -239,10 +302,11 @@ class PosixFile : public File {
   const int fd_;
   const std::string path_;
   const bool writable_;
-  int dfd_;             // O_DIRECT descriptor, or -1 (guarded by mu_ after construction)
-  std::mutex mu_;       // appends, the tail, truncation
-  uint64_t size_;       // every byte appended
-  AlignedBuffer tail_;  // kDirectBlock bytes: [size_ - tail_len_, size_) of the file
+  int dfd_;              // O_DIRECT descriptor, or -1 (guarded by mu_ after construction)
+  std::mutex mu_;        // appends, the tail, truncation
+  uint64_t size_;        // every byte appended
+  AlignedBuffer stage_;  // kDirectStage bytes for direct writes, made at the first one
+  AlignedBuffer tail_;   // kDirectBlock bytes: [size_ - tail_len_, size_) of the file
   size_t tail_len_ = 0;
   bool tail_loaded_ = false;  // tail_ holds the file's last partial block
 };

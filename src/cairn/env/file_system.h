@@ -52,6 +52,13 @@ class File {
   // system is full (ENOSPC, EDQUOT).
   virtual absl::Status Append(ByteSpan data) = 0;
 
+  // Appends `parts` one after another, as one Append of their concatenation would (the same
+  // errors and partial-append rule), without the caller building that concatenation: the
+  // segment store passes each record's header and the blob bytes as they arrived. The default
+  // concatenates and calls Append; the POSIX file copies the parts straight into its direct-I/O
+  // staging buffer, or writes them with pwritev(2).
+  virtual absl::Status AppendV(std::span<const ByteSpan> parts);
+
   // Makes the file's bytes durable (fdatasync(2)).
   virtual absl::Status Sync() = 0;
 

@@ -81,10 +81,11 @@ TEST_P(FileSystemConformanceTest, CreateAppendReadSyncTruncate) {
   EXPECT_EQ(*fs()->FileSize(P("a")), 6u);
 }
 
-// Appends of every size across block and staging-buffer boundaries (the POSIX file writes whole
-// 4 KiB blocks with O_DIRECT and keeps the last partial block aside: docs/architecture.md "Segment
-// writes bypass the page cache"), interleaved with reads at the end, syncs, truncations, reads
-// through a second handle and reopening: the file always holds exactly what was appended.
+// Appends (single and gathered) of every size across block and staging-buffer boundaries (the POSIX
+// file writes whole 4 KiB blocks with O_DIRECT and keeps the last partial block aside:
+// docs/architecture.md "Segment writes bypass the page cache"), interleaved with reads at the end,
+// syncs, truncations, reads through a second handle and reopening: the file always holds exactly
+// what was appended.
 TEST_P(FileSystemConformanceTest, RandomAppendsReadsTruncatesMatchAModel) {
   std::mt19937_64 rng(20261203);
   std::string model;
@@ -101,11 +102,23 @@ TEST_P(FileSystemConformanceTest, RandomAppendsReadsTruncatesMatchAModel) {
   for (int step = 0; step < 160; ++step) {
     switch (rng() % 8) {
       case 0:
-      case 1:
-      case 2: {
+      case 1: {
         std::string data = random_bytes(sizes[rng() % std::size(sizes)]);
         ASSERT_TRUE((*f)->Append(Bytes(data.begin(), data.end())).ok());
         model += data;
+        break;
+      }
+      case 2: {
+        // A gathered append (AppendV) of 1 to 6 parts of those sizes, empty ones included,
+        // splitting records across the staging buffer as the segment store's write groups do.
+        std::vector<Bytes> parts(1 + rng() % 6);
+        for (Bytes& part : parts) {
+          std::string data = random_bytes(sizes[rng() % std::size(sizes)] / (1 + rng() % 3));
+          part.assign(data.begin(), data.end());
+          model += data;
+        }
+        std::vector<ByteSpan> spans(parts.begin(), parts.end());
+        ASSERT_TRUE((*f)->AppendV(spans).ok());
         break;
       }
       case 3:

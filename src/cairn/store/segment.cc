@@ -17,6 +17,15 @@ uint64_t Checksum64(ByteSpan data) {
 constexpr size_t kPrefixSize = 12;
 constexpr size_t kFixedBodySize = kRecordHeaderSize - kPrefixSize;  // 64
 
+// The checksum of the record header at `header` (kRecordHeaderSize bytes): over the length
+// field and the fixed body, skipping the checksum field itself.
+uint64_t HeaderChecksum(const uint8_t* header) {
+  uint8_t covered[4 + kFixedBodySize];
+  std::memcpy(covered, header, 4);
+  std::memcpy(covered + 4, header + kPrefixSize, kFixedBodySize);
+  return Checksum64(ByteSpan(covered, sizeof covered));
+}
+
 }  // namespace
 
 Bytes EncodeSegmentHeader(const SegmentHeader& header) {
@@ -49,9 +58,9 @@ absl::StatusOr<SegmentHeader> DecodeSegmentHeader(ByteSpan data) {
   return h;
 }
 
-void AppendRecord(Bytes& out, const RecordInfo& info, ByteSpan blob) {
+void AppendRecordHeader(Bytes& out, const RecordInfo& info) {
   const size_t start = out.size();
-  PutU32(out, static_cast<uint32_t>(kFixedBodySize + blob.size()));
+  PutU32(out, static_cast<uint32_t>(kFixedBodySize + info.blob_size));
   PutU64(out, 0);  // checksum, filled in below
   out.push_back(kRecordTypeBlob);
   out.push_back(info.kind);
@@ -61,12 +70,12 @@ void AppendRecord(Bytes& out, const RecordInfo& info, ByteSpan blob) {
   out.insert(out.end(), info.key.chunk.bytes.begin(), info.key.chunk.bytes.end());
   PutU32(out, info.key.shard);
   out.insert(out.end(), info.checksum.begin(), info.checksum.end());
-  // Checksum over the length field and the fixed body.
-  Bytes covered(out.begin() + start, out.begin() + start + 4);
-  covered.insert(covered.end(), out.begin() + start + kPrefixSize,
-                 out.begin() + start + kRecordHeaderSize);
-  uint64_t sum = Checksum64(covered);
+  uint64_t sum = HeaderChecksum(out.data() + start);
   for (int i = 0; i < 8; ++i) out[start + 4 + i] = static_cast<uint8_t>(sum >> (8 * i));
+}
+
+void AppendRecord(Bytes& out, const RecordInfo& info, ByteSpan blob) {
+  AppendRecordHeader(out, info);
   out.insert(out.end(), blob.begin(), blob.end());
 }
 
@@ -76,9 +85,7 @@ absl::StatusOr<RecordInfo> DecodeRecordHeader(ByteSpan header) {
   }
   const uint8_t* p = header.data();
   uint32_t length = GetU32(p);
-  Bytes covered(p, p + 4);
-  covered.insert(covered.end(), p + kPrefixSize, p + kRecordHeaderSize);
-  if (GetU64(p + 4) != Checksum64(covered)) {
+  if (GetU64(p + 4) != HeaderChecksum(p)) {
     return absl::DataLossError("record header: checksum mismatch");
   }
   if (length < kFixedBodySize || length - kFixedBodySize > kMaxRecordBlobSize) {

@@ -61,6 +61,10 @@ struct RecordInfo {
 
 // Appends the record framing `blob` (info.blob_size and info.checksum must describe it).
 void AppendRecord(Bytes& out, const RecordInfo& info, ByteSpan blob);
+// Appends only the kRecordHeaderSize header bytes of that record: the blob's info.blob_size
+// bytes must follow it in the file (the segment store writes them from the request, with
+// env::File::AppendV, instead of copying them behind the header).
+void AppendRecordHeader(Bytes& out, const RecordInfo& info);
 
 // Decodes the kRecordHeaderSize bytes of a record header. DATA_LOSS when the checksum does not
 // match, the type is unknown or the length is out of range.

@@ -21,7 +21,7 @@ namespace {
 constexpr char kSegmentsDirName[] = "segments";
 // Extra slots read per registry query while evicting.
 constexpr size_t kEvictPage = 256;
-// Compaction appends copied records in pieces of about this size.
+// Write groups and compaction hand records to the file in pieces of about this size.
 constexpr size_t kCopyBuffer = 1 << 20;
 
 // Holds `key` exclusively (against other puts, deletes and quarantines of it) while alive.
@@ -362,7 +362,15 @@ absl::Status SegmentBlobStore::Impl::CommitGroup(std::vector<Writer*>& group,
   }
   RegistryBatch batch;
   std::vector<std::shared_ptr<env::File>> to_sync;  // sealed during this group
-  Bytes buf;
+  // What goes to the file next: each record's header (in `headers`) and its blob, straight
+  // from the request. `headers` is sized for the whole group up front, so the spans into it
+  // stay valid.
+  size_t items = 0;
+  for (Writer* w : group) items += w->items.size();
+  Bytes headers;
+  headers.reserve(items * kRecordHeaderSize);
+  std::vector<ByteSpan> parts;
+  size_t staged = 0;                                    // bytes in `parts`
   const std::shared_ptr<env::File> group_file = wfile;  // nullptr: none was open
   const uint64_t group_start = wsize;
   const uint64_t group_segment = wid;
@@ -402,9 +410,10 @@ absl::Status SegmentBlobStore::Impl::CommitGroup(std::vector<Writer*>& group,
   };
 
   auto flush = [&]() -> absl::Status {
-    if (buf.empty()) return absl::OkStatus();
-    absl::Status st = wfile->Append(buf);
-    buf.clear();
+    if (parts.empty()) return absl::OkStatus();
+    absl::Status st = wfile->AppendV(parts);
+    parts.clear();
+    staged = 0;
     return st;
   };
 
@@ -441,9 +450,13 @@ absl::Status SegmentBlobStore::Impl::CommitGroup(std::vector<Writer*>& group,
       slot.state = SlotState::kLive;
       slot.stored_ns = now_ns;
       batch.add.push_back(slot);
-      AppendRecord(buf, info, put.blob);
+      const size_t at = headers.size();
+      AppendRecordHeader(headers, info);
+      parts.push_back(ByteSpan(headers.data() + at, kRecordHeaderSize));
+      if (!put.blob.empty()) parts.push_back(put.blob);
+      staged += info.RecordSize();
       wsize += info.RecordSize();
-      if (buf.size() >= kCopyBuffer) {
+      if (staged >= kCopyBuffer) {
         if (absl::Status st = flush(); !st.ok()) return fail(st, true);
       }
     }

@@ -1,0 +1,16 @@
+#include "cairn/base/allocator.h"
+
+#include <malloc.h>
+
+#include <climits>
+
+namespace cairn {
+
+void TuneAllocator(const AllocatorTuning& tuning) {
+  mallopt(M_ARENA_MAX, tuning.max_arenas);
+  const auto clamp = [](size_t v) { return static_cast<int>(v > INT_MAX ? INT_MAX : v); };
+  mallopt(M_MMAP_THRESHOLD, clamp(tuning.mmap_threshold));
+  mallopt(M_TRIM_THRESHOLD, clamp(tuning.trim_threshold));
+}
+
+}  // namespace cairn
