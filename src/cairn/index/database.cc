@@ -135,6 +135,13 @@ absl::StatusOr<Statement> Database::Impl::Prepare(const std::string& sql) {
 }
 
 absl::Status Database::Impl::Exec(const std::string& sql) {
+  // Transaction control (BEGIN, COMMIT, ROLLBACK), run around every read and write, goes
+  // through the statement cache: sqlite3_exec parses the text on every call, which was a good
+  // part of a chunk lookup during a backup. Scripts of several statements still use exec.
+  if (sql.size() <= 32 && sql.find(';') == std::string::npos) {
+    absl::StatusOr<Statement> stmt = Prepare(sql);
+    if (stmt.ok()) return stmt->Run();
+  }
   char* error = nullptr;
   int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
   if (rc == SQLITE_OK) return absl::OkStatus();
