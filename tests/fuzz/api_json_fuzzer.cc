@@ -1,10 +1,10 @@
-// Fuzz target: the local API's JSON request bodies (daemon/api_requests.h, docs/cli.md) and the
-// helpers they use for raw-byte paths (daemon/json_paths.h) and times (engine/time_point.h).
+// Fuzz target: the local API's JSON request bodies (api/requests.h, docs/cli.md) and the
+// helpers they use for raw-byte paths (api/json_paths.h) and times (engine/time_point.h).
 // Every input is parsed as a body and given to every request parser; the same bytes are also
 // decoded as base64, sanitized as UTF-8 and parsed as a time. Parsers must return a status,
 // never throw; base64 and UTF-8 sanitizing round-trip.
-#include "cairn/daemon/api_requests.h"
-#include "cairn/daemon/json_paths.h"
+#include "cairn/api/json_paths.h"
+#include "cairn/api/requests.h"
 #include "cairn/engine/time_point.h"
 #include "fuzz_util.h"
 
@@ -47,36 +47,35 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace cairn;
   using namespace cairn::fuzz;
   std::string_view text(reinterpret_cast<const char*>(data), size);
-  auto body = daemon::ParseRequestBody(text);
+  auto body = api::ParseRequestBody(text);
   if (body.ok()) {
     FUZZ_CHECK(body->is_object());
-    Check(daemon::ParseBackupRequest(*body));
-    Check(daemon::ParseRestoreRequest(*body));
-    Check(daemon::ParseCheckRequest(*body));
-    Check(daemon::ParseForgetRequest(*body));
-    Check(daemon::ParseDeleteRequest(*body));
-    Check(daemon::ParseReclaimRequest(*body));
-    Check(daemon::ParseSourceRequest(*body));
-    Check(daemon::GetPathField(*body, "path"));
-    Check(daemon::GetPathArray(*body, "paths"));
-    (void)daemon::StatusFromJson(*body);
+    Check(api::Decode<api::BackupRequest>(*body));
+    Check(api::Decode<api::RestoreRequest>(*body));
+    Check(api::Decode<api::CheckRequest>(*body));
+    Check(api::Decode<api::ForgetRequest>(*body));
+    Check(api::Decode<api::DeleteRequest>(*body));
+    Check(api::Decode<api::ReclaimRequest>(*body));
+    Check(api::Decode<api::SourceRequest>(*body));
+    Check(api::GetPathField(*body, "path"));
+    Check(api::GetPathArray(*body, "paths"));
+    (void)api::StatusFromJson(*body);
     // What the server sends back must serialize whatever came in.
-    (void)daemon::DumpJson(*body);
+    (void)api::DumpJson(*body);
   } else {
     FUZZ_CHECK(body.status().code() == absl::StatusCode::kInvalidArgument);
   }
-  auto decoded = daemon::FromBase64(text);
+  auto decoded = api::FromBase64(text);
   if (decoded.ok()) {
-    FUZZ_CHECK(daemon::FromBase64(daemon::ToBase64(*decoded)).value_or("\x01") == *decoded);
+    FUZZ_CHECK(api::FromBase64(api::ToBase64(*decoded)).value_or("\x01") == *decoded);
   }
-  std::string clean = daemon::SanitizeUtf8(text);
-  FUZZ_CHECK(daemon::SanitizeUtf8(clean) == clean);
+  std::string clean = api::SanitizeUtf8(text);
+  FUZZ_CHECK(api::SanitizeUtf8(clean) == clean);
   std::string owned(text);
   auto t = engine::ParseTimePoint(owned, /*allow_local=*/false, /*allow_unix_ns=*/true);
   if (t.ok()) {
     // RFC 3339 output (FormatRfc3339) of an accepted time parses back to it.
-    auto again =
-        engine::ParseTimePoint(daemon::FormatRfc3339(*t, /*nanoseconds=*/true), false, false);
+    auto again = engine::ParseTimePoint(api::FormatRfc3339(*t, /*nanoseconds=*/true), false, false);
     FUZZ_CHECK(again.ok() && *again == *t);
   }
   return 0;

@@ -9,10 +9,10 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "cairn/api/json_paths.h"
 #include "cairn/base/status.h"
 #include "cairn/cli/progress.h"
 #include "cairn/daemon/config.h"
-#include "cairn/daemon/json_paths.h"
 #include "cairn/daemon/peer_dir.h"
 
 namespace cairn::cli {
@@ -89,7 +89,7 @@ absl::StatusOr<nlohmann::json> ApiClient::Finish(const std::string& method,
                                                ": is `cairn peer --dir ", dir_, "` running?"));
   }
   const httplib::Response& res = *result;
-  absl::StatusOr<nlohmann::json> body = daemon::ParseJson(res.body);
+  absl::StatusOr<nlohmann::json> body = api::ParseJson(res.body);
   if (res.status >= 200 && res.status < 300) {
     if (!body.ok()) {
       return absl::InternalError(
@@ -98,7 +98,7 @@ absl::StatusOr<nlohmann::json> ApiClient::Finish(const std::string& method,
     return body;
   }
   if (body.ok() && body->is_object() && body->contains("error")) {
-    return daemon::StatusFromJson((*body)["error"]);
+    return api::StatusFromJson((*body)["error"]);
   }
   return absl::UnknownError(
       absl::StrCat(method, " ", target, ": the peer answered HTTP ", res.status));
@@ -111,7 +111,7 @@ absl::StatusOr<nlohmann::json> ApiClient::Get(const std::string& target) {
 
 absl::StatusOr<nlohmann::json> ApiClient::Post(const std::string& target,
                                                const nlohmann::json& body) {
-  httplib::Result r = client_->Post(target.c_str(), daemon::DumpJson(body), "application/json");
+  httplib::Result r = client_->Post(target.c_str(), api::DumpJson(body), "application/json");
   return Finish("POST", target, &r);
 }
 
@@ -144,7 +144,7 @@ absl::StatusOr<nlohmann::json> ApiClient::WaitForJob(const std::string& id, Prog
     }
     if (state == "failed") {
       if (bar) bar->Finish();
-      if (job.contains("error")) return daemon::StatusFromJson(job["error"]);
+      if (job.contains("error")) return api::StatusFromJson(job["error"]);
       return absl::UnknownError("the job failed");
     }
     if (state != "running") return absl::InternalError("malformed job status from the peer");

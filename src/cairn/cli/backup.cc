@@ -4,6 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cairn/api/json_paths.h"
+#include "cairn/api/requests.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
 #include "cairn/cli/api_client.h"
@@ -11,7 +13,6 @@
 #include "cairn/cli/output.h"
 #include "cairn/cli/progress.h"
 #include "cairn/codec/erasure.h"
-#include "cairn/daemon/json_paths.h"
 
 namespace cairn::cli {
 namespace {
@@ -88,27 +89,25 @@ int ReportProblems(const nlohmann::json& r) {
 }
 
 int RunBackup(const GlobalOptions& global, const BackupFlags& f) {
-  nlohmann::json body;
-  nlohmann::json paths = nlohmann::json::array();
+  api::BackupRequest request;
   for (const std::string& p : f.paths) {
     if (p.empty()) return PrintUsageError("empty path");
-    paths.push_back(daemon::ToBase64(AbsolutePath(p)));
+    request.paths.push_back(AbsolutePath(p));
   }
-  body["paths_base64"] = std::move(paths);
-  if (f.copies > 0) body["copies"] = f.copies;
-  if (f.offsite >= 0) body["offsite"] = f.offsite;
+  if (f.copies > 0) request.copies = f.copies;
+  if (f.offsite >= 0) request.offsite = f.offsite;
   if (!f.ec.empty()) {
     absl::StatusOr<codec::ErasureScheme> scheme = codec::ParseErasureScheme(f.ec);
     if (!scheme.ok()) return PrintUsageError("--ec: " + std::string(scheme.status().message()));
-    body["ec"] = scheme->ToString();
+    request.ec = *scheme;
   }
-  daemon::SetPathArray(body, "tags", f.tags);
-  daemon::SetPathArray(body, "excludes", f.excludes);
-  if (f.rehash) body["rehash"] = true;
+  request.tags = f.tags;
+  request.excludes = f.excludes;
+  request.rehash = f.rehash;
 
   absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
   if (!api.ok()) return PrintError(api.status());
-  absl::StatusOr<nlohmann::json> started = (*api)->Post("/v1/backup", body);
+  absl::StatusOr<nlohmann::json> started = (*api)->Post("/v1/backup", api::ToJson(request));
   if (!started.ok()) return PrintError(started.status());
   std::string job_id = Str(*started, "job_id");
   if (job_id.empty()) return PrintError(absl::InternalError("the peer returned no job id"));

@@ -5,6 +5,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "cairn/api/requests.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
 #include "cairn/cli/api_client.h"
@@ -22,8 +23,8 @@ struct CheckFlags {
 
 absl::StatusOr<nlohmann::json> RunJob(const GlobalOptions& global, const std::string& route,
                                       const CheckFlags& f) {
-  nlohmann::json body = nlohmann::json::object();
-  body["read_data"] = f.read_data;
+  api::CheckRequest request;
+  request.read_data = f.read_data;
   if (!f.subset.empty()) {
     std::string p = f.subset;
     if (!p.empty() && p.back() == '%') p.pop_back();
@@ -32,10 +33,10 @@ absl::StatusOr<nlohmann::json> RunJob(const GlobalOptions& global, const std::st
       return absl::InvalidArgumentError(
           "--read-data-subset wants a percentage in (0, 100], e.g. 10%");
     }
-    body["read_subset_percent"] = percent;
+    request.read_subset = percent / 100;
   }
   CAIRN_ASSIGN_OR_RETURN(auto api, ApiClient::Open(global.dir));
-  CAIRN_ASSIGN_OR_RETURN(nlohmann::json started, api->Post(route, body));
+  CAIRN_ASSIGN_OR_RETURN(nlohmann::json started, api->Post(route, api::ToJson(request)));
   std::string job_id = Str(started, "job_id");
   if (job_id.empty()) return absl::InternalError("the peer returned no job id");
   ProgressBar bar(!global.json && ProgressBar::StderrIsTerminal());

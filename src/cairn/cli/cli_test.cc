@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "absl/strings/ascii.h"
+#include "cairn/api/json_paths.h"
 #include "cairn/cli/api_client.h"
 #include "cairn/cli/keep_flags.h"
 #include "cairn/cli/main.h"
@@ -17,7 +18,6 @@
 #include "cairn/cluster/cluster_key.h"
 #include "cairn/cluster/recovery_key.h"
 #include "cairn/daemon/daemon.h"
-#include "cairn/daemon/json_paths.h"
 #include "cairn/daemon/peer_dir.h"
 #include "cairn/daemon/test_util.h"
 #include "cairn/daemon/version.h"
@@ -452,7 +452,7 @@ TEST(CliTest, BackupListRestoreAgainstRunningPeers) {
 
   r = Cairn({"backup", "--dir", home, "--json", src});
   ASSERT_EQ(r.code, 0) << r.err;
-  auto backup = daemon::ParseJson(r.out);
+  auto backup = api::ParseJson(r.out);
   ASSERT_TRUE(backup.ok()) << r.out;
   for (const char* field :
        {"snapshot_id", "short_id", "files", "files_read", "files_unchanged", "directories", "bytes",
@@ -467,7 +467,7 @@ TEST(CliTest, BackupListRestoreAgainstRunningPeers) {
   EXPECT_THAT(r.out, HasSubstr("ID"));
   EXPECT_THAT(r.out, HasSubstr("t1"));
   r = Cairn({"snapshots", "--dir", home, "--json"});
-  auto snaps = daemon::ParseJson(r.out);
+  auto snaps = api::ParseJson(r.out);
   ASSERT_TRUE(snaps.ok());
   ASSERT_EQ(snaps->size(), 2u);
   EXPECT_EQ((*snaps)[1]["id"], (*backup)["snapshot_id"]);
@@ -478,12 +478,12 @@ TEST(CliTest, BackupListRestoreAgainstRunningPeers) {
   EXPECT_THAT(r.out, HasSubstr("b\xff.bin"));  // raw bytes on a terminal
   EXPECT_THAT(r.out, HasSubstr("link -> d/a.txt"));
   r = Cairn({"ls", "--dir", home, "--json", "latest", "-r"});
-  auto ls = daemon::ParseJson(r.out);
+  auto ls = api::ParseJson(r.out);
   ASSERT_TRUE(ls.ok()) << r.out;
   bool found = false;
   for (const json& e : *ls) {
     if (e.contains("path_base64")) {
-      EXPECT_THAT(*daemon::GetPathField(e, "path"), HasSubstr("b\xff.bin"));
+      EXPECT_THAT(*api::GetPathField(e, "path"), HasSubstr("b\xff.bin"));
       found = true;
     }
   }
@@ -512,7 +512,7 @@ TEST(CliTest, BackupListRestoreAgainstRunningPeers) {
   EXPECT_THAT(r.out, HasSubstr("1*"));
   EXPECT_THAT(r.out, HasSubstr("alive"));
   r = Cairn({"peers", "--dir", home, "--json"});
-  auto plist = daemon::ParseJson(r.out);
+  auto plist = api::ParseJson(r.out);
   ASSERT_TRUE(plist.ok());
   EXPECT_EQ(plist->size(), 3u);
 
@@ -521,7 +521,7 @@ TEST(CliTest, BackupListRestoreAgainstRunningPeers) {
   EXPECT_THAT(r.out, HasSubstr("peer 1"));
   EXPECT_THAT(r.out, HasSubstr("scrub:      no pass yet; next "));
   r = Cairn({"status", "--dir", home, "--json"});
-  auto status = daemon::ParseJson(r.out);
+  auto status = api::ParseJson(r.out);
   ASSERT_TRUE(status.ok());
   EXPECT_EQ((*status)["snapshots"], 2);
   EXPECT_EQ((*status)["scrub"]["enabled"], true);

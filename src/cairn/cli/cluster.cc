@@ -14,12 +14,12 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "cairn/api/json_paths.h"
 #include "cairn/base/status.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/output.h"
 #include "cairn/cluster/cluster_key.h"
 #include "cairn/daemon/config.h"
-#include "cairn/daemon/json_paths.h"
 #include "cairn/daemon/peer_dir.h"
 
 namespace cairn::cli {

@@ -5,13 +5,14 @@
 #include <memory>
 #include <string>
 
+#include "cairn/api/json_paths.h"
+#include "cairn/api/requests.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
 #include "cairn/cli/api_client.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/output.h"
 #include "cairn/cli/progress.h"
-#include "cairn/daemon/json_paths.h"
 
 namespace cairn::cli {
 namespace {
@@ -23,12 +24,10 @@ struct DeleteFlags {
 
 int RunDelete(const GlobalOptions& global, const DeleteFlags& f) {
   if (f.path.empty()) return PrintUsageError("empty path");
-  nlohmann::json body = nlohmann::json::object();
-  body["path_base64"] = daemon::ToBase64(AbsolutePath(f.path));
-  if (!f.snapshot.empty()) body["snapshot"] = f.snapshot;
+  api::DeleteRequest request{.path = AbsolutePath(f.path), .snapshot = f.snapshot};
   absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
   if (!api.ok()) return PrintError(api.status());
-  absl::StatusOr<nlohmann::json> started = (*api)->Post("/v1/delete", body);
+  absl::StatusOr<nlohmann::json> started = (*api)->Post("/v1/delete", api::ToJson(request));
   if (!started.ok()) return PrintError(started.status());
   std::string job_id = Str(*started, "job_id");
   if (job_id.empty()) return PrintError(absl::InternalError("the peer returned no job id"));

@@ -6,11 +6,11 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "cairn/api/json_paths.h"
 #include "cairn/base/bytes.h"
 #include "cairn/cli/api_client.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/output.h"
-#include "cairn/daemon/json_paths.h"
 
 namespace cairn::cli {
 namespace {
@@ -24,7 +24,7 @@ int RunFind(const GlobalOptions& global, const FindFlags& f) {
   absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
   if (!api.ok()) return PrintError(api.status());
   absl::StatusOr<nlohmann::json> r =
-      (*api)->Get(absl::StrCat("/v1/find?pattern_base64=", UrlEncode(daemon::ToBase64(f.pattern))));
+      (*api)->Get(absl::StrCat("/v1/find?pattern_base64=", UrlEncode(api::ToBase64(f.pattern))));
   if (!r.ok()) return PrintError(r.status());
   if (global.json) {
     PrintJson(*r);

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cairn/api/requests.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
 #include "cairn/cli/api_client.h"
@@ -15,7 +16,6 @@
 #include "cairn/cli/keep_flags.h"
 #include "cairn/cli/output.h"
 #include "cairn/cli/progress.h"
-#include "cairn/daemon/api_requests.h"
 #include "cairn/engine/retention.h"
 
 namespace cairn::cli {
@@ -48,7 +48,6 @@ void PrintDecisions(const char* verb, const nlohmann::json& list) {
 }
 
 int RunForget(const GlobalOptions& global, const ForgetFlags& f) {
-  nlohmann::json body = nlohmann::json::object();
   bool policy = f.keep.any();
   if (f.snapshots.empty() && !policy) {
     return PrintUsageError(
@@ -60,14 +59,15 @@ int RunForget(const GlobalOptions& global, const ForgetFlags& f) {
   }
   absl::StatusOr<engine::RetentionPolicy> keep = KeepPolicyFromFlags(f.keep);
   if (!keep.ok()) return PrintUsageError(std::string(keep.status().message()));
-  body["snapshots"] = f.snapshots;
-  body.update(daemon::RetentionPolicyJson(*keep));
-  body["dry_run"] = f.dry_run;
-  body["prune"] = !f.no_prune;
+  api::ForgetRequest request;
+  request.snapshots = f.snapshots;
+  request.policy = *keep;
+  request.dry_run = f.dry_run;
+  request.prune = !f.no_prune;
 
   absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
   if (!api.ok()) return PrintError(api.status());
-  absl::StatusOr<nlohmann::json> started = (*api)->Post("/v1/forget", body);
+  absl::StatusOr<nlohmann::json> started = (*api)->Post("/v1/forget", api::ToJson(request));
   if (!started.ok()) return PrintError(started.status());
   std::string job_id = Str(*started, "job_id");
   if (job_id.empty()) return PrintError(absl::InternalError("the peer returned no job id"));

@@ -5,13 +5,13 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "cairn/api/json_paths.h"
 #include "cairn/base/bytes.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/init_flags.h"
 #include "cairn/cli/output.h"
 #include "cairn/cluster/cluster_key.h"
 #include "cairn/daemon/config.h"
-#include "cairn/daemon/json_paths.h"
 #include "cairn/daemon/peer_dir.h"
 #include "cairn/store/s3/s3_config.h"
 
@@ -47,9 +47,9 @@ int RunInit(const GlobalOptions& global, const JoinInitFlags& f) {
   if (global.json) {
     nlohmann::json j;
     j["peer_id"] = c.peer_id;
-    daemon::SetPathField(j, "dir", c.dir);
-    daemon::SetPathField(j, "config", daemon::ConfigPath(c.dir));
-    daemon::SetPathArray(j, "created", report->created);
+    api::SetPathField(j, "dir", c.dir);
+    api::SetPathField(j, "config", daemon::ConfigPath(c.dir));
+    api::SetPathArray(j, "created", report->created);
     j["joined"] = token.has_value();
     j["seeds"] = c.seeds;
     PrintJson(j);

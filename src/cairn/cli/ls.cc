@@ -3,10 +3,10 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "cairn/api/json_paths.h"
 #include "cairn/cli/api_client.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/output.h"
-#include "cairn/daemon/json_paths.h"
 
 namespace cairn::cli {
 namespace {
@@ -21,7 +21,7 @@ int RunLs(const GlobalOptions& global, const LsFlags& f) {
   absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
   if (!api.ok()) return PrintError(api.status());
   std::string target = absl::StrCat("/v1/ls?snapshot=", UrlEncode(f.snapshot),
-                                    "&path_base64=", UrlEncode(daemon::ToBase64(f.path)),
+                                    "&path_base64=", UrlEncode(api::ToBase64(f.path)),
                                     "&recursive=", f.recursive ? "1" : "0");
   absl::StatusOr<nlohmann::json> list = (*api)->Get(target);
   if (!list.ok()) return PrintError(list.status());

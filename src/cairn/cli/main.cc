@@ -10,9 +10,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
+#include "cairn/api/json_paths.h"
 #include "cairn/cli/api_client.h"
 #include "cairn/cli/commands.h"
-#include "cairn/daemon/json_paths.h"
 #include "cairn/daemon/version.h"
 #include "nlohmann/json.hpp"
 
@@ -26,7 +26,7 @@ void PrintErrorLine(int code, const std::string& message) {
   if (g_json_errors) {
     // restic's shape, in its order (docs/cli.md "Commands").
     nlohmann::ordered_json j{
-        {"message_type", "exit_error"}, {"code", code}, {"message", daemon::SanitizeUtf8(message)}};
+        {"message_type", "exit_error"}, {"code", code}, {"message", api::SanitizeUtf8(message)}};
     std::cerr << j.dump() << std::endl;
   } else {
     std::cerr << "cairn: " << message << std::endl;
@@ -79,7 +79,7 @@ std::string UnknownCommandMessage(const std::string& word, const std::vector<std
       best = name;
     }
   }
-  std::string message = absl::StrCat("unknown command '", daemon::SanitizeUtf8(word), "'");
+  std::string message = absl::StrCat("unknown command '", api::SanitizeUtf8(word), "'");
   if (!best.empty() && best_distance <= std::max<size_t>(2, word.size() / 3)) {
     return absl::StrCat(message, "; did you mean ", best, "?");
   }
@@ -113,7 +113,7 @@ int PrintUsageError(const std::string& message) {
 
 int RunVersion(bool json) {
   if (json) {
-    std::cout << daemon::DumpJson(daemon::VersionJson()) << std::endl;
+    std::cout << api::DumpJson(daemon::VersionJson()) << std::endl;
     return kExitOk;
   }
   const nlohmann::json v = daemon::VersionJson();

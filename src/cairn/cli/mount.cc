@@ -10,13 +10,13 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "cairn/api/json_paths.h"
 #include "cairn/base/status.h"
 #include "cairn/cli/api_client.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/fuse_fs.h"
 #include "cairn/cli/output.h"
 #include "cairn/daemon/config.h"
-#include "cairn/daemon/json_paths.h"
 #include "cairn/daemon/peer_dir.h"
 
 namespace cairn::cli {
@@ -55,12 +55,12 @@ class ApiSource : public SnapshotSource {
   absl::StatusOr<std::vector<Entry>> List(const std::string& id, const std::string& path) override {
     std::string target =
         absl::StrCat("/v1/ls?snapshot=", UrlEncode(id),
-                     "&path_base64=", UrlEncode(daemon::ToBase64(path)), "&recursive=0");
+                     "&path_base64=", UrlEncode(api::ToBase64(path)), "&recursive=0");
     CAIRN_ASSIGN_OR_RETURN(nlohmann::json list, GetJson(target));
     if (!list.is_array()) return absl::InternalError("GET /v1/ls: not a JSON array");
     std::vector<Entry> out;
     for (const nlohmann::json& e : list) {
-      CAIRN_ASSIGN_OR_RETURN(std::string full, daemon::GetPathField(e, "path"));
+      CAIRN_ASSIGN_OR_RETURN(std::string full, api::GetPathField(e, "path"));
       Entry entry;
       size_t slash = full.rfind('/');
       entry.name = slash == std::string::npos ? full : full.substr(slash + 1);
@@ -71,7 +71,7 @@ class ApiSource : public SnapshotSource {
         n.type = FsNode::Type::kDirectory;
       } else if (type == "symlink") {
         n.type = FsNode::Type::kSymlink;
-        CAIRN_ASSIGN_OR_RETURN(n.target, daemon::GetPathField(e, "target"));
+        CAIRN_ASSIGN_OR_RETURN(n.target, api::GetPathField(e, "target"));
       } else {
         n.type = FsNode::Type::kFile;
       }
@@ -88,7 +88,7 @@ class ApiSource : public SnapshotSource {
   absl::StatusOr<std::string> Read(const std::string& id, const std::string& path, uint64_t offset,
                                    uint64_t length) override {
     std::string target = absl::StrCat("/v1/read?snapshot=", UrlEncode(id),
-                                      "&path_base64=", UrlEncode(daemon::ToBase64(path)),
+                                      "&path_base64=", UrlEncode(api::ToBase64(path)),
                                       "&offset=", offset, "&length=", length);
     return GetRaw(target);
   }
@@ -129,16 +129,16 @@ class ApiSource : public SnapshotSource {
     }
     Give(std::move(c));
     if (r->status >= 200 && r->status < 300) return std::move(r->body);
-    absl::StatusOr<nlohmann::json> body = daemon::ParseJson(r->body);
+    absl::StatusOr<nlohmann::json> body = api::ParseJson(r->body);
     if (body.ok() && body->is_object() && body->contains("error")) {
-      return daemon::StatusFromJson((*body)["error"]);
+      return api::StatusFromJson((*body)["error"]);
     }
     return absl::UnknownError(absl::StrCat("GET ", target, ": the peer answered HTTP ", r->status));
   }
 
   absl::StatusOr<nlohmann::json> GetJson(const std::string& target) {
     CAIRN_ASSIGN_OR_RETURN(std::string body, GetRaw(target));
-    absl::StatusOr<nlohmann::json> j = daemon::ParseJson(body);
+    absl::StatusOr<nlohmann::json> j = api::ParseJson(body);
     if (!j.ok()) {
       return absl::InternalError(absl::StrCat("GET ", target, ": malformed JSON from the peer"));
     }

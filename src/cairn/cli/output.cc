@@ -6,7 +6,7 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
-#include "cairn/daemon/json_paths.h"
+#include "cairn/api/json_paths.h"
 
 namespace cairn::cli {
 namespace {
@@ -99,12 +99,12 @@ std::string ModeString(const std::string& type, uint32_t mode) {
 }
 
 std::string RawField(const nlohmann::json& obj, const std::string& field) {
-  auto v = daemon::GetPathField(obj, field);
+  auto v = api::GetPathField(obj, field);
   return v.ok() ? *v : std::string();
 }
 
 std::vector<std::string> RawArray(const nlohmann::json& obj, const std::string& field) {
-  auto v = daemon::GetPathArray(obj, field);
+  auto v = api::GetPathArray(obj, field);
   return v.ok() ? *v : std::vector<std::string>();
 }
 
@@ -146,8 +146,6 @@ std::string Str(const nlohmann::json& obj, const char* field) {
   return it->get<std::string>();
 }
 
-void PrintJson(const nlohmann::json& value) {
-  std::cout << daemon::DumpJson(value, 2) << std::endl;
-}
+void PrintJson(const nlohmann::json& value) { std::cout << api::DumpJson(value, 2) << std::endl; }
 
 }  // namespace cairn::cli

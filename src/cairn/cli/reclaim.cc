@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "cairn/api/requests.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
 #include "cairn/cli/api_client.h"
@@ -22,7 +23,7 @@ int RunReclaim(const GlobalOptions& global, const std::string& size) {
   absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
   if (!api.ok()) return PrintError(api.status());
   absl::StatusOr<nlohmann::json> started =
-      (*api)->Post("/v1/reclaim", nlohmann::json{{"quota", *quota}});
+      (*api)->Post("/v1/reclaim", api::ToJson(api::ReclaimRequest{.quota = *quota}));
   if (!started.ok()) return PrintError(started.status());
   std::string job_id = Str(*started, "job_id");
   if (job_id.empty()) return PrintError(absl::InternalError("the peer returned no job id"));

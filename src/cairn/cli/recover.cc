@@ -27,13 +27,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cairn/api/json_paths.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/init_flags.h"
 #include "cairn/cli/output.h"
 #include "cairn/cluster/recovery_key.h"
 #include "cairn/daemon/config.h"
 #include "cairn/daemon/daemon.h"
-#include "cairn/daemon/json_paths.h"
 #include "cairn/daemon/peer_dir.h"
 
 namespace cairn::cli {
@@ -83,7 +83,7 @@ void RemoveMade(const std::string& dir, bool existed, const std::vector<std::str
 nlohmann::json ReportJson(const engine::RecoverReport& r, const std::string& dir, PeerId peer) {
   nlohmann::json j = daemon::RecoverReportJson(r);
   j["peer_id"] = peer;
-  daemon::SetPathField(j, "dir", dir);
+  api::SetPathField(j, "dir", dir);
   return j;
 }
 
@@ -95,8 +95,8 @@ void PrintReport(const engine::RecoverReport& r, const std::string& dir, PeerId 
   Table table({"ID", "Time", "Host", "Paths", "Files"}, {false, false, false, false, true});
   for (const index::SnapshotRecord& s : r.snapshots) {
     table.AddRow({s.id.ShortHex(), FormatLocalTime(s.snapshot.time_ns),
-                  daemon::SanitizeUtf8(s.snapshot.hostname),
-                  daemon::SanitizeUtf8(absl::StrJoin(s.snapshot.paths, " ")),
+                  api::SanitizeUtf8(s.snapshot.hostname),
+                  api::SanitizeUtf8(absl::StrJoin(s.snapshot.paths, " ")),
                   std::to_string(s.snapshot.stats.files)});
   }
   table.Print(std::cout);
@@ -118,7 +118,7 @@ void PrintReport(const engine::RecoverReport& r, const std::string& dir, PeerId 
               << " chunk(s) that the snapshots reference are on no live peer: the files that "
                  "need them cannot be restored unless a peer holding them comes back\n";
   }
-  for (const std::string& e : r.errors) std::cout << "  " << daemon::SanitizeUtf8(e) << "\n";
+  for (const std::string& e : r.errors) std::cout << "  " << api::SanitizeUtf8(e) << "\n";
   std::cout << "start the peer with: cairn peer --dir " << dir
             << "\nthen `cairn snapshots` and `cairn restore` work as before; add your sources "
                "again (`cairn source add`), cairn.toml was made anew"

@@ -5,13 +5,14 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "cairn/api/json_paths.h"
+#include "cairn/api/requests.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
 #include "cairn/cli/api_client.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/output.h"
 #include "cairn/cli/progress.h"
-#include "cairn/daemon/json_paths.h"
 #include "cairn/engine/versions.h"
 
 namespace cairn::cli {
@@ -47,18 +48,15 @@ int RunRestore(const GlobalOptions& global, const RestoreFlags& f) {
   if (f.target.empty()) return PrintUsageError("--target must not be empty");
   std::string target = AbsolutePath(f.target);
 
-  nlohmann::json body;
-  if (at_ns) {
-    body["at"] = *at_ns;
-  } else {
-    body["snapshot"] = daemon::SanitizeUtf8(snapshot);
-  }
-  body["path_base64"] = daemon::ToBase64(path);
-  body["target_base64"] = daemon::ToBase64(target);
+  api::RestoreRequest request;
+  request.snapshot = snapshot;
+  request.at_ns = at_ns;
+  request.path = path;
+  request.target = target;
 
   absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
   if (!api.ok()) return PrintError(api.status());
-  absl::StatusOr<nlohmann::json> started = (*api)->Post("/v1/restore", body);
+  absl::StatusOr<nlohmann::json> started = (*api)->Post("/v1/restore", api::ToJson(request));
   if (!started.ok()) return PrintError(started.status());
   std::string job_id = Str(*started, "job_id");
   if (job_id.empty()) return PrintError(absl::InternalError("the peer returned no job id"));

@@ -11,15 +11,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cairn/api/json_paths.h"
+#include "cairn/api/requests.h"
 #include "cairn/base/status.h"
 #include "cairn/cli/api_client.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/keep_flags.h"
 #include "cairn/cli/output.h"
 #include "cairn/codec/erasure.h"
-#include "cairn/daemon/api_requests.h"
 #include "cairn/daemon/config.h"
-#include "cairn/daemon/json_paths.h"
 #include "cairn/engine/retention.h"
 
 namespace cairn::cli {
@@ -73,28 +73,28 @@ int RunAdd(const GlobalOptions& global, const SourceFlags& f) {
   if (::lstat(path.c_str(), &st) != 0) {
     return PrintError(ErrnoStatus(errno, absl::StrCat("cannot add source ", path)));
   }
-  nlohmann::json body = nlohmann::json::object();
-  body["path_base64"] = daemon::ToBase64(path);
-  if (f.copies > 0) body["copies"] = f.copies;
+  api::SourceRequest request;
+  request.path = path;
+  if (f.copies > 0) request.copies = f.copies;
   if (!f.ec.empty()) {
     absl::StatusOr<codec::ErasureScheme> scheme = codec::ParseErasureScheme(f.ec);
     if (!scheme.ok()) return PrintUsageError("--ec: " + std::string(scheme.status().message()));
-    body["ec"] = scheme->ToString();
+    request.ec = scheme->ToString();
   }
-  daemon::SetPathArray(body, "excludes", f.excludes);
+  request.excludes = f.excludes;
   if (!f.schedule.empty()) {
-    auto d = daemon::ParseDuration(f.schedule);
+    auto d = ParseDuration(f.schedule);
     if (!d.ok()) return PrintUsageError("--schedule: " + std::string(d.status().message()));
-    body["schedule"] = daemon::FormatDuration(*d);
+    request.schedule = *d;
   }
-  body["watch"] = !f.no_watch;
+  request.watch = !f.no_watch;
   absl::StatusOr<engine::RetentionPolicy> keep = KeepPolicyFromFlags(f.keep);
   if (!keep.ok()) return PrintUsageError(std::string(keep.status().message()));
-  body.update(daemon::RetentionPolicyJson(*keep));
+  request.keep = *keep;
 
   absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
   if (!api.ok()) return PrintError(api.status());
-  absl::StatusOr<nlohmann::json> added = (*api)->Post("/v1/sources", body);
+  absl::StatusOr<nlohmann::json> added = (*api)->Post("/v1/sources", api::ToJson(request));
   if (!added.ok()) return PrintError(added.status());
   if (global.json) {
     PrintJson(*added);
@@ -140,7 +140,7 @@ int RunRemove(const GlobalOptions& global, const SourceFlags& f) {
   absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
   if (!api.ok()) return PrintError(api.status());
   absl::StatusOr<nlohmann::json> removed =
-      (*api)->Delete("/v1/sources?path_base64=" + UrlEncode(daemon::ToBase64(path)));
+      (*api)->Delete("/v1/sources?path_base64=" + UrlEncode(api::ToBase64(path)));
   if (!removed.ok()) return PrintError(removed.status());
   if (global.json) {
     PrintJson(*removed);

@@ -5,11 +5,11 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "cairn/api/json_paths.h"
 #include "cairn/base/bytes.h"
 #include "cairn/cli/api_client.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/output.h"
-#include "cairn/daemon/json_paths.h"
 
 namespace cairn::cli {
 namespace {
@@ -25,7 +25,7 @@ int RunVersions(const GlobalOptions& global, const VersionsFlags& f) {
   absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
   if (!api.ok()) return PrintError(api.status());
   absl::StatusOr<nlohmann::json> r = (*api)->Get(absl::StrCat(
-      "/v1/versions?path_base64=", UrlEncode(daemon::ToBase64(path)), "&all=", f.all ? "1" : "0"));
+      "/v1/versions?path_base64=", UrlEncode(api::ToBase64(path)), "&all=", f.all ? "1" : "0"));
   if (!r.ok()) return PrintError(r.status());
   if (global.json) {
     PrintJson(*r);

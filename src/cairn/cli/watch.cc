@@ -18,6 +18,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cairn/api/json_paths.h"
+#include "cairn/api/requests.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
 #include "cairn/cli/api_client.h"
@@ -26,7 +28,6 @@
 #include "cairn/codec/erasure.h"
 #include "cairn/daemon/config.h"
 #include "cairn/daemon/debouncer.h"
-#include "cairn/daemon/json_paths.h"
 #include "cairn/daemon/watcher.h"
 #include "cairn/env/clock.h"
 
@@ -75,7 +76,7 @@ std::string Now() { return FormatLocalTime(env::RealClock::Default()->NowNanos()
 
 void PrintSnapshot(const GlobalOptions& global, const nlohmann::json& r) {
   if (global.json) {
-    std::cout << daemon::DumpJson(r) << std::endl;  // one object per line
+    std::cout << api::DumpJson(r) << std::endl;  // one object per line
     return;
   }
   std::cout << Now() << "  snapshot " << Str(r, "short_id") << " saved: " << U64(r, "files")
@@ -91,16 +92,16 @@ void PrintSnapshot(const GlobalOptions& global, const nlohmann::json& r) {
 int RunWatch(const GlobalOptions& global, const WatchFlags& f) {
   if (f.path.empty()) return PrintUsageError("a path is required");
   const std::string path = AbsolutePath(f.path);
-  nlohmann::json body;
-  body["paths_base64"] = nlohmann::json::array({daemon::ToBase64(path)});
-  if (f.copies > 0) body["copies"] = f.copies;
+  api::BackupRequest request;
+  request.paths = {path};
+  if (f.copies > 0) request.copies = f.copies;
   if (!f.ec.empty()) {
     absl::StatusOr<codec::ErasureScheme> scheme = codec::ParseErasureScheme(f.ec);
     if (!scheme.ok()) return PrintUsageError("--ec: " + std::string(scheme.status().message()));
-    body["ec"] = scheme->ToString();
+    request.ec = *scheme;
   }
-  daemon::SetPathArray(body, "tags", f.tags);
-  daemon::SetPathArray(body, "excludes", f.excludes);
+  request.tags = f.tags;
+  request.excludes = f.excludes;
 
   absl::StatusOr<daemon::Config> config = daemon::LoadConfig(global.dir);
   if (!config.ok()) return PrintError(config.status());
@@ -165,7 +166,7 @@ int RunWatch(const GlobalOptions& global, const WatchFlags& f) {
       std::this_thread::sleep_for(50ms);
       continue;
     }
-    absl::StatusOr<nlohmann::json> job = (*api)->Post("/v1/backup", body);
+    absl::StatusOr<nlohmann::json> job = (*api)->Post("/v1/backup", api::ToJson(request));
     if (job.ok()) {
       job = (*api)->WaitForJob(Str(*job, "job_id"), nullptr);
       if (absl::IsCancelled(job.status())) break;  // Ctrl-C while it ran: it was cancelled

@@ -23,12 +23,13 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "cairn/api/json_paths.h"
+#include "cairn/api/requests.h"
+#include "cairn/api/responses.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
 #include "cairn/codec/crypto.h"
-#include "cairn/daemon/api_requests.h"
 #include "cairn/daemon/config.h"
-#include "cairn/daemon/json_paths.h"
 #include "cairn/daemon/ui_assets.h"
 #include "cairn/daemon/version.h"
 #include "cairn/engine/versions.h"
@@ -36,6 +37,9 @@
 #include "spdlog/spdlog.h"
 
 namespace cairn::daemon {
+
+using Json = nlohmann::json;
+
 namespace api_detail {
 
 // A route's answer: status, headers and body, or an event stream.
@@ -165,11 +169,11 @@ constexpr unsigned kStreamTimeoutSeconds = 3 * ApiServer::kKeepalive.count();
 
 void WriteJson(HttpResponse& res, int status, const Json& body) {
   res.status = status;
-  res.set_content(DumpJson(body) + "\n", "application/json");
+  res.set_content(api::DumpJson(body) + "\n", "application/json");
 }
 
 void WriteError(HttpResponse& res, const absl::Status& status) {
-  WriteJson(res, HttpStatusFor(status.code()), Json{{"error", StatusToJson(status)}});
+  WriteJson(res, HttpStatusFor(status.code()), Json{{"error", api::StatusToJson(status)}});
 }
 
 // Runs a route, turning statuses and any exception into an error response.
@@ -188,6 +192,27 @@ std::function<void(const HttpRequest&, HttpResponse&)> Wrap(RouteFn fn) {
       WriteError(res, absl::InternalError("internal error"));
     }
   };
+}
+
+// A route answering 200 with the JSON `get` returns.
+template <typename Get>
+std::function<void(const HttpRequest&, HttpResponse&)> JsonRoute(Get get) {
+  return Wrap([get](const HttpRequest&) -> absl::StatusOr<Reply> {
+    CAIRN_ASSIGN_OR_RETURN(Json j, get());
+    return Reply{200, std::move(j)};
+  });
+}
+
+// The one shape of every job-starting route: the body decoded as a `Request`
+// (api/requests.h; 400 when malformed), `start` called with it, 202 {"job_id"}.
+template <typename Request, typename Start>
+std::function<void(const HttpRequest&, HttpResponse&)> JobRoute(Start start) {
+  return Wrap([start](const HttpRequest& req) -> absl::StatusOr<Reply> {
+    CAIRN_ASSIGN_OR_RETURN(Json body, api::ParseRequestBody(req.body));
+    CAIRN_ASSIGN_OR_RETURN(Request request, api::Decode<Request>(body));
+    CAIRN_ASSIGN_OR_RETURN(std::string id, start(request));
+    return Reply{202, api::ToJson(api::JobStarted{id})};
+  });
 }
 
 int HexDigit(char c) {
@@ -315,8 +340,6 @@ void WriteAsset(HttpResponse& res, const UiAsset& asset) {
   res.set_content(std::string(asset.body), std::string(asset.content_type));
 }
 
-absl::StatusOr<Json> BodyObject(const HttpRequest& req) { return ParseRequestBody(req.body); }
-
 // A required query parameter holding a non-negative decimal integer (bytes).
 absl::StatusOr<uint64_t> ParseByteCount(const HttpRequest& req, const char* name) {
   if (!req.has_param(name)) {
@@ -336,20 +359,20 @@ absl::StatusOr<uint64_t> ParseByteCount(const HttpRequest& req, const char* name
     return absl::InvalidArgumentError(absl::StrCat("query parameter '", name,
                                                    "' must be a non-negative integer (bytes), "
                                                    "got '",
-                                                   SanitizeUtf8(v), "'"));
+                                                   api::SanitizeUtf8(v), "'"));
   }
   return n;
 }
 
 // GET /v1/read?snapshot=ID&path_base64=B (or path=P)&offset=N&length=N.
-absl::StatusOr<ReadRequest> ParseReadRequest(const HttpRequest& req) {
-  ReadRequest r;
+absl::StatusOr<api::ReadRequest> ParseReadRequest(const HttpRequest& req) {
+  api::ReadRequest r;
   r.snapshot = req.get_param_value("snapshot");
   if (r.snapshot.empty()) {
     return absl::InvalidArgumentError("query parameter 'snapshot' is required");
   }
   if (req.has_param("path_base64")) {
-    auto decoded = FromBase64(req.get_param_value("path_base64"));
+    auto decoded = api::FromBase64(req.get_param_value("path_base64"));
     if (!decoded.ok()) {
       return absl::InvalidArgumentError("query parameter 'path_base64' is not base64");
     }
@@ -588,12 +611,11 @@ void ApiServer::Dispatch(const Request& req, Response& res) {
     return;
   }
   res.status = 404;
-  res.set_content(
-      DumpJson(Json{
-          {"error", StatusToJson(absl::NotFoundError(absl::StrCat(
-                        DefaultMessage(404), ": ", req.method, " ", SanitizeUtf8(req.path))))}}) +
-          "\n",
-      "application/json");
+  res.set_content(api::DumpJson(Json{{"error", api::StatusToJson(absl::NotFoundError(absl::StrCat(
+                                                   DefaultMessage(404), ": ", req.method, " ",
+                                                   api::SanitizeUtf8(req.path))))}}) +
+                      "\n",
+                  "application/json");
 }
 
 void ApiServer::Add(const char* method, const std::string& pattern, Handler fn) {
@@ -624,12 +646,8 @@ void ApiServer::Add(const char* method, const std::string& pattern, Handler fn) 
   }
   routes_.push_back(std::move(route));
 }
-void ApiServer::Get(const std::string& pattern, Handler fn) { Add("GET", pattern, std::move(fn)); }
-void ApiServer::Post(const std::string& pattern, Handler fn) {
-  Add("POST", pattern, std::move(fn));
-}
-void ApiServer::Delete(const std::string& pattern, Handler fn) {
-  Add("DELETE", pattern, std::move(fn));
+void ApiServer::AddRoutes(std::vector<RouteSpec> table) {
+  for (RouteSpec& route : table) Add(route.method, route.pattern, std::move(route.fn));
 }
 
 void* ApiServer::OnUri(void*, const char* uri, MHD_Connection* connection) {
@@ -690,8 +708,9 @@ int ApiServer::OnRequest(void* cls, MHD_Connection* connection, const char*, con
     return self->Answer(connection, *req);
   }
   if (req->too_large) {
-    WriteJson(req->response, 413,
-              Json{{"error", StatusToJson(absl::Status(CodeForHttp(413), DefaultMessage(413)))}});
+    WriteJson(
+        req->response, 413,
+        Json{{"error", api::StatusToJson(absl::Status(CodeForHttp(413), DefaultMessage(413)))}});
     return self->Answer(connection, *req);
   }
   {
@@ -772,11 +791,11 @@ long ApiServer::StreamRead(void* cls, uint64_t, char* buf, size_t max) {
     if (b.closed) return MHD_CONTENT_READER_END_OF_STREAM;
     if (b.missed > 0) {
       st->pending =
-          absl::StrCat("event: missed\ndata: ", DumpJson(Json{{"missed", b.missed}}), "\n\n");
+          absl::StrCat("event: missed\ndata: ", api::DumpJson(Json{{"missed", b.missed}}), "\n\n");
     }
     for (const Event& e : b.events) {
-      absl::StrAppend(&st->pending, "id: ", e.id, "\nevent: ", e.type, "\ndata: ", DumpJson(e.data),
-                      "\n\n");
+      absl::StrAppend(&st->pending, "id: ", e.id, "\nevent: ", e.type,
+                      "\ndata: ", api::DumpJson(e.data), "\n\n");
       st->after = e.id;
     }
     const auto now = std::chrono::steady_clock::now();
@@ -893,12 +912,12 @@ absl::Status ApiServer::CheckBrowserHeaders(const std::string& host, const std::
   }
   if (!ok) {
     return absl::PermissionDeniedError(absl::StrCat(
-        "refused: the Host header '", SanitizeUtf8(host), "' is not this peer's API address ",
+        "refused: the Host header '", api::SanitizeUtf8(host), "' is not this peer's API address ",
         JoinHostPort(host_, port_), " (docs/security.md \"The local API and browsers\")"));
   }
   if (has_origin && origin != "http://" + got) {
     return absl::PermissionDeniedError(
-        absl::StrCat("refused: a request from the web page at '", SanitizeUtf8(origin),
+        absl::StrCat("refused: a request from the web page at '", api::SanitizeUtf8(origin),
                      "' (the local API answers no other origin; docs/security.md \"The local "
                      "API and browsers\")"));
   }
@@ -915,29 +934,32 @@ void ApiServer::RouteMetrics() {
     }
     return false;
   };
-  RouteShared();
+  AddRoutes(SharedRoutes());
 }
 
-// The routes the [metrics] listener serves too: /metrics and /v1/health.
-void ApiServer::RouteShared() {
-  Get("/metrics", [this](const Request&, Response& res) {
-    try {
-      absl::StatusOr<std::string> text = handler_->GetMetrics();
-      if (!text.ok()) {
-        WriteError(res, text.status());
-        return;
-      }
-      res.status = 200;
-      res.set_content(*text, "text/plain; version=0.0.4; charset=utf-8");
-    } catch (const std::exception& e) {
-      WriteError(res, absl::InternalError(absl::StrCat("internal error: ", e.what())));
-    }
-  });
-  Get("/v1/health", Wrap([this](const Request&) -> absl::StatusOr<Reply> {
-        Json j = handler_->GetHealth();
-        const bool ready = j.value("ready", false);
-        return Reply{ready ? 200 : 503, std::move(j)};
-      }));
+std::vector<ApiServer::RouteSpec> ApiServer::SharedRoutes() {
+  ApiHandler* h = handler_;
+  std::vector<RouteSpec> table;
+  table.push_back({"GET", "/metrics", [h](const Request&, Response& res) {
+                     try {
+                       absl::StatusOr<std::string> text = h->GetMetrics();
+                       if (!text.ok()) {
+                         WriteError(res, text.status());
+                         return;
+                       }
+                       res.status = 200;
+                       res.set_content(*text, "text/plain; version=0.0.4; charset=utf-8");
+                     } catch (const std::exception& e) {
+                       WriteError(res,
+                                  absl::InternalError(absl::StrCat("internal error: ", e.what())));
+                     }
+                   }});
+  table.push_back({"GET", "/v1/health", Wrap([h](const Request&) -> absl::StatusOr<Reply> {
+                     Json j = h->GetHealth();
+                     const bool ready = j.value("ready", false);
+                     return Reply{ready ? 200 : 503, std::move(j)};
+                   })});
+  return table;
 }
 
 // GET /v1/events: Server-Sent Events (text/event-stream; docs/cli.md "Local HTTP API"). Each
@@ -947,8 +969,8 @@ void ApiServer::RouteShared() {
 // Last-Event-ID, for events no longer kept). The route only checks and counts the stream;
 // StreamRead sends it from the polling thread, its connection suspended while there is
 // nothing to send.
-void ApiServer::RouteEvents() {
-  Get("/v1/events", [this](const Request& req, Response& res) {
+ApiServer::Handler ApiServer::EventsRoute() {
+  return [this](const Request& req, Response& res) {
     EventBus* bus = handler_->Events();
     if (bus == nullptr) {
       WriteError(res, absl::UnimplementedError("the event stream is not available"));
@@ -961,7 +983,7 @@ void ApiServer::RouteEvents() {
         WriteError(res, absl::InvalidArgumentError(
                             absl::StrCat("Last-Event-ID must be an event id (a decimal integer), "
                                          "got '",
-                                         SanitizeUtf8(v), "'")));
+                                         api::SanitizeUtf8(v), "'")));
         return;
       }
     }
@@ -981,9 +1003,46 @@ void ApiServer::RouteEvents() {
     res.stream = true;
     res.bus = bus;
     res.stream_after = after;
-  });
+  };
 }
 
+namespace {
+
+// The dashboard's files (docs/dashboard.md), served without the token.
+void ServeIndex(const HttpRequest&, HttpResponse& res) {
+  const UiAsset* asset = FindUiAsset("index.html");
+  if (asset == nullptr) {
+    WriteError(res, absl::NotFoundError("this binary was built without the dashboard"));
+    return;
+  }
+  WriteAsset(res, *asset);
+}
+
+void ServeUiFile(const HttpRequest& req, HttpResponse& res) {
+  const UiAsset* asset = FindUiAsset(req.matches[1]);
+  if (asset == nullptr) {
+    WriteError(res, absl::NotFoundError(
+                        absl::StrCat("no dashboard file '", api::SanitizeUtf8(req.path), "'")));
+    return;
+  }
+  WriteAsset(res, *asset);
+}
+
+// A raw-byte query parameter: NAME_base64 when present (400 when not base64), else NAME as text.
+absl::StatusOr<std::string> RawParam(const HttpRequest& req, const std::string& name) {
+  if (!req.has_param(name + "_base64")) return req.get_param_value(name);
+  auto decoded = api::FromBase64(req.get_param_value(name + "_base64"));
+  if (!decoded.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("query parameter '", name, "_base64' is not base64"));
+  }
+  return *std::move(decoded);
+}
+
+}  // namespace
+
+// The route table of the token-protected API (docs/cli.md "Local HTTP API"): one row per
+// method and path; the job-starting routes all go through JobRoute.
 void ApiServer::Route() {
   pre_routing_ = [this](const Request& req, Response& res) {
     // Host and Origin first: a page in a browser learns nothing, not even whether a token
@@ -1005,212 +1064,129 @@ void ApiServer::Route() {
     }
     return false;
   };
-  RouteShared();
-  // The dashboard (docs/dashboard.md): files without the token, everything else through the
-  // API with it.
-  Get("/", [](const Request&, Response& res) {
-    const UiAsset* asset = FindUiAsset("index.html");
-    if (asset == nullptr) {
-      WriteError(res, absl::NotFoundError("this binary was built without the dashboard"));
-      return;
-    }
-    WriteAsset(res, *asset);
-  });
-  Get(R"(/ui/([A-Za-z0-9_.-]+))", [](const Request& req, Response& res) {
-    const UiAsset* asset = FindUiAsset(req.matches[1]);
-    if (asset == nullptr) {
-      WriteError(res, absl::NotFoundError(
-                          absl::StrCat("no dashboard file '", SanitizeUtf8(req.path), "'")));
-      return;
-    }
-    WriteAsset(res, *asset);
-  });
-  Post("/v1/ui/code", Wrap([this](const Request&) -> absl::StatusOr<Reply> {
+  AddRoutes(SharedRoutes());
+  ApiHandler* h = handler_;
+  AddRoutes({
+      // The dashboard: files without the token, everything else through the API with it.
+      {"GET", "/", ServeIndex},
+      {"GET", "/ui/([A-Za-z0-9_.-]+)", ServeUiFile},
+      {"POST", "/v1/ui/code", Wrap([this](const Request&) -> absl::StatusOr<Reply> {
          return Reply{201,
                       Json{{"code", NewLoginCode()}, {"expires_seconds", kLoginCodeTtl.count()}}};
-       }));
-  Post("/v1/ui/login", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
-         CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
+       })},
+      {"POST", "/v1/ui/login", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
+         CAIRN_ASSIGN_OR_RETURN(Json body, api::ParseRequestBody(req.body));
          if (!body.contains("code") || !body["code"].is_string()) {
            return absl::InvalidArgumentError("field 'code' (a string) is required");
          }
          CAIRN_ASSIGN_OR_RETURN(std::string token,
                                 RedeemLoginCode(body["code"].get<std::string>()));
          return Reply{200, Json{{"token", token}}};
-       }));
-  RouteEvents();
-  Get("/v1/jobs", Wrap([this](const Request&) -> absl::StatusOr<Reply> {
-        CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetJobs());
-        return Reply{200, std::move(j)};
-      }));
-  Get("/v1/version", Wrap([](const Request&) -> absl::StatusOr<Reply> {
-        return Reply{200, VersionJson()};
-      }));
-  Get("/v1/status", Wrap([this](const Request&) -> absl::StatusOr<Reply> {
-        CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetStatus());
-        return Reply{200, std::move(j)};
-      }));
-  Get("/v1/peers", Wrap([this](const Request&) -> absl::StatusOr<Reply> {
-        CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetPeers());
-        return Reply{200, std::move(j)};
-      }));
-  Get("/v1/snapshots", Wrap([this](const Request&) -> absl::StatusOr<Reply> {
-        CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetSnapshots());
-        return Reply{200, std::move(j)};
-      }));
-  Get("/v1/ls", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
-        std::string snapshot = req.get_param_value("snapshot");
-        if (snapshot.empty()) {
-          return absl::InvalidArgumentError("query parameter 'snapshot' is required");
-        }
-        std::string path;
-        if (req.has_param("path_base64")) {
-          auto decoded = FromBase64(req.get_param_value("path_base64"));
-          if (!decoded.ok()) {
-            return absl::InvalidArgumentError("query parameter 'path_base64' is not base64");
-          }
-          path = *std::move(decoded);
-        } else {
-          path = req.get_param_value("path");
-        }
-        CAIRN_ASSIGN_OR_RETURN(bool recursive,
-                               ParseBool("recursive", req.get_param_value("recursive")));
-        CAIRN_ASSIGN_OR_RETURN(Json j, handler_->List(snapshot, path, recursive));
-        return Reply{200, std::move(j)};
-      }));
-  // File bytes (`cairn mount`): the body is the raw bytes, not JSON; errors are JSON as usual.
-  Get("/v1/read", [this](const Request& req, Response& res) {
-    try {
-      absl::StatusOr<ReadRequest> r = ParseReadRequest(req);
-      absl::StatusOr<std::string> data = r.ok() ? handler_->ReadFile(*r) : r.status();
-      if (!data.ok()) {
-        WriteError(res, data.status());
-        return;
-      }
-      res.status = 200;
-      res.set_content(*data, "application/octet-stream");
-    } catch (const std::exception& e) {
-      WriteError(res, absl::InternalError(absl::StrCat("internal error: ", e.what())));
-    } catch (...) {
-      WriteError(res, absl::InternalError("internal error"));
-    }
-  });
-  // Versions (issue 5): raw-byte parameters come as NAME_base64 (else NAME as text).
-  auto raw_param = [](const Request& req, const std::string& name) -> absl::StatusOr<std::string> {
-    if (!req.has_param(name + "_base64")) return req.get_param_value(name);
-    auto decoded = FromBase64(req.get_param_value(name + "_base64"));
-    if (!decoded.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("query parameter '", name, "_base64' is not base64"));
-    }
-    return *std::move(decoded);
-  };
-  Get("/v1/versions", Wrap([this, raw_param](const Request& req) -> absl::StatusOr<Reply> {
-        CAIRN_ASSIGN_OR_RETURN(std::string path, raw_param(req, "path"));
-        CAIRN_RETURN_IF_ERROR(RequireAbsolute(path, "the path"));
-        CAIRN_ASSIGN_OR_RETURN(bool all, ParseBool("all", req.get_param_value("all")));
-        CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetVersions(path, all));
-        return Reply{200, std::move(j)};
-      }));
-  Get("/v1/diff", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
-        std::string a = req.get_param_value("a"), b = req.get_param_value("b");
-        if (a.empty() || b.empty()) {
-          return absl::InvalidArgumentError("query parameters 'a' and 'b' are required");
-        }
-        CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetDiff(a, b));
-        return Reply{200, std::move(j)};
-      }));
-  Get("/v1/find", Wrap([this, raw_param](const Request& req) -> absl::StatusOr<Reply> {
-        CAIRN_ASSIGN_OR_RETURN(std::string pattern, raw_param(req, "pattern"));
-        if (pattern.empty()) {
-          return absl::InvalidArgumentError("query parameter 'pattern' is required");
-        }
-        CAIRN_ASSIGN_OR_RETURN(Json j, handler_->FindEntries(pattern));
-        return Reply{200, std::move(j)};
-      }));
-  Post("/v1/backup", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
-         CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
-         CAIRN_ASSIGN_OR_RETURN(BackupRequest r, ParseBackupRequest(body));
-         CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartBackup(r));
-         return Reply{202, Json{{"job_id", id}}};
-       }));
-  Post("/v1/restore", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
-         CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
-         CAIRN_ASSIGN_OR_RETURN(RestoreRequest r, ParseRestoreRequest(body));
-         CAIRN_ASSIGN_OR_RETURN(std::string id,
-                                r.at_ns ? handler_->StartRestoreAt(r) : handler_->StartRestore(r));
-         return Reply{202, Json{{"job_id", id}}};
-       }));
-  Post("/v1/check", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
-         CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
-         CAIRN_ASSIGN_OR_RETURN(CheckRequest r, ParseCheckRequest(body));
-         CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartCheck(r));
-         return Reply{202, Json{{"job_id", id}}};
-       }));
-  Post("/v1/repair", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
-         CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
-         CAIRN_ASSIGN_OR_RETURN(CheckRequest r, ParseCheckRequest(body));
-         CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartRepair(r));
-         return Reply{202, Json{{"job_id", id}}};
-       }));
-  Post("/v1/forget", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
-         CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
-         CAIRN_ASSIGN_OR_RETURN(ForgetRequest r, ParseForgetRequest(body));
-         CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartForget(r));
-         return Reply{202, Json{{"job_id", id}}};
-       }));
-  Post("/v1/delete", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
-         CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
-         CAIRN_ASSIGN_OR_RETURN(DeleteRequest r, ParseDeleteRequest(body));
-         CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartDelete(r));
-         return Reply{202, Json{{"job_id", id}}};
-       }));
-  Post("/v1/reclaim", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
-         CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
-         CAIRN_ASSIGN_OR_RETURN(ReclaimRequest r, ParseReclaimRequest(body));
-         CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartReclaim(r));
-         return Reply{202, Json{{"job_id", id}}};
-       }));
-  Post("/v1/index/rebuild", Wrap([this](const Request&) -> absl::StatusOr<Reply> {
-         CAIRN_ASSIGN_OR_RETURN(std::string id, handler_->StartIndexRebuild());
-         return Reply{202, Json{{"job_id", id}}};
-       }));
-  Get("/v1/sources", Wrap([this](const Request&) -> absl::StatusOr<Reply> {
-        CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetSources());
-        return Reply{200, std::move(j)};
-      }));
-  Post("/v1/sources", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
-         CAIRN_ASSIGN_OR_RETURN(Json body, BodyObject(req));
-         CAIRN_ASSIGN_OR_RETURN(SourceConfig source, ParseSourceRequest(body));
-         CAIRN_ASSIGN_OR_RETURN(Json j, handler_->AddSource(source));
-         return Reply{201, std::move(j)};
-       }));
-  Delete("/v1/sources", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
-           std::string path;
-           if (req.has_param("path_base64")) {
-             auto decoded = FromBase64(req.get_param_value("path_base64"));
-             if (!decoded.ok()) {
-               return absl::InvalidArgumentError("query parameter 'path_base64' is not base64");
-             }
-             path = *std::move(decoded);
-           } else {
-             path = req.get_param_value("path");
+       })},
+      {"GET", "/v1/events", EventsRoute()},
+      {"GET", "/v1/version", JsonRoute([]() -> absl::StatusOr<Json> { return VersionJson(); })},
+      {"GET", "/v1/status", JsonRoute([h] { return h->GetStatus(); })},
+      {"GET", "/v1/peers", JsonRoute([h] { return h->GetPeers(); })},
+      {"GET", "/v1/snapshots", JsonRoute([h] { return h->GetSnapshots(); })},
+      {"GET", "/v1/ls", Wrap([h](const Request& req) -> absl::StatusOr<Reply> {
+         std::string snapshot = req.get_param_value("snapshot");
+         if (snapshot.empty()) {
+           return absl::InvalidArgumentError("query parameter 'snapshot' is required");
+         }
+         CAIRN_ASSIGN_OR_RETURN(std::string path, RawParam(req, "path"));
+         CAIRN_ASSIGN_OR_RETURN(bool recursive,
+                                ParseBool("recursive", req.get_param_value("recursive")));
+         CAIRN_ASSIGN_OR_RETURN(Json j, h->List(snapshot, path, recursive));
+         return Reply{200, std::move(j)};
+       })},
+      // File bytes (`cairn mount`): the body is the raw bytes, not JSON; errors are JSON.
+      {"GET", "/v1/read",
+       [h](const Request& req, Response& res) {
+         try {
+           absl::StatusOr<api::ReadRequest> r = ParseReadRequest(req);
+           absl::StatusOr<std::string> data = r.ok() ? h->ReadFile(*r) : r.status();
+           if (!data.ok()) {
+             WriteError(res, data.status());
+             return;
            }
-           CAIRN_RETURN_IF_ERROR(RequireAbsolute(path, "a source path"));
-           CAIRN_RETURN_IF_ERROR(handler_->RemoveSource(path));
-           Json j{{"removed", true}};
-           SetPathField(j, "path", path);
-           return Reply{200, std::move(j)};
-         }));
-  Get(R"(/v1/jobs/([0-9A-Za-z_-]+))", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
-        CAIRN_ASSIGN_OR_RETURN(Json j, handler_->GetJob(req.matches[1]));
-        return Reply{200, std::move(j)};
-      }));
-  Delete(R"(/v1/jobs/([0-9A-Za-z_-]+))", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
-           std::string id = req.matches[1];
-           CAIRN_RETURN_IF_ERROR(handler_->CancelJob(id));
-           return Reply{200, Json{{"job_id", id}, {"cancelled", true}}};
-         }));
+           res.status = 200;
+           res.set_content(*data, "application/octet-stream");
+         } catch (const std::exception& e) {
+           WriteError(res, absl::InternalError(absl::StrCat("internal error: ", e.what())));
+         } catch (...) {
+           WriteError(res, absl::InternalError("internal error"));
+         }
+       }},
+      {"GET", "/v1/versions", Wrap([h](const Request& req) -> absl::StatusOr<Reply> {
+         CAIRN_ASSIGN_OR_RETURN(std::string path, RawParam(req, "path"));
+         CAIRN_RETURN_IF_ERROR(api::RequireAbsolute(path, "the path"));
+         CAIRN_ASSIGN_OR_RETURN(bool all, ParseBool("all", req.get_param_value("all")));
+         CAIRN_ASSIGN_OR_RETURN(Json j, h->GetVersions(path, all));
+         return Reply{200, std::move(j)};
+       })},
+      {"GET", "/v1/diff", Wrap([h](const Request& req) -> absl::StatusOr<Reply> {
+         std::string a = req.get_param_value("a"), b = req.get_param_value("b");
+         if (a.empty() || b.empty()) {
+           return absl::InvalidArgumentError("query parameters 'a' and 'b' are required");
+         }
+         CAIRN_ASSIGN_OR_RETURN(Json j, h->GetDiff(a, b));
+         return Reply{200, std::move(j)};
+       })},
+      {"GET", "/v1/find", Wrap([h](const Request& req) -> absl::StatusOr<Reply> {
+         CAIRN_ASSIGN_OR_RETURN(std::string pattern, RawParam(req, "pattern"));
+         if (pattern.empty()) {
+           return absl::InvalidArgumentError("query parameter 'pattern' is required");
+         }
+         CAIRN_ASSIGN_OR_RETURN(Json j, h->FindEntries(pattern));
+         return Reply{200, std::move(j)};
+       })},
+      {"POST", "/v1/backup",
+       JobRoute<api::BackupRequest>([h](const auto& r) { return h->StartBackup(r); })},
+      {"POST", "/v1/restore", JobRoute<api::RestoreRequest>([h](const auto& r) {
+         return r.at_ns ? h->StartRestoreAt(r) : h->StartRestore(r);
+       })},
+      {"POST", "/v1/check",
+       JobRoute<api::CheckRequest>([h](const auto& r) { return h->StartCheck(r); })},
+      {"POST", "/v1/repair",
+       JobRoute<api::CheckRequest>([h](const auto& r) { return h->StartRepair(r); })},
+      {"POST", "/v1/forget",
+       JobRoute<api::ForgetRequest>([h](const auto& r) { return h->StartForget(r); })},
+      {"POST", "/v1/delete",
+       JobRoute<api::DeleteRequest>([h](const auto& r) { return h->StartDelete(r); })},
+      {"POST", "/v1/reclaim",
+       JobRoute<api::ReclaimRequest>([h](const auto& r) { return h->StartReclaim(r); })},
+      // No body to decode: any (even none) is accepted.
+      {"POST", "/v1/index/rebuild", Wrap([h](const Request&) -> absl::StatusOr<Reply> {
+         CAIRN_ASSIGN_OR_RETURN(std::string id, h->StartIndexRebuild());
+         return Reply{202, api::ToJson(api::JobStarted{id})};
+       })},
+      {"GET", "/v1/sources", JsonRoute([h] { return h->GetSources(); })},
+      {"POST", "/v1/sources", Wrap([h](const Request& req) -> absl::StatusOr<Reply> {
+         CAIRN_ASSIGN_OR_RETURN(Json body, api::ParseRequestBody(req.body));
+         CAIRN_ASSIGN_OR_RETURN(api::SourceRequest source, api::Decode<api::SourceRequest>(body));
+         CAIRN_ASSIGN_OR_RETURN(Json j, h->AddSource(source));
+         return Reply{201, std::move(j)};
+       })},
+      {"DELETE", "/v1/sources", Wrap([h](const Request& req) -> absl::StatusOr<Reply> {
+         CAIRN_ASSIGN_OR_RETURN(std::string path, RawParam(req, "path"));
+         CAIRN_RETURN_IF_ERROR(api::RequireAbsolute(path, "a source path"));
+         CAIRN_RETURN_IF_ERROR(h->RemoveSource(path));
+         Json j{{"removed", true}};
+         api::SetPathField(j, "path", path);
+         return Reply{200, std::move(j)};
+       })},
+      {"GET", "/v1/jobs", JsonRoute([h] { return h->GetJobs(); })},
+      {"GET", "/v1/jobs/([0-9A-Za-z_-]+)", Wrap([h](const Request& req) -> absl::StatusOr<Reply> {
+         CAIRN_ASSIGN_OR_RETURN(Json j, h->GetJob(req.matches[1]));
+         return Reply{200, std::move(j)};
+       })},
+      {"DELETE", "/v1/jobs/([0-9A-Za-z_-]+)",
+       Wrap([h](const Request& req) -> absl::StatusOr<Reply> {
+         std::string id = req.matches[1];
+         CAIRN_RETURN_IF_ERROR(h->CancelJob(id));
+         return Reply{200, api::ToJson(api::JobCancelled{id})};
+       })},
+  });
 }
 
 }  // namespace cairn::daemon

@@ -41,7 +41,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "cairn/codec/erasure.h"
+#include "cairn/api/requests.h"
 #include "cairn/daemon/config.h"
 #include "cairn/daemon/events.h"
 #include "nlohmann/json.hpp"
@@ -50,78 +50,6 @@ struct MHD_Daemon;
 struct MHD_Connection;
 
 namespace cairn::daemon {
-
-struct BackupRequest {
-  std::vector<std::string> paths;  // absolute, raw bytes
-  std::optional<uint32_t> copies;  // unset: the config default
-  // Erasure coding "K+M" instead of copies (field "ec"; not together with "copies"). With
-  // neither set the config's [backup] ec, else its copies, applies.
-  std::optional<codec::ErasureScheme> ec;
-  // Field "offsite": of the copies (or k+m shards), how many go to peers of another site;
-  // unset: the config's [backup] offsite (docs/operations.md "Sites and off-site copies").
-  std::optional<uint32_t> offsite;
-  std::vector<std::string> tags;
-  std::vector<std::string> excludes;
-  // The keep policy applied after the backup (a source's keep_*; not an API field); unset:
-  // the config's [retention].
-  std::optional<engine::RetentionPolicy> retention;
-  // Field "rehash": compare file content with the parent snapshot instead of size, mtime, ctime
-  // and inode (engine::BackupOptions::rehash).
-  bool rehash = false;
-};
-
-struct RestoreRequest {
-  std::string snapshot = "latest";  // id, unique prefix or "latest"
-  std::string path;                 // inside the snapshot, raw bytes; "" = everything
-  std::string target;               // absolute directory, raw bytes
-  // Field "at" (issue 5 versions): RFC 3339 text, or Unix nanoseconds (integer or digits).
-  // Then "path" is an absolute source path, "snapshot" must be absent, and the snapshot is the
-  // newest at or before that time holding the path (engine::SnapshotAt; StartRestoreAt).
-  std::optional<int64_t> at_ns;
-};
-
-// POST /v1/check body: {"read_data": bool, "read_subset_percent": 0..100}; POST /v1/repair body:
-// the same (a repair runs a check first).
-struct CheckRequest {
-  bool read_data = false;
-  double read_subset = 1.0;  // fraction 0..1
-};
-
-// POST /v1/forget body: {"snapshots": ["id or prefix", ...]} or a policy {"keep_last": N,
-// "keep_hourly": N, "keep_daily": N, "keep_weekly": N, "keep_monthly": N, "keep_yearly": N
-// (-1 = unlimited), "keep_within": "7d", "keep_tags": ["t"]}, plus "dry_run": bool and
-// "prune": bool (default true: collect garbage afterwards). Snapshots and a policy exclude
-// each other; one of them is required.
-struct ForgetRequest {
-  std::vector<std::string> snapshots;
-  engine::RetentionPolicy policy;
-  bool dry_run = false;
-  bool prune = true;
-};
-
-// POST /v1/delete body: {"path": "/abs/path" (or "path_base64"), "snapshot": "id" (optional:
-// every snapshot)}: removes the path from the snapshots by rewriting them, then collects garbage.
-struct DeleteRequest {
-  std::string path;      // absolute, raw bytes
-  std::string snapshot;  // "" = every snapshot
-};
-
-// POST /v1/reclaim body: {"quota": bytes}: lowers (or raises) what this peer lends; blobs over
-// the new quota are handed to other peers first.
-struct ReclaimRequest {
-  uint64_t quota = 0;
-};
-
-// GET /v1/read?snapshot=ID&path_base64=B&offset=N&length=N (`cairn mount`): bytes of a file in
-// a snapshot, answered as application/octet-stream. offset and length are required
-// non-negative integers (bytes); a longer length is capped (4 MiB); fewer bytes only at the end
-// of the file.
-struct ReadRequest {
-  std::string snapshot;  // id, unique prefix or "latest"
-  std::string path;      // inside the snapshot, raw bytes
-  uint64_t offset = 0;
-  uint64_t length = 0;
-};
 
 // What the API serves; each method returns the JSON body of its route (cli-api-spec.md).
 class ApiHandler {
@@ -133,23 +61,23 @@ class ApiHandler {
   virtual absl::StatusOr<nlohmann::json> List(const std::string& snapshot, const std::string& path,
                                               bool recursive) = 0;
   // Both return the new job's id.
-  virtual absl::StatusOr<std::string> StartBackup(const BackupRequest& request) = 0;
-  virtual absl::StatusOr<std::string> StartRestore(const RestoreRequest& request) = 0;
+  virtual absl::StatusOr<std::string> StartBackup(const api::BackupRequest& request) = 0;
+  virtual absl::StatusOr<std::string> StartRestore(const api::RestoreRequest& request) = 0;
   // Check and repair jobs (issue 3); UNIMPLEMENTED unless overridden.
-  virtual absl::StatusOr<std::string> StartCheck(const CheckRequest& /*request*/) {
+  virtual absl::StatusOr<std::string> StartCheck(const api::CheckRequest& /*request*/) {
     return absl::UnimplementedError("check is not available");
   }
-  virtual absl::StatusOr<std::string> StartRepair(const CheckRequest& /*request*/) {
+  virtual absl::StatusOr<std::string> StartRepair(const api::CheckRequest& /*request*/) {
     return absl::UnimplementedError("repair is not available");
   }
   // Lifecycle jobs (issue 4); UNIMPLEMENTED unless overridden.
-  virtual absl::StatusOr<std::string> StartForget(const ForgetRequest& /*request*/) {
+  virtual absl::StatusOr<std::string> StartForget(const api::ForgetRequest& /*request*/) {
     return absl::UnimplementedError("forget is not available");
   }
-  virtual absl::StatusOr<std::string> StartDelete(const DeleteRequest& /*request*/) {
+  virtual absl::StatusOr<std::string> StartDelete(const api::DeleteRequest& /*request*/) {
     return absl::UnimplementedError("delete is not available");
   }
-  virtual absl::StatusOr<std::string> StartReclaim(const ReclaimRequest& /*request*/) {
+  virtual absl::StatusOr<std::string> StartReclaim(const api::ReclaimRequest& /*request*/) {
     return absl::UnimplementedError("reclaim is not available");
   }
   // POST /v1/index/rebuild: rebuilds this peer's catalog from the peers (a job).
@@ -157,7 +85,7 @@ class ApiHandler {
     return absl::UnimplementedError("index rebuild is not available");
   }
   // Bytes of a file in a snapshot (issue 5, `cairn mount`); UNIMPLEMENTED unless overridden.
-  virtual absl::StatusOr<std::string> ReadFile(const ReadRequest& /*request*/) {
+  virtual absl::StatusOr<std::string> ReadFile(const api::ReadRequest& /*request*/) {
     return absl::UnimplementedError("read is not available");
   }
   // Sources ([[source]], issue 5 watch): GET /v1/sources (an array, daemon/sources.h
@@ -166,7 +94,7 @@ class ApiHandler {
   virtual absl::StatusOr<nlohmann::json> GetSources() {
     return absl::UnimplementedError("sources are not available");
   }
-  virtual absl::StatusOr<nlohmann::json> AddSource(const SourceConfig& /*source*/) {
+  virtual absl::StatusOr<nlohmann::json> AddSource(const api::SourceRequest& /*source*/) {
     return absl::UnimplementedError("sources are not available");
   }
   virtual absl::Status RemoveSource(const std::string& /*path*/) {
@@ -186,8 +114,8 @@ class ApiHandler {
   virtual absl::StatusOr<nlohmann::json> FindEntries(const std::string& /*pattern*/) {
     return absl::UnimplementedError("find is not available");
   }
-  // POST /v1/restore with "at" (RestoreRequest::at_ns): returns the restore job's id.
-  virtual absl::StatusOr<std::string> StartRestoreAt(const RestoreRequest& /*request*/) {
+  // POST /v1/restore with "at" (api::RestoreRequest::at_ns): returns the restore job's id.
+  virtual absl::StatusOr<std::string> StartRestoreAt(const api::RestoreRequest& /*request*/) {
     return absl::UnimplementedError("restore --at is not available");
   }
   virtual absl::StatusOr<nlohmann::json> GetJob(const std::string& id) = 0;
@@ -276,12 +204,17 @@ class ApiServer {
                                                                 ApiHandler* handler,
                                                                 bool metrics_only);
   void Route();
+  // One row of the route table: method, path pattern (RouteEntry) and its function.
+  struct RouteSpec {
+    const char* method;
+    const char* pattern;
+    Handler fn;
+  };
   void RouteMetrics();
-  void RouteShared();
-  void RouteEvents();
-  void Get(const std::string& pattern, Handler fn);
-  void Post(const std::string& pattern, Handler fn);
-  void Delete(const std::string& pattern, Handler fn);
+  // The routes the [metrics] listener serves too: GET /metrics and GET /v1/health.
+  std::vector<RouteSpec> SharedRoutes();
+  Handler EventsRoute();
+  void AddRoutes(std::vector<RouteSpec> table);
   void Add(const char* method, const std::string& pattern, Handler fn);
   // Runs the checks and the matching route of a complete request (on a handler thread).
   void Dispatch(const Request& req, Response& res);

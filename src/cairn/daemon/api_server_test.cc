@@ -16,7 +16,7 @@
 #include <mutex>
 #include <thread>
 
-#include "cairn/daemon/json_paths.h"
+#include "cairn/api/json_paths.h"
 #include "cairn/daemon/test_util.h"
 #include "cairn/daemon/version.h"
 #include "gmock/gmock.h"
@@ -43,16 +43,16 @@ class FakeHandler : public ApiHandler {
     last_ls = {snapshot, path, recursive ? "1" : "0"};
     if (snapshot == "missing") return absl::NotFoundError("no snapshot 'missing'");
     json entry;
-    SetPathField(entry, "path", path);
+    api::SetPathField(entry, "path", path);
     return json::array({entry});
   }
-  absl::StatusOr<std::string> StartBackup(const BackupRequest& r) override {
+  absl::StatusOr<std::string> StartBackup(const api::BackupRequest& r) override {
     std::lock_guard<std::mutex> lock(mu);
     if (backup_running) return absl::FailedPreconditionError("a backup is already running");
     last_backup = r;
     return std::string("job1");
   }
-  absl::StatusOr<std::string> StartRestore(const RestoreRequest& r) override {
+  absl::StatusOr<std::string> StartRestore(const api::RestoreRequest& r) override {
     std::lock_guard<std::mutex> lock(mu);
     last_restore = r;
     return std::string("job2");
@@ -83,8 +83,8 @@ class FakeHandler : public ApiHandler {
   bool ready = true;
   bool backup_running = false;
   std::vector<std::string> last_ls;
-  BackupRequest last_backup;
-  RestoreRequest last_restore;
+  api::BackupRequest last_backup;
+  api::RestoreRequest last_restore;
   std::string cancelled;
 };
 
@@ -107,7 +107,7 @@ class ApiServerTest : public ::testing::Test {
                         : method == "POST" ? client_->Post(path.c_str(), body, "application/json")
                                            : client_->Delete(path.c_str());
     if (!r) return {-1, json()};
-    auto parsed = ParseJson(r->body);
+    auto parsed = api::ParseJson(r->body);
     return {r->status, parsed.ok() ? *parsed : json("<not json>")};
   }
 
@@ -127,7 +127,7 @@ TEST_F(ApiServerTest, MissingOrWrongTokenIs401) {
   auto r = anonymous.Get("/v1/status");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 401);
-  EXPECT_EQ(ParseJson(r->body)->at("error").at("code"), "UNAUTHENTICATED");
+  EXPECT_EQ(api::ParseJson(r->body)->at("error").at("code"), "UNAUTHENTICATED");
 
   httplib::Client wrong("127.0.0.1", server_->port());
   wrong.set_bearer_token_auth(std::string(64, 'e'));
@@ -195,13 +195,13 @@ TEST_F(ApiServerTest, MalformedBodiesAre400) {
 
 TEST_F(ApiServerTest, BackupRequestIsDecoded) {
   json body;
-  body["paths_base64"] = {ToBase64("/home/caf\xe9"), ToBase64("/etc")};
+  body["paths_base64"] = {api::ToBase64("/home/caf\xe9"), api::ToBase64("/etc")};
   body["copies"] = 3;
   body["tags"] = {"daily"};
   body["excludes"] = json::array();
   body["rehash"] = true;
   body["offsite"] = 1;
-  auto [code, reply] = Do("POST", "/v1/backup", DumpJson(body));
+  auto [code, reply] = Do("POST", "/v1/backup", api::DumpJson(body));
   EXPECT_EQ(code, 202);
   EXPECT_EQ(reply["job_id"], "job1");
   std::lock_guard<std::mutex> lock(handler_.mu);
@@ -214,9 +214,9 @@ TEST_F(ApiServerTest, BackupRequestIsDecoded) {
 
 TEST_F(ApiServerTest, BackupRequestWithErasureCoding) {
   json body;
-  body["paths_base64"] = {ToBase64("/etc")};
+  body["paths_base64"] = {api::ToBase64("/etc")};
   body["ec"] = "10+4";
-  auto [code, reply] = Do("POST", "/v1/backup", DumpJson(body));
+  auto [code, reply] = Do("POST", "/v1/backup", api::DumpJson(body));
   EXPECT_EQ(code, 202) << reply;
   std::lock_guard<std::mutex> lock(handler_.mu);
   ASSERT_TRUE(handler_.last_backup.ec.has_value());
@@ -228,9 +228,9 @@ TEST_F(ApiServerTest, BackupRequestWithErasureCoding) {
 
 TEST_F(ApiServerTest, RestoreRequestIsDecoded) {
   json body{{"snapshot", "3fa2"},
-            {"path_base64", ToBase64("docs/\x80x")},
-            {"target_base64", ToBase64("/tmp/r")}};
-  auto [code, reply] = Do("POST", "/v1/restore", DumpJson(body));
+            {"path_base64", api::ToBase64("docs/\x80x")},
+            {"target_base64", api::ToBase64("/tmp/r")}};
+  auto [code, reply] = Do("POST", "/v1/restore", api::DumpJson(body));
   EXPECT_EQ(code, 202);
   EXPECT_EQ(reply["job_id"], "job2");
   std::lock_guard<std::mutex> lock(handler_.mu);
@@ -240,13 +240,13 @@ TEST_F(ApiServerTest, RestoreRequestIsDecoded) {
 }
 
 TEST_F(ApiServerTest, LsPassesRawPathAndFlag) {
-  std::string b64 = ToBase64("a/\xff");
+  std::string b64 = api::ToBase64("a/\xff");
   std::string encoded;
   for (char c : b64)
     encoded += c == '+' ? "%2B" : c == '/' ? "%2F" : c == '=' ? "%3D" : std::string(1, c);
   auto [code, body] = Do("GET", "/v1/ls?snapshot=latest&recursive=1&path_base64=" + encoded);
   EXPECT_EQ(code, 200);
-  EXPECT_EQ(*GetPathField(body[0], "path"), "a/\xff");
+  EXPECT_EQ(*api::GetPathField(body[0], "path"), "a/\xff");
   std::tie(code, body) = Do("GET", "/v1/ls?snapshot=missing");
   EXPECT_EQ(code, 404);
   EXPECT_EQ(body["error"]["message"], "no snapshot 'missing'");
@@ -456,7 +456,7 @@ TEST_F(ApiServerTest, LoginCodeIsExchangedForTheTokenOnce) {
   r = anonymous.Post("/v1/ui/login", body, "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
-  EXPECT_EQ(ParseJson(r->body)->at("token"), kToken);
+  EXPECT_EQ(api::ParseJson(r->body)->at("token"), kToken);
   r = anonymous.Post("/v1/ui/login", body, "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 401);

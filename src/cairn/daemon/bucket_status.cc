@@ -1,6 +1,6 @@
 #include "cairn/daemon/bucket_status.h"
 
-#include "cairn/daemon/json_paths.h"
+#include "cairn/api/json_paths.h"
 
 namespace cairn::daemon {
 
@@ -16,11 +16,11 @@ nlohmann::json BucketStatusJson(const std::string& url, const store::s3::ObjectS
   namespace s3 = store::s3;
   if (bucket == nullptr) return nullptr;
   nlohmann::json j;
-  j["url"] = SanitizeUtf8(url);
+  j["url"] = api::SanitizeUtf8(url);
   const auto* client = dynamic_cast<const s3::S3ObjectStore*>(bucket);
   if (client != nullptr) {
-    j["endpoint"] = SanitizeUtf8(client->location().endpoint);
-    j["region"] = SanitizeUtf8(client->location().region);
+    j["endpoint"] = api::SanitizeUtf8(client->location().endpoint);
+    j["region"] = api::SanitizeUtf8(client->location().region);
   }
   const std::optional<s3::S3Counters> c = BucketCounters(bucket);
   if (!c) return j;

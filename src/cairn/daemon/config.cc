@@ -16,10 +16,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "cairn/api/json_paths.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
 #include "cairn/codec/erasure.h"
-#include "cairn/daemon/json_paths.h"
 #include "cairn/engine/retention.h"
 #include "cairn/env/file.h"
 #include "cairn/store/s3/s3_config.h"
@@ -1037,9 +1037,10 @@ std::string NormalSourcePath(const std::string& path) {
 absl::Status ValidateSource(const SourceConfig& s) {
   auto bad = [](const std::string& why) { return absl::InvalidArgumentError(why); };
   if (s.path.empty() || s.path[0] != '/') {
-    return bad(absl::StrCat("a source path must be absolute, got '", SanitizeUtf8(s.path), "'"));
+    return bad(
+        absl::StrCat("a source path must be absolute, got '", api::SanitizeUtf8(s.path), "'"));
   }
-  if (SanitizeUtf8(s.path) != s.path) {
+  if (api::SanitizeUtf8(s.path) != s.path) {
     return bad("a source path must be valid UTF-8 (cairn.toml holds text)");
   }
   if (s.copies > 64) return bad("copies must be between 1 and 64");
@@ -1050,7 +1051,7 @@ absl::Status ValidateSource(const SourceConfig& s) {
   }
   if (s.schedule.count() < 0) return bad("the schedule must not be negative");
   for (const std::string& g : s.excludes) {
-    if (g.empty() || SanitizeUtf8(g) != g) {
+    if (g.empty() || api::SanitizeUtf8(g) != g) {
       return bad("exclude globs must be non-empty UTF-8 text");
     }
   }
@@ -1060,7 +1061,7 @@ absl::Status ValidateSource(const SourceConfig& s) {
     if (v < -1 || v > 1000000) return bad("keep counts must be between -1 and 1000000");
   }
   for (const std::string& t : k.keep_tags) {
-    if (SanitizeUtf8(t) != t) return bad("keep tags must be UTF-8 text");
+    if (api::SanitizeUtf8(t) != t) return bad("keep tags must be UTF-8 text");
   }
   return absl::OkStatus();
 }

@@ -18,10 +18,10 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "cairn/api/json_paths.h"
 #include "cairn/base/status.h"
 #include "cairn/cluster/discovery.h"
 #include "cairn/daemon/bucket_status.h"
-#include "cairn/daemon/json_paths.h"
 #include "cairn/daemon/peer_dir.h"
 #include "cairn/daemon/version.h"
 #include "cairn/engine/check.h"
@@ -129,11 +129,11 @@ Json BackupResultJson(const engine::BackupResult& r) {
   j["ec"] = r.snapshot.ec_k > 0 ? Json(absl::StrCat(r.snapshot.ec_k, "+", r.snapshot.ec_m))
                                 : Json(nullptr);
   j["offsite"] = r.offsite;
-  SetPathArray(j, "warnings", r.warnings);
-  SetPathArray(j, "errors", r.errors);
+  api::SetPathArray(j, "warnings", r.warnings);
+  api::SetPathArray(j, "errors", r.errors);
   j["chunks_below_target"] = r.chunks_below_target;
   j["redundancy_warning"] =
-      r.redundancy_warning.empty() ? Json(nullptr) : Json(SanitizeUtf8(r.redundancy_warning));
+      r.redundancy_warning.empty() ? Json(nullptr) : Json(api::SanitizeUtf8(r.redundancy_warning));
   j["degraded"] = r.degraded();
   return j;
 }
@@ -152,14 +152,14 @@ Json RestoreResultJson(const engine::RestoreResult& r, const index::SnapshotReco
   Json j;
   j["snapshot_id"] = snapshot.id.Hex();
   j["short_id"] = snapshot.id.ShortHex();
-  SetPathField(j, "target", target);
+  api::SetPathField(j, "target", target);
   j["files"] = r.files;
   j["directories"] = r.directories;
   j["symlinks"] = r.symlinks;
   j["hardlinks"] = r.hardlinks;
   j["bytes"] = r.bytes;
   j["duration_seconds"] = r.seconds;
-  SetPathArray(j, "errors", r.errors);
+  api::SetPathArray(j, "errors", r.errors);
   return j;
 }
 
@@ -183,11 +183,11 @@ Json SnapshotJson(const index::SnapshotRecord& r) {
   Json j;
   j["id"] = r.id.Hex();
   j["short_id"] = r.id.ShortHex();
-  j["time"] = FormatRfc3339(s.time_ns);
+  j["time"] = api::FormatRfc3339(s.time_ns);
   j["time_ns"] = s.time_ns;
-  SetPathField(j, "hostname", s.hostname);
-  SetPathArray(j, "paths", s.paths);
-  SetPathArray(j, "tags", s.tags);
+  api::SetPathField(j, "hostname", s.hostname);
+  api::SetPathArray(j, "paths", s.paths);
+  api::SetPathArray(j, "tags", s.tags);
   j["parent"] = s.parent ? Json(s.parent->Hex()) : Json(nullptr);
   j["copies"] = s.copies;
   j["ec"] = s.ec_k > 0 ? Json(absl::StrCat(s.ec_k, "+", s.ec_m)) : Json(nullptr);
@@ -214,7 +214,7 @@ absl::Status Daemon::OpenStore(const std::string& dir) {
                  outcome == store::ScrubOutcome::kQuarantined
                      ? "is corrupt and was quarantined"
                      : "is lost (its file or segment is missing), record dropped",
-                 SanitizeUtf8(reason));
+                 api::SanitizeUtf8(reason));
   };
   if (config_.storage_layout == "files") {
     CAIRN_ASSIGN_OR_RETURN(file_store_, store::DiskBlobStore::Open(BlobsDir(dir), config_.quota,
@@ -324,7 +324,8 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   // from the peers (IndexLoop). docs/operations.md "When the index is damaged".
   CAIRN_ASSIGN_OR_RETURN(db_, OpenIndex(dir, &index_open_));
   if (!index_open_.problem.empty()) {
-    spdlog::error("index: {}{}; started with a new, empty {}", SanitizeUtf8(index_open_.problem),
+    spdlog::error("index: {}{}; started with a new, empty {}",
+                  api::SanitizeUtf8(index_open_.problem),
                   index_open_.kept_aside.empty()
                       ? ""
                       : absl::StrCat("; the damaged file is kept as ", index_open_.kept_aside),
@@ -662,11 +663,12 @@ void Daemon::LogPeerStateChanges() {
   for (const cluster::PeerView& v : membership_->Peers()) {
     if (v.self) continue;
     auto it = logged_peer_states_.find(v.info.id);
-    const std::string who = absl::StrCat("peer ", v.info.id, " (", SanitizeUtf8(v.info.host_id),
-                                         ", ", SanitizeUtf8(v.info.address), ")");
+    const std::string who =
+        absl::StrCat("peer ", v.info.id, " (", api::SanitizeUtf8(v.info.host_id), ", ",
+                     api::SanitizeUtf8(v.info.address), ")");
     Json event{{"peer_id", v.info.id},
-               {"host_id", SanitizeUtf8(v.info.host_id)},
-               {"address", SanitizeUtf8(v.info.address)},
+               {"host_id", api::SanitizeUtf8(v.info.host_id)},
+               {"address", api::SanitizeUtf8(v.info.address)},
                {"state", cluster::PeerStateName(v.state)},
                {"was", nullptr}};
     if (it == logged_peer_states_.end()) {
@@ -832,8 +834,8 @@ absl::StatusOr<Json> Daemon::GetStatus() {
   CAIRN_ASSIGN_OR_RETURN(std::vector<index::SnapshotRecord> snapshots, catalog_->ListSnapshots());
   Json j;
   j["peer_id"] = config_.peer_id;
-  j["host_id"] = SanitizeUtf8(config_.host_id);
-  j["site"] = SanitizeUtf8(config_.site);
+  j["host_id"] = api::SanitizeUtf8(config_.host_id);
+  j["site"] = api::SanitizeUtf8(config_.site);
   j["address"] = listen_address_;
   j["api"] = api_address();
   // The [metrics] listener as bound (docs/operations.md "Monitoring"); null when off.
@@ -919,9 +921,9 @@ absl::StatusOr<Json> Daemon::GetPeers() {
   for (const cluster::PeerView& v : peers) {
     Json j;
     j["peer_id"] = v.info.id;
-    j["host_id"] = SanitizeUtf8(v.info.host_id);
-    j["site"] = SanitizeUtf8(v.info.site);
-    j["address"] = SanitizeUtf8(v.info.address);
+    j["host_id"] = api::SanitizeUtf8(v.info.host_id);
+    j["site"] = api::SanitizeUtf8(v.info.site);
+    j["address"] = api::SanitizeUtf8(v.info.address);
     j["quota"] = v.info.quota;
     j["used"] = v.info.used;
     // What it can take now: quota - used, or less when its disk is short of room.
@@ -930,7 +932,7 @@ absl::StatusOr<Json> Daemon::GetPeers() {
     j["state"] = cluster::PeerStateName(v.state);
     j["node_id"] = v.info.node_id;
     j["cert_fingerprint"] = v.info.cert_fingerprint;
-    j["last_seen"] = v.last_seen_ns > 0 ? Json(FormatRfc3339(v.last_seen_ns)) : Json(nullptr);
+    j["last_seen"] = v.last_seen_ns > 0 ? Json(api::FormatRfc3339(v.last_seen_ns)) : Json(nullptr);
     j["last_seen_ns"] = v.last_seen_ns;
     j["self"] = v.self;
     if (v.self) {
@@ -997,7 +999,7 @@ Json Daemon::GetHealth() {
   Json problems = Json::array();
   bool ready = true;
   if (absl::Status fatal = fatal_status(); !fatal.ok()) {
-    problems.push_back(SanitizeUtf8(std::string(fatal.message())));
+    problems.push_back(api::SanitizeUtf8(std::string(fatal.message())));
     ready = false;
   }
   std::string index_state;
@@ -1006,11 +1008,11 @@ Json Daemon::GetHealth() {
     index_state = index_state_;
     if (index_state_ == "rebuilding") {
       problems.push_back(absl::StrCat("the index is being rebuilt from the peers (",
-                                      SanitizeUtf8(index_problem_), ")"));
+                                      api::SanitizeUtf8(index_problem_), ")"));
       ready = false;
     } else if (index_state_ == "failed") {
       problems.push_back(
-          absl::StrCat("the last index rebuild failed: ", SanitizeUtf8(index_error_)));
+          absl::StrCat("the last index rebuild failed: ", api::SanitizeUtf8(index_error_)));
     }
   }
   uint64_t known = 0, alive = 0;
@@ -1035,7 +1037,8 @@ Json Daemon::GetHealth() {
     std::lock_guard<std::mutex> lock(snapshot_health_mu_);
     if (snapshot_health_.is_array()) snapshots = snapshot_health_;
     const bool computed = snapshot_health_at_ns_ > 0;
-    summary["computed_at"] = computed ? Json(FormatRfc3339(snapshot_health_at_ns_)) : Json(nullptr);
+    summary["computed_at"] =
+        computed ? Json(api::FormatRfc3339(snapshot_health_at_ns_)) : Json(nullptr);
     summary["age_seconds"] =
         computed ? Json(std::max<int64_t>(0, UnixNowNs() - snapshot_health_at_ns_) / 1'000'000'000)
                  : Json(nullptr);
@@ -1093,23 +1096,23 @@ void Daemon::RefreshSnapshotHealth() {
   }
   Json snapshots = Json::array();
   if (report.ok()) {
-    const std::string at = FormatRfc3339(started_ns);
+    const std::string at = api::FormatRfc3339(started_ns);
     for (const engine::SnapshotSurvival& s : report->snapshots) {
       Json j;
       j["id"] = s.id.Hex();
       j["short_id"] = s.id.ShortHex();
-      j["time"] = FormatRfc3339(s.time_ns);
+      j["time"] = api::FormatRfc3339(s.time_ns);
       j["time_ns"] = s.time_ns;
-      SetPathArray(j, "paths", s.paths);
+      api::SetPathArray(j, "paths", s.paths);
       j["chunks"] = s.chunks;
       j["survives_peers"] = s.survives_peers;
       Json hosts = Json::array();
-      for (const std::string& h : s.single_point_hosts) hosts.push_back(SanitizeUtf8(h));
+      for (const std::string& h : s.single_point_hosts) hosts.push_back(api::SanitizeUtf8(h));
       j["single_point_hosts"] = std::move(hosts);
       j["lost_chunks"] = s.lost_chunks;
       j["rebuild_bytes"] = s.rebuild_bytes;
       j["rebuild_peer"] = s.rebuild_peer ? Json(s.rebuild_peer) : Json(nullptr);
-      j["error"] = s.error.empty() ? Json(nullptr) : Json(SanitizeUtf8(s.error));
+      j["error"] = s.error.empty() ? Json(nullptr) : Json(api::SanitizeUtf8(s.error));
       j["computed_at"] = at;
       snapshots.push_back(std::move(j));
     }
@@ -1119,7 +1122,7 @@ void Daemon::RefreshSnapshotHealth() {
   fallback_rate_source_ = fallback_source;
   if (!report.ok()) {
     // The last good result stays, with its age; the error says why it is not newer.
-    snapshot_health_error_ = SanitizeUtf8(std::string(report.status().message()));
+    snapshot_health_error_ = api::SanitizeUtf8(std::string(report.status().message()));
     return;
   }
   snapshot_health_ = std::move(snapshots);
@@ -1214,23 +1217,23 @@ absl::StatusOr<Json> Daemon::List(const std::string& snapshot, const std::string
   for (const engine::ListedEntry& e : entries) {
     if (!own.empty() && e.path == own && e.entry.type == format::EntryType::kDirectory) continue;
     Json j;
-    SetPathField(j, "path", e.path);
+    api::SetPathField(j, "path", e.path);
     j["type"] = format::EntryTypeName(e.entry.type);
     j["size"] = e.entry.size;
     j["mode"] = e.entry.mode;
-    j["mtime"] = FormatRfc3339(e.entry.mtime_ns, /*nanoseconds=*/true);
+    j["mtime"] = api::FormatRfc3339(e.entry.mtime_ns, /*nanoseconds=*/true);
     j["mtime_ns"] = e.entry.mtime_ns;
     j["uid"] = e.entry.uid;
     j["gid"] = e.entry.gid;
     if (e.entry.type == format::EntryType::kSymlink) {
-      SetPathField(j, "target", e.entry.symlink_target);
+      api::SetPathField(j, "target", e.entry.symlink_target);
     }
     out.push_back(std::move(j));
   }
   return out;
 }
 
-absl::StatusOr<std::string> Daemon::StartBackup(const BackupRequest& request) {
+absl::StatusOr<std::string> Daemon::StartBackup(const api::BackupRequest& request) {
   CAIRN_RETURN_IF_ERROR(IndexReady("back up"));
   backup_requested_ = true;
   engine::BackupOptions options;
@@ -1273,7 +1276,7 @@ absl::StatusOr<std::string> Daemon::StartBackup(const BackupRequest& request) {
     engine::BackupEngine engine(ctx_);
     absl::StatusOr<engine::BackupResult> result = engine.Run(options, progress.get(), &cancel);
     if (!result.ok()) {
-      spdlog::warn("backup failed: {}", SanitizeUtf8(result.status().ToString()));
+      spdlog::warn("backup failed: {}", api::SanitizeUtf8(result.status().ToString()));
       metrics_->RecordBackup(false, 0, 0, 0);
       return result.status();
     }
@@ -1292,8 +1295,8 @@ absl::StatusOr<std::string> Daemon::StartBackup(const BackupRequest& request) {
       if (forgot.ok()) {
         out["retention"] = *forgot;
       } else {
-        spdlog::warn("retention after backup: {}", SanitizeUtf8(forgot.status().ToString()));
-        out["retention"] = Json{{"error", SanitizeUtf8(forgot.status().ToString())}};
+        spdlog::warn("retention after backup: {}", api::SanitizeUtf8(forgot.status().ToString()));
+        out["retention"] = Json{{"error", api::SanitizeUtf8(forgot.status().ToString())}};
       }
     }
     return out;
@@ -1301,7 +1304,7 @@ absl::StatusOr<std::string> Daemon::StartBackup(const BackupRequest& request) {
   return jobs_->Start(JobKind::kBackup, /*exclusive=*/true, std::move(fns));
 }
 
-absl::StatusOr<std::string> Daemon::StartRestore(const RestoreRequest& request) {
+absl::StatusOr<std::string> Daemon::StartRestore(const api::RestoreRequest& request) {
   CAIRN_RETURN_IF_ERROR(IndexReady("restore"));
   CAIRN_ASSIGN_OR_RETURN(index::SnapshotRecord record,
                          engine::ResolveSnapshot(catalog_.get(), request.snapshot));
@@ -1317,7 +1320,7 @@ absl::StatusOr<std::string> Daemon::StartRestore(const RestoreRequest& request) 
     absl::StatusOr<engine::RestoreResult> result =
         engine::Restore(ctx_, record.snapshot, options, progress.get(), &cancel);
     if (!result.ok()) {
-      spdlog::warn("restore failed: {}", SanitizeUtf8(result.status().ToString()));
+      spdlog::warn("restore failed: {}", api::SanitizeUtf8(result.status().ToString()));
       return result.status();
     }
     spdlog::info("restore of snapshot {} done ({} files, {} errors)", record.id.ShortHex(),
@@ -1375,10 +1378,10 @@ Json CheckReportJson(const engine::CheckReport& r) {
     damaged.push_back({{"chunk", d.chunk.Hex()},
                        {"shard", d.shard},
                        {"peer", d.peer},
-                       {"reason", SanitizeUtf8(d.reason)}});
+                       {"reason", api::SanitizeUtf8(d.reason)}});
   }
   Json errors = Json::array();
-  for (const auto& e : r.errors) errors.push_back(SanitizeUtf8(e));
+  for (const auto& e : r.errors) errors.push_back(api::SanitizeUtf8(e));
   return Json{{"healthy", r.healthy()},
               {"chunks", r.chunks},
               {"at_target", r.at_target},
@@ -1399,7 +1402,7 @@ Json CheckReportJson(const engine::CheckReport& r) {
 
 Json RepairReportJson(const engine::RepairReport& r) {
   Json errors = Json::array();
-  for (const auto& e : r.errors) errors.push_back(SanitizeUtf8(e));
+  for (const auto& e : r.errors) errors.push_back(api::SanitizeUtf8(e));
   return Json{{"chunks", r.chunks},
               {"repaired", r.repaired},
               {"blobs_written", r.blobs_written},
@@ -1422,7 +1425,7 @@ Json CheckProgressJson(const engine::CheckProgress& p) {
 
 }  // namespace
 
-absl::StatusOr<std::string> Daemon::StartCheck(const CheckRequest& request) {
+absl::StatusOr<std::string> Daemon::StartCheck(const api::CheckRequest& request) {
   CAIRN_RETURN_IF_ERROR(IndexReady("check"));
   engine::CheckOptions options{request.read_data, request.read_subset};
   auto progress = std::make_shared<engine::CheckProgress>();
@@ -1446,7 +1449,7 @@ absl::StatusOr<std::string> Daemon::StartCheck(const CheckRequest& request) {
   return jobs_->Start(JobKind::kCheck, /*exclusive=*/false, std::move(fns));
 }
 
-absl::StatusOr<std::string> Daemon::StartRepair(const CheckRequest& request) {
+absl::StatusOr<std::string> Daemon::StartRepair(const api::CheckRequest& request) {
   CAIRN_RETURN_IF_ERROR(IndexReady("repair"));
   engine::CheckOptions options{request.read_data, request.read_subset, config_.repair_rate};
   auto progress = std::make_shared<engine::CheckProgress>();
@@ -1533,7 +1536,7 @@ void Daemon::RepairLoop() {
     if (repair_schedule_->Due(AliveStoragePeers(), newly_dead, requested)) {
       if (newly_dead) spdlog::info("a peer became dead: repairing own backups");
       if (requested) spdlog::info("a check found chunks below target: repairing own backups");
-      auto id = StartRepair(CheckRequest{});
+      auto id = StartRepair(api::CheckRequest{});
       if (id.ok()) {
         // One at a time; a repair that is cut short by shutdown is resumed next start.
         while (!jobs_->Wait(*id, std::chrono::milliseconds(500))) {

@@ -105,26 +105,26 @@ class Daemon : public ApiHandler {
   absl::StatusOr<nlohmann::json> GetSnapshots() override;
   absl::StatusOr<nlohmann::json> List(const std::string& snapshot, const std::string& path,
                                       bool recursive) override;
-  absl::StatusOr<std::string> StartBackup(const BackupRequest& request) override;
-  absl::StatusOr<std::string> StartRestore(const RestoreRequest& request) override;
-  absl::StatusOr<std::string> StartCheck(const CheckRequest& request) override;
-  absl::StatusOr<std::string> StartRepair(const CheckRequest& request) override;
+  absl::StatusOr<std::string> StartBackup(const api::BackupRequest& request) override;
+  absl::StatusOr<std::string> StartRestore(const api::RestoreRequest& request) override;
+  absl::StatusOr<std::string> StartCheck(const api::CheckRequest& request) override;
+  absl::StatusOr<std::string> StartRepair(const api::CheckRequest& request) override;
   // Lifecycle (daemon/lifecycle.cc): forget + garbage collection, delete a path, reclaim.
-  absl::StatusOr<std::string> StartForget(const ForgetRequest& request) override;
-  absl::StatusOr<std::string> StartDelete(const DeleteRequest& request) override;
-  absl::StatusOr<std::string> StartReclaim(const ReclaimRequest& request) override;
+  absl::StatusOr<std::string> StartForget(const api::ForgetRequest& request) override;
+  absl::StatusOr<std::string> StartDelete(const api::DeleteRequest& request) override;
+  absl::StatusOr<std::string> StartReclaim(const api::ReclaimRequest& request) override;
   // Bytes of a file in a snapshot for `cairn mount` (daemon/mount.cc): GET /v1/read.
-  absl::StatusOr<std::string> ReadFile(const ReadRequest& request) override;
+  absl::StatusOr<std::string> ReadFile(const api::ReadRequest& request) override;
   // Sources (daemon/sources.cc): the scheduler's state; add/remove write cairn.toml first.
   absl::StatusOr<nlohmann::json> GetSources() override;
-  absl::StatusOr<nlohmann::json> AddSource(const SourceConfig& source) override;
+  absl::StatusOr<nlohmann::json> AddSource(const api::SourceRequest& source) override;
   absl::Status RemoveSource(const std::string& path) override;
   // Versions (daemon/versions.cc): GET /v1/versions, /v1/diff, /v1/find (read-only, on the
   // API thread) and POST /v1/restore with "at" (a restore job of the snapshot SnapshotAt picks).
   absl::StatusOr<nlohmann::json> GetVersions(const std::string& path, bool all) override;
   absl::StatusOr<nlohmann::json> GetDiff(const std::string& a, const std::string& b) override;
   absl::StatusOr<nlohmann::json> FindEntries(const std::string& pattern) override;
-  absl::StatusOr<std::string> StartRestoreAt(const RestoreRequest& request) override;
+  absl::StatusOr<std::string> StartRestoreAt(const api::RestoreRequest& request) override;
   absl::StatusOr<nlohmann::json> GetJob(const std::string& id) override;
   absl::StatusOr<nlohmann::json> GetJobs() override;
   absl::Status CancelJob(const std::string& id) override;

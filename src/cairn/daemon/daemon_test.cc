@@ -10,8 +10,8 @@
 #include <optional>
 #include <thread>
 
+#include "cairn/api/json_paths.h"
 #include "cairn/base/bytes.h"
-#include "cairn/daemon/json_paths.h"
 #include "cairn/daemon/peer_dir.h"
 #include "cairn/daemon/test_util.h"
 #include "cairn/env/file.h"
@@ -89,14 +89,14 @@ TEST_F(DaemonTest, StartWritesBackPortsAndServesTheApi) {
     auto r = client.Get("/v1/status");
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 200);
-    json status = *ParseJson(r->body);
+    json status = *api::ParseJson(r->body);
     EXPECT_EQ(status["peer_id"], 4);
     EXPECT_EQ(status["address"], listen);
     EXPECT_EQ(status["quota"], 1ull << 30);
     EXPECT_EQ(status["snapshots"], 0);
     r = client.Get("/v1/peers");
     ASSERT_TRUE(r);
-    json peers = *ParseJson(r->body);
+    json peers = *api::ParseJson(r->body);
     ASSERT_EQ(peers.size(), 1u);
     EXPECT_EQ(peers[0]["self"], true);
     EXPECT_EQ(peers[0]["state"], "alive");
@@ -178,7 +178,7 @@ TEST_F(DaemonTest, ThreePeersBackupAndRestore) {
   WriteFile(src + "/sub/small.txt", "hello");
   WriteFile(src + "/caf\xe9.txt", "latin-1 name");
 
-  BackupRequest backup;
+  api::BackupRequest backup;
   backup.paths = {src};
   backup.copies = 2;
   auto job_id = home.StartBackup(backup);
@@ -193,16 +193,16 @@ TEST_F(DaemonTest, ThreePeersBackupAndRestore) {
   json snapshots = *home.GetSnapshots();
   ASSERT_EQ(snapshots.size(), 1u);
   EXPECT_EQ(snapshots[0]["id"], result["snapshot_id"]);
-  EXPECT_EQ(*GetPathArray(snapshots[0], "paths"), std::vector<std::string>{src});
+  EXPECT_EQ(*api::GetPathArray(snapshots[0], "paths"), std::vector<std::string>{src});
 
   auto listing = home.List("latest", "", /*recursive=*/true);
   ASSERT_TRUE(listing.ok()) << listing.status();
   std::vector<std::string> listed;
-  for (const json& e : *listing) listed.push_back(*GetPathField(e, "path"));
+  for (const json& e : *listing) listed.push_back(*api::GetPathField(e, "path"));
   EXPECT_THAT(listed, ::testing::Contains(::testing::HasSubstr("caf\xe9.txt")));
-  EXPECT_NO_THROW(DumpJson(*listing));
+  EXPECT_NO_THROW(api::DumpJson(*listing));
 
-  RestoreRequest restore;
+  api::RestoreRequest restore;
   restore.snapshot = result["short_id"];
   restore.target = tmp.File("restored");
   auto restore_id = home.StartRestore(restore);

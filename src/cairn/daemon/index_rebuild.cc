@@ -10,9 +10,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cairn/api/json_paths.h"
 #include "cairn/base/status.h"
 #include "cairn/daemon/daemon.h"
-#include "cairn/daemon/json_paths.h"
 #include "cairn/net/peer_client.h"
 
 namespace cairn::daemon {
@@ -40,19 +40,20 @@ absl::Status Daemon::IndexReady(const std::string& what) const {
   if (index_state_ != "rebuilding") return absl::OkStatus();
   return absl::UnavailableError(
       absl::StrCat("cannot ", what, " now: this peer's index is being rebuilt from the peers (",
-                   SanitizeUtf8(index_problem_), "); `cairn status` shows when it is done (job ",
-                   index_job_, ")"));
+                   api::SanitizeUtf8(index_problem_),
+                   "); `cairn status` shows when it is done (job ", index_job_, ")"));
 }
 
 Json Daemon::IndexStatusJson() const {
   std::lock_guard<std::mutex> lock(index_mu_);
   Json j;
   j["state"] = index_state_;
-  j["problem"] = index_problem_.empty() ? Json(nullptr) : Json(SanitizeUtf8(index_problem_));
-  j["kept_aside"] =
-      index_open_.kept_aside.empty() ? Json(nullptr) : Json(SanitizeUtf8(index_open_.kept_aside));
+  j["problem"] = index_problem_.empty() ? Json(nullptr) : Json(api::SanitizeUtf8(index_problem_));
+  j["kept_aside"] = index_open_.kept_aside.empty()
+                        ? Json(nullptr)
+                        : Json(api::SanitizeUtf8(index_open_.kept_aside));
   j["job_id"] = index_job_.empty() ? Json(nullptr) : Json(index_job_);
-  j["error"] = index_error_.empty() ? Json(nullptr) : Json(SanitizeUtf8(index_error_));
+  j["error"] = index_error_.empty() ? Json(nullptr) : Json(api::SanitizeUtf8(index_error_));
   j["rebuilt"] = index_result_.is_null() ? Json(nullptr) : index_result_;
   return j;
 }
@@ -77,12 +78,12 @@ absl::StatusOr<std::string> Daemon::StartIndexRebuildJob(const std::string& why)
     std::lock_guard<std::mutex> lock(index_mu_);
     if (absl::IsNotFound(report.status())) {
       // The peers hold no snapshot of this owner: nothing to rebuild (no backup finished yet).
-      spdlog::warn("index: nothing to rebuild: {}", SanitizeUtf8(report.status().ToString()));
+      spdlog::warn("index: nothing to rebuild: {}", api::SanitizeUtf8(report.status().ToString()));
       index_state_ = "rebuilt";
       index_error_.clear();
       index_result_ = Json{{"complete", true},
                            {"snapshots", 0},
-                           {"note", SanitizeUtf8(std::string(report.status().message()))}};
+                           {"note", api::SanitizeUtf8(std::string(report.status().message()))}};
       Json j = index_result_;
       j["snapshots"] = Json::array();
       return j;
@@ -97,7 +98,7 @@ absl::StatusOr<std::string> Daemon::StartIndexRebuildJob(const std::string& why)
       spdlog::error(
           "index: rebuilding the catalog from the peers failed: {}; run `cairn index rebuild` "
           "to try again",
-          SanitizeUtf8(index_error_));
+          api::SanitizeUtf8(index_error_));
       return report.status();
     }
     Json j = RecoverReportJson(*report);
@@ -158,7 +159,7 @@ void Daemon::IndexLoop() {
       std::lock_guard<std::mutex> lock(index_mu_);
       index_state_ = "failed";
       index_error_ = id.status().ToString();
-      spdlog::error("index: cannot start the rebuild: {}", SanitizeUtf8(index_error_));
+      spdlog::error("index: cannot start the rebuild: {}", api::SanitizeUtf8(index_error_));
     }
     return;
   }
@@ -214,7 +215,8 @@ void Daemon::IndexLoop() {
         why);
     absl::StatusOr<std::string> job = StartIndexRebuildJob(why);
     if (!job.ok()) {
-      spdlog::error("index: cannot start the rebuild: {}", SanitizeUtf8(job.status().ToString()));
+      spdlog::error("index: cannot start the rebuild: {}",
+                    api::SanitizeUtf8(job.status().ToString()));
       settle_ok();
     }
     return;

@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "cairn/api/json_paths.h"
 #include "cairn/base/bytes.h"
-#include "cairn/daemon/json_paths.h"
 #include "cairn/env/file.h"
 
 namespace cairn::daemon {
@@ -106,7 +106,7 @@ absl::StatusOr<std::string> JobManager::Start(JobKind kind, bool exclusive, JobF
       nlohmann::json e{{"id", job->id},
                        {"kind", JobKindName(job->kind)},
                        {"state", job->error.ok() ? "done" : "failed"}};
-      if (!job->error.ok()) e["error"] = StatusToJson(job->error);
+      if (!job->error.ok()) e["error"] = api::StatusToJson(job->error);
       on_event_(e);
     }
     finished_.push_back(job->id);
@@ -154,7 +154,7 @@ absl::StatusOr<nlohmann::json> JobManager::Get(const std::string& id) {
     out["result"] = job->result;
   } else {
     out["state"] = "failed";
-    out["error"] = StatusToJson(job->error);
+    out["error"] = api::StatusToJson(job->error);
   }
   return out;
 }

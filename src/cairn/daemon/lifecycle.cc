@@ -8,9 +8,9 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "cairn/api/json_paths.h"
 #include "cairn/base/status.h"
 #include "cairn/daemon/daemon.h"
-#include "cairn/daemon/json_paths.h"
 #include "cairn/engine/extras.h"
 #include "cairn/engine/gc.h"
 #include "cairn/engine/reclaim.h"
@@ -34,7 +34,7 @@ constexpr std::chrono::seconds kReclaimRetry{60};
 Json DecisionJson(const engine::RetentionDecision& d) {
   Json j = SnapshotJson(d.snapshot);
   Json reasons = Json::array();
-  for (const auto& r : d.reasons) reasons.push_back(SanitizeUtf8(r));
+  for (const auto& r : d.reasons) reasons.push_back(api::SanitizeUtf8(r));
   j["reasons"] = reasons;
   return j;
 }
@@ -102,7 +102,7 @@ absl::StatusOr<Json> Daemon::ApplyRetentionAfterBackup(const index::SnapshotReco
   return out;
 }
 
-absl::StatusOr<std::string> Daemon::StartForget(const ForgetRequest& request) {
+absl::StatusOr<std::string> Daemon::StartForget(const api::ForgetRequest& request) {
   CAIRN_RETURN_IF_ERROR(IndexReady("forget"));
   // Resolve named snapshots now, so that a typo is an error of the request, not of the job.
   std::vector<index::SnapshotRecord> named;
@@ -165,7 +165,7 @@ absl::StatusOr<std::string> Daemon::StartForget(const ForgetRequest& request) {
   return jobs_->Start(JobKind::kForget, /*exclusive=*/true, std::move(fns));
 }
 
-absl::StatusOr<std::string> Daemon::StartDelete(const DeleteRequest& request) {
+absl::StatusOr<std::string> Daemon::StartDelete(const api::DeleteRequest& request) {
   CAIRN_RETURN_IF_ERROR(IndexReady("delete"));
   std::vector<index::SnapshotRecord> targets;
   if (!request.snapshot.empty()) {
@@ -202,7 +202,7 @@ absl::StatusOr<std::string> Daemon::StartDelete(const DeleteRequest& request) {
         continue;
       }
       spdlog::info("delete: snapshot {} rewritten as {} without {}", record.id.ShortHex(),
-                   result.snapshot.id.ShortHex(), SanitizeUtf8(abs));
+                   result.snapshot.id.ShortHex(), api::SanitizeUtf8(abs));
       rewritten.push_back(Json{{"old_id", record.id.Hex()},
                                {"old_short_id", record.id.ShortHex()},
                                {"new_id", result.snapshot.id.Hex()},
@@ -211,12 +211,12 @@ absl::StatusOr<std::string> Daemon::StartDelete(const DeleteRequest& request) {
                                {"removed_bytes", result.removed_bytes}});
     }
     if (rewritten.empty()) {
-      return absl::NotFoundError(absl::StrCat("'", SanitizeUtf8(abs), "' is in none of the ",
+      return absl::NotFoundError(absl::StrCat("'", api::SanitizeUtf8(abs), "' is in none of the ",
                                               targets.size(),
                                               " snapshot(s) searched; nothing was changed"));
     }
     Json out{{"rewritten", rewritten}, {"unchanged", unchanged}};
-    SetPathField(out, "path", abs);
+    api::SetPathField(out, "path", abs);
     CAIRN_ASSIGN_OR_RETURN(Json collected, CollectAndDeliver(cancel));
     out.update(collected);
     return out;
@@ -224,7 +224,7 @@ absl::StatusOr<std::string> Daemon::StartDelete(const DeleteRequest& request) {
   return jobs_->Start(JobKind::kDelete, /*exclusive=*/true, std::move(fns));
 }
 
-absl::StatusOr<std::string> Daemon::StartReclaim(const ReclaimRequest& request) {
+absl::StatusOr<std::string> Daemon::StartReclaim(const api::ReclaimRequest& request) {
   auto progress = std::make_shared<engine::EvacuateProgress>();
   const uint64_t quota = request.quota;
   JobFunctions fns;
@@ -426,7 +426,7 @@ void Daemon::MaintenanceLoop() {
       last_reclaim = now;
       spdlog::info("{} used is over the quota of {}: moving blobs to other peers",
                    FormatSize(stats.used), FormatSize(stats.quota));
-      auto id = StartReclaim(ReclaimRequest{stats.quota});
+      auto id = StartReclaim(api::ReclaimRequest{stats.quota});
       if (!id.ok()) spdlog::debug("reclaim: {}", id.status().ToString());
     }
     lock.lock();

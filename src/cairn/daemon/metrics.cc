@@ -12,7 +12,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
-#include "cairn/daemon/json_paths.h"
+#include "cairn/api/json_paths.h"
 
 namespace cairn::daemon {
 namespace {
@@ -310,7 +310,8 @@ std::string Metrics::Render(const MetricsState& s) {
     }
   }
   std::map<std::string, double> sources;
-  for (const auto& [path, seconds] : s.last_backup_seconds) sources[SanitizeUtf8(path)] = seconds;
+  for (const auto& [path, seconds] : s.last_backup_seconds)
+    sources[api::SanitizeUtf8(path)] = seconds;
   SetLabelled(last_backup_, "source", sources, &source_gauges_);
   std::map<std::string, double> chunks;
   if (s.have_chunks) {

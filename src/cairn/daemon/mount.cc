@@ -11,7 +11,7 @@
 
 namespace cairn::daemon {
 
-absl::StatusOr<std::string> Daemon::ReadFile(const ReadRequest& request) {
+absl::StatusOr<std::string> Daemon::ReadFile(const api::ReadRequest& request) {
   CAIRN_RETURN_IF_ERROR(IndexReady("read a file"));
   std::call_once(file_reader_once_,
                  [this] { file_reader_ = std::make_unique<engine::FileReader>(ctx_); });

@@ -6,8 +6,8 @@
 
 #include <mutex>
 
+#include "cairn/api/json_paths.h"
 #include "cairn/daemon/api_server.h"
-#include "cairn/daemon/json_paths.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -30,12 +30,12 @@ class ReadHandler : public ApiHandler {
   absl::StatusOr<json> List(const std::string&, const std::string&, bool) override {
     return json::array();
   }
-  absl::StatusOr<std::string> StartBackup(const BackupRequest&) override { return "j"; }
-  absl::StatusOr<std::string> StartRestore(const RestoreRequest&) override { return "j"; }
+  absl::StatusOr<std::string> StartBackup(const api::BackupRequest&) override { return "j"; }
+  absl::StatusOr<std::string> StartRestore(const api::RestoreRequest&) override { return "j"; }
   absl::StatusOr<json> GetJob(const std::string&) override { return json::object(); }
   absl::Status CancelJob(const std::string&) override { return absl::OkStatus(); }
 
-  absl::StatusOr<std::string> ReadFile(const ReadRequest& r) override {
+  absl::StatusOr<std::string> ReadFile(const api::ReadRequest& r) override {
     std::lock_guard lock(mu);
     last = r;
     ++calls;
@@ -48,7 +48,7 @@ class ReadHandler : public ApiHandler {
 
   std::mutex mu;
   std::string file;
-  ReadRequest last;
+  api::ReadRequest last;
   int calls = 0;
 };
 
@@ -67,7 +67,7 @@ class ReadRouteTest : public ::testing::Test {
 
   // The error code of a JSON error response ("" when the body is not one).
   static std::string ErrorCode(const httplib::Response& res) {
-    auto j = ParseJson(res.body);
+    auto j = api::ParseJson(res.body);
     if (!j.ok() || !j->is_object() || !j->contains("error")) return "";
     return (*j)["error"].value("code", "");
   }
@@ -78,7 +78,7 @@ class ReadRouteTest : public ::testing::Test {
 };
 
 TEST_F(ReadRouteTest, ReturnsRawBytes) {
-  auto r = Get("/v1/read?snapshot=s1&path_base64=" + ToBase64("f") + "&offset=250&length=10");
+  auto r = Get("/v1/read?snapshot=s1&path_base64=" + api::ToBase64("f") + "&offset=250&length=10");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->get_header_value("Content-Type"), "application/octet-stream");
@@ -99,7 +99,8 @@ TEST_F(ReadRouteTest, ReturnsRawBytes) {
 
 TEST_F(ReadRouteTest, PathBase64CarriesRawBytes) {
   // "caf\xe9" (Latin-1) is not UTF-8: only base64 carries it exactly.
-  auto r = Get("/v1/read?snapshot=s1&path_base64=" + ToBase64("caf\xe9") + "&offset=0&length=3");
+  auto r =
+      Get("/v1/read?snapshot=s1&path_base64=" + api::ToBase64("caf\xe9") + "&offset=0&length=3");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(handler_.last.path, "caf\xe9");

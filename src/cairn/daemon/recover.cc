@@ -7,9 +7,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "cairn/api/json_paths.h"
 #include "cairn/base/status.h"
 #include "cairn/daemon/daemon.h"
-#include "cairn/daemon/json_paths.h"
 
 namespace cairn::daemon {
 namespace {
@@ -23,7 +23,7 @@ nlohmann::json RecoverReportJson(const engine::RecoverReport& r) {
   nlohmann::json snaps = nlohmann::json::array();
   for (const index::SnapshotRecord& s : r.snapshots) snaps.push_back(SnapshotJson(s));
   nlohmann::json errors = nlohmann::json::array();
-  for (const std::string& e : r.errors) errors.push_back(SanitizeUtf8(e));
+  for (const std::string& e : r.errors) errors.push_back(api::SanitizeUtf8(e));
   nlohmann::json j;
   j["complete"] = r.complete();
   j["peers_listed"] = r.peers_listed;
@@ -133,7 +133,7 @@ absl::StatusOr<engine::RecoverReport> Daemon::RecoverIndex(const RecoveryOptions
   absl::StatusOr<engine::RecoverReport> report =
       engine::RecoverIndex(ctx_, options.engine, progress, cancel);
   if (!report.ok()) {
-    spdlog::info("recover: {}", SanitizeUtf8(report.status().ToString()));
+    spdlog::info("recover: {}", api::SanitizeUtf8(report.status().ToString()));
     return report.status();
   }
   spdlog::info("recover: {} snapshot(s), {} chunk(s) from {} blob(s) on {} peer(s){}",

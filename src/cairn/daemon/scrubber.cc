@@ -5,9 +5,9 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "cairn/api/json_paths.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
-#include "cairn/daemon/json_paths.h"
 
 namespace cairn::daemon {
 namespace {
@@ -182,7 +182,7 @@ void Scrubber::Loop() {
     absl::StatusOr<ScrubPassSummary> pass = RunPass();
     if (!pass.ok()) {
       if (absl::IsCancelled(pass.status())) return;
-      spdlog::warn("scrub pass failed: {}", SanitizeUtf8(pass.status().ToString()));
+      spdlog::warn("scrub pass failed: {}", api::SanitizeUtf8(pass.status().ToString()));
       auto retry = std::min<nanoseconds>(options_.interval, kRetryAfterError);
       if (!sleeper_->SleepFor(retry)) return;
     }
@@ -237,7 +237,7 @@ absl::StatusOr<ScrubPassSummary> Scrubber::RunPass() {
   };
   o.on_error = [](const BlobKey& key, const absl::Status& error) {
     spdlog::warn("scrub: cannot check blob {}: {}", key.DebugString(),
-                 SanitizeUtf8(error.ToString()));
+                 api::SanitizeUtf8(error.ToString()));
   };
   o.on_batch = [this](const BlobKey&, const store::ScrubCounts&) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -290,8 +290,8 @@ Json Scrubber::StatusJson() {
   if (state_.last) {
     const ScrubPassSummary& s = *state_.last;
     Json last = CountsJson(s.counts);
-    last["started"] = FormatRfc3339(s.started_ns);
-    last["finished"] = FormatRfc3339(s.finished_ns);
+    last["started"] = api::FormatRfc3339(s.started_ns);
+    last["finished"] = api::FormatRfc3339(s.finished_ns);
     last["finished_ns"] = s.finished_ns;
     last["seconds"] = static_cast<double>(s.finished_ns - s.started_ns) / 1e9;
     j["last_pass"] = std::move(last);
@@ -300,14 +300,14 @@ Json Scrubber::StatusJson() {
   }
   if (state_.current) {
     Json current = CountsJson(state_.current->counts);
-    current["started"] = FormatRfc3339(state_.current->started_ns);
+    current["started"] = api::FormatRfc3339(state_.current->started_ns);
     j["current_pass"] = std::move(current);
   } else {
     j["current_pass"] = nullptr;
   }
   if (options_.enabled && !running_) {
     const int64_t next_ns = options_.clock->NowNanos() + wait.count();
-    j["next_pass"] = FormatRfc3339(next_ns);
+    j["next_pass"] = api::FormatRfc3339(next_ns);
     j["next_pass_ns"] = next_ns;
   } else {
     j["next_pass"] = nullptr;

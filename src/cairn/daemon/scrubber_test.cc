@@ -8,8 +8,8 @@
 #include <set>
 #include <thread>
 
+#include "cairn/api/json_paths.h"
 #include "cairn/daemon/daemon.h"
-#include "cairn/daemon/json_paths.h"
 #include "cairn/daemon/peer_dir.h"
 #include "cairn/daemon/test_util.h"
 #include "cairn/format/blob.h"
@@ -261,9 +261,9 @@ TEST_F(ScrubberTest, PassQuarantinesExactlyTheCorruptBlobsAtTheConfiguredRate) {
   EXPECT_EQ(status["last_pass"]["checked"], blobs.size());
   EXPECT_EQ(status["last_pass"]["corrupt"], flipped.size());
   EXPECT_EQ(status["last_pass"]["finished_ns"], pass->finished_ns);
-  EXPECT_EQ(status["last_pass"]["finished"], FormatRfc3339(pass->finished_ns));
+  EXPECT_EQ(status["last_pass"]["finished"], api::FormatRfc3339(pass->finished_ns));
   EXPECT_TRUE(status["current_pass"].is_null());
-  EXPECT_EQ(status["next_pass"], FormatRfc3339(pass->finished_ns + nanoseconds(24h).count()));
+  EXPECT_EQ(status["next_pass"], api::FormatRfc3339(pass->finished_ns + nanoseconds(24h).count()));
   EXPECT_EQ(status["quarantined"], flipped.size());
   EXPECT_EQ(scrubber->TimeUntilNextPass(), nanoseconds(24h));
 
@@ -415,7 +415,7 @@ TEST_F(ScrubberTest, GarbledSavedStateIsReplaced) {
   EXPECT_EQ(scrubber->TimeUntilNextPass(), nanoseconds(24h));
   auto saved = catalog_->GetMeta(kMetaScrubState);
   ASSERT_TRUE(saved.ok() && saved->has_value());
-  EXPECT_TRUE(ParseJson(**saved).ok());
+  EXPECT_TRUE(api::ParseJson(**saved).ok());
 }
 
 // ---- Daemon wiring ----

@@ -9,10 +9,10 @@
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
+#include "cairn/api/json_paths.h"
+#include "cairn/api/requests.h"
 #include "cairn/base/status.h"
-#include "cairn/daemon/api_requests.h"
 #include "cairn/daemon/daemon.h"
-#include "cairn/daemon/json_paths.h"
 
 namespace cairn::daemon {
 namespace {
@@ -25,8 +25,8 @@ int64_t Nanos(std::chrono::milliseconds d) { return std::chrono::nanoseconds(d).
 
 }  // namespace
 
-BackupRequest SourceBackupRequest(const SourceConfig& source) {
-  BackupRequest r;
+api::BackupRequest SourceBackupRequest(const SourceConfig& source) {
+  api::BackupRequest r;
   r.paths = {source.path};
   if (source.copies != 0) r.copies = source.copies;
   if (!source.ec.empty()) {
@@ -40,13 +40,13 @@ BackupRequest SourceBackupRequest(const SourceConfig& source) {
 
 Json SourceConfigJson(const SourceConfig& s) {
   Json j;
-  SetPathField(j, "path", s.path);
+  api::SetPathField(j, "path", s.path);
   j["copies"] = s.copies != 0 ? Json(s.copies) : Json(nullptr);
   j["ec"] = !s.ec.empty() ? Json(s.ec) : Json(nullptr);
-  SetPathArray(j, "excludes", s.excludes);
+  api::SetPathArray(j, "excludes", s.excludes);
   j["schedule"] = s.schedule.count() > 0 ? FormatDuration(s.schedule) : "";
   j["watch"] = s.watch;
-  j["keep"] = RetentionPolicyJson(s.keep);
+  j["keep"] = api::ToJson(s.keep);
   return j;
 }
 
@@ -77,7 +77,7 @@ SourceScheduler::~SourceScheduler() { Stop(); }
 void SourceScheduler::Start(const std::vector<SourceConfig>& sources) {
   for (const SourceConfig& s : sources) {
     absl::Status added = Add(s);
-    if (!added.ok()) spdlog::warn("source {}: {}", SanitizeUtf8(s.path), added.ToString());
+    if (!added.ok()) spdlog::warn("source {}: {}", api::SanitizeUtf8(s.path), added.ToString());
   }
   if (options_.background) thread_ = std::thread([this] { Loop(); });
 }
@@ -105,21 +105,21 @@ void SourceScheduler::StartWatcher(Entry& entry) {  // not under mu_
   wo.on_change = [this, source](const std::string&) { debouncer_.Change(source); };
   wo.on_overflow = [this, source] {
     spdlog::warn("source {}: inotify lost events (queue overflow): backing it up now",
-                 SanitizeUtf8(source));
+                 api::SanitizeUtf8(source));
     debouncer_.Overflow(source);
     cv_.notify_all();
   };
   wo.on_error = [source](const std::string& message) {
-    spdlog::warn("source {}: {}", SanitizeUtf8(source), SanitizeUtf8(message));
+    spdlog::warn("source {}: {}", api::SanitizeUtf8(source), api::SanitizeUtf8(message));
   };
   auto watcher = Watcher::Start(std::move(wo));
   if (!watcher.ok()) {
     spdlog::warn("source {}: not watched ({}); it is backed up on its schedule and rescans",
-                 SanitizeUtf8(source), watcher.status().ToString());
+                 api::SanitizeUtf8(source), watcher.status().ToString());
     return;
   }
   if (!(*watcher)->watching_root()) {
-    spdlog::warn("source {}: does not exist (yet); watching for it", SanitizeUtf8(source));
+    spdlog::warn("source {}: does not exist (yet); watching for it", api::SanitizeUtf8(source));
   }
   entry.watcher = *std::move(watcher);
 }
@@ -127,7 +127,7 @@ void SourceScheduler::StartWatcher(Entry& entry) {  // not under mu_
 absl::Status SourceScheduler::Add(const SourceConfig& source) {
   auto exists = [&] {
     return absl::AlreadyExistsError(
-        absl::StrCat("'", SanitizeUtf8(source.path), "' is already a source"));
+        absl::StrCat("'", api::SanitizeUtf8(source.path), "' is already a source"));
   };
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -145,7 +145,7 @@ absl::Status SourceScheduler::Add(const SourceConfig& source) {
   }
   entry->initial_at = options_.clock->MonotonicNanos() + Nanos(options_.watch.quiet_period);
   if (entry->watcher) {
-    spdlog::info("source {}: watching {} directories", SanitizeUtf8(source.path),
+    spdlog::info("source {}: watching {} directories", api::SanitizeUtf8(source.path),
                  entry->watcher->watch_count());
   }
   entries_[source.path] = std::move(entry);
@@ -159,7 +159,7 @@ absl::Status SourceScheduler::Remove(const std::string& path) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = entries_.find(path);
     if (it == entries_.end()) {
-      return absl::NotFoundError(absl::StrCat("'", SanitizeUtf8(path), "' is not a source"));
+      return absl::NotFoundError(absl::StrCat("'", api::SanitizeUtf8(path), "' is not a source"));
     }
     entry = std::move(it->second);
     entries_.erase(it);
@@ -203,7 +203,7 @@ void SourceScheduler::Tick() {
     if (e->job) {
       std::optional<absl::StatusOr<Json>> result = hooks_.job_result(*e->job);
       if (!result) continue;  // still running
-      Json last{{"job_id", *e->job}, {"time", FormatRfc3339(options_.clock->NowNanos())}};
+      Json last{{"job_id", *e->job}, {"time", api::FormatRfc3339(options_.clock->NowNanos())}};
       if (result->ok()) {
         last["state"] = "done";
         const Json& r = **result;
@@ -214,13 +214,13 @@ void SourceScheduler::Tick() {
         e->failures = 0;
       } else {
         last["state"] = "failed";
-        last["error"] = SanitizeUtf8(result->status().ToString());
+        last["error"] = api::SanitizeUtf8(result->status().ToString());
         ++e->failures;
         int64_t delay = quiet << std::min(e->failures - 1, 20);
         delay = std::min<int64_t>(delay, std::chrono::nanoseconds(kMaxRetryDelay).count());
         e->retry_at = now + delay;
-        spdlog::warn("source {}: backup failed ({}); trying again in {} s", SanitizeUtf8(path),
-                     SanitizeUtf8(result->status().ToString()), delay / 1'000'000'000);
+        spdlog::warn("source {}: backup failed ({}); trying again in {} s", api::SanitizeUtf8(path),
+                     api::SanitizeUtf8(result->status().ToString()), delay / 1'000'000'000);
       }
       e->last_backup = std::move(last);
       e->job.reset();
@@ -270,13 +270,13 @@ void SourceScheduler::Tick() {
       e.retry_at = now + std::min<int64_t>(quiet << std::min(e.failures - 1, 20),
                                            std::chrono::nanoseconds(kMaxRetryDelay).count());
       e.last_backup = Json{{"state", "failed"},
-                           {"time", FormatRfc3339(options_.clock->NowNanos())},
-                           {"error", SanitizeUtf8(id.status().ToString())}};
-      spdlog::warn("source {}: cannot start a backup: {}", SanitizeUtf8(d.source),
-                   SanitizeUtf8(id.status().ToString()));
+                           {"time", api::FormatRfc3339(options_.clock->NowNanos())},
+                           {"error", api::SanitizeUtf8(id.status().ToString())}};
+      spdlog::warn("source {}: cannot start a backup: {}", api::SanitizeUtf8(d.source),
+                   api::SanitizeUtf8(id.status().ToString()));
       continue;
     }
-    spdlog::info("source {}: backup started (job {}{})", SanitizeUtf8(d.source), *id,
+    spdlog::info("source {}: backup started (job {}{})", api::SanitizeUtf8(d.source), *id,
                  d.rescan ? ", rescan after lost events" : "");
     e.job = *id;
     e.last_start_ns = now;
@@ -323,14 +323,14 @@ void Daemon::StartSources() {
   options.clock = options_.clock;
   options.watch = config_.watch;
   SourceHooks hooks;
-  hooks.start_backup = [this](const BackupRequest& r) { return StartBackup(r); };
+  hooks.start_backup = [this](const api::BackupRequest& r) { return StartBackup(r); };
   hooks.job_result = [this](const std::string& id) -> std::optional<absl::StatusOr<Json>> {
     absl::StatusOr<Json> job = jobs_->Get(id);
     if (!job.ok()) return absl::StatusOr<Json>(job.status());  // forgotten: finished
     std::string state = job->value("state", "");
     if (state == "running") return std::nullopt;
     if (state == "done") return absl::StatusOr<Json>((*job)["result"]);
-    return absl::StatusOr<Json>(StatusFromJson(job->value("error", Json::object())));
+    return absl::StatusOr<Json>(api::StatusFromJson(job->value("error", Json::object())));
   };
   sources_ = std::make_unique<SourceScheduler>(options, std::move(hooks));
   std::lock_guard<std::mutex> lock(sources_config_mu_);
@@ -342,20 +342,33 @@ absl::StatusOr<Json> Daemon::GetSources() {
   return sources_->StatusJson();
 }
 
-absl::StatusOr<Json> Daemon::AddSource(const SourceConfig& request) {
+SourceConfig SourceFromRequest(const api::SourceRequest& r) {
+  SourceConfig s;
+  s.path = r.path;
+  s.copies = r.copies;
+  s.ec = r.ec;
+  s.excludes = r.excludes;
+  s.schedule = r.schedule;
+  s.watch = r.watch;
+  s.keep = r.keep;
+  return s;
+}
+
+absl::StatusOr<Json> Daemon::AddSource(const api::SourceRequest& request) {
+  SourceConfig source = SourceFromRequest(request);
+  CAIRN_RETURN_IF_ERROR(ValidateSource(source));  // as sent, before it is normalized
   if (!sources_) return absl::FailedPreconditionError("the peer is starting");
-  SourceConfig source = request;
   source.path = NormalSourcePath(source.path);
   CAIRN_RETURN_IF_ERROR(ValidateSource(source));
   struct stat st;
   if (::lstat(source.path.c_str(), &st) != 0) {
-    return Annotate(ErrnoStatus(errno, SanitizeUtf8(source.path)), "cannot add the source");
+    return Annotate(ErrnoStatus(errno, api::SanitizeUtf8(source.path)), "cannot add the source");
   }
   std::lock_guard<std::mutex> lock(sources_config_mu_);
   for (const SourceConfig& s : config_.sources) {
     if (s.path == source.path) {
       return absl::AlreadyExistsError(
-          absl::StrCat("'", SanitizeUtf8(source.path),
+          absl::StrCat("'", api::SanitizeUtf8(source.path),
                        "' is already a source (remove it first to change its settings)"));
     }
   }
@@ -365,7 +378,7 @@ absl::StatusOr<Json> Daemon::AddSource(const SourceConfig& request) {
       Annotate(WriteBackSources(config_.dir, sources), "write the sources to cairn.toml"));
   config_.sources = std::move(sources);
   CAIRN_RETURN_IF_ERROR(sources_->Add(source));
-  spdlog::info("source {} added", SanitizeUtf8(source.path));
+  spdlog::info("source {} added", api::SanitizeUtf8(source.path));
   return SourceConfigJson(source);
 }
 
@@ -377,7 +390,7 @@ absl::Status Daemon::RemoveSource(const std::string& path) {
   auto it = std::find_if(sources.begin(), sources.end(),
                          [&](const SourceConfig& s) { return s.path == normal; });
   if (it == sources.end()) {
-    return absl::NotFoundError(absl::StrCat("'", SanitizeUtf8(normal), "' is not a source"));
+    return absl::NotFoundError(absl::StrCat("'", api::SanitizeUtf8(normal), "' is not a source"));
   }
   sources.erase(it);
   CAIRN_RETURN_IF_ERROR(
@@ -385,7 +398,7 @@ absl::Status Daemon::RemoveSource(const std::string& path) {
   config_.sources = std::move(sources);
   absl::Status removed = sources_->Remove(normal);
   if (!removed.ok() && !absl::IsNotFound(removed)) return removed;
-  spdlog::info("source {} removed (its snapshots stay)", SanitizeUtf8(normal));
+  spdlog::info("source {} removed (its snapshots stay)", api::SanitizeUtf8(normal));
   return absl::OkStatus();
 }
 

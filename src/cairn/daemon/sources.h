@@ -44,7 +44,7 @@ namespace cairn::daemon {
 
 struct SourceHooks {
   // Starts a backup job and returns its id; FAILED_PRECONDITION while another backup runs.
-  std::function<absl::StatusOr<std::string>(const BackupRequest&)> start_backup;
+  std::function<absl::StatusOr<std::string>(const api::BackupRequest&)> start_backup;
   // nullopt while the job runs; afterwards its result JSON or its error.
   std::function<std::optional<absl::StatusOr<nlohmann::json>>(const std::string& job_id)>
       job_result;
@@ -61,7 +61,9 @@ struct SourceSchedulerOptions {
 };
 
 // What a source's backup asks for: its path, copies/ec, excludes and keep policy.
-BackupRequest SourceBackupRequest(const SourceConfig& source);
+api::BackupRequest SourceBackupRequest(const SourceConfig& source);
+// A POST /v1/sources request as a [[source]] (not yet validated: ValidateSource).
+SourceConfig SourceFromRequest(const api::SourceRequest& request);
 // The source's settings as JSON (GET /v1/sources; docs/cli.md): {"path","copies" (null:
 // default),"ec" (null),"excludes":[],"schedule" ("" = none),"watch","keep":{...}}.
 nlohmann::json SourceConfigJson(const SourceConfig& source);

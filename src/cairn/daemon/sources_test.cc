@@ -8,9 +8,9 @@
 #include <mutex>
 #include <thread>
 
-#include "cairn/daemon/api_requests.h"
+#include "cairn/api/json_paths.h"
+#include "cairn/api/requests.h"
 #include "cairn/daemon/daemon.h"
-#include "cairn/daemon/json_paths.h"
 #include "cairn/daemon/peer_dir.h"
 #include "cairn/daemon/test_util.h"
 #include "cairn/env/file.h"
@@ -46,7 +46,7 @@ class FakeJobs {
  public:
   SourceHooks Hooks() {
     SourceHooks h;
-    h.start_backup = [this](const BackupRequest& r) -> absl::StatusOr<std::string> {
+    h.start_backup = [this](const api::BackupRequest& r) -> absl::StatusOr<std::string> {
       std::lock_guard<std::mutex> lock(mu_);
       if (external_ || !running_.empty()) {
         return absl::FailedPreconditionError("a backup is already running");
@@ -78,7 +78,7 @@ class FakeJobs {
     for (const auto& r : started_) out.push_back(r.paths.at(0));
     return out;
   }
-  std::vector<BackupRequest> Started() {
+  std::vector<api::BackupRequest> Started() {
     std::lock_guard<std::mutex> lock(mu_);
     return started_;
   }
@@ -100,9 +100,9 @@ class FakeJobs {
   int next_ = 0;
   bool external_ = false;  // a backup that is not a source's (cairn backup) runs
   absl::Status start_error_;
-  std::map<std::string, BackupRequest> running_;
+  std::map<std::string, api::BackupRequest> running_;
   std::map<std::string, absl::StatusOr<json>> finished_;
-  std::vector<BackupRequest> started_;
+  std::vector<api::BackupRequest> started_;
 };
 
 constexpr auto kQuiet = 10s;
@@ -142,42 +142,18 @@ class SchedulerTest : public ::testing::Test {
   std::unique_ptr<SourceScheduler> scheduler_;
 };
 
-// The keep policy's one JSON encoding (a source's "keep") decodes to the same policy (a forget
-// or source request), with only the rules that are set written.
-TEST(RetentionPolicyJsonTest, RoundTrip) {
+// A source's "keep" is the policy's one JSON encoding (api::ToJson), as a request sends it.
+TEST(SourceConfigJsonTest, KeepIsThePolicyEncoding) {
   engine::RetentionPolicy p;
-  EXPECT_EQ(RetentionPolicyJson(p), json::object());
   p.keep_last = 3;
-  p.keep_monthly = -1;
-  p.keep_within = engine::RetentionDuration{.years = 1, .days = 2, .hours = 12};
-  p.keep_tags = {"a", "b,c"};
-  json j = RetentionPolicyJson(p);
-  EXPECT_EQ(j, json::parse(R"({"keep_last": 3, "keep_monthly": -1, "keep_within": "1y2d12h",
-                               "keep_tags": ["a", "b,c"]})"));
-  engine::RetentionPolicy back;
-  ASSERT_TRUE(ParseRetentionPolicy(j, &back).ok());
-  EXPECT_EQ(back, p);
-
-  // Absent, null or "" fields leave the rule unset; bad values name the field.
-  engine::RetentionPolicy unset;
-  ASSERT_TRUE(
-      ParseRetentionPolicy(json::parse(R"({"keep_within": "", "keep_daily": null})"), &unset).ok());
-  EXPECT_TRUE(unset.empty());
-  for (const char* bad : {R"({"keep_within": 7})", R"({"keep_within": "7x"})",
-                          R"({"keep_last": -2})", R"({"keep_tags": "t"})"}) {
-    engine::RetentionPolicy q;
-    EXPECT_TRUE(absl::IsInvalidArgument(ParseRetentionPolicy(json::parse(bad), &q))) << bad;
-  }
-  // A forget request and a source request decode the same fields into the same type.
-  auto forget = ParseForgetRequest(j);
-  ASSERT_TRUE(forget.ok()) << forget.status();
-  EXPECT_EQ(forget->policy, p);
-  json source = j;
-  source["path"] = "/data";
-  auto added = ParseSourceRequest(source);
+  p.keep_within = engine::RetentionDuration{.days = 2};
+  api::Json j = api::ToJson(p);
+  j["path"] = "/data";
+  auto added = api::Decode<api::SourceRequest>(j);
   ASSERT_TRUE(added.ok()) << added.status();
-  EXPECT_EQ(added->keep, p);
-  EXPECT_EQ(SourceConfigJson(*added)["keep"], j);
+  SourceConfig s = SourceFromRequest(*added);
+  EXPECT_EQ(s.keep, p);
+  EXPECT_EQ(SourceConfigJson(s)["keep"], api::ToJson(p));
 }
 
 TEST_F(SchedulerTest, FirstBackupOneQuietPeriodAfterAddWithTheSourceSettings) {
@@ -191,7 +167,7 @@ TEST_F(SchedulerTest, FirstBackupOneQuietPeriodAfterAddWithTheSourceSettings) {
   clock_.Advance(kQuiet);
   scheduler_->Tick();
   ASSERT_EQ(jobs_.Started().size(), 1u);
-  BackupRequest r = jobs_.Started()[0];
+  api::BackupRequest r = jobs_.Started()[0];
   EXPECT_EQ(r.paths, std::vector<std::string>{"/data/docs"});
   EXPECT_FALSE(r.copies.has_value());
   ASSERT_TRUE(r.ec.has_value());
@@ -422,6 +398,17 @@ class DaemonSourcesTest : public ::testing::Test {
   void SetUp() override { signal(SIGPIPE, SIG_IGN); }
 };
 
+// The POST /v1/sources request that asks for `s`.
+api::SourceRequest AsRequest(const SourceConfig& s) {
+  return api::SourceRequest{.path = s.path,
+                            .copies = s.copies,
+                            .ec = s.ec,
+                            .excludes = s.excludes,
+                            .schedule = s.schedule,
+                            .watch = s.watch,
+                            .keep = s.keep};
+}
+
 TEST_F(DaemonSourcesTest, AddListRemoveUpdateCairnToml) {
   testing::TempDir tmp;
   std::string dir = tmp.File("peer");
@@ -438,15 +425,15 @@ TEST_F(DaemonSourcesTest, AddListRemoveUpdateCairnToml) {
   s.excludes = {"*.tmp"};
   s.schedule = 1h;
   s.keep.keep_daily = 7;
-  auto added = daemon.AddSource(s);
+  auto added = daemon.AddSource(AsRequest(s));
   ASSERT_TRUE(added.ok()) << added.status();
   EXPECT_EQ((*added)["path"], src);
-  EXPECT_TRUE(absl::IsAlreadyExists(daemon.AddSource(s).status()));
-  EXPECT_TRUE(absl::IsNotFound(daemon.AddSource(Source(tmp.File("missing"))).status()));
+  EXPECT_TRUE(absl::IsAlreadyExists(daemon.AddSource(AsRequest(s)).status()));
+  EXPECT_TRUE(absl::IsNotFound(daemon.AddSource(AsRequest(Source(tmp.File("missing")))).status()));
   SourceConfig both = Source(tmp.path());
   both.copies = 2;
   both.ec = "2+1";
-  EXPECT_TRUE(absl::IsInvalidArgument(daemon.AddSource(both).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(daemon.AddSource(AsRequest(both)).status()));
 
   auto config = LoadConfig(dir);
   ASSERT_TRUE(config.ok()) << config.status();
@@ -515,7 +502,7 @@ TEST_F(DaemonSourcesTest, ChangesInASourceAreBackedUpAndItsKeepPolicyApplied) {
     auto listing = home.List("latest", "", /*recursive=*/true);
     if (!listing.ok()) return false;
     for (const json& e : *listing) {
-      if (*GetPathField(e, "path") == "src/" + name) return true;
+      if (*api::GetPathField(e, "path") == "src/" + name) return true;
     }
     return false;
   };

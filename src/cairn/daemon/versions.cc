@@ -9,9 +9,9 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "cairn/api/json_paths.h"
 #include "cairn/base/status.h"
 #include "cairn/daemon/daemon.h"
-#include "cairn/daemon/json_paths.h"
 #include "cairn/engine/restore.h"
 
 namespace cairn::daemon {
@@ -35,7 +35,7 @@ const char* ChangeName(engine::ChangeKind k) {
 void SetSnapshot(Json& j, const std::string& prefix, const ChunkId& id, int64_t time_ns) {
   j[prefix + "id"] = id.Hex();
   j[prefix + "short_id"] = id.ShortHex();
-  j[prefix + "time"] = FormatRfc3339(time_ns);
+  j[prefix + "time"] = api::FormatRfc3339(time_ns);
   j[prefix + "time_ns"] = time_ns;
 }
 
@@ -44,14 +44,14 @@ Json VersionJson(const engine::FileVersion& v) {
   SetSnapshot(j, "snapshot_", v.snapshot_id, v.time_ns);
   SetSnapshot(j, "last_snapshot_", v.last_snapshot_id, v.last_time_ns);
   j["snapshots"] = v.snapshots;
-  SetPathField(j, "snapshot_path", v.snapshot_path);
+  api::SetPathField(j, "snapshot_path", v.snapshot_path);
   j["type"] = format::EntryTypeName(v.type);
   j["size"] = v.size;
   j["mode"] = v.mode;
-  j["mtime"] = FormatRfc3339(v.mtime_ns, /*nanoseconds=*/true);
+  j["mtime"] = api::FormatRfc3339(v.mtime_ns, /*nanoseconds=*/true);
   j["mtime_ns"] = v.mtime_ns;
   j["content_hash"] = v.content_hash;
-  if (v.type == format::EntryType::kSymlink) SetPathField(j, "target", v.symlink_target);
+  if (v.type == format::EntryType::kSymlink) api::SetPathField(j, "target", v.symlink_target);
   return j;
 }
 
@@ -59,10 +59,10 @@ Json VersionJson(const engine::FileVersion& v) {
 Json ChangeJson(const engine::Change& c, const format::Snapshot& a, const format::Snapshot& b) {
   Json j;
   j["change"] = ChangeName(c.kind);
-  SetPathField(j, "path", c.path);
+  api::SetPathField(j, "path", c.path);
   std::optional<std::string> source = engine::SourcePathFor(b, c.path);
   if (!source) source = engine::SourcePathFor(a, c.path);
-  if (source) SetPathField(j, "source_path", *source);
+  if (source) api::SetPathField(j, "source_path", *source);
   const bool before = c.kind != engine::ChangeKind::kAdded;
   const bool after = c.kind != engine::ChangeKind::kRemoved;
   j["type"] = format::EntryTypeName(after ? c.type_after : c.type_before);
@@ -87,12 +87,12 @@ Json ChangeJson(const engine::Change& c, const format::Snapshot& a, const format
 Json FoundJson(const engine::FoundEntry& f) {
   Json j;
   SetSnapshot(j, "snapshot_", f.snapshot_id, f.time_ns);
-  SetPathField(j, "path", f.path);
-  SetPathField(j, "snapshot_path", f.snapshot_path);
+  api::SetPathField(j, "path", f.path);
+  api::SetPathField(j, "snapshot_path", f.snapshot_path);
   j["type"] = format::EntryTypeName(f.type);
   j["size"] = f.size;
   j["mode"] = f.mode;
-  j["mtime"] = FormatRfc3339(f.mtime_ns, /*nanoseconds=*/true);
+  j["mtime"] = api::FormatRfc3339(f.mtime_ns, /*nanoseconds=*/true);
   j["mtime_ns"] = f.mtime_ns;
   return j;
 }
@@ -108,7 +108,7 @@ absl::StatusOr<Json> Daemon::GetVersions(const std::string& path, bool all) {
   Json list = Json::array();
   for (const engine::FileVersion& v : versions) list.push_back(VersionJson(v));
   Json out;
-  SetPathField(out, "path", path);
+  api::SetPathField(out, "path", path);
   out["collapsed"] = options.collapse;
   out["versions"] = std::move(list);
   return out;
@@ -146,15 +146,15 @@ absl::StatusOr<Json> Daemon::FindEntries(const std::string& pattern) {
   return out;
 }
 
-absl::StatusOr<std::string> Daemon::StartRestoreAt(const RestoreRequest& request) {
+absl::StatusOr<std::string> Daemon::StartRestoreAt(const api::RestoreRequest& request) {
   CAIRN_RETURN_IF_ERROR(IndexReady("restore"));
   if (!request.at_ns) return absl::InvalidArgumentError("restore: no time ('at') given");
   CAIRN_ASSIGN_OR_RETURN(engine::SnapshotForPath found,
                          engine::SnapshotAt(ctx_, *request.at_ns, request.path));
-  spdlog::info("restore of {} as of {}: snapshot {} of {}", SanitizeUtf8(request.path),
-               FormatRfc3339(*request.at_ns), found.record.id.ShortHex(),
-               FormatRfc3339(found.record.snapshot.time_ns));
-  RestoreRequest r;
+  spdlog::info("restore of {} as of {}: snapshot {} of {}", api::SanitizeUtf8(request.path),
+               api::FormatRfc3339(*request.at_ns), found.record.id.ShortHex(),
+               api::FormatRfc3339(found.record.snapshot.time_ns));
+  api::RestoreRequest r;
   r.snapshot = found.record.id.Hex();
   r.path = found.snapshot_path;
   r.target = request.target;

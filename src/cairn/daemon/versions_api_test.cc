@@ -8,8 +8,8 @@
 #include <cctype>
 #include <mutex>
 
+#include "cairn/api/json_paths.h"
 #include "cairn/daemon/api_server.h"
-#include "cairn/daemon/json_paths.h"
 #include "gtest/gtest.h"
 
 namespace cairn::daemon {
@@ -27,16 +27,16 @@ class RecordingHandler : public ApiHandler {
   absl::StatusOr<json> List(const std::string&, const std::string&, bool) override {
     return json::array();
   }
-  absl::StatusOr<std::string> StartBackup(const BackupRequest&) override {
+  absl::StatusOr<std::string> StartBackup(const api::BackupRequest&) override {
     return std::string("b");
   }
-  absl::StatusOr<std::string> StartRestore(const RestoreRequest& r) override {
+  absl::StatusOr<std::string> StartRestore(const api::RestoreRequest& r) override {
     std::lock_guard<std::mutex> lock(mu);
     calls.push_back("restore");
     restore = r;
     return std::string("r1");
   }
-  absl::StatusOr<std::string> StartRestoreAt(const RestoreRequest& r) override {
+  absl::StatusOr<std::string> StartRestoreAt(const api::RestoreRequest& r) override {
     std::lock_guard<std::mutex> lock(mu);
     calls.push_back("restore_at");
     restore = r;
@@ -67,7 +67,7 @@ class RecordingHandler : public ApiHandler {
   std::mutex mu;
   std::vector<std::string> calls;
   std::vector<std::string> args;
-  RestoreRequest restore;
+  api::RestoreRequest restore;
 };
 
 class VersionsApiTest : public ::testing::Test {
@@ -86,7 +86,7 @@ class VersionsApiTest : public ::testing::Test {
     return r ? r->status : -1;
   }
   int Post(const std::string& path, const json& body) {
-    httplib::Result r = client_->Post(path.c_str(), DumpJson(body), "application/json");
+    httplib::Result r = client_->Post(path.c_str(), api::DumpJson(body), "application/json");
     return r ? r->status : -1;
   }
   std::vector<std::string> Calls() {
@@ -117,7 +117,7 @@ std::string Query(const std::string& v) {
 
 TEST_F(VersionsApiTest, VersionsPassesTheExactPath) {
   const std::string raw = std::string("/home/caf\xe9/r\xff.txt");
-  EXPECT_EQ(Get("/v1/versions?path_base64=" + Query(ToBase64(raw)) + "&all=1"), 200);
+  EXPECT_EQ(Get("/v1/versions?path_base64=" + Query(api::ToBase64(raw)) + "&all=1"), 200);
   EXPECT_EQ(handler_.args, (std::vector<std::string>{raw, "1"}));
   EXPECT_EQ(Get("/v1/versions?path=/plain/x"), 200);
   EXPECT_EQ(handler_.args, (std::vector<std::string>{"/plain/x", "0"}));
@@ -135,7 +135,7 @@ TEST_F(VersionsApiTest, DiffAndFind) {
   EXPECT_EQ(handler_.args, (std::vector<std::string>{"3fa2c1d9", "latest"}));
   EXPECT_EQ(Get("/v1/diff?a=3fa2c1d9"), 400);
   const std::string pattern = "*/Docs/*.t\xe9xt";
-  EXPECT_EQ(Get("/v1/find?pattern_base64=" + Query(ToBase64(pattern))), 200);
+  EXPECT_EQ(Get("/v1/find?pattern_base64=" + Query(api::ToBase64(pattern))), 200);
   EXPECT_EQ(handler_.args, (std::vector<std::string>{pattern}));
   EXPECT_EQ(Get("/v1/find?pattern=" + Query("*.pdf")), 200);
   EXPECT_EQ(handler_.args, (std::vector<std::string>{"*.pdf"}));
@@ -143,7 +143,8 @@ TEST_F(VersionsApiTest, DiffAndFind) {
 }
 
 TEST_F(VersionsApiTest, RestoreAt) {
-  json body{{"path_base64", ToBase64("/home/u/a.txt")}, {"target_base64", ToBase64("/tmp/r")}};
+  json body{{"path_base64", api::ToBase64("/home/u/a.txt")},
+            {"target_base64", api::ToBase64("/tmp/r")}};
   json rfc = body;
   rfc["at"] = "2023-11-14T22:13:20.5Z";
   EXPECT_EQ(Post("/v1/restore", rfc), 202);
@@ -179,7 +180,7 @@ TEST_F(VersionsApiTest, RestoreAt) {
   garbage["at"] = json::array();
   EXPECT_EQ(Post("/v1/restore", garbage), 400);
   json relative = rfc;
-  relative["path_base64"] = ToBase64("home/u/a.txt");
+  relative["path_base64"] = api::ToBase64("home/u/a.txt");
   EXPECT_EQ(Post("/v1/restore", relative), 400);
   EXPECT_EQ(Calls().size(), calls);
 }

@@ -1,6 +1,6 @@
 // JSON helpers for values that are raw bytes (file names, paths, symlink targets) and for
-// times, shared by the local HTTP API (daemon/) and the CLI (cli/). cli-api-spec.md "Paths that
-// are not UTF-8":
+// times: the wire encoding of the local HTTP API, shared by the daemon's server and the CLI
+// through the api/ module (docs/cli.md "Paths that are not UTF-8"):
 //
 //  - a path field is a JSON string when the bytes are valid UTF-8 (RFC 3629);
 //  - otherwise the string has each invalid byte replaced by U+FFFD and a sibling field
@@ -23,7 +23,7 @@
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
 
-namespace cairn::daemon {
+namespace cairn::api {
 
 // Standard base64 (RFC 4648 §4) with '=' padding.
 std::string ToBase64(std::string_view data);
@@ -65,4 +65,4 @@ absl::StatusOr<nlohmann::json> ParseJson(std::string_view text);
 // (negative values are before 1970).
 std::string FormatRfc3339(int64_t unix_ns, bool nanoseconds = false);
 
-}  // namespace cairn::daemon
+}  // namespace cairn::api

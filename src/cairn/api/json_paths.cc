@@ -1,11 +1,11 @@
-#include "cairn/daemon/json_paths.h"
+#include "cairn/api/json_paths.h"
 
 #include <ctime>
 
 #include "absl/strings/str_cat.h"
 #include "cairn/base/bytes.h"
 
-namespace cairn::daemon {
+namespace cairn::api {
 namespace {
 
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -235,4 +235,4 @@ std::string FormatRfc3339(int64_t unix_ns, bool nanoseconds) {
   return absl::StrCat(buf, fbuf, "Z");
 }
 
-}  // namespace cairn::daemon
+}  // namespace cairn::api

@@ -1,14 +1,32 @@
-#include "cairn/daemon/json_paths.h"
+#include "cairn/api/json_paths.h"
 
+#include <cstdlib>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "cairn/base/bytes.h"
-#include "cairn/daemon/test_util.h"
 #include "gtest/gtest.h"
 
-namespace cairn::daemon {
+namespace cairn::api {
 namespace {
+
+// std::mt19937_64 seeded from the clock (or $CAIRN_TEST_SEED), the seed traced on failure (as
+// daemon/test_util.h's, which api/ does not include).
+class SeededRandom {
+ public:
+  SeededRandom()
+      : seed_(getenv("CAIRN_TEST_SEED") ? std::strtoull(getenv("CAIRN_TEST_SEED"), nullptr, 10)
+                                        : std::random_device{}()),
+        trace_(__FILE__, __LINE__, "CAIRN_TEST_SEED=" + std::to_string(seed_)),
+        rng_(seed_) {}
+  std::mt19937_64& rng() { return rng_; }
+
+ private:
+  uint64_t seed_;
+  ::testing::ScopedTrace trace_;
+  std::mt19937_64 rng_;
+};
 
 using nlohmann::json;
 
@@ -40,7 +58,7 @@ TEST(Base64Test, RejectsMalformed) {
 }
 
 TEST(Base64Test, RandomRoundTrip) {
-  testing::SeededRandom random;
+  SeededRandom random;
   for (int i = 0; i < 500; ++i) {
     std::string s(random.rng()() % 64, '\0');
     for (char& c : s) c = static_cast<char>(random.rng()());
@@ -88,7 +106,7 @@ TEST(PathFieldTest, InvalidUtf8RoundTripsExactly) {
 }
 
 TEST(PathFieldTest, RandomBytesRoundTripThroughJsonText) {
-  testing::SeededRandom random;
+  SeededRandom random;
   for (int i = 0; i < 300; ++i) {
     std::vector<std::string> names(random.rng()() % 4);
     for (std::string& n : names) {
@@ -158,4 +176,4 @@ TEST(Rfc3339Test, Formats) {
 }
 
 }  // namespace
-}  // namespace cairn::daemon
+}  // namespace cairn::api

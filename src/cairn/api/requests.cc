@@ -1,11 +1,12 @@
-#include "cairn/daemon/api_requests.h"
+#include "cairn/api/requests.h"
 
 #include "absl/strings/str_cat.h"
+#include "cairn/api/json_paths.h"
+#include "cairn/base/duration.h"
 #include "cairn/base/status.h"
-#include "cairn/daemon/json_paths.h"
 #include "cairn/engine/time_point.h"
 
-namespace cairn::daemon {
+namespace cairn::api {
 namespace {
 
 // Field "at" of POST /v1/restore (RestoreRequest::at_ns): RFC 3339 text, or Unix nanoseconds
@@ -70,7 +71,7 @@ absl::StatusOr<std::vector<std::string>> StringArray(const Json& body, const cha
 
 }  // namespace
 
-Json RetentionPolicyJson(const engine::RetentionPolicy& p) {
+Json ToJson(const engine::RetentionPolicy& p) {
   Json j = Json::object();
   const std::pair<const char*, int> counts[] = {
       {"keep_last", p.keep_last},       {"keep_hourly", p.keep_hourly},
@@ -84,7 +85,7 @@ Json RetentionPolicyJson(const engine::RetentionPolicy& p) {
   return j;
 }
 
-absl::Status ParseRetentionPolicy(const Json& body, engine::RetentionPolicy* p) {
+absl::Status FromJson(const Json& body, engine::RetentionPolicy* p) {
   CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_last", -1, 1000000, &p->keep_last));
   CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_hourly", -1, 1000000, &p->keep_hourly));
   CAIRN_RETURN_IF_ERROR(OptionalInt(body, "keep_daily", -1, 1000000, &p->keep_daily));
@@ -120,8 +121,9 @@ absl::Status RequireAbsolute(const std::string& path, const char* what) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<BackupRequest> ParseBackupRequest(const Json& body) {
-  BackupRequest r;
+absl::Status FromJson(const Json& body, BackupRequest* out) {
+  BackupRequest& r = *out;
+  r = BackupRequest();
   CAIRN_ASSIGN_OR_RETURN(r.paths, GetPathArray(body, "paths"));
   if (r.paths.empty()) return absl::InvalidArgumentError("no paths to back up");
   for (const std::string& p : r.paths) CAIRN_RETURN_IF_ERROR(RequireAbsolute(p, "a backup path"));
@@ -154,11 +156,12 @@ absl::StatusOr<BackupRequest> ParseBackupRequest(const Json& body) {
       return absl::InvalidArgumentError("field 'rehash' must be a boolean");
     r.rehash = rehash->get<bool>();
   }
-  return r;
+  return absl::OkStatus();
 }
 
-absl::StatusOr<RestoreRequest> ParseRestoreRequest(const Json& body) {
-  RestoreRequest r;
+absl::Status FromJson(const Json& body, RestoreRequest* out) {
+  RestoreRequest& r = *out;
+  r = RestoreRequest();
   auto snapshot = body.find("snapshot");
   if (snapshot != body.end() && !snapshot->is_null()) {
     if (!snapshot->is_string())
@@ -170,14 +173,15 @@ absl::StatusOr<RestoreRequest> ParseRestoreRequest(const Json& body) {
   CAIRN_ASSIGN_OR_RETURN(r.target, GetPathField(body, "target"));
   CAIRN_RETURN_IF_ERROR(RequireAbsolute(r.target, "the restore target"));
   CAIRN_RETURN_IF_ERROR(ParseRestoreAt(body, r));
-  return r;
+  return absl::OkStatus();
 }
 
-absl::StatusOr<ForgetRequest> ParseForgetRequest(const Json& body) {
-  ForgetRequest r;
+absl::Status FromJson(const Json& body, ForgetRequest* out) {
+  ForgetRequest& r = *out;
+  r = ForgetRequest();
   CAIRN_ASSIGN_OR_RETURN(r.snapshots, StringArray(body, "snapshots"));
   engine::RetentionPolicy& p = r.policy;
-  CAIRN_RETURN_IF_ERROR(ParseRetentionPolicy(body, &p));
+  CAIRN_RETURN_IF_ERROR(FromJson(body, &p));
   CAIRN_RETURN_IF_ERROR(OptionalBool(body, "dry_run", &r.dry_run));
   CAIRN_RETURN_IF_ERROR(OptionalBool(body, "prune", &r.prune));
   if (r.snapshots.empty() && p.empty()) {
@@ -187,11 +191,12 @@ absl::StatusOr<ForgetRequest> ParseForgetRequest(const Json& body) {
   if (!r.snapshots.empty() && !p.empty()) {
     return absl::InvalidArgumentError("give either snapshots or a policy, not both");
   }
-  return r;
+  return absl::OkStatus();
 }
 
-absl::StatusOr<DeleteRequest> ParseDeleteRequest(const Json& body) {
-  DeleteRequest r;
+absl::Status FromJson(const Json& body, DeleteRequest* out) {
+  DeleteRequest& r = *out;
+  r = DeleteRequest();
   CAIRN_ASSIGN_OR_RETURN(r.path, GetPathField(body, "path"));
   CAIRN_RETURN_IF_ERROR(RequireAbsolute(r.path, "the path to delete"));
   auto snapshot = body.find("snapshot");
@@ -201,19 +206,21 @@ absl::StatusOr<DeleteRequest> ParseDeleteRequest(const Json& body) {
     }
     r.snapshot = snapshot->get<std::string>();
   }
-  return r;
+  return absl::OkStatus();
 }
 
-absl::StatusOr<ReclaimRequest> ParseReclaimRequest(const Json& body) {
+absl::Status FromJson(const Json& body, ReclaimRequest* out) {
   auto quota = body.find("quota");
   if (quota == body.end() || !quota->is_number_unsigned()) {
     return absl::InvalidArgumentError("field 'quota' (bytes, an unsigned integer) is required");
   }
-  return ReclaimRequest{quota->get<uint64_t>()};
+  out->quota = quota->get<uint64_t>();
+  return absl::OkStatus();
 }
 
-absl::StatusOr<CheckRequest> ParseCheckRequest(const Json& body) {
-  CheckRequest r;
+absl::Status FromJson(const Json& body, CheckRequest* out) {
+  CheckRequest& r = *out;
+  r = CheckRequest();
   try {
     if (body.contains("read_data")) r.read_data = body.at("read_data").get<bool>();
     if (body.contains("read_subset_percent")) {
@@ -227,14 +234,12 @@ absl::StatusOr<CheckRequest> ParseCheckRequest(const Json& body) {
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(std::string("bad check request: ") + e.what());
   }
-  return r;
+  return absl::OkStatus();
 }
 
-// POST /v1/sources body: {"path_base64" (or "path"), "copies": N | "ec": "K+M", "excludes":
-// [...] (or "excludes_base64"), "schedule": "1h" ("" = none), "watch": bool, "keep_last": N, ...
-// "keep_within": "7d", "keep_tags": [...]} (all but the path optional).
-absl::StatusOr<SourceConfig> ParseSourceRequest(const Json& body) {
-  SourceConfig s;
+absl::Status FromJson(const Json& body, SourceRequest* out) {
+  SourceRequest& s = *out;
+  s = SourceRequest();
   CAIRN_ASSIGN_OR_RETURN(s.path, GetPathField(body, "path"));
   CAIRN_RETURN_IF_ERROR(RequireAbsolute(s.path, "a source path"));
   int copies = 0;
@@ -262,9 +267,68 @@ absl::StatusOr<SourceConfig> ParseSourceRequest(const Json& body) {
     }
   }
   CAIRN_RETURN_IF_ERROR(OptionalBool(body, "watch", &s.watch));
-  CAIRN_RETURN_IF_ERROR(ParseRetentionPolicy(body, &s.keep));
-  CAIRN_RETURN_IF_ERROR(ValidateSource(s));
-  return s;
+  return FromJson(body, &s.keep);
 }
 
-}  // namespace cairn::daemon
+// The encoders write what the decoders above read; paths through SetPathField/SetPathArray.
+
+Json ToJson(const BackupRequest& r) {
+  Json j = Json::object();
+  SetPathArray(j, "paths", r.paths);
+  if (r.copies) j["copies"] = *r.copies;
+  if (r.ec) j["ec"] = r.ec->ToString();
+  if (r.offsite) j["offsite"] = *r.offsite;
+  SetPathArray(j, "tags", r.tags);
+  SetPathArray(j, "excludes", r.excludes);
+  if (r.rehash) j["rehash"] = true;
+  return j;
+}
+
+Json ToJson(const RestoreRequest& r) {
+  Json j = Json::object();
+  if (r.at_ns) {
+    j["at"] = *r.at_ns;
+  } else {
+    j["snapshot"] = SanitizeUtf8(r.snapshot);
+  }
+  SetPathField(j, "path", r.path);
+  SetPathField(j, "target", r.target);
+  return j;
+}
+
+Json ToJson(const CheckRequest& r) {
+  Json j{{"read_data", r.read_data}};
+  if (r.read_subset < 1.0) j["read_subset_percent"] = r.read_subset * 100;
+  return j;
+}
+
+Json ToJson(const ForgetRequest& r) {
+  Json j = ToJson(r.policy);
+  j["snapshots"] = Json::array();
+  for (const std::string& id : r.snapshots) j["snapshots"].push_back(SanitizeUtf8(id));
+  j["dry_run"] = r.dry_run;
+  j["prune"] = r.prune;
+  return j;
+}
+
+Json ToJson(const DeleteRequest& r) {
+  Json j = Json::object();
+  SetPathField(j, "path", r.path);
+  if (!r.snapshot.empty()) j["snapshot"] = SanitizeUtf8(r.snapshot);
+  return j;
+}
+
+Json ToJson(const ReclaimRequest& r) { return Json{{"quota", r.quota}}; }
+
+Json ToJson(const SourceRequest& r) {
+  Json j = ToJson(r.keep);
+  SetPathField(j, "path", r.path);
+  if (r.copies > 0) j["copies"] = r.copies;
+  if (!r.ec.empty()) j["ec"] = r.ec;
+  SetPathArray(j, "excludes", r.excludes);
+  if (r.schedule.count() > 0) j["schedule"] = FormatDuration(r.schedule);
+  j["watch"] = r.watch;
+  return j;
+}
+
+}  // namespace cairn::api
