@@ -15,10 +15,17 @@
 
 namespace cairn::net {
 
+// Blobs of at least this many bytes are not copied into the request: its ByteBuffer points at
+// them (docs/protocol.md "Batches"). Smaller ones are copied, cheaper than a slice each.
+inline constexpr size_t kBlobByReference = 16 * 1024;
+
 struct EncodedPutBlobs {
-  grpc::ByteBuffer request;  // one slice: the serialized v1::PutBlobsRequest
-  cluster::Digest hash;      // SHA-256 of it: what HashMessage gives for the parsed request
-  size_t bytes = 0;          // its size in bytes
+  // The serialized v1::PutBlobsRequest: slices of the encoder's own bytes, and slices that
+  // point at the caller's blobs of kBlobByReference bytes or more, which must therefore stay
+  // valid and unchanged until the call that sends `request` returned.
+  grpc::ByteBuffer request;
+  cluster::Digest hash;  // SHA-256 of it: what HashMessage gives for the parsed request
+  size_t bytes = 0;      // its size in bytes
 };
 
 // Encodes `puts` (every blob non-empty; the caller checks sizes and limits) in order as the
