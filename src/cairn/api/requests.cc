@@ -270,11 +270,21 @@ absl::Status FromJson(const Json& body, SourceRequest* out) {
   return FromJson(body, &s.keep);
 }
 
-// The encoders write what the decoders above read; paths through SetPathField/SetPathArray.
+// The encoders write what the decoders above read. Paths go as base64 only (`<field>_base64`;
+// docs/cli.md "Paths that are not UTF-8"), so nothing is lost; tags and excludes as
+// SetPathArray writes them.
+namespace {
+
+void SetBase64(Json& j, const std::string& field, const std::string& raw) {
+  j[field + "_base64"] = ToBase64(raw);
+}
+
+}  // namespace
 
 Json ToJson(const BackupRequest& r) {
   Json j = Json::object();
-  SetPathArray(j, "paths", r.paths);
+  Json& paths = j["paths_base64"] = Json::array();
+  for (const std::string& p : r.paths) paths.push_back(ToBase64(p));
   if (r.copies) j["copies"] = *r.copies;
   if (r.ec) j["ec"] = r.ec->ToString();
   if (r.offsite) j["offsite"] = *r.offsite;
@@ -291,8 +301,8 @@ Json ToJson(const RestoreRequest& r) {
   } else {
     j["snapshot"] = SanitizeUtf8(r.snapshot);
   }
-  SetPathField(j, "path", r.path);
-  SetPathField(j, "target", r.target);
+  SetBase64(j, "path", r.path);
+  SetBase64(j, "target", r.target);
   return j;
 }
 
@@ -313,7 +323,7 @@ Json ToJson(const ForgetRequest& r) {
 
 Json ToJson(const DeleteRequest& r) {
   Json j = Json::object();
-  SetPathField(j, "path", r.path);
+  SetBase64(j, "path", r.path);
   if (!r.snapshot.empty()) j["snapshot"] = SanitizeUtf8(r.snapshot);
   return j;
 }
@@ -322,7 +332,7 @@ Json ToJson(const ReclaimRequest& r) { return Json{{"quota", r.quota}}; }
 
 Json ToJson(const SourceRequest& r) {
   Json j = ToJson(r.keep);
-  SetPathField(j, "path", r.path);
+  SetBase64(j, "path", r.path);
   if (r.copies > 0) j["copies"] = r.copies;
   if (!r.ec.empty()) j["ec"] = r.ec;
   SetPathArray(j, "excludes", r.excludes);

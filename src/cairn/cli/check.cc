@@ -8,8 +8,8 @@
 #include "cairn/api/requests.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
-#include "cairn/cli/api_client.h"
 #include "cairn/cli/commands.h"
+#include "cairn/cli/connect.h"
 #include "cairn/cli/output.h"
 #include "cairn/cli/progress.h"
 
@@ -35,12 +35,10 @@ absl::StatusOr<nlohmann::json> RunJob(const GlobalOptions& global, const std::st
     }
     request.read_subset = percent / 100;
   }
-  CAIRN_ASSIGN_OR_RETURN(auto api, ApiClient::Open(global.dir));
-  CAIRN_ASSIGN_OR_RETURN(nlohmann::json started, api->Post(route, api::ToJson(request)));
-  std::string job_id = Str(started, "job_id");
-  if (job_id.empty()) return absl::InternalError("the peer returned no job id");
+  CAIRN_ASSIGN_OR_RETURN(auto api, ConnectToPeer(global.dir));
+  CAIRN_ASSIGN_OR_RETURN(std::string job_id, api->StartJob(route, request));
   ProgressBar bar(!global.json && ProgressBar::StderrIsTerminal());
-  CAIRN_ASSIGN_OR_RETURN(nlohmann::json job, api->WaitForJob(job_id, &bar));
+  CAIRN_ASSIGN_OR_RETURN(nlohmann::json job, WaitForJob(*api, job_id, &bar));
   return job["result"];
 }
 

@@ -10,7 +10,7 @@
 
 #include "absl/strings/ascii.h"
 #include "cairn/api/json_paths.h"
-#include "cairn/cli/api_client.h"
+#include "cairn/cli/connect.h"
 #include "cairn/cli/keep_flags.h"
 #include "cairn/cli/main.h"
 #include "cairn/cli/output.h"
@@ -135,8 +135,8 @@ TEST(OutputTest, ProgressLine) {
 }
 
 TEST(OutputTest, UrlEncode) {
-  EXPECT_EQ(UrlEncode("a+b/c=="), "a%2Bb%2Fc%3D%3D");
-  EXPECT_EQ(UrlEncode("latest"), "latest");
+  EXPECT_EQ(api::UrlEncode("a+b/c=="), "a%2Bb%2Fc%3D%3D");
+  EXPECT_EQ(api::UrlEncode("latest"), "latest");
 }
 
 TEST(OutputTest, TimesAndRates) {

@@ -60,7 +60,7 @@ Action RegisterUi(CLI::App& app, GlobalOptions& global);
 std::string AbsolutePath(const std::string& path);
 
 // "cairn: <message>" on stderr; returns kExitError, or kExitInterrupted for the CANCELLED
-// status of a job Ctrl-C cancelled (ApiClient::WaitForJob). Under --json (anywhere on the
+// status of a job Ctrl-C cancelled (WaitForJob, cli/connect.h). Under --json (anywhere on the
 // command line) the line is {"message_type":"exit_error","code":N,"message":"..."} instead.
 int PrintError(const absl::Status& status);
 // "cairn: <message>" and a --help hint on stderr; returns kExitUsage. Under --json, as

@@ -8,8 +8,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "cairn/base/bytes.h"
-#include "cairn/cli/api_client.h"
 #include "cairn/cli/commands.h"
+#include "cairn/cli/connect.h"
 #include "cairn/cli/output.h"
 
 namespace cairn::cli {
@@ -71,10 +71,10 @@ std::string ChangeLine(const nlohmann::json& c) {
 }
 
 int RunDiff(const GlobalOptions& global, const DiffFlags& f) {
-  absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
+  absl::StatusOr<std::unique_ptr<api::ApiClient>> api = ConnectToPeer(global.dir);
   if (!api.ok()) return PrintError(api.status());
   absl::StatusOr<nlohmann::json> r =
-      (*api)->Get(absl::StrCat("/v1/diff?a=", UrlEncode(f.a), "&b=", UrlEncode(f.b)));
+      (*api)->Get(absl::StrCat("/v1/diff?a=", api::UrlEncode(f.a), "&b=", api::UrlEncode(f.b)));
   if (!r.ok()) return PrintError(r.status());
   if (global.json) {
     PrintJson(*r);

@@ -8,8 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "cairn/api/json_paths.h"
 #include "cairn/base/bytes.h"
-#include "cairn/cli/api_client.h"
 #include "cairn/cli/commands.h"
+#include "cairn/cli/connect.h"
 #include "cairn/cli/output.h"
 
 namespace cairn::cli {
@@ -21,10 +21,10 @@ struct FindFlags {
 
 int RunFind(const GlobalOptions& global, const FindFlags& f) {
   if (f.pattern.empty()) return PrintUsageError("empty pattern");
-  absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
+  absl::StatusOr<std::unique_ptr<api::ApiClient>> api = ConnectToPeer(global.dir);
   if (!api.ok()) return PrintError(api.status());
-  absl::StatusOr<nlohmann::json> r =
-      (*api)->Get(absl::StrCat("/v1/find?pattern_base64=", UrlEncode(api::ToBase64(f.pattern))));
+  absl::StatusOr<nlohmann::json> r = (*api)->Get(
+      absl::StrCat("/v1/find?pattern_base64=", api::UrlEncode(api::ToBase64(f.pattern))));
   if (!r.ok()) return PrintError(r.status());
   if (global.json) {
     PrintJson(*r);

@@ -11,8 +11,8 @@
 #include "cairn/api/requests.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
-#include "cairn/cli/api_client.h"
 #include "cairn/cli/commands.h"
+#include "cairn/cli/connect.h"
 #include "cairn/cli/keep_flags.h"
 #include "cairn/cli/output.h"
 #include "cairn/cli/progress.h"
@@ -65,14 +65,13 @@ int RunForget(const GlobalOptions& global, const ForgetFlags& f) {
   request.dry_run = f.dry_run;
   request.prune = !f.no_prune;
 
-  absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
+  absl::StatusOr<std::unique_ptr<api::ApiClient>> api = ConnectToPeer(global.dir);
   if (!api.ok()) return PrintError(api.status());
-  absl::StatusOr<nlohmann::json> started = (*api)->Post("/v1/forget", api::ToJson(request));
+  absl::StatusOr<std::string> started = (*api)->StartJob("/v1/forget", request);
   if (!started.ok()) return PrintError(started.status());
-  std::string job_id = Str(*started, "job_id");
-  if (job_id.empty()) return PrintError(absl::InternalError("the peer returned no job id"));
+  const std::string job_id = *started;
   ProgressBar bar(false);
-  absl::StatusOr<nlohmann::json> job = (*api)->WaitForJob(job_id, &bar);
+  absl::StatusOr<nlohmann::json> job = WaitForJob(**api, job_id, &bar);
   if (!job.ok()) return PrintError(Annotate(job.status(), "forget failed"));
   const nlohmann::json& r = (*job)["result"];
   if (global.json) {

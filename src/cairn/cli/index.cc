@@ -12,7 +12,7 @@
 
 #include "absl/strings/str_join.h"
 #include "cairn/base/status.h"
-#include "cairn/cli/api_client.h"
+#include "cairn/cli/connect.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/output.h"
 #include "cairn/cli/progress.h"
@@ -21,7 +21,7 @@ namespace cairn::cli {
 namespace {
 
 int RunIndexRebuild(const GlobalOptions& global) {
-  absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
+  absl::StatusOr<std::unique_ptr<api::ApiClient>> api = ConnectToPeer(global.dir);
   if (!api.ok()) return PrintError(api.status());
   absl::StatusOr<nlohmann::json> started =
       (*api)->Post("/v1/index/rebuild", nlohmann::json::object());
@@ -31,7 +31,7 @@ int RunIndexRebuild(const GlobalOptions& global) {
   if (!global.json) {
     std::cerr << "rebuilding the index from the peers (job " << job_id << ")" << std::endl;
   }
-  absl::StatusOr<nlohmann::json> job = (*api)->WaitForJob(job_id, nullptr);
+  absl::StatusOr<nlohmann::json> job = WaitForJob(**api, job_id, nullptr);
   if (!job.ok()) return PrintError(Annotate(job.status(), "index rebuild failed"));
   const nlohmann::json& r = (*job)["result"];
   const bool complete = Bool(r, "complete");

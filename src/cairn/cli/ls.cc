@@ -4,8 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "cairn/api/json_paths.h"
-#include "cairn/cli/api_client.h"
 #include "cairn/cli/commands.h"
+#include "cairn/cli/connect.h"
 #include "cairn/cli/output.h"
 
 namespace cairn::cli {
@@ -18,10 +18,10 @@ struct LsFlags {
 };
 
 int RunLs(const GlobalOptions& global, const LsFlags& f) {
-  absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
+  absl::StatusOr<std::unique_ptr<api::ApiClient>> api = ConnectToPeer(global.dir);
   if (!api.ok()) return PrintError(api.status());
-  std::string target = absl::StrCat("/v1/ls?snapshot=", UrlEncode(f.snapshot),
-                                    "&path_base64=", UrlEncode(api::ToBase64(f.path)),
+  std::string target = absl::StrCat("/v1/ls?snapshot=", api::UrlEncode(f.snapshot),
+                                    "&path_base64=", api::UrlEncode(api::ToBase64(f.path)),
                                     "&recursive=", f.recursive ? "1" : "0");
   absl::StatusOr<nlohmann::json> list = (*api)->Get(target);
   if (!list.ok()) return PrintError(list.status());

@@ -11,7 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "cairn/api/json_paths.h"
-#include "cairn/cli/api_client.h"
+#include "cairn/cli/connect.h"
 #include "cairn/cli/commands.h"
 #include "cairn/daemon/version.h"
 #include "nlohmann/json.hpp"

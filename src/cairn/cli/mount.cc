@@ -2,7 +2,6 @@
 // served in the foreground until SIGINT/SIGTERM or `fusermount3 -u MOUNTPOINT`. The process is
 // a client of the local peer's API: listings with GET /v1/snapshots and GET /v1/ls, file bytes
 // with GET /v1/read (the daemon fetches and decrypts the chunks through its chunk cache).
-#include <httplib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,8 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "cairn/api/json_paths.h"
 #include "cairn/base/status.h"
-#include "cairn/cli/api_client.h"
 #include "cairn/cli/commands.h"
+#include "cairn/cli/connect.h"
 #include "cairn/cli/fuse_fs.h"
 #include "cairn/cli/output.h"
 #include "cairn/daemon/config.h"
@@ -23,18 +22,15 @@ namespace cairn::cli {
 namespace {
 
 // SnapshotSource over the local API. FUSE calls come from several threads; each request takes
-// an HTTP client (a kept-alive connection) from a small pool.
+// an API client (a kept-alive connection) from a small pool.
 class ApiSource : public SnapshotSource {
  public:
   static absl::StatusOr<std::unique_ptr<ApiSource>> Open(const std::string& dir) {
-    CAIRN_ASSIGN_OR_RETURN(daemon::Config config, daemon::LoadConfig(dir));
     std::unique_ptr<ApiSource> s(new ApiSource());
     s->dir_ = dir;
-    s->address_ = config.api;
-    CAIRN_ASSIGN_OR_RETURN(s->token_, daemon::LoadApiToken(dir));
-    CAIRN_ASSIGN_OR_RETURN(auto host_port, daemon::SplitHostPort(config.api));
-    s->host_ = host_port.first;
-    s->port_ = host_port.second;
+    // One client now: a wrong directory is reported before anything is mounted.
+    CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<api::ApiClient> first, s->NewClient());
+    s->Give(std::move(first));
     return s;
   }
 
@@ -54,8 +50,8 @@ class ApiSource : public SnapshotSource {
 
   absl::StatusOr<std::vector<Entry>> List(const std::string& id, const std::string& path) override {
     std::string target =
-        absl::StrCat("/v1/ls?snapshot=", UrlEncode(id),
-                     "&path_base64=", UrlEncode(api::ToBase64(path)), "&recursive=0");
+        absl::StrCat("/v1/ls?snapshot=", api::UrlEncode(id),
+                     "&path_base64=", api::UrlEncode(api::ToBase64(path)), "&recursive=0");
     CAIRN_ASSIGN_OR_RETURN(nlohmann::json list, GetJson(target));
     if (!list.is_array()) return absl::InternalError("GET /v1/ls: not a JSON array");
     std::vector<Entry> out;
@@ -87,8 +83,8 @@ class ApiSource : public SnapshotSource {
 
   absl::StatusOr<std::string> Read(const std::string& id, const std::string& path, uint64_t offset,
                                    uint64_t length) override {
-    std::string target = absl::StrCat("/v1/read?snapshot=", UrlEncode(id),
-                                      "&path_base64=", UrlEncode(api::ToBase64(path)),
+    std::string target = absl::StrCat("/v1/read?snapshot=", api::UrlEncode(id),
+                                      "&path_base64=", api::UrlEncode(api::ToBase64(path)),
                                       "&offset=", offset, "&length=", length);
     return GetRaw(target);
   }
@@ -96,7 +92,16 @@ class ApiSource : public SnapshotSource {
  private:
   ApiSource() = default;
 
-  std::unique_ptr<httplib::Client> Take() {
+  absl::StatusOr<std::unique_ptr<api::ApiClient>> NewClient() {
+    CAIRN_ASSIGN_OR_RETURN(daemon::Config config, daemon::LoadConfig(dir_));
+    CAIRN_ASSIGN_OR_RETURN(std::string token, daemon::LoadApiToken(dir_));
+    api::ApiClient::Options options;
+    options.read_timeout = std::chrono::seconds(300);  // a read may fetch chunks from peers
+    options.unreachable_hint = absl::StrCat(": is `cairn peer --dir ", dir_, "` running?");
+    return api::ApiClient::Connect(config.api, token, std::move(options));
+  }
+
+  absl::StatusOr<std::unique_ptr<api::ApiClient>> Take() {
     {
       std::lock_guard lock(mu_);
       if (!idle_.empty()) {
@@ -105,53 +110,32 @@ class ApiSource : public SnapshotSource {
         return c;
       }
     }
-    auto c = std::make_unique<httplib::Client>(host_, port_);
-    c->set_connection_timeout(std::chrono::seconds(5));
-    c->set_read_timeout(std::chrono::seconds(300));  // a read may fetch chunks from peers
-    c->set_write_timeout(std::chrono::seconds(60));
-    c->set_bearer_token_auth(token_);
-    c->set_keep_alive(true);
-    return c;
+    return NewClient();
   }
 
-  void Give(std::unique_ptr<httplib::Client> c) {
+  void Give(std::unique_ptr<api::ApiClient> c) {
     std::lock_guard lock(mu_);
     if (idle_.size() < 16) idle_.push_back(std::move(c));
   }
 
   // The body of a 2xx answer; otherwise the API's error.
   absl::StatusOr<std::string> GetRaw(const std::string& target) {
-    std::unique_ptr<httplib::Client> c = Take();
-    httplib::Result r = c->Get(target.c_str());
-    if (!r) {
-      return absl::UnavailableError(absl::StrCat("cannot reach the cairn peer at ", address_,
-                                                 ": is `cairn peer --dir ", dir_, "` running?"));
-    }
-    Give(std::move(c));
-    if (r->status >= 200 && r->status < 300) return std::move(r->body);
-    absl::StatusOr<nlohmann::json> body = api::ParseJson(r->body);
-    if (body.ok() && body->is_object() && body->contains("error")) {
-      return api::StatusFromJson((*body)["error"]);
-    }
-    return absl::UnknownError(absl::StrCat("GET ", target, ": the peer answered HTTP ", r->status));
+    CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<api::ApiClient> c, Take());
+    absl::StatusOr<std::string> body = c->GetBytes(target);
+    if (!absl::IsUnavailable(body.status())) Give(std::move(c));
+    return body;
   }
 
   absl::StatusOr<nlohmann::json> GetJson(const std::string& target) {
-    CAIRN_ASSIGN_OR_RETURN(std::string body, GetRaw(target));
-    absl::StatusOr<nlohmann::json> j = api::ParseJson(body);
-    if (!j.ok()) {
-      return absl::InternalError(absl::StrCat("GET ", target, ": malformed JSON from the peer"));
-    }
+    CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<api::ApiClient> c, Take());
+    absl::StatusOr<nlohmann::json> j = c->Get(target);
+    if (!absl::IsUnavailable(j.status())) Give(std::move(c));
     return j;
   }
 
   std::string dir_;
-  std::string address_;
-  std::string token_;
-  std::string host_;
-  int port_ = 0;
   std::mutex mu_;
-  std::vector<std::unique_ptr<httplib::Client>> idle_;
+  std::vector<std::unique_ptr<api::ApiClient>> idle_;
 };
 
 struct MountFlags {

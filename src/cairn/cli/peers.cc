@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "cairn/base/bytes.h"
-#include "cairn/cli/api_client.h"
+#include "cairn/cli/connect.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/output.h"
 
@@ -32,7 +32,7 @@ std::string ClockText(const nlohmann::json& p) {
 }
 
 int RunPeers(const GlobalOptions& global) {
-  absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
+  absl::StatusOr<std::unique_ptr<api::ApiClient>> api = ConnectToPeer(global.dir);
   if (!api.ok()) return PrintError(api.status());
   absl::StatusOr<nlohmann::json> list = (*api)->Get("/v1/peers");
   if (!list.ok()) return PrintError(list.status());

@@ -3,7 +3,7 @@
 
 #include "absl/strings/str_join.h"
 #include "cairn/base/bytes.h"
-#include "cairn/cli/api_client.h"
+#include "cairn/cli/connect.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/output.h"
 
@@ -11,7 +11,7 @@ namespace cairn::cli {
 namespace {
 
 int RunSnapshots(const GlobalOptions& global) {
-  absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
+  absl::StatusOr<std::unique_ptr<api::ApiClient>> api = ConnectToPeer(global.dir);
   if (!api.ok()) return PrintError(api.status());
   absl::StatusOr<nlohmann::json> list = (*api)->Get("/v1/snapshots");
   if (!list.ok()) return PrintError(list.status());

@@ -14,8 +14,8 @@
 #include "cairn/api/json_paths.h"
 #include "cairn/api/requests.h"
 #include "cairn/base/status.h"
-#include "cairn/cli/api_client.h"
 #include "cairn/cli/commands.h"
+#include "cairn/cli/connect.h"
 #include "cairn/cli/keep_flags.h"
 #include "cairn/cli/output.h"
 #include "cairn/codec/erasure.h"
@@ -92,7 +92,7 @@ int RunAdd(const GlobalOptions& global, const SourceFlags& f) {
   if (!keep.ok()) return PrintUsageError(std::string(keep.status().message()));
   request.keep = *keep;
 
-  absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
+  absl::StatusOr<std::unique_ptr<api::ApiClient>> api = ConnectToPeer(global.dir);
   if (!api.ok()) return PrintError(api.status());
   absl::StatusOr<nlohmann::json> added = (*api)->Post("/v1/sources", api::ToJson(request));
   if (!added.ok()) return PrintError(added.status());
@@ -108,7 +108,7 @@ int RunAdd(const GlobalOptions& global, const SourceFlags& f) {
 }
 
 int RunList(const GlobalOptions& global) {
-  absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
+  absl::StatusOr<std::unique_ptr<api::ApiClient>> api = ConnectToPeer(global.dir);
   if (!api.ok()) return PrintError(api.status());
   absl::StatusOr<nlohmann::json> list = (*api)->Get("/v1/sources");
   if (!list.ok()) return PrintError(list.status());
@@ -137,10 +137,10 @@ int RunList(const GlobalOptions& global) {
 int RunRemove(const GlobalOptions& global, const SourceFlags& f) {
   if (f.path.empty()) return PrintUsageError("a path is required");
   std::string path = AbsolutePath(f.path);
-  absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
+  absl::StatusOr<std::unique_ptr<api::ApiClient>> api = ConnectToPeer(global.dir);
   if (!api.ok()) return PrintError(api.status());
   absl::StatusOr<nlohmann::json> removed =
-      (*api)->Delete("/v1/sources?path_base64=" + UrlEncode(api::ToBase64(path)));
+      (*api)->Delete("/v1/sources?path_base64=" + api::UrlEncode(api::ToBase64(path)));
   if (!removed.ok()) return PrintError(removed.status());
   if (global.json) {
     PrintJson(*removed);

@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cairn/base/bytes.h"
-#include "cairn/cli/api_client.h"
+#include "cairn/cli/connect.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/output.h"
 
@@ -116,7 +116,7 @@ std::string IndexLine(const nlohmann::json& index) {
 }
 
 int RunStatus(const GlobalOptions& global) {
-  absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
+  absl::StatusOr<std::unique_ptr<api::ApiClient>> api = ConnectToPeer(global.dir);
   if (!api.ok()) return PrintError(api.status());
   absl::StatusOr<nlohmann::json> s = (*api)->Get("/v1/status");
   if (!s.ok()) return PrintError(s.status());

@@ -10,7 +10,7 @@
 #include <iostream>
 #include <memory>
 
-#include "cairn/cli/api_client.h"
+#include "cairn/cli/connect.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/output.h"
 
@@ -52,7 +52,7 @@ bool OpenInBrowser(const std::string& url) {
 }
 
 int RunUi(const GlobalOptions& global, bool no_open) {
-  absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
+  absl::StatusOr<std::unique_ptr<api::ApiClient>> api = ConnectToPeer(global.dir);
   if (!api.ok()) return PrintError(api.status());
   absl::StatusOr<nlohmann::json> code = (*api)->Post("/v1/ui/code", nlohmann::json::object());
   if (!code.ok()) return PrintError(code.status());

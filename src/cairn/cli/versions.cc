@@ -7,8 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "cairn/api/json_paths.h"
 #include "cairn/base/bytes.h"
-#include "cairn/cli/api_client.h"
 #include "cairn/cli/commands.h"
+#include "cairn/cli/connect.h"
 #include "cairn/cli/output.h"
 
 namespace cairn::cli {
@@ -22,10 +22,11 @@ struct VersionsFlags {
 int RunVersions(const GlobalOptions& global, const VersionsFlags& f) {
   if (f.path.empty()) return PrintUsageError("empty path");
   const std::string path = AbsolutePath(f.path);
-  absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
+  absl::StatusOr<std::unique_ptr<api::ApiClient>> api = ConnectToPeer(global.dir);
   if (!api.ok()) return PrintError(api.status());
-  absl::StatusOr<nlohmann::json> r = (*api)->Get(absl::StrCat(
-      "/v1/versions?path_base64=", UrlEncode(api::ToBase64(path)), "&all=", f.all ? "1" : "0"));
+  absl::StatusOr<nlohmann::json> r =
+      (*api)->Get(absl::StrCat("/v1/versions?path_base64=", api::UrlEncode(api::ToBase64(path)),
+                               "&all=", f.all ? "1" : "0"));
   if (!r.ok()) return PrintError(r.status());
   if (global.json) {
     PrintJson(*r);

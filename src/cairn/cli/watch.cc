@@ -22,8 +22,8 @@
 #include "cairn/api/requests.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
-#include "cairn/cli/api_client.h"
 #include "cairn/cli/commands.h"
+#include "cairn/cli/connect.h"
 #include "cairn/cli/output.h"
 #include "cairn/codec/erasure.h"
 #include "cairn/daemon/config.h"
@@ -115,7 +115,7 @@ int RunWatch(const GlobalOptions& global, const WatchFlags& f) {
   if (::lstat(path.c_str(), &st) != 0) {
     return PrintError(ErrnoStatus(errno, absl::StrCat("cannot watch ", path)));
   }
-  absl::StatusOr<std::unique_ptr<ApiClient>> api = ApiClient::Open(global.dir);
+  absl::StatusOr<std::unique_ptr<api::ApiClient>> api = ConnectToPeer(global.dir);
   if (!api.ok()) return PrintError(api.status());
   // The peer must answer now (not at the first change), and must not watch PATH already.
   absl::StatusOr<nlohmann::json> sources = (*api)->Get("/v1/sources");
@@ -166,11 +166,12 @@ int RunWatch(const GlobalOptions& global, const WatchFlags& f) {
       std::this_thread::sleep_for(50ms);
       continue;
     }
-    absl::StatusOr<nlohmann::json> job = (*api)->Post("/v1/backup", api::ToJson(request));
-    if (job.ok()) {
-      job = (*api)->WaitForJob(Str(*job, "job_id"), nullptr);
-      if (absl::IsCancelled(job.status())) break;  // Ctrl-C while it ran: it was cancelled
-    }
+    absl::StatusOr<std::string> started = (*api)->StartJob("/v1/backup", request);
+    absl::StatusOr<nlohmann::json> job = started.ok()
+                                             ? WaitForJob(**api, *started, nullptr)
+                                             : absl::StatusOr<nlohmann::json>(started.status());
+    // Ctrl-C while it ran: it was cancelled.
+    if (started.ok() && absl::IsCancelled(job.status())) break;
     if (!job.ok()) {
       debouncer.Requeue(due[0]);
       if (absl::IsFailedPrecondition(job.status())) {

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <thread>
 
+#include "cairn/api/client.h"
 #include "cairn/api/json_paths.h"
 #include "cairn/daemon/test_util.h"
 #include "cairn/daemon/version.h"
@@ -88,6 +89,14 @@ class FakeHandler : public ApiHandler {
   std::string cancelled;
 };
 
+// A client that gives up after 2 s (connect and read): an answer slower than that is a failure.
+api::ApiClient::Options ShortTimeouts() {
+  api::ApiClient::Options o;
+  o.connect_timeout = std::chrono::seconds(2);
+  o.read_timeout = std::chrono::seconds(2);
+  return o;
+}
+
 class ApiServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -96,24 +105,23 @@ class ApiServerTest : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = *std::move(s);
     ASSERT_GT(server_->port(), 0);
-    client_ = std::make_unique<httplib::Client>("127.0.0.1", server_->port());
-    client_->set_bearer_token_auth(kToken);
+    auto c = api::ApiClient::Connect("127.0.0.1:" + std::to_string(server_->port()), kToken);
+    ASSERT_TRUE(c.ok()) << c.status();
+    client_ = *std::move(c);
   }
 
   // Status code and parsed body of a request.
   std::pair<int, json> Do(const std::string& method, const std::string& path,
                           const std::string& body = "") {
-    httplib::Result r = method == "GET"    ? client_->Get(path.c_str())
-                        : method == "POST" ? client_->Post(path.c_str(), body, "application/json")
-                                           : client_->Delete(path.c_str());
-    if (!r) return {-1, json()};
+    absl::StatusOr<api::HttpAnswer> r = client_->Send(method, path, body);
+    if (!r.ok()) return {-1, json()};
     auto parsed = api::ParseJson(r->body);
     return {r->status, parsed.ok() ? *parsed : json("<not json>")};
   }
 
   FakeHandler handler_;
   std::unique_ptr<ApiServer> server_;
-  std::unique_ptr<httplib::Client> client_;
+  std::unique_ptr<api::ApiClient> client_;
 };
 
 TEST_F(ApiServerTest, StatusWithToken) {
@@ -352,8 +360,11 @@ TEST(ApiServerStartTest, RefusesNonLoopbackAndBusyPorts) {
 // 127.0.0.1 sends Host: its own name; the token alone must not be enough.
 TEST_F(ApiServerTest, RefusesForeignHostAndOrigin) {
   const std::string port = std::to_string(server_->port());
+  // Raw HTTP: these requests carry the headers a browser would send.
+  httplib::Client raw("127.0.0.1", server_->port());
+  raw.set_bearer_token_auth(kToken);
   auto get = [&](httplib::Headers headers) {
-    httplib::Result r = client_->Get("/v1/status", headers);
+    httplib::Result r = raw.Get("/v1/status", headers);
     return r ? std::make_pair(r->status, r->body) : std::make_pair(-1, std::string());
   };
   for (const std::string& host :
@@ -384,13 +395,13 @@ TEST_F(ApiServerTest, RefusesForeignHostAndOrigin) {
   preflight.path = "/v1/backup";
   preflight.headers = {{"Origin", "http://evil.example"},
                        {"Access-Control-Request-Method", "POST"}};
-  httplib::Result r = client_->send(preflight);
+  httplib::Result r = raw.send(preflight);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 403);
   for (const auto& [name, value] : r->headers) {
     EXPECT_THAT(name, ::testing::Not(::testing::StartsWith("Access-Control"))) << value;
   }
-  r = client_->Get("/v1/status");
+  r = raw.Get("/v1/status");
   ASSERT_TRUE(r);
   EXPECT_FALSE(r->has_header("Access-Control-Allow-Origin"));
 }
@@ -494,10 +505,10 @@ TEST_F(ApiServerTest, MetricsHealthAndVersionNeedTheToken) {
     ASSERT_TRUE(r) << path;
     EXPECT_EQ(r->status, 401) << path;
   }
-  auto r = client_->Get("/metrics");
-  ASSERT_TRUE(r);
+  auto r = client_->Send("GET", "/metrics");
+  ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 200);
-  EXPECT_EQ(r->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(r->content_type, "text/plain; version=0.0.4; charset=utf-8");
   EXPECT_EQ(r->body, "# TYPE cairn_test gauge\ncairn_test 7\n");
 
   auto [code, version] = Do("GET", "/v1/version");
@@ -742,14 +753,13 @@ TEST_F(ApiServerTest, IdleConnectionsDoNotDelayARequest) {
     idle.push_back(std::make_unique<StreamConn>(server_->port(), ""));
     ASSERT_TRUE(idle.back()->connected()) << i;
   }
-  httplib::Client fresh("127.0.0.1", server_->port());
-  fresh.set_bearer_token_auth(kToken);
-  fresh.set_connection_timeout(std::chrono::seconds(2));
-  fresh.set_read_timeout(std::chrono::seconds(2));
+  auto fresh = api::ApiClient::Connect("127.0.0.1:" + std::to_string(server_->port()), kToken,
+                                       ShortTimeouts());
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
   const auto t0 = std::chrono::steady_clock::now();
-  httplib::Result r = fresh.Get("/v1/status");
+  absl::StatusOr<api::HttpAnswer> r = (*fresh)->Send("GET", "/v1/status");
   const auto took = std::chrono::steady_clock::now() - t0;
-  ASSERT_TRUE(r) << "no answer within 2 s behind 200 idle connections";
+  ASSERT_TRUE(r.ok()) << "no answer within 2 s behind 200 idle connections";
   EXPECT_EQ(r->status, 200);
   EXPECT_LT(took, std::chrono::seconds(2));
 }
@@ -827,15 +837,14 @@ TEST(ApiServerScaleTest, ThousandIdleConnectionsAndStreamsHoldNoThread) {
     ASSERT_TRUE(streams.back()->ReadUntil(": cairn events\n", kWait)) << i;
   }
 
-  httplib::Client fresh("127.0.0.1", port);
-  fresh.set_bearer_token_auth(kToken);
-  fresh.set_connection_timeout(std::chrono::seconds(2));
-  fresh.set_read_timeout(std::chrono::seconds(2));
+  auto fresh =
+      api::ApiClient::Connect("127.0.0.1:" + std::to_string(port), kToken, ShortTimeouts());
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
   const auto before = std::chrono::steady_clock::now();
-  httplib::Result r = fresh.Get("/v1/status");
+  absl::StatusOr<api::HttpAnswer> r = (*fresh)->Send("GET", "/v1/status");
   const auto took = std::chrono::steady_clock::now() - before;
-  ASSERT_TRUE(r) << "no answer within 2 s behind " << kIdle << " idle connections and " << kStreams
-                 << " event streams";
+  ASSERT_TRUE(r.ok()) << "no answer within 2 s behind " << kIdle << " idle connections and "
+                      << kStreams << " event streams";
   EXPECT_EQ(r->status, 200);
   EXPECT_LT(took, std::chrono::seconds(2));
   const int threads = ThreadCount();

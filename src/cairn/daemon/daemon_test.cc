@@ -1,6 +1,5 @@
 #include "cairn/daemon/daemon.h"
 
-#include <httplib.h>
 #include <signal.h>
 
 #include <chrono>
@@ -10,6 +9,7 @@
 #include <optional>
 #include <thread>
 
+#include "cairn/api/client.h"
 #include "cairn/api/json_paths.h"
 #include "cairn/base/bytes.h"
 #include "cairn/daemon/peer_dir.h"
@@ -83,20 +83,17 @@ TEST_F(DaemonTest, StartWritesBackPortsAndServesTheApi) {
     EXPECT_EQ(config->listen, listen);
     EXPECT_EQ(config->api, api);
 
-    auto hp = SplitHostPort(api);
-    httplib::Client client(hp->first, hp->second);
-    client.set_bearer_token_auth(*LoadApiToken(tmp.path()));
-    auto r = client.Get("/v1/status");
-    ASSERT_TRUE(r);
-    EXPECT_EQ(r->status, 200);
-    json status = *api::ParseJson(r->body);
-    EXPECT_EQ(status["peer_id"], 4);
-    EXPECT_EQ(status["address"], listen);
-    EXPECT_EQ(status["quota"], 1ull << 30);
-    EXPECT_EQ(status["snapshots"], 0);
-    r = client.Get("/v1/peers");
-    ASSERT_TRUE(r);
-    json peers = *api::ParseJson(r->body);
+    auto client = api::ApiClient::Connect(api, *LoadApiToken(tmp.path()));
+    ASSERT_TRUE(client.ok()) << client.status();
+    absl::StatusOr<json> status = (*client)->Get("/v1/status");
+    ASSERT_TRUE(status.ok()) << status.status();
+    EXPECT_EQ((*status)["peer_id"], 4);
+    EXPECT_EQ((*status)["address"], listen);
+    EXPECT_EQ((*status)["quota"], 1ull << 30);
+    EXPECT_EQ((*status)["snapshots"], 0);
+    absl::StatusOr<json> listed = (*client)->Get("/v1/peers");
+    ASSERT_TRUE(listed.ok()) << listed.status();
+    json peers = *listed;
     ASSERT_EQ(peers.size(), 1u);
     EXPECT_EQ(peers[0]["self"], true);
     EXPECT_EQ(peers[0]["state"], "alive");

@@ -1,11 +1,11 @@
 // GET /v1/read (the route `cairn mount` reads file bytes with): request parsing and validation,
 // raw bytes in the body, errors as JSON. The daemon side end to end is
 // tests/cluster/test_mount.py.
-#include <httplib.h>
 #include <signal.h>
 
 #include <mutex>
 
+#include "cairn/api/client.h"
 #include "cairn/api/json_paths.h"
 #include "cairn/daemon/api_server.h"
 #include "gmock/gmock.h"
@@ -59,14 +59,17 @@ class ReadRouteTest : public ::testing::Test {
     auto s = ApiServer::Start("127.0.0.1:0", kToken, &handler_);
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = *std::move(s);
-    client_ = std::make_unique<httplib::Client>("127.0.0.1", server_->port());
-    client_->set_bearer_token_auth(kToken);
+    auto c = api::ApiClient::Connect("127.0.0.1:" + std::to_string(server_->port()), kToken);
+    ASSERT_TRUE(c.ok()) << c.status();
+    client_ = *std::move(c);
   }
 
-  httplib::Result Get(const std::string& target) { return client_->Get(target.c_str()); }
+  absl::StatusOr<api::HttpAnswer> Get(const std::string& target) {
+    return client_->Send("GET", target);
+  }
 
   // The error code of a JSON error response ("" when the body is not one).
-  static std::string ErrorCode(const httplib::Response& res) {
+  static std::string ErrorCode(const api::HttpAnswer& res) {
     auto j = api::ParseJson(res.body);
     if (!j.ok() || !j->is_object() || !j->contains("error")) return "";
     return (*j)["error"].value("code", "");
@@ -74,25 +77,25 @@ class ReadRouteTest : public ::testing::Test {
 
   ReadHandler handler_;
   std::unique_ptr<ApiServer> server_;
-  std::unique_ptr<httplib::Client> client_;
+  std::unique_ptr<api::ApiClient> client_;
 };
 
 TEST_F(ReadRouteTest, ReturnsRawBytes) {
   auto r = Get("/v1/read?snapshot=s1&path_base64=" + api::ToBase64("f") + "&offset=250&length=10");
-  ASSERT_TRUE(r);
+  ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 200);
-  EXPECT_EQ(r->get_header_value("Content-Type"), "application/octet-stream");
+  EXPECT_EQ(r->content_type, "application/octet-stream");
   EXPECT_EQ(r->body, handler_.file.substr(250, 10));  // contains byte 0 (251 % 251)
   EXPECT_EQ(handler_.last.offset, 250u);
   EXPECT_EQ(handler_.last.length, 10u);
 
   // Up to the end of the file, and nothing at the end.
   r = Get("/v1/read?snapshot=s1&path=f&offset=295&length=100");
-  ASSERT_TRUE(r);
+  ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->body, handler_.file.substr(295));
   r = Get("/v1/read?snapshot=s1&path=f&offset=300&length=100");
-  ASSERT_TRUE(r);
+  ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->body, "");
 }
@@ -101,7 +104,7 @@ TEST_F(ReadRouteTest, PathBase64CarriesRawBytes) {
   // "caf\xe9" (Latin-1) is not UTF-8: only base64 carries it exactly.
   auto r =
       Get("/v1/read?snapshot=s1&path_base64=" + api::ToBase64("caf\xe9") + "&offset=0&length=3");
-  ASSERT_TRUE(r);
+  ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(handler_.last.path, "caf\xe9");
   EXPECT_EQ(r->body, handler_.file.substr(0, 3));
@@ -129,39 +132,40 @@ TEST_F(ReadRouteTest, BadParametersAre400AndNeverReachTheHandler) {
   };
   for (const char* target : kBad) {
     auto r = Get(target);
-    ASSERT_TRUE(r) << target;
+    ASSERT_TRUE(r.ok()) << target << r.status();
     EXPECT_EQ(r->status, 400) << target << ": " << r->body;
     EXPECT_EQ(ErrorCode(*r), "INVALID_ARGUMENT") << target;
   }
   EXPECT_EQ(handler_.calls, 0);
   // The largest offset parses; the handler says it is beyond the end of the file.
   auto r = Get("/v1/read?snapshot=s1" + f + "&offset=18446744073709551615&length=1");
-  ASSERT_TRUE(r);
+  ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 400);
   EXPECT_EQ(handler_.last.offset, UINT64_MAX);
   r = Get("/v1/read?snapshot=s1" + f + "&offset=301&length=1");
-  ASSERT_TRUE(r);
+  ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 400);
 }
 
 TEST_F(ReadRouteTest, HandlerErrorsMapToStatuses) {
   auto r = Get("/v1/read?snapshot=nope&path=f&offset=0&length=1");
-  ASSERT_TRUE(r);
+  ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 404);
   EXPECT_EQ(ErrorCode(*r), "NOT_FOUND");
   r = Get("/v1/read?snapshot=s1&path=missing&offset=0&length=1");
-  ASSERT_TRUE(r);
+  ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 404);
   r = Get("/v1/read?snapshot=s1&path=dir&offset=0&length=1");
-  ASSERT_TRUE(r);
+  ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 400);
   EXPECT_EQ(ErrorCode(*r), "INVALID_ARGUMENT");
 }
 
 TEST_F(ReadRouteTest, NeedsTheToken) {
-  httplib::Client anonymous("127.0.0.1", server_->port());
-  auto r = anonymous.Get("/v1/read?snapshot=s1&path=f&offset=0&length=1");
-  ASSERT_TRUE(r);
+  auto anonymous = api::ApiClient::Connect("127.0.0.1:" + std::to_string(server_->port()), "");
+  ASSERT_TRUE(anonymous.ok()) << anonymous.status();
+  auto r = (*anonymous)->Send("GET", "/v1/read?snapshot=s1&path=f&offset=0&length=1");
+  ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->status, 401);
   EXPECT_EQ(handler_.calls, 0);
 }

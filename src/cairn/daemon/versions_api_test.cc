@@ -2,12 +2,12 @@
 // with "at") against a recording handler: parameters arrive as the exact bytes sent, bad
 // requests are 400 before the handler is called, and a restore with "at" goes to
 // StartRestoreAt with the time in Unix nanoseconds.
-#include <httplib.h>
 #include <signal.h>
 
 #include <cctype>
 #include <mutex>
 
+#include "cairn/api/client.h"
 #include "cairn/api/json_paths.h"
 #include "cairn/daemon/api_server.h"
 #include "gtest/gtest.h"
@@ -77,17 +77,18 @@ class VersionsApiTest : public ::testing::Test {
     auto s = ApiServer::Start("127.0.0.1:0", kToken, &handler_);
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = *std::move(s);
-    client_ = std::make_unique<httplib::Client>("127.0.0.1", server_->port());
-    client_->set_bearer_token_auth(kToken);
+    auto c = api::ApiClient::Connect("127.0.0.1:" + std::to_string(server_->port()), kToken);
+    ASSERT_TRUE(c.ok()) << c.status();
+    client_ = *std::move(c);
   }
 
   int Get(const std::string& path) {
-    httplib::Result r = client_->Get(path.c_str());
-    return r ? r->status : -1;
+    absl::StatusOr<api::HttpAnswer> r = client_->Send("GET", path);
+    return r.ok() ? r->status : -1;
   }
   int Post(const std::string& path, const json& body) {
-    httplib::Result r = client_->Post(path.c_str(), api::DumpJson(body), "application/json");
-    return r ? r->status : -1;
+    absl::StatusOr<api::HttpAnswer> r = client_->Send("POST", path, api::DumpJson(body));
+    return r.ok() ? r->status : -1;
   }
   std::vector<std::string> Calls() {
     std::lock_guard<std::mutex> lock(handler_.mu);
@@ -96,7 +97,7 @@ class VersionsApiTest : public ::testing::Test {
 
   RecordingHandler handler_;
   std::unique_ptr<ApiServer> server_;
-  std::unique_ptr<httplib::Client> client_;
+  std::unique_ptr<api::ApiClient> client_;
 };
 
 // Percent-encodes a query value (RFC 3986 unreserved characters stay).
