@@ -1097,8 +1097,8 @@ TEST_F(PeerTest, PutBlobsGetBlobsRoundTrip) {
   EXPECT_EQ(counting_->put_batches.load(), 1);  // one durable group for the whole batch
   EXPECT_EQ(store_->Stats().blobs, blobs.size());
 
-  // Large blobs too: the answers then span several stream messages (at most kMaxBatchBytes of
-  // blobs each).
+  // Large blobs too: the answers then span several stream messages (at most 4 MiB of blobs
+  // each, or one larger blob).
   std::vector<std::pair<BlobKey, Bytes>> large = {MakeBlob(7 << 20), MakeBlob(6 << 20),
                                                   MakeBlob(5 << 20)};
   for (const auto& blob : large) {

@@ -72,6 +72,14 @@ struct RecordCheck {
   Bytes record;  // header + blob, when intact
 };
 
+// The blob of an intact record, moved out of it: the header is cut off in place, so a read
+// holds one buffer of the blob's size, not two.
+Bytes TakeBlob(RecordCheck& check) {
+  Bytes blob = std::move(check.record);
+  blob.erase(blob.begin(), blob.begin() + static_cast<std::ptrdiff_t>(kRecordHeaderSize));
+  return blob;
+}
+
 }  // namespace
 
 class SegmentBlobStore::Impl {
@@ -1347,7 +1355,7 @@ absl::Status SegmentBlobStore::GetEach(std::span<const BlobKey> keys, const GetE
       } else {
         absl::StatusOr<RecordCheck> check = s.CheckSlot(*(*found)[j], /*from_media=*/false);
         if (check.ok() && check->verdict == RecordCheck::kIntact) {
-          answer = Bytes(check->record.begin() + kRecordHeaderSize, check->record.end());
+          answer = TakeBlob(*check);
         } else {
           answer = Get(key);
         }
@@ -1367,9 +1375,7 @@ absl::StatusOr<Bytes> SegmentBlobStore::Get(const BlobKey& key) {
     if (!slot) return absl::NotFoundError("blob " + key.DebugString() + " is not held");
     CAIRN_ASSIGN_OR_RETURN(RecordCheck check,
                            Annotate(s.CheckSlot(*slot, /*from_media=*/false), what));
-    if (check.verdict == RecordCheck::kIntact) {
-      return Bytes(check.record.begin() + kRecordHeaderSize, check.record.end());
-    }
+    if (check.verdict == RecordCheck::kIntact) return TakeBlob(check);
     CAIRN_ASSIGN_OR_RETURN(std::optional<Slot> again, Annotate(s.registry->FindLive(key), what));
     if (attempt < 2 && again && again->location != slot->location) continue;
     Bytes data;
