@@ -100,25 +100,9 @@ class VersionsApiTest : public ::testing::Test {
   std::unique_ptr<api::ApiClient> client_;
 };
 
-// Percent-encodes a query value (RFC 3986 unreserved characters stay).
-std::string Query(const std::string& v) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : v) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 TEST_F(VersionsApiTest, VersionsPassesTheExactPath) {
   const std::string raw = std::string("/home/caf\xe9/r\xff.txt");
-  EXPECT_EQ(Get("/v1/versions?path_base64=" + Query(api::ToBase64(raw)) + "&all=1"), 200);
+  EXPECT_EQ(Get("/v1/versions?path_base64=" + api::UrlEncode(api::ToBase64(raw)) + "&all=1"), 200);
   EXPECT_EQ(handler_.args, (std::vector<std::string>{raw, "1"}));
   EXPECT_EQ(Get("/v1/versions?path=/plain/x"), 200);
   EXPECT_EQ(handler_.args, (std::vector<std::string>{"/plain/x", "0"}));
@@ -136,9 +120,9 @@ TEST_F(VersionsApiTest, DiffAndFind) {
   EXPECT_EQ(handler_.args, (std::vector<std::string>{"3fa2c1d9", "latest"}));
   EXPECT_EQ(Get("/v1/diff?a=3fa2c1d9"), 400);
   const std::string pattern = "*/Docs/*.t\xe9xt";
-  EXPECT_EQ(Get("/v1/find?pattern_base64=" + Query(api::ToBase64(pattern))), 200);
+  EXPECT_EQ(Get("/v1/find?pattern_base64=" + api::UrlEncode(api::ToBase64(pattern))), 200);
   EXPECT_EQ(handler_.args, (std::vector<std::string>{pattern}));
-  EXPECT_EQ(Get("/v1/find?pattern=" + Query("*.pdf")), 200);
+  EXPECT_EQ(Get("/v1/find?pattern=" + api::UrlEncode("*.pdf")), 200);
   EXPECT_EQ(handler_.args, (std::vector<std::string>{"*.pdf"}));
   EXPECT_EQ(Get("/v1/find"), 400);
 }
