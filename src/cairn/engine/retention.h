@@ -53,7 +53,7 @@ absl::StatusOr<RetentionDuration> ParseRetentionDuration(const std::string& text
 int64_t SubtractRetentionDuration(int64_t time_ns, const RetentionDuration& d);
 
 // The one keep policy type: `cairn forget --keep-*`, [retention] and a [[source]]'s keep_* in
-// cairn.toml, the API's keep_* fields (daemon/api_requests.h encodes and decodes it) and the
+// cairn.toml, the API's keep_* fields (api/requests.h encodes and decodes it) and the
 // CLI's --keep-* flags (cli/keep_flags.h) all hold one of these.
 struct RetentionPolicy {
   // Counts: 0 = rule unset, -1 = unlimited (one per bucket).

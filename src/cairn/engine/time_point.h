@@ -1,5 +1,5 @@
 // Parsing points in time as users and the local API write them (docs/cli.md). Split from
-// versions.h so that the local API's request parsing (daemon/api_requests.h) and its fuzz target
+// versions.h so that the local API's request parsing (api/requests.h) and its fuzz target
 // need not link the engine.
 //
 // Thread-safety: stateless functions.
