@@ -12,8 +12,8 @@
 
 #include "absl/strings/str_join.h"
 #include "cairn/base/status.h"
-#include "cairn/cli/connect.h"
 #include "cairn/cli/commands.h"
+#include "cairn/cli/connect.h"
 #include "cairn/cli/output.h"
 #include "cairn/cli/progress.h"
 

@@ -11,8 +11,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "cairn/api/json_paths.h"
-#include "cairn/cli/connect.h"
 #include "cairn/cli/commands.h"
+#include "cairn/cli/connect.h"
 #include "cairn/daemon/version.h"
 #include "nlohmann/json.hpp"
 

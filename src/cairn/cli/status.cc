@@ -4,8 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "cairn/base/bytes.h"
-#include "cairn/cli/connect.h"
 #include "cairn/cli/commands.h"
+#include "cairn/cli/connect.h"
 #include "cairn/cli/output.h"
 
 namespace cairn::cli {

@@ -10,8 +10,8 @@
 #include <iostream>
 #include <memory>
 
-#include "cairn/cli/connect.h"
 #include "cairn/cli/commands.h"
+#include "cairn/cli/connect.h"
 #include "cairn/cli/output.h"
 
 extern char** environ;
