@@ -25,14 +25,11 @@
 #include "absl/strings/str_cat.h"
 #include "cairn/api/json_paths.h"
 #include "cairn/api/requests.h"
-#include "cairn/api/responses.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
 #include "cairn/codec/crypto.h"
 #include "cairn/daemon/config.h"
 #include "cairn/daemon/ui_assets.h"
-#include "cairn/daemon/version.h"
-#include "cairn/engine/versions.h"
 #include "cairn/env/file.h"
 #include "spdlog/spdlog.h"
 
@@ -42,57 +39,9 @@ using Json = nlohmann::json;
 
 namespace api_detail {
 
-// A route's answer: status, headers and body, or an event stream.
-struct HttpResponse {
-  int status = -1;  // -1: no route answered
-  std::string content_type;
-  std::string body;
-  std::vector<std::pair<std::string, std::string>> headers;
-  // GET /v1/events: the answer is the stream of `bus`'s events after `stream_after`.
-  bool stream = false;
-  EventBus* bus = nullptr;
-  uint64_t stream_after = 0;
-
-  void set_content(std::string text, std::string type) {
-    body = std::move(text);
-    content_type = std::move(type);
-  }
-  void set_header(std::string name, std::string value) {
-    headers.emplace_back(std::move(name), std::move(value));
-  }
-};
-
-// A complete request as the routes see it (method, path, query parameters, headers, body),
-// plus what the server keeps about it while it is read, handled and answered.
-struct HttpRequest {
-  std::string method;                                        // "GET", "POST", ...
-  std::string path;                                          // percent-decoded, without the query
-  std::multimap<std::string, std::string> params;            // query parameters, decoded
-  std::vector<std::pair<std::string, std::string>> headers;  // names in lower case
-  std::string body;
-  // The route pattern's capture groups ([0] is the whole path); set when a route matches.
-  mutable std::vector<std::string> matches;
-
-  bool has_param(const std::string& name) const { return params.count(name) > 0; }
-  // The first value of a query parameter, "" if absent.
-  std::string get_param_value(const std::string& name) const {
-    auto it = params.find(name);
-    return it == params.end() ? std::string() : it->second;
-  }
-  const std::string* FindHeader(std::string name) const {
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    for (const auto& [k, v] : headers) {
-      if (k == name) return &v;
-    }
-    return nullptr;
-  }
-  bool has_header(const std::string& name) const { return FindHeader(name) != nullptr; }
-  std::string get_header_value(const std::string& name) const {
-    const std::string* v = FindHeader(name);
-    return v == nullptr ? std::string() : *v;
-  }
-
+// A complete request (what its route sees, ApiRequest) plus what the server keeps about it
+// while it is read, handled and answered.
+struct HttpRequest : ApiRequest {
   // Server side (api_server.cc only).
   ApiServer* server = nullptr;
   MHD_Connection* connection = nullptr;
@@ -102,7 +51,7 @@ struct HttpRequest {
   bool handed_out = false;    // given to a handler thread, connection suspended
   bool stream_taken = false;  // an event-stream answer became an EventStream
   std::mutex mu;              // guards `response` (a handler thread writes it)
-  HttpResponse response;
+  ApiResponse response;
 };
 
 // One open GET /v1/events answer (libmicrohttpd's content reader): the text not yet sent, and
@@ -150,11 +99,6 @@ struct ApiServer::RouteEntry {
 namespace {
 
 using api_detail::HttpRequest;
-using api_detail::HttpResponse;
-
-// A route's outcome: HTTP status and JSON body.
-using Reply = std::pair<int, Json>;
-using RouteFn = std::function<absl::StatusOr<Reply>(const HttpRequest&)>;
 
 constexpr size_t kMaxBodyBytes = 16 << 20;
 // Connections accepted by the kernel but not yet by the server: deep enough for a burst (the
@@ -166,54 +110,6 @@ constexpr size_t kConnectionMemory = 64 << 10;
 // An event stream's connection is closed after this long without sending (its client stopped
 // reading); keepalives every kKeepalive keep a live one open.
 constexpr unsigned kStreamTimeoutSeconds = 3 * ApiServer::kKeepalive.count();
-
-void WriteJson(HttpResponse& res, int status, const Json& body) {
-  res.status = status;
-  res.set_content(api::DumpJson(body) + "\n", "application/json");
-}
-
-void WriteError(HttpResponse& res, const absl::Status& status) {
-  WriteJson(res, HttpStatusFor(status.code()), Json{{"error", api::StatusToJson(status)}});
-}
-
-// Runs a route, turning statuses and any exception into an error response.
-std::function<void(const HttpRequest&, HttpResponse&)> Wrap(RouteFn fn) {
-  return [fn = std::move(fn)](const HttpRequest& req, HttpResponse& res) {
-    try {
-      absl::StatusOr<Reply> reply = fn(req);
-      if (reply.ok()) {
-        WriteJson(res, reply->first, reply->second);
-      } else {
-        WriteError(res, reply.status());
-      }
-    } catch (const std::exception& e) {
-      WriteError(res, absl::InternalError(absl::StrCat("internal error: ", e.what())));
-    } catch (...) {
-      WriteError(res, absl::InternalError("internal error"));
-    }
-  };
-}
-
-// A route answering 200 with the JSON `get` returns.
-template <typename Get>
-std::function<void(const HttpRequest&, HttpResponse&)> JsonRoute(Get get) {
-  return Wrap([get](const HttpRequest&) -> absl::StatusOr<Reply> {
-    CAIRN_ASSIGN_OR_RETURN(Json j, get());
-    return Reply{200, std::move(j)};
-  });
-}
-
-// The one shape of every job-starting route: the body decoded as a `Request`
-// (api/requests.h; 400 when malformed), `start` called with it, 202 {"job_id"}.
-template <typename Request, typename Start>
-std::function<void(const HttpRequest&, HttpResponse&)> JobRoute(Start start) {
-  return Wrap([start](const HttpRequest& req) -> absl::StatusOr<Reply> {
-    CAIRN_ASSIGN_OR_RETURN(Json body, api::ParseRequestBody(req.body));
-    CAIRN_ASSIGN_OR_RETURN(Request request, api::Decode<Request>(body));
-    CAIRN_ASSIGN_OR_RETURN(std::string id, start(request));
-    return Reply{202, api::ToJson(api::JobStarted{id})};
-  });
-}
 
 int HexDigit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -327,7 +223,7 @@ bool IsPublicRoute(const HttpRequest& req) {
 // only, no framing (clickjacking), no referrer (the login code is in the fragment, which is
 // never sent, but the page sends nothing anyway), not cached (docs/security.md "The local API
 // and browsers").
-void WriteAsset(HttpResponse& res, const UiAsset& asset) {
+void WriteAsset(ApiResponse& res, const UiAsset& asset) {
   res.status = 200;
   res.set_header("Content-Security-Policy",
                  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: "
@@ -338,58 +234,6 @@ void WriteAsset(HttpResponse& res, const UiAsset& asset) {
   res.set_header("Referrer-Policy", "no-referrer");
   res.set_header("Cache-Control", "no-store");
   res.set_content(std::string(asset.body), std::string(asset.content_type));
-}
-
-// A required query parameter holding a non-negative decimal integer (bytes).
-absl::StatusOr<uint64_t> ParseByteCount(const HttpRequest& req, const char* name) {
-  if (!req.has_param(name)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("query parameter '", name, "' (bytes) is required"));
-  }
-  std::string v = req.get_param_value(name);
-  uint64_t n = 0;
-  bool ok = !v.empty() && v.size() <= 20;
-  for (char c : v) ok = ok && c >= '0' && c <= '9';
-  for (size_t i = 0; ok && i < v.size(); ++i) {
-    uint64_t digit = static_cast<uint64_t>(v[i] - '0');
-    if (n > (UINT64_MAX - digit) / 10) ok = false;  // overflow
-    n = n * 10 + digit;
-  }
-  if (!ok) {
-    return absl::InvalidArgumentError(absl::StrCat("query parameter '", name,
-                                                   "' must be a non-negative integer (bytes), "
-                                                   "got '",
-                                                   api::SanitizeUtf8(v), "'"));
-  }
-  return n;
-}
-
-// GET /v1/read?snapshot=ID&path_base64=B (or path=P)&offset=N&length=N.
-absl::StatusOr<api::ReadRequest> ParseReadRequest(const HttpRequest& req) {
-  api::ReadRequest r;
-  r.snapshot = req.get_param_value("snapshot");
-  if (r.snapshot.empty()) {
-    return absl::InvalidArgumentError("query parameter 'snapshot' is required");
-  }
-  if (req.has_param("path_base64")) {
-    auto decoded = api::FromBase64(req.get_param_value("path_base64"));
-    if (!decoded.ok()) {
-      return absl::InvalidArgumentError("query parameter 'path_base64' is not base64");
-    }
-    r.path = *std::move(decoded);
-  } else {
-    r.path = req.get_param_value("path");
-  }
-  if (r.path.empty()) return absl::InvalidArgumentError("query parameter 'path' is required");
-  CAIRN_ASSIGN_OR_RETURN(r.offset, ParseByteCount(req, "offset"));
-  CAIRN_ASSIGN_OR_RETURN(r.length, ParseByteCount(req, "length"));
-  return r;
-}
-
-absl::StatusOr<bool> ParseBool(const std::string& name, const std::string& v) {
-  if (v == "1" || v == "true" || v == "yes") return true;
-  if (v.empty() || v == "0" || v == "false" || v == "no") return false;
-  return absl::InvalidArgumentError(absl::StrCat("query parameter '", name, "' must be 0 or 1"));
 }
 
 const char* DefaultMessage(int status) {
@@ -940,7 +784,7 @@ void ApiServer::RouteMetrics() {
 std::vector<ApiServer::RouteSpec> ApiServer::SharedRoutes() {
   ApiHandler* h = handler_;
   std::vector<RouteSpec> table;
-  table.push_back({"GET", "/metrics", [h](const Request&, Response& res) {
+  table.push_back({"GET", "/metrics", [h](const ApiRequest&, ApiResponse& res) {
                      try {
                        absl::StatusOr<std::string> text = h->GetMetrics();
                        if (!text.ok()) {
@@ -954,7 +798,7 @@ std::vector<ApiServer::RouteSpec> ApiServer::SharedRoutes() {
                                   absl::InternalError(absl::StrCat("internal error: ", e.what())));
                      }
                    }});
-  table.push_back({"GET", "/v1/health", Wrap([h](const Request&) -> absl::StatusOr<Reply> {
+  table.push_back({"GET", "/v1/health", Wrap([h](const ApiRequest&) -> absl::StatusOr<Reply> {
                      Json j = h->GetHealth();
                      const bool ready = j.value("ready", false);
                      return Reply{ready ? 200 : 503, std::move(j)};
@@ -969,8 +813,8 @@ std::vector<ApiServer::RouteSpec> ApiServer::SharedRoutes() {
 // Last-Event-ID, for events no longer kept). The route only checks and counts the stream;
 // StreamRead sends it from the polling thread, its connection suspended while there is
 // nothing to send.
-ApiServer::Handler ApiServer::EventsRoute() {
-  return [this](const Request& req, Response& res) {
+RouteHandler ApiServer::EventsRoute() {
+  return [this](const ApiRequest& req, ApiResponse& res) {
     EventBus* bus = handler_->Events();
     if (bus == nullptr) {
       WriteError(res, absl::UnimplementedError("the event stream is not available"));
@@ -1009,7 +853,7 @@ ApiServer::Handler ApiServer::EventsRoute() {
 namespace {
 
 // The dashboard's files (docs/dashboard.md), served without the token.
-void ServeIndex(const HttpRequest&, HttpResponse& res) {
+void ServeIndex(const ApiRequest&, ApiResponse& res) {
   const UiAsset* asset = FindUiAsset("index.html");
   if (asset == nullptr) {
     WriteError(res, absl::NotFoundError("this binary was built without the dashboard"));
@@ -1018,7 +862,7 @@ void ServeIndex(const HttpRequest&, HttpResponse& res) {
   WriteAsset(res, *asset);
 }
 
-void ServeUiFile(const HttpRequest& req, HttpResponse& res) {
+void ServeUiFile(const ApiRequest& req, ApiResponse& res) {
   const UiAsset* asset = FindUiAsset(req.matches[1]);
   if (asset == nullptr) {
     WriteError(res, absl::NotFoundError(
@@ -1026,17 +870,6 @@ void ServeUiFile(const HttpRequest& req, HttpResponse& res) {
     return;
   }
   WriteAsset(res, *asset);
-}
-
-// A raw-byte query parameter: NAME_base64 when present (400 when not base64), else NAME as text.
-absl::StatusOr<std::string> RawParam(const HttpRequest& req, const std::string& name) {
-  if (!req.has_param(name + "_base64")) return req.get_param_value(name);
-  auto decoded = api::FromBase64(req.get_param_value(name + "_base64"));
-  if (!decoded.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("query parameter '", name, "_base64' is not base64"));
-  }
-  return *std::move(decoded);
 }
 
 }  // namespace
@@ -1065,16 +898,15 @@ void ApiServer::Route() {
     return false;
   };
   AddRoutes(SharedRoutes());
-  ApiHandler* h = handler_;
   AddRoutes({
       // The dashboard: files without the token, everything else through the API with it.
       {"GET", "/", ServeIndex},
       {"GET", "/ui/([A-Za-z0-9_.-]+)", ServeUiFile},
-      {"POST", "/v1/ui/code", Wrap([this](const Request&) -> absl::StatusOr<Reply> {
+      {"POST", "/v1/ui/code", Wrap([this](const ApiRequest&) -> absl::StatusOr<Reply> {
          return Reply{201,
                       Json{{"code", NewLoginCode()}, {"expires_seconds", kLoginCodeTtl.count()}}};
        })},
-      {"POST", "/v1/ui/login", Wrap([this](const Request& req) -> absl::StatusOr<Reply> {
+      {"POST", "/v1/ui/login", Wrap([this](const ApiRequest& req) -> absl::StatusOr<Reply> {
          CAIRN_ASSIGN_OR_RETURN(Json body, api::ParseRequestBody(req.body));
          if (!body.contains("code") || !body["code"].is_string()) {
            return absl::InvalidArgumentError("field 'code' (a string) is required");
@@ -1084,109 +916,12 @@ void ApiServer::Route() {
          return Reply{200, Json{{"token", token}}};
        })},
       {"GET", "/v1/events", EventsRoute()},
-      {"GET", "/v1/version", JsonRoute([]() -> absl::StatusOr<Json> { return VersionJson(); })},
-      {"GET", "/v1/status", JsonRoute([h] { return h->GetStatus(); })},
-      {"GET", "/v1/peers", JsonRoute([h] { return h->GetPeers(); })},
-      {"GET", "/v1/snapshots", JsonRoute([h] { return h->GetSnapshots(); })},
-      {"GET", "/v1/ls", Wrap([h](const Request& req) -> absl::StatusOr<Reply> {
-         std::string snapshot = req.get_param_value("snapshot");
-         if (snapshot.empty()) {
-           return absl::InvalidArgumentError("query parameter 'snapshot' is required");
-         }
-         CAIRN_ASSIGN_OR_RETURN(std::string path, RawParam(req, "path"));
-         CAIRN_ASSIGN_OR_RETURN(bool recursive,
-                                ParseBool("recursive", req.get_param_value("recursive")));
-         CAIRN_ASSIGN_OR_RETURN(Json j, h->List(snapshot, path, recursive));
-         return Reply{200, std::move(j)};
-       })},
-      // File bytes (`cairn mount`): the body is the raw bytes, not JSON; errors are JSON.
-      {"GET", "/v1/read",
-       [h](const Request& req, Response& res) {
-         try {
-           absl::StatusOr<api::ReadRequest> r = ParseReadRequest(req);
-           absl::StatusOr<std::string> data = r.ok() ? h->ReadFile(*r) : r.status();
-           if (!data.ok()) {
-             WriteError(res, data.status());
-             return;
-           }
-           res.status = 200;
-           res.set_content(*data, "application/octet-stream");
-         } catch (const std::exception& e) {
-           WriteError(res, absl::InternalError(absl::StrCat("internal error: ", e.what())));
-         } catch (...) {
-           WriteError(res, absl::InternalError("internal error"));
-         }
-       }},
-      {"GET", "/v1/versions", Wrap([h](const Request& req) -> absl::StatusOr<Reply> {
-         CAIRN_ASSIGN_OR_RETURN(std::string path, RawParam(req, "path"));
-         CAIRN_RETURN_IF_ERROR(api::RequireAbsolute(path, "the path"));
-         CAIRN_ASSIGN_OR_RETURN(bool all, ParseBool("all", req.get_param_value("all")));
-         CAIRN_ASSIGN_OR_RETURN(Json j, h->GetVersions(path, all));
-         return Reply{200, std::move(j)};
-       })},
-      {"GET", "/v1/diff", Wrap([h](const Request& req) -> absl::StatusOr<Reply> {
-         std::string a = req.get_param_value("a"), b = req.get_param_value("b");
-         if (a.empty() || b.empty()) {
-           return absl::InvalidArgumentError("query parameters 'a' and 'b' are required");
-         }
-         CAIRN_ASSIGN_OR_RETURN(Json j, h->GetDiff(a, b));
-         return Reply{200, std::move(j)};
-       })},
-      {"GET", "/v1/find", Wrap([h](const Request& req) -> absl::StatusOr<Reply> {
-         CAIRN_ASSIGN_OR_RETURN(std::string pattern, RawParam(req, "pattern"));
-         if (pattern.empty()) {
-           return absl::InvalidArgumentError("query parameter 'pattern' is required");
-         }
-         CAIRN_ASSIGN_OR_RETURN(Json j, h->FindEntries(pattern));
-         return Reply{200, std::move(j)};
-       })},
-      {"POST", "/v1/backup",
-       JobRoute<api::BackupRequest>([h](const auto& r) { return h->StartBackup(r); })},
-      {"POST", "/v1/restore", JobRoute<api::RestoreRequest>([h](const auto& r) {
-         return r.at_ns ? h->StartRestoreAt(r) : h->StartRestore(r);
-       })},
-      {"POST", "/v1/check",
-       JobRoute<api::CheckRequest>([h](const auto& r) { return h->StartCheck(r); })},
-      {"POST", "/v1/repair",
-       JobRoute<api::CheckRequest>([h](const auto& r) { return h->StartRepair(r); })},
-      {"POST", "/v1/forget",
-       JobRoute<api::ForgetRequest>([h](const auto& r) { return h->StartForget(r); })},
-      {"POST", "/v1/delete",
-       JobRoute<api::DeleteRequest>([h](const auto& r) { return h->StartDelete(r); })},
-      {"POST", "/v1/reclaim",
-       JobRoute<api::ReclaimRequest>([h](const auto& r) { return h->StartReclaim(r); })},
-      // No body to decode: any (even none) is accepted.
-      {"POST", "/v1/index/rebuild", Wrap([h](const Request&) -> absl::StatusOr<Reply> {
-         CAIRN_ASSIGN_OR_RETURN(std::string id, h->StartIndexRebuild());
-         return Reply{202, api::ToJson(api::JobStarted{id})};
-       })},
-      {"GET", "/v1/sources", JsonRoute([h] { return h->GetSources(); })},
-      {"POST", "/v1/sources", Wrap([h](const Request& req) -> absl::StatusOr<Reply> {
-         CAIRN_ASSIGN_OR_RETURN(Json body, api::ParseRequestBody(req.body));
-         CAIRN_ASSIGN_OR_RETURN(api::SourceRequest source, api::Decode<api::SourceRequest>(body));
-         CAIRN_ASSIGN_OR_RETURN(Json j, h->AddSource(source));
-         return Reply{201, std::move(j)};
-       })},
-      {"DELETE", "/v1/sources", Wrap([h](const Request& req) -> absl::StatusOr<Reply> {
-         CAIRN_ASSIGN_OR_RETURN(std::string path, RawParam(req, "path"));
-         CAIRN_RETURN_IF_ERROR(api::RequireAbsolute(path, "a source path"));
-         CAIRN_RETURN_IF_ERROR(h->RemoveSource(path));
-         Json j{{"removed", true}};
-         api::SetPathField(j, "path", path);
-         return Reply{200, std::move(j)};
-       })},
-      {"GET", "/v1/jobs", JsonRoute([h] { return h->GetJobs(); })},
-      {"GET", "/v1/jobs/([0-9A-Za-z_-]+)", Wrap([h](const Request& req) -> absl::StatusOr<Reply> {
-         CAIRN_ASSIGN_OR_RETURN(Json j, h->GetJob(req.matches[1]));
-         return Reply{200, std::move(j)};
-       })},
-      {"DELETE", "/v1/jobs/([0-9A-Za-z_-]+)",
-       Wrap([h](const Request& req) -> absl::StatusOr<Reply> {
-         std::string id = req.matches[1];
-         CAIRN_RETURN_IF_ERROR(h->CancelJob(id));
-         return Reply{200, api::ToJson(api::JobCancelled{id})};
-       })},
   });
+  ApiHandler* h = handler_;
+  for (auto* table : {&StatusRoutes, &SnapshotRoutes, &VersionRoutes, &JobRoutes, &LifecycleRoutes,
+                      &SourceRoutes}) {
+    AddRoutes((*table)(h));
+  }
 }
 
 }  // namespace cairn::daemon

@@ -1,9 +1,10 @@
 // The local HTTP API (docs/cli.md "Local HTTP API"): libmicrohttpd on a
 // loopback address, JSON in and out, bearer-token authentication. The CLI is its client.
 //
-// ApiServer owns the HTTP side — authentication, routing, request parsing and validation,
-// mapping absl codes to HTTP statuses — and calls an ApiHandler (the Daemon; a fake in tests)
-// with typed requests. Whatever arrives (malformed JSON, wrong types, garbage bytes, unknown
+// ApiServer owns the HTTP side — authentication, routing, mapping absl codes to HTTP statuses —
+// and concatenates the feature route tables (api_routes.h: one file per feature parses and
+// validates its requests) that call an ApiHandler (the Daemon; a fake in tests) with typed
+// requests. Whatever arrives (malformed JSON, wrong types, garbage bytes, unknown
 // routes, a handler that throws) gets an error response and the server keeps serving.
 //
 // Errors: body {"error":{"code":"NOT_FOUND","message":"..."}}; HTTP status 400
@@ -42,6 +43,7 @@
 
 #include "absl/status/statusor.h"
 #include "cairn/api/requests.h"
+#include "cairn/daemon/api_routes.h"
 #include "cairn/daemon/config.h"
 #include "cairn/daemon/events.h"
 #include "nlohmann/json.hpp"
@@ -146,7 +148,6 @@ int HttpStatusFor(absl::StatusCode code);
 // ApiServer's own types (api_server.cc): a parsed request, its answer, an open event stream.
 namespace api_detail {
 struct HttpRequest;
-struct HttpResponse;
 struct EventStream;
 }  // namespace api_detail
 
@@ -193,9 +194,9 @@ class ApiServer {
 
  private:
   using Request = api_detail::HttpRequest;
-  using Response = api_detail::HttpResponse;
+  using Response = ApiResponse;
   using Stream = api_detail::EventStream;
-  using Handler = std::function<void(const Request&, Response&)>;
+  using Handler = RouteHandler;
   struct RouteEntry;
 
   ApiServer();
@@ -203,13 +204,10 @@ class ApiServer {
                                                                 const std::string& token,
                                                                 ApiHandler* handler,
                                                                 bool metrics_only);
+  // The token-protected API: the dashboard, the event stream and the feature tables
+  // (api_routes.h), concatenated.
   void Route();
-  // One row of the route table: method, path pattern (RouteEntry) and its function.
-  struct RouteSpec {
-    const char* method;
-    const char* pattern;
-    Handler fn;
-  };
+  using RouteSpec = ApiRoute;
   void RouteMetrics();
   // The routes the [metrics] listener serves too: GET /metrics and GET /v1/health.
   std::vector<RouteSpec> SharedRoutes();
