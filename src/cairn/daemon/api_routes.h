@@ -122,8 +122,6 @@ absl::StatusOr<uint64_t> ParseByteCount(const ApiRequest& req, const char* name)
 std::vector<ApiRoute> StatusRoutes(ApiHandler* h);
 // GET /v1/snapshots, /v1/ls, /v1/read (api_snapshots.cc).
 std::vector<ApiRoute> SnapshotRoutes(ApiHandler* h);
-// GET /v1/versions, /v1/diff, /v1/find (api_versions.cc).
-std::vector<ApiRoute> VersionRoutes(ApiHandler* h);
 // POST /v1/backup, /v1/restore, /v1/check, /v1/repair; GET /v1/jobs, /v1/jobs/ID; DELETE
 // /v1/jobs/ID (api_jobs.cc).
 std::vector<ApiRoute> JobRoutes(ApiHandler* h);

@@ -918,10 +918,11 @@ void ApiServer::Route() {
       {"GET", "/v1/events", EventsRoute()},
   });
   ApiHandler* h = handler_;
-  for (auto* table : {&StatusRoutes, &SnapshotRoutes, &VersionRoutes, &JobRoutes, &LifecycleRoutes,
-                      &SourceRoutes}) {
+  for (auto* table :
+       {&StatusRoutes, &SnapshotRoutes, &JobRoutes, &LifecycleRoutes, &SourceRoutes}) {
     AddRoutes((*table)(h));
   }
+  AddRoutes(h->Routes());
 }
 
 }  // namespace cairn::daemon

@@ -57,6 +57,9 @@ namespace cairn::daemon {
 class ApiHandler {
  public:
   virtual ~ApiHandler() = default;
+  // The route tables of the features that implement their own answers (api_versions.h, ...),
+  // served after the server's own routes and those of the methods below; none by default.
+  virtual std::vector<ApiRoute> Routes() { return {}; }
   virtual absl::StatusOr<nlohmann::json> GetStatus() = 0;
   virtual absl::StatusOr<nlohmann::json> GetPeers() = 0;
   virtual absl::StatusOr<nlohmann::json> GetSnapshots() = 0;
@@ -101,20 +104,6 @@ class ApiHandler {
   }
   virtual absl::Status RemoveSource(const std::string& /*path*/) {
     return absl::UnimplementedError("sources are not available");
-  }
-  // Versions (issue 5, daemon/versions.cc); UNIMPLEMENTED unless overridden.
-  // GET /v1/versions?path_base64=B&all=0|1: every stored version of absolute path B.
-  virtual absl::StatusOr<nlohmann::json> GetVersions(const std::string& /*path*/, bool /*all*/) {
-    return absl::UnimplementedError("versions are not available");
-  }
-  // GET /v1/diff?a=SNAP&b=SNAP: the changes from snapshot a to snapshot b.
-  virtual absl::StatusOr<nlohmann::json> GetDiff(const std::string& /*a*/,
-                                                 const std::string& /*b*/) {
-    return absl::UnimplementedError("diff is not available");
-  }
-  // GET /v1/find?pattern_base64=B (or pattern=P): entries matching a glob over all snapshots.
-  virtual absl::StatusOr<nlohmann::json> FindEntries(const std::string& /*pattern*/) {
-    return absl::UnimplementedError("find is not available");
   }
   // POST /v1/restore with "at" (api::RestoreRequest::at_ns): returns the restore job's id.
   virtual absl::StatusOr<std::string> StartRestoreAt(const api::RestoreRequest& /*request*/) {

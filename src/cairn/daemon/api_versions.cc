@@ -1,38 +1,177 @@
-// GET /v1/versions, /v1/diff, /v1/find (docs/cli.md "Local HTTP API"): read-only, answered at
-// once.
+// The versions feature of the local API (api_versions.h; docs/cli.md "Local HTTP API"): its
+// routes and their answers, over engine/versions.h.
+#include "cairn/daemon/api_versions.h"
+
+#include <optional>
 #include <string>
 
-#include "cairn/daemon/api_routes.h"
-#include "cairn/daemon/api_server.h"
+#include "cairn/api/json_paths.h"
+#include "cairn/base/status.h"
+#include "cairn/engine/snapshot_read.h"
+#include "cairn/engine/versions.h"
 
 namespace cairn::daemon {
+namespace {
 
-std::vector<ApiRoute> VersionRoutes(ApiHandler* h) {
+using Json = nlohmann::json;
+
+const char* ChangeName(engine::ChangeKind k) {
+  switch (k) {
+    case engine::ChangeKind::kAdded:
+      return "added";
+    case engine::ChangeKind::kRemoved:
+      return "removed";
+    case engine::ChangeKind::kModified:
+      return "modified";
+  }
+  return "unknown";
+}
+
+// The identity of a snapshot in a versions reply: {"id","short_id","time","time_ns"}.
+void SetSnapshot(Json& j, const std::string& prefix, const ChunkId& id, int64_t time_ns) {
+  j[prefix + "id"] = id.Hex();
+  j[prefix + "short_id"] = id.ShortHex();
+  j[prefix + "time"] = api::FormatRfc3339(time_ns);
+  j[prefix + "time_ns"] = time_ns;
+}
+
+Json VersionJson(const engine::FileVersion& v) {
+  Json j;
+  SetSnapshot(j, "snapshot_", v.snapshot_id, v.time_ns);
+  SetSnapshot(j, "last_snapshot_", v.last_snapshot_id, v.last_time_ns);
+  j["snapshots"] = v.snapshots;
+  api::SetPathField(j, "snapshot_path", v.snapshot_path);
+  j["type"] = format::EntryTypeName(v.type);
+  j["size"] = v.size;
+  j["mode"] = v.mode;
+  j["mtime"] = api::FormatRfc3339(v.mtime_ns, /*nanoseconds=*/true);
+  j["mtime_ns"] = v.mtime_ns;
+  j["content_hash"] = v.content_hash;
+  if (v.type == format::EntryType::kSymlink) api::SetPathField(j, "target", v.symlink_target);
+  return j;
+}
+
+// `a`, `b`: the snapshots compared (the source path is looked up in the newer one first).
+Json ChangeJson(const engine::Change& c, const format::Snapshot& a, const format::Snapshot& b) {
+  Json j;
+  j["change"] = ChangeName(c.kind);
+  api::SetPathField(j, "path", c.path);
+  std::optional<std::string> source = engine::SourcePathFor(b, c.path);
+  if (!source) source = engine::SourcePathFor(a, c.path);
+  if (source) api::SetPathField(j, "source_path", *source);
+  const bool before = c.kind != engine::ChangeKind::kAdded;
+  const bool after = c.kind != engine::ChangeKind::kRemoved;
+  j["type"] = format::EntryTypeName(after ? c.type_after : c.type_before);
+  if (before) {
+    j["type_before"] = format::EntryTypeName(c.type_before);
+    j["size_before"] = c.size_before;
+    j["mode_before"] = c.mode_before;
+  }
+  if (after) {
+    j["type_after"] = format::EntryTypeName(c.type_after);
+    j["size_after"] = c.size_after;
+    j["mode_after"] = c.mode_after;
+  }
+  if (c.kind == engine::ChangeKind::kModified) {
+    j["content_changed"] = c.content_changed;
+    j["type_changed"] = c.type_changed;
+    j["mode_changed"] = c.mode_changed;
+  }
+  return j;
+}
+
+Json FoundJson(const engine::FoundEntry& f) {
+  Json j;
+  SetSnapshot(j, "snapshot_", f.snapshot_id, f.time_ns);
+  api::SetPathField(j, "path", f.path);
+  api::SetPathField(j, "snapshot_path", f.snapshot_path);
+  j["type"] = format::EntryTypeName(f.type);
+  j["size"] = f.size;
+  j["mode"] = f.mode;
+  j["mtime"] = api::FormatRfc3339(f.mtime_ns, /*nanoseconds=*/true);
+  j["mtime_ns"] = f.mtime_ns;
+  return j;
+}
+
+}  // namespace
+
+std::vector<ApiRoute> VersionsApi::Routes() {
   return {
-      {"GET", "/v1/versions", Wrap([h](const ApiRequest& req) -> absl::StatusOr<Reply> {
+      {"GET", "/v1/versions", Wrap([this](const ApiRequest& req) -> absl::StatusOr<Reply> {
          CAIRN_ASSIGN_OR_RETURN(std::string path, RawParam(req, "path"));
          CAIRN_RETURN_IF_ERROR(api::RequireAbsolute(path, "the path"));
          CAIRN_ASSIGN_OR_RETURN(bool all, ParseBool("all", req.get_param_value("all")));
-         CAIRN_ASSIGN_OR_RETURN(nlohmann::json j, h->GetVersions(path, all));
+         CAIRN_ASSIGN_OR_RETURN(Json j, GetVersions(path, all));
          return Reply{200, std::move(j)};
        })},
-      {"GET", "/v1/diff", Wrap([h](const ApiRequest& req) -> absl::StatusOr<Reply> {
+      {"GET", "/v1/diff", Wrap([this](const ApiRequest& req) -> absl::StatusOr<Reply> {
          std::string a = req.get_param_value("a"), b = req.get_param_value("b");
          if (a.empty() || b.empty()) {
            return absl::InvalidArgumentError("query parameters 'a' and 'b' are required");
          }
-         CAIRN_ASSIGN_OR_RETURN(nlohmann::json j, h->GetDiff(a, b));
+         CAIRN_ASSIGN_OR_RETURN(Json j, GetDiff(a, b));
          return Reply{200, std::move(j)};
        })},
-      {"GET", "/v1/find", Wrap([h](const ApiRequest& req) -> absl::StatusOr<Reply> {
+      {"GET", "/v1/find", Wrap([this](const ApiRequest& req) -> absl::StatusOr<Reply> {
          CAIRN_ASSIGN_OR_RETURN(std::string pattern, RawParam(req, "pattern"));
          if (pattern.empty()) {
            return absl::InvalidArgumentError("query parameter 'pattern' is required");
          }
-         CAIRN_ASSIGN_OR_RETURN(nlohmann::json j, h->FindEntries(pattern));
+         CAIRN_ASSIGN_OR_RETURN(Json j, FindEntries(pattern));
          return Reply{200, std::move(j)};
        })},
   };
+}
+
+absl::StatusOr<Json> VersionsApi::GetVersions(const std::string& path, bool all) {
+  CAIRN_RETURN_IF_ERROR(ctx_.IndexReady("list versions"));
+  engine::VersionsOptions options;
+  options.collapse = !all;
+  CAIRN_ASSIGN_OR_RETURN(std::vector<engine::FileVersion> versions,
+                         engine::ListVersions(*ctx_.engine, path, options));
+  Json list = Json::array();
+  for (const engine::FileVersion& v : versions) list.push_back(VersionJson(v));
+  Json out;
+  api::SetPathField(out, "path", path);
+  out["collapsed"] = options.collapse;
+  out["versions"] = std::move(list);
+  return out;
+}
+
+absl::StatusOr<Json> VersionsApi::GetDiff(const std::string& a, const std::string& b) {
+  CAIRN_RETURN_IF_ERROR(ctx_.IndexReady("diff"));
+  CAIRN_ASSIGN_OR_RETURN(ports::SnapshotRecord ra,
+                         engine::ResolveSnapshot(ctx_.engine->catalog, a));
+  CAIRN_ASSIGN_OR_RETURN(ports::SnapshotRecord rb,
+                         engine::ResolveSnapshot(ctx_.engine->catalog, b));
+  CAIRN_ASSIGN_OR_RETURN(engine::DiffResult d,
+                         engine::Diff(*ctx_.engine, ra.snapshot, rb.snapshot));
+  Json changes = Json::array();
+  for (const engine::Change& c : d.changes)
+    changes.push_back(ChangeJson(c, ra.snapshot, rb.snapshot));
+  Json out;
+  Json ja, jb;
+  SetSnapshot(ja, "", ra.id, ra.snapshot.time_ns);
+  SetSnapshot(jb, "", rb.id, rb.snapshot.time_ns);
+  out["a"] = std::move(ja);
+  out["b"] = std::move(jb);
+  out["changes"] = std::move(changes);
+  out["added"] = d.added;
+  out["removed"] = d.removed;
+  out["modified"] = d.modified;
+  out["added_bytes"] = d.added_bytes;
+  out["removed_bytes"] = d.removed_bytes;
+  out["identical_subtrees"] = d.identical_subtrees;
+  return out;
+}
+
+absl::StatusOr<Json> VersionsApi::FindEntries(const std::string& pattern) {
+  CAIRN_RETURN_IF_ERROR(ctx_.IndexReady("find"));
+  CAIRN_ASSIGN_OR_RETURN(std::vector<engine::FoundEntry> found,
+                         engine::Find(*ctx_.engine, pattern));
+  Json out = Json::array();
+  for (const engine::FoundEntry& f : found) out.push_back(FoundJson(f));
+  return out;
 }
 
 }  // namespace cairn::daemon

@@ -28,6 +28,7 @@
 #include "cairn/engine/reclaim.h"
 #include "cairn/engine/restore.h"
 #include "cairn/engine/snapshot_health.h"
+#include "cairn/engine/versions.h"
 #include "cairn/index/sqlite_blob_registry.h"
 #include "cairn/index/sqlite_moved_outbox.h"
 #include "cairn/index/sqlite_segment_registry.h"
@@ -494,6 +495,10 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   repair_schedule_ = std::make_unique<RepairSchedule>(repair_schedule);
 
   StartSources();  // before the API, which serves /v1/sources
+  api_context_.engine = &ctx_;
+  api_context_.jobs = jobs_.get();
+  api_context_.index_ready = [this](const std::string& what) { return IndexReady(what); };
+  versions_api_ = std::make_unique<VersionsApi>(api_context_);
   CAIRN_ASSIGN_OR_RETURN(api_, ApiServer::Start(config_.api, api_token_, this));
   if (!config_.metrics_listen.empty()) {
     CAIRN_ASSIGN_OR_RETURN(metrics_api_,
@@ -1330,9 +1335,26 @@ absl::StatusOr<std::string> Daemon::StartRestore(const api::RestoreRequest& requ
   return jobs_->Start(JobKind::kRestore, /*exclusive=*/false, std::move(fns));
 }
 
+absl::StatusOr<std::string> Daemon::StartRestoreAt(const api::RestoreRequest& request) {
+  CAIRN_RETURN_IF_ERROR(IndexReady("restore"));
+  if (!request.at_ns) return absl::InvalidArgumentError("restore: no time ('at') given");
+  CAIRN_ASSIGN_OR_RETURN(engine::SnapshotForPath found,
+                         engine::SnapshotAt(ctx_, *request.at_ns, request.path));
+  spdlog::info("restore of {} as of {}: snapshot {} of {}", api::SanitizeUtf8(request.path),
+               api::FormatRfc3339(*request.at_ns), found.record.id.ShortHex(),
+               api::FormatRfc3339(found.record.snapshot.time_ns));
+  api::RestoreRequest r;
+  r.snapshot = found.record.id.Hex();
+  r.path = found.snapshot_path;
+  r.target = request.target;
+  return StartRestore(r);
+}
+
 absl::StatusOr<Json> Daemon::GetJob(const std::string& id) { return jobs_->Get(id); }
 
 absl::StatusOr<Json> Daemon::GetJobs() { return jobs_->List(); }
+
+std::vector<ApiRoute> Daemon::Routes() { return versions_api_->Routes(); }
 
 absl::Status Daemon::CancelJob(const std::string& id) { return jobs_->Cancel(id); }
 

@@ -40,7 +40,9 @@
 #include "cairn/cluster/rpc_auth.h"
 #include "cairn/cluster/tls_identity.h"
 #include "cairn/codec/crypto.h"
+#include "cairn/daemon/api_context.h"
 #include "cairn/daemon/api_server.h"
+#include "cairn/daemon/api_versions.h"
 #include "cairn/daemon/cluster_peer_set.h"
 #include "cairn/daemon/config.h"
 #include "cairn/daemon/disk_watch.h"
@@ -119,11 +121,9 @@ class Daemon : public ApiHandler {
   absl::StatusOr<nlohmann::json> GetSources() override;
   absl::StatusOr<nlohmann::json> AddSource(const api::SourceRequest& source) override;
   absl::Status RemoveSource(const std::string& path) override;
-  // Versions (daemon/versions.cc): GET /v1/versions, /v1/diff, /v1/find (read-only, on the
-  // API thread) and POST /v1/restore with "at" (a restore job of the snapshot SnapshotAt picks).
-  absl::StatusOr<nlohmann::json> GetVersions(const std::string& path, bool all) override;
-  absl::StatusOr<nlohmann::json> GetDiff(const std::string& a, const std::string& b) override;
-  absl::StatusOr<nlohmann::json> FindEntries(const std::string& pattern) override;
+  // The features that answer for themselves (api_versions.h, ...), against api_context_.
+  std::vector<ApiRoute> Routes() override;
+  // POST /v1/restore with "at": a restore job of the snapshot engine::SnapshotAt picks.
   absl::StatusOr<std::string> StartRestoreAt(const api::RestoreRequest& request) override;
   absl::StatusOr<nlohmann::json> GetJob(const std::string& id) override;
   absl::StatusOr<nlohmann::json> GetJobs() override;
@@ -274,6 +274,8 @@ class Daemon : public ApiHandler {
   std::unique_ptr<JobManager> jobs_;
   std::mutex sources_config_mu_;              // serializes source add/remove (config_.sources)
   std::unique_ptr<SourceScheduler> sources_;  // [[source]]: watch, debounce, schedule backups
+  ApiContext api_context_;  // what the API's features are given (filled before api_ starts)
+  std::unique_ptr<VersionsApi> versions_api_;
   std::unique_ptr<ApiServer> api_;
   std::unique_ptr<ApiServer> metrics_api_;  // [metrics] listen; null when off
 

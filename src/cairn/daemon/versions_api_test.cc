@@ -10,6 +10,7 @@
 #include "cairn/api/client.h"
 #include "cairn/api/json_paths.h"
 #include "cairn/daemon/api_server.h"
+#include "cairn/daemon/api_versions.h"
 #include "gtest/gtest.h"
 
 namespace cairn::daemon {
@@ -19,8 +20,11 @@ using nlohmann::json;
 
 const std::string kToken(64, 'a');
 
-class RecordingHandler : public ApiHandler {
+// The versions routes are VersionsApi's (api_versions.h); the restore routes the handler's.
+class RecordingHandler : public ApiHandler, public VersionsApi {
  public:
+  RecordingHandler() : VersionsApi(ApiContext{}) {}
+  std::vector<ApiRoute> Routes() override { return VersionsApi::Routes(); }
   absl::StatusOr<json> GetStatus() override { return json::object(); }
   absl::StatusOr<json> GetPeers() override { return json::array(); }
   absl::StatusOr<json> GetSnapshots() override { return json::array(); }
