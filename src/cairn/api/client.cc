@@ -137,18 +137,17 @@ absl::StatusOr<Json> ApiClient::WaitForJob(const std::string& id, const WaitOpti
                                                      cancelled.status().message()));
     }
     CAIRN_ASSIGN_OR_RETURN(Json job, Get(target));
-    std::string state = job.is_object() && job.contains("state") && job["state"].is_string()
-                            ? job["state"].get<std::string>()
-                            : "";
-    if (options.on_progress && job.is_object() && job.contains("progress")) {
-      options.on_progress(job["progress"]);
+    JobInfo info;
+    if (!FromJson(job, &info).ok()) {
+      return absl::InternalError("malformed job status from the peer");
     }
-    if (state == "done") return job;
-    if (state == "failed") {
-      if (job.contains("error")) return StatusFromJson(job["error"]);
+    if (options.on_progress && job.contains("progress")) options.on_progress(info.progress);
+    if (info.state == "done") return job;
+    if (info.state == "failed") {
+      if (info.error && !info.error->ok()) return *info.error;
       return absl::UnknownError("the job failed");
     }
-    if (state != "running") return absl::InternalError("malformed job status from the peer");
+    if (info.state != "running") return absl::InternalError("malformed job status from the peer");
     // A short job is not made to wait for a long interval; Ctrl-C is seen within 10 ms.
     for (int i = 0; i < ticks && !interrupted(); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));

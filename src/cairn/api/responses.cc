@@ -1,6 +1,10 @@
 #include "cairn/api/responses.h"
 
+#include <type_traits>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
+#include "cairn/api/json_paths.h"
 #include "cairn/base/status.h"
 
 namespace cairn::api {
@@ -16,6 +20,83 @@ absl::Status RequiredString(const Json& j, const char* name, std::string* out) {
   *out = it->get<std::string>();
   return absl::OkStatus();
 }
+
+// A field of the answer, by name; nullptr when absent or null.
+const Json* Field(const Json& j, const char* name) {
+  if (!j.is_object()) return nullptr;
+  auto it = j.find(name);
+  return it == j.end() || it->is_null() ? nullptr : &*it;
+}
+
+absl::Status WrongType(const char* name, const char* what) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("field '", name, "' of the answer must be ", what));
+}
+
+// Optional fields: absent or null leaves `out` as it is; the wrong type is INVALID_ARGUMENT.
+absl::Status GetString(const Json& j, const char* name, std::string* out) {
+  const Json* f = Field(j, name);
+  if (f == nullptr) return absl::OkStatus();
+  if (!f->is_string()) return WrongType(name, "a string");
+  *out = f->get<std::string>();
+  return absl::OkStatus();
+}
+
+absl::Status GetString(const Json& j, const char* name, std::optional<std::string>* out) {
+  const Json* f = Field(j, name);
+  if (f == nullptr) return absl::OkStatus();
+  if (!f->is_string()) return WrongType(name, "a string or null");
+  *out = f->get<std::string>();
+  return absl::OkStatus();
+}
+
+template <typename T>
+absl::Status GetInt(const Json& j, const char* name, T* out) {
+  const Json* f = Field(j, name);
+  if (f == nullptr) return absl::OkStatus();
+  if (!f->is_number_integer()) return WrongType(name, "an integer");
+  if constexpr (std::is_unsigned_v<T>) {
+    if (!f->is_number_unsigned()) return WrongType(name, "a non-negative integer");
+    *out = static_cast<T>(f->get<uint64_t>());
+  } else {
+    *out = static_cast<T>(f->get<int64_t>());
+  }
+  return absl::OkStatus();
+}
+
+template <typename T>
+absl::Status GetInt(const Json& j, const char* name, std::optional<T>* out) {
+  if (Field(j, name) == nullptr) return absl::OkStatus();
+  T v{};
+  CAIRN_RETURN_IF_ERROR(GetInt(j, name, &v));
+  *out = v;
+  return absl::OkStatus();
+}
+
+absl::Status GetBool(const Json& j, const char* name, bool* out) {
+  const Json* f = Field(j, name);
+  if (f == nullptr) return absl::OkStatus();
+  if (!f->is_boolean()) return WrongType(name, "true or false");
+  *out = f->get<bool>();
+  return absl::OkStatus();
+}
+
+absl::Status GetDouble(const Json& j, const char* name, std::optional<double>* out) {
+  const Json* f = Field(j, name);
+  if (f == nullptr) return absl::OkStatus();
+  if (!f->is_number()) return WrongType(name, "a number or null");
+  *out = f->get<double>();
+  return absl::OkStatus();
+}
+
+absl::Status GetPath(const Json& j, const char* name, std::string* out) {
+  CAIRN_ASSIGN_OR_RETURN(*out, GetPathField(j, name));
+  return absl::OkStatus();
+}
+
+Json OrNull(const std::optional<std::string>& v) { return v ? Json(*v) : Json(nullptr); }
+
+std::string ShortId(const std::string& id) { return id.substr(0, 8); }
 
 }  // namespace
 
@@ -34,6 +115,189 @@ absl::Status FromJson(const Json& j, JobCancelled* r) {
   auto it = j.find("cancelled");
   r->cancelled = it != j.end() && it->is_boolean() && it->get<bool>();
   return absl::OkStatus();
+}
+
+SnapshotInfo SnapshotInfoOf(const ports::SnapshotRecord& record) {
+  const format::Snapshot& s = record.snapshot;
+  SnapshotInfo r;
+  r.id = record.id.Hex();
+  r.short_id = record.id.ShortHex();
+  r.time_ns = s.time_ns;
+  r.hostname = s.hostname;
+  r.paths = s.paths;
+  r.tags = s.tags;
+  if (s.parent) r.parent = s.parent->Hex();
+  r.copies = s.copies;
+  if (s.ec_k > 0) r.ec = absl::StrCat(s.ec_k, "+", s.ec_m);
+  r.files = s.stats.files;
+  r.directories = s.stats.directories;
+  r.bytes = s.stats.bytes;
+  return r;
+}
+
+Json ToJson(const SnapshotInfo& r) {
+  Json j;
+  j["id"] = r.id;
+  j["short_id"] = r.short_id;
+  j["time"] = FormatRfc3339(r.time_ns);
+  j["time_ns"] = r.time_ns;
+  SetPathField(j, "hostname", r.hostname);
+  SetPathArray(j, "paths", r.paths);
+  SetPathArray(j, "tags", r.tags);
+  j["parent"] = OrNull(r.parent);
+  j["copies"] = r.copies;
+  j["ec"] = OrNull(r.ec);
+  j["files"] = r.files;
+  j["directories"] = r.directories;
+  j["bytes"] = r.bytes;
+  return j;
+}
+
+absl::Status FromJson(const Json& j, SnapshotInfo* r) {
+  CAIRN_RETURN_IF_ERROR(RequiredString(j, "id", &r->id));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "short_id", &r->short_id));
+  if (r->short_id.empty()) r->short_id = ShortId(r->id);
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "time_ns", &r->time_ns));
+  CAIRN_RETURN_IF_ERROR(GetPath(j, "hostname", &r->hostname));
+  CAIRN_ASSIGN_OR_RETURN(r->paths, GetPathArray(j, "paths"));
+  CAIRN_ASSIGN_OR_RETURN(r->tags, GetPathArray(j, "tags"));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "parent", &r->parent));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "copies", &r->copies));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "ec", &r->ec));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "files", &r->files));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "directories", &r->directories));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "bytes", &r->bytes));
+  return absl::OkStatus();
+}
+
+Json ToJson(const PeerInfo& r) {
+  Json j;
+  j["peer_id"] = r.peer_id;
+  j["host_id"] = SanitizeUtf8(r.host_id);
+  j["site"] = SanitizeUtf8(r.site);
+  j["address"] = SanitizeUtf8(r.address);
+  j["quota"] = r.quota;
+  j["used"] = r.used;
+  j["room"] = r.room;
+  j["disk_room"] = r.disk_room ? Json(*r.disk_room) : Json(nullptr);
+  j["state"] = r.state;
+  j["node_id"] = r.node_id;
+  j["cert_fingerprint"] = r.cert_fingerprint;
+  j["last_seen"] = r.last_seen_ns > 0 ? Json(FormatRfc3339(r.last_seen_ns)) : Json(nullptr);
+  j["last_seen_ns"] = r.last_seen_ns;
+  j["self"] = r.self;
+  j["clock_offset_seconds"] =
+      r.clock_offset_seconds ? Json(*r.clock_offset_seconds) : Json(nullptr);
+  j["clock_skewed"] = r.clock_skewed;
+  j["clock_window_seconds"] = r.clock_window_seconds;
+  return j;
+}
+
+absl::Status FromJson(const Json& j, PeerInfo* r) {
+  if (!j.is_object() || Field(j, "peer_id") == nullptr) {
+    return absl::InvalidArgumentError("field 'peer_id' is missing from the answer");
+  }
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "peer_id", &r->peer_id));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "host_id", &r->host_id));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "site", &r->site));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "address", &r->address));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "quota", &r->quota));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "used", &r->used));
+  // Older daemons do not report "room": the quota's.
+  r->room = r->quota > r->used ? r->quota - r->used : 0;
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "room", &r->room));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "disk_room", &r->disk_room));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "state", &r->state));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "node_id", &r->node_id));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "cert_fingerprint", &r->cert_fingerprint));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "last_seen_ns", &r->last_seen_ns));
+  CAIRN_RETURN_IF_ERROR(GetBool(j, "self", &r->self));
+  CAIRN_RETURN_IF_ERROR(GetDouble(j, "clock_offset_seconds", &r->clock_offset_seconds));
+  CAIRN_RETURN_IF_ERROR(GetBool(j, "clock_skewed", &r->clock_skewed));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "clock_window_seconds", &r->clock_window_seconds));
+  return absl::OkStatus();
+}
+
+Json ToJson(const JobInfo& r) {
+  Json j;
+  j["id"] = r.id;
+  j["kind"] = r.kind;
+  j["state"] = r.state;
+  j["started_ns"] = r.started_ns;
+  j["progress"] = r.progress;
+  if (r.result) j["result"] = *r.result;
+  if (r.error) j["error"] = StatusToJson(*r.error);
+  return j;
+}
+
+absl::Status FromJson(const Json& j, JobInfo* r) {
+  CAIRN_RETURN_IF_ERROR(RequiredString(j, "id", &r->id));
+  CAIRN_RETURN_IF_ERROR(RequiredString(j, "state", &r->state));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "kind", &r->kind));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "started_ns", &r->started_ns));
+  if (const Json* p = Field(j, "progress")) r->progress = *p;
+  if (const Json* res = Field(j, "result")) r->result = *res;
+  if (const Json* e = Field(j, "error")) r->error = StatusFromJson(*e);
+  return absl::OkStatus();
+}
+
+Json ToJson(const FileVersionInfo& r) {
+  Json j;
+  j["snapshot_id"] = r.snapshot_id;
+  j["snapshot_short_id"] = ShortId(r.snapshot_id);
+  j["snapshot_time"] = FormatRfc3339(r.snapshot_time_ns);
+  j["snapshot_time_ns"] = r.snapshot_time_ns;
+  j["last_snapshot_id"] = r.last_snapshot_id;
+  j["last_snapshot_short_id"] = ShortId(r.last_snapshot_id);
+  j["last_snapshot_time"] = FormatRfc3339(r.last_snapshot_time_ns);
+  j["last_snapshot_time_ns"] = r.last_snapshot_time_ns;
+  j["snapshots"] = r.snapshots;
+  SetPathField(j, "snapshot_path", r.snapshot_path);
+  j["type"] = r.type;
+  j["size"] = r.size;
+  j["mode"] = r.mode;
+  j["mtime"] = FormatRfc3339(r.mtime_ns, /*nanoseconds=*/true);
+  j["mtime_ns"] = r.mtime_ns;
+  j["content_hash"] = r.content_hash;
+  if (r.target) SetPathField(j, "target", *r.target);
+  return j;
+}
+
+absl::Status FromJson(const Json& j, FileVersionInfo* r) {
+  CAIRN_RETURN_IF_ERROR(RequiredString(j, "snapshot_id", &r->snapshot_id));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "snapshot_time_ns", &r->snapshot_time_ns));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "last_snapshot_id", &r->last_snapshot_id));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "last_snapshot_time_ns", &r->last_snapshot_time_ns));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "snapshots", &r->snapshots));
+  CAIRN_RETURN_IF_ERROR(GetPath(j, "snapshot_path", &r->snapshot_path));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "type", &r->type));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "size", &r->size));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "mode", &r->mode));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "mtime_ns", &r->mtime_ns));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "content_hash", &r->content_hash));
+  if (Field(j, "target") != nullptr || Field(j, "target_base64") != nullptr) {
+    std::string target;
+    CAIRN_RETURN_IF_ERROR(GetPath(j, "target", &target));
+    r->target = std::move(target);
+  }
+  return absl::OkStatus();
+}
+
+Json ToJson(const VersionList& r) {
+  Json j;
+  SetPathField(j, "path", r.path);
+  j["collapsed"] = r.collapsed;
+  j["versions"] = ToJson(r.versions);
+  return j;
+}
+
+absl::Status FromJson(const Json& j, VersionList* r) {
+  if (!j.is_object()) return absl::InvalidArgumentError("the answer is not a JSON object");
+  CAIRN_RETURN_IF_ERROR(GetPath(j, "path", &r->path));
+  CAIRN_RETURN_IF_ERROR(GetBool(j, "collapsed", &r->collapsed));
+  const Json* versions = Field(j, "versions");
+  if (versions == nullptr) return absl::InvalidArgumentError("field 'versions' is missing");
+  return FromJson(*versions, &r->versions);
 }
 
 }  // namespace cairn::api

@@ -8,10 +8,14 @@
 // Thread-safety: plain structs and stateless functions.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "cairn/api/requests.h"
+#include "cairn/ports/catalog.h"
 #include "nlohmann/json.hpp"
 
 namespace cairn::api {
@@ -31,5 +35,118 @@ struct JobCancelled {
 };
 Json ToJson(const JobCancelled& r);
 absl::Status FromJson(const Json& j, JobCancelled* r);
+
+// A snapshot as GET /v1/snapshots lists it (an array of these, oldest first) and `cairn
+// snapshots --json` prints it: {"id","short_id","time" (RFC 3339, from time_ns),"time_ns",
+// "hostname","paths":[...],"tags":[...] (raw bytes: with "<field>_base64" when not UTF-8),
+// "parent" (id or null),"copies","ec" ("K+M" or null),"files","directories","bytes"}.
+struct SnapshotInfo {
+  std::string id;        // 64 hex digits
+  std::string short_id;  // its first 8
+  int64_t time_ns = 0;   // Unix ns
+  std::string hostname;
+  std::vector<std::string> paths;
+  std::vector<std::string> tags;
+  std::optional<std::string> parent;
+  uint32_t copies = 0;
+  std::optional<std::string> ec;  // "K+M" when erasure coded
+  uint64_t files = 0;
+  uint64_t directories = 0;
+  uint64_t bytes = 0;
+};
+// The API's view of a catalog record.
+SnapshotInfo SnapshotInfoOf(const ports::SnapshotRecord& record);
+Json ToJson(const SnapshotInfo& r);
+absl::Status FromJson(const Json& j, SnapshotInfo* r);
+
+// A peer as GET /v1/peers lists it (an array of these; `cairn peers --json`): {"peer_id",
+// "host_id","site","address","quota","used","room","disk_room" (bytes or null),"state",
+// "node_id","cert_fingerprint","last_seen" (RFC 3339 from last_seen_ns, null when 0),
+// "last_seen_ns","self","clock_offset_seconds" (null when not measured),"clock_skewed",
+// "clock_window_seconds"} (docs/cli.md "Commands": peers).
+struct PeerInfo {
+  uint64_t peer_id = 0;
+  std::string host_id;
+  std::string site;
+  std::string address;
+  uint64_t quota = 0;  // bytes
+  uint64_t used = 0;   // bytes
+  uint64_t room = 0;   // bytes it can take now
+  std::optional<uint64_t> disk_room;
+  std::string state;  // "alive", "suspect", "dead"
+  std::string node_id;
+  std::string cert_fingerprint;
+  int64_t last_seen_ns = 0;  // 0: never
+  bool self = false;
+  std::optional<double> clock_offset_seconds;
+  bool clock_skewed = false;
+  int64_t clock_window_seconds = 0;
+};
+Json ToJson(const PeerInfo& r);
+absl::Status FromJson(const Json& j, PeerInfo* r);
+
+// A job as GET /v1/jobs/ID answers it (and GET /v1/jobs lists them, newest first): {"id",
+// "kind","state":"running|done|failed","started_ns","progress":{...},"result":{...} (done only),
+// "error":{"code","message"} (failed only)}. The progress and result objects depend on the
+// kind (docs/cli.md "Commands") and stay JSON here.
+struct JobInfo {
+  std::string id;
+  std::string kind;   // "backup", "restore", ...
+  std::string state;  // "running", "done", "failed"
+  int64_t started_ns = 0;
+  Json progress = Json::object();
+  std::optional<Json> result;         // state "done"
+  std::optional<absl::Status> error;  // state "failed"
+};
+Json ToJson(const JobInfo& r);
+absl::Status FromJson(const Json& j, JobInfo* r);
+
+// One stored version of a path in GET /v1/versions: {"snapshot_id","snapshot_short_id",
+// "snapshot_time","snapshot_time_ns","last_snapshot_id","last_snapshot_short_id",
+// "last_snapshot_time","last_snapshot_time_ns","snapshots","snapshot_path","type","size","mode",
+// "mtime" (RFC 3339 with ns),"mtime_ns","content_hash","target" (symlinks)}.
+struct FileVersionInfo {
+  std::string snapshot_id;  // the first snapshot of the run
+  int64_t snapshot_time_ns = 0;
+  std::string last_snapshot_id;  // the last one
+  int64_t last_snapshot_time_ns = 0;
+  uint64_t snapshots = 0;     // how many snapshots the run spans
+  std::string snapshot_path;  // inside the snapshot, raw bytes
+  std::string type;           // "file", "dir", "symlink"
+  uint64_t size = 0;
+  uint32_t mode = 0;
+  int64_t mtime_ns = 0;
+  std::string content_hash;           // 64 hex digits
+  std::optional<std::string> target;  // symlinks, raw bytes
+};
+// GET /v1/versions: {"path","collapsed","versions":[...]} (oldest first).
+struct VersionList {
+  std::string path;  // absolute, raw bytes
+  bool collapsed = true;
+  std::vector<FileVersionInfo> versions;
+};
+Json ToJson(const FileVersionInfo& r);
+absl::Status FromJson(const Json& j, FileVersionInfo* r);
+Json ToJson(const VersionList& r);
+absl::Status FromJson(const Json& j, VersionList* r);
+
+// The array answers (GET /v1/snapshots, /v1/peers, /v1/jobs): each element as its type.
+template <typename T>
+Json ToJson(const std::vector<T>& list) {
+  Json out = Json::array();
+  for (const T& e : list) out.push_back(ToJson(e));
+  return out;
+}
+template <typename T>
+absl::Status FromJson(const Json& j, std::vector<T>* list) {
+  if (!j.is_array()) return absl::InvalidArgumentError("the answer is not a JSON array");
+  list->clear();
+  for (const Json& e : j) {
+    T value;
+    CAIRN_RETURN_IF_ERROR(FromJson(e, &value));
+    list->push_back(std::move(value));
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace cairn::api

@@ -1,9 +1,11 @@
 // `cairn peers`: the cluster as this peer sees it (GET /v1/peers).
 #include <chrono>
 #include <iostream>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "cairn/api/responses.h"
 #include "cairn/base/bytes.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/connect.h"
@@ -12,23 +14,16 @@
 namespace cairn::cli {
 namespace {
 
-std::string RoomText(const nlohmann::json& p) {
-  const uint64_t quota = U64(p, "quota"), used = U64(p, "used");
-  const uint64_t quota_room = quota > used ? quota - used : 0;
-  // Older daemons do not report "room": the quota's.
-  const uint64_t room = p.contains("room") ? U64(p, "room") : quota_room;
-  return FormatSize(room) + (room < quota_room ? " (disk)" : "");
+std::string RoomText(const api::PeerInfo& p) {
+  const uint64_t quota_room = p.quota > p.used ? p.quota - p.used : 0;
+  return FormatSize(p.room) + (p.room < quota_room ? " (disk)" : "");
 }
 
 // CLOCK: the peer's clock minus this peer's ("+600.0 s"), "!" when beyond the window calls are
 // accepted in; "-" for this peer and for peers not measured yet (or older daemons).
-std::string ClockText(const nlohmann::json& p) {
-  if (Bool(p, "self") || !p.contains("clock_offset_seconds") ||
-      !p["clock_offset_seconds"].is_number()) {
-    return "-";
-  }
-  return absl::StrFormat("%+.1f s%s", Double(p, "clock_offset_seconds"),
-                         Bool(p, "clock_skewed") ? " !" : "");
+std::string ClockText(const api::PeerInfo& p) {
+  if (p.self || !p.clock_offset_seconds) return "-";
+  return absl::StrFormat("%+.1f s%s", *p.clock_offset_seconds, p.clock_skewed ? " !" : "");
 }
 
 int RunPeers(const GlobalOptions& global) {
@@ -40,6 +35,8 @@ int RunPeers(const GlobalOptions& global) {
     PrintJson(*list);
     return kExitOk;
   }
+  absl::StatusOr<std::vector<api::PeerInfo>> peers = api::Decode<std::vector<api::PeerInfo>>(*list);
+  if (!peers.ok()) return PrintError(peers.status());
   int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
                     std::chrono::system_clock::now().time_since_epoch())
                     .count();
@@ -51,21 +48,16 @@ int RunPeers(const GlobalOptions& global) {
       {false, false, false, false, false, true, true, true, false, true});
   bool others_skewed = false, self_skewed = false;
   int64_t window = 0;
-  if (list->is_array()) {
-    for (const nlohmann::json& p : *list) {
-      bool self = Bool(p, "self");
-      int64_t seen = I64(p, "last_seen_ns");
-      if (p.contains("clock_window_seconds")) window = I64(p, "clock_window_seconds");
-      if (Bool(p, "clock_skewed")) (self ? self_skewed : others_skewed) = true;
-      table.AddRow({absl::StrCat(U64(p, "peer_id"), self ? "*" : ""), Str(p, "host_id"),
-                    Str(p, "site").empty() ? "-" : Str(p, "site"), Str(p, "address"),
-                    Str(p, "state"), FormatSize(U64(p, "quota")), FormatSize(U64(p, "used")),
-                    RoomText(p),
-                    self       ? "-"
-                    : seen > 0 ? FormatAge(now - seen)
-                               : "never",
-                    ClockText(p)});
-    }
+  for (const api::PeerInfo& p : *peers) {
+    if (p.clock_window_seconds != 0) window = p.clock_window_seconds;
+    if (p.clock_skewed) (p.self ? self_skewed : others_skewed) = true;
+    table.AddRow({absl::StrCat(p.peer_id, p.self ? "*" : ""), p.host_id,
+                  p.site.empty() ? "-" : p.site, p.address, p.state, FormatSize(p.quota),
+                  FormatSize(p.used), RoomText(p),
+                  p.self               ? "-"
+                  : p.last_seen_ns > 0 ? FormatAge(now - p.last_seen_ns)
+                                       : "never",
+                  ClockText(p)});
   }
   table.Print(std::cout);
   // docs/operations.md "When a peer's clock is off".

@@ -1,7 +1,9 @@
 // `cairn snapshots`: lists this peer's snapshots (GET /v1/snapshots).
 #include <iostream>
+#include <vector>
 
 #include "absl/strings/str_join.h"
+#include "cairn/api/responses.h"
 #include "cairn/base/bytes.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/connect.h"
@@ -19,19 +21,22 @@ int RunSnapshots(const GlobalOptions& global) {
     PrintJson(*list);
     return kExitOk;
   }
-  if (!list->is_array() || list->empty()) {
+  absl::StatusOr<std::vector<api::SnapshotInfo>> snapshots =
+      api::Decode<std::vector<api::SnapshotInfo>>(*list);
+  if (!snapshots.ok()) return PrintError(snapshots.status());
+  if (snapshots->empty()) {
     std::cout << "no snapshots" << std::endl;
     return kExitOk;
   }
   Table table({"ID", "TIME", "HOST", "PATHS", "TAGS", "FILES", "SIZE"},
               {false, false, false, false, false, true, true});
-  for (const nlohmann::json& s : *list) {
-    table.AddRow({Str(s, "short_id"), FormatLocalTime(I64(s, "time_ns")), RawField(s, "hostname"),
-                  absl::StrJoin(RawArray(s, "paths"), ","), absl::StrJoin(RawArray(s, "tags"), ","),
-                  std::to_string(U64(s, "files")), FormatSize(U64(s, "bytes"))});
+  for (const api::SnapshotInfo& s : *snapshots) {
+    table.AddRow({s.short_id, FormatLocalTime(s.time_ns), s.hostname, absl::StrJoin(s.paths, ","),
+                  absl::StrJoin(s.tags, ","), std::to_string(s.files), FormatSize(s.bytes)});
   }
   table.Print(std::cout);
-  std::cout << list->size() << (list->size() == 1 ? " snapshot" : " snapshots") << std::endl;
+  std::cout << snapshots->size() << (snapshots->size() == 1 ? " snapshot" : " snapshots")
+            << std::endl;
   return kExitOk;
 }
 

@@ -3,9 +3,11 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "cairn/api/json_paths.h"
+#include "cairn/api/responses.h"
 #include "cairn/base/bytes.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/connect.h"
@@ -32,19 +34,18 @@ int RunVersions(const GlobalOptions& global, const VersionsFlags& f) {
     PrintJson(*r);
     return kExitOk;
   }
-  const nlohmann::json& versions = (*r)["versions"];
-  if (!versions.is_array()) return PrintError(absl::InternalError("the peer sent no versions"));
+  absl::StatusOr<api::VersionList> list = api::Decode<api::VersionList>(*r);
+  if (!list.ok()) return PrintError(list.status());
+  const std::vector<api::FileVersionInfo>& versions = list->versions;
   Table table({"SNAPSHOT", "TIME", "SIZE", "MODIFIED", "HASH", "SEEN IN"},
               {false, false, true, false, false, false});
-  for (const nlohmann::json& v : versions) {
-    std::string type = Str(v, "type");
-    std::string size = type == "file" ? FormatSize(U64(v, "size")) : type;
-    uint64_t n = U64(v, "snapshots");
-    std::string seen =
-        n == 1 ? "1 snapshot"
-               : absl::StrCat(n, " snapshots, until ", Str(v, "last_snapshot_short_id"));
-    table.AddRow({Str(v, "snapshot_short_id"), FormatLocalTime(I64(v, "snapshot_time_ns")), size,
-                  FormatLocalTime(I64(v, "mtime_ns")), Str(v, "content_hash").substr(0, 16), seen});
+  for (const api::FileVersionInfo& v : versions) {
+    std::string size = v.type == "file" ? FormatSize(v.size) : v.type;
+    std::string seen = v.snapshots == 1 ? "1 snapshot"
+                                        : absl::StrCat(v.snapshots, " snapshots, until ",
+                                                       v.last_snapshot_id.substr(0, 8));
+    table.AddRow({v.snapshot_id.substr(0, 8), FormatLocalTime(v.snapshot_time_ns), size,
+                  FormatLocalTime(v.mtime_ns), v.content_hash.substr(0, 16), seen});
   }
   table.Print(std::cout);
   std::cout << versions.size() << (versions.size() == 1 ? " version" : " versions") << " of "

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cairn/api/json_paths.h"
+#include "cairn/api/responses.h"
 #include "cairn/base/status.h"
 #include "cairn/engine/snapshot_read.h"
 #include "cairn/engine/versions.h"
@@ -35,20 +36,21 @@ void SetSnapshot(Json& j, const std::string& prefix, const ChunkId& id, int64_t 
   j[prefix + "time_ns"] = time_ns;
 }
 
-Json VersionJson(const engine::FileVersion& v) {
-  Json j;
-  SetSnapshot(j, "snapshot_", v.snapshot_id, v.time_ns);
-  SetSnapshot(j, "last_snapshot_", v.last_snapshot_id, v.last_time_ns);
-  j["snapshots"] = v.snapshots;
-  api::SetPathField(j, "snapshot_path", v.snapshot_path);
-  j["type"] = format::EntryTypeName(v.type);
-  j["size"] = v.size;
-  j["mode"] = v.mode;
-  j["mtime"] = api::FormatRfc3339(v.mtime_ns, /*nanoseconds=*/true);
-  j["mtime_ns"] = v.mtime_ns;
-  j["content_hash"] = v.content_hash;
-  if (v.type == format::EntryType::kSymlink) api::SetPathField(j, "target", v.symlink_target);
-  return j;
+api::FileVersionInfo VersionInfo(const engine::FileVersion& v) {
+  api::FileVersionInfo r;
+  r.snapshot_id = v.snapshot_id.Hex();
+  r.snapshot_time_ns = v.time_ns;
+  r.last_snapshot_id = v.last_snapshot_id.Hex();
+  r.last_snapshot_time_ns = v.last_time_ns;
+  r.snapshots = v.snapshots;
+  r.snapshot_path = v.snapshot_path;
+  r.type = format::EntryTypeName(v.type);
+  r.size = v.size;
+  r.mode = v.mode;
+  r.mtime_ns = v.mtime_ns;
+  r.content_hash = v.content_hash;
+  if (v.type == format::EntryType::kSymlink) r.target = v.symlink_target;
+  return r;
 }
 
 // `a`, `b`: the snapshots compared (the source path is looked up in the newer one first).
@@ -129,13 +131,9 @@ absl::StatusOr<Json> VersionsApi::GetVersions(const std::string& path, bool all)
   options.collapse = !all;
   CAIRN_ASSIGN_OR_RETURN(std::vector<engine::FileVersion> versions,
                          engine::ListVersions(*ctx_.engine, path, options));
-  Json list = Json::array();
-  for (const engine::FileVersion& v : versions) list.push_back(VersionJson(v));
-  Json out;
-  api::SetPathField(out, "path", path);
-  out["collapsed"] = options.collapse;
-  out["versions"] = std::move(list);
-  return out;
+  api::VersionList out{path, options.collapse, {}};
+  for (const engine::FileVersion& v : versions) out.versions.push_back(VersionInfo(v));
+  return api::ToJson(out);
 }
 
 absl::StatusOr<Json> VersionsApi::GetDiff(const std::string& a, const std::string& b) {

@@ -19,6 +19,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "cairn/api/json_paths.h"
+#include "cairn/api/responses.h"
 #include "cairn/base/status.h"
 #include "cairn/cluster/discovery.h"
 #include "cairn/daemon/bucket_status.h"
@@ -179,24 +180,7 @@ void RaiseOpenFileLimit() {
 
 }  // namespace
 
-Json SnapshotJson(const index::SnapshotRecord& r) {
-  const format::Snapshot& s = r.snapshot;
-  Json j;
-  j["id"] = r.id.Hex();
-  j["short_id"] = r.id.ShortHex();
-  j["time"] = api::FormatRfc3339(s.time_ns);
-  j["time_ns"] = s.time_ns;
-  api::SetPathField(j, "hostname", s.hostname);
-  api::SetPathArray(j, "paths", s.paths);
-  api::SetPathArray(j, "tags", s.tags);
-  j["parent"] = s.parent ? Json(s.parent->Hex()) : Json(nullptr);
-  j["copies"] = s.copies;
-  j["ec"] = s.ec_k > 0 ? Json(absl::StrCat(s.ec_k, "+", s.ec_m)) : Json(nullptr);
-  j["files"] = s.stats.files;
-  j["directories"] = s.stats.directories;
-  j["bytes"] = s.stats.bytes;
-  return j;
-}
+Json SnapshotJson(const index::SnapshotRecord& r) { return api::ToJson(api::SnapshotInfoOf(r)); }
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const std::string& dir,
                                                       DaemonOptions options) {
@@ -922,38 +906,34 @@ absl::StatusOr<Json> Daemon::GetPeers() {
     ++measured;
     if (beyond(*v.clock_offset_ms)) ++off;
   }
-  Json out = Json::array();
+  std::vector<api::PeerInfo> out;
   for (const cluster::PeerView& v : peers) {
-    Json j;
-    j["peer_id"] = v.info.id;
-    j["host_id"] = api::SanitizeUtf8(v.info.host_id);
-    j["site"] = api::SanitizeUtf8(v.info.site);
-    j["address"] = api::SanitizeUtf8(v.info.address);
-    j["quota"] = v.info.quota;
-    j["used"] = v.info.used;
+    api::PeerInfo p;
+    p.peer_id = v.info.id;
+    p.host_id = v.info.host_id;
+    p.site = v.info.site;
+    p.address = v.info.address;
+    p.quota = v.info.quota;
+    p.used = v.info.used;
     // What it can take now: quota - used, or less when its disk is short of room.
-    j["room"] = cluster::Room(v.info);
-    j["disk_room"] = v.info.disk_room ? Json(*v.info.disk_room) : Json(nullptr);
-    j["state"] = cluster::PeerStateName(v.state);
-    j["node_id"] = v.info.node_id;
-    j["cert_fingerprint"] = v.info.cert_fingerprint;
-    j["last_seen"] = v.last_seen_ns > 0 ? Json(api::FormatRfc3339(v.last_seen_ns)) : Json(nullptr);
-    j["last_seen_ns"] = v.last_seen_ns;
-    j["self"] = v.self;
+    p.room = cluster::Room(v.info);
+    p.disk_room = v.info.disk_room;
+    p.state = cluster::PeerStateName(v.state);
+    p.node_id = v.info.node_id;
+    p.cert_fingerprint = v.info.cert_fingerprint;
+    p.last_seen_ns = v.last_seen_ns;
+    p.self = v.self;
     if (v.self) {
-      j["clock_offset_seconds"] = 0.0;
-      j["clock_skewed"] = measured > 0 && 2 * off > measured;
+      p.clock_offset_seconds = 0.0;
+      p.clock_skewed = measured > 0 && 2 * off > measured;
     } else if (v.clock_offset_ms) {
-      j["clock_offset_seconds"] = static_cast<double>(*v.clock_offset_ms) / 1000.0;
-      j["clock_skewed"] = beyond(*v.clock_offset_ms);
-    } else {
-      j["clock_offset_seconds"] = nullptr;
-      j["clock_skewed"] = false;
+      p.clock_offset_seconds = static_cast<double>(*v.clock_offset_ms) / 1000.0;
+      p.clock_skewed = beyond(*v.clock_offset_ms);
     }
-    j["clock_window_seconds"] = window_ms / 1000;
-    out.push_back(std::move(j));
+    p.clock_window_seconds = window_ms / 1000;
+    out.push_back(std::move(p));
   }
-  return out;
+  return api::ToJson(out);
 }
 
 absl::StatusOr<std::string> Daemon::GetMetrics() {

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cairn/api/json_paths.h"
+#include "cairn/api/responses.h"
 #include "cairn/base/bytes.h"
 #include "cairn/env/file.h"
 
@@ -138,25 +139,24 @@ absl::StatusOr<nlohmann::json> JobManager::Get(const std::string& id) {
     job = it->second;
     running = job->running;
   }
-  nlohmann::json out;
-  out["id"] = job->id;
-  out["kind"] = JobKindName(job->kind);
-  out["started_ns"] = job->started_ns;
-  nlohmann::json progress = job->fns.progress ? job->fns.progress() : nlohmann::json::object();
-  out["progress"] = std::move(progress);
+  api::JobInfo out;
+  out.id = job->id;
+  out.kind = JobKindName(job->kind);
+  out.started_ns = job->started_ns;
+  if (job->fns.progress) out.progress = job->fns.progress();
   if (running) {
-    out["state"] = "running";
-    return out;
+    out.state = "running";
+    return api::ToJson(out);
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (job->error.ok()) {
-    out["state"] = "done";
-    out["result"] = job->result;
+    out.state = "done";
+    out.result = job->result;
   } else {
-    out["state"] = "failed";
-    out["error"] = api::StatusToJson(job->error);
+    out.state = "failed";
+    out.error = job->error;
   }
-  return out;
+  return api::ToJson(out);
 }
 
 nlohmann::json JobManager::List() {

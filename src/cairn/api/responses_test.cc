@@ -1,0 +1,180 @@
+#include "cairn/api/responses.h"
+
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace cairn::api {
+namespace {
+
+// ToJson then Decode gives the value back (each field's name is written once, in responses.cc).
+template <typename T>
+T RoundTrip(const T& value) {
+  absl::StatusOr<T> back = Decode<T>(ToJson(value));
+  EXPECT_TRUE(back.ok()) << back.status();
+  return back.ok() ? *back : T{};
+}
+
+SnapshotInfo SampleSnapshot() {
+  SnapshotInfo s;
+  s.id = std::string(64, 'a');
+  s.short_id = std::string(8, 'a');
+  s.time_ns = 1763805600123456789;
+  s.hostname = "h\xff";  // not UTF-8: carried as hostname_base64
+  s.paths = {"/home/alice", std::string("/caf\xe9", 5)};
+  s.tags = {"daily"};
+  s.parent = std::string(64, 'b');
+  s.copies = 2;
+  s.ec = "4+2";
+  s.files = 12;
+  s.directories = 3;
+  s.bytes = 1 << 20;
+  return s;
+}
+
+TEST(SnapshotInfoJsonTest, RoundTripAndShape) {
+  const SnapshotInfo s = SampleSnapshot();
+  Json j = ToJson(s);
+  EXPECT_EQ(j["time"], "2025-11-22T10:00:00Z");
+  EXPECT_TRUE(j.contains("hostname_base64"));
+  EXPECT_TRUE(j.contains("paths_base64"));
+  SnapshotInfo back = RoundTrip(s);
+  EXPECT_EQ(back.id, s.id);
+  EXPECT_EQ(back.short_id, s.short_id);
+  EXPECT_EQ(back.time_ns, s.time_ns);
+  EXPECT_EQ(back.hostname, s.hostname);
+  EXPECT_EQ(back.paths, s.paths);
+  EXPECT_EQ(back.tags, s.tags);
+  EXPECT_EQ(back.parent, s.parent);
+  EXPECT_EQ(back.copies, s.copies);
+  EXPECT_EQ(back.ec, s.ec);
+  EXPECT_EQ(back.files, s.files);
+  EXPECT_EQ(back.directories, s.directories);
+  EXPECT_EQ(back.bytes, s.bytes);
+  EXPECT_EQ(ToJson(back), j);
+
+  // No parent, no erasure coding: null on the wire, unset after decoding.
+  SnapshotInfo plain = s;
+  plain.parent.reset();
+  plain.ec.reset();
+  Json pj = ToJson(plain);
+  EXPECT_TRUE(pj["parent"].is_null());
+  EXPECT_TRUE(pj["ec"].is_null());
+  EXPECT_FALSE(RoundTrip(plain).ec.has_value());
+
+  // An array answer decodes element by element.
+  auto list = Decode<std::vector<SnapshotInfo>>(ToJson(std::vector<SnapshotInfo>{s, plain}));
+  ASSERT_TRUE(list.ok()) << list.status();
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[1].parent, std::nullopt);
+}
+
+TEST(SnapshotInfoJsonTest, MalformedAnswersNameTheField) {
+  EXPECT_TRUE(absl::IsInvalidArgument(Decode<SnapshotInfo>(Json::object()).status()));
+  Json j = ToJson(SampleSnapshot());
+  j["files"] = "many";
+  absl::Status bad = Decode<SnapshotInfo>(j).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(bad));
+  EXPECT_NE(bad.message().find("files"), std::string::npos) << bad;
+  EXPECT_TRUE(absl::IsInvalidArgument(Decode<std::vector<SnapshotInfo>>(Json::object()).status()));
+}
+
+TEST(PeerInfoJsonTest, RoundTrip) {
+  PeerInfo p;
+  p.peer_id = 7;
+  p.host_id = "box";
+  p.site = "attic";
+  p.address = "192.0.2.7:7001";
+  p.quota = 200;
+  p.used = 50;
+  p.room = 150;
+  p.disk_room = 120;
+  p.state = "suspect";
+  p.node_id = std::string(32, 'c');
+  p.cert_fingerprint = std::string(64, 'd');
+  p.last_seen_ns = 1763805600000000000;
+  p.clock_offset_seconds = -1.5;
+  p.clock_skewed = true;
+  p.clock_window_seconds = 300;
+  Json j = ToJson(p);
+  EXPECT_EQ(j["last_seen"], "2025-11-22T10:00:00Z");
+  PeerInfo back = RoundTrip(p);
+  EXPECT_EQ(ToJson(back), j);
+  EXPECT_EQ(back.disk_room, p.disk_room);
+  EXPECT_EQ(back.clock_offset_seconds, p.clock_offset_seconds);
+
+  // Never seen, not measured, disk unknown: nulls, and unset again after decoding.
+  PeerInfo fresh;
+  fresh.peer_id = 2;
+  fresh.state = "alive";
+  Json fj = ToJson(fresh);
+  EXPECT_TRUE(fj["last_seen"].is_null());
+  EXPECT_TRUE(fj["clock_offset_seconds"].is_null());
+  EXPECT_TRUE(fj["disk_room"].is_null());
+  PeerInfo fback = RoundTrip(fresh);
+  EXPECT_FALSE(fback.clock_offset_seconds.has_value());
+  EXPECT_FALSE(fback.disk_room.has_value());
+  EXPECT_EQ(ToJson(fback), fj);
+  EXPECT_TRUE(absl::IsInvalidArgument(Decode<PeerInfo>(Json{{"host_id", "x"}}).status()));
+}
+
+TEST(JobInfoJsonTest, RoundTripEachState) {
+  JobInfo running{"j1",         "backup",    "running", 5, Json{{"files_done", 3}},
+                  std::nullopt, std::nullopt};
+  Json rj = ToJson(running);
+  EXPECT_FALSE(rj.contains("result"));
+  EXPECT_FALSE(rj.contains("error"));
+  EXPECT_EQ(ToJson(RoundTrip(running)), rj);
+
+  JobInfo done = running;
+  done.state = "done";
+  done.result = Json{{"snapshot_id", "ab"}};
+  EXPECT_EQ(ToJson(RoundTrip(done)), ToJson(done));
+  EXPECT_EQ(*RoundTrip(done).result, *done.result);
+
+  JobInfo failed = running;
+  failed.state = "failed";
+  failed.error = absl::NotFoundError("no snapshot 'x'");
+  JobInfo fback = RoundTrip(failed);
+  ASSERT_TRUE(fback.error.has_value());
+  EXPECT_EQ(*fback.error, *failed.error);
+  EXPECT_EQ(ToJson(fback), ToJson(failed));
+
+  EXPECT_TRUE(absl::IsInvalidArgument(Decode<JobInfo>(Json{{"id", "j"}}).status()));
+}
+
+TEST(VersionListJsonTest, RoundTrip) {
+  FileVersionInfo file;
+  file.snapshot_id = std::string(64, '1');
+  file.snapshot_time_ns = 1763805600000000000;
+  file.last_snapshot_id = std::string(64, '2');
+  file.last_snapshot_time_ns = 1763892000000000000;
+  file.snapshots = 2;
+  file.snapshot_path = "home/alice/report.odt";
+  file.type = "file";
+  file.size = 4096;
+  file.mode = 0644;
+  file.mtime_ns = 1763805500123456789;
+  file.content_hash = std::string(64, 'e');
+  FileVersionInfo link = file;
+  link.type = "symlink";
+  link.target = std::string("t\xff", 2);
+  VersionList list{"/home/alice/report.odt", true, {file, link}};
+  Json j = ToJson(list);
+  EXPECT_EQ(j["versions"][0]["snapshot_short_id"], "11111111");
+  EXPECT_EQ(j["versions"][0]["mtime"], "2025-11-22T09:58:20.123456789Z");
+  EXPECT_FALSE(j["versions"][0].contains("target"));
+  EXPECT_TRUE(j["versions"][1].contains("target_base64"));
+  VersionList back = RoundTrip(list);
+  EXPECT_EQ(back.path, list.path);
+  EXPECT_TRUE(back.collapsed);
+  ASSERT_EQ(back.versions.size(), 2u);
+  EXPECT_FALSE(back.versions[0].target.has_value());
+  EXPECT_EQ(back.versions[1].target, link.target);
+  EXPECT_EQ(ToJson(back), j);
+  EXPECT_TRUE(absl::IsInvalidArgument(Decode<VersionList>(Json{{"path", "/x"}}).status()));
+}
+
+}  // namespace
+}  // namespace cairn::api
