@@ -10,7 +10,8 @@
 #include <functional>
 #include <string>
 
-#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "cairn/api/requests.h"
 #include "cairn/engine/context.h"
 
 namespace cairn::daemon {
@@ -28,6 +29,21 @@ struct ApiContext {
   // refused request ("list versions"). Unset: always OK.
   std::function<absl::Status(const std::string& what)> index_ready;
 
+  // The daemon's own job starters, which it also runs without a request (a source's backups,
+  // the repair loop): each returns the job's id. Unset: UNIMPLEMENTED.
+  std::function<absl::StatusOr<std::string>(const api::BackupRequest&)> start_backup;
+  std::function<absl::StatusOr<std::string>(const api::CheckRequest&)> start_repair;
+  // A check found chunks below target: the repair loop repairs soon. Unset: nothing.
+  std::function<void()> request_repair;
+
+  // UNIMPLEMENTED "<what> is not available" when the engine context or the job manager is not
+  // given (a test's handler that fakes the methods it uses).
+  absl::Status Available(const std::string& what) const {
+    if (engine == nullptr || jobs == nullptr) {
+      return absl::UnimplementedError(what + " is not available");
+    }
+    return absl::OkStatus();
+  }
   absl::Status IndexReady(const std::string& what) const {
     return index_ready ? index_ready(what) : absl::OkStatus();
   }

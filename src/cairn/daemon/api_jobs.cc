@@ -1,36 +1,259 @@
-// The jobs that move data and the job list (docs/cli.md "Local HTTP API"): POST /v1/backup,
-// /v1/restore, /v1/check, /v1/repair; GET /v1/jobs, /v1/jobs/ID; DELETE /v1/jobs/ID.
+// The jobs feature of the local API (api_jobs.h; docs/cli.md "Local HTTP API"): its routes, the
+// restore and check jobs, and the job list.
+#include "cairn/daemon/api_jobs.h"
+
+#include <spdlog/spdlog.h>
+
+#include <memory>
 #include <string>
 
-#include "cairn/daemon/api_routes.h"
-#include "cairn/daemon/api_server.h"
+#include "cairn/api/json_paths.h"
+#include "cairn/api/responses.h"
+#include "cairn/base/status.h"
+#include "cairn/daemon/jobs.h"
+#include "cairn/engine/check.h"
+#include "cairn/engine/restore.h"
+#include "cairn/engine/snapshot_read.h"
+#include "cairn/engine/versions.h"
 
 namespace cairn::daemon {
+namespace {
 
-std::vector<ApiRoute> JobRoutes(ApiHandler* h) {
+using Json = nlohmann::json;
+
+Json RestoreProgressJson(const engine::RestoreProgress& p) {
+  uint64_t files_total = p.files_total.load(), bytes_total = p.bytes_total.load();
+  return Json{{"files_total", files_total},
+              {"bytes_total", bytes_total},
+              {"scan_done", files_total > 0 || bytes_total > 0},
+              {"files_done", p.files_done.load()},
+              {"bytes_done", p.bytes_done.load()}};
+}
+
+Json RestoreResultJson(const engine::RestoreResult& r, const ports::SnapshotRecord& snapshot,
+                       const std::string& target) {
+  Json j;
+  j["snapshot_id"] = snapshot.id.Hex();
+  j["short_id"] = snapshot.id.ShortHex();
+  api::SetPathField(j, "target", target);
+  j["files"] = r.files;
+  j["directories"] = r.directories;
+  j["symlinks"] = r.symlinks;
+  j["hardlinks"] = r.hardlinks;
+  j["bytes"] = r.bytes;
+  j["duration_seconds"] = r.seconds;
+  api::SetPathArray(j, "errors", r.errors);
+  return j;
+}
+
+// [{"target","chunks","message"}]: chunks below target for want of storage peers.
+Json ShortfallJson(const std::vector<engine::PeerShortfall>& shortfalls, uint64_t storage_peers) {
+  std::vector<std::string> messages = engine::DescribeShortfalls(shortfalls, storage_peers);
+  Json out = Json::array();
+  for (size_t i = 0; i < shortfalls.size(); ++i) {
+    out.push_back({{"target", shortfalls[i].target},
+                   {"chunks", shortfalls[i].chunks},
+                   {"message", messages[i]}});
+  }
+  return out;
+}
+
+Json ToleranceJson(const std::vector<engine::Tolerance>& tolerance) {
+  std::vector<std::string> messages = engine::DescribeTolerance(tolerance);
+  Json out = Json::array();
+  for (size_t i = 0; i < tolerance.size(); ++i) {
+    out.push_back(
+        {{"peers", tolerance[i].peers}, {"chunks", tolerance[i].chunks}, {"message", messages[i]}});
+  }
+  return out;
+}
+
+Json CheckReportJson(const engine::CheckReport& r) {
+  Json snaps = Json::array();
+  for (const auto& s : r.snapshots) {
+    snaps.push_back({{"id", s.id.Hex()},
+                     {"short_id", s.id.ShortHex()},
+                     {"chunks", s.chunks},
+                     {"at_target", s.at_target},
+                     {"below_target", s.below_target},
+                     {"lost", s.lost}});
+  }
+  Json below = Json::array();
+  for (const auto& [id, missing] : r.below_detail)
+    below.push_back({{"chunk", id.Hex()}, {"missing", missing}});
+  Json damaged = Json::array();
+  for (const auto& d : r.damaged) {
+    damaged.push_back({{"chunk", d.chunk.Hex()},
+                       {"shard", d.shard},
+                       {"peer", d.peer},
+                       {"reason", api::SanitizeUtf8(d.reason)}});
+  }
+  Json errors = Json::array();
+  for (const auto& e : r.errors) errors.push_back(api::SanitizeUtf8(e));
+  return Json{{"healthy", r.healthy()},
+              {"chunks", r.chunks},
+              {"at_target", r.at_target},
+              {"below_target", r.below_target},
+              {"without_offsite", r.without_offsite},
+              {"lost", r.lost},
+              {"corrupt", r.corrupt},
+              {"blobs_read", r.blobs_read},
+              {"bytes_read", r.bytes_read},
+              {"snapshots", snaps},
+              {"below_target_detail", below},
+              {"storage_peers", r.storage_peers},
+              {"short_of_peers", ShortfallJson(r.short_of_peers, r.storage_peers)},
+              {"survives", ToleranceJson(r.survives)},
+              {"corrupt_blobs", damaged},
+              {"errors", errors}};
+}
+
+}  // namespace
+
+Json CheckProgressJson(const engine::CheckProgress& p) {
+  return Json{{"chunks_total", p.chunks_total.load()},
+              {"chunks_done", p.chunks_done.load()},
+              {"bytes_done", p.bytes_read.load()}};
+}
+
+Json RepairReportJson(const engine::RepairReport& r) {
+  Json errors = Json::array();
+  for (const auto& e : r.errors) errors.push_back(api::SanitizeUtf8(e));
+  return Json{{"chunks", r.chunks},
+              {"repaired", r.repaired},
+              {"blobs_written", r.blobs_written},
+              {"bytes_sent", r.bytes_sent},
+              {"still_below_target", r.still_below_target},
+              {"lost", r.lost},
+              {"storage_peers", r.storage_peers},
+              {"short_of_peers", ShortfallJson(r.short_of_peers, r.storage_peers)},
+              {"unimprovable", r.unimprovable},
+              {"survives", ToleranceJson(r.survives)},
+              {"errors", errors},
+              {"errors_omitted", r.errors_omitted}};
+}
+
+std::vector<ApiRoute> JobsApi::Routes() {
   return {
       {"POST", "/v1/backup",
-       JobRoute<api::BackupRequest>([h](const auto& r) { return h->StartBackup(r); })},
-      {"POST", "/v1/restore", JobRoute<api::RestoreRequest>([h](const auto& r) {
-         return r.at_ns ? h->StartRestoreAt(r) : h->StartRestore(r);
+       JobRoute<api::BackupRequest>([this](const auto& r) { return StartBackup(r); })},
+      {"POST", "/v1/restore", JobRoute<api::RestoreRequest>([this](const auto& r) {
+         return r.at_ns ? StartRestoreAt(r) : StartRestore(r);
        })},
       {"POST", "/v1/check",
-       JobRoute<api::CheckRequest>([h](const auto& r) { return h->StartCheck(r); })},
+       JobRoute<api::CheckRequest>([this](const auto& r) { return StartCheck(r); })},
       {"POST", "/v1/repair",
-       JobRoute<api::CheckRequest>([h](const auto& r) { return h->StartRepair(r); })},
-      {"GET", "/v1/jobs", JsonRoute([h] { return h->GetJobs(); })},
+       JobRoute<api::CheckRequest>([this](const auto& r) { return StartRepair(r); })},
+      {"GET", "/v1/jobs", JsonRoute([this] { return GetJobs(); })},
       {"GET", "/v1/jobs/([0-9A-Za-z_-]+)",
-       Wrap([h](const ApiRequest& req) -> absl::StatusOr<Reply> {
-         CAIRN_ASSIGN_OR_RETURN(nlohmann::json j, h->GetJob(req.matches[1]));
+       Wrap([this](const ApiRequest& req) -> absl::StatusOr<Reply> {
+         CAIRN_ASSIGN_OR_RETURN(Json j, GetJob(req.matches[1]));
          return Reply{200, std::move(j)};
        })},
       {"DELETE", "/v1/jobs/([0-9A-Za-z_-]+)",
-       Wrap([h](const ApiRequest& req) -> absl::StatusOr<Reply> {
+       Wrap([this](const ApiRequest& req) -> absl::StatusOr<Reply> {
          std::string id = req.matches[1];
-         CAIRN_RETURN_IF_ERROR(h->CancelJob(id));
+         CAIRN_RETURN_IF_ERROR(CancelJob(id));
          return Reply{200, api::ToJson(api::JobCancelled{id})};
        })},
   };
+}
+
+absl::StatusOr<std::string> JobsApi::StartBackup(const api::BackupRequest& request) {
+  if (!ctx_.start_backup) return absl::UnimplementedError("backup is not available");
+  return ctx_.start_backup(request);
+}
+
+absl::StatusOr<std::string> JobsApi::StartRepair(const api::CheckRequest& request) {
+  if (!ctx_.start_repair) return absl::UnimplementedError("repair is not available");
+  return ctx_.start_repair(request);
+}
+
+absl::StatusOr<std::string> JobsApi::StartRestore(const api::RestoreRequest& request) {
+  CAIRN_RETURN_IF_ERROR(ctx_.Available("restore"));
+  CAIRN_RETURN_IF_ERROR(ctx_.IndexReady("restore"));
+  CAIRN_ASSIGN_OR_RETURN(ports::SnapshotRecord record,
+                         engine::ResolveSnapshot(ctx_.engine->catalog, request.snapshot));
+  engine::RestoreOptions options;
+  options.path = request.path;
+  options.target = request.target;
+  auto progress = std::make_shared<engine::RestoreProgress>();
+  JobFunctions fns;
+  fns.progress = [progress] { return RestoreProgressJson(*progress); };
+  const engine::EngineContext* engine = ctx_.engine;
+  fns.run = [engine, options, record,
+             progress](const std::atomic<bool>& cancel) -> absl::StatusOr<Json> {
+    spdlog::info("restore of snapshot {} started", record.id.ShortHex());
+    absl::StatusOr<engine::RestoreResult> result =
+        engine::Restore(*engine, record.snapshot, options, progress.get(), &cancel);
+    if (!result.ok()) {
+      spdlog::warn("restore failed: {}", api::SanitizeUtf8(result.status().ToString()));
+      return result.status();
+    }
+    spdlog::info("restore of snapshot {} done ({} files, {} errors)", record.id.ShortHex(),
+                 result->files, result->errors.size());
+    return RestoreResultJson(*result, record, options.target);
+  };
+  return ctx_.jobs->Start(JobKind::kRestore, /*exclusive=*/false, std::move(fns));
+}
+
+absl::StatusOr<std::string> JobsApi::StartRestoreAt(const api::RestoreRequest& request) {
+  CAIRN_RETURN_IF_ERROR(ctx_.Available("restore --at"));
+  CAIRN_RETURN_IF_ERROR(ctx_.IndexReady("restore"));
+  if (!request.at_ns) return absl::InvalidArgumentError("restore: no time ('at') given");
+  CAIRN_ASSIGN_OR_RETURN(engine::SnapshotForPath found,
+                         engine::SnapshotAt(*ctx_.engine, *request.at_ns, request.path));
+  spdlog::info("restore of {} as of {}: snapshot {} of {}", api::SanitizeUtf8(request.path),
+               api::FormatRfc3339(*request.at_ns), found.record.id.ShortHex(),
+               api::FormatRfc3339(found.record.snapshot.time_ns));
+  api::RestoreRequest r;
+  r.snapshot = found.record.id.Hex();
+  r.path = found.snapshot_path;
+  r.target = request.target;
+  return StartRestore(r);
+}
+
+absl::StatusOr<std::string> JobsApi::StartCheck(const api::CheckRequest& request) {
+  CAIRN_RETURN_IF_ERROR(ctx_.Available("check"));
+  CAIRN_RETURN_IF_ERROR(ctx_.IndexReady("check"));
+  engine::CheckOptions options{request.read_data, request.read_subset};
+  auto progress = std::make_shared<engine::CheckProgress>();
+  JobFunctions fns;
+  fns.progress = [progress] { return CheckProgressJson(*progress); };
+  const engine::EngineContext* engine = ctx_.engine;
+  std::function<void()> request_repair = ctx_.request_repair;
+  fns.run = [engine, options, progress,
+             request_repair](const std::atomic<bool>& cancel) -> absl::StatusOr<Json> {
+    auto report = engine::Check(*engine, options, progress.get(), &cancel);
+    if (!report.ok()) return report.status();
+    spdlog::info("check: {} chunks, {} at target, {} below, {} lost, {} corrupt", report->chunks,
+                 report->at_target, report->below_target, report->lost, report->corrupt);
+    for (const std::string& m :
+         engine::DescribeShortfalls(report->short_of_peers, report->storage_peers)) {
+      spdlog::warn("check: {} (more peers must join)", m);
+    }
+    for (const std::string& m : engine::DescribeTolerance(report->survives)) {
+      spdlog::warn("check: {}", m);
+    }
+    if (report->below_target > 0 && request_repair) request_repair();
+    return CheckReportJson(*report);
+  };
+  return ctx_.jobs->Start(JobKind::kCheck, /*exclusive=*/false, std::move(fns));
+}
+
+absl::StatusOr<Json> JobsApi::GetJob(const std::string& id) {
+  CAIRN_RETURN_IF_ERROR(ctx_.Available("the job list"));
+  return ctx_.jobs->Get(id);
+}
+
+absl::StatusOr<Json> JobsApi::GetJobs() {
+  CAIRN_RETURN_IF_ERROR(ctx_.Available("the job list"));
+  return ctx_.jobs->List();
+}
+
+absl::Status JobsApi::CancelJob(const std::string& id) {
+  CAIRN_RETURN_IF_ERROR(ctx_.Available("the job list"));
+  return ctx_.jobs->Cancel(id);
 }
 
 }  // namespace cairn::daemon

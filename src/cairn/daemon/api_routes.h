@@ -117,14 +117,11 @@ absl::StatusOr<bool> ParseBool(const std::string& name, const std::string& value
 // A required non-negative decimal integer (bytes); INVALID_ARGUMENT when absent or malformed.
 absl::StatusOr<uint64_t> ParseByteCount(const ApiRequest& req, const char* name);
 
-// The feature tables ApiServer::Route() concatenates; `h` must outlive the server.
+// The tables of the features whose answers the ApiHandler gives (ApiServer::Route()
+// concatenates them with ApiHandler::Routes(), the tables of the features that answer for
+// themselves: api_snapshots.h, api_versions.h, api_jobs.h); `h` must outlive the server.
 // GET /v1/version, /v1/status, /v1/peers (api_status.cc).
 std::vector<ApiRoute> StatusRoutes(ApiHandler* h);
-// GET /v1/snapshots, /v1/ls, /v1/read (api_snapshots.cc).
-std::vector<ApiRoute> SnapshotRoutes(ApiHandler* h);
-// POST /v1/backup, /v1/restore, /v1/check, /v1/repair; GET /v1/jobs, /v1/jobs/ID; DELETE
-// /v1/jobs/ID (api_jobs.cc).
-std::vector<ApiRoute> JobRoutes(ApiHandler* h);
 // POST /v1/forget, /v1/delete, /v1/reclaim, /v1/index/rebuild (api_lifecycle.cc).
 std::vector<ApiRoute> LifecycleRoutes(ApiHandler* h);
 // GET, POST and DELETE /v1/sources (api_sources.cc).

@@ -918,8 +918,7 @@ void ApiServer::Route() {
       {"GET", "/v1/events", EventsRoute()},
   });
   ApiHandler* h = handler_;
-  for (auto* table :
-       {&StatusRoutes, &SnapshotRoutes, &JobRoutes, &LifecycleRoutes, &SourceRoutes}) {
+  for (auto* table : {&StatusRoutes, &LifecycleRoutes, &SourceRoutes}) {
     AddRoutes((*table)(h));
   }
   AddRoutes(h->Routes());

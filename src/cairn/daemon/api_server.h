@@ -57,24 +57,12 @@ namespace cairn::daemon {
 class ApiHandler {
  public:
   virtual ~ApiHandler() = default;
-  // The route tables of the features that implement their own answers (api_versions.h, ...),
-  // served after the server's own routes and those of the methods below; none by default.
+  // The route tables of the features that implement their own answers (api_snapshots.h,
+  // api_versions.h, api_jobs.h), served after the server's own routes and those of the methods
+  // below; none by default.
   virtual std::vector<ApiRoute> Routes() { return {}; }
   virtual absl::StatusOr<nlohmann::json> GetStatus() = 0;
   virtual absl::StatusOr<nlohmann::json> GetPeers() = 0;
-  virtual absl::StatusOr<nlohmann::json> GetSnapshots() = 0;
-  virtual absl::StatusOr<nlohmann::json> List(const std::string& snapshot, const std::string& path,
-                                              bool recursive) = 0;
-  // Both return the new job's id.
-  virtual absl::StatusOr<std::string> StartBackup(const api::BackupRequest& request) = 0;
-  virtual absl::StatusOr<std::string> StartRestore(const api::RestoreRequest& request) = 0;
-  // Check and repair jobs (issue 3); UNIMPLEMENTED unless overridden.
-  virtual absl::StatusOr<std::string> StartCheck(const api::CheckRequest& /*request*/) {
-    return absl::UnimplementedError("check is not available");
-  }
-  virtual absl::StatusOr<std::string> StartRepair(const api::CheckRequest& /*request*/) {
-    return absl::UnimplementedError("repair is not available");
-  }
   // Lifecycle jobs (issue 4); UNIMPLEMENTED unless overridden.
   virtual absl::StatusOr<std::string> StartForget(const api::ForgetRequest& /*request*/) {
     return absl::UnimplementedError("forget is not available");
@@ -89,10 +77,6 @@ class ApiHandler {
   virtual absl::StatusOr<std::string> StartIndexRebuild() {
     return absl::UnimplementedError("index rebuild is not available");
   }
-  // Bytes of a file in a snapshot (issue 5, `cairn mount`); UNIMPLEMENTED unless overridden.
-  virtual absl::StatusOr<std::string> ReadFile(const api::ReadRequest& /*request*/) {
-    return absl::UnimplementedError("read is not available");
-  }
   // Sources ([[source]], issue 5 watch): GET /v1/sources (an array, daemon/sources.h
   // StatusJson), POST /v1/sources (the added source's JSON), DELETE /v1/sources?path_base64=B.
   // UNIMPLEMENTED unless overridden.
@@ -105,17 +89,6 @@ class ApiHandler {
   virtual absl::Status RemoveSource(const std::string& /*path*/) {
     return absl::UnimplementedError("sources are not available");
   }
-  // POST /v1/restore with "at" (api::RestoreRequest::at_ns): returns the restore job's id.
-  virtual absl::StatusOr<std::string> StartRestoreAt(const api::RestoreRequest& /*request*/) {
-    return absl::UnimplementedError("restore --at is not available");
-  }
-  virtual absl::StatusOr<nlohmann::json> GetJob(const std::string& id) = 0;
-  // GET /v1/jobs: every job kept, newest first (JobManager::List); UNIMPLEMENTED unless
-  // overridden.
-  virtual absl::StatusOr<nlohmann::json> GetJobs() {
-    return absl::UnimplementedError("the job list is not available");
-  }
-  virtual absl::Status CancelJob(const std::string& id) = 0;
   // GET /metrics (docs/operations.md "Monitoring"): the Prometheus text exposition (format
   // 0.0.4). UNIMPLEMENTED unless overridden.
   virtual absl::StatusOr<std::string> GetMetrics() {

@@ -18,6 +18,8 @@
 
 #include "cairn/api/client.h"
 #include "cairn/api/json_paths.h"
+#include "cairn/daemon/api_jobs.h"
+#include "cairn/daemon/api_snapshots.h"
 #include "cairn/daemon/test_util.h"
 #include "cairn/daemon/version.h"
 #include "gmock/gmock.h"
@@ -30,9 +32,16 @@ using nlohmann::json;
 
 const std::string kToken(64, 'f');
 
-// Records requests; answers from canned values.
-class FakeHandler : public ApiHandler {
+// Records requests; answers from canned values (the snapshot and job routes are those of
+// SnapshotsApi and JobsApi, their answers overridden here).
+class FakeHandler : public ApiHandler, public SnapshotsApi, public JobsApi {
  public:
+  FakeHandler() : SnapshotsApi(ApiContext{}), JobsApi(ApiContext{}) {}
+  std::vector<ApiRoute> Routes() override {
+    std::vector<ApiRoute> routes = SnapshotsApi::Routes();
+    for (ApiRoute& r : JobsApi::Routes()) routes.push_back(std::move(r));
+    return routes;
+  }
   absl::StatusOr<json> GetStatus() override { return json{{"peer_id", 3}}; }
   absl::StatusOr<json> GetPeers() override {
     throw std::runtime_error("handler bug");  // must become a 500, not a crash

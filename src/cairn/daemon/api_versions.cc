@@ -126,6 +126,7 @@ std::vector<ApiRoute> VersionsApi::Routes() {
 }
 
 absl::StatusOr<Json> VersionsApi::GetVersions(const std::string& path, bool all) {
+  CAIRN_RETURN_IF_ERROR(ctx_.Available("versions"));
   CAIRN_RETURN_IF_ERROR(ctx_.IndexReady("list versions"));
   engine::VersionsOptions options;
   options.collapse = !all;
@@ -137,6 +138,7 @@ absl::StatusOr<Json> VersionsApi::GetVersions(const std::string& path, bool all)
 }
 
 absl::StatusOr<Json> VersionsApi::GetDiff(const std::string& a, const std::string& b) {
+  CAIRN_RETURN_IF_ERROR(ctx_.Available("diff"));
   CAIRN_RETURN_IF_ERROR(ctx_.IndexReady("diff"));
   CAIRN_ASSIGN_OR_RETURN(ports::SnapshotRecord ra,
                          engine::ResolveSnapshot(ctx_.engine->catalog, a));
@@ -164,6 +166,7 @@ absl::StatusOr<Json> VersionsApi::GetDiff(const std::string& a, const std::strin
 }
 
 absl::StatusOr<Json> VersionsApi::FindEntries(const std::string& pattern) {
+  CAIRN_RETURN_IF_ERROR(ctx_.Available("find"));
   CAIRN_RETURN_IF_ERROR(ctx_.IndexReady("find"));
   CAIRN_ASSIGN_OR_RETURN(std::vector<engine::FoundEntry> found,
                          engine::Find(*ctx_.engine, pattern));

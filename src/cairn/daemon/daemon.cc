@@ -27,9 +27,7 @@
 #include "cairn/daemon/version.h"
 #include "cairn/engine/check.h"
 #include "cairn/engine/reclaim.h"
-#include "cairn/engine/restore.h"
 #include "cairn/engine/snapshot_health.h"
-#include "cairn/engine/versions.h"
 #include "cairn/index/sqlite_blob_registry.h"
 #include "cairn/index/sqlite_moved_outbox.h"
 #include "cairn/index/sqlite_segment_registry.h"
@@ -137,31 +135,6 @@ Json BackupResultJson(const engine::BackupResult& r) {
   j["redundancy_warning"] =
       r.redundancy_warning.empty() ? Json(nullptr) : Json(api::SanitizeUtf8(r.redundancy_warning));
   j["degraded"] = r.degraded();
-  return j;
-}
-
-Json RestoreProgressJson(const engine::RestoreProgress& p) {
-  uint64_t files_total = p.files_total.load(), bytes_total = p.bytes_total.load();
-  return Json{{"files_total", files_total},
-              {"bytes_total", bytes_total},
-              {"scan_done", files_total > 0 || bytes_total > 0},
-              {"files_done", p.files_done.load()},
-              {"bytes_done", p.bytes_done.load()}};
-}
-
-Json RestoreResultJson(const engine::RestoreResult& r, const index::SnapshotRecord& snapshot,
-                       const std::string& target) {
-  Json j;
-  j["snapshot_id"] = snapshot.id.Hex();
-  j["short_id"] = snapshot.id.ShortHex();
-  api::SetPathField(j, "target", target);
-  j["files"] = r.files;
-  j["directories"] = r.directories;
-  j["symlinks"] = r.symlinks;
-  j["hardlinks"] = r.hardlinks;
-  j["bytes"] = r.bytes;
-  j["duration_seconds"] = r.seconds;
-  api::SetPathArray(j, "errors", r.errors);
   return j;
 }
 
@@ -482,7 +455,12 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   api_context_.engine = &ctx_;
   api_context_.jobs = jobs_.get();
   api_context_.index_ready = [this](const std::string& what) { return IndexReady(what); };
+  api_context_.start_backup = [this](const api::BackupRequest& r) { return StartBackup(r); };
+  api_context_.start_repair = [this](const api::CheckRequest& r) { return StartRepair(r); };
+  api_context_.request_repair = [this] { repair_requested_ = true; };
+  snapshots_api_ = std::make_unique<SnapshotsApi>(api_context_);
   versions_api_ = std::make_unique<VersionsApi>(api_context_);
+  jobs_api_ = std::make_unique<JobsApi>(api_context_);
   CAIRN_ASSIGN_OR_RETURN(api_, ApiServer::Start(config_.api, api_token_, this));
   if (!config_.metrics_listen.empty()) {
     CAIRN_ASSIGN_OR_RETURN(metrics_api_,
@@ -1178,46 +1156,6 @@ absl::Status Daemon::CheckServerCert(const std::string& address,
   return mismatch.value_or(absl::OkStatus());
 }
 
-absl::StatusOr<Json> Daemon::GetSnapshots() {
-  CAIRN_RETURN_IF_ERROR(IndexReady("list snapshots"));
-  CAIRN_ASSIGN_OR_RETURN(std::vector<index::SnapshotRecord> snapshots, catalog_->ListSnapshots());
-  Json out = Json::array();
-  for (const index::SnapshotRecord& r : snapshots) out.push_back(SnapshotJson(r));
-  return out;
-}
-
-absl::StatusOr<Json> Daemon::List(const std::string& snapshot, const std::string& path,
-                                  bool recursive) {
-  CAIRN_RETURN_IF_ERROR(IndexReady("list a snapshot"));
-  CAIRN_ASSIGN_OR_RETURN(index::SnapshotRecord record,
-                         engine::ResolveSnapshot(catalog_.get(), snapshot));
-  CAIRN_ASSIGN_OR_RETURN(std::vector<engine::ListedEntry> entries,
-                         engine::ListSnapshot(ctx_, record.snapshot, path, recursive));
-  // The spec lists what is *in* PATH (its children, or everything below it with -r), so a
-  // directory's own entry is left out; a file PATH lists just the file.
-  std::string own = path;
-  while (!own.empty() && own.front() == '/') own.erase(own.begin());
-  while (!own.empty() && own.back() == '/') own.pop_back();
-  Json out = Json::array();
-  for (const engine::ListedEntry& e : entries) {
-    if (!own.empty() && e.path == own && e.entry.type == format::EntryType::kDirectory) continue;
-    Json j;
-    api::SetPathField(j, "path", e.path);
-    j["type"] = format::EntryTypeName(e.entry.type);
-    j["size"] = e.entry.size;
-    j["mode"] = e.entry.mode;
-    j["mtime"] = api::FormatRfc3339(e.entry.mtime_ns, /*nanoseconds=*/true);
-    j["mtime_ns"] = e.entry.mtime_ns;
-    j["uid"] = e.entry.uid;
-    j["gid"] = e.entry.gid;
-    if (e.entry.type == format::EntryType::kSymlink) {
-      api::SetPathField(j, "target", e.entry.symlink_target);
-    }
-    out.push_back(std::move(j));
-  }
-  return out;
-}
-
 absl::StatusOr<std::string> Daemon::StartBackup(const api::BackupRequest& request) {
   CAIRN_RETURN_IF_ERROR(IndexReady("back up"));
   backup_requested_ = true;
@@ -1289,166 +1227,13 @@ absl::StatusOr<std::string> Daemon::StartBackup(const api::BackupRequest& reques
   return jobs_->Start(JobKind::kBackup, /*exclusive=*/true, std::move(fns));
 }
 
-absl::StatusOr<std::string> Daemon::StartRestore(const api::RestoreRequest& request) {
-  CAIRN_RETURN_IF_ERROR(IndexReady("restore"));
-  CAIRN_ASSIGN_OR_RETURN(index::SnapshotRecord record,
-                         engine::ResolveSnapshot(catalog_.get(), request.snapshot));
-  engine::RestoreOptions options;
-  options.path = request.path;
-  options.target = request.target;
-  auto progress = std::make_shared<engine::RestoreProgress>();
-  JobFunctions fns;
-  fns.progress = [progress] { return RestoreProgressJson(*progress); };
-  fns.run = [this, options, record,
-             progress](const std::atomic<bool>& cancel) -> absl::StatusOr<Json> {
-    spdlog::info("restore of snapshot {} started", record.id.ShortHex());
-    absl::StatusOr<engine::RestoreResult> result =
-        engine::Restore(ctx_, record.snapshot, options, progress.get(), &cancel);
-    if (!result.ok()) {
-      spdlog::warn("restore failed: {}", api::SanitizeUtf8(result.status().ToString()));
-      return result.status();
-    }
-    spdlog::info("restore of snapshot {} done ({} files, {} errors)", record.id.ShortHex(),
-                 result->files, result->errors.size());
-    return RestoreResultJson(*result, record, options.target);
-  };
-  return jobs_->Start(JobKind::kRestore, /*exclusive=*/false, std::move(fns));
-}
-
-absl::StatusOr<std::string> Daemon::StartRestoreAt(const api::RestoreRequest& request) {
-  CAIRN_RETURN_IF_ERROR(IndexReady("restore"));
-  if (!request.at_ns) return absl::InvalidArgumentError("restore: no time ('at') given");
-  CAIRN_ASSIGN_OR_RETURN(engine::SnapshotForPath found,
-                         engine::SnapshotAt(ctx_, *request.at_ns, request.path));
-  spdlog::info("restore of {} as of {}: snapshot {} of {}", api::SanitizeUtf8(request.path),
-               api::FormatRfc3339(*request.at_ns), found.record.id.ShortHex(),
-               api::FormatRfc3339(found.record.snapshot.time_ns));
-  api::RestoreRequest r;
-  r.snapshot = found.record.id.Hex();
-  r.path = found.snapshot_path;
-  r.target = request.target;
-  return StartRestore(r);
-}
-
-absl::StatusOr<Json> Daemon::GetJob(const std::string& id) { return jobs_->Get(id); }
-
-absl::StatusOr<Json> Daemon::GetJobs() { return jobs_->List(); }
-
-std::vector<ApiRoute> Daemon::Routes() { return versions_api_->Routes(); }
-
-absl::Status Daemon::CancelJob(const std::string& id) { return jobs_->Cancel(id); }
-
-namespace {
-
-// [{"target","chunks","message"}]: chunks below target for want of storage peers.
-Json ShortfallJson(const std::vector<engine::PeerShortfall>& shortfalls, uint64_t storage_peers) {
-  std::vector<std::string> messages = engine::DescribeShortfalls(shortfalls, storage_peers);
-  Json out = Json::array();
-  for (size_t i = 0; i < shortfalls.size(); ++i) {
-    out.push_back({{"target", shortfalls[i].target},
-                   {"chunks", shortfalls[i].chunks},
-                   {"message", messages[i]}});
+std::vector<ApiRoute> Daemon::Routes() {
+  std::vector<ApiRoute> routes;
+  for (std::vector<ApiRoute> table :
+       {snapshots_api_->Routes(), versions_api_->Routes(), jobs_api_->Routes()}) {
+    for (ApiRoute& route : table) routes.push_back(std::move(route));
   }
-  return out;
-}
-
-Json ToleranceJson(const std::vector<engine::Tolerance>& tolerance) {
-  std::vector<std::string> messages = engine::DescribeTolerance(tolerance);
-  Json out = Json::array();
-  for (size_t i = 0; i < tolerance.size(); ++i) {
-    out.push_back(
-        {{"peers", tolerance[i].peers}, {"chunks", tolerance[i].chunks}, {"message", messages[i]}});
-  }
-  return out;
-}
-
-Json CheckReportJson(const engine::CheckReport& r) {
-  Json snaps = Json::array();
-  for (const auto& s : r.snapshots) {
-    snaps.push_back({{"id", s.id.Hex()},
-                     {"short_id", s.id.ShortHex()},
-                     {"chunks", s.chunks},
-                     {"at_target", s.at_target},
-                     {"below_target", s.below_target},
-                     {"lost", s.lost}});
-  }
-  Json below = Json::array();
-  for (const auto& [id, missing] : r.below_detail)
-    below.push_back({{"chunk", id.Hex()}, {"missing", missing}});
-  Json damaged = Json::array();
-  for (const auto& d : r.damaged) {
-    damaged.push_back({{"chunk", d.chunk.Hex()},
-                       {"shard", d.shard},
-                       {"peer", d.peer},
-                       {"reason", api::SanitizeUtf8(d.reason)}});
-  }
-  Json errors = Json::array();
-  for (const auto& e : r.errors) errors.push_back(api::SanitizeUtf8(e));
-  return Json{{"healthy", r.healthy()},
-              {"chunks", r.chunks},
-              {"at_target", r.at_target},
-              {"below_target", r.below_target},
-              {"without_offsite", r.without_offsite},
-              {"lost", r.lost},
-              {"corrupt", r.corrupt},
-              {"blobs_read", r.blobs_read},
-              {"bytes_read", r.bytes_read},
-              {"snapshots", snaps},
-              {"below_target_detail", below},
-              {"storage_peers", r.storage_peers},
-              {"short_of_peers", ShortfallJson(r.short_of_peers, r.storage_peers)},
-              {"survives", ToleranceJson(r.survives)},
-              {"corrupt_blobs", damaged},
-              {"errors", errors}};
-}
-
-Json RepairReportJson(const engine::RepairReport& r) {
-  Json errors = Json::array();
-  for (const auto& e : r.errors) errors.push_back(api::SanitizeUtf8(e));
-  return Json{{"chunks", r.chunks},
-              {"repaired", r.repaired},
-              {"blobs_written", r.blobs_written},
-              {"bytes_sent", r.bytes_sent},
-              {"still_below_target", r.still_below_target},
-              {"lost", r.lost},
-              {"storage_peers", r.storage_peers},
-              {"short_of_peers", ShortfallJson(r.short_of_peers, r.storage_peers)},
-              {"unimprovable", r.unimprovable},
-              {"survives", ToleranceJson(r.survives)},
-              {"errors", errors},
-              {"errors_omitted", r.errors_omitted}};
-}
-
-Json CheckProgressJson(const engine::CheckProgress& p) {
-  return Json{{"chunks_total", p.chunks_total.load()},
-              {"chunks_done", p.chunks_done.load()},
-              {"bytes_done", p.bytes_read.load()}};
-}
-
-}  // namespace
-
-absl::StatusOr<std::string> Daemon::StartCheck(const api::CheckRequest& request) {
-  CAIRN_RETURN_IF_ERROR(IndexReady("check"));
-  engine::CheckOptions options{request.read_data, request.read_subset};
-  auto progress = std::make_shared<engine::CheckProgress>();
-  JobFunctions fns;
-  fns.progress = [progress] { return CheckProgressJson(*progress); };
-  fns.run = [this, options, progress](const std::atomic<bool>& cancel) -> absl::StatusOr<Json> {
-    auto report = engine::Check(ctx_, options, progress.get(), &cancel);
-    if (!report.ok()) return report.status();
-    spdlog::info("check: {} chunks, {} at target, {} below, {} lost, {} corrupt", report->chunks,
-                 report->at_target, report->below_target, report->lost, report->corrupt);
-    for (const std::string& m :
-         engine::DescribeShortfalls(report->short_of_peers, report->storage_peers)) {
-      spdlog::warn("check: {} (more peers must join)", m);
-    }
-    for (const std::string& m : engine::DescribeTolerance(report->survives)) {
-      spdlog::warn("check: {}", m);
-    }
-    if (report->below_target > 0) repair_requested_ = true;  // the repair loop takes it up
-    return CheckReportJson(*report);
-  };
-  return jobs_->Start(JobKind::kCheck, /*exclusive=*/false, std::move(fns));
+  return routes;
 }
 
 absl::StatusOr<std::string> Daemon::StartRepair(const api::CheckRequest& request) {

@@ -41,7 +41,9 @@
 #include "cairn/cluster/tls_identity.h"
 #include "cairn/codec/crypto.h"
 #include "cairn/daemon/api_context.h"
+#include "cairn/daemon/api_jobs.h"
 #include "cairn/daemon/api_server.h"
+#include "cairn/daemon/api_snapshots.h"
 #include "cairn/daemon/api_versions.h"
 #include "cairn/daemon/cluster_peer_set.h"
 #include "cairn/daemon/config.h"
@@ -55,7 +57,6 @@
 #include "cairn/daemon/scrubber.h"
 #include "cairn/daemon/sources.h"
 #include "cairn/engine/backup.h"
-#include "cairn/engine/file_reader.h"
 #include "cairn/env/clock.h"
 #include "cairn/env/rate_limiter.h"
 #include "cairn/index/catalog.h"
@@ -104,30 +105,20 @@ class Daemon : public ApiHandler {
   // ApiHandler.
   absl::StatusOr<nlohmann::json> GetStatus() override;
   absl::StatusOr<nlohmann::json> GetPeers() override;
-  absl::StatusOr<nlohmann::json> GetSnapshots() override;
-  absl::StatusOr<nlohmann::json> List(const std::string& snapshot, const std::string& path,
-                                      bool recursive) override;
-  absl::StatusOr<std::string> StartBackup(const api::BackupRequest& request) override;
-  absl::StatusOr<std::string> StartRestore(const api::RestoreRequest& request) override;
-  absl::StatusOr<std::string> StartCheck(const api::CheckRequest& request) override;
-  absl::StatusOr<std::string> StartRepair(const api::CheckRequest& request) override;
   // Lifecycle (daemon/lifecycle.cc): forget + garbage collection, delete a path, reclaim.
   absl::StatusOr<std::string> StartForget(const api::ForgetRequest& request) override;
   absl::StatusOr<std::string> StartDelete(const api::DeleteRequest& request) override;
   absl::StatusOr<std::string> StartReclaim(const api::ReclaimRequest& request) override;
-  // Bytes of a file in a snapshot for `cairn mount` (daemon/mount.cc): GET /v1/read.
-  absl::StatusOr<std::string> ReadFile(const api::ReadRequest& request) override;
   // Sources (daemon/sources.cc): the scheduler's state; add/remove write cairn.toml first.
   absl::StatusOr<nlohmann::json> GetSources() override;
   absl::StatusOr<nlohmann::json> AddSource(const api::SourceRequest& source) override;
   absl::Status RemoveSource(const std::string& path) override;
-  // The features that answer for themselves (api_versions.h, ...), against api_context_.
+  // The features that answer for themselves (api_snapshots.h, api_versions.h, api_jobs.h),
+  // against api_context_.
   std::vector<ApiRoute> Routes() override;
-  // POST /v1/restore with "at": a restore job of the snapshot engine::SnapshotAt picks.
-  absl::StatusOr<std::string> StartRestoreAt(const api::RestoreRequest& request) override;
-  absl::StatusOr<nlohmann::json> GetJob(const std::string& id) override;
-  absl::StatusOr<nlohmann::json> GetJobs() override;
-  absl::Status CancelJob(const std::string& id) override;
+  // Those features, for callers in the process (tests) that use them without HTTP.
+  SnapshotsApi& snapshots_api() { return *snapshots_api_; }
+  JobsApi& jobs_api() { return *jobs_api_; }
   // GET /metrics (daemon/metrics.h, docs/operations.md "Monitoring").
   absl::StatusOr<std::string> GetMetrics() override;
   // GET /v1/health: {"live":true,"ready":bool,"problems":[...],"index":STATE,"peers_alive":N,
@@ -165,6 +156,11 @@ class Daemon : public ApiHandler {
   Daemon() = default;
   absl::Status Init(const std::string& dir, DaemonOptions options);
   absl::Status CheckChunkerParams();
+  // The jobs the peer also starts by itself (ApiContext::start_backup, start_repair): a
+  // backup (sources) and a repair of own backups (RepairLoop). A repair while one runs returns
+  // that job's id.
+  absl::StatusOr<std::string> StartBackup(const api::BackupRequest& request);
+  absl::StatusOr<std::string> StartRepair(const api::CheckRequest& request);
   // The TLS check of the certificate a peer server at `address` presented (net/tls.h): OK when
   // it is the one pinned to a peer known at that address, or when no peer known there has a
   // pin yet (first contact); else PERMISSION_DENIED naming the peer id and both fingerprints.
@@ -268,14 +264,14 @@ class Daemon : public ApiHandler {
   std::unique_ptr<net::PeerServer> peer_server_;
   std::unique_ptr<cluster::MulticastDiscovery> discovery_;  // [discovery] multicast
   engine::EngineContext ctx_;
-  std::once_flag file_reader_once_;
-  std::unique_ptr<engine::FileReader> file_reader_;  // GET /v1/read; made on first use
-  EventBus events_;                                  // before jobs_ and api_, which use it
+  EventBus events_;  // before jobs_ and api_, which use it
   std::unique_ptr<JobManager> jobs_;
   std::mutex sources_config_mu_;              // serializes source add/remove (config_.sources)
   std::unique_ptr<SourceScheduler> sources_;  // [[source]]: watch, debounce, schedule backups
   ApiContext api_context_;  // what the API's features are given (filled before api_ starts)
+  std::unique_ptr<SnapshotsApi> snapshots_api_;
   std::unique_ptr<VersionsApi> versions_api_;
+  std::unique_ptr<JobsApi> jobs_api_;
   std::unique_ptr<ApiServer> api_;
   std::unique_ptr<ApiServer> metrics_api_;  // [metrics] listen; null when off
 

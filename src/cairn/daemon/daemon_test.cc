@@ -53,7 +53,7 @@ bool WaitFor(Fn done, std::chrono::milliseconds timeout = 60s) {
 json WaitForJob(Daemon& d, const std::string& id) {
   json job;
   WaitFor([&] {
-    auto j = d.GetJob(id);
+    auto j = d.jobs_api().GetJob(id);
     if (!j.ok()) return false;
     job = *j;
     return job["state"] != "running";
@@ -178,7 +178,7 @@ TEST_F(DaemonTest, ThreePeersBackupAndRestore) {
   api::BackupRequest backup;
   backup.paths = {src};
   backup.copies = 2;
-  auto job_id = home.StartBackup(backup);
+  auto job_id = home.jobs_api().StartBackup(backup);
   ASSERT_TRUE(job_id.ok()) << job_id.status();
   json job = WaitForJob(home, *job_id);
   ASSERT_EQ(job["state"], "done") << job.dump();
@@ -187,12 +187,12 @@ TEST_F(DaemonTest, ThreePeersBackupAndRestore) {
   EXPECT_EQ(result["degraded"], false);
   EXPECT_EQ(result["copies"], 2);
 
-  json snapshots = *home.GetSnapshots();
+  json snapshots = *home.snapshots_api().GetSnapshots();
   ASSERT_EQ(snapshots.size(), 1u);
   EXPECT_EQ(snapshots[0]["id"], result["snapshot_id"]);
   EXPECT_EQ(*api::GetPathArray(snapshots[0], "paths"), std::vector<std::string>{src});
 
-  auto listing = home.List("latest", "", /*recursive=*/true);
+  auto listing = home.snapshots_api().List("latest", "", /*recursive=*/true);
   ASSERT_TRUE(listing.ok()) << listing.status();
   std::vector<std::string> listed;
   for (const json& e : *listing) listed.push_back(*api::GetPathField(e, "path"));
@@ -202,7 +202,7 @@ TEST_F(DaemonTest, ThreePeersBackupAndRestore) {
   api::RestoreRequest restore;
   restore.snapshot = result["short_id"];
   restore.target = tmp.File("restored");
-  auto restore_id = home.StartRestore(restore);
+  auto restore_id = home.jobs_api().StartRestore(restore);
   ASSERT_TRUE(restore_id.ok()) << restore_id.status();
   job = WaitForJob(home, *restore_id);
   ASSERT_EQ(job["state"], "done") << job.dump();
@@ -220,7 +220,7 @@ TEST_F(DaemonTest, ThreePeersBackupAndRestore) {
 
   // Unknown snapshots are NOT_FOUND right away, not a failed job.
   restore.snapshot = "ffffffff";
-  EXPECT_EQ(home.StartRestore(restore).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(home.jobs_api().StartRestore(restore).status().code(), absl::StatusCode::kNotFound);
   for (auto& p : peers) p->Shutdown();
 }
 

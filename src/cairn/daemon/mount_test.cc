@@ -8,6 +8,7 @@
 #include "cairn/api/client.h"
 #include "cairn/api/json_paths.h"
 #include "cairn/daemon/api_server.h"
+#include "cairn/daemon/api_snapshots.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -19,9 +20,10 @@ using nlohmann::json;
 const std::string kToken(64, 'a');
 
 // A file "f" of 300 bytes (byte i is i % 251, NUL included) in snapshot "s1".
-class ReadHandler : public ApiHandler {
+class ReadHandler : public ApiHandler, public SnapshotsApi {
  public:
-  ReadHandler() {
+  std::vector<ApiRoute> Routes() override { return SnapshotsApi::Routes(); }
+  ReadHandler() : SnapshotsApi(ApiContext{}) {
     for (int i = 0; i < 300; ++i) file.push_back(static_cast<char>(i % 251));
   }
   absl::StatusOr<json> GetStatus() override { return json::object(); }
@@ -30,10 +32,6 @@ class ReadHandler : public ApiHandler {
   absl::StatusOr<json> List(const std::string&, const std::string&, bool) override {
     return json::array();
   }
-  absl::StatusOr<std::string> StartBackup(const api::BackupRequest&) override { return "j"; }
-  absl::StatusOr<std::string> StartRestore(const api::RestoreRequest&) override { return "j"; }
-  absl::StatusOr<json> GetJob(const std::string&) override { return json::object(); }
-  absl::Status CancelJob(const std::string&) override { return absl::OkStatus(); }
 
   absl::StatusOr<std::string> ReadFile(const api::ReadRequest& r) override {
     std::lock_guard lock(mu);

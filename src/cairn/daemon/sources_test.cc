@@ -499,7 +499,7 @@ TEST_F(DaemonSourcesTest, ChangesInASourceAreBackedUpAndItsKeepPolicyApplied) {
   ASSERT_EQ(home.config().sources.size(), 1u);
   // Has a snapshot of `src` that lists `name` (relative to src).
   auto snapshot_has = [&](const std::string& name) {
-    auto listing = home.List("latest", "", /*recursive=*/true);
+    auto listing = home.snapshots_api().List("latest", "", /*recursive=*/true);
     if (!listing.ok()) return false;
     for (const json& e : *listing) {
       if (*api::GetPathField(e, "path") == "src/" + name) return true;
@@ -516,8 +516,8 @@ TEST_F(DaemonSourcesTest, ChangesInASourceAreBackedUpAndItsKeepPolicyApplied) {
   ASSERT_TRUE(WaitFor([&] {
     auto running = home.GetSources();
     return running.ok() && (*running)[0]["running_job"].is_null() &&
-           home.GetSnapshots()->size() == 2u;
-  })) << home.GetSnapshots()->dump();
+           home.snapshots_api().GetSnapshots()->size() == 2u;
+  })) << home.snapshots_api().GetSnapshots()->dump();
   for (auto& p : peers) p->Shutdown();
 }
 

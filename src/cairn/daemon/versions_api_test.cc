@@ -9,6 +9,7 @@
 
 #include "cairn/api/client.h"
 #include "cairn/api/json_paths.h"
+#include "cairn/daemon/api_jobs.h"
 #include "cairn/daemon/api_server.h"
 #include "cairn/daemon/api_versions.h"
 #include "gtest/gtest.h"
@@ -20,17 +21,18 @@ using nlohmann::json;
 
 const std::string kToken(64, 'a');
 
-// The versions routes are VersionsApi's (api_versions.h); the restore routes the handler's.
-class RecordingHandler : public ApiHandler, public VersionsApi {
+// The routes are VersionsApi's (api_versions.h) and JobsApi's (api_jobs.h), their answers
+// overridden here.
+class RecordingHandler : public ApiHandler, public VersionsApi, public JobsApi {
  public:
-  RecordingHandler() : VersionsApi(ApiContext{}) {}
-  std::vector<ApiRoute> Routes() override { return VersionsApi::Routes(); }
+  RecordingHandler() : VersionsApi(ApiContext{}), JobsApi(ApiContext{}) {}
+  std::vector<ApiRoute> Routes() override {
+    std::vector<ApiRoute> routes = VersionsApi::Routes();
+    for (ApiRoute& r : JobsApi::Routes()) routes.push_back(std::move(r));
+    return routes;
+  }
   absl::StatusOr<json> GetStatus() override { return json::object(); }
   absl::StatusOr<json> GetPeers() override { return json::array(); }
-  absl::StatusOr<json> GetSnapshots() override { return json::array(); }
-  absl::StatusOr<json> List(const std::string&, const std::string&, bool) override {
-    return json::array();
-  }
   absl::StatusOr<std::string> StartBackup(const api::BackupRequest&) override {
     return std::string("b");
   }
