@@ -17,6 +17,8 @@
 namespace cairn::daemon {
 
 class JobManager;
+class SourceScheduler;
+struct Config;
 
 struct ApiContext {
   // The home peer's catalog, owner keys and peers, as the engines see them (engine->catalog is
@@ -24,6 +26,10 @@ struct ApiContext {
   const engine::EngineContext* engine = nullptr;
   // Background jobs (jobs.h): started, listed, cancelled.
   JobManager* jobs = nullptr;
+  // The peer's configuration as loaded (its directory, the sources at start).
+  const Config* config = nullptr;
+  // The sources kept backed up (sources.h).
+  SourceScheduler* sources = nullptr;
   // OK, or UNAVAILABLE while the catalog is being rebuilt from the peers (what it says is
   // incomplete until then; docs/operations.md "When the index is damaged"); `what` names the
   // refused request ("list versions"). Unset: always OK.

@@ -119,12 +119,10 @@ absl::StatusOr<uint64_t> ParseByteCount(const ApiRequest& req, const char* name)
 
 // The tables of the features whose answers the ApiHandler gives (ApiServer::Route()
 // concatenates them with ApiHandler::Routes(), the tables of the features that answer for
-// themselves: api_snapshots.h, api_versions.h, api_jobs.h); `h` must outlive the server.
-// GET /v1/version, /v1/status, /v1/peers (api_status.cc).
+// themselves: api_snapshots.h, api_versions.h, api_jobs.h, api_sources.h); `h` must outlive the
+// server. GET /v1/version, /v1/status, /v1/peers (api_status.cc).
 std::vector<ApiRoute> StatusRoutes(ApiHandler* h);
 // POST /v1/forget, /v1/delete, /v1/reclaim, /v1/index/rebuild (api_lifecycle.cc).
 std::vector<ApiRoute> LifecycleRoutes(ApiHandler* h);
-// GET, POST and DELETE /v1/sources (api_sources.cc).
-std::vector<ApiRoute> SourceRoutes(ApiHandler* h);
 
 }  // namespace cairn::daemon

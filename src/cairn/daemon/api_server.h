@@ -58,8 +58,8 @@ class ApiHandler {
  public:
   virtual ~ApiHandler() = default;
   // The route tables of the features that implement their own answers (api_snapshots.h,
-  // api_versions.h, api_jobs.h), served after the server's own routes and those of the methods
-  // below; none by default.
+  // api_versions.h, api_jobs.h, api_sources.h), served after the server's own routes and those of
+  // the methods below; none by default.
   virtual std::vector<ApiRoute> Routes() { return {}; }
   virtual absl::StatusOr<nlohmann::json> GetStatus() = 0;
   virtual absl::StatusOr<nlohmann::json> GetPeers() = 0;
@@ -76,18 +76,6 @@ class ApiHandler {
   // POST /v1/index/rebuild: rebuilds this peer's catalog from the peers (a job).
   virtual absl::StatusOr<std::string> StartIndexRebuild() {
     return absl::UnimplementedError("index rebuild is not available");
-  }
-  // Sources ([[source]], issue 5 watch): GET /v1/sources (an array, daemon/sources.h
-  // StatusJson), POST /v1/sources (the added source's JSON), DELETE /v1/sources?path_base64=B.
-  // UNIMPLEMENTED unless overridden.
-  virtual absl::StatusOr<nlohmann::json> GetSources() {
-    return absl::UnimplementedError("sources are not available");
-  }
-  virtual absl::StatusOr<nlohmann::json> AddSource(const api::SourceRequest& /*source*/) {
-    return absl::UnimplementedError("sources are not available");
-  }
-  virtual absl::Status RemoveSource(const std::string& /*path*/) {
-    return absl::UnimplementedError("sources are not available");
   }
   // GET /metrics (docs/operations.md "Monitoring"): the Prometheus text exposition (format
   // 0.0.4). UNIMPLEMENTED unless overridden.

@@ -454,6 +454,8 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   StartSources();  // before the API, which serves /v1/sources
   api_context_.engine = &ctx_;
   api_context_.jobs = jobs_.get();
+  api_context_.config = &config_;
+  api_context_.sources = sources_.get();
   api_context_.index_ready = [this](const std::string& what) { return IndexReady(what); };
   api_context_.start_backup = [this](const api::BackupRequest& r) { return StartBackup(r); };
   api_context_.start_repair = [this](const api::CheckRequest& r) { return StartRepair(r); };
@@ -461,6 +463,7 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   snapshots_api_ = std::make_unique<SnapshotsApi>(api_context_);
   versions_api_ = std::make_unique<VersionsApi>(api_context_);
   jobs_api_ = std::make_unique<JobsApi>(api_context_);
+  sources_api_ = std::make_unique<SourcesApi>(api_context_);
   CAIRN_ASSIGN_OR_RETURN(api_, ApiServer::Start(config_.api, api_token_, this));
   if (!config_.metrics_listen.empty()) {
     CAIRN_ASSIGN_OR_RETURN(metrics_api_,
@@ -1229,8 +1232,8 @@ absl::StatusOr<std::string> Daemon::StartBackup(const api::BackupRequest& reques
 
 std::vector<ApiRoute> Daemon::Routes() {
   std::vector<ApiRoute> routes;
-  for (std::vector<ApiRoute> table :
-       {snapshots_api_->Routes(), versions_api_->Routes(), jobs_api_->Routes()}) {
+  for (std::vector<ApiRoute> table : {snapshots_api_->Routes(), versions_api_->Routes(),
+                                      jobs_api_->Routes(), sources_api_->Routes()}) {
     for (ApiRoute& route : table) routes.push_back(std::move(route));
   }
   return routes;

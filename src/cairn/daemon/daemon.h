@@ -44,6 +44,7 @@
 #include "cairn/daemon/api_jobs.h"
 #include "cairn/daemon/api_server.h"
 #include "cairn/daemon/api_snapshots.h"
+#include "cairn/daemon/api_sources.h"
 #include "cairn/daemon/api_versions.h"
 #include "cairn/daemon/cluster_peer_set.h"
 #include "cairn/daemon/config.h"
@@ -109,16 +110,14 @@ class Daemon : public ApiHandler {
   absl::StatusOr<std::string> StartForget(const api::ForgetRequest& request) override;
   absl::StatusOr<std::string> StartDelete(const api::DeleteRequest& request) override;
   absl::StatusOr<std::string> StartReclaim(const api::ReclaimRequest& request) override;
-  // Sources (daemon/sources.cc): the scheduler's state; add/remove write cairn.toml first.
-  absl::StatusOr<nlohmann::json> GetSources() override;
-  absl::StatusOr<nlohmann::json> AddSource(const api::SourceRequest& source) override;
-  absl::Status RemoveSource(const std::string& path) override;
-  // The features that answer for themselves (api_snapshots.h, api_versions.h, api_jobs.h),
+  // The features that answer for themselves (api_snapshots.h, api_versions.h, api_jobs.h,
+  // api_sources.h),
   // against api_context_.
   std::vector<ApiRoute> Routes() override;
   // Those features, for callers in the process (tests) that use them without HTTP.
   SnapshotsApi& snapshots_api() { return *snapshots_api_; }
   JobsApi& jobs_api() { return *jobs_api_; }
+  SourcesApi& sources_api() { return *sources_api_; }
   // GET /metrics (daemon/metrics.h, docs/operations.md "Monitoring").
   absl::StatusOr<std::string> GetMetrics() override;
   // GET /v1/health: {"live":true,"ready":bool,"problems":[...],"index":STATE,"peers_alive":N,
@@ -266,12 +265,12 @@ class Daemon : public ApiHandler {
   engine::EngineContext ctx_;
   EventBus events_;  // before jobs_ and api_, which use it
   std::unique_ptr<JobManager> jobs_;
-  std::mutex sources_config_mu_;              // serializes source add/remove (config_.sources)
   std::unique_ptr<SourceScheduler> sources_;  // [[source]]: watch, debounce, schedule backups
   ApiContext api_context_;  // what the API's features are given (filled before api_ starts)
   std::unique_ptr<SnapshotsApi> snapshots_api_;
   std::unique_ptr<VersionsApi> versions_api_;
   std::unique_ptr<JobsApi> jobs_api_;
+  std::unique_ptr<SourcesApi> sources_api_;  // keeps the sources as added and removed since
   std::unique_ptr<ApiServer> api_;
   std::unique_ptr<ApiServer> metrics_api_;  // [metrics] listen; null when off
 

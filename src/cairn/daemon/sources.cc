@@ -1,5 +1,5 @@
-// SourceScheduler (sources.h) and the Daemon's sources: scheduling, GET/POST/DELETE
-// /v1/sources and the write-back of [[source]] tables to cairn.toml.
+// SourceScheduler (sources.h) and the Daemon's start of it; GET/POST/DELETE /v1/sources are
+// api_sources.cc.
 #include "cairn/daemon/sources.h"
 
 #include <spdlog/spdlog.h>
@@ -333,13 +333,7 @@ void Daemon::StartSources() {
     return absl::StatusOr<Json>(api::StatusFromJson(job->value("error", Json::object())));
   };
   sources_ = std::make_unique<SourceScheduler>(options, std::move(hooks));
-  std::lock_guard<std::mutex> lock(sources_config_mu_);
   sources_->Start(config_.sources);
-}
-
-absl::StatusOr<Json> Daemon::GetSources() {
-  if (!sources_) return absl::FailedPreconditionError("the peer is starting");
-  return sources_->StatusJson();
 }
 
 SourceConfig SourceFromRequest(const api::SourceRequest& r) {
@@ -352,54 +346,6 @@ SourceConfig SourceFromRequest(const api::SourceRequest& r) {
   s.watch = r.watch;
   s.keep = r.keep;
   return s;
-}
-
-absl::StatusOr<Json> Daemon::AddSource(const api::SourceRequest& request) {
-  SourceConfig source = SourceFromRequest(request);
-  CAIRN_RETURN_IF_ERROR(ValidateSource(source));  // as sent, before it is normalized
-  if (!sources_) return absl::FailedPreconditionError("the peer is starting");
-  source.path = NormalSourcePath(source.path);
-  CAIRN_RETURN_IF_ERROR(ValidateSource(source));
-  struct stat st;
-  if (::lstat(source.path.c_str(), &st) != 0) {
-    return Annotate(ErrnoStatus(errno, api::SanitizeUtf8(source.path)), "cannot add the source");
-  }
-  std::lock_guard<std::mutex> lock(sources_config_mu_);
-  for (const SourceConfig& s : config_.sources) {
-    if (s.path == source.path) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("'", api::SanitizeUtf8(source.path),
-                       "' is already a source (remove it first to change its settings)"));
-    }
-  }
-  std::vector<SourceConfig> sources = config_.sources;
-  sources.push_back(source);
-  CAIRN_RETURN_IF_ERROR(
-      Annotate(WriteBackSources(config_.dir, sources), "write the sources to cairn.toml"));
-  config_.sources = std::move(sources);
-  CAIRN_RETURN_IF_ERROR(sources_->Add(source));
-  spdlog::info("source {} added", api::SanitizeUtf8(source.path));
-  return SourceConfigJson(source);
-}
-
-absl::Status Daemon::RemoveSource(const std::string& path) {
-  if (!sources_) return absl::FailedPreconditionError("the peer is starting");
-  std::string normal = NormalSourcePath(path);
-  std::lock_guard<std::mutex> lock(sources_config_mu_);
-  std::vector<SourceConfig> sources = config_.sources;
-  auto it = std::find_if(sources.begin(), sources.end(),
-                         [&](const SourceConfig& s) { return s.path == normal; });
-  if (it == sources.end()) {
-    return absl::NotFoundError(absl::StrCat("'", api::SanitizeUtf8(normal), "' is not a source"));
-  }
-  sources.erase(it);
-  CAIRN_RETURN_IF_ERROR(
-      Annotate(WriteBackSources(config_.dir, sources), "write the sources to cairn.toml"));
-  config_.sources = std::move(sources);
-  absl::Status removed = sources_->Remove(normal);
-  if (!removed.ok() && !absl::IsNotFound(removed)) return removed;
-  spdlog::info("source {} removed (its snapshots stay)", api::SanitizeUtf8(normal));
-  return absl::OkStatus();
 }
 
 }  // namespace cairn::daemon

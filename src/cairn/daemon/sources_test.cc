@@ -418,22 +418,23 @@ TEST_F(DaemonSourcesTest, AddListRemoveUpdateCairnToml) {
   auto d = Daemon::Start(dir);
   ASSERT_TRUE(d.ok()) << d.status();
   Daemon& daemon = **d;
-  EXPECT_EQ(*daemon.GetSources(), json::array());
+  EXPECT_EQ(*daemon.sources_api().GetSources(), json::array());
 
   SourceConfig s = Source(src + "/");  // normalized
   s.copies = 1;
   s.excludes = {"*.tmp"};
   s.schedule = 1h;
   s.keep.keep_daily = 7;
-  auto added = daemon.AddSource(AsRequest(s));
+  auto added = daemon.sources_api().AddSource(AsRequest(s));
   ASSERT_TRUE(added.ok()) << added.status();
   EXPECT_EQ((*added)["path"], src);
-  EXPECT_TRUE(absl::IsAlreadyExists(daemon.AddSource(AsRequest(s)).status()));
-  EXPECT_TRUE(absl::IsNotFound(daemon.AddSource(AsRequest(Source(tmp.File("missing")))).status()));
+  EXPECT_TRUE(absl::IsAlreadyExists(daemon.sources_api().AddSource(AsRequest(s)).status()));
+  EXPECT_TRUE(absl::IsNotFound(
+      daemon.sources_api().AddSource(AsRequest(Source(tmp.File("missing")))).status()));
   SourceConfig both = Source(tmp.path());
   both.copies = 2;
   both.ec = "2+1";
-  EXPECT_TRUE(absl::IsInvalidArgument(daemon.AddSource(AsRequest(both)).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(daemon.sources_api().AddSource(AsRequest(both)).status()));
 
   auto config = LoadConfig(dir);
   ASSERT_TRUE(config.ok()) << config.status();
@@ -446,7 +447,7 @@ TEST_F(DaemonSourcesTest, AddListRemoveUpdateCairnToml) {
   std::string text = *env::ReadFileString(ConfigPath(dir), 1 << 20);
   EXPECT_THAT(text, ::testing::HasSubstr("# This peer's permanent id"));
 
-  json list = *daemon.GetSources();
+  json list = *daemon.sources_api().GetSources();
   ASSERT_EQ(list.size(), 1u);
   EXPECT_EQ(list[0]["path"], src);
   EXPECT_EQ(list[0]["watching"], true);
@@ -456,13 +457,13 @@ TEST_F(DaemonSourcesTest, AddListRemoveUpdateCairnToml) {
   daemon.Shutdown();
   d = Daemon::Start(dir);
   ASSERT_TRUE(d.ok()) << d.status();
-  list = *(*d)->GetSources();
+  list = *(*d)->sources_api().GetSources();
   ASSERT_EQ(list.size(), 1u);
   EXPECT_EQ(list[0]["path"], src);
 
-  ASSERT_TRUE((*d)->RemoveSource(src).ok());
-  EXPECT_TRUE(absl::IsNotFound((*d)->RemoveSource(src)));
-  EXPECT_EQ(*(*d)->GetSources(), json::array());
+  ASSERT_TRUE((*d)->sources_api().RemoveSource(src).ok());
+  EXPECT_TRUE(absl::IsNotFound((*d)->sources_api().RemoveSource(src)));
+  EXPECT_EQ(*(*d)->sources_api().GetSources(), json::array());
   EXPECT_THAT(LoadConfig(dir)->sources, IsEmpty());
   (*d)->Shutdown();
 }
@@ -506,15 +507,17 @@ TEST_F(DaemonSourcesTest, ChangesInASourceAreBackedUpAndItsKeepPolicyApplied) {
     }
     return false;
   };
-  ASSERT_TRUE(WaitFor([&] { return snapshot_has("first.txt"); })) << home.GetSources()->dump();
+  ASSERT_TRUE(WaitFor([&] { return snapshot_has("first.txt"); }))
+      << home.sources_api().GetSources()->dump();
   for (int i = 0; i < 3; ++i) {
     std::string name = "file" + std::to_string(i) + ".txt";
     WriteFile(src + "/" + name, name);
-    ASSERT_TRUE(WaitFor([&] { return snapshot_has(name); })) << home.GetSources()->dump();
+    ASSERT_TRUE(WaitFor([&] { return snapshot_has(name); }))
+        << home.sources_api().GetSources()->dump();
   }
   // keep_last = 2 for this source's snapshots (applied after each of its backups).
   ASSERT_TRUE(WaitFor([&] {
-    auto running = home.GetSources();
+    auto running = home.sources_api().GetSources();
     return running.ok() && (*running)[0]["running_job"].is_null() &&
            home.snapshots_api().GetSnapshots()->size() == 2u;
   })) << home.snapshots_api().GetSnapshots()->dump();
