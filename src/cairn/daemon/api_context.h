@@ -13,6 +13,14 @@
 #include "absl/status/statusor.h"
 #include "cairn/api/requests.h"
 #include "cairn/engine/context.h"
+#include "nlohmann/json.hpp"
+
+namespace cairn::cluster {
+class Membership;
+}  // namespace cairn::cluster
+namespace cairn::ports {
+class BlobStore;
+}  // namespace cairn::ports
 
 namespace cairn::daemon {
 
@@ -30,6 +38,11 @@ struct ApiContext {
   const Config* config = nullptr;
   // The sources kept backed up (sources.h).
   SourceScheduler* sources = nullptr;
+  // The peers known and their states; this peer's blob store (its usage in the peer list).
+  cluster::Membership* membership = nullptr;
+  ports::BlobStore* store = nullptr;
+  // The daemon's status object (GET /v1/status; docs/cli.md "Commands": status).
+  std::function<absl::StatusOr<nlohmann::json>()> status;
   // OK, or UNAVAILABLE while the catalog is being rebuilt from the peers (what it says is
   // incomplete until then; docs/operations.md "When the index is damaged"); `what` names the
   // refused request ("list versions"). Unset: always OK.

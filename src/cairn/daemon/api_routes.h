@@ -2,8 +2,8 @@
 // "Modules and their dependencies"): what a route sees of a request, what it answers, and the
 // helpers every feature's table is written with. ApiServer (api_server.h) owns the HTTP side
 // and concatenates the tables; each feature (api_status.cc, api_snapshots.cc, api_versions.cc,
-// api_jobs.cc, api_lifecycle.cc, api_sources.cc) declares its routes here and implements them
-// in its own file, decoding requests and encoding answers with the types of api/.
+// api_jobs.cc, api_lifecycle.cc, api_sources.cc) implements its routes in its own file,
+// decoding requests and encoding answers with the types of api/.
 //
 // Thread-safety: a route function is called concurrently from the server's handler threads; the
 // helpers below keep no state.
@@ -117,12 +117,11 @@ absl::StatusOr<bool> ParseBool(const std::string& name, const std::string& value
 // A required non-negative decimal integer (bytes); INVALID_ARGUMENT when absent or malformed.
 absl::StatusOr<uint64_t> ParseByteCount(const ApiRequest& req, const char* name);
 
-// The tables of the features whose answers the ApiHandler gives (ApiServer::Route()
-// concatenates them with ApiHandler::Routes(), the tables of the features that answer for
-// themselves: api_snapshots.h, api_versions.h, api_jobs.h, api_sources.h); `h` must outlive the
-// server. GET /v1/version, /v1/status, /v1/peers (api_status.cc).
-std::vector<ApiRoute> StatusRoutes(ApiHandler* h);
-// POST /v1/forget, /v1/delete, /v1/reclaim, /v1/index/rebuild (api_lifecycle.cc).
+// The table of the one feature whose answers the ApiHandler gives (ApiServer::Route()
+// concatenates it with ApiHandler::Routes(), the tables of the features that answer for
+// themselves: api_status.h, api_snapshots.h, api_versions.h, api_jobs.h, api_sources.h); `h`
+// must outlive the server. POST /v1/forget, /v1/delete, /v1/reclaim, /v1/index/rebuild
+// (api_lifecycle.cc).
 std::vector<ApiRoute> LifecycleRoutes(ApiHandler* h);
 
 }  // namespace cairn::daemon

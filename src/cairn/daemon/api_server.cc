@@ -918,9 +918,7 @@ void ApiServer::Route() {
       {"GET", "/v1/events", EventsRoute()},
   });
   ApiHandler* h = handler_;
-  for (auto* table : {&StatusRoutes, &LifecycleRoutes}) {
-    AddRoutes((*table)(h));
-  }
+  AddRoutes(LifecycleRoutes(h));
   AddRoutes(h->Routes());
 }
 

@@ -1,11 +1,13 @@
 // The local HTTP API (docs/cli.md "Local HTTP API"): libmicrohttpd on a
 // loopback address, JSON in and out, bearer-token authentication. The CLI is its client.
 //
-// ApiServer owns the HTTP side — authentication, routing, mapping absl codes to HTTP statuses —
-// and concatenates the feature route tables (api_routes.h: one file per feature parses and
-// validates its requests) that call an ApiHandler (the Daemon; a fake in tests) with typed
-// requests. Whatever arrives (malformed JSON, wrong types, garbage bytes, unknown
-// routes, a handler that throws) gets an error response and the server keeps serving.
+// ApiServer owns the HTTP side — authentication, routing, mapping absl codes to HTTP statuses,
+// the dashboard's files and login codes, the event stream — and concatenates the feature route
+// tables (api_routes.h): those of the features that answer for themselves (ApiHandler::Routes:
+// api_status.h, api_snapshots.h, ...; each parses and validates its requests) and that of the
+// lifecycle jobs, which call the ApiHandler (the Daemon; a fake in tests) with typed requests.
+// Whatever arrives (malformed JSON, wrong types, garbage bytes, unknown routes, a handler that
+// throws) gets an error response and the server keeps serving.
 //
 // Errors: body {"error":{"code":"NOT_FOUND","message":"..."}}; HTTP status 400
 // INVALID_ARGUMENT, 401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 NOT_FOUND, 409
@@ -53,16 +55,15 @@ struct MHD_Connection;
 
 namespace cairn::daemon {
 
-// What the API serves; each method returns the JSON body of its route (cli-api-spec.md).
+// What the API serves beyond the server's own routes: the feature tables, the lifecycle jobs,
+// and what the [metrics] listener shares (metrics, health).
 class ApiHandler {
  public:
   virtual ~ApiHandler() = default;
-  // The route tables of the features that implement their own answers (api_snapshots.h,
-  // api_versions.h, api_jobs.h, api_sources.h), served after the server's own routes and those of
-  // the methods below; none by default.
+  // The route tables of the features that implement their own answers (api_status.h,
+  // api_snapshots.h, api_versions.h, api_jobs.h, api_sources.h), served after the server's own
+  // routes and those of the methods below; none by default.
   virtual std::vector<ApiRoute> Routes() { return {}; }
-  virtual absl::StatusOr<nlohmann::json> GetStatus() = 0;
-  virtual absl::StatusOr<nlohmann::json> GetPeers() = 0;
   // Lifecycle jobs (issue 4); UNIMPLEMENTED unless overridden.
   virtual absl::StatusOr<std::string> StartForget(const api::ForgetRequest& /*request*/) {
     return absl::UnimplementedError("forget is not available");

@@ -20,6 +20,7 @@
 #include "cairn/api/json_paths.h"
 #include "cairn/daemon/api_jobs.h"
 #include "cairn/daemon/api_snapshots.h"
+#include "cairn/daemon/api_status.h"
 #include "cairn/daemon/test_util.h"
 #include "cairn/daemon/version.h"
 #include "gmock/gmock.h"
@@ -32,13 +33,14 @@ using nlohmann::json;
 
 const std::string kToken(64, 'f');
 
-// Records requests; answers from canned values (the snapshot and job routes are those of
-// SnapshotsApi and JobsApi, their answers overridden here).
-class FakeHandler : public ApiHandler, public SnapshotsApi, public JobsApi {
+// Records requests; answers from canned values (the status, snapshot and job routes are those
+// of StatusApi, SnapshotsApi and JobsApi, their answers overridden here).
+class FakeHandler : public ApiHandler, public StatusApi, public SnapshotsApi, public JobsApi {
  public:
-  FakeHandler() : SnapshotsApi(ApiContext{}), JobsApi(ApiContext{}) {}
+  FakeHandler() : StatusApi(ApiContext{}), SnapshotsApi(ApiContext{}), JobsApi(ApiContext{}) {}
   std::vector<ApiRoute> Routes() override {
-    std::vector<ApiRoute> routes = SnapshotsApi::Routes();
+    std::vector<ApiRoute> routes = StatusApi::Routes();
+    for (ApiRoute& r : SnapshotsApi::Routes()) routes.push_back(std::move(r));
     for (ApiRoute& r : JobsApi::Routes()) routes.push_back(std::move(r));
     return routes;
   }

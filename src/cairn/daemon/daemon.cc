@@ -457,9 +457,13 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   api_context_.config = &config_;
   api_context_.sources = sources_.get();
   api_context_.index_ready = [this](const std::string& what) { return IndexReady(what); };
+  api_context_.membership = membership_.get();
+  api_context_.store = store_;
+  api_context_.status = [this] { return GetStatus(); };
   api_context_.start_backup = [this](const api::BackupRequest& r) { return StartBackup(r); };
   api_context_.start_repair = [this](const api::CheckRequest& r) { return StartRepair(r); };
   api_context_.request_repair = [this] { repair_requested_ = true; };
+  status_api_ = std::make_unique<StatusApi>(api_context_);
   snapshots_api_ = std::make_unique<SnapshotsApi>(api_context_);
   versions_api_ = std::make_unique<VersionsApi>(api_context_);
   jobs_api_ = std::make_unique<JobsApi>(api_context_);
@@ -870,53 +874,6 @@ absl::StatusOr<Json> Daemon::GetStatus() {
   return j;
 }
 
-absl::StatusOr<Json> Daemon::GetPeers() {
-  // This peer's own usage as it is now, not as of the last ping round.
-  store::StoreStats stats = store_->Stats();
-  membership_->UpdateSelf(stats.quota, stats.used, stats.extra_bytes, store::DiskRoom(stats));
-  // Clock offsets against the window calls are accepted in (docs/operations.md "When a peer's
-  // clock is off"). This peer's own clock is flagged when most of the peers measured are off.
-  const std::vector<cluster::PeerView> peers = membership_->Peers();
-  const int64_t window_ms = int64_t{1000} * cluster::RpcAuthOptions{}.max_skew.count();
-  auto beyond = [window_ms](int64_t offset_ms) {
-    return offset_ms > window_ms || offset_ms < -window_ms;
-  };
-  size_t measured = 0, off = 0;
-  for (const cluster::PeerView& v : peers) {
-    if (v.self || !v.clock_offset_ms) continue;
-    ++measured;
-    if (beyond(*v.clock_offset_ms)) ++off;
-  }
-  std::vector<api::PeerInfo> out;
-  for (const cluster::PeerView& v : peers) {
-    api::PeerInfo p;
-    p.peer_id = v.info.id;
-    p.host_id = v.info.host_id;
-    p.site = v.info.site;
-    p.address = v.info.address;
-    p.quota = v.info.quota;
-    p.used = v.info.used;
-    // What it can take now: quota - used, or less when its disk is short of room.
-    p.room = cluster::Room(v.info);
-    p.disk_room = v.info.disk_room;
-    p.state = cluster::PeerStateName(v.state);
-    p.node_id = v.info.node_id;
-    p.cert_fingerprint = v.info.cert_fingerprint;
-    p.last_seen_ns = v.last_seen_ns;
-    p.self = v.self;
-    if (v.self) {
-      p.clock_offset_seconds = 0.0;
-      p.clock_skewed = measured > 0 && 2 * off > measured;
-    } else if (v.clock_offset_ms) {
-      p.clock_offset_seconds = static_cast<double>(*v.clock_offset_ms) / 1000.0;
-      p.clock_skewed = beyond(*v.clock_offset_ms);
-    }
-    p.clock_window_seconds = window_ms / 1000;
-    out.push_back(std::move(p));
-  }
-  return api::ToJson(out);
-}
-
 absl::StatusOr<std::string> Daemon::GetMetrics() {
   MetricsState state;
   store::StoreStats stats = store_->Stats();
@@ -1232,8 +1189,9 @@ absl::StatusOr<std::string> Daemon::StartBackup(const api::BackupRequest& reques
 
 std::vector<ApiRoute> Daemon::Routes() {
   std::vector<ApiRoute> routes;
-  for (std::vector<ApiRoute> table : {snapshots_api_->Routes(), versions_api_->Routes(),
-                                      jobs_api_->Routes(), sources_api_->Routes()}) {
+  for (std::vector<ApiRoute> table :
+       {status_api_->Routes(), snapshots_api_->Routes(), versions_api_->Routes(),
+        jobs_api_->Routes(), sources_api_->Routes()}) {
     for (ApiRoute& route : table) routes.push_back(std::move(route));
   }
   return routes;

@@ -45,6 +45,7 @@
 #include "cairn/daemon/api_server.h"
 #include "cairn/daemon/api_snapshots.h"
 #include "cairn/daemon/api_sources.h"
+#include "cairn/daemon/api_status.h"
 #include "cairn/daemon/api_versions.h"
 #include "cairn/daemon/cluster_peer_set.h"
 #include "cairn/daemon/config.h"
@@ -104,17 +105,19 @@ class Daemon : public ApiHandler {
   absl::Status fatal_status() const;
 
   // ApiHandler.
-  absl::StatusOr<nlohmann::json> GetStatus() override;
-  absl::StatusOr<nlohmann::json> GetPeers() override;
+  // GET /v1/status (ApiContext::status): quota, usage, the catalog's numbers, scrub, index,
+  // storage layout, bucket and lifecycle state.
+  absl::StatusOr<nlohmann::json> GetStatus();
   // Lifecycle (daemon/lifecycle.cc): forget + garbage collection, delete a path, reclaim.
   absl::StatusOr<std::string> StartForget(const api::ForgetRequest& request) override;
   absl::StatusOr<std::string> StartDelete(const api::DeleteRequest& request) override;
   absl::StatusOr<std::string> StartReclaim(const api::ReclaimRequest& request) override;
-  // The features that answer for themselves (api_snapshots.h, api_versions.h, api_jobs.h,
-  // api_sources.h),
+  // The features that answer for themselves (api_status.h, api_snapshots.h, api_versions.h,
+  // api_jobs.h, api_sources.h),
   // against api_context_.
   std::vector<ApiRoute> Routes() override;
   // Those features, for callers in the process (tests) that use them without HTTP.
+  StatusApi& status_api() { return *status_api_; }
   SnapshotsApi& snapshots_api() { return *snapshots_api_; }
   JobsApi& jobs_api() { return *jobs_api_; }
   SourcesApi& sources_api() { return *sources_api_; }
@@ -267,6 +270,7 @@ class Daemon : public ApiHandler {
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<SourceScheduler> sources_;  // [[source]]: watch, debounce, schedule backups
   ApiContext api_context_;  // what the API's features are given (filled before api_ starts)
+  std::unique_ptr<StatusApi> status_api_;
   std::unique_ptr<SnapshotsApi> snapshots_api_;
   std::unique_ptr<VersionsApi> versions_api_;
   std::unique_ptr<JobsApi> jobs_api_;

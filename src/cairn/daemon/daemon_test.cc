@@ -161,11 +161,11 @@ TEST_F(DaemonTest, ThreePeersBackupAndRestore) {
   }
   Daemon& home = *peers[0];
   ASSERT_TRUE(WaitFor([&] {
-    json list = *home.GetPeers();
+    json list = *home.status_api().GetPeers();
     int alive = 0;
     for (const json& p : list) alive += p["state"] == "alive";
     return alive == 3;
-  })) << home.GetPeers()->dump();
+  })) << home.status_api().GetPeers()->dump();
 
   std::string src = tmp.File("src");
   fs::create_directories(src + "/sub");
@@ -265,7 +265,7 @@ TEST_F(DaemonTest, MulticastDiscoveryAndDuplicatePeerIds) {
   auto outsider = Daemon::Start(tmp.File("outsider"));
   ASSERT_TRUE(outsider.ok()) << outsider.status();
   auto state_of = [](Daemon& d, PeerId id) -> std::string {
-    json peers = *d.GetPeers();
+    json peers = *d.status_api().GetPeers();
     for (const json& p : peers) {
       if (p["peer_id"] == id) return p["state"];
     }
@@ -276,7 +276,7 @@ TEST_F(DaemonTest, MulticastDiscoveryAndDuplicatePeerIds) {
   if (!found && state_of(**one, 2) == "unknown") {
     GTEST_SKIP() << "multicast on loopback does not work here";
   }
-  ASSERT_TRUE(found) << (*one)->GetPeers()->dump();
+  ASSERT_TRUE(found) << (*one)->status_api().GetPeers()->dump();
   // The outsider announced too (same group and port) but was never accepted, either way.
   EXPECT_EQ(state_of(**one, 3), "unknown");
   EXPECT_EQ(state_of(**outsider, 1), "unknown");
@@ -305,7 +305,7 @@ TEST_F(DaemonTest, MulticastDiscoveryAndDuplicatePeerIds) {
   EXPECT_THAT(std::string((*newcomer)->fatal_status().message()),
               ::testing::HasSubstr("peer id 2 belongs to another node"));
   // The genuine peer 2 is unaffected.
-  json peers = *(*one)->GetPeers();
+  json peers = *(*one)->status_api().GetPeers();
   for (const json& p : peers) {
     if (p["peer_id"] == 2) {
       EXPECT_EQ(p["address"], two_address);

@@ -26,8 +26,6 @@ class ReadHandler : public ApiHandler, public SnapshotsApi {
   ReadHandler() : SnapshotsApi(ApiContext{}) {
     for (int i = 0; i < 300; ++i) file.push_back(static_cast<char>(i % 251));
   }
-  absl::StatusOr<json> GetStatus() override { return json::object(); }
-  absl::StatusOr<json> GetPeers() override { return json::array(); }
   absl::StatusOr<json> GetSnapshots() override { return json::array(); }
   absl::StatusOr<json> List(const std::string&, const std::string&, bool) override {
     return json::array();

@@ -31,8 +31,6 @@ class RecordingHandler : public ApiHandler, public VersionsApi, public JobsApi {
     for (ApiRoute& r : JobsApi::Routes()) routes.push_back(std::move(r));
     return routes;
   }
-  absl::StatusOr<json> GetStatus() override { return json::object(); }
-  absl::StatusOr<json> GetPeers() override { return json::array(); }
   absl::StatusOr<std::string> StartBackup(const api::BackupRequest&) override {
     return std::string("b");
   }
