@@ -131,6 +131,10 @@ std::string ServiceStatus(daemon::Daemon& d) {
 }
 
 int RunPeer(const GlobalOptions& global) {
+  // Bounded arenas, no per-batch page faults (docs/architecture.md "Memory and the allocator"),
+  // before any thread (the logger's included) allocates: a thread that allocated earlier would
+  // keep an arena of its own beyond the limit.
+  TuneAllocator();
   // Load the config first to name the peer in log lines and report config errors plainly.
   absl::StatusOr<daemon::Config> config = daemon::LoadConfig(global.dir);
   if (!config.ok()) return PrintError(config.status());
@@ -143,9 +147,6 @@ int RunPeer(const GlobalOptions& global) {
     spdlog::error("cannot start: {}", std::string(lock.status().message()));
     return PrintError(lock.status());
   }
-  // Bounded arenas, no per-batch page faults (docs/architecture.md "Memory and the allocator").
-  TuneAllocator();
-
   // Block the shutdown signals in every thread (threads inherit the mask) and take them with
   // sigwait below; a peer that closes a connection must not kill us with SIGPIPE.
   signal(SIGPIPE, SIG_IGN);
