@@ -64,7 +64,8 @@ class ApiHandler {
   // api_snapshots.h, api_versions.h, api_jobs.h, api_sources.h), served after the server's own
   // routes and those of the methods below; none by default.
   virtual std::vector<ApiRoute> Routes() { return {}; }
-  // Lifecycle jobs (issue 4); UNIMPLEMENTED unless overridden.
+  // Lifecycle jobs (docs/architecture.md "Space and lifecycle"); UNIMPLEMENTED unless
+  // overridden.
   virtual absl::StatusOr<std::string> StartForget(const api::ForgetRequest& /*request*/) {
     return absl::UnimplementedError("forget is not available");
   }

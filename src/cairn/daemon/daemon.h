@@ -8,15 +8,18 @@
 //   Membership(self) <- seeds, ping loop (every ping_interval), multicast announcements
 //   PeerServer (gRPC, every call authenticated) over the store and membership
 //   ClusterPeerSet (gRPC clients) + catalog + owner keys -> engine::EngineContext
-//   JobManager (backup/restore threads) + ApiServer (local HTTP API)
+//   JobManager (backup/restore threads)
 //   SourceScheduler ([[source]]: inotify watchers -> debouncer -> backup jobs)
+//   ApiContext -> the API's features (StatusApi, SnapshotsApi, VersionsApi, JobsApi,
+//   SourcesApi: api_*.h) + ApiServer (local HTTP API; the lifecycle jobs, metrics and health
+//   through this class's ApiHandler methods)
 //
 // Start() brings everything up in that order and writes ports resolved from port 0 back to
 // cairn.toml before it returns; Shutdown() stops the API, cancels and joins jobs, stops the
 // ping loop and the peer server, then closes the database.
 //
-// Thread-safety: the ApiHandler methods are called concurrently by the API server; Shutdown()
-// may be called from any thread, once or more.
+// Thread-safety: the ApiHandler methods and the features are called concurrently by the API
+// server; Shutdown() may be called from any thread, once or more.
 #pragma once
 
 #include <atomic>
