@@ -434,7 +434,7 @@ TEST(CliTest, BackupListRestoreAgainstRunningPeers) {
   std::string home = tmp.File("p1");
   ASSERT_TRUE(WaitFor([&] {
     int alive = 0;
-    json list = peers[0]->GetPeers().value_or(json::array());
+    json list = peers[0]->status_api().GetPeers().value_or(json::array());
     for (const json& p : list) alive += p["state"] == "alive";
     return alive == 3;
   }));
