@@ -13,7 +13,7 @@ struct AllocatorTuning {
   // every arena keeps freed buffers, fragmented between live ones: memory would grow with the
   // thread count, not with the work. Restoring 4 GB through 4 peers on 2 cores, a storage peer
   // held 25 MiB of heap at its peak (heaptrack) but 65-75 MiB of anonymous memory with 2
-  // arenas; with 1 its peak RSS went from 96-105 to 84-88 MiB and the home peer's from
+  // arenas; with 1 its peak RSS went from 96-105 to 85-90 MiB and the home peer's from
   // 133-140 to 107 MiB. More cores get more arenas so that their threads do not all queue for
   // one lock.
   int max_arenas = 0;
