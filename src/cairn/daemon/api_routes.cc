@@ -57,6 +57,26 @@ RouteHandler Wrap(std::function<absl::StatusOr<Reply>(const ApiRequest&)> fn) {
   };
 }
 
+RouteHandler BytesRoute(std::function<absl::StatusOr<std::string>(const ApiRequest&)> get,
+                        std::string content_type) {
+  return [get = std::move(get), type = std::move(content_type)](const ApiRequest& req,
+                                                                ApiResponse& res) {
+    try {
+      absl::StatusOr<std::string> bytes = get(req);
+      if (!bytes.ok()) {
+        WriteError(res, bytes.status());
+        return;
+      }
+      res.status = 200;
+      res.set_content(*std::move(bytes), type);
+    } catch (const std::exception& e) {
+      WriteError(res, absl::InternalError(absl::StrCat("internal error: ", e.what())));
+    } catch (...) {
+      WriteError(res, absl::InternalError("internal error"));
+    }
+  };
+}
+
 absl::StatusOr<std::string> RawParam(const ApiRequest& req, const std::string& name) {
   if (!req.has_param(name + "_base64")) return req.get_param_value(name);
   auto decoded = api::FromBase64(req.get_param_value(name + "_base64"));

@@ -88,6 +88,11 @@ void WriteError(ApiResponse& res, const absl::Status& status);
 // Runs a route, turning statuses and any exception into an error response.
 RouteHandler Wrap(std::function<absl::StatusOr<Reply>(const ApiRequest&)> fn);
 
+// A route answering 200 with the bytes `get` returns as `content_type` (file bytes, the
+// Prometheus text); errors are JSON as for Wrap.
+RouteHandler BytesRoute(std::function<absl::StatusOr<std::string>(const ApiRequest&)> get,
+                        std::string content_type);
+
 // A route answering 200 with the JSON `get` returns.
 template <typename Get>
 RouteHandler JsonRoute(Get get) {

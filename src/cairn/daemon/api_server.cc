@@ -784,20 +784,9 @@ void ApiServer::RouteMetrics() {
 std::vector<ApiServer::RouteSpec> ApiServer::SharedRoutes() {
   ApiHandler* h = handler_;
   std::vector<RouteSpec> table;
-  table.push_back({"GET", "/metrics", [h](const ApiRequest&, ApiResponse& res) {
-                     try {
-                       absl::StatusOr<std::string> text = h->GetMetrics();
-                       if (!text.ok()) {
-                         WriteError(res, text.status());
-                         return;
-                       }
-                       res.status = 200;
-                       res.set_content(*text, "text/plain; version=0.0.4; charset=utf-8");
-                     } catch (const std::exception& e) {
-                       WriteError(res,
-                                  absl::InternalError(absl::StrCat("internal error: ", e.what())));
-                     }
-                   }});
+  table.push_back({"GET", "/metrics",
+                   BytesRoute([h](const ApiRequest&) { return h->GetMetrics(); },
+                              "text/plain; version=0.0.4; charset=utf-8")});
   table.push_back({"GET", "/v1/health", Wrap([h](const ApiRequest&) -> absl::StatusOr<Reply> {
                      Json j = h->GetHealth();
                      const bool ready = j.value("ready", false);

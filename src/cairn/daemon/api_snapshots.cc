@@ -61,22 +61,12 @@ std::vector<ApiRoute> SnapshotsApi::Routes() {
        })},
       // File bytes (`cairn mount`): the body is the raw bytes, not JSON; errors are JSON.
       {"GET", "/v1/read",
-       [this](const ApiRequest& req, ApiResponse& res) {
-         try {
-           absl::StatusOr<api::ReadRequest> r = ParseReadRequest(req);
-           absl::StatusOr<std::string> data = r.ok() ? ReadFile(*r) : r.status();
-           if (!data.ok()) {
-             WriteError(res, data.status());
-             return;
-           }
-           res.status = 200;
-           res.set_content(*data, "application/octet-stream");
-         } catch (const std::exception& e) {
-           WriteError(res, absl::InternalError(absl::StrCat("internal error: ", e.what())));
-         } catch (...) {
-           WriteError(res, absl::InternalError("internal error"));
-         }
-       }},
+       BytesRoute(
+           [this](const ApiRequest& req) -> absl::StatusOr<std::string> {
+             CAIRN_ASSIGN_OR_RETURN(api::ReadRequest r, ParseReadRequest(req));
+             return ReadFile(r);
+           },
+           "application/octet-stream")},
   };
 }
 
