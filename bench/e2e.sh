@@ -12,7 +12,8 @@
 #   restic  local repository (restic init; backup; restore), default compression
 #   borg    local repository (borg init -e repokey; create; extract), default compression (lz4)
 # Prints a table (MB = 10^6 bytes) and the cairn/restic and cairn/borg ratios.
-# Not a test: nothing is asserted about speed. Page cache is warm for every tool alike.
+# Not a test: nothing is asserted about speed. Page cache is warm for every tool alike, and each
+# timed step starts after a `sync`, so that no tool pays for writing back the previous one's data.
 #
 # Usage: bench/e2e.sh [--size 1G] [--seed 1] [--real [--real-dirs "DIRS"]] [--workdir DIR]
 #                     [--keep] [--only cairn]
@@ -73,14 +74,17 @@ print(sum(os.lstat(os.path.join(r, f)).st_size for r, _, fs in os.walk(sys.argv[
 files="$(find "$data" -type f | wc -l)"
 echo "e2e: dataset $((bytes / 1000000)) MB in $files files" >&2
 sync
+# step NAME CMD...: `timed` after a sync (the restore before wrote GBs that the kernel may still
+# be writing back: without it the next tool's timing depended on the one before).
+step() { sync; timed "$@"; }
 
 # --- cairn ----------------------------------------------------------------------------------
 echo "e2e: cairn (4 local peers, --copies 2)" >&2
 scripts/local-cluster start 4 "$work/cluster" --quota 100G >&2
 home="$work/cluster/peer1"
-timed cairn_backup "$cairn" backup --dir "$home" "$data" --copies 2 --json
-timed cairn_rebackup "$cairn" backup --dir "$home" "$data" --copies 2 --json
-timed cairn_restore "$cairn" restore --dir "$home" latest --target "$work/restore_cairn" --json
+step cairn_backup "$cairn" backup --dir "$home" "$data" --copies 2 --json
+step cairn_rebackup "$cairn" backup --dir "$home" "$data" --copies 2 --json
+step cairn_restore "$cairn" restore --dir "$home" latest --target "$work/restore_cairn" --json
 verify cairn "$work/restore_cairn/data"
 cairn_stored=0
 for i in 1 2 3 4; do
@@ -104,9 +108,9 @@ if [[ -z "$only" ]]; then
 echo "e2e: restic $(restic version | awk '{print $2}')" >&2
 export RESTIC_PASSWORD=cairn-bench RESTIC_REPOSITORY="$work/restic" RESTIC_CACHE_DIR="$work/restic-cache"
 restic init -q >/dev/null
-timed restic_backup restic backup -q "$data"
-timed restic_rebackup restic backup -q "$data"
-timed restic_restore restic restore -q latest --target "$work/restore_restic"
+step restic_backup restic backup -q "$data"
+step restic_rebackup restic backup -q "$data"
+step restic_restore restic restore -q latest --target "$work/restore_restic"
 verify restic "$work/restore_restic$data"
 restic_stored="$(du -sb "$work/restic" | cut -f1)"
 rm -rf "$work/restore_restic" "$work/restic-cache"
@@ -117,10 +121,10 @@ export BORG_PASSPHRASE=cairn-bench BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=ye
 export BORG_BASE_DIR="$work/borg-home" BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
 borg init -e repokey "$work/borg" >"$work/borg_init.log" 2>&1 || { cat "$work/borg_init.log" >&2; exit 1; }
 # Archive the path relative to $work so that extract recreates data/ in its cwd.
-(cd "$work" && timed borg_backup borg create "$work/borg::bench" data)
-(cd "$work" && timed borg_rebackup borg create "$work/borg::bench2" data)
+(cd "$work" && step borg_backup borg create "$work/borg::bench" data)
+(cd "$work" && step borg_rebackup borg create "$work/borg::bench2" data)
 mkdir -p "$work/restore_borg"
-(cd "$work/restore_borg" && timed borg_restore borg extract "$work/borg::bench")
+(cd "$work/restore_borg" && step borg_restore borg extract "$work/borg::bench")
 verify borg "$work/restore_borg/data"
 borg_stored="$(du -sb "$work/borg" | cut -f1)"
 rm -rf "$work/restore_borg"

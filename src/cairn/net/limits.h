@@ -44,4 +44,8 @@ constexpr int kMaxConcurrentStreams = 64;
 constexpr std::chrono::milliseconds kServerHandshakeTimeout{10000};
 constexpr std::chrono::milliseconds kMaxConnectionIdle{60000};
 
+// Idle threads the peer service keeps for the next calls (gRPC's synchronous server,
+// ServerBuilder::SyncServerOption::MAX_POLLERS; default 2). Each sleeps in the completion queue.
+constexpr int kMaxIdlePollers = 8;
+
 }  // namespace cairn::net
