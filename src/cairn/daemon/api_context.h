@@ -7,6 +7,7 @@
 // (catalog, JobManager) and the functions may be called from any handler thread.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <string>
 
@@ -54,6 +55,17 @@ struct ApiContext {
   std::function<absl::StatusOr<std::string>(const api::CheckRequest&)> start_repair;
   // A check found chunks below target: the repair loop repairs soon. Unset: nothing.
   std::function<void()> request_repair;
+  // Likewise the lifecycle jobs the peer starts by itself (docs/architecture.md "Space and
+  // lifecycle"): a reclaim to a quota in bytes (when used > quota), and a rebuild of the
+  // catalog from the peers (an index found damaged at start), which returns the running
+  // rebuild's id when one runs. Unset: UNIMPLEMENTED.
+  std::function<absl::StatusOr<std::string>(const api::ReclaimRequest&)> start_reclaim;
+  std::function<absl::StatusOr<std::string>()> start_index_rebuild;
+  // Collects garbage and delivers the queued deletions (engine/gc.h; the daemon's metrics count
+  // it), as forget and delete do after changing the catalog: {"gc":{...},"deletions":{...}}
+  // (docs/cli.md "Local HTTP API"). Stops with CANCELLED once `cancel` is set. Unset:
+  // UNIMPLEMENTED.
+  std::function<absl::StatusOr<nlohmann::json>(const std::atomic<bool>& cancel)> collect_garbage;
 
   // UNIMPLEMENTED "<what> is not available" when the engine context or the job manager is not
   // given (a test's handler that fakes the methods it uses).

@@ -24,7 +24,6 @@
 
 namespace cairn::daemon {
 
-class ApiHandler;
 class EventBus;
 
 // A complete request as a route sees it.
@@ -121,12 +120,5 @@ absl::StatusOr<std::string> RawParam(const ApiRequest& req, const std::string& n
 absl::StatusOr<bool> ParseBool(const std::string& name, const std::string& value);
 // A required non-negative decimal integer (bytes); INVALID_ARGUMENT when absent or malformed.
 absl::StatusOr<uint64_t> ParseByteCount(const ApiRequest& req, const char* name);
-
-// The table of the one feature whose answers the ApiHandler gives (ApiServer::Route()
-// concatenates it with ApiHandler::Routes(), the tables of the features that answer for
-// themselves: api_status.h, api_snapshots.h, api_versions.h, api_jobs.h, api_sources.h); `h`
-// must outlive the server. POST /v1/forget, /v1/delete, /v1/reclaim, /v1/index/rebuild
-// (api_lifecycle.cc).
-std::vector<ApiRoute> LifecycleRoutes(ApiHandler* h);
 
 }  // namespace cairn::daemon

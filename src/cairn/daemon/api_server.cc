@@ -906,9 +906,7 @@ void ApiServer::Route() {
        })},
       {"GET", "/v1/events", EventsRoute()},
   });
-  ApiHandler* h = handler_;
-  AddRoutes(LifecycleRoutes(h));
-  AddRoutes(h->Routes());
+  AddRoutes(handler_->Routes());
 }
 
 }  // namespace cairn::daemon

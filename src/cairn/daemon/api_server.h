@@ -3,9 +3,8 @@
 //
 // ApiServer owns the HTTP side — authentication, routing, mapping absl codes to HTTP statuses,
 // the dashboard's files and login codes, the event stream — and concatenates the feature route
-// tables (api_routes.h): those of the features that answer for themselves (ApiHandler::Routes:
-// api_status.h, api_snapshots.h, ...; each parses and validates its requests) and that of the
-// lifecycle jobs, which call the ApiHandler (the Daemon; a fake in tests) with typed requests.
+// tables (api_routes.h) the ApiHandler gives (ApiHandler::Routes: api_status.h,
+// api_snapshots.h, ...; each feature parses and validates its requests).
 // Whatever arrives (malformed JSON, wrong types, garbage bytes, unknown routes, a handler that
 // throws) gets an error response and the server keeps serving.
 //
@@ -55,30 +54,15 @@ struct MHD_Connection;
 
 namespace cairn::daemon {
 
-// What the API serves beyond the server's own routes: the feature tables, the lifecycle jobs,
-// and what the [metrics] listener shares (metrics, health).
+// What the API serves beyond the server's own routes: the feature tables, the event bus, and
+// what the [metrics] listener shares (metrics, health).
 class ApiHandler {
  public:
   virtual ~ApiHandler() = default;
-  // The route tables of the features that implement their own answers (api_status.h,
-  // api_snapshots.h, api_versions.h, api_jobs.h, api_sources.h), served after the server's own
-  // routes and those of the methods below; none by default.
+  // The route tables of the features (api_status.h, api_snapshots.h, api_versions.h,
+  // api_jobs.h, api_lifecycle.h, api_sources.h), served after the server's own routes; none by
+  // default.
   virtual std::vector<ApiRoute> Routes() { return {}; }
-  // Lifecycle jobs (docs/architecture.md "Space and lifecycle"); UNIMPLEMENTED unless
-  // overridden.
-  virtual absl::StatusOr<std::string> StartForget(const api::ForgetRequest& /*request*/) {
-    return absl::UnimplementedError("forget is not available");
-  }
-  virtual absl::StatusOr<std::string> StartDelete(const api::DeleteRequest& /*request*/) {
-    return absl::UnimplementedError("delete is not available");
-  }
-  virtual absl::StatusOr<std::string> StartReclaim(const api::ReclaimRequest& /*request*/) {
-    return absl::UnimplementedError("reclaim is not available");
-  }
-  // POST /v1/index/rebuild: rebuilds this peer's catalog from the peers (a job).
-  virtual absl::StatusOr<std::string> StartIndexRebuild() {
-    return absl::UnimplementedError("index rebuild is not available");
-  }
   // GET /metrics (docs/operations.md "Monitoring"): the Prometheus text exposition (format
   // 0.0.4). UNIMPLEMENTED unless overridden.
   virtual absl::StatusOr<std::string> GetMetrics() {

@@ -19,6 +19,7 @@
 #include "cairn/api/client.h"
 #include "cairn/api/json_paths.h"
 #include "cairn/daemon/api_jobs.h"
+#include "cairn/daemon/api_lifecycle.h"
 #include "cairn/daemon/api_snapshots.h"
 #include "cairn/daemon/api_status.h"
 #include "cairn/daemon/test_util.h"
@@ -33,16 +34,31 @@ using nlohmann::json;
 
 const std::string kToken(64, 'f');
 
-// Records requests; answers from canned values (the status, snapshot and job routes are those
-// of StatusApi, SnapshotsApi and JobsApi, their answers overridden here).
-class FakeHandler : public ApiHandler, public StatusApi, public SnapshotsApi, public JobsApi {
+// Records requests; answers from canned values (the status, snapshot, job and lifecycle routes
+// are those of StatusApi, SnapshotsApi, JobsApi and LifecycleApi, their answers overridden here
+// but reclaim's and the index rebuild's, which an empty ApiContext does not offer).
+class FakeHandler : public ApiHandler,
+                    public StatusApi,
+                    public SnapshotsApi,
+                    public JobsApi,
+                    public LifecycleApi {
  public:
-  FakeHandler() : StatusApi(ApiContext{}), SnapshotsApi(ApiContext{}), JobsApi(ApiContext{}) {}
+  FakeHandler()
+      : StatusApi(ApiContext{}),
+        SnapshotsApi(ApiContext{}),
+        JobsApi(ApiContext{}),
+        LifecycleApi(ApiContext{}) {}
   std::vector<ApiRoute> Routes() override {
     std::vector<ApiRoute> routes = StatusApi::Routes();
     for (ApiRoute& r : SnapshotsApi::Routes()) routes.push_back(std::move(r));
     for (ApiRoute& r : JobsApi::Routes()) routes.push_back(std::move(r));
+    for (ApiRoute& r : LifecycleApi::Routes()) routes.push_back(std::move(r));
     return routes;
+  }
+  absl::StatusOr<std::string> StartForget(const api::ForgetRequest& r) override {
+    std::lock_guard<std::mutex> lock(mu);
+    last_forget = r;
+    return std::string("job3");
   }
   absl::StatusOr<json> GetStatus() override { return json{{"peer_id", 3}}; }
   absl::StatusOr<json> GetPeers() override {
@@ -97,6 +113,7 @@ class FakeHandler : public ApiHandler, public StatusApi, public SnapshotsApi, pu
   std::vector<std::string> last_ls;
   api::BackupRequest last_backup;
   api::RestoreRequest last_restore;
+  api::ForgetRequest last_forget;
   std::string cancelled;
 };
 
@@ -256,6 +273,30 @@ TEST_F(ApiServerTest, RestoreRequestIsDecoded) {
   EXPECT_EQ(handler_.last_restore.snapshot, "3fa2");
   EXPECT_EQ(handler_.last_restore.path, "docs/\x80x");
   EXPECT_EQ(handler_.last_restore.target, "/tmp/r");
+}
+
+TEST_F(ApiServerTest, LifecycleRoutes) {
+  auto [code, reply] =
+      Do("POST", "/v1/forget", R"({"snapshots": ["3fa2"], "dry_run": true, "prune": false})");
+  EXPECT_EQ(code, 202) << reply;
+  EXPECT_EQ(reply["job_id"], "job3");
+  {
+    std::lock_guard<std::mutex> lock(handler_.mu);
+    EXPECT_EQ(handler_.last_forget.snapshots, std::vector<std::string>{"3fa2"});
+    EXPECT_TRUE(handler_.last_forget.dry_run);
+    EXPECT_FALSE(handler_.last_forget.prune);
+  }
+  // A malformed body never reaches the feature.
+  std::tie(code, reply) = Do("POST", "/v1/reclaim", R"({"quota": -1})");
+  EXPECT_EQ(code, 400) << reply;
+  // Without the engine and the daemon's starters: UNIMPLEMENTED, not a crash.
+  std::tie(code, reply) = Do("POST", "/v1/delete", R"({"path": "/etc"})");
+  EXPECT_EQ(reply["error"]["code"], "UNIMPLEMENTED") << reply;
+  EXPECT_EQ(reply["error"]["message"], "delete is not available");
+  std::tie(code, reply) = Do("POST", "/v1/reclaim", R"({"quota": 1024})");
+  EXPECT_EQ(reply["error"]["message"], "reclaim is not available") << reply;
+  std::tie(code, reply) = Do("POST", "/v1/index/rebuild");
+  EXPECT_EQ(reply["error"]["message"], "index rebuild is not available") << reply;
 }
 
 TEST_F(ApiServerTest, LsPassesRawPathAndFlag) {

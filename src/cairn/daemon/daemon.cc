@@ -463,10 +463,16 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   api_context_.start_backup = [this](const api::BackupRequest& r) { return StartBackup(r); };
   api_context_.start_repair = [this](const api::CheckRequest& r) { return StartRepair(r); };
   api_context_.request_repair = [this] { repair_requested_ = true; };
+  api_context_.start_reclaim = [this](const api::ReclaimRequest& r) { return StartReclaim(r); };
+  api_context_.start_index_rebuild = [this] { return StartIndexRebuild(); };
+  api_context_.collect_garbage = [this](const std::atomic<bool>& cancel) {
+    return CollectAndDeliver(cancel);
+  };
   status_api_ = std::make_unique<StatusApi>(api_context_);
   snapshots_api_ = std::make_unique<SnapshotsApi>(api_context_);
   versions_api_ = std::make_unique<VersionsApi>(api_context_);
   jobs_api_ = std::make_unique<JobsApi>(api_context_);
+  lifecycle_api_ = std::make_unique<LifecycleApi>(api_context_);
   sources_api_ = std::make_unique<SourcesApi>(api_context_);
   CAIRN_ASSIGN_OR_RETURN(api_, ApiServer::Start(config_.api, api_token_, this));
   if (!config_.metrics_listen.empty()) {
@@ -1191,7 +1197,7 @@ std::vector<ApiRoute> Daemon::Routes() {
   std::vector<ApiRoute> routes;
   for (std::vector<ApiRoute> table :
        {status_api_->Routes(), snapshots_api_->Routes(), versions_api_->Routes(),
-        jobs_api_->Routes(), sources_api_->Routes()}) {
+        jobs_api_->Routes(), lifecycle_api_->Routes(), sources_api_->Routes()}) {
     for (ApiRoute& route : table) routes.push_back(std::move(route));
   }
   return routes;

@@ -11,8 +11,8 @@
 //   JobManager (backup/restore threads)
 //   SourceScheduler ([[source]]: inotify watchers -> debouncer -> backup jobs)
 //   ApiContext -> the API's features (StatusApi, SnapshotsApi, VersionsApi, JobsApi,
-//   SourcesApi: api_*.h) + ApiServer (local HTTP API; the lifecycle jobs, metrics and health
-//   through this class's ApiHandler methods)
+//   LifecycleApi, SourcesApi: api_*.h) + ApiServer (local HTTP API; their routes, metrics,
+//   health and the event bus through this class's ApiHandler methods)
 //
 // Start() brings everything up in that order and writes ports resolved from port 0 back to
 // cairn.toml before it returns; Shutdown() stops the API, cancels and joins jobs, stops the
@@ -45,6 +45,7 @@
 #include "cairn/codec/crypto.h"
 #include "cairn/daemon/api_context.h"
 #include "cairn/daemon/api_jobs.h"
+#include "cairn/daemon/api_lifecycle.h"
 #include "cairn/daemon/api_server.h"
 #include "cairn/daemon/api_snapshots.h"
 #include "cairn/daemon/api_sources.h"
@@ -111,18 +112,14 @@ class Daemon : public ApiHandler {
   // GET /v1/status (ApiContext::status): quota, usage, the catalog's numbers, scrub, index,
   // storage layout, bucket and lifecycle state.
   absl::StatusOr<nlohmann::json> GetStatus();
-  // Lifecycle (daemon/lifecycle.cc): forget + garbage collection, delete a path, reclaim.
-  absl::StatusOr<std::string> StartForget(const api::ForgetRequest& request) override;
-  absl::StatusOr<std::string> StartDelete(const api::DeleteRequest& request) override;
-  absl::StatusOr<std::string> StartReclaim(const api::ReclaimRequest& request) override;
-  // The features that answer for themselves (api_status.h, api_snapshots.h, api_versions.h,
-  // api_jobs.h, api_sources.h),
-  // against api_context_.
+  // The API's features (api_status.h, api_snapshots.h, api_versions.h, api_jobs.h,
+  // api_lifecycle.h, api_sources.h), against api_context_.
   std::vector<ApiRoute> Routes() override;
   // Those features, for callers in the process (tests) that use them without HTTP.
   StatusApi& status_api() { return *status_api_; }
   SnapshotsApi& snapshots_api() { return *snapshots_api_; }
   JobsApi& jobs_api() { return *jobs_api_; }
+  LifecycleApi& lifecycle_api() { return *lifecycle_api_; }
   SourcesApi& sources_api() { return *sources_api_; }
   // GET /metrics (daemon/metrics.h, docs/operations.md "Monitoring").
   absl::StatusOr<std::string> GetMetrics() override;
@@ -149,14 +146,6 @@ class Daemon : public ApiHandler {
                                                      engine::RecoverProgress* progress,
                                                      const std::atomic<bool>* cancel = nullptr);
 
-  // When the index is damaged (daemon/index_rebuild.cc, docs/operations.md "When the index is
-  // damaged"): POST /v1/index/rebuild starts a job that rebuilds this peer's catalog from the
-  // peers (RecoverIndex, waiting up to 5 minutes for them) and returns its id — the running
-  // one's when a rebuild already runs. The peer starts one by itself when it found index.db
-  // missing, empty or damaged at start, or found it without snapshots while a peer holds blobs
-  // of this owner.
-  absl::StatusOr<std::string> StartIndexRebuild() override;
-
  private:
   Daemon() = default;
   absl::Status Init(const std::string& dir, DaemonOptions options);
@@ -166,6 +155,17 @@ class Daemon : public ApiHandler {
   // that job's id.
   absl::StatusOr<std::string> StartBackup(const api::BackupRequest& request);
   absl::StatusOr<std::string> StartRepair(const api::CheckRequest& request);
+  // Likewise (ApiContext::start_reclaim; daemon/lifecycle.cc): lowers the quota to
+  // request.quota bytes and moves the blobs over it to other peers (engine::Evacuate), then
+  // writes the quota to cairn.toml; the maintenance loop starts one when used > quota.
+  absl::StatusOr<std::string> StartReclaim(const api::ReclaimRequest& request);
+  // When the index is damaged (ApiContext::start_index_rebuild; daemon/index_rebuild.cc,
+  // docs/operations.md "When the index is damaged"): starts a job that rebuilds this peer's
+  // catalog from the peers (RecoverIndex, waiting up to 5 minutes for them) and returns its id
+  // — the running one's when a rebuild already runs. The peer starts one by itself when it
+  // found index.db missing, empty or damaged at start, or found it without snapshots while a
+  // peer holds blobs of this owner.
+  absl::StatusOr<std::string> StartIndexRebuild();
   // The TLS check of the certificate a peer server at `address` presented (net/tls.h): OK when
   // it is the one pinned to a peer known at that address, or when no peer known there has a
   // pin yet (first contact); else PERMISSION_DENIED naming the peer id and both fingerprints.
@@ -207,7 +207,8 @@ class Daemon : public ApiHandler {
   absl::StatusOr<nlohmann::json> ApplyRetentionAfterBackup(const index::SnapshotRecord& latest,
                                                            const engine::RetentionPolicy& policy,
                                                            const std::atomic<bool>& cancel);
-  // Collects garbage and delivers the deletions (JSON "gc" and "deletions" objects).
+  // Collects garbage and delivers the deletions (JSON "gc" and "deletions" objects;
+  // ApiContext::collect_garbage).
   absl::StatusOr<nlohmann::json> CollectAndDeliver(const std::atomic<bool>& cancel);
   nlohmann::json LifecycleStatusJson();
   void StartDiscovery(const std::string& listen_host);
@@ -277,6 +278,7 @@ class Daemon : public ApiHandler {
   std::unique_ptr<SnapshotsApi> snapshots_api_;
   std::unique_ptr<VersionsApi> versions_api_;
   std::unique_ptr<JobsApi> jobs_api_;
+  std::unique_ptr<LifecycleApi> lifecycle_api_;
   std::unique_ptr<SourcesApi> sources_api_;  // keeps the sources as added and removed since
   std::unique_ptr<ApiServer> api_;
   std::unique_ptr<ApiServer> metrics_api_;  // [metrics] listen; null when off

@@ -1,11 +1,11 @@
-// The daemon's space and lifecycle work (issue 4): forget + garbage collection, removing a path
-// from snapshots, reclaim (evacuation), and the maintenance loop that delivers queued deletions
-// and BlobMoved notices, places extra copies and evacuates when used > quota.
+// The daemon's space and lifecycle work (docs/architecture.md "Space and lifecycle"): garbage
+// collection (after forget and delete, api_lifecycle.cc, and retention after a backup), reclaim
+// (evacuation), and the maintenance loop that delivers queued deletions and BlobMoved notices,
+// places extra copies and evacuates when used > quota.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <map>
-#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "cairn/api/json_paths.h"
@@ -14,10 +14,7 @@
 #include "cairn/engine/extras.h"
 #include "cairn/engine/gc.h"
 #include "cairn/engine/reclaim.h"
-#include "cairn/engine/restore.h"
 #include "cairn/engine/retention.h"
-#include "cairn/engine/rewrite.h"
-#include "cairn/engine/versions.h"
 
 namespace cairn::daemon {
 namespace {
@@ -100,128 +97,6 @@ absl::StatusOr<Json> Daemon::ApplyRetentionAfterBackup(const index::SnapshotReco
     out.update(collected);
   }
   return out;
-}
-
-absl::StatusOr<std::string> Daemon::StartForget(const api::ForgetRequest& request) {
-  CAIRN_RETURN_IF_ERROR(IndexReady("forget"));
-  // Resolve named snapshots now, so that a typo is an error of the request, not of the job.
-  std::vector<index::SnapshotRecord> named;
-  for (const std::string& spec : request.snapshots) {
-    CAIRN_ASSIGN_OR_RETURN(index::SnapshotRecord r, engine::ResolveSnapshot(catalog_.get(), spec));
-    named.push_back(std::move(r));
-  }
-  engine::RetentionPolicy policy;
-  if (named.empty()) policy = request.policy;
-  auto phase = std::make_shared<std::atomic<int>>(0);  // 0 choose, 1 collect, 2 deliver
-  JobFunctions fns;
-  fns.progress = [phase] {
-    static const char* kPhases[] = {"forget", "garbage collection", "delete blobs"};
-    return Json{{"phase", kPhases[std::clamp(phase->load(), 0, 2)]}};
-  };
-  fns.run = [this, request, named, policy,
-             phase](const std::atomic<bool>& cancel) -> absl::StatusOr<Json> {
-    std::vector<engine::RetentionDecision> decisions;
-    CAIRN_ASSIGN_OR_RETURN(std::vector<index::SnapshotRecord> all, catalog_->ListSnapshots());
-    if (!named.empty()) {
-      std::set<ChunkId> ids;
-      for (const auto& r : named) ids.insert(r.id);
-      for (const auto& r : all) {
-        engine::RetentionDecision d;
-        d.snapshot = r;
-        d.keep = ids.count(r.id) == 0;
-        d.reasons.push_back(d.keep ? "not named" : "named on the command line");
-        decisions.push_back(std::move(d));
-      }
-    } else {
-      decisions = engine::ApplyRetention(all, policy);
-    }
-    Json kept = Json::array(), removed = Json::array();
-    for (const auto& d : decisions) (d.keep ? kept : removed).push_back(DecisionJson(d));
-    Json out{{"dry_run", request.dry_run}, {"kept", kept}, {"removed", removed}};
-    if (request.dry_run) return out;
-    for (const auto& d : decisions) {
-      if (d.keep) continue;
-      CAIRN_RETURN_IF_ERROR(catalog_->RemoveSnapshot(d.snapshot.id).status());
-    }
-    spdlog::info("forget: {} snapshots removed, {} kept", removed.size(), kept.size());
-    if (request.prune && !removed.empty()) {
-      *phase = 1;
-      CAIRN_ASSIGN_OR_RETURN(Json collected, CollectAndDeliver(cancel));
-      out.update(collected);
-    } else if (!removed.empty()) {
-      // No collection, but the chunks' targets are now those of the snapshots that remain
-      // (docs/operations.md "Redundancy targets").
-      *phase = 1;
-      engine::GcProgress progress;
-      CAIRN_ASSIGN_OR_RETURN(engine::GcReport targets,
-                             engine::RecomputeTargets(ctx_, &progress, &cancel));
-      spdlog::info("forget: {} chunk targets lowered, {} raised", targets.targets_lowered,
-                   targets.targets_raised);
-      out["targets"] = Json{{"targets_lowered", targets.targets_lowered},
-                            {"targets_raised", targets.targets_raised}};
-    }
-    return out;
-  };
-  return jobs_->Start(JobKind::kForget, /*exclusive=*/true, std::move(fns));
-}
-
-absl::StatusOr<std::string> Daemon::StartDelete(const api::DeleteRequest& request) {
-  CAIRN_RETURN_IF_ERROR(IndexReady("delete"));
-  std::vector<index::SnapshotRecord> targets;
-  if (!request.snapshot.empty()) {
-    CAIRN_ASSIGN_OR_RETURN(index::SnapshotRecord r,
-                           engine::ResolveSnapshot(catalog_.get(), request.snapshot));
-    targets.push_back(std::move(r));
-  } else {
-    CAIRN_ASSIGN_OR_RETURN(targets, catalog_->ListSnapshots());
-  }
-  std::string abs = request.path;
-  while (abs.size() > 1 && abs.back() == '/') abs.pop_back();
-  auto done = std::make_shared<std::atomic<uint64_t>>(0);
-  const uint64_t total = targets.size();
-  JobFunctions fns;
-  fns.progress = [done, total] {
-    return Json{{"snapshots_total", total}, {"snapshots_done", done->load()}};
-  };
-  fns.run = [this, targets, abs, done](const std::atomic<bool>& cancel) -> absl::StatusOr<Json> {
-    Json rewritten = Json::array();
-    uint64_t unchanged = 0;
-    for (const index::SnapshotRecord& record : targets) {
-      if (cancel) return absl::CancelledError("delete cancelled");
-      std::optional<std::string> inner = engine::SnapshotPathFor(record.snapshot, abs);
-      engine::RewriteResult result;
-      result.changed = false;
-      if (inner) {
-        CAIRN_ASSIGN_OR_RETURN(
-            result,
-            engine::RemovePath(ctx_, record, *inner, engine::SnapshotRedundancy(record.snapshot)));
-      }
-      ++*done;
-      if (!result.changed) {
-        ++unchanged;
-        continue;
-      }
-      spdlog::info("delete: snapshot {} rewritten as {} without {}", record.id.ShortHex(),
-                   result.snapshot.id.ShortHex(), api::SanitizeUtf8(abs));
-      rewritten.push_back(Json{{"old_id", record.id.Hex()},
-                               {"old_short_id", record.id.ShortHex()},
-                               {"new_id", result.snapshot.id.Hex()},
-                               {"new_short_id", result.snapshot.id.ShortHex()},
-                               {"removed_files", result.removed_files},
-                               {"removed_bytes", result.removed_bytes}});
-    }
-    if (rewritten.empty()) {
-      return absl::NotFoundError(absl::StrCat("'", api::SanitizeUtf8(abs), "' is in none of the ",
-                                              targets.size(),
-                                              " snapshot(s) searched; nothing was changed"));
-    }
-    Json out{{"rewritten", rewritten}, {"unchanged", unchanged}};
-    api::SetPathField(out, "path", abs);
-    CAIRN_ASSIGN_OR_RETURN(Json collected, CollectAndDeliver(cancel));
-    out.update(collected);
-    return out;
-  };
-  return jobs_->Start(JobKind::kDelete, /*exclusive=*/true, std::move(fns));
 }
 
 absl::StatusOr<std::string> Daemon::StartReclaim(const api::ReclaimRequest& request) {
