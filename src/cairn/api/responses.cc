@@ -300,4 +300,63 @@ absl::Status FromJson(const Json& j, VersionList* r) {
   return FromJson(*versions, &r->versions);
 }
 
+Json ToJson(const Health& r) {
+  Json problems = Json::array();
+  for (const std::string& p : r.problems) problems.push_back(SanitizeUtf8(p));
+  const SnapshotHealthSummary& s = r.snapshot_health;
+  Json summary;
+  summary["computed_at"] = OrNull(s.computed_at);
+  summary["age_seconds"] = s.age_seconds ? Json(*s.age_seconds) : Json(nullptr);
+  summary["compute_seconds"] = s.compute_seconds ? Json(*s.compute_seconds) : Json(nullptr);
+  summary["error"] = s.error ? Json(SanitizeUtf8(*s.error)) : Json(nullptr);
+  summary["rebuild_rate_bytes_per_second"] =
+      s.rebuild_rate_bytes_per_second ? Json(*s.rebuild_rate_bytes_per_second) : Json(nullptr);
+  summary["rebuild_rate_source"] = OrNull(s.rebuild_rate_source);
+  Json j;
+  j["live"] = r.live;
+  j["ready"] = r.ready;
+  j["problems"] = std::move(problems);
+  j["index"] = r.index;
+  j["peers_known"] = r.peers_known;
+  j["peers_alive"] = r.peers_alive;
+  j["snapshots"] = r.snapshots.is_array() ? r.snapshots : Json::array();
+  j["snapshot_health"] = std::move(summary);
+  return j;
+}
+
+absl::Status FromJson(const Json& j, Health* r) {
+  if (!j.is_object() || Field(j, "ready") == nullptr) {
+    return absl::InvalidArgumentError("field 'ready' is missing from the answer");
+  }
+  CAIRN_RETURN_IF_ERROR(GetBool(j, "live", &r->live));
+  CAIRN_RETURN_IF_ERROR(GetBool(j, "ready", &r->ready));
+  r->problems.clear();
+  if (const Json* p = Field(j, "problems")) {
+    if (!p->is_array()) return WrongType("problems", "an array of strings");
+    for (const Json& e : *p) {
+      if (!e.is_string()) return WrongType("problems", "an array of strings");
+      r->problems.push_back(e.get<std::string>());
+    }
+  }
+  CAIRN_RETURN_IF_ERROR(GetString(j, "index", &r->index));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "peers_known", &r->peers_known));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "peers_alive", &r->peers_alive));
+  if (const Json* s = Field(j, "snapshots")) {
+    if (!s->is_array()) return WrongType("snapshots", "an array");
+    r->snapshots = *s;
+  }
+  if (const Json* s = Field(j, "snapshot_health")) {
+    if (!s->is_object()) return WrongType("snapshot_health", "an object");
+    SnapshotHealthSummary& out = r->snapshot_health;
+    CAIRN_RETURN_IF_ERROR(GetString(*s, "computed_at", &out.computed_at));
+    CAIRN_RETURN_IF_ERROR(GetInt(*s, "age_seconds", &out.age_seconds));
+    CAIRN_RETURN_IF_ERROR(GetDouble(*s, "compute_seconds", &out.compute_seconds));
+    CAIRN_RETURN_IF_ERROR(GetString(*s, "error", &out.error));
+    CAIRN_RETURN_IF_ERROR(
+        GetDouble(*s, "rebuild_rate_bytes_per_second", &out.rebuild_rate_bytes_per_second));
+    CAIRN_RETURN_IF_ERROR(GetString(*s, "rebuild_rate_source", &out.rebuild_rate_source));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace cairn::api

@@ -130,6 +130,33 @@ absl::Status FromJson(const Json& j, FileVersionInfo* r);
 Json ToJson(const VersionList& r);
 absl::Status FromJson(const Json& j, VersionList* r);
 
+// GET /v1/health (docs/cli.md "Local HTTP API"; also served on the [metrics] listener): {"live":
+// true,"ready","problems":["..."],"index":"ok|checking|rebuilding|rebuilt|failed","peers_known",
+// "peers_alive" (peers other than this one),"snapshots":[...],"snapshot_health":{...}}; answered
+// 200 when ready, else 503 with the same body.
+struct SnapshotHealthSummary {
+  std::optional<std::string> computed_at;               // RFC 3339; null before the first result
+  std::optional<int64_t> age_seconds;                   // null before the first result
+  std::optional<double> compute_seconds;                // how long the last computation took
+  std::optional<std::string> error;                     // why the last computation failed
+  std::optional<double> rebuild_rate_bytes_per_second;  // null: not measured yet
+  std::optional<std::string> rebuild_rate_source;       // "repair", "backup", "restore"
+};
+struct Health {
+  bool live = true;
+  bool ready = true;
+  std::vector<std::string> problems;
+  std::string index = "ok";
+  uint64_t peers_known = 0;
+  uint64_t peers_alive = 0;
+  // What each snapshot survives now (engine/snapshot_health.h, with "rebuild_seconds"; shapes
+  // in docs/cli.md "Local HTTP API"); stays JSON here.
+  Json snapshots = Json::array();
+  SnapshotHealthSummary snapshot_health;
+};
+Json ToJson(const Health& r);
+absl::Status FromJson(const Json& j, Health* r);
+
 // The array answers (GET /v1/snapshots, /v1/peers, /v1/jobs): each element as its type.
 template <typename T>
 Json ToJson(const std::vector<T>& list) {

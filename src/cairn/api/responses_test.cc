@@ -176,5 +176,54 @@ TEST(VersionListJsonTest, RoundTrip) {
   EXPECT_TRUE(absl::IsInvalidArgument(Decode<VersionList>(Json{{"path", "/x"}}).status()));
 }
 
+TEST(HealthJsonTest, RoundTripAndShape) {
+  Health h;
+  h.ready = false;
+  h.problems = {"the index is being rebuilt from the peers (rebuild requested)"};
+  h.index = "rebuilding";
+  h.peers_known = 3;
+  h.peers_alive = 2;
+  h.snapshots = Json::array({Json{{"short_id", "3fa2c1d9"}, {"rebuild_seconds", 12.0}}});
+  h.snapshot_health.computed_at = "2026-11-22T10:00:00Z";
+  h.snapshot_health.age_seconds = 42;
+  h.snapshot_health.compute_seconds = 1.5;
+  h.snapshot_health.rebuild_rate_bytes_per_second = 1e6;
+  h.snapshot_health.rebuild_rate_source = "repair";
+  Json j = ToJson(h);
+  // The names docs/cli.md documents (the dashboard and the cluster tests read them).
+  for (const char* name : {"live", "ready", "problems", "index", "peers_known", "peers_alive",
+                           "snapshots", "snapshot_health"}) {
+    EXPECT_TRUE(j.contains(name)) << name;
+  }
+  for (const char* name : {"computed_at", "age_seconds", "compute_seconds", "error",
+                           "rebuild_rate_bytes_per_second", "rebuild_rate_source"}) {
+    EXPECT_TRUE(j["snapshot_health"].contains(name)) << name;
+  }
+  EXPECT_TRUE(j["snapshot_health"]["error"].is_null());
+  Health back = RoundTrip(h);
+  EXPECT_EQ(back.live, h.live);
+  EXPECT_EQ(back.ready, h.ready);
+  EXPECT_EQ(back.problems, h.problems);
+  EXPECT_EQ(back.index, h.index);
+  EXPECT_EQ(back.peers_known, h.peers_known);
+  EXPECT_EQ(back.peers_alive, h.peers_alive);
+  EXPECT_EQ(back.snapshots, h.snapshots);
+  EXPECT_EQ(back.snapshot_health.computed_at, h.snapshot_health.computed_at);
+  EXPECT_EQ(back.snapshot_health.age_seconds, h.snapshot_health.age_seconds);
+  EXPECT_EQ(back.snapshot_health.compute_seconds, h.snapshot_health.compute_seconds);
+  EXPECT_FALSE(back.snapshot_health.error.has_value());
+  EXPECT_EQ(back.snapshot_health.rebuild_rate_source, h.snapshot_health.rebuild_rate_source);
+  EXPECT_EQ(ToJson(back), j);
+
+  // Before the first computation every summary field is null, and decodes unset.
+  Health fresh = RoundTrip(Health{});
+  EXPECT_TRUE(fresh.ready);
+  EXPECT_FALSE(fresh.snapshot_health.computed_at.has_value());
+  EXPECT_FALSE(fresh.snapshot_health.rebuild_rate_bytes_per_second.has_value());
+
+  EXPECT_FALSE(Decode<Health>(Json{{"live", true}}).ok());  // "ready" is required
+  EXPECT_FALSE(Decode<Health>(Json{{"ready", true}, {"problems", "x"}}).ok());
+}
+
 }  // namespace
 }  // namespace cairn::api

@@ -125,9 +125,8 @@ void Notify(const std::string& state) { sd_notify(0, state.c_str()); }
 
 // "serving, N of M peers alive" from the daemon's health (the STATUS= line systemctl shows).
 std::string ServiceStatus(daemon::Daemon& d) {
-  nlohmann::json h = d.GetHealth();
-  return absl::StrCat("serving, ", h.value("peers_alive", uint64_t{0}), " of ",
-                      h.value("peers_known", uint64_t{0}), " peers alive");
+  const api::Health h = d.GetHealth();
+  return absl::StrCat("serving, ", h.peers_alive, " of ", h.peers_known, " peers alive");
 }
 
 int RunPeer(const GlobalOptions& global) {

@@ -788,9 +788,8 @@ std::vector<ApiServer::RouteSpec> ApiServer::SharedRoutes() {
                    BytesRoute([h](const ApiRequest&) { return h->GetMetrics(); },
                               "text/plain; version=0.0.4; charset=utf-8")});
   table.push_back({"GET", "/v1/health", Wrap([h](const ApiRequest&) -> absl::StatusOr<Reply> {
-                     Json j = h->GetHealth();
-                     const bool ready = j.value("ready", false);
-                     return Reply{ready ? 200 : 503, std::move(j)};
+                     const api::Health health = h->GetHealth();
+                     return Reply{health.ready ? 200 : 503, api::ToJson(health)};
                    })});
   return table;
 }

@@ -44,6 +44,7 @@
 
 #include "absl/status/statusor.h"
 #include "cairn/api/requests.h"
+#include "cairn/api/responses.h"
 #include "cairn/daemon/api_routes.h"
 #include "cairn/daemon/config.h"
 #include "cairn/daemon/events.h"
@@ -71,11 +72,9 @@ class ApiHandler {
   // GET /v1/events (docs/cli.md "Local HTTP API"): the bus whose events the stream sends; must
   // outlive the server. nullptr (the default): 501 UNIMPLEMENTED.
   virtual EventBus* Events() { return nullptr; }
-  // GET /v1/health: {"live":true,"ready":bool,"problems":["..."],...}; answered 200 when
-  // "ready", else 503 with the same body. The default: live and ready.
-  virtual nlohmann::json GetHealth() {
-    return nlohmann::json{{"live", true}, {"ready", true}, {"problems", nlohmann::json::array()}};
-  }
+  // GET /v1/health (api::Health); answered 200 when `ready`, else 503 with the same body. The
+  // default: live and ready, nothing else known.
+  virtual api::Health GetHealth() { return api::Health{}; }
 };
 
 // HTTP status for an absl code (see file comment).

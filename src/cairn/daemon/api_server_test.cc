@@ -101,9 +101,11 @@ class FakeHandler : public ApiHandler,
     return std::string("# TYPE cairn_test gauge\ncairn_test 7\n");
   }
   EventBus* Events() override { return &bus; }
-  json GetHealth() override {
+  api::Health GetHealth() override {
     std::lock_guard<std::mutex> lock(mu);
-    return json{{"live", true}, {"ready", ready}, {"problems", json::array()}};
+    api::Health h;
+    h.ready = ready;
+    return h;
   }
 
   EventBus bus;
@@ -581,6 +583,11 @@ TEST_F(ApiServerTest, MetricsHealthAndVersionNeedTheToken) {
   EXPECT_EQ(not_ready, 503);
   EXPECT_EQ(health2["live"], true);
   EXPECT_EQ(health2["ready"], false);
+  // What the CLI reads: the typed answer (api/responses.h).
+  absl::StatusOr<api::Health> decoded = api::Decode<api::Health>(health2);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_FALSE(decoded->ready);
+  EXPECT_TRUE(decoded->live);
 }
 
 TEST(ApiServerMetricsTest, SeparateListenerServesMetricsAndHealthOnly) {

@@ -922,69 +922,56 @@ int64_t UnixNowNs() {
 }
 }  // namespace
 
-Json Daemon::GetHealth() {
+api::Health Daemon::GetHealth() {
   // Not ready: when this peer must stop, or while requests on the catalog are refused
   // (IndexReady). A failed rebuild is listed, but the peer serves as it is.
-  Json problems = Json::array();
-  bool ready = true;
+  api::Health h;
   if (absl::Status fatal = fatal_status(); !fatal.ok()) {
-    problems.push_back(api::SanitizeUtf8(std::string(fatal.message())));
-    ready = false;
+    h.problems.push_back(api::SanitizeUtf8(std::string(fatal.message())));
+    h.ready = false;
   }
-  std::string index_state;
   {
     std::lock_guard<std::mutex> lock(index_mu_);
-    index_state = index_state_;
+    h.index = index_state_;
     if (index_state_ == "rebuilding") {
-      problems.push_back(absl::StrCat("the index is being rebuilt from the peers (",
-                                      api::SanitizeUtf8(index_problem_), ")"));
-      ready = false;
+      h.problems.push_back(absl::StrCat("the index is being rebuilt from the peers (",
+                                        api::SanitizeUtf8(index_problem_), ")"));
+      h.ready = false;
     } else if (index_state_ == "failed") {
-      problems.push_back(
+      h.problems.push_back(
           absl::StrCat("the last index rebuild failed: ", api::SanitizeUtf8(index_error_)));
     }
   }
-  uint64_t known = 0, alive = 0;
   for (const cluster::PeerView& v : membership_->Peers()) {
     if (v.self) continue;
-    ++known;
-    if (v.state == cluster::PeerState::kAlive) ++alive;
+    ++h.peers_known;
+    if (v.state == cluster::PeerState::kAlive) ++h.peers_alive;
   }
-  Json j;
-  j["live"] = true;
-  j["ready"] = ready;
-  j["problems"] = std::move(problems);
-  j["index"] = index_state;
-  j["peers_known"] = known;
-  j["peers_alive"] = alive;
   // What each snapshot survives now: the background loop's last result, with the rebuild time
   // at the rate measured now (docs/cli.md "Local HTTP API").
   const auto [rate, rate_source] = RebuildRate();
-  Json snapshots = Json::array();
-  Json summary;
+  api::SnapshotHealthSummary& summary = h.snapshot_health;
   {
     std::lock_guard<std::mutex> lock(snapshot_health_mu_);
-    if (snapshot_health_.is_array()) snapshots = snapshot_health_;
-    const bool computed = snapshot_health_at_ns_ > 0;
-    summary["computed_at"] =
-        computed ? Json(api::FormatRfc3339(snapshot_health_at_ns_)) : Json(nullptr);
-    summary["age_seconds"] =
-        computed ? Json(std::max<int64_t>(0, UnixNowNs() - snapshot_health_at_ns_) / 1'000'000'000)
-                 : Json(nullptr);
-    summary["compute_seconds"] = computed ? Json(snapshot_health_seconds_) : Json(nullptr);
-    summary["error"] =
-        snapshot_health_error_.empty() ? Json(nullptr) : Json(snapshot_health_error_);
+    if (snapshot_health_.is_array()) h.snapshots = snapshot_health_;
+    if (snapshot_health_at_ns_ > 0) {
+      summary.computed_at = api::FormatRfc3339(snapshot_health_at_ns_);
+      summary.age_seconds =
+          std::max<int64_t>(0, UnixNowNs() - snapshot_health_at_ns_) / 1'000'000'000;
+      summary.compute_seconds = snapshot_health_seconds_;
+    }
+    if (!snapshot_health_error_.empty()) summary.error = snapshot_health_error_;
   }
-  summary["rebuild_rate_bytes_per_second"] = rate ? Json(*rate) : Json(nullptr);
-  summary["rebuild_rate_source"] = rate ? Json(rate_source) : Json(nullptr);
-  for (Json& s : snapshots) {
+  if (rate) {
+    summary.rebuild_rate_bytes_per_second = *rate;
+    summary.rebuild_rate_source = rate_source;
+  }
+  for (Json& s : h.snapshots) {
     const uint64_t bytes = s.value("rebuild_bytes", uint64_t{0});
     s["rebuild_seconds"] =
         rate ? Json(std::ceil(static_cast<double>(bytes) / *rate)) : Json(nullptr);
   }
-  j["snapshots"] = std::move(snapshots);
-  j["snapshot_health"] = std::move(summary);
-  return j;
+  return h;
 }
 
 std::pair<std::optional<double>, std::string> Daemon::RebuildRate() {

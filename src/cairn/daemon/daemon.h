@@ -123,12 +123,11 @@ class Daemon : public ApiHandler {
   SourcesApi& sources_api() { return *sources_api_; }
   // GET /metrics (daemon/metrics.h, docs/operations.md "Monitoring").
   absl::StatusOr<std::string> GetMetrics() override;
-  // GET /v1/health: {"live":true,"ready":bool,"problems":[...],"index":STATE,"peers_alive":N,
-  // "peers_known":N,"snapshots":[...],"snapshot_health":{...}}. Not ready while this peer must
+  // GET /v1/health (api::Health). Not ready while this peer must
   // stop (fatal_status) or its index is being rebuilt; a failed rebuild is listed in "problems"
   // only. "snapshots" (what each snapshot survives now, docs/cli.md "Local HTTP API") is the
   // last result of SnapshotHealthLoop, never computed per request.
-  nlohmann::json GetHealth() override;
+  api::Health GetHealth() override;
   // GET /v1/events: "peer" events as LogPeerStateChanges sees changes ({"peer_id","host_id",
   // "address","state":"alive|suspect|dead","was": the previous state, null when first seen})
   // and "job" events as jobs start and end (JobManager).
