@@ -359,4 +359,56 @@ absl::Status FromJson(const Json& j, Health* r) {
   return absl::OkStatus();
 }
 
+Json ToJson(const SourceInfo& r) {
+  Json j;
+  SetPathField(j, "path", r.path);
+  j["copies"] = r.copies ? Json(*r.copies) : Json(nullptr);
+  j["ec"] = OrNull(r.ec);
+  SetPathArray(j, "excludes", r.excludes);
+  j["schedule"] = r.schedule;
+  j["watch"] = r.watch;
+  j["keep"] = ToJson(r.keep);
+  if (r.state) {
+    const SourceState& s = *r.state;
+    j["watching"] = s.watching;
+    j["watches"] = s.watches;
+    j["pending"] = s.pending;
+    j["running_job"] = OrNull(s.running_job);
+    j["backups"] = s.backups;
+    j["last_backup"] = s.last_backup;
+  }
+  return j;
+}
+
+absl::Status FromJson(const Json& j, SourceInfo* r) {
+  if (!j.is_object() || (Field(j, "path") == nullptr && Field(j, "path_base64") == nullptr)) {
+    return absl::InvalidArgumentError("field 'path' is missing from the answer");
+  }
+  CAIRN_RETURN_IF_ERROR(GetPath(j, "path", &r->path));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "copies", &r->copies));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "ec", &r->ec));
+  CAIRN_ASSIGN_OR_RETURN(r->excludes, GetPathArray(j, "excludes"));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "schedule", &r->schedule));
+  CAIRN_RETURN_IF_ERROR(GetBool(j, "watch", &r->watch));
+  if (const Json* keep = Field(j, "keep")) {
+    if (!keep->is_object()) return WrongType("keep", "an object");
+    CAIRN_RETURN_IF_ERROR(FromJson(*keep, &r->keep));
+  }
+  // The state fields come together (GET /v1/sources).
+  if (Field(j, "backups") != nullptr) {
+    SourceState s;
+    CAIRN_RETURN_IF_ERROR(GetBool(j, "watching", &s.watching));
+    CAIRN_RETURN_IF_ERROR(GetInt(j, "watches", &s.watches));
+    CAIRN_RETURN_IF_ERROR(GetBool(j, "pending", &s.pending));
+    CAIRN_RETURN_IF_ERROR(GetString(j, "running_job", &s.running_job));
+    CAIRN_RETURN_IF_ERROR(GetInt(j, "backups", &s.backups));
+    if (const Json* b = Field(j, "last_backup")) {
+      if (!b->is_object()) return WrongType("last_backup", "an object or null");
+      s.last_backup = *b;
+    }
+    r->state = std::move(s);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace cairn::api

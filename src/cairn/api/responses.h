@@ -157,6 +157,35 @@ struct Health {
 Json ToJson(const Health& r);
 absl::Status FromJson(const Json& j, Health* r);
 
+// A source the peer keeps backed up (docs/cli.md "Commands": source add, source list): POST
+// /v1/sources answers the one added (201, without `state`) and GET /v1/sources lists them all
+// (an array of these, with `state`; `cairn source list --json`): {"path" (raw bytes),"copies"
+// (null: the [backup] default),"ec" ("K+M" or null),"excludes":[],"schedule" ("" = none),
+// "watch","keep":{the keep_* that are set}} and, listed, {"watching","watches","pending",
+// "running_job" (id or null),"backups","last_backup"}.
+struct SourceState {
+  bool watching = false;  // its root is watched
+  uint64_t watches = 0;   // directories watched
+  bool pending = false;   // changes not yet backed up
+  std::optional<std::string> running_job;
+  uint64_t backups = 0;  // started since the peer started
+  // {"job_id","state":"done|failed","time","snapshot_id","short_id","error"}, null until a
+  // backup of it finished; stays JSON here.
+  Json last_backup;
+};
+struct SourceInfo {
+  std::string path;  // absolute, raw bytes
+  std::optional<uint32_t> copies;
+  std::optional<std::string> ec;
+  std::vector<std::string> excludes;  // globs, raw bytes
+  std::string schedule;               // "1h", "" = none
+  bool watch = true;
+  engine::RetentionPolicy keep;      // empty: [retention] applies
+  std::optional<SourceState> state;  // GET /v1/sources only
+};
+Json ToJson(const SourceInfo& r);
+absl::Status FromJson(const Json& j, SourceInfo* r);
+
 // The array answers (GET /v1/snapshots, /v1/peers, /v1/jobs): each element as its type.
 template <typename T>
 Json ToJson(const std::vector<T>& list) {

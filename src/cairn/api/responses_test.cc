@@ -225,5 +225,64 @@ TEST(HealthJsonTest, RoundTripAndShape) {
   EXPECT_FALSE(Decode<Health>(Json{{"ready", true}, {"problems", "x"}}).ok());
 }
 
+TEST(SourceInfoJsonTest, RoundTripAndShape) {
+  SourceInfo s;
+  s.path = "/home/caf\xe9";  // not UTF-8: carried as path_base64
+  s.ec = "4+2";
+  s.excludes = {"*.tmp"};
+  s.schedule = "1h";
+  s.watch = false;
+  s.keep.keep_daily = 7;
+  s.keep.keep_tags = {"daily"};
+  Json added = ToJson(s);
+  // POST /v1/sources: the settings only.
+  for (const char* name :
+       {"path_base64", "copies", "ec", "excludes", "schedule", "watch", "keep"}) {
+    EXPECT_TRUE(added.contains(name)) << name;
+  }
+  EXPECT_TRUE(added["copies"].is_null());
+  EXPECT_FALSE(added.contains("backups"));
+  SourceInfo back = RoundTrip(s);
+  EXPECT_EQ(back.path, s.path);
+  EXPECT_FALSE(back.copies.has_value());
+  EXPECT_EQ(back.ec, s.ec);
+  EXPECT_EQ(back.excludes, s.excludes);
+  EXPECT_EQ(back.schedule, s.schedule);
+  EXPECT_FALSE(back.watch);
+  EXPECT_EQ(back.keep.keep_daily, 7);
+  EXPECT_EQ(back.keep.keep_tags, s.keep.keep_tags);
+  EXPECT_FALSE(back.state.has_value());
+  EXPECT_EQ(ToJson(back), added);
+
+  // GET /v1/sources: with the state.
+  s.copies = 2;
+  s.ec.reset();
+  SourceState state;
+  state.watching = true;
+  state.watches = 12;
+  state.pending = true;
+  state.running_job = "job7";
+  state.backups = 3;
+  state.last_backup = Json{{"job_id", "job6"}, {"state", "done"}, {"short_id", "3fa2c1d9"}};
+  s.state = state;
+  Json listed = ToJson(s);
+  for (const char* name :
+       {"watching", "watches", "pending", "running_job", "backups", "last_backup"}) {
+    EXPECT_TRUE(listed.contains(name)) << name;
+  }
+  back = RoundTrip(s);
+  ASSERT_TRUE(back.state.has_value());
+  EXPECT_EQ(back.copies, std::optional<uint32_t>(2));
+  EXPECT_TRUE(back.state->watching);
+  EXPECT_EQ(back.state->watches, 12u);
+  EXPECT_TRUE(back.state->pending);
+  EXPECT_EQ(back.state->running_job, state.running_job);
+  EXPECT_EQ(back.state->backups, 3u);
+  EXPECT_EQ(back.state->last_backup, state.last_backup);
+  EXPECT_EQ(ToJson(back), listed);
+
+  EXPECT_FALSE(Decode<SourceInfo>(Json{{"watch", true}}).ok());  // no path
+}
+
 }  // namespace
 }  // namespace cairn::api

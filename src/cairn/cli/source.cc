@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "cairn/api/json_paths.h"
 #include "cairn/api/requests.h"
+#include "cairn/api/responses.h"
 #include "cairn/base/status.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/connect.h"
@@ -35,20 +36,22 @@ struct SourceFlags {
   KeepFlags keep;
 };
 
-std::string Redundancy(const nlohmann::json& s) {
-  if (s.contains("ec") && s["ec"].is_string()) return s["ec"].get<std::string>();
-  if (U64(s, "copies") > 0) return absl::StrCat(U64(s, "copies"), " copies");
+std::string Redundancy(const api::SourceInfo& s) {
+  if (s.ec) return *s.ec;
+  if (s.copies.value_or(0) > 0) return absl::StrCat(*s.copies, " copies");
   return "default";
 }
 
-std::string KeepText(const nlohmann::json& s) {
-  if (!s.contains("keep") || !s["keep"].is_object() || s["keep"].empty()) return "[retention]";
+std::string KeepText(const api::SourceInfo& s) {
+  // As the policy reads on the wire: "daily 7, tags a,b" (keys in JSON order).
+  const nlohmann::json keep = api::ToJson(s.keep);
+  if (keep.empty()) return "[retention]";
   std::vector<std::string> parts;
-  for (const auto& [key, value] : s["keep"].items()) {
+  for (const auto& [key, value] : keep.items()) {
     std::string name = key.rfind("keep_", 0) == 0 ? key.substr(5) : key;
     if (key == "keep_tags_base64") continue;
     if (value.is_array()) {
-      parts.push_back(absl::StrCat(name, " ", absl::StrJoin(RawArray(s["keep"], key), ",")));
+      parts.push_back(absl::StrCat(name, " ", absl::StrJoin(RawArray(keep, key), ",")));
     } else if (value.is_number_integer()) {
       parts.push_back(absl::StrCat(name, " ", value.get<int64_t>()));
     } else if (value.is_string()) {
@@ -58,10 +61,10 @@ std::string KeepText(const nlohmann::json& s) {
   return absl::StrJoin(parts, ", ");
 }
 
-std::string LastBackupText(const nlohmann::json& s) {
-  if (s.contains("running_job") && s["running_job"].is_string()) return "running now";
-  if (!s.contains("last_backup") || !s["last_backup"].is_object()) return "-";
-  const nlohmann::json& b = s["last_backup"];
+std::string LastBackupText(const api::SourceInfo& s) {
+  if (s.state && s.state->running_job) return "running now";
+  if (!s.state || !s.state->last_backup.is_object()) return "-";
+  const nlohmann::json& b = s.state->last_backup;
   if (Str(b, "state") == "done") return absl::StrCat(Str(b, "short_id"), " ", Str(b, "time"));
   return absl::StrCat("failed ", Str(b, "time"), ": ", Str(b, "error"));
 }
@@ -94,15 +97,17 @@ int RunAdd(const GlobalOptions& global, const SourceFlags& f) {
 
   absl::StatusOr<std::unique_ptr<api::ApiClient>> api = ConnectToPeer(global.dir);
   if (!api.ok()) return PrintError(api.status());
-  absl::StatusOr<nlohmann::json> added = (*api)->Post("/v1/sources", api::ToJson(request));
-  if (!added.ok()) return PrintError(added.status());
+  absl::StatusOr<nlohmann::json> answer = (*api)->Post("/v1/sources", api::ToJson(request));
+  if (!answer.ok()) return PrintError(answer.status());
+  absl::StatusOr<api::SourceInfo> added = api::Decode<api::SourceInfo>(*answer);
+  if (!added.ok()) return PrintError(Annotate(added.status(), "POST /v1/sources"));
   if (global.json) {
-    PrintJson(*added);
+    PrintJson(api::ToJson(*added));
     return kExitOk;
   }
-  std::cout << "source " << RawField(*added, "path") << " added ("
-            << (f.no_watch ? "not watched" : "watched") << ", " << Redundancy(*added)
-            << (f.schedule.empty() ? "" : ", every " + Str(*added, "schedule"))
+  std::cout << "source " << added->path << " added (" << (f.no_watch ? "not watched" : "watched")
+            << ", " << Redundancy(*added)
+            << (f.schedule.empty() ? "" : ", every " + added->schedule)
             << "); its first backup starts shortly" << std::endl;
   return kExitOk;
 }
@@ -110,25 +115,26 @@ int RunAdd(const GlobalOptions& global, const SourceFlags& f) {
 int RunList(const GlobalOptions& global) {
   absl::StatusOr<std::unique_ptr<api::ApiClient>> api = ConnectToPeer(global.dir);
   if (!api.ok()) return PrintError(api.status());
-  absl::StatusOr<nlohmann::json> list = (*api)->Get("/v1/sources");
+  absl::StatusOr<std::vector<api::SourceInfo>> list =
+      (*api)->GetAs<std::vector<api::SourceInfo>>("/v1/sources");
   if (!list.ok()) return PrintError(list.status());
   if (global.json) {
-    PrintJson(*list);
+    PrintJson(api::ToJson(*list));
     return kExitOk;
   }
-  if (!list->is_array() || list->empty()) {
+  if (list->empty()) {
     std::cout << "no sources (add one with `cairn source add PATH`)" << std::endl;
     return kExitOk;
   }
   Table table({"PATH", "REDUNDANCY", "SCHEDULE", "WATCH", "EXCLUDE", "KEEP", "LAST BACKUP"});
-  for (const nlohmann::json& s : *list) {
+  for (const api::SourceInfo& s : *list) {
     std::string watch = "no";
-    if (Bool(s, "watch")) {
-      watch = Bool(s, "watching") ? absl::StrCat(U64(s, "watches"), " dirs") : "path missing";
+    if (s.watch) {
+      watch =
+          s.state && s.state->watching ? absl::StrCat(s.state->watches, " dirs") : "path missing";
     }
-    std::string schedule = Str(s, "schedule");
-    table.AddRow({RawField(s, "path"), Redundancy(s), schedule.empty() ? "-" : schedule, watch,
-                  absl::StrJoin(RawArray(s, "excludes"), " "), KeepText(s), LastBackupText(s)});
+    table.AddRow({s.path, Redundancy(s), s.schedule.empty() ? "-" : s.schedule, watch,
+                  absl::StrJoin(s.excludes, " "), KeepText(s), LastBackupText(s)});
   }
   table.Print(std::cout);
   return kExitOk;

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cairn/api/json_paths.h"
+#include "cairn/api/responses.h"
 #include "cairn/base/status.h"
 #include "cairn/daemon/sources.h"
 
@@ -74,7 +75,7 @@ absl::StatusOr<Json> SourcesApi::AddSource(const api::SourceRequest& request) {
   configured_ = std::move(sources);
   CAIRN_RETURN_IF_ERROR(ctx_.sources->Add(source));
   spdlog::info("source {} added", api::SanitizeUtf8(source.path));
-  return SourceConfigJson(source);
+  return api::ToJson(SourceInfoOf(source));
 }
 
 absl::Status SourcesApi::RemoveSource(const std::string& path) {

@@ -33,7 +33,7 @@ class SourcesApi {
 
   // Every source: SourceScheduler::StatusJson. FAILED_PRECONDITION before the scheduler runs.
   virtual absl::StatusOr<nlohmann::json> GetSources();
-  // The added source's JSON (SourceConfigJson). INVALID_ARGUMENT for an invalid source,
+  // The added source's JSON (api::SourceInfo). INVALID_ARGUMENT for an invalid source,
   // NOT_FOUND when its path does not exist, ALREADY_EXISTS when it is a source already.
   virtual absl::StatusOr<nlohmann::json> AddSource(const api::SourceRequest& request);
   // NOT_FOUND when `path` (absolute, raw bytes) is not a source. Its snapshots stay.

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "cairn/api/json_paths.h"
 #include "cairn/api/requests.h"
+#include "cairn/api/responses.h"
 #include "cairn/base/status.h"
 #include "cairn/daemon/daemon.h"
 
@@ -38,16 +39,16 @@ api::BackupRequest SourceBackupRequest(const SourceConfig& source) {
   return r;
 }
 
-Json SourceConfigJson(const SourceConfig& s) {
-  Json j;
-  api::SetPathField(j, "path", s.path);
-  j["copies"] = s.copies != 0 ? Json(s.copies) : Json(nullptr);
-  j["ec"] = !s.ec.empty() ? Json(s.ec) : Json(nullptr);
-  api::SetPathArray(j, "excludes", s.excludes);
-  j["schedule"] = s.schedule.count() > 0 ? FormatDuration(s.schedule) : "";
-  j["watch"] = s.watch;
-  j["keep"] = api::ToJson(s.keep);
-  return j;
+api::SourceInfo SourceInfoOf(const SourceConfig& s) {
+  api::SourceInfo r;
+  r.path = s.path;
+  if (s.copies != 0) r.copies = s.copies;
+  if (!s.ec.empty()) r.ec = s.ec;
+  r.excludes = s.excludes;
+  r.schedule = s.schedule.count() > 0 ? FormatDuration(s.schedule) : "";
+  r.watch = s.watch;
+  r.keep = s.keep;
+  return r;
 }
 
 // One source's runtime state. Guarded by SourceScheduler::mu_ (the watcher only touches the
@@ -304,14 +305,15 @@ Json SourceScheduler::StatusJson() {
   std::lock_guard<std::mutex> lock(mu_);
   Json out = Json::array();
   for (const auto& [path, e] : entries_) {
-    Json j = SourceConfigJson(e->config);
-    j["watching"] = e->watcher != nullptr && e->watcher->watching_root();
-    j["watches"] = e->watcher ? e->watcher->watch_count() : 0;
-    j["pending"] = debouncer_.Pending(path);
-    j["running_job"] = e->job ? Json(*e->job) : Json(nullptr);
-    j["backups"] = e->backups;
-    j["last_backup"] = e->last_backup;
-    out.push_back(std::move(j));
+    api::SourceInfo info = SourceInfoOf(e->config);
+    api::SourceState& state = info.state.emplace();
+    state.watching = e->watcher != nullptr && e->watcher->watching_root();
+    state.watches = e->watcher ? e->watcher->watch_count() : 0;
+    state.pending = debouncer_.Pending(path);
+    state.running_job = e->job;
+    state.backups = e->backups;
+    state.last_backup = e->last_backup;
+    out.push_back(api::ToJson(info));
   }
   return out;
 }

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "cairn/api/responses.h"
 #include "cairn/daemon/api_server.h"
 #include "cairn/daemon/config.h"
 #include "cairn/daemon/debouncer.h"
@@ -64,9 +65,9 @@ struct SourceSchedulerOptions {
 api::BackupRequest SourceBackupRequest(const SourceConfig& source);
 // A POST /v1/sources request as a [[source]] (not yet validated: ValidateSource).
 SourceConfig SourceFromRequest(const api::SourceRequest& request);
-// The source's settings as JSON (GET /v1/sources; docs/cli.md): {"path","copies" (null:
-// default),"ec" (null),"excludes":[],"schedule" ("" = none),"watch","keep":{...}}.
-nlohmann::json SourceConfigJson(const SourceConfig& source);
+// The source's settings as the API shows them (api::SourceInfo without its state; POST and
+// GET /v1/sources).
+api::SourceInfo SourceInfoOf(const SourceConfig& source);
 
 class SourceScheduler {
  public:
@@ -93,9 +94,7 @@ class SourceScheduler {
   void NotifyChange(const std::string& source);
   void NotifyOverflow(const std::string& source);
 
-  // Every source: SourceConfigJson plus its state: {"watching","watches","pending",
-  // "running_job" (id or null),"backups" (started since the daemon started),"last_backup":
-  // {"job_id","state":"done|failed","time","snapshot_id","short_id","error"} or null}.
+  // Every source with its state (GET /v1/sources: an array of api::SourceInfo).
   nlohmann::json StatusJson();
 
   // Whether the source's watcher watches its root (false: missing path, watch = false, ...).

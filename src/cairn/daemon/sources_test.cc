@@ -143,7 +143,7 @@ class SchedulerTest : public ::testing::Test {
 };
 
 // A source's "keep" is the policy's one JSON encoding (api::ToJson), as a request sends it.
-TEST(SourceConfigJsonTest, KeepIsThePolicyEncoding) {
+TEST(SourceInfoOfTest, KeepIsThePolicyEncoding) {
   engine::RetentionPolicy p;
   p.keep_last = 3;
   p.keep_within = engine::RetentionDuration{.days = 2};
@@ -153,7 +153,7 @@ TEST(SourceConfigJsonTest, KeepIsThePolicyEncoding) {
   ASSERT_TRUE(added.ok()) << added.status();
   SourceConfig s = SourceFromRequest(*added);
   EXPECT_EQ(s.keep, p);
-  EXPECT_EQ(SourceConfigJson(s)["keep"], api::ToJson(p));
+  EXPECT_EQ(api::ToJson(SourceInfoOf(s))["keep"], api::ToJson(p));
 }
 
 TEST_F(SchedulerTest, FirstBackupOneQuietPeriodAfterAddWithTheSourceSettings) {
