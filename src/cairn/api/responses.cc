@@ -411,4 +411,37 @@ absl::Status FromJson(const Json& j, SourceInfo* r) {
   return absl::OkStatus();
 }
 
+Json ToJson(const LsEntry& r) {
+  Json j;
+  SetPathField(j, "path", r.path);
+  j["type"] = r.type;
+  j["size"] = r.size;
+  j["mode"] = r.mode;
+  j["mtime"] = FormatRfc3339(r.mtime_ns, /*nanoseconds=*/true);
+  j["mtime_ns"] = r.mtime_ns;
+  j["uid"] = r.uid;
+  j["gid"] = r.gid;
+  if (r.target) SetPathField(j, "target", *r.target);
+  return j;
+}
+
+absl::Status FromJson(const Json& j, LsEntry* r) {
+  if (!j.is_object() || (Field(j, "path") == nullptr && Field(j, "path_base64") == nullptr)) {
+    return absl::InvalidArgumentError("field 'path' is missing from the answer");
+  }
+  CAIRN_RETURN_IF_ERROR(GetPath(j, "path", &r->path));
+  CAIRN_RETURN_IF_ERROR(RequiredString(j, "type", &r->type));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "size", &r->size));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "mode", &r->mode));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "mtime_ns", &r->mtime_ns));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "uid", &r->uid));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "gid", &r->gid));
+  if (Field(j, "target") != nullptr || Field(j, "target_base64") != nullptr) {
+    std::string target;
+    CAIRN_RETURN_IF_ERROR(GetPath(j, "target", &target));
+    r->target = std::move(target);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace cairn::api

@@ -186,6 +186,22 @@ struct SourceInfo {
 Json ToJson(const SourceInfo& r);
 absl::Status FromJson(const Json& j, SourceInfo* r);
 
+// An entry of a snapshot as GET /v1/ls lists it (an array of these; `cairn ls --json`, `cairn
+// mount`): {"path" (inside the snapshot, raw bytes),"type":"file|dir|symlink","size" (bytes),
+// "mode","mtime" (RFC 3339 with ns),"mtime_ns","uid","gid","target" (symlinks only, raw bytes)}.
+struct LsEntry {
+  std::string path;
+  std::string type;  // "file", "dir", "symlink"
+  uint64_t size = 0;
+  uint32_t mode = 0;  // permission bits (st_mode & 07777)
+  int64_t mtime_ns = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  std::optional<std::string> target;  // symlinks
+};
+Json ToJson(const LsEntry& r);
+absl::Status FromJson(const Json& j, LsEntry* r);
+
 // The array answers (GET /v1/snapshots, /v1/peers, /v1/jobs): each element as its type.
 template <typename T>
 Json ToJson(const std::vector<T>& list) {

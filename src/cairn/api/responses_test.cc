@@ -284,5 +284,39 @@ TEST(SourceInfoJsonTest, RoundTripAndShape) {
   EXPECT_FALSE(Decode<SourceInfo>(Json{{"watch", true}}).ok());  // no path
 }
 
+TEST(LsEntryJsonTest, RoundTripAndShape) {
+  LsEntry e;
+  e.path = "docs/caf\xe9";  // not UTF-8: carried as path_base64
+  e.type = "symlink";
+  e.size = 12;
+  e.mode = 0755;
+  e.mtime_ns = 1763805600123456789;
+  e.uid = 1000;
+  e.gid = 100;
+  e.target = "../x";
+  Json j = ToJson(e);
+  for (const char* name :
+       {"path_base64", "type", "size", "mode", "mtime", "mtime_ns", "uid", "gid", "target"}) {
+    EXPECT_TRUE(j.contains(name)) << name;
+  }
+  LsEntry back = RoundTrip(e);
+  EXPECT_EQ(back.path, e.path);
+  EXPECT_EQ(back.type, e.type);
+  EXPECT_EQ(back.size, e.size);
+  EXPECT_EQ(back.mode, e.mode);
+  EXPECT_EQ(back.mtime_ns, e.mtime_ns);
+  EXPECT_EQ(back.uid, e.uid);
+  EXPECT_EQ(back.gid, e.gid);
+  EXPECT_EQ(back.target, e.target);
+  EXPECT_EQ(ToJson(back), j);
+
+  // A file: no "target".
+  e.type = "file";
+  e.target.reset();
+  EXPECT_FALSE(ToJson(e).contains("target"));
+  EXPECT_FALSE(RoundTrip(e).target.has_value());
+  EXPECT_FALSE(Decode<LsEntry>(Json{{"type", "file"}}).ok());  // no path
+}
+
 }  // namespace
 }  // namespace cairn::api

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cairn/api/json_paths.h"
+#include "cairn/api/responses.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/connect.h"
 #include "cairn/cli/output.h"
@@ -23,24 +24,22 @@ int RunLs(const GlobalOptions& global, const LsFlags& f) {
   std::string target = absl::StrCat("/v1/ls?snapshot=", api::UrlEncode(f.snapshot),
                                     "&path_base64=", api::UrlEncode(api::ToBase64(f.path)),
                                     "&recursive=", f.recursive ? "1" : "0");
-  absl::StatusOr<nlohmann::json> list = (*api)->Get(target);
+  absl::StatusOr<std::vector<api::LsEntry>> list = (*api)->GetAs<std::vector<api::LsEntry>>(target);
   if (!list.ok()) return PrintError(list.status());
   if (global.json) {
-    PrintJson(*list);
+    PrintJson(api::ToJson(*list));
     return kExitOk;
   }
-  if (!list->is_array()) return kExitOk;
   size_t size_width = 0;
-  for (const nlohmann::json& e : *list) {
-    size_width = std::max(size_width, std::to_string(U64(e, "size")).size());
+  for (const api::LsEntry& e : *list) {
+    size_width = std::max(size_width, std::to_string(e.size).size());
   }
-  for (const nlohmann::json& e : *list) {
-    std::string type = Str(e, "type");
-    std::string size = std::to_string(U64(e, "size"));
-    std::string line = absl::StrCat(ModeString(type, static_cast<uint32_t>(U64(e, "mode"))), "  ",
-                                    std::string(size_width - size.size(), ' '), size, "  ",
-                                    FormatLocalTime(I64(e, "mtime_ns")), "  ", RawField(e, "path"));
-    if (type == "symlink") absl::StrAppend(&line, " -> ", RawField(e, "target"));
+  for (const api::LsEntry& e : *list) {
+    std::string size = std::to_string(e.size);
+    std::string line =
+        absl::StrCat(ModeString(e.type, e.mode), "  ", std::string(size_width - size.size(), ' '),
+                     size, "  ", FormatLocalTime(e.mtime_ns), "  ", e.path);
+    if (e.type == "symlink") absl::StrAppend(&line, " -> ", e.target.value_or(""));
     std::cout << line << "\n";
   }
   std::cout.flush();

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "cairn/api/json_paths.h"
+#include "cairn/api/responses.h"
 #include "cairn/base/status.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/connect.h"
@@ -52,30 +53,31 @@ class ApiSource : public SnapshotSource {
     std::string target =
         absl::StrCat("/v1/ls?snapshot=", api::UrlEncode(id),
                      "&path_base64=", api::UrlEncode(api::ToBase64(path)), "&recursive=0");
-    CAIRN_ASSIGN_OR_RETURN(nlohmann::json list, GetJson(target));
-    if (!list.is_array()) return absl::InternalError("GET /v1/ls: not a JSON array");
+    CAIRN_ASSIGN_OR_RETURN(nlohmann::json answer, GetJson(target));
+    CAIRN_ASSIGN_OR_RETURN(std::vector<api::LsEntry> list,
+                           api::Decode<std::vector<api::LsEntry>>(answer));
     std::vector<Entry> out;
-    for (const nlohmann::json& e : list) {
-      CAIRN_ASSIGN_OR_RETURN(std::string full, api::GetPathField(e, "path"));
+    for (const api::LsEntry& e : list) {
+      const std::string& full = e.path;
       Entry entry;
       size_t slash = full.rfind('/');
       entry.name = slash == std::string::npos ? full : full.substr(slash + 1);
       if (entry.name.empty()) continue;
-      std::string type = Str(e, "type");
       FsNode& n = entry.node;
-      if (type == "dir") {
+      if (e.type == "dir") {
         n.type = FsNode::Type::kDirectory;
-      } else if (type == "symlink") {
+      } else if (e.type == "symlink") {
         n.type = FsNode::Type::kSymlink;
-        CAIRN_ASSIGN_OR_RETURN(n.target, api::GetPathField(e, "target"));
+        if (!e.target) return absl::InternalError("GET /v1/ls: a symlink without its target");
+        n.target = *e.target;
       } else {
         n.type = FsNode::Type::kFile;
       }
-      n.mode = static_cast<uint32_t>(U64(e, "mode")) & 07777;
-      n.uid = static_cast<uint32_t>(U64(e, "uid"));
-      n.gid = static_cast<uint32_t>(U64(e, "gid"));
-      n.size = n.type == FsNode::Type::kSymlink ? n.target.size() : U64(e, "size");
-      n.mtime_ns = I64(e, "mtime_ns");
+      n.mode = e.mode & 07777;
+      n.uid = e.uid;
+      n.gid = e.gid;
+      n.size = n.type == FsNode::Type::kSymlink ? n.target.size() : e.size;
+      n.mtime_ns = e.mtime_ns;
       out.push_back(std::move(entry));
     }
     return out;

@@ -98,19 +98,16 @@ absl::StatusOr<Json> SnapshotsApi::List(const std::string& snapshot, const std::
   Json out = Json::array();
   for (const engine::ListedEntry& e : entries) {
     if (!own.empty() && e.path == own && e.entry.type == format::EntryType::kDirectory) continue;
-    Json j;
-    api::SetPathField(j, "path", e.path);
-    j["type"] = format::EntryTypeName(e.entry.type);
-    j["size"] = e.entry.size;
-    j["mode"] = e.entry.mode;
-    j["mtime"] = api::FormatRfc3339(e.entry.mtime_ns, /*nanoseconds=*/true);
-    j["mtime_ns"] = e.entry.mtime_ns;
-    j["uid"] = e.entry.uid;
-    j["gid"] = e.entry.gid;
-    if (e.entry.type == format::EntryType::kSymlink) {
-      api::SetPathField(j, "target", e.entry.symlink_target);
-    }
-    out.push_back(std::move(j));
+    api::LsEntry entry;
+    entry.path = e.path;
+    entry.type = format::EntryTypeName(e.entry.type);
+    entry.size = e.entry.size;
+    entry.mode = e.entry.mode;
+    entry.mtime_ns = e.entry.mtime_ns;
+    entry.uid = e.entry.uid;
+    entry.gid = e.entry.gid;
+    if (e.entry.type == format::EntryType::kSymlink) entry.target = e.entry.symlink_target;
+    out.push_back(api::ToJson(entry));
   }
   return out;
 }
