@@ -216,7 +216,7 @@ absl::Status Migrate(Database::Impl* impl) {
 constexpr int kBusyTimeoutMs = 5000;
 
 // The page cache's bound in KiB (PRAGMA cache_size with a negative value is in KiB).
-constexpr int kCacheKiB = 16 * 1024;
+constexpr int kCacheKiB = 8 * 1024;
 
 absl::Status Configure(Database::Impl* impl) {
   // The first statement reads the file header: a file that is not a database fails here
@@ -230,7 +230,9 @@ absl::Status Configure(Database::Impl* impl) {
   // the default 2 MiB a catalog transaction of a backup (thousands of chunk records, each in its
   // own B-tree pages: chunk ids are random) spilled dirty pages to the WAL before the commit and
   // read them back: a backup of 73k files made 226,000 pwrites and 198,000 preads on the home
-  // peer; with 16 MiB 123,000 and 32,000 (docs/architecture.md "Memory and the allocator").
+  // peer; with 8 MiB (and 16,384 records per transaction) 84,000 and 32,000. 16 MiB saved a
+  // little more (70,000 and 14,000) but took the home peer to 121 MiB restoring 4 GB
+  // (docs/architecture.md "Memory and the allocator").
   CAIRN_RETURN_IF_ERROR(impl->Exec(absl::StrCat("PRAGMA cache_size = -", kCacheKiB)));
   return Migrate(impl);
 }
