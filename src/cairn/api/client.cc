@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -126,8 +127,11 @@ absl::StatusOr<std::string> ApiClient::GetBytes(const std::string& target) {
 
 absl::StatusOr<Json> ApiClient::WaitForJob(const std::string& id, const WaitOptions& options) {
   const std::string target = "/v1/jobs/" + UrlEncode(id);
+  // The end of a job is seen as it happens, not at the next poll: a poll every 200 ms added
+  // 100 ms on average to a one-second backup.
+  constexpr std::chrono::milliseconds kPoll(200);
+  const std::string poll = absl::StrCat(target, "?wait_ms=", kPoll.count());
   auto interrupted = [&] { return options.interrupted && options.interrupted(); };
-  int ticks = 1;  // 10 ms each
   while (true) {
     if (interrupted()) {
       absl::StatusOr<Json> cancelled = Delete(target);
@@ -136,7 +140,8 @@ absl::StatusOr<Json> ApiClient::WaitForJob(const std::string& id, const WaitOpti
                                       : absl::StrCat("interrupted; cancelling the job failed: ",
                                                      cancelled.status().message()));
     }
-    CAIRN_ASSIGN_OR_RETURN(Json job, Get(target));
+    const auto asked = std::chrono::steady_clock::now();
+    CAIRN_ASSIGN_OR_RETURN(Json job, Get(poll));
     JobInfo info;
     if (!FromJson(job, &info).ok()) {
       return absl::InternalError("malformed job status from the peer");
@@ -148,11 +153,9 @@ absl::StatusOr<Json> ApiClient::WaitForJob(const std::string& id, const WaitOpti
       return absl::UnknownError("the job failed");
     }
     if (info.state != "running") return absl::InternalError("malformed job status from the peer");
-    // A short job is not made to wait for a long interval; Ctrl-C is seen within 10 ms.
-    for (int i = 0; i < ticks && !interrupted(); ++i) {
+    while (std::chrono::steady_clock::now() - asked < kPoll && !interrupted()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    ticks = std::min(ticks * 2, 20);
   }
 }
 

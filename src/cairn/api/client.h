@@ -85,10 +85,12 @@ class ApiClient {
     return started.job_id;
   }
 
-  // Polls GET /v1/jobs/ID after 10, 20, 40 ... ms, then every 200 ms, until the job is done:
-  // returns the job object then; its error when it failed. `on_progress` (optional) gets each
-  // poll's "progress" object. `interrupted` (optional) is asked about every 10 ms: true cancels
-  // the job (DELETE /v1/jobs/ID) and returns CANCELLED.
+  // Long-polls GET /v1/jobs/ID?wait_ms=200 (the peer answers once the job ends, or after
+  // 200 ms with its progress) until the job is done: returns the job object then; its error
+  // when it failed. A peer that answers at once (one without `wait_ms`) is asked again 200 ms
+  // after the previous question, not in a busy loop. `on_progress` (optional) gets each answer's
+  // "progress" object. `interrupted` (optional) is asked after each answer and every 10 ms
+  // between: true cancels the job (DELETE /v1/jobs/ID) and returns CANCELLED.
   struct WaitOptions {
     std::function<void(const Json& progress)> on_progress;
     std::function<bool()> interrupted;

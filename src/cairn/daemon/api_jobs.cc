@@ -4,9 +4,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <chrono>
 #include <memory>
 #include <string>
 
+#include "absl/strings/numbers.h"
 #include "cairn/api/json_paths.h"
 #include "cairn/api/responses.h"
 #include "cairn/base/status.h"
@@ -147,6 +150,7 @@ std::vector<ApiRoute> JobsApi::Routes() {
       {"GET", "/v1/jobs", JsonRoute([this] { return GetJobs(); })},
       {"GET", "/v1/jobs/([0-9A-Za-z_-]+)",
        Wrap([this](const ApiRequest& req) -> absl::StatusOr<Reply> {
+         CAIRN_RETURN_IF_ERROR(WaitForJob(req.matches[1], req.get_param_value("wait_ms")));
          CAIRN_ASSIGN_OR_RETURN(Json j, GetJob(req.matches[1]));
          return Reply{200, std::move(j)};
        })},
@@ -239,6 +243,19 @@ absl::StatusOr<std::string> JobsApi::StartCheck(const api::CheckRequest& request
     return CheckReportJson(*report);
   };
   return ctx_.jobs->Start(JobKind::kCheck, /*exclusive=*/false, std::move(fns));
+}
+
+absl::Status JobsApi::WaitForJob(const std::string& id, const std::string& wait_ms) {
+  if (wait_ms.empty()) return absl::OkStatus();
+  uint32_t ms = 0;
+  if (!absl::SimpleAtoi(wait_ms, &ms)) {
+    return absl::InvalidArgumentError("wait_ms must be a whole number of milliseconds, not '" +
+                                      wait_ms + "'");
+  }
+  if (ms > 0 && ctx_.jobs != nullptr) {
+    ctx_.jobs->Wait(id, std::min(std::chrono::milliseconds(ms), kMaxJobWait));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Json> JobsApi::GetJob(const std::string& id) {

@@ -8,6 +8,7 @@
 // class keeps no state of its own (JobManager is thread-safe).
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,11 @@ class JobsApi {
   virtual absl::StatusOr<std::string> StartRestoreAt(const api::RestoreRequest& request);
   virtual absl::StatusOr<std::string> StartCheck(const api::CheckRequest& request);
   virtual absl::StatusOr<std::string> StartRepair(const api::CheckRequest& request);
+  // GET /v1/jobs/ID?wait_ms=N, a long poll: waits until job `id` is no longer running, or N ms
+  // (at most kMaxJobWait) pass, before GetJob answers. Nothing when `wait_ms` is empty or 0 or
+  // the id unknown; INVALID_ARGUMENT when it is not a whole number.
+  static constexpr std::chrono::milliseconds kMaxJobWait{1000};
+  absl::Status WaitForJob(const std::string& id, const std::string& wait_ms);
   // A job as api::JobInfo shows it; NOT_FOUND for an unknown (or forgotten) id.
   virtual absl::StatusOr<nlohmann::json> GetJob(const std::string& id);
   // Every job kept, newest first.

@@ -6,6 +6,8 @@
 #include <thread>
 #include <vector>
 
+#include "cairn/daemon/api_jobs.h"
+#include "cairn/engine/context.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -172,6 +174,63 @@ TEST(JobsTest, AThrowingJobFailsCleanly) {
   auto id = jobs.Start(JobKind::kBackup, true, f);
   ASSERT_TRUE(jobs.Wait(*id, 30s));
   EXPECT_EQ((*jobs.Get(*id))["error"]["code"], "INTERNAL");
+}
+
+// GET /v1/jobs/ID?wait_ms=N, the long poll the CLI waits for jobs with.
+Reply GetJobRoute(JobsApi& api, const std::string& id, const std::string& wait_ms) {
+  for (const ApiRoute& route : api.Routes()) {
+    if (std::string(route.method) != "GET" || std::string(route.pattern) == "/v1/jobs") continue;
+    if (std::string(route.pattern).rfind("/v1/jobs/", 0) != 0) continue;
+    ApiRequest req;
+    req.method = "GET";
+    req.path = "/v1/jobs/" + id;
+    req.matches = {req.path, id};
+    if (!wait_ms.empty()) req.params.emplace("wait_ms", wait_ms);
+    ApiResponse res;
+    route.fn(req, res);
+    return {res.status, json::parse(res.body)};
+  }
+  ADD_FAILURE() << "no GET /v1/jobs/ID route";
+  return {0, json()};
+}
+
+TEST(JobsTest, LongPollAnswersWhenTheJobEndsOrTheWaitPasses) {
+  JobManager jobs;
+  engine::EngineContext engine;
+  ApiContext ctx;
+  ctx.engine = &engine;
+  ctx.jobs = &jobs;
+  JobsApi api(ctx);
+  std::atomic<bool> started{false}, release{false};
+  auto id = jobs.Start(JobKind::kBackup, true, UntilCancelled(&started, &release));
+  ASSERT_TRUE(id.ok());
+
+  // Still running: the answer comes after the wait, not before.
+  const auto t0 = std::chrono::steady_clock::now();
+  auto [code, body] = GetJobRoute(api, *id, "50");
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 50ms);
+  EXPECT_EQ(code, 200);
+  EXPECT_EQ(body["state"], "running");
+
+  // Released while the request waits (or just before): the answer is the finished job.
+  Reply answer;
+  std::thread poll([&] { answer = GetJobRoute(api, *id, "1000"); });
+  release = true;
+  poll.join();
+  EXPECT_EQ(answer.first, 200);
+  EXPECT_EQ(answer.second["state"], "done");
+  EXPECT_EQ(answer.second["result"]["ok"], true);
+
+  // No wait, a zero wait, an unknown id: answered at once as before.
+  EXPECT_EQ(GetJobRoute(api, *id, "").second["state"], "done");
+  EXPECT_EQ(GetJobRoute(api, *id, "0").second["state"], "done");
+  EXPECT_EQ(GetJobRoute(api, "nope", "1000").first, 404);
+  // Not a whole number of milliseconds: 400, and the peer keeps answering.
+  for (const char* bad : {"abc", "-5", "1.5", "99999999999999999999"}) {
+    auto [bad_code, bad_body] = GetJobRoute(api, *id, bad);
+    EXPECT_EQ(bad_code, 400) << bad;
+    EXPECT_EQ(bad_body["error"]["code"], "INVALID_ARGUMENT") << bad;
+  }
 }
 
 }  // namespace
