@@ -221,6 +221,67 @@ TEST_F(EngineTest, RestoreReplacesWhatIsAlreadyThere) {
   EXPECT_EQ(ReadAll(outside), "outside");  // the symlinks' target is untouched
 }
 
+// A restored file is created with its permission bits and by the restoring user, and its mode
+// and owner are set afterwards only when that is not already the snapshot's: modes the umask
+// strips, setuid/setgid/sticky bits, other owners, and groups of setgid directories still come
+// out as backed up.
+TEST_F(EngineTest, RestoreSetsModesTheUmaskStripsAndOwners) {
+  const mode_t old_umask = ::umask(022);
+  struct RestoreUmask {
+    mode_t mask;
+    ~RestoreUmask() { ::umask(mask); }
+  } restore_umask{old_umask};
+  const std::string s = (root_ / "src").string();
+  const bool root = ::geteuid() == 0;
+  struct Want {
+    std::string rel;
+    mode_t mode;
+    uid_t uid;
+    gid_t gid;
+  };
+  std::vector<Want> want = {
+      {"plain", 0644, ::geteuid(), ::getegid()},   {"group-writable", 0664, ::geteuid(), ::getegid()},
+      {"everyone", 0777, ::geteuid(), ::getegid()}, {"setuid", 04755, ::geteuid(), ::getegid()},
+      {"sticky", 01644, ::geteuid(), ::getegid()},  {"none", 0000, ::geteuid(), ::getegid()},
+      {"empty-777", 0777, ::geteuid(), ::getegid()}};
+  if (root) {
+    want.push_back({"other-owner", 0640, 1234, 5678});
+    want.push_back({"setgid-other", 02755, 1234, 5678});
+    fs::create_directories(s + "/shared");
+    want.push_back({"shared/root-file", 0644, 0, 0});  // in a setgid directory of group 5678
+  }
+  for (const Want& w : want) {
+    const std::string p = s + "/" + w.rel;
+    WriteFile(p, w.rel.rfind("empty", 0) == 0 ? "" : "data of " + w.rel, 0600);
+    if (root) {
+      ASSERT_EQ(::chown(p.c_str(), w.uid, w.gid), 0) << p;
+    }
+    ASSERT_EQ(::chmod(p.c_str(), w.mode), 0) << p;
+  }
+  if (root) {
+    ASSERT_EQ(::chown((s + "/shared").c_str(), 0, 5678), 0);
+    ASSERT_EQ(::chmod((s + "/shared").c_str(), 02775), 0);
+  }
+  BackupResult b = Backup(2);
+  ASSERT_TRUE(b.errors.empty()) << b.errors.front();
+  const std::string target = (root_ / "restore").string();
+  // Twice into the same place: the second restore finds `shared` setgid and of group 5678
+  // already, so a file created in it is of group 5678 until chown'ed back.
+  for (int round = 0; round < 2; ++round) {
+    RestoreResult r = RestoreTo(target);
+    ASSERT_TRUE(r.errors.empty()) << r.errors.front();
+    for (const Want& w : want) {
+      struct stat st;
+      const std::string p = target + "/src/" + w.rel;
+      ASSERT_EQ(::lstat(p.c_str(), &st), 0) << p;
+      EXPECT_EQ(st.st_mode & 07777, w.mode) << w.rel << " round " << round;
+      EXPECT_EQ(st.st_uid, w.uid) << w.rel << " round " << round;
+      EXPECT_EQ(st.st_gid, w.gid) << w.rel << " round " << round;
+    }
+    EXPECT_EQ(CompareTrees(s, target + "/src"), "");
+  }
+}
+
 TEST_F(EngineTest, SecondBackupOfUnchangedTreeReadsNothing) {
   MakeTree();
   BackupResult first = Backup(2);

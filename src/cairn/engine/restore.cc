@@ -6,12 +6,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <condition_variable>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -25,16 +27,39 @@ namespace cairn::engine {
 
 namespace {
 
-// Creates `path` for writing, replacing whatever is there (also a symlink: never written
-// through). A restore into an empty directory finds nothing: the exclusive create succeeds at
-// once, and only an existing entry costs an unlink and a second open.
-int CreateReplacing(const std::string& path) {
+// Creates `path` for writing with permission bits `mode` (less the umask), replacing whatever
+// is there (also a symlink: never written through). A restore into an empty directory finds
+// nothing: the exclusive create succeeds at once, and only an existing entry costs an unlink
+// and a second open.
+int CreateReplacing(const std::string& path, mode_t mode) {
   constexpr int kFlags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
-  int fd = ::open(path.c_str(), kFlags, 0600);
+  int fd = ::open(path.c_str(), kFlags, mode);
   if (fd >= 0 || errno != EEXIST) return fd;
   ::unlink(path.c_str());
-  return ::open(path.c_str(), kFlags, 0600);
+  return ::open(path.c_str(), kFlags, mode);
 }
+
+// The process's umask, read without changing it (umask(2) sets it for every thread of the
+// daemon); nullopt when /proc does not say.
+std::optional<mode_t> CurrentUmask() {
+  std::FILE* f = std::fopen("/proc/self/status", "re");
+  if (f == nullptr) return std::nullopt;
+  char line[256];
+  std::optional<mode_t> mask;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    unsigned int m = 0;
+    if (std::sscanf(line, "Umask: %o", &m) == 1) {
+      mask = static_cast<mode_t>(m);
+      break;
+    }
+  }
+  std::fclose(f);
+  return mask;
+}
+
+// Chunk records looked up for a window of a directory's entries at once (one read transaction
+// of the catalog instead of one per chunk); bounds the records held, whatever the directory.
+constexpr size_t kLookupEntries = 256;
 
 // One regular file being restored. The first worker to take one of its chunks creates it
 // (create_once) and keeps the descriptor; whoever writes the last chunk sets owner, mode and
@@ -45,6 +70,11 @@ struct FileState {
   std::string path;
   format::TreeEntry entry;  // chunks cleared once queued
   bool single_chunk = false;
+  // Whether the file as created still needs its owner, or its mode, set: a file is created
+  // with its permission bits and owned by the restoring user, which is most often what the
+  // snapshot has (two system calls fewer per file; docs/architecture.md "Restore data flow").
+  bool set_owner = true;
+  bool set_mode = true;
   std::atomic<size_t> remaining{0};
   std::atomic<bool> failed{false};
   std::once_flag create_once;
@@ -120,7 +150,10 @@ class RestoreRun {
         queue_(kMaxQueuedChunks),
         erasure_queue_(static_cast<size_t>(std::max(1, opts.erasure_threads)) * 4),
         window_(opts.read_ahead_bytes),
-        as_root_(::geteuid() == 0) {}
+        as_root_(::geteuid() == 0),
+        euid_(::geteuid()),
+        egid_(::getegid()),
+        umask_(CurrentUmask()) {}
 
   absl::StatusOr<RestoreResult> Run(const format::Snapshot& snapshot);
 
@@ -132,7 +165,10 @@ class RestoreRun {
   }
   // Restores `entry` at `path`; directories recurse.
   absl::Status RestoreEntry(const format::TreeEntry& entry, const std::string& path, size_t depth);
-  void RestoreFile(const format::TreeEntry& entry, const std::string& path);
+  // `records`: the catalog's records of entry.chunks, in order, when looked up already (else
+  // empty); `parent_setgid`: the directory gives new files its group.
+  void RestoreFile(const format::TreeEntry& entry, const std::string& path,
+                   std::span<std::optional<ports::ChunkRecord>> records, bool parent_setgid);
   void FinishFile(FileState& f);
   // Creates f's file once (the first of its chunks to be written); false when that failed.
   bool CreateFile(FileState& f);
@@ -155,6 +191,9 @@ class RestoreRun {
   BoundedQueue<ChunkTask> erasure_queue_;  // chunks stored as shards: fetched by their worker
   ReadAheadWindow window_;
   const bool as_root_;
+  const uid_t euid_;
+  const gid_t egid_;
+  const std::optional<mode_t> umask_;
   std::mutex mu_;
   RestoreResult result_;
   std::vector<DirMeta> dirs_;
@@ -164,13 +203,15 @@ class RestoreRun {
 
 void RestoreRun::FinishFile(FileState& f) {
   if (f.failed) return;
-  if (f.fd < 0) {                        // an empty file: created by the walker
-    ApplyOwner(f.path, f.entry, false);  // before chmod: chown clears setuid/setgid
-    ::chmod(f.path.c_str(), f.entry.mode);
+  if (f.fd < 0) {  // an empty file: created by the walker
+    if (f.set_owner) ApplyOwner(f.path, f.entry, false);  // before chmod: chown clears setuid
+    if (f.set_mode) ::chmod(f.path.c_str(), f.entry.mode);
     SetTimes(f.path, f.entry.mtime_ns, false);
   } else {
-    if (opts_.restore_owner && as_root_) (void)::fchown(f.fd, f.entry.uid, f.entry.gid);
-    ::fchmod(f.fd, f.entry.mode);
+    if (f.set_owner && opts_.restore_owner && as_root_) {
+      (void)::fchown(f.fd, f.entry.uid, f.entry.gid);
+    }
+    if (f.set_mode) ::fchmod(f.fd, f.entry.mode);
     struct timespec ts[2];
     ts[0].tv_sec = Sec(f.entry.mtime_ns);
     ts[0].tv_nsec = Nsec(f.entry.mtime_ns);
@@ -184,7 +225,7 @@ void RestoreRun::FinishFile(FileState& f) {
 
 bool RestoreRun::CreateFile(FileState& f) {
   std::call_once(f.create_once, [&] {
-    int fd = CreateReplacing(f.path);
+    int fd = CreateReplacing(f.path, f.entry.mode & 0777);
     if (fd < 0) {
       if (!f.failed.exchange(true))
         Error(std::string(ErrnoStatus(errno, "create " + f.path).message()));
@@ -236,7 +277,9 @@ void RestoreRun::WorkerLoop(BoundedQueue<ChunkTask>& queue) {
   }
 }
 
-void RestoreRun::RestoreFile(const format::TreeEntry& entry, const std::string& path) {
+void RestoreRun::RestoreFile(const format::TreeEntry& entry, const std::string& path,
+                             std::span<std::optional<ports::ChunkRecord>> records,
+                             bool parent_setgid) {
   if (entry.hardlink_group) {
     auto it = hardlink_first_.find(entry.hardlink_group);
     if (it != hardlink_first_.end()) {
@@ -252,9 +295,14 @@ void RestoreRun::RestoreFile(const format::TreeEntry& entry, const std::string& 
   state->entry = entry;
   state->entry.chunks.clear();
   state->single_chunk = entry.chunks.size() == 1;
+  // Created by us: owned by our user and group (the directory's group when it is setgid),
+  // with the permission bits less the umask.
+  state->set_owner = !(entry.uid == euid_ && entry.gid == egid_ && !parent_setgid);
+  state->set_mode =
+      !umask_ || state->set_owner || (entry.mode & 07777) != (entry.mode & 0777 & ~*umask_);
   if (entry.chunks.empty()) {
     // An empty file has no chunk for a worker to create it: made here.
-    int fd = CreateReplacing(path);
+    int fd = CreateReplacing(path, entry.mode & 0777);
     if (fd < 0) {
       Error(std::string(ErrnoStatus(errno, "create " + path).message()));
       return;
@@ -278,7 +326,9 @@ void RestoreRun::RestoreFile(const format::TreeEntry& entry, const std::string& 
     // after `cairn recover`) offsets are learned by fetching in order, and the catalog keeps
     // the size for the next time.
     ChunkTask task{state, id, offset, std::nullopt, std::nullopt, 0};
-    auto rec = ctx_.catalog->FindChunk(id);
+    auto rec = i < records.size() ? absl::StatusOr<std::optional<ports::ChunkRecord>>(
+                                        std::move(records[i]))
+                                  : ctx_.catalog->FindChunk(id);
     if (rec.ok() && *rec && (*rec)->plain_size > 0) {
       offset += (*rec)->plain_size;
       task.window_bytes = (*rec)->plain_size;
@@ -339,8 +389,35 @@ absl::Status RestoreRun::RestoreEntry(const format::TreeEntry& entry, const std:
         Error(path + ": " + std::string(tree.status().message()));
         return absl::OkStatus();
       }
-      for (const auto& child : tree->entries) {
-        CAIRN_RETURN_IF_ERROR(RestoreEntry(child, path + "/" + child.name, depth + 1));
+      const bool setgid = (entry.mode & S_ISGID) != 0;
+      const auto& children = tree->entries;
+      for (size_t begin = 0; begin < children.size(); begin += kLookupEntries) {
+        const size_t end = std::min(children.size(), begin + kLookupEntries);
+        std::vector<ChunkId> ids;
+        for (size_t c = begin; c < end; ++c) {
+          if (children[c].type != format::EntryType::kFile) continue;
+          ids.insert(ids.end(), children[c].chunks.begin(), children[c].chunks.end());
+        }
+        // Looked up together; on an error each file looks its chunks up alone (and reports).
+        std::vector<std::optional<ports::ChunkRecord>> found;
+        if (!ids.empty()) {
+          auto all = ctx_.catalog->FindChunks(ids);
+          if (all.ok() && all->size() == ids.size()) found = std::move(*all);
+        }
+        size_t next = 0;
+        for (size_t c = begin; c < end; ++c) {
+          const format::TreeEntry& child = children[c];
+          const std::string child_path = path + "/" + child.name;
+          if (child.type == format::EntryType::kFile) {
+            std::span<std::optional<ports::ChunkRecord>> records;
+            if (!found.empty()) records = std::span(found).subspan(next, child.chunks.size());
+            next += child.chunks.size();
+            if (Cancelled()) return absl::CancelledError("restore cancelled");
+            RestoreFile(child, child_path, records, setgid);
+            continue;
+          }
+          CAIRN_RETURN_IF_ERROR(RestoreEntry(child, child_path, depth + 1));
+        }
       }
       return absl::OkStatus();
     }
@@ -361,8 +438,8 @@ absl::Status RestoreRun::RestoreEntry(const format::TreeEntry& entry, const std:
       result_.symlinks++;
       return absl::OkStatus();
     }
-    case format::EntryType::kFile:
-      RestoreFile(entry, path);
+    case format::EntryType::kFile:  // a file given alone (restore of one path): the target
+      RestoreFile(entry, path, {}, /*parent_setgid=*/true);  // is not ours, owner always set
       return absl::OkStatus();
   }
   return absl::OkStatus();

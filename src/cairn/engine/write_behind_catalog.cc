@@ -53,6 +53,24 @@ absl::StatusOr<std::optional<ports::ChunkRecord>> WriteBehindCatalog::FindChunk(
   return stored;
 }
 
+absl::StatusOr<std::vector<std::optional<ports::ChunkRecord>>> WriteBehindCatalog::FindChunks(
+    std::span<const ChunkId> ids) {
+  std::lock_guard lock(mu_);
+  CAIRN_ASSIGN_OR_RETURN(std::vector<std::optional<ports::ChunkRecord>> found,
+                         inner_->FindChunks(ids));
+  for (size_t i = 0; i < ids.size() && i < found.size(); ++i) {
+    auto it = by_id_.find(ids[i]);
+    if (it == by_id_.end()) continue;
+    const ports::ChunkRecord& buffered = pending_[it->second];
+    if (!found[i]) {
+      found[i] = buffered;
+    } else {
+      Merge(*found[i], buffered);
+    }
+  }
+  return found;
+}
+
 absl::Status WriteBehindCatalog::AddChunk(const ports::ChunkRecord& record) {
   std::lock_guard lock(mu_);
   auto [it, added] = by_id_.try_emplace(record.id, pending_.size());

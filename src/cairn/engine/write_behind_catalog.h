@@ -36,6 +36,8 @@ class WriteBehindCatalog final : public ports::Catalog {
   absl::Status Flush();
 
   absl::StatusOr<std::optional<ports::ChunkRecord>> FindChunk(const ChunkId& id) override;
+  absl::StatusOr<std::vector<std::optional<ports::ChunkRecord>>> FindChunks(
+      std::span<const ChunkId> ids) override;
   absl::Status AddChunk(const ports::ChunkRecord& record) override;
   absl::Status AddChunks(std::span<const ports::ChunkRecord> records) override;
   absl::Status AddExtraPlacement(const ChunkId& id, PeerId peer) override;

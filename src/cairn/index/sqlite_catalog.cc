@@ -99,6 +99,23 @@ class SqliteCatalog : public Catalog {
   absl::StatusOr<std::optional<ChunkRecord>> FindChunk(const ChunkId& id) override {
     std::lock_guard<std::mutex> lock(impl_->mu);
     ReadTransaction read(impl_);
+    return FindChunkLocked(id);
+  }
+
+  absl::StatusOr<std::vector<std::optional<ChunkRecord>>> FindChunks(
+      std::span<const ChunkId> ids) override {
+    std::vector<std::optional<ChunkRecord>> found;
+    found.reserve(ids.size());
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    ReadTransaction read(impl_);
+    for (const ChunkId& id : ids) {
+      CAIRN_ASSIGN_OR_RETURN(std::optional<ChunkRecord> r, FindChunkLocked(id));
+      found.push_back(std::move(r));
+    }
+    return found;
+  }
+
+  absl::StatusOr<std::optional<ChunkRecord>> FindChunkLocked(const ChunkId& id) {
     ChunkRecord record;
     {
       CAIRN_ASSIGN_OR_RETURN(
