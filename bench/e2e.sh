@@ -14,11 +14,13 @@
 # Prints a table (MB = 10^6 bytes) and the cairn/restic and cairn/borg ratios.
 # Not a test: nothing is asserted about speed. Page cache is warm for every tool alike, and each
 # timed step starts after a `sync`, so that no tool pays for writing back the previous one's data.
-# Nothing is deleted until the run ends (every restore is kept), and each restore starts at least
-# 60 s after the run began: ext4 without a journal does not reuse an inode within 60 s of its
-# deletion (fs/ext4/ialloc.c, RECENTCY_MIN) and scans past every such inode, so a restore right
-# after a mass delete (the previous run's cleanup, or the previous tool's restore being removed)
-# spent most of its time in the kernel's inode allocator: 11 s or 30-36 s for the same restore.
+# Each tool restores into a fresh ext4 file system of its own (with a journal, as most are; a
+# loop device over a file in the work directory, direct I/O) when run as root, else into the
+# work directory. The file system here has no journal, and such an ext4 does not reuse an inode
+# within 60 s (6 min once its inode-table block is dirty again) of its deletion and scans past
+# every such inode (fs/ext4/ialloc.c, recently_deleted): a restore after a mass delete (the
+# previous run's cleanup, the previous tool's restore being removed) spent most of its time in
+# that scan, 11 s or 30-36 s for the same restore, whichever tool restored.
 #
 # Usage: bench/e2e.sh [--size 1G] [--seed 1] [--real [--real-dirs "DIRS"]] [--workdir DIR]
 #                     [--keep] [--only cairn]
@@ -44,7 +46,6 @@ while [[ $# -gt 0 ]]; do
 done
 
 bench=e2e
-run_start=$(date +%s)  # a previous run's cleanup, if any, was before this
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 bench_init --bench
@@ -83,10 +84,24 @@ sync
 # step NAME CMD...: `timed` after a sync (the restore before wrote GBs that the kernel may still
 # be writing back: without it the next tool's timing depended on the one before).
 step() { sync; timed "$@"; }
-# restore_step NAME CMD...: `step` once the run is 60 s old (see the header).
-restore_step() {
-  while (($(date +%s) < run_start + 60)); do sleep 1; done
-  step "$@"
+# fresh_fs DIR: DIR becomes a new, empty ext4 file system (see the header); as root only.
+loops=()
+fresh_fs() {
+  local dir="$1" img="$1.img" dev
+  mkdir -p "$dir"
+  [[ "$(id -u)" == 0 ]] && command -v mkfs.ext4 >/dev/null && command -v losetup >/dev/null ||
+    return 0
+  truncate -s $((bytes * 3 / 2 + (1 << 30))) "$img"
+  mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$img"
+  dev="$(losetup -f --show --direct-io=on "$img")"
+  loops+=("$dev")
+  mount "$dev" "$dir"
+}
+bench_unmount() {
+  for dev in "${loops[@]}"; do
+    umount "$dev" 2>/dev/null || true
+    losetup -d "$dev" 2>/dev/null || true
+  done
 }
 
 # --- cairn ----------------------------------------------------------------------------------
@@ -95,7 +110,8 @@ scripts/local-cluster start 4 "$work/cluster" --quota 100G >&2
 home="$work/cluster/peer1"
 step cairn_backup "$cairn" backup --dir "$home" "$data" --copies 2 --json
 step cairn_rebackup "$cairn" backup --dir "$home" "$data" --copies 2 --json
-restore_step cairn_restore "$cairn" restore --dir "$home" latest --target "$work/restore_cairn" --json
+fresh_fs "$work/restore_cairn"
+step cairn_restore "$cairn" restore --dir "$home" latest --target "$work/restore_cairn" --json
 verify cairn "$work/restore_cairn/data"
 cairn_stored=0
 for i in 1 2 3 4; do
@@ -120,7 +136,8 @@ export RESTIC_PASSWORD=cairn-bench RESTIC_REPOSITORY="$work/restic" RESTIC_CACHE
 restic init -q >/dev/null
 step restic_backup restic backup -q "$data"
 step restic_rebackup restic backup -q "$data"
-restore_step restic_restore restic restore -q latest --target "$work/restore_restic"
+fresh_fs "$work/restore_restic"
+step restic_restore restic restore -q latest --target "$work/restore_restic"
 verify restic "$work/restore_restic$data"
 restic_stored="$(du -sb "$work/restic" | cut -f1)"
 
@@ -132,8 +149,8 @@ borg init -e repokey "$work/borg" >"$work/borg_init.log" 2>&1 || { cat "$work/bo
 # Archive the path relative to $work so that extract recreates data/ in its cwd.
 (cd "$work" && step borg_backup borg create "$work/borg::bench" data)
 (cd "$work" && step borg_rebackup borg create "$work/borg::bench2" data)
-mkdir -p "$work/restore_borg"
-(cd "$work/restore_borg" && restore_step borg_restore borg extract "$work/borg::bench")
+fresh_fs "$work/restore_borg"
+(cd "$work/restore_borg" && step borg_restore borg extract "$work/borg::bench")
 verify borg "$work/restore_borg/data"
 borg_stored="$(du -sb "$work/borg" | cut -f1)"
 fi

@@ -29,6 +29,8 @@ bench_init() {
 bench_cleanup() {
   local rc=$?
   scripts/local-cluster stop "$work/cluster" >/dev/null 2>&1 || true
+  # A script's own file systems mounted in $work (bench/e2e.sh) go before $work does.
+  if declare -F bench_unmount >/dev/null; then bench_unmount; fi
   if [[ -n "$keep" ]]; then echo "$bench: kept $work" >&2; else rm -rf "$work"; fi
   exit $rc
 }

@@ -21,6 +21,7 @@
 #include "cairn/engine/peer_failures.h"
 #include "cairn/engine/restore.h"
 #include "cairn/engine/testing/fake_peers.h"
+#include "cairn/engine/write_behind_catalog.h"
 #include "cairn/env/clock.h"
 #include "cairn/ports/catalog.h"
 
@@ -279,6 +280,48 @@ TEST_F(EngineTest, RestoreSetsModesTheUmaskStripsAndOwners) {
       EXPECT_EQ(st.st_gid, w.gid) << w.rel << " round " << round;
     }
     EXPECT_EQ(CompareTrees(s, target + "/src"), "");
+  }
+}
+
+// The backup's write-behind catalog answers lookups from its buffer too, one at a time or many
+// at once alike: a buffered chunk, a stored one with buffered placements merged, an unknown one.
+TEST(WriteBehindCatalogTest, FindChunksSeesBufferedRecords) {
+  auto inner = ports::NewMemCatalog();
+  auto rec = [](uint8_t n, std::vector<PeerId> holders) {
+    ports::ChunkRecord r;
+    r.id.bytes.fill(n);
+    r.kind = BlobKind::kData;
+    r.plain_size = 100u * n;
+    r.blob_size = 110u * n;
+    r.target = 2;
+    r.holders = std::move(holders);
+    return r;
+  };
+  ASSERT_TRUE(inner->AddChunk(rec(1, {3})).ok());
+  WriteBehindCatalog wb(inner.get(), 100);
+  ASSERT_TRUE(wb.AddChunk(rec(1, {2})).ok());  // buffered: a placement more for a stored chunk
+  ASSERT_TRUE(wb.AddChunk(rec(2, {4, 5})).ok());  // buffered: a new chunk
+  std::vector<ChunkId> ids = {rec(2, {}).id, rec(9, {}).id, rec(1, {}).id};
+  auto found = wb.FindChunks(ids);
+  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_EQ(found->size(), 3u);
+  ASSERT_TRUE((*found)[0].has_value());
+  EXPECT_EQ((*found)[0]->holders, (std::vector<PeerId>{4, 5}));
+  EXPECT_FALSE((*found)[1].has_value());
+  ASSERT_TRUE((*found)[2].has_value());
+  std::vector<PeerId> merged = (*found)[2]->holders;
+  std::sort(merged.begin(), merged.end());
+  EXPECT_EQ(merged, (std::vector<PeerId>{2, 3}));
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto one = wb.FindChunk(ids[i]);
+    ASSERT_TRUE(one.ok());
+    ASSERT_EQ(one->has_value(), (*found)[i].has_value()) << i;
+    if (one->has_value()) {
+      std::vector<PeerId> a = (*one)->holders, b = (*found)[i]->holders;
+      std::sort(a.begin(), a.end());
+      std::sort(b.begin(), b.end());
+      EXPECT_EQ(a, b) << i;
+    }
   }
 }
 

@@ -116,6 +116,30 @@ TEST_P(CatalogConformance, UnknownChunkIsNullopt) {
   EXPECT_FALSE(found->has_value());
 }
 
+// Restore looks many chunks up at once: each answer as FindChunk gives it, in the order asked,
+// unknown ones and repeats included.
+TEST_P(CatalogConformance, FindChunksAnswersEachIdInOrder) {
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(1, 2, {4, 6}, 100, 120)).ok());
+  ASSERT_TRUE(catalog_->AddChunk(Chunk(3, 3, {5, 7, 9}, 300, 320)).ok());
+  const std::vector<ChunkId> ids = {Id(3), Id(2), Id(1), Id(3)};
+  auto found = catalog_->FindChunks(ids);
+  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_EQ(found->size(), ids.size());
+  EXPECT_FALSE((*found)[1].has_value());
+  for (size_t i : {0u, 2u, 3u}) {
+    ASSERT_TRUE((*found)[i].has_value()) << i;
+    ChunkRecord one = MustFind(ids[i]);
+    EXPECT_EQ((*found)[i]->id, ids[i]);
+    EXPECT_EQ((*found)[i]->plain_size, one.plain_size);
+    EXPECT_EQ((*found)[i]->holders, one.holders);
+    EXPECT_EQ((*found)[i]->target, one.target);
+  }
+  EXPECT_EQ((*found)[0]->holders, (std::vector<PeerId>{5, 7, 9}));
+  auto none = catalog_->FindChunks({});
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
 TEST_P(CatalogConformance, AddedChunkRoundTrips) {
   ChunkRecord in = Chunk(1, 3, {9, 4, 6}, 4096, 4200, BlobKind::kTree);
   ASSERT_TRUE(catalog_->AddChunk(in).ok());
