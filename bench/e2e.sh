@@ -91,7 +91,7 @@ fresh_fs() {
   mkdir -p "$dir"
   [[ "$(id -u)" == 0 ]] && command -v mkfs.ext4 >/dev/null && command -v losetup >/dev/null ||
     return 0
-  truncate -s $((bytes * 3 / 2 + (1 << 30))) "$img"
+  truncate -s $(((bytes * 3 / 2 >> 20) + 1024))M "$img"  # whole MiB: losetup wants sectors
   mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$img"
   dev="$(losetup -f --show --direct-io=on "$img")"
   loops+=("$dev")

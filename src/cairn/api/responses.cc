@@ -444,4 +444,144 @@ absl::Status FromJson(const Json& j, LsEntry* r) {
   return absl::OkStatus();
 }
 
+namespace {
+
+Json DiffSnapshotJson(const DiffSnapshot& r) {
+  return Json{{"id", r.id},
+              {"short_id", ShortId(r.id)},
+              {"time", FormatRfc3339(r.time_ns)},
+              {"time_ns", r.time_ns}};
+}
+
+absl::Status FromJson(const Json& j, DiffSnapshot* r) {
+  CAIRN_RETURN_IF_ERROR(RequiredString(j, "id", &r->id));
+  return GetInt(j, "time_ns", &r->time_ns);
+}
+
+}  // namespace
+
+Json ToJson(const DiffChange& r) {
+  Json j;
+  j["change"] = r.change;
+  SetPathField(j, "path", r.path);
+  if (r.source_path) SetPathField(j, "source_path", *r.source_path);
+  j["type"] = r.type;
+  if (r.before) {
+    j["type_before"] = r.before->type;
+    j["size_before"] = r.before->size;
+    j["mode_before"] = r.before->mode;
+  }
+  if (r.after) {
+    j["type_after"] = r.after->type;
+    j["size_after"] = r.after->size;
+    j["mode_after"] = r.after->mode;
+  }
+  if (r.change == "modified") {
+    j["content_changed"] = r.content_changed;
+    j["type_changed"] = r.type_changed;
+    j["mode_changed"] = r.mode_changed;
+  }
+  return j;
+}
+
+absl::Status FromJson(const Json& j, DiffChange* r) {
+  if (!j.is_object()) return absl::InvalidArgumentError("a change of the answer is not an object");
+  CAIRN_RETURN_IF_ERROR(RequiredString(j, "change", &r->change));
+  if (r->change != "added" && r->change != "removed" && r->change != "modified") {
+    return WrongType("change", "\"added\", \"removed\" or \"modified\"");
+  }
+  CAIRN_RETURN_IF_ERROR(GetPath(j, "path", &r->path));
+  if (Field(j, "source_path") != nullptr || Field(j, "source_path_base64") != nullptr) {
+    std::string source;
+    CAIRN_RETURN_IF_ERROR(GetPath(j, "source_path", &source));
+    r->source_path = std::move(source);
+  }
+  CAIRN_RETURN_IF_ERROR(GetString(j, "type", &r->type));
+  auto side = [&](const char* which, std::optional<DiffSide>* out) -> absl::Status {
+    const std::string type = absl::StrCat("type_", which), size = absl::StrCat("size_", which),
+                      mode = absl::StrCat("mode_", which);
+    if (Field(j, type.c_str()) == nullptr) return absl::OkStatus();
+    DiffSide d;
+    CAIRN_RETURN_IF_ERROR(RequiredString(j, type.c_str(), &d.type));
+    CAIRN_RETURN_IF_ERROR(GetInt(j, size.c_str(), &d.size));
+    CAIRN_RETURN_IF_ERROR(GetInt(j, mode.c_str(), &d.mode));
+    *out = std::move(d);
+    return absl::OkStatus();
+  };
+  CAIRN_RETURN_IF_ERROR(side("before", &r->before));
+  CAIRN_RETURN_IF_ERROR(side("after", &r->after));
+  if ((r->change != "added" && !r->before) || (r->change != "removed" && !r->after)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a change '", r->change, "' of the answer lacks its before or after side"));
+  }
+  CAIRN_RETURN_IF_ERROR(GetBool(j, "content_changed", &r->content_changed));
+  CAIRN_RETURN_IF_ERROR(GetBool(j, "type_changed", &r->type_changed));
+  return GetBool(j, "mode_changed", &r->mode_changed);
+}
+
+Json ToJson(const DiffAnswer& r) {
+  Json j;
+  j["a"] = DiffSnapshotJson(r.a);
+  j["b"] = DiffSnapshotJson(r.b);
+  j["changes"] = ToJson(r.changes);
+  j["added"] = r.added;
+  j["removed"] = r.removed;
+  j["modified"] = r.modified;
+  j["added_bytes"] = r.added_bytes;
+  j["removed_bytes"] = r.removed_bytes;
+  j["identical_subtrees"] = r.identical_subtrees;
+  return j;
+}
+
+absl::Status FromJson(const Json& j, DiffAnswer* r) {
+  const Json* a = Field(j, "a");
+  const Json* b = Field(j, "b");
+  if (a == nullptr || b == nullptr || !a->is_object() || !b->is_object()) {
+    return absl::InvalidArgumentError("fields 'a' and 'b' (objects) are missing from the answer");
+  }
+  CAIRN_RETURN_IF_ERROR(FromJson(*a, &r->a));
+  CAIRN_RETURN_IF_ERROR(FromJson(*b, &r->b));
+  if (const Json* changes = Field(j, "changes")) {
+    CAIRN_RETURN_IF_ERROR(FromJson(*changes, &r->changes));
+  }
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "added", &r->added));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "removed", &r->removed));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "modified", &r->modified));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "added_bytes", &r->added_bytes));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "removed_bytes", &r->removed_bytes));
+  return GetInt(j, "identical_subtrees", &r->identical_subtrees);
+}
+
+Json ToJson(const FindMatch& r) {
+  Json j;
+  j["snapshot_id"] = r.snapshot_id;
+  j["snapshot_short_id"] = ShortId(r.snapshot_id);
+  j["snapshot_time"] = FormatRfc3339(r.snapshot_time_ns);
+  j["snapshot_time_ns"] = r.snapshot_time_ns;
+  SetPathField(j, "path", r.path);
+  SetPathField(j, "snapshot_path", r.snapshot_path);
+  j["type"] = r.type;
+  j["size"] = r.size;
+  j["mode"] = r.mode;
+  j["mtime"] = FormatRfc3339(r.mtime_ns, /*nanoseconds=*/true);
+  j["mtime_ns"] = r.mtime_ns;
+  return j;
+}
+
+absl::Status FromJson(const Json& j, FindMatch* r) {
+  if (!j.is_object() || (Field(j, "path") == nullptr && Field(j, "path_base64") == nullptr)) {
+    return absl::InvalidArgumentError("field 'path' is missing from the answer");
+  }
+  CAIRN_RETURN_IF_ERROR(RequiredString(j, "snapshot_id", &r->snapshot_id));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "snapshot_time_ns", &r->snapshot_time_ns));
+  CAIRN_RETURN_IF_ERROR(GetPath(j, "path", &r->path));
+  if (Field(j, "snapshot_path") != nullptr || Field(j, "snapshot_path_base64") != nullptr) {
+    CAIRN_RETURN_IF_ERROR(GetPath(j, "snapshot_path", &r->snapshot_path));
+  }
+  CAIRN_RETURN_IF_ERROR(RequiredString(j, "type", &r->type));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "size", &r->size));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "mode", &r->mode));
+  return GetInt(j, "mtime_ns", &r->mtime_ns);
+}
+
 }  // namespace cairn::api

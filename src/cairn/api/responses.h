@@ -202,6 +202,73 @@ struct LsEntry {
 Json ToJson(const LsEntry& r);
 absl::Status FromJson(const Json& j, LsEntry* r);
 
+// One side of a change in GET /v1/diff: the entry's type ("file","dir","symlink"), size in
+// bytes and permission bits in that snapshot.
+struct DiffSide {
+  std::string type;
+  uint64_t size = 0;
+  uint32_t mode = 0;
+};
+
+// A change between two snapshots (GET /v1/diff "changes"): {"change":"added|removed|modified",
+// "path" (inside the snapshots, raw bytes),"source_path" (on the backed-up machine, when known),
+// "type" (after the change, or before for a removal),"type_before","size_before","mode_before"
+// (not for an addition),"type_after","size_after","mode_after" (not for a removal), and for a
+// modification "content_changed","type_changed","mode_changed"}.
+struct DiffChange {
+  std::string change;  // "added", "removed", "modified"
+  std::string path;
+  std::optional<std::string> source_path;
+  std::string type;
+  std::optional<DiffSide> before;  // absent for "added"
+  std::optional<DiffSide> after;   // absent for "removed"
+  bool content_changed = false;    // these three: "modified" only
+  bool type_changed = false;
+  bool mode_changed = false;
+};
+Json ToJson(const DiffChange& r);
+absl::Status FromJson(const Json& j, DiffChange* r);
+
+// A snapshot a diff compares: {"id","short_id","time" (RFC 3339),"time_ns"}.
+struct DiffSnapshot {
+  std::string id;  // hex
+  int64_t time_ns = 0;
+};
+
+// GET /v1/diff?a=SNAP&b=SNAP (`cairn diff`): {"a","b","changes":[...],"added","removed",
+// "modified" (entry counts),"added_bytes","removed_bytes" (bytes of added and removed files),
+// "identical_subtrees" (directories skipped as equal)}.
+struct DiffAnswer {
+  DiffSnapshot a;
+  DiffSnapshot b;
+  std::vector<DiffChange> changes;
+  uint64_t added = 0;
+  uint64_t removed = 0;
+  uint64_t modified = 0;
+  uint64_t added_bytes = 0;
+  uint64_t removed_bytes = 0;
+  uint64_t identical_subtrees = 0;
+};
+Json ToJson(const DiffAnswer& r);
+absl::Status FromJson(const Json& j, DiffAnswer* r);
+
+// An entry found by GET /v1/find (an array of these; `cairn find`): {"snapshot_id",
+// "snapshot_short_id","snapshot_time" (RFC 3339),"snapshot_time_ns","path" (on the backed-up
+// machine, raw bytes),"snapshot_path" (inside the snapshot),"type","size" (bytes),"mode",
+// "mtime" (RFC 3339 with ns),"mtime_ns"}.
+struct FindMatch {
+  std::string snapshot_id;  // hex
+  int64_t snapshot_time_ns = 0;
+  std::string path;
+  std::string snapshot_path;
+  std::string type;  // "file", "dir", "symlink"
+  uint64_t size = 0;
+  uint32_t mode = 0;
+  int64_t mtime_ns = 0;
+};
+Json ToJson(const FindMatch& r);
+absl::Status FromJson(const Json& j, FindMatch* r);
+
 // The array answers (GET /v1/snapshots, /v1/peers, /v1/jobs): each element as its type.
 template <typename T>
 Json ToJson(const std::vector<T>& list) {

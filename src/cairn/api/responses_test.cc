@@ -318,5 +318,103 @@ TEST(LsEntryJsonTest, RoundTripAndShape) {
   EXPECT_FALSE(Decode<LsEntry>(Json{{"type", "file"}}).ok());  // no path
 }
 
+TEST(DiffAnswerJsonTest, RoundTripAndShape) {
+  DiffAnswer d;
+  d.a = {std::string(64, 'a'), 1763805600000000000};
+  d.b = {std::string(64, 'b'), 1763809200000000000};
+  DiffChange added;
+  added.change = "added";
+  added.path = "data/new\xff";  // not UTF-8: carried as path_base64
+  added.source_path = "/home/u/data/new\xff";
+  added.type = "file";
+  added.after = DiffSide{"file", 42, 0644};
+  DiffChange removed;
+  removed.change = "removed";
+  removed.path = "data/old";
+  removed.type = "dir";
+  removed.before = DiffSide{"dir", 0, 0755};
+  DiffChange modified;
+  modified.change = "modified";
+  modified.path = "data/link";
+  modified.type = "symlink";
+  modified.before = DiffSide{"file", 10, 0600};
+  modified.after = DiffSide{"symlink", 3, 0777};
+  modified.type_changed = true;
+  modified.content_changed = true;
+  modified.mode_changed = true;
+  d.changes = {added, removed, modified};
+  d.added = 1;
+  d.removed = 1;
+  d.modified = 1;
+  d.added_bytes = 42;
+  d.removed_bytes = 0;
+  d.identical_subtrees = 7;
+  Json j = ToJson(d);
+  EXPECT_EQ(j["a"]["short_id"], "aaaaaaaa");
+  EXPECT_EQ(j["b"]["time_ns"], 1763809200000000000);
+  EXPECT_TRUE(j["a"].contains("time"));
+  const Json& c = j["changes"];
+  ASSERT_EQ(c.size(), 3u);
+  EXPECT_TRUE(c[0].contains("path_base64"));
+  EXPECT_TRUE(c[0].contains("source_path_base64"));
+  EXPECT_FALSE(c[0].contains("size_before"));
+  EXPECT_FALSE(c[0].contains("content_changed"));  // modifications only
+  EXPECT_FALSE(c[1].contains("size_after"));
+  EXPECT_FALSE(c[1].contains("source_path"));
+  EXPECT_EQ(c[2]["mode_before"], 0600);
+  EXPECT_EQ(c[2]["type_changed"], true);
+  DiffAnswer back = RoundTrip(d);
+  EXPECT_EQ(ToJson(back), j);
+  ASSERT_EQ(back.changes.size(), 3u);
+  EXPECT_EQ(back.changes[0].path, added.path);
+  EXPECT_EQ(back.changes[0].source_path, added.source_path);
+  EXPECT_FALSE(back.changes[0].before.has_value());
+  EXPECT_EQ(back.changes[2].after->size, 3u);
+  EXPECT_TRUE(back.changes[2].mode_changed);
+  EXPECT_EQ(back.identical_subtrees, 7u);
+
+  // Malformed answers are errors, not zeros.
+  EXPECT_FALSE(Decode<DiffAnswer>(Json{{"changes", Json::array()}}).ok());  // no a, b
+  Json bad = j;
+  bad["changes"][2].erase("type_after");  // a modification without its after side
+  EXPECT_FALSE(Decode<DiffAnswer>(bad).ok());
+  bad = j;
+  bad["changes"][0]["change"] = "renamed";
+  EXPECT_FALSE(Decode<DiffAnswer>(bad).ok());
+  bad = j;
+  bad["added"] = "one";
+  EXPECT_FALSE(Decode<DiffAnswer>(bad).ok());
+}
+
+TEST(FindMatchJsonTest, RoundTripAndShape) {
+  FindMatch m;
+  m.snapshot_id = std::string(64, 'c');
+  m.snapshot_time_ns = 1763805600000000000;
+  m.path = "/home/u/caf\xe9.pdf";
+  m.snapshot_path = "u/caf\xe9.pdf";
+  m.type = "file";
+  m.size = 1234;
+  m.mode = 0640;
+  m.mtime_ns = 1763805600123456789;
+  Json j = ToJson(m);
+  for (const char* name : {"snapshot_id", "snapshot_short_id", "snapshot_time", "snapshot_time_ns",
+                           "path_base64", "snapshot_path_base64", "type", "size", "mode", "mtime",
+                           "mtime_ns"}) {
+    EXPECT_TRUE(j.contains(name)) << name;
+  }
+  EXPECT_EQ(j["snapshot_short_id"], "cccccccc");
+  FindMatch back = RoundTrip(m);
+  EXPECT_EQ(back.path, m.path);
+  EXPECT_EQ(back.snapshot_path, m.snapshot_path);
+  EXPECT_EQ(back.size, m.size);
+  EXPECT_EQ(back.mode, m.mode);
+  EXPECT_EQ(back.mtime_ns, m.mtime_ns);
+  EXPECT_EQ(ToJson(back), j);
+  EXPECT_FALSE(Decode<FindMatch>(Json{{"type", "file"}}).ok());  // no path
+  Json bad = j;
+  bad["size"] = -1;
+  EXPECT_FALSE(Decode<FindMatch>(bad).ok());
+}
+
 }  // namespace
 }  // namespace cairn::api

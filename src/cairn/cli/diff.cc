@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "cairn/api/responses.h"
 #include "cairn/base/bytes.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/connect.h"
@@ -28,40 +29,36 @@ std::string Octal(uint64_t mode) {
 
 // The path on the backed-up machine ("/home/u/data/docs/" for a directory, "/home/u/data/a.txt"
 // for a file), else "/" + the path inside the snapshots.
-std::string Shown(const nlohmann::json& c, const std::string& type) {
-  std::string p =
-      c.contains("source_path") ? RawField(c, "source_path") : "/" + RawField(c, "path");
+std::string Shown(const api::DiffChange& c, const std::string& type) {
+  std::string p = c.source_path ? *c.source_path : "/" + c.path;
   if (type == "dir") p += "/";
   return p;
 }
 
-std::string ChangeLine(const nlohmann::json& c) {
-  std::string kind = Str(c, "change");
-  if (kind == "added") {
-    std::string type = Str(c, "type_after");
-    std::string line = absl::StrCat("+    ", Shown(c, type));
-    if (type == "file") absl::StrAppend(&line, "  (", FormatSize(U64(c, "size_after")), ")");
+std::string ChangeLine(const api::DiffChange& c) {
+  const api::DiffSide none;
+  const api::DiffSide& before = c.before ? *c.before : none;
+  const api::DiffSide& after = c.after ? *c.after : none;
+  if (c.change == "added") {
+    std::string line = absl::StrCat("+    ", Shown(c, after.type));
+    if (after.type == "file") absl::StrAppend(&line, "  (", FormatSize(after.size), ")");
     return line;
   }
-  if (kind == "removed") {
-    std::string type = Str(c, "type_before");
-    std::string line = absl::StrCat("-    ", Shown(c, type));
-    if (type == "file") absl::StrAppend(&line, "  (", FormatSize(U64(c, "size_before")), ")");
+  if (c.change == "removed") {
+    std::string line = absl::StrCat("-    ", Shown(c, before.type));
+    if (before.type == "file") absl::StrAppend(&line, "  (", FormatSize(before.size), ")");
     return line;
   }
-  std::string before = Str(c, "type_before"), after = Str(c, "type_after");
-  std::string line = absl::StrCat("M    ", Shown(c, after));
+  std::string line = absl::StrCat("M    ", Shown(c, after.type));
   std::vector<std::string> what;
-  if (Bool(c, "type_changed")) what.push_back(absl::StrCat(before, " -> ", after));
-  if (Bool(c, "content_changed") && after == "file") {
-    what.push_back(
-        absl::StrCat(FormatSize(U64(c, "size_before")), " -> ", FormatSize(U64(c, "size_after"))));
-  } else if (Bool(c, "content_changed") && after == "symlink") {
+  if (c.type_changed) what.push_back(absl::StrCat(before.type, " -> ", after.type));
+  if (c.content_changed && after.type == "file") {
+    what.push_back(absl::StrCat(FormatSize(before.size), " -> ", FormatSize(after.size)));
+  } else if (c.content_changed && after.type == "symlink") {
     what.push_back("target changed");
   }
-  if (Bool(c, "mode_changed")) {
-    what.push_back(
-        absl::StrCat("mode ", Octal(U64(c, "mode_before")), " -> ", Octal(U64(c, "mode_after"))));
+  if (c.mode_changed) {
+    what.push_back(absl::StrCat("mode ", Octal(before.mode), " -> ", Octal(after.mode)));
   }
   for (size_t i = 0; i < what.size(); ++i) {
     absl::StrAppend(&line, i == 0 ? "  (" : ", ", what[i]);
@@ -73,27 +70,28 @@ std::string ChangeLine(const nlohmann::json& c) {
 int RunDiff(const GlobalOptions& global, const DiffFlags& f) {
   absl::StatusOr<std::unique_ptr<api::ApiClient>> api = ConnectToPeer(global.dir);
   if (!api.ok()) return PrintError(api.status());
-  absl::StatusOr<nlohmann::json> r =
-      (*api)->Get(absl::StrCat("/v1/diff?a=", api::UrlEncode(f.a), "&b=", api::UrlEncode(f.b)));
+  const std::string target =
+      absl::StrCat("/v1/diff?a=", api::UrlEncode(f.a), "&b=", api::UrlEncode(f.b));
+  absl::StatusOr<nlohmann::json> r = (*api)->Get(target);
   if (!r.ok()) return PrintError(r.status());
   if (global.json) {
     PrintJson(*r);
     return kExitOk;
   }
-  const nlohmann::json& a = (*r)["a"];
-  const nlohmann::json& b = (*r)["b"];
-  std::cout << "comparing snapshot " << Str(a, "short_id") << " ("
-            << FormatLocalTime(I64(a, "time_ns")) << ") to " << Str(b, "short_id") << " ("
-            << FormatLocalTime(I64(b, "time_ns")) << "):\n\n";
-  const nlohmann::json& changes = (*r)["changes"];
-  if (changes.is_array()) {
-    for (const nlohmann::json& c : changes) std::cout << ChangeLine(c) << "\n";
+  absl::StatusOr<api::DiffAnswer> d = api::Decode<api::DiffAnswer>(*r);
+  if (!d.ok()) {
+    return PrintError(absl::InternalError(
+        absl::StrCat("malformed answer to GET ", target, ": ", d.status().message())));
   }
-  if (!changes.is_array() || changes.empty()) std::cout << "no changes\n";
+  std::cout << "comparing snapshot " << d->a.id.substr(0, 8) << " ("
+            << FormatLocalTime(d->a.time_ns) << ") to " << d->b.id.substr(0, 8) << " ("
+            << FormatLocalTime(d->b.time_ns) << "):\n\n";
+  for (const api::DiffChange& c : d->changes) std::cout << ChangeLine(c) << "\n";
+  if (d->changes.empty()) std::cout << "no changes\n";
   std::cout << "\n"
-            << U64(*r, "added") << " added (" << FormatSize(U64(*r, "added_bytes")) << "), "
-            << U64(*r, "removed") << " removed (" << FormatSize(U64(*r, "removed_bytes")) << "), "
-            << U64(*r, "modified") << " modified" << std::endl;
+            << d->added << " added (" << FormatSize(d->added_bytes) << "), " << d->removed
+            << " removed (" << FormatSize(d->removed_bytes) << "), " << d->modified
+            << " modified" << std::endl;
   return kExitOk;
 }
 

@@ -4,9 +4,11 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "cairn/api/json_paths.h"
+#include "cairn/api/responses.h"
 #include "cairn/base/bytes.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/connect.h"
@@ -23,31 +25,37 @@ int RunFind(const GlobalOptions& global, const FindFlags& f) {
   if (f.pattern.empty()) return PrintUsageError("empty pattern");
   absl::StatusOr<std::unique_ptr<api::ApiClient>> api = ConnectToPeer(global.dir);
   if (!api.ok()) return PrintError(api.status());
-  absl::StatusOr<nlohmann::json> r = (*api)->Get(
-      absl::StrCat("/v1/find?pattern_base64=", api::UrlEncode(api::ToBase64(f.pattern))));
+  const std::string target =
+      absl::StrCat("/v1/find?pattern_base64=", api::UrlEncode(api::ToBase64(f.pattern)));
+  absl::StatusOr<nlohmann::json> r = (*api)->Get(target);
   if (!r.ok()) return PrintError(r.status());
   if (global.json) {
     PrintJson(*r);
     return kExitOk;
   }
-  if (!r->is_array() || r->empty()) {
+  absl::StatusOr<std::vector<api::FindMatch>> found =
+      api::Decode<std::vector<api::FindMatch>>(*r);
+  if (!found.ok()) {
+    return PrintError(absl::InternalError(
+        absl::StrCat("malformed answer to GET ", target, ": ", found.status().message())));
+  }
+  if (found->empty()) {
     std::cout << "nothing matches " << f.pattern << std::endl;
     return kExitOk;
   }
   Table table({"SNAPSHOT", "TIME", "MODE", "SIZE", "MODIFIED", "PATH"},
               {false, false, false, true, false, false});
   std::set<std::string> snapshots;
-  for (const nlohmann::json& e : *r) {
-    std::string type = Str(e, "type");
-    snapshots.insert(Str(e, "snapshot_id"));
-    table.AddRow({Str(e, "snapshot_short_id"), FormatLocalTime(I64(e, "snapshot_time_ns")),
-                  ModeString(type, static_cast<uint32_t>(U64(e, "mode"))),
-                  type == "file" ? FormatSize(U64(e, "size")) : "",
-                  FormatLocalTime(I64(e, "mtime_ns")), RawField(e, "path")});
+  for (const api::FindMatch& e : *found) {
+    snapshots.insert(e.snapshot_id);
+    table.AddRow({e.snapshot_id.substr(0, 8), FormatLocalTime(e.snapshot_time_ns),
+                  ModeString(e.type, e.mode), e.type == "file" ? FormatSize(e.size) : "",
+                  FormatLocalTime(e.mtime_ns), e.path});
   }
   table.Print(std::cout);
-  std::cout << r->size() << (r->size() == 1 ? " match" : " matches") << " in " << snapshots.size()
-            << (snapshots.size() == 1 ? " snapshot" : " snapshots") << std::endl;
+  std::cout << found->size() << (found->size() == 1 ? " match" : " matches") << " in "
+            << snapshots.size() << (snapshots.size() == 1 ? " snapshot" : " snapshots")
+            << std::endl;
   return kExitOk;
 }
 

@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "cairn/api/json_paths.h"
 #include "cairn/api/responses.h"
@@ -28,14 +29,6 @@ const char* ChangeName(engine::ChangeKind k) {
   return "unknown";
 }
 
-// The identity of a snapshot in a versions reply: {"id","short_id","time","time_ns"}.
-void SetSnapshot(Json& j, const std::string& prefix, const ChunkId& id, int64_t time_ns) {
-  j[prefix + "id"] = id.Hex();
-  j[prefix + "short_id"] = id.ShortHex();
-  j[prefix + "time"] = api::FormatRfc3339(time_ns);
-  j[prefix + "time_ns"] = time_ns;
-}
-
 api::FileVersionInfo VersionInfo(const engine::FileVersion& v) {
   api::FileVersionInfo r;
   r.snapshot_id = v.snapshot_id.Hex();
@@ -54,45 +47,37 @@ api::FileVersionInfo VersionInfo(const engine::FileVersion& v) {
 }
 
 // `a`, `b`: the snapshots compared (the source path is looked up in the newer one first).
-Json ChangeJson(const engine::Change& c, const format::Snapshot& a, const format::Snapshot& b) {
-  Json j;
-  j["change"] = ChangeName(c.kind);
-  api::SetPathField(j, "path", c.path);
-  std::optional<std::string> source = engine::SourcePathFor(b, c.path);
-  if (!source) source = engine::SourcePathFor(a, c.path);
-  if (source) api::SetPathField(j, "source_path", *source);
+api::DiffChange ChangeInfo(const engine::Change& c, const format::Snapshot& a,
+                           const format::Snapshot& b) {
+  api::DiffChange r;
+  r.change = ChangeName(c.kind);
+  r.path = c.path;
+  r.source_path = engine::SourcePathFor(b, c.path);
+  if (!r.source_path) r.source_path = engine::SourcePathFor(a, c.path);
   const bool before = c.kind != engine::ChangeKind::kAdded;
   const bool after = c.kind != engine::ChangeKind::kRemoved;
-  j["type"] = format::EntryTypeName(after ? c.type_after : c.type_before);
-  if (before) {
-    j["type_before"] = format::EntryTypeName(c.type_before);
-    j["size_before"] = c.size_before;
-    j["mode_before"] = c.mode_before;
-  }
-  if (after) {
-    j["type_after"] = format::EntryTypeName(c.type_after);
-    j["size_after"] = c.size_after;
-    j["mode_after"] = c.mode_after;
-  }
+  r.type = format::EntryTypeName(after ? c.type_after : c.type_before);
+  if (before) r.before = api::DiffSide{format::EntryTypeName(c.type_before), c.size_before, c.mode_before};
+  if (after) r.after = api::DiffSide{format::EntryTypeName(c.type_after), c.size_after, c.mode_after};
   if (c.kind == engine::ChangeKind::kModified) {
-    j["content_changed"] = c.content_changed;
-    j["type_changed"] = c.type_changed;
-    j["mode_changed"] = c.mode_changed;
+    r.content_changed = c.content_changed;
+    r.type_changed = c.type_changed;
+    r.mode_changed = c.mode_changed;
   }
-  return j;
+  return r;
 }
 
-Json FoundJson(const engine::FoundEntry& f) {
-  Json j;
-  SetSnapshot(j, "snapshot_", f.snapshot_id, f.time_ns);
-  api::SetPathField(j, "path", f.path);
-  api::SetPathField(j, "snapshot_path", f.snapshot_path);
-  j["type"] = format::EntryTypeName(f.type);
-  j["size"] = f.size;
-  j["mode"] = f.mode;
-  j["mtime"] = api::FormatRfc3339(f.mtime_ns, /*nanoseconds=*/true);
-  j["mtime_ns"] = f.mtime_ns;
-  return j;
+api::FindMatch MatchInfo(const engine::FoundEntry& f) {
+  api::FindMatch r;
+  r.snapshot_id = f.snapshot_id.Hex();
+  r.snapshot_time_ns = f.time_ns;
+  r.path = f.path;
+  r.snapshot_path = f.snapshot_path;
+  r.type = format::EntryTypeName(f.type);
+  r.size = f.size;
+  r.mode = f.mode;
+  r.mtime_ns = f.mtime_ns;
+  return r;
 }
 
 }  // namespace
@@ -146,23 +131,19 @@ absl::StatusOr<Json> VersionsApi::GetDiff(const std::string& a, const std::strin
                          engine::ResolveSnapshot(ctx_.engine->catalog, b));
   CAIRN_ASSIGN_OR_RETURN(engine::DiffResult d,
                          engine::Diff(*ctx_.engine, ra.snapshot, rb.snapshot));
-  Json changes = Json::array();
-  for (const engine::Change& c : d.changes)
-    changes.push_back(ChangeJson(c, ra.snapshot, rb.snapshot));
-  Json out;
-  Json ja, jb;
-  SetSnapshot(ja, "", ra.id, ra.snapshot.time_ns);
-  SetSnapshot(jb, "", rb.id, rb.snapshot.time_ns);
-  out["a"] = std::move(ja);
-  out["b"] = std::move(jb);
-  out["changes"] = std::move(changes);
-  out["added"] = d.added;
-  out["removed"] = d.removed;
-  out["modified"] = d.modified;
-  out["added_bytes"] = d.added_bytes;
-  out["removed_bytes"] = d.removed_bytes;
-  out["identical_subtrees"] = d.identical_subtrees;
-  return out;
+  api::DiffAnswer out;
+  out.a = {ra.id.Hex(), ra.snapshot.time_ns};
+  out.b = {rb.id.Hex(), rb.snapshot.time_ns};
+  for (const engine::Change& c : d.changes) {
+    out.changes.push_back(ChangeInfo(c, ra.snapshot, rb.snapshot));
+  }
+  out.added = d.added;
+  out.removed = d.removed;
+  out.modified = d.modified;
+  out.added_bytes = d.added_bytes;
+  out.removed_bytes = d.removed_bytes;
+  out.identical_subtrees = d.identical_subtrees;
+  return api::ToJson(out);
 }
 
 absl::StatusOr<Json> VersionsApi::FindEntries(const std::string& pattern) {
@@ -170,9 +151,9 @@ absl::StatusOr<Json> VersionsApi::FindEntries(const std::string& pattern) {
   CAIRN_RETURN_IF_ERROR(ctx_.IndexReady("find"));
   CAIRN_ASSIGN_OR_RETURN(std::vector<engine::FoundEntry> found,
                          engine::Find(*ctx_.engine, pattern));
-  Json out = Json::array();
-  for (const engine::FoundEntry& f : found) out.push_back(FoundJson(f));
-  return out;
+  std::vector<api::FindMatch> out;
+  for (const engine::FoundEntry& f : found) out.push_back(MatchInfo(f));
+  return api::ToJson(out);
 }
 
 }  // namespace cairn::daemon
