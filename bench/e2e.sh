@@ -16,7 +16,7 @@
 # timed step starts after a `sync`, so that no tool pays for writing back the previous one's data.
 # Each tool restores into a fresh ext4 file system of its own (with a journal, as most are; a
 # loop device over a file in the work directory, direct I/O) when run as root, else into the
-# work directory. The file system here has no journal, and such an ext4 does not reuse an inode
+# work directory. An ext4 without a journal (as this machine's) does not reuse an inode
 # within 60 s (6 min once its inode-table block is dirty again) of its deletion and scans past
 # every such inode (fs/ext4/ialloc.c, recently_deleted): a restore after a mass delete (the
 # previous run's cleanup, the previous tool's restore being removed) spent most of its time in
@@ -40,7 +40,7 @@ while [[ $# -gt 0 ]]; do
     --real) real=1; shift ;;
     --real-dirs) real=1; real_dirs="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
-    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "e2e: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done

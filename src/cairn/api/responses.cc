@@ -94,6 +94,29 @@ absl::Status GetPath(const Json& j, const char* name, std::string* out) {
   return absl::OkStatus();
 }
 
+// Whether the answer carries path field `name`, as text or as `<name>_base64`.
+bool HasPath(const Json& j, const std::string& name) {
+  return Field(j, name.c_str()) != nullptr || Field(j, (name + "_base64").c_str()) != nullptr;
+}
+
+// An optional path field: absent leaves `out` unset.
+absl::Status GetPath(const Json& j, const char* name, std::optional<std::string>* out) {
+  if (!HasPath(j, name)) return absl::OkStatus();
+  std::string value;
+  CAIRN_RETURN_IF_ERROR(GetPath(j, name, &value));
+  *out = std::move(value);
+  return absl::OkStatus();
+}
+
+// A required path field; INVALID_ARGUMENT naming it when absent.
+absl::Status RequiredPath(const Json& j, const char* name, std::string* out) {
+  if (!HasPath(j, name)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("field '", name, "' is missing from the answer"));
+  }
+  return GetPath(j, name, out);
+}
+
 Json OrNull(const std::optional<std::string>& v) { return v ? Json(*v) : Json(nullptr); }
 
 std::string ShortId(const std::string& id) { return id.substr(0, 8); }
@@ -275,11 +298,7 @@ absl::Status FromJson(const Json& j, FileVersionInfo* r) {
   CAIRN_RETURN_IF_ERROR(GetInt(j, "mode", &r->mode));
   CAIRN_RETURN_IF_ERROR(GetInt(j, "mtime_ns", &r->mtime_ns));
   CAIRN_RETURN_IF_ERROR(GetString(j, "content_hash", &r->content_hash));
-  if (Field(j, "target") != nullptr || Field(j, "target_base64") != nullptr) {
-    std::string target;
-    CAIRN_RETURN_IF_ERROR(GetPath(j, "target", &target));
-    r->target = std::move(target);
-  }
+  CAIRN_RETURN_IF_ERROR(GetPath(j, "target", &r->target));
   return absl::OkStatus();
 }
 
@@ -381,10 +400,7 @@ Json ToJson(const SourceInfo& r) {
 }
 
 absl::Status FromJson(const Json& j, SourceInfo* r) {
-  if (!j.is_object() || (Field(j, "path") == nullptr && Field(j, "path_base64") == nullptr)) {
-    return absl::InvalidArgumentError("field 'path' is missing from the answer");
-  }
-  CAIRN_RETURN_IF_ERROR(GetPath(j, "path", &r->path));
+  CAIRN_RETURN_IF_ERROR(RequiredPath(j, "path", &r->path));
   CAIRN_RETURN_IF_ERROR(GetInt(j, "copies", &r->copies));
   CAIRN_RETURN_IF_ERROR(GetString(j, "ec", &r->ec));
   CAIRN_ASSIGN_OR_RETURN(r->excludes, GetPathArray(j, "excludes"));
@@ -426,21 +442,14 @@ Json ToJson(const LsEntry& r) {
 }
 
 absl::Status FromJson(const Json& j, LsEntry* r) {
-  if (!j.is_object() || (Field(j, "path") == nullptr && Field(j, "path_base64") == nullptr)) {
-    return absl::InvalidArgumentError("field 'path' is missing from the answer");
-  }
-  CAIRN_RETURN_IF_ERROR(GetPath(j, "path", &r->path));
+  CAIRN_RETURN_IF_ERROR(RequiredPath(j, "path", &r->path));
   CAIRN_RETURN_IF_ERROR(RequiredString(j, "type", &r->type));
   CAIRN_RETURN_IF_ERROR(GetInt(j, "size", &r->size));
   CAIRN_RETURN_IF_ERROR(GetInt(j, "mode", &r->mode));
   CAIRN_RETURN_IF_ERROR(GetInt(j, "mtime_ns", &r->mtime_ns));
   CAIRN_RETURN_IF_ERROR(GetInt(j, "uid", &r->uid));
   CAIRN_RETURN_IF_ERROR(GetInt(j, "gid", &r->gid));
-  if (Field(j, "target") != nullptr || Field(j, "target_base64") != nullptr) {
-    std::string target;
-    CAIRN_RETURN_IF_ERROR(GetPath(j, "target", &target));
-    r->target = std::move(target);
-  }
+  CAIRN_RETURN_IF_ERROR(GetPath(j, "target", &r->target));
   return absl::OkStatus();
 }
 
@@ -491,11 +500,7 @@ absl::Status FromJson(const Json& j, DiffChange* r) {
     return WrongType("change", "\"added\", \"removed\" or \"modified\"");
   }
   CAIRN_RETURN_IF_ERROR(GetPath(j, "path", &r->path));
-  if (Field(j, "source_path") != nullptr || Field(j, "source_path_base64") != nullptr) {
-    std::string source;
-    CAIRN_RETURN_IF_ERROR(GetPath(j, "source_path", &source));
-    r->source_path = std::move(source);
-  }
+  CAIRN_RETURN_IF_ERROR(GetPath(j, "source_path", &r->source_path));
   CAIRN_RETURN_IF_ERROR(GetString(j, "type", &r->type));
   auto side = [&](const char* which, std::optional<DiffSide>* out) -> absl::Status {
     const std::string type = absl::StrCat("type_", which), size = absl::StrCat("size_", which),
@@ -569,13 +574,10 @@ Json ToJson(const FindMatch& r) {
 }
 
 absl::Status FromJson(const Json& j, FindMatch* r) {
-  if (!j.is_object() || (Field(j, "path") == nullptr && Field(j, "path_base64") == nullptr)) {
-    return absl::InvalidArgumentError("field 'path' is missing from the answer");
-  }
+  CAIRN_RETURN_IF_ERROR(RequiredPath(j, "path", &r->path));
   CAIRN_RETURN_IF_ERROR(RequiredString(j, "snapshot_id", &r->snapshot_id));
   CAIRN_RETURN_IF_ERROR(GetInt(j, "snapshot_time_ns", &r->snapshot_time_ns));
-  CAIRN_RETURN_IF_ERROR(GetPath(j, "path", &r->path));
-  if (Field(j, "snapshot_path") != nullptr || Field(j, "snapshot_path_base64") != nullptr) {
+  if (HasPath(j, "snapshot_path")) {
     CAIRN_RETURN_IF_ERROR(GetPath(j, "snapshot_path", &r->snapshot_path));
   }
   CAIRN_RETURN_IF_ERROR(RequiredString(j, "type", &r->type));
