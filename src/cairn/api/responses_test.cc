@@ -397,9 +397,9 @@ TEST(FindMatchJsonTest, RoundTripAndShape) {
   m.mode = 0640;
   m.mtime_ns = 1763805600123456789;
   Json j = ToJson(m);
-  for (const char* name : {"snapshot_id", "snapshot_short_id", "snapshot_time", "snapshot_time_ns",
-                           "path_base64", "snapshot_path_base64", "type", "size", "mode", "mtime",
-                           "mtime_ns"}) {
+  for (const char* name :
+       {"snapshot_id", "snapshot_short_id", "snapshot_time", "snapshot_time_ns", "path_base64",
+        "snapshot_path_base64", "type", "size", "mode", "mtime", "mtime_ns"}) {
     EXPECT_TRUE(j.contains(name)) << name;
   }
   EXPECT_EQ(j["snapshot_short_id"], "cccccccc");

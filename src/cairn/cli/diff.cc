@@ -90,8 +90,8 @@ int RunDiff(const GlobalOptions& global, const DiffFlags& f) {
   if (d->changes.empty()) std::cout << "no changes\n";
   std::cout << "\n"
             << d->added << " added (" << FormatSize(d->added_bytes) << "), " << d->removed
-            << " removed (" << FormatSize(d->removed_bytes) << "), " << d->modified
-            << " modified" << std::endl;
+            << " removed (" << FormatSize(d->removed_bytes) << "), " << d->modified << " modified"
+            << std::endl;
   return kExitOk;
 }
 

@@ -33,8 +33,7 @@ int RunFind(const GlobalOptions& global, const FindFlags& f) {
     PrintJson(*r);
     return kExitOk;
   }
-  absl::StatusOr<std::vector<api::FindMatch>> found =
-      api::Decode<std::vector<api::FindMatch>>(*r);
+  absl::StatusOr<std::vector<api::FindMatch>> found = api::Decode<std::vector<api::FindMatch>>(*r);
   if (!found.ok()) {
     return PrintError(absl::InternalError(
         absl::StrCat("malformed answer to GET ", target, ": ", found.status().message())));

@@ -57,8 +57,10 @@ api::DiffChange ChangeInfo(const engine::Change& c, const format::Snapshot& a,
   const bool before = c.kind != engine::ChangeKind::kAdded;
   const bool after = c.kind != engine::ChangeKind::kRemoved;
   r.type = format::EntryTypeName(after ? c.type_after : c.type_before);
-  if (before) r.before = api::DiffSide{format::EntryTypeName(c.type_before), c.size_before, c.mode_before};
-  if (after) r.after = api::DiffSide{format::EntryTypeName(c.type_after), c.size_after, c.mode_after};
+  if (before)
+    r.before = api::DiffSide{format::EntryTypeName(c.type_before), c.size_before, c.mode_before};
+  if (after)
+    r.after = api::DiffSide{format::EntryTypeName(c.type_after), c.size_after, c.mode_after};
   if (c.kind == engine::ChangeKind::kModified) {
     r.content_changed = c.content_changed;
     r.type_changed = c.type_changed;

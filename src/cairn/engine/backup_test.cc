@@ -240,11 +240,13 @@ TEST_F(EngineTest, RestoreSetsModesTheUmaskStripsAndOwners) {
     uid_t uid;
     gid_t gid;
   };
-  std::vector<Want> want = {
-      {"plain", 0644, ::geteuid(), ::getegid()},   {"group-writable", 0664, ::geteuid(), ::getegid()},
-      {"everyone", 0777, ::geteuid(), ::getegid()}, {"setuid", 04755, ::geteuid(), ::getegid()},
-      {"sticky", 01644, ::geteuid(), ::getegid()},  {"none", 0000, ::geteuid(), ::getegid()},
-      {"empty-777", 0777, ::geteuid(), ::getegid()}};
+  std::vector<Want> want = {{"plain", 0644, ::geteuid(), ::getegid()},
+                            {"group-writable", 0664, ::geteuid(), ::getegid()},
+                            {"everyone", 0777, ::geteuid(), ::getegid()},
+                            {"setuid", 04755, ::geteuid(), ::getegid()},
+                            {"sticky", 01644, ::geteuid(), ::getegid()},
+                            {"none", 0000, ::geteuid(), ::getegid()},
+                            {"empty-777", 0777, ::geteuid(), ::getegid()}};
   if (root) {
     want.push_back({"other-owner", 0640, 1234, 5678});
     want.push_back({"setgid-other", 02755, 1234, 5678});
@@ -299,7 +301,7 @@ TEST(WriteBehindCatalogTest, FindChunksSeesBufferedRecords) {
   };
   ASSERT_TRUE(inner->AddChunk(rec(1, {3})).ok());
   WriteBehindCatalog wb(inner.get(), 100);
-  ASSERT_TRUE(wb.AddChunk(rec(1, {2})).ok());  // buffered: a placement more for a stored chunk
+  ASSERT_TRUE(wb.AddChunk(rec(1, {2})).ok());     // buffered: a placement more for a stored chunk
   ASSERT_TRUE(wb.AddChunk(rec(2, {4, 5})).ok());  // buffered: a new chunk
   std::vector<ChunkId> ids = {rec(2, {}).id, rec(9, {}).id, rec(1, {}).id};
   auto found = wb.FindChunks(ids);

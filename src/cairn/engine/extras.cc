@@ -265,7 +265,8 @@ class ExtraPlacer {
           continue;
         }
         const BlobKey key{ctx_.owner, pl.record->id, 0};
-        puts.push_back({&pl, p, client->StartPutBlob(key, *pl.blob, ports::PutOptions{.extra = true})});
+        puts.push_back(
+            {&pl, p, client->StartPutBlob(key, *pl.blob, ports::PutOptions{.extra = true})});
       }
     }
     for (Put& put : puts) {

@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <condition_variable>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -203,7 +203,7 @@ class RestoreRun {
 
 void RestoreRun::FinishFile(FileState& f) {
   if (f.failed) return;
-  if (f.fd < 0) {  // an empty file: created by the walker
+  if (f.fd < 0) {                                         // an empty file: created by the walker
     if (f.set_owner) ApplyOwner(f.path, f.entry, false);  // before chmod: chown clears setuid
     if (f.set_mode) ::chmod(f.path.c_str(), f.entry.mode);
     SetTimes(f.path, f.entry.mtime_ns, false);
@@ -326,9 +326,9 @@ void RestoreRun::RestoreFile(const format::TreeEntry& entry, const std::string& 
     // after `cairn recover`) offsets are learned by fetching in order, and the catalog keeps
     // the size for the next time.
     ChunkTask task{state, id, offset, std::nullopt, std::nullopt, 0};
-    auto rec = i < records.size() ? absl::StatusOr<std::optional<ports::ChunkRecord>>(
-                                        std::move(records[i]))
-                                  : ctx_.catalog->FindChunk(id);
+    auto rec = i < records.size()
+                   ? absl::StatusOr<std::optional<ports::ChunkRecord>>(std::move(records[i]))
+                   : ctx_.catalog->FindChunk(id);
     if (rec.ok() && *rec && (*rec)->plain_size > 0) {
       offset += (*rec)->plain_size;
       task.window_bytes = (*rec)->plain_size;
