@@ -443,7 +443,9 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
         (kind == "backup" || kind == "restore" || kind == "repair" || kind == "forget" ||
          kind == "delete" || kind == "reclaim")) {
       snapshot_health_cancel_ = true;
+      extras_cancel_ = true;
     }
+    last_job_event_ns_ = std::chrono::steady_clock::now().time_since_epoch().count();
     events_.Publish("job", e);
   });
   RepairScheduleOptions repair_schedule;
@@ -591,6 +593,7 @@ void Daemon::Shutdown() {
     if (api_) api_->Stop();
     if (sources_) sources_->Stop();  // no new backups from here on
     maintenance_cancel_ = true;
+    extras_cancel_ = true;
     snapshot_health_closing_ = true;  // before the cancel: SnapshotHealthLoop re-checks it
     snapshot_health_cancel_ = true;
     if (jobs_) jobs_->Shutdown();

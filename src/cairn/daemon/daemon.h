@@ -307,6 +307,8 @@ class Daemon : public ApiHandler {
   nlohmann::json index_result_;     // guarded by index_mu_
   std::atomic<bool> maintenance_cancel_{false};
   std::atomic<bool> extras_requested_{true};          // place extra copies soon (after a backup)
+  std::atomic<bool> extras_cancel_{false};            // a data job started: placement yields
+  std::atomic<int64_t> last_job_event_ns_{0};         // steady clock, the last job start or end
   std::atomic<bool> delivery_requested_{false};       // deliver deletions/notices soon
   std::atomic<bool> repair_requested_{false};         // a check found damage: repair soon
   std::unique_ptr<RepairSchedule> repair_schedule_;   // when RepairLoop starts a repair

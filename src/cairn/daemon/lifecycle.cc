@@ -25,6 +25,8 @@ using Json = nlohmann::json;
 constexpr std::chrono::seconds kDeliveryInterval{10};
 // How often the maintenance loop looks for segments to compact.
 constexpr std::chrono::seconds kCompactionInterval{30};
+// Extra copies wait until the peer has had no job start or end for this long.
+constexpr std::chrono::seconds kExtrasIdle{5};
 // How often an evacuation is retried while used > quota.
 constexpr std::chrono::seconds kReclaimRetry{60};
 
@@ -281,14 +283,29 @@ void Daemon::MaintenanceLoop() {
       }
     }
 
-    if ((config_.extra.metadata || config_.extra.data) && extras_requested_.exchange(false)) {
+    // Extra copies (docs/operations.md "Extra copies in spare space") are spare-time work: placed once no
+    // job has started or ended for kExtrasIdle, and stopped by a data job that starts (it asks
+    // again when it ends), so that a backup run right after another does not share the CPU.
+    const auto since_job = now.time_since_epoch() -
+                           std::chrono::steady_clock::duration(last_job_event_ns_.load());
+    if ((config_.extra.metadata || config_.extra.data) && extras_requested_ &&
+        since_job >= kExtrasIdle) {
+      // Cleared before the check for running jobs, so that a data job starting after it (whose
+      // start sets it) still stops the placement; set again if the peer is closing.
+      extras_cancel_ = false;
+      if (maintenance_cancel_) extras_cancel_ = true;
+    }
+    if ((config_.extra.metadata || config_.extra.data) && extras_requested_ &&
+        since_job >= kExtrasIdle && !DataJobRunning()) {
+      extras_requested_ = false;
       engine::ExtraOptions eo;
       eo.metadata = config_.extra.metadata;
       eo.data = config_.extra.data;
       eo.copies = config_.extra.copies;
       eo.max_fill = config_.extra.max_fill;
-      auto r = engine::PlaceExtraCopies(ctx_, eo, &maintenance_cancel_);
+      auto r = engine::PlaceExtraCopies(ctx_, eo, &extras_cancel_);
       if (!r.ok()) {
+        if (absl::IsCancelled(r.status()) && !maintenance_cancel_) extras_requested_ = true;
         spdlog::debug("extra copies: {}", r.status().ToString());
       } else if (r->placed > 0) {
         spdlog::info("placed {} extra copies ({})", r->placed, FormatSize(r->bytes));

@@ -1,4 +1,4 @@
-// Extra copies in spare space (issue 4; docs/operations.md "Extra copies"): the owner asks
+// Extra copies in spare space (docs/operations.md "Extra copies in spare space"): the owner asks
 // peers with room to keep copies of its chunks beyond their target. An extra copy is a blob
 // like any other on the wire (the same envelope bytes as the regular copies, no re-encryption)
 // but is stored marked extra (ports::PutOptions::extra): the storage peer evicts extras first,
