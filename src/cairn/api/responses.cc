@@ -378,6 +378,346 @@ absl::Status FromJson(const Json& j, Health* r) {
   return absl::OkStatus();
 }
 
+namespace {
+
+Json OrNull(const std::optional<uint64_t>& v) { return v ? Json(*v) : Json(nullptr); }
+Json OrNull(const std::optional<int64_t>& v) { return v ? Json(*v) : Json(nullptr); }
+
+absl::Status GetDouble(const Json& j, const char* name, double* out) {
+  std::optional<double> v;
+  CAIRN_RETURN_IF_ERROR(GetDouble(j, name, &v));
+  if (v) *out = *v;
+  return absl::OkStatus();
+}
+
+// An optional object field decoded with FromJson; absent or null leaves `out` unset.
+template <typename T>
+absl::Status GetObject(const Json& j, const char* name, std::optional<T>* out) {
+  const Json* f = Field(j, name);
+  if (f == nullptr) return absl::OkStatus();
+  if (!f->is_object()) return WrongType(name, "an object or null");
+  T value;
+  CAIRN_RETURN_IF_ERROR(FromJson(*f, &value));
+  *out = std::move(value);
+  return absl::OkStatus();
+}
+
+// A required object field decoded with FromJson.
+template <typename T>
+absl::Status RequiredObject(const Json& j, const char* name, T* out) {
+  const Json* f = Field(j, name);
+  if (f == nullptr || !f->is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("field '", name, "' (an object) is missing from the answer"));
+  }
+  return FromJson(*f, out);
+}
+
+// {"name": n, ...} as a list in the object's order; values non-negative integers.
+absl::Status GetCounts(const Json& j, const char* name,
+                       std::vector<std::pair<std::string, uint64_t>>* out) {
+  out->clear();
+  const Json* f = Field(j, name);
+  if (f == nullptr) return absl::OkStatus();
+  if (!f->is_object()) return WrongType(name, "an object of counts");
+  for (const auto& [key, n] : f->items()) {
+    if (!n.is_number_unsigned()) return WrongType(name, "an object of counts");
+    out->emplace_back(key, n.get<uint64_t>());
+  }
+  return absl::OkStatus();
+}
+
+Json CountsJson(const std::vector<std::pair<std::string, uint64_t>>& counts) {
+  Json out = Json::object();
+  for (const auto& [name, n] : counts) out[name] = n;
+  return out;
+}
+
+}  // namespace
+
+Json ToJson(const ScrubPassInfo& r) {
+  Json j{{"checked", r.checked}, {"bytes", r.bytes},   {"corrupt", r.corrupt},
+         {"missing", r.missing}, {"errors", r.errors}, {"started", r.started}};
+  if (r.finished) j["finished"] = *r.finished;
+  if (r.finished_ns) j["finished_ns"] = *r.finished_ns;
+  if (r.seconds) j["seconds"] = *r.seconds;
+  return j;
+}
+
+absl::Status FromJson(const Json& j, ScrubPassInfo* r) {
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "checked", &r->checked));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "bytes", &r->bytes));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "corrupt", &r->corrupt));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "missing", &r->missing));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "errors", &r->errors));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "started", &r->started));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "finished", &r->finished));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "finished_ns", &r->finished_ns));
+  return GetDouble(j, "seconds", &r->seconds);
+}
+
+Json ToJson(const CompactionProgress& r) {
+  return Json{{"segment", r.segment}, {"done_bytes", r.done_bytes}, {"total_bytes", r.total_bytes}};
+}
+
+absl::Status FromJson(const Json& j, CompactionProgress* r) {
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "segment", &r->segment));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "done_bytes", &r->done_bytes));
+  return GetInt(j, "total_bytes", &r->total_bytes);
+}
+
+Json ToJson(const LayoutMigrationStatus& r) {
+  return Json{{"done", r.done},
+              {"moved_blobs", r.moved_blobs},
+              {"moved_bytes", r.moved_bytes},
+              {"remaining_blobs", r.remaining_blobs},
+              {"remaining_bytes", r.remaining_bytes},
+              {"damaged_blobs", r.damaged_blobs},
+              {"missing_blobs", r.missing_blobs}};
+}
+
+absl::Status FromJson(const Json& j, LayoutMigrationStatus* r) {
+  CAIRN_RETURN_IF_ERROR(GetBool(j, "done", &r->done));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "moved_blobs", &r->moved_blobs));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "moved_bytes", &r->moved_bytes));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "remaining_blobs", &r->remaining_blobs));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "remaining_bytes", &r->remaining_bytes));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "damaged_blobs", &r->damaged_blobs));
+  return GetInt(j, "missing_blobs", &r->missing_blobs);
+}
+
+Json ToJson(const OwnerUsageInfo& r) {
+  return Json{{"owner", r.owner},
+              {"blobs", r.blobs},
+              {"bytes", r.bytes},
+              {"extra_blobs", r.extra_blobs},
+              {"extra_bytes", r.extra_bytes}};
+}
+
+absl::Status FromJson(const Json& j, OwnerUsageInfo* r) {
+  if (Field(j, "owner") == nullptr) {
+    return absl::InvalidArgumentError("field 'owner' is missing from an owner of the answer");
+  }
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "owner", &r->owner));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "blobs", &r->blobs));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "bytes", &r->bytes));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "extra_blobs", &r->extra_blobs));
+  return GetInt(j, "extra_bytes", &r->extra_bytes);
+}
+
+Json ToJson(const HomeStatus& r) {
+  return Json{{"snapshots", r.snapshots},
+              {"logical_bytes", r.logical_bytes},
+              {"unique_bytes", r.unique_bytes},
+              {"stored_bytes", r.stored_bytes},
+              {"one_copy_bytes", r.one_copy_bytes},
+              {"dedup_ratio", r.dedup_ratio},
+              {"redundancy_overhead", r.redundancy_overhead},
+              {"chunks", r.chunks},
+              {"chunks_at_target", r.chunks_at_target},
+              {"chunks_below_target", r.chunks_below_target},
+              {"extra_blobs", r.extra_blobs},
+              {"extra_bytes", r.extra_bytes},
+              {"pending_deletions", r.pending_deletions},
+              {"chunks_without_offsite", OrNull(r.chunks_without_offsite)}};
+}
+
+absl::Status FromJson(const Json& j, HomeStatus* r) {
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "snapshots", &r->snapshots));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "logical_bytes", &r->logical_bytes));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "unique_bytes", &r->unique_bytes));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "stored_bytes", &r->stored_bytes));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "one_copy_bytes", &r->one_copy_bytes));
+  CAIRN_RETURN_IF_ERROR(GetDouble(j, "dedup_ratio", &r->dedup_ratio));
+  CAIRN_RETURN_IF_ERROR(GetDouble(j, "redundancy_overhead", &r->redundancy_overhead));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "chunks", &r->chunks));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "chunks_at_target", &r->chunks_at_target));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "chunks_below_target", &r->chunks_below_target));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "extra_blobs", &r->extra_blobs));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "extra_bytes", &r->extra_bytes));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "pending_deletions", &r->pending_deletions));
+  return GetInt(j, "chunks_without_offsite", &r->chunks_without_offsite);
+}
+
+Json ToJson(const ScrubStatus& r) {
+  Json j;
+  j["enabled"] = r.enabled;
+  j["interval"] = r.interval;
+  j["rate"] = r.rate;
+  j["running"] = r.running;
+  j["last_pass"] = r.last_pass ? ToJson(*r.last_pass) : Json(nullptr);
+  j["current_pass"] = r.current_pass ? ToJson(*r.current_pass) : Json(nullptr);
+  j["next_pass"] = OrNull(r.next_pass);
+  j["next_pass_ns"] = OrNull(r.next_pass_ns);
+  j["quarantined"] = r.quarantined;
+  j["quarantined_bytes"] = r.quarantined_bytes;
+  return j;
+}
+
+absl::Status FromJson(const Json& j, ScrubStatus* r) {
+  CAIRN_RETURN_IF_ERROR(GetBool(j, "enabled", &r->enabled));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "interval", &r->interval));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "rate", &r->rate));
+  CAIRN_RETURN_IF_ERROR(GetBool(j, "running", &r->running));
+  CAIRN_RETURN_IF_ERROR(GetObject(j, "last_pass", &r->last_pass));
+  CAIRN_RETURN_IF_ERROR(GetObject(j, "current_pass", &r->current_pass));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "next_pass", &r->next_pass));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "next_pass_ns", &r->next_pass_ns));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "quarantined", &r->quarantined));
+  return GetInt(j, "quarantined_bytes", &r->quarantined_bytes);
+}
+
+Json ToJson(const IndexStatus& r) {
+  Json j;
+  j["state"] = r.state;
+  j["problem"] = r.problem ? Json(SanitizeUtf8(*r.problem)) : Json(nullptr);
+  j["kept_aside"] = r.kept_aside ? Json(SanitizeUtf8(*r.kept_aside)) : Json(nullptr);
+  j["job_id"] = OrNull(r.job_id);
+  j["error"] = r.error ? Json(SanitizeUtf8(*r.error)) : Json(nullptr);
+  j["rebuilt"] = r.rebuilt.is_object() ? r.rebuilt : Json(nullptr);
+  return j;
+}
+
+absl::Status FromJson(const Json& j, IndexStatus* r) {
+  CAIRN_RETURN_IF_ERROR(RequiredString(j, "state", &r->state));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "problem", &r->problem));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "kept_aside", &r->kept_aside));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "job_id", &r->job_id));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "error", &r->error));
+  r->rebuilt = nullptr;
+  if (const Json* f = Field(j, "rebuilt")) {
+    if (!f->is_object()) return WrongType("rebuilt", "an object or null");
+    r->rebuilt = *f;
+  }
+  return absl::OkStatus();
+}
+
+Json ToJson(const StorageStatus& r) {
+  Json j;
+  j["layout"] = r.layout;
+  j["live_bytes"] = r.live_bytes;
+  j["dead_bytes"] = r.dead_bytes;
+  if (r.segments) j["segments"] = *r.segments;
+  if (r.compactions) j["compactions"] = *r.compactions;
+  if (r.compaction_copied_bytes) j["compaction_copied_bytes"] = *r.compaction_copied_bytes;
+  if (r.compaction_reclaimed_bytes) j["compaction_reclaimed_bytes"] = *r.compaction_reclaimed_bytes;
+  if (r.compacting) j["compacting"] = ToJson(*r.compacting);
+  if (r.migration) j["migration"] = ToJson(*r.migration);
+  return j;
+}
+
+absl::Status FromJson(const Json& j, StorageStatus* r) {
+  CAIRN_RETURN_IF_ERROR(RequiredString(j, "layout", &r->layout));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "live_bytes", &r->live_bytes));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "dead_bytes", &r->dead_bytes));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "segments", &r->segments));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "compactions", &r->compactions));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "compaction_copied_bytes", &r->compaction_copied_bytes));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "compaction_reclaimed_bytes", &r->compaction_reclaimed_bytes));
+  CAIRN_RETURN_IF_ERROR(GetObject(j, "compacting", &r->compacting));
+  return GetObject(j, "migration", &r->migration);
+}
+
+Json ToJson(const BucketStatus& r) {
+  Json j;
+  j["url"] = SanitizeUtf8(r.url);
+  if (r.endpoint) j["endpoint"] = SanitizeUtf8(*r.endpoint);
+  if (r.region) j["region"] = SanitizeUtf8(*r.region);
+  if (!r.counted) return j;
+  j["requests"] = CountsJson(r.requests);
+  j["requests_total"] = r.requests_total;
+  j["retries"] = r.retries;
+  j["failures"] = r.failures;
+  j["errors"] = CountsJson(r.errors);
+  j["errors_total"] = r.errors_total;
+  j["bytes_sent"] = r.bytes_sent;
+  j["bytes_received"] = r.bytes_received;
+  return j;
+}
+
+absl::Status FromJson(const Json& j, BucketStatus* r) {
+  CAIRN_RETURN_IF_ERROR(RequiredString(j, "url", &r->url));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "endpoint", &r->endpoint));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "region", &r->region));
+  r->counted = Field(j, "requests") != nullptr;
+  CAIRN_RETURN_IF_ERROR(GetCounts(j, "requests", &r->requests));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "requests_total", &r->requests_total));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "retries", &r->retries));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "failures", &r->failures));
+  CAIRN_RETURN_IF_ERROR(GetCounts(j, "errors", &r->errors));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "errors_total", &r->errors_total));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "bytes_sent", &r->bytes_sent));
+  return GetInt(j, "bytes_received", &r->bytes_received);
+}
+
+Json ToJson(const PeerStatus& r) {
+  Json j;
+  j["peer_id"] = r.peer_id;
+  j["host_id"] = SanitizeUtf8(r.host_id);
+  j["site"] = SanitizeUtf8(r.site);
+  j["address"] = r.address;
+  j["api"] = r.api;
+  j["metrics_address"] = OrNull(r.metrics_address);
+  j["quota"] = r.quota;
+  j["used"] = r.used;
+  j["room"] = r.room;
+  j["disk_free"] = OrNull(r.disk_free);
+  j["disk_reserve"] = r.disk_reserve;
+  j["blobs"] = r.blobs;
+  j["extra_blobs"] = r.extra_blobs;
+  j["extra_bytes"] = r.extra_bytes;
+  j["owners"] = ToJson(r.owners);
+  j["moved_notices_pending"] = r.moved_notices_pending;
+  j["snapshots"] = r.snapshots;
+  j["chunks"] = r.chunks;
+  j["chunks_at_target"] = r.chunks_at_target;
+  j["chunks_below_target"] = r.chunks_below_target;
+  j["plain_bytes"] = r.plain_bytes;
+  j["stored_bytes"] = r.stored_bytes;
+  j["chunks_without_offsite"] = OrNull(r.chunks_without_offsite);
+  j["scrub"] = ToJson(r.scrub);
+  j["index"] = ToJson(r.index);
+  j["storage"] = ToJson(r.storage);
+  j["bucket"] = r.bucket ? ToJson(*r.bucket) : Json(nullptr);
+  if (r.home) j["home"] = ToJson(*r.home);
+  return j;
+}
+
+absl::Status FromJson(const Json& j, PeerStatus* r) {
+  if (!j.is_object() || Field(j, "peer_id") == nullptr) {
+    return absl::InvalidArgumentError("field 'peer_id' is missing from the answer");
+  }
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "peer_id", &r->peer_id));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "host_id", &r->host_id));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "site", &r->site));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "address", &r->address));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "api", &r->api));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "metrics_address", &r->metrics_address));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "quota", &r->quota));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "used", &r->used));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "room", &r->room));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "disk_free", &r->disk_free));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "disk_reserve", &r->disk_reserve));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "blobs", &r->blobs));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "extra_blobs", &r->extra_blobs));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "extra_bytes", &r->extra_bytes));
+  r->owners.clear();
+  if (const Json* f = Field(j, "owners")) CAIRN_RETURN_IF_ERROR(FromJson(*f, &r->owners));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "moved_notices_pending", &r->moved_notices_pending));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "snapshots", &r->snapshots));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "chunks", &r->chunks));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "chunks_at_target", &r->chunks_at_target));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "chunks_below_target", &r->chunks_below_target));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "plain_bytes", &r->plain_bytes));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "stored_bytes", &r->stored_bytes));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "chunks_without_offsite", &r->chunks_without_offsite));
+  CAIRN_RETURN_IF_ERROR(RequiredObject(j, "scrub", &r->scrub));
+  CAIRN_RETURN_IF_ERROR(RequiredObject(j, "index", &r->index));
+  CAIRN_RETURN_IF_ERROR(RequiredObject(j, "storage", &r->storage));
+  CAIRN_RETURN_IF_ERROR(GetObject(j, "bucket", &r->bucket));
+  return GetObject(j, "home", &r->home);
+}
+
 Json ToJson(const SourceInfo& r) {
   Json j;
   SetPathField(j, "path", r.path);

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -156,6 +157,178 @@ struct Health {
 };
 Json ToJson(const Health& r);
 absl::Status FromJson(const Json& j, Health* r);
+
+// GET /v1/status and `cairn status --json` (docs/cli.md "Commands": status): this peer as a
+// storage peer and as a home peer. Sizes in bytes, times in Unix ns unless said otherwise.
+
+// A scrub pass's counts (store::ScrubCounts): blobs re-hashed and their bytes, and what it found.
+struct ScrubPassInfo {
+  uint64_t checked = 0;
+  uint64_t bytes = 0;
+  uint64_t corrupt = 0;
+  uint64_t missing = 0;
+  uint64_t errors = 0;
+  std::string started;                  // RFC 3339
+  std::optional<std::string> finished;  // RFC 3339; the last pass only
+  std::optional<int64_t> finished_ns;   // the last pass only
+  std::optional<double> seconds;        // the last pass only
+};
+Json ToJson(const ScrubPassInfo& r);
+absl::Status FromJson(const Json& j, ScrubPassInfo* r);
+// "scrub": {"enabled","interval" (e.g. "7d"),"rate" (bytes/s),"running","last_pass" (null or a
+// pass),"current_pass" (null or a pass),"next_pass" (RFC 3339 or null),"next_pass_ns",
+// "quarantined","quarantined_bytes"}.
+struct ScrubStatus {
+  bool enabled = false;
+  std::string interval;
+  uint64_t rate = 0;
+  bool running = false;
+  std::optional<ScrubPassInfo> last_pass;
+  std::optional<ScrubPassInfo> current_pass;
+  std::optional<std::string> next_pass;
+  std::optional<int64_t> next_pass_ns;
+  uint64_t quarantined = 0;
+  uint64_t quarantined_bytes = 0;
+};
+Json ToJson(const ScrubStatus& r);
+absl::Status FromJson(const Json& j, ScrubStatus* r);
+
+// "index" (docs/operations.md "When the index is damaged"): {"state":"ok|checking|rebuilding|
+// rebuilt|failed","problem","kept_aside","job_id","error" (each a string or null),"rebuilt"
+// (the last rebuild's result, or null)}.
+struct IndexStatus {
+  std::string state = "ok";
+  std::optional<std::string> problem;     // what was wrong with index.db
+  std::optional<std::string> kept_aside;  // where the damaged file was moved
+  std::optional<std::string> job_id;      // the rebuild job
+  std::optional<std::string> error;       // why the last rebuild failed
+  // {"complete","snapshots","chunks","peers_listed","missing_chunks","chunks_below_target"}
+  // (the index rebuild job's result); stays JSON here.
+  Json rebuilt;
+};
+Json ToJson(const IndexStatus& r);
+absl::Status FromJson(const Json& j, IndexStatus* r);
+
+// "storage" (docs/operations.md "Storage: segments and compaction"): {"layout":"segments|files",
+// "live_bytes","dead_bytes"} and, with segments, {"segments","compactions",
+// "compaction_copied_bytes","compaction_reclaimed_bytes","compacting":{"segment","done_bytes",
+// "total_bytes"} (while one is rewritten)}; "migration":{...} while blob files move to segments.
+struct CompactionProgress {
+  uint64_t segment = 0;
+  uint64_t done_bytes = 0;
+  uint64_t total_bytes = 0;
+};
+struct LayoutMigrationStatus {
+  bool done = false;
+  uint64_t moved_blobs = 0;
+  uint64_t moved_bytes = 0;
+  uint64_t remaining_blobs = 0;
+  uint64_t remaining_bytes = 0;
+  uint64_t damaged_blobs = 0;
+  uint64_t missing_blobs = 0;
+};
+Json ToJson(const CompactionProgress& r);
+absl::Status FromJson(const Json& j, CompactionProgress* r);
+Json ToJson(const LayoutMigrationStatus& r);
+absl::Status FromJson(const Json& j, LayoutMigrationStatus* r);
+struct StorageStatus {
+  std::string layout = "segments";  // "segments" or "files" (one file per blob)
+  uint64_t live_bytes = 0;
+  uint64_t dead_bytes = 0;
+  std::optional<uint64_t> segments;  // the segment counters: segments only
+  std::optional<uint64_t> compactions;
+  std::optional<uint64_t> compaction_copied_bytes;
+  std::optional<uint64_t> compaction_reclaimed_bytes;
+  std::optional<CompactionProgress> compacting;
+  std::optional<LayoutMigrationStatus> migration;
+};
+Json ToJson(const StorageStatus& r);
+absl::Status FromJson(const Json& j, StorageStatus* r);
+
+// "bucket" of a bucket peer (docs/operations.md "Requests and costs"), null without one:
+// {"url","endpoint","region"} and the S3 client's counters since start, {"requests":{kind:n},
+// "requests_total","retries","failures","errors":{class:n},"errors_total","bytes_sent",
+// "bytes_received"}.
+struct BucketStatus {
+  std::string url;
+  std::optional<std::string> endpoint;
+  std::optional<std::string> region;
+  bool counted = false;                                    // the counters below were sent
+  std::vector<std::pair<std::string, uint64_t>> requests;  // by kind, in the peer's order
+  uint64_t requests_total = 0;
+  uint64_t retries = 0;
+  uint64_t failures = 0;
+  std::vector<std::pair<std::string, uint64_t>> errors;  // by class
+  uint64_t errors_total = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t bytes_received = 0;
+};
+Json ToJson(const BucketStatus& r);
+absl::Status FromJson(const Json& j, BucketStatus* r);
+
+// One owner's blobs on this storage peer: {"owner","blobs","bytes","extra_blobs","extra_bytes"}.
+struct OwnerUsageInfo {
+  uint64_t owner = 0;
+  uint64_t blobs = 0;
+  uint64_t bytes = 0;
+  uint64_t extra_blobs = 0;
+  uint64_t extra_bytes = 0;
+};
+Json ToJson(const OwnerUsageInfo& r);
+absl::Status FromJson(const Json& j, OwnerUsageInfo* r);
+// "home": this peer as a home peer. logical_bytes: file bytes over all snapshots; unique_bytes:
+// after deduplication; stored_bytes: on the peers, all copies and shards; one_copy_bytes: one
+// compressed copy; dedup_ratio = logical / unique; redundancy_overhead = stored / one copy.
+struct HomeStatus {
+  uint64_t snapshots = 0;
+  uint64_t logical_bytes = 0;
+  uint64_t unique_bytes = 0;
+  uint64_t stored_bytes = 0;
+  uint64_t one_copy_bytes = 0;
+  double dedup_ratio = 0;
+  double redundancy_overhead = 0;
+  uint64_t chunks = 0;
+  uint64_t chunks_at_target = 0;
+  uint64_t chunks_below_target = 0;
+  uint64_t extra_blobs = 0;
+  uint64_t extra_bytes = 0;
+  uint64_t pending_deletions = 0;
+  std::optional<uint64_t> chunks_without_offsite;  // null: could not be counted
+};
+Json ToJson(const HomeStatus& r);
+absl::Status FromJson(const Json& j, HomeStatus* r);
+struct PeerStatus {
+  uint64_t peer_id = 0;
+  std::string host_id;
+  std::string site;
+  std::string address;                         // the peer protocol's, host:port
+  std::string api;                             // this API's, host:port
+  std::optional<std::string> metrics_address;  // the [metrics] listener as bound; null: off
+  uint64_t quota = 0;
+  uint64_t used = 0;
+  uint64_t room = 0;                  // for new blobs: quota and disk space both allow it
+  std::optional<uint64_t> disk_free;  // null: unknown
+  uint64_t disk_reserve = 0;          // kept free on the disk
+  uint64_t blobs = 0;                 // held for other owners
+  uint64_t extra_blobs = 0;           // of which extra copies
+  uint64_t extra_bytes = 0;
+  std::vector<OwnerUsageInfo> owners;  // by owner
+  uint64_t moved_notices_pending = 0;  // BlobMoved notices waiting for their owners
+  uint64_t snapshots = 0;
+  uint64_t chunks = 0;
+  uint64_t chunks_at_target = 0;
+  uint64_t chunks_below_target = 0;
+  uint64_t plain_bytes = 0;
+  uint64_t stored_bytes = 0;
+  std::optional<uint64_t> chunks_without_offsite;  // short of their off-site copies; null: unknown
+  ScrubStatus scrub;
+  IndexStatus index;
+  StorageStatus storage;
+  std::optional<BucketStatus> bucket;
+  std::optional<HomeStatus> home;  // absent when the catalog could not be read
+};
+Json ToJson(const PeerStatus& r);
+absl::Status FromJson(const Json& j, PeerStatus* r);
 
 // A source the peer keeps backed up (docs/cli.md "Commands": source add, source list): POST
 // /v1/sources answers the one added (201, without `state`) and GET /v1/sources lists them all

@@ -225,6 +225,152 @@ TEST(HealthJsonTest, RoundTripAndShape) {
   EXPECT_FALSE(Decode<Health>(Json{{"ready", true}, {"problems", "x"}}).ok());
 }
 
+TEST(PeerStatusJsonTest, RoundTripAndShape) {
+  PeerStatus st;
+  st.peer_id = 4;
+  st.host_id = "h4";
+  st.site = "office";
+  st.address = "127.0.0.1:7001";
+  st.api = "127.0.0.1:7101";
+  st.quota = 1 << 30;
+  st.used = 5000;
+  st.room = 4000;
+  st.disk_free = 123456;
+  st.disk_reserve = 1000;
+  st.blobs = 7;
+  st.extra_blobs = 2;
+  st.extra_bytes = 300;
+  st.owners = {OwnerUsageInfo{1, 5, 4000, 2, 300}, OwnerUsageInfo{2, 2, 1000, 0, 0}};
+  st.moved_notices_pending = 1;
+  st.snapshots = 3;
+  st.chunks = 10;
+  st.chunks_at_target = 9;
+  st.chunks_below_target = 1;
+  st.plain_bytes = 9000;
+  st.stored_bytes = 18000;
+  st.chunks_without_offsite = 2;
+  st.scrub.enabled = true;
+  st.scrub.interval = "7d";
+  st.scrub.rate = 20 << 20;
+  st.scrub.last_pass = ScrubPassInfo{
+      7, 5000, 1, 0, 0, "2026-12-01T00:00:00Z", "2026-12-01T00:00:02Z", 1764547202000000000, 2.0};
+  st.scrub.next_pass = "2026-12-08T00:00:00Z";
+  st.scrub.next_pass_ns = 1765152000000000000;
+  st.scrub.quarantined = 1;
+  st.scrub.quarantined_bytes = 700;
+  st.index.state = "rebuilt";
+  st.index.problem = "index.db: file is not a database";
+  st.index.kept_aside = "/p/index.db.damaged";
+  st.index.rebuilt = Json{{"complete", true}, {"snapshots", 3}, {"chunks", 10}};
+  st.storage.segments = 2;
+  st.storage.live_bytes = 4700;
+  st.storage.dead_bytes = 300;
+  st.storage.compactions = 1;
+  st.storage.compaction_copied_bytes = 10;
+  st.storage.compaction_reclaimed_bytes = 20;
+  st.storage.compacting = CompactionProgress{2, 100, 400};
+  BucketStatus& b = st.bucket.emplace();
+  b.url = "s3://b/peer4/";
+  b.endpoint = "http://127.0.0.1:9000";
+  b.region = "us-east-1";
+  b.counted = true;
+  b.requests = {{"get", 3}, {"put", 5}};
+  b.requests_total = 8;
+  b.errors = {{"throttled", 1}};
+  b.errors_total = 1;
+  b.retries = 1;
+  b.bytes_sent = 4096;
+  HomeStatus& home = st.home.emplace();
+  home.snapshots = 3;
+  home.logical_bytes = 27000;
+  home.unique_bytes = 9000;
+  home.dedup_ratio = 3.0;
+  home.redundancy_overhead = 2.0;
+  home.chunks_without_offsite = 2;
+
+  Json j = ToJson(st);
+  // The names docs/cli.md documents (the dashboard and the cluster tests read them).
+  for (const char* name : {"peer_id",
+                           "host_id",
+                           "site",
+                           "address",
+                           "api",
+                           "metrics_address",
+                           "quota",
+                           "used",
+                           "room",
+                           "disk_free",
+                           "disk_reserve",
+                           "blobs",
+                           "extra_blobs",
+                           "extra_bytes",
+                           "owners",
+                           "moved_notices_pending",
+                           "snapshots",
+                           "chunks",
+                           "chunks_at_target",
+                           "chunks_below_target",
+                           "plain_bytes",
+                           "stored_bytes",
+                           "chunks_without_offsite",
+                           "scrub",
+                           "index",
+                           "storage",
+                           "bucket",
+                           "home"}) {
+    EXPECT_TRUE(j.contains(name)) << name;
+  }
+  EXPECT_TRUE(j["metrics_address"].is_null());
+  EXPECT_EQ(j["owners"][1]["bytes"], 1000);
+  EXPECT_EQ(j["scrub"]["last_pass"]["finished_ns"], 1764547202000000000);
+  EXPECT_TRUE(j["scrub"]["current_pass"].is_null());
+  EXPECT_EQ(j["storage"]["compacting"]["total_bytes"], 400);
+  EXPECT_FALSE(j["storage"].contains("migration"));
+  EXPECT_EQ(j["bucket"]["requests"]["put"], 5);
+  EXPECT_EQ(j["home"]["dedup_ratio"], 3.0);
+  EXPECT_EQ(j["index"]["rebuilt"]["chunks"], 10);
+
+  PeerStatus back = RoundTrip(st);
+  EXPECT_EQ(back.disk_free, st.disk_free);
+  ASSERT_EQ(back.owners.size(), 2u);
+  EXPECT_EQ(back.owners[0].extra_bytes, 300u);
+  ASSERT_TRUE(back.scrub.last_pass.has_value());
+  EXPECT_EQ(back.scrub.last_pass->seconds, 2.0);
+  ASSERT_TRUE(back.bucket.has_value());
+  EXPECT_EQ(back.bucket->requests, b.requests);
+  EXPECT_EQ(back.index.kept_aside, st.index.kept_aside);
+  ASSERT_TRUE(back.home.has_value());
+  EXPECT_EQ(back.home->chunks_without_offsite, 2u);
+  EXPECT_EQ(ToJson(back), j);
+
+  // A peer without a bucket, a catalog or disk figures: nulls decode unset.
+  PeerStatus bare;
+  bare.storage.layout = "files";
+  Json bj = ToJson(bare);
+  EXPECT_TRUE(bj["bucket"].is_null());
+  EXPECT_TRUE(bj["disk_free"].is_null());
+  EXPECT_FALSE(bj.contains("home"));
+  PeerStatus bare_back = RoundTrip(bare);
+  EXPECT_FALSE(bare_back.bucket.has_value());
+  EXPECT_FALSE(bare_back.disk_free.has_value());
+  EXPECT_FALSE(bare_back.home.has_value());
+  EXPECT_EQ(bare_back.storage.layout, "files");
+
+  // What is not a peer's status is refused, naming the field.
+  EXPECT_FALSE(Decode<PeerStatus>(Json{{"quota", 1}}).ok());  // no peer_id
+  Json no_scrub = j;
+  no_scrub.erase("scrub");
+  absl::StatusOr<PeerStatus> refused = Decode<PeerStatus>(no_scrub);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("scrub"), std::string::npos);
+  Json bad_owner = j;
+  bad_owner["owners"][0]["bytes"] = "many";
+  EXPECT_FALSE(Decode<PeerStatus>(bad_owner).ok());
+  Json bad_counts = j;
+  bad_counts["bucket"]["requests"]["put"] = -1;
+  EXPECT_FALSE(Decode<PeerStatus>(bad_counts).ok());
+}
+
 TEST(SourceInfoJsonTest, RoundTripAndShape) {
   SourceInfo s;
   s.path = "/home/caf\xe9";  // not UTF-8: carried as path_base64

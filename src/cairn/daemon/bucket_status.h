@@ -7,9 +7,9 @@
 #include <optional>
 #include <string>
 
+#include "cairn/api/responses.h"
 #include "cairn/store/s3/object_store.h"
 #include "cairn/store/s3/s3_object_store.h"
-#include "nlohmann/json.hpp"
 
 namespace cairn::daemon {
 
@@ -17,10 +17,10 @@ namespace cairn::daemon {
 // another ObjectStore (the in-memory one of tests keeps none).
 std::optional<store::s3::S3Counters> BucketCounters(const store::s3::ObjectStore* bucket);
 
-// The status object of a bucket peer: `url` ([storage] bucket, "s3://BUCKET/PREFIX"), the
-// endpoint and region, and the counters ({"requests":{"put":N,...},"requests_total","retries",
-// "failures","errors":{"throttled":N,...},"errors_total","bytes_sent","bytes_received"}; counts of
-// HTTP attempts since the peer started). JSON null when `bucket` is null.
-nlohmann::json BucketStatusJson(const std::string& url, const store::s3::ObjectStore* bucket);
+// The status of a bucket peer's bucket: `url` ([storage] bucket, "s3://BUCKET/PREFIX"), the
+// endpoint and region, and the counters of HTTP attempts since the peer started (by request
+// kind and by error class, s3::RequestKindName / ErrorClassName). nullopt when `bucket` is null.
+std::optional<api::BucketStatus> BucketStatusOf(const std::string& url,
+                                                const store::s3::ObjectStore* bucket);
 
 }  // namespace cairn::daemon

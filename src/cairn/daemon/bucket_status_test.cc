@@ -8,10 +8,10 @@ namespace cairn::daemon {
 namespace {
 
 TEST(BucketStatusTest, NullWithoutABucketAndUrlOnlyWithoutCounters) {
-  EXPECT_TRUE(BucketStatusJson("", nullptr).is_null());
+  EXPECT_FALSE(BucketStatusOf("", nullptr).has_value());
   EXPECT_FALSE(BucketCounters(nullptr).has_value());
   store::s3::MemoryObjectStore memory;
-  nlohmann::json j = BucketStatusJson("s3://b/p", &memory);
+  nlohmann::json j = api::ToJson(*BucketStatusOf("s3://b/p", &memory));
   EXPECT_EQ(j["url"], "s3://b/p");
   EXPECT_FALSE(j.contains("requests"));
   EXPECT_FALSE(BucketCounters(&memory).has_value());
@@ -30,7 +30,7 @@ TEST(BucketStatusTest, CountsTheS3ClientsAttempts) {
   ASSERT_TRUE(store.ok()) << store.status();
   EXPECT_FALSE((*store)->Head("k").ok());
 
-  nlohmann::json j = BucketStatusJson("s3://cairn-test/peer4/", store->get());
+  nlohmann::json j = api::ToJson(*BucketStatusOf("s3://cairn-test/peer4/", store->get()));
   EXPECT_EQ(j["url"], "s3://cairn-test/peer4/");
   EXPECT_EQ(j["endpoint"], "http://127.0.0.1:1");
   EXPECT_EQ(j["region"], "eu-west-1");

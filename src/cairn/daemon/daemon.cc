@@ -815,59 +815,53 @@ absl::StatusOr<Json> Daemon::GetStatus() {
   store::StoreStats stats = store_->Stats();
   CAIRN_ASSIGN_OR_RETURN(index::CatalogStats cs, catalog_->Stats());
   CAIRN_ASSIGN_OR_RETURN(std::vector<index::SnapshotRecord> snapshots, catalog_->ListSnapshots());
-  Json j;
-  j["peer_id"] = config_.peer_id;
-  j["host_id"] = api::SanitizeUtf8(config_.host_id);
-  j["site"] = api::SanitizeUtf8(config_.site);
-  j["address"] = listen_address_;
-  j["api"] = api_address();
+  api::PeerStatus r;
+  r.peer_id = config_.peer_id;
+  r.host_id = config_.host_id;
+  r.site = config_.site;
+  r.address = listen_address_;
+  r.api = api_address();
   // The [metrics] listener as bound (docs/operations.md "Monitoring"); null when off.
-  j["metrics_address"] = metrics_api_ ? Json(metrics_api_->address()) : Json(nullptr);
-  j["quota"] = stats.quota;
-  j["used"] = stats.used;
-  j["room"] = store::Room(stats);
-  j["disk_free"] = stats.disk_free ? Json(*stats.disk_free) : Json(nullptr);
-  j["disk_reserve"] = stats.disk_reserve;
-  j["blobs"] = stats.blobs;
-  j["snapshots"] = snapshots.size();
-  j["chunks"] = cs.chunks;
-  j["chunks_at_target"] = cs.chunks_at_target;
-  j["chunks_below_target"] = cs.chunks_below_target;
-  j["plain_bytes"] = cs.plain_bytes;
-  j["stored_bytes"] = cs.stored_bytes;
-  j["scrub"] = scrubber_->StatusJson();
-  j["index"] = IndexStatusJson();
-  Json storage;
-  storage["layout"] = segments_ != nullptr ? "segments" : "files";
+  if (metrics_api_) r.metrics_address = metrics_api_->address();
+  r.quota = stats.quota;
+  r.used = stats.used;
+  r.room = store::Room(stats);
+  r.disk_free = stats.disk_free;
+  r.disk_reserve = stats.disk_reserve;
+  r.blobs = stats.blobs;
+  r.snapshots = snapshots.size();
+  r.chunks = cs.chunks;
+  r.chunks_at_target = cs.chunks_at_target;
+  r.chunks_below_target = cs.chunks_below_target;
+  r.plain_bytes = cs.plain_bytes;
+  r.stored_bytes = cs.stored_bytes;
+  r.scrub = scrubber_->Status();
+  r.index = GetIndexStatus();
+  api::StorageStatus& storage = r.storage;
+  storage.layout = segments_ != nullptr ? "segments" : "files";
   if (segments_ != nullptr) {
-    storage["live_bytes"] = stats.live_bytes;
-    storage["dead_bytes"] = stats.dead_bytes;
-    storage["segments"] = stats.segments;
-    storage["compactions"] = stats.compactions;
-    storage["compaction_copied_bytes"] = stats.compaction_copied_bytes;
-    storage["compaction_reclaimed_bytes"] = stats.compaction_reclaimed_bytes;
+    storage.live_bytes = stats.live_bytes;
+    storage.dead_bytes = stats.dead_bytes;
+    storage.segments = stats.segments;
+    storage.compactions = stats.compactions;
+    storage.compaction_copied_bytes = stats.compaction_copied_bytes;
+    storage.compaction_reclaimed_bytes = stats.compaction_reclaimed_bytes;
     if (stats.compacting_segment != 0) {
-      storage["compacting"] = {{"segment", stats.compacting_segment},
-                               {"done_bytes", stats.compaction_done_bytes},
-                               {"total_bytes", stats.compaction_total_bytes}};
+      storage.compacting = api::CompactionProgress{
+          stats.compacting_segment, stats.compaction_done_bytes, stats.compaction_total_bytes};
     }
   } else {
-    storage["live_bytes"] = stats.used;
-    storage["dead_bytes"] = 0;
+    storage.live_bytes = stats.used;
+    storage.dead_bytes = 0;
   }
   if (migrator_) {
     const store::LayoutMigrationProgress p = migrator_->Progress();
-    storage["migration"] = {{"done", p.done},
-                            {"moved_blobs", p.moved_blobs},
-                            {"moved_bytes", p.moved_bytes},
-                            {"remaining_blobs", p.remaining_blobs},
-                            {"remaining_bytes", p.remaining_bytes},
-                            {"damaged_blobs", p.damaged_blobs},
-                            {"missing_blobs", p.missing_blobs}};
+    storage.migration = api::LayoutMigrationStatus{
+        p.done,          p.moved_blobs,  p.moved_bytes, p.remaining_blobs, p.remaining_bytes,
+        p.damaged_blobs, p.missing_blobs};
   }
-  j["storage"] = std::move(storage);
-  j["bucket"] = BucketStatusJson(config_.storage_bucket, bucket_.get());
-  j.update(LifecycleStatusJson());
+  r.bucket = BucketStatusOf(config_.storage_bucket, bucket_.get());
+  FillLifecycleStatus(&r);
   // Chunks placed on fewer peers of another site than their off-site target, by the recorded
   // placements on the peers known now (docs/operations.md "Sites and off-site copies").
   std::vector<PeerId> offsite_peers;
@@ -876,11 +870,9 @@ absl::StatusOr<Json> Daemon::GetStatus() {
   }
   std::sort(offsite_peers.begin(), offsite_peers.end());
   auto without_offsite = catalog_->CountWithoutOffsite(offsite_peers);
-  j["chunks_without_offsite"] = without_offsite.ok() ? Json(*without_offsite) : Json(nullptr);
-  if (j.contains("home") && j["home"].is_object()) {
-    j["home"]["chunks_without_offsite"] = j["chunks_without_offsite"];
-  }
-  return j;
+  if (without_offsite.ok()) r.chunks_without_offsite = *without_offsite;
+  if (r.home) r.home->chunks_without_offsite = r.chunks_without_offsite;
+  return api::ToJson(r);
 }
 
 absl::StatusOr<std::string> Daemon::GetMetrics() {
@@ -911,8 +903,7 @@ absl::StatusOr<std::string> Daemon::GetMetrics() {
       }
     }
   }
-  const Json scrub = scrubber_->StatusJson();
-  state.scrub_quarantined_blobs = scrub.value("quarantined", uint64_t{0});
+  state.scrub_quarantined_blobs = scrubber_->Status().quarantined;
   state.s3 = BucketCounters(bucket_.get());
   return metrics_->Render(state);
 }

@@ -209,7 +209,9 @@ class Daemon : public ApiHandler {
   // Collects garbage and delivers the deletions (JSON "gc" and "deletions" objects;
   // ApiContext::collect_garbage).
   absl::StatusOr<nlohmann::json> CollectAndDeliver(const std::atomic<bool>& cancel);
-  nlohmann::json LifecycleStatusJson();
+  // The lifecycle fields of GET /v1/status: extra copies and usage by owner on this storage
+  // peer, notices waiting, and `home` (absent when the catalog cannot be read).
+  void FillLifecycleStatus(api::PeerStatus* status);
   void StartDiscovery(const std::string& listen_host);
   // Makes sources_ and starts watching and scheduling config_.sources (daemon/sources.cc).
   void StartSources();
@@ -223,7 +225,7 @@ class Daemon : public ApiHandler {
   // UNAVAILABLE while the catalog is being rebuilt from the peers (what the catalog says is
   // incomplete until then), naming the problem; OK otherwise. `what` names the refused request.
   absl::Status IndexReady(const std::string& what) const;
-  nlohmann::json IndexStatusJson() const;
+  api::IndexStatus GetIndexStatus() const;  // GET /v1/status "index"
 
   Config config_;
   DaemonOptions options_;

@@ -44,18 +44,16 @@ absl::Status Daemon::IndexReady(const std::string& what) const {
                    "); `cairn status` shows when it is done (job ", index_job_, ")"));
 }
 
-Json Daemon::IndexStatusJson() const {
+api::IndexStatus Daemon::GetIndexStatus() const {
   std::lock_guard<std::mutex> lock(index_mu_);
-  Json j;
-  j["state"] = index_state_;
-  j["problem"] = index_problem_.empty() ? Json(nullptr) : Json(api::SanitizeUtf8(index_problem_));
-  j["kept_aside"] = index_open_.kept_aside.empty()
-                        ? Json(nullptr)
-                        : Json(api::SanitizeUtf8(index_open_.kept_aside));
-  j["job_id"] = index_job_.empty() ? Json(nullptr) : Json(index_job_);
-  j["error"] = index_error_.empty() ? Json(nullptr) : Json(api::SanitizeUtf8(index_error_));
-  j["rebuilt"] = index_result_.is_null() ? Json(nullptr) : index_result_;
-  return j;
+  api::IndexStatus r;
+  r.state = index_state_;
+  if (!index_problem_.empty()) r.problem = index_problem_;
+  if (!index_open_.kept_aside.empty()) r.kept_aside = index_open_.kept_aside;
+  if (!index_job_.empty()) r.job_id = index_job_;
+  if (!index_error_.empty()) r.error = index_error_;
+  r.rebuilt = index_result_;
+  return r;
 }
 
 absl::StatusOr<std::string> Daemon::StartIndexRebuild() {

@@ -164,24 +164,19 @@ absl::StatusOr<std::string> Daemon::StartReclaim(const api::ReclaimRequest& requ
   return id;
 }
 
-Json Daemon::LifecycleStatusJson() {
-  Json j;
+void Daemon::FillLifecycleStatus(api::PeerStatus* status) {
   store::StoreStats stats = store_->Stats();
-  j["extra_blobs"] = stats.extra_blobs;
-  j["extra_bytes"] = stats.extra_bytes;
-  Json owners = Json::array();
+  status->extra_blobs = stats.extra_blobs;
+  status->extra_bytes = stats.extra_bytes;
+  status->owners.clear();
   if (auto usage = store_->UsageByOwner(); usage.ok()) {
     for (const store::OwnerUsage& u : *usage) {
-      owners.push_back(Json{{"owner", u.owner},
-                            {"blobs", u.blobs},
-                            {"bytes", u.bytes},
-                            {"extra_blobs", u.extra_blobs},
-                            {"extra_bytes", u.extra_bytes}});
+      status->owners.push_back(
+          api::OwnerUsageInfo{u.owner, u.blobs, u.bytes, u.extra_blobs, u.extra_bytes});
     }
   }
-  j["owners"] = owners;
   auto notices = outbox_->Count();
-  j["moved_notices_pending"] = notices.ok() ? *notices : 0;
+  status->moved_notices_pending = notices.ok() ? *notices : 0;
 
   // As a home peer.
   auto cs = catalog_->Stats();
@@ -189,24 +184,22 @@ Json Daemon::LifecycleStatusJson() {
   if (cs.ok() && snapshots.ok()) {
     uint64_t logical = 0;
     for (const auto& s : *snapshots) logical += s.snapshot.stats.bytes;
-    Json home;
-    home["snapshots"] = snapshots->size();
-    home["logical_bytes"] = logical;  // file bytes over all snapshots
-    home["unique_bytes"] = cs->plain_bytes;
-    home["stored_bytes"] = cs->stored_bytes;
-    home["one_copy_bytes"] = cs->one_copy_bytes;
-    home["dedup_ratio"] = cs->plain_bytes ? static_cast<double>(logical) / cs->plain_bytes : 0.0;
-    home["redundancy_overhead"] =
+    api::HomeStatus& home = status->home.emplace();
+    home.snapshots = snapshots->size();
+    home.logical_bytes = logical;  // file bytes over all snapshots
+    home.unique_bytes = cs->plain_bytes;
+    home.stored_bytes = cs->stored_bytes;
+    home.one_copy_bytes = cs->one_copy_bytes;
+    home.dedup_ratio = cs->plain_bytes ? static_cast<double>(logical) / cs->plain_bytes : 0.0;
+    home.redundancy_overhead =
         cs->one_copy_bytes ? static_cast<double>(cs->stored_bytes) / cs->one_copy_bytes : 0.0;
-    home["chunks"] = cs->chunks;
-    home["chunks_at_target"] = cs->chunks_at_target;
-    home["chunks_below_target"] = cs->chunks_below_target;
-    home["extra_blobs"] = cs->extra_blobs;
-    home["extra_bytes"] = cs->extra_bytes;
-    home["pending_deletions"] = cs->pending_deletions;
-    j["home"] = home;
+    home.chunks = cs->chunks;
+    home.chunks_at_target = cs->chunks_at_target;
+    home.chunks_below_target = cs->chunks_below_target;
+    home.extra_blobs = cs->extra_blobs;
+    home.extra_bytes = cs->extra_bytes;
+    home.pending_deletions = cs->pending_deletions;
   }
-  return j;
 }
 
 void Daemon::MaintenanceLoop() {
@@ -283,11 +276,11 @@ void Daemon::MaintenanceLoop() {
       }
     }
 
-    // Extra copies (docs/operations.md "Extra copies in spare space") are spare-time work: placed once no
-    // job has started or ended for kExtrasIdle, and stopped by a data job that starts (it asks
-    // again when it ends), so that a backup run right after another does not share the CPU.
-    const auto since_job = now.time_since_epoch() -
-                           std::chrono::steady_clock::duration(last_job_event_ns_.load());
+    // Extra copies (docs/operations.md "Extra copies in spare space") are spare-time work: placed
+    // once no job has started or ended for kExtrasIdle, and stopped by a data job that starts (it
+    // asks again when it ends), so that a backup run right after another does not share the CPU.
+    const auto since_job =
+        now.time_since_epoch() - std::chrono::steady_clock::duration(last_job_event_ns_.load());
     if ((config_.extra.metadata || config_.extra.data) && extras_requested_ &&
         since_job >= kExtrasIdle) {
       // Cleared before the check for running jobs, so that a data job starting after it (whose

@@ -278,44 +278,44 @@ absl::StatusOr<ScrubPassSummary> Scrubber::RunPass() {
   return summary;
 }
 
-Json Scrubber::StatusJson() {
+namespace {
+api::ScrubPassInfo PassInfo(const store::ScrubCounts& c, int64_t started_ns) {
+  api::ScrubPassInfo p;
+  p.checked = c.checked;
+  p.bytes = c.bytes;
+  p.corrupt = c.corrupt;
+  p.missing = c.missing;
+  p.errors = c.errors;
+  p.started = api::FormatRfc3339(started_ns);
+  return p;
+}
+}  // namespace
+
+api::ScrubStatus Scrubber::Status() {
   store::StoreStats stats = store_->Stats();
   nanoseconds wait = TimeUntilNextPass();
   std::lock_guard<std::mutex> lock(mu_);
-  Json j;
-  j["enabled"] = options_.enabled;
-  j["interval"] = FormatDuration(options_.interval);
-  j["rate"] = options_.rate;
-  j["running"] = running_;
+  api::ScrubStatus r;
+  r.enabled = options_.enabled;
+  r.interval = FormatDuration(options_.interval);
+  r.rate = options_.rate;
+  r.running = running_;
   if (state_.last) {
     const ScrubPassSummary& s = *state_.last;
-    Json last = CountsJson(s.counts);
-    last["started"] = api::FormatRfc3339(s.started_ns);
-    last["finished"] = api::FormatRfc3339(s.finished_ns);
-    last["finished_ns"] = s.finished_ns;
-    last["seconds"] = static_cast<double>(s.finished_ns - s.started_ns) / 1e9;
-    j["last_pass"] = std::move(last);
-  } else {
-    j["last_pass"] = nullptr;
+    api::ScrubPassInfo& last = r.last_pass.emplace(PassInfo(s.counts, s.started_ns));
+    last.finished = api::FormatRfc3339(s.finished_ns);
+    last.finished_ns = s.finished_ns;
+    last.seconds = static_cast<double>(s.finished_ns - s.started_ns) / 1e9;
   }
-  if (state_.current) {
-    Json current = CountsJson(state_.current->counts);
-    current["started"] = api::FormatRfc3339(state_.current->started_ns);
-    j["current_pass"] = std::move(current);
-  } else {
-    j["current_pass"] = nullptr;
-  }
+  if (state_.current) r.current_pass = PassInfo(state_.current->counts, state_.current->started_ns);
   if (options_.enabled && !running_) {
     const int64_t next_ns = options_.clock->NowNanos() + wait.count();
-    j["next_pass"] = api::FormatRfc3339(next_ns);
-    j["next_pass_ns"] = next_ns;
-  } else {
-    j["next_pass"] = nullptr;
-    j["next_pass_ns"] = nullptr;
+    r.next_pass = api::FormatRfc3339(next_ns);
+    r.next_pass_ns = next_ns;
   }
-  j["quarantined"] = stats.quarantined;
-  j["quarantined_bytes"] = stats.quarantined_bytes;
-  return j;
+  r.quarantined = stats.quarantined;
+  r.quarantined_bytes = stats.quarantined_bytes;
+  return r;
 }
 
 }  // namespace cairn::daemon

@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "cairn/api/responses.h"
 #include "cairn/daemon/config.h"
 #include "cairn/env/clock.h"
 #include "cairn/env/rate_limiter.h"
@@ -78,12 +79,9 @@ class Scrubber {
   // runs; CANCELLED after Stop(); ListHeld errors (the pass stays unfinished).
   absl::StatusOr<ScrubPassSummary> RunPass();
 
-  // For GET /v1/status: {"enabled", "interval", "rate", "running", "last_pass" (null or
-  // {"started", "finished", "finished_ns", "seconds", "checked", "bytes", "corrupt", "missing",
-  // "errors"}), "current_pass" (null or {"started", "checked", ...}), "next_pass" and
-  // "next_pass_ns" (RFC 3339 / ns; null when disabled or running), "quarantined",
-  // "quarantined_bytes"}.
-  nlohmann::json StatusJson();
+  // For GET /v1/status ("scrub", api::ScrubStatus): next_pass is null when disabled or
+  // running; last_pass carries finished, finished_ns and seconds.
+  api::ScrubStatus Status();
 
   // How long until the next pass is due (0: now).
   std::chrono::nanoseconds TimeUntilNextPass();

@@ -253,7 +253,7 @@ TEST_F(ScrubberTest, PassQuarantinesExactlyTheCorruptBlobsAtTheConfiguredRate) {
   EXPECT_EQ(store_->Stats().used, intact);
   EXPECT_EQ(store_->Stats().quarantined, flipped.size());
 
-  json status = scrubber->StatusJson();
+  json status = api::ToJson(scrubber->Status());
   EXPECT_EQ(status["enabled"], true);
   EXPECT_EQ(status["interval"], "24h");
   EXPECT_EQ(status["rate"], 8000);
@@ -294,7 +294,7 @@ TEST_F(ScrubberTest, AStoppedPassResumesAfterARestartWhereItStopped) {
     EXPECT_EQ(pass->finished_ns, 0);
     EXPECT_EQ(pass->counts.checked, 5u);
     EXPECT_EQ(pass->counts.corrupt, 1u);
-    json status = scrubber->StatusJson();
+    json status = api::ToJson(scrubber->Status());
     EXPECT_EQ(status["current_pass"]["checked"], 5);
     EXPECT_TRUE(status["last_pass"].is_null());
     EXPECT_EQ(scrubber->TimeUntilNextPass(), nanoseconds(0));
@@ -357,14 +357,14 @@ TEST_F(ScrubberTest, OnePassAtATimeAndStopEndsARunningPass) {
   auto first = std::async(std::launch::async, [&] { return scrubber->RunPass(); });
   ASSERT_TRUE(gate.WaitEntered(60s));
   EXPECT_EQ(scrubber->RunPass().status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(scrubber->StatusJson()["running"], true);
+  EXPECT_EQ(api::ToJson(scrubber->Status())["running"], true);
   scrubber->Stop();
   ASSERT_EQ(first.wait_for(60s), std::future_status::ready);
   auto result = first.get();
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->finished_ns, 0);
   EXPECT_EQ(scrubber->RunPass().status().code(), absl::StatusCode::kCancelled);
-  EXPECT_EQ(scrubber->StatusJson()["running"], false);
+  EXPECT_EQ(api::ToJson(scrubber->Status())["running"], false);
 }
 
 TEST_F(ScrubberTest, BackgroundLoopScrubsOnScheduleUntilStopped) {
@@ -381,7 +381,7 @@ TEST_F(ScrubberTest, BackgroundLoopScrubsOnScheduleUntilStopped) {
   bool seen = false;
   auto deadline = std::chrono::steady_clock::now() + 60s;
   while (!seen && std::chrono::steady_clock::now() < deadline) {
-    json last = scrubber->StatusJson()["last_pass"];
+    json last = api::ToJson(scrubber->Status())["last_pass"];
     seen = !last.is_null() && last["checked"] == blobs.size() - 1 && last["corrupt"] == 0;
     if (!seen) std::this_thread::sleep_for(5ms);
   }
@@ -398,11 +398,11 @@ TEST_F(ScrubberTest, DisabledScrubberNeverStartsAPass) {
   auto scrubber = MakeScrubber(options);
   ASSERT_NE(scrubber, nullptr);
   scrubber->Start();
-  json status = scrubber->StatusJson();
+  json status = api::ToJson(scrubber->Status());
   EXPECT_EQ(status["enabled"], false);
   EXPECT_TRUE(status["next_pass"].is_null());
   scrubber->Stop();
-  EXPECT_TRUE(scrubber->StatusJson()["last_pass"].is_null());
+  EXPECT_TRUE(api::ToJson(scrubber->Status())["last_pass"].is_null());
 }
 
 TEST_F(ScrubberTest, GarbledSavedStateIsReplaced) {
