@@ -1,6 +1,7 @@
-// Throughput of the per-chunk codecs on the backup path (design.md §3): FastCDC chunking,
-// HMAC-SHA256 chunk ids, XXH3-128 blob checksums, zstd level 3, AES-256-GCM, and Reed-Solomon
-// erasure coding (ISA-L) beside a plain memcpy, which is what "copies" costs the CPU.
+// Throughput of the per-chunk codecs on the backup path (docs/architecture.md "Backup data
+// flow"): FastCDC chunking, HMAC-SHA256 chunk ids, XXH3-128 blob checksums, zstd level 3,
+// AES-256-GCM, and Reed-Solomon erasure coding (ISA-L) beside a plain memcpy, which is what
+// "copies" costs the CPU.
 // Each benchmark processes one buffer per iteration (8 MiB unless the name says otherwise)
 // on one core and reports bytes/s of chunk data.
 //
@@ -145,7 +146,7 @@ void BM_AesGcmSeal(benchmark::State& state) {
 }
 BENCHMARK(BM_AesGcmSeal);
 
-// ---- Erasure coding (issue 3). Args: chunk bytes, k, m[, erasures]. ----
+// ---- Erasure coding. Args: chunk bytes, k, m[, erasures]. ----
 
 ByteSpan Chunk(int64_t size) { return ByteSpan(RandomData()).first(static_cast<size_t>(size)); }
 

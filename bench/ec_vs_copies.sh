@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Erasure coding against copies: `cairn backup --ec 4+2` vs `--copies 3` on the same data, in
-# one run (issue 3 benchmark).
+# one run.
 #
 # Generates SIZE bytes of mixed data (bench/gen_dataset.py), then for each scheme starts a fresh
 # local cluster of PEERS peers (scripts/local-cluster: one home peer, PEERS-1 storage peers on

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Space and lifecycle figures (issue 4): forget + garbage collection, and reclaim (evacuation).
+# Space and lifecycle figures: forget + garbage collection, and reclaim (evacuation).
 #
 # Generates SIZE bytes of mixed data (bench/gen_dataset.py) and starts a local cluster of PEERS
 # peers (scripts/local-cluster; 2 copies). Backs up the dataset (v1), replaces about a third of

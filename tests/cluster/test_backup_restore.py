@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Backup and restore through a 4-peer cluster: every byte, mode, mtime, symlink and hard link
-comes back, also after one storage peer was killed with SIGKILL (design.md §11 invariants 1, 5, 7).
+comes back, also after one storage peer was killed with SIGKILL (docs/architecture.md "Invariants
+and where they hold": nothing acknowledged is lost, verification; docs/operations.md "When a peer
+dies: a worked example").
 
 The source tree is generated from a seed (printed; CAIRN_TEST_SEED repeats it): nested and empty
 directories, empty files, a 50 MB file of mixed random and repeated data, many small files,
@@ -234,7 +236,7 @@ class BackupRestoreTest(harness.ClusterTestCase):
                                  os.readlink(os.path.join(src_root, p)), e)
 
     def ls(self, *args):
-        """`cairn ls --json ARGS`. The spec lists the direct children of PATH (or everything
+        """`cairn ls --json ARGS`. docs/cli.md lists the direct children of PATH (or everything
         below it with -r), not PATH itself: an entry for PATH is dropped here and recorded as a
         deviation, so that the other checks still run."""
         entries = self.c.json(1, "ls", *args)
@@ -275,7 +277,7 @@ class BackupRestoreTest(harness.ClusterTestCase):
         self.assertEqual(sorted(harness.json_path(e) for e in rec), sorted(want))
         for e in rec:  # each entry against its source file, whatever its depth
             self.check_entries([e], os.path.dirname(harness.json_path(e)))
-        self.assertEqual(self.deviations, [], "ls output differs from cli-api-spec.md")
+        self.assertEqual(self.deviations, [], "ls output differs from docs/cli.md")
 
     def test_4_second_backup_unchanged(self):
         r = self.c.cli(1, "backup", self.src, "--copies", "2", json_out=True)

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Bad input gets a clear error and the peer keeps serving (design.md §11 invariant 8).
+"""Bad input gets a clear error and the peer keeps serving (docs/architecture.md "Invariants and
+where they hold": bad input).
 
 Garbage, a bogus HTTP request and half-open connections on a peer's gRPC port and on its local
 API port; API requests without or with a wrong token (401), malformed JSON (400), unknown routes

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Only cluster members take part (issue 3, cluster test (c); design.md §7, §8).
+"""Only cluster members take part (docs/security.md "Threat model"; docs/architecture.md
+"Membership").
 
 Three members: peer 1 made with `cairn init` (a new cluster key), peers 2 and 3 with
 `--join $(cairn cluster token)`. Multicast is on, on a UDP port of this cluster's own, with

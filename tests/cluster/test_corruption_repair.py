@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Corrupt blobs on disk are found, reported and repaired (issue 3, cluster test (b)).
+"""Corrupt blobs on disk are found, reported and repaired (docs/architecture.md "Check, scrub and
+repair").
 
 7 peers (home peer 1 and 6 storage peers; scrub off so that only `check` finds the damage). Two
 generated trees are backed up: one with `--copies 2`, one with `--ec 4+2`. The storage peers

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Degraded is not failed (design.md §11 invariants 1 and 7): with 3 peers, `--copies 3` from
-peer 1 can place only 2 copies (never on the home peer), so backup exits 3 naming the shortfall,
-`status` reports chunks below target (exit 3), and the data is still restorable in full.
+"""Degraded is not failed (docs/operations.md "When the cluster is too small"): with 3 peers,
+`--copies 3` from peer 1 can place only 2 copies (never on the home peer), so backup exits 3
+naming the shortfall, `status` reports chunks below target (exit 3), and the data is still
+restorable in full.
 
 Then targets (docs/operations.md "Redundancy targets"): `--copies 5` on the same 3 peers warns
 that only 2 other storage peers are known; check and repair say so once per target, not once per

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Space and lifecycle (issue 4): forget + garbage collection, deletions queued for an offline
+"""Space and lifecycle: forget + garbage collection, deletions queued for an offline
 peer, delete a path, reclaim with evacuation, reclaim refused on a full cluster, a backup racing
 a forget, and extra copies.
 

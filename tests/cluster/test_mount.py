@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""`cairn mount` (issue 5): a read-only FUSE view of the snapshots, read on demand through the
+"""`cairn mount`: a read-only FUSE view of the snapshots, read on demand through the
 daemon's GET /v1/read.
 
 MountTest (3 peers, 2 copies, small chunks): a tree with nested directories, a relative and a

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Peers on a LAN find each other by multicast alone (issue 3, network test (d); design.md §7).
+"""Peers on a LAN find each other by multicast alone (docs/protocol.md "Announcements").
 
 As root: scripts/netns-cluster net-up makes 4 network namespaces on one bridge (in a namespace
 of its own), addresses 10.199.X.11-14/24 that exist only there, and the multicast route in each.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Disaster recovery of a home peer (issue 5): `cairn key export` and `cairn recover`.
+"""Disaster recovery of a home peer: `cairn key export` and `cairn recover`.
 
 A cluster of 4 peers (home 1, storage 2-4, 2 copies, small chunks). Peer 1 backs up two trees:
 data1 with 2 copies and data2 (which shares a large file with data1) erasure-coded 2+1. Its

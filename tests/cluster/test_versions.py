@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Versions (issue 5): `cairn versions`, `cairn restore --at`, `cairn diff`, `cairn find`.
+"""Versions: `cairn versions`, `cairn restore --at`, `cairn diff`, `cairn find`.
 
 VersionsTest (3 peers: home 1, 2 copies): a tree is backed up three times; docs/report.txt has
 new content (and size) each time. Between the first and second backup these changes are made

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Continuous backup (issue 5): sources watched by the daemon, and `cairn watch`.
+"""Continuous backup: sources watched by the daemon, and `cairn watch`.
 
 3 peers, [watch] quiet_period = "1s". A tree is made a source with `cairn source add` (the
 [[source]] table lands in cairn.toml and `cairn source list` shows it). Then, one at a time:

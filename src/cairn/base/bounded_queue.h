@@ -1,5 +1,6 @@
 // A blocking multi-producer multi-consumer FIFO with a fixed capacity: the back-pressure
-// between pipeline stages that keeps memory flat whatever the data size (design.md §3).
+// between pipeline stages that keeps memory flat whatever the data size (docs/architecture.md
+// "Backup data flow").
 // Thread-safety: thread-safe.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Identifiers shared by every layer: peer ids, chunk ids and blob keys (design.md §2, §4).
+// Identifiers shared by every layer: peer ids, chunk ids and blob keys.
 // Value types; thread-compatible.
 #pragma once
 
@@ -16,7 +16,7 @@ namespace cairn {
 // A peer's permanent integer id, unique in the cluster.
 using PeerId = uint64_t;
 
-// Chunk id: HMAC-SHA256(owner id key, plaintext), 32 bytes (design.md §4).
+// Chunk id: HMAC-SHA256(owner id key, plaintext), 32 bytes (docs/formats.md "Keys").
 struct ChunkId {
   static constexpr size_t kSize = 32;
   std::array<uint8_t, kSize> bytes{};
@@ -45,11 +45,12 @@ struct ChunkId {
   bool operator==(const ChunkId&) const = default;
 };
 
-// What a blob holds (design.md §4 envelope "kind").
+// What a blob holds (docs/formats.md "Blob envelope v1": field kind).
 enum class BlobKind : uint8_t { kData = 1, kTree = 2, kSnapshot = 3 };
 
-// Key of a blob on a storage peer: (owner peer id, chunk id, shard index) (design.md §4).
-// Replicas use shard 0; erasure-coded shards use 0..k+m-1.
+// Key of a blob on a storage peer: (owner peer id, chunk id, shard index) (docs/formats.md
+// "Blob key and file layout on a storage peer"). Replicas use shard 0; erasure-coded shards use
+// 0..k+m-1.
 struct BlobKey {
   PeerId owner = 0;
   ChunkId chunk;

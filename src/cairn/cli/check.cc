@@ -1,6 +1,6 @@
 // `cairn check [--read-data | --read-data-subset P%]` and `cairn repair`: verify this peer's
 // own backups on their holders (POST /v1/check) and rebuild what is below target
-// (POST /v1/repair). Exit 0 healthy, 3 below target, 1 data lost (design.md §9).
+// (POST /v1/repair). Exit 0 healthy, 3 below target, 1 data lost (docs/cli.md "Commands").
 #include <iostream>
 
 #include "absl/strings/numbers.h"

@@ -1,5 +1,5 @@
-// `cairn cluster token|new|join`: the cluster key of a peer directory (design.md §8;
-// docs/security.md). These work on the directory itself; no peer needs to be running.
+// `cairn cluster token|new|join`: the cluster key of a peer directory (docs/security.md "Keys
+// and identities"). These work on the directory itself; no peer needs to be running.
 //
 //   token [--address HOST:PORT]  prints a join token for `cairn init --join` (key + this peer's
 //                                listen address as a seed)

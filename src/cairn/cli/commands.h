@@ -44,12 +44,12 @@ Action RegisterReclaim(CLI::App& app, GlobalOptions& global);
 Action RegisterKey(CLI::App& app, GlobalOptions& global);
 Action RegisterRecover(CLI::App& app, GlobalOptions& global);
 Action RegisterIndex(CLI::App& app, GlobalOptions& global);
-// Versions (issue 5): versions.cc, diff.cc, find.cc.
+// Versions: versions.cc, diff.cc, find.cc.
 Action RegisterVersions(CLI::App& app, GlobalOptions& global);
 Action RegisterDiff(CLI::App& app, GlobalOptions& global);
 Action RegisterFind(CLI::App& app, GlobalOptions& global);
 Action RegisterMount(CLI::App& app, GlobalOptions& global);
-// Continuous backup (issue 5): source.cc (add|list|remove), watch.cc.
+// Continuous backup: source.cc (add|list|remove), watch.cc.
 Action RegisterSource(CLI::App& app, GlobalOptions& global);
 Action RegisterWatch(CLI::App& app, GlobalOptions& global);
 // The dashboard's one-time login link (docs/dashboard.md): ui.cc.

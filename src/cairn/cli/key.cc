@@ -1,6 +1,7 @@
-// `cairn key export`: prints this peer's recovery key (cluster/recovery_key.h; design.md §4,
-// §8; docs/security.md): the owner key, the cluster key, the peer id and the node id, with a
-// checksum, so that `cairn recover` can rebuild this peer on a new machine from the others.
+// `cairn key export`: prints this peer's recovery key (cluster/recovery_key.h; docs/formats.md
+// "Recovery key"; docs/security.md): the owner key, the cluster key, the peer id and the node
+// id, with a checksum, so that `cairn recover` can rebuild this peer on a new machine from the
+// others.
 // Reads the peer directory only; no peer needs to be running.
 #include <iostream>
 #include <memory>

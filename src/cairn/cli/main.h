@@ -1,4 +1,4 @@
-// The `cairn` command line (cli-api-spec.md "CLI"): CLI11 app with one file per command.
+// The `cairn` command line (docs/cli.md "Commands"): CLI11 app with one file per command.
 // Thread-safety: call once from main().
 #pragma once
 

@@ -1,4 +1,4 @@
-// `cairn peer`: runs the daemon in the foreground until SIGTERM/SIGINT (design.md §9).
+// `cairn peer`: runs the daemon in the foreground until SIGTERM/SIGINT (docs/cli.md "Commands").
 #include <grpc/support/log.h>
 #include <signal.h>
 #include <spdlog/cfg/env.h>

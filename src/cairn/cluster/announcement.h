@@ -1,4 +1,4 @@
-// Multicast announcements (design.md §7; docs/protocol.md "Announcements"): the datagram a peer
+// Multicast announcements (docs/protocol.md "Announcements"): the datagram a peer
 // sends to the LAN every few seconds so that others find it without seeds.
 //
 //   datagram = "CRNA" || 0x01 || body || mac[32]

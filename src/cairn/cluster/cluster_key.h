@@ -1,4 +1,4 @@
-// The cluster key, its subkeys, node ids and join tokens (design.md §8; docs/security.md).
+// The cluster key, its subkeys, node ids and join tokens (docs/security.md "Keys and identities").
 //
 //  - Cluster key: 256 random bits shared by every member (DIR/secrets/cluster.key). It is never
 //    used directly: HKDF-SHA256 (RFC 5869, empty salt) derives one subkey per use, so that a MAC

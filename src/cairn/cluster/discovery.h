@@ -1,5 +1,5 @@
-// MulticastDiscovery: finds the other peers on the LAN without seeds (design.md §7;
-// docs/protocol.md "Announcements").
+// MulticastDiscovery: finds the other peers on the LAN without seeds (docs/protocol.md
+// "Announcements").
 //
 // One UDP socket bound to group:port (SO_REUSEADDR + SO_REUSEPORT, so that several peers on
 // one host share the port; IP_MULTICAST_LOOP on, so that they hear each other), joined to the

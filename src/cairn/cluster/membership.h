@@ -1,4 +1,4 @@
-// Membership: what this peer knows about the others (design.md §7).
+// Membership: what this peer knows about the others (docs/architecture.md "Membership").
 //
 // Sources: the config's seed addresses, the peer lists exchanged in Ping, and multicast
 // announcements (discovery.h), which count as direct contact.

@@ -1,8 +1,8 @@
-// Peer id -> node id pins (design.md §7, §8): trust on first use, like SSH known_hosts or
-// Syncthing device ids. The first authenticated contact from a peer id pins the node id it
-// presented; later contacts claiming that peer id with another node id are refused, so that a
-// second process started with a peer id already in use (a copied config, a typo in --peer-id)
-// cannot take over that peer's place in the cluster.
+// Peer id -> node id pins (docs/security.md "Node ids and pinning"): trust on first use, like
+// SSH known_hosts or Syncthing device ids. The first authenticated contact from a peer id pins
+// the node id it presented; later contacts claiming that peer id with another node id are
+// refused, so that a second process started with a peer id already in use (a copied config, a
+// typo in --peer-id) cannot take over that peer's place in the cluster.
 //
 // Pins are persisted through a callback (the daemon stores them in the index `meta` table) and
 // loaded at start with Load(). A pin is never replaced automatically; see docs/security.md for

@@ -1,4 +1,4 @@
-// The recovery key (design.md §4, §8; docs/formats.md "Recovery key"; docs/security.md): what
+// The recovery key (docs/formats.md "Recovery key"; docs/security.md): what
 // `cairn key export` prints and `cairn recover` reads to rebuild a lost home peer from the
 // other peers. It carries everything a fresh machine needs to be that peer again: the owner
 // master key (decrypts the backups), the cluster key (lets it join), its peer id and its node

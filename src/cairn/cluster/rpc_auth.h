@@ -1,5 +1,5 @@
-// Per-call authentication of the peer protocol with the cluster key (design.md §8;
-// docs/protocol.md "Authentication"; docs/security.md). Pure logic: net/ carries the values in
+// Per-call authentication of the peer protocol with the cluster key (docs/protocol.md
+// "Authentication"; docs/security.md). Pure logic: net/ carries the values in
 // gRPC metadata and computes the body hashes.
 //
 // Request (client -> server), metadata `x-cairn-auth`:

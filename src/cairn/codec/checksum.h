@@ -1,6 +1,6 @@
-// Blob checksums: XXH3-128 of the whole blob (design.md §4). Storage peers cannot verify the
-// owner's GCM tag, so they keep this to catch bit rot and transfer errors; tampering is the
-// owner's tag's job.
+// Blob checksums: XXH3-128 of the whole blob (docs/formats.md "Blob envelope v1"). Storage
+// peers cannot verify the owner's GCM tag, so they keep this to catch bit rot and transfer
+// errors; tampering is the owner's tag's job.
 // Thread-safety: stateless.
 #pragma once
 

@@ -4,7 +4,8 @@
 // for Data Deduplication", USENIX ATC 2016 — gear rolling hash, cut-point skipping below the
 // minimum size, and normalized chunking (a stricter mask MaskS before the average size and a
 // looser MaskL after it, normalization level 2). The 256-entry gear table is derived from a
-// secret seed (the owner's chunker key, design.md §4) so that cut points do not leak content.
+// secret seed (the owner's chunker key, docs/formats.md "Chunking") so that cut points do not
+// leak content.
 //
 // Thread-safety: immutable after construction; NextCut may be called concurrently.
 #pragma once
@@ -19,7 +20,7 @@
 namespace cairn::codec {
 
 // Chunk size bounds in bytes. Defaults are restic's: 512 KiB / 1 MiB / 8 MiB.
-// Recorded with the data and never changed under existing data (design.md §4).
+// Recorded with the data and never changed under existing data (docs/formats.md "Chunking").
 // With normalization level 2 the mean chunk of random data is above avg_size: about
 // 1.2 x avg for the defaults (min = avg/2) and 1.14 x avg for min = avg/4.
 struct ChunkerParams {

@@ -1,5 +1,5 @@
-// Keys, keyed chunk ids and authenticated encryption (design.md §4, §8). All of OpenSSL 3
-// lives behind this header.
+// Keys, keyed chunk ids and authenticated encryption (docs/formats.md "Keys"; docs/security.md).
+// All of OpenSSL 3 lives behind this header.
 //
 //  - Owner keys: HKDF-SHA256 (RFC 5869) expands the 256-bit owner master key into the id key
 //    (info "cairn/v1/chunk-id"), the encryption key ("cairn/v1/encrypt") and the chunker seed
@@ -67,7 +67,7 @@ class Sha256Hasher {
   void* ctx_;  // EVP_MD_CTX (OpenSSL stays out of this header)
 };
 
-// Chunk id = HMAC-SHA256(id_key, plaintext) (design.md §4).
+// Chunk id = HMAC-SHA256(id_key, plaintext) (docs/formats.md "Keys").
 ChunkId ComputeChunkId(const Key& id_key, ByteSpan plaintext);
 
 // AES-256-GCM encryption. Returns ciphertext || 16-byte tag (size = plaintext + 16).

@@ -1,5 +1,5 @@
-// Reed-Solomon erasure coding k+m over GF(2^8) (design.md §4), with Intel ISA-L. All of ISA-L
-// lives behind this header.
+// Reed-Solomon erasure coding k+m over GF(2^8) (docs/formats.md "Shard envelope"), with Intel
+// ISA-L. All of ISA-L lives behind this header.
 //
 // A buffer of S bytes is zero-padded to k * L bytes (L = ShardSize(S, k)) and cut into k data
 // shards of L bytes; m parity shards of L bytes are computed with the systematic Cauchy matrix

@@ -82,7 +82,7 @@ TEST(ErasureCoderTest, ShardSizeIsAlignedAndCovers) {
   }
 }
 
-// The acceptance test of issue 3: every combination of up to m erasures rebuilds every shard
+// The acceptance test: every combination of up to m erasures rebuilds every shard
 // byte for byte, and Decode returns the input, for sizes that are not multiples of k.
 TEST(ErasureCoderTest, ReconstructsEveryCombinationOfUpToMErasures) {
   const uint64_t seed = std::random_device{}();

@@ -1,5 +1,5 @@
 // engine::PeerSet over the cluster Membership and gRPC peer clients: the daemon's view of
-// which peers can store this owner's blobs (design.md §5, §7).
+// which peers can store this owner's blobs (docs/architecture.md "Placement", "Membership").
 //
 // Peers(): every known peer except this one, alive only when its membership state is alive.
 // Client(id): one cached client per address (a peer that moves to a new address gets a new

@@ -1,4 +1,4 @@
-// The peer configuration DIR/cairn.toml (cli-api-spec.md "Peer directory", design.md §10):
+// The peer configuration DIR/cairn.toml (docs/operations.md "Configuration `cairn.toml`"):
 // parsing and validation (toml++), rendering with comments for `cairn init`, and the write-back
 // of ports resolved at first start.
 //

@@ -334,7 +334,7 @@ TEST(AddressTest, SplitsAndChecksLoopback) {
   EXPECT_FALSE(IsLoopbackHost("127.0.0.1.evil.com"));
 }
 
-// [[source]] and [watch] (issue 5, daemon/sources.h).
+// [[source]] and [watch] (daemon/sources.h).
 TEST(SourceConfigTest, ParsesSourcesAndWatch) {
   auto c = ParseConfig(R"(peer_id = 1
 [watch]

@@ -1,5 +1,5 @@
-// Daemon: one running peer (`cairn peer`, design.md §1, §9), wiring the concrete parts
-// together — the only place that names them (conventions.md "Dependency rules"):
+// Daemon: one running peer (`cairn peer`), wiring the concrete parts together — the only place
+// that names them (docs/architecture.md "Modules and their dependencies"):
 //
 //   index.db -> Database -> SqliteBlobRegistry -> DiskBlobStore(DIR/blobs, quota)
 //                        -> SqliteCatalog

@@ -1,7 +1,7 @@
-// Background jobs of the local HTTP API (cli-api-spec.md: POST /v1/backup, POST /v1/restore,
-// GET/DELETE /v1/jobs/ID): each job runs on its own thread, exposes live progress as JSON, can
-// be cancelled (a flag the engine polls), and is kept in memory after it finishes (the last
-// `keep_finished` jobs).
+// Background jobs of the local HTTP API (docs/cli.md "Local HTTP API": POST /v1/backup,
+// POST /v1/restore, GET/DELETE /v1/jobs/ID): each job runs on its own thread, exposes live
+// progress as JSON, can be cancelled (a flag the engine polls), and is kept in memory after it
+// finishes (the last `keep_finished` jobs).
 //
 // Thread-safety: thread-safe.
 #pragma once

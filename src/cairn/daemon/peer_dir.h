@@ -1,4 +1,4 @@
-// The peer directory (cli-api-spec.md "Peer directory", design.md §10): creating it for
+// The peer directory (docs/operations.md "Peer directory"): creating it for
 // `cairn init` and loading its secrets.
 //
 //   DIR/cairn.toml          config (written last: its presence means "initialized")
@@ -34,8 +34,8 @@ std::string TlsCertPath(const std::string& dir);
 std::string BlobsDir(const std::string& dir);
 std::string IndexPath(const std::string& dir);
 
-// Catalog meta keys recording the chunker parameters at init (design.md §4: they never change
-// under existing data); the daemon refuses to start when the config disagrees.
+// Catalog meta keys recording the chunker parameters at init (docs/formats.md "Chunking": they
+// never change under existing data); the daemon refuses to start when the config disagrees.
 inline constexpr char kMetaChunkerMin[] = "chunker.min_size";
 inline constexpr char kMetaChunkerAvg[] = "chunker.avg_size";
 inline constexpr char kMetaChunkerMax[] = "chunker.max_size";

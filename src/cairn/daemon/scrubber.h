@@ -1,4 +1,4 @@
-// Scrubber: the storage peer's background scrub (design.md §4, issue 3 "Check, scrub, repair").
+// Scrubber: the storage peer's background scrub (docs/architecture.md "Check, scrub and repair").
 // A pass re-hashes every blob the peer holds (store::RunScrubPass) at most `rate` bytes per
 // second; the store quarantines a damaged blob (not served, not counted) so that its owner's
 // next check or repair sees it missing. Passes run one at a time, `interval` apart (from the end

@@ -1,5 +1,5 @@
 // SourceScheduler: keeps the configured sources ([[source]] in cairn.toml, `cairn source add`)
-// backed up (issue 5 "continuous backup", docs/operations.md "Sources and continuous backup").
+// backed up (docs/operations.md "Sources and continuous backup").
 //
 // Each source with `watch = true` has a Watcher (inotify, recursive); its events go to a
 // Debouncer. A source is backed up when

@@ -1,7 +1,7 @@
-// Backup engine (design.md §3): walk -> (parent snapshot: skip unchanged) -> read -> FastCDC ->
-// HMAC chunk id -> dedup (catalog) -> zstd -> AES-256-GCM -> [Reed-Solomon k+m] -> placement ->
-// PutBlob to N (or k+m) distinct peers -> record placement -> tree blobs -> snapshot blob ->
-// snapshot in catalog. Storing is engine/chunk_io.h (PutChunk).
+// Backup engine (docs/architecture.md "Backup data flow"): walk -> (parent snapshot: skip
+// unchanged) -> read -> FastCDC -> HMAC chunk id -> dedup (catalog) -> zstd -> AES-256-GCM ->
+// [Reed-Solomon k+m] -> placement -> PutBlob to N (or k+m) distinct peers -> record placement
+// -> tree blobs -> snapshot blob -> snapshot in catalog. Storing is engine/chunk_io.h (PutChunk).
 //
 // Concurrency: one walker thread reads, chunks and hashes files and builds trees; a fixed pool
 // of upload workers compresses and encrypts new chunks and starts their puts

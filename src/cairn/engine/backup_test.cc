@@ -672,7 +672,7 @@ TEST(OrderHoldersTest, AliveThenSuspectThenOthersAndFailingPeersLast) {
   EXPECT_EQ(suspects.front(), pos(3) < pos(6) ? 3u : 6u);
 }
 
-// ---- Erasure coding (issue 3): 8 peers on 8 hosts, chunks of 64 KiB .. 1 MiB. ----
+// ---- Erasure coding: 8 peers on 8 hosts, chunks of 64 KiB .. 1 MiB. ----
 
 class ErasureTest : public EngineTest {
  protected:

@@ -1,4 +1,4 @@
-// Check and repair (design.md §2 "check, repair"; issue 3).
+// Check and repair (docs/architecture.md "Check, scrub and repair").
 //
 // Check: the home peer asks every holder of every chunk its snapshots reference whether it
 // still holds the blob intact (HasBlobs, batched per peer); with read_data it fetches the blobs

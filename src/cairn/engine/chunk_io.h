@@ -1,8 +1,9 @@
 // Storing one chunk on peers and fetching it back: the primitives every engine (backup,
-// restore, later check and repair) is built on. Two redundancy schemes (design.md §4):
+// restore, later check and repair) is built on. Two redundancy schemes (docs/operations.md
+// "Choosing copies or k+m"):
 //
-//  - N copies: walk the placement order (design.md §5) over live peers, skipping peers that
-//    already hold the chunk, look full, or fail, until N peers hold it.
+//  - N copies: walk the placement order (docs/architecture.md "Placement") over live peers,
+//    skipping peers that already hold the chunk, look full, or fail, until N peers hold it.
 //  - Erasure coding k+m: the chunk is sealed once and split into k+m shards
 //    (format::SealShards); shard i goes to the i-th peer of the placement order (host spread
 //    puts distinct hosts first), a failed or full peer is replaced by the next unused one

@@ -42,7 +42,7 @@ struct ExtraReport {
 };
 
 // Places up to `options.copies` extra copies of every copies-scheme chunk of the selected kinds
-// on live peers in placement order (design.md §5; weight = quota) that hold neither a regular
+// on live peers in placement order (docs/formats.md "Placement hash") that hold neither a regular
 // nor an extra copy and have room by `max_fill` (tracked locally as blobs are put; a peer that
 // answers RESOURCE_EXHAUSTED is full for the rest of the run, one that is unreachable is
 // skipped). The blob is fetched from a regular holder (then an extra) and put with

@@ -1,7 +1,7 @@
-// Ranged reads of files in snapshots, for `cairn mount` (GET /v1/read; design.md §3 restore
-// path): a byte range (offset, length) of a file is mapped to the file's chunks, the chunks are
-// fetched with FetchChunk (verified and decrypted) through a cache of plaintext chunks bounded
-// in bytes, and the requested bytes are copied out.
+// Ranged reads of files in snapshots, for `cairn mount` (GET /v1/read; docs/architecture.md
+// "Continuous backup, versions and mount"): a byte range (offset, length) of a file is mapped
+// to the file's chunks, the chunks are fetched with FetchChunk (verified and decrypted) through
+// a cache of plaintext chunks bounded in bytes, and the requested bytes are copied out.
 //
 // Chunk offsets come from the chunk sizes the catalog records (ChunkRecord::plain_size), in the
 // order of the tree entry's chunk list; a chunk the catalog does not know is fetched once (into

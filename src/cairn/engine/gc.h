@@ -1,6 +1,6 @@
-// Garbage collection (design.md §2 "forget, retention, GC"; issue 4): after snapshots are
-// forgotten (Catalog::RemoveSnapshot), the chunks no remaining snapshot references are
-// dropped from the catalog and their blobs deleted from the peers that hold them.
+// Garbage collection (docs/operations.md "Forgetting snapshots and garbage collection"): after
+// snapshots are forgotten (Catalog::RemoveSnapshot), the chunks no remaining snapshot
+// references are dropped from the catalog and their blobs deleted from the peers that hold them.
 //
 // Two steps, so that an offline peer never blocks a collection:
 //  1. CollectGarbage — mark: walk every snapshot in the catalog (its own chunk, every tree,

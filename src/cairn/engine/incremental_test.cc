@@ -1,4 +1,4 @@
-// Change detection in incremental backups (issue 5): a second backup reads exactly the files
+// Change detection in incremental backups: a second backup reads exactly the files
 // whose size, mtime, ctime or inode changed since the parent snapshot (asserted from the run's
 // statistics on a 100k-file tree), a parent without ctime/inode (an older tree) does not force
 // a re-read, `rehash` compares content instead, and a file that changes while it is read is

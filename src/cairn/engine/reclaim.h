@@ -1,12 +1,12 @@
-// Reclaim, the storage side (design.md §2 "quota, reclaim, evacuation"; invariant §11.2: a
-// storage peer deletes a regular blob only when its owner asked, or after another peer has
-// confirmed it stores the blob). A peer that takes space back hands what it holds to other
-// peers: Evacuate evicts extra copies first (they are not counted toward any target), then
-// moves regular blobs, each to the first peer in the placement order of its chunk (design.md
-// §5) that holds no blob of that chunk and has room, confirmed stored there before it is
-// deleted here. Each move is queued in a MovedOutbox; DeliverMovedNotices tells the owners
-// (BlobMoved), also later when an owner was offline. On the owner, ApplyBlobMoves updates the
-// catalog (Catalog::MovePlacement).
+// Reclaim, the storage side (docs/operations.md "Reclaiming space"; docs/architecture.md
+// "Invariants and where they hold": a storage peer deletes a regular blob only when its owner
+// asked, or after another peer has confirmed it stores the blob). A peer that takes space back
+// hands what it holds to other peers: Evacuate evicts extra copies first (they are not counted
+// toward any target), then moves regular blobs, each to the first peer in the placement order
+// of its chunk (docs/architecture.md "Placement") that holds no blob of that chunk and has
+// room, confirmed stored there before it is deleted here. Each move is queued in a
+// MovedOutbox; DeliverMovedNotices tells the owners (BlobMoved), also later when an owner was
+// offline. On the owner, ApplyBlobMoves updates the catalog (Catalog::MovePlacement).
 //
 // The caller lowers the store's quota to the target first (ports::BlobStore::SetQuota), so
 // that new puts do not refill what is being emptied.

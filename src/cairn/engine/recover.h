@@ -1,5 +1,4 @@
-// Rebuilding a lost home peer's index from the peers (design.md §1 "Alice's laptop is
-// stolen", §2 "index: a cache, rebuildable from peers"; docs/operations.md "Disaster recovery
+// Rebuilding a lost home peer's index from the peers (docs/operations.md "Disaster recovery
 // of a home peer"). Given only this owner's keys (from its recovery key, cluster/recovery_key.h)
 // and a cluster to talk to, RecoverIndex:
 //

@@ -1,6 +1,7 @@
-// Restore engine and snapshot browsing (design.md §3): snapshot -> trees -> chunk ids ->
-// holders (catalog; else placement order over live peers) -> GetBlob from any copy ->
-// verify (checksum at the peer; GCM tag and chunk id here) -> decrypt -> decompress -> write.
+// Restore engine and snapshot browsing (docs/architecture.md "Restore data flow"): snapshot ->
+// trees -> chunk ids -> holders (catalog; else placement order over live peers) -> GetBlob from
+// any copy -> verify (checksum at the peer; GCM tag and chunk id here) -> decrypt -> decompress
+// -> write.
 //
 // The tree walker starts each chunk's fetch from its first holder as it queues the chunk
 // (read-ahead: StartFetchChunk, so many chunks per peer travel in one GetBlobs batch, up to

@@ -1,4 +1,4 @@
-// Snapshot rewrite (issue 4, `cairn delete PATH`): removes one path from a snapshot by writing
+// Snapshot rewrite (`cairn delete PATH`): removes one path from a snapshot by writing
 // a new snapshot without it. Trees are content-addressed, so the trees from the removed entry's
 // parent up to the root are rewritten and stored anew; everything else is shared with the old
 // snapshot. The old snapshot is then forgotten; the removed content's chunks stay on the peers

@@ -1,4 +1,4 @@
-// Versions of files across snapshots (issue 5 "Versions"): every stored version of one path,
+// Versions of files across snapshots: every stored version of one path,
 // the snapshot to restore a path from as of a point in time, the difference between two
 // snapshots, and a search by name over all snapshots.
 //

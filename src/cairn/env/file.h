@@ -1,4 +1,5 @@
-// File-system helpers with the durability cairn's invariants need (design.md §11.3).
+// File-system helpers with the durability cairn's invariants need (docs/architecture.md
+// "Invariants and where they hold": crash safety).
 // Thread-safety: stateless; safe to call concurrently on different paths.
 #pragma once
 

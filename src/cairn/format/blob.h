@@ -1,5 +1,5 @@
 // The blob envelope: the self-describing, versioned container in which a chunk (data, tree or
-// snapshot) travels and is stored (design.md §4; byte layout in docs/formats.md).
+// snapshot) travels and is stored (byte layout: docs/formats.md "Blob envelope v1").
 //
 // Layout v1 (all integers little-endian):
 //   0  magic "CAIRNBLB" (8)      8  version u16 (=1)     10 kind u8 (1 data, 2 tree, 3 snapshot)
@@ -69,8 +69,9 @@ absl::StatusOr<BlobHeader> ParseBlobHeader(ByteSpan blob);
 Bytes EncodeBlobHeader(const BlobHeader& header);
 
 // Erasure coding applies to chunks whose sealed payload (ciphertext after compression) has at
-// least this many bytes; smaller chunks are stored as m+1 copies instead (design.md §4: same
-// failure tolerance, no tiny shards). Every plaintext under 64 KiB is below it.
+// least this many bytes; smaller chunks are stored as m+1 copies instead: same failure
+// tolerance, no tiny shards (docs/formats.md "Shard envelope"). Every plaintext under 64 KiB is
+// below it.
 constexpr uint64_t kMinErasurePayload = 64 << 10;
 // The shard index in the AAD of an erasure-coded chunk; never a valid shard index.
 constexpr uint32_t kAadShardIndex = 0xFFFFFFFF;

@@ -1,7 +1,7 @@
-// Trees and snapshots: the metadata of a backup (design.md §4). Encoded with protobuf
-// (proto/cairn/v1/format.proto) behind a one-byte format version; the generated types do not
-// leave format/. Names and paths are raw bytes (Linux file names need not be UTF-8) and are
-// carried unchanged.
+// Trees and snapshots: the metadata of a backup (docs/formats.md "Trees and snapshots").
+// Encoded with protobuf (proto/cairn/v1/format.proto) behind a one-byte format version; the
+// generated types do not leave format/. Names and paths are raw bytes (Linux file names need
+// not be UTF-8) and are carried unchanged.
 //
 // Thread-safety: value types; stateless functions.
 #pragma once

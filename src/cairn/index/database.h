@@ -1,6 +1,6 @@
-// The peer's SQLite database DIR/index.db (design.md §10): WAL mode, numbered migrations from
-// index/migrations/NNNN_name.sql applied in order inside transactions and recorded in
-// PRAGMA user_version. SQLite types never leave index/.
+// The peer's SQLite database DIR/index.db (docs/formats.md "Peer database `DIR/index.db`"): WAL
+// mode, numbered migrations from index/migrations/NNNN_name.sql applied in order inside
+// transactions and recorded in PRAGMA user_version. SQLite types never leave index/.
 //
 // Thread-safety: one connection guarded by a mutex; every method is thread-safe.
 #pragma once

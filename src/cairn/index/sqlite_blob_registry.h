@@ -7,7 +7,7 @@
 // walks the registry with it and resumes after a restart). A row whose stored ids are
 // malformed makes Find/ForEach/List return DATA_LOSS.
 //
-// Extra copies (issue 4; column `blobs.extra`, migration 0003): Add stores record.extra;
+// Extra copies (column `blobs.extra`, migration 0003): Add stores record.extra;
 // SetExtra flips it (NOT_FOUND for an unknown key) and keeps stored_ns; ListExtras walks the
 // extra records in eviction order, ORDER BY stored_ns then key (index blobs_extra; Add makes
 // stored_ns strictly increasing within a process); ListOwner pages one owner's records in

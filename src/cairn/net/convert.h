@@ -1,6 +1,7 @@
 // Conversions between the generated cairn.v1 protobuf types (proto/cairn/v1/peer.proto) and
-// cairn's domain types. Protobuf types do not leak past net/ (conventions.md), so every
-// message crosses here, and everything read from the wire is validated here:
+// cairn's domain types. Protobuf types do not leak past net/ (docs/architecture.md "Modules
+// and their dependencies"), so every message crosses here, and everything read from the wire
+// is validated here:
 //   - chunk_id exactly 32 bytes, checksum exactly 16 bytes, HasBlobs/DeleteBlobs/BlobMoved at
 //     most kMaxKeysPerCall keys, GetBlobs at most kMaxBlobsPerBatch keys, a ListBlobs limit of
 //     1..kMaxKeysPerCall; anything else is INVALID_ARGUMENT.

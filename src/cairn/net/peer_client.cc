@@ -389,8 +389,9 @@ class GrpcPeerClient final : public PeerClient {
     context.set_deadline(std::chrono::system_clock::now() + deadline);
   }
 
-  // Verifies what the storage peer sent (design.md §11.5): a non-empty blob whose XXH3-128
-  // matches the checksum it recorded. DATA_LOSS otherwise.
+  // Verifies what the storage peer sent (docs/architecture.md "Invariants and where they hold":
+  // verification): a non-empty blob whose XXH3-128 matches the checksum it recorded. DATA_LOSS
+  // otherwise.
   static absl::StatusOr<Bytes> CheckedBlob(const v1::GetBlobResponse& response) {
     return CheckedBlob(response.blob(), response.checksum());
   }

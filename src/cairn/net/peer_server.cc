@@ -48,7 +48,7 @@ absl::Status NotAMember() {
 }
 
 // Runs `fn`; any exception (protobuf, allocation, our bugs) becomes INTERNAL so that no request
-// can take the process down (design.md §11.8).
+// can take the process down (docs/architecture.md "Invariants and where they hold": bad input).
 template <typename Fn>
 absl::Status Catching(const char* rpc, Fn&& fn) {
   try {
@@ -196,8 +196,9 @@ class PeerService final : public v1::Peer::StreamedService {
                  });
   }
 
-  // design.md §11.2: a peer deletes a blob it holds for another owner only on that owner's
-  // authenticated request. The whole request is checked before anything is deleted.
+  // A peer deletes a blob it holds for another owner only on that owner's authenticated request
+  // (docs/architecture.md "Invariants and where they hold"). The whole request is checked before
+  // anything is deleted.
   grpc::Status StreamedDeleteBlobs(
       grpc::ServerContext* context,
       grpc::ServerUnaryStreamer<v1::DeleteBlobsRequest, v1::DeleteBlobsResponse>* stream) override {

@@ -794,7 +794,7 @@ TEST_F(PeerTest, PingSenderMustBeTheAuthenticatedCaller) {
   EXPECT_FALSE(membership_->Find(4).has_value());
 }
 
-// ---- Lifecycle RPCs (issue 4): DeleteBlobs, ListBlobs, BlobMoved, extra puts ----
+// ---- Lifecycle RPCs: DeleteBlobs, ListBlobs, BlobMoved, extra puts ----
 
 // A blob key of `owner` that need not be held (BlobMoved names blobs by key only).
 BlobKey KeyOf(PeerId owner, uint8_t fill, uint32_t shard = 0) {
@@ -833,8 +833,8 @@ TEST_F(PeerTest, DeleteBlobsDropsTheCallersBlobsAndIsIdempotent) {
   EXPECT_EQ(*client_->GetBlob(kept), blob_kept);
 }
 
-// design.md §11.2: a blob of another owner is never deleted on this caller's request, and a
-// request naming one deletes nothing at all.
+// A blob of another owner is never deleted on this caller's request, and a request naming one
+// deletes nothing at all (docs/architecture.md "Invariants and where they hold").
 TEST_F(PeerTest, DeleteBlobsOfAnotherOwnerIsPermissionDeniedAndDeletesNothing) {
   auto [mine, blob_mine] = MakeBlob(1000);
   auto [theirs, blob_theirs] = MakeBlob(1000, /*owner=*/3);

@@ -1,10 +1,10 @@
 // RetryingPeerClient: wraps a PeerClient and retries calls that failed with UNAVAILABLE or
-// DEADLINE_EXCEEDED (all peer calls are idempotent, design.md §6), up to
-// ClientOptions::max_attempts attempts in total. Before retry number r (0-based) it sleeps a
-// uniformly random time in [0, min(max_backoff, initial_backoff * 2^r)]: exponential backoff
-// with "full jitter" (Marc Brooker, "Exponential Backoff And Jitter", AWS Architecture Blog,
-// 2015). Other codes are returned at once. A final error keeps its code and is prefixed with
-// "peer <label>: " (when a label is set) and the number of attempts made.
+// DEADLINE_EXCEEDED (all peer calls are idempotent: docs/protocol.md "cairn peer protocol (v1)"),
+// up to ClientOptions::max_attempts attempts in total. Before retry number r (0-based) it
+// sleeps a uniformly random time in [0, min(max_backoff, initial_backoff * 2^r)]: exponential
+// backoff with "full jitter" (Marc Brooker, "Exponential Backoff And Jitter", AWS Architecture
+// Blog, 2015). Other codes are returned at once. A final error keeps its code and is prefixed
+// with "peer <label>: " (when a label is set) and the number of attempts made.
 //
 // Internal to net/ (exposed for tests; others use NewRetryingPeerClient).
 // Thread-safety: thread-safe when the inner client is.

@@ -130,7 +130,7 @@ TEST(RetryingPeerClientTest, PublicFactoryRetries) {
   EXPECT_EQ(inner->calls(), 3);
 }
 
-// The lifecycle calls (issue 4) retry like the others, and PutBlob passes its options through.
+// The lifecycle calls retry like the others, and PutBlob passes its options through.
 TEST(RetryingPeerClientTest, LifecycleCallsAreRetried) {
   const std::vector<absl::Status> flaky = {absl::UnavailableError("down"),
                                            absl::DeadlineExceededError("slow")};

@@ -1,4 +1,4 @@
-// Placement: which peers hold a chunk's blobs (design.md §5).
+// Placement: which peers hold a chunk's blobs (docs/architecture.md "Placement").
 //
 // Weighted rendezvous (highest-random-weight) hashing — Thaler & Ravishankar, "Using
 // name-based mappings to increase hit rates", IEEE/ACM ToN 1998; the weighted form

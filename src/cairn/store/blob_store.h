@@ -1,11 +1,12 @@
-// BlobStore: the blobs a storage peer holds for other owners (design.md §4, §10, §11).
+// BlobStore: the blobs a storage peer holds for other owners (docs/formats.md "Blob key and file
+// layout on a storage peer"; docs/architecture.md "Invariants and where they hold").
 //
 // Every blob is kept with its XXH3-128 checksum: verified when it is written (against the
 // checksum the sender computed) and every time it is read. The store never holds more than
 // its quota. Writes are atomic and durable (temp + fsync + rename + directory fsync) and are
 // recorded in a BlobRegistry (SQLite in production) so that usage survives restarts.
 //
-// Scrub (design.md §4, issue 3): ListHeld walks the held blobs in key order and in batches, and
+// Scrub: ListHeld walks the held blobs in key order and in batches, and
 // ScrubBlob re-hashes one. A blob whose bytes no longer match its record (bit rot, truncation,
 // unreadable sectors) is *quarantined*: kept aside for inspection but no longer held — Has is
 // false, Get is NOT_FOUND, it is not counted in `used` — so the owner's next check or repair

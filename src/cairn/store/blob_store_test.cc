@@ -721,7 +721,7 @@ TEST_P(BlobStoreConformanceTest, GetQuarantinesADamagedBlob) {
   EXPECT_EQ(*s->Get(b.key), b.data);
 }
 
-// ---- Extra copies (issue 4) ----
+// ---- Extra copies ----
 
 constexpr PutOptions kExtra{.extra = true};
 

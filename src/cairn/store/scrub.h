@@ -1,4 +1,4 @@
-// One scrub pass over a BlobStore (design.md §4, issue 3 "Check, scrub, repair"): walk the held
+// One scrub pass over a BlobStore (docs/architecture.md "Check, scrub and repair"): walk the held
 // blobs in key order, in batches (BlobStore::ListHeld), re-hash each one (BlobStore::ScrubBlob,
 // which quarantines a damaged blob so that it is no longer served or counted), at most `rate`
 // bytes per second. A pass can stop between blobs (cancel flag, interrupted sleeper) and resume

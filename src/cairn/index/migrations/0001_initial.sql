@@ -1,4 +1,5 @@
--- 0001_initial: the home catalog and the storage-side blob registry (design.md §10).
+-- 0001_initial: the home catalog and the storage-side blob registry (docs/formats.md "Peer
+-- database `DIR/index.db`").
 -- Ids are raw bytes (chunk ids: 32 bytes); peer ids are stored as 64-bit integers (bit pattern
 -- of the unsigned id); sizes in bytes; times in nanoseconds since the Unix epoch.
 

@@ -1,5 +1,5 @@
--- 0003_lifecycle: forget and garbage collection, reclaim, extra copies (issue 4; docs/formats.md
--- "Index"). Times in nanoseconds since the Unix epoch.
+-- 0003_lifecycle: forget and garbage collection, reclaim, extra copies (docs/formats.md "Peer
+-- database `DIR/index.db`"). Times in nanoseconds since the Unix epoch.
 
 -- Home side. Extra copies of a chunk (copies scheme, shard 0) held beyond its target on peers
 -- with spare space: never counted toward the target; the peer may evict them at any time.
