@@ -6,8 +6,9 @@
 //
 // Fingerprints are tls_identity.h's (SHA-256 of the SubjectPublicKeyInfo, 64 hex characters).
 // Pins are persisted through a callback (the daemon keeps them in the index `meta` table, key
-// `cluster.cert_pins`, docs/formats.md "Index") and loaded at start with Load(). A pin is never
-// replaced automatically; docs/security.md says how an operator removes one.
+// `cluster.cert_pins`, docs/formats.md "Peer database `DIR/index.db`") and loaded at start
+// with Load(). A pin is never replaced automatically; docs/security.md says how an operator
+// removes one.
 //
 // Thread-safety: thread-safe. The persist callback runs under the pins' lock (it must not call
 // back into this object).

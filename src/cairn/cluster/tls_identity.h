@@ -12,7 +12,7 @@
 //   fingerprint  SHA-256 of the certificate's DER SubjectPublicKeyInfo (the RFC 7469
 //                "pin-sha256" input), 64 lowercase hex characters.
 //
-// Files (docs/formats.md "Peer directory"): DIR/secrets/tls.key (PKCS#8 PEM, 0600) and
+// Files (docs/operations.md "Peer directory"): DIR/secrets/tls.key (PKCS#8 PEM, 0600) and
 // DIR/secrets/tls.crt (PEM, 0600).
 //
 // Thread-safety: stateless functions.
