@@ -435,6 +435,264 @@ Json CountsJson(const std::vector<std::pair<std::string, uint64_t>>& counts) {
 
 }  // namespace
 
+Json ToJson(const BackupAnswer& r) {
+  Json j;
+  j["snapshot_id"] = r.snapshot_id;
+  j["short_id"] = r.short_id;
+  j["files"] = r.files;
+  j["files_read"] = r.files_read;
+  j["files_unchanged"] = r.files_unchanged;
+  j["rehash"] = r.rehash;
+  j["files_changed_same_metadata"] = r.files_changed_same_metadata;
+  j["files_reread"] = r.files_reread;
+  j["files_changed_during_read"] = r.files_changed_during_read;
+  j["directories"] = r.directories;
+  j["bytes"] = r.bytes;
+  j["bytes_read"] = r.bytes_read;
+  j["new_bytes"] = r.new_bytes;
+  j["sent_bytes"] = r.sent_bytes;
+  j["chunks"] = r.chunks;
+  j["new_chunks"] = r.new_chunks;
+  j["duration_seconds"] = r.duration_seconds;
+  j["copies"] = r.copies;
+  j["ec"] = OrNull(r.ec);
+  j["offsite"] = r.offsite;
+  SetPathArray(j, "warnings", r.warnings);
+  SetPathArray(j, "errors", r.errors);
+  j["chunks_below_target"] = r.chunks_below_target;
+  j["redundancy_warning"] =
+      r.redundancy_warning ? Json(SanitizeUtf8(*r.redundancy_warning)) : Json(nullptr);
+  j["degraded"] = r.degraded;
+  if (!r.retention.is_null()) j["retention"] = r.retention;
+  return j;
+}
+
+absl::Status FromJson(const Json& j, BackupAnswer* r) {
+  CAIRN_RETURN_IF_ERROR(RequiredString(j, "snapshot_id", &r->snapshot_id));
+  r->short_id = ShortId(r->snapshot_id);
+  CAIRN_RETURN_IF_ERROR(GetString(j, "short_id", &r->short_id));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "files", &r->files));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "files_read", &r->files_read));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "files_unchanged", &r->files_unchanged));
+  CAIRN_RETURN_IF_ERROR(GetBool(j, "rehash", &r->rehash));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "files_changed_same_metadata", &r->files_changed_same_metadata));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "files_reread", &r->files_reread));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "files_changed_during_read", &r->files_changed_during_read));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "directories", &r->directories));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "bytes", &r->bytes));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "bytes_read", &r->bytes_read));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "new_bytes", &r->new_bytes));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "sent_bytes", &r->sent_bytes));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "chunks", &r->chunks));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "new_chunks", &r->new_chunks));
+  CAIRN_RETURN_IF_ERROR(GetDouble(j, "duration_seconds", &r->duration_seconds));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "copies", &r->copies));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "ec", &r->ec));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "offsite", &r->offsite));
+  CAIRN_ASSIGN_OR_RETURN(r->warnings, GetPathArray(j, "warnings"));
+  CAIRN_ASSIGN_OR_RETURN(r->errors, GetPathArray(j, "errors"));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "chunks_below_target", &r->chunks_below_target));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "redundancy_warning", &r->redundancy_warning));
+  CAIRN_RETURN_IF_ERROR(GetBool(j, "degraded", &r->degraded));
+  r->retention = nullptr;
+  if (const Json* f = Field(j, "retention")) r->retention = *f;
+  return absl::OkStatus();
+}
+
+Json ToJson(const RestoreAnswer& r) {
+  Json j;
+  j["snapshot_id"] = r.snapshot_id;
+  j["short_id"] = r.short_id;
+  SetPathField(j, "target", r.target);
+  j["files"] = r.files;
+  j["directories"] = r.directories;
+  j["symlinks"] = r.symlinks;
+  j["hardlinks"] = r.hardlinks;
+  j["bytes"] = r.bytes;
+  j["duration_seconds"] = r.duration_seconds;
+  SetPathArray(j, "errors", r.errors);
+  return j;
+}
+
+absl::Status FromJson(const Json& j, RestoreAnswer* r) {
+  CAIRN_RETURN_IF_ERROR(RequiredString(j, "snapshot_id", &r->snapshot_id));
+  r->short_id = ShortId(r->snapshot_id);
+  CAIRN_RETURN_IF_ERROR(GetString(j, "short_id", &r->short_id));
+  CAIRN_RETURN_IF_ERROR(GetPath(j, "target", &r->target));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "files", &r->files));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "directories", &r->directories));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "symlinks", &r->symlinks));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "hardlinks", &r->hardlinks));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "bytes", &r->bytes));
+  CAIRN_RETURN_IF_ERROR(GetDouble(j, "duration_seconds", &r->duration_seconds));
+  CAIRN_ASSIGN_OR_RETURN(r->errors, GetPathArray(j, "errors"));
+  return absl::OkStatus();
+}
+
+namespace {
+
+Json StringArray(const std::vector<std::string>& list) {
+  Json out = Json::array();
+  for (const std::string& e : list) out.push_back(SanitizeUtf8(e));
+  return out;
+}
+
+absl::Status GetStringArray(const Json& j, const char* name, std::vector<std::string>* out) {
+  out->clear();
+  const Json* f = Field(j, name);
+  if (f == nullptr) return absl::OkStatus();
+  if (!f->is_array()) return WrongType(name, "an array of strings");
+  for (const Json& e : *f) {
+    if (!e.is_string()) return WrongType(name, "an array of strings");
+    out->push_back(e.get<std::string>());
+  }
+  return absl::OkStatus();
+}
+
+// An optional array field of objects decoded with FromJson; absent or null: empty.
+template <typename T>
+absl::Status GetArray(const Json& j, const char* name, std::vector<T>* out) {
+  out->clear();
+  const Json* f = Field(j, name);
+  if (f == nullptr) return absl::OkStatus();
+  if (!f->is_array()) return WrongType(name, "an array");
+  return FromJson(*f, out);
+}
+
+}  // namespace
+
+Json ToJson(const ShortfallInfo& r) {
+  return Json{{"target", r.target}, {"chunks", r.chunks}, {"message", r.message}};
+}
+
+absl::Status FromJson(const Json& j, ShortfallInfo* r) {
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "target", &r->target));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "chunks", &r->chunks));
+  return GetString(j, "message", &r->message);
+}
+
+Json ToJson(const ToleranceInfo& r) {
+  return Json{{"peers", r.peers}, {"chunks", r.chunks}, {"message", r.message}};
+}
+
+absl::Status FromJson(const Json& j, ToleranceInfo* r) {
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "peers", &r->peers));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "chunks", &r->chunks));
+  return GetString(j, "message", &r->message);
+}
+
+Json ToJson(const SnapshotCheck& r) {
+  return Json{{"id", r.id},
+              {"short_id", r.short_id},
+              {"chunks", r.chunks},
+              {"at_target", r.at_target},
+              {"below_target", r.below_target},
+              {"lost", r.lost}};
+}
+
+absl::Status FromJson(const Json& j, SnapshotCheck* r) {
+  CAIRN_RETURN_IF_ERROR(RequiredString(j, "id", &r->id));
+  r->short_id = ShortId(r->id);
+  CAIRN_RETURN_IF_ERROR(GetString(j, "short_id", &r->short_id));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "chunks", &r->chunks));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "at_target", &r->at_target));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "below_target", &r->below_target));
+  return GetInt(j, "lost", &r->lost);
+}
+
+Json ToJson(const BelowTargetChunk& r) { return Json{{"chunk", r.chunk}, {"missing", r.missing}}; }
+
+absl::Status FromJson(const Json& j, BelowTargetChunk* r) {
+  CAIRN_RETURN_IF_ERROR(RequiredString(j, "chunk", &r->chunk));
+  return GetInt(j, "missing", &r->missing);
+}
+
+Json ToJson(const CorruptBlobInfo& r) {
+  return Json{
+      {"chunk", r.chunk}, {"shard", r.shard}, {"peer", r.peer}, {"reason", SanitizeUtf8(r.reason)}};
+}
+
+absl::Status FromJson(const Json& j, CorruptBlobInfo* r) {
+  CAIRN_RETURN_IF_ERROR(RequiredString(j, "chunk", &r->chunk));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "shard", &r->shard));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "peer", &r->peer));
+  return GetString(j, "reason", &r->reason);
+}
+
+Json ToJson(const CheckAnswer& r) {
+  return Json{{"healthy", r.healthy},
+              {"chunks", r.chunks},
+              {"at_target", r.at_target},
+              {"below_target", r.below_target},
+              {"without_offsite", r.without_offsite},
+              {"lost", r.lost},
+              {"corrupt", r.corrupt},
+              {"blobs_read", r.blobs_read},
+              {"bytes_read", r.bytes_read},
+              {"snapshots", ToJson(r.snapshots)},
+              {"below_target_detail", ToJson(r.below_target_detail)},
+              {"storage_peers", r.storage_peers},
+              {"short_of_peers", ToJson(r.short_of_peers)},
+              {"survives", ToJson(r.survives)},
+              {"corrupt_blobs", ToJson(r.corrupt_blobs)},
+              {"errors", StringArray(r.errors)}};
+}
+
+absl::Status FromJson(const Json& j, CheckAnswer* r) {
+  if (!j.is_object() || Field(j, "chunks") == nullptr) {
+    return absl::InvalidArgumentError("field 'chunks' is missing from the answer");
+  }
+  CAIRN_RETURN_IF_ERROR(GetBool(j, "healthy", &r->healthy));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "chunks", &r->chunks));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "at_target", &r->at_target));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "below_target", &r->below_target));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "without_offsite", &r->without_offsite));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "lost", &r->lost));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "corrupt", &r->corrupt));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "blobs_read", &r->blobs_read));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "bytes_read", &r->bytes_read));
+  CAIRN_RETURN_IF_ERROR(GetArray(j, "snapshots", &r->snapshots));
+  CAIRN_RETURN_IF_ERROR(GetArray(j, "below_target_detail", &r->below_target_detail));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "storage_peers", &r->storage_peers));
+  CAIRN_RETURN_IF_ERROR(GetArray(j, "short_of_peers", &r->short_of_peers));
+  CAIRN_RETURN_IF_ERROR(GetArray(j, "survives", &r->survives));
+  CAIRN_RETURN_IF_ERROR(GetArray(j, "corrupt_blobs", &r->corrupt_blobs));
+  return GetStringArray(j, "errors", &r->errors);
+}
+
+Json ToJson(const RepairAnswer& r) {
+  return Json{{"chunks", r.chunks},
+              {"repaired", r.repaired},
+              {"blobs_written", r.blobs_written},
+              {"bytes_sent", r.bytes_sent},
+              {"still_below_target", r.still_below_target},
+              {"lost", r.lost},
+              {"storage_peers", r.storage_peers},
+              {"short_of_peers", ToJson(r.short_of_peers)},
+              {"unimprovable", r.unimprovable},
+              {"survives", ToJson(r.survives)},
+              {"errors", StringArray(r.errors)},
+              {"errors_omitted", r.errors_omitted}};
+}
+
+absl::Status FromJson(const Json& j, RepairAnswer* r) {
+  if (!j.is_object() || Field(j, "chunks") == nullptr) {
+    return absl::InvalidArgumentError("field 'chunks' is missing from the answer");
+  }
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "chunks", &r->chunks));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "repaired", &r->repaired));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "blobs_written", &r->blobs_written));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "bytes_sent", &r->bytes_sent));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "still_below_target", &r->still_below_target));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "lost", &r->lost));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "storage_peers", &r->storage_peers));
+  CAIRN_RETURN_IF_ERROR(GetArray(j, "short_of_peers", &r->short_of_peers));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "unimprovable", &r->unimprovable));
+  CAIRN_RETURN_IF_ERROR(GetArray(j, "survives", &r->survives));
+  CAIRN_RETURN_IF_ERROR(GetStringArray(j, "errors", &r->errors));
+  return GetInt(j, "errors_omitted", &r->errors_omitted);
+}
+
 Json ToJson(const ScrubPassInfo& r) {
   Json j{{"checked", r.checked}, {"bytes", r.bytes},   {"corrupt", r.corrupt},
          {"missing", r.missing}, {"errors", r.errors}, {"started", r.started}};

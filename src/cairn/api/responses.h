@@ -158,6 +158,153 @@ struct Health {
 Json ToJson(const Health& r);
 absl::Status FromJson(const Json& j, Health* r);
 
+// The result of a backup job (GET /v1/jobs/ID "result"; `cairn backup --json`; docs/cli.md
+// "Commands": backup): {"snapshot_id","short_id","files","files_read","files_unchanged","rehash",
+// "files_changed_same_metadata","files_reread","files_changed_during_read","directories","bytes",
+// "bytes_read","new_bytes","sent_bytes","chunks","new_chunks","duration_seconds","copies","ec"
+// ("K+M" or null),"offsite","warnings":[...],"errors":[...] (raw bytes),"chunks_below_target",
+// "redundancy_warning" (or null),"degraded"} and, after a source's policy ran, "retention".
+struct BackupAnswer {
+  std::string snapshot_id;  // 64 hex digits
+  std::string short_id;     // its first 8
+  uint64_t files = 0;
+  uint64_t files_read = 0;       // read and chunked
+  uint64_t files_unchanged = 0;  // taken from the parent snapshot
+  bool rehash = false;           // unchanged by content (--rehash), not by metadata
+  uint64_t files_changed_same_metadata = 0;
+  uint64_t files_reread = 0;               // changed while read, read again
+  uint64_t files_changed_during_read = 0;  // kept changing: stored as read
+  uint64_t directories = 0;
+  uint64_t bytes = 0;       // file bytes in the snapshot
+  uint64_t bytes_read = 0;  // read from disk
+  uint64_t new_bytes = 0;   // in new chunks
+  uint64_t sent_bytes = 0;  // to the peers, all copies or shards
+  uint64_t chunks = 0;
+  uint64_t new_chunks = 0;
+  double duration_seconds = 0;
+  uint32_t copies = 0;
+  std::optional<std::string> ec;  // "K+M" when erasure coded
+  uint32_t offsite = 0;
+  std::vector<std::string> warnings;  // raw bytes
+  std::vector<std::string> errors;    // files that could not be read; raw bytes
+  uint64_t chunks_below_target = 0;
+  std::optional<std::string> redundancy_warning;
+  bool degraded = false;
+  // What the source's retention policy forgot ({"forgot",...} or {"error"}); stays JSON here.
+  Json retention;
+};
+Json ToJson(const BackupAnswer& r);
+absl::Status FromJson(const Json& j, BackupAnswer* r);
+
+// The result of a restore job (`cairn restore --json`): {"snapshot_id","short_id","target" (raw
+// bytes),"files","directories","symlinks","hardlinks","bytes","duration_seconds","errors":[...]
+// (paths that could not be restored, with why; raw bytes)}.
+struct RestoreAnswer {
+  std::string snapshot_id;
+  std::string short_id;
+  std::string target;
+  uint64_t files = 0;
+  uint64_t directories = 0;
+  uint64_t symlinks = 0;
+  uint64_t hardlinks = 0;
+  uint64_t bytes = 0;
+  double duration_seconds = 0;
+  std::vector<std::string> errors;
+};
+Json ToJson(const RestoreAnswer& r);
+absl::Status FromJson(const Json& j, RestoreAnswer* r);
+
+// Parts of the check and repair results. Chunks below target for want of storage peers, by
+// target: {"target","chunks","message"}; chunks below target by the peer losses they survive:
+// {"peers","chunks","message"}.
+struct ShortfallInfo {
+  uint32_t target = 0;
+  uint64_t chunks = 0;
+  std::string message;
+};
+struct ToleranceInfo {
+  uint32_t peers = 0;
+  uint64_t chunks = 0;
+  std::string message;
+};
+Json ToJson(const ShortfallInfo& r);
+absl::Status FromJson(const Json& j, ShortfallInfo* r);
+Json ToJson(const ToleranceInfo& r);
+absl::Status FromJson(const Json& j, ToleranceInfo* r);
+
+// One snapshot's chunks in a check: {"id","short_id","chunks","at_target","below_target","lost"}.
+struct SnapshotCheck {
+  std::string id;
+  std::string short_id;
+  uint64_t chunks = 0;
+  uint64_t at_target = 0;
+  uint64_t below_target = 0;
+  uint64_t lost = 0;
+};
+Json ToJson(const SnapshotCheck& r);
+absl::Status FromJson(const Json& j, SnapshotCheck* r);
+// A chunk below target: {"chunk" (hex),"missing" (blobs)}.
+struct BelowTargetChunk {
+  std::string chunk;
+  uint32_t missing = 0;
+};
+Json ToJson(const BelowTargetChunk& r);
+absl::Status FromJson(const Json& j, BelowTargetChunk* r);
+// A blob a check read and found corrupt: {"chunk" (hex),"shard","peer","reason"}.
+struct CorruptBlobInfo {
+  std::string chunk;
+  uint32_t shard = 0;
+  uint64_t peer = 0;
+  std::string reason;
+};
+Json ToJson(const CorruptBlobInfo& r);
+absl::Status FromJson(const Json& j, CorruptBlobInfo* r);
+
+// The result of a check job (`cairn check --json`, docs/cli.md "Commands": check): {"healthy",
+// "chunks","at_target","below_target","without_offsite","lost","corrupt","blobs_read",
+// "bytes_read","snapshots":[...],"below_target_detail":[...] (at most 100),"storage_peers",
+// "short_of_peers":[...],"survives":[...],"corrupt_blobs":[...],"errors":[...]}.
+struct CheckAnswer {
+  bool healthy = false;
+  uint64_t chunks = 0;
+  uint64_t at_target = 0;
+  uint64_t below_target = 0;
+  uint64_t without_offsite = 0;  // of below_target: short of their off-site copies
+  uint64_t lost = 0;
+  uint64_t corrupt = 0;
+  uint64_t blobs_read = 0;  // --read-data
+  uint64_t bytes_read = 0;
+  std::vector<SnapshotCheck> snapshots;
+  std::vector<BelowTargetChunk> below_target_detail;
+  uint64_t storage_peers = 0;  // alive storage peers other than this one
+  std::vector<ShortfallInfo> short_of_peers;
+  std::vector<ToleranceInfo> survives;
+  std::vector<CorruptBlobInfo> corrupt_blobs;
+  std::vector<std::string> errors;
+};
+Json ToJson(const CheckAnswer& r);
+absl::Status FromJson(const Json& j, CheckAnswer* r);
+
+// The result of a repair job (`cairn repair --json`): {"chunks","repaired","blobs_written",
+// "bytes_sent","still_below_target","lost","storage_peers","short_of_peers":[...],
+// "unimprovable","survives":[...],"errors":[...],"errors_omitted"}.
+struct RepairAnswer {
+  uint64_t chunks = 0;
+  uint64_t repaired = 0;
+  uint64_t blobs_written = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t still_below_target = 0;
+  uint64_t lost = 0;
+  uint64_t storage_peers = 0;
+  std::vector<ShortfallInfo> short_of_peers;
+  uint64_t unimprovable = 0;  // below target as far as the alive peers allow
+  std::vector<ToleranceInfo> survives;
+  std::vector<std::string> errors;  // per chunk, the first 10
+  uint64_t errors_omitted = 0;      // chunks that failed beyond those
+};
+Json ToJson(const RepairAnswer& r);
+absl::Status FromJson(const Json& j, RepairAnswer* r);
+
 // GET /v1/status and `cairn status --json` (docs/cli.md "Commands": status): this peer as a
 // storage peer and as a home peer. Sizes in bytes, times in Unix ns unless said otherwise.
 

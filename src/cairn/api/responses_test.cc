@@ -225,6 +225,180 @@ TEST(HealthJsonTest, RoundTripAndShape) {
   EXPECT_FALSE(Decode<Health>(Json{{"ready", true}, {"problems", "x"}}).ok());
 }
 
+TEST(BackupAnswerJsonTest, RoundTripAndShape) {
+  BackupAnswer a;
+  a.snapshot_id = std::string(64, 'c');
+  a.short_id = std::string(8, 'c');
+  a.files = 10;
+  a.files_read = 4;
+  a.files_unchanged = 6;
+  a.files_reread = 1;
+  a.directories = 3;
+  a.bytes = 1000;
+  a.bytes_read = 400;
+  a.new_bytes = 300;
+  a.sent_bytes = 600;
+  a.chunks = 12;
+  a.new_chunks = 5;
+  a.duration_seconds = 1.25;
+  a.copies = 2;
+  a.ec = "4+2";
+  a.offsite = 1;
+  a.warnings = {"skipped /dev/x: a device"};
+  a.errors = {std::string("/home/caf\xe9: permission denied")};  // not UTF-8
+  a.chunks_below_target = 2;
+  a.redundancy_warning = "3 peers cannot hold 4+2 shards on distinct peers";
+  a.degraded = true;
+  a.retention = Json{{"forgot", Json::array()}};
+  Json j = ToJson(a);
+  for (const char* name : {"snapshot_id",
+                           "short_id",
+                           "files",
+                           "files_read",
+                           "files_unchanged",
+                           "rehash",
+                           "files_changed_same_metadata",
+                           "files_reread",
+                           "files_changed_during_read",
+                           "directories",
+                           "bytes",
+                           "bytes_read",
+                           "new_bytes",
+                           "sent_bytes",
+                           "chunks",
+                           "new_chunks",
+                           "duration_seconds",
+                           "copies",
+                           "ec",
+                           "offsite",
+                           "warnings",
+                           "errors",
+                           "chunks_below_target",
+                           "redundancy_warning",
+                           "degraded",
+                           "retention"}) {
+    EXPECT_TRUE(j.contains(name)) << name;
+  }
+  EXPECT_TRUE(j.contains("errors_base64"));
+  BackupAnswer back = RoundTrip(a);
+  EXPECT_EQ(back.errors, a.errors);
+  EXPECT_EQ(back.ec, a.ec);
+  EXPECT_EQ(back.redundancy_warning, a.redundancy_warning);
+  EXPECT_EQ(back.retention, a.retention);
+  EXPECT_EQ(ToJson(back), j);
+
+  BackupAnswer plain;
+  plain.snapshot_id = std::string(64, 'd');
+  Json pj = ToJson(plain);
+  EXPECT_TRUE(pj["ec"].is_null());
+  EXPECT_TRUE(pj["redundancy_warning"].is_null());
+  EXPECT_FALSE(pj.contains("retention"));
+  BackupAnswer plain_back = RoundTrip(plain);
+  EXPECT_FALSE(plain_back.ec.has_value());
+  pj.erase("short_id");
+  absl::StatusOr<BackupAnswer> derived = Decode<BackupAnswer>(pj);
+  ASSERT_TRUE(derived.ok()) << derived.status();
+  EXPECT_EQ(derived->short_id, std::string(8, 'd'));  // derived when absent
+
+  EXPECT_FALSE(Decode<BackupAnswer>(Json{{"files", 1}}).ok());  // no snapshot_id
+  Json bad = j;
+  bad["files"] = -1;
+  EXPECT_FALSE(Decode<BackupAnswer>(bad).ok());
+}
+
+TEST(RestoreAnswerJsonTest, RoundTripAndShape) {
+  RestoreAnswer r;
+  r.snapshot_id = std::string(64, 'e');
+  r.short_id = std::string(8, 'e');
+  r.target = std::string("/tmp/caf\xe9", 9);
+  r.files = 5;
+  r.directories = 2;
+  r.symlinks = 1;
+  r.hardlinks = 1;
+  r.bytes = 4096;
+  r.duration_seconds = 0.5;
+  r.errors = {"/tmp/x: chunk 3fa2c1d9 lost"};
+  Json j = ToJson(r);
+  EXPECT_TRUE(j.contains("target_base64"));
+  for (const char* name : {"snapshot_id", "short_id", "target", "files", "directories", "symlinks",
+                           "hardlinks", "bytes", "duration_seconds", "errors"}) {
+    EXPECT_TRUE(j.contains(name)) << name;
+  }
+  RestoreAnswer back = RoundTrip(r);
+  EXPECT_EQ(back.target, r.target);
+  EXPECT_EQ(back.errors, r.errors);
+  EXPECT_EQ(ToJson(back), j);
+  EXPECT_FALSE(Decode<RestoreAnswer>(Json{{"files", 1}}).ok());
+}
+
+TEST(CheckAnswerJsonTest, RoundTripAndShape) {
+  CheckAnswer c;
+  c.chunks = 10;
+  c.at_target = 7;
+  c.below_target = 2;
+  c.lost = 1;
+  c.corrupt = 1;
+  c.blobs_read = 20;
+  c.bytes_read = 1 << 20;
+  c.snapshots = {SnapshotCheck{std::string(64, 'a'), std::string(8, 'a'), 10, 7, 2, 1}};
+  c.below_target_detail = {BelowTargetChunk{std::string(64, 'b'), 1}};
+  c.storage_peers = 2;
+  c.short_of_peers = {ShortfallInfo{3, 2, "2 chunks below target: only 2 storage peers for 3"}};
+  c.survives = {ToleranceInfo{0, 2, "2 chunks below target survive 0 lost peers"}};
+  c.corrupt_blobs = {CorruptBlobInfo{std::string(64, 'c'), 1, 4, "checksum mismatch"}};
+  c.errors = {"snapshot 3fa2c1d9: tree unreadable"};
+  Json j = ToJson(c);
+  for (const char* name :
+       {"healthy", "chunks", "at_target", "below_target", "without_offsite", "lost", "corrupt",
+        "blobs_read", "bytes_read", "snapshots", "below_target_detail", "storage_peers",
+        "short_of_peers", "survives", "corrupt_blobs", "errors"}) {
+    EXPECT_TRUE(j.contains(name)) << name;
+  }
+  EXPECT_EQ(j["corrupt_blobs"][0]["peer"], 4);
+  EXPECT_EQ(j["short_of_peers"][0]["target"], 3);
+  CheckAnswer back = RoundTrip(c);
+  ASSERT_EQ(back.snapshots.size(), 1u);
+  EXPECT_EQ(back.snapshots[0].lost, 1u);
+  ASSERT_EQ(back.corrupt_blobs.size(), 1u);
+  EXPECT_EQ(back.corrupt_blobs[0].reason, "checksum mismatch");
+  EXPECT_EQ(back.errors, c.errors);
+  EXPECT_EQ(ToJson(back), j);
+  // An error that is not a string is refused instead of crashing the CLI.
+  Json bad = j;
+  bad["errors"] = Json::array({1});
+  EXPECT_FALSE(Decode<CheckAnswer>(bad).ok());
+  bad = j;
+  bad["snapshots"][0].erase("id");
+  EXPECT_FALSE(Decode<CheckAnswer>(bad).ok());
+  EXPECT_FALSE(Decode<CheckAnswer>(Json::array()).ok());
+}
+
+TEST(RepairAnswerJsonTest, RoundTripAndShape) {
+  RepairAnswer r;
+  r.chunks = 10;
+  r.repaired = 3;
+  r.blobs_written = 3;
+  r.bytes_sent = 3000;
+  r.still_below_target = 1;
+  r.storage_peers = 2;
+  r.unimprovable = 1;
+  r.survives = {ToleranceInfo{1, 1, "1 chunk below target survives any 1 lost peer"}};
+  r.errors = {"chunk 3fa2c1d9: no holder answered"};
+  r.errors_omitted = 4;
+  Json j = ToJson(r);
+  for (const char* name : {"chunks", "repaired", "blobs_written", "bytes_sent",
+                           "still_below_target", "lost", "storage_peers", "short_of_peers",
+                           "unimprovable", "survives", "errors", "errors_omitted"}) {
+    EXPECT_TRUE(j.contains(name)) << name;
+  }
+  RepairAnswer back = RoundTrip(r);
+  EXPECT_EQ(back.errors_omitted, 4u);
+  ASSERT_EQ(back.survives.size(), 1u);
+  EXPECT_EQ(back.survives[0].message, r.survives[0].message);
+  EXPECT_EQ(ToJson(back), j);
+  EXPECT_FALSE(Decode<RepairAnswer>(Json{{"repaired", 1}}).ok());  // no chunks
+}
+
 TEST(PeerStatusJsonTest, RoundTripAndShape) {
   PeerStatus st;
   st.peer_id = 4;

@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "cairn/api/json_paths.h"
 #include "cairn/api/requests.h"
+#include "cairn/api/responses.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
 #include "cairn/cli/commands.h"
@@ -27,61 +28,52 @@ struct BackupFlags {
   bool rehash = false;
 };
 
-void PrintSummary(const nlohmann::json& r) {
-  uint64_t copies = U64(r, "copies");
-  std::string redundancy = absl::StrCat(copies, copies == 1 ? " copy" : " copies");
-  if (r.contains("ec") && r["ec"].is_string()) {
-    redundancy = absl::StrCat(r["ec"].get<std::string>(), " erasure coded, small chunks ", copies,
-                              " copies");
+void PrintSummary(const api::BackupAnswer& r) {
+  std::string redundancy = absl::StrCat(r.copies, r.copies == 1 ? " copy" : " copies");
+  if (r.ec) {
+    redundancy = absl::StrCat(*r.ec, " erasure coded, small chunks ", r.copies, " copies");
   }
-  if (uint64_t offsite = U64(r, "offsite"); offsite > 0) {
-    absl::StrAppend(&redundancy, ", ", offsite, " off-site");
-  }
-  std::cout << "snapshot " << Str(r, "short_id") << " saved\n"
-            << "files:      " << U64(r, "files") << " (" << U64(r, "files_read") << " read, "
-            << U64(r, "files_unchanged")
-            << (Bool(r, "rehash") ? " unchanged by content)\n" : " unchanged)\n");
-  if (uint64_t reread = U64(r, "files_reread"); reread > 0) {
-    uint64_t flagged = U64(r, "files_changed_during_read");
-    std::cout << "re-read:    " << reread << (reread == 1 ? " file" : " files")
+  if (r.offsite > 0) absl::StrAppend(&redundancy, ", ", r.offsite, " off-site");
+  std::cout << "snapshot " << r.short_id << " saved\n"
+            << "files:      " << r.files << " (" << r.files_read << " read, " << r.files_unchanged
+            << (r.rehash ? " unchanged by content)\n" : " unchanged)\n");
+  if (r.files_reread > 0) {
+    std::cout << "re-read:    " << r.files_reread << (r.files_reread == 1 ? " file" : " files")
               << " changed while being read";
-    if (flagged > 0) std::cout << " (" << flagged << " kept changing: stored as read)";
+    if (r.files_changed_during_read > 0) {
+      std::cout << " (" << r.files_changed_during_read << " kept changing: stored as read)";
+    }
     std::cout << "\n";
   }
-  if (uint64_t silent = U64(r, "files_changed_same_metadata"); silent > 0) {
+  if (const uint64_t silent = r.files_changed_same_metadata; silent > 0) {
     std::cout << "rehash:     " << silent << (silent == 1 ? " file" : " files")
               << " changed with size, mtime, ctime and inode unchanged\n";
   }
-  std::cout << "bytes read: " << FormatSize(U64(r, "bytes_read")) << "\n"
-            << "new data:   " << FormatSize(U64(r, "new_bytes")) << " in " << U64(r, "new_chunks")
-            << " new chunks (of " << U64(r, "chunks") << " chunks)\n"
-            << "sent:       " << FormatSize(U64(r, "sent_bytes")) << " (" << redundancy << ")\n"
-            << "duration:   " << FormatSeconds(Double(r, "duration_seconds")) << " ("
-            << FormatRate(U64(r, "bytes_read"), Double(r, "duration_seconds")) << ")" << std::endl;
+  std::cout << "bytes read: " << FormatSize(r.bytes_read) << "\n"
+            << "new data:   " << FormatSize(r.new_bytes) << " in " << r.new_chunks
+            << " new chunks (of " << r.chunks << " chunks)\n"
+            << "sent:       " << FormatSize(r.sent_bytes) << " (" << redundancy << ")\n"
+            << "duration:   " << FormatSeconds(r.duration_seconds) << " ("
+            << FormatRate(r.bytes_read, r.duration_seconds) << ")" << std::endl;
 }
 
 // Warnings, errors and the degraded line go to stderr (stdout stays the summary or JSON).
-int ReportProblems(const nlohmann::json& r) {
-  if (r.contains("redundancy_warning") && r["redundancy_warning"].is_string()) {
-    std::cerr << "warning: " << r["redundancy_warning"].get<std::string>() << "\n";
-  }
-  for (const std::string& w : RawArray(r, "warnings")) std::cerr << "warning: " << w << "\n";
-  std::vector<std::string> errors = RawArray(r, "errors");
-  for (const std::string& e : errors) std::cerr << "error: " << e << "\n";
-  uint64_t below = U64(r, "chunks_below_target");
-  if (!Bool(r, "degraded") && below == 0 && errors.empty()) return kExitOk;
+int ReportProblems(const api::BackupAnswer& r) {
+  if (r.redundancy_warning) std::cerr << "warning: " << *r.redundancy_warning << "\n";
+  for (const std::string& w : r.warnings) std::cerr << "warning: " << w << "\n";
+  for (const std::string& e : r.errors) std::cerr << "error: " << e << "\n";
+  const uint64_t below = r.chunks_below_target;
+  if (!r.degraded && below == 0 && r.errors.empty()) return kExitOk;
   std::vector<std::string> parts;
   if (below > 0) {
-    std::string target = absl::StrCat(U64(r, "copies"), " copies");
-    if (r.contains("ec") && r["ec"].is_string()) {
-      target = r["ec"].get<std::string>() + " shards on distinct peers";
-    }
+    std::string target = absl::StrCat(r.copies, " copies");
+    if (r.ec) target = *r.ec + " shards on distinct peers";
     parts.push_back(absl::StrCat(below, below == 1 ? " chunk" : " chunks", " below ", target));
   }
-  if (!errors.empty()) {
-    parts.push_back(absl::StrCat(errors.size(), errors.size() == 1 ? " file" : " files",
-                                 " unreadable: ", errors.front(),
-                                 errors.size() > 1 ? ", ..." : ""));
+  if (!r.errors.empty()) {
+    parts.push_back(absl::StrCat(r.errors.size(), r.errors.size() == 1 ? " file" : " files",
+                                 " unreadable: ", r.errors.front(),
+                                 r.errors.size() > 1 ? ", ..." : ""));
   }
   if (parts.empty()) parts.push_back("some data is below its target redundancy");
   std::cerr << "degraded: " << absl::StrJoin(parts, "; ") << std::endl;
@@ -115,12 +107,14 @@ int RunBackup(const GlobalOptions& global, const BackupFlags& f) {
   absl::StatusOr<nlohmann::json> job = WaitForJob(**api, job_id, &bar);
   if (!job.ok()) return PrintError(Annotate(job.status(), "backup failed"));
   const nlohmann::json& result = (*job)["result"];
+  absl::StatusOr<api::BackupAnswer> answer = api::Decode<api::BackupAnswer>(result);
+  if (!answer.ok()) return PrintError(Annotate(answer.status(), "backup result"));
   if (global.json) {
     PrintJson(result);
   } else {
-    PrintSummary(result);
+    PrintSummary(*answer);
   }
-  return ReportProblems(result);
+  return ReportProblems(*answer);
 }
 
 }  // namespace

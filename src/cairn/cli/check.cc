@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "cairn/api/requests.h"
+#include "cairn/api/responses.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
 #include "cairn/cli/commands.h"
@@ -43,12 +44,11 @@ absl::StatusOr<nlohmann::json> RunJob(const GlobalOptions& global, const std::st
 }
 
 // The chunks below target for want of storage peers, one line per target; returns how many.
-uint64_t PrintShortfalls(const nlohmann::json& r) {
+uint64_t PrintShortfalls(const std::vector<api::ShortfallInfo>& shortfalls) {
   uint64_t chunks = 0;
-  if (!r.contains("short_of_peers") || !r["short_of_peers"].is_array()) return 0;
-  for (const auto& s : r["short_of_peers"]) {
-    chunks += U64(s, "chunks");
-    std::cerr << "degraded: " << Str(s, "message")
+  for (const api::ShortfallInfo& s : shortfalls) {
+    chunks += s.chunks;
+    std::cerr << "degraded: " << s.message
               << " (they reach it when more peers join; lower the target with `cairn forget` "
                  "of the snapshots that ask for it)\n";
   }
@@ -57,9 +57,8 @@ uint64_t PrintShortfalls(const nlohmann::json& r) {
 
 // What the chunks below target survive (docs/operations.md "When the cluster is too small"):
 // "degraded: N chunks below target survive any P lost peers", one line per P.
-void PrintTolerance(const nlohmann::json& r) {
-  if (!r.contains("survives") || !r["survives"].is_array()) return;
-  for (const auto& t : r["survives"]) std::cerr << "degraded: " << Str(t, "message") << "\n";
+void PrintTolerance(const std::vector<api::ToleranceInfo>& survives) {
+  for (const api::ToleranceInfo& t : survives) std::cerr << "degraded: " << t.message << "\n";
 }
 
 int ExitFor(uint64_t below, uint64_t lost) {
@@ -69,44 +68,46 @@ int ExitFor(uint64_t below, uint64_t lost) {
 }
 
 int RunCheck(const GlobalOptions& global, const CheckFlags& f) {
-  auto r = RunJob(global, "/v1/check", f);
-  if (!r.ok()) {
-    if (absl::IsInvalidArgument(r.status()) && !f.subset.empty())
-      return PrintUsageError(std::string(r.status().message()));
-    return PrintError(Annotate(r.status(), "check failed"));
+  auto result = RunJob(global, "/v1/check", f);
+  if (!result.ok()) {
+    if (absl::IsInvalidArgument(result.status()) && !f.subset.empty())
+      return PrintUsageError(std::string(result.status().message()));
+    return PrintError(Annotate(result.status(), "check failed"));
   }
-  uint64_t below = U64(*r, "below_target"), lost = U64(*r, "lost");
+  absl::StatusOr<api::CheckAnswer> answer = api::Decode<api::CheckAnswer>(*result);
+  if (!answer.ok()) return PrintError(Annotate(answer.status(), "check result"));
+  const api::CheckAnswer& r = *answer;
+  const uint64_t below = r.below_target, lost = r.lost;
   if (global.json) {
-    PrintJson(*r);
+    PrintJson(*result);
   } else {
-    for (const auto& s : (*r)["snapshots"]) {
-      std::cout << "snapshot " << Str(s, "short_id") << ": " << U64(s, "chunks") << " chunks, "
-                << U64(s, "at_target") << " at target, " << U64(s, "below_target")
-                << " below target, " << U64(s, "lost") << " lost\n";
+    for (const api::SnapshotCheck& s : r.snapshots) {
+      std::cout << "snapshot " << s.short_id << ": " << s.chunks << " chunks, " << s.at_target
+                << " at target, " << s.below_target << " below target, " << s.lost << " lost\n";
     }
-    std::cout << "total: " << U64(*r, "chunks") << " chunks, " << U64(*r, "at_target")
-              << " at target, " << below << " below target, " << lost << " lost";
+    std::cout << "total: " << r.chunks << " chunks, " << r.at_target << " at target, " << below
+              << " below target, " << lost << " lost";
     if (f.read_data || !f.subset.empty()) {
-      std::cout << "; read " << U64(*r, "blobs_read") << " blobs ("
-                << FormatSize(U64(*r, "bytes_read")) << "), " << U64(*r, "corrupt") << " corrupt";
+      std::cout << "; read " << r.blobs_read << " blobs (" << FormatSize(r.bytes_read) << "), "
+                << r.corrupt << " corrupt";
     }
     std::cout << std::endl;
     // docs/operations.md "Sites and off-site copies".
-    if (uint64_t n = U64(*r, "without_offsite"); n > 0) {
+    if (const uint64_t n = r.without_offsite; n > 0) {
       std::cout << n << (n == 1 ? " chunk" : " chunks") << " without their off-site copy\n";
     }
-    for (const auto& d : (*r)["corrupt_blobs"]) {
-      std::cerr << "corrupt: chunk " << Str(d, "chunk").substr(0, 8) << " shard " << U64(d, "shard")
-                << " on peer " << U64(d, "peer") << ": " << Str(d, "reason") << "\n";
+    for (const api::CorruptBlobInfo& d : r.corrupt_blobs) {
+      std::cerr << "corrupt: chunk " << d.chunk.substr(0, 8) << " shard " << d.shard << " on peer "
+                << d.peer << ": " << d.reason << "\n";
     }
   }
-  for (const auto& e : (*r)["errors"]) std::cerr << "error: " << e.get<std::string>() << "\n";
+  for (const std::string& e : r.errors) std::cerr << "error: " << e << "\n";
   if (lost > 0) {
     std::cerr << "data lost: " << lost << " chunks have no readable copy (or fewer than k shards)"
               << std::endl;
   } else if (below > 0) {
-    PrintTolerance(*r);
-    const uint64_t short_of_peers = PrintShortfalls(*r);
+    PrintTolerance(r.survives);
+    const uint64_t short_of_peers = PrintShortfalls(r.short_of_peers);
     if (below > short_of_peers) {
       std::cerr << "degraded: " << below - short_of_peers
                 << " chunks below target redundancy (`cairn repair` rebuilds them; the peer "
@@ -114,36 +115,39 @@ int RunCheck(const GlobalOptions& global, const CheckFlags& f) {
                 << std::endl;
     }
   }
-  if (!(*r)["errors"].empty() && lost == 0) return kExitError;
+  if (!r.errors.empty() && lost == 0) return kExitError;
   return ExitFor(below, lost);
 }
 
 int RunRepair(const GlobalOptions& global, const CheckFlags& f) {
-  auto r = RunJob(global, "/v1/repair", f);
-  if (!r.ok()) {
-    if (absl::IsInvalidArgument(r.status()) && !f.subset.empty())
-      return PrintUsageError(std::string(r.status().message()));
-    return PrintError(Annotate(r.status(), "repair failed"));
+  auto result = RunJob(global, "/v1/repair", f);
+  if (!result.ok()) {
+    if (absl::IsInvalidArgument(result.status()) && !f.subset.empty())
+      return PrintUsageError(std::string(result.status().message()));
+    return PrintError(Annotate(result.status(), "repair failed"));
   }
-  uint64_t below = U64(*r, "still_below_target"), lost = U64(*r, "lost");
+  absl::StatusOr<api::RepairAnswer> answer = api::Decode<api::RepairAnswer>(*result);
+  if (!answer.ok()) return PrintError(Annotate(answer.status(), "repair result"));
+  const api::RepairAnswer& r = *answer;
+  const uint64_t below = r.still_below_target, lost = r.lost;
   if (global.json) {
-    PrintJson(*r);
+    PrintJson(*result);
   } else {
-    std::cout << "repair: " << U64(*r, "chunks") << " chunks checked, " << U64(*r, "repaired")
-              << " repaired (" << U64(*r, "blobs_written") << " blobs, "
-              << FormatSize(U64(*r, "bytes_sent")) << " sent), " << below << " still below target";
-    if (uint64_t stuck = U64(*r, "unimprovable"); stuck > 0) {
-      std::cout << " (" << stuck << " as far as the alive peers allow)";
+    std::cout << "repair: " << r.chunks << " chunks checked, " << r.repaired << " repaired ("
+              << r.blobs_written << " blobs, " << FormatSize(r.bytes_sent) << " sent), " << below
+              << " still below target";
+    if (r.unimprovable > 0) {
+      std::cout << " (" << r.unimprovable << " as far as the alive peers allow)";
     }
     std::cout << ", " << lost << " lost" << std::endl;
   }
-  for (const auto& e : (*r)["errors"]) std::cerr << "error: " << e.get<std::string>() << "\n";
-  if (uint64_t omitted = U64(*r, "errors_omitted"); omitted > 0) {
-    std::cerr << "error: " << omitted << " more chunks could not be repaired\n";
+  for (const std::string& e : r.errors) std::cerr << "error: " << e << "\n";
+  if (r.errors_omitted > 0) {
+    std::cerr << "error: " << r.errors_omitted << " more chunks could not be repaired\n";
   }
   if (below > 0 && lost == 0) {
-    PrintTolerance(*r);
-    PrintShortfalls(*r);
+    PrintTolerance(r.survives);
+    PrintShortfalls(r.short_of_peers);
   }
   return ExitFor(below, lost);
 }

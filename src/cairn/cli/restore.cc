@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "cairn/api/json_paths.h"
 #include "cairn/api/requests.h"
+#include "cairn/api/responses.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
 #include "cairn/cli/commands.h"
@@ -63,24 +64,25 @@ int RunRestore(const GlobalOptions& global, const RestoreFlags& f) {
   ProgressBar bar(!global.json && ProgressBar::StderrIsTerminal());
   absl::StatusOr<nlohmann::json> job = WaitForJob(**api, job_id, &bar);
   if (!job.ok()) return PrintError(Annotate(job.status(), "restore failed"));
-  const nlohmann::json& r = (*job)["result"];
+  const nlohmann::json& result = (*job)["result"];
+  absl::StatusOr<api::RestoreAnswer> answer = api::Decode<api::RestoreAnswer>(result);
+  if (!answer.ok()) return PrintError(Annotate(answer.status(), "restore result"));
+  const api::RestoreAnswer& r = *answer;
   if (global.json) {
-    PrintJson(r);
+    PrintJson(result);
   } else {
-    double seconds = Double(r, "duration_seconds");
-    std::cout << "restored " << U64(r, "files") << " files, " << U64(r, "directories") << " dirs, "
-              << U64(r, "symlinks") << " symlinks, " << U64(r, "hardlinks") << " hard links, "
-              << FormatSize(U64(r, "bytes")) << " in " << FormatSeconds(seconds) << " ("
-              << FormatRate(U64(r, "bytes"), seconds) << ") to " << target << std::endl;
+    std::cout << "restored " << r.files << " files, " << r.directories << " dirs, " << r.symlinks
+              << " symlinks, " << r.hardlinks << " hard links, " << FormatSize(r.bytes) << " in "
+              << FormatSeconds(r.duration_seconds) << " ("
+              << FormatRate(r.bytes, r.duration_seconds) << ") to " << target << std::endl;
     if (at_ns) {
-      std::cout << "from snapshot " << Str(r, "short_id") << ", the newest at or before "
+      std::cout << "from snapshot " << r.short_id << ", the newest at or before "
                 << FormatLocalTime(*at_ns) << " holding " << path << std::endl;
     }
   }
-  std::vector<std::string> errors = RawArray(r, "errors");
-  if (errors.empty()) return kExitOk;
-  for (const std::string& e : errors) std::cerr << "error: " << e << "\n";
-  std::cerr << "degraded: " << errors.size() << (errors.size() == 1 ? " path" : " paths")
+  if (r.errors.empty()) return kExitOk;
+  for (const std::string& e : r.errors) std::cerr << "error: " << e << "\n";
+  std::cerr << "degraded: " << r.errors.size() << (r.errors.size() == 1 ? " path" : " paths")
             << " could not be restored" << std::endl;
   return kExitDegraded;
 }

@@ -20,6 +20,7 @@
 #include "absl/strings/str_join.h"
 #include "cairn/api/json_paths.h"
 #include "cairn/api/requests.h"
+#include "cairn/api/responses.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
 #include "cairn/cli/commands.h"
@@ -74,18 +75,24 @@ class StopSignals {
 
 std::string Now() { return FormatLocalTime(env::RealClock::Default()->NowNanos()); }
 
-void PrintSnapshot(const GlobalOptions& global, const nlohmann::json& r) {
+void PrintSnapshot(const GlobalOptions& global, const nlohmann::json& result) {
   if (global.json) {
-    std::cout << api::DumpJson(r) << std::endl;  // one object per line
+    std::cout << api::DumpJson(result) << std::endl;  // one object per line
     return;
   }
-  std::cout << Now() << "  snapshot " << Str(r, "short_id") << " saved: " << U64(r, "files")
-            << " files (" << U64(r, "files_read") << " read), " << FormatSize(U64(r, "new_bytes"))
-            << " new, " << FormatSeconds(Double(r, "duration_seconds")) << std::endl;
-  for (const std::string& e : RawArray(r, "errors")) std::cerr << "error: " << e << "\n";
-  if (Bool(r, "degraded")) {
-    std::cerr << "degraded: " << U64(r, "chunks_below_target")
-              << " chunks below their target redundancy" << std::endl;
+  absl::StatusOr<api::BackupAnswer> answer = api::Decode<api::BackupAnswer>(result);
+  if (!answer.ok()) {
+    std::cerr << Now() << "  backup result: " << answer.status().message() << std::endl;
+    return;
+  }
+  const api::BackupAnswer& r = *answer;
+  std::cout << Now() << "  snapshot " << r.short_id << " saved: " << r.files << " files ("
+            << r.files_read << " read), " << FormatSize(r.new_bytes) << " new, "
+            << FormatSeconds(r.duration_seconds) << std::endl;
+  for (const std::string& e : r.errors) std::cerr << "error: " << e << "\n";
+  if (r.degraded) {
+    std::cerr << "degraded: " << r.chunks_below_target << " chunks below their target redundancy"
+              << std::endl;
   }
 }
 

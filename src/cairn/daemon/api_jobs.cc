@@ -33,82 +33,67 @@ Json RestoreProgressJson(const engine::RestoreProgress& p) {
               {"bytes_done", p.bytes_done.load()}};
 }
 
-Json RestoreResultJson(const engine::RestoreResult& r, const ports::SnapshotRecord& snapshot,
-                       const std::string& target) {
-  Json j;
-  j["snapshot_id"] = snapshot.id.Hex();
-  j["short_id"] = snapshot.id.ShortHex();
-  api::SetPathField(j, "target", target);
-  j["files"] = r.files;
-  j["directories"] = r.directories;
-  j["symlinks"] = r.symlinks;
-  j["hardlinks"] = r.hardlinks;
-  j["bytes"] = r.bytes;
-  j["duration_seconds"] = r.seconds;
-  api::SetPathArray(j, "errors", r.errors);
-  return j;
+api::RestoreAnswer RestoreAnswerOf(const engine::RestoreResult& r,
+                                   const ports::SnapshotRecord& snapshot,
+                                   const std::string& target) {
+  api::RestoreAnswer a;
+  a.snapshot_id = snapshot.id.Hex();
+  a.short_id = snapshot.id.ShortHex();
+  a.target = target;
+  a.files = r.files;
+  a.directories = r.directories;
+  a.symlinks = r.symlinks;
+  a.hardlinks = r.hardlinks;
+  a.bytes = r.bytes;
+  a.duration_seconds = r.seconds;
+  a.errors = r.errors;
+  return a;
 }
 
-// [{"target","chunks","message"}]: chunks below target for want of storage peers.
-Json ShortfallJson(const std::vector<engine::PeerShortfall>& shortfalls, uint64_t storage_peers) {
+// Chunks below target for want of storage peers, with the sentence that says so.
+std::vector<api::ShortfallInfo> Shortfalls(const std::vector<engine::PeerShortfall>& shortfalls,
+                                           uint64_t storage_peers) {
   std::vector<std::string> messages = engine::DescribeShortfalls(shortfalls, storage_peers);
-  Json out = Json::array();
+  std::vector<api::ShortfallInfo> out;
   for (size_t i = 0; i < shortfalls.size(); ++i) {
-    out.push_back({{"target", shortfalls[i].target},
-                   {"chunks", shortfalls[i].chunks},
-                   {"message", messages[i]}});
+    out.push_back({shortfalls[i].target, shortfalls[i].chunks, messages[i]});
   }
   return out;
 }
 
-Json ToleranceJson(const std::vector<engine::Tolerance>& tolerance) {
+std::vector<api::ToleranceInfo> Tolerances(const std::vector<engine::Tolerance>& tolerance) {
   std::vector<std::string> messages = engine::DescribeTolerance(tolerance);
-  Json out = Json::array();
+  std::vector<api::ToleranceInfo> out;
   for (size_t i = 0; i < tolerance.size(); ++i) {
-    out.push_back(
-        {{"peers", tolerance[i].peers}, {"chunks", tolerance[i].chunks}, {"message", messages[i]}});
+    out.push_back({tolerance[i].peers, tolerance[i].chunks, messages[i]});
   }
   return out;
 }
 
-Json CheckReportJson(const engine::CheckReport& r) {
-  Json snaps = Json::array();
+api::CheckAnswer CheckAnswerOf(const engine::CheckReport& r) {
+  api::CheckAnswer a;
+  a.healthy = r.healthy();
+  a.chunks = r.chunks;
+  a.at_target = r.at_target;
+  a.below_target = r.below_target;
+  a.without_offsite = r.without_offsite;
+  a.lost = r.lost;
+  a.corrupt = r.corrupt;
+  a.blobs_read = r.blobs_read;
+  a.bytes_read = r.bytes_read;
   for (const auto& s : r.snapshots) {
-    snaps.push_back({{"id", s.id.Hex()},
-                     {"short_id", s.id.ShortHex()},
-                     {"chunks", s.chunks},
-                     {"at_target", s.at_target},
-                     {"below_target", s.below_target},
-                     {"lost", s.lost}});
+    a.snapshots.push_back(
+        {s.id.Hex(), s.id.ShortHex(), s.chunks, s.at_target, s.below_target, s.lost});
   }
-  Json below = Json::array();
   for (const auto& [id, missing] : r.below_detail)
-    below.push_back({{"chunk", id.Hex()}, {"missing", missing}});
-  Json damaged = Json::array();
-  for (const auto& d : r.damaged) {
-    damaged.push_back({{"chunk", d.chunk.Hex()},
-                       {"shard", d.shard},
-                       {"peer", d.peer},
-                       {"reason", api::SanitizeUtf8(d.reason)}});
-  }
-  Json errors = Json::array();
-  for (const auto& e : r.errors) errors.push_back(api::SanitizeUtf8(e));
-  return Json{{"healthy", r.healthy()},
-              {"chunks", r.chunks},
-              {"at_target", r.at_target},
-              {"below_target", r.below_target},
-              {"without_offsite", r.without_offsite},
-              {"lost", r.lost},
-              {"corrupt", r.corrupt},
-              {"blobs_read", r.blobs_read},
-              {"bytes_read", r.bytes_read},
-              {"snapshots", snaps},
-              {"below_target_detail", below},
-              {"storage_peers", r.storage_peers},
-              {"short_of_peers", ShortfallJson(r.short_of_peers, r.storage_peers)},
-              {"survives", ToleranceJson(r.survives)},
-              {"corrupt_blobs", damaged},
-              {"errors", errors}};
+    a.below_target_detail.push_back({id.Hex(), missing});
+  a.storage_peers = r.storage_peers;
+  a.short_of_peers = Shortfalls(r.short_of_peers, r.storage_peers);
+  a.survives = Tolerances(r.survives);
+  for (const auto& d : r.damaged)
+    a.corrupt_blobs.push_back({d.chunk.Hex(), d.shard, d.peer, d.reason});
+  a.errors = r.errors;
+  return a;
 }
 
 }  // namespace
@@ -119,21 +104,21 @@ Json CheckProgressJson(const engine::CheckProgress& p) {
               {"bytes_done", p.bytes_read.load()}};
 }
 
-Json RepairReportJson(const engine::RepairReport& r) {
-  Json errors = Json::array();
-  for (const auto& e : r.errors) errors.push_back(api::SanitizeUtf8(e));
-  return Json{{"chunks", r.chunks},
-              {"repaired", r.repaired},
-              {"blobs_written", r.blobs_written},
-              {"bytes_sent", r.bytes_sent},
-              {"still_below_target", r.still_below_target},
-              {"lost", r.lost},
-              {"storage_peers", r.storage_peers},
-              {"short_of_peers", ShortfallJson(r.short_of_peers, r.storage_peers)},
-              {"unimprovable", r.unimprovable},
-              {"survives", ToleranceJson(r.survives)},
-              {"errors", errors},
-              {"errors_omitted", r.errors_omitted}};
+api::RepairAnswer RepairAnswerOf(const engine::RepairReport& r) {
+  api::RepairAnswer a;
+  a.chunks = r.chunks;
+  a.repaired = r.repaired;
+  a.blobs_written = r.blobs_written;
+  a.bytes_sent = r.bytes_sent;
+  a.still_below_target = r.still_below_target;
+  a.lost = r.lost;
+  a.storage_peers = r.storage_peers;
+  a.short_of_peers = Shortfalls(r.short_of_peers, r.storage_peers);
+  a.unimprovable = r.unimprovable;
+  a.survives = Tolerances(r.survives);
+  a.errors = r.errors;
+  a.errors_omitted = r.errors_omitted;
+  return a;
 }
 
 std::vector<ApiRoute> JobsApi::Routes() {
@@ -196,7 +181,7 @@ absl::StatusOr<std::string> JobsApi::StartRestore(const api::RestoreRequest& req
     }
     spdlog::info("restore of snapshot {} done ({} files, {} errors)", record.id.ShortHex(),
                  result->files, result->errors.size());
-    return RestoreResultJson(*result, record, options.target);
+    return api::ToJson(RestoreAnswerOf(*result, record, options.target));
   };
   return ctx_.jobs->Start(JobKind::kRestore, /*exclusive=*/false, std::move(fns));
 }
@@ -240,7 +225,7 @@ absl::StatusOr<std::string> JobsApi::StartCheck(const api::CheckRequest& request
       spdlog::warn("check: {}", m);
     }
     if (report->below_target > 0 && request_repair) request_repair();
-    return CheckReportJson(*report);
+    return api::ToJson(CheckAnswerOf(*report));
   };
   return ctx_.jobs->Start(JobKind::kCheck, /*exclusive=*/false, std::move(fns));
 }

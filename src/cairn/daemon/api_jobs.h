@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "cairn/api/requests.h"
+#include "cairn/api/responses.h"
 #include "cairn/daemon/api_context.h"
 #include "cairn/daemon/api_routes.h"
 #include "nlohmann/json.hpp"
@@ -25,10 +26,10 @@ struct RepairReport;
 
 namespace cairn::daemon {
 
-// The progress of a check or repair job and a repair's result, as GET /v1/jobs/ID shows them
+// The progress of a check or repair job (as GET /v1/jobs/ID shows it) and a repair's result
 // (the daemon's repairs, api_context.h start_repair, report with these too).
 nlohmann::json CheckProgressJson(const engine::CheckProgress& progress);
-nlohmann::json RepairReportJson(const engine::RepairReport& report);
+api::RepairAnswer RepairAnswerOf(const engine::RepairReport& report);
 
 class JobsApi {
  public:

@@ -105,37 +105,35 @@ Json BackupProgressJson(const engine::BackupProgress& p) {
               {"files_changed_during_read", p.files_changed_during_read.load()}};
 }
 
-Json BackupResultJson(const engine::BackupResult& r) {
+api::BackupAnswer BackupAnswerOf(const engine::BackupResult& r) {
   const format::SnapshotStats& st = r.snapshot.stats;
-  Json j;
-  j["snapshot_id"] = r.snapshot_id.Hex();
-  j["short_id"] = r.snapshot_id.ShortHex();
-  j["files"] = st.files;
-  j["files_read"] = r.files_read;
-  j["files_unchanged"] = r.files_unchanged;
-  j["rehash"] = r.rehash;
-  j["files_changed_same_metadata"] = r.files_changed_same_metadata;
-  j["files_reread"] = r.files_reread;
-  j["files_changed_during_read"] = r.files_changed_during_read;
-  j["directories"] = st.directories;
-  j["bytes"] = st.bytes;
-  j["bytes_read"] = r.bytes_read;
-  j["new_bytes"] = st.new_bytes;
-  j["sent_bytes"] = st.sent_bytes;
-  j["chunks"] = st.chunks;
-  j["new_chunks"] = st.new_chunks;
-  j["duration_seconds"] = r.seconds;
-  j["copies"] = r.snapshot.copies;
-  j["ec"] = r.snapshot.ec_k > 0 ? Json(absl::StrCat(r.snapshot.ec_k, "+", r.snapshot.ec_m))
-                                : Json(nullptr);
-  j["offsite"] = r.offsite;
-  api::SetPathArray(j, "warnings", r.warnings);
-  api::SetPathArray(j, "errors", r.errors);
-  j["chunks_below_target"] = r.chunks_below_target;
-  j["redundancy_warning"] =
-      r.redundancy_warning.empty() ? Json(nullptr) : Json(api::SanitizeUtf8(r.redundancy_warning));
-  j["degraded"] = r.degraded();
-  return j;
+  api::BackupAnswer a;
+  a.snapshot_id = r.snapshot_id.Hex();
+  a.short_id = r.snapshot_id.ShortHex();
+  a.files = st.files;
+  a.files_read = r.files_read;
+  a.files_unchanged = r.files_unchanged;
+  a.rehash = r.rehash;
+  a.files_changed_same_metadata = r.files_changed_same_metadata;
+  a.files_reread = r.files_reread;
+  a.files_changed_during_read = r.files_changed_during_read;
+  a.directories = st.directories;
+  a.bytes = st.bytes;
+  a.bytes_read = r.bytes_read;
+  a.new_bytes = st.new_bytes;
+  a.sent_bytes = st.sent_bytes;
+  a.chunks = st.chunks;
+  a.new_chunks = st.new_chunks;
+  a.duration_seconds = r.seconds;
+  a.copies = r.snapshot.copies;
+  if (r.snapshot.ec_k > 0) a.ec = absl::StrCat(r.snapshot.ec_k, "+", r.snapshot.ec_m);
+  a.offsite = r.offsite;
+  a.warnings = r.warnings;
+  a.errors = r.errors;
+  a.chunks_below_target = r.chunks_below_target;
+  if (!r.redundancy_warning.empty()) a.redundancy_warning = r.redundancy_warning;
+  a.degraded = r.degraded();
+  return a;
 }
 
 // Each connection to the peer port takes a file descriptor, idle or not; the soft limit is
@@ -1155,7 +1153,7 @@ absl::StatusOr<std::string> Daemon::StartBackup(const api::BackupRequest& reques
     if (!result->redundancy_warning.empty()) spdlog::warn("backup: {}", result->redundancy_warning);
     spdlog::info("backup saved snapshot {}{}", result->snapshot_id.ShortHex(),
                  result->degraded() ? " (degraded)" : "");
-    Json out = BackupResultJson(*result);
+    api::BackupAnswer out = BackupAnswerOf(*result);
     extras_requested_ = true;
     ping_cv_.notify_all();
     if (!retention.empty()) {
@@ -1163,13 +1161,13 @@ absl::StatusOr<std::string> Daemon::StartBackup(const api::BackupRequest& reques
       auto forgot = ApplyRetentionAfterBackup(
           index::SnapshotRecord{result->snapshot_id, result->snapshot}, retention, cancel);
       if (forgot.ok()) {
-        out["retention"] = *forgot;
+        out.retention = *forgot;
       } else {
         spdlog::warn("retention after backup: {}", api::SanitizeUtf8(forgot.status().ToString()));
-        out["retention"] = Json{{"error", api::SanitizeUtf8(forgot.status().ToString())}};
+        out.retention = Json{{"error", api::SanitizeUtf8(forgot.status().ToString())}};
       }
     }
-    return out;
+    return api::ToJson(out);
   };
   return jobs_->Start(JobKind::kBackup, /*exclusive=*/true, std::move(fns));
 }
@@ -1231,7 +1229,7 @@ absl::StatusOr<std::string> Daemon::StartRepair(const api::CheckRequest& request
           "unless the alive peers change",
           std::chrono::duration_cast<std::chrono::seconds>(backoff).count());
     }
-    return RepairReportJson(*report);
+    return api::ToJson(RepairAnswerOf(*report));
   };
   auto id = jobs_->Start(JobKind::kRepair, /*exclusive=*/true, std::move(fns));
   // One repair at a time: a request while one runs (say the automatic one) follows that job.
