@@ -561,6 +561,134 @@ absl::Status GetArray(const Json& j, const char* name, std::vector<T>* out) {
 
 }  // namespace
 
+Json ToJson(const GcInfo& r) {
+  return Json{{"snapshots", r.snapshots},
+              {"referenced_chunks", r.referenced_chunks},
+              {"unreferenced_chunks", r.unreferenced_chunks},
+              {"unreferenced_bytes", r.unreferenced_bytes},
+              {"deletions_queued", r.deletions_queued},
+              {"targets_lowered", r.targets_lowered},
+              {"targets_raised", r.targets_raised}};
+}
+
+absl::Status FromJson(const Json& j, GcInfo* r) {
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "snapshots", &r->snapshots));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "referenced_chunks", &r->referenced_chunks));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "unreferenced_chunks", &r->unreferenced_chunks));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "unreferenced_bytes", &r->unreferenced_bytes));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "deletions_queued", &r->deletions_queued));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "targets_lowered", &r->targets_lowered));
+  return GetInt(j, "targets_raised", &r->targets_raised);
+}
+
+Json ToJson(const DeliveryInfo& r) {
+  return Json{{"delivered", r.delivered},
+              {"peers_done", r.peers_done},
+              {"peers_unreachable", r.peers_unreachable},
+              {"pending", r.pending}};
+}
+
+absl::Status FromJson(const Json& j, DeliveryInfo* r) {
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "delivered", &r->delivered));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "peers_done", &r->peers_done));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "peers_unreachable", &r->peers_unreachable));
+  return GetInt(j, "pending", &r->pending);
+}
+
+Json ToJson(const ForgetDecision& r) {
+  Json j = ToJson(r.snapshot);
+  j["reasons"] = StringArray(r.reasons);
+  return j;
+}
+
+absl::Status FromJson(const Json& j, ForgetDecision* r) {
+  CAIRN_RETURN_IF_ERROR(FromJson(j, &r->snapshot));
+  return GetStringArray(j, "reasons", &r->reasons);
+}
+
+Json ToJson(const ForgetAnswer& r) {
+  Json j{{"dry_run", r.dry_run}, {"kept", ToJson(r.kept)}, {"removed", ToJson(r.removed)}};
+  if (r.gc) j["gc"] = ToJson(*r.gc);
+  if (r.deletions) j["deletions"] = ToJson(*r.deletions);
+  if (r.targets) {
+    j["targets"] = Json{{"targets_lowered", r.targets->targets_lowered},
+                        {"targets_raised", r.targets->targets_raised}};
+  }
+  return j;
+}
+
+absl::Status FromJson(const Json& j, ForgetAnswer* r) {
+  if (!j.is_object()) return absl::InvalidArgumentError("the answer is not a JSON object");
+  CAIRN_RETURN_IF_ERROR(GetBool(j, "dry_run", &r->dry_run));
+  CAIRN_RETURN_IF_ERROR(GetArray(j, "kept", &r->kept));
+  CAIRN_RETURN_IF_ERROR(GetArray(j, "removed", &r->removed));
+  CAIRN_RETURN_IF_ERROR(GetObject(j, "gc", &r->gc));
+  CAIRN_RETURN_IF_ERROR(GetObject(j, "deletions", &r->deletions));
+  return GetObject(j, "targets", &r->targets);
+}
+
+Json ToJson(const RewrittenSnapshot& r) {
+  return Json{{"old_id", r.old_id},
+              {"old_short_id", r.old_short_id},
+              {"new_id", r.new_id},
+              {"new_short_id", r.new_short_id},
+              {"removed_files", r.removed_files},
+              {"removed_bytes", r.removed_bytes}};
+}
+
+absl::Status FromJson(const Json& j, RewrittenSnapshot* r) {
+  CAIRN_RETURN_IF_ERROR(RequiredString(j, "old_id", &r->old_id));
+  CAIRN_RETURN_IF_ERROR(RequiredString(j, "new_id", &r->new_id));
+  r->old_short_id = ShortId(r->old_id);
+  r->new_short_id = ShortId(r->new_id);
+  CAIRN_RETURN_IF_ERROR(GetString(j, "old_short_id", &r->old_short_id));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "new_short_id", &r->new_short_id));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "removed_files", &r->removed_files));
+  return GetInt(j, "removed_bytes", &r->removed_bytes);
+}
+
+Json ToJson(const DeleteAnswer& r) {
+  Json j{{"rewritten", ToJson(r.rewritten)}, {"unchanged", r.unchanged}};
+  SetPathField(j, "path", r.path);
+  if (r.gc) j["gc"] = ToJson(*r.gc);
+  if (r.deletions) j["deletions"] = ToJson(*r.deletions);
+  return j;
+}
+
+absl::Status FromJson(const Json& j, DeleteAnswer* r) {
+  if (!j.is_object()) return absl::InvalidArgumentError("the answer is not a JSON object");
+  CAIRN_RETURN_IF_ERROR(GetPath(j, "path", &r->path));
+  CAIRN_RETURN_IF_ERROR(GetArray(j, "rewritten", &r->rewritten));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "unchanged", &r->unchanged));
+  CAIRN_RETURN_IF_ERROR(GetObject(j, "gc", &r->gc));
+  return GetObject(j, "deletions", &r->deletions);
+}
+
+Json ToJson(const ReclaimAnswer& r) {
+  return Json{{"quota", r.quota},
+              {"old_quota", r.old_quota},
+              {"used", r.used},
+              {"moved_blobs", r.moved_blobs},
+              {"moved_bytes", r.moved_bytes},
+              {"evicted_blobs", r.evicted_blobs},
+              {"evicted_bytes", r.evicted_bytes},
+              {"notices_delivered", r.notices_delivered}};
+}
+
+absl::Status FromJson(const Json& j, ReclaimAnswer* r) {
+  if (!j.is_object() || Field(j, "quota") == nullptr) {
+    return absl::InvalidArgumentError("field 'quota' is missing from the answer");
+  }
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "quota", &r->quota));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "old_quota", &r->old_quota));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "used", &r->used));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "moved_blobs", &r->moved_blobs));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "moved_bytes", &r->moved_bytes));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "evicted_blobs", &r->evicted_blobs));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "evicted_bytes", &r->evicted_bytes));
+  return GetInt(j, "notices_delivered", &r->notices_delivered);
+}
+
 Json ToJson(const ShortfallInfo& r) {
   return Json{{"target", r.target}, {"chunks", r.chunks}, {"message", r.message}};
 }

@@ -305,6 +305,96 @@ struct RepairAnswer {
 Json ToJson(const RepairAnswer& r);
 absl::Status FromJson(const Json& j, RepairAnswer* r);
 
+// Garbage collection after forget or delete (docs/operations.md "Forgetting snapshots and
+// garbage collection"): "gc":{"snapshots","referenced_chunks","unreferenced_chunks",
+// "unreferenced_bytes","deletions_queued","targets_lowered","targets_raised"} and
+// "deletions":{"delivered","peers_done","peers_unreachable","pending" (queued for offline
+// peers)}.
+struct GcInfo {
+  uint64_t snapshots = 0;
+  uint64_t referenced_chunks = 0;
+  uint64_t unreferenced_chunks = 0;
+  uint64_t unreferenced_bytes = 0;  // on the peers
+  uint64_t deletions_queued = 0;
+  uint64_t targets_lowered = 0;
+  uint64_t targets_raised = 0;
+};
+struct DeliveryInfo {
+  uint64_t delivered = 0;
+  uint64_t peers_done = 0;
+  uint64_t peers_unreachable = 0;
+  uint64_t pending = 0;
+};
+struct GarbageCollected {
+  GcInfo gc;
+  DeliveryInfo deletions;
+};
+Json ToJson(const GcInfo& r);
+absl::Status FromJson(const Json& j, GcInfo* r);
+Json ToJson(const DeliveryInfo& r);
+absl::Status FromJson(const Json& j, DeliveryInfo* r);
+
+// A snapshot forget kept or removed: the snapshot (SnapshotInfo's fields) and restic's reasons,
+// {...,"reasons":["last snapshot",...]}.
+struct ForgetDecision {
+  SnapshotInfo snapshot;
+  std::vector<std::string> reasons;
+};
+Json ToJson(const ForgetDecision& r);
+absl::Status FromJson(const Json& j, ForgetDecision* r);
+
+// The result of a forget job (`cairn forget --json`) and the "retention" of a backup after a
+// source's policy ran: {"dry_run","kept":[...],"removed":[...]} and, after removals, either
+// "gc" and "deletions" (pruned) or "targets":{"targets_lowered","targets_raised"} (--no-prune).
+struct ForgetAnswer {
+  bool dry_run = false;
+  std::vector<ForgetDecision> kept;
+  std::vector<ForgetDecision> removed;
+  std::optional<GcInfo> gc;
+  std::optional<DeliveryInfo> deletions;
+  std::optional<GcInfo> targets;  // only targets_lowered and targets_raised are sent
+};
+Json ToJson(const ForgetAnswer& r);
+absl::Status FromJson(const Json& j, ForgetAnswer* r);
+
+// The result of a delete job (`cairn delete --json`): {"path" (raw bytes),"rewritten":[{"old_id",
+// "old_short_id","new_id","new_short_id","removed_files","removed_bytes"}],"unchanged" (snapshots
+// without the path),"gc","deletions"}.
+struct RewrittenSnapshot {
+  std::string old_id;
+  std::string old_short_id;
+  std::string new_id;
+  std::string new_short_id;
+  uint64_t removed_files = 0;
+  uint64_t removed_bytes = 0;
+};
+Json ToJson(const RewrittenSnapshot& r);
+absl::Status FromJson(const Json& j, RewrittenSnapshot* r);
+struct DeleteAnswer {
+  std::string path;
+  std::vector<RewrittenSnapshot> rewritten;
+  uint64_t unchanged = 0;
+  std::optional<GcInfo> gc;
+  std::optional<DeliveryInfo> deletions;
+};
+Json ToJson(const DeleteAnswer& r);
+absl::Status FromJson(const Json& j, DeleteAnswer* r);
+
+// The result of a reclaim job (`cairn reclaim --json`): {"quota","old_quota","used",
+// "moved_blobs","moved_bytes","evicted_blobs","evicted_bytes","notices_delivered"}.
+struct ReclaimAnswer {
+  uint64_t quota = 0;
+  uint64_t old_quota = 0;
+  uint64_t used = 0;
+  uint64_t moved_blobs = 0;  // regular blobs handed to other peers
+  uint64_t moved_bytes = 0;
+  uint64_t evicted_blobs = 0;  // extra copies dropped
+  uint64_t evicted_bytes = 0;
+  uint64_t notices_delivered = 0;  // BlobMoved notices the owners took at once
+};
+Json ToJson(const ReclaimAnswer& r);
+absl::Status FromJson(const Json& j, ReclaimAnswer* r);
+
 // GET /v1/status and `cairn status --json` (docs/cli.md "Commands": status): this peer as a
 // storage peer and as a home peer. Sizes in bytes, times in Unix ns unless said otherwise.
 

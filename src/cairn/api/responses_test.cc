@@ -399,6 +399,65 @@ TEST(RepairAnswerJsonTest, RoundTripAndShape) {
   EXPECT_FALSE(Decode<RepairAnswer>(Json{{"repaired", 1}}).ok());  // no chunks
 }
 
+TEST(LifecycleAnswersJsonTest, ForgetDeleteAndReclaimRoundTrip) {
+  ForgetAnswer f;
+  f.kept = {ForgetDecision{SampleSnapshot(), {"last snapshot", "daily snapshot"}}};
+  f.removed = {ForgetDecision{SampleSnapshot(), {}}};
+  f.gc = GcInfo{1, 10, 4, 4000, 8, 1, 0};
+  f.deletions = DeliveryInfo{6, 3, 1, 2};
+  Json j = ToJson(f);
+  EXPECT_EQ(j["kept"][0]["reasons"][1], "daily snapshot");
+  EXPECT_EQ(j["kept"][0]["short_id"], std::string(8, 'a'));  // the snapshot's own fields
+  EXPECT_TRUE(j["kept"][0].contains("hostname_base64"));
+  EXPECT_EQ(j["gc"]["unreferenced_bytes"], 4000);
+  EXPECT_EQ(j["deletions"]["pending"], 2);
+  EXPECT_FALSE(j.contains("targets"));
+  ForgetAnswer fb = RoundTrip(f);
+  ASSERT_EQ(fb.kept.size(), 1u);
+  EXPECT_EQ(fb.kept[0].snapshot.hostname, SampleSnapshot().hostname);
+  EXPECT_EQ(fb.kept[0].reasons, f.kept[0].reasons);
+  ASSERT_TRUE(fb.deletions.has_value());
+  EXPECT_EQ(fb.deletions->pending, 2u);
+  EXPECT_EQ(ToJson(fb), j);
+  ForgetAnswer no_prune;
+  no_prune.targets = GcInfo{};
+  no_prune.targets->targets_lowered = 3;
+  Json nj = ToJson(no_prune);
+  EXPECT_EQ(nj["targets"], (Json{{"targets_lowered", 3}, {"targets_raised", 0}}));
+  EXPECT_EQ(RoundTrip(no_prune).targets->targets_lowered, 3u);
+  Json bad = j;
+  bad["removed"] = Json{{"id", "x"}};
+  EXPECT_FALSE(Decode<ForgetAnswer>(bad).ok());
+
+  DeleteAnswer d;
+  d.path = std::string("/home/caf\xe9", 10);
+  d.rewritten = {RewrittenSnapshot{std::string(64, '1'), std::string(8, '1'), std::string(64, '2'),
+                                   std::string(8, '2'), 3, 300}};
+  d.unchanged = 1;
+  d.gc = GcInfo{};
+  d.deletions = DeliveryInfo{0, 0, 1, 5};
+  Json dj = ToJson(d);
+  EXPECT_TRUE(dj.contains("path_base64"));
+  EXPECT_EQ(dj["rewritten"][0]["removed_bytes"], 300);
+  DeleteAnswer db = RoundTrip(d);
+  EXPECT_EQ(db.path, d.path);
+  ASSERT_EQ(db.rewritten.size(), 1u);
+  EXPECT_EQ(db.rewritten[0].new_short_id, std::string(8, '2'));
+  EXPECT_EQ(db.deletions->pending, 5u);
+  EXPECT_EQ(ToJson(db), dj);
+
+  ReclaimAnswer r{1 << 20, 2 << 20, 900000, 4, 400000, 2, 2000, 1};
+  Json rj = ToJson(r);
+  for (const char* name : {"quota", "old_quota", "used", "moved_blobs", "moved_bytes",
+                           "evicted_blobs", "evicted_bytes", "notices_delivered"}) {
+    EXPECT_TRUE(rj.contains(name)) << name;
+  }
+  ReclaimAnswer rb = RoundTrip(r);
+  EXPECT_EQ(rb.old_quota, r.old_quota);
+  EXPECT_EQ(rb.evicted_bytes, r.evicted_bytes);
+  EXPECT_FALSE(Decode<ReclaimAnswer>(Json{{"used", 1}}).ok());  // no quota
+}
+
 TEST(PeerStatusJsonTest, RoundTripAndShape) {
   PeerStatus st;
   st.peer_id = 4;

@@ -7,6 +7,7 @@
 
 #include "cairn/api/json_paths.h"
 #include "cairn/api/requests.h"
+#include "cairn/api/responses.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
 #include "cairn/cli/commands.h"
@@ -33,20 +34,22 @@ int RunDelete(const GlobalOptions& global, const DeleteFlags& f) {
   ProgressBar bar(false);
   absl::StatusOr<nlohmann::json> job = WaitForJob(**api, job_id, &bar);
   if (!job.ok()) return PrintError(Annotate(job.status(), "delete failed"));
-  const nlohmann::json& r = (*job)["result"];
+  const nlohmann::json& result = (*job)["result"];
+  absl::StatusOr<api::DeleteAnswer> answer = api::Decode<api::DeleteAnswer>(result);
+  if (!answer.ok()) return PrintError(Annotate(answer.status(), "delete result"));
   if (global.json) {
-    PrintJson(r);
+    PrintJson(result);
     return kExitOk;
   }
-  for (const nlohmann::json& w : r["rewritten"]) {
-    std::cout << "snapshot " << Str(w, "old_short_id") << " -> " << Str(w, "new_short_id") << ": "
-              << U64(w, "removed_files") << " files (" << FormatSize(U64(w, "removed_bytes"))
-              << ") removed\n";
+  const api::DeleteAnswer& r = *answer;
+  for (const api::RewrittenSnapshot& w : r.rewritten) {
+    std::cout << "snapshot " << w.old_short_id << " -> " << w.new_short_id << ": "
+              << w.removed_files << " files (" << FormatSize(w.removed_bytes) << ") removed\n";
   }
-  std::cout << r["rewritten"].size() << " snapshots rewritten, " << U64(r, "unchanged")
-            << " did not contain " << RawField(r, "path") << std::endl;
-  if (r.contains("deletions") && U64(r["deletions"], "pending") > 0) {
-    std::cerr << "note: " << U64(r["deletions"], "pending")
+  std::cout << r.rewritten.size() << " snapshots rewritten, " << r.unchanged << " did not contain "
+            << r.path << std::endl;
+  if (r.deletions && r.deletions->pending > 0) {
+    std::cerr << "note: " << r.deletions->pending
               << " blob deletions are queued for peers that are offline" << std::endl;
   }
   return kExitOk;

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "cairn/api/requests.h"
+#include "cairn/api/responses.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
 #include "cairn/cli/commands.h"
@@ -28,20 +29,15 @@ struct ForgetFlags {
   bool no_prune = false;
 };
 
-void PrintDecisions(const char* verb, const nlohmann::json& list) {
-  if (!list.is_array() || list.empty()) return;
+void PrintDecisions(const char* verb, const std::vector<api::ForgetDecision>& list) {
+  if (list.empty()) return;
   std::cout << verb << " " << list.size() << (list.size() == 1 ? " snapshot" : " snapshots")
             << ":\n";
   Table table({"ID", "TIME", "HOST", "PATHS", "TAGS", "REASONS"});
-  for (const nlohmann::json& s : list) {
-    std::vector<std::string> reasons;
-    if (s.contains("reasons") && s["reasons"].is_array()) {
-      for (const auto& r : s["reasons"])
-        if (r.is_string()) reasons.push_back(r.get<std::string>());
-    }
-    table.AddRow({Str(s, "short_id"), FormatLocalTime(I64(s, "time_ns")), RawField(s, "hostname"),
-                  absl::StrJoin(RawArray(s, "paths"), ","), absl::StrJoin(RawArray(s, "tags"), ","),
-                  absl::StrJoin(reasons, ", ")});
+  for (const api::ForgetDecision& d : list) {
+    const api::SnapshotInfo& s = d.snapshot;
+    table.AddRow({s.short_id, FormatLocalTime(s.time_ns), s.hostname, absl::StrJoin(s.paths, ","),
+                  absl::StrJoin(s.tags, ","), absl::StrJoin(d.reasons, ", ")});
   }
   table.Print(std::cout);
   std::cout << "\n";
@@ -73,38 +69,41 @@ int RunForget(const GlobalOptions& global, const ForgetFlags& f) {
   ProgressBar bar(false);
   absl::StatusOr<nlohmann::json> job = WaitForJob(**api, job_id, &bar);
   if (!job.ok()) return PrintError(Annotate(job.status(), "forget failed"));
-  const nlohmann::json& r = (*job)["result"];
+  const nlohmann::json& result = (*job)["result"];
+  absl::StatusOr<api::ForgetAnswer> answer = api::Decode<api::ForgetAnswer>(result);
+  if (!answer.ok()) return PrintError(Annotate(answer.status(), "forget result"));
   if (global.json) {
-    PrintJson(r);
+    PrintJson(result);
     return kExitOk;
   }
-  PrintDecisions("keep", r["kept"]);
-  PrintDecisions(f.dry_run ? "would remove" : "remove", r["removed"]);
+  const api::ForgetAnswer& r = *answer;
+  PrintDecisions("keep", r.kept);
+  PrintDecisions(f.dry_run ? "would remove" : "remove", r.removed);
   if (f.dry_run) {
     std::cout << "dry run: nothing was removed" << std::endl;
     return kExitOk;
   }
-  if (r.contains("gc") && r["gc"].is_object()) {
-    const nlohmann::json& gc = r["gc"];
-    const nlohmann::json& del = r["deletions"];
-    std::cout << "garbage collection: " << U64(gc, "referenced_chunks") << " chunks still used, "
-              << U64(gc, "unreferenced_chunks") << " unused chunks dropped ("
-              << FormatSize(U64(gc, "unreferenced_bytes")) << " on peers); "
-              << U64(del, "delivered") << " blob deletions delivered" << std::endl;
-    if (uint64_t lowered = U64(gc, "targets_lowered"); lowered > 0) {
+  if (r.gc) {
+    const api::GcInfo& gc = *r.gc;
+    const api::DeliveryInfo del = r.deletions.value_or(api::DeliveryInfo{});
+    std::cout << "garbage collection: " << gc.referenced_chunks << " chunks still used, "
+              << gc.unreferenced_chunks << " unused chunks dropped ("
+              << FormatSize(gc.unreferenced_bytes) << " on peers); " << del.delivered
+              << " blob deletions delivered" << std::endl;
+    if (const uint64_t lowered = gc.targets_lowered; lowered > 0) {
       std::cout << "targets: " << lowered << (lowered == 1 ? " chunk" : " chunks")
                 << " now want fewer copies (the snapshots that asked for more are gone)"
                 << std::endl;
     }
-    if (U64(del, "pending") > 0) {
-      std::cerr << "note: " << U64(del, "pending")
+    if (del.pending > 0) {
+      std::cerr << "note: " << del.pending
                 << " blob deletions are queued for peers that are offline; they are delivered "
                    "when those peers return"
                 << std::endl;
     }
   }
-  if (r.contains("targets") && r["targets"].is_object()) {
-    if (uint64_t lowered = U64(r["targets"], "targets_lowered"); lowered > 0) {
+  if (r.targets) {
+    if (const uint64_t lowered = r.targets->targets_lowered; lowered > 0) {
       std::cout << "targets: " << lowered << (lowered == 1 ? " chunk" : " chunks")
                 << " now want fewer copies (the snapshots that asked for more are gone)"
                 << std::endl;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cairn/api/requests.h"
+#include "cairn/api/responses.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
 #include "cairn/cli/commands.h"
@@ -29,18 +30,20 @@ int RunReclaim(const GlobalOptions& global, const std::string& size) {
   ProgressBar bar(!global.json && ProgressBar::StderrIsTerminal());
   absl::StatusOr<nlohmann::json> job = WaitForJob(**api, job_id, &bar);
   if (!job.ok()) return PrintError(Annotate(job.status(), "reclaim failed"));
-  const nlohmann::json& r = (*job)["result"];
+  const nlohmann::json& result = (*job)["result"];
+  absl::StatusOr<api::ReclaimAnswer> answer = api::Decode<api::ReclaimAnswer>(result);
+  if (!answer.ok()) return PrintError(Annotate(answer.status(), "reclaim result"));
   if (global.json) {
-    PrintJson(r);
+    PrintJson(result);
     return kExitOk;
   }
-  std::cout << "quota:   " << FormatSize(U64(r, "old_quota")) << " -> "
-            << FormatSize(U64(r, "quota")) << "\n"
-            << "moved:   " << U64(r, "moved_blobs") << " blobs ("
-            << FormatSize(U64(r, "moved_bytes")) << ") to other peers\n"
-            << "evicted: " << U64(r, "evicted_blobs") << " extra copies ("
-            << FormatSize(U64(r, "evicted_bytes")) << ")\n"
-            << "used:    " << FormatSize(U64(r, "used")) << std::endl;
+  const api::ReclaimAnswer& r = *answer;
+  std::cout << "quota:   " << FormatSize(r.old_quota) << " -> " << FormatSize(r.quota) << "\n"
+            << "moved:   " << r.moved_blobs << " blobs (" << FormatSize(r.moved_bytes)
+            << ") to other peers\n"
+            << "evicted: " << r.evicted_blobs << " extra copies (" << FormatSize(r.evicted_bytes)
+            << ")\n"
+            << "used:    " << FormatSize(r.used) << std::endl;
   return kExitOk;
 }
 

@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "cairn/api/requests.h"
+#include "cairn/api/responses.h"
 #include "cairn/engine/context.h"
 #include "nlohmann/json.hpp"
 
@@ -62,10 +63,10 @@ struct ApiContext {
   std::function<absl::StatusOr<std::string>(const api::ReclaimRequest&)> start_reclaim;
   std::function<absl::StatusOr<std::string>()> start_index_rebuild;
   // Collects garbage and delivers the queued deletions (engine/gc.h; the daemon's metrics count
-  // it), as forget and delete do after changing the catalog: {"gc":{...},"deletions":{...}}
-  // (docs/cli.md "Local HTTP API"). Stops with CANCELLED once `cancel` is set. Unset:
-  // UNIMPLEMENTED.
-  std::function<absl::StatusOr<nlohmann::json>(const std::atomic<bool>& cancel)> collect_garbage;
+  // it), as forget and delete do after changing the catalog (docs/cli.md "Local HTTP API").
+  // Stops with CANCELLED once `cancel` is set. Unset: UNIMPLEMENTED.
+  std::function<absl::StatusOr<api::GarbageCollected>(const std::atomic<bool>& cancel)>
+      collect_garbage;
 
   // UNIMPLEMENTED "<what> is not available" when the engine context or the job manager is not
   // given (a test's handler that fakes the methods it uses).

@@ -26,15 +26,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-// A snapshot forget kept or removed, with restic's reasons (docs/cli.md "Commands": forget).
-Json DecisionJson(const engine::RetentionDecision& d) {
-  Json j = api::ToJson(api::SnapshotInfoOf(d.snapshot));
-  Json reasons = Json::array();
-  for (const auto& r : d.reasons) reasons.push_back(api::SanitizeUtf8(r));
-  j["reasons"] = reasons;
-  return j;
-}
-
 // Forget and delete need the engine, the job manager and the garbage collector.
 absl::Status Available(const ApiContext& ctx, const std::string& what) {
   CAIRN_RETURN_IF_ERROR(ctx.Available(what));
@@ -43,6 +34,10 @@ absl::Status Available(const ApiContext& ctx, const std::string& what) {
 }
 
 }  // namespace
+
+api::ForgetDecision ForgetDecisionOf(const engine::RetentionDecision& decision) {
+  return api::ForgetDecision{api::SnapshotInfoOf(decision.snapshot), decision.reasons};
+}
 
 std::vector<ApiRoute> LifecycleApi::Routes() {
   return {
@@ -95,20 +90,22 @@ absl::StatusOr<std::string> LifecycleApi::StartForget(const api::ForgetRequest& 
     } else {
       decisions = engine::ApplyRetention(all, policy);
     }
-    Json kept = Json::array(), removed = Json::array();
-    for (const auto& d : decisions) (d.keep ? kept : removed).push_back(DecisionJson(d));
-    Json out{{"dry_run", request.dry_run}, {"kept", kept}, {"removed", removed}};
-    if (request.dry_run) return out;
+    api::ForgetAnswer out;
+    out.dry_run = request.dry_run;
+    for (const auto& d : decisions)
+      (d.keep ? out.kept : out.removed).push_back(ForgetDecisionOf(d));
+    if (request.dry_run) return api::ToJson(out);
     for (const auto& d : decisions) {
       if (d.keep) continue;
       CAIRN_RETURN_IF_ERROR(catalog->RemoveSnapshot(d.snapshot.id).status());
     }
-    spdlog::info("forget: {} snapshots removed, {} kept", removed.size(), kept.size());
-    if (request.prune && !removed.empty()) {
+    spdlog::info("forget: {} snapshots removed, {} kept", out.removed.size(), out.kept.size());
+    if (request.prune && !out.removed.empty()) {
       *phase = 1;
-      CAIRN_ASSIGN_OR_RETURN(Json collected, collect(cancel));
-      out.update(collected);
-    } else if (!removed.empty()) {
+      CAIRN_ASSIGN_OR_RETURN(api::GarbageCollected collected, collect(cancel));
+      out.gc = collected.gc;
+      out.deletions = collected.deletions;
+    } else if (!out.removed.empty()) {
       // No collection, but the chunks' targets are now those of the snapshots that remain
       // (docs/operations.md "Redundancy targets").
       *phase = 1;
@@ -117,10 +114,11 @@ absl::StatusOr<std::string> LifecycleApi::StartForget(const api::ForgetRequest& 
                              engine::RecomputeTargets(*engine, &progress, &cancel));
       spdlog::info("forget: {} chunk targets lowered, {} raised", targets.targets_lowered,
                    targets.targets_raised);
-      out["targets"] = Json{{"targets_lowered", targets.targets_lowered},
-                            {"targets_raised", targets.targets_raised}};
+      api::GcInfo& t = out.targets.emplace();
+      t.targets_lowered = targets.targets_lowered;
+      t.targets_raised = targets.targets_raised;
     }
-    return out;
+    return api::ToJson(out);
   };
   return ctx_.jobs->Start(JobKind::kForget, /*exclusive=*/true, std::move(fns));
 }
@@ -147,8 +145,8 @@ absl::StatusOr<std::string> LifecycleApi::StartDelete(const api::DeleteRequest& 
   };
   fns.run = [engine = ctx_.engine, collect = ctx_.collect_garbage, targets, abs,
              done](const std::atomic<bool>& cancel) -> absl::StatusOr<Json> {
-    Json rewritten = Json::array();
-    uint64_t unchanged = 0;
+    api::DeleteAnswer out;
+    out.path = abs;
     for (const ports::SnapshotRecord& record : targets) {
       if (cancel) return absl::CancelledError("delete cancelled");
       std::optional<std::string> inner = engine::SnapshotPathFor(record.snapshot, abs);
@@ -161,28 +159,24 @@ absl::StatusOr<std::string> LifecycleApi::StartDelete(const api::DeleteRequest& 
       }
       ++*done;
       if (!result.changed) {
-        ++unchanged;
+        ++out.unchanged;
         continue;
       }
       spdlog::info("delete: snapshot {} rewritten as {} without {}", record.id.ShortHex(),
                    result.snapshot.id.ShortHex(), api::SanitizeUtf8(abs));
-      rewritten.push_back(Json{{"old_id", record.id.Hex()},
-                               {"old_short_id", record.id.ShortHex()},
-                               {"new_id", result.snapshot.id.Hex()},
-                               {"new_short_id", result.snapshot.id.ShortHex()},
-                               {"removed_files", result.removed_files},
-                               {"removed_bytes", result.removed_bytes}});
+      out.rewritten.push_back({record.id.Hex(), record.id.ShortHex(), result.snapshot.id.Hex(),
+                               result.snapshot.id.ShortHex(), result.removed_files,
+                               result.removed_bytes});
     }
-    if (rewritten.empty()) {
+    if (out.rewritten.empty()) {
       return absl::NotFoundError(absl::StrCat("'", api::SanitizeUtf8(abs), "' is in none of the ",
                                               targets.size(),
                                               " snapshot(s) searched; nothing was changed"));
     }
-    Json out{{"rewritten", rewritten}, {"unchanged", unchanged}};
-    api::SetPathField(out, "path", abs);
-    CAIRN_ASSIGN_OR_RETURN(Json collected, collect(cancel));
-    out.update(collected);
-    return out;
+    CAIRN_ASSIGN_OR_RETURN(api::GarbageCollected collected, collect(cancel));
+    out.gc = collected.gc;
+    out.deletions = collected.deletions;
+    return api::ToJson(out);
   };
   return ctx_.jobs->Start(JobKind::kDelete, /*exclusive=*/true, std::move(fns));
 }

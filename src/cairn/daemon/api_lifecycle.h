@@ -16,8 +16,12 @@
 #include "cairn/api/requests.h"
 #include "cairn/daemon/api_context.h"
 #include "cairn/daemon/api_routes.h"
+#include "cairn/engine/retention.h"
 
 namespace cairn::daemon {
+
+// A snapshot forget kept or removed, with restic's reasons (docs/cli.md "Commands": forget).
+api::ForgetDecision ForgetDecisionOf(const engine::RetentionDecision& decision);
 
 class LifecycleApi {
  public:

@@ -1161,7 +1161,7 @@ absl::StatusOr<std::string> Daemon::StartBackup(const api::BackupRequest& reques
       auto forgot = ApplyRetentionAfterBackup(
           index::SnapshotRecord{result->snapshot_id, result->snapshot}, retention, cancel);
       if (forgot.ok()) {
-        out.retention = *forgot;
+        out.retention = api::ToJson(*forgot);
       } else {
         spdlog::warn("retention after backup: {}", api::SanitizeUtf8(forgot.status().ToString()));
         out.retention = Json{{"error", api::SanitizeUtf8(forgot.status().ToString())}};

@@ -202,13 +202,12 @@ class Daemon : public ApiHandler {
   absl::Status OpenStore(const std::string& dir);
   // Forgets the snapshots `policy` does not keep among those with this snapshot's host and
   // paths (config [retention], or the backup's source's keep_*), then collects garbage.
-  // Returns the JSON of what was done.
-  absl::StatusOr<nlohmann::json> ApplyRetentionAfterBackup(const index::SnapshotRecord& latest,
-                                                           const engine::RetentionPolicy& policy,
-                                                           const std::atomic<bool>& cancel);
-  // Collects garbage and delivers the deletions (JSON "gc" and "deletions" objects;
-  // ApiContext::collect_garbage).
-  absl::StatusOr<nlohmann::json> CollectAndDeliver(const std::atomic<bool>& cancel);
+  // Returns what was done (dry_run false, nothing kept listed).
+  absl::StatusOr<api::ForgetAnswer> ApplyRetentionAfterBackup(const index::SnapshotRecord& latest,
+                                                              const engine::RetentionPolicy& policy,
+                                                              const std::atomic<bool>& cancel);
+  // Collects garbage and delivers the deletions (ApiContext::collect_garbage).
+  absl::StatusOr<api::GarbageCollected> CollectAndDeliver(const std::atomic<bool>& cancel);
   // The lifecycle fields of GET /v1/status: extra copies and usage by owner on this storage
   // peer, notices waiting, and `home` (absent when the catalog cannot be read).
   void FillLifecycleStatus(api::PeerStatus* status);

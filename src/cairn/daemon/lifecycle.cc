@@ -30,29 +30,14 @@ constexpr std::chrono::seconds kExtrasIdle{5};
 // How often an evacuation is retried while used > quota.
 constexpr std::chrono::seconds kReclaimRetry{60};
 
-Json DecisionJson(const engine::RetentionDecision& d) {
-  Json j = SnapshotJson(d.snapshot);
-  Json reasons = Json::array();
-  for (const auto& r : d.reasons) reasons.push_back(api::SanitizeUtf8(r));
-  j["reasons"] = reasons;
-  return j;
+api::GcInfo GcInfoOf(const engine::GcReport& r) {
+  return api::GcInfo{r.snapshots,          r.referenced_chunks, r.unreferenced_chunks,
+                     r.unreferenced_bytes, r.deletions_queued,  r.targets_lowered,
+                     r.targets_raised};
 }
 
-Json GcJson(const engine::GcReport& r) {
-  return Json{{"snapshots", r.snapshots},
-              {"referenced_chunks", r.referenced_chunks},
-              {"unreferenced_chunks", r.unreferenced_chunks},
-              {"unreferenced_bytes", r.unreferenced_bytes},
-              {"deletions_queued", r.deletions_queued},
-              {"targets_lowered", r.targets_lowered},
-              {"targets_raised", r.targets_raised}};
-}
-
-Json DeliveryJson(const engine::DeliveryReport& r) {
-  return Json{{"delivered", r.delivered},
-              {"peers_done", r.peers_done},
-              {"peers_unreachable", r.peers_unreachable},
-              {"pending", r.pending}};
+api::DeliveryInfo DeliveryInfoOf(const engine::DeliveryReport& r) {
+  return api::DeliveryInfo{r.delivered, r.peers_done, r.peers_unreachable, r.pending};
 }
 
 bool SameGroup(const format::Snapshot& a, const format::Snapshot& b) {
@@ -64,7 +49,7 @@ bool SameGroup(const format::Snapshot& a, const format::Snapshot& b) {
 
 }  // namespace
 
-absl::StatusOr<Json> Daemon::CollectAndDeliver(const std::atomic<bool>& cancel) {
+absl::StatusOr<api::GarbageCollected> Daemon::CollectAndDeliver(const std::atomic<bool>& cancel) {
   engine::GcProgress progress;
   CAIRN_ASSIGN_OR_RETURN(engine::GcReport gc,
                          engine::CollectGarbage(ctx_, engine::GcOptions{}, &progress, &cancel));
@@ -75,28 +60,28 @@ absl::StatusOr<Json> Daemon::CollectAndDeliver(const std::atomic<bool>& cancel) 
       "raised; {} blob deletions delivered, {} pending",
       gc.referenced_chunks, gc.unreferenced_chunks, gc.targets_lowered, gc.targets_raised,
       delivery.delivered, delivery.pending);
-  return Json{{"gc", GcJson(gc)}, {"deletions", DeliveryJson(delivery)}};
+  return api::GarbageCollected{GcInfoOf(gc), DeliveryInfoOf(delivery)};
 }
 
-absl::StatusOr<Json> Daemon::ApplyRetentionAfterBackup(const index::SnapshotRecord& latest,
-                                                       const engine::RetentionPolicy& policy,
-                                                       const std::atomic<bool>& cancel) {
+absl::StatusOr<api::ForgetAnswer> Daemon::ApplyRetentionAfterBackup(
+    const index::SnapshotRecord& latest, const engine::RetentionPolicy& policy,
+    const std::atomic<bool>& cancel) {
   CAIRN_ASSIGN_OR_RETURN(std::vector<index::SnapshotRecord> all, catalog_->ListSnapshots());
   std::vector<index::SnapshotRecord> group;
   for (auto& r : all) {
     if (SameGroup(r.snapshot, latest.snapshot)) group.push_back(std::move(r));
   }
-  Json removed = Json::array();
+  api::ForgetAnswer out;
   for (const engine::RetentionDecision& d : engine::ApplyRetention(group, policy)) {
     if (d.keep) continue;
     CAIRN_RETURN_IF_ERROR(catalog_->RemoveSnapshot(d.snapshot.id).status());
     spdlog::info("retention: forgot snapshot {}", d.snapshot.id.ShortHex());
-    removed.push_back(DecisionJson(d));
+    out.removed.push_back(ForgetDecisionOf(d));
   }
-  Json out{{"removed", removed}};
-  if (!removed.empty()) {
-    CAIRN_ASSIGN_OR_RETURN(Json collected, CollectAndDeliver(cancel));
-    out.update(collected);
+  if (!out.removed.empty()) {
+    CAIRN_ASSIGN_OR_RETURN(api::GarbageCollected collected, CollectAndDeliver(cancel));
+    out.gc = collected.gc;
+    out.deletions = collected.deletions;
   }
   return out;
 }
@@ -151,14 +136,9 @@ absl::StatusOr<std::string> Daemon::StartReclaim(const api::ReclaimRequest& requ
     spdlog::info("reclaim: quota {} ; {} blobs moved ({}), {} extra copies evicted; used {}",
                  FormatSize(quota), report->moved_blobs, FormatSize(report->moved_bytes),
                  report->evicted_blobs, FormatSize(stats.used));
-    return Json{{"quota", quota},
-                {"old_quota", old_quota},
-                {"used", stats.used},
-                {"moved_blobs", report->moved_blobs},
-                {"moved_bytes", report->moved_bytes},
-                {"evicted_blobs", report->evicted_blobs},
-                {"evicted_bytes", report->evicted_bytes},
-                {"notices_delivered", notices.ok() ? *notices : 0}};
+    return api::ToJson(api::ReclaimAnswer{quota, old_quota, stats.used, report->moved_blobs,
+                                          report->moved_bytes, report->evicted_blobs,
+                                          report->evicted_bytes, notices.ok() ? *notices : 0});
   };
   auto id = jobs_->Start(JobKind::kReclaim, /*exclusive=*/true, std::move(fns));
   return id;
