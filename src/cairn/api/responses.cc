@@ -689,6 +689,69 @@ absl::Status FromJson(const Json& j, ReclaimAnswer* r) {
   return GetInt(j, "notices_delivered", &r->notices_delivered);
 }
 
+namespace {
+
+absl::Status GetIdArray(const Json& j, const char* name, std::vector<uint64_t>* out) {
+  out->clear();
+  const Json* f = Field(j, name);
+  if (f == nullptr) return absl::OkStatus();
+  if (!f->is_array()) return WrongType(name, "an array of peer ids");
+  for (const Json& e : *f) {
+    if (!e.is_number_unsigned()) return WrongType(name, "an array of peer ids");
+    out->push_back(e.get<uint64_t>());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+Json ToJson(const IndexRebuildAnswer& r) {
+  Json j;
+  j["complete"] = r.complete;
+  if (r.note) j["note"] = SanitizeUtf8(*r.note);
+  j["peers_listed"] = r.peers_listed;
+  j["peers_not_listed"] = r.peers_not_listed;
+  j["blobs"] = r.blobs;
+  j["chunks"] = r.chunks;
+  j["data_chunks"] = r.data_chunks;
+  j["tree_chunks"] = r.tree_chunks;
+  j["snapshot_chunks"] = r.snapshot_chunks;
+  j["erasure_chunks"] = r.erasure_chunks;
+  j["headers_read"] = r.headers_read;
+  j["trees"] = r.trees;
+  j["snapshots"] = ToJson(r.snapshots);
+  j["snapshots_unreadable"] = r.snapshots_unreadable;
+  j["missing_chunks"] = r.missing_chunks;
+  j["chunks_below_target"] = r.chunks_below_target;
+  j["plain_sizes_unknown"] = r.plain_sizes_unknown;
+  j["errors"] = StringArray(r.errors);
+  return j;
+}
+
+absl::Status FromJson(const Json& j, IndexRebuildAnswer* r) {
+  if (!j.is_object() || Field(j, "complete") == nullptr) {
+    return absl::InvalidArgumentError("field 'complete' is missing from the answer");
+  }
+  CAIRN_RETURN_IF_ERROR(GetBool(j, "complete", &r->complete));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "note", &r->note));
+  CAIRN_RETURN_IF_ERROR(GetIdArray(j, "peers_listed", &r->peers_listed));
+  CAIRN_RETURN_IF_ERROR(GetIdArray(j, "peers_not_listed", &r->peers_not_listed));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "blobs", &r->blobs));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "chunks", &r->chunks));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "data_chunks", &r->data_chunks));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "tree_chunks", &r->tree_chunks));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "snapshot_chunks", &r->snapshot_chunks));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "erasure_chunks", &r->erasure_chunks));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "headers_read", &r->headers_read));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "trees", &r->trees));
+  CAIRN_RETURN_IF_ERROR(GetArray(j, "snapshots", &r->snapshots));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "snapshots_unreadable", &r->snapshots_unreadable));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "missing_chunks", &r->missing_chunks));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "chunks_below_target", &r->chunks_below_target));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "plain_sizes_unknown", &r->plain_sizes_unknown));
+  return GetStringArray(j, "errors", &r->errors);
+}
+
 Json ToJson(const ShortfallInfo& r) {
   return Json{{"target", r.target}, {"chunks", r.chunks}, {"message", r.message}};
 }

@@ -395,6 +395,36 @@ struct ReclaimAnswer {
 Json ToJson(const ReclaimAnswer& r);
 absl::Status FromJson(const Json& j, ReclaimAnswer* r);
 
+// The result of an index rebuild job (`cairn index rebuild --json`; also `cairn recover --json`
+// with "peer_id" and "dir"; docs/operations.md "When the index is damaged"): {"complete",
+// "peers_listed":[ids],"peers_not_listed":[ids],"blobs","chunks","data_chunks","tree_chunks",
+// "snapshot_chunks","erasure_chunks","headers_read","trees","snapshots":[SnapshotInfo],
+// "snapshots_unreadable","missing_chunks","chunks_below_target","plain_sizes_unknown",
+// "errors":[...]}; when the peers hold nothing to rebuild, {"complete":true,"snapshots":[],
+// "note"}.
+struct IndexRebuildAnswer {
+  bool complete = false;
+  std::optional<std::string> note;  // nothing to rebuild: why
+  std::vector<uint64_t> peers_listed;
+  std::vector<uint64_t> peers_not_listed;
+  uint64_t blobs = 0;
+  uint64_t chunks = 0;
+  uint64_t data_chunks = 0;
+  uint64_t tree_chunks = 0;
+  uint64_t snapshot_chunks = 0;
+  uint64_t erasure_chunks = 0;
+  uint64_t headers_read = 0;
+  uint64_t trees = 0;
+  std::vector<SnapshotInfo> snapshots;
+  uint64_t snapshots_unreadable = 0;
+  uint64_t missing_chunks = 0;  // referenced, on no live peer
+  uint64_t chunks_below_target = 0;
+  uint64_t plain_sizes_unknown = 0;
+  std::vector<std::string> errors;
+};
+Json ToJson(const IndexRebuildAnswer& r);
+absl::Status FromJson(const Json& j, IndexRebuildAnswer* r);
+
 // GET /v1/status and `cairn status --json` (docs/cli.md "Commands": status): this peer as a
 // storage peer and as a home peer. Sizes in bytes, times in Unix ns unless said otherwise.
 

@@ -458,6 +458,41 @@ TEST(LifecycleAnswersJsonTest, ForgetDeleteAndReclaimRoundTrip) {
   EXPECT_FALSE(Decode<ReclaimAnswer>(Json{{"used", 1}}).ok());  // no quota
 }
 
+TEST(IndexRebuildAnswerJsonTest, RoundTripAndNothingToRebuild) {
+  IndexRebuildAnswer a;
+  a.complete = false;
+  a.peers_listed = {2, 3};
+  a.peers_not_listed = {4};
+  a.blobs = 40;
+  a.chunks = 20;
+  a.data_chunks = 15;
+  a.tree_chunks = 4;
+  a.snapshot_chunks = 1;
+  a.snapshots = {SampleSnapshot()};
+  a.missing_chunks = 2;
+  a.errors = {"peer 4: unreachable"};
+  Json j = ToJson(a);
+  EXPECT_EQ(j["peers_listed"], Json::array({2, 3}));
+  EXPECT_EQ(j["snapshots"][0]["id"], std::string(64, 'a'));
+  EXPECT_FALSE(j.contains("note"));
+  IndexRebuildAnswer back = RoundTrip(a);
+  EXPECT_EQ(back.peers_listed, a.peers_listed);
+  ASSERT_EQ(back.snapshots.size(), 1u);
+  EXPECT_EQ(back.snapshots[0].paths, SampleSnapshot().paths);
+  EXPECT_EQ(ToJson(back), j);
+
+  IndexRebuildAnswer nothing;
+  nothing.complete = true;
+  nothing.note = "the peers hold no snapshot of peer 1";
+  Json nj = ToJson(nothing);
+  EXPECT_EQ(nj["snapshots"], Json::array());
+  EXPECT_EQ(RoundTrip(nothing).note, nothing.note);
+  Json bad = j;
+  bad["peers_listed"] = Json::array({"two"});
+  EXPECT_FALSE(Decode<IndexRebuildAnswer>(bad).ok());
+  EXPECT_FALSE(Decode<IndexRebuildAnswer>(Json{{"chunks", 1}}).ok());  // no complete
+}
+
 TEST(PeerStatusJsonTest, RoundTripAndShape) {
   PeerStatus st;
   st.peer_id = 4;

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/strings/str_join.h"
+#include "cairn/api/responses.h"
 #include "cairn/base/status.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/connect.h"
@@ -26,52 +27,45 @@ int RunIndexRebuild(const GlobalOptions& global) {
   absl::StatusOr<nlohmann::json> started =
       (*api)->Post("/v1/index/rebuild", nlohmann::json::object());
   if (!started.ok()) return PrintError(started.status());
-  std::string job_id = Str(*started, "job_id");
-  if (job_id.empty()) return PrintError(absl::InternalError("the peer returned no job id"));
+  absl::StatusOr<api::JobStarted> job_started = api::Decode<api::JobStarted>(*started);
+  if (!job_started.ok()) return PrintError(job_started.status());
+  const std::string job_id = job_started->job_id;
   if (!global.json) {
     std::cerr << "rebuilding the index from the peers (job " << job_id << ")" << std::endl;
   }
   absl::StatusOr<nlohmann::json> job = WaitForJob(**api, job_id, nullptr);
   if (!job.ok()) return PrintError(Annotate(job.status(), "index rebuild failed"));
-  const nlohmann::json& r = (*job)["result"];
-  const bool complete = Bool(r, "complete");
+  const nlohmann::json& result = (*job)["result"];
+  absl::StatusOr<api::IndexRebuildAnswer> answer = api::Decode<api::IndexRebuildAnswer>(result);
+  if (!answer.ok()) return PrintError(Annotate(answer.status(), "index rebuild result"));
+  const api::IndexRebuildAnswer& r = *answer;
   if (global.json) {
-    PrintJson(r);
-    return complete ? kExitOk : kExitDegraded;
+    PrintJson(result);
+    return r.complete ? kExitOk : kExitDegraded;
   }
-  if (!Str(r, "note").empty()) {
-    std::cout << "nothing to rebuild: " << Str(r, "note") << std::endl;
+  if (r.note && !r.note->empty()) {
+    std::cout << "nothing to rebuild: " << *r.note << std::endl;
     return kExitOk;
   }
-  std::vector<std::string> listed;
-  if (r.contains("peers_listed") && r["peers_listed"].is_array()) {
-    for (const auto& p : r["peers_listed"]) listed.push_back(p.dump());
-  }
-  const size_t snapshots =
-      r.contains("snapshots") && r["snapshots"].is_array() ? r["snapshots"].size() : 0;
-  std::cout << "rebuilt the index from peer(s) " << absl::StrJoin(listed, ", ") << ": " << snapshots
-            << " snapshot(s), " << U64(r, "chunks") << " chunk(s) (" << U64(r, "data_chunks")
-            << " data, " << U64(r, "tree_chunks") << " tree, " << U64(r, "erasure_chunks")
-            << " erasure-coded) from " << U64(r, "blobs") << " blob(s)\n";
-  if (U64(r, "chunks_below_target") > 0) {
-    std::cout << U64(r, "chunks_below_target")
+  std::cout << "rebuilt the index from peer(s) " << absl::StrJoin(r.peers_listed, ", ") << ": "
+            << r.snapshots.size() << " snapshot(s), " << r.chunks << " chunk(s) (" << r.data_chunks
+            << " data, " << r.tree_chunks << " tree, " << r.erasure_chunks
+            << " erasure-coded) from " << r.blobs << " blob(s)\n";
+  if (r.chunks_below_target > 0) {
+    std::cout << r.chunks_below_target
               << " chunk(s) are below their target redundancy: the peer repairs them\n";
   }
-  if (U64(r, "snapshots_unreadable") > 0) {
-    std::cout << U64(r, "snapshots_unreadable") << " snapshot blob(s) could not be opened\n";
+  if (r.snapshots_unreadable > 0) {
+    std::cout << r.snapshots_unreadable << " snapshot blob(s) could not be opened\n";
   }
-  if (U64(r, "missing_chunks") > 0) {
-    std::cout << U64(r, "missing_chunks")
+  if (r.missing_chunks > 0) {
+    std::cout << r.missing_chunks
               << " chunk(s) that the snapshots reference are on no live peer: the files that "
                  "need them cannot be restored unless a peer holding them comes back\n";
   }
-  if (r.contains("errors") && r["errors"].is_array()) {
-    for (const auto& e : r["errors"]) {
-      if (e.is_string()) std::cout << "  " << e.get<std::string>() << "\n";
-    }
-  }
+  for (const std::string& e : r.errors) std::cout << "  " << e << "\n";
   std::cout << std::flush;
-  return complete ? kExitOk : kExitDegraded;
+  return r.complete ? kExitOk : kExitDegraded;
 }
 
 }  // namespace

@@ -81,7 +81,7 @@ void RemoveMade(const std::string& dir, bool existed, const std::vector<std::str
 }
 
 nlohmann::json ReportJson(const engine::RecoverReport& r, const std::string& dir, PeerId peer) {
-  nlohmann::json j = daemon::RecoverReportJson(r);
+  nlohmann::json j = api::ToJson(daemon::IndexRebuildAnswerOf(r));
   j["peer_id"] = peer;
   api::SetPathField(j, "dir", dir);
   return j;

@@ -82,9 +82,10 @@ absl::StatusOr<std::string> Daemon::StartIndexRebuildJob(const std::string& why)
       index_result_ = Json{{"complete", true},
                            {"snapshots", 0},
                            {"note", api::SanitizeUtf8(std::string(report.status().message()))}};
-      Json j = index_result_;
-      j["snapshots"] = Json::array();
-      return j;
+      api::IndexRebuildAnswer nothing;
+      nothing.complete = true;
+      nothing.note = std::string(report.status().message());
+      return api::ToJson(nothing);
     }
     if (!report.ok()) {
       index_state_ = "failed";
@@ -99,7 +100,7 @@ absl::StatusOr<std::string> Daemon::StartIndexRebuildJob(const std::string& why)
           api::SanitizeUtf8(index_error_));
       return report.status();
     }
-    Json j = RecoverReportJson(*report);
+    Json j = api::ToJson(IndexRebuildAnswerOf(*report));
     index_state_ = "rebuilt";
     index_error_.clear();
     index_result_ = Json{{"complete", report->complete()},

@@ -19,30 +19,26 @@ constexpr auto kPoll = std::chrono::milliseconds(100);
 
 }  // namespace
 
-nlohmann::json RecoverReportJson(const engine::RecoverReport& r) {
-  nlohmann::json snaps = nlohmann::json::array();
-  for (const index::SnapshotRecord& s : r.snapshots) snaps.push_back(SnapshotJson(s));
-  nlohmann::json errors = nlohmann::json::array();
-  for (const std::string& e : r.errors) errors.push_back(api::SanitizeUtf8(e));
-  nlohmann::json j;
-  j["complete"] = r.complete();
-  j["peers_listed"] = r.peers_listed;
-  j["peers_not_listed"] = r.peers_not_listed;
-  j["blobs"] = r.blobs;
-  j["chunks"] = r.chunks;
-  j["data_chunks"] = r.data_chunks;
-  j["tree_chunks"] = r.tree_chunks;
-  j["snapshot_chunks"] = r.snapshot_chunks;
-  j["erasure_chunks"] = r.erasure_chunks;
-  j["headers_read"] = r.headers_read;
-  j["trees"] = r.trees;
-  j["snapshots"] = snaps;
-  j["snapshots_unreadable"] = r.snapshots_unreadable;
-  j["missing_chunks"] = r.missing_chunks;
-  j["chunks_below_target"] = r.chunks_below_target;
-  j["plain_sizes_unknown"] = r.plain_sizes_unknown;
-  j["errors"] = errors;
-  return j;
+api::IndexRebuildAnswer IndexRebuildAnswerOf(const engine::RecoverReport& r) {
+  api::IndexRebuildAnswer a;
+  a.complete = r.complete();
+  a.peers_listed.assign(r.peers_listed.begin(), r.peers_listed.end());
+  a.peers_not_listed.assign(r.peers_not_listed.begin(), r.peers_not_listed.end());
+  a.blobs = r.blobs;
+  a.chunks = r.chunks;
+  a.data_chunks = r.data_chunks;
+  a.tree_chunks = r.tree_chunks;
+  a.snapshot_chunks = r.snapshot_chunks;
+  a.erasure_chunks = r.erasure_chunks;
+  a.headers_read = r.headers_read;
+  a.trees = r.trees;
+  for (const index::SnapshotRecord& s : r.snapshots) a.snapshots.push_back(api::SnapshotInfoOf(s));
+  a.snapshots_unreadable = r.snapshots_unreadable;
+  a.missing_chunks = r.missing_chunks;
+  a.chunks_below_target = r.chunks_below_target;
+  a.plain_sizes_unknown = r.plain_sizes_unknown;
+  a.errors = r.errors;
+  return a;
 }
 
 absl::StatusOr<engine::RecoverReport> Daemon::RecoverIndex(const RecoveryOptions& options,

@@ -10,6 +10,7 @@
 #include <functional>
 #include <string>
 
+#include "cairn/api/responses.h"
 #include "cairn/engine/recover.h"
 #include "nlohmann/json.hpp"
 
@@ -27,9 +28,8 @@ struct RecoveryOptions {
   std::function<void(const std::string&)> on_status;
 };
 
-// The JSON of a recovery (`cairn recover --json`, the result of an index rebuild job): counts,
-// "complete", the peers listed and not, the snapshots (as GET /v1/snapshots shows them) and the
-// errors that did not stop it.
-nlohmann::json RecoverReportJson(const engine::RecoverReport& report);
+// What a recovery did (`cairn recover --json`, the result of an index rebuild job): counts,
+// complete, the peers listed and not, the snapshots and the errors that did not stop it.
+api::IndexRebuildAnswer IndexRebuildAnswerOf(const engine::RecoverReport& report);
 
 }  // namespace cairn::daemon
