@@ -50,13 +50,21 @@ absl::Status GetString(const Json& j, const char* name, std::optional<std::strin
   return absl::OkStatus();
 }
 
+// Parsed JSON holds a non-negative number as unsigned; JSON built in the process may hold it as
+// signed.
+bool IsNonNegativeInteger(const Json& v) {
+  return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
+}
+
 template <typename T>
 absl::Status GetInt(const Json& j, const char* name, T* out) {
   const Json* f = Field(j, name);
   if (f == nullptr) return absl::OkStatus();
   if (!f->is_number_integer()) return WrongType(name, "an integer");
   if constexpr (std::is_unsigned_v<T>) {
-    if (!f->is_number_unsigned()) return WrongType(name, "a non-negative integer");
+    if (!IsNonNegativeInteger(*f)) {
+      return WrongType(name, "a non-negative integer");
+    }
     *out = static_cast<T>(f->get<uint64_t>());
   } else {
     *out = static_cast<T>(f->get<int64_t>());
@@ -127,6 +135,15 @@ Json ToJson(const JobStarted& r) { return Json{{"job_id", r.job_id}}; }
 
 absl::Status FromJson(const Json& j, JobStarted* r) {
   return RequiredString(j, "job_id", &r->job_id);
+}
+
+Json ToJson(const LoginCode& r) {
+  return Json{{"code", r.code}, {"expires_seconds", r.expires_seconds}};
+}
+
+absl::Status FromJson(const Json& j, LoginCode* r) {
+  CAIRN_RETURN_IF_ERROR(RequiredString(j, "code", &r->code));
+  return GetInt(j, "expires_seconds", &r->expires_seconds);
 }
 
 Json ToJson(const JobCancelled& r) {
@@ -421,7 +438,7 @@ absl::Status GetCounts(const Json& j, const char* name,
   if (f == nullptr) return absl::OkStatus();
   if (!f->is_object()) return WrongType(name, "an object of counts");
   for (const auto& [key, n] : f->items()) {
-    if (!n.is_number_unsigned()) return WrongType(name, "an object of counts");
+    if (!IsNonNegativeInteger(n)) return WrongType(name, "an object of counts");
     out->emplace_back(key, n.get<uint64_t>());
   }
   return absl::OkStatus();
@@ -434,6 +451,63 @@ Json CountsJson(const std::vector<std::pair<std::string, uint64_t>>& counts) {
 }
 
 }  // namespace
+
+Json ToJson(const TransferProgress& r) {
+  return Json{{"files_total", r.files_total},
+              {"bytes_total", r.bytes_total},
+              {"scan_done", r.scan_done},
+              {"files_done", r.files_done},
+              {"bytes_done", r.bytes_done}};
+}
+
+absl::Status FromJson(const Json& j, TransferProgress* r) {
+  if (!j.is_object()) return absl::InvalidArgumentError("the progress is not a JSON object");
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "files_total", &r->files_total));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "bytes_total", &r->bytes_total));
+  CAIRN_RETURN_IF_ERROR(GetBool(j, "scan_done", &r->scan_done));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "files_done", &r->files_done));
+  return GetInt(j, "bytes_done", &r->bytes_done);
+}
+
+Json ToJson(const BackupProgressInfo& r) {
+  Json j = ToJson(r.transfer);
+  j["bytes_read"] = r.bytes_read;
+  j["new_bytes"] = r.new_bytes;
+  j["sent_bytes"] = r.sent_bytes;
+  j["chunks"] = r.chunks;
+  j["new_chunks"] = r.new_chunks;
+  j["files_read"] = r.files_read;
+  j["files_unchanged"] = r.files_unchanged;
+  j["files_changed_during_read"] = r.files_changed_during_read;
+  return j;
+}
+
+absl::Status FromJson(const Json& j, BackupProgressInfo* r) {
+  CAIRN_RETURN_IF_ERROR(FromJson(j, &r->transfer));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "bytes_read", &r->bytes_read));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "new_bytes", &r->new_bytes));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "sent_bytes", &r->sent_bytes));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "chunks", &r->chunks));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "new_chunks", &r->new_chunks));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "files_read", &r->files_read));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "files_unchanged", &r->files_unchanged));
+  return GetInt(j, "files_changed_during_read", &r->files_changed_during_read);
+}
+
+Json ToJson(const ChunkProgress& r) {
+  return Json{{"chunks_total", r.chunks_total},
+              {"chunks_done", r.chunks_done},
+              {"bytes_done", r.bytes_done}};
+}
+
+absl::Status FromJson(const Json& j, ChunkProgress* r) {
+  if (!j.is_object() || Field(j, "chunks_total") == nullptr) {
+    return absl::InvalidArgumentError("field 'chunks_total' is missing from the progress");
+  }
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "chunks_total", &r->chunks_total));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "chunks_done", &r->chunks_done));
+  return GetInt(j, "bytes_done", &r->bytes_done);
+}
 
 Json ToJson(const BackupAnswer& r) {
   Json j;
@@ -697,7 +771,7 @@ absl::Status GetIdArray(const Json& j, const char* name, std::vector<uint64_t>* 
   if (f == nullptr) return absl::OkStatus();
   if (!f->is_array()) return WrongType(name, "an array of peer ids");
   for (const Json& e : *f) {
-    if (!e.is_number_unsigned()) return WrongType(name, "an array of peer ids");
+    if (!IsNonNegativeInteger(e)) return WrongType(name, "an array of peer ids");
     out->push_back(e.get<uint64_t>());
   }
   return absl::OkStatus();
@@ -1016,6 +1090,29 @@ absl::Status FromJson(const Json& j, ScrubStatus* r) {
   return GetInt(j, "quarantined_bytes", &r->quarantined_bytes);
 }
 
+Json ToJson(const IndexRebuildSummary& r) {
+  Json j{{"complete", r.complete}, {"snapshots", r.snapshots}};
+  if (r.note) {
+    j["note"] = SanitizeUtf8(*r.note);
+    return j;
+  }
+  j["chunks"] = r.chunks;
+  j["peers_listed"] = r.peers_listed;
+  j["missing_chunks"] = r.missing_chunks;
+  j["chunks_below_target"] = r.chunks_below_target;
+  return j;
+}
+
+absl::Status FromJson(const Json& j, IndexRebuildSummary* r) {
+  CAIRN_RETURN_IF_ERROR(GetBool(j, "complete", &r->complete));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "snapshots", &r->snapshots));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "chunks", &r->chunks));
+  CAIRN_RETURN_IF_ERROR(GetIdArray(j, "peers_listed", &r->peers_listed));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "missing_chunks", &r->missing_chunks));
+  CAIRN_RETURN_IF_ERROR(GetInt(j, "chunks_below_target", &r->chunks_below_target));
+  return GetString(j, "note", &r->note);
+}
+
 Json ToJson(const IndexStatus& r) {
   Json j;
   j["state"] = r.state;
@@ -1023,7 +1120,7 @@ Json ToJson(const IndexStatus& r) {
   j["kept_aside"] = r.kept_aside ? Json(SanitizeUtf8(*r.kept_aside)) : Json(nullptr);
   j["job_id"] = OrNull(r.job_id);
   j["error"] = r.error ? Json(SanitizeUtf8(*r.error)) : Json(nullptr);
-  j["rebuilt"] = r.rebuilt.is_object() ? r.rebuilt : Json(nullptr);
+  j["rebuilt"] = r.rebuilt ? ToJson(*r.rebuilt) : Json(nullptr);
   return j;
 }
 
@@ -1033,12 +1130,7 @@ absl::Status FromJson(const Json& j, IndexStatus* r) {
   CAIRN_RETURN_IF_ERROR(GetString(j, "kept_aside", &r->kept_aside));
   CAIRN_RETURN_IF_ERROR(GetString(j, "job_id", &r->job_id));
   CAIRN_RETURN_IF_ERROR(GetString(j, "error", &r->error));
-  r->rebuilt = nullptr;
-  if (const Json* f = Field(j, "rebuilt")) {
-    if (!f->is_object()) return WrongType("rebuilt", "an object or null");
-    r->rebuilt = *f;
-  }
-  return absl::OkStatus();
+  return GetObject(j, "rebuilt", &r->rebuilt);
 }
 
 Json ToJson(const StorageStatus& r) {
@@ -1167,6 +1259,26 @@ absl::Status FromJson(const Json& j, PeerStatus* r) {
   return GetObject(j, "home", &r->home);
 }
 
+Json ToJson(const LastBackup& r) {
+  Json j;
+  if (r.job_id) j["job_id"] = *r.job_id;
+  j["state"] = r.state;
+  j["time"] = r.time;
+  if (r.snapshot_id) j["snapshot_id"] = *r.snapshot_id;
+  if (r.short_id) j["short_id"] = *r.short_id;
+  if (r.error) j["error"] = SanitizeUtf8(*r.error);
+  return j;
+}
+
+absl::Status FromJson(const Json& j, LastBackup* r) {
+  CAIRN_RETURN_IF_ERROR(GetString(j, "job_id", &r->job_id));
+  CAIRN_RETURN_IF_ERROR(RequiredString(j, "state", &r->state));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "time", &r->time));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "snapshot_id", &r->snapshot_id));
+  CAIRN_RETURN_IF_ERROR(GetString(j, "short_id", &r->short_id));
+  return GetString(j, "error", &r->error);
+}
+
 Json ToJson(const SourceInfo& r) {
   Json j;
   SetPathField(j, "path", r.path);
@@ -1183,7 +1295,7 @@ Json ToJson(const SourceInfo& r) {
     j["pending"] = s.pending;
     j["running_job"] = OrNull(s.running_job);
     j["backups"] = s.backups;
-    j["last_backup"] = s.last_backup;
+    j["last_backup"] = s.last_backup ? ToJson(*s.last_backup) : Json(nullptr);
   }
   return j;
 }
@@ -1207,10 +1319,7 @@ absl::Status FromJson(const Json& j, SourceInfo* r) {
     CAIRN_RETURN_IF_ERROR(GetBool(j, "pending", &s.pending));
     CAIRN_RETURN_IF_ERROR(GetString(j, "running_job", &s.running_job));
     CAIRN_RETURN_IF_ERROR(GetInt(j, "backups", &s.backups));
-    if (const Json* b = Field(j, "last_backup")) {
-      if (!b->is_object()) return WrongType("last_backup", "an object or null");
-      s.last_backup = *b;
-    }
+    CAIRN_RETURN_IF_ERROR(GetObject(j, "last_backup", &s.last_backup));
     r->state = std::move(s);
   }
   return absl::OkStatus();

@@ -29,6 +29,15 @@ struct JobStarted {
 Json ToJson(const JobStarted& r);
 absl::Status FromJson(const Json& j, JobStarted* r);
 
+// 201 answer of POST /v1/ui/code (`cairn ui`): a one-time dashboard login code,
+// {"code","expires_seconds"}.
+struct LoginCode {
+  std::string code;
+  int64_t expires_seconds = 0;
+};
+Json ToJson(const LoginCode& r);
+absl::Status FromJson(const Json& j, LoginCode* r);
+
 // 200 answer of DELETE /v1/jobs/ID: {"job_id": "...", "cancelled": true}.
 struct JobCancelled {
   std::string job_id;
@@ -157,6 +166,41 @@ struct Health {
 };
 Json ToJson(const Health& r);
 absl::Status FromJson(const Json& j, Health* r);
+
+// The progress of a running job (GET /v1/jobs/ID "progress", the job events). Backup and
+// restore: {"files_total","bytes_total" (known once the scan is done),"scan_done","files_done",
+// "bytes_done"}; a backup adds {"bytes_read","new_bytes","sent_bytes","chunks","new_chunks",
+// "files_read","files_unchanged","files_changed_during_read"}. Check and repair:
+// {"chunks_total","chunks_done","bytes_done" (bytes read)}.
+struct TransferProgress {
+  uint64_t files_total = 0;
+  uint64_t bytes_total = 0;
+  bool scan_done = false;
+  uint64_t files_done = 0;
+  uint64_t bytes_done = 0;
+};
+Json ToJson(const TransferProgress& r);
+absl::Status FromJson(const Json& j, TransferProgress* r);
+struct BackupProgressInfo {
+  TransferProgress transfer;
+  uint64_t bytes_read = 0;
+  uint64_t new_bytes = 0;
+  uint64_t sent_bytes = 0;
+  uint64_t chunks = 0;
+  uint64_t new_chunks = 0;
+  uint64_t files_read = 0;
+  uint64_t files_unchanged = 0;
+  uint64_t files_changed_during_read = 0;
+};
+Json ToJson(const BackupProgressInfo& r);
+absl::Status FromJson(const Json& j, BackupProgressInfo* r);
+struct ChunkProgress {
+  uint64_t chunks_total = 0;  // 0 while the chunks are being collected
+  uint64_t chunks_done = 0;
+  uint64_t bytes_done = 0;
+};
+Json ToJson(const ChunkProgress& r);
+absl::Status FromJson(const Json& j, ChunkProgress* r);
 
 // The result of a backup job (GET /v1/jobs/ID "result"; `cairn backup --json`; docs/cli.md
 // "Commands": backup): {"snapshot_id","short_id","files","files_read","files_unchanged","rehash",
@@ -462,16 +506,28 @@ absl::Status FromJson(const Json& j, ScrubStatus* r);
 
 // "index" (docs/operations.md "When the index is damaged"): {"state":"ok|checking|rebuilding|
 // rebuilt|failed","problem","kept_aside","job_id","error" (each a string or null),"rebuilt"
-// (the last rebuild's result, or null)}.
+// (an IndexRebuildSummary, or null)}.
+// What the last index rebuild found: {"complete","snapshots" (a count),"chunks","peers_listed",
+// "missing_chunks","chunks_below_target"}, or {"complete":true,"snapshots":0,"note"} when there
+// was nothing to rebuild.
+struct IndexRebuildSummary {
+  bool complete = false;
+  uint64_t snapshots = 0;
+  uint64_t chunks = 0;
+  std::vector<uint64_t> peers_listed;
+  uint64_t missing_chunks = 0;
+  uint64_t chunks_below_target = 0;
+  std::optional<std::string> note;
+};
+Json ToJson(const IndexRebuildSummary& r);
+absl::Status FromJson(const Json& j, IndexRebuildSummary* r);
 struct IndexStatus {
   std::string state = "ok";
-  std::optional<std::string> problem;     // what was wrong with index.db
-  std::optional<std::string> kept_aside;  // where the damaged file was moved
-  std::optional<std::string> job_id;      // the rebuild job
-  std::optional<std::string> error;       // why the last rebuild failed
-  // {"complete","snapshots","chunks","peers_listed","missing_chunks","chunks_below_target"}
-  // (the index rebuild job's result); stays JSON here.
-  Json rebuilt;
+  std::optional<std::string> problem;          // what was wrong with index.db
+  std::optional<std::string> kept_aside;       // where the damaged file was moved
+  std::optional<std::string> job_id;           // the rebuild job
+  std::optional<std::string> error;            // why the last rebuild failed
+  std::optional<IndexRebuildSummary> rebuilt;  // since the peer started
 };
 Json ToJson(const IndexStatus& r);
 absl::Status FromJson(const Json& j, IndexStatus* r);
@@ -603,15 +659,26 @@ absl::Status FromJson(const Json& j, PeerStatus* r);
 // (null: the [backup] default),"ec" ("K+M" or null),"excludes":[],"schedule" ("" = none),
 // "watch","keep":{the keep_* that are set}} and, listed, {"watching","watches","pending",
 // "running_job" (id or null),"backups","last_backup"}.
+// The last backup of a source that finished, or failed to start: {"job_id" (absent when it
+// could not start),"state":"done|failed","time" (RFC 3339),"snapshot_id","short_id" (done),
+// "error" (failed)}.
+struct LastBackup {
+  std::optional<std::string> job_id;
+  std::string state;  // "done" or "failed"
+  std::string time;
+  std::optional<std::string> snapshot_id;
+  std::optional<std::string> short_id;
+  std::optional<std::string> error;
+};
+Json ToJson(const LastBackup& r);
+absl::Status FromJson(const Json& j, LastBackup* r);
 struct SourceState {
   bool watching = false;  // its root is watched
   uint64_t watches = 0;   // directories watched
   bool pending = false;   // changes not yet backed up
   std::optional<std::string> running_job;
-  uint64_t backups = 0;  // started since the peer started
-  // {"job_id","state":"done|failed","time","snapshot_id","short_id","error"}, null until a
-  // backup of it finished; stays JSON here.
-  Json last_backup;
+  uint64_t backups = 0;                   // started since the peer started
+  std::optional<LastBackup> last_backup;  // null until a backup of it finished
 };
 struct SourceInfo {
   std::string path;  // absolute, raw bytes

@@ -529,7 +529,11 @@ TEST(PeerStatusJsonTest, RoundTripAndShape) {
   st.index.state = "rebuilt";
   st.index.problem = "index.db: file is not a database";
   st.index.kept_aside = "/p/index.db.damaged";
-  st.index.rebuilt = Json{{"complete", true}, {"snapshots", 3}, {"chunks", 10}};
+  IndexRebuildSummary& rebuilt = st.index.rebuilt.emplace();
+  rebuilt.complete = true;
+  rebuilt.snapshots = 3;
+  rebuilt.chunks = 10;
+  rebuilt.peers_listed = {2, 3};
   st.storage.segments = 2;
   st.storage.live_bytes = 4700;
   st.storage.dead_bytes = 300;
@@ -597,6 +601,7 @@ TEST(PeerStatusJsonTest, RoundTripAndShape) {
   EXPECT_EQ(j["bucket"]["requests"]["put"], 5);
   EXPECT_EQ(j["home"]["dedup_ratio"], 3.0);
   EXPECT_EQ(j["index"]["rebuilt"]["chunks"], 10);
+  EXPECT_EQ(j["index"]["rebuilt"]["peers_listed"], Json::array({2, 3}));
 
   PeerStatus back = RoundTrip(st);
   EXPECT_EQ(back.disk_free, st.disk_free);
@@ -677,7 +682,12 @@ TEST(SourceInfoJsonTest, RoundTripAndShape) {
   state.pending = true;
   state.running_job = "job7";
   state.backups = 3;
-  state.last_backup = Json{{"job_id", "job6"}, {"state", "done"}, {"short_id", "3fa2c1d9"}};
+  LastBackup& last = state.last_backup.emplace();
+  last.job_id = "job6";
+  last.state = "done";
+  last.time = "2026-12-05T06:00:00Z";
+  last.snapshot_id = std::string(64, '3');
+  last.short_id = "33333333";
   s.state = state;
   Json listed = ToJson(s);
   for (const char* name :
@@ -692,7 +702,10 @@ TEST(SourceInfoJsonTest, RoundTripAndShape) {
   EXPECT_TRUE(back.state->pending);
   EXPECT_EQ(back.state->running_job, state.running_job);
   EXPECT_EQ(back.state->backups, 3u);
-  EXPECT_EQ(back.state->last_backup, state.last_backup);
+  ASSERT_TRUE(back.state->last_backup.has_value());
+  EXPECT_EQ(back.state->last_backup->short_id, last.short_id);
+  EXPECT_EQ(back.state->last_backup->job_id, last.job_id);
+  EXPECT_FALSE(back.state->last_backup->error.has_value());
   EXPECT_EQ(ToJson(back), listed);
 
   EXPECT_FALSE(Decode<SourceInfo>(Json{{"watch", true}}).ok());  // no path

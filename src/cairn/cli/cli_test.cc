@@ -130,8 +130,9 @@ TEST(OutputTest, ProgressLine) {
   EXPECT_THAT(
       RenderProgressLine(json{{"chunks_total", 200}, {"chunks_done", 50}, {"bytes_done", 0}}, 0),
       HasSubstr("25.0%  50/200 chunks"));
-  // Garbage progress does not throw.
-  EXPECT_NO_THROW(RenderProgressLine(json("nonsense"), 1));
+  // Garbage progress does not throw, and says so.
+  EXPECT_EQ(RenderProgressLine(json("nonsense"), 1), "[progress not readable]");
+  EXPECT_EQ(RenderProgressLine(json{{"bytes_done", "lots"}}, 1), "[progress not readable]");
 }
 
 TEST(OutputTest, UrlEncode) {

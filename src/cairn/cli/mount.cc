@@ -37,15 +37,11 @@ class ApiSource : public SnapshotSource {
 
   absl::StatusOr<std::vector<Snapshot>> Snapshots() override {
     CAIRN_ASSIGN_OR_RETURN(nlohmann::json list, GetJson("/v1/snapshots"));
-    if (!list.is_array()) return absl::InternalError("GET /v1/snapshots: not a JSON array");
+    absl::StatusOr<std::vector<api::SnapshotInfo>> infos =
+        api::Decode<std::vector<api::SnapshotInfo>>(list);
+    if (!infos.ok()) return Annotate(infos.status(), "GET /v1/snapshots");
     std::vector<Snapshot> out;
-    for (const nlohmann::json& s : list) {
-      Snapshot snap;
-      snap.id = Str(s, "id");
-      snap.time_ns = I64(s, "time_ns");
-      if (snap.id.empty()) continue;
-      out.push_back(std::move(snap));
-    }
+    for (const api::SnapshotInfo& s : *infos) out.push_back(Snapshot{s.id, s.time_ns});
     return out;
   }
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "cairn/api/responses.h"
 #include "cairn/base/bytes.h"
 #include "cairn/cli/output.h"
 
@@ -27,9 +28,10 @@ std::string FormatEta(double seconds) {
 
 }  // namespace
 
-std::string RenderProgressLine(const nlohmann::json& p, double rate) {
-  if (p.contains("chunks_total")) {  // check / repair: chunks examined, bytes read
-    uint64_t total = U64(p, "chunks_total"), done = U64(p, "chunks_done");
+std::string RenderProgressLine(const nlohmann::json& progress, double rate) {
+  // Check / repair: chunks examined, bytes read.
+  if (absl::StatusOr<api::ChunkProgress> c = api::Decode<api::ChunkProgress>(progress); c.ok()) {
+    const uint64_t total = c->chunks_total, done = c->chunks_done;
     std::string line = total == 0 ? std::string("[collecting chunks]  ") : "";
     if (total > 0) {
       double frac = std::min(1.0, static_cast<double>(done) / static_cast<double>(total));
@@ -40,13 +42,15 @@ std::string RenderProgressLine(const nlohmann::json& p, double rate) {
       line = absl::StrCat("[", std::string(filled, '#'), std::string(kWidth - filled, '-'), "] ",
                           pct, "  ");
     }
-    absl::StrAppend(&line, done, "/", total, " chunks  ", FormatSize(U64(p, "bytes_done")),
-                    " read  ", FormatRate(static_cast<uint64_t>(rate), 1.0));
+    absl::StrAppend(&line, done, "/", total, " chunks  ", FormatSize(c->bytes_done), " read  ",
+                    FormatRate(static_cast<uint64_t>(rate), 1.0));
     return line;
   }
-  uint64_t files_total = U64(p, "files_total"), bytes_total = U64(p, "bytes_total");
-  uint64_t files_done = U64(p, "files_done"), bytes_done = U64(p, "bytes_done");
-  bool scan_done = Bool(p, "scan_done");
+  absl::StatusOr<api::TransferProgress> t = api::Decode<api::TransferProgress>(progress);
+  if (!t.ok()) return "[progress not readable]";
+  const uint64_t files_total = t->files_total, bytes_total = t->bytes_total;
+  const uint64_t files_done = t->files_done, bytes_done = t->bytes_done;
+  const bool scan_done = t->scan_done;
   std::string line;
   if (scan_done && bytes_total > 0) {
     double frac = std::min(1.0, static_cast<double>(bytes_done) / static_cast<double>(bytes_total));
@@ -80,7 +84,9 @@ bool ProgressBar::StderrIsTerminal() { return ::isatty(STDERR_FILENO) == 1; }
 void ProgressBar::Update(const nlohmann::json& progress) {
   if (!enabled_) return;
   auto now = std::chrono::steady_clock::now();
-  uint64_t bytes = U64(progress, "bytes_done");
+  // Both progress shapes count bytes_done.
+  absl::StatusOr<api::TransferProgress> t = api::Decode<api::TransferProgress>(progress);
+  const uint64_t bytes = t.ok() ? t->bytes_done : last_bytes_;
   if (have_sample_) {
     double dt = std::chrono::duration<double>(now - last_time_).count();
     if (dt > 0 && bytes >= last_bytes_) {

@@ -63,10 +63,10 @@ std::string KeepText(const api::SourceInfo& s) {
 
 std::string LastBackupText(const api::SourceInfo& s) {
   if (s.state && s.state->running_job) return "running now";
-  if (!s.state || !s.state->last_backup.is_object()) return "-";
-  const nlohmann::json& b = s.state->last_backup;
-  if (Str(b, "state") == "done") return absl::StrCat(Str(b, "short_id"), " ", Str(b, "time"));
-  return absl::StrCat("failed ", Str(b, "time"), ": ", Str(b, "error"));
+  if (!s.state || !s.state->last_backup) return "-";
+  const api::LastBackup& b = *s.state->last_backup;
+  if (b.state == "done") return absl::StrCat(b.short_id.value_or(""), " ", b.time);
+  return absl::StrCat("failed ", b.time, ": ", b.error.value_or(""));
 }
 
 int RunAdd(const GlobalOptions& global, const SourceFlags& f) {

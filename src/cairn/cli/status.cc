@@ -91,10 +91,10 @@ std::string IndexLine(const api::IndexStatus& index) {
   if (state == "rebuilding") {
     line += "being rebuilt from the peers (job " + index.job_id.value_or("") + ")";
   } else if (state == "rebuilt") {
-    const nlohmann::json& r = index.rebuilt;
-    line += "rebuilt from the peers since start: " + std::to_string(U64(r, "snapshots")) +
-            " snapshot(s), " + std::to_string(U64(r, "chunks")) + " chunk(s)";
-    if (r.is_object() && r.contains("complete") && !Bool(r, "complete")) line += ", incomplete";
+    const api::IndexRebuildSummary r = index.rebuilt.value_or(api::IndexRebuildSummary{});
+    line += "rebuilt from the peers since start: " + std::to_string(r.snapshots) +
+            " snapshot(s), " + std::to_string(r.chunks) + " chunk(s)";
+    if (index.rebuilt && !r.complete) line += ", incomplete";
   } else if (state == "failed") {
     line += "rebuilding from the peers failed: " + index.error.value_or("") +
             "; run `cairn index rebuild` to try again";

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <memory>
 
+#include "cairn/api/responses.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/connect.h"
 #include "cairn/cli/output.h"
@@ -54,10 +55,12 @@ bool OpenInBrowser(const std::string& url) {
 int RunUi(const GlobalOptions& global, bool no_open) {
   absl::StatusOr<std::unique_ptr<api::ApiClient>> api = ConnectToPeer(global.dir);
   if (!api.ok()) return PrintError(api.status());
-  absl::StatusOr<nlohmann::json> code = (*api)->Post("/v1/ui/code", nlohmann::json::object());
+  absl::StatusOr<nlohmann::json> answer = (*api)->Post("/v1/ui/code", nlohmann::json::object());
+  if (!answer.ok()) return PrintError(answer.status());
+  absl::StatusOr<api::LoginCode> code = api::Decode<api::LoginCode>(*answer);
   if (!code.ok()) return PrintError(code.status());
-  const std::string url = "http://" + (*api)->address() + "/#code=" + Str(*code, "code");
-  const int64_t expires = I64(*code, "expires_seconds");
+  const std::string url = "http://" + (*api)->address() + "/#code=" + code->code;
+  const int64_t expires = code->expires_seconds;
   // Only on a desktop session: elsewhere xdg-open would start a text browser in this terminal.
   const bool desktop =
       std::getenv("DISPLAY") != nullptr || std::getenv("WAYLAND_DISPLAY") != nullptr;

@@ -129,9 +129,12 @@ int RunWatch(const GlobalOptions& global, const WatchFlags& f) {
   if (!sources.ok() && !absl::IsUnimplemented(sources.status())) {
     return PrintError(sources.status());
   }
-  if (sources.ok() && sources->is_array()) {
-    for (const nlohmann::json& s : *sources) {
-      if (RawField(s, "path") == path) {
+  if (sources.ok()) {
+    absl::StatusOr<std::vector<api::SourceInfo>> list =
+        api::Decode<std::vector<api::SourceInfo>>(*sources);
+    if (!list.ok()) return PrintError(Annotate(list.status(), "GET /v1/sources"));
+    for (const api::SourceInfo& s : *list) {
+      if (s.path == path) {
         return PrintError(absl::FailedPreconditionError(
             absl::StrCat(path,
                          " is a configured source: the peer already watches it (see "

@@ -25,12 +25,10 @@ namespace {
 using Json = nlohmann::json;
 
 Json RestoreProgressJson(const engine::RestoreProgress& p) {
-  uint64_t files_total = p.files_total.load(), bytes_total = p.bytes_total.load();
-  return Json{{"files_total", files_total},
-              {"bytes_total", bytes_total},
-              {"scan_done", files_total > 0 || bytes_total > 0},
-              {"files_done", p.files_done.load()},
-              {"bytes_done", p.bytes_done.load()}};
+  const uint64_t files_total = p.files_total.load(), bytes_total = p.bytes_total.load();
+  return api::ToJson(api::TransferProgress{files_total, bytes_total,
+                                           files_total > 0 || bytes_total > 0, p.files_done.load(),
+                                           p.bytes_done.load()});
 }
 
 api::RestoreAnswer RestoreAnswerOf(const engine::RestoreResult& r,
@@ -99,9 +97,8 @@ api::CheckAnswer CheckAnswerOf(const engine::CheckReport& r) {
 }  // namespace
 
 Json CheckProgressJson(const engine::CheckProgress& p) {
-  return Json{{"chunks_total", p.chunks_total.load()},
-              {"chunks_done", p.chunks_done.load()},
-              {"bytes_done", p.bytes_read.load()}};
+  return api::ToJson(
+      api::ChunkProgress{p.chunks_total.load(), p.chunks_done.load(), p.bytes_read.load()});
 }
 
 api::RepairAnswer RepairAnswerOf(const engine::RepairReport& r) {

@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "cairn/api/json_paths.h"
 #include "cairn/api/requests.h"
+#include "cairn/api/responses.h"
 #include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
 #include "cairn/codec/crypto.h"
@@ -891,8 +892,7 @@ void ApiServer::Route() {
       {"GET", "/", ServeIndex},
       {"GET", "/ui/([A-Za-z0-9_.-]+)", ServeUiFile},
       {"POST", "/v1/ui/code", Wrap([this](const ApiRequest&) -> absl::StatusOr<Reply> {
-         return Reply{201,
-                      Json{{"code", NewLoginCode()}, {"expires_seconds", kLoginCodeTtl.count()}}};
+         return Reply{201, api::ToJson(api::LoginCode{NewLoginCode(), kLoginCodeTtl.count()})};
        })},
       {"POST", "/v1/ui/login", Wrap([this](const ApiRequest& req) -> absl::StatusOr<Reply> {
          CAIRN_ASSIGN_OR_RETURN(Json body, api::ParseRequestBody(req.body));

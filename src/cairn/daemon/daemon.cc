@@ -90,19 +90,18 @@ std::string LocalHostname() {
 }
 
 Json BackupProgressJson(const engine::BackupProgress& p) {
-  return Json{{"files_total", p.files_total.load()},
-              {"bytes_total", p.bytes_total.load()},
-              {"scan_done", p.scan_done.load()},
-              {"files_done", p.files_done.load()},
-              {"bytes_done", p.bytes_done.load()},
-              {"bytes_read", p.bytes_read.load()},
-              {"new_bytes", p.new_bytes.load()},
-              {"sent_bytes", p.sent_bytes.load()},
-              {"chunks", p.chunks.load()},
-              {"new_chunks", p.new_chunks.load()},
-              {"files_read", p.files_read.load()},
-              {"files_unchanged", p.files_unchanged.load()},
-              {"files_changed_during_read", p.files_changed_during_read.load()}};
+  api::BackupProgressInfo r;
+  r.transfer = {p.files_total.load(), p.bytes_total.load(), p.scan_done.load(), p.files_done.load(),
+                p.bytes_done.load()};
+  r.bytes_read = p.bytes_read.load();
+  r.new_bytes = p.new_bytes.load();
+  r.sent_bytes = p.sent_bytes.load();
+  r.chunks = p.chunks.load();
+  r.new_chunks = p.new_chunks.load();
+  r.files_read = p.files_read.load();
+  r.files_unchanged = p.files_unchanged.load();
+  r.files_changed_during_read = p.files_changed_during_read.load();
+  return api::ToJson(r);
 }
 
 api::BackupAnswer BackupAnswerOf(const engine::BackupResult& r) {

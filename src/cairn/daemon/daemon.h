@@ -301,11 +301,11 @@ class Daemon : public ApiHandler {
   // whether they hold blobs of an owner whose catalog is empty), "rebuilding", "rebuilt",
   // "failed" (the last rebuild failed: index_error_ says why).
   mutable std::mutex index_mu_;
-  std::string index_state_ = "ok";  // guarded by index_mu_
-  std::string index_problem_;       // guarded by index_mu_
-  std::string index_job_;           // guarded by index_mu_
-  std::string index_error_;         // guarded by index_mu_
-  nlohmann::json index_result_;     // guarded by index_mu_
+  std::string index_state_ = "ok";                        // guarded by index_mu_
+  std::string index_problem_;                             // guarded by index_mu_
+  std::string index_job_;                                 // guarded by index_mu_
+  std::string index_error_;                               // guarded by index_mu_
+  std::optional<api::IndexRebuildSummary> index_result_;  // guarded by index_mu_
   std::atomic<bool> maintenance_cancel_{false};
   std::atomic<bool> extras_requested_{true};          // place extra copies soon (after a backup)
   std::atomic<bool> extras_cancel_{false};            // a data job started: placement yields

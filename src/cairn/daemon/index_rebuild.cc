@@ -79,9 +79,9 @@ absl::StatusOr<std::string> Daemon::StartIndexRebuildJob(const std::string& why)
       spdlog::warn("index: nothing to rebuild: {}", api::SanitizeUtf8(report.status().ToString()));
       index_state_ = "rebuilt";
       index_error_.clear();
-      index_result_ = Json{{"complete", true},
-                           {"snapshots", 0},
-                           {"note", api::SanitizeUtf8(std::string(report.status().message()))}};
+      api::IndexRebuildSummary& summary = index_result_.emplace();
+      summary.complete = true;
+      summary.note = std::string(report.status().message());
       api::IndexRebuildAnswer nothing;
       nothing.complete = true;
       nothing.note = std::string(report.status().message());
@@ -103,12 +103,13 @@ absl::StatusOr<std::string> Daemon::StartIndexRebuildJob(const std::string& why)
     Json j = api::ToJson(IndexRebuildAnswerOf(*report));
     index_state_ = "rebuilt";
     index_error_.clear();
-    index_result_ = Json{{"complete", report->complete()},
-                         {"snapshots", report->snapshots.size()},
-                         {"chunks", report->chunks},
-                         {"peers_listed", report->peers_listed},
-                         {"missing_chunks", report->missing_chunks},
-                         {"chunks_below_target", report->chunks_below_target}};
+    api::IndexRebuildSummary& summary = index_result_.emplace();
+    summary.complete = report->complete();
+    summary.snapshots = report->snapshots.size();
+    summary.chunks = report->chunks;
+    summary.peers_listed.assign(report->peers_listed.begin(), report->peers_listed.end());
+    summary.missing_chunks = report->missing_chunks;
+    summary.chunks_below_target = report->chunks_below_target;
     spdlog::log(
         report->complete() ? spdlog::level::warn : spdlog::level::err,
         "index: rebuilt from peer(s) {}: {} snapshot(s), {} chunk(s) from {} blob(s){}",

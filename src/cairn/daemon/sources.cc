@@ -65,7 +65,7 @@ struct SourceScheduler::Entry {
   int64_t retry_at = 0;
   int failures = 0;  // consecutive
   uint64_t backups = 0;
-  Json last_backup;  // null until a backup of it finished
+  std::optional<api::LastBackup> last_backup;  // unset until a backup of it finished
 };
 
 SourceScheduler::SourceScheduler(SourceSchedulerOptions options, SourceHooks hooks)
@@ -204,18 +204,19 @@ void SourceScheduler::Tick() {
     if (e->job) {
       std::optional<absl::StatusOr<Json>> result = hooks_.job_result(*e->job);
       if (!result) continue;  // still running
-      Json last{{"job_id", *e->job}, {"time", api::FormatRfc3339(options_.clock->NowNanos())}};
+      api::LastBackup last;
+      last.job_id = *e->job;
+      last.time = api::FormatRfc3339(options_.clock->NowNanos());
       if (result->ok()) {
-        last["state"] = "done";
-        const Json& r = **result;
-        if (r.is_object() && r.contains("snapshot_id")) {
-          last["snapshot_id"] = r["snapshot_id"];
-          last["short_id"] = r.value("short_id", "");
+        last.state = "done";
+        if (auto answer = api::Decode<api::BackupAnswer>(**result); answer.ok()) {
+          last.snapshot_id = answer->snapshot_id;
+          last.short_id = answer->short_id;
         }
         e->failures = 0;
       } else {
-        last["state"] = "failed";
-        last["error"] = api::SanitizeUtf8(result->status().ToString());
+        last.state = "failed";
+        last.error = result->status().ToString();
         ++e->failures;
         int64_t delay = quiet << std::min(e->failures - 1, 20);
         delay = std::min<int64_t>(delay, std::chrono::nanoseconds(kMaxRetryDelay).count());
@@ -270,9 +271,10 @@ void SourceScheduler::Tick() {
       ++e.failures;
       e.retry_at = now + std::min<int64_t>(quiet << std::min(e.failures - 1, 20),
                                            std::chrono::nanoseconds(kMaxRetryDelay).count());
-      e.last_backup = Json{{"state", "failed"},
-                           {"time", api::FormatRfc3339(options_.clock->NowNanos())},
-                           {"error", api::SanitizeUtf8(id.status().ToString())}};
+      api::LastBackup& last = e.last_backup.emplace();
+      last.state = "failed";
+      last.time = api::FormatRfc3339(options_.clock->NowNanos());
+      last.error = id.status().ToString();
       spdlog::warn("source {}: cannot start a backup: {}", api::SanitizeUtf8(d.source),
                    api::SanitizeUtf8(id.status().ToString()));
       continue;
