@@ -4,90 +4,14 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "cairn/api/json_fields.h"
 #include "cairn/api/json_paths.h"
 #include "cairn/base/status.h"
 
 namespace cairn::api {
 namespace {
 
-// A required string field; INVALID_ARGUMENT naming it when absent, not a string or empty.
-absl::Status RequiredString(const Json& j, const char* name, std::string* out) {
-  auto it = j.is_object() ? j.find(name) : j.end();
-  if (it == j.end() || !it->is_string() || it->get<std::string>().empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("field '", name, "' (a non-empty string) is missing from the answer"));
-  }
-  *out = it->get<std::string>();
-  return absl::OkStatus();
-}
-
-// A field of the answer, by name; nullptr when absent or null.
-const Json* Field(const Json& j, const char* name) {
-  if (!j.is_object()) return nullptr;
-  auto it = j.find(name);
-  return it == j.end() || it->is_null() ? nullptr : &*it;
-}
-
-absl::Status WrongType(const char* name, const char* what) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("field '", name, "' of the answer must be ", what));
-}
-
-// Optional fields: absent or null leaves `out` as it is; the wrong type is INVALID_ARGUMENT.
-absl::Status GetString(const Json& j, const char* name, std::string* out) {
-  const Json* f = Field(j, name);
-  if (f == nullptr) return absl::OkStatus();
-  if (!f->is_string()) return WrongType(name, "a string");
-  *out = f->get<std::string>();
-  return absl::OkStatus();
-}
-
-absl::Status GetString(const Json& j, const char* name, std::optional<std::string>* out) {
-  const Json* f = Field(j, name);
-  if (f == nullptr) return absl::OkStatus();
-  if (!f->is_string()) return WrongType(name, "a string or null");
-  *out = f->get<std::string>();
-  return absl::OkStatus();
-}
-
-// Parsed JSON holds a non-negative number as unsigned; JSON built in the process may hold it as
-// signed.
-bool IsNonNegativeInteger(const Json& v) {
-  return v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0);
-}
-
-template <typename T>
-absl::Status GetInt(const Json& j, const char* name, T* out) {
-  const Json* f = Field(j, name);
-  if (f == nullptr) return absl::OkStatus();
-  if (!f->is_number_integer()) return WrongType(name, "an integer");
-  if constexpr (std::is_unsigned_v<T>) {
-    if (!IsNonNegativeInteger(*f)) {
-      return WrongType(name, "a non-negative integer");
-    }
-    *out = static_cast<T>(f->get<uint64_t>());
-  } else {
-    *out = static_cast<T>(f->get<int64_t>());
-  }
-  return absl::OkStatus();
-}
-
-template <typename T>
-absl::Status GetInt(const Json& j, const char* name, std::optional<T>* out) {
-  if (Field(j, name) == nullptr) return absl::OkStatus();
-  T v{};
-  CAIRN_RETURN_IF_ERROR(GetInt(j, name, &v));
-  *out = v;
-  return absl::OkStatus();
-}
-
-absl::Status GetBool(const Json& j, const char* name, bool* out) {
-  const Json* f = Field(j, name);
-  if (f == nullptr) return absl::OkStatus();
-  if (!f->is_boolean()) return WrongType(name, "true or false");
-  *out = f->get<bool>();
-  return absl::OkStatus();
-}
+using namespace fields;  // NOLINT(build/namespaces): the field readers
 
 absl::Status GetDouble(const Json& j, const char* name, std::optional<double>* out) {
   const Json* f = Field(j, name);
@@ -172,6 +96,7 @@ SnapshotInfo SnapshotInfoOf(const ports::SnapshotRecord& record) {
   r.files = s.stats.files;
   r.directories = s.stats.directories;
   r.bytes = s.stats.bytes;
+  if (!s.archive.empty()) r.archive = s.archive;
   return r;
 }
 
@@ -190,6 +115,7 @@ Json ToJson(const SnapshotInfo& r) {
   j["files"] = r.files;
   j["directories"] = r.directories;
   j["bytes"] = r.bytes;
+  j["archive"] = OrNull(r.archive);
   return j;
 }
 
@@ -207,7 +133,7 @@ absl::Status FromJson(const Json& j, SnapshotInfo* r) {
   CAIRN_RETURN_IF_ERROR(GetInt(j, "files", &r->files));
   CAIRN_RETURN_IF_ERROR(GetInt(j, "directories", &r->directories));
   CAIRN_RETURN_IF_ERROR(GetInt(j, "bytes", &r->bytes));
-  return absl::OkStatus();
+  return GetString(j, "archive", &r->archive);
 }
 
 Json ToJson(const PeerInfo& r) {

@@ -49,7 +49,8 @@ absl::Status FromJson(const Json& j, JobCancelled* r);
 // A snapshot as GET /v1/snapshots lists it (an array of these, oldest first) and `cairn
 // snapshots --json` prints it: {"id","short_id","time" (RFC 3339, from time_ns),"time_ns",
 // "hostname","paths":[...],"tags":[...] (raw bytes: with "<field>_base64" when not UTF-8),
-// "parent" (id or null),"copies","ec" ("K+M" or null),"files","directories","bytes"}.
+// "parent" (id or null),"copies","ec" ("K+M" or null),"files","directories","bytes",
+// "archive" (the archive's name for an archive version, null for a backup)}.
 struct SnapshotInfo {
   std::string id;        // 64 hex digits
   std::string short_id;  // its first 8
@@ -63,6 +64,7 @@ struct SnapshotInfo {
   uint64_t files = 0;
   uint64_t directories = 0;
   uint64_t bytes = 0;
+  std::optional<std::string> archive;
 };
 // The API's view of a catalog record.
 SnapshotInfo SnapshotInfoOf(const ports::SnapshotRecord& record);

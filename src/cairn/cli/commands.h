@@ -49,6 +49,8 @@ Action RegisterVersions(CLI::App& app, GlobalOptions& global);
 Action RegisterDiff(CLI::App& app, GlobalOptions& global);
 Action RegisterFind(CLI::App& app, GlobalOptions& global);
 Action RegisterMount(CLI::App& app, GlobalOptions& global);
+// Archives (create|list|unmount): archive.cc; `mount --archive`: mount.cc.
+Action RegisterArchive(CLI::App& app, GlobalOptions& global);
 // Continuous backup: source.cc (add|list|remove), watch.cc.
 Action RegisterSource(CLI::App& app, GlobalOptions& global);
 Action RegisterWatch(CLI::App& app, GlobalOptions& global);
@@ -58,6 +60,9 @@ Action RegisterUi(CLI::App& app, GlobalOptions& global);
 // `path` made absolute against the working directory (the peer runs elsewhere) and lexically
 // normal, without a trailing '/'. Symlinks are not resolved.
 std::string AbsolutePath(const std::string& path);
+// A path whose versions are asked for (versions, restore --at): an archive path "NAME:/a/b"
+// (engine/versions.h ParseArchivePath) as it is, anything else through AbsolutePath.
+std::string VersionedPath(const std::string& path);
 
 // "cairn: <message>" on stderr; returns kExitError, or kExitInterrupted for the CANCELLED
 // status of a job Ctrl-C cancelled (WaitForJob, cli/connect.h). Under --json (anywhere on the

@@ -14,6 +14,7 @@
 #include "cairn/cli/commands.h"
 #include "cairn/cli/connect.h"
 #include "cairn/daemon/version.h"
+#include "cairn/engine/versions.h"
 #include "nlohmann/json.hpp"
 
 namespace cairn::cli {
@@ -95,6 +96,14 @@ std::string AbsolutePath(const std::string& path) {
   return s;
 }
 
+std::string VersionedPath(const std::string& path) {
+  if (auto archive = engine::ParseArchivePath(path)) {
+    return archive->first + ":" +
+           std::filesystem::path(archive->second).lexically_normal().string();
+  }
+  return AbsolutePath(path);
+}
+
 int PrintError(const absl::Status& status) {
   // Ctrl-C while waiting for a job: the job was cancelled; exit as a shell reports SIGINT.
   const int code = absl::IsCancelled(status) && InterruptedByUser() ? kExitInterrupted : kExitError;
@@ -159,7 +168,8 @@ int Main(int argc, char** argv) {
       {"index", RegisterIndex},     {"versions", RegisterVersions},
       {"diff", RegisterDiff},       {"find", RegisterFind},
       {"mount", RegisterMount},     {"source", RegisterSource},
-      {"watch", RegisterWatch},     {"ui", RegisterUi}};
+      {"watch", RegisterWatch},     {"ui", RegisterUi},
+      {"archive", RegisterArchive}};
   std::vector<std::pair<CLI::App*, Action>> commands;
   std::vector<std::string> names;
   for (const auto& [name, reg] : kCommands) {

@@ -2,15 +2,25 @@
 // served in the foreground until SIGINT/SIGTERM or `fusermount3 -u MOUNTPOINT`. The process is
 // a client of the local peer's API: listings with GET /v1/snapshots and GET /v1/ls, file bytes
 // with GET /v1/read (the daemon fetches and decrypts the chunks through its chunk cache).
+//
+// `cairn mount --archive NAME MOUNTPOINT`: a writable archive (docs/operations.md "Archives:
+// files that live only on the peers"). The peer serves that file system itself
+// (daemon/archive_mount.h: POST /v1/archives/mount); this command waits in the foreground and
+// asks the peer to commit and unmount on SIGINT/SIGTERM/SIGHUP, or returns when the archive was
+// unmounted otherwise (`fusermount3 -u`, `cairn archive unmount`).
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <iostream>
 #include <mutex>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "cairn/api/archives.h"
 #include "cairn/api/json_paths.h"
 #include "cairn/api/responses.h"
+#include "cairn/base/bytes.h"
 #include "cairn/base/status.h"
 #include "cairn/cli/commands.h"
 #include "cairn/cli/connect.h"
@@ -140,9 +150,73 @@ struct MountFlags {
   std::string mountpoint;
   bool allow_other = false;
   bool debug = false;
+  std::string archive;
+  std::string spool;
 };
 
+volatile sig_atomic_t g_stop_signal = 0;
+void OnStopSignal(int sig) { g_stop_signal = sig; }
+
+// True while GET /v1/archives shows `name` mounted; errors: the API's.
+absl::StatusOr<bool> ArchiveMounted(api::ApiClient& client, const std::string& name) {
+  CAIRN_ASSIGN_OR_RETURN(auto list, client.GetAs<std::vector<api::ArchiveInfo>>("/v1/archives"));
+  for (const api::ArchiveInfo& a : list) {
+    if (a.name == name) return a.mountpoint.has_value();
+  }
+  return false;
+}
+
+int RunArchiveMount(const GlobalOptions& global, const MountFlags& f) {
+  api::ArchiveMountRequest request;
+  request.name = f.archive;
+  request.mountpoint = AbsolutePath(f.mountpoint);
+  request.allow_other = f.allow_other;
+  if (!f.spool.empty()) {
+    absl::StatusOr<uint64_t> bytes = ParseSize(f.spool);
+    if (!bytes.ok()) return PrintUsageError("--spool: " + std::string(bytes.status().message()));
+    request.spool_bytes = *bytes;
+  }
+  absl::StatusOr<std::unique_ptr<api::ApiClient>> api = ConnectToPeer(global.dir);
+  if (!api.ok()) return PrintError(api.status());
+  struct sigaction sa {};
+  sa.sa_handler = OnStopSignal;
+  ::sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
+  absl::StatusOr<nlohmann::json> mounted = (*api)->Post("/v1/archives/mount", api::ToJson(request));
+  if (!mounted.ok()) return PrintError(mounted.status());
+  std::cerr << "cairn: archive " << f.archive << " mounted read-write at " << request.mountpoint
+            << " (Ctrl-C or `cairn archive unmount " << f.archive << "` commits and unmounts)"
+            << std::endl;
+  int ticks = 0;
+  while (true) {
+    if (g_stop_signal != 0) {
+      g_stop_signal = 0;
+      api::ArchiveMountRequest unmount;
+      unmount.name = f.archive;
+      absl::StatusOr<nlohmann::json> done =
+          (*api)->Post("/v1/archives/unmount", api::ToJson(unmount));
+      if (done.ok()) {
+        std::cerr << "cairn: archive " << f.archive << " committed and unmounted" << std::endl;
+        return kExitOk;
+      }
+      if (absl::IsNotFound(done.status())) break;
+      PrintError(done.status());  // busy: keep serving; another Ctrl-C tries again
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (++ticks % 10 == 0) {  // unmounted another way?
+      absl::StatusOr<bool> still = ArchiveMounted(**api, f.archive);
+      if (!still.ok() && absl::IsUnavailable(still.status())) {
+        return PrintError(still.status());  // the peer stopped: its mounts went with it
+      }
+      if (still.ok() && !*still) break;
+    }
+  }
+  std::cerr << "cairn: archive " << f.archive << " was unmounted" << std::endl;
+  return kExitOk;
+}
+
 int RunMount(const GlobalOptions& global, const MountFlags& f) {
+  if (!f.archive.empty()) return RunArchiveMount(global, f);
   absl::StatusOr<std::unique_ptr<ApiSource>> source = ApiSource::Open(global.dir);
   if (!source.ok()) return PrintError(source.status());
   // Fail early (and clearly) when the peer is not running.
@@ -182,11 +256,19 @@ int RunMount(const GlobalOptions& global, const MountFlags& f) {
 Action RegisterMount(CLI::App& app, GlobalOptions& global) {
   auto flags = std::make_shared<MountFlags>();
   CLI::App* cmd = app.add_subcommand(
-      "mount", "Browse the snapshots as a read-only file system (FUSE) until Ctrl-C");
+      "mount",
+      "Browse the snapshots as a read-only file system (FUSE), or an archive read-write, until "
+      "Ctrl-C");
   cmd->add_option("mountpoint", flags->mountpoint, "An existing empty directory")->required();
   cmd->add_flag("--allow-other", flags->allow_other,
                 "Let other users read it (needs user_allow_other in /etc/fuse.conf)");
   cmd->add_flag("--fuse-debug", flags->debug, "Print libfuse's debug output")->group("");
+  cmd->add_option("--archive", flags->archive,
+                  "Mount this archive read-write instead (cairn archive create NAME makes one)");
+  cmd->add_option("--spool", flags->spool,
+                  "With --archive: written data kept locally before it is stored, e.g. 1G "
+                  "(default 1G)")
+      ->needs("--archive");
   return [&global, flags] { return RunMount(global, *flags); };
 }
 

@@ -36,7 +36,7 @@ int RunRestore(const GlobalOptions& global, const RestoreFlags& f) {
         engine::ParseTimePoint(f.at, /*allow_local=*/true, /*allow_unix_ns=*/false);
     if (!t.ok()) return PrintUsageError(std::string(t.status().message()));
     at_ns = *t;
-    path = AbsolutePath(f.spec);
+    path = VersionedPath(f.spec);
   } else {
     if (f.spec.empty()) return PrintUsageError("a snapshot is required (or --at TIME PATH)");
     size_t colon = f.spec.find(':');

@@ -28,15 +28,31 @@ int RunSnapshots(const GlobalOptions& global) {
     std::cout << "no snapshots" << std::endl;
     return kExitOk;
   }
+  // Backups first; versions of archives apart, after them (docs/operations.md "Archives").
   Table table({"ID", "TIME", "HOST", "PATHS", "TAGS", "FILES", "SIZE"},
               {false, false, false, false, false, true, true});
+  Table archives({"ID", "TIME", "ARCHIVE", "FILES", "SIZE"}, {false, false, false, true, true});
+  size_t backups = 0;
   for (const api::SnapshotInfo& s : *snapshots) {
+    if (s.archive) {
+      archives.AddRow({s.short_id, FormatLocalTime(s.time_ns), *s.archive, std::to_string(s.files),
+                       FormatSize(s.bytes)});
+      continue;
+    }
+    ++backups;
     table.AddRow({s.short_id, FormatLocalTime(s.time_ns), s.hostname, absl::StrJoin(s.paths, ","),
                   absl::StrJoin(s.tags, ","), std::to_string(s.files), FormatSize(s.bytes)});
   }
-  table.Print(std::cout);
-  std::cout << snapshots->size() << (snapshots->size() == 1 ? " snapshot" : " snapshots")
-            << std::endl;
+  if (backups > 0) {
+    table.Print(std::cout);
+    std::cout << backups << (backups == 1 ? " snapshot" : " snapshots") << std::endl;
+  }
+  if (size_t versions = snapshots->size() - backups; versions > 0) {
+    if (backups > 0) std::cout << std::endl;
+    archives.Print(std::cout);
+    std::cout << versions << (versions == 1 ? " archive version" : " archive versions")
+              << std::endl;
+  }
   return kExitOk;
 }
 

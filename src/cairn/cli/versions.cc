@@ -23,7 +23,7 @@ struct VersionsFlags {
 
 int RunVersions(const GlobalOptions& global, const VersionsFlags& f) {
   if (f.path.empty()) return PrintUsageError("empty path");
-  const std::string path = AbsolutePath(f.path);
+  const std::string path = VersionedPath(f.path);
   absl::StatusOr<std::unique_ptr<api::ApiClient>> api = ConnectToPeer(global.dir);
   if (!api.ok()) return PrintError(api.status());
   absl::StatusOr<nlohmann::json> r =

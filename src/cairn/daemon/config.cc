@@ -22,6 +22,7 @@
 #include "cairn/codec/erasure.h"
 #include "cairn/engine/retention.h"
 #include "cairn/env/file.h"
+#include "cairn/format/tree.h"
 #include "cairn/store/s3/s3_config.h"
 
 namespace cairn::daemon {
@@ -259,6 +260,44 @@ absl::StatusOr<std::chrono::milliseconds> GetOptionalDuration(const KeyErrors& e
 
 std::string OptionalDurationText(std::chrono::milliseconds d) {
   return d.count() > 0 ? FormatDuration(d) : std::string();
+}
+
+absl::StatusOr<ArchiveConfig> ParseArchive(const KeyErrors& err, size_t index,
+                                           const toml::node& node) {
+  const std::string name = absl::StrCat("archive[", index + 1, "]");
+  const toml::table* t = node.as_table();
+  if (t == nullptr) {
+    return err.Bad(name, absl::StrCat("expected a table ([[archive]]), got ", TypeName(node)));
+  }
+  ArchiveConfig a;
+  for (auto&& [k2, n2] : *t) {
+    std::string key(k2.str());
+    std::string sub = absl::StrCat(name, ".", key);
+    if (key == "name") {
+      CAIRN_ASSIGN_OR_RETURN(a.name, GetString(err, sub, n2));
+      if (!format::IsArchiveName(a.name)) {
+        return err.Bad(sub, "must be 1 to 64 of the characters A-Z a-z 0-9 . _ -");
+      }
+    } else if (key == "mountpoint") {
+      CAIRN_ASSIGN_OR_RETURN(a.mountpoint, GetString(err, sub, n2));
+      if (a.mountpoint.empty() || a.mountpoint[0] != '/') {
+        return err.Bad(sub, absl::StrCat("must be an absolute path, got '", a.mountpoint, "'"));
+      }
+    } else if (key == "spool") {
+      CAIRN_ASSIGN_OR_RETURN(a.spool, GetSize(err, sub, n2));
+      if (a.spool < (1u << 20)) return err.Bad(sub, "must be at least 1M");
+    } else if (key == "allow_other") {
+      if (!n2.is_boolean()) {
+        return err.Bad(sub, absl::StrCat("expected true or false, got ", TypeName(n2)));
+      }
+      a.allow_other = n2.as_boolean()->get();
+    } else {
+      return err.Bad(sub, "unknown key");
+    }
+  }
+  if (a.name.empty()) return err.Bad(name, "missing required key 'name'");
+  if (a.mountpoint.empty()) return err.Bad(name, "missing required key 'mountpoint'");
+  return a;
 }
 
 absl::StatusOr<SourceConfig> ParseSource(const KeyErrors& err, size_t index,
@@ -719,6 +758,23 @@ absl::StatusOr<Config> ParseConfig(std::string_view text, const std::string& sou
           }
         }
         c.sources.push_back(std::move(s));
+      }
+    } else if (key == "archive") {
+      const toml::array* arr = node.as_array();
+      if (arr == nullptr) {
+        return err.Bad(
+            key, absl::StrCat("expected an array of tables ([[archive]]), got ", TypeName(node)));
+      }
+      for (size_t i = 0; i < arr->size(); ++i) {
+        CAIRN_ASSIGN_OR_RETURN(ArchiveConfig a, ParseArchive(err, i, *arr->get(i)));
+        for (const ArchiveConfig& other : c.archives) {
+          if (other.name == a.name) {
+            return err.Bad(
+                absl::StrCat("archive[", i + 1, "].name"),
+                absl::StrCat("'", a.name, "' is already mounted by another [[archive]]"));
+          }
+        }
+        c.archives.push_back(std::move(a));
       }
     } else {
       return err.Bad(key, "unknown key");

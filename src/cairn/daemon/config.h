@@ -59,6 +59,17 @@ struct SourceConfig {
   bool operator==(const SourceConfig&) const = default;
 };
 
+// [[archive]]: an archive (engine/archive.h) mounted when the peer starts and unmounted when it
+// stops (docs/operations.md "Archives: files that live only on the peers"). The archive must
+// exist (`cairn archive create NAME`); one that cannot be mounted is logged and skipped.
+struct ArchiveConfig {
+  std::string name;             // [A-Za-z0-9._-]{1,64}
+  std::string mountpoint;       // absolute; an existing directory
+  uint64_t spool = 1ull << 30;  // bytes of written data kept before it is stored ("1G")
+  bool allow_other = false;     // -o allow_other (needs user_allow_other in /etc/fuse.conf)
+  bool operator==(const ArchiveConfig&) const = default;
+};
+
 // [watch]: how watched sources are debounced and rescanned (daemon/debouncer.h).
 struct WatchConfig {
   // A source is backed up once no change was seen for this long (and at the latest
@@ -144,8 +155,9 @@ struct Config {
   engine::RetentionPolicy retention;
   ExtraConfig extra;  // [extra]
 
-  WatchConfig watch;                  // [watch]
-  std::vector<SourceConfig> sources;  // [[source]], paths distinct
+  WatchConfig watch;                    // [watch]
+  std::vector<SourceConfig> sources;    // [[source]], paths distinct
+  std::vector<ArchiveConfig> archives;  // [[archive]], names distinct
 
   // Field-wise equality (including chunker params).
   bool SameSettings(const Config& other) const;

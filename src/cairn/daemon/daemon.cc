@@ -473,7 +473,32 @@ absl::Status Daemon::Init(const std::string& dir, DaemonOptions options) {
   jobs_api_ = std::make_unique<JobsApi>(api_context_);
   lifecycle_api_ = std::make_unique<LifecycleApi>(api_context_);
   sources_api_ = std::make_unique<SourcesApi>(api_context_);
+  {
+    ArchiveMounts::Options mount_options;
+    mount_options.spool_root = config_.dir + "/archives";
+    mount_options.hostname = LocalHostname();
+    archive_mounts_ = std::make_unique<ArchiveMounts>(&ctx_, mount_options);
+    engine::Redundancy archive_default;
+    archive_default.copies = config_.copies;
+    if (!config_.ec.empty()) {
+      CAIRN_ASSIGN_OR_RETURN(archive_default.ec,
+                             Annotate(codec::ParseErasureScheme(config_.ec), "config [backup] ec"));
+    }
+    archives_api_ = std::make_unique<ArchivesApi>(api_context_, archive_mounts_.get(),
+                                                  archive_default, LocalHostname());
+  }
   CAIRN_ASSIGN_OR_RETURN(api_, ApiServer::Start(config_.api, api_token_, this));
+  // [[archive]] tables: mounted now, unmounted at shutdown (docs/operations.md "Archives").
+  for (const ArchiveConfig& a : config_.archives) {
+    absl::Status mounted = IndexReady("mount an archive");
+    if (mounted.ok()) {
+      mounted = archive_mounts_->Mount(a.name, a.mountpoint, a.allow_other, a.spool);
+    }
+    if (!mounted.ok()) {
+      spdlog::error("[[archive]] {} at {} not mounted: {}", a.name, a.mountpoint,
+                    mounted.ToString());
+    }
+  }
   if (!config_.metrics_listen.empty()) {
     CAIRN_ASSIGN_OR_RETURN(metrics_api_,
                            Annotate(ApiServer::StartMetrics(config_.metrics_listen, this),
@@ -588,7 +613,8 @@ void Daemon::Shutdown() {
     events_.Close();  // ends the GET /v1/events streams
     if (metrics_api_) metrics_api_->Stop();
     if (api_) api_->Stop();
-    if (sources_) sources_->Stop();  // no new backups from here on
+    if (sources_) sources_->Stop();                      // no new backups from here on
+    if (archive_mounts_) archive_mounts_->UnmountAll();  // commits what the mounts hold
     maintenance_cancel_ = true;
     extras_cancel_ = true;
     snapshot_health_closing_ = true;  // before the cancel: SnapshotHealthLoop re-checks it
@@ -1175,7 +1201,8 @@ std::vector<ApiRoute> Daemon::Routes() {
   std::vector<ApiRoute> routes;
   for (std::vector<ApiRoute> table :
        {status_api_->Routes(), snapshots_api_->Routes(), versions_api_->Routes(),
-        jobs_api_->Routes(), lifecycle_api_->Routes(), sources_api_->Routes()}) {
+        jobs_api_->Routes(), lifecycle_api_->Routes(), sources_api_->Routes(),
+        archives_api_->Routes()}) {
     for (ApiRoute& route : table) routes.push_back(std::move(route));
   }
   return routes;

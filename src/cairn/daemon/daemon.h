@@ -43,6 +43,7 @@
 #include "cairn/cluster/rpc_auth.h"
 #include "cairn/cluster/tls_identity.h"
 #include "cairn/codec/crypto.h"
+#include "cairn/daemon/api_archives.h"
 #include "cairn/daemon/api_context.h"
 #include "cairn/daemon/api_jobs.h"
 #include "cairn/daemon/api_lifecycle.h"
@@ -51,6 +52,7 @@
 #include "cairn/daemon/api_sources.h"
 #include "cairn/daemon/api_status.h"
 #include "cairn/daemon/api_versions.h"
+#include "cairn/daemon/archive_mount.h"
 #include "cairn/daemon/cluster_peer_set.h"
 #include "cairn/daemon/config.h"
 #include "cairn/daemon/disk_watch.h"
@@ -279,6 +281,8 @@ class Daemon : public ApiHandler {
   std::unique_ptr<VersionsApi> versions_api_;
   std::unique_ptr<JobsApi> jobs_api_;
   std::unique_ptr<LifecycleApi> lifecycle_api_;
+  std::unique_ptr<ArchiveMounts> archive_mounts_;  // archives served as FUSE file systems
+  std::unique_ptr<ArchivesApi> archives_api_;
   std::unique_ptr<SourcesApi> sources_api_;  // keeps the sources as added and removed since
   std::unique_ptr<ApiServer> api_;
   std::unique_ptr<ApiServer> metrics_api_;  // [metrics] listen; null when off

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <limits>
 #include <map>
+#include <tuple>
 
 #include "absl/strings/str_split.h"
 
@@ -158,16 +159,18 @@ int64_t SubtractRetentionDuration(int64_t time_ns, const RetentionDuration& d) {
 std::vector<RetentionDecision> ApplyRetention(const std::vector<ports::SnapshotRecord>& snapshots,
                                               const RetentionPolicy& policy) {
   std::vector<RetentionDecision> out(snapshots.size());
-  // Groups: hostname + set of paths, numbered by first appearance.
-  std::map<std::pair<std::string, std::vector<std::string>>, size_t> group_ids;
+  // Groups: hostname + set of paths (an archive's versions: hostname + archive name), numbered
+  // by first appearance.
+  std::map<std::tuple<std::string, std::string, std::vector<std::string>>, size_t> group_ids;
   std::vector<std::vector<size_t>> groups;
   for (size_t i = 0; i < snapshots.size(); ++i) {
     out[i].snapshot = snapshots[i];
     auto paths = snapshots[i].snapshot.paths;
     std::sort(paths.begin(), paths.end());
     paths.erase(std::unique(paths.begin(), paths.end()), paths.end());
-    auto [it, inserted] =
-        group_ids.try_emplace({snapshots[i].snapshot.hostname, std::move(paths)}, groups.size());
+    auto [it, inserted] = group_ids.try_emplace(
+        {snapshots[i].snapshot.hostname, snapshots[i].snapshot.archive, std::move(paths)},
+        groups.size());
     if (inserted) groups.emplace_back();
     groups[it->second].push_back(i);
     out[i].group = it->second;

@@ -1,7 +1,8 @@
 // Retention: which snapshots a `forget` policy keeps, with restic's semantics (restic
 // internal/restic/snapshot_policy.go, ApplyPolicy, and the `restic forget` documentation).
 //
-// Snapshots are grouped by hostname and set of source paths; each group is walked newest
+// Snapshots are grouped by hostname and set of source paths (an archive's versions by hostname
+// and archive name: engine/archive.h); each group is walked newest
 // first (equal times keep the input order) and a snapshot is kept when any rule keeps it:
 //  - keep_last N: the N newest;
 //  - keep_hourly/daily/weekly/monthly/yearly N: a snapshot whose bucket — local time hour,
@@ -81,8 +82,8 @@ struct RetentionDecision {
   // (each possibly prefixed "oldest "), "within 7d", "tag T", "policy is empty". Empty when the
   // snapshot is to be forgotten.
   std::vector<std::string> reasons;
-  // Its group (hostname + set of paths), numbered 0, 1, ... in order of first appearance in
-  // the input.
+  // Its group (hostname + set of paths, or + archive name), numbered 0, 1, ... in order of first
+  // appearance in the input.
   size_t group = 0;
 };
 

@@ -34,14 +34,23 @@ std::string FormatUtc(int64_t unix_ns) {
   return buf;
 }
 
-// `abs` lexically normalized without a trailing '/'; INVALID_ARGUMENT unless absolute.
-absl::StatusOr<std::string> NormalizeAbsolute(const std::string& abs) {
-  if (abs.empty() || abs[0] != '/') {
-    return absl::InvalidArgumentError("'" + abs + "' is not an absolute path");
-  }
+std::string NormalPath(const std::string& abs) {
   std::string s = std::filesystem::path(abs).lexically_normal().string();
   while (s.size() > 1 && s.back() == '/') s.pop_back();
   return s;
+}
+
+// `abs` lexically normalized without a trailing '/' (an archive path: its part inside the
+// archive); INVALID_ARGUMENT unless absolute or an archive path.
+absl::StatusOr<std::string> NormalizeAbsolute(const std::string& abs) {
+  if (auto archive = ParseArchivePath(abs)) {
+    return archive->first + ":" + NormalPath(archive->second);
+  }
+  if (abs.empty() || abs[0] != '/') {
+    return absl::InvalidArgumentError("'" + abs +
+                                      "' is not an absolute path (nor an archive path NAME:/...)");
+  }
+  return NormalPath(abs);
 }
 
 std::vector<std::string> Components(const std::string& path) {
@@ -291,8 +300,25 @@ std::string RootEntryName(const std::string& abs) {
   return abs.substr(abs.find_last_of('/') + 1);
 }
 
+std::optional<std::pair<std::string, std::string>> ParseArchivePath(const std::string& text) {
+  size_t colon = text.find(':');
+  if (colon == std::string::npos || colon + 1 >= text.size() || text[colon + 1] != '/') {
+    return std::nullopt;
+  }
+  std::string name = text.substr(0, colon);
+  if (!format::IsArchiveName(name)) return std::nullopt;
+  return std::make_pair(std::move(name), text.substr(colon + 1));
+}
+
 std::optional<std::string> SnapshotPathFor(const format::Snapshot& snapshot,
                                            const std::string& abs) {
+  if (!snapshot.archive.empty()) {
+    auto archive = ParseArchivePath(abs);
+    if (!archive || archive->first != snapshot.archive) return std::nullopt;
+    std::string inner = archive->second;
+    while (!inner.empty() && inner.front() == '/') inner.erase(inner.begin());
+    return inner;
+  }
   for (const std::string& p : snapshot.paths) {
     std::string base = RootEntryName(p);
     if (abs == p) return base;

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -35,13 +36,20 @@ std::string RootEntryName(const std::string& abs);
 // The path inside `snapshot` of absolute path `abs` (normalized, no trailing '/'), e.g.
 // "/home/u/docs/a.txt" in a backup of "/home/u/docs" is "docs/a.txt". nullopt when `abs` is not
 // at or under any of the snapshot's source paths (it says nothing about whether the entry
-// exists in the snapshot).
+// exists in the snapshot). For a version of an archive, `abs` is an archive path of that
+// archive ("NAME:/a/b" is "a/b" inside it); nullopt for any other path.
 std::optional<std::string> SnapshotPathFor(const format::Snapshot& snapshot,
                                            const std::string& abs);
 
 // The inverse: the absolute source path of `path` inside `snapshot` ("docs/a.txt" ->
 // "/home/u/docs/a.txt"); nullopt when its first component names no source path.
 std::optional<std::string> SourcePathFor(const format::Snapshot& snapshot, const std::string& path);
+
+// An archive path "NAME:/path/inside" (engine/archive.h; NAME as format::IsArchiveName, the
+// rest absolute): the archive's name and the path inside it. nullopt for anything else, e.g. an
+// absolute path. ListVersions and SnapshotAt take either form: an absolute path is looked up in
+// backups, an archive path in that archive's versions.
+std::optional<std::pair<std::string, std::string>> ParseArchivePath(const std::string& text);
 
 // Content hash of an entry, 64 hex characters: SHA-256 (FIPS 180-4) over the entry's chunk
 // ids concatenated (files), over its subtree id (directories) or over its target

@@ -188,6 +188,16 @@ absl::StatusOr<Tree> DecodeTree(ByteSpan data) {
   return tree;
 }
 
+bool IsArchiveName(std::string_view name) {
+  if (name.empty() || name.size() > 64 || name == "." || name == "..") return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 Bytes EncodeSnapshot(const Snapshot& s) {
   v1::SnapshotProto msg;
   msg.set_time_ns(s.time_ns);
@@ -200,6 +210,7 @@ Bytes EncodeSnapshot(const Snapshot& s) {
   msg.set_copies(s.copies);
   msg.set_ec_k(s.ec_k);
   msg.set_ec_m(s.ec_m);
+  msg.set_archive(ToValidUtf8(s.archive));
   v1::SnapshotStatsProto* st = msg.mutable_stats();
   st->set_files(s.stats.files);
   st->set_directories(s.stats.directories);
@@ -234,6 +245,10 @@ absl::StatusOr<Snapshot> DecodeSnapshot(ByteSpan data) {
   s.ec_m = msg.ec_m();
   if (s.ec_k > 16 || s.ec_m > 8 || (s.ec_k == 0) != (s.ec_m == 0)) {
     return Corrupt("snapshot", "erasure scheme out of range");
+  }
+  s.archive = msg.archive();
+  if (!s.archive.empty() && !IsArchiveName(s.archive)) {
+    return Corrupt("snapshot", "archive name is not [A-Za-z0-9._-]{1,64}");
   }
   const v1::SnapshotStatsProto& st = msg.stats();
   s.stats.files = st.files();

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -84,8 +85,15 @@ struct Snapshot {
   uint32_t ec_k = 0;    // requested erasure coding ec_k+ec_m; 0 = copies
   uint32_t ec_m = 0;
   SnapshotStats stats;
+  // Non-empty for a version of an archive (engine/archive.h): the archive's name
+  // ([A-Za-z0-9._-], 1..64 characters). Such a snapshot has no source paths; its root tree is
+  // the archive's top directory.
+  std::string archive;
   bool operator==(const Snapshot&) const = default;
 };
+
+// True for a valid archive name: 1..64 of [A-Za-z0-9._-], not "." or "..".
+bool IsArchiveName(std::string_view name);
 
 // Encodes a snapshot. `hostname` and `tags` are text: bytes that are not UTF-8 are replaced by
 // U+FFFD (the wire type is a protobuf string). `paths` are carried as raw bytes.

@@ -271,6 +271,26 @@ TEST(SnapshotTest, ErasureSchemeRoundTrip) {
   EXPECT_EQ(*dec, s);
 }
 
+TEST(SnapshotTest, ArchiveVersionRoundTripAndBadNamesAreRefused) {
+  Snapshot s = SampleSnapshot();
+  s.paths.clear();
+  s.archive = "photos-2019.old_A";
+  auto dec = DecodeSnapshot(EncodeSnapshot(s));
+  ASSERT_TRUE(dec.ok()) << dec.status();
+  EXPECT_EQ(*dec, s);
+  for (const std::string& bad :
+       std::vector<std::string>{"a/b", "..", std::string(65, 'a'), "sp ace", "caf\xc3\xa9"}) {
+    EXPECT_FALSE(IsArchiveName(bad)) << bad;
+    s.archive = bad;
+    auto refused = DecodeSnapshot(EncodeSnapshot(s));
+    EXPECT_FALSE(refused.ok()) << bad;
+    if (!refused.ok()) {
+      EXPECT_EQ(refused.status().code(), absl::StatusCode::kDataLoss) << bad;
+    }
+  }
+  EXPECT_TRUE(IsArchiveName(std::string(64, 'z')));
+}
+
 TEST(SnapshotTest, NoParentRoundTrip) {
   Snapshot s = SampleSnapshot();
   s.parent.reset();
