@@ -176,7 +176,7 @@ TEST(CliTest, UnknownCommandsJsonErrorsAndVersion) {
   r = Cairn({"frobnicate"});
   EXPECT_EQ(r.code, 2);
   EXPECT_THAT(r.err, HasSubstr("unknown command 'frobnicate'; the commands are: init, peer,"));
-  EXPECT_THAT(r.err, HasSubstr("watch, ui, version"));
+  EXPECT_THAT(r.err, HasSubstr("watch, ui, archive, version"));
   // `cairn help [COMMAND]` is `--help` of the program or of the command.
   r = Cairn({"help"});
   EXPECT_EQ(r.code, 0);

@@ -44,7 +44,7 @@ bool SameGroup(const format::Snapshot& a, const format::Snapshot& b) {
   std::vector<std::string> pa = a.paths, pb = b.paths;
   std::sort(pa.begin(), pa.end());
   std::sort(pb.begin(), pb.end());
-  return a.hostname == b.hostname && pa == pb;
+  return a.hostname == b.hostname && a.archive == b.archive && pa == pb;
 }
 
 }  // namespace

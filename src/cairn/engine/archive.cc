@@ -10,6 +10,7 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <future>
 #include <limits>
 #include <thread>
 
@@ -181,9 +182,42 @@ Archive::Archive(const EngineContext& ctx, std::string name, ArchiveOptions opti
     : ctx_(ctx),
       name_(std::move(name)),
       options_(std::move(options)),
-      cache_(options_.cache_bytes) {}
+      cache_(options_.cache_bytes) {
+  for (int i = 0; i < 2; ++i) prefetchers_.emplace_back([this] { PrefetchLoop(); });
+}
+
+void Archive::Prefetch(std::vector<ChunkId> ids) {
+  {
+    std::lock_guard lock(prefetch_mu_);
+    for (const ChunkId& id : ids) {
+      if (prefetch_queue_.size() >= kPrefetchQueue) break;
+      if (prefetch_pending_.insert(id).second) prefetch_queue_.push_back(id);
+    }
+  }
+  prefetch_cv_.notify_all();
+}
+
+void Archive::PrefetchLoop() {
+  std::unique_lock lock(prefetch_mu_);
+  while (true) {
+    prefetch_cv_.wait(lock, [this] { return prefetch_stop_ || !prefetch_queue_.empty(); });
+    if (prefetch_stop_) return;
+    ChunkId id = prefetch_queue_.front();
+    prefetch_queue_.pop_front();
+    lock.unlock();
+    (void)GetChunk(id);  // into the cache; a failure is met again by the read that needs it
+    lock.lock();
+    prefetch_pending_.erase(id);
+  }
+}
 
 Archive::~Archive() {
+  {
+    std::lock_guard lock(prefetch_mu_);
+    prefetch_stop_ = true;
+  }
+  prefetch_cv_.notify_all();
+  for (std::thread& t : prefetchers_) t.join();
   std::lock_guard lock(mu_);
   std::vector<Node*> stack = {root_.get()};
   auto drop = [&](Node& n) {
@@ -527,6 +561,11 @@ absl::Status Archive::ReadLogical(Node& node, uint64_t offset, uint64_t length, 
       size_t i =
           static_cast<size_t>(std::upper_bound(node.offsets.begin(), node.offsets.end(), pos) -
                               node.offsets.begin() - 1);
+      if (i + 1 < node.chunks.size()) {  // read ahead the next chunks of the file
+        Prefetch(std::vector<ChunkId>(node.chunks.begin() + static_cast<std::ptrdiff_t>(i + 1),
+                                      node.chunks.begin() + static_cast<std::ptrdiff_t>(std::min(
+                                                                i + 5, node.chunks.size()))));
+      }
       CAIRN_ASSIGN_OR_RETURN(std::shared_ptr<const Bytes> chunk, GetChunk(node.chunks[i]));
       if (chunk->size() != node.offsets[i + 1] - node.offsets[i]) {
         return absl::DataLossError("archive chunk " + node.chunks[i].ShortHex() +
@@ -676,12 +715,26 @@ absl::Status Archive::StoreContent(Node& node) {
 
   codec::Chunker chunker(ctx_.chunker, ctx_.keys.chunker_seed);
   const size_t max_chunk = ctx_.chunker.max_size;
-  std::deque<CopiesInFlight> in_flight;
+  // New chunks are sealed on their own threads (as backup's upload workers do) and their puts
+  // started; the answers are collected in order, at most kInFlight chunks at a time.
+  struct Started {
+    std::optional<CopiesInFlight> copies;  // puts in flight
+    std::optional<StoreOutcome> done;      // stored already (erasure coding)
+  };
+  constexpr size_t kInFlight = 8;
+  std::deque<std::future<absl::StatusOr<Started>>> in_flight;
   uint64_t stored = 0, deduplicated = 0, below = 0, bytes = 0;
   auto finish_one = [&]() -> absl::Status {
-    CAIRN_ASSIGN_OR_RETURN(StoreOutcome out, FinishCopies(ctx_, in_flight.front()));
-    if (!out.at_target) below++;
+    absl::StatusOr<Started> started = in_flight.front().get();
     in_flight.pop_front();
+    CAIRN_RETURN_IF_ERROR(started.status());
+    StoreOutcome out;
+    if (started->copies) {
+      CAIRN_ASSIGN_OR_RETURN(out, FinishCopies(ctx_, *started->copies));
+    } else {
+      out = *started->done;
+    }
+    if (!out.at_target) below++;
     return absl::OkStatus();
   };
   auto store = [&](ByteSpan data) -> absl::StatusOr<ChunkId> {
@@ -694,13 +747,20 @@ absl::Status Archive::StoreContent(Node& node) {
     stored++;
     bytes += data.size();
     if (!known) {
-      CAIRN_ASSIGN_OR_RETURN(std::optional<CopiesInFlight> started,
-                             StartNewCopies(ctx_, BlobKind::kData, id, data, redundancy_));
-      if (started) {
-        in_flight.push_back(std::move(*started));
-        while (in_flight.size() > 8) CAIRN_RETURN_IF_ERROR(finish_one());
-        return id;
-      }
+      in_flight.push_back(std::async(
+          std::launch::async,
+          [this, id, plain = Bytes(data.begin(), data.end())]() -> absl::StatusOr<Started> {
+            Started s;
+            CAIRN_ASSIGN_OR_RETURN(s.copies,
+                                   StartNewCopies(ctx_, BlobKind::kData, id, plain, redundancy_));
+            if (!s.copies) {
+              CAIRN_ASSIGN_OR_RETURN(
+                  s.done, PutChunk(ctx_, BlobKind::kData, id, plain, redundancy_, std::nullopt));
+            }
+            return s;
+          }));
+      while (in_flight.size() > kInFlight) CAIRN_RETURN_IF_ERROR(finish_one());
+      return id;
     }
     CAIRN_ASSIGN_OR_RETURN(StoreOutcome out,
                            PutChunk(ctx_, BlobKind::kData, id, data, redundancy_, known));
@@ -740,7 +800,10 @@ absl::Status Archive::StoreContent(Node& node) {
       }
     }
   }
-  while (status.ok() && !in_flight.empty()) status = finish_one();
+  while (!in_flight.empty()) {  // also after an error: no thread may outlive this frame
+    absl::Status finished = finish_one();
+    if (status.ok()) status = finished;
+  }
   if (!status.ok()) return status;
   node.chunks = std::move(chunks);
   node.offsets = std::move(offsets);

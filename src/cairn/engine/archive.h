@@ -9,7 +9,8 @@
 //    operations (mkdir, rename, chmod, ...) change that tree.
 //  - Writes go to a spool file per written file under ArchiveOptions::spool_dir, with the ranges
 //    written recorded in memory. Reads take written ranges from the spool and the rest from the
-//    file's stored chunks (fetched through a bounded chunk cache, from whichever holder answers).
+//    file's stored chunks (fetched through a bounded chunk cache, from whichever holder answers,
+//    with the next chunks of the file read ahead on two threads).
 //  - close(2) (Flush) or fsync of a written file stores it: the changed region is re-chunked with
 //    the owner's FastCDC parameters from the start of the first stored chunk it touches until a
 //    cut falls on a stored chunk boundary past the change, so a random write into a large file
@@ -38,14 +39,18 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -203,6 +208,10 @@ class Archive {
   absl::Status EnsureOffsets(Node& node);
   absl::Status ReadLogical(Node& node, uint64_t offset, uint64_t length, char* out);
   absl::StatusOr<std::shared_ptr<const Bytes>> GetChunk(const ChunkId& id);
+  // Read-ahead: fetches `ids` into the chunk cache on the prefetch threads (those already
+  // queued are skipped; at most kPrefetchQueue wait).
+  void Prefetch(std::vector<ChunkId> ids);
+  void PrefetchLoop();
   // Stores the file's written content as chunks; the node's base becomes the new chunk list.
   absl::Status StoreContent(Node& node);
   void DropSpool(Node& node);
@@ -235,6 +244,15 @@ class Archive {
 
   std::mutex commit_mu_;  // one commit at a time
   std::atomic<uint64_t> spooled_bytes_{0};
+  // Read-ahead (Prefetch): queued chunk ids and the threads that fetch them.
+  static constexpr size_t kPrefetchQueue = 16;
+  std::mutex prefetch_mu_;
+  std::condition_variable prefetch_cv_;
+  std::deque<ChunkId> prefetch_queue_;
+  std::set<ChunkId> prefetch_pending_;  // queued or being fetched
+  bool prefetch_stop_ = false;
+  std::vector<std::thread> prefetchers_;
+
   // Held (shared) while chunks are stored that no version references yet (spool flushes).
   std::mutex pin_mu_;
   std::shared_lock<std::shared_mutex> gc_pin_;

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "cairn/engine/lifecycle_test_util.h"
+#include "cairn/engine/recover.h"
 #include "cairn/engine/snapshot_read.h"
 #include "gtest/gtest.h"
 
@@ -281,6 +282,37 @@ TEST_F(ArchiveTest, RenameUnlinkAndDirectoryRulesFollowPosix) {
   ArchiveAttr attr;
   EXPECT_EQ(a->GetAttr("/g", &attr), -ENOENT);
   EXPECT_EQ(a->GetAttr("/moved/e", &attr), 0);
+}
+
+TEST_F(ArchiveTest, AHomePeerRecoveredFromThePeersGetsItsArchivesBack) {
+  std::mt19937_64 rng(6);
+  std::string data = RandomData(rng, 300000);
+  ChunkId latest;
+  {
+    auto a = OpenArchive();
+    ASSERT_TRUE(a);
+    ASSERT_EQ(a->Mkdir("/keep", 0700, 0, 0), 0);
+    Put(*a, "/keep/only-here.bin", data);
+    latest = a->latest_version();
+  }
+  // The home peer's catalog is lost: rebuild it from what the storage peers hold.
+  auto fresh = ports::NewMemCatalog();
+  EngineContext ctx = ctx_;
+  ctx.catalog = fresh.get();
+  RecoverProgress progress;
+  auto report = RecoverIndex(ctx, RecoverOptions{}, &progress);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_TRUE(report->complete());
+  auto archives = ListArchives(fresh.get());
+  ASSERT_TRUE(archives.ok());
+  ASSERT_EQ(archives->size(), 1u);
+  EXPECT_EQ((*archives)[0].name, "attic");
+  EXPECT_EQ((*archives)[0].latest.id, latest);
+  ArchiveOptions o = Options();
+  o.spool_dir = (root_ / "spool-recovered").string();
+  auto a = Archive::Open(ctx, "attic", o);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(Get(**a, "/keep/only-here.bin"), data);
 }
 
 // Random operations against the archive and a plain directory, compared after every step.
