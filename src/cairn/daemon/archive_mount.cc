@@ -362,7 +362,10 @@ absl::Status ArchiveMounts::Mount(const std::string& name, const std::string& mo
     fuse_unmount(s->fuse);
     fuse_destroy(s->fuse);
     s->fuse = nullptr;
-    s->ended = true;
+    {
+      std::lock_guard l(s->mu);
+      s->ended = true;
+    }
     s->wake.notify_all();
   });
   s->committer = std::thread([s, interval = options_.commit_interval] {
@@ -399,6 +402,27 @@ absl::Status ArchiveMounts::Unmount(const std::string& name, bool lazy) {
     }
     s = std::move(it->second);
     mounted_.erase(it);
+  }
+  if (lazy) {
+    // A lazy unmount ends the FUSE loop only once the last file open there is closed: wait a
+    // while, then commit what the mount holds and leave it to the process's exit (the peer is
+    // stopping) rather than block the shutdown on someone else's open file.
+    std::unique_lock l(s->mu);
+    if (!s->wake.wait_for(l, std::chrono::seconds(10), [&] { return s->ended.load(); })) {
+      l.unlock();
+      absl::Status committed = s->archive->Commit();
+      spdlog::warn("archive {}: {} is still in use; committed and left to the peer's exit", name,
+                   s->mountpoint);
+      s->loop.detach();
+      {
+        std::lock_guard stop(s->mu);
+        s->stop = true;
+      }
+      s->wake.notify_all();
+      s->committer.join();
+      (void)s.release();  // the FUSE threads may still call into it until the process exits
+      return committed;
+    }
   }
   if (s->loop.joinable()) s->loop.join();
   {
