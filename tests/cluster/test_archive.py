@@ -7,8 +7,9 @@ ArchiveTest (4 peers, 2 copies, small chunks), in order:
     mount; unmount (SIGINT: commits), remount, and fio verifies every file again.
  2. A model-based test: random create / write at an offset / truncate / rename / unlink / mkdir
     sequences against the mount and a plain directory, compared after every step (seed printed).
- 3. `snapshots` lists archive versions apart from backups; `versions NAME:/path` lists a file's
-    versions; `restore --at TIME NAME:/path` restores one; `check` exits 0.
+ 3. chmod, chown and utimens through the mount survive a remount; `snapshots` lists archive
+    versions apart from backups; `versions NAME:/path` lists a file's versions; `restore --at
+    TIME NAME:/path` restores one; `check` exits 0.
  4. A storage peer is SIGKILLed while files are read through a fresh mount: reads succeed.
  5. The home peer is SIGKILLed while a file is being written: after a restart and a remount
     every file closed before the kill reads back identical, the unclosed one is dropped (logged)
@@ -198,6 +199,16 @@ class ArchiveTest(harness.ClusterTestCase):
             with open(path, "wb") as f:
                 f.write(text)
             time.sleep(2.5)  # versions some seconds apart: --at below names whole seconds
+        # chmod, chown and utimens reach the next version.
+        t = 1_700_000_000_123_456_789
+        os.chmod(path, 0o640)
+        os.chown(path, 1234, 5678)
+        os.utime(path, ns=(t, t))
+        self.unmount(proc)
+        proc = self.mount("versions-again")
+        st = os.stat(path)
+        self.assertEqual((st.st_mode & 0o7777, st.st_uid, st.st_gid, st.st_mtime_ns),
+                         (0o640, 1234, 5678, t))
         self.unmount(proc)
         snaps = self.c.cli(1, "snapshots").out
         self.assertIn("archive version", snaps)
