@@ -5,7 +5,7 @@
 #include "cairn/base/duration.h"
 #include "cairn/base/status.h"
 #include "cairn/engine/time_point.h"
-#include "cairn/engine/versions.h"
+#include "cairn/format/tree.h"
 
 namespace cairn::api {
 namespace {
@@ -29,7 +29,7 @@ absl::Status ParseRestoreAt(const Json& body, RestoreRequest& r) {
   if (snapshot != body.end() && !snapshot->is_null()) {
     return absl::InvalidArgumentError("fields 'at' and 'snapshot' exclude each other");
   }
-  if (engine::ParseArchivePath(r.path)) return absl::OkStatus();  // NAME:/path in an archive
+  if (format::ParseArchivePath(r.path)) return absl::OkStatus();  // NAME:/path in an archive
   return RequireAbsolute(r.path, "with 'at', the path");
 }
 

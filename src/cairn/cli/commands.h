@@ -61,7 +61,7 @@ Action RegisterUi(CLI::App& app, GlobalOptions& global);
 // normal, without a trailing '/'. Symlinks are not resolved.
 std::string AbsolutePath(const std::string& path);
 // A path whose versions are asked for (versions, restore --at): an archive path "NAME:/a/b"
-// (engine/versions.h ParseArchivePath) as it is, anything else through AbsolutePath.
+// (format/tree.h ParseArchivePath) as it is, anything else through AbsolutePath.
 std::string VersionedPath(const std::string& path);
 
 // "cairn: <message>" on stderr; returns kExitError, or kExitInterrupted for the CANCELLED

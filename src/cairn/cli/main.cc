@@ -14,7 +14,7 @@
 #include "cairn/cli/commands.h"
 #include "cairn/cli/connect.h"
 #include "cairn/daemon/version.h"
-#include "cairn/engine/versions.h"
+#include "cairn/format/tree.h"
 #include "nlohmann/json.hpp"
 
 namespace cairn::cli {
@@ -97,7 +97,7 @@ std::string AbsolutePath(const std::string& path) {
 }
 
 std::string VersionedPath(const std::string& path) {
-  if (auto archive = engine::ParseArchivePath(path)) {
+  if (auto archive = format::ParseArchivePath(path)) {
     return archive->first + ":" +
            std::filesystem::path(archive->second).lexically_normal().string();
   }

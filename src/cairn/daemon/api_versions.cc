@@ -88,7 +88,7 @@ std::vector<ApiRoute> VersionsApi::Routes() {
   return {
       {"GET", "/v1/versions", Wrap([this](const ApiRequest& req) -> absl::StatusOr<Reply> {
          CAIRN_ASSIGN_OR_RETURN(std::string path, RawParam(req, "path"));
-         if (!engine::ParseArchivePath(path)) {  // else NAME:/path in an archive
+         if (!format::ParseArchivePath(path)) {  // else NAME:/path in an archive
            CAIRN_RETURN_IF_ERROR(api::RequireAbsolute(path, "the path"));
          }
          CAIRN_ASSIGN_OR_RETURN(bool all, ParseBool("all", req.get_param_value("all")));

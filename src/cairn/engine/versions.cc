@@ -43,7 +43,7 @@ std::string NormalPath(const std::string& abs) {
 // `abs` lexically normalized without a trailing '/' (an archive path: its part inside the
 // archive); INVALID_ARGUMENT unless absolute or an archive path.
 absl::StatusOr<std::string> NormalizeAbsolute(const std::string& abs) {
-  if (auto archive = ParseArchivePath(abs)) {
+  if (auto archive = format::ParseArchivePath(abs)) {
     return archive->first + ":" + NormalPath(archive->second);
   }
   if (abs.empty() || abs[0] != '/') {
@@ -300,20 +300,10 @@ std::string RootEntryName(const std::string& abs) {
   return abs.substr(abs.find_last_of('/') + 1);
 }
 
-std::optional<std::pair<std::string, std::string>> ParseArchivePath(const std::string& text) {
-  size_t colon = text.find(':');
-  if (colon == std::string::npos || colon + 1 >= text.size() || text[colon + 1] != '/') {
-    return std::nullopt;
-  }
-  std::string name = text.substr(0, colon);
-  if (!format::IsArchiveName(name)) return std::nullopt;
-  return std::make_pair(std::move(name), text.substr(colon + 1));
-}
-
 std::optional<std::string> SnapshotPathFor(const format::Snapshot& snapshot,
                                            const std::string& abs) {
   if (!snapshot.archive.empty()) {
-    auto archive = ParseArchivePath(abs);
+    auto archive = format::ParseArchivePath(abs);
     if (!archive || archive->first != snapshot.archive) return std::nullopt;
     std::string inner = archive->second;
     while (!inner.empty() && inner.front() == '/') inner.erase(inner.begin());

@@ -45,12 +45,6 @@ std::optional<std::string> SnapshotPathFor(const format::Snapshot& snapshot,
 // "/home/u/docs/a.txt"); nullopt when its first component names no source path.
 std::optional<std::string> SourcePathFor(const format::Snapshot& snapshot, const std::string& path);
 
-// An archive path "NAME:/path/inside" (engine/archive.h; NAME as format::IsArchiveName, the
-// rest absolute): the archive's name and the path inside it. nullopt for anything else, e.g. an
-// absolute path. ListVersions and SnapshotAt take either form: an absolute path is looked up in
-// backups, an archive path in that archive's versions.
-std::optional<std::pair<std::string, std::string>> ParseArchivePath(const std::string& text);
-
 // Content hash of an entry, 64 hex characters: SHA-256 (FIPS 180-4) over the entry's chunk
 // ids concatenated (files), over its subtree id (directories) or over its target
 // (symlinks). Equal content gives an equal hash within one owner — chunk and tree ids are
@@ -84,8 +78,10 @@ struct VersionsOptions {
 };
 
 // Every stored version of absolute path `abs_path` (a file, directory or symlink) over all
-// snapshots, oldest first. INVALID_ARGUMENT for a path that is not absolute; NOT_FOUND when no
-// snapshot holds it; errors of LoadTree (UNAVAILABLE, DATA_LOSS) when a tree cannot be read.
+// snapshots, oldest first. An archive path "NAME:/path" (format::ParseArchivePath) is looked up
+// in that archive's versions instead of in backups; so is SnapshotAt's. INVALID_ARGUMENT for a path
+// that is not absolute; NOT_FOUND when no snapshot holds it; errors of LoadTree (UNAVAILABLE,
+// DATA_LOSS) when a tree cannot be read.
 absl::StatusOr<std::vector<FileVersion>> ListVersions(const EngineContext& ctx,
                                                       const std::string& abs_path,
                                                       const VersionsOptions& options = {});

@@ -198,6 +198,16 @@ bool IsArchiveName(std::string_view name) {
   return true;
 }
 
+std::optional<std::pair<std::string, std::string>> ParseArchivePath(const std::string& text) {
+  size_t colon = text.find(':');
+  if (colon == std::string::npos || colon + 1 >= text.size() || text[colon + 1] != '/') {
+    return std::nullopt;
+  }
+  std::string name = text.substr(0, colon);
+  if (!IsArchiveName(name)) return std::nullopt;
+  return std::make_pair(std::move(name), text.substr(colon + 1));
+}
+
 Bytes EncodeSnapshot(const Snapshot& s) {
   v1::SnapshotProto msg;
   msg.set_time_ns(s.time_ns);

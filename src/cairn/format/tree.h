@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -94,6 +95,11 @@ struct Snapshot {
 
 // True for a valid archive name: 1..64 of [A-Za-z0-9._-], not "." or "..".
 bool IsArchiveName(std::string_view name);
+
+// An archive path "NAME:/path/inside" (NAME as IsArchiveName, the rest absolute): the archive's
+// name and the path inside it. nullopt for anything else, e.g. an absolute path. `cairn
+// versions` and `cairn restore --at` take either form (engine/versions.h).
+std::optional<std::pair<std::string, std::string>> ParseArchivePath(const std::string& text);
 
 // Encodes a snapshot. `hostname` and `tags` are text: bytes that are not UTF-8 are replaced by
 // U+FFFD (the wire type is a protobuf string). `paths` are carried as raw bytes.
