@@ -1099,14 +1099,15 @@ void Archive::CountTree(const Node& dir, format::SnapshotStats* stats) const {
   for (const auto& [_, c] : dir.children) {
     if (c->type == EntryType::kDirectory) {
       CountTree(*c, stats);
-    } else if (c->type == EntryType::kFile) {
+    } else if (c->type == EntryType::kFile && c->in_version) {  // as the version records it
       stats->files++;
-      stats->bytes += c->size.load();
+      stats->bytes += c->version_size;
+      stats->chunks += c->version_chunks.size();
     }
   }
 }
 
-absl::StatusOr<ChunkId> Archive::StoreDirTree(Node& dir, format::SnapshotStats* stats) {
+absl::StatusOr<ChunkId> Archive::StoreDirTree(Node& dir) {
   if (dir.tree_id) return *dir.tree_id;
   format::Tree tree;
   for (auto& [name, c] : dir.children) {
@@ -1119,7 +1120,7 @@ absl::StatusOr<ChunkId> Archive::StoreDirTree(Node& dir, format::SnapshotStats* 
     e.mtime_ns = c->mtime_ns;
     e.ctime_ns = c->ctime_ns;
     if (c->type == EntryType::kDirectory) {
-      CAIRN_ASSIGN_OR_RETURN(ChunkId sub, StoreDirTree(*c, stats));
+      CAIRN_ASSIGN_OR_RETURN(ChunkId sub, StoreDirTree(*c));
       e.subtree = sub;
     } else if (c->type == EntryType::kSymlink) {
       e.symlink_target = c->target;
@@ -1127,7 +1128,6 @@ absl::StatusOr<ChunkId> Archive::StoreDirTree(Node& dir, format::SnapshotStats* 
       if (!c->in_version) continue;  // new and still being written: not in a version yet
       e.chunks = c->version_chunks;
       e.size = c->version_size;
-      stats->chunks += e.chunks.size();
     }
     tree.entries.push_back(std::move(e));
   }
@@ -1186,7 +1186,7 @@ absl::Status Archive::CommitLocked() {
   std::lock_guard lock(mu_);
   if (changed_) {
     format::Snapshot s;
-    CAIRN_ASSIGN_OR_RETURN(ChunkId root, StoreDirTree(*root_, &s.stats));
+    CAIRN_ASSIGN_OR_RETURN(ChunkId root, StoreDirTree(*root_));
     CountTree(*root_, &s.stats);
     s.time_ns = NowNs(ctx_);
     s.owner = ctx_.owner;

@@ -219,8 +219,9 @@ class Archive {
   // Stores `node` (when written) and commits, retrying UNAVAILABLE; fsync and close.
   int StoreAndCommit(const std::shared_ptr<Node>& node, bool even_if_open);
   absl::Status StoreAndCommitOnce(const std::shared_ptr<Node>& node, bool even_if_open);
-  // Builds and stores the tree of `dir` (mu_ held); counts what it holds into `stats`.
-  absl::StatusOr<ChunkId> StoreDirTree(Node& dir, format::SnapshotStats* stats);
+  // Builds and stores the tree of `dir` (mu_ held); unchanged directories keep their id.
+  absl::StatusOr<ChunkId> StoreDirTree(Node& dir);
+  // Files (as the version records them), directories, bytes and chunks below `dir` (mu_ held).
   void CountTree(const Node& dir, format::SnapshotStats* stats) const;
   absl::Status CommitLocked();  // commit_mu_ held
 
