@@ -244,7 +244,7 @@ class ArchiveTest(harness.ClusterTestCase):
         p = self.c.peers[peer_id]
         if not p.running():
             p.start()
-            self.c.wait_api(peer_id)
+            self.c.wait_all_alive()
 
     def test_5_home_peer_killed_mid_write(self):
         proc = self.mount("kill")
@@ -270,7 +270,7 @@ class ArchiveTest(harness.ClusterTestCase):
         proc.wait(30)
         harness.wait_for(lambda: not os.path.ismount(self.mnt), 30, "auto_unmount")
         self.c.peers[1].start()
-        self.c.wait_api(1)
+        self.c.wait_all_alive()  # its API answers (wait_api only sees the port in cairn.toml)
         proc = self.mount("after-kill")
         for name, data in closed.items():
             self.assertEqual(read_all(os.path.join(self.mnt, name)), data, name)
